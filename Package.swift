@@ -1,0 +1,41 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "hoptrace",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "hoptrace", targets: ["hoptrace"]),
+        .library(name: "HopCapture", targets: ["HopCapture"]),
+        .library(name: "HopFlows", targets: ["HopFlows"]),
+        .library(name: "HopHTTP", targets: ["HopHTTP"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // libpcap, through its own header; Debian: libpcap-dev.
+        .systemLibrary(
+            name: "CPcap",
+            pkgConfig: "libpcap",
+            providers: [.apt(["libpcap-dev"])]
+        ),
+        // Stage 1: capture sources and zero-copy decoders down to TCP segments.
+        .target(name: "HopCapture", dependencies: ["CPcap"]),
+        // Stage 2: TCP connection table and reassembly (joins NAT-split halves).
+        .target(name: "HopFlows", dependencies: ["HopCapture"]),
+        // Stage 3: incremental HTTP/1.x parser over reassembled streams.
+        .target(name: "HopHTTP", dependencies: ["HopFlows"]),
+        // The command line: thin wiring of the stages.
+        .executableTarget(
+            name: "hoptrace",
+            dependencies: [
+                "HopCapture", "HopFlows", "HopHTTP",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "HopCaptureTests", dependencies: ["HopCapture"], resources: []),
+        .testTarget(name: "HopFlowsTests", dependencies: ["HopFlows"]),
+        .testTarget(name: "HopHTTPTests", dependencies: ["HopHTTP"]),
+    ]
+)

@@ -1,0 +1,242 @@
+import CPcap
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Options for a live capture, with tcpdump's defaults.
+public struct LiveCaptureOptions: Sendable {
+    public var interface: String
+    /// Bytes kept of each packet (`-s`); 262144 is tcpdump's default.
+    public var snaplen: Int32 = 262_144
+    /// Promiscuous mode: off unless asked (`-p` inverts tcpdump's default; hoptrace defaults to off).
+    public var promiscuous: Bool = false
+    /// Deliver packets as they arrive rather than when the kernel buffer fills.
+    public var immediate: Bool = true
+    /// Kernel buffer size in bytes (`-B`, given in KiB on the command line).
+    public var bufferSize: Int32? = nil
+    /// How long a read waits for packets, in milliseconds.
+    public var timeoutMilliseconds: Int32 = 100
+
+    public init(interface: String) { self.interface = interface }
+}
+
+/// libpcap's statistics for a live capture.
+public struct CaptureStatistics: Sendable, Equatable {
+    /// Packets the filter accepted (`ps_recv`).
+    public var received: UInt32
+    /// Packets dropped because the buffer was full (`ps_drop`).
+    public var dropped: UInt32
+    /// Packets dropped by the interface or its driver (`ps_ifdrop`).
+    public var interfaceDropped: UInt32
+}
+
+/// A libpcap handle over a file or a live interface. Reads packets as views into libpcap's
+/// buffer (valid until the next read).
+public final class PcapSource {
+    public let handle: OpaquePointer
+    public let linkType: LinkType
+    /// The file path or interface name.
+    public let name: String
+    public let isLive: Bool
+    /// Packets read so far.
+    public private(set) var packetsRead = 0
+    /// The BPF expression applied, if any.
+    public private(set) var filter: String?
+    /// A warning from pcap_activate (e.g. promiscuous mode not supported), if any.
+    public private(set) var activationWarning: String?
+
+    private init(handle: OpaquePointer, name: String, isLive: Bool) {
+        self.handle = handle
+        self.name = name
+        self.isLive = isLive
+        self.linkType = LinkType(rawValue: pcap_datalink(handle))
+    }
+
+    deinit { pcap_close(handle) }
+
+    /// Opens a pcap or pcapng file (or `-` for standard input) with nanosecond timestamps.
+    public static func openFile(_ path: String) throws(CaptureError) -> PcapSource {
+        if path != "-" {
+            var st = stat()
+            if stat(path, &st) != 0 {
+                let err = errno
+                if err == ENOENT { throw .fileNotFound(path: path) }
+                throw .fileNotReadable(path: path, reason: String(cString: strerror(err)))
+            }
+            if (st.st_mode & S_IFMT) == S_IFDIR { throw .fileNotReadable(path: path, reason: "it is a directory") }
+            if access(path, R_OK) != 0 {
+                throw .fileNotReadable(path: path, reason: String(cString: strerror(errno)))
+            }
+        }
+        var errbuf = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE) + 1)
+        guard let h = pcap_open_offline_with_tstamp_precision(path, UInt32(PCAP_TSTAMP_PRECISION_NANO), &errbuf) else {
+            let msg = String(cString: errbuf)
+            if msg.contains("truncated") {
+                throw .truncatedFile(path: path, packetsRead: 0, detail: msg)
+            }
+            throw .notACaptureFile(path: path, detail: msg)
+        }
+        return PcapSource(handle: h, name: path, isLive: false)
+    }
+
+    /// Opens a live interface (`any` for all of them in this network namespace).
+    public static func openLive(_ options: LiveCaptureOptions) throws(CaptureError) -> PcapSource {
+        var errbuf = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE) + 1)
+        let iface = options.interface
+        guard let h = pcap_create(iface, &errbuf) else {
+            throw .liveCaptureFailed(interface: iface, detail: String(cString: errbuf))
+        }
+        pcap_set_snaplen(h, options.snaplen)
+        pcap_set_promisc(h, options.promiscuous ? 1 : 0)
+        pcap_set_immediate_mode(h, options.immediate ? 1 : 0)
+        pcap_set_timeout(h, options.timeoutMilliseconds)
+        if let size = options.bufferSize { pcap_set_buffer_size(h, size) }
+        _ = pcap_set_tstamp_precision(h, Int32(PCAP_TSTAMP_PRECISION_NANO))
+        let status = pcap_activate(h)
+        if status < 0 {
+            let detail = String(cString: pcap_geterr(h))
+            let statusText = String(cString: pcap_statustostr(status))
+            pcap_close(h)
+            let message = detail.isEmpty ? statusText : detail
+            switch status {
+            case PCAP_ERROR_PERM_DENIED, PCAP_ERROR_PROMISC_PERM_DENIED:
+                throw .permissionDenied(interface: iface, detail: message)
+            case PCAP_ERROR_NO_SUCH_DEVICE:
+                throw .noSuchInterface(interface: iface, detail: message)
+            case PCAP_ERROR_IFACE_NOT_UP:
+                throw .interfaceNotUp(interface: iface)
+            default:
+                if message.contains("Operation not permitted") || message.contains("Permission denied") {
+                    throw .permissionDenied(interface: iface, detail: message)
+                }
+                if message.contains("No such device") {
+                    throw .noSuchInterface(interface: iface, detail: message)
+                }
+                throw .liveCaptureFailed(interface: iface, detail: message)
+            }
+        }
+        let source = PcapSource(handle: h, name: iface, isLive: true)
+        if status > 0 {
+            source.activationWarning = String(cString: pcap_statustostr(status)) + ": " + String(cString: pcap_geterr(h))
+        }
+        return source
+    }
+
+    /// Compiles and installs a BPF filter, as tcpdump takes it.
+    public func setFilter(_ expression: String) throws(CaptureError) {
+        var program = bpf_program()
+        let netmask: bpf_u_int32 = PCAP_NETMASK_UNKNOWN
+        if pcap_compile(handle, &program, expression, 1, netmask) != 0 {
+            throw .badFilter(expression: expression, detail: String(cString: pcap_geterr(handle)))
+        }
+        defer { pcap_freecode(&program) }
+        if pcap_setfilter(handle, &program) != 0 {
+            throw .badFilter(expression: expression, detail: String(cString: pcap_geterr(handle)))
+        }
+        filter = expression
+    }
+
+    /// The result of one read.
+    public enum ReadResult {
+        case packet(RawPacket)
+        /// A live capture's read timeout passed with no packet.
+        case timeout
+        /// End of file, or the capture was stopped with `breakLoop()`.
+        case end
+    }
+
+    /// Reads the next packet. A truncated or corrupt file throws `.truncatedFile` after the
+    /// packets before it were returned.
+    @inline(__always)
+    public func next() throws(CaptureError) -> ReadResult {
+        var header: UnsafeMutablePointer<pcap_pkthdr>?
+        var data: UnsafePointer<UInt8>?
+        let rc = pcap_next_ex(handle, &header, &data)
+        if rc == 1, let header, let data {
+            packetsRead += 1
+            let h = header.pointee
+            let ts = Int64(h.ts.tv_sec) * 1_000_000_000 + Int64(h.ts.tv_usec)
+            return .packet(RawPacket(
+                timestamp: ts, wireLength: Int(h.len),
+                bytes: UnsafeRawBufferPointer(start: data, count: Int(h.caplen)), index: packetsRead))
+        }
+        switch rc {
+        case 0: return .timeout
+        case PCAP_ERROR_BREAK: return .end
+        default:
+            let detail = String(cString: pcap_geterr(handle))
+            if isLive { throw .liveCaptureFailed(interface: name, detail: detail) }
+            throw .truncatedFile(path: name, packetsRead: packetsRead, detail: detail)
+        }
+    }
+
+    /// Makes a blocked `next()` return `.end` (safe from a signal handler).
+    public func breakLoop() { pcap_breakloop(handle) }
+
+    /// libpcap's counters for a live capture; nil for files.
+    public func statistics() -> CaptureStatistics? {
+        guard isLive else { return nil }
+        var st = pcap_stat()
+        guard pcap_stats(handle, &st) == 0 else { return nil }
+        return CaptureStatistics(received: st.ps_recv, dropped: st.ps_drop, interfaceDropped: st.ps_ifdrop)
+    }
+
+    /// The name of an interface index in this network namespace (for LINUX_SLL2 captures made here).
+    public static func interfaceName(index: Int32) -> String? {
+        var buf = [CChar](repeating: 0, count: Int(IF_NAMESIZE) + 1)
+        guard index > 0, if_indextoname(UInt32(index), &buf) != nil else { return nil }
+        return String(cString: buf)
+    }
+}
+
+/// Writes packets to a pcap file with libpcap (`-w`).
+public final class PcapWriter {
+    private let dumper: OpaquePointer
+    private let deadHandle: OpaquePointer?
+    public let path: String
+
+    /// A writer with the link type, snaplen and timestamp precision of `source`.
+    public init(path: String, source: PcapSource) throws(CaptureError) {
+        guard let d = pcap_dump_open(source.handle, path) else {
+            throw .writeFailed(path: path, detail: String(cString: pcap_geterr(source.handle)))
+        }
+        dumper = d
+        deadHandle = nil
+        self.path = path
+    }
+
+    /// A writer for packets of `linkType` (nanosecond timestamps).
+    public init(path: String, linkType: LinkType, snaplen: Int32 = 262_144) throws(CaptureError) {
+        guard let dead = pcap_open_dead_with_tstamp_precision(linkType.rawValue, snaplen, UInt32(PCAP_TSTAMP_PRECISION_NANO)) else {
+            throw .writeFailed(path: path, detail: "libpcap cannot create a handle for \(linkType.name)")
+        }
+        guard let d = pcap_dump_open(dead, path) else {
+            let detail = String(cString: pcap_geterr(dead))
+            pcap_close(dead)
+            throw .writeFailed(path: path, detail: detail)
+        }
+        dumper = d
+        deadHandle = dead
+        self.path = path
+    }
+
+    public func write(_ packet: RawPacket) {
+        var header = pcap_pkthdr()
+        header.ts.tv_sec = Int(packet.timestamp / 1_000_000_000)
+        header.ts.tv_usec = Int(packet.timestamp % 1_000_000_000)
+        header.caplen = UInt32(packet.bytes.count)
+        header.len = UInt32(packet.wireLength)
+        guard let base = packet.bytes.baseAddress else { return }
+        pcap_dump(UnsafeMutableRawPointer(dumper).assumingMemoryBound(to: UInt8.self), &header,
+                  base.assumingMemoryBound(to: UInt8.self))
+    }
+
+    public func flush() { pcap_dump_flush(dumper) }
+
+    deinit {
+        pcap_dump_close(dumper)
+        if let deadHandle { pcap_close(deadHandle) }
+    }
+}
