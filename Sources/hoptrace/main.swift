@@ -1,2 +1,51 @@
 import ArgumentParser
-print("placeholder")
+import HopCapture
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Hoptrace: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hoptrace",
+        abstract: "Explain what a sidecar proxy does to HTTP traffic, from packets alone.",
+        discussion: """
+        Inside a pod with an Istio-style sidecar, `tcpdump -i any` shows every request twice: \
+        once from the client to port 80 (redirected by iptables to the proxy on 15001) and \
+        once from the proxy to the app. hoptrace reads such captures (files or live \
+        interfaces), rebuilds every TCP connection, parses HTTP/1.x, and says why each copy \
+        exists.
+
+        Exit status: 0 ok, 1 differences found (check), 2 usage or input error.
+        """,
+        subcommands: hoptraceSubcommands)
+}
+
+/// Runs the command line; maps errors to messages and the documented exit codes.
+func hoptraceMain() -> Never {
+    signal(SIGPIPE, SIG_IGN)
+    do {
+        var command = try Hoptrace.parseAsRoot()
+        try command.run()
+        Output.stdout.flush()
+        exit(ExitStatus.ok)
+    } catch let error as InputError {
+        Output.stdout.flush()
+        Output.stderr.line("hoptrace: \(error.message)")
+        exit(ExitStatus.inputError)
+    } catch let error as ExitCode {
+        Output.stdout.flush()
+        exit(error.rawValue)
+    } catch {
+        Output.stdout.flush()
+        let code = Hoptrace.exitCode(for: error)
+        if code == .success {
+            Hoptrace.exit(withError: error)  // --help, --version
+        }
+        Output.stderr.line(Hoptrace.fullMessage(for: error))
+        exit(ExitStatus.inputError)
+    }
+}
+
+let hoptraceSubcommands: [ParsableCommand.Type] = [Packets.self]
+
+hoptraceMain()

@@ -1,0 +1,61 @@
+/// Formatting of capture timestamps (nanoseconds since the Unix epoch), in UTC, without Foundation.
+public enum Timestamp {
+    /// Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    static func civil(days: Int64) -> (year: Int64, month: Int64, day: Int64) {
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
+        let y = yoe + era * 400
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let d = doy - (153 * mp + 2) / 5 + 1
+        let m = mp < 10 ? mp + 3 : mp - 9
+        return (m <= 2 ? y + 1 : y, m, d)
+    }
+
+    @inline(__always)
+    static func pad(_ v: Int64, _ width: Int) -> String {
+        let s = String(v)
+        return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
+    }
+
+    static func split(_ ns: Int64) -> (days: Int64, secOfDay: Int64, nanos: Int64) {
+        var secs = ns / 1_000_000_000
+        var nanos = ns % 1_000_000_000
+        if nanos < 0 { nanos += 1_000_000_000; secs -= 1 }
+        var days = secs / 86_400
+        var sod = secs % 86_400
+        if sod < 0 { sod += 86_400; days -= 1 }
+        return (days, sod, nanos)
+    }
+
+    /// `2026-11-26T13:50:01.123456789Z`
+    public static func iso8601(_ ns: Int64) -> String {
+        let (days, sod, nanos) = split(ns)
+        let (y, m, d) = civil(days: days)
+        return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(sod / 3600, 2)):\(pad(sod / 60 % 60, 2)):\(pad(sod % 60, 2)).\(pad(nanos, 9))Z"
+    }
+
+    /// `13:50:01.123456789` (UTC), as tcpdump prints the time of day.
+    public static func timeOfDay(_ ns: Int64) -> String {
+        let (_, sod, nanos) = split(ns)
+        return "\(pad(sod / 3600, 2)):\(pad(sod / 60 % 60, 2)):\(pad(sod % 60, 2)).\(pad(nanos, 9))"
+    }
+
+    /// A duration in a readable unit: `840 ns`, `12.3 µs`, `4.56 ms`, `1.234 s`.
+    public static func duration(_ ns: Int64) -> String {
+        let a = ns < 0 ? -ns : ns
+        let sign = ns < 0 ? "-" : ""
+        func fixed(_ v: Int64, _ unit: Int64, _ decimals: Int) -> String {
+            var scale: Int64 = 1
+            for _ in 0..<decimals { scale *= 10 }
+            let q = v * scale / unit
+            return "\(q / scale).\(pad(q % scale, decimals))"
+        }
+        if a < 1_000 { return "\(sign)\(a) ns" }
+        if a < 1_000_000 { return sign + fixed(a, 1_000, 1) + " µs" }
+        if a < 1_000_000_000 { return sign + fixed(a, 1_000_000, 2) + " ms" }
+        return sign + fixed(a, 1_000_000_000, 3) + " s"
+    }
+}

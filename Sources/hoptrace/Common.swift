@@ -1,0 +1,143 @@
+import ArgumentParser
+import HopCapture
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An error the command line reports with a message and exit code 2.
+struct InputError: Error, CustomStringConvertible {
+    let message: String
+    var description: String { message }
+}
+
+/// The documented exit codes.
+enum ExitStatus {
+    static let ok: Int32 = 0
+    static let differences: Int32 = 1
+    static let inputError: Int32 = 2
+}
+
+enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
+    case text, json, jsonl
+}
+
+/// Where packets come from: `-r FILE` or `-i IFACE`, plus a trailing BPF expression (tcpdump style).
+struct CaptureOptions: ParsableArguments {
+    @Option(name: .customShort("r"), help: ArgumentHelp("Read packets from a pcap or pcapng file ('-' for standard input).", valueName: "file"))
+    var readFile: String?
+
+    @Option(name: .customShort("i"), help: ArgumentHelp("Capture live from an interface ('any' for all interfaces of this network namespace).", valueName: "interface"))
+    var interface: String?
+
+    @Option(name: .customShort("s"), help: ArgumentHelp("Live capture: bytes to keep of each packet (snaplen).", valueName: "snaplen"))
+    var snaplen: Int32 = 262_144
+
+    @Option(name: .customShort("B"), help: ArgumentHelp("Live capture: kernel buffer size in KiB.", valueName: "KiB"))
+    var bufferKiB: Int32?
+
+    @Flag(name: .long, help: "Live capture: put the interface into promiscuous mode (off by default).")
+    var promiscuous = false
+
+    @Flag(name: .customShort("n"), help: "Don't resolve addresses or ports to names (accepted for tcpdump habits; hoptrace never resolves).")
+    var numeric = false
+
+    @Argument(parsing: .remaining, help: ArgumentHelp("A BPF filter expression, as tcpdump takes it (e.g. 'tcp port 80').", valueName: "expression"))
+    var filterWords: [String] = []
+
+    var filterExpression: String? { filterWords.isEmpty ? nil : filterWords.joined(separator: " ") }
+
+    func validate() throws {
+        if readFile == nil && interface == nil {
+            throw ValidationError("give a capture file with -r FILE or an interface with -i IFACE")
+        }
+        if readFile != nil && interface != nil {
+            throw ValidationError("-r and -i cannot be used together")
+        }
+        if snaplen <= 0 { throw ValidationError("-s must be a positive number of bytes") }
+    }
+
+    /// Opens the source, applies the filter, and refuses link types hoptrace cannot decode.
+    func open() throws -> PcapSource {
+        let source: PcapSource
+        do {
+            if let path = readFile {
+                source = try PcapSource.openFile(path)
+            } else {
+                var live = LiveCaptureOptions(interface: interface!)
+                live.snaplen = snaplen
+                live.promiscuous = promiscuous
+                if let kib = bufferKiB { live.bufferSize = kib * 1024 }
+                source = try PcapSource.openLive(live)
+            }
+            if let f = filterExpression { try source.setFilter(f) }
+        } catch {
+            throw InputError(message: error.description)
+        }
+        if let w = source.activationWarning { Output.stderr.line("hoptrace: warning: \(w)") }
+        return source
+    }
+}
+
+/// Reads every packet of `source` through `decoder`, calling `body` for each TCP segment.
+/// Returns the error that ended the read early (a truncated file), if any; `body` returns
+/// false to stop.
+func readSegments(
+    from source: PcapSource, decoder: inout PacketDecoder, raw: ((RawPacket) -> Void)? = nil,
+    _ body: (TCPSegment) -> Bool
+) -> CaptureError? {
+    if source.isLive { CaptureInterrupt.install(for: source) }
+    defer { if source.isLive { CaptureInterrupt.uninstall() } }
+    while true {
+        let result: PcapSource.ReadResult
+        do {
+            result = try source.next()
+        } catch {
+            return error
+        }
+        switch result {
+        case .packet(let p):
+            raw?(p)
+            if let seg = decoder.decode(p) {
+                if !body(seg) { return nil }
+            }
+        case .timeout:
+            continue
+        case .end:
+            return nil
+        }
+    }
+}
+
+/// The counters, as lines for stderr.
+func counterLines(_ c: DecodeCounters, linkType: LinkType) -> [String] {
+    var lines = ["\(c.packets) packet\(c.packets == 1 ? "" : "s") read (\(linkType.name)), \(c.tcpSegments) TCP segment\(c.tcpSegments == 1 ? "" : "s")"]
+    for r in c.report {
+        lines.append("  \(r.count) \(r.name) (first: packet \(r.firstPacket)): \(r.explanation)")
+    }
+    return lines
+}
+
+func statisticsLine(_ s: CaptureStatistics) -> String {
+    "\(s.received) packets received by filter, \(s.dropped) packets dropped by kernel, \(s.interfaceDropped) packets dropped by interface"
+}
+
+/// Resolves interface names for SLL2 captures taken live in this namespace.
+struct InterfaceNames {
+    let live: Bool
+    let device: String?
+    private var cache: [Int32: String] = [:]
+
+    init(source: PcapSource) {
+        live = source.isLive
+        device = source.isLive && source.name != "any" ? source.name : nil
+    }
+
+    mutating func name(for index: Int32?) -> String? {
+        if let device { return device }
+        guard let index else { return nil }
+        if let n = cache[index] { return n }
+        let n = (live ? PcapSource.interfaceName(index: index) : nil) ?? "if\(index)"
+        cache[index] = n
+        return n
+    }
+}

@@ -1,0 +1,138 @@
+import ArgumentParser
+import HopCapture
+
+struct Packets: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print one line per TCP segment, tcpdump style.",
+        discussion: """
+        Reads a capture file (-r) or a live interface (-i) through libpcap, decodes Ethernet \
+        (with 802.1Q/QinQ), Linux cooked v1/v2, BSD loopback and raw IP down to TCP, and prints \
+        each segment: time (UTC), interface and direction when the link type records them, \
+        source > destination, flags, absolute sequence numbers and payload length. \
+        Everything that is not a clean TCP segment (non-IP, UDP, fragments, truncated or \
+        malformed packets) is counted and reported on standard error at the end.
+
+        Examples:
+          hoptrace packets -r Captures/sll2-any.pcap
+          hoptrace packets -r capture.pcapng --format jsonl 'tcp port 80'
+          hoptrace packets -i any -c 20 port 15001
+        """)
+
+    @OptionGroup var capture: CaptureOptions
+
+    @Option(name: .customShort("c"), help: ArgumentHelp("Stop after this many TCP segments.", valueName: "count"))
+    var count: Int?
+
+    @Option(name: .long, help: "Output format: text (tcpdump-like lines) or jsonl (one JSON object per segment).")
+    var format: OutputFormat = .text
+
+    @Flag(name: .customShort("l"), help: "Line-buffered output (flush after every line).")
+    var lineBuffered = false
+
+    @Flag(name: [.customShort("q"), .long], help: "Decode every packet but print only the counters (for timing the decoder).")
+    var quiet = false
+
+    @Option(name: .customShort("w"), help: ArgumentHelp("Also write the packets read (all of them, as filtered) to this pcap file.", valueName: "file"))
+    var writeFile: String?
+
+    func validate() throws {
+        if format == .json { throw ValidationError("packets prints a stream: use --format text or --format jsonl") }
+        if let c = count, c <= 0 { throw ValidationError("-c must be a positive count") }
+    }
+
+    func run() throws {
+        let source = try capture.open()
+        guard source.linkType.isSupported else {
+            // Count what is there so the report says how many packets were not decoded.
+            var n = 0
+            while case .packet = try? source.next() { n += 1 }
+            throw InputError(message: "\(CaptureError.unsupportedLinkType(source.linkType).description) (\(n) packet\(n == 1 ? "" : "s") not decoded)")
+        }
+        let out = Output.stdout
+        out.lineBuffered = lineBuffered || source.isLive
+        var writer: PcapWriter?
+        if let w = writeFile {
+            do { writer = try PcapWriter(path: w, source: source) } catch { throw InputError(message: error.description) }
+        }
+        var decoder = PacketDecoder(linkType: source.linkType)
+        var names = InterfaceNames(source: source)
+        var printed = 0
+        let limit = count ?? Int.max
+        let jsonl = format == .jsonl
+        let readError = readSegments(from: source, decoder: &decoder, raw: writer.map { w in { w.write($0) } }) { seg in
+            printed += 1
+            if !quiet {
+                let iface = names.name(for: seg.interfaceIndex)
+                out.line(jsonl ? Self.json(seg, interface: iface) : Self.text(seg, interface: iface))
+            }
+            return printed < limit
+        }
+        out.flush()
+        writer?.flush()
+        for l in counterLines(decoder.counters, linkType: source.linkType) { Output.stderr.line(l) }
+        if let stats = source.statistics() { Output.stderr.line(statisticsLine(stats)) }
+        if let readError { throw InputError(message: readError.description) }
+    }
+
+    static func text(_ s: TCPSegment, interface: String?) -> String {
+        var line = Timestamp.timeOfDay(s.timestamp)
+        if let interface { line += " " + interface }
+        if let d = s.direction { line += " " + d.tcpdumpDescription }
+        line += s.ipVersion == 6 ? " IP6 " : " IP "
+        line += s.source.tcpdumpDescription + " > " + s.destination.tcpdumpDescription
+        line += ": Flags [" + s.flags.tcpdumpDescription + "]"
+        if s.payloadLength > 0 || s.flags.contains(.syn) || s.flags.contains(.fin) || s.flags.contains(.rst) {
+            if s.payloadLength > 0 {
+                line += ", seq \(s.sequenceNumber):\(s.sequenceNumber &+ UInt32(truncatingIfNeeded: s.payloadLength))"
+            } else {
+                line += ", seq \(s.sequenceNumber)"
+            }
+        }
+        if s.flags.contains(.ack) { line += ", ack \(s.acknowledgementNumber)" }
+        line += ", win \(s.window)"
+        let o = s.options
+        if !o.isEmpty {
+            var parts: [String] = []
+            if let m = o.mss { parts.append("mss \(m)") }
+            if o.sackPermitted { parts.append("sackOK") }
+            if let v = o.timestampValue { parts.append("TS val \(v) ecr \(o.timestampEcho ?? 0)") }
+            if let w = o.windowScale { parts.append("wscale \(w)") }
+            line += ", options [" + parts.joined(separator: ",") + "]"
+        }
+        line += ", length \(s.payloadLength)"
+        if s.isFirstFragment {
+            line += " [first IP fragment: \(s.payload.count) bytes here]"
+        } else if s.isTruncated {
+            line += " [|truncated: \(s.payload.count) of \(s.payloadLength) bytes captured]"
+        }
+        return line
+    }
+
+    static func json(_ s: TCPSegment, interface: String?) -> String {
+        var o = JSONObject()
+        o.add("packet", s.packetIndex)
+        o.add("time", Timestamp.iso8601(s.timestamp))
+        o.add("timestampNs", s.timestamp)
+        o.add("interface", interface)
+        o.add("ifindex", s.interfaceIndex)
+        o.add("direction", s.direction?.jsonName)
+        o.add("ipVersion", Int(s.ipVersion))
+        o.add("src", s.source.description)
+        o.add("dst", s.destination.description)
+        o.add("flags", s.flags.tcpdumpDescription)
+        o.add("seq", s.sequenceNumber)
+        o.add("ack", s.flags.contains(.ack) ? s.acknowledgementNumber : nil)
+        o.add("win", s.window)
+        o.add("len", s.payloadLength)
+        o.add("capturedLen", s.payload.count)
+        o.add("truncated", s.isTruncated)
+        var opts = JSONObject()
+        opts.add("mss", s.options.mss)
+        opts.add("wscale", s.options.windowScale)
+        opts.add("sackOK", s.options.sackPermitted)
+        opts.add("tsval", s.options.timestampValue)
+        opts.add("tsecr", s.options.timestampEcho)
+        o.addRaw("options", opts.json)
+        return o.json
+    }
+}
