@@ -34,7 +34,11 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "HopCaptureTests", dependencies: ["HopCapture"], resources: []),
+        // Packet builders shared by the test targets.
+        .target(name: "HopTestSupport", dependencies: ["HopCapture"], path: "Tests/HopTestSupport"),
+        .testTarget(name: "HopCaptureTests", dependencies: ["HopCapture", "HopTestSupport"]),
+        // Runs the built `hoptrace` binary: messages, exit codes, live capture in a namespace.
+        .testTarget(name: "CLITests", dependencies: ["hoptrace", "HopCapture", "HopTestSupport"]),
         .testTarget(name: "HopFlowsTests", dependencies: ["HopFlows"]),
         .testTarget(name: "HopHTTPTests", dependencies: ["HopHTTP"]),
     ]

@@ -70,6 +70,11 @@ public struct CountWithFirst: Sendable, Equatable {
     public var count: Int = 0
     public var firstPacket: Int = 0
 
+    public init(count: Int = 0, firstPacket: Int = 0) {
+        self.count = count
+        self.firstPacket = firstPacket
+    }
+
     @inlinable
     public mutating func record(_ packet: Int) {
         if count == 0 { firstPacket = packet }

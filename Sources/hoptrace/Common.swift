@@ -141,3 +141,8 @@ struct InterfaceNames {
         return n
     }
 }
+
+/// tcpdump's first line of a live capture.
+func listeningLine(_ source: PcapSource, snaplen: Int32) -> String {
+    "hoptrace: listening on \(source.name), link-type \(source.linkType.name) (\(source.linkType.longDescription)), snapshot length \(snaplen) bytes"
+}

@@ -54,6 +54,7 @@ struct Packets: ParsableCommand {
         if let w = writeFile {
             do { writer = try PcapWriter(path: w, source: source) } catch { throw InputError(message: error.description) }
         }
+        if source.isLive { Output.stderr.line(listeningLine(source, snaplen: capture.snaplen)) }
         var decoder = PacketDecoder(linkType: source.linkType)
         var names = InterfaceNames(source: source)
         var printed = 0

@@ -1,5 +1,6 @@
 import XCTest
 @testable import HopCapture
+import HopTestSupport
 
 final class DecoderTests: XCTestCase {
     let http = Array("HEAD / HTTP/1.1\r\nHost: x\r\n\r\n".utf8)

@@ -1,0 +1,60 @@
+import Foundation
+import XCTest
+
+/// Live capture on `lo` inside a network namespace made for the test (needs root).
+final class LiveCaptureTests: XCTestCase {
+    func testLiveCaptureOnLoopbackInANamespace() throws {
+        guard TestEnv.isRoot else { throw XCTSkip("live capture test needs root (CAP_NET_RAW, CAP_SYS_ADMIN for network namespaces)") }
+        guard let ip = TestEnv.which("ip") else { throw XCTSkip("`ip` (iproute2) is missing: cannot create a network namespace") }
+        guard let python = TestEnv.which("python3") else { throw XCTSkip("python3 is missing: it drives the test traffic") }
+        let ns = "hoptest-live-\(getpid())"
+        _ = try? TestEnv.run(ip, ["netns", "del", ns])
+        let add = try TestEnv.run(ip, ["netns", "add", ns])
+        guard add.status == 0 else { throw XCTSkip("cannot create a network namespace here: \(add.stderr.trimmingCharacters(in: .whitespacesAndNewlines))") }
+        defer { _ = try? TestEnv.run(ip, ["netns", "del", ns]) }
+        XCTAssertEqual(try TestEnv.run(ip, ["-n", ns, "link", "set", "lo", "up"]).status, 0)
+
+        // Start the capture: 4 segments of port 8099 (SYN, SYN-ACK, ACK, data).
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: ip)
+        p.arguments = ["netns", "exec", ns, TestEnv.hoptrace, "packets", "-i", "lo", "-c", "4", "--format", "jsonl", "-l", "tcp", "port", "8099"]
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        defer { if p.isRunning { p.terminate() } }
+        // Wait for "listening on" (the capture is active from then on).
+        let first = String(decoding: err.fileHandleForReading.availableData, as: UTF8.self)
+        XCTAssertTrue(first.contains("listening on lo, link-type EN10MB"), first)
+
+        let script = """
+        import socket
+        s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", 8099)); s.listen(1)
+        c = socket.create_connection(("127.0.0.1", 8099))
+        a, _ = s.accept()
+        c.sendall(b"HEAD / HTTP/1.1\\r\\nHost: live\\r\\n\\r\\n")
+        a.recv(100); a.close(); c.close(); s.close()
+        """
+        let traffic = try TestEnv.run(ip, ["netns", "exec", ns, python, "-c", script], timeout: 20)
+        XCTAssertEqual(traffic.status, 0, traffic.stderr)
+
+        let deadline = Date().addingTimeInterval(15)
+        while p.isRunning && Date() < deadline { usleep(20_000) }
+        XCTAssertFalse(p.isRunning, "hoptrace should stop by itself after -c 4")
+        if p.isRunning { p.terminate() }
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0)
+        let lines = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: "\n")
+        XCTAssertEqual(lines.count, 4)
+        guard lines.count == 4 else { return }
+        XCTAssertTrue(lines[0].contains(#""interface":"lo""#), String(lines[0]))
+        XCTAssertTrue(lines[0].contains(#""dst":"127.0.0.1:8099","flags":"S""#), String(lines[0]))
+        XCTAssertTrue(lines[1].contains(#""src":"127.0.0.1:8099""#) && lines[1].contains(#""flags":"S.""#), String(lines[1]))
+        XCTAssertTrue(lines[2].contains(#""flags":"."#), String(lines[2]))
+        XCTAssertTrue(lines[3].contains(#""len":31"#), String(lines[3]))
+        let rest = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        XCTAssertTrue(rest.contains("packets received by filter"), rest)
+        XCTAssertTrue(rest.contains("packets dropped by kernel"), rest)
+    }
+}
