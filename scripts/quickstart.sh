@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Sets up what is missing, builds hoptrace, and runs it on a bundled capture.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -x /opt/swift/usr/bin/swift ] && export PATH="/opt/swift/usr/bin:$PATH"
+bash scripts/setup.sh
+swift build -c release
+bin="$(swift build -c release --show-bin-path)/hoptrace"
+echo "== hoptrace packets -r Captures/nat-split.pcap"
+"$bin" packets -r Captures/nat-split.pcap

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs the Debian packages hoptrace's build and tests need, when they are missing.
+# Safe to run again: it installs nothing that is already there.
+set -euo pipefail
+
+# package → why
+declare -A NEED=(
+  [libpcap-dev]="libpcap headers and library (the capture engine)"
+  [iproute2]="ip netns / veth for the live-capture and lab tests"
+  [util-linux]="setpriv, to test the no-privilege message as root"
+  [python3]="drives test traffic inside network namespaces"
+)
+
+missing=()
+for pkg in "${!NEED[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$pkg")
+  fi
+done
+# python3 may come from elsewhere (pyenv): accept any python3 on PATH.
+if command -v python3 >/dev/null 2>&1; then
+  missing=("${missing[@]/python3}")
+fi
+read -r -a missing <<<"${missing[*]:-}"
+
+if [ "${#missing[@]}" -eq 0 ]; then
+  echo "setup: all system packages present"
+else
+  echo "setup: missing Debian packages: ${missing[*]}"
+  for pkg in "${missing[@]}"; do echo "  $pkg: ${NEED[$pkg]}"; done
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: run as root (or: sudo apt-get install -y ${missing[*]})" >&2
+    exit 2
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v swift >/dev/null 2>&1; then
+  if [ -x /opt/swift/usr/bin/swift ]; then
+    echo "setup: swift is at /opt/swift/usr/bin; add it to PATH: export PATH=/opt/swift/usr/bin:\$PATH" >&2
+  else
+    echo "setup: swift is not installed (hoptrace needs Swift 6.1 or later)" >&2
+  fi
+  exit 2
+fi
