@@ -44,50 +44,91 @@ public struct PacketDecoder {
 
     /// Decodes one packet. Returns nil (and counts why) when it does not carry a TCP segment.
     public mutating func decode(_ packet: RawPacket) -> TCPSegment? {
+        var segment = TCPSegment.empty
+        return decode(packet, into: &segment) ? segment : nil
+    }
+
+    /// Decodes one packet into `segment`, overwriting every field (gopacket's
+    /// DecodingLayerParser style: the caller keeps one segment value and no copy is made per
+    /// packet). Returns false (and counts why) when the packet does not carry a TCP segment;
+    /// `segment` is then unspecified.
+    public mutating func decode(_ packet: RawPacket, into segment: inout TCPSegment) -> Bool {
         counters.packets += 1
         let b = packet.bytes
-        let cut = packet.wireLength > b.count
-        var ctx = Context(timestamp: packet.timestamp, index: packet.index, cut: cut)
+        var ctx = Context(timestamp: packet.timestamp, index: packet.index, cut: packet.wireLength > b.count)
+        // The link layer tells where the network header starts and which IP version it is.
+        let (offset, version) = linkLayer(b, &ctx)
+        switch version {
+        case 4: return decodeIPv4(b, offset, &ctx, &segment)
+        case 6: return decodeIPv6(b, offset, &ctx, &segment)
+        default: return false
+        }
+    }
 
+    /// Returns the network header's offset and IP version (4 or 6), or version 0 when the
+    /// packet was counted and is done with.
+    @inline(__always)
+    mutating func linkLayer(_ b: UnsafeRawBufferPointer, _ ctx: inout Context) -> (Int, Int) {
         switch linkType {
         case .ethernet:
-            return decodeEthernet(b, &ctx)
+            guard b.count >= 14 else { linkTooShort(ctx); return (0, 0) }
+            return etherType(be16(b, 12), b, 14, &ctx)
         case .linuxSLL:
-            guard b.count >= 16 else { return linkTooShort(ctx) }
+            guard b.count >= 16 else { linkTooShort(ctx); return (0, 0) }
             ctx.direction = PacketDirection(rawValue: UInt8(truncatingIfNeeded: be16(b, 0)))
-            return decodeEtherType(be16(b, 14), b, 16, &ctx)
+            return etherType(be16(b, 14), b, 16, &ctx)
         case .linuxSLL2:
-            guard b.count >= 20 else { return linkTooShort(ctx) }
+            guard b.count >= 20 else { linkTooShort(ctx); return (0, 0) }
             ctx.interfaceIndex = Int32(bitPattern: be32(b, 4))
             ctx.direction = PacketDirection(rawValue: b[10])
-            return decodeEtherType(be16(b, 0), b, 20, &ctx)
+            return etherType(be16(b, 0), b, 20, &ctx)
         case .null, .loop:
-            guard b.count >= 4 else { return linkTooShort(ctx) }
+            guard b.count >= 4 else { linkTooShort(ctx); return (0, 0) }
             var family = b.loadUnaligned(fromByteOffset: 0, as: UInt32.self)
             if linkType == .loop { family = UInt32(bigEndian: family) }
             // NULL is in the capturing host's byte order: a value above 0xffff was written by the other order.
             if family > 0xffff { family = family.byteSwapped }
             switch family {
-            case 2: return decodeIPv4(b, 4, &ctx)
-            case 10, 24, 28, 30: return decodeIPv6(b, 4, &ctx)
+            case 2: return (4, 4)
+            case 10, 24, 28, 30: return (4, 6)
             default:
                 counters.nonIP.record(ctx.index)
-                return nil
+                return (0, 0)
             }
         case .raw, .rawFileValue:
-            guard b.count >= 1 else { return linkTooShort(ctx) }
+            guard b.count >= 1 else { linkTooShort(ctx); return (0, 0) }
             switch b[0] >> 4 {
-            case 4: return decodeIPv4(b, 0, &ctx)
-            case 6: return decodeIPv6(b, 0, &ctx)
-            default: return malformed(.rawBadVersion, ctx)
+            case 4: return (0, 4)
+            case 6: return (0, 6)
+            default: malformed(.rawBadVersion, ctx); return (0, 0)
             }
         case .ipv4:
-            return decodeIPv4(b, 0, &ctx)
+            return (0, 4)
         case .ipv6:
-            return decodeIPv6(b, 0, &ctx)
+            return (0, 6)
         default:
             counters.unsupportedLinkType.record(ctx.index)
-            return nil
+            return (0, 0)
+        }
+    }
+
+    /// Follows VLAN tags (802.1Q, 802.1ad QinQ, 0x9100; any depth, also inside cooked headers)
+    /// to the IP header.
+    @inline(__always)
+    mutating func etherType(_ first: UInt16, _ b: UnsafeRawBufferPointer, _ start: Int, _ ctx: inout Context) -> (Int, Int) {
+        var type = first
+        var offset = start
+        while type == 0x8100 || type == 0x88a8 || type == 0x9100 {
+            guard b.count >= offset + 4 else { short(.vlanTagTooShort, ctx); return (0, 0) }
+            type = be16(b, offset + 2)
+            offset += 4
+        }
+        switch type {
+        case 0x0800: return (offset, 4)
+        case 0x86dd: return (offset, 6)
+        default:
+            counters.nonIP.record(ctx.index)
+            return (0, 0)
         }
     }
 
@@ -101,78 +142,47 @@ public struct PacketDecoder {
     }
 
     @inline(__always)
-    mutating func linkTooShort(_ ctx: Context) -> TCPSegment? {
-        if ctx.cut { counters.truncatedHeaders.record(ctx.index); return nil }
-        return malformed(.linkHeaderTooShort, ctx)
+    mutating func linkTooShort(_ ctx: Context) {
+        short(.linkHeaderTooShort, ctx)
     }
 
     @inline(__always)
-    mutating func malformed(_ reason: MalformedReason, _ ctx: Context) -> TCPSegment? {
+    mutating func malformed(_ reason: MalformedReason, _ ctx: Context) {
         counters.malformed[reason.rawValue].record(ctx.index)
-        return nil
     }
 
     /// Too few bytes for a header: truncation when the capture cut the packet, else malformed.
     @inline(__always)
-    mutating func short(_ reason: MalformedReason, _ ctx: Context) -> TCPSegment? {
-        if ctx.cut { counters.truncatedHeaders.record(ctx.index); return nil }
-        return malformed(reason, ctx)
-    }
-
-    mutating func decodeEthernet(_ b: UnsafeRawBufferPointer, _ ctx: inout Context) -> TCPSegment? {
-        guard b.count >= 14 else { return linkTooShort(ctx) }
-        var offset = 12
-        var type = be16(b, offset)
-        offset += 2
-        // 802.1Q, 802.1ad (QinQ) and the old 0x9100 tag, any depth.
-        while type == 0x8100 || type == 0x88a8 || type == 0x9100 {
-            guard b.count >= offset + 4 else { return short(.vlanTagTooShort, ctx) }
-            type = be16(b, offset + 2)
-            offset += 4
-        }
-        return decodeEtherType(type, b, offset, &ctx)
+    mutating func short(_ reason: MalformedReason, _ ctx: Context) {
+        if ctx.cut { counters.truncatedHeaders.record(ctx.index) } else { malformed(reason, ctx) }
     }
 
     @inline(__always)
-    mutating func decodeEtherType(_ type: UInt16, _ b: UnsafeRawBufferPointer, _ offset: Int, _ ctx: inout Context) -> TCPSegment? {
-        switch type {
-        case 0x0800: return decodeIPv4(b, offset, &ctx)
-        case 0x86dd: return decodeIPv6(b, offset, &ctx)
-        case 0x8100, 0x88a8, 0x9100:
-            // A VLAN tag inside a cooked header (SLL keeps the tag in the payload).
-            guard b.count >= offset + 4 else { return short(.vlanTagTooShort, ctx) }
-            return decodeEtherType(be16(b, offset + 2), b, offset + 4, &ctx)
-        default:
-            counters.nonIP.record(ctx.index)
-            return nil
-        }
-    }
-
-    mutating func decodeIPv4(_ b: UnsafeRawBufferPointer, _ o: Int, _ ctx: inout Context) -> TCPSegment? {
-        guard b.count >= o + 20 else { return short(.ipv4HeaderTooShort, ctx) }
+    mutating func decodeIPv4(_ b: UnsafeRawBufferPointer, _ o: Int, _ ctx: inout Context, _ segment: inout TCPSegment) -> Bool {
+        guard b.count >= o + 20 else { short(.ipv4HeaderTooShort, ctx); return false }
         let vihl = b[o]
-        guard vihl >> 4 == 4 else { return malformed(.ipv4BadVersion, ctx) }
+        guard vihl >> 4 == 4 else { malformed(.ipv4BadVersion, ctx); return false }
         let ihl = Int(vihl & 0x0f) * 4
-        guard ihl >= 20 else { return malformed(.ipv4BadHeaderLength, ctx) }
+        guard ihl >= 20 else { malformed(.ipv4BadHeaderLength, ctx); return false }
         var totalLength = Int(be16(b, o + 2))
         let frameIPBytes = ctx.cut ? Int.max : b.count - o
         if totalLength == 0 {
             // Segmentation offload: the kernel hands over a super-packet with length 0. Use what is there.
             totalLength = b.count - o
         }
-        guard totalLength >= ihl else { return malformed(.ipv4TotalLengthTooSmall, ctx) }
+        guard totalLength >= ihl else { malformed(.ipv4TotalLengthTooSmall, ctx); return false }
         var lengthBeyondFrame = false
         if totalLength > frameIPBytes {
             lengthBeyondFrame = true
         }
-        guard b.count >= o + ihl else { return short(.ipv4HeaderTooShort, ctx) }
+        guard b.count >= o + ihl else { short(.ipv4HeaderTooShort, ctx); return false }
         let fragField = be16(b, o + 6)
         let fragOffset = fragField & 0x1fff
         let moreFragments = fragField & 0x2000 != 0
         let proto = b[o + 9]
         if fragOffset != 0 {
             counters.fragmentsSkipped.record(ctx.index)
-            return nil
+            return false
         }
         let ipID = be16(b, o + 4)
         let ttl = b[o + 8]
@@ -183,16 +193,17 @@ public struct PacketDecoder {
         case 6:
             if lengthBeyondFrame { counters.malformed[MalformedReason.ipv4TotalLengthBeyondFrame.rawValue].record(ctx.index) }
             return decodeTCP(b, o + ihl, end: end, announcedEnd: o + totalLength, ipVersion: 4, src: src, dst: dst,
-                             ipID: ipID, ttl: ttl, firstFragment: moreFragments, &ctx)
-        case 17: counters.udp.record(ctx.index); return nil
-        case 1: counters.icmp.record(ctx.index); return nil
-        default: counters.otherIPProtocol.record(ctx.index); return nil
+                             ipID: ipID, ttl: ttl, firstFragment: moreFragments, &ctx, &segment)
+        case 17: counters.udp.record(ctx.index); return false
+        case 1: counters.icmp.record(ctx.index); return false
+        default: counters.otherIPProtocol.record(ctx.index); return false
         }
     }
 
-    mutating func decodeIPv6(_ b: UnsafeRawBufferPointer, _ o: Int, _ ctx: inout Context) -> TCPSegment? {
-        guard b.count >= o + 40 else { return short(.ipv6HeaderTooShort, ctx) }
-        guard b[o] >> 4 == 6 else { return malformed(.ipv6BadVersion, ctx) }
+    @inline(__always)
+    mutating func decodeIPv6(_ b: UnsafeRawBufferPointer, _ o: Int, _ ctx: inout Context, _ segment: inout TCPSegment) -> Bool {
+        guard b.count >= o + 40 else { short(.ipv6HeaderTooShort, ctx); return false }
+        guard b[o] >> 4 == 6 else { malformed(.ipv6BadVersion, ctx); return false }
         var payloadLength = Int(be16(b, o + 4))
         if payloadLength == 0 {
             // Jumbogram or segmentation offload: use what is there.
@@ -213,28 +224,28 @@ public struct PacketDecoder {
             switch next {
             case 0, 43, 60, 135, 139, 140:
                 // Hop-by-hop, routing, destination options, mobility, HIP, shim6: (len+1)*8 bytes.
-                guard p + 2 <= end else { return short(.ipv6ExtensionHeaderTruncated, ctx) }
+                guard p + 2 <= end else { short(.ipv6ExtensionHeaderTruncated, ctx); return false }
                 let len = (Int(b[p + 1]) + 1) * 8
-                guard p + len <= announcedEnd else { return malformed(.ipv6ExtensionHeaderTruncated, ctx) }
-                guard p + len <= end else { return short(.ipv6ExtensionHeaderTruncated, ctx) }
+                guard p + len <= announcedEnd else { malformed(.ipv6ExtensionHeaderTruncated, ctx); return false }
+                guard p + len <= end else { short(.ipv6ExtensionHeaderTruncated, ctx); return false }
                 next = b[p]
                 p += len
             case 51:
                 // Authentication header: (len+2)*4 bytes.
-                guard p + 2 <= end else { return short(.ipv6ExtensionHeaderTruncated, ctx) }
+                guard p + 2 <= end else { short(.ipv6ExtensionHeaderTruncated, ctx); return false }
                 let len = (Int(b[p + 1]) + 2) * 4
-                guard p + len <= announcedEnd else { return malformed(.ipv6ExtensionHeaderTruncated, ctx) }
-                guard p + len <= end else { return short(.ipv6ExtensionHeaderTruncated, ctx) }
+                guard p + len <= announcedEnd else { malformed(.ipv6ExtensionHeaderTruncated, ctx); return false }
+                guard p + len <= end else { short(.ipv6ExtensionHeaderTruncated, ctx); return false }
                 next = b[p]
                 p += len
             case 44:
-                guard p + 8 <= announcedEnd else { return malformed(.ipv6ExtensionHeaderTruncated, ctx) }
-                guard p + 8 <= end else { return short(.ipv6ExtensionHeaderTruncated, ctx) }
+                guard p + 8 <= announcedEnd else { malformed(.ipv6ExtensionHeaderTruncated, ctx); return false }
+                guard p + 8 <= end else { short(.ipv6ExtensionHeaderTruncated, ctx); return false }
                 let field = be16(b, p + 2)
                 fragmentID = be32(b, p + 4)
                 if field >> 3 != 0 {
                     counters.fragmentsSkipped.record(ctx.index)
-                    return nil
+                    return false
                 }
                 firstFragment = field & 1 != 0
                 next = b[p]
@@ -247,25 +258,26 @@ public struct PacketDecoder {
         case 6:
             if lengthBeyondFrame { counters.malformed[MalformedReason.ipv6PayloadLengthBeyondFrame.rawValue].record(ctx.index) }
             return decodeTCP(b, p, end: end, announcedEnd: announcedEnd, ipVersion: 6, src: src, dst: dst,
-                             ipID: UInt16(truncatingIfNeeded: fragmentID), ttl: hopLimit, firstFragment: firstFragment, &ctx)
-        case 17: counters.udp.record(ctx.index); return nil
-        case 58: counters.icmp.record(ctx.index); return nil
-        default: counters.otherIPProtocol.record(ctx.index); return nil
+                             ipID: UInt16(truncatingIfNeeded: fragmentID), ttl: hopLimit, firstFragment: firstFragment, &ctx, &segment)
+        case 17: counters.udp.record(ctx.index); return false
+        case 58: counters.icmp.record(ctx.index); return false
+        default: counters.otherIPProtocol.record(ctx.index); return false
         }
     }
 
     @inline(__always)
     mutating func decodeTCP(
         _ b: UnsafeRawBufferPointer, _ t: Int, end: Int, announcedEnd: Int, ipVersion: UInt8,
-        src: IPAddress, dst: IPAddress, ipID: UInt16, ttl: UInt8, firstFragment: Bool, _ ctx: inout Context
-    ) -> TCPSegment? {
+        src: IPAddress, dst: IPAddress, ipID: UInt16, ttl: UInt8, firstFragment: Bool, _ ctx: inout Context,
+        _ segment: inout TCPSegment
+    ) -> Bool {
         guard t + 20 <= end else {
-            if t + 20 > announcedEnd { return malformed(.tcpHeaderTooShort, ctx) }
-            return short(.tcpHeaderTooShort, ctx)
+            if t + 20 > announcedEnd { malformed(.tcpHeaderTooShort, ctx); return false }
+            short(.tcpHeaderTooShort, ctx); return false
         }
         let dataOffset = Int(b[t + 12] >> 4) * 4
-        guard dataOffset >= 20, t + dataOffset <= announcedEnd else { return malformed(.tcpBadDataOffset, ctx) }
-        guard t + dataOffset <= end else { return short(.tcpBadDataOffset, ctx) }
+        guard dataOffset >= 20, t + dataOffset <= announcedEnd else { malformed(.tcpBadDataOffset, ctx); return false }
+        guard t + dataOffset <= end else { short(.tcpBadDataOffset, ctx); return false }
         var options = TCPOptions()
         if dataOffset > 20 {
             var i = t + 20
@@ -301,14 +313,23 @@ public struct PacketDecoder {
             counters.truncatedPayload.record(ctx.index)
         }
         counters.tcpSegments += 1
-        var segment = TCPSegment(
-            timestamp: ctx.timestamp, packetIndex: ctx.index, interfaceIndex: ctx.interfaceIndex,
-            direction: ctx.direction, ipVersion: ipVersion,
-            source: Endpoint(src, be16(b, t)), destination: Endpoint(dst, be16(b, t + 2)),
-            sequenceNumber: be32(b, t + 4), acknowledgementNumber: be32(b, t + 8),
-            flags: TCPFlags(rawValue: b[t + 13]), window: be16(b, t + 14), options: options,
-            ipIdentification: ipID, ttl: ttl, payload: payload, payloadLength: payloadLength)
+        segment.timestamp = ctx.timestamp
+        segment.packetIndex = ctx.index
+        segment.interfaceIndex = ctx.interfaceIndex
+        segment.direction = ctx.direction
+        segment.ipVersion = ipVersion
+        segment.source = Endpoint(src, be16(b, t))
+        segment.destination = Endpoint(dst, be16(b, t + 2))
+        segment.sequenceNumber = be32(b, t + 4)
+        segment.acknowledgementNumber = be32(b, t + 8)
+        segment.flags = TCPFlags(rawValue: b[t + 13])
+        segment.window = be16(b, t + 14)
+        segment.options = options
+        segment.ipIdentification = ipID
+        segment.ttl = ttl
+        segment.payload = payload
+        segment.payloadLength = payloadLength
         segment.isFirstFragment = firstFragment
-        return segment
+        return true
     }
 }

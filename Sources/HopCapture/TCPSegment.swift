@@ -114,6 +114,13 @@ public struct TCPSegment {
     /// hoptrace does not reassemble.
     public var isFirstFragment: Bool = false
 
+    /// A placeholder to decode into (`PacketDecoder.decode(_:into:)`).
+    public static var empty: TCPSegment {
+        TCPSegment(timestamp: 0, packetIndex: 0, ipVersion: 4, source: Endpoint(IPAddress(ipv4: 0), 0),
+                   destination: Endpoint(IPAddress(ipv4: 0), 0), sequenceNumber: 0, acknowledgementNumber: 0,
+                   flags: [], payload: UnsafeRawBufferPointer(start: nil, count: 0))
+    }
+
     public init(
         timestamp: Int64, packetIndex: Int, interfaceIndex: Int32? = nil, direction: PacketDirection? = nil,
         ipVersion: UInt8, source: Endpoint, destination: Endpoint, sequenceNumber: UInt32,

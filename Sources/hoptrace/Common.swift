@@ -81,12 +81,14 @@ struct CaptureOptions: ParsableArguments {
 /// Reads every packet of `source` through `decoder`, calling `body` for each TCP segment.
 /// Returns the error that ended the read early (a truncated file), if any; `body` returns
 /// false to stop.
+@inline(__always)
 func readSegments(
     from source: PcapSource, decoder: inout PacketDecoder, raw: ((RawPacket) -> Void)? = nil,
     _ body: (TCPSegment) -> Bool
 ) -> CaptureError? {
     if source.isLive { CaptureInterrupt.install(for: source) }
     defer { if source.isLive { CaptureInterrupt.uninstall() } }
+    var segment = TCPSegment.empty
     while true {
         let result: PcapSource.ReadResult
         do {
@@ -97,8 +99,8 @@ func readSegments(
         switch result {
         case .packet(let p):
             raw?(p)
-            if let seg = decoder.decode(p) {
-                if !body(seg) { return nil }
+            if decoder.decode(p, into: &segment) {
+                if !body(segment) { return nil }
             }
         case .timeout:
             continue

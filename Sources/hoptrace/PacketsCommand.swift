@@ -60,6 +60,7 @@ struct Packets: ParsableCommand {
         var printed = 0
         let limit = count ?? Int.max
         let jsonl = format == .jsonl
+        let quiet = self.quiet  // read once: property wrappers are slow in the per-packet closure
         let readError = readSegments(from: source, decoder: &decoder, raw: writer.map { w in { w.write($0) } }) { seg in
             printed += 1
             if !quiet {
