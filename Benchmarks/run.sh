@@ -1,0 +1,281 @@
+#!/usr/bin/env bash
+# run.sh — hoptrace's benchmarks. See Benchmarks/README.md.
+#
+# Usage: sudo Benchmarks/run.sh [--no-build] [--no-tshark] [--runs N] [--strict]
+#   --no-build    use the hoptrace already built in .build-bench
+#   --no-tshark   skip the tshark comparison (slow) and its memory figures
+#   --runs N      hyperfine runs for the bare loop and hoptrace (default 5)
+#   --strict      exit 1 when a target is missed (default: report, exit 0)
+# Environment: HOPTRACE_BIN=/path/to/hoptrace benchmarks that binary (no build).
+#
+# Steps (each one skipped, with a one-line reason, when what it needs is
+# missing, e.g. a hoptrace subcommand not written yet):
+#   build     swift build -c release --scratch-path .build-bench; cc bare-loop.c
+#   captures  Benchmarks/data/load-{large,small}.pcap, made by make-capture.sh
+#             when missing (that part needs root: network namespaces)
+#   decode    hyperfine: bare-loop FILE  vs  hoptrace packets -r FILE -q   (<= 2x)
+#   http      hyperfine: hoptrace http -r FILE  vs the bare loop            (<= 4x)
+#             and vs tshark -r FILE -Y http.request -T fields -e http.request.method
+#             (hoptrace >= 50x faster)
+#   memory    peak RSS (/usr/bin/time -f %M) of hoptrace http on the small and
+#             the large capture (must not grow with capture length); tshark's
+#             for reference
+# Writes Benchmarks/data/results.txt (the summary) and hyperfine JSON files.
+set -uo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/.." && pwd)"
+DATA="$HERE/data"
+BIN="$DATA/bin"
+LARGE="$DATA/load-large.pcap"
+SMALL="$DATA/load-small.pcap"
+RESULTS="$DATA/results.txt"
+
+BUILD=1
+TSHARK=1
+RUNS=5
+STRICT=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --no-build) BUILD=0; shift ;;
+        --no-tshark) TSHARK=0; shift ;;
+        --runs) RUNS="${2:?--runs needs a number}"; shift 2 ;;
+        --strict) STRICT=1; shift ;;
+        -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "run.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+
+mkdir -p "$DATA" "$BIN"
+# results of an earlier run must not pass for this one's
+rm -f "$DATA"/{decode,http,tshark,bare}.json "$RESULTS"
+SUMMARY="$(mktemp /tmp/htbench-summary.XXXXXX)"
+trap 'rm -f "$SUMMARY" "$DATA"/.probe.*' EXIT
+
+say() { echo "== $*" >&2; }
+row() { printf '%-44s %-22s %-14s %s\n' "$1" "$2" "$3" "$4" >> "$SUMMARY"; }
+note() { echo "$*" >> "$SUMMARY"; }
+MISSED=0
+
+for t in hyperfine python3 cc; do
+    command -v "$t" >/dev/null || { echo "run.sh: missing tool: $t" >&2; exit 2; }
+done
+TIME=/usr/bin/time
+if ! "$TIME" -f %M true >/dev/null 2>&1; then
+    TIME=""
+fi
+
+mean_of() {  # mean_of JSON INDEX -> seconds
+    python3 -c 'import json,sys; print("%.6f" % json.load(open(sys.argv[1]))["results"][int(sys.argv[2])]["mean"])' "$1" "$2"
+}
+stddev_of() {
+    python3 -c 'import json,sys; print("%.6f" % (json.load(open(sys.argv[1]))["results"][int(sys.argv[2])]["stddev"] or 0))' "$1" "$2"
+}
+other_ratios() {  # other_ratios JSON I J -> "min-time ratio A, CPU-time ratio B" of result I over J
+    python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))["results"]; i, j = int(sys.argv[2]), int(sys.argv[3])
+cpu = lambda x: x["user"] + x["system"]
+print("min-time ratio %.2fx, CPU-time (user+sys) ratio %.2fx" % (r[i]["min"] / r[j]["min"], cpu(r[i]) / cpu(r[j])))
+' "$1" "$2" "$3"
+}
+ratio() { python3 -c 'import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); print("%.2f" % (a/b if b else float("inf")))' "$1" "$2"; }
+le() { python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) <= float(sys.argv[2]) else 1)' "$1" "$2"; }
+verdict() {  # verdict OKCOND(0/1) -> PASS/MISS
+    if [ "$1" = 0 ]; then echo PASS; else MISSED=1; echo MISS; fi
+}
+ms() { python3 -c 'import sys; print("%.1f ms" % (float(sys.argv[1])*1000))' "$1"; }
+fmt_time() { echo "$(ms "$1" | sed 's/ ms//') ± $(ms "$2")"; }
+
+# ---------------------------------------------------------------- build
+HOPTRACE=""
+if [ -n "${HOPTRACE_BIN:-}" ]; then
+    # benchmark a given binary instead of building one
+    HOPTRACE="$HOPTRACE_BIN"
+elif [ "$BUILD" = 1 ]; then
+    say "building hoptrace (release, .build-bench)"
+    if (cd "$ROOT" && swift build -c release --scratch-path .build-bench) > "$DATA/build.log" 2>&1; then
+        HOPTRACE="$(cd "$ROOT" && swift build -c release --scratch-path .build-bench --show-bin-path)/hoptrace"
+    else
+        echo "run.sh: hoptrace did not build; see $DATA/build.log (last lines below)" >&2
+        tail -15 "$DATA/build.log" >&2
+    fi
+else
+    [ -x "$ROOT/.build-bench/release/hoptrace" ] && HOPTRACE="$ROOT/.build-bench/release/hoptrace"
+fi
+[ -n "$HOPTRACE" ] && [ ! -x "$HOPTRACE" ] && HOPTRACE=""
+
+say "building bare-loop"
+BARE="$BIN/bare-loop"
+cc -O2 -Wall -o "$BARE" "$HERE/bare-loop.c" -lpcap || { echo "run.sh: bare-loop did not build (libpcap-dev?)" >&2; exit 2; }
+
+# ---------------------------------------------------------------- captures
+if [ ! -s "$LARGE" ] || [ ! -s "$SMALL" ]; then
+    say "captures missing: making them with make-capture.sh"
+    if [ "$(id -u)" != 0 ]; then
+        echo "run.sh: making the captures needs root (network namespaces): sudo Benchmarks/run.sh" >&2
+        exit 2
+    fi
+    "$HERE/make-capture.sh" || { echo "run.sh: make-capture.sh failed" >&2; exit 2; }
+fi
+stat_of() { awk -v k="$2:" '$1 == k {print $2}' "$1.stats" 2>/dev/null; }
+
+# subcommand probe. ArgumentParser answers `hoptrace NOSUCH --help` with the
+# root help and exit 0, so look for the subcommand's own usage line
+# ("USAGE: hoptrace SUB ...") and its -r option.
+has_sub() {
+    [ -n "$HOPTRACE" ] || { echo "hoptrace not built"; return 1; }
+    local out
+    if ! out="$("$HOPTRACE" "$1" --help 2>&1)"; then
+        echo "'hoptrace $1' does not exist yet ($(echo "$out" | head -1))"; return 1
+    fi
+    if ! printf '%s\n' "$out" | grep -Eq "hoptrace $1( |\$)" \
+        || ! printf '%s\n' "$out" | grep -q -- '-r'; then
+        echo "'hoptrace $1' does not exist yet (not in hoptrace's subcommands)"; return 1
+    fi
+    return 0
+}
+
+COMMIT="$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')"
+(cd "$ROOT" && git diff --quiet HEAD -- Sources Package.swift 2>/dev/null) || COMMIT="$COMMIT+dirty"
+{
+    echo "hoptrace benchmarks — $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "commit $COMMIT; $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) cores; runs $RUNS"
+    for f in "$LARGE" "$SMALL"; do
+        echo "$(basename "$f"): $(stat_of "$f" packets) packets, $(stat_of "$f" tshark_requests) requests (tshark), $(( $(stat -c %s "$f") / 1048576 )) MiB"
+    done
+    echo
+} > "$SUMMARY"
+row "measure" "value" "target" "verdict"
+row "-------" "-----" "------" "-------"
+
+# bare loop sanity + its own memory
+BARE_OUT="$("$BARE" "$LARGE")" || { echo "run.sh: bare-loop failed on $LARGE" >&2; exit 2; }
+BARE_PACKETS="$(echo "$BARE_OUT" | awk '{print $2}')"
+say "bare-loop: $BARE_OUT"
+
+# ---------------------------------------------------------------- decode
+DECODE_JSON="$DATA/decode.json"
+BARE_MEAN=""
+if why="$(has_sub packets)"; then
+    say "decode: bare-loop vs hoptrace packets -q"
+    probe_err="$DATA/.probe.packets"
+    if "$HOPTRACE" packets -r "$LARGE" -q > /dev/null 2> "$probe_err"; then
+        if grep -qw -- "$BARE_PACKETS" "$probe_err"; then
+            count_note="packet count matches the bare loop ($BARE_PACKETS)"
+        else
+            count_note="packet count $BARE_PACKETS not found in hoptrace's counters: $(tr '\n' ' ' < "$probe_err" | cut -c1-160)"
+        fi
+        hyperfine -N --warmup 1 --runs "$RUNS" --export-json "$DECODE_JSON" \
+            -n bare-loop "$BARE $LARGE" \
+            -n "hoptrace packets -q" "$HOPTRACE packets -r $LARGE -q" >&2
+        BARE_MEAN="$(mean_of "$DECODE_JSON" 0)"
+        h="$(mean_of "$DECODE_JSON" 1)"
+        r="$(ratio "$h" "$BARE_MEAN")"
+        row "bare loop, large capture" "$(fmt_time "$BARE_MEAN" "$(stddev_of "$DECODE_JSON" 0)")" "" ""
+        row "hoptrace packets -q, large capture" "$(fmt_time "$h" "$(stddev_of "$DECODE_JSON" 1)")" "" ""
+        le "$r" 2; row "decode: hoptrace packets / bare loop" "${r}x" "<= 2x" "$(verdict $?)"
+        note "  ($(other_ratios "$DECODE_JSON" 1 0); $count_note)"
+    else
+        row "decode" "skipped" "<= 2x" "-"
+        note "  (hoptrace packets -r FILE -q failed: $(head -1 "$probe_err"))"
+    fi
+else
+    row "decode" "skipped" "<= 2x" "-"
+    note "  ($why)"
+fi
+if [ -z "$BARE_MEAN" ]; then
+    say "bare loop alone"
+    hyperfine -N --warmup 1 --runs "$RUNS" --export-json "$DATA/bare.json" -n bare-loop "$BARE $LARGE" >&2
+    BARE_MEAN="$(mean_of "$DATA/bare.json" 0)"
+    row "bare loop, large capture" "$(fmt_time "$BARE_MEAN" "$(stddev_of "$DATA/bare.json" 0)")" "" ""
+fi
+
+# ---------------------------------------------------------------- http
+HTTP_OK=0
+if why="$(has_sub http)"; then
+    probe_out="$DATA/.probe.http"
+    if "$HOPTRACE" http -r "$SMALL" > "$probe_out" 2>"$probe_out.err"; then
+        HTTP_OK=1
+        lines="$(wc -l < "$probe_out")"
+        want="$(stat_of "$SMALL" tshark_requests)"
+        note_http="hoptrace http printed $lines lines on the small capture; tshark counts ${want:-?} requests there"
+    else
+        row "http" "skipped" "<= 4x" "-"
+        note "  (hoptrace http -r FILE failed: $(head -1 "$probe_out.err"))"
+    fi
+else
+    row "http" "skipped" "<= 4x" "-"
+    note "  ($why)"
+fi
+if [ "$HTTP_OK" = 1 ]; then
+    say "http: hoptrace http vs bare-loop"
+    HTTP_JSON="$DATA/http.json"
+    hyperfine -N --warmup 1 --runs "$RUNS" --export-json "$HTTP_JSON" \
+        -n bare-loop "$BARE $LARGE" \
+        -n "hoptrace http" "$HOPTRACE http -r $LARGE" >&2
+    b="$(mean_of "$HTTP_JSON" 0)"
+    HTTP_MEAN="$(mean_of "$HTTP_JSON" 1)"
+    r="$(ratio "$HTTP_MEAN" "$b")"
+    row "hoptrace http, large capture" "$(fmt_time "$HTTP_MEAN" "$(stddev_of "$HTTP_JSON" 1)")" "" ""
+    le "$r" 4; row "http: hoptrace http / bare loop" "${r}x" "<= 4x" "$(verdict $?)"
+    note "  ($(other_ratios "$HTTP_JSON" 1 0); $note_http)"
+    if [ "$TSHARK" = 1 ] && command -v tshark >/dev/null; then
+        say "http: tshark (slow, 2 runs)"
+        TSHARK_JSON="$DATA/tshark.json"
+        hyperfine --warmup 0 --runs 2 --export-json "$TSHARK_JSON" \
+            -n tshark "tshark -n -r $LARGE -Y http.request -T fields -e http.request.method" >&2
+        t="$(mean_of "$TSHARK_JSON" 0)"
+        r="$(ratio "$t" "$HTTP_MEAN")"
+        row "tshark -Y http.request, large capture" "$(fmt_time "$t" "$(stddev_of "$TSHARK_JSON" 0)")" "" ""
+        python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) >= 50 else 1)' "$r"
+        row "http: tshark / hoptrace http" "${r}x faster" ">= 50x" "$(verdict $?)"
+    else
+        row "http vs tshark" "skipped" ">= 50x" "-"
+        note "  (--no-tshark or no tshark)"
+    fi
+fi
+
+# ---------------------------------------------------------------- memory
+peak_kb() {  # peak_kb CMD... -> KB on stdout; command output discarded
+    local f; f="$(mktemp /tmp/htbench-time.XXXXXX)"
+    if "$TIME" -f %M -o "$f" "$@" > /dev/null 2>&1; then tail -1 "$f"; else echo "failed"; fi
+    rm -f "$f"
+}
+if [ -z "$TIME" ]; then
+    row "memory" "skipped" "" "-"
+    note "  (no GNU time at /usr/bin/time: apt-get install time)"
+else
+    say "memory"
+    row "peak RSS bare loop, large" "$(peak_kb "$BARE" "$LARGE") KB" "" ""
+    if [ "$HTTP_OK" = 1 ]; then
+        ms_kb="$(peak_kb "$HOPTRACE" http -r "$SMALL")"
+        ml_kb="$(peak_kb "$HOPTRACE" http -r "$LARGE")"
+        row "peak RSS hoptrace http, small" "$ms_kb KB" "" ""
+        row "peak RSS hoptrace http, large" "$ml_kb KB" "" ""
+        if [ "$ms_kb" != failed ] && [ "$ml_kb" != failed ]; then
+            g="$(ratio "$ml_kb" "$ms_kb")"
+            # flat: the 4x longer capture may cost at most 20% (or 4 MB) more
+            python3 -c 'import sys; s,l=float(sys.argv[1]),float(sys.argv[2]); sys.exit(0 if l <= max(s*1.2, s+4096) else 1)' "$ms_kb" "$ml_kb"
+            row "memory: hoptrace http large / small" "${g}x" "flat (<=1.2x)" "$(verdict $?)"
+        fi
+    else
+        row "peak RSS hoptrace http" "skipped" "flat" "-"
+    fi
+    if has_sub packets >/dev/null; then
+        row "peak RSS hoptrace packets -q, small" "$(peak_kb "$HOPTRACE" packets -r "$SMALL" -q) KB" "" ""
+        row "peak RSS hoptrace packets -q, large" "$(peak_kb "$HOPTRACE" packets -r "$LARGE" -q) KB" "" ""
+    fi
+    if [ "$TSHARK" = 1 ] && command -v tshark >/dev/null; then
+        row "peak RSS tshark, small (reference)" "$(peak_kb tshark -n -r "$SMALL" -Y http.request -T fields -e http.request.method) KB" "" ""
+        row "peak RSS tshark, large (reference)" "$(peak_kb tshark -n -r "$LARGE" -Y http.request -T fields -e http.request.method) KB" "" ""
+    fi
+fi
+
+cp "$SUMMARY" "$RESULTS"
+chmod 644 "$RESULTS"
+echo
+cat "$RESULTS"
+echo "(written to $RESULTS)"
+if [ "$STRICT" = 1 ] && [ "$MISSED" = 1 ]; then exit 1; fi
+exit 0
