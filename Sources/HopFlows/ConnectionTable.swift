@@ -288,7 +288,6 @@ public final class ConnectionTable {
         active.moveToTail(st)
         h.stats.segments += 1
         if h.stats.segments == 1 && o.stats.segments > 0 { leaveHalfIndex(st) }
-        if dir == .serverToClient && !st.openedEmitted { emitOpened(st) }
 
         let flags = seg.flags
         var dataSeq = seg.sequenceNumber
@@ -321,6 +320,7 @@ public final class ConnectionTable {
             }
             dataSeq = seq &+ 1
         }
+        if dir == .serverToClient && !st.openedEmitted { emitOpened(st) }
 
         if flags.contains(.ack) {
             let ack = seg.acknowledgementNumber
