@@ -71,6 +71,8 @@ public final class ConnectionTable {
 
     /// How often (capture time) `process` sweeps for idle connections.
     private static let sweepInterval: Int64 = 1_000_000_000
+    /// No TCP window exceeds 1 GiB (RFC 7323): a segment or ACK further ahead is not believed.
+    private static let maxPlausibleJump: Int64 = 1 << 30
 
     public init(configuration: FlowConfiguration = .init(), consumer: StreamEventConsumer) {
         self.configuration = configuration
@@ -330,7 +332,11 @@ public final class ConnectionTable {
                 var target = o.toAbs(ack)
                 if o.finSeen && target > o.finAbs { target = o.finAbs }
                 if target > o.nextAbs {
-                    fill(st, o, dir.reversed, to: target, at: t, cause: .ackedUnseen)
+                    if target - o.nextAbs > Self.maxPlausibleJump {
+                        counters.implausibleSequenceNumbers += 1
+                    } else {
+                        fill(st, o, dir.reversed, to: target, at: t, cause: .ackedUnseen)
+                    }
                 }
             } else {
                 // Mid-stream: the other direction starts where this side acknowledges.
@@ -448,6 +454,10 @@ public final class ConnectionTable {
         if announcedEnd > h.maxEndAbs { h.maxEndAbs = announcedEnd }
 
         if startAbs > h.nextAbs {
+            if startAbs - h.nextAbs > Self.maxPlausibleJump {
+                counters.implausibleSequenceNumbers += 1
+                return
+            }
             if end > startAbs { buffer(st, h, dir, startAbs: startAbs, end: end, payload: payload, at: t) }
             return
         }

@@ -58,6 +58,9 @@ public struct FlowCounters: Sendable, Hashable {
     public var oneSidedConnections = 0
     /// Segments with new content (data, SYN, RST…) on a connection already closed; ignored.
     public var segmentsAfterClose = 0
+    /// Segments or ACKs more than 1 GiB (the largest TCP window) beyond the stream position;
+    /// ignored rather than turned into a huge gap.
+    public var implausibleSequenceNumbers = 0
     /// RSTs on no known connection; ignored.
     public var strayResets = 0
     /// Closes by reason.
@@ -104,6 +107,8 @@ public struct FlowCounters: Sendable, Hashable {
         add("one-sided-connections", oneSidedConnections,
             "connections with packets in one direction only (unjoined NAT half, unanswered SYN, or a direction not captured)")
         add("segments-after-close", segmentsAfterClose, "segments with new content on a closed connection, ignored")
+        add("implausible-sequence-numbers", implausibleSequenceNumbers,
+            "segment or ACK more than 1 GiB beyond the stream position, ignored")
         add("stray-resets", strayResets, "RST on no known connection, ignored")
         add("closed-fin", closedByFIN, "connections closed by FIN both ways")
         add("closed-rst", closedByReset, "connections closed by RST")

@@ -108,7 +108,7 @@ final class HalfFlow {
     var ring: [SegmentSignature] = []
     var ringPosition = 0
 
-    static let ringSize = 8
+    static let ringSize = 4
 
     @inline(__always)
     func toAbs(_ seq: UInt32) -> Int64 {

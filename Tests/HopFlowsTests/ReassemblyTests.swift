@@ -390,4 +390,17 @@ final class ReassemblyTests: XCTestCase {
         XCTAssertTrue(names.contains("stray-resets"))
         XCTAssertFalse(names.contains("gaps"))
     }
+
+    func testImplausibleJumpsAreIgnored() {
+        let h = Harness()
+        handshake(h)
+        h.seg(C, S, seq: 1001, ack: 5001, PSH, "ok")
+        h.seg(C, S, seq: 1003 &+ 0x5000_0000, ack: 5001, PSH, "junk")  // 1.25 GiB ahead
+        h.seg(S, C, seq: 5001, ack: 1003 &+ 0x6000_0000, ACK)
+        h.seg(C, S, seq: 1003, ack: 5001, PSH, "fine")
+        XCTAssertEqual(h.recorder.stream(1, .clientToServer), "okfine")
+        XCTAssertEqual(h.counters.implausibleSequenceNumbers, 2)
+        XCTAssertEqual(h.counters.gaps, 0)
+        XCTAssertEqual(h.table.bufferedBytes, 0)
+    }
 }
