@@ -52,22 +52,23 @@ import HopCapture
 /// `duplicateWindow`, captured on a different interface (or the other way on the same one), and
 /// processed once (`captureDuplicates`).
 ///
-/// Not thread-safe: use from one task.
+/// Not thread-safe: use from one task. The consumer must not call back into the table from
+/// `handle` other than to read `counters` (hot state skips dynamic exclusivity checks).
 public final class ConnectionTable {
     public let configuration: FlowConfiguration
-    public private(set) var counters = FlowCounters()
+    @exclusivity(unchecked) public private(set) var counters = FlowCounters()
     /// Bytes held in out-of-order buffers now.
-    public private(set) var bufferedBytes = 0
+    @exclusivity(unchecked) public private(set) var bufferedBytes = 0
 
     private let consumer: StreamEventConsumer
-    private var table: [FlowKey: FlowState] = [:]
+    @exclusivity(unchecked) private var table: [FlowKey: FlowState] = [:]
     /// Connections that have seen one direction only, by client endpoint: NAT join candidates.
-    private var halfIndex: [Endpoint: FlowState] = [:]
-    private var active = FlowList()
-    private var lingering = FlowList()
-    private var nextID = 1
-    private var now: Int64 = .min
-    private var nextSweep: Int64 = .min
+    @exclusivity(unchecked) private var halfIndex: [Endpoint: FlowState] = [:]
+    @exclusivity(unchecked) private var active = FlowList()
+    @exclusivity(unchecked) private var lingering = FlowList()
+    @exclusivity(unchecked) private var nextID = 1
+    @exclusivity(unchecked) private var now: Int64 = .min
+    @exclusivity(unchecked) private var nextSweep: Int64 = .min
 
     /// How often (capture time) `process` sweeps for idle connections.
     private static let sweepInterval: Int64 = 1_000_000_000
@@ -280,12 +281,13 @@ public final class ConnectionTable {
         let h = st.half(dir)
         let o = st.half(dir.reversed)
         let t = seg.timestamp
-        if seg.interfaceIndex != nil { st.noteInterface(seg.interfaceIndex) }
-        if h.isCaptureDuplicate(seg, window: configuration.duplicateWindow) {
+        if let i = seg.interfaceIndex { st.noteInterface(i) }
+        let sig = SegmentSignature(seg)
+        if h.isCaptureDuplicate(sig, window: configuration.duplicateWindow) {
             counters.captureDuplicates += 1
             return
         }
-        h.remember(seg)
+        h.remember(sig)
         if t > st.lastTimestamp { st.lastTimestamp = t }
         active.moveToTail(st)
         h.stats.segments += 1
@@ -397,11 +399,12 @@ public final class ConnectionTable {
         let pureAck = noContent && !flags.contains(.fin)
         let finAgain = noContent && flags.contains(.fin) && h.finSeen && h.toAbs(seg.sequenceNumber) == h.finAbs
         if pureAck || finAgain { return }
-        if h.isCaptureDuplicate(seg, window: configuration.duplicateWindow) {
+        let sig = SegmentSignature(seg)
+        if h.isCaptureDuplicate(sig, window: configuration.duplicateWindow) {
             counters.captureDuplicates += 1
             return
         }
-        h.remember(seg)
+        h.remember(sig)
         counters.segmentsAfterClose += 1
     }
 

@@ -24,6 +24,26 @@ struct FlowKey: Hashable {
         isIPv6 = xa.isIPv6
     }
 
+    /// Dictionary hashing without `Hasher` (SipHash costs more than the rest of a lookup): a
+    /// seeded multiply-xor mix of the key's words. Consistent with `==` like `hash(into:)`.
+    @inline(__always)
+    func _rawHashValue(seed: Int) -> Int {
+        @inline(__always) func mix(_ x: UInt64) -> UInt64 {
+            var z = x
+            z = (z ^ (z >> 33)) &* 0xFF51_AFD7_ED55_8CCD
+            z = (z ^ (z >> 33)) &* 0xC4CE_B9FE_1A85_EC53
+            return z ^ (z >> 33)
+        }
+        var h = UInt64(UInt(bitPattern: seed)) ^ 0x9E37_79B9_7F4A_7C15
+        h = mix(h ^ aLow)
+        h = mix(h ^ bLow ^ (UInt64(ports) << 31))
+        if isIPv6 {
+            h = mix(h ^ aHigh)
+            h = mix(h ^ bHigh)
+        }
+        return Int(truncatingIfNeeded: h)
+    }
+
     @inline(__always)
     func hash(into h: inout Hasher) {
         h.combine(aLow)
@@ -87,26 +107,38 @@ struct SegmentSignature {
 /// wraparound past 2^32 needs no special case anywhere else.
 final class HalfFlow {
     /// `nextAbs` is meaningful (the direction's position is known).
-    var started = false
+    @exclusivity(unchecked) var started = false
     /// The next byte to deliver.
-    var nextAbs: Int64 = 0
+    @exclusivity(unchecked) var nextAbs: Int64 = 0
     /// The first position seen (the ISN for a SYN) and the highest end seen; used to judge
     /// seq/ack continuity when joining NAT halves.
-    var firstAbs: Int64 = 0
-    var maxEndAbs: Int64 = 0
-    var synSeen = false
-    var isn: UInt32 = 0
-    var finSeen = false
-    var finAbs: Int64 = 0
+    @exclusivity(unchecked) var firstAbs: Int64 = 0
+    @exclusivity(unchecked) var maxEndAbs: Int64 = 0
+    @exclusivity(unchecked) var synSeen = false
+    @exclusivity(unchecked) var isn: UInt32 = 0
+    @exclusivity(unchecked) var finSeen = false
+    @exclusivity(unchecked) var finAbs: Int64 = 0
     /// Delivery reached the FIN.
-    var finDone = false
-    var ackValid = false
-    var lastAck: UInt32 = 0
-    var chunks: [Chunk] = []
-    var bufferedBytes = 0
-    var stats = DirectionStats()
-    var ring: [SegmentSignature] = []
-    var ringPosition = 0
+    @exclusivity(unchecked) var finDone = false
+    @exclusivity(unchecked) var ackValid = false
+    @exclusivity(unchecked) var lastAck: UInt32 = 0
+    @exclusivity(unchecked) var chunks: [Chunk] = []
+    @exclusivity(unchecked) var bufferedBytes = 0
+    @exclusivity(unchecked) var stats = DirectionStats()
+    /// The last `ringSize` segments' signatures (unmanaged storage: no ARC or uniqueness checks
+    /// on the hot path), for recognising capture-point duplicates.
+    let ring: UnsafeMutablePointer<SegmentSignature>
+    @exclusivity(unchecked) var ringPosition = 0
+
+    init() {
+        ring = .allocate(capacity: Self.ringSize)
+        ring.initialize(repeating: SegmentSignature(), count: Self.ringSize)
+    }
+
+    deinit {
+        ring.deinitialize(count: Self.ringSize)
+        ring.deallocate()
+    }
 
     static let ringSize = 4
 
@@ -135,18 +167,19 @@ final class HalfFlow {
     /// Nothing has been delivered, buffered or closed in this direction yet.
     var isPristine: Bool { stats.bytes == 0 && stats.gapBytes == 0 && chunks.isEmpty && !finSeen }
 
-    /// True when `s` is a copy of a recent segment of this direction taken at another capture
+    /// True when `sig` is a copy of a recent segment of this direction taken at another capture
     /// point: same seq, ack, flags, length, IP id and TCP timestamps within the window, and a
     /// different interface or packet direction (or no interface information at all).
     @inline(__always)
-    func isCaptureDuplicate(_ s: TCPSegment, window: Int64) -> Bool {
-        if ring.isEmpty { return false }
-        let sig = SegmentSignature(s)
-        for e in ring {
-            let dt = sig.timestamp &- e.timestamp
+    func isCaptureDuplicate(_ sig: SegmentSignature, window: Int64) -> Bool {
+        for k in 0..<Self.ringSize {
+            let e = ring[k]
             guard e.seq == sig.seq, e.ack == sig.ack, e.flags == sig.flags, e.length == sig.length,
-                  e.ipID == sig.ipID, dt <= window, dt >= -window,
-                  e.extra & 0x100 == sig.extra & 0x100, e.tsval == sig.tsval, e.tsecr == sig.tsecr
+                  e.ipID == sig.ipID, e.timestamp != .min
+            else { continue }
+            let dt = sig.timestamp &- e.timestamp
+            guard dt <= window, dt >= -window, e.extra & 0x100 == sig.extra & 0x100, e.tsval == sig.tsval,
+                  e.tsecr == sig.tsecr
             else { continue }
             if e.interface >= 0 && sig.interface >= 0 {
                 if e.interface != sig.interface { return true }
@@ -161,9 +194,8 @@ final class HalfFlow {
     }
 
     @inline(__always)
-    func remember(_ s: TCPSegment) {
-        if ring.isEmpty { ring = [SegmentSignature](repeating: SegmentSignature(), count: Self.ringSize) }
-        ring[ringPosition] = SegmentSignature(s)
+    func remember(_ sig: SegmentSignature) {
+        ring[ringPosition] = sig
         ringPosition = ringPosition == Self.ringSize - 1 ? 0 : ringPosition + 1
     }
 }
@@ -172,27 +204,27 @@ final class HalfFlow {
 /// NAT-split halves were joined). A class so that updates do not copy.
 final class FlowState {
     let id: ConnectionID
-    var client: Endpoint
-    var server: Endpoint
-    var replySource: Endpoint?
-    var originalDestination: Endpoint?
+    @exclusivity(unchecked) var client: Endpoint
+    @exclusivity(unchecked) var server: Endpoint
+    @exclusivity(unchecked) var replySource: Endpoint?
+    @exclusivity(unchecked) var originalDestination: Endpoint?
     let firstTimestamp: Int64
-    var lastTimestamp: Int64
-    var sawHandshake: Bool
+    @exclusivity(unchecked) var lastTimestamp: Int64
+    @exclusivity(unchecked) var sawHandshake: Bool
     let c2s = HalfFlow()
     let s2c = HalfFlow()
-    var interfaces: [Int32] = []
+    @exclusivity(unchecked) var interfaces: [Int32] = []
     let primaryKey: FlowKey
-    var secondaryKey: FlowKey?
-    var openedEmitted = false
-    var closeReason: CloseReason?
-    var closedAt: Int64 = 0
-    var inHalfIndex = false
+    @exclusivity(unchecked) var secondaryKey: FlowKey?
+    @exclusivity(unchecked) var openedEmitted = false
+    @exclusivity(unchecked) var closeReason: CloseReason?
+    @exclusivity(unchecked) var closedAt: Int64 = 0
+    @exclusivity(unchecked) var inHalfIndex = false
     // Intrusive list links (active LRU list or lingering list). The table dictionary owns the
     // objects; a state is unlinked before it leaves the dictionary.
-    unowned(unsafe) var next: FlowState?
-    unowned(unsafe) var prev: FlowState?
-    var list: Membership = .none
+    @exclusivity(unchecked) unowned(unsafe) var next: FlowState?
+    @exclusivity(unchecked) unowned(unsafe) var prev: FlowState?
+    @exclusivity(unchecked) var list: Membership = .none
 
     enum Membership { case none, active, lingering }
 
@@ -209,9 +241,12 @@ final class FlowState {
     @inline(__always)
     func half(_ d: FlowDirection) -> HalfFlow { d == .clientToServer ? c2s : s2c }
 
+    @exclusivity(unchecked) var lastInterface: Int32 = -1
+
     @inline(__always)
-    func noteInterface(_ i: Int32?) {
-        guard let i else { return }
+    func noteInterface(_ i: Int32) {
+        if i == lastInterface { return }
+        lastInterface = i
         for x in interfaces where x == i { return }
         interfaces.append(i)
     }
