@@ -76,6 +76,8 @@ public final class ConnectionTable {
     private static let maxPlausibleJump: Int64 = 1 << 30
 
     public init(configuration: FlowConfiguration = .init(), consumer: StreamEventConsumer) {
+        var configuration = configuration
+        configuration.maxConnections = max(1, configuration.maxConnections)
         self.configuration = configuration
         self.consumer = consumer
     }
@@ -323,6 +325,9 @@ public final class ConnectionTable {
                 }
             }
             dataSeq = seq &+ 1
+        } else if !h.started && !flags.contains(.rst) {
+            // Mid-stream: any segment's seq (a pure ACK's too) is the sender's position.
+            h.start(at: seg.sequenceNumber)
         }
         if dir == .serverToClient && !st.openedEmitted { emitOpened(st) }
 

@@ -64,6 +64,20 @@ final class NATJoinTests: XCTestCase {
         XCTAssertEqual(h.counters.gaps, 0)
     }
 
+    func testJoinMidStreamWhenClientOnlyAcks() {
+        let h = Harness()
+        h.seg(POD, PROXY, seq: 1000, ack: 7000, ACK)  // a download: the client only acknowledges
+        h.seg(REMOTE, POD, seq: 7000, ack: 1000, PSH, "chunk1")
+        h.seg(POD, PROXY, seq: 1000, ack: 7006, ACK)
+        h.seg(REMOTE, POD, seq: 7006, ack: 1000, PSH, "chunk2")
+        h.table.finish()
+        XCTAssertEqual(h.counters.connections, 1)
+        XCTAssertEqual(h.counters.natJoinedMidStream, 1)
+        XCTAssertEqual(h.recorder.stream(1, .serverToClient), "chunk1chunk2")
+        XCTAssertEqual(h.recorder.closed[1]!.replySource, ep(REMOTE))
+        XCTAssertEqual(h.counters.gaps, 0)
+    }
+
     func testJoinMidStreamWhenReplyHalfSeenFirst() {
         let h = Harness()
         h.seg(REMOTE, POD, seq: 7000, ack: 1000, PSH, "HTTP/1.1 200 OK")
