@@ -198,6 +198,20 @@ final class CapsTests: XCTestCase {
         XCTAssertEqual(h.table.bufferedBytes, 0)
     }
 
+    func testEvictedConnectionFlushesItsBuffer() {
+        var cfg = FlowConfiguration()
+        cfg.maxConnections = 1
+        let h = Harness(cfg)
+        handshake(h)
+        h.seg(C, S, seq: 1001, ack: 5001, PSH, "ab")
+        h.seg(C, S, seq: 1005, ack: 5001, PSH, "ef")
+        h.seg("198.18.1.2:40009", S, seq: 1, SYN)
+        XCTAssertEqual(h.recorder.stream(1, .clientToServer), "ab[gap 2]ef")
+        XCTAssertTrue(h.events.contains(.closed(1, .evicted)))
+        XCTAssertEqual(h.table.bufferedBytes, 0)
+        XCTAssertEqual(h.table.openConnections, 1)
+    }
+
     func testConnectionTableCap() {
         var cfg = FlowConfiguration()
         cfg.maxConnections = 2

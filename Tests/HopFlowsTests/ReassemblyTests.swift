@@ -403,4 +403,22 @@ final class ReassemblyTests: XCTestCase {
         XCTAssertEqual(h.counters.gaps, 0)
         XCTAssertEqual(h.table.bufferedBytes, 0)
     }
+
+    func testIPv6ConnectionAndNoCrossFamilyCollision() {
+        let h = Harness()
+        let c6 = "[2001:db8::2]:40000", s6 = "[2001:db8::9]:80"
+        handshake(h, client: c6, server: s6)
+        h.seg(c6, s6, seq: 1001, ack: 5001, PSH, "v6 request")
+        h.seg(s6, c6, seq: 5001, ack: 1011, PSH, "v6 response")
+        // IPv4 addresses with the same low bits (::2 vs 0.0.0.2) are another connection.
+        h.seg("0.0.0.2:40000", "0.0.0.9:80", seq: 1001, ack: 5001, PSH, "v4")
+        h.seg("[::2]:40000", "[::9]:80", seq: 1001, ack: 5001, PSH, "v6b")
+        h.table.finish()
+        XCTAssertEqual(h.recorder.stream(3, .clientToServer), "v6b")
+        XCTAssertEqual(h.recorder.stream(1, .clientToServer), "v6 request")
+        XCTAssertEqual(h.recorder.stream(1, .serverToClient), "v6 response")
+        XCTAssertEqual(h.recorder.closed[1]!.client, ep(c6))
+        XCTAssertEqual(h.recorder.stream(2, .clientToServer), "v4")
+        XCTAssertEqual(h.counters.connections, 3)
+    }
 }
