@@ -653,7 +653,12 @@ public final class ConnectionTable {
         flush(st, st.s2c, .serverToClient, at: t, cause: .atClose)
         if !st.openedEmitted { emitOpened(st) }
         st.closeReason = reason
-        if st.c2s.stats.segments == 0 || st.s2c.stats.segments == 0 { counters.oneSidedConnections += 1 }
+        if st.c2s.stats.segments == 0 || st.s2c.stats.segments == 0 {
+            counters.oneSidedConnections += 1
+            if st.replySource == nil && st.server.address.isLoopback && !st.client.address.isLoopback {
+                counters.unjoinedNATHalves += 1
+            }
+        }
         leaveHalfIndex(st)
         consumer.handle(.closed(st.snapshot()))
         if linger {

@@ -56,6 +56,9 @@ public struct FlowCounters: Sendable, Hashable {
     /// Connections that ended with packets in one direction only (an unjoined NAT half, an
     /// unanswered SYN, or a direction not captured).
     public var oneSidedConnections = 0
+    /// One-sided connections from a non-loopback client to a loopback server (only REDIRECT or
+    /// DNAT produces such packets) whose reply half was never joined.
+    public var unjoinedNATHalves = 0
     /// Segments with new content (data, SYN, RST…) on a connection already closed; ignored.
     public var segmentsAfterClose = 0
     /// Segments or ACKs more than 1 GiB (the largest TCP window) beyond the stream position;
@@ -106,6 +109,8 @@ public struct FlowCounters: Sendable, Hashable {
         add("nat-joined-mid-stream", natJoinedMidStream, "NAT-split halves joined on seq/ack continuity")
         add("one-sided-connections", oneSidedConnections,
             "connections with packets in one direction only (unjoined NAT half, unanswered SYN, or a direction not captured)")
+        add("unjoined-nat-halves", unjoinedNATHalves,
+            "REDIRECTed halves (non-loopback client to a loopback server) whose replies were never joined")
         add("segments-after-close", segmentsAfterClose, "segments with new content on a closed connection, ignored")
         add("implausible-sequence-numbers", implausibleSequenceNumbers,
             "segment or ACK more than 1 GiB beyond the stream position, ignored")

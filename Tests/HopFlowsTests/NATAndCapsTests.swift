@@ -40,6 +40,7 @@ final class NATJoinTests: XCTestCase {
         XCTAssertEqual(h.counters.natJoinedHandshake, 1)
         XCTAssertEqual(h.counters.connections, 1)
         XCTAssertEqual(h.counters.oneSidedConnections, 0)
+        XCTAssertEqual(h.counters.unjoinedNATHalves, 0)
         XCTAssertEqual(h.counters.segmentsAfterClose, 0)
         XCTAssertEqual(h.counters.gaps, 0)
     }
@@ -108,6 +109,8 @@ final class NATJoinTests: XCTestCase {
         XCTAssertEqual(h.recorder.closed[2]!.client, ep(POD))  // a SYN-ACK names its destination the client
         XCTAssertEqual(h.recorder.closed[2]!.server, ep(REMOTE))
         XCTAssertEqual(h.counters.oneSidedConnections, 2)
+        XCTAssertEqual(h.counters.unjoinedNATHalves, 1)  // POD → 127.0.0.1:15001 without replies
+        XCTAssertTrue(h.counters.report.contains { $0.name == "unjoined-nat-halves" && $0.count == 1 })
     }
 
     func testPlainConnectionIsNeverJoined() {
