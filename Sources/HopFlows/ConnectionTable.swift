@@ -278,10 +278,19 @@ public final class ConnectionTable {
 
     // MARK: - Per-segment work
 
+    @inline(__always)
     private func handle(_ st: FlowState, _ seg: TCPSegment, _ key: FlowKey) {
-        let dir: FlowDirection = seg.source == st.client ? .clientToServer : .serverToClient
-        let h = st.half(dir)
-        let o = st.half(dir.reversed)
+        // Passing the halves straight from their `let` properties lets them be borrowed, not retained.
+        if seg.source == st.client {
+            handle(st, st.c2s, st.s2c, .clientToServer, seg, key)
+        } else {
+            handle(st, st.s2c, st.c2s, .serverToClient, seg, key)
+        }
+    }
+
+    private func handle(_ st: FlowState, _ h: HalfFlow, _ o: HalfFlow, _ dir: FlowDirection, _ seg: TCPSegment,
+                        _ key: FlowKey)
+    {
         let t = seg.timestamp
         if let i = seg.interfaceIndex { st.noteInterface(i) }
         let sig = SegmentSignature(seg)
