@@ -369,7 +369,9 @@ public final class ConnectionTable {
         if flags.contains(.fin) {
             let finSeq = dataSeq &+ UInt32(truncatingIfNeeded: announced)
             if !h.started { h.start(at: finSeq) }
-            if !h.finSeen {
+            if !h.finSeen && h.toAbs(finSeq) - h.nextAbs > Self.maxPlausibleJump {
+                counters.implausibleSequenceNumbers += 1
+            } else if !h.finSeen {
                 h.finSeen = true
                 h.finAbs = h.toAbs(finSeq)
                 h.stats.sawFIN = true

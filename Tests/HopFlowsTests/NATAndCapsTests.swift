@@ -333,3 +333,72 @@ final class RandomizedReassemblyTests: XCTestCase {
         print("HopFlows: \(conns * rounds) segments in \(elapsed)")
     }
 }
+
+final class FuzzTests: XCTestCase {
+    /// Random segments (flags, seq/ack near a few bases or anywhere, truncation, duplicates,
+    /// NAT-like tuples) must never crash, keep buffers within their caps, and leave nothing
+    /// behind after `finish()`; the recorder checks event order (opened first, closed once).
+    func testRandomSegmentsKeepInvariants() {
+        var rng = SplitMix(state: 42)
+        var cfg = FlowConfiguration()
+        cfg.maxBufferedBytesPerDirection = 3000
+        cfg.maxBufferedBytesTotal = 8000
+        cfg.maxConnections = 6
+        cfg.idleTimeout = 2_000_000_000
+        cfg.closedLingerTimeout = 500_000_000
+        let h = Harness(cfg)
+        let endpoints = [POD, PROXY, REMOTE, C, S, "198.18.1.5:43211", "[2001:db8::1]:80", "[2001:db8::2]:5000"]
+        let bases: [UInt32] = [0, 1000, 5000, 0xFFFF_FF00, 0x8000_0000]
+        let flagChoices: [TCPFlags] = [SYN, SYNACK, ACK, PSH, FIN, RST, RSTACK, [.fin, .psh, .ack], [.syn, .fin], []]
+        var last: (String, String, UInt32, UInt32, TCPFlags, [UInt8], UInt16)?
+        for i in 0..<30_000 {
+            if let l = last, Int.random(in: 0..<10, using: &rng) == 0 {
+                // A copy at another capture point.
+                h.seg(l.0, l.1, seq: l.2, ack: l.3, l.4, bytes: l.5, at: h.time + 1000, ipID: l.6, iface: 7)
+                continue
+            }
+            var a = endpoints.randomElement(using: &rng)!
+            var b = endpoints.randomElement(using: &rng)!
+            if a == b { continue }
+            if a.hasPrefix("[") != b.hasPrefix("[") { a = C; b = S }
+            let seq = bases.randomElement(using: &rng)! &+ UInt32.random(in: 0...6000, using: &rng)
+                &+ (Int.random(in: 0..<50, using: &rng) == 0 ? UInt32.random(in: 0...UInt32.max, using: &rng) : 0)
+            let ack = bases.randomElement(using: &rng)! &+ UInt32.random(in: 0...6000, using: &rng)
+            let flags = flagChoices.randomElement(using: &rng)!
+            let n = Int.random(in: 0..<4, using: &rng) == 0 ? 0 : Int.random(in: 1...1400, using: &rng)
+            let bytes = [UInt8](repeating: UInt8(65 + i % 26), count: n)
+            let length: Int? = Int.random(in: 0..<20, using: &rng) == 0 ? n + Int.random(in: 1...500, using: &rng) : nil
+            let step = Int64.random(in: 0...(i % 1000 == 0 ? 3_000_000_000 : 2_000_000), using: &rng)
+            let id = UInt16.random(in: 0...UInt16.max, using: &rng)
+            h.seg(a, b, seq: seq, ack: ack, flags, bytes: bytes, length: length, at: h.time + step, ipID: id,
+                  iface: Int32.random(in: 1...3, using: &rng))
+            last = (a, b, seq, ack, flags, bytes, id)
+            XCTAssertGreaterThanOrEqual(h.table.bufferedBytes, 0)
+            XCTAssertLessThanOrEqual(h.table.bufferedBytes, cfg.maxBufferedBytesTotal + 1400)
+            XCTAssertLessThanOrEqual(h.table.trackedConnections, cfg.maxConnections)
+        }
+        h.table.finish()
+        XCTAssertEqual(h.table.bufferedBytes, 0)
+        XCTAssertEqual(h.table.trackedConnections, 0)
+        XCTAssertEqual(Set(h.recorder.opened.keys), Set(h.recorder.closed.keys))
+        // Stats agree with events: delivered bytes and gap bytes per connection direction.
+        var delivered: [Int: Int] = [:], gaps: [Int: Int] = [:]
+        for e in h.events {
+            switch e {
+            case .data(let c, let d, let s, _, _): delivered[c * 2 + d.rawValue, default: 0] += s.utf8.count
+            case .gap(let c, let d, let n):
+                gaps[c * 2 + d.rawValue, default: 0] += n
+                XCTAssertLessThanOrEqual(n, 1 << 30)
+            default: break
+            }
+        }
+        for (id, c) in h.recorder.closed {
+            for d in [FlowDirection.clientToServer, .serverToClient] {
+                XCTAssertEqual(c[d].bytes, delivered[id * 2 + d.rawValue] ?? 0)
+                XCTAssertEqual(c[d].gapBytes, gaps[id * 2 + d.rawValue] ?? 0)
+            }
+        }
+        XCTAssertGreaterThan(h.counters.connections, 100)
+        print("fuzz counters:", h.counters.report.map { "\($0.name)=\($0.count)" }.joined(separator: " "))
+    }
+}
