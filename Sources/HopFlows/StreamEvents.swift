@@ -121,16 +121,23 @@ public struct Connection: Sendable, Hashable {
 /// What reassembly tells a consumer, in capture order.
 ///
 /// `data`'s bytes are a view valid only during the call: copy what must be kept.
+///
+/// `opened` and `closed` are `indirect` (boxed, once per connection) so that the enum stays
+/// small: a `data` event, the one sent per segment, is then a few words instead of a whole
+/// `Connection` to copy. Source-compatible: names, payloads and pattern matching are unchanged.
 public enum StreamEvent {
-    /// A new connection (its handshake or, mid-stream, its first packet).
-    case opened(Connection)
+    /// A new connection (its handshake or, mid-stream, its first packet). Sent when the reply
+    /// direction is first seen (so a NAT-split connection joined on its handshake already carries
+    /// `replySource` and `originalDestination`), or just before the connection's first `data`,
+    /// `gap` or `closed` event, whichever comes first.
+    indirect case opened(Connection)
     /// Bytes in order, each byte once. `first`/`last` are the capture times of the
     /// segments that carried them.
     case data(ConnectionID, FlowDirection, UnsafeRawBufferPointer, first: Int64, last: Int64)
     /// `length` bytes in this direction will never be delivered (not captured, or a cap was hit).
     case gap(ConnectionID, FlowDirection, length: Int, at: Int64)
     /// The connection ended; the value carries its final statistics and `closeReason`.
-    case closed(Connection)
+    indirect case closed(Connection)
 }
 
 /// Something that consumes stream events (an HTTP analyzer, a flow printer, a test recorder).
