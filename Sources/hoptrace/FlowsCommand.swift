@@ -1,0 +1,202 @@
+import ArgumentParser
+import HopCapture
+import HopFlows
+
+struct Flows: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print one line per TCP connection, with NAT-split halves joined.",
+        discussion: """
+        Rebuilds every TCP connection of the capture. A connection that iptables REDIRECTed \
+        on its way out (nat OUTPUT) shows on lo/any as `podIP:eph > 127.0.0.1:15001` while its \
+        replies come from `remote:80`: hoptrace joins the two halves and prints both on-wire \
+        tuples and the original destination the proxy read with SO_ORIGINAL_DST.
+
+        Each line: connection id, start time, client > server as seen on the wire, [replies \
+        from … / original destination …] for joined halves, bytes and segments each way \
+        (→ client to server, ← server to client), duration, how it ended, and anomalies. \
+        Lines appear as connections close. The counters go to standard error (text) or a \
+        final {"summary": …} object (jsonl).
+
+        Examples:
+          hoptrace flows -r Captures/nat-split.pcap
+          hoptrace flows -r capture.pcap --format jsonl 'tcp port 80'
+        """)
+
+    @OptionGroup var capture: CaptureOptions
+
+    @Option(name: .long, help: "Output format: text or jsonl.")
+    var format: OutputFormat = .text
+
+    @Flag(name: .customShort("l"), help: "Line-buffered output.")
+    var lineBuffered = false
+
+    func validate() throws {
+        if format == .json { throw ValidationError("flows prints a stream: use --format text or --format jsonl") }
+    }
+
+    func run() throws {
+        let out = Output.stdout
+        let jsonl = format == .jsonl
+        let printer = FlowPrinter { conn in
+            out.line(jsonl ? Self.json(conn) : Self.text(conn))
+        }
+        let result = try runPipeline(capture: capture, lineBuffered: lineBuffered, flowConsumer: printer)
+        out.flush()
+        result.report(jsonl: jsonl, extra: [])
+        if let e = result.readError { throw InputError(message: e.description) }
+    }
+
+    static func text(_ c: Connection) -> String {
+        var line = "\(c.id) \(Timestamp.timeOfDay(c.firstTimestamp)) \(c.client) > \(c.server)"
+        if let r = c.replySource {
+            line += " [replies from \(r)"
+            if let o = c.originalDestination { line += ", original destination \(o)" }
+            line += "]"
+        }
+        let up = c[.clientToServer], down = c[.serverToClient]
+        line += " → \(up.bytes) B \(up.segments) seg ← \(down.bytes) B \(down.segments) seg"
+        line += " \(Timestamp.duration(c.lastTimestamp - c.firstTimestamp))"
+        line += " " + (c.closeReason?.description ?? "open")
+        if !c.sawHandshake { line += " (picked up mid-stream)" }
+        let anomalies = Self.anomalies(c)
+        if !anomalies.isEmpty { line += " anomalies: " + anomalies.map { "\($0.0) \($0.1)" }.joined(separator: ", ") }
+        return line
+    }
+
+    static func anomalies(_ c: Connection) -> [(String, Int)] {
+        var out: [(String, Int)] = []
+        for (dir, name) in [(FlowDirection.clientToServer, "→"), (.serverToClient, "←")] {
+            let s = c[dir]
+            if s.retransmissions > 0 { out.append(("\(name)retransmissions", s.retransmissions)) }
+            if s.inconsistentRetransmissions > 0 { out.append(("\(name)inconsistent-retransmissions", s.inconsistentRetransmissions)) }
+            if s.outOfOrder > 0 { out.append(("\(name)out-of-order", s.outOfOrder)) }
+            if s.gapBytes > 0 { out.append(("\(name)gap-bytes", s.gapBytes)) }
+        }
+        return out
+    }
+
+    static func directionJSON(_ s: DirectionStats) -> String {
+        var o = JSONObject()
+        o.add("bytes", s.bytes)
+        o.add("segments", s.segments)
+        o.add("gapBytes", s.gapBytes)
+        o.add("retransmissions", s.retransmissions)
+        o.add("inconsistentRetransmissions", s.inconsistentRetransmissions)
+        o.add("outOfOrder", s.outOfOrder)
+        o.add("fin", s.sawFIN)
+        o.add("rst", s.sawRST)
+        return o.json
+    }
+
+    static func json(_ c: Connection) -> String {
+        var o = JSONObject()
+        o.add("connection", c.id.value)
+        o.add("client", c.client.description)
+        o.add("server", c.server.description)
+        o.add("replySource", c.replySource?.description)
+        o.add("originalDestination", c.originalDestination?.description)
+        o.add("natJoined", c.isNATJoined)
+        o.add("start", Timestamp.iso8601(c.firstTimestamp))
+        o.add("end", Timestamp.iso8601(c.lastTimestamp))
+        o.add("durationNs", c.lastTimestamp - c.firstTimestamp)
+        o.add("handshake", c.sawHandshake)
+        o.add("closed", c.closeReason?.description)
+        o.addRaw("interfaces", "[" + c.interfaceIndexes.map(String.init).joined(separator: ",") + "]")
+        o.addRaw("clientToServer", directionJSON(c[.clientToServer]))
+        o.addRaw("serverToClient", directionJSON(c[.serverToClient]))
+        return o.json
+    }
+}
+
+/// Calls back with each connection as it closes.
+final class FlowPrinter: StreamEventConsumer {
+    let onClose: (Connection) -> Void
+    init(_ onClose: @escaping (Connection) -> Void) { self.onClose = onClose }
+    func handle(_ event: StreamEvent) {
+        if case .closed(let c) = event { onClose(c) }
+    }
+}
+
+/// Feeds one stream of events to several consumers.
+final class FanOut: StreamEventConsumer {
+    let consumers: [StreamEventConsumer]
+    init(_ consumers: [StreamEventConsumer]) { self.consumers = consumers }
+    func handle(_ event: StreamEvent) {
+        for c in consumers { c.handle(event) }
+    }
+}
+
+/// What a pipeline run read and counted.
+struct PipelineResult {
+    var linkType: LinkType
+    var decode: DecodeCounters
+    var flows: FlowCounters
+    var statistics: CaptureStatistics?
+    var readError: CaptureError?
+
+    /// Counter lines (stderr) or a final summary object (jsonl, on stdout).
+    func report(jsonl: Bool, extra: [(section: String, items: [(name: String, count: Int, explanation: String)])]) {
+        if jsonl {
+            var summary = JSONObject()
+            summary.add("linkType", linkType.name)
+            summary.add("packets", decode.packets)
+            summary.add("tcpSegments", decode.tcpSegments)
+            var d = JSONObject()
+            for r in decode.report { d.add(r.name, r.count) }
+            summary.addRaw("decode", d.json)
+            var f = JSONObject()
+            for r in flows.report { f.add(r.name, r.count) }
+            summary.addRaw("flows", f.json)
+            for section in extra {
+                var s = JSONObject()
+                for r in section.items { s.add(r.name, r.count) }
+                summary.addRaw(section.section, s.json)
+            }
+            if let st = statistics {
+                var s = JSONObject()
+                s.add("received", st.received)
+                s.add("dropped", st.dropped)
+                s.add("interfaceDropped", st.interfaceDropped)
+                summary.addRaw("capture", s.json)
+            }
+            if let e = readError { summary.add("error", e.description) }
+            var wrapper = JSONObject()
+            wrapper.addRaw("summary", summary.json)
+            Output.stdout.line(wrapper.json)
+            Output.stdout.flush()
+        }
+        for l in counterLines(decode, linkType: linkType) { Output.stderr.line(l) }
+        let flowItems = flows.report
+        if !flowItems.isEmpty {
+            Output.stderr.line("connections:")
+            for r in flowItems { Output.stderr.line("  \(r.count) \(r.name): \(r.explanation)") }
+        }
+        for section in extra where !section.items.isEmpty {
+            Output.stderr.line("\(section.section):")
+            for r in section.items { Output.stderr.line("  \(r.count) \(r.name): \(r.explanation)") }
+        }
+        if let st = statistics { Output.stderr.line(statisticsLine(st)) }
+    }
+}
+
+/// capture → decode → connection table → consumer, to the end of the capture (or Ctrl-C).
+func runPipeline(capture: CaptureOptions, lineBuffered: Bool, flowConsumer: StreamEventConsumer,
+                 configuration: FlowConfiguration = .init(), shouldStop: () -> Bool = { false }) throws -> PipelineResult {
+    let source = try capture.open()
+    guard source.linkType.isSupported else {
+        var n = 0
+        while case .packet = try? source.next() { n += 1 }
+        throw InputError(message: "\(CaptureError.unsupportedLinkType(source.linkType).description) (\(n) packet\(n == 1 ? "" : "s") not decoded)")
+    }
+    Output.stdout.lineBuffered = lineBuffered || source.isLive
+    if source.isLive { Output.stderr.line(listeningLine(source, snaplen: capture.snaplen)) }
+    var decoder = PacketDecoder(linkType: source.linkType)
+    let table = ConnectionTable(configuration: configuration, consumer: flowConsumer)
+    let readError = readSegments(from: source, decoder: &decoder) { seg in
+        table.process(seg)
+        return !shouldStop()
+    }
+    table.finish()
+    return PipelineResult(linkType: source.linkType, decode: decoder.counters, flows: table.counters,
+                          statistics: source.statistics(), readError: readError)
+}
