@@ -69,24 +69,26 @@ final class ReferenceCaptureTests: XCTestCase {
         return rows
     }
 
-    /// The capture files that have a reference TSV.
+    /// The capture files that have a reference TSV: `reference/NAME.tsv` for `Captures/NAME`,
+    /// `reference/third-party/P/NAME.tsv` for `Captures/third-party/P/NAME`.
     static func referencedCaptures() throws -> [(capture: URL, reference: URL)] {
         let refDir = captures.appendingPathComponent("reference")
         let fm = FileManager.default
         var out: [(URL, URL)] = []
-        for name in try fm.contentsOfDirectory(atPath: refDir.path).sorted() where name.hasSuffix(".tsv") && name != "counts.tsv" {
-            let base = String(name.dropLast(4))
-            for dir in [captures, captures.appendingPathComponent("third-party")] {
-                let c = dir.appendingPathComponent(base)
-                if fm.fileExists(atPath: c.path) { out.append((c, refDir.appendingPathComponent(name))); break }
+        guard let walker = fm.enumerator(atPath: refDir.path) else { return [] }
+        for case let relative as String in walker where relative.hasSuffix(".tsv") {
+            let base = String(relative.dropLast(4))
+            let capture = captures.appendingPathComponent(base)
+            if fm.fileExists(atPath: capture.path) {
+                out.append((capture, refDir.appendingPathComponent(relative)))
             }
         }
-        return out
+        return out.sorted { $0.0.path < $1.0.path }
     }
 
     func testEveryReferencedCaptureMatchesTsharkPacketByPacket() throws {
         let pairs = try Self.referencedCaptures()
-        XCTAssertGreaterThanOrEqual(pairs.count, 8, "expected the bundled captures and their tshark references")
+        XCTAssertGreaterThanOrEqual(pairs.count, 20, "expected the bundled captures and their tshark references")
         var linkTypes = Set<String>()
         for (capture, reference) in pairs {
             let name = capture.lastPathComponent
