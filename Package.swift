@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "HopCapture", targets: ["HopCapture"]),
         .library(name: "HopFlows", targets: ["HopFlows"]),
         .library(name: "HopHTTP", targets: ["HopHTTP"]),
+        .library(name: "HopNetfilter", targets: ["HopNetfilter"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -26,11 +27,14 @@ let package = Package(
         .target(name: "HopFlows", dependencies: ["HopCapture"]),
         // Stage 3: incremental HTTP/1.x parser over reassembled streams.
         .target(name: "HopHTTP", dependencies: ["HopFlows"]),
+        // A value model of iptables nat/mangle rules: parse, render, evaluate; presets.
+        // Shared by the correlator's explanations and the rule installer.
+        .target(name: "HopNetfilter"),
         // The command line: thin wiring of the stages.
         .executableTarget(
             name: "hoptrace",
             dependencies: [
-                "HopCapture", "HopFlows", "HopHTTP",
+                "HopCapture", "HopFlows", "HopHTTP", "HopNetfilter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -41,5 +45,6 @@ let package = Package(
         .testTarget(name: "CLITests", dependencies: ["hoptrace", "HopCapture", "HopTestSupport"]),
         .testTarget(name: "HopFlowsTests", dependencies: ["HopFlows"]),
         .testTarget(name: "HopHTTPTests", dependencies: ["HopHTTP"]),
+        .testTarget(name: "HopNetfilterTests", dependencies: ["HopNetfilter"]),
     ]
 )
