@@ -1,0 +1,581 @@
+/// The incremental HTTP/1.x parser for one direction of one connection.
+///
+/// Why not SwiftNIO's llhttp (NIOHTTP1)? It parses a live socket: it has no notion of a
+/// capture gap (bytes that will never come), cannot resynchronise in the middle of a stream
+/// (a connection picked up mid-stream, or after a lost segment), frames a response without
+/// knowing which request it answers unless it sees both directions in one object (HEAD,
+/// CONNECT), copies every body byte into a `ByteBuffer`, and stops on the first error.
+/// A capture analyzer needs the opposite on each point: body bytes only counted, a gap inside a
+/// body of known length subtracted without losing framing, a scanner for the next plausible
+/// request/status line after a gap or error, and response framing decided by the request
+/// queue that lives beside both parsers. This parser is about 400 lines, scans with `memchr`
+/// over the reassembler's `UnsafeRawBufferPointer`, and copies only header bytes that straddle
+/// two data chunks.
+///
+/// States: idle (between messages, leading CR/LF skipped) → head (start line + fields, parsed
+/// in one go once the empty line is seen) → body (content-length | chunk-size/chunk-data/
+/// chunk-end/trailers | until-close) → idle. Side states: resync (scanning line starts for a
+/// plausible start line), held (after an Upgrade/CONNECT request, until its response decides),
+/// tunnel, ignored (non-HTTP or TLS connection).
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+enum ParserState: Equatable {
+    case idle, head, body, chunkSize, chunkData, chunkDataEnd, trailers, untilClose
+    case resync, held, tunnel, ignored
+}
+
+enum ResyncReason { case gap, error, midstream }
+
+/// What the connection decided once a head was parsed.
+enum HeadDecision {
+    case body(HTTPBodyFraming)
+    /// A 1xx interim response: no body, the next response follows.
+    case interim
+    /// 101 or 2xx to CONNECT: the rest of the connection is a tunnel.
+    case tunnel
+    /// The head cannot be framed.
+    case reject(HTTPParseError)
+}
+
+/// The end of a message, as the connection learns it.
+struct MessageEnd {
+    var bodyLength: Int64
+    var bodyMissing: Int64
+    var lastTimestamp: Int64
+    /// The framing reached the message's end (bytes may still be missing: see `bodyMissing`).
+    var complete: Bool
+    var malformed: Bool
+    var headerLimit: Bool
+    var trailers: [HTTPHeader]
+}
+
+final class DirectionParser {
+    let isRequestSide: Bool
+    let config: HTTPConfiguration
+    var state: ParserState = .idle
+
+    // Head scanning.
+    var headBuf: [UInt8] = []
+    var lineIndex = 0
+    var atLineStart = false
+    var crAtLineStart = false
+    var prefixPending = false
+    /// The head began at a resync candidate: strict start line, small cap.
+    var candidate = false
+
+    // Body.
+    var remaining: Int64 = 0
+    var chunkCR = false
+    var lineBuf: [UInt8] = []
+
+    // Message being parsed.
+    var inMessage = false
+    var msgFirst: Int64 = 0
+    var msgLast: Int64 = 0
+    var bodyLength: Int64 = 0
+    var bodyMissing: Int64 = 0
+    var trailers: [HTTPHeader] = []
+    /// The message was found by resynchronising after a gap (or mid-stream).
+    var msgResyncedAfterGap = false
+
+    // Resync.
+    var resyncLineStart = true
+    var resyncReason: ResyncReason = .gap
+    /// Time of the last data seen before the gap that started the current resync.
+    var gapPrevTimestamp: Int64?
+    var lastDataTimestamp: Int64?
+    var gapsSeen = 0
+
+    /// A start line was validated in this direction.
+    var sawStartLine = false
+    var heldBytes: Int64 = 0
+    var tunnelBytes: Int64 = 0
+
+    init(isRequestSide: Bool, config: HTTPConfiguration) {
+        self.isRequestSide = isRequestSide
+        self.config = config
+    }
+
+    // MARK: Data
+
+    func consume(_ buf: UnsafeRawBufferPointer, first: Int64, last: Int64, conn: ConnectionState) {
+        let n = buf.count
+        guard n > 0 else { return }
+        var i = 0
+        while i < n {
+            switch state {
+            case .idle:
+                while i < n, buf[i] == CR || buf[i] == LF { i += 1 }
+                if i == n { break }
+                beginHead(first, candidate: false)
+            case .head, .trailers:
+                i = scanHead(buf, i, first: first, last: last, conn: conn)
+            case .body:
+                let take = min(Int64(n - i), remaining)
+                bodyLength += take
+                remaining -= take
+                i += Int(take)
+                msgLast = last
+                if remaining == 0 { finishMessage(conn, complete: true) }
+            case .chunkSize:
+                i = scanChunkLine(buf, i, last: last, conn: conn)
+            case .chunkData:
+                let take = min(Int64(n - i), remaining)
+                bodyLength += take
+                remaining -= take
+                i += Int(take)
+                msgLast = last
+                if remaining == 0 {
+                    state = .chunkDataEnd
+                    chunkCR = false
+                }
+            case .chunkDataEnd:
+                let b = buf[i]
+                if b == LF {
+                    i += 1
+                    state = .chunkSize
+                    lineBuf.removeAll(keepingCapacity: true)
+                } else if b == CR && !chunkCR {
+                    chunkCR = true
+                    i += 1
+                } else {
+                    fail(.badChunkTerminator, conn: conn)
+                }
+            case .untilClose:
+                bodyLength += Int64(n - i)
+                msgLast = last
+                i = n
+            case .resync:
+                i = scanResync(buf, i, first: first, conn: conn)
+            case .held:
+                heldBytes += Int64(n - i)
+                i = n
+            case .tunnel:
+                if tunnelBytes == 0 { conn.tunnelFirstBytes(self, UnsafeRawBufferPointer(rebasing: buf[i..<n])) }
+                tunnelBytes += Int64(n - i)
+                i = n
+            case .ignored:
+                i = n
+            }
+        }
+        lastDataTimestamp = last
+    }
+
+    private func beginHead(_ first: Int64, candidate: Bool) {
+        state = .head
+        self.candidate = candidate
+        headBuf.removeAll(keepingCapacity: true)
+        lineIndex = 0
+        atLineStart = false
+        crAtLineStart = false
+        prefixPending = true
+        msgFirst = first
+        msgLast = first
+        bodyLength = 0
+        bodyMissing = 0
+        trailers = []
+        msgResyncedAfterGap = candidate && resyncReason == .gap
+        inMessage = false
+    }
+
+    @inline(__always)
+    private func findLF(_ buf: UnsafeRawBufferPointer, _ from: Int) -> Int? {
+        let n = buf.count
+        guard from < n, let base = buf.baseAddress else { return nil }
+        guard let p = memchr(base + from, Int32(LF), n - from) else { return nil }
+        return UnsafeRawPointer(p) - base
+    }
+
+    /// Runs `body` over the head so far, `headBuf + buf[seg..<end]`, contiguous.
+    private func withHead<R>(_ buf: UnsafeRawBufferPointer, _ seg: inout Int, _ end: Int,
+                             _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        if headBuf.isEmpty { return body(UnsafeRawBufferPointer(rebasing: buf[seg..<end])) }
+        headBuf.append(contentsOf: UnsafeRawBufferPointer(rebasing: buf[seg..<end]))
+        seg = end
+        return headBuf.withUnsafeBytes(body)
+    }
+
+    private var headCap: Int { candidate ? config.maxResyncLineBytes : config.maxHeaderBytes }
+
+    /// Scans a head (or trailer block) from `start`; returns the index after what it consumed.
+    private func scanHead(_ buf: UnsafeRawBufferPointer, _ start: Int, first: Int64, last: Int64,
+                          conn: ConnectionState) -> Int {
+        let n = buf.count
+        var i = start
+        var seg = start
+        msgLast = last
+        if prefixPending && state == .head {
+            let have = headBuf.count
+            let verdict = prefixVerdict(isRequest: isRequestSide, count: have + (n - seg)) { k in
+                k < have ? self.headBuf[k] : buf[seg + k - have]
+            }
+            switch verdict {
+            case .plausible: prefixPending = false
+            case .undecided: break
+            case .implausible, .tls:
+                return rejectStartLine(conn, tls: verdict == .tls, atLineStart: false, skipped: have + (n - seg), end: n)
+            }
+        }
+        while true {
+            if atLineStart {
+                if i == n { break }
+                let b = buf[i]
+                if crAtLineStart {
+                    if b == LF { return completeHead(buf, seg, i + 1, conn: conn) }
+                    crAtLineStart = false
+                    atLineStart = false
+                } else if b == LF {
+                    return completeHead(buf, seg, i + 1, conn: conn)
+                } else if b == CR {
+                    crAtLineStart = true
+                    i += 1
+                    continue
+                } else {
+                    atLineStart = false
+                }
+            }
+            guard let lf = findLF(buf, i) else {
+                i = n
+                break
+            }
+            i = lf + 1
+            if headBuf.count + (i - seg) > headCap { return headLimit(buf, seg, i, conn: conn) }
+            if lineIndex == 0 && state == .head {
+                let strict = candidate
+                let isReq = isRequestSide
+                let ok = withHead(buf, &seg, i) { h -> Bool in
+                    let e = trimCR(h, 0, h.count - 1)
+                    return isReq ? parseRequestLine(h, 0, e, strict: strict, materialize: false) != nil
+                        : parseStatusLine(h, 0, e, materialize: false) != nil
+                }
+                if !ok {
+                    return rejectStartLine(conn, tls: false, atLineStart: true, skipped: headBuf.count + (i - seg), end: i)
+                }
+                startLineAccepted(conn)
+            }
+            lineIndex += 1
+            atLineStart = true
+            crAtLineStart = false
+        }
+        // The chunk ended inside the head.
+        if headBuf.count + (n - seg) > headCap { return headLimit(buf, seg, n, conn: conn) }
+        headBuf.append(contentsOf: UnsafeRawBufferPointer(rebasing: buf[seg..<n]))
+        return n
+    }
+
+    private func startLineAccepted(_ conn: ConnectionState) {
+        prefixPending = false
+        if candidate {
+            candidate = false
+            switch resyncReason {
+            case .gap: conn.analyzer.counters.resyncsAfterGap += 1
+            case .error: conn.analyzer.counters.resyncsAfterError += 1
+            case .midstream: break
+            }
+        }
+        sawStartLine = true
+        conn.startLineSeen()
+    }
+
+    /// The bytes at the start of a message are not a start line.
+    private func rejectStartLine(_ conn: ConnectionState, tls: Bool, atLineStart: Bool, skipped: Int, end: Int) -> Int {
+        headBuf.removeAll(keepingCapacity: true)
+        if candidate {
+            conn.analyzer.counters.resyncSkippedBytes += Int64(skipped)
+            state = .resync
+            resyncLineStart = atLineStart
+            return end
+        }
+        if conn.mayDeclareNonHTTP {
+            conn.declare(tls ? .tls : .nonHTTP)
+            return end
+        }
+        conn.analyzer.counters[isRequestSide ? .badRequestLine : .badStatusLine] += 1
+        conn.analyzer.counters.resyncSkippedBytes += Int64(skipped)
+        enterResync(.error, lineStart: atLineStart)
+        return end
+    }
+
+    private func headLimit(_ buf: UnsafeRawBufferPointer, _ seg: Int, _ end: Int, conn: ConnectionState) -> Int {
+        if candidate && state == .head {
+            // Not a start line after all (too long): keep scanning.
+            conn.analyzer.counters.resyncSkippedBytes += Int64(headBuf.count + end - seg)
+            headBuf.removeAll(keepingCapacity: true)
+            state = .resync
+            resyncLineStart = end > 0 && buf[end - 1] == LF
+            return end
+        }
+        conn.analyzer.counters.headerLimitHits += 1
+        var s = seg
+        let partial = withHead(buf, &s, end) { h in
+            parseHead(h, isRequest: isRequestSide, hasStartLine: state == .head, partial: true)
+        }
+        if state == .head {
+            if lineIndex > 0 { deliverPartialHead(partial, conn: conn) }
+        } else {
+            trailers = partial.headers
+        }
+        finishMessage(conn, complete: false, malformed: true, headerLimit: true)
+        shrinkHeadBuffer()
+        enterResync(.error, lineStart: end > 0 && buf[end - 1] == LF)
+        return end
+    }
+
+    private func shrinkHeadBuffer() {
+        if headBuf.capacity > 16 * 1024 { headBuf = [] } else { headBuf.removeAll(keepingCapacity: true) }
+    }
+
+    /// The empty line ending the head (or trailers) was found at `end - 1`.
+    private func completeHead(_ buf: UnsafeRawBufferPointer, _ seg: Int, _ end: Int, conn: ConnectionState) -> Int {
+        var s = seg
+        let isTrailers = state == .trailers
+        let head = withHead(buf, &s, end) { h in
+            parseHead(h, isRequest: isRequestSide, hasStartLine: !isTrailers, partial: false)
+        }
+        shrinkHeadBuffer()
+        if head.badHeaderLines > 0 { conn.analyzer.counters[.badHeaderLine] += head.badHeaderLines }
+        conn.analyzer.counters.obsFoldedHeaders += head.obsFolds
+        if isTrailers {
+            trailers = head.headers
+            finishMessage(conn, complete: true)
+            return end
+        }
+        inMessage = true
+        switch conn.headParsed(self, head) {
+        case .interim:
+            inMessage = false
+            state = .idle
+        case .tunnel:
+            inMessage = false
+            state = .tunnel
+        case .reject(let e):
+            fail(e, conn: conn)
+        case .body(let framing):
+            switch framing {
+            case .none, .contentLength(0):
+                finishMessage(conn, complete: true)
+            case .contentLength(let len):
+                remaining = len
+                state = .body
+            case .chunked:
+                state = .chunkSize
+                lineBuf.removeAll(keepingCapacity: true)
+            case .untilClose:
+                state = .untilClose
+            }
+        }
+        return end
+    }
+
+    private func deliverPartialHead(_ head: ParsedHead, conn: ConnectionState) {
+        inMessage = true
+        _ = conn.headParsed(self, head)
+    }
+
+    // MARK: Chunked
+
+    private func scanChunkLine(_ buf: UnsafeRawBufferPointer, _ start: Int, last: Int64, conn: ConnectionState) -> Int {
+        let n = buf.count
+        msgLast = last
+        guard let lf = findLF(buf, start) else {
+            if lineBuf.count + (n - start) > config.maxChunkLineBytes {
+                fail(.chunkLineTooLong, conn: conn)
+            } else {
+                lineBuf.append(contentsOf: UnsafeRawBufferPointer(rebasing: buf[start..<n]))
+            }
+            return n
+        }
+        if lineBuf.count + (lf - start) > config.maxChunkLineBytes {
+            fail(.chunkLineTooLong, conn: conn)
+            return lf + 1
+        }
+        let size: Int64?
+        if lineBuf.isEmpty {
+            size = parseChunkSize(UnsafeRawBufferPointer(rebasing: buf[start..<lf]))
+        } else {
+            lineBuf.append(contentsOf: UnsafeRawBufferPointer(rebasing: buf[start..<lf]))
+            size = lineBuf.withUnsafeBytes { parseChunkSize($0) }
+            lineBuf.removeAll(keepingCapacity: true)
+        }
+        guard let size else {
+            fail(.badChunkSize, conn: conn)
+            return lf + 1
+        }
+        if size == 0 {
+            state = .trailers
+            headBuf.removeAll(keepingCapacity: true)
+            lineIndex = 1
+            atLineStart = true
+            crAtLineStart = false
+        } else {
+            remaining = size
+            state = .chunkData
+        }
+        return lf + 1
+    }
+
+    /// `1*HEXDIG [ws] [; ext…] [CR]`.
+    private func parseChunkSize(_ b: UnsafeRawBufferPointer) -> Int64? {
+        let e = trimCR(b, 0, b.count)
+        var i = 0
+        var v: Int64 = 0
+        while i < e {
+            let c = b[i]
+            let d: UInt8
+            switch c {
+            case 0x30...0x39: d = c - 0x30
+            case 0x41...0x46: d = c - 0x41 + 10
+            case 0x61...0x66: d = c - 0x61 + 10
+            default: d = 0xff
+            }
+            if d == 0xff { break }
+            guard i < 15 else { return nil }
+            v = v << 4 | Int64(d)
+            i += 1
+        }
+        guard i > 0 else { return nil }
+        while i < e, b[i] == SP || b[i] == HT { i += 1 }
+        guard i == e || b[i] == UInt8(ascii: ";") else { return nil }
+        return v
+    }
+
+    // MARK: Resync
+
+    private func scanResync(_ buf: UnsafeRawBufferPointer, _ start: Int, first: Int64, conn: ConnectionState) -> Int {
+        let n = buf.count
+        var i = start
+        let hi = isRequestSide ? UInt8(ascii: "Z") : UInt8(ascii: "H")
+        let lo = isRequestSide ? UInt8(ascii: "A") : UInt8(ascii: "H")
+        while i < n {
+            if resyncLineStart {
+                let b = buf[i]
+                if b >= lo && b <= hi {
+                    conn.analyzer.counters.resyncSkippedBytes += Int64(i - start)
+                    beginHead(first, candidate: true)
+                    return i
+                }
+                resyncLineStart = false
+            }
+            guard let lf = findLF(buf, i) else { break }
+            i = lf + 1
+            resyncLineStart = true
+        }
+        conn.analyzer.counters.resyncSkippedBytes += Int64(n - start)
+        return n
+    }
+
+    func enterResync(_ reason: ResyncReason, lineStart: Bool) {
+        if state != .resync && !(state == .head && candidate) {
+            resyncReason = reason
+            if reason != .error { gapPrevTimestamp = lastDataTimestamp }
+        } else if reason == .gap {
+            // A further gap while still searching: the search is now after a gap.
+            if resyncReason == .error { gapPrevTimestamp = lastDataTimestamp }
+            resyncReason = .gap
+        }
+        headBuf.removeAll(keepingCapacity: true)
+        inMessage = false
+        state = .resync
+        resyncLineStart = lineStart
+    }
+
+    // MARK: Message end, errors, gaps
+
+    func finishMessage(_ conn: ConnectionState, complete: Bool, malformed: Bool = false, headerLimit: Bool = false) {
+        let end = MessageEnd(bodyLength: bodyLength, bodyMissing: bodyMissing, lastTimestamp: msgLast,
+                             complete: complete, malformed: malformed, headerLimit: headerLimit, trailers: trailers)
+        let had = inMessage
+        inMessage = false
+        state = .idle
+        if had { conn.messageEnded(self, end) }
+    }
+
+    func fail(_ e: HTTPParseError, conn: ConnectionState) {
+        conn.analyzer.counters[e] += 1
+        if inMessage { finishMessage(conn, complete: false, malformed: true) }
+        enterResync(.error, lineStart: false)
+    }
+
+    func gap(length: Int, at: Int64, conn: ConnectionState) {
+        gapsSeen += 1
+        let len = Int64(length)
+        switch state {
+        case .idle:
+            enterResync(.gap, lineStart: true)
+        case .head, .trailers:
+            if state == .head && candidate {
+                enterResync(.gap, lineStart: true)
+                return
+            }
+            conn.analyzer.counters.gapsInsideMessages += 1
+            if state == .head && lineIndex > 0 {
+                let partial = headBuf.withUnsafeBytes {
+                    parseHead($0, isRequest: isRequestSide, hasStartLine: true, partial: true)
+                }
+                deliverPartialHead(partial, conn: conn)
+            }
+            finishMessage(conn, complete: false)
+            enterResync(.gap, lineStart: true)
+        case .body, .chunkData:
+            conn.analyzer.counters.gapsInsideMessages += 1
+            if bodyMissing == 0 { conn.analyzer.counters.bodiesTruncatedByGap += 1 }
+            let lost = min(len, remaining)
+            bodyMissing += lost
+            remaining -= lost
+            if remaining > 0 { return }
+            if state == .chunkData {
+                if len == lost {
+                    state = .chunkDataEnd
+                    chunkCR = false
+                    return
+                }
+                finishMessage(conn, complete: false)
+                enterResync(.gap, lineStart: true)
+                return
+            }
+            finishMessage(conn, complete: true)
+            if len > lost { enterResync(.gap, lineStart: true) }
+        case .chunkSize, .chunkDataEnd:
+            conn.analyzer.counters.gapsInsideMessages += 1
+            finishMessage(conn, complete: false)
+            enterResync(.gap, lineStart: true)
+        case .untilClose:
+            conn.analyzer.counters.gapsInsideMessages += 1
+            if bodyMissing == 0 { conn.analyzer.counters.bodiesTruncatedByGap += 1 }
+            bodyMissing += len
+        case .resync:
+            enterResync(.gap, lineStart: true)
+        case .held, .tunnel, .ignored:
+            break
+        }
+    }
+
+    /// The connection ended: whatever message is open ends here.
+    func close(conn: ConnectionState, cleanly: Bool) {
+        switch state {
+        case .untilClose:
+            finishMessage(conn, complete: cleanly)
+        case .head:
+            if candidate { break }
+            if lineIndex > 0 {
+                let partial = headBuf.withUnsafeBytes {
+                    parseHead($0, isRequest: isRequestSide, hasStartLine: true, partial: true)
+                }
+                deliverPartialHead(partial, conn: conn)
+            }
+            finishMessage(conn, complete: false)
+        case .body, .chunkSize, .chunkData, .chunkDataEnd, .trailers:
+            finishMessage(conn, complete: false)
+        default:
+            break
+        }
+        headBuf = []
+        lineBuf = []
+    }
+}
