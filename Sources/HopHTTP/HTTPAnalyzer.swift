@@ -143,7 +143,7 @@ final class ConnectionState {
     var currentResponse: HTTPResponse?
     var currentResponseFlags: HTTPExchangeFlags = []
     /// Responses whose request has not been seen (yet): paired with a late request or emitted.
-    var heldResponses: [(HTTPResponse, HTTPExchangeFlags)] = []
+    var heldResponses: [(response: HTTPResponse, flags: HTTPExchangeFlags, sequence: Int)] = []
     /// A CONNECT tunnel's exchange, emitted once the client's first tunnel bytes tell whether it is TLS.
     var tunnelPending: Slot?
     /// Answered exchanges with pipelinePosition > 0 and no gap: the client pipelines.
@@ -247,10 +247,10 @@ final class ConnectionState {
 
     private func resolveHeldResponses(for slot: Slot) {
         let index = slots.count - 1
-        while let (r, f) = heldResponses.first {
+        while let (r, f, seq) = heldResponses.first {
             if r.firstTimestamp < slot.request.firstTimestamp {
                 heldResponses.removeFirst()
-                emitOrphan(r, f)
+                emitOrphan(r, f, sequence: seq)
             } else if respCursor == index {
                 heldResponses.removeFirst()
                 attach(r, f, to: slot)
@@ -444,7 +444,7 @@ final class ConnectionState {
                 attach(r, flags, to: slot)
                 drain()
             } else if heldResponses.count < analyzer.configuration.maxHeldResponses {
-                heldResponses.append((r, flags))
+                heldResponses.append((r, flags, takeSequence()))
             } else {
                 emitOrphan(r, flags)
             }
@@ -502,7 +502,12 @@ final class ConnectionState {
                                   response: s.response, flags: flags, pipelinePosition: s.position))
     }
 
-    private func emitOrphan(_ r: HTTPResponse, _ flags: HTTPExchangeFlags) {
+    private func takeSequence() -> Int {
+        defer { nextSequence += 1 }
+        return nextSequence
+    }
+
+    private func emitOrphan(_ r: HTTPResponse, _ flags: HTTPExchangeFlags, sequence: Int? = nil) {
         var flags = flags
         flags.insert(.responseWithoutRequest)
         if midstream { flags.insert(.midstream) }
@@ -510,8 +515,7 @@ final class ConnectionState {
         if !r.complete { analyzer.counters.incompleteResponses += 1 }
         analyzer.counters.exchanges += 1
         exchangeCount += 1
-        let seq = nextSequence
-        nextSequence += 1
+        let seq = sequence ?? takeSequence()
         analyzer.onExchange(HTTPExchange(connection: connection, sequence: seq, request: nil, response: r,
                                          flags: flags, pipelinePosition: 0))
     }
@@ -535,7 +539,7 @@ final class ConnectionState {
             }
         }
         drain()
-        for (r, f) in heldResponses { emitOrphan(r, f) }
+        for (r, f, seq) in heldResponses { emitOrphan(r, f, sequence: seq) }
         heldResponses.removeAll()
         let finalKind: HTTPConnectionKind
         if let kind {

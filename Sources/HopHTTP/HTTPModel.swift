@@ -210,7 +210,7 @@ public struct HTTPExchangeFlags: OptionSet, Sendable, Hashable, CustomStringConv
 }
 
 /// One request and its response, as seen on one connection.
-public struct HTTPExchange: Sendable {
+public struct HTTPExchange: Sendable, Hashable {
     /// The connection, as last known when the exchange was emitted.
     public var connection: Connection
     /// 1, 2, 3… within the connection, in the order requests (or orphan responses) appeared.
@@ -277,7 +277,7 @@ public enum HTTPConnectionKind: String, Sendable, Hashable {
 }
 
 /// A per-connection summary, reported when the connection closes (or at `finish()`).
-public struct HTTPConnectionSummary: Sendable {
+public struct HTTPConnectionSummary: Sendable, Hashable {
     public var connection: Connection
     public var kind: HTTPConnectionKind
     /// True when the connection became a CONNECT/Upgrade tunnel.
