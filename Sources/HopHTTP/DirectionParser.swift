@@ -85,7 +85,11 @@ final class DirectionParser {
     var msgResyncedAfterGap = false
 
     // Resync.
-    var resyncLineStart = true
+    /// Undecided bytes at the end of the previous chunk that may start a start line.
+    var carry: [UInt8] = []
+    /// Skip to the end of the current line before looking for a start line again.
+    var skipToLF = false
+    var skipCounts = true
     var resyncReason: ResyncReason = .gap
     /// Time of the last data seen before the gap that started the current resync.
     var gapPrevTimestamp: Int64?
@@ -96,6 +100,8 @@ final class DirectionParser {
     var sawStartLine = false
     var heldBytes: Int64 = 0
     var tunnelBytes: Int64 = 0
+    /// The first bytes of a CONNECT tunnel from the client (TLS detection).
+    var tunnelPeek: [UInt8] = []
 
     init(isRequestSide: Bool, config: HTTPConfiguration) {
         self.isRequestSide = isRequestSide
@@ -157,7 +163,10 @@ final class DirectionParser {
                 heldBytes += Int64(n - i)
                 i = n
             case .tunnel:
-                if tunnelBytes == 0 { conn.tunnelFirstBytes(self, UnsafeRawBufferPointer(rebasing: buf[i..<n])) }
+                if tunnelPeek.count < 3 && isRequestSide && conn.tunnelPending != nil {
+                    tunnelPeek.append(contentsOf: UnsafeRawBufferPointer(rebasing: buf[i..<min(n, i + 3 - tunnelPeek.count)]))
+                    if tunnelPeek.count == 3 { conn.tunnelFirstBytes(tunnelPeek) }
+                }
                 tunnelBytes += Int64(n - i)
                 i = n
             case .ignored:
@@ -174,7 +183,7 @@ final class DirectionParser {
         lineIndex = 0
         atLineStart = false
         crAtLineStart = false
-        prefixPending = true
+        prefixPending = !candidate
         msgFirst = first
         msgLast = first
         bodyLength = 0
@@ -219,7 +228,7 @@ final class DirectionParser {
             case .plausible: prefixPending = false
             case .undecided: break
             case .implausible, .tls:
-                return rejectStartLine(conn, tls: verdict == .tls, atLineStart: false, skipped: have + (n - seg), end: n)
+                return rejectPrefix(conn, tls: verdict == .tls, resumeAt: start, end: n)
             }
         }
         while true {
@@ -245,7 +254,7 @@ final class DirectionParser {
                 break
             }
             i = lf + 1
-            if headBuf.count + (i - seg) > headCap { return headLimit(buf, seg, i, conn: conn) }
+            if headBuf.count + (i - seg) > headCap { return headLimit(buf, seg, i, atLF: true, conn: conn) }
             if lineIndex == 0 && state == .head {
                 let strict = candidate
                 let isReq = isRequestSide
@@ -254,9 +263,7 @@ final class DirectionParser {
                     return isReq ? parseRequestLine(h, 0, e, strict: strict, materialize: false) != nil
                         : parseStatusLine(h, 0, e, materialize: false) != nil
                 }
-                if !ok {
-                    return rejectStartLine(conn, tls: false, atLineStart: true, skipped: headBuf.count + (i - seg), end: i)
-                }
+                if !ok { return rejectStartLine(conn, skipped: headBuf.count + (i - seg), end: i) }
                 startLineAccepted(conn)
             }
             lineIndex += 1
@@ -264,7 +271,7 @@ final class DirectionParser {
             crAtLineStart = false
         }
         // The chunk ended inside the head.
-        if headBuf.count + (n - seg) > headCap { return headLimit(buf, seg, n, conn: conn) }
+        if headBuf.count + (n - seg) > headCap { return headLimit(buf, seg, n, atLF: false, conn: conn) }
         headBuf.append(contentsOf: UnsafeRawBufferPointer(rebasing: buf[seg..<n]))
         return n
     }
@@ -283,38 +290,56 @@ final class DirectionParser {
         conn.startLineSeen()
     }
 
-    /// The bytes at the start of a message are not a start line.
-    private func rejectStartLine(_ conn: ConnectionState, tls: Bool, atLineStart: Bool, skipped: Int, end: Int) -> Int {
-        headBuf.removeAll(keepingCapacity: true)
-        if candidate {
-            conn.analyzer.counters.resyncSkippedBytes += Int64(skipped)
-            state = .resync
-            resyncLineStart = atLineStart
-            return end
-        }
+    /// The first bytes of a message cannot start a start line (decided before its end).
+    private func rejectPrefix(_ conn: ConnectionState, tls: Bool, resumeAt: Int, end: Int) -> Int {
         if conn.mayDeclareNonHTTP {
+            headBuf.removeAll(keepingCapacity: true)
             conn.declare(tls ? .tls : .nonHTTP)
             return end
         }
         conn.analyzer.counters[isRequestSide ? .badRequestLine : .badStatusLine] += 1
+        // Scan the rejected bytes too: a start line may begin inside them.
+        let kept = headBuf
+        enterResync(.error)
+        carry = kept
+        return resumeAt
+    }
+
+    /// The complete first line of a message is not a start line.
+    private func rejectStartLine(_ conn: ConnectionState, skipped: Int, end: Int) -> Int {
         conn.analyzer.counters.resyncSkippedBytes += Int64(skipped)
-        enterResync(.error, lineStart: atLineStart)
+        if candidate {
+            headBuf.removeAll(keepingCapacity: true)
+            state = .resync
+            return end
+        }
+        if conn.mayDeclareNonHTTP {
+            headBuf.removeAll(keepingCapacity: true)
+            conn.declare(.nonHTTP)
+            return end
+        }
+        conn.analyzer.counters[isRequestSide ? .badRequestLine : .badStatusLine] += 1
+        enterResync(.error)
         return end
     }
 
-    private func headLimit(_ buf: UnsafeRawBufferPointer, _ seg: Int, _ end: Int, conn: ConnectionState) -> Int {
+    /// The head grew past its cap. `atLF`: `end` is just after a line's LF (else a chunk's end).
+    private func headLimit(_ buf: UnsafeRawBufferPointer, _ seg: Int, _ end: Int, atLF: Bool, conn: ConnectionState) -> Int {
         if candidate && state == .head {
-            // Not a start line after all (too long): keep scanning.
+            // Not a start line after all (too long): skip the rest of the line.
             conn.analyzer.counters.resyncSkippedBytes += Int64(headBuf.count + end - seg)
             headBuf.removeAll(keepingCapacity: true)
             state = .resync
-            resyncLineStart = end > 0 && buf[end - 1] == LF
+            skipToLF = !atLF
+            skipCounts = true
             return end
         }
         conn.analyzer.counters.headerLimitHits += 1
         var s = seg
+        let cap = config.maxHeaderBytes
         let partial = withHead(buf, &s, end) { h in
-            parseHead(h, isRequest: isRequestSide, hasStartLine: state == .head, partial: true)
+            parseHead(UnsafeRawBufferPointer(rebasing: h[0..<min(h.count, cap)]), isRequest: isRequestSide,
+                      hasStartLine: state == .head, partial: true)
         }
         if state == .head {
             if lineIndex > 0 { deliverPartialHead(partial, conn: conn) }
@@ -323,7 +348,9 @@ final class DirectionParser {
         }
         finishMessage(conn, complete: false, malformed: true, headerLimit: true)
         shrinkHeadBuffer()
-        enterResync(.error, lineStart: end > 0 && buf[end - 1] == LF)
+        enterResync(.error)
+        skipToLF = !atLF
+        skipCounts = false
         return end
     }
 
@@ -450,27 +477,109 @@ final class DirectionParser {
     private func scanResync(_ buf: UnsafeRawBufferPointer, _ start: Int, first: Int64, conn: ConnectionState) -> Int {
         let n = buf.count
         var i = start
-        let hi = isRequestSide ? UInt8(ascii: "Z") : UInt8(ascii: "H")
-        let lo = isRequestSide ? UInt8(ascii: "A") : UInt8(ascii: "H")
-        while i < n {
-            if resyncLineStart {
-                let b = buf[i]
-                if b >= lo && b <= hi {
-                    conn.analyzer.counters.resyncSkippedBytes += Int64(i - start)
-                    beginHead(first, candidate: true)
-                    return i
-                }
-                resyncLineStart = false
+        var skipped: Int64 = 0
+        defer { conn.analyzer.counters.resyncSkippedBytes += skipped }
+        if skipToLF {
+            guard let lf = findLF(buf, i) else {
+                if skipCounts { skipped += Int64(n - i) }
+                return n
             }
-            guard let lf = findLF(buf, i) else { break }
+            if skipCounts { skipped += Int64(lf + 1 - i) }
             i = lf + 1
-            resyncLineStart = true
+            skipToLF = false
         }
-        conn.analyzer.counters.resyncSkippedBytes += Int64(n - start)
+        if !carry.isEmpty {
+            // Positions in the carried bytes, decided with the help of this chunk's first bytes.
+            let cc = carry.count
+            var view = carry
+            view.append(contentsOf: UnsafeRawBufferPointer(rebasing: buf[i..<min(n, i + 32)]))
+            carry = []
+            for k in 0..<cc where isCandidateFirst(view[k]) {
+                switch view.withUnsafeBytes({ matchStartLine($0, k) }) {
+                case .match:
+                    skipped += Int64(k)
+                    beginHead(first, candidate: true)
+                    headBuf.append(contentsOf: view[k..<cc])
+                    return i
+                case .needMore:
+                    skipped += Int64(k)
+                    carry = Array(view[k...])
+                    return n
+                case .noMatch:
+                    continue
+                }
+            }
+            skipped += Int64(cc)
+        }
+        var k = i
+        while k < n {
+            if isRequestSide {
+                while k < n, !isCandidateFirst(buf[k]) { k += 1 }
+            } else {
+                guard let base = buf.baseAddress, let p = memchr(base + k, Int32(UInt8(ascii: "H")), n - k) else {
+                    k = n
+                    break
+                }
+                k = UnsafeRawPointer(p) - base
+            }
+            if k == n { break }
+            switch matchStartLine(buf, k) {
+            case .match:
+                skipped += Int64(k - i)
+                beginHead(first, candidate: true)
+                return k
+            case .needMore:
+                skipped += Int64(k - i)
+                carry = Array(buf[k..<n])
+                return n
+            case .noMatch:
+                k += 1
+            }
+        }
+        skipped += Int64(n - i)
         return n
     }
 
-    func enterResync(_ reason: ResyncReason, lineStart: Bool) {
+    @inline(__always)
+    private func isCandidateFirst(_ b: UInt8) -> Bool {
+        isRequestSide ? methodFirstLetters[Int(b)] : b == UInt8(ascii: "H")
+    }
+
+    enum Match { case match, noMatch, needMore }
+
+    /// Whether a start line plausibly begins at `k`: a known method, SP and a target's first
+    /// character; or `HTTP/1.d SP d`.
+    private func matchStartLine(_ v: UnsafeRawBufferPointer, _ k: Int) -> Match {
+        let n = v.count
+        if isRequestSide {
+            var j = k
+            while j < n, j - k <= 12, isMethodChar(v[j]) { j += 1 }
+            if j - k > 12 { return .noMatch }
+            if j == n { return .needMore }
+            guard j > k, v[j] == SP, isKnownMethod(v, k, j) else { return .noMatch }
+            if j + 1 == n { return .needMore }
+            let t = v[j + 1]
+            let ok = t == UInt8(ascii: "/") || t == UInt8(ascii: "*") || (t >= 0x30 && t <= 0x39)
+                || (t >= 0x41 && t <= 0x5a) || (t >= 0x61 && t <= 0x7a)
+            return ok ? .match : .noMatch
+        } else {
+            let proto: StaticString = "HTTP/1."
+            for m in 0..<11 {
+                if k + m == n { return .needMore }
+                let c = v[k + m]
+                let ok: Bool
+                switch m {
+                case 0..<7: ok = c == proto.utf8Start[m]
+                case 7, 9, 10: ok = c >= 0x30 && c <= 0x39
+                default: ok = c == SP
+                }
+                if !ok { return .noMatch }
+            }
+            return .match
+        }
+    }
+
+    func enterResync(_ reason: ResyncReason) {
         if state != .resync && !(state == .head && candidate) {
             resyncReason = reason
             if reason != .error { gapPrevTimestamp = lastDataTimestamp }
@@ -482,7 +591,9 @@ final class DirectionParser {
         headBuf.removeAll(keepingCapacity: true)
         inMessage = false
         state = .resync
-        resyncLineStart = lineStart
+        carry = []
+        skipToLF = false
+        skipCounts = true
     }
 
     // MARK: Message end, errors, gaps
@@ -499,7 +610,7 @@ final class DirectionParser {
     func fail(_ e: HTTPParseError, conn: ConnectionState) {
         conn.analyzer.counters[e] += 1
         if inMessage { finishMessage(conn, complete: false, malformed: true) }
-        enterResync(.error, lineStart: false)
+        enterResync(.error)
     }
 
     func gap(length: Int, at: Int64, conn: ConnectionState) {
@@ -507,10 +618,10 @@ final class DirectionParser {
         let len = Int64(length)
         switch state {
         case .idle:
-            enterResync(.gap, lineStart: true)
+            enterResync(.gap)
         case .head, .trailers:
             if state == .head && candidate {
-                enterResync(.gap, lineStart: true)
+                enterResync(.gap)
                 return
             }
             conn.analyzer.counters.gapsInsideMessages += 1
@@ -521,7 +632,7 @@ final class DirectionParser {
                 deliverPartialHead(partial, conn: conn)
             }
             finishMessage(conn, complete: false)
-            enterResync(.gap, lineStart: true)
+            enterResync(.gap)
         case .body, .chunkData:
             conn.analyzer.counters.gapsInsideMessages += 1
             if bodyMissing == 0 { conn.analyzer.counters.bodiesTruncatedByGap += 1 }
@@ -536,21 +647,21 @@ final class DirectionParser {
                     return
                 }
                 finishMessage(conn, complete: false)
-                enterResync(.gap, lineStart: true)
+                enterResync(.gap)
                 return
             }
             finishMessage(conn, complete: true)
-            if len > lost { enterResync(.gap, lineStart: true) }
+            if len > lost { enterResync(.gap) }
         case .chunkSize, .chunkDataEnd:
             conn.analyzer.counters.gapsInsideMessages += 1
             finishMessage(conn, complete: false)
-            enterResync(.gap, lineStart: true)
+            enterResync(.gap)
         case .untilClose:
             conn.analyzer.counters.gapsInsideMessages += 1
             if bodyMissing == 0 { conn.analyzer.counters.bodiesTruncatedByGap += 1 }
             bodyMissing += len
         case .resync:
-            enterResync(.gap, lineStart: true)
+            enterResync(.gap)
         case .held, .tunnel, .ignored:
             break
         }

@@ -160,8 +160,8 @@ final class ConnectionState {
         midstream = !connection.sawHandshake
         if midstream {
             analyzer.counters.midstreamConnections += 1
-            req.enterResync(.midstream, lineStart: true)
-            resp.enterResync(.midstream, lineStart: true)
+            req.enterResync(.midstream)
+            resp.enterResync(.midstream)
         }
     }
 
@@ -336,7 +336,7 @@ final class ConnectionState {
             // The server declined the CONNECT/Upgrade: the client side parses again.
             slot.holdsRequestSide = false
             if req.state == .held {
-                if req.heldBytes == 0 { req.state = .idle } else { req.enterResync(.error, lineStart: false) }
+                if req.heldBytes == 0 { req.state = .idle } else { req.enterResync(.error) }
             }
         }
         let framing: HTTPBodyFraming
@@ -381,7 +381,7 @@ final class ConnectionState {
                 slot.request.complete = true
             }
             attach(r, flags, to: slot)
-            if connect && req.tunnelBytes == 0 { tunnelPending = slot }
+            if connect && req.tunnelBytes == 0 && req.tunnelPeek.isEmpty { tunnelPending = slot }
             drain()
         } else {
             emitOrphan(r, flags)
@@ -389,8 +389,8 @@ final class ConnectionState {
     }
 
     /// The first bytes of a tunnel: a client ClientHello marks the CONNECT tunnel as TLS.
-    func tunnelFirstBytes(_ p: DirectionParser, _ bytes: UnsafeRawBufferPointer) {
-        guard p === req, let slot = tunnelPending else { return }
+    func tunnelFirstBytes(_ bytes: [UInt8]) {
+        guard let slot = tunnelPending else { return }
         if bytes.count >= 3, bytes[0] == 0x16, bytes[1] == 3, bytes[2] <= 4 {
             slot.flags.insert(.tls)
             analyzer.counters.tunnelsWithTLS += 1

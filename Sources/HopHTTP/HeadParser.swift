@@ -37,6 +37,13 @@ let knownMethods: [[UInt8]] = [
     "PURGE", "LINK", "UNLINK", "ACL", "BIND", "REBIND", "UNBIND", "MKCALENDAR", "QUERY",
 ].map { Array($0.utf8) }
 
+/// First letters of the known methods.
+let methodFirstLetters: [Bool] = {
+    var t = [Bool](repeating: false, count: 256)
+    for m in knownMethods { t[Int(m[0])] = true }
+    return t
+}()
+
 func isKnownMethod(_ b: UnsafeRawBufferPointer, _ start: Int, _ end: Int) -> Bool {
     let len = end - start
     outer: for m in knownMethods where m.count == len {
