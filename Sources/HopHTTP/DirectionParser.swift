@@ -52,56 +52,56 @@ struct MessageEnd {
     var complete: Bool
     var malformed: Bool
     var headerLimit: Bool
-    var trailers: [HTTPHeader]
+    var trailers: HTTPHeaders
 }
 
 final class DirectionParser {
     let isRequestSide: Bool
     let config: HTTPConfiguration
-    var state: ParserState = .idle
+    @exclusivity(unchecked) var state: ParserState = .idle
 
     // Head scanning.
-    var headBuf: [UInt8] = []
-    var lineIndex = 0
-    var atLineStart = false
-    var crAtLineStart = false
-    var prefixPending = false
+    @exclusivity(unchecked) var headBuf: [UInt8] = []
+    @exclusivity(unchecked) var lineIndex = 0
+    @exclusivity(unchecked) var atLineStart = false
+    @exclusivity(unchecked) var crAtLineStart = false
+    @exclusivity(unchecked) var prefixPending = false
     /// The head began at a resync candidate: strict start line, small cap.
-    var candidate = false
+    @exclusivity(unchecked) var candidate = false
 
     // Body.
-    var remaining: Int64 = 0
-    var chunkCR = false
-    var lineBuf: [UInt8] = []
+    @exclusivity(unchecked) var remaining: Int64 = 0
+    @exclusivity(unchecked) var chunkCR = false
+    @exclusivity(unchecked) var lineBuf: [UInt8] = []
 
     // Message being parsed.
-    var inMessage = false
-    var msgFirst: Int64 = 0
-    var msgLast: Int64 = 0
-    var bodyLength: Int64 = 0
-    var bodyMissing: Int64 = 0
-    var trailers: [HTTPHeader] = []
+    @exclusivity(unchecked) var inMessage = false
+    @exclusivity(unchecked) var msgFirst: Int64 = 0
+    @exclusivity(unchecked) var msgLast: Int64 = 0
+    @exclusivity(unchecked) var bodyLength: Int64 = 0
+    @exclusivity(unchecked) var bodyMissing: Int64 = 0
+    @exclusivity(unchecked) var trailers = HTTPHeaders()
     /// The message was found by resynchronising after a gap (or mid-stream).
-    var msgResyncedAfterGap = false
+    @exclusivity(unchecked) var msgResyncedAfterGap = false
 
     // Resync.
     /// Undecided bytes at the end of the previous chunk that may start a start line.
-    var carry: [UInt8] = []
+    @exclusivity(unchecked) var carry: [UInt8] = []
     /// Skip to the end of the current line before looking for a start line again.
-    var skipToLF = false
-    var skipCounts = true
-    var resyncReason: ResyncReason = .gap
+    @exclusivity(unchecked) var skipToLF = false
+    @exclusivity(unchecked) var skipCounts = true
+    @exclusivity(unchecked) var resyncReason: ResyncReason = .gap
     /// Time of the last data seen before the gap that started the current resync.
-    var gapPrevTimestamp: Int64?
-    var lastDataTimestamp: Int64?
-    var gapsSeen = 0
+    @exclusivity(unchecked) var gapPrevTimestamp: Int64?
+    @exclusivity(unchecked) var lastDataTimestamp: Int64?
+    @exclusivity(unchecked) var gapsSeen = 0
 
     /// A start line was validated in this direction.
-    var sawStartLine = false
-    var heldBytes: Int64 = 0
-    var tunnelBytes: Int64 = 0
+    @exclusivity(unchecked) var sawStartLine = false
+    @exclusivity(unchecked) var heldBytes: Int64 = 0
+    @exclusivity(unchecked) var tunnelBytes: Int64 = 0
     /// The first bytes of a CONNECT tunnel from the client (TLS detection).
-    var tunnelPeek: [UInt8] = []
+    @exclusivity(unchecked) var tunnelPeek: [UInt8] = []
 
     init(isRequestSide: Bool, config: HTTPConfiguration) {
         self.isRequestSide = isRequestSide
@@ -188,7 +188,7 @@ final class DirectionParser {
         msgLast = first
         bodyLength = 0
         bodyMissing = 0
-        trailers = []
+        trailers = HTTPHeaders()
         msgResyncedAfterGap = candidate && resyncReason == .gap
         inMessage = false
     }

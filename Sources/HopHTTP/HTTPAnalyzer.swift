@@ -8,15 +8,15 @@ import HopFlows
 public final class HTTPAnalyzer: StreamEventConsumer {
     public let configuration: HTTPConfiguration
     /// Everything counted so far.
-    public internal(set) var counters = HTTPCounters()
+    @exclusivity(unchecked) public internal(set) var counters = HTTPCounters()
     /// Called with each connection's summary when it closes (or at `finish()`): whether it was
     /// HTTP, TLS, not HTTP, a tunnel.
     public var onConnectionSummary: ((HTTPConnectionSummary) -> Void)?
 
     let onExchange: (HTTPExchange) -> Void
-    private var states: [Int: ConnectionState] = [:]
-    private var lastID = Int.min
-    private var lastState: ConnectionState?
+    @exclusivity(unchecked) private var states: [Int: ConnectionState] = [:]
+    @exclusivity(unchecked) private var lastID = Int.min
+    @exclusivity(unchecked) private var lastState: ConnectionState?
 
     public init(configuration: HTTPConfiguration = .init(), onExchange: @escaping (HTTPExchange) -> Void) {
         self.configuration = configuration
@@ -100,17 +100,17 @@ public final class HTTPAnalyzer: StreamEventConsumer {
 /// One request slot: the request, and its response once seen.
 final class Slot {
     let sequence: Int
-    var request: HTTPRequest
-    var requestDone = false
-    var response: HTTPResponse?
-    var responseDone = false
-    var interim: [HTTPInterimResponse] = []
-    var flags: HTTPExchangeFlags = []
-    var position: Int
+    @exclusivity(unchecked) var request: HTTPRequest
+    @exclusivity(unchecked) var requestDone = false
+    @exclusivity(unchecked) var response: HTTPResponse?
+    @exclusivity(unchecked) var responseDone = false
+    @exclusivity(unchecked) var interim: [HTTPInterimResponse] = []
+    @exclusivity(unchecked) var flags: HTTPExchangeFlags = []
+    @exclusivity(unchecked) var position: Int
     /// A CONNECT or Upgrade request: the client side waits for the response's decision.
-    var holdsRequestSide = false
+    @exclusivity(unchecked) var holdsRequestSide = false
     /// Gaps seen on the response side when the request was sent.
-    var responseGapsAtSend: Int
+    @exclusivity(unchecked) var responseGapsAtSend: Int
 
     init(sequence: Int, request: HTTPRequest, position: Int, responseGapsAtSend: Int) {
         self.sequence = sequence
@@ -123,34 +123,34 @@ final class Slot {
 /// Per-connection state: both direction parsers and the request queue that pairs them.
 final class ConnectionState {
     unowned(unsafe) let analyzer: HTTPAnalyzer
-    var connection: Connection
+    @exclusivity(unchecked) var connection: Connection
     let req: DirectionParser
     let resp: DirectionParser
     let midstream: Bool
-    var hadData = false
-    var kind: HTTPConnectionKind?
-    var sawStartLine = false
-    var tunnel = false
+    @exclusivity(unchecked) var hadData = false
+    @exclusivity(unchecked) var kind: HTTPConnectionKind?
+    @exclusivity(unchecked) var sawStartLine = false
+    @exclusivity(unchecked) var tunnel = false
 
     /// Requests not yet emitted, oldest first, from `head`.
-    var slots: [Slot] = []
-    var head = 0
+    @exclusivity(unchecked) var slots: [Slot] = []
+    @exclusivity(unchecked) var head = 0
     /// Index of the first slot whose response has not started.
-    var respCursor = 0
-    var nextSequence = 1
-    var reqSlot: Slot?
-    var respSlot: Slot?
-    var currentResponse: HTTPResponse?
-    var currentResponseFlags: HTTPExchangeFlags = []
+    @exclusivity(unchecked) var respCursor = 0
+    @exclusivity(unchecked) var nextSequence = 1
+    @exclusivity(unchecked) var reqSlot: Slot?
+    @exclusivity(unchecked) var respSlot: Slot?
+    @exclusivity(unchecked) var currentResponse: HTTPResponse?
+    @exclusivity(unchecked) var currentResponseFlags: HTTPExchangeFlags = []
     /// Responses whose request has not been seen (yet): paired with a late request or emitted.
-    var heldResponses: [(response: HTTPResponse, flags: HTTPExchangeFlags, sequence: Int)] = []
+    @exclusivity(unchecked) var heldResponses: [(response: HTTPResponse, flags: HTTPExchangeFlags, sequence: Int)] = []
     /// A CONNECT tunnel's exchange, emitted once the client's first tunnel bytes tell whether it is TLS.
-    var tunnelPending: Slot?
+    @exclusivity(unchecked) var tunnelPending: Slot?
     /// Answered exchanges with pipelinePosition > 0 and no gap: the client pipelines.
-    var pipeliningSeen = false
-    var requestCount = 0
-    var responseCount = 0
-    var exchangeCount = 0
+    @exclusivity(unchecked) var pipeliningSeen = false
+    @exclusivity(unchecked) var requestCount = 0
+    @exclusivity(unchecked) var responseCount = 0
+    @exclusivity(unchecked) var exchangeCount = 0
 
     init(analyzer: HTTPAnalyzer, connection: Connection) {
         self.analyzer = analyzer
@@ -211,7 +211,7 @@ final class ConnectionState {
             drain()
         }
         var r = HTTPRequest(method: h.start.method, target: h.start.target, version: h.start.version,
-                            headers: HTTPHeaders(h.headers), firstTimestamp: p.msgFirst, lastTimestamp: p.msgLast)
+                            headers: h.headers, firstTimestamp: p.msgFirst, lastTimestamp: p.msgLast)
         r.complete = false
         let slot = Slot(sequence: nextSequence, request: r, position: outstanding, responseGapsAtSend: resp.gapsSeen)
         nextSequence += 1
@@ -300,7 +300,7 @@ final class ConnectionState {
         let status = h.start.status
         if h.complete && status >= 100 && status < 200 && status != 101 {
             if status == 100 { analyzer.counters.continueResponses += 1 } else { analyzer.counters.otherInterimResponses += 1 }
-            let interim = HTTPInterimResponse(status: status, reason: h.start.reason, headers: HTTPHeaders(h.headers),
+            let interim = HTTPInterimResponse(status: status, reason: h.start.reason, headers: h.headers,
                                               firstTimestamp: p.msgFirst, lastTimestamp: p.msgLast)
             if respCursor < slots.count, slots[respCursor].request.firstTimestamp <= p.msgFirst {
                 slots[respCursor].interim.append(interim)
@@ -312,7 +312,7 @@ final class ConnectionState {
         analyzer.counters.responses += 1
         responseCount += 1
         var r = HTTPResponse(status: status, reason: h.start.reason, version: h.start.version,
-                             headers: HTTPHeaders(h.headers), firstTimestamp: p.msgFirst, lastTimestamp: p.msgLast)
+                             headers: h.headers, firstTimestamp: p.msgFirst, lastTimestamp: p.msgLast)
         var flags: HTTPExchangeFlags = []
         if p.msgResyncedAfterGap { flags.insert(.responseAfterGap) }
         let slot = pickSlot(p)
@@ -409,7 +409,7 @@ final class ConnectionState {
             slot.request.bodyMissing = end.bodyMissing
             slot.request.lastTimestamp = end.lastTimestamp
             slot.request.complete = end.complete
-            slot.request.trailers = HTTPHeaders(end.trailers)
+            slot.request.trailers = end.trailers
             if !end.complete { slot.flags.insert(.requestIncomplete) }
             if end.malformed { slot.flags.insert(.requestMalformed) }
             if end.headerLimit { slot.flags.insert(.headerLimitExceeded) }
@@ -427,7 +427,7 @@ final class ConnectionState {
             r.bodyMissing = end.bodyMissing
             r.lastTimestamp = end.lastTimestamp
             r.complete = end.complete
-            r.trailers = HTTPHeaders(end.trailers)
+            r.trailers = end.trailers
             var flags = currentResponseFlags
             if !end.complete { flags.insert(.responseIncomplete) }
             if end.malformed { flags.insert(.responseMalformed) }

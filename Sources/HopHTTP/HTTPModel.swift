@@ -28,33 +28,126 @@ public struct HTTPHeader: Sendable, Hashable {
 }
 
 /// Header fields in wire order, duplicates kept; lookups ignore ASCII case.
+///
+/// Stored compactly: the raw bytes of the head and the byte ranges of each name and value, so
+/// parsing allocates twice per head whatever the number of fields. Strings are made only when a
+/// field is read (`self[i]`, `self["name"]`, `fields`).
 public struct HTTPHeaders: Sendable, Hashable, RandomAccessCollection, ExpressibleByArrayLiteral {
-    public var fields: [HTTPHeader]
-
-    public init(_ fields: [HTTPHeader] = []) { self.fields = fields }
-    public init(arrayLiteral elements: (String, String)...) {
-        fields = elements.map { HTTPHeader(name: $0.0, value: $0.1) }
+    struct Span: Sendable, Hashable {
+        var nameStart: Int32
+        var nameEnd: Int32
+        var valueStart: Int32
+        var valueEnd: Int32
     }
 
-    public var startIndex: Int { fields.startIndex }
-    public var endIndex: Int { fields.endIndex }
-    public subscript(position: Int) -> HTTPHeader { fields[position] }
+    var storage: [UInt8]
+    var spans: [Span]
+
+    public init() {
+        storage = []
+        spans = []
+    }
+
+    public init(_ fields: [HTTPHeader]) {
+        self.init()
+        for f in fields { append(name: f.name, value: f.value) }
+    }
+
+    public init(arrayLiteral elements: (String, String)...) {
+        self.init()
+        for (n, v) in elements { append(name: n, value: v) }
+    }
+
+    init(storage: [UInt8], spans: [Span]) {
+        self.storage = storage
+        self.spans = spans
+    }
+
+    public mutating func append(name: String, value: String) {
+        let ns = Int32(storage.count)
+        storage.append(contentsOf: name.utf8)
+        let vs = Int32(storage.count)
+        storage.append(contentsOf: value.utf8)
+        spans.append(Span(nameStart: ns, nameEnd: vs, valueStart: vs, valueEnd: Int32(storage.count)))
+    }
+
+    public var startIndex: Int { 0 }
+    public var endIndex: Int { spans.count }
+    public var count: Int { spans.count }
+
+    public subscript(position: Int) -> HTTPHeader {
+        HTTPHeader(name: name(at: position), value: value(at: position))
+    }
+
+    public func name(at i: Int) -> String {
+        let sp = spans[i]
+        return string(sp.nameStart, sp.nameEnd)
+    }
+
+    public func value(at i: Int) -> String {
+        let sp = spans[i]
+        return string(sp.valueStart, sp.valueEnd)
+    }
+
+    private func string(_ s: Int32, _ e: Int32) -> String {
+        storage.withUnsafeBytes { String(decoding: UnsafeRawBufferPointer(rebasing: $0[Int(s)..<Int(e)]), as: UTF8.self) }
+    }
+
+    /// Whether field `i` is called `name` (ASCII case ignored), without making a String.
+    public func nameMatches(_ i: Int, _ name: String) -> Bool {
+        let sp = spans[i]
+        let u = name.utf8
+        guard Int(sp.nameEnd - sp.nameStart) == u.count else { return false }
+        var k = Int(sp.nameStart)
+        for c in u {
+            if lowerASCII(storage[k]) != lowerASCII(c) { return false }
+            k += 1
+        }
+        return true
+    }
 
     /// The first value of the field called `name` (any case), or nil.
     public subscript(name: String) -> String? {
-        for f in fields where asciiCaseInsensitiveEquals(f.name, name) { return f.value }
+        for i in 0..<spans.count where nameMatches(i, name) { return value(at: i) }
         return nil
     }
 
     /// Every value of the field called `name` (any case), in order.
     public func values(for name: String) -> [String] {
-        fields.filter { asciiCaseInsensitiveEquals($0.name, name) }.map(\.value)
+        (0..<spans.count).filter { nameMatches($0, name) }.map { value(at: $0) }
     }
 
-    public func contains(_ name: String) -> Bool { self[name] != nil }
+    public func contains(_ name: String) -> Bool {
+        (0..<spans.count).contains { nameMatches($0, name) }
+    }
+
+    /// The fields as values.
+    public var fields: [HTTPHeader] { map { $0 } }
 
     /// The fields as (name, value) pairs, in order.
-    public var pairs: [(name: String, value: String)] { fields.map { ($0.name, $0.value) } }
+    public var pairs: [(name: String, value: String)] { map { ($0.name, $0.value) } }
+
+    /// Bytes of a name or value.
+    func bytes(_ s: Int32, _ e: Int32) -> ArraySlice<UInt8> { storage[Int(s)..<Int(e)] }
+
+    public static func == (a: HTTPHeaders, b: HTTPHeaders) -> Bool {
+        guard a.spans.count == b.spans.count else { return false }
+        for (x, y) in zip(a.spans, b.spans) {
+            if a.bytes(x.nameStart, x.nameEnd) != b.bytes(y.nameStart, y.nameEnd) { return false }
+            if a.bytes(x.valueStart, x.valueEnd) != b.bytes(y.valueStart, y.valueEnd) { return false }
+        }
+        return true
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(spans.count)
+        for x in spans {
+            for c in bytes(x.nameStart, x.nameEnd) { hasher.combine(c) }
+            hasher.combine(0xff as UInt8)
+            for c in bytes(x.valueStart, x.valueEnd) { hasher.combine(c) }
+            hasher.combine(0xfe as UInt8)
+        }
+    }
 }
 
 func asciiCaseInsensitiveEquals(_ a: String, _ b: String) -> Bool {

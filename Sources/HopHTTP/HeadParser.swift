@@ -1,3 +1,11 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 // Parsing of a complete (or cut) message head held in contiguous memory: start line, header
 // lines, obs-fold, and the framing-relevant fields. Strings are made only for the start-line
 // parts and the header names and values.
@@ -152,7 +160,7 @@ func parseStatusLine(_ b: UnsafeRawBufferPointer, _ s: Int, _ e: Int, materializ
 /// A parsed head with the fields that decide framing.
 struct ParsedHead {
     var start = StartLine()
-    var headers: [HTTPHeader] = []
+    var headers = HTTPHeaders()
     var contentLength: Int64?
     var hasTransferEncoding = false
     var chunked = false
@@ -176,9 +184,17 @@ func parseHead(_ b: UnsafeRawBufferPointer, isRequest: Bool, hasStartLine: Bool,
     let n = b.count
     var pos = 0
     var first = hasStartLine
+    // The field bytes are kept as one copy of the head; names and values are ranges in it.
+    var storage = [UInt8](unsafeUninitializedCapacity: n) { buf, count in
+        if n > 0, let src = b.baseAddress { buf.baseAddress!.initialize(from: src.assumingMemoryBound(to: UInt8.self), count: n) }
+        count = n
+    }
+    var spans: [HTTPHeaders.Span] = []
+    spans.reserveCapacity(16)
+    let base = b.baseAddress
     while pos < n {
-        var lf = pos
-        while lf < n, b[lf] != LF { lf += 1 }
+        var lf = n
+        if let base, let p = memchr(base + pos, Int32(LF), n - pos) { lf = UnsafeRawPointer(p) - base }
         if lf == n && partial { break }
         let s = pos
         let e = trimCR(b, s, lf)
@@ -195,73 +211,96 @@ func parseHead(_ b: UnsafeRawBufferPointer, isRequest: Bool, hasStartLine: Bool,
         if s == e { break }  // the empty line ending the head
         let c0 = b[s]
         if c0 == SP || c0 == HT {
-            // obs-fold: a continuation of the previous field's value.
+            // obs-fold: a continuation of the previous field's value, joined with one space.
             var vs = s
             while vs < e, b[vs] == SP || b[vs] == HT { vs += 1 }
             var ve = e
             while ve > vs, b[ve - 1] == SP || b[ve - 1] == HT { ve -= 1 }
-            if head.headers.isEmpty {
+            if spans.isEmpty {
                 head.badHeaderLines += 1
             } else {
                 head.obsFolds += 1
                 if ve > vs {
-                    let more = String(decoding: UnsafeRawBufferPointer(rebasing: b[vs..<ve]), as: UTF8.self)
-                    let k = head.headers.count - 1
-                    head.headers[k].value = head.headers[k].value.isEmpty ? more : head.headers[k].value + " " + more
+                    let k = spans.count - 1
+                    let old = spans[k]
+                    let ns = Int32(storage.count)
+                    if old.valueEnd > old.valueStart {
+                        storage.append(contentsOf: storage[Int(old.valueStart)..<Int(old.valueEnd)])
+                        storage.append(SP)
+                    }
+                    storage.append(contentsOf: UnsafeRawBufferPointer(rebasing: b[vs..<ve]))
+                    spans[k].valueStart = ns
+                    spans[k].valueEnd = Int32(storage.count)
                 }
             }
             continue
         }
-        var colon = s
-        while colon < e, b[colon] != UInt8(ascii: ":") { colon += 1 }
+        var colon = e
+        if let base, let p = memchr(base + s, Int32(UInt8(ascii: ":")), e - s) { colon = UnsafeRawPointer(p) - base }
         var ne = colon
         while ne > s, b[ne - 1] == SP || b[ne - 1] == HT { ne -= 1 }
         guard colon < e, ne > s else {
             head.badHeaderLines += 1
             continue
         }
-        var nameOK = ne == colon
-        if nameOK { for k in s..<ne where !isTokenChar(b[k]) { nameOK = false; break } }
-        if !nameOK { head.badHeaderLines += 1 }
+        if ne != colon {
+            head.badHeaderLines += 1
+        } else {
+            for k in s..<ne where !isTokenChar(b[k]) {
+                head.badHeaderLines += 1
+                break
+            }
+        }
         var vs = colon + 1
         while vs < e, b[vs] == SP || b[vs] == HT { vs += 1 }
         var ve = e
         while ve > vs, b[ve - 1] == SP || b[ve - 1] == HT { ve -= 1 }
-        head.headers.append(HTTPHeader(
-            name: String(decoding: UnsafeRawBufferPointer(rebasing: b[s..<ne]), as: UTF8.self),
-            value: String(decoding: UnsafeRawBufferPointer(rebasing: b[vs..<ve]), as: UTF8.self)))
+        spans.append(HTTPHeaders.Span(nameStart: Int32(s), nameEnd: Int32(ne), valueStart: Int32(vs), valueEnd: Int32(ve)))
     }
+    head.headers = HTTPHeaders(storage: storage, spans: spans)
     classifyFraming(&head)
     return head
 }
 
-private func nameIs(_ name: String, _ lower: StaticString) -> Bool {
-    let u = name.utf8
-    guard u.count == lower.utf8CodeUnitCount else { return false }
+/// Calls `body` with each comma-separated, OWS-trimmed item of a value (empty items skipped).
+private func forEachItem(_ v: ArraySlice<UInt8>, _ body: (ArraySlice<UInt8>) -> Void) {
+    var i = v.startIndex
+    while i < v.endIndex {
+        var j = i
+        while j < v.endIndex, v[j] != UInt8(ascii: ",") { j += 1 }
+        var s = i, e = j
+        while s < e, v[s] == SP || v[s] == HT { s += 1 }
+        while e > s, v[e - 1] == SP || v[e - 1] == HT { e -= 1 }
+        if e > s { body(v[s..<e]) }
+        i = j + 1
+    }
+}
+
+private func equalsLower(_ v: ArraySlice<UInt8>, _ lower: StaticString) -> Bool {
+    guard v.count == lower.utf8CodeUnitCount else { return false }
     var k = 0
-    for c in u {
+    for c in v {
         if lowerASCII(c) != lower.utf8Start[k] { return false }
         k += 1
     }
     return true
 }
 
-/// Splits a field value on commas, trims OWS, lowercases ASCII.
-private func tokens(_ value: String) -> [String] {
-    value.split(separator: ",").map { $0.trimmingASCIISpaces().lowercasedASCII() }.filter { !$0.isEmpty }
-}
-
 private func classifyFraming(_ head: inout ParsedHead) {
-    var lastCoding: String?
-    for h in head.headers {
-        switch h.name.utf8.count {
-        case 14 where nameIs(h.name, "content-length"):
-            for item in h.value.split(separator: ",", omittingEmptySubsequences: false) {
-                let t = item.trimmingASCIISpaces()
+    let h = head.headers
+    var lastCodingChunked = false
+    for sp in h.spans {
+        let name = h.bytes(sp.nameStart, sp.nameEnd)
+        let value = h.bytes(sp.valueStart, sp.valueEnd)
+        switch name.count {
+        case 14 where equalsLower(name, "content-length"):
+            var items = 0
+            forEachItem(value) { t in
+                items += 1
                 var v: Int64 = 0
-                var ok = !t.isEmpty && t.utf8.count <= 18
+                var ok = t.count <= 18
                 if ok {
-                    for c in t.utf8 {
+                    for c in t {
                         guard c >= 0x30, c <= 0x39 else { ok = false; break }
                         v = v * 10 + Int64(c - 0x30)
                     }
@@ -274,23 +313,21 @@ private func classifyFraming(_ head: inout ParsedHead) {
                     head.contentLength = v
                 }
             }
-        case 17 where nameIs(h.name, "transfer-encoding"):
+            if items == 0 && head.error == nil { head.error = .badContentLength }
+        case 17 where equalsLower(name, "transfer-encoding"):
             head.hasTransferEncoding = true
-            if let l = tokens(h.value).last { lastCoding = l }
-        case 10 where nameIs(h.name, "connection"):
-            for t in tokens(h.value) {
-                switch t {
-                case "close": head.connectionClose = true
-                case "keep-alive": head.connectionKeepAlive = true
-                case "upgrade": head.connectionUpgrade = true
-                default: break
-                }
+            forEachItem(value) { lastCodingChunked = equalsLower($0, "chunked") }
+        case 10 where equalsLower(name, "connection"):
+            forEachItem(value) { t in
+                if equalsLower(t, "close") { head.connectionClose = true }
+                else if equalsLower(t, "keep-alive") { head.connectionKeepAlive = true }
+                else if equalsLower(t, "upgrade") { head.connectionUpgrade = true }
             }
-        case 7 where nameIs(h.name, "upgrade"):
+        case 7 where equalsLower(name, "upgrade"):
             head.hasUpgrade = true
         default:
             break
         }
     }
-    head.chunked = head.hasTransferEncoding && lastCoding == "chunked"
+    head.chunked = head.hasTransferEncoding && lastCodingChunked
 }
