@@ -95,6 +95,9 @@ final class DirectionParser {
     @exclusivity(unchecked) var gapPrevTimestamp: Int64?
     @exclusivity(unchecked) var lastDataTimestamp: Int64?
     @exclusivity(unchecked) var gapsSeen = 0
+    /// Messages known to have started inside the gap of the current resync (0 or 1: a gap that
+    /// began at a message boundary hides at least the message that started there).
+    @exclusivity(unchecked) var lostMessageStarts = 0
 
     /// A start line was validated in this direction.
     @exclusivity(unchecked) var sawStartLine = false
@@ -581,6 +584,7 @@ final class DirectionParser {
 
     func enterResync(_ reason: ResyncReason) {
         if state != .resync && !(state == .head && candidate) {
+            lostMessageStarts = 0
             resyncReason = reason
             if reason != .error { gapPrevTimestamp = lastDataTimestamp }
         } else if reason == .gap {
@@ -618,7 +622,9 @@ final class DirectionParser {
         let len = Int64(length)
         switch state {
         case .idle:
+            // A message began right where the bytes went missing.
             enterResync(.gap)
+            lostMessageStarts = 1
         case .head, .trailers:
             if state == .head && candidate {
                 enterResync(.gap)
@@ -631,8 +637,10 @@ final class DirectionParser {
                 }
                 deliverPartialHead(partial, conn: conn)
             }
+            let startLost = state == .head && lineIndex == 0
             finishMessage(conn, complete: false)
             enterResync(.gap)
+            if startLost { lostMessageStarts = 1 }
         case .body, .chunkData:
             conn.analyzer.counters.gapsInsideMessages += 1
             if bodyMissing == 0 { conn.analyzer.counters.bodiesTruncatedByGap += 1 }
@@ -651,7 +659,10 @@ final class DirectionParser {
                 return
             }
             finishMessage(conn, complete: true)
-            if len > lost { enterResync(.gap) }
+            if len > lost {
+                enterResync(.gap)
+                lostMessageStarts = 1
+            }
         case .chunkSize, .chunkDataEnd:
             conn.analyzer.counters.gapsInsideMessages += 1
             finishMessage(conn, complete: false)

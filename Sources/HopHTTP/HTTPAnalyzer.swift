@@ -264,36 +264,50 @@ final class ConnectionState {
 
     /// Chooses the request a response answers and advances the cursor; nil for an orphan.
     private func pickSlot(_ p: DirectionParser) -> Slot? {
-        guard respCursor < slots.count else { return nil }
         var idx = respCursor
         let t = p.msgFirst
-        if p.msgResyncedAfterGap && !pipeliningSeen {
-            // Responses were lost in the gap. A one-at-a-time client sends a request only once
-            // the previous one is answered, so every outstanding request followed by a later one
-            // sent after the last response bytes before the gap (and not together with its
-            // predecessor) was answered inside the gap.
-            let prev = p.gapPrevTimestamp ?? Int64.min
-            var k = idx
-            var j = idx + 1
-            while j < slots.count {
-                let q = slots[j].request
-                let before = slots[j - 1].request
-                guard q.firstTimestamp > prev, q.firstTimestamp > before.lastTimestamp, q.firstTimestamp <= t else { break }
-                k = j
-                j += 1
-            }
-            while idx < k {
-                let s = slots[idx]
-                s.flags.insert(.lostInGap)
-                s.responseDone = true
+        if p.msgResyncedAfterGap {
+            // Responses may have been lost in the gap. First, those known to have started in it
+            // (the gap began at a message boundary): the oldest outstanding requests sent before
+            // this response. Then, for a one-at-a-time client (no pipelining seen), every further
+            // outstanding request followed by a later one that was sent after the last response
+            // bytes before the gap, and not together with its predecessor: the client only sends
+            // the next request once the previous one is answered, so that answer was in the gap.
+            var lost = p.lostMessageStarts
+            p.lostMessageStarts = 0
+            while lost > 0, idx < slots.count, slots[idx].request.firstTimestamp <= t {
+                markLost(slots[idx])
                 idx += 1
+                lost -= 1
+            }
+            if !pipeliningSeen && idx < slots.count {
+                let prev = p.gapPrevTimestamp ?? Int64.min
+                var k = idx
+                var j = idx + 1
+                while j < slots.count {
+                    let q = slots[j].request
+                    let before = slots[j - 1].request
+                    guard q.firstTimestamp > prev, q.firstTimestamp > before.lastTimestamp, q.firstTimestamp <= t else { break }
+                    k = j
+                    j += 1
+                }
+                while idx < k {
+                    markLost(slots[idx])
+                    idx += 1
+                }
             }
             respCursor = idx
         }
+        guard idx < slots.count else { return nil }
         let s = slots[idx]
         if s.request.firstTimestamp > t { return nil }
         respCursor = idx + 1
         return s
+    }
+
+    private func markLost(_ s: Slot) {
+        s.flags.insert(.lostInGap)
+        s.responseDone = true
     }
 
     private func responseHead(_ p: DirectionParser, _ h: ParsedHead) -> HeadDecision {
@@ -366,11 +380,10 @@ final class ConnectionState {
     private func startTunnel(slot: Slot?, connect: Bool) {
         tunnel = true
         analyzer.counters.tunnels += 1
-        guard var r = currentResponse else { return }
+        guard var r = currentResponse.take() else { return }
         r.complete = true
         var flags = currentResponseFlags
         flags.insert(.tunnel)
-        currentResponse = nil
         respSlot = nil
         req.state = .tunnel
         if let slot {
@@ -421,8 +434,7 @@ final class ConnectionState {
             }
             drain()
         } else {
-            guard var r = currentResponse else { return }
-            currentResponse = nil
+            guard var r = currentResponse.take() else { return }
             r.bodyLength = end.bodyLength
             r.bodyMissing = end.bodyMissing
             r.lastTimestamp = end.lastTimestamp

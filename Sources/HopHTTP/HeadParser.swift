@@ -15,17 +15,17 @@ let CR: UInt8 = 0x0d
 let SP: UInt8 = 0x20
 let HT: UInt8 = 0x09
 
-/// RFC 9110 tchar.
-@inline(__always)
-func isTokenChar(_ c: UInt8) -> Bool {
+/// RFC 9110 tchar, as a table.
+let tokenCharTable: [Bool] = (0..<256).map { c in
     switch c {
     case 0x30...0x39, 0x41...0x5a, 0x61...0x7a: return true
-    case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),
-         UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
-         UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
-        return true
-    default: return false
+    default: return "!#$%&'*+-.^_`|~".utf8.contains(UInt8(c))
     }
+}
+
+@inline(__always)
+func isTokenChar(_ c: UInt8) -> Bool {
+    tokenCharTable.withUnsafeBufferPointer { $0[Int(c)] }
 }
 
 /// Characters accepted in a method when judging whether bytes start a request line.

@@ -297,3 +297,40 @@ final class HTTPGapTests: XCTestCase {
         XCTAssertEqual(r.counters[.conflictingContentLength], 1)
     }
 }
+
+final class HTTPPipelinedGapTests: XCTestCase {
+    func testPipelinedFirstResponseLostAtBoundary() {
+        // Three requests in one segment; the first response is lost whole (the gap starts at a
+        // message boundary): the second response answers the second request.
+        let first = okResponse(1, body: "one")
+        let r = runSplitInvariant([
+            .c2s(getRequest("/1") + getRequest("/2") + getRequest("/3"), 1000),
+            .gap(.serverToClient, first.utf8.count, 1500),
+            .s2c(okResponse(2, body: "two") + okResponse(3, body: "three"), 1500),
+        ])
+        XCTAssertEqual(r.exchanges.count, 3, describe(r))
+        XCTAssertNil(r.exchanges[0].response)
+        XCTAssertEqual(r.exchanges[0].flags, [.lostInGap])
+        XCTAssertEqual(r.exchanges[1].response?.headers["x-seq"], "2")
+        XCTAssertEqual(r.exchanges[1].flags, [.responseAfterGap])
+        XCTAssertEqual(r.exchanges[2].response?.headers["x-seq"], "3")
+        XCTAssertEqual(r.exchanges.map(\.pipelinePosition), [0, 1, 2])
+        XCTAssertEqual(r.counters.lostInGap, 1)
+    }
+
+    func testPipelinedGapInsideChunkedBodyKeepsPairing() {
+        // The gap cuts the first (chunked) response, whose head was seen: nothing else is lost.
+        let r = runSplitInvariant([
+            .c2s(getRequest("/1") + getRequest("/2"), 1000),
+            .s2c("HTTP/1.1 200 OK\r\nX-Seq: 1\r\nTransfer-Encoding: chunked\r\n\r\n8\r\nab", 1500),
+            .gap(.serverToClient, 6 + 2 + 5, 1600),
+            .s2c(okResponse(2, body: "two"), 1600),
+        ])
+        XCTAssertEqual(r.exchanges.count, 2, describe(r))
+        XCTAssertEqual(r.exchanges[0].response?.headers["x-seq"], "1")
+        XCTAssertEqual(r.exchanges[0].flags, [.responseIncomplete, .responseAfterGap])
+        XCTAssertEqual(r.exchanges[1].response?.headers["x-seq"], "2")
+        XCTAssertEqual(r.counters.lostInGap, 0)
+        XCTAssertEqual(r.counters.resyncsAfterGap, 1)
+    }
+}
