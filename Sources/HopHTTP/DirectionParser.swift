@@ -62,6 +62,7 @@ final class DirectionParser {
 
     // Head scanning.
     @exclusivity(unchecked) var headBuf: [UInt8] = []
+    @exclusivity(unchecked) var scratch = HeadScratch()
     @exclusivity(unchecked) var lineIndex = 0
     @exclusivity(unchecked) var atLineStart = false
     @exclusivity(unchecked) var crAtLineStart = false
@@ -342,7 +343,7 @@ final class DirectionParser {
         let cap = config.maxHeaderBytes
         let partial = withHead(buf, &s, end) { h in
             parseHead(UnsafeRawBufferPointer(rebasing: h[0..<min(h.count, cap)]), isRequest: isRequestSide,
-                      hasStartLine: state == .head, partial: true)
+                      hasStartLine: state == .head, partial: true, scratch: &scratch)
         }
         if state == .head {
             if lineIndex > 0 { deliverPartialHead(partial, conn: conn) }
@@ -366,7 +367,7 @@ final class DirectionParser {
         var s = seg
         let isTrailers = state == .trailers
         let head = withHead(buf, &s, end) { h in
-            parseHead(h, isRequest: isRequestSide, hasStartLine: !isTrailers, partial: false)
+            parseHead(h, isRequest: isRequestSide, hasStartLine: !isTrailers, partial: false, scratch: &scratch)
         }
         shrinkHeadBuffer()
         if head.badHeaderLines > 0 { conn.analyzer.counters[.badHeaderLine] += head.badHeaderLines }
@@ -633,7 +634,7 @@ final class DirectionParser {
             conn.analyzer.counters.gapsInsideMessages += 1
             if state == .head && lineIndex > 0 {
                 let partial = headBuf.withUnsafeBytes {
-                    parseHead($0, isRequest: isRequestSide, hasStartLine: true, partial: true)
+                    parseHead($0, isRequest: isRequestSide, hasStartLine: true, partial: true, scratch: &scratch)
                 }
                 deliverPartialHead(partial, conn: conn)
             }
@@ -687,7 +688,7 @@ final class DirectionParser {
             if candidate { break }
             if lineIndex > 0 {
                 let partial = headBuf.withUnsafeBytes {
-                    parseHead($0, isRequest: isRequestSide, hasStartLine: true, partial: true)
+                    parseHead($0, isRequest: isRequestSide, hasStartLine: true, partial: true, scratch: &scratch)
                 }
                 deliverPartialHead(partial, conn: conn)
             }

@@ -29,9 +29,9 @@ public struct HTTPHeader: Sendable, Hashable {
 
 /// Header fields in wire order, duplicates kept; lookups ignore ASCII case.
 ///
-/// Stored compactly: the raw bytes of the head and the byte ranges of each name and value, so
-/// parsing allocates twice per head whatever the number of fields. Strings are made only when a
-/// field is read (`self[i]`, `self["name"]`, `fields`).
+/// Stored compactly in one allocation: the raw bytes of the head followed by the byte ranges
+/// of each name and value, so parsing allocates once per head whatever the number of fields.
+/// Strings are made only when a field is read (`self[i]`, `self["name"]`, `fields`).
 public struct HTTPHeaders: Sendable, Hashable, RandomAccessCollection, ExpressibleByArrayLiteral {
     struct Span: Sendable, Hashable {
         var nameStart: Int32
@@ -40,52 +40,92 @@ public struct HTTPHeaders: Sendable, Hashable, RandomAccessCollection, Expressib
         var valueEnd: Int32
     }
 
+    /// Field bytes, then `count` spans (4 × Int32 each) from `spanBase`.
     var storage: [UInt8]
-    var spans: [Span]
+    var spanBase: Int
+    public private(set) var count: Int
 
     public init() {
         storage = []
-        spans = []
+        spanBase = 0
+        count = 0
     }
 
     public init(_ fields: [HTTPHeader]) {
-        self.init()
-        for f in fields { append(name: f.name, value: f.value) }
+        var bytes: [UInt8] = []
+        var spans: [Span] = []
+        for f in fields {
+            let ns = Int32(bytes.count)
+            bytes.append(contentsOf: f.name.utf8)
+            let vs = Int32(bytes.count)
+            bytes.append(contentsOf: f.value.utf8)
+            spans.append(Span(nameStart: ns, nameEnd: vs, valueStart: vs, valueEnd: Int32(bytes.count)))
+        }
+        self.init(bytes: bytes, spans: spans)
     }
 
     public init(arrayLiteral elements: (String, String)...) {
-        self.init()
-        for (n, v) in elements { append(name: n, value: v) }
+        self.init(elements.map { HTTPHeader(name: $0.0, value: $0.1) })
     }
 
-    init(storage: [UInt8], spans: [Span]) {
-        self.storage = storage
-        self.spans = spans
+    /// Packs `bytes` and `spans` (ranges in `bytes`) into one buffer.
+    init(bytes: UnsafeRawBufferPointer, extra: [UInt8], spans: UnsafeBufferPointer<Span>) {
+        let n = bytes.count + extra.count
+        let base = (n + 3) & ~3
+        let total = base + spans.count * MemoryLayout<Span>.stride
+        storage = [UInt8](unsafeUninitializedCapacity: total) { buf, initialized in
+            let out = UnsafeMutableRawBufferPointer(buf)
+            if bytes.count > 0 { out.baseAddress!.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count) }
+            if !extra.isEmpty {
+                extra.withUnsafeBytes { out.baseAddress!.advanced(by: bytes.count).copyMemory(from: $0.baseAddress!, byteCount: extra.count) }
+            }
+            for k in n..<base { out[k] = 0 }
+            if spans.count > 0 {
+                out.baseAddress!.advanced(by: base).copyMemory(from: UnsafeRawPointer(spans.baseAddress!),
+                                                               byteCount: spans.count * MemoryLayout<Span>.stride)
+            }
+            initialized = total
+        }
+        spanBase = base
+        count = spans.count
     }
+
+    init(bytes: [UInt8], spans: [Span]) {
+        self = bytes.withUnsafeBytes { b in spans.withUnsafeBufferPointer { HTTPHeaders(bytes: b, extra: [], spans: $0) } }
+    }
+
+    @inline(__always)
+    func span(_ i: Int) -> Span {
+        storage.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: spanBase + i * MemoryLayout<Span>.stride, as: Span.self) }
+    }
+
+    var spans: [Span] { (0..<count).map(span) }
 
     public mutating func append(name: String, value: String) {
-        let ns = Int32(storage.count)
-        storage.append(contentsOf: name.utf8)
-        let vs = Int32(storage.count)
-        storage.append(contentsOf: value.utf8)
-        spans.append(Span(nameStart: ns, nameEnd: vs, valueStart: vs, valueEnd: Int32(storage.count)))
+        var bytes = Array(storage[0..<spanBase])
+        var spans = self.spans
+        let ns = Int32(bytes.count)
+        bytes.append(contentsOf: name.utf8)
+        let vs = Int32(bytes.count)
+        bytes.append(contentsOf: value.utf8)
+        spans.append(Span(nameStart: ns, nameEnd: vs, valueStart: vs, valueEnd: Int32(bytes.count)))
+        self = HTTPHeaders(bytes: bytes, spans: spans)
     }
 
     public var startIndex: Int { 0 }
-    public var endIndex: Int { spans.count }
-    public var count: Int { spans.count }
+    public var endIndex: Int { count }
 
     public subscript(position: Int) -> HTTPHeader {
         HTTPHeader(name: name(at: position), value: value(at: position))
     }
 
     public func name(at i: Int) -> String {
-        let sp = spans[i]
+        let sp = span(i)
         return string(sp.nameStart, sp.nameEnd)
     }
 
     public func value(at i: Int) -> String {
-        let sp = spans[i]
+        let sp = span(i)
         return string(sp.valueStart, sp.valueEnd)
     }
 
@@ -95,7 +135,7 @@ public struct HTTPHeaders: Sendable, Hashable, RandomAccessCollection, Expressib
 
     /// Whether field `i` is called `name` (ASCII case ignored), without making a String.
     public func nameMatches(_ i: Int, _ name: String) -> Bool {
-        let sp = spans[i]
+        let sp = span(i)
         let u = name.utf8
         guard Int(sp.nameEnd - sp.nameStart) == u.count else { return false }
         var k = Int(sp.nameStart)
@@ -108,17 +148,17 @@ public struct HTTPHeaders: Sendable, Hashable, RandomAccessCollection, Expressib
 
     /// The first value of the field called `name` (any case), or nil.
     public subscript(name: String) -> String? {
-        for i in 0..<spans.count where nameMatches(i, name) { return value(at: i) }
+        for i in 0..<count where nameMatches(i, name) { return value(at: i) }
         return nil
     }
 
     /// Every value of the field called `name` (any case), in order.
     public func values(for name: String) -> [String] {
-        (0..<spans.count).filter { nameMatches($0, name) }.map { value(at: $0) }
+        (0..<count).filter { nameMatches($0, name) }.map { value(at: $0) }
     }
 
     public func contains(_ name: String) -> Bool {
-        (0..<spans.count).contains { nameMatches($0, name) }
+        (0..<count).contains { nameMatches($0, name) }
     }
 
     /// The fields as values.
@@ -131,8 +171,9 @@ public struct HTTPHeaders: Sendable, Hashable, RandomAccessCollection, Expressib
     func bytes(_ s: Int32, _ e: Int32) -> ArraySlice<UInt8> { storage[Int(s)..<Int(e)] }
 
     public static func == (a: HTTPHeaders, b: HTTPHeaders) -> Bool {
-        guard a.spans.count == b.spans.count else { return false }
-        for (x, y) in zip(a.spans, b.spans) {
+        guard a.count == b.count else { return false }
+        for i in 0..<a.count {
+            let x = a.span(i), y = b.span(i)
             if a.bytes(x.nameStart, x.nameEnd) != b.bytes(y.nameStart, y.nameEnd) { return false }
             if a.bytes(x.valueStart, x.valueEnd) != b.bytes(y.valueStart, y.valueEnd) { return false }
         }
@@ -140,8 +181,9 @@ public struct HTTPHeaders: Sendable, Hashable, RandomAccessCollection, Expressib
     }
 
     public func hash(into hasher: inout Hasher) {
-        hasher.combine(spans.count)
-        for x in spans {
+        hasher.combine(count)
+        for i in 0..<count {
+            let x = span(i)
             for c in bytes(x.nameStart, x.nameEnd) { hasher.combine(c) }
             hasher.combine(0xff as UInt8)
             for c in bytes(x.valueStart, x.valueEnd) { hasher.combine(c) }

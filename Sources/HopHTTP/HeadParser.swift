@@ -15,17 +15,15 @@ let CR: UInt8 = 0x0d
 let SP: UInt8 = 0x20
 let HT: UInt8 = 0x09
 
-/// RFC 9110 tchar, as a table.
-let tokenCharTable: [Bool] = (0..<256).map { c in
-    switch c {
-    case 0x30...0x39, 0x41...0x5a, 0x61...0x7a: return true
-    default: return "!#$%&'*+-.^_`|~".utf8.contains(UInt8(c))
-    }
-}
-
+/// RFC 9110 tchar: bit c of (low, high) for c < 128.
 @inline(__always)
 func isTokenChar(_ c: UInt8) -> Bool {
-    tokenCharTable.withUnsafeBufferPointer { $0[Int(c)] }
+    // ! # $ % & ' * + - . 0-9 A-Z ^ _ ` a-z | ~
+    let low: UInt64 = 0x03FF_6CFA_0000_0000
+    let high: UInt64 = 0x57FF_FFFF_C7FF_FFFE
+    if c < 64 { return (low >> UInt64(c)) & 1 == 1 }
+    if c < 128 { return (high >> UInt64(c - 64)) & 1 == 1 }
+    return false
 }
 
 /// Characters accepted in a method when judging whether bytes start a request line.
@@ -176,21 +174,23 @@ struct ParsedHead {
     var complete = true
 }
 
+/// Reusable buffers for `parseHead` (kept by each direction parser: no allocation per head).
+struct HeadScratch {
+    var spans: [HTTPHeaders.Span] = []
+    var fold: [UInt8] = []
+}
+
 /// Parses a head. With `hasStartLine == false` it parses a trailer block.
 /// With `partial`, a last line without LF is ignored and the head is marked incomplete.
-func parseHead(_ b: UnsafeRawBufferPointer, isRequest: Bool, hasStartLine: Bool, partial: Bool) -> ParsedHead {
+func parseHead(_ b: UnsafeRawBufferPointer, isRequest: Bool, hasStartLine: Bool, partial: Bool,
+               scratch: inout HeadScratch) -> ParsedHead {
     var head = ParsedHead()
     head.complete = !partial
     let n = b.count
     var pos = 0
     var first = hasStartLine
-    // The field bytes are kept as one copy of the head; names and values are ranges in it.
-    var storage = [UInt8](unsafeUninitializedCapacity: n) { buf, count in
-        if n > 0, let src = b.baseAddress { buf.baseAddress!.initialize(from: src.assumingMemoryBound(to: UInt8.self), count: n) }
-        count = n
-    }
-    var spans: [HTTPHeaders.Span] = []
-    spans.reserveCapacity(16)
+    scratch.spans.removeAll(keepingCapacity: true)
+    scratch.fold.removeAll(keepingCapacity: true)
     let base = b.baseAddress
     while pos < n {
         var lf = n
@@ -216,21 +216,24 @@ func parseHead(_ b: UnsafeRawBufferPointer, isRequest: Bool, hasStartLine: Bool,
             while vs < e, b[vs] == SP || b[vs] == HT { vs += 1 }
             var ve = e
             while ve > vs, b[ve - 1] == SP || b[ve - 1] == HT { ve -= 1 }
-            if spans.isEmpty {
+            if scratch.spans.isEmpty {
                 head.badHeaderLines += 1
             } else {
                 head.obsFolds += 1
                 if ve > vs {
-                    let k = spans.count - 1
-                    let old = spans[k]
-                    let ns = Int32(storage.count)
+                    // The joined value goes to the fold area, which follows the head's bytes.
+                    let k = scratch.spans.count - 1
+                    let old = scratch.spans[k]
+                    let ns = Int32(n + scratch.fold.count)
                     if old.valueEnd > old.valueStart {
-                        storage.append(contentsOf: storage[Int(old.valueStart)..<Int(old.valueEnd)])
-                        storage.append(SP)
+                        for q in Int(old.valueStart)..<Int(old.valueEnd) {
+                            scratch.fold.append(q < n ? b[q] : scratch.fold[q - n])
+                        }
+                        scratch.fold.append(SP)
                     }
-                    storage.append(contentsOf: UnsafeRawBufferPointer(rebasing: b[vs..<ve]))
-                    spans[k].valueStart = ns
-                    spans[k].valueEnd = Int32(storage.count)
+                    scratch.fold.append(contentsOf: UnsafeRawBufferPointer(rebasing: b[vs..<ve]))
+                    scratch.spans[k].valueStart = ns
+                    scratch.spans[k].valueEnd = Int32(n + scratch.fold.count)
                 }
             }
             continue
@@ -255,9 +258,9 @@ func parseHead(_ b: UnsafeRawBufferPointer, isRequest: Bool, hasStartLine: Bool,
         while vs < e, b[vs] == SP || b[vs] == HT { vs += 1 }
         var ve = e
         while ve > vs, b[ve - 1] == SP || b[ve - 1] == HT { ve -= 1 }
-        spans.append(HTTPHeaders.Span(nameStart: Int32(s), nameEnd: Int32(ne), valueStart: Int32(vs), valueEnd: Int32(ve)))
+        scratch.spans.append(HTTPHeaders.Span(nameStart: Int32(s), nameEnd: Int32(ne), valueStart: Int32(vs), valueEnd: Int32(ve)))
     }
-    head.headers = HTTPHeaders(storage: storage, spans: spans)
+    head.headers = scratch.spans.withUnsafeBufferPointer { HTTPHeaders(bytes: b, extra: scratch.fold, spans: $0) }
     classifyFraming(&head)
     return head
 }
@@ -289,7 +292,8 @@ private func equalsLower(_ v: ArraySlice<UInt8>, _ lower: StaticString) -> Bool 
 private func classifyFraming(_ head: inout ParsedHead) {
     let h = head.headers
     var lastCodingChunked = false
-    for sp in h.spans {
+    for i in 0..<h.count {
+        let sp = h.span(i)
         let name = h.bytes(sp.nameStart, sp.nameEnd)
         let value = h.bytes(sp.valueStart, sp.valueEnd)
         switch name.count {

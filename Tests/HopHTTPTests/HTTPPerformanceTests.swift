@@ -80,9 +80,63 @@ final class HTTPPerformanceTests: XCTestCase {
         let bytes = Double(q.count + r.count)
         print(String(format: "HopHTTP throughput: %d exchanges, %.1f MB in %.3f s: %.0f MB/s, %.0f ns/exchange, %.2f M segments/s",
                      n, bytes / 1e6, ns / 1e9, bytes / ns * 1e3, ns / Double(n), Double(segments.count) / ns * 1e3))
+        if big { compareWithPcapReadLoop(q: q, r: r, segments: segments, httpNanoseconds: ns) }
         XCTAssertEqual(count, n)
         XCTAssertEqual(lastStatus, 200)
         XCTAssertEqual(analyzer.counters.pairedExchanges, n)
         XCTAssertEqual(analyzer.counters.parseErrorsTotal, 0)
+    }
+
+    /// Writes the same segments (plus one bare ACK each, as on the wire) as an Ethernet pcap,
+    /// times a bare libpcap read loop over it, and prints the ratio.
+    func compareWithPcapReadLoop(q: [UInt8], r: [UInt8], segments: [(FlowDirection, Range<Int>)], httpNanoseconds: Double) {
+        let path = NSTemporaryDirectory() + "hophttp-perf-\(getpid()).pcap"
+        defer { unlink(path) }
+        do {
+            let w = try PcapWriter(path: path, linkType: .ethernet)
+            var frame = [UInt8](repeating: 0, count: 54 + 1500)
+            var t: Int64 = 1_700_000_000_000_000_000
+            var index = 0
+            func put(_ payload: UnsafeRawBufferPointer) {
+                let len = 54 + payload.count
+                frame.withUnsafeMutableBytes { f in
+                    f[12] = 0x08; f[13] = 0x00; f[14] = 0x45; f[23] = 6; f[46] = 0x50
+                    if payload.count > 0 { UnsafeMutableRawBufferPointer(rebasing: f[54..<len]).copyMemory(from: payload) }
+                    index += 1
+                    w.write(RawPacket(timestamp: t, wireLength: len, bytes: UnsafeRawBufferPointer(rebasing: f[0..<len]), index: index))
+                }
+                t += 1000
+            }
+            q.withUnsafeBytes { qb in
+                r.withUnsafeBytes { rb in
+                    for (dir, range) in segments {
+                        put(UnsafeRawBufferPointer(rebasing: (dir == .clientToServer ? qb : rb)[range]))
+                        put(UnsafeRawBufferPointer(start: nil, count: 0))
+                    }
+                }
+            }
+            w.flush()
+        } catch {
+            XCTFail("pcap write: \(error)")
+            return
+        }
+        do {
+            // Read once to warm the page cache, then time.
+            var best = Double.infinity
+            var packets = 0
+            for _ in 0..<3 {
+                let src = try PcapSource.openFile(path)
+                var sum = 0
+                let start = DispatchTime.now().uptimeNanoseconds
+                while case .packet(let p) = try src.next() { sum &+= p.bytes.count }
+                best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start))
+                packets = src.packetsRead
+                XCTAssertGreaterThan(sum, 0)
+            }
+            print(String(format: "libpcap bare read loop: %d packets in %.3f s (%.0f ns/packet); HopHTTP stage = %.2fx the read loop",
+                         packets, best / 1e9, best / Double(packets), httpNanoseconds / best))
+        } catch {
+            XCTFail("pcap read: \(error)")
+        }
     }
 }
