@@ -32,7 +32,8 @@ public struct HTTPHeader: Sendable, Hashable {
 /// Stored compactly in one allocation: the raw bytes of the head followed by the byte ranges
 /// of each name and value, so parsing allocates once per head whatever the number of fields.
 /// Strings are made only when a field is read (`self[i]`, `self["name"]`, `fields`).
-public struct HTTPHeaders: Sendable, Hashable, RandomAccessCollection, ExpressibleByArrayLiteral {
+/// (`@unchecked Sendable`: the shared buffer is never written after it is filled.)
+public struct HTTPHeaders: @unchecked Sendable, Hashable, RandomAccessCollection, ExpressibleByArrayLiteral {
     struct Span: Sendable, Hashable {
         var nameStart: Int32
         var nameEnd: Int32
@@ -40,13 +41,13 @@ public struct HTTPHeaders: Sendable, Hashable, RandomAccessCollection, Expressib
         var valueEnd: Int32
     }
 
-    /// Field bytes, then `count` spans (4 × Int32 each) from `spanBase`.
-    var storage: [UInt8]
+    /// Field bytes, then `count` spans (4 × Int32 each) from `spanBase`; nil when empty.
+    var buffer: HeadStorage?
     var spanBase: Int
     public private(set) var count: Int
 
     public init() {
-        storage = []
+        buffer = nil
         spanBase = 0
         count = 0
     }
@@ -68,24 +69,24 @@ public struct HTTPHeaders: Sendable, Hashable, RandomAccessCollection, Expressib
         self.init(elements.map { HTTPHeader(name: $0.0, value: $0.1) })
     }
 
-    /// Packs `bytes` and `spans` (ranges in `bytes`) into one buffer.
+    /// Packs `bytes + extra` and `spans` (ranges in them) into one buffer.
     init(bytes: UnsafeRawBufferPointer, extra: [UInt8], spans: UnsafeBufferPointer<Span>) {
         let n = bytes.count + extra.count
-        let base = (n + 3) & ~3
+        let base = (n + 7) & ~7
         let total = base + spans.count * MemoryLayout<Span>.stride
-        storage = [UInt8](unsafeUninitializedCapacity: total) { buf, initialized in
-            let out = UnsafeMutableRawBufferPointer(buf)
-            if bytes.count > 0 { out.baseAddress!.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count) }
+        let storage = unsafeDowncast(HeadStorage.create(minimumCapacity: total) { _ in total }, to: HeadStorage.self)
+        storage.withUnsafeMutablePointerToElements { p in
+            let out = UnsafeMutableRawPointer(p)
+            if bytes.count > 0 { out.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count) }
             if !extra.isEmpty {
-                extra.withUnsafeBytes { out.baseAddress!.advanced(by: bytes.count).copyMemory(from: $0.baseAddress!, byteCount: extra.count) }
+                extra.withUnsafeBytes { out.advanced(by: bytes.count).copyMemory(from: $0.baseAddress!, byteCount: extra.count) }
             }
-            for k in n..<base { out[k] = 0 }
             if spans.count > 0 {
-                out.baseAddress!.advanced(by: base).copyMemory(from: UnsafeRawPointer(spans.baseAddress!),
-                                                               byteCount: spans.count * MemoryLayout<Span>.stride)
+                out.advanced(by: base).copyMemory(from: UnsafeRawPointer(spans.baseAddress!),
+                                                  byteCount: spans.count * MemoryLayout<Span>.stride)
             }
-            initialized = total
         }
+        buffer = storage
         spanBase = base
         count = spans.count
     }
@@ -94,15 +95,22 @@ public struct HTTPHeaders: Sendable, Hashable, RandomAccessCollection, Expressib
         self = bytes.withUnsafeBytes { b in spans.withUnsafeBufferPointer { HTTPHeaders(bytes: b, extra: [], spans: $0) } }
     }
 
+    /// The field bytes. Valid while `self` is alive (callers use `withExtendedLifetime`).
+    @inline(__always)
+    var raw: UnsafeRawBufferPointer {
+        guard let buffer else { return UnsafeRawBufferPointer(start: nil, count: 0) }
+        return buffer.withUnsafeMutablePointerToElements { UnsafeRawBufferPointer(start: $0, count: buffer.header) }
+    }
+
     @inline(__always)
     func span(_ i: Int) -> Span {
-        storage.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: spanBase + i * MemoryLayout<Span>.stride, as: Span.self) }
+        withExtendedLifetime(self) { raw.loadUnaligned(fromByteOffset: spanBase + i * MemoryLayout<Span>.stride, as: Span.self) }
     }
 
     var spans: [Span] { (0..<count).map(span) }
 
     public mutating func append(name: String, value: String) {
-        var bytes = Array(storage[0..<spanBase])
+        var bytes = withExtendedLifetime(self) { Array(raw[0..<spanBase]) }
         var spans = self.spans
         let ns = Int32(bytes.count)
         bytes.append(contentsOf: name.utf8)
@@ -130,7 +138,7 @@ public struct HTTPHeaders: Sendable, Hashable, RandomAccessCollection, Expressib
     }
 
     private func string(_ s: Int32, _ e: Int32) -> String {
-        storage.withUnsafeBytes { String(decoding: UnsafeRawBufferPointer(rebasing: $0[Int(s)..<Int(e)]), as: UTF8.self) }
+        withExtendedLifetime(self) { String(decoding: UnsafeRawBufferPointer(rebasing: raw[Int(s)..<Int(e)]), as: UTF8.self) }
     }
 
     /// Whether field `i` is called `name` (ASCII case ignored), without making a String.
@@ -138,12 +146,15 @@ public struct HTTPHeaders: Sendable, Hashable, RandomAccessCollection, Expressib
         let sp = span(i)
         let u = name.utf8
         guard Int(sp.nameEnd - sp.nameStart) == u.count else { return false }
-        var k = Int(sp.nameStart)
-        for c in u {
-            if lowerASCII(storage[k]) != lowerASCII(c) { return false }
-            k += 1
+        return withExtendedLifetime(self) {
+            let r = raw
+            var k = Int(sp.nameStart)
+            for c in u {
+                if lowerASCII(r[k]) != lowerASCII(c) { return false }
+                k += 1
+            }
+            return true
         }
-        return true
     }
 
     /// The first value of the field called `name` (any case), or nil.
@@ -168,7 +179,7 @@ public struct HTTPHeaders: Sendable, Hashable, RandomAccessCollection, Expressib
     public var pairs: [(name: String, value: String)] { map { ($0.name, $0.value) } }
 
     /// Bytes of a name or value.
-    func bytes(_ s: Int32, _ e: Int32) -> ArraySlice<UInt8> { storage[Int(s)..<Int(e)] }
+    func bytes(_ s: Int32, _ e: Int32) -> [UInt8] { withExtendedLifetime(self) { Array(raw[Int(s)..<Int(e)]) } }
 
     public static func == (a: HTTPHeaders, b: HTTPHeaders) -> Bool {
         guard a.count == b.count else { return false }
@@ -191,6 +202,10 @@ public struct HTTPHeaders: Sendable, Hashable, RandomAccessCollection, Expressib
         }
     }
 }
+
+/// One allocation holding a head's field bytes and spans; never mutated after creation.
+/// The header counts the bytes initialized.
+final class HeadStorage: ManagedBuffer<Int, UInt8> {}
 
 func asciiCaseInsensitiveEquals(_ a: String, _ b: String) -> Bool {
     let x = a.utf8, y = b.utf8

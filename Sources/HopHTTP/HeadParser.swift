@@ -266,7 +266,7 @@ func parseHead(_ b: UnsafeRawBufferPointer, isRequest: Bool, hasStartLine: Bool,
 }
 
 /// Calls `body` with each comma-separated, OWS-trimmed item of a value (empty items skipped).
-private func forEachItem(_ v: ArraySlice<UInt8>, _ body: (ArraySlice<UInt8>) -> Void) {
+private func forEachItem(_ v: Slice<UnsafeRawBufferPointer>, _ body: (Slice<UnsafeRawBufferPointer>) -> Void) {
     var i = v.startIndex
     while i < v.endIndex {
         var j = i
@@ -279,7 +279,7 @@ private func forEachItem(_ v: ArraySlice<UInt8>, _ body: (ArraySlice<UInt8>) -> 
     }
 }
 
-private func equalsLower(_ v: ArraySlice<UInt8>, _ lower: StaticString) -> Bool {
+private func equalsLower(_ v: Slice<UnsafeRawBufferPointer>, _ lower: StaticString) -> Bool {
     guard v.count == lower.utf8CodeUnitCount else { return false }
     var k = 0
     for c in v {
@@ -292,10 +292,12 @@ private func equalsLower(_ v: ArraySlice<UInt8>, _ lower: StaticString) -> Bool 
 private func classifyFraming(_ head: inout ParsedHead) {
     let h = head.headers
     var lastCodingChunked = false
+    withExtendedLifetime(h) {
+    let raw = h.raw
     for i in 0..<h.count {
         let sp = h.span(i)
-        let name = h.bytes(sp.nameStart, sp.nameEnd)
-        let value = h.bytes(sp.valueStart, sp.valueEnd)
+        let name = raw[Int(sp.nameStart)..<Int(sp.nameEnd)]
+        let value = raw[Int(sp.valueStart)..<Int(sp.valueEnd)]
         switch name.count {
         case 14 where equalsLower(name, "content-length"):
             var items = 0
@@ -332,6 +334,7 @@ private func classifyFraming(_ head: inout ParsedHead) {
         default:
             break
         }
+    }
     }
     head.chunked = head.hasTransferEncoding && lastCodingChunked
 }
