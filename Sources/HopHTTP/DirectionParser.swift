@@ -1,22 +1,33 @@
 /// The incremental HTTP/1.x parser for one direction of one connection.
 ///
-/// Why not SwiftNIO's llhttp (NIOHTTP1)? It parses a live socket: it has no notion of a
-/// capture gap (bytes that will never come), cannot resynchronise in the middle of a stream
-/// (a connection picked up mid-stream, or after a lost segment), frames a response without
-/// knowing which request it answers unless it sees both directions in one object (HEAD,
-/// CONNECT), copies every body byte into a `ByteBuffer`, and stops on the first error.
-/// A capture analyzer needs the opposite on each point: body bytes only counted, a gap inside a
-/// body of known length subtracted without losing framing, a scanner for the next plausible
-/// request/status line after a gap or error, and response framing decided by the request
-/// queue that lives beside both parsers. This parser is about 400 lines, scans with `memchr`
-/// over the reassembler's `UnsafeRawBufferPointer`, and copies only header bytes that straddle
-/// two data chunks.
+/// Own parser or SwiftNIO's llhttp (NIOHTTP1)? Decided for our own, for what a capture needs
+/// and a socket parser does not do:
+/// - gaps: bytes that will never come. A gap inside a body of known length (Content-Length,
+///   or inside one chunk's data) is subtracted and the framing kept; llhttp has no such input.
+/// - resynchronisation: after a gap, an error, or a connection picked up mid-stream, scan for
+///   the next plausible start line (known method + SP + target, or `HTTP/1.d SP d`) anywhere in
+///   the bytes, including across chunk boundaries; llhttp stops at the first error for good.
+/// - response framing decided by the request queue that sits beside both parsers (HEAD, 1xx,
+///   204/304, CONNECT 2xx, 101), and pairing that survives lost responses
+///   (`ConnectionState.pickSlot`).
+/// - no copies: body bytes are only counted; header bytes are copied once per head into one
+///   buffer (`HTTPHeaders`), strings are made lazily. NIOHTTP1 copies each body byte into a
+///   `ByteBuffer` and makes a String per header name and value.
+/// Measured (`HTTPPerformanceTests`, release, 200k keep-alive exchanges with 7 request and 6
+/// response headers and 700-byte bodies, MSS-sized chunks, on a shared 2-core machine):
+/// 2.0–3.2 µs per exchange, 350–550 MB/s; the same segments plus one ACK each read back from a
+/// pcap by a bare libpcap loop take 130–190 ns per packet, i.e. this stage costs 2.6–4.6× the
+/// read loop on this header-heavy traffic (far less with larger bodies, which cost O(1) per
+/// chunk).
 ///
 /// States: idle (between messages, leading CR/LF skipped) → head (start line + fields, parsed
 /// in one go once the empty line is seen) → body (content-length | chunk-size/chunk-data/
-/// chunk-end/trailers | until-close) → idle. Side states: resync (scanning line starts for a
-/// plausible start line), held (after an Upgrade/CONNECT request, until its response decides),
-/// tunnel, ignored (non-HTTP or TLS connection).
+/// chunk-end/trailers | until-close) → idle. Side states: resync (looking for a plausible
+/// start line), held (after an Upgrade/CONNECT request, until its response decides), tunnel,
+/// ignored (non-HTTP or TLS connection).
+///
+/// Every decision depends only on the bytes, never on where the chunks were cut (tests feed
+/// every case at every split point, in 1-byte chunks and at random cuts).
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
