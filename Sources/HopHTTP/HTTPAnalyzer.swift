@@ -1,0 +1,570 @@
+import HopFlows
+
+/// Parses HTTP/1.x on every connection of a stream of `StreamEvent`s and emits one
+/// `HTTPExchange` per request (paired with its response when one was seen), per response whose
+/// request was never seen, as soon as the pair is complete, or at close/`finish()`.
+///
+/// Single-threaded: call `handle` from one thread (the reassembler's).
+public final class HTTPAnalyzer: StreamEventConsumer {
+    public let configuration: HTTPConfiguration
+    /// Everything counted so far.
+    @exclusivity(unchecked) public internal(set) var counters = HTTPCounters()
+    /// Called with each connection's summary when it closes (or at `finish()`): whether it was
+    /// HTTP, TLS, not HTTP, a tunnel.
+    public var onConnectionSummary: ((HTTPConnectionSummary) -> Void)?
+
+    let onExchange: (HTTPExchange) -> Void
+    @exclusivity(unchecked) private var states: [Int: ConnectionState] = [:]
+    @exclusivity(unchecked) private var lastID = Int.min
+    @exclusivity(unchecked) private var lastState: ConnectionState?
+
+    public init(configuration: HTTPConfiguration = .init(), onExchange: @escaping (HTTPExchange) -> Void) {
+        self.configuration = configuration
+        self.onExchange = onExchange
+    }
+
+    /// Connections currently tracked.
+    public var openConnections: Int { states.count }
+
+    public func handle(_ event: StreamEvent) {
+        switch event {
+        case .opened(let c):
+            if let old = states[c.id.value] {
+                old.connection = c
+                return
+            }
+            counters.connections += 1
+            let st = ConnectionState(analyzer: self, connection: c)
+            states[c.id.value] = st
+            lastID = c.id.value
+            lastState = st
+        case .data(let id, let dir, let bytes, let first, let last):
+            guard let st = state(id) else {
+                counters.eventsForUnknownConnections += 1
+                return
+            }
+            st.hadData = true
+            st.parser(dir).consume(bytes, first: first, last: last, conn: st)
+        case .gap(let id, let dir, let length, let at):
+            guard let st = state(id) else {
+                counters.eventsForUnknownConnections += 1
+                return
+            }
+            counters.gaps += 1
+            counters.gapBytes += Int64(length)
+            st.parser(dir).gap(length: length, at: at, conn: st)
+        case .closed(let c):
+            guard let st = state(c.id) else {
+                counters.eventsForUnknownConnections += 1
+                return
+            }
+            st.connection = c
+            st.close(cleanly: Self.isClean(c.closeReason))
+            states[c.id.value] = nil
+            if lastID == c.id.value {
+                lastID = Int.min
+                lastState = nil
+            }
+        }
+    }
+
+    /// Ends every connection still open (the capture ended): emits their unanswered and
+    /// incomplete exchanges, in connection order.
+    public func finish() {
+        for key in states.keys.sorted() {
+            states[key]?.close(cleanly: false)
+        }
+        states.removeAll()
+        lastID = Int.min
+        lastState = nil
+    }
+
+    @inline(__always)
+    private func state(_ id: ConnectionID) -> ConnectionState? {
+        if id.value == lastID { return lastState }
+        guard let st = states[id.value] else { return nil }
+        lastID = id.value
+        lastState = st
+        return st
+    }
+
+    /// A close after which a close-delimited body counts as complete.
+    static func isClean(_ reason: CloseReason?) -> Bool {
+        switch reason {
+        case .fin, .reset(by: .serverToClient), .portReuse: true
+        default: false
+        }
+    }
+}
+
+/// One request slot: the request, and its response once seen.
+final class Slot {
+    let sequence: Int
+    @exclusivity(unchecked) var request: HTTPRequest
+    @exclusivity(unchecked) var requestDone = false
+    @exclusivity(unchecked) var response: HTTPResponse?
+    @exclusivity(unchecked) var responseDone = false
+    @exclusivity(unchecked) var interim: [HTTPInterimResponse] = []
+    @exclusivity(unchecked) var flags: HTTPExchangeFlags = []
+    @exclusivity(unchecked) var position: Int
+    /// A CONNECT or Upgrade request: the client side waits for the response's decision.
+    @exclusivity(unchecked) var holdsRequestSide = false
+    /// Gaps seen on the response side when the request was sent.
+    @exclusivity(unchecked) var responseGapsAtSend: Int
+
+    init(sequence: Int, request: HTTPRequest, position: Int, responseGapsAtSend: Int) {
+        self.sequence = sequence
+        self.request = request
+        self.position = position
+        self.responseGapsAtSend = responseGapsAtSend
+    }
+}
+
+/// Per-connection state: both direction parsers and the request queue that pairs them.
+final class ConnectionState {
+    unowned(unsafe) let analyzer: HTTPAnalyzer
+    @exclusivity(unchecked) var connection: Connection
+    let req: DirectionParser
+    let resp: DirectionParser
+    let midstream: Bool
+    @exclusivity(unchecked) var hadData = false
+    @exclusivity(unchecked) var kind: HTTPConnectionKind?
+    @exclusivity(unchecked) var sawStartLine = false
+    @exclusivity(unchecked) var tunnel = false
+
+    /// Requests not yet emitted, oldest first, from `head`.
+    @exclusivity(unchecked) var slots: [Slot] = []
+    @exclusivity(unchecked) var head = 0
+    /// Index of the first slot whose response has not started.
+    @exclusivity(unchecked) var respCursor = 0
+    @exclusivity(unchecked) var nextSequence = 1
+    @exclusivity(unchecked) var reqSlot: Slot?
+    @exclusivity(unchecked) var respSlot: Slot?
+    @exclusivity(unchecked) var currentResponse: HTTPResponse?
+    @exclusivity(unchecked) var currentResponseFlags: HTTPExchangeFlags = []
+    /// Responses whose request has not been seen (yet): paired with a late request or emitted.
+    @exclusivity(unchecked) var heldResponses: [(response: HTTPResponse, flags: HTTPExchangeFlags, sequence: Int)] = []
+    /// A CONNECT tunnel's exchange, emitted once the client's first tunnel bytes tell whether it is TLS.
+    @exclusivity(unchecked) var tunnelPending: Slot?
+    /// Answered exchanges with pipelinePosition > 0 and no gap: the client pipelines.
+    @exclusivity(unchecked) var pipeliningSeen = false
+    @exclusivity(unchecked) var requestCount = 0
+    @exclusivity(unchecked) var responseCount = 0
+    @exclusivity(unchecked) var exchangeCount = 0
+
+    init(analyzer: HTTPAnalyzer, connection: Connection) {
+        self.analyzer = analyzer
+        self.connection = connection
+        req = DirectionParser(isRequestSide: true, config: analyzer.configuration)
+        resp = DirectionParser(isRequestSide: false, config: analyzer.configuration)
+        midstream = !connection.sawHandshake
+        if midstream {
+            analyzer.counters.midstreamConnections += 1
+            req.enterResync(.midstream)
+            resp.enterResync(.midstream)
+        }
+    }
+
+    @inline(__always)
+    func parser(_ dir: FlowDirection) -> DirectionParser { dir == .clientToServer ? req : resp }
+
+    var mayDeclareNonHTTP: Bool { !sawStartLine && !midstream }
+
+    func startLineSeen() {
+        if !sawStartLine {
+            sawStartLine = true
+            kind = .http
+            analyzer.counters.httpConnections += 1
+        }
+    }
+
+    func declare(_ k: HTTPConnectionKind) {
+        kind = k
+        if k == .tls { analyzer.counters.tlsConnections += 1 } else { analyzer.counters.nonHTTPConnections += 1 }
+        req.state = .ignored
+        resp.state = .ignored
+    }
+
+    /// Requests sent and not yet fully answered.
+    private var outstanding: Int {
+        var n = 0
+        for k in head..<slots.count where !slots[k].responseDone { n += 1 }
+        return n
+    }
+
+    // MARK: Heads
+
+    func headParsed(_ p: DirectionParser, _ h: ParsedHead) -> HeadDecision {
+        p === req ? requestHead(p, h) : responseHead(p, h)
+    }
+
+    private func requestHead(_ p: DirectionParser, _ h: ParsedHead) -> HeadDecision {
+        analyzer.counters.requests += 1
+        requestCount += 1
+        if slots.count - head >= analyzer.configuration.maxOutstandingRequests {
+            let s = slots[head]
+            s.flags.insert(.queueOverflow)
+            analyzer.counters.queueOverflows += 1
+            s.requestDone = true
+            s.responseDone = true
+            if respCursor == head { respCursor += 1 }
+            drain()
+        }
+        var r = HTTPRequest(method: h.start.method, target: h.start.target, version: h.start.version,
+                            headers: h.headers, firstTimestamp: p.msgFirst, lastTimestamp: p.msgLast)
+        r.complete = false
+        let slot = Slot(sequence: nextSequence, request: r, position: outstanding, responseGapsAtSend: resp.gapsSeen)
+        nextSequence += 1
+        if p.msgResyncedAfterGap { slot.flags.insert(.requestAfterGap) }
+        if midstream { slot.flags.insert(.midstream) }
+        if h.hasTransferEncoding && h.contentLength != nil {
+            slot.flags.insert(.transferEncodingAndContentLength)
+            analyzer.counters.transferEncodingAndContentLength += 1
+        }
+        slots.append(slot)
+        reqSlot = slot
+        resolveHeldResponses(for: slot)
+        guard h.complete else { return .body(.none) }
+        let framing: HTTPBodyFraming
+        if h.start.method == "CONNECT" {
+            slot.holdsRequestSide = true
+            framing = .none
+        } else if h.hasTransferEncoding {
+            guard h.chunked else { return .reject(.unsupportedTransferEncoding) }
+            framing = .chunked
+        } else if let e = h.error {
+            return .reject(e)
+        } else if let len = h.contentLength {
+            framing = .contentLength(len)
+        } else {
+            framing = .none
+        }
+        if h.hasUpgrade { slot.holdsRequestSide = true }
+        if framing == .chunked { analyzer.counters.chunkedMessages += 1 }
+        slot.request.framing = framing
+        return .body(framing)
+    }
+
+    private func resolveHeldResponses(for slot: Slot) {
+        let index = slots.count - 1
+        while let (r, f, seq) = heldResponses.first {
+            if r.firstTimestamp < slot.request.firstTimestamp {
+                heldResponses.removeFirst()
+                emitOrphan(r, f, sequence: seq)
+            } else if respCursor == index {
+                heldResponses.removeFirst()
+                attach(r, f, to: slot)
+                respCursor += 1
+                break
+            } else {
+                break
+            }
+        }
+    }
+
+    /// Chooses the request a response answers and advances the cursor; nil for an orphan.
+    private func pickSlot(_ p: DirectionParser) -> Slot? {
+        var idx = respCursor
+        let t = p.msgFirst
+        if p.msgResyncedAfterGap {
+            // Responses may have been lost in the gap. First, those known to have started in it
+            // (the gap began at a message boundary): the oldest outstanding requests sent before
+            // this response. Then, for a one-at-a-time client (no pipelining seen), every further
+            // outstanding request followed by a later one that was sent after the last response
+            // bytes before the gap, and not together with its predecessor: the client only sends
+            // the next request once the previous one is answered, so that answer was in the gap.
+            var lost = p.lostMessageStarts
+            p.lostMessageStarts = 0
+            while lost > 0, idx < slots.count, slots[idx].request.firstTimestamp <= t {
+                markLost(slots[idx])
+                idx += 1
+                lost -= 1
+            }
+            if !pipeliningSeen && idx < slots.count {
+                let prev = p.gapPrevTimestamp ?? Int64.min
+                var k = idx
+                var j = idx + 1
+                while j < slots.count {
+                    let q = slots[j].request
+                    let before = slots[j - 1].request
+                    guard q.firstTimestamp > prev, q.firstTimestamp > before.lastTimestamp, q.firstTimestamp <= t else { break }
+                    k = j
+                    j += 1
+                }
+                while idx < k {
+                    markLost(slots[idx])
+                    idx += 1
+                }
+            }
+            respCursor = idx
+        }
+        guard idx < slots.count else { return nil }
+        let s = slots[idx]
+        if s.request.firstTimestamp > t { return nil }
+        respCursor = idx + 1
+        return s
+    }
+
+    private func markLost(_ s: Slot) {
+        s.flags.insert(.lostInGap)
+        s.responseDone = true
+    }
+
+    private func responseHead(_ p: DirectionParser, _ h: ParsedHead) -> HeadDecision {
+        let status = h.start.status
+        if h.complete && status >= 100 && status < 200 && status != 101 {
+            if status == 100 { analyzer.counters.continueResponses += 1 } else { analyzer.counters.otherInterimResponses += 1 }
+            let interim = HTTPInterimResponse(status: status, reason: h.start.reason, headers: h.headers,
+                                              firstTimestamp: p.msgFirst, lastTimestamp: p.msgLast)
+            if respCursor < slots.count, slots[respCursor].request.firstTimestamp <= p.msgFirst {
+                slots[respCursor].interim.append(interim)
+            } else {
+                analyzer.counters.interimWithoutRequest += 1
+            }
+            return .interim
+        }
+        analyzer.counters.responses += 1
+        responseCount += 1
+        var r = HTTPResponse(status: status, reason: h.start.reason, version: h.start.version,
+                             headers: h.headers, firstTimestamp: p.msgFirst, lastTimestamp: p.msgLast)
+        var flags: HTTPExchangeFlags = []
+        if p.msgResyncedAfterGap { flags.insert(.responseAfterGap) }
+        let slot = pickSlot(p)
+        respSlot = slot
+        if let slot { r.interim = slot.interim }
+        if h.hasTransferEncoding && h.contentLength != nil {
+            flags.insert(.transferEncodingAndContentLength)
+            analyzer.counters.transferEncodingAndContentLength += 1
+        }
+        currentResponse = r
+        currentResponseFlags = flags
+        guard h.complete else { return .body(.none) }
+
+        let method = slot?.request.method
+        let success = status >= 200 && status < 300
+        if status == 101 || (method == "CONNECT" && success) {
+            startTunnel(slot: slot, connect: method == "CONNECT")
+            return .tunnel
+        }
+        if let slot, slot.holdsRequestSide {
+            // The server declined the CONNECT/Upgrade: the client side parses again.
+            slot.holdsRequestSide = false
+            if req.state == .held {
+                if req.heldBytes == 0 { req.state = .idle } else { req.enterResync(.error) }
+            }
+        }
+        let framing: HTTPBodyFraming
+        if method == "HEAD" {
+            analyzer.counters.headResponses += 1
+            framing = .none
+        } else if status < 200 || status == 204 || status == 304 {
+            framing = .none
+        } else if h.hasTransferEncoding {
+            framing = h.chunked ? .chunked : .untilClose
+        } else if let e = h.error {
+            return .reject(e)
+        } else if let len = h.contentLength {
+            framing = .contentLength(len)
+        } else {
+            framing = .untilClose
+        }
+        switch framing {
+        case .chunked: analyzer.counters.chunkedMessages += 1
+        case .untilClose: analyzer.counters.closeDelimitedResponses += 1
+        default: break
+        }
+        currentResponse?.framing = framing
+        return .body(framing)
+    }
+
+    private func startTunnel(slot: Slot?, connect: Bool) {
+        tunnel = true
+        analyzer.counters.tunnels += 1
+        guard var r = currentResponse.take() else { return }
+        r.complete = true
+        var flags = currentResponseFlags
+        flags.insert(.tunnel)
+        respSlot = nil
+        req.state = .tunnel
+        if let slot {
+            if !slot.requestDone {
+                // The body (if any) ends where the tunnel begins.
+                reqSlot = nil
+                slot.requestDone = true
+                slot.request.complete = true
+            }
+            attach(r, flags, to: slot)
+            if connect && req.tunnelBytes == 0 && req.tunnelPeek.isEmpty { tunnelPending = slot }
+            drain()
+        } else {
+            emitOrphan(r, flags)
+        }
+    }
+
+    /// The first bytes of a tunnel: a client ClientHello marks the CONNECT tunnel as TLS.
+    func tunnelFirstBytes(_ bytes: [UInt8]) {
+        guard let slot = tunnelPending else { return }
+        if bytes.count >= 3, bytes[0] == 0x16, bytes[1] == 3, bytes[2] <= 4 {
+            slot.flags.insert(.tls)
+            analyzer.counters.tunnelsWithTLS += 1
+        }
+        tunnelPending = nil
+        drain()
+    }
+
+    // MARK: Message ends
+
+    func messageEnded(_ p: DirectionParser, _ end: MessageEnd) {
+        if p === req {
+            guard let slot = reqSlot else { return }
+            reqSlot = nil
+            slot.request.bodyLength = end.bodyLength
+            slot.request.bodyMissing = end.bodyMissing
+            slot.request.lastTimestamp = end.lastTimestamp
+            slot.request.complete = end.complete
+            slot.request.trailers = end.trailers
+            if !end.complete { slot.flags.insert(.requestIncomplete) }
+            if end.malformed { slot.flags.insert(.requestMalformed) }
+            if end.headerLimit { slot.flags.insert(.headerLimitExceeded) }
+            if end.bodyMissing > 0 { slot.flags.insert(.requestAfterGap) }
+            slot.requestDone = true
+            if slot.holdsRequestSide && end.complete && !slot.responseDone && req.state == .idle {
+                req.state = .held
+                req.heldBytes = 0
+            }
+            drain()
+        } else {
+            guard var r = currentResponse.take() else { return }
+            r.bodyLength = end.bodyLength
+            r.bodyMissing = end.bodyMissing
+            r.lastTimestamp = end.lastTimestamp
+            r.complete = end.complete
+            r.trailers = end.trailers
+            var flags = currentResponseFlags
+            if !end.complete { flags.insert(.responseIncomplete) }
+            if end.malformed { flags.insert(.responseMalformed) }
+            if end.headerLimit { flags.insert(.headerLimitExceeded) }
+            if end.bodyMissing > 0 { flags.insert(.responseAfterGap) }
+            if let slot = respSlot {
+                respSlot = nil
+                attach(r, flags, to: slot)
+                drain()
+            } else if respCursor < slots.count, slots[respCursor].request.firstTimestamp <= r.firstTimestamp {
+                // Its request arrived while the response was being read.
+                let slot = slots[respCursor]
+                respCursor += 1
+                attach(r, flags, to: slot)
+                drain()
+            } else if heldResponses.count < analyzer.configuration.maxHeldResponses {
+                heldResponses.append((r, flags, takeSequence()))
+            } else {
+                emitOrphan(r, flags)
+            }
+        }
+    }
+
+    private func attach(_ r: HTTPResponse, _ flags: HTTPExchangeFlags, to slot: Slot) {
+        var r = r
+        if r.interim.isEmpty { r.interim = slot.interim }
+        slot.response = r
+        slot.responseDone = true
+        slot.flags.formUnion(flags)
+    }
+
+    // MARK: Emission
+
+    private func drain() {
+        while head < slots.count {
+            let s = slots[head]
+            guard s.requestDone && s.responseDone && s !== tunnelPending else { break }
+            head += 1
+            emit(s)
+        }
+        if head == slots.count {
+            slots.removeAll(keepingCapacity: true)
+            respCursor = 0
+            head = 0
+        } else if head > 64 && head * 2 > slots.count {
+            slots.removeFirst(head)
+            respCursor = max(0, respCursor - head)
+            head = 0
+        }
+    }
+
+    private func emit(_ s: Slot) {
+        var flags = s.flags
+        let c = analyzer
+        if s.response == nil {
+            c.counters.unansweredRequests += 1
+            if flags.contains(.lostInGap) { c.counters.lostInGap += 1 }
+        } else {
+            c.counters.pairedExchanges += 1
+            let gapFlags: HTTPExchangeFlags = [.requestAfterGap, .responseAfterGap, .lostInGap]
+            if s.position > 0 && flags.isDisjoint(with: gapFlags) { pipeliningSeen = true }
+        }
+        if s.position > 0 { c.counters.pipelinedRequests += 1 }
+        if !s.request.complete {
+            c.counters.incompleteRequests += 1
+            flags.insert(.requestIncomplete)
+        }
+        if let r = s.response, !r.complete { c.counters.incompleteResponses += 1 }
+        c.counters.exchanges += 1
+        exchangeCount += 1
+        c.onExchange(HTTPExchange(connection: connection, sequence: s.sequence, request: s.request,
+                                  response: s.response, flags: flags, pipelinePosition: s.position))
+    }
+
+    private func takeSequence() -> Int {
+        defer { nextSequence += 1 }
+        return nextSequence
+    }
+
+    private func emitOrphan(_ r: HTTPResponse, _ flags: HTTPExchangeFlags, sequence: Int? = nil) {
+        var flags = flags
+        flags.insert(.responseWithoutRequest)
+        if midstream { flags.insert(.midstream) }
+        analyzer.counters.responsesWithoutRequest += 1
+        if !r.complete { analyzer.counters.incompleteResponses += 1 }
+        analyzer.counters.exchanges += 1
+        exchangeCount += 1
+        let seq = sequence ?? takeSequence()
+        analyzer.onExchange(HTTPExchange(connection: connection, sequence: seq, request: nil, response: r,
+                                         flags: flags, pipelinePosition: 0))
+    }
+
+    // MARK: Close
+
+    func close(cleanly: Bool) {
+        // The response side first: a close-delimited body ends here.
+        resp.close(conn: self, cleanly: cleanly)
+        req.close(conn: self, cleanly: cleanly)
+        tunnelPending = nil
+        let responseLost = resp.state == .resync
+        for k in head..<slots.count {
+            let s = slots[k]
+            s.requestDone = true
+            if !s.responseDone {
+                s.responseDone = true
+                if s.response == nil && (responseLost || resp.gapsSeen > s.responseGapsAtSend) {
+                    s.flags.insert(.lostInGap)
+                }
+            }
+        }
+        drain()
+        for (r, f, seq) in heldResponses { emitOrphan(r, f, sequence: seq) }
+        heldResponses.removeAll()
+        let finalKind: HTTPConnectionKind
+        if let kind {
+            finalKind = kind
+        } else if hadData {
+            finalKind = midstream ? .unknown : .nonHTTP
+            if midstream { analyzer.counters.unknownConnections += 1 } else { analyzer.counters.nonHTTPConnections += 1 }
+        } else {
+            finalKind = .empty
+        }
+        if let cb = analyzer.onConnectionSummary {
+            cb(HTTPConnectionSummary(connection: connection, kind: finalKind, tunnel: tunnel,
+                                     requests: requestCount, responses: responseCount, exchanges: exchangeCount))
+        }
+    }
+}

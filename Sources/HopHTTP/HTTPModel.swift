@@ -1,0 +1,455 @@
+import HopFlows
+
+// The values HopHTTP hands to its consumers: one `HTTPExchange` per request/response pair
+// (or per unanswered request, or per response whose request was never seen), in the order
+// the requests were sent on their connection.
+
+/// `HTTP/major.minor`.
+public struct HTTPVersion: Sendable, Hashable, CustomStringConvertible {
+    public var major: Int
+    public var minor: Int
+    public init(major: Int, minor: Int) {
+        self.major = major
+        self.minor = minor
+    }
+    public static let http10 = HTTPVersion(major: 1, minor: 0)
+    public static let http11 = HTTPVersion(major: 1, minor: 1)
+    public var description: String { "HTTP/\(major).\(minor)" }
+}
+
+/// One header field as it appeared (obs-fold continuation lines joined with a space).
+public struct HTTPHeader: Sendable, Hashable {
+    public var name: String
+    public var value: String
+    public init(name: String, value: String) {
+        self.name = name
+        self.value = value
+    }
+}
+
+/// Header fields in wire order, duplicates kept; lookups ignore ASCII case.
+///
+/// Stored compactly in one allocation: the raw bytes of the head followed by the byte ranges
+/// of each name and value, so parsing allocates once per head whatever the number of fields.
+/// Strings are made only when a field is read (`self[i]`, `self["name"]`, `fields`).
+/// (`@unchecked Sendable`: the shared buffer is never written after it is filled.)
+public struct HTTPHeaders: @unchecked Sendable, Hashable, RandomAccessCollection, ExpressibleByArrayLiteral {
+    struct Span: Sendable, Hashable {
+        var nameStart: Int32
+        var nameEnd: Int32
+        var valueStart: Int32
+        var valueEnd: Int32
+    }
+
+    /// Field bytes, then `count` spans (4 × Int32 each) from `spanBase`; nil when empty.
+    var buffer: HeadStorage?
+    var spanBase: Int
+    public private(set) var count: Int
+
+    public init() {
+        buffer = nil
+        spanBase = 0
+        count = 0
+    }
+
+    public init(_ fields: [HTTPHeader]) {
+        var bytes: [UInt8] = []
+        var spans: [Span] = []
+        for f in fields {
+            let ns = Int32(bytes.count)
+            bytes.append(contentsOf: f.name.utf8)
+            let vs = Int32(bytes.count)
+            bytes.append(contentsOf: f.value.utf8)
+            spans.append(Span(nameStart: ns, nameEnd: vs, valueStart: vs, valueEnd: Int32(bytes.count)))
+        }
+        self.init(bytes: bytes, spans: spans)
+    }
+
+    public init(arrayLiteral elements: (String, String)...) {
+        self.init(elements.map { HTTPHeader(name: $0.0, value: $0.1) })
+    }
+
+    /// Packs `bytes + extra` and `spans` (ranges in them) into one buffer.
+    init(bytes: UnsafeRawBufferPointer, extra: [UInt8], spans: UnsafeBufferPointer<Span>) {
+        let n = bytes.count + extra.count
+        let base = (n + 7) & ~7
+        let total = base + spans.count * MemoryLayout<Span>.stride
+        let storage = unsafeDowncast(HeadStorage.create(minimumCapacity: total) { _ in total }, to: HeadStorage.self)
+        storage.withUnsafeMutablePointerToElements { p in
+            let out = UnsafeMutableRawPointer(p)
+            if bytes.count > 0 { out.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count) }
+            if !extra.isEmpty {
+                extra.withUnsafeBytes { out.advanced(by: bytes.count).copyMemory(from: $0.baseAddress!, byteCount: extra.count) }
+            }
+            if spans.count > 0 {
+                out.advanced(by: base).copyMemory(from: UnsafeRawPointer(spans.baseAddress!),
+                                                  byteCount: spans.count * MemoryLayout<Span>.stride)
+            }
+        }
+        buffer = storage
+        spanBase = base
+        count = spans.count
+    }
+
+    init(bytes: [UInt8], spans: [Span]) {
+        self = bytes.withUnsafeBytes { b in spans.withUnsafeBufferPointer { HTTPHeaders(bytes: b, extra: [], spans: $0) } }
+    }
+
+    /// The field bytes. Valid while `self` is alive (callers use `withExtendedLifetime`).
+    @inline(__always)
+    var raw: UnsafeRawBufferPointer {
+        guard let buffer else { return UnsafeRawBufferPointer(start: nil, count: 0) }
+        return buffer.withUnsafeMutablePointerToElements { UnsafeRawBufferPointer(start: $0, count: buffer.header) }
+    }
+
+    @inline(__always)
+    func span(_ i: Int) -> Span {
+        withExtendedLifetime(self) { raw.loadUnaligned(fromByteOffset: spanBase + i * MemoryLayout<Span>.stride, as: Span.self) }
+    }
+
+    var spans: [Span] { (0..<count).map(span) }
+
+    public mutating func append(name: String, value: String) {
+        var bytes = withExtendedLifetime(self) { Array(raw[0..<spanBase]) }
+        var spans = self.spans
+        let ns = Int32(bytes.count)
+        bytes.append(contentsOf: name.utf8)
+        let vs = Int32(bytes.count)
+        bytes.append(contentsOf: value.utf8)
+        spans.append(Span(nameStart: ns, nameEnd: vs, valueStart: vs, valueEnd: Int32(bytes.count)))
+        self = HTTPHeaders(bytes: bytes, spans: spans)
+    }
+
+    public var startIndex: Int { 0 }
+    public var endIndex: Int { count }
+
+    public subscript(position: Int) -> HTTPHeader {
+        HTTPHeader(name: name(at: position), value: value(at: position))
+    }
+
+    public func name(at i: Int) -> String {
+        let sp = span(i)
+        return string(sp.nameStart, sp.nameEnd)
+    }
+
+    public func value(at i: Int) -> String {
+        let sp = span(i)
+        return string(sp.valueStart, sp.valueEnd)
+    }
+
+    private func string(_ s: Int32, _ e: Int32) -> String {
+        withExtendedLifetime(self) { String(decoding: UnsafeRawBufferPointer(rebasing: raw[Int(s)..<Int(e)]), as: UTF8.self) }
+    }
+
+    /// Whether field `i` is called `name` (ASCII case ignored), without making a String.
+    public func nameMatches(_ i: Int, _ name: String) -> Bool {
+        let sp = span(i)
+        let u = name.utf8
+        guard Int(sp.nameEnd - sp.nameStart) == u.count else { return false }
+        return withExtendedLifetime(self) {
+            let r = raw
+            var k = Int(sp.nameStart)
+            for c in u {
+                if lowerASCII(r[k]) != lowerASCII(c) { return false }
+                k += 1
+            }
+            return true
+        }
+    }
+
+    /// The first value of the field called `name` (any case), or nil.
+    public subscript(name: String) -> String? {
+        for i in 0..<count where nameMatches(i, name) { return value(at: i) }
+        return nil
+    }
+
+    /// Every value of the field called `name` (any case), in order.
+    public func values(for name: String) -> [String] {
+        (0..<count).filter { nameMatches($0, name) }.map { value(at: $0) }
+    }
+
+    public func contains(_ name: String) -> Bool {
+        (0..<count).contains { nameMatches($0, name) }
+    }
+
+    /// The fields as values.
+    public var fields: [HTTPHeader] { map { $0 } }
+
+    /// The fields as (name, value) pairs, in order.
+    public var pairs: [(name: String, value: String)] { map { ($0.name, $0.value) } }
+
+    /// Bytes of a name or value.
+    func bytes(_ s: Int32, _ e: Int32) -> [UInt8] { withExtendedLifetime(self) { Array(raw[Int(s)..<Int(e)]) } }
+
+    public static func == (a: HTTPHeaders, b: HTTPHeaders) -> Bool {
+        guard a.count == b.count else { return false }
+        for i in 0..<a.count {
+            let x = a.span(i), y = b.span(i)
+            if a.bytes(x.nameStart, x.nameEnd) != b.bytes(y.nameStart, y.nameEnd) { return false }
+            if a.bytes(x.valueStart, x.valueEnd) != b.bytes(y.valueStart, y.valueEnd) { return false }
+        }
+        return true
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(count)
+        for i in 0..<count {
+            let x = span(i)
+            for c in bytes(x.nameStart, x.nameEnd) { hasher.combine(c) }
+            hasher.combine(0xff as UInt8)
+            for c in bytes(x.valueStart, x.valueEnd) { hasher.combine(c) }
+            hasher.combine(0xfe as UInt8)
+        }
+    }
+}
+
+/// One allocation holding a head's field bytes and spans; never mutated after creation.
+/// The header counts the bytes initialized.
+final class HeadStorage: ManagedBuffer<Int, UInt8> {}
+
+func asciiCaseInsensitiveEquals(_ a: String, _ b: String) -> Bool {
+    let x = a.utf8, y = b.utf8
+    guard x.count == y.count else { return false }
+    for (p, q) in zip(x, y) where p != q {
+        guard p | 0x20 == q | 0x20, (p | 0x20) >= 0x61, (p | 0x20) <= 0x7a else { return false }
+    }
+    return true
+}
+
+/// How a message body was delimited.
+public enum HTTPBodyFraming: Sendable, Hashable, CustomStringConvertible {
+    /// No body (requests without length, HEAD responses, 1xx, 204, 304, tunnels).
+    case none
+    case contentLength(Int64)
+    case chunked
+    /// A response without length: the body runs to the connection's end.
+    case untilClose
+
+    public var description: String {
+        switch self {
+        case .none: "none"
+        case .contentLength(let n): "content-length:\(n)"
+        case .chunked: "chunked"
+        case .untilClose: "until-close"
+        }
+    }
+}
+
+public struct HTTPRequest: Sendable, Hashable {
+    public var method: String
+    public var target: String
+    public var version: HTTPVersion
+    public var headers: HTTPHeaders
+    /// Trailer fields of a chunked body.
+    public var trailers: HTTPHeaders = []
+    public var framing: HTTPBodyFraming = .none
+    /// Body bytes seen (for chunked bodies: the decoded payload, without chunk framing).
+    public var bodyLength: Int64 = 0
+    /// Body bytes known to be missing (lost in a capture gap) while the framing was kept.
+    public var bodyMissing: Int64 = 0
+    /// Capture time of the first byte of the request line.
+    public var firstTimestamp: Int64
+    /// Capture time of the last byte of the message (or of the last byte seen).
+    public var lastTimestamp: Int64
+    /// False when the message was cut by a gap, a parse error, a cap, or the connection's end.
+    public var complete: Bool = false
+
+    public init(method: String, target: String, version: HTTPVersion, headers: HTTPHeaders,
+                firstTimestamp: Int64, lastTimestamp: Int64) {
+        self.method = method
+        self.target = target
+        self.version = version
+        self.headers = headers
+        self.firstTimestamp = firstTimestamp
+        self.lastTimestamp = lastTimestamp
+    }
+
+    /// The Host header, or the authority of an absolute-form target.
+    public var host: String? {
+        if let h = headers["host"] { return h }
+        if method == "CONNECT" { return target }
+        if let r = target.range(of: "://") {
+            let rest = target[r.upperBound...]
+            let end = rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? rest.endIndex
+            return String(rest[..<end])
+        }
+        return nil
+    }
+}
+
+/// A 1xx response other than 101 (100 Continue, 102 Processing, 103 Early Hints).
+public struct HTTPInterimResponse: Sendable, Hashable {
+    public var status: Int
+    public var reason: String
+    public var headers: HTTPHeaders
+    public var firstTimestamp: Int64
+    public var lastTimestamp: Int64
+}
+
+public struct HTTPResponse: Sendable, Hashable {
+    public var status: Int
+    public var reason: String
+    public var version: HTTPVersion
+    public var headers: HTTPHeaders
+    public var trailers: HTTPHeaders = []
+    public var framing: HTTPBodyFraming = .none
+    public var bodyLength: Int64 = 0
+    public var bodyMissing: Int64 = 0
+    public var firstTimestamp: Int64
+    public var lastTimestamp: Int64
+    public var complete: Bool = false
+    /// Interim (1xx) responses that preceded this one, in order.
+    public var interim: [HTTPInterimResponse] = []
+
+    public init(status: Int, reason: String, version: HTTPVersion, headers: HTTPHeaders,
+                firstTimestamp: Int64, lastTimestamp: Int64) {
+        self.status = status
+        self.reason = reason
+        self.version = version
+        self.headers = headers
+        self.firstTimestamp = firstTimestamp
+        self.lastTimestamp = lastTimestamp
+    }
+}
+
+/// What happened to an exchange besides the plain case.
+public struct HTTPExchangeFlags: OptionSet, Sendable, Hashable, CustomStringConvertible {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+
+    /// The request was cut (gap, parse error, header cap, connection end).
+    public static let requestIncomplete = HTTPExchangeFlags(rawValue: 1 << 0)
+    /// The response was cut.
+    public static let responseIncomplete = HTTPExchangeFlags(rawValue: 1 << 1)
+    /// The request was found by resynchronising after a gap, or bytes of it were lost in one.
+    public static let requestAfterGap = HTTPExchangeFlags(rawValue: 1 << 2)
+    /// The response was found by resynchronising after a gap, or bytes of it were lost in one.
+    public static let responseAfterGap = HTTPExchangeFlags(rawValue: 1 << 3)
+    /// No response was seen, and the response stream had a gap where it would have been.
+    public static let lostInGap = HTTPExchangeFlags(rawValue: 1 << 4)
+    /// CONNECT (2xx) or Upgrade (101): the rest of the connection is a tunnel.
+    public static let tunnel = HTTPExchangeFlags(rawValue: 1 << 5)
+    /// A tunnel whose client bytes start with a TLS ClientHello.
+    public static let tls = HTTPExchangeFlags(rawValue: 1 << 6)
+    /// The request had a parse error or hit the header-size cap.
+    public static let requestMalformed = HTTPExchangeFlags(rawValue: 1 << 7)
+    public static let responseMalformed = HTTPExchangeFlags(rawValue: 1 << 8)
+    /// A header block was larger than `HTTPConfiguration.maxHeaderBytes`.
+    public static let headerLimitExceeded = HTTPExchangeFlags(rawValue: 1 << 9)
+    /// A response whose request was not seen (`request == nil`).
+    public static let responseWithoutRequest = HTTPExchangeFlags(rawValue: 1 << 10)
+    /// The connection was picked up mid-stream (no handshake captured).
+    public static let midstream = HTTPExchangeFlags(rawValue: 1 << 11)
+    /// Emitted early because too many requests were outstanding on the connection.
+    public static let queueOverflow = HTTPExchangeFlags(rawValue: 1 << 12)
+    /// The request carried both Transfer-Encoding and Content-Length (a smuggling indicator).
+    public static let transferEncodingAndContentLength = HTTPExchangeFlags(rawValue: 1 << 13)
+
+    static let names: [(HTTPExchangeFlags, String)] = [
+        (.requestIncomplete, "request-incomplete"), (.responseIncomplete, "response-incomplete"),
+        (.requestAfterGap, "request-after-gap"), (.responseAfterGap, "response-after-gap"),
+        (.lostInGap, "lost-in-gap"), (.tunnel, "tunnel"), (.tls, "tls"),
+        (.requestMalformed, "request-malformed"), (.responseMalformed, "response-malformed"),
+        (.headerLimitExceeded, "header-limit"), (.responseWithoutRequest, "response-without-request"),
+        (.midstream, "midstream"), (.queueOverflow, "queue-overflow"),
+        (.transferEncodingAndContentLength, "te-and-cl"),
+    ]
+
+    public var names: [String] { Self.names.filter { contains($0.0) }.map(\.1) }
+    public var description: String { "[" + names.joined(separator: ",") + "]" }
+}
+
+/// One request and its response, as seen on one connection.
+public struct HTTPExchange: Sendable, Hashable {
+    /// The connection, as last known when the exchange was emitted.
+    public var connection: Connection
+    /// 1, 2, 3… within the connection, in the order requests (or orphan responses) appeared.
+    public var sequence: Int
+    /// Nil only for a response whose request was never seen (`.responseWithoutRequest`).
+    public var request: HTTPRequest?
+    /// Nil when no response was seen.
+    public var response: HTTPResponse?
+    public var flags: HTTPExchangeFlags
+    /// How many earlier requests on the connection were still unanswered when this one was
+    /// sent: 0 for the usual one-at-a-time client, 1, 2… for pipelined requests.
+    public var pipelinePosition: Int
+
+    public var connectionID: ConnectionID { connection.id }
+    public var isAnswered: Bool { request != nil && response != nil }
+    /// Response start minus request start (ns), when both are known.
+    public var latency: Int64? {
+        guard let q = request, let r = response else { return nil }
+        return r.firstTimestamp - q.firstTimestamp
+    }
+    /// Whether the connection stays open after this exchange under HTTP/1.0 and 1.1 rules.
+    public var keepAlive: Bool {
+        func wants(_ version: HTTPVersion, _ headers: HTTPHeaders) -> Bool {
+            let tokens = headers.values(for: "connection").flatMap { $0.split(separator: ",") }
+                .map { $0.trimmingASCIISpaces().lowercasedASCII() }
+            if tokens.contains("close") { return false }
+            if version.major == 1 && version.minor == 0 { return tokens.contains("keep-alive") }
+            return true
+        }
+        if flags.contains(.tunnel) { return false }
+        if let q = request, !wants(q.version, q.headers) { return false }
+        if let r = response {
+            if r.framing == .untilClose { return false }
+            if !wants(r.version, r.headers) { return false }
+        }
+        return true
+    }
+}
+
+extension Substring {
+    func trimmingASCIISpaces() -> Substring {
+        var s = self
+        while let f = s.first, f == " " || f == "\t" { s = s.dropFirst() }
+        while let l = s.last, l == " " || l == "\t" { s = s.dropLast() }
+        return s
+    }
+    func lowercasedASCII() -> String {
+        String(decoding: utf8.map { ($0 >= 0x41 && $0 <= 0x5a) ? $0 | 0x20 : $0 }, as: UTF8.self)
+    }
+}
+
+/// What hoptrace concluded about a connection's payload.
+public enum HTTPConnectionKind: String, Sendable, Hashable {
+    /// HTTP/1.x was parsed on it.
+    case http
+    /// TLS (ClientHello or ServerHello in the first bytes): encrypted, not parsed.
+    case tls
+    /// Bytes that are not HTTP/1.x (first bytes are not a request or status line).
+    case nonHTTP = "non-http"
+    /// Picked up mid-stream and no HTTP message boundary was ever found.
+    case unknown
+    /// No payload.
+    case empty
+}
+
+/// A per-connection summary, reported when the connection closes (or at `finish()`).
+public struct HTTPConnectionSummary: Sendable, Hashable {
+    public var connection: Connection
+    public var kind: HTTPConnectionKind
+    /// True when the connection became a CONNECT/Upgrade tunnel.
+    public var tunnel: Bool
+    public var requests: Int
+    public var responses: Int
+    public var exchanges: Int
+}
+
+/// Limits and switches.
+public struct HTTPConfiguration: Sendable {
+    /// Largest start line + header block (and trailer block) accepted; larger is counted,
+    /// the message is treated as malformed and the parser resynchronises.
+    public var maxHeaderBytes: Int = 64 * 1024
+    /// Largest chunk-size line (with extensions).
+    public var maxChunkLineBytes: Int = 4 * 1024
+    /// Longest line examined as a resynchronisation candidate.
+    public var maxResyncLineBytes: Int = 8 * 1024
+    /// Requests kept waiting for their response per connection; older ones are emitted unanswered.
+    public var maxOutstandingRequests: Int = 1024
+    /// Responses whose request was not (yet) seen, kept per connection to pair with late requests.
+    public var maxHeldResponses: Int = 16
+
+    public init() {}
+}
