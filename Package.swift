@@ -44,7 +44,7 @@ let package = Package(
         // Runs the built `hoptrace` binary: messages, exit codes, live capture in a namespace.
         .testTarget(name: "CLITests", dependencies: ["hoptrace", "HopCapture", "HopTestSupport"]),
         .testTarget(name: "HopFlowsTests", dependencies: ["HopFlows"]),
-        .testTarget(name: "HopHTTPTests", dependencies: ["HopHTTP"]),
+        .testTarget(name: "HopHTTPTests", dependencies: ["HopHTTP", "HopFlows", "HopCapture"]),
         .testTarget(name: "HopNetfilterTests", dependencies: ["HopNetfilter"]),
     ]
 )

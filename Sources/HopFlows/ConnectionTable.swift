@@ -31,8 +31,11 @@ import HopCapture
 ///
 /// ## Mid-stream pickups
 /// Without a SYN the client is guessed: the server is the side on a well-known port
-/// (`FlowConfiguration.wellKnownServerPorts`), else on a port below 1024, else on the lower
-/// port; a SYN-ACK names its destination as the client. The direction that has not sent yet
+/// (`FlowConfiguration.wellKnownServerPorts`), else on a port below 1024, else on a port
+/// outside the ephemeral range (32768–65535, where Linux, BSD and Windows pick client ports);
+/// when both sides rank alike, the sender of the first packet seen is the client (tshark's
+/// rule). A SYN-ACK names its destination as the client. (HopHTTP swaps the roles of a
+/// mid-stream connection whose requests turn out to flow the other way.) The direction that has not sent yet
 /// starts where the other side's ACK says.
 ///
 /// ## NAT-split halves
@@ -161,8 +164,9 @@ public final class ConnectionTable {
     }
 
     private func serverRank(_ port: UInt16) -> Int {
-        if configuration.wellKnownServerPorts.contains(port) { return 2 }
-        return port < 1024 ? 1 : 0
+        if configuration.wellKnownServerPorts.contains(port) { return 3 }
+        if port < 1024 { return 2 }
+        return port < 32768 ? 1 : 0
     }
 
     private func create(_ seg: TCPSegment, _ key: FlowKey) -> FlowState {
@@ -174,11 +178,7 @@ public final class ConnectionTable {
             clientIsSource = !flags.contains(.ack)
         } else {
             let rs = serverRank(seg.source.port), rd = serverRank(seg.destination.port)
-            if rs != rd {
-                clientIsSource = rd > rs
-            } else {
-                clientIsSource = seg.destination.port <= seg.source.port
-            }
+            clientIsSource = rs != rd ? rd > rs : true
         }
         if !handshake { counters.midStreamPickups += 1 }
         counters.connections += 1

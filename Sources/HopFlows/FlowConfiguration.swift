@@ -23,7 +23,8 @@ public struct FlowConfiguration: Sendable, Hashable {
     /// Join the two halves of a connection split by NAT (iptables REDIRECT in nat OUTPUT).
     public var joinNATHalves: Bool = true
     /// Ports taken to be the server's when a connection is picked up mid-stream (after these,
-    /// any port below 1024, then the lower port).
+    /// any port below 1024, then a port outside the ephemeral range, then the first sender
+    /// is taken as the client).
     public var wellKnownServerPorts: Set<UInt16> = [
         80, 443, 8080, 8443, 8000, 8888, 9080, 3000, 5000,
         15001, 15006, 15000, 15004, 15008, 15020, 15021, 15090, 9901,

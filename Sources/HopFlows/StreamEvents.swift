@@ -74,7 +74,8 @@ public struct DirectionStats: Sendable, Hashable {
 public struct Connection: Sendable, Hashable {
     public let id: ConnectionID
     /// The side that sent the SYN (or, for a connection picked up mid-stream, the side judged to
-    /// be the client: the one talking to the lower, well-known port).
+    /// be the client: the one talking to a well-known, privileged or non-ephemeral port, else
+    /// the first sender).
     public var client: Endpoint
     /// The destination of the client's packets as seen on the wire (for a REDIRECTed connection
     /// on `lo` this is `127.0.0.1:15001`, the proxy).

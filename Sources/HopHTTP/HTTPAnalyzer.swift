@@ -30,7 +30,7 @@ public final class HTTPAnalyzer: StreamEventConsumer {
         switch event {
         case .opened(let c):
             if let old = states[c.id.value] {
-                old.connection = c
+                old.adopt(c)
                 return
             }
             counters.connections += 1
@@ -43,8 +43,9 @@ public final class HTTPAnalyzer: StreamEventConsumer {
                 counters.eventsForUnknownConnections += 1
                 return
             }
+            if !st.hadData && st.midstream { st.detectReversedRoles(dir, bytes) }
             st.hadData = true
-            st.parser(dir).consume(bytes, first: first, last: last, conn: st)
+            st.parser(st.swapped ? dir.reversed : dir).consume(bytes, first: first, last: last, conn: st)
         case .gap(let id, let dir, let length, let at):
             guard let st = state(id) else {
                 counters.eventsForUnknownConnections += 1
@@ -52,14 +53,14 @@ public final class HTTPAnalyzer: StreamEventConsumer {
             }
             counters.gaps += 1
             counters.gapBytes += Int64(length)
-            st.parser(dir).gap(length: length, at: at, conn: st)
+            st.parser(st.swapped ? dir.reversed : dir).gap(length: length, at: at, conn: st)
         case .closed(let c):
             guard let st = state(c.id) else {
                 counters.eventsForUnknownConnections += 1
                 return
             }
-            st.connection = c
-            st.close(cleanly: Self.isClean(c.closeReason))
+            st.adopt(c)
+            st.close(cleanly: Self.isClean(st.connection.closeReason))
             states[c.id.value] = nil
             if lastID == c.id.value {
                 lastID = Int.min
@@ -167,6 +168,45 @@ final class ConnectionState {
 
     @inline(__always)
     func parser(_ dir: FlowDirection) -> DirectionParser { dir == .clientToServer ? req : resp }
+
+    /// A mid-stream connection whose first bytes show requests flowing from the side the
+    /// reassembler took for the server (its port guess was wrong): client and server swapped.
+    @exclusivity(unchecked) var swapped = false
+
+    /// Takes the reassembler's latest view of the connection, with the roles swapped when
+    /// the HTTP messages showed they are the other way round.
+    func adopt(_ c: Connection) {
+        connection = swapped ? Self.reversed(c) : c
+    }
+
+    static func reversed(_ c: Connection) -> Connection {
+        var r = c
+        r.client = c.server
+        r.server = c.client
+        r.stats = [c.stats[1], c.stats[0]]
+        if case .reset(let by)? = c.closeReason { r.closeReason = .reset(by: by.reversed) }
+        return r
+    }
+
+    /// Before the first byte of a mid-stream connection is parsed: a status line from the
+    /// "client", or a request line from the "server", means the roles are the other way round.
+    func detectReversedRoles(_ dir: FlowDirection, _ b: UnsafeRawBufferPointer) {
+        guard !connection.isNATJoined else { return }
+        let reversed: Bool
+        if dir == .clientToServer {
+            reversed = b.count >= 12 && b[0] == 0x48 && b[1] == 0x54 && b[2] == 0x54 && b[3] == 0x50
+                && b[4] == 0x2f && b[5] == 0x31 && b[6] == 0x2e && b[8] == 0x20  // "HTTP/1.x "
+        } else {
+            var k = 0
+            while k < b.count && k < 16 && b[k] != 0x20 { k += 1 }
+            reversed = k > 0 && k < b.count && isKnownMethod(b, 0, k)
+        }
+        if reversed {
+            swapped = true
+            connection = Self.reversed(connection)
+            analyzer.counters.midstreamRolesSwapped += 1
+        }
+    }
 
     var mayDeclareNonHTTP: Bool { !sawStartLine && !midstream }
 

@@ -65,6 +65,9 @@ public struct HTTPCounters: Sendable, Equatable {
     public var resyncSkippedBytes: Int64 = 0
     /// Connections picked up mid-stream whose first message boundary was found by scanning.
     public var midstreamConnections = 0
+    /// Mid-stream connections whose client and server were swapped because requests flowed
+    /// from the side taken for the server.
+    public var midstreamRolesSwapped = 0
     public var gaps = 0
     public var gapBytes: Int64 = 0
     /// Gaps that fell inside a message (head or body), not between messages.
@@ -128,6 +131,7 @@ public struct HTTPCounters: Sendable, Equatable {
         add("gaps-inside-messages", gapsInsideMessages, "gaps that fell inside a message head or body")
         add("bodies-truncated-by-gap", bodiesTruncatedByGap, "bodies of known length that lost bytes to a gap (framing kept)")
         add("midstream-connections", midstreamConnections, "connections picked up mid-stream (scanned for a message boundary)")
+        add("midstream-roles-swapped", midstreamRolesSwapped, "mid-stream connections whose client and server were swapped (requests came from the side taken for the server)")
         add("non-http-connections", nonHTTPConnections, "connections whose first bytes are not HTTP/1.x; not parsed")
         add("tls-connections", tlsConnections, "connections starting with a TLS handshake; encrypted, not parsed")
         add("unknown-connections", unknownConnections, "mid-stream connections where no HTTP message was found")

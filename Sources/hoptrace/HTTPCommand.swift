@@ -1,0 +1,118 @@
+import ArgumentParser
+import HopCapture
+import HopFlows
+import HopHTTP
+
+struct HTTP: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "http",
+        abstract: "Print one line per HTTP/1.x exchange (request and its response).",
+        discussion: """
+        Reassembles every TCP connection (joining NAT-split halves, so the responses of a \
+        REDIRECTed connection are found) and parses HTTP/1.x on both directions: keep-alive, \
+        pipelining, chunked bodies, HEAD, 100-continue, CONNECT/Upgrade tunnels; after a \
+        capture gap it resynchronises at the next request or status line. TLS and non-HTTP \
+        connections are recognised and counted.
+
+        Each line: request start time, connection, client > server (and the original \
+        destination of a REDIRECTed connection), method, target, Host, status, body sizes, \
+        response time (request start to response end), and flags such as [lost-in-gap]. \
+        Unanswered requests print with status '-'. Counters go to standard error (text) or a \
+        final {"summary": …} object (jsonl).
+
+        Examples:
+          hoptrace http -r Captures/nat-split.pcap
+          hoptrace http -r capture.pcap --format jsonl 'tcp port 80 or tcp port 15001'
+        """)
+
+    @OptionGroup var capture: CaptureOptions
+
+    @Option(name: .long, help: "Output format: text or jsonl.")
+    var format: OutputFormat = .text
+
+    @Flag(name: .customShort("l"), help: "Line-buffered output.")
+    var lineBuffered = false
+
+    @Option(name: .customShort("c"), help: ArgumentHelp("Stop after this many exchanges.", valueName: "count"))
+    var count: Int?
+
+    func validate() throws {
+        if format == .json { throw ValidationError("http prints a stream: use --format text or --format jsonl") }
+        if let c = count, c <= 0 { throw ValidationError("-c must be a positive count") }
+    }
+
+    func run() throws {
+        let out = Output.stdout
+        let jsonl = format == .jsonl
+        let limit = count ?? Int.max
+        var printed = 0
+        let analyzer = HTTPAnalyzer { exchange in
+            guard printed < limit else { return }
+            printed += 1
+            out.line(jsonl ? Self.json(exchange) : Self.text(exchange))
+        }
+        let result = try runPipeline(capture: capture, lineBuffered: lineBuffered, flowConsumer: analyzer,
+                                     shouldStop: { printed >= limit })
+        analyzer.finish()
+        out.flush()
+        result.report(jsonl: jsonl, extra: [("http", analyzer.counters.report)])
+        if let e = result.readError { throw InputError(message: e.description) }
+    }
+
+    static func text(_ x: HTTPExchange) -> String {
+        let c = x.connection
+        let start = x.request?.firstTimestamp ?? x.response?.firstTimestamp ?? c.firstTimestamp
+        var line = "\(Timestamp.timeOfDay(start)) \(c.id) \(c.client) > \(c.server)"
+        if let o = c.originalDestination { line += " (original destination \(o))" }
+        if let q = x.request {
+            line += " \(q.method) \(q.target)"
+            if let h = q.host { line += " host=\(h)" }
+        } else {
+            line += " (request not seen)"
+        }
+        if let r = x.response {
+            line += " → \(r.status) \(r.reason)"
+        } else {
+            line += " → -"
+        }
+        line += " req \(x.request?.bodyLength ?? 0) B resp \(x.response?.bodyLength ?? 0) B"
+        if let q = x.request, let r = x.response {
+            line += " \(Timestamp.duration(r.lastTimestamp - q.firstTimestamp))"
+        }
+        if x.pipelinePosition > 0 { line += " pipelined#\(x.pipelinePosition)" }
+        if !x.flags.isEmpty { line += " " + x.flags.description }
+        return line
+    }
+
+    static func json(_ x: HTTPExchange) -> String {
+        let c = x.connection
+        var o = JSONObject()
+        o.add("connection", c.id.value)
+        o.add("sequence", x.sequence)
+        o.add("method", x.request?.method)
+        o.add("target", x.request?.target)
+        o.add("host", x.request?.host)
+        o.add("version", x.request?.version.description ?? x.response?.version.description)
+        o.add("status", x.response.map { $0.status })
+        o.add("reason", x.response?.reason)
+        o.add("client", c.client.description)
+        o.add("server", c.server.description)
+        o.add("replySource", c.replySource?.description)
+        o.add("originalDestination", c.originalDestination?.description)
+        o.add("requestStart", x.request.map { Timestamp.iso8601($0.firstTimestamp) })
+        o.add("requestEnd", x.request.map { Timestamp.iso8601($0.lastTimestamp) })
+        o.add("responseStart", x.response.map { Timestamp.iso8601($0.firstTimestamp) })
+        o.add("responseEnd", x.response.map { Timestamp.iso8601($0.lastTimestamp) })
+        if let q = x.request, let r = x.response {
+            o.add("durationNs", r.lastTimestamp - q.firstTimestamp)
+        } else {
+            o.add("durationNs", nil as Int64?)
+        }
+        o.add("requestBodyBytes", x.request?.bodyLength)
+        o.add("responseBodyBytes", x.response?.bodyLength)
+        o.addRaw("interim", "[" + (x.response?.interim.map { String($0.status) } ?? []).joined(separator: ",") + "]")
+        o.add("pipelinePosition", x.pipelinePosition)
+        o.add("flags", strings: x.flags.names)
+        return o.json
+    }
+}
