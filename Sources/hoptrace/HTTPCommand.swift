@@ -36,6 +36,9 @@ struct HTTP: ParsableCommand {
     @Option(name: .customShort("c"), help: ArgumentHelp("Stop after this many exchanges.", valueName: "count"))
     var count: Int?
 
+    @Flag(name: [.customShort("q"), .long], help: "Analyze everything but print only the counters (for timing the analysis).")
+    var quiet = false
+
     func validate() throws {
         if format == .json { throw ValidationError("http prints a stream: use --format text or --format jsonl") }
         if let c = count, c <= 0 { throw ValidationError("-c must be a positive count") }
@@ -46,10 +49,12 @@ struct HTTP: ParsableCommand {
         let jsonl = format == .jsonl
         let limit = count ?? Int.max
         var printed = 0
+        let quiet = self.quiet
         let analyzer = HTTPAnalyzer { exchange in
             guard printed < limit else { return }
             printed += 1
-            out.line(jsonl ? Self.json(exchange) : Self.text(exchange))
+            if quiet { return }
+            if jsonl { out.line(Self.json(exchange)) } else { out.line { Self.text(exchange, into: &$0) } }
         }
         let result = try runPipeline(capture: capture, lineBuffered: lineBuffered, flowConsumer: analyzer,
                                      shouldStop: { printed >= limit })
@@ -60,28 +65,36 @@ struct HTTP: ParsableCommand {
     }
 
     static func text(_ x: HTTPExchange) -> String {
+        var b = LineBuilder(bytes: [])
+        text(x, into: &b)
+        return String(decoding: b.bytes, as: UTF8.self)
+    }
+
+    /// The text line, written straight into the output buffer.
+    static func text(_ x: HTTPExchange, into b: inout LineBuilder) {
         let c = x.connection
         let start = x.request?.firstTimestamp ?? x.response?.firstTimestamp ?? c.firstTimestamp
-        var line = "\(Timestamp.timeOfDay(start)) \(c.id) \(c.client) > \(c.server)"
-        if let o = c.originalDestination { line += " (original destination \(o))" }
+        b.timeOfDay(start)
+        b.ascii(" c"); b.int(c.id.value); b.byte(0x20)
+        b.endpoint(c.client); b.ascii(" > "); b.endpoint(c.server)
+        if let o = c.originalDestination { b.ascii(" (original destination "); b.endpoint(o); b.byte(0x29) }
         if let q = x.request {
-            line += " \(q.method) \(q.target)"
-            if let h = q.host { line += " host=\(h)" }
+            b.byte(0x20); b.text(q.method); b.byte(0x20); b.text(q.target)
+            if let h = q.host { b.ascii(" host="); b.text(h) }
         } else {
-            line += " (request not seen)"
+            b.ascii(" (request not seen)")
         }
         if let r = x.response {
-            line += " → \(r.status) \(r.reason)"
+            b.ascii(" → "); b.int(r.status); b.byte(0x20); b.text(r.reason)
         } else {
-            line += " → -"
+            b.ascii(" → -")
         }
-        line += " req \(x.request?.bodyLength ?? 0) B resp \(x.response?.bodyLength ?? 0) B"
+        b.ascii(" req "); b.int(x.request?.bodyLength ?? 0); b.ascii(" B resp "); b.int(x.response?.bodyLength ?? 0); b.ascii(" B")
         if let q = x.request, let r = x.response {
-            line += " \(Timestamp.duration(r.lastTimestamp - q.firstTimestamp))"
+            b.byte(0x20); b.text(Timestamp.duration(r.lastTimestamp - q.firstTimestamp))
         }
-        if x.pipelinePosition > 0 { line += " pipelined#\(x.pipelinePosition)" }
-        if !x.flags.isEmpty { line += " " + x.flags.description }
-        return line
+        if x.pipelinePosition > 0 { b.ascii(" pipelined#"); b.int(x.pipelinePosition) }
+        if !x.flags.isEmpty { b.byte(0x20); b.text(x.flags.description) }
     }
 
     static func json(_ x: HTTPExchange) -> String {

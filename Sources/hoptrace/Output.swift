@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import HopCapture
 
 /// Buffered writes to a file descriptor; line-buffered on request (`-l`).
 final class Output {
@@ -26,6 +27,17 @@ final class Output {
     func line(_ s: String) {
         write(s)
         buffer.append(10)
+        if lineBuffered || buffer.count >= 1 << 16 { flush() }
+    }
+
+    /// Appends bytes of a line built with `LineBuilder` (no String on the way).
+    @inline(__always)
+    func line(_ build: (inout LineBuilder) -> Void) {
+        var b = LineBuilder(bytes: buffer)
+        buffer = []
+        build(&b)
+        b.bytes.append(10)
+        buffer = b.bytes
         if lineBuffered || buffer.count >= 1 << 16 { flush() }
     }
 
@@ -114,4 +126,71 @@ struct JSONObject {
     }
 
     static func array(_ items: [String]) -> String { "[" + items.joined(separator: ",") + "]" }
+}
+
+/// Formats a line straight into bytes: numbers, addresses and times without String
+/// interpolation (the per-exchange hot path of `http` and `analyze`).
+struct LineBuilder {
+    var bytes: [UInt8]
+
+    @inline(__always) mutating func ascii(_ s: StaticString) {
+        s.withUTF8Buffer { bytes.append(contentsOf: $0) }
+    }
+
+    @inline(__always) mutating func byte(_ b: UInt8) { bytes.append(b) }
+
+    mutating func text(_ s: String) {
+        var s = s
+        s.withUTF8 { bytes.append(contentsOf: $0) }
+    }
+
+    mutating func int<I: BinaryInteger>(_ v: I) {
+        if v < 0 { bytes.append(0x2d) }
+        var m = UInt64(v.magnitude)
+        if m < 10 { bytes.append(0x30 + UInt8(m)); return }
+        var tmp: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                  UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var n = 0
+        withUnsafeMutableBytes(of: &tmp) { t in
+            while m > 0 { t[n] = 0x30 + UInt8(m % 10); m /= 10; n += 1 }
+            for i in stride(from: n - 1, through: 0, by: -1) { bytes.append(t[i]) }
+        }
+    }
+
+    /// `v` zero-padded to `width` digits.
+    mutating func padded(_ v: Int64, _ width: Int) {
+        var div: Int64 = 1
+        for _ in 1..<width { div *= 10 }
+        var x = v
+        while div > 0 {
+            bytes.append(0x30 + UInt8(x / div % 10))
+            x %= div
+            div /= 10
+        }
+    }
+
+    /// `HH:MM:SS.nnnnnnnnn` (UTC), like `Timestamp.timeOfDay`.
+    mutating func timeOfDay(_ ns: Int64) {
+        var secs = ns / 1_000_000_000
+        var nanos = ns % 1_000_000_000
+        if nanos < 0 { nanos += 1_000_000_000; secs -= 1 }
+        var sod = secs % 86_400
+        if sod < 0 { sod += 86_400 }
+        padded(sod / 3600, 2); byte(0x3a)
+        padded(sod / 60 % 60, 2); byte(0x3a)
+        padded(sod % 60, 2); byte(0x2e)
+        padded(nanos, 9)
+    }
+
+    /// `ip:port`, IPv6 in brackets (as `Endpoint.description`).
+    mutating func endpoint(_ e: Endpoint) {
+        if let v4 = e.address.ipv4Value {
+            int(v4 >> 24); byte(0x2e); int((v4 >> 16) & 0xff); byte(0x2e); int((v4 >> 8) & 0xff); byte(0x2e); int(v4 & 0xff)
+        } else {
+            byte(0x5b); text(e.address.description); byte(0x5d)
+        }
+        byte(0x3a)
+        int(e.port)
+    }
 }
