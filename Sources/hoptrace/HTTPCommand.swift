@@ -91,7 +91,7 @@ struct HTTP: ParsableCommand {
         }
         b.ascii(" req "); b.int(x.request?.bodyLength ?? 0); b.ascii(" B resp "); b.int(x.response?.bodyLength ?? 0); b.ascii(" B")
         if let q = x.request, let r = x.response {
-            b.byte(0x20); b.text(Timestamp.duration(r.lastTimestamp - q.firstTimestamp))
+            b.byte(0x20); b.duration(r.lastTimestamp - q.firstTimestamp)
         }
         if x.pipelinePosition > 0 { b.ascii(" pipelined#"); b.int(x.pipelinePosition) }
         if !x.flags.isEmpty { b.byte(0x20); b.text(x.flags.description) }

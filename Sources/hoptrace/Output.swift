@@ -183,6 +183,22 @@ struct LineBuilder {
         padded(nanos, 9)
     }
 
+    /// A duration as `Timestamp.duration` spells it (`840 ns`, `12.3 µs`, `4.56 ms`, `1.234 s`).
+    mutating func duration(_ ns: Int64) {
+        var a = ns
+        if a < 0 { byte(0x2d); a = -a }
+        func fixed(_ b: inout LineBuilder, _ unit: Int64, _ decimals: Int) {
+            var scale: Int64 = 1
+            for _ in 0..<decimals { scale *= 10 }
+            let q = a * scale / unit
+            b.int(q / scale); b.byte(0x2e); b.padded(q % scale, decimals)
+        }
+        if a < 1_000 { int(a); ascii(" ns") }
+        else if a < 1_000_000 { fixed(&self, 1_000, 1); ascii(" µs") }
+        else if a < 1_000_000_000 { fixed(&self, 1_000_000, 2); ascii(" ms") }
+        else { fixed(&self, 1_000_000_000, 3); ascii(" s") }
+    }
+
     /// `ip:port`, IPv6 in brackets (as `Endpoint.description`).
     mutating func endpoint(_ e: Endpoint) {
         if let v4 = e.address.ipv4Value {

@@ -1,0 +1,28 @@
+import HopCapture
+@testable import hoptrace
+import XCTest
+
+/// The byte-level line writer must spell everything exactly as the String formatters do.
+final class LineBuilderTests: XCTestCase {
+    func build(_ f: (inout LineBuilder) -> Void) -> String {
+        var b = LineBuilder(bytes: [])
+        f(&b)
+        return String(decoding: b.bytes, as: UTF8.self)
+    }
+
+    func testAgreesWithTheStringFormatters() {
+        for ns: Int64 in [0, 999, 1_000, 1_500, 999_999, 2_340_000, 999_999_999, 1_000_000_000, 61_234_567_890, -4_200] {
+            XCTAssertEqual(build { $0.duration(ns) }, Timestamp.duration(ns), "\(ns)")
+        }
+        for ns: Int64 in [0, 1_700_000_000_123_456_789, 86_399_999_999_999, 1_795_701_328_089_603_251] {
+            XCTAssertEqual(build { $0.timeOfDay(ns) }, Timestamp.timeOfDay(ns), "\(ns)")
+        }
+        for text in ["198.18.1.10:56878", "0.0.0.0:0", "255.255.255.255:65535", "[::1]:80", "[2001:2::1]:15001"] {
+            let e = Endpoint(text)!
+            XCTAssertEqual(build { $0.endpoint(e) }, e.description)
+        }
+        for v in [0, 7, 10, 12_345, Int.max, -1, Int.min + 1] {
+            XCTAssertEqual(build { $0.int(v) }, String(v))
+        }
+    }
+}
