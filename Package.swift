@@ -10,9 +10,13 @@ let package = Package(
         .library(name: "HopFlows", targets: ["HopFlows"]),
         .library(name: "HopHTTP", targets: ["HopHTTP"]),
         .library(name: "HopNetfilter", targets: ["HopNetfilter"]),
+        .library(name: "HopCorrelation", targets: ["HopCorrelation"]),
+        .library(name: "HopReport", targets: ["HopReport"]),
+        .library(name: "HopIntercept", targets: ["HopIntercept"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // libpcap, through its own header; Debian: libpcap-dev.
@@ -30,11 +34,25 @@ let package = Package(
         // A value model of iptables nat/mangle rules: parse, render, evaluate; presets.
         // Shared by the correlator's explanations and the rule installer.
         .target(name: "HopNetfilter"),
+        // Stage 4: pairs the copies of each request across proxy hops and explains them.
+        .target(name: "HopCorrelation", dependencies: ["HopHTTP", "HopNetfilter"]),
+        // Stage 5: renderers (text, JSON, Mermaid, HTML) and expectation checks.
+        .target(name: "HopReport", dependencies: ["HopCorrelation"]),
+        // The interceptor: rule installer and the transparent proxy (SwiftNIO).
+        .target(
+            name: "HopIntercept",
+            dependencies: [
+                "HopNetfilter",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         // The command line: thin wiring of the stages.
         .executableTarget(
             name: "hoptrace",
             dependencies: [
-                "HopCapture", "HopFlows", "HopHTTP", "HopNetfilter",
+                "HopCapture", "HopFlows", "HopHTTP", "HopNetfilter", "HopCorrelation", "HopReport", "HopIntercept",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -46,5 +64,8 @@ let package = Package(
         .testTarget(name: "HopFlowsTests", dependencies: ["HopFlows"]),
         .testTarget(name: "HopHTTPTests", dependencies: ["HopHTTP", "HopFlows", "HopCapture"]),
         .testTarget(name: "HopNetfilterTests", dependencies: ["HopNetfilter"]),
+        .testTarget(name: "HopCorrelationTests", dependencies: ["HopCorrelation", "HopHTTP", "HopFlows", "HopCapture", "HopNetfilter"]),
+        .testTarget(name: "HopReportTests", dependencies: ["HopReport", "HopCorrelation"]),
+        .testTarget(name: "HopInterceptTests", dependencies: ["HopIntercept", "HopNetfilter"]),
     ]
 )

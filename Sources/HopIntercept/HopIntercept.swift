@@ -1,0 +1,1 @@
+// HopIntercept
