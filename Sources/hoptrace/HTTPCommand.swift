@@ -1,5 +1,6 @@
 import ArgumentParser
 import HopCapture
+import HopReport
 import HopFlows
 import HopHTTP
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import HopCapture
+import HopReport
 
 struct Packets: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,0 +1,649 @@
+import HopCapture
+import HopFlows
+import HopHTTP
+
+/// How the correlator decides which rules were in force.
+public enum RuleSelection: Sendable {
+    /// These rules (a preset or a user's iptables-save).
+    case fixed(any RuleOracle)
+    /// Look at the capture: a sidecar's traces (NAT-split connections, the proxy's ports,
+    /// 127.0.0.6, loopback copies of inbound requests) select a preset via `presets`; no
+    /// traces means no rules.
+    case auto(presets: @Sendable (String) -> (any RuleOracle)?)
+}
+
+public struct CorrelatorConfiguration: Sendable {
+    public var rules: RuleSelection = .fixed(NoRules())
+    /// The pod's own addresses; inferred from the capture when empty.
+    public var podAddresses: Set<IPAddress> = []
+    /// Slack for time nesting between capture points (ns).
+    public var tolerance: Int64 = 2_000_000
+    /// How long (capture time) an upstream copy waits for its downstream copy.
+    public var holdTime: Int64 = 120_000_000_000
+    /// Identical requests from one client to one server closer than this are duplicates
+    /// when no proxy hop explains them (0 disables the report).
+    public var duplicateWindow: Int64 = 1_000_000_000
+    /// Exchanges looked at before the pod addresses and the rules are decided.
+    public var inferenceSample: Int = 64
+    /// Ambiguous downstream copies solved together by one optimal matching.
+    public var maxPool: Int = 48
+    public init() {}
+}
+
+/// What auto-detection saw.
+public struct SidecarEvidence: Sendable, Hashable {
+    public var natJoinedConnections = 0
+    public var proxyPortConnections = 0
+    public var inboundSourceAddressConnections = 0
+    public var loopbackCopies = 0
+    public var port15006 = false
+    public var detected: Bool { natJoinedConnections + proxyPortConnections + inboundSourceAddressConnections + loopbackCopies > 0 }
+    /// `istio-current` when its traces (15006, 127.0.0.6) are there, else `istio-2018`.
+    public var preset: String? {
+        guard detected else { return nil }
+        return port15006 || inboundSourceAddressConnections > 0 ? "istio-current" : "istio-2018"
+    }
+    public var description: String {
+        var parts: [String] = []
+        if natJoinedConnections > 0 { parts.append("\(natJoinedConnections) NAT-split connection(s) to the proxy") }
+        if proxyPortConnections > 0 { parts.append("\(proxyPortConnections) connection(s) on the proxy's ports") }
+        if inboundSourceAddressConnections > 0 { parts.append("\(inboundSourceAddressConnections) connection(s) from 127.0.0.6") }
+        if loopbackCopies > 0 { parts.append("\(loopbackCopies) request(s) repeated on lo") }
+        return parts.isEmpty ? "no sidecar traces" : parts.joined(separator: ", ")
+    }
+}
+
+/// Pairs the copies of each request across proxy hops and explains them (a single pass:
+/// upstream copies wait, bounded by `holdTime`, for the downstream copy that encloses them).
+public final class Correlator {
+    public let configuration: CorrelatorConfiguration
+    public private(set) var summary = AnalysisSummary()
+    public private(set) var duplicates: [DuplicateGroup] = []
+    /// The pod addresses in use (given or inferred), once decided.
+    public private(set) var podAddresses: Set<IPAddress> = []
+    public private(set) var podAddressesInferred = false
+    /// The rules in use, once decided.
+    public private(set) var rules: any RuleOracle = NoRules()
+    public private(set) var evidence = SidecarEvidence()
+    /// Whether loopback traffic is in the capture (else an upstream hop on lo cannot be seen).
+    public private(set) var sawLoopback = false
+
+    private let onChain: (RequestChain) -> Void
+    private var decided = false
+    private var sample: [HTTPExchange] = []
+    private var localAddresses: [IPAddress: Int] = [:]
+    private var nextChainID = 1
+    private var now: Int64 = .min
+
+    // Waiting upstream copies, by pairing key.
+    private struct Up {
+        var hop: Hop
+        var key: PairKey
+        var taken = false
+    }
+    private var ups: [Int: Up] = [:]
+    private var upsByKey: [PairKey: [Int]] = [:]
+    private var upOrder: [Int] = []  // arrival order, for expiry
+    private var upOrderHead = 0
+    private var nextUpID = 0
+
+    // Ambiguous downstream copies awaiting an optimal matching.
+    private struct Pending {
+        var hop: Hop
+        var candidates: [Int]
+    }
+    private var pool: [Pending] = []
+    private var poolUps: Set<Int> = []
+
+    // Connection pairs seen paired before (downstream connection → upstream connection).
+    private var affinity: [ConnectionID: ConnectionID] = [:]
+    // Role cache per connection.
+    private var roleCache: [ConnectionID: (HopRole, RuleVerdict, String)] = [:]
+    // Duplicate detection among direct single-hop requests.
+    private struct DupKey: Hashable {
+        var client: IPAddress
+        var server: Endpoint
+        var method: String
+        var target: String
+        var host: String?
+    }
+    private var lastDirect: [DupKey: (start: Int64, group: Int?, chain: Int)] = [:]
+    private var dupGroupIndex: [DupKey: Int] = [:]
+
+    public init(configuration: CorrelatorConfiguration = .init(), onChain: @escaping (RequestChain) -> Void) {
+        self.configuration = configuration
+        self.onChain = onChain
+    }
+
+    // MARK: Input
+
+    /// Tells the correlator that `address` sent a packet out of this host (LINUX_SLL/SLL2
+    /// direction "Out"): it is one of the pod's own addresses.
+    public func observeLocalAddress(_ address: IPAddress) {
+        guard !decided, !address.isLoopback else { return }
+        localAddresses[address, default: 0] += 1
+    }
+
+    /// One exchange, as HopHTTP emits it.
+    public func add(_ x: HTTPExchange) {
+        summary.exchanges += 1
+        if x.request != nil { summary.requestsOnWire += 1 }
+        if let t = x.response?.lastTimestamp ?? x.request?.lastTimestamp, t > now { now = t }
+        if !decided {
+            sample.append(x)
+            if sample.count >= configuration.inferenceSample { decide() }
+            return
+        }
+        process(x)
+    }
+
+    /// The capture ended: pairs what can be paired, reports the rest.
+    public func finish() {
+        if !decided { decide() }
+        solvePool()
+        // Upstream copies nobody claimed.
+        for id in upOrder[upOrderHead...] { expireUp(id) }
+        upOrder.removeAll()
+        upOrderHead = 0
+        duplicates.sort { ($0.starts.first ?? 0) < ($1.starts.first ?? 0) }
+        summary.duplicateGroups = duplicates.count
+        summary.unexplainedDuplicates = duplicates.reduce(0) { $0 + $1.extraCopies }
+    }
+
+    // MARK: Deciding pod addresses and rules
+
+    private func decide() {
+        decided = true
+        // Pod addresses: given; else packets sent out of this host; else NAT-split clients;
+        // else the address in the most connections (the capture point's host).
+        if !configuration.podAddresses.isEmpty {
+            podAddresses = configuration.podAddresses
+        } else {
+            podAddressesInferred = true
+            if !localAddresses.isEmpty {
+                podAddresses = Set(localAddresses.keys)
+            } else {
+                let joined = sample.map(\.connection).filter(\.isNATJoined).map(\.client.address).filter { !$0.isLoopback }
+                if !joined.isEmpty {
+                    podAddresses = Set(joined)
+                } else {
+                    var count: [IPAddress: (conns: Set<ConnectionID>, served: Int)] = [:]
+                    for x in sample {
+                        let c = x.connection
+                        for (a, isServer) in [(c.client.address, false), (c.server.address, true)] where !a.isLoopback {
+                            var e = count[a] ?? ([], 0)
+                            e.conns.insert(c.id)
+                            if isServer { e.served += 1 }
+                            count[a] = e
+                        }
+                    }
+                    if let best = count.max(by: { ($0.value.conns.count, $0.value.served) < ($1.value.conns.count, $1.value.served) }) {
+                        podAddresses = [best.key]
+                    }
+                }
+            }
+        }
+        // Sidecar traces.
+        var inboundKeys = Set<String>()
+        for x in sample {
+            let c = x.connection
+            if c.client.address.isLoopback || c.server.address.isLoopback { sawLoopback = true }
+            if c.isNATJoined { evidence.natJoinedConnections += 1 }
+            let ports: Set<UInt16> = [15001, 15006, 15008, 15090, 15021, 15020]
+            if ports.contains(c.server.port) && !c.isNATJoined { evidence.proxyPortConnections += 1 }
+            if c.server.port == 15006 || c.client.port == 15006 { evidence.port15006 = true }
+            if c.client.address == IPAddress(ipv4: 0x7f00_0006) { evidence.inboundSourceAddressConnections += 1 }
+            if let q = x.request, podAddresses.contains(c.server.address), !c.client.address.isLoopback {
+                inboundKeys.insert(q.method + " " + q.target)
+            }
+        }
+        for x in sample {
+            let c = x.connection
+            if let q = x.request, c.client.address.isLoopback, c.server.address.isLoopback, inboundKeys.contains(q.method + " " + q.target) {
+                evidence.loopbackCopies += 1
+            }
+        }
+        switch configuration.rules {
+        case .fixed(let r): rules = r
+        case .auto(let presets):
+            if let name = evidence.preset, let r = presets(name) { rules = r } else { rules = NoRules() }
+        }
+        let buffered = sample
+        sample = []
+        for x in buffered { process(x) }
+    }
+
+    // MARK: Roles
+
+    private func classify(_ c: Connection) -> (HopRole, RuleVerdict, String) {
+        if let r = roleCache[c.id] { return r }
+        let r = classifyUncached(c)
+        if roleCache.count > 50_000 { roleCache.removeAll(keepingCapacity: true) }
+        roleCache[c.id] = r
+        return r
+    }
+
+    private func classifyUncached(_ c: Connection) -> (HopRole, RuleVerdict, String) {
+        let cl = c.client, sv = c.server
+        let pod = podAddresses
+        if c.isNATJoined, let o = c.originalDestination {
+            let v = rules.outbound(client: cl, server: o)
+            return (.outboundRedirected, v,
+                    "sent to \(o) but captured on lo as \(cl) → \(sv) with replies from \(c.replySource ?? o): REDIRECTed to the proxy")
+        }
+        if rules is NoRules {
+            return (.direct, .none, "no interception rules are in force for this capture")
+        }
+        if cl.address == IPAddress(ipv4: 0x7f00_0006) && (pod.contains(sv.address) || sv.address.isLoopback) {
+            let v = rules.outbound(client: cl, server: sv)
+            return (.inboundForwarded, v, "from 127.0.0.6, the address the proxy uses for inbound forwarding")
+        }
+        if sv.address.isLoopback && cl.address.isLoopback {
+            let v = rules.outbound(client: cl, server: sv)
+            if rules.proxyPorts.contains(sv.port) {
+                return (.direct, v, "a connection straight to the proxy's port \(sv.port)")
+            }
+            return (.inboundForwarded, v, "on lo to \(sv), where the proxy forwards inbound requests")
+        }
+        if pod.contains(sv.address) && !pod.contains(cl.address) && !cl.address.isLoopback {
+            let v = rules.inbound(client: cl, server: sv)
+            if case .redirected = v.outcome {
+                return (.inboundIntercepted, v, "arrived for \(sv) and the rules REDIRECT it to the proxy")
+            }
+            return (.direct, v, "arrived for \(sv) and the rules leave it alone")
+        }
+        if pod.contains(cl.address) && !pod.contains(sv.address) && !sv.address.isLoopback {
+            let v = rules.outbound(client: cl, server: sv)
+            switch v.outcome {
+            case .ownerDependent(_, let exempt):
+                return (.outboundForwarded, v,
+                        "left the pod for \(sv) without being redirected, which the rules allow only for \(exempt.joined(separator: " or ")): the proxy's own connection")
+            case .redirected(let port):
+                return (.direct, v, "the rules would redirect it to \(port) for every owner, yet it was not: the rules in force differ from \(rules.name)")
+            case .notRedirected, .noRules:
+                return (.direct, v, "left the pod for \(sv); the rules leave it alone")
+            }
+        }
+        return (.direct, .none, "neither end is a pod address (\(pod.map(\.description).sorted().joined(separator: ", ")))")
+    }
+
+    // MARK: Pairing
+
+    struct PairKey: Hashable {
+        var outbound: Bool
+        var method: String
+        var target: String
+    }
+
+    private func process(_ x: HTTPExchange) {
+        let (role, verdict, reason) = classify(x.connection)
+        let hop = Hop(role: role, exchange: x, rule: verdict, attempt: 0, roleReason: reason)
+        expireUps()
+        switch role {
+        case .inboundForwarded, .outboundForwarded:
+            guard let q = x.request else {
+                emitSingle(hop, note: "a response whose request was not captured")
+                return
+            }
+            let key = PairKey(outbound: role == .outboundForwarded, method: q.method, target: q.target)
+            let id = nextUpID
+            nextUpID += 1
+            ups[id] = Up(hop: hop, key: key)
+            upsByKey[key, default: []].append(id)
+            upOrder.append(id)
+        case .inboundIntercepted, .outboundRedirected:
+            guard let q = x.request else {
+                emitSingle(hop, note: "a response whose request was not captured")
+                return
+            }
+            let key = PairKey(outbound: role == .outboundRedirected, method: q.method, target: q.target)
+            let cands = candidates(for: hop, key: key)
+            // Successful attempts: those whose status is what the client got.
+            let finals = cands.filter { isFinalAttempt(ups[$0]!.hop, for: hop) }
+            if finals.count <= 1 && (poolUps.isDisjoint(with: cands)) {
+                solvePool()
+                commit(hop, chosen: finals.first, candidates: cands, ambiguous: false, confidence: finals.isEmpty ? nil : 0.99)
+            } else {
+                if !poolUps.isEmpty && poolUps.isDisjoint(with: cands) { solvePool() }
+                pool.append(Pending(hop: hop, candidates: cands))
+                poolUps.formUnion(cands)
+                if pool.count >= configuration.maxPool { solvePool() }
+            }
+        case .direct:
+            emitSingle(hop, note: nil)
+        }
+    }
+
+    /// Upstream copies that could belong to this downstream copy.
+    private func candidates(for d: Hop, key: PairKey) -> [Int] {
+        guard let ids = upsByKey[key], let dq = d.exchange.request else { return [] }
+        let tol = configuration.tolerance
+        let dStart = dq.firstTimestamp
+        let dEnd = d.exchange.response?.lastTimestamp ?? now
+        var out: [Int] = []
+        for id in ids {
+            guard let u = ups[id], !u.taken, let uq = u.hop.exchange.request else { continue }
+            if uq.firstTimestamp < dStart - tol { continue }
+            if let ue = u.hop.exchange.response?.lastTimestamp, ue > dEnd + tol { continue }
+            if uq.firstTimestamp > dEnd + tol { continue }
+            if !hostsCompatible(dq.host, uq.host) { continue }
+            if key.outbound, let o = d.connection.originalDestination, u.hop.connection.server != o { continue }
+            if let a = Self.requestID(dq), let b = Self.requestID(uq), !Self.sameRequestID(a, b) { continue }
+            out.append(id)
+        }
+        return out
+    }
+
+    private func isFinalAttempt(_ u: Hop, for d: Hop) -> Bool {
+        guard let us = u.exchange.response?.status else { return d.exchange.response == nil }
+        guard let ds = d.exchange.response?.status else { return true }
+        return us == ds
+    }
+
+    /// Cost of pairing: the proxy's forwarding delay plus its response delay (ns), with a
+    /// small penalty when the connections were not paired before.
+    private func cost(_ d: Hop, _ u: Hop) -> Double {
+        let dReqEnd = d.exchange.request?.lastTimestamp ?? 0
+        let uReqStart = u.exchange.request?.firstTimestamp ?? 0
+        let dRespEnd = d.exchange.response?.lastTimestamp ?? now
+        let uRespEnd = u.exchange.response?.lastTimestamp ?? uReqStart
+        var c = Double(abs(uReqStart - dReqEnd)) + Double(abs(dRespEnd - uRespEnd))
+        if affinity[d.connection.id] != u.connection.id { c += 20_000 }
+        return c
+    }
+
+    private func solvePool() {
+        guard !pool.isEmpty else { return }
+        let pending = pool
+        pool = []
+        poolUps = []
+        // Columns: every final-attempt candidate of any pending copy.
+        var columns: [Int] = []
+        var colIndex: [Int: Int] = [:]
+        for p in pending {
+            for id in p.candidates where colIndex[id] == nil && isFinalAttempt(ups[id]!.hop, for: p.hop) {
+                colIndex[id] = columns.count
+                columns.append(id)
+            }
+        }
+        var matrix: [[Double?]] = []
+        for p in pending {
+            var row = [Double?](repeating: nil, count: columns.count)
+            for id in p.candidates {
+                if let j = colIndex[id], let u = ups[id], !u.taken, isFinalAttempt(u.hop, for: p.hop) {
+                    row[j] = cost(p.hop, u.hop)
+                }
+            }
+            matrix.append(row)
+        }
+        let assignment = columns.isEmpty ? [Int?](repeating: nil, count: pending.count) : minimumCostAssignment(matrix)
+        for (i, p) in pending.enumerated() {
+            let chosen = assignment[i].map { columns[$0] }
+            var confidence: Double? = nil
+            if let j = assignment[i], let c1 = matrix[i][j] {
+                // How much better the chosen copy is than the next best for this request.
+                let others = matrix[i].enumerated().compactMap { $0.offset == j ? nil : $0.element }
+                if let c2 = others.min() {
+                    confidence = max(0.5, min(0.98, 0.5 + 0.5 * (c2 - c1) / (c2 + c1 + 1_000)))
+                } else {
+                    confidence = 0.99
+                }
+            }
+            let ambiguous = matrix[i].compactMap { $0 }.count > 1
+            commit(p.hop, chosen: chosen, candidates: p.candidates, ambiguous: ambiguous, confidence: confidence)
+        }
+    }
+
+    private func commit(_ d: Hop, chosen: Int?, candidates: [Int], ambiguous: Bool, confidence: Double?) {
+        var hops = [d]
+        var evidence: [String] = []
+        guard let chosen, let u = ups[chosen], !u.taken else {
+            emitIncomplete(d)
+            return
+        }
+        // Earlier failed attempts on the same request (retries), inside the downstream copy.
+        let uStart = u.hop.exchange.request?.firstTimestamp ?? 0
+        var attempts: [Int] = []
+        for id in candidates where id != chosen {
+            guard let f = ups[id], !f.taken, let fs = f.hop.exchange.request?.firstTimestamp, fs < uStart else { continue }
+            let failed = f.hop.exchange.response == nil || (f.hop.exchange.response!.status >= 500 && f.hop.exchange.response!.status != d.exchange.response?.status)
+            if failed { attempts.append(id) }
+        }
+        attempts.sort { (ups[$0]!.hop.exchange.request!.firstTimestamp) < (ups[$1]!.hop.exchange.request!.firstTimestamp) }
+        var n = 1
+        for id in attempts + [chosen] {
+            ups[id]!.taken = true
+            var h = ups[id]!.hop
+            h.attempt = n
+            n += 1
+            hops.append(h)
+            removeUp(id)
+        }
+        affinity[d.connection.id] = u.hop.connection.id
+        if ambiguous { summary.ambiguousPairings += 1 }
+        evidence = self.evidence(d, hops.last!, ambiguous: ambiguous)
+        if attempts.count > 0 { evidence.append("\(attempts.count) failed upstream attempt\(attempts.count == 1 ? "" : "s") before the one that answered") }
+        var conf = confidence ?? 0.99
+        if let a = d.exchange.request.flatMap(Self.requestID), let b = hops.last!.exchange.request.flatMap(Self.requestID), Self.sameRequestID(a, b) {
+            conf = 1.0
+        }
+        let chain = RequestChain(id: nextChainID, hops: hops, completeness: .complete, confidence: conf,
+                                 evidence: evidence, explanation: "")
+        emit(chain)
+    }
+
+    private func removeUp(_ id: Int) {
+        guard let u = ups.removeValue(forKey: id) else { return }
+        if var list = upsByKey[u.key] {
+            if let i = list.firstIndex(of: id) { list.remove(at: i) }
+            upsByKey[u.key] = list.isEmpty ? nil : list
+        }
+    }
+
+    private func expireUps() {
+        let limit = now &- configuration.holdTime
+        while upOrderHead < upOrder.count {
+            let id = upOrder[upOrderHead]
+            guard let u = ups[id] else { upOrderHead += 1; continue }
+            let t = u.hop.exchange.response?.lastTimestamp ?? u.hop.exchange.request?.lastTimestamp ?? 0
+            if t > limit || poolUps.contains(id) { break }
+            upOrderHead += 1
+            expireUp(id)
+        }
+        if upOrderHead > 4096 && upOrderHead * 2 > upOrder.count {
+            upOrder.removeFirst(upOrderHead)
+            upOrderHead = 0
+        }
+    }
+
+    private func expireUp(_ id: Int) {
+        guard let u = ups[id], !u.taken else { return }
+        removeUp(id)
+        summary.orphanUpstreams += 1
+        var h = u.hop
+        h.attempt = 1
+        let missing = u.hop.role.downstreamRole!
+        let advice = missing == .inboundIntercepted
+            ? "the client's copy (to the pod's port, on the pod's interface) is not in the capture: capture with -i any inside the pod, from before the request"
+            : "the app's copy (to 127.0.0.1:15001 on lo) is not in the capture: capture with -i any (or -i lo) inside the pod"
+        let chain = RequestChain(id: nextChainID, hops: [h], completeness: .incomplete(missing: missing, advice: advice),
+                                 confidence: 1, evidence: [], explanation: "")
+        emit(chain)
+    }
+
+    private func emitIncomplete(_ d: Hop) {
+        let missing = d.role.upstreamRole!
+        // A proxy that answered by itself (upstream down: 503) made no upstream copy to miss.
+        if let s = d.exchange.response?.status, s == 503 || s == 502 || s == 504 {
+            let chain = RequestChain(id: nextChainID, hops: [d], completeness: .complete, confidence: 0.9,
+                                     evidence: ["status \(s) with no upstream copy: the proxy answered by itself"], explanation: "")
+            emit(chain)
+            return
+        }
+        let advice: String
+        if missing == .inboundForwarded {
+            advice = sawLoopback
+                ? "no proxy → app copy was found on lo: the proxy may have failed to forward it, or forwarded it outside the capture window"
+                : "the proxy → app hop runs on lo, which is not in this capture: capture with -i any inside the pod"
+        } else {
+            advice = "no proxy → \(d.connection.originalDestination?.description ?? "remote") copy was found: capture the pod's interface too (-i any inside the pod)"
+        }
+        let chain = RequestChain(id: nextChainID, hops: [d], completeness: .incomplete(missing: missing, advice: advice),
+                                 confidence: 1, evidence: [], explanation: "")
+        emit(chain)
+    }
+
+    private func emitSingle(_ hop: Hop, note: String?) {
+        var chain = RequestChain(id: nextChainID, hops: [hop], completeness: .complete, confidence: 1,
+                                 evidence: note.map { [$0] } ?? [], explanation: "")
+        if hop.role == .direct, configuration.duplicateWindow > 0, let q = hop.exchange.request {
+            let key = DupKey(client: hop.connection.client.address, server: hop.connection.server,
+                             method: q.method, target: q.target, host: q.host)
+            let start = q.firstTimestamp
+            if let last = lastDirect[key], start - last.start <= configuration.duplicateWindow, start >= last.start {
+                let g: Int
+                if let existing = dupGroupIndex[key], existing < duplicates.count,
+                   duplicates[existing].chainIDs.last == last.chain {
+                    g = existing
+                } else {
+                    g = duplicates.count
+                    duplicates.append(DuplicateGroup(method: q.method, target: q.target, host: q.host, client: key.client,
+                                                     server: key.server, chainIDs: [last.chain], starts: [last.start],
+                                                     explanation: ""))
+                    dupGroupIndex[key] = g
+                }
+                if duplicates[g].chainIDs.count < 1000 {
+                    duplicates[g].chainIDs.append(chain.id)
+                    duplicates[g].starts.append(start)
+                } else {
+                    duplicates[g].chainIDs[999] = chain.id  // keep the last id; the count lives in starts
+                }
+                duplicates[g].explanation = Self.duplicateExplanation(duplicates[g], rules: rules)
+                chain.evidence.append("copy \(duplicates[g].chainIDs.count) of the same request from \(key.client) within \(configuration.duplicateWindow / 1_000_000) ms, with no proxy hop to explain it")
+            }
+            lastDirect[key] = (start, nil, chain.id)
+            if lastDirect.count > 100_000 { lastDirect.removeAll(keepingCapacity: true) }
+        }
+        emit(chain)
+    }
+
+    private func emit(_ c: RequestChain) {
+        var chain = c
+        chain.id = nextChainID
+        nextChainID += 1
+        chain.explanation = Explain.chain(chain, rules: rules)
+        summary.logicalRequests += 1
+        if chain.isMultiHop { summary.multiHopChains += 1 }
+        if chain.isIncomplete { summary.incompleteChains += 1 }
+        summary.retries += chain.retries
+        for h in chain.hops { summary.roles[h.role, default: 0] += 1 }
+        onChain(chain)
+    }
+
+    // MARK: Evidence
+
+    private func evidence(_ d: Hop, _ u: Hop, ambiguous: Bool) -> [String] {
+        var e: [String] = []
+        guard let dq = d.exchange.request, let uq = u.exchange.request else { return e }
+        e.append("same method and target (\(dq.method) \(dq.target))")
+        if let dh = dq.host, let uh = uq.host {
+            e.append(dh == uh ? "same Host (\(dh))" : "compatible Host (\(dh) / \(uh))")
+        }
+        if let a = Self.requestID(dq), let b = Self.requestID(uq) {
+            e.append(a == b ? "same x-request-id \(a)" : "same x-request-id (\(a) / \(b), trace digit rewritten)")
+        } else if Self.requestID(dq) == nil, let b = Self.requestID(uq) {
+            e.append("x-request-id \(b) added by the proxy")
+        }
+        let dRespEnd = d.exchange.response?.lastTimestamp
+        let uRespEnd = u.exchange.response?.lastTimestamp
+        let lead = uq.firstTimestamp - dq.firstTimestamp
+        var nest = "time nesting: upstream request \(Timestamp.duration(lead)) after the downstream one"
+        if let a = dRespEnd, let b = uRespEnd { nest += ", upstream response ended \(Timestamp.duration(a - b)) before the downstream one" }
+        e.append(nest)
+        if let ds = d.exchange.response?.status, let us = u.exchange.response?.status {
+            e.append(ds == us ? "same status \(ds)" : "status \(us) upstream, \(ds) downstream")
+        }
+        if d.role == .outboundRedirected, let o = d.connection.originalDestination {
+            e.append("the proxy connected to the original destination \(o)")
+        }
+        let differing = Self.endToEndHeaderDifferences(dq.headers, uq.headers)
+        if differing.isEmpty {
+            e.append("end-to-end headers equal (proxy headers ignored)")
+        } else {
+            e.append("end-to-end headers differ: \(differing.joined(separator: ", "))")
+        }
+        if affinity[d.connection.id] == u.connection.id { e.append("same connection pair as earlier requests") }
+        if ambiguous { e.append("several identical requests in flight: assigned by optimal matching on timing") }
+        return e
+    }
+
+    /// Headers a proxy adds or rewrites (allowed to differ between copies).
+    static let proxyHeaders: Set<String> = [
+        "x-request-id", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port",
+        "x-forwarded-client-cert", "forwarded", "via", "traceparent", "tracestate", "connection", "keep-alive",
+        "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "proxy-authorization",
+        "proxy-authenticate", "x-envoy-attempt-count", "x-envoy-expected-rq-timeout-ms", "x-envoy-original-path",
+        "x-envoy-decorator-operation", "x-envoy-peer-metadata", "x-envoy-peer-metadata-id", "x-real-ip", "content-length",
+    ]
+
+    static func isProxyHeader(_ lower: String) -> Bool {
+        proxyHeaders.contains(lower) || lower.hasPrefix("x-envoy-") || lower.hasPrefix("x-b3-") || lower == "b3"
+            || lower.hasPrefix("x-forwarded-") || lower.hasPrefix("x-ot-span") || lower.hasPrefix("x-datadog-")
+    }
+
+    static func endToEndHeaderDifferences(_ a: HTTPHeaders, _ b: HTTPHeaders) -> [String] {
+        func table(_ h: HTTPHeaders) -> [String: [String]] {
+            var t: [String: [String]] = [:]
+            for f in h {
+                let n = f.name.lowercased()
+                if isProxyHeader(n) { continue }
+                t[n, default: []].append(f.value)
+            }
+            return t
+        }
+        let ta = table(a), tb = table(b)
+        var out: [String] = []
+        for name in Set(ta.keys).union(tb.keys).sorted() where ta[name] != tb[name] { out.append(name) }
+        return out
+    }
+
+    static func requestID(_ q: HTTPRequest) -> String? { q.headers["x-request-id"] }
+
+    /// Equal, ignoring the UUID digit (index 14) that Envoy rewrites to record its trace decision.
+    static func sameRequestID(_ a: String, _ b: String) -> Bool {
+        if a == b { return true }
+        let x = Array(a.utf8), y = Array(b.utf8)
+        guard x.count == 36, y.count == 36 else { return false }
+        for i in 0..<36 where i != 14 && x[i] != y[i] { return false }
+        return true
+    }
+
+    func hostsCompatible(_ a: String?, _ b: String?) -> Bool {
+        guard let a, let b else { return true }
+        func strip(_ h: String) -> Substring {
+            let l = h.lowercased()
+            if l.hasPrefix("[") { return Substring(l) }
+            if let c = l.lastIndex(of: ":") { return l[..<c] }
+            return Substring(l)
+        }
+        let x = strip(a), y = strip(b)
+        if x == y { return true }
+        // A proxy may address the app by a local name.
+        let local: Set<Substring> = ["localhost", "127.0.0.1", "[::1]", "::1"]
+        if local.contains(x) || local.contains(y) { return true }
+        if podAddresses.contains(where: { $0.description == String(x) || $0.description == String(y) }) { return true }
+        return false
+    }
+
+    static func duplicateExplanation(_ g: DuplicateGroup, rules: any RuleOracle) -> String {
+        let n = g.starts.count
+        let span = (g.starts.last ?? 0) - (g.starts.first ?? 0)
+        var s = "\(g.method) \(g.target) was sent \(n) times by \(g.client) to \(g.server) within \(Timestamp.duration(span))"
+        if rules is NoRules {
+            s += ", and no interception rules are in force: these are separate requests from the client (a genuine duplicate), not proxy copies"
+        } else {
+            s += ", and the rules (\(rules.name)) do not intercept that connection: no proxy hop explains the copies, the client sent them"
+        }
+        return s
+    }
+}

@@ -1,0 +1,195 @@
+import HopCapture
+import HopFlows
+import HopHTTP
+
+/// What a copy of a request is doing, seen from the pod.
+public enum HopRole: String, Sendable, Hashable, CaseIterable, Codable {
+    /// client → pod:port from outside, redirected by PREROUTING to the proxy (the client→:80 hop).
+    case inboundIntercepted = "inbound-intercepted"
+    /// proxy → app inside the pod (127.0.0.1:port in the 2018 layout; 127.0.0.6 → podIP:port now).
+    case inboundForwarded = "inbound-forwarded"
+    /// app → remote, redirected by OUTPUT on lo to the proxy (the NAT-split lo→:15001 hop).
+    case outboundRedirected = "outbound-redirected"
+    /// proxy → remote service (exempt from the redirect by its uid/gid).
+    case outboundForwarded = "outbound-forwarded"
+    /// Not intercepted: no rules, an excluded port, the proxy's own admin ports, local traffic.
+    case direct = "direct"
+
+    /// The hop a proxy receives (downstream side of a chain).
+    public var isDownstream: Bool { self == .inboundIntercepted || self == .outboundRedirected }
+    /// The hop a proxy sends (upstream side of a chain).
+    public var isUpstream: Bool { self == .inboundForwarded || self == .outboundForwarded }
+
+    /// The upstream role that pairs with a downstream one.
+    public var upstreamRole: HopRole? {
+        switch self {
+        case .inboundIntercepted: .inboundForwarded
+        case .outboundRedirected: .outboundForwarded
+        default: nil
+        }
+    }
+
+    public var downstreamRole: HopRole? {
+        switch self {
+        case .inboundForwarded: .inboundIntercepted
+        case .outboundForwarded: .outboundRedirected
+        default: nil
+        }
+    }
+
+    /// A few words for people: "client → proxy (redirected)".
+    public var phrase: String {
+        switch self {
+        case .inboundIntercepted: "client → pod, redirected to the proxy"
+        case .inboundForwarded: "proxy → app"
+        case .outboundRedirected: "app → remote, redirected to the proxy"
+        case .outboundForwarded: "proxy → remote"
+        case .direct: "direct (not intercepted)"
+        }
+    }
+}
+
+/// What the rules say about a connection's first packet.
+public struct RuleVerdict: Sendable, Hashable {
+    public enum Outcome: Sendable, Hashable {
+        /// REDIRECTed (or TPROXYed) to this local port.
+        case redirected(toPort: UInt16)
+        /// Left alone (RETURN/ACCEPT/policy).
+        case notRedirected
+        /// Depends on the socket's owner, which a capture does not show: these owners are exempt,
+        /// everyone else is redirected to `toPort`.
+        case ownerDependent(toPort: UInt16, exempt: [String])
+        /// No rules are known for this capture.
+        case noRules
+    }
+
+    public var outcome: Outcome
+    /// The traversal, one line per rule that was reached: `nat/OUTPUT rule 1 (-A OUTPUT -p tcp -j ISTIO_OUTPUT): jump`.
+    public var traversal: [String]
+    /// One sentence: "nat/PREROUTING rule 1 → ISTIO_INBOUND rule 1 (--dport 80) → REDIRECT --to-ports 15001".
+    public var sentence: String
+    /// The rule that decided, as `table/CHAIN rule N`.
+    public var decidingRule: String?
+
+    public init(outcome: Outcome, traversal: [String] = [], sentence: String, decidingRule: String? = nil) {
+        self.outcome = outcome
+        self.traversal = traversal
+        self.sentence = sentence
+        self.decidingRule = decidingRule
+    }
+
+    public static let none = RuleVerdict(outcome: .noRules, sentence: "no interception rules known for this capture")
+}
+
+/// Answers rule questions for the correlator (implemented over HopNetfilter's evaluator).
+public protocol RuleOracle: Sendable {
+    /// A name for reports: `istio-2018`, `istio-current`, `rules.txt`.
+    var name: String { get }
+    /// Ports the rules redirect to (the proxy's listeners).
+    var proxyPorts: Set<UInt16> { get }
+    /// A SYN arriving from outside (nat PREROUTING, from a non-loopback interface).
+    func inbound(client: Endpoint, server: Endpoint) -> RuleVerdict
+    /// A SYN generated inside the pod (nat OUTPUT), owner unknown.
+    func outbound(client: Endpoint, server: Endpoint) -> RuleVerdict
+}
+
+/// No rules: nothing is intercepted.
+public struct NoRules: RuleOracle {
+    public init() {}
+    public var name: String { "none" }
+    public var proxyPorts: Set<UInt16> { [] }
+    public func inbound(client: Endpoint, server: Endpoint) -> RuleVerdict { .none }
+    public func outbound(client: Endpoint, server: Endpoint) -> RuleVerdict { .none }
+}
+
+/// One copy of a request: an exchange on one connection, with its role.
+public struct Hop: Sendable, Hashable {
+    public var role: HopRole
+    public var exchange: HTTPExchange
+    /// What the rules say about this hop's connection.
+    public var rule: RuleVerdict
+    /// 1 for the first upstream attempt, 2… for retries (0 on the downstream hop).
+    public var attempt: Int
+    /// Why the role was given (one line).
+    public var roleReason: String
+
+    public var connection: Connection { exchange.connection }
+    public var requestStart: Int64? { exchange.request?.firstTimestamp }
+    public var responseEnd: Int64? { exchange.response?.lastTimestamp }
+}
+
+/// How complete a chain is.
+public enum ChainCompleteness: Sendable, Hashable {
+    /// Every hop the rules imply was found.
+    case complete
+    /// A hop the rules imply is not in the capture.
+    case incomplete(missing: HopRole, advice: String)
+}
+
+/// The copies of one logical request across proxy hops, with the evidence that ties them.
+public struct RequestChain: Sendable, Hashable {
+    public var id: Int
+    /// Downstream first, then upstream attempts in order.
+    public var hops: [Hop]
+    public var completeness: ChainCompleteness
+    /// 0…1: how sure the pairing is (1 for a single hop or an unambiguous pair).
+    public var confidence: Double
+    /// The facts that tie the hops: "same method and target", "x-request-id equal", …
+    public var evidence: [String]
+    /// A plain sentence answering "why do I see this request twice?".
+    public var explanation: String
+
+    public var method: String? { hops.first?.exchange.request?.method ?? hops.last?.exchange.request?.method }
+    public var target: String? { hops.first?.exchange.request?.target ?? hops.last?.exchange.request?.target }
+    public var host: String? { hops.first?.exchange.request?.host }
+    /// The status the client saw (downstream hop), else the last hop's.
+    public var status: Int? { hops.first?.exchange.response?.status ?? hops.last?.exchange.response?.status }
+    public var isMultiHop: Bool { hops.count > 1 }
+    public var isIncomplete: Bool { if case .incomplete = completeness { true } else { false } }
+    /// Retries: upstream attempts beyond the first.
+    public var retries: Int { max(0, hops.filter { $0.role.isUpstream }.count - 1) }
+
+    /// Time the proxy added: downstream duration minus the successful upstream's duration.
+    public var proxyAddedNs: Int64? {
+        guard hops.count >= 2, let d = hops.first, let u = hops.last,
+              let ds = d.requestStart, let de = d.responseEnd, let us = u.requestStart, let ue = u.responseEnd else { return nil }
+        return (de - ds) - (ue - us)
+    }
+}
+
+/// The same request seen more than once with no proxy hop to explain it.
+public struct DuplicateGroup: Sendable, Hashable {
+    public var method: String
+    public var target: String
+    public var host: String?
+    public var client: IPAddress
+    public var server: Endpoint
+    /// Chain ids of the copies, in time order.
+    public var chainIDs: [Int]
+    /// Start times of the copies.
+    public var starts: [Int64]
+    public var explanation: String
+    /// Copies beyond the first.
+    public var extraCopies: Int { max(0, chainIDs.count - 1) }
+}
+
+/// The numbers a report opens with.
+public struct AnalysisSummary: Sendable, Hashable {
+    public var exchanges = 0
+    /// Requests seen on the wire (every copy counts).
+    public var requestsOnWire = 0
+    /// Chains: what the requests amount to once copies are paired.
+    public var logicalRequests = 0
+    public var multiHopChains = 0
+    public var incompleteChains = 0
+    /// Copies beyond the first in all duplicate groups.
+    public var unexplainedDuplicates = 0
+    public var duplicateGroups = 0
+    public var retries = 0
+    public var roles: [HopRole: Int] = [:]
+    /// Pairings made among several equally possible candidates (optimal matching on timing).
+    public var ambiguousPairings = 0
+    /// Upstream copies that matched no downstream one.
+    public var orphanUpstreams = 0
+    public init() {}
+}

@@ -1,0 +1,104 @@
+import HopCapture
+import HopCorrelation
+import HopFlows
+import HopHTTP
+
+/// Everything a report shows: the capture, the rules, the chains and the counters.
+public struct AnalysisReport: Sendable {
+    public struct CounterSection: Sendable {
+        public var name: String
+        public var items: [(name: String, count: Int, explanation: String)]
+        public init(name: String, items: [(name: String, count: Int, explanation: String)]) {
+            self.name = name
+            self.items = items
+        }
+    }
+
+    /// The capture's path, or a description of it.
+    public var source: String
+    public var linkType: String
+    public var packets: Int
+    public var connections: Int
+    public var rulesName: String
+    /// How the rules were chosen: "given", or what auto-detection saw.
+    public var rulesOrigin: String
+    public var podAddresses: [String]
+    public var podAddressesInferred: Bool
+    public var summary: AnalysisSummary
+    public var chains: [RequestChain]
+    public var duplicates: [DuplicateGroup]
+    public var counters: [CounterSection]
+    /// Interface names by index, where known (live captures).
+    public var interfaceNames: [Int32: String]
+    /// Problems that ended the read early (a truncated file).
+    public var readError: String?
+
+    public init(source: String, linkType: String, packets: Int, connections: Int, rulesName: String, rulesOrigin: String,
+                podAddresses: [String], podAddressesInferred: Bool, summary: AnalysisSummary, chains: [RequestChain],
+                duplicates: [DuplicateGroup], counters: [CounterSection], interfaceNames: [Int32: String] = [:],
+                readError: String? = nil) {
+        self.source = source
+        self.linkType = linkType
+        self.packets = packets
+        self.connections = connections
+        self.rulesName = rulesName
+        self.rulesOrigin = rulesOrigin
+        self.podAddresses = podAddresses
+        self.podAddressesInferred = podAddressesInferred
+        self.summary = summary
+        self.chains = chains
+        self.duplicates = duplicates
+        self.counters = counters
+        self.interfaceNames = interfaceNames
+        self.readError = readError
+    }
+
+    /// The interface(s) a hop's packets were seen on: names where known, `ifN` otherwise.
+    public func interface(of hop: Hop) -> String? {
+        let idx = hop.connection.interfaceIndexes
+        guard !idx.isEmpty else { return nil }
+        return idx.map { interfaceNames[$0] ?? "if\($0)" }.joined(separator: ",")
+    }
+
+    /// One paragraph that answers "why does tcpdump show every request twice?" for this capture.
+    public var answer: String {
+        let s = summary
+        var text: String
+        if s.requestsOnWire == 0 {
+            return "No HTTP requests were found in this capture."
+        }
+        let copies = s.requestsOnWire
+        if s.multiHopChains == 0 {
+            text = "The capture holds \(copies) request\(copies == 1 ? "" : "s") on the wire and no request was copied by a proxy"
+            text += rulesName == "none" ? " (no sidecar traces were found, so no interception rules were assumed)." : " (rules: \(rulesName))."
+        } else {
+            let inbound = chains.filter { $0.isMultiHop && $0.hops.first?.role == .inboundIntercepted }.count
+            let outbound = chains.filter { $0.isMultiHop && $0.hops.first?.role == .outboundRedirected }.count
+            text = "You see \(copies) requests on the wire, but they are \(s.logicalRequests) request\(s.logicalRequests == 1 ? "" : "s"): "
+            var parts: [String] = []
+            if inbound > 0 {
+                parts.append("\(inbound) inbound request\(inbound == 1 ? " was" : "s were") captured once on the way in (client → pod, before iptables REDIRECTed \(inbound == 1 ? "it" : "them") to the sidecar proxy) and again when the proxy forwarded \(inbound == 1 ? "it" : "them") to the app")
+            }
+            if outbound > 0 {
+                parts.append("\(outbound) outbound request\(outbound == 1 ? " was" : "s were") captured on lo as the app's connection REDIRECTed to the proxy (its replies de-NATed, so tcpdump shows two half-connections) and again as the proxy's own connection to the original destination")
+            }
+            text += parts.joined(separator: "; ") + "."
+            if let med = medianProxyAdded { text += " The proxy added \(Timestamp.duration(med)) per request (median)." }
+        }
+        if s.retries > 0 { text += " \(s.retries) upstream attempt\(s.retries == 1 ? " was a retry" : "s were retries")." }
+        if s.incompleteChains > 0 {
+            text += " \(s.incompleteChains) chain\(s.incompleteChains == 1 ? " is" : "s are") incomplete: a hop the rules imply is not in the capture (see below)."
+        }
+        if s.unexplainedDuplicates > 0 {
+            text += " \(s.unexplainedDuplicates) cop\(s.unexplainedDuplicates == 1 ? "y is" : "ies are") not explained by any proxy hop: the client sent the same request again."
+        } else {
+            text += " No copy is left unexplained."
+        }
+        return text
+    }
+
+    public var medianProxyAdded: Int64? {
+        let v = chains.compactMap(\.proxyAddedNs).sorted()
+        return v.isEmpty ? nil : v[v.count / 2]
+    }
+}

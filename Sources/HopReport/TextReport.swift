@@ -1,0 +1,125 @@
+import HopCapture
+import HopCorrelation
+
+/// The default report, for people.
+public enum TextReport {
+    public struct Options: Sendable {
+        /// Chains shown in full (the rest are counted).
+        public var detailLimit: Int = 20
+        public var showDirect: Bool = false
+        public init() {}
+    }
+
+    public static func render(_ r: AnalysisReport, options: Options = Options()) -> String {
+        var out: [String] = []
+        let s = r.summary
+        out.append("hoptrace analyze — \(r.source)")
+        out.append("capture  \(r.packets) packets (\(r.linkType)), \(r.connections) TCP connections, \(s.exchanges) HTTP exchanges")
+        out.append("rules    \(r.rulesName) (\(r.rulesOrigin))")
+        let pods = r.podAddresses.isEmpty ? "unknown" : r.podAddresses.joined(separator: ", ")
+        out.append("pod      \(pods)\(r.podAddressesInferred ? " (inferred; --pod-ip to set)" : "")")
+        if let e = r.readError { out.append("warning  \(e)") }
+        out.append("")
+        out.append("\(s.requestsOnWire) requests on the wire → \(s.logicalRequests) logical requests: \(s.multiHopChains) multi-hop chain\(s.multiHopChains == 1 ? "" : "s"), \(s.incompleteChains) incomplete, \(s.unexplainedDuplicates) unexplained duplicate\(s.unexplainedDuplicates == 1 ? "" : "s")")
+        let roleLine = HopRole.allCases.compactMap { role -> String? in
+            guard let n = s.roles[role], n > 0 else { return nil }
+            return "\(role.rawValue) \(n)"
+        }.joined(separator: ", ")
+        if !roleLine.isEmpty { out.append("hops     \(roleLine)") }
+
+        let detailed = r.chains.filter { $0.isMultiHop || $0.isIncomplete || $0.hops.first?.role != .direct || options.showDirect }
+        if !detailed.isEmpty { out.append("") }
+        for c in detailed.prefix(options.detailLimit) {
+            out.append(contentsOf: chainBlock(c, report: r))
+            out.append("")
+        }
+        if detailed.count > options.detailLimit {
+            out.append("… \(detailed.count - options.detailLimit) more chain\(detailed.count - options.detailLimit == 1 ? "" : "s") (--all shows every chain; --format json lists them)")
+            out.append("")
+        }
+        let direct = r.chains.filter { !$0.isMultiHop && !$0.isIncomplete && $0.hops.first?.role == .direct }
+        if !direct.isEmpty && !options.showDirect {
+            var groups: [String: Int] = [:]
+            var order: [String] = []
+            for c in direct {
+                let k = "\(c.method ?? "?") \(c.target ?? "?")"
+                if groups[k] == nil { order.append(k) }
+                groups[k, default: 0] += 1
+            }
+            let list = order.prefix(8).map { "\($0) ×\(groups[$0]!)" }.joined(separator: ", ")
+            out.append("direct (not intercepted): \(direct.count) request\(direct.count == 1 ? "" : "s") — \(list)\(order.count > 8 ? ", …" : "")")
+            out.append("")
+        }
+        if !r.duplicates.isEmpty {
+            out.append("unexplained duplicates:")
+            for g in r.duplicates.prefix(options.detailLimit) {
+                out.append("  \(g.method) \(g.target) ×\(g.starts.count) from \(g.client) to \(g.server) (chains \(g.chainIDs.prefix(6).map(String.init).joined(separator: ", "))\(g.chainIDs.count > 6 ? ", …" : ""))")
+                out.append("    \(g.explanation)")
+            }
+            if r.duplicates.count > options.detailLimit { out.append("  … \(r.duplicates.count - options.detailLimit) more groups") }
+            out.append("")
+        }
+        let incomplete = r.chains.filter(\.isIncomplete)
+        if !incomplete.isEmpty {
+            out.append("incomplete chains: \(incomplete.count)")
+            var advice: [String: Int] = [:]
+            for c in incomplete { if case .incomplete(let m, let a) = c.completeness { advice["missing \(m.rawValue): \(a)", default: 0] += 1 } }
+            for (a, n) in advice.sorted(by: { $0.value > $1.value }) { out.append("  \(n)× \(a)") }
+            out.append("")
+        }
+        let problems = r.counters.flatMap { sec in
+            sec.items.filter { isProblem(sec.name, $0.name) }.map { "\($0.count) \($0.name)" }
+        }
+        if !problems.isEmpty {
+            out.append("capture notes: " + problems.joined(separator: ", "))
+            out.append("")
+        }
+        out.append("answer: " + r.answer)
+        return out.joined(separator: "\n") + "\n"
+    }
+
+    static func isProblem(_ section: String, _ name: String) -> Bool {
+        let keys = ["malformed", "truncated", "gap", "inconsistent", "cap", "evict", "lost", "error", "bad-", "unknown", "tls", "non-http", "fragments"]
+        return keys.contains { name.contains($0) }
+    }
+
+    public static func chainBlock(_ c: RequestChain, report r: AnalysisReport) -> [String] {
+        var out: [String] = []
+        var head = "chain \(c.id)  \(c.method ?? "?") \(c.target ?? "?")"
+        if let h = c.host { head += "  host \(h)" }
+        head += "  → \(c.status.map(String.init) ?? "-")"
+        head += "  confidence \(String(format2(c.confidence)))"
+        if let p = c.proxyAddedNs { head += "  proxy added \(Timestamp.duration(p))" }
+        if c.isIncomplete { head += "  [incomplete]" }
+        out.append(head)
+        let t0 = c.hops.compactMap(\.requestStart).min() ?? 0
+        for (i, h) in c.hops.enumerated() {
+            let cn = h.connection
+            var line = "  \(i + 1). \(h.role.rawValue.padding(21))\(cn.client) → \(cn.server)"
+            if let o = cn.originalDestination { line += " (original destination \(o))" }
+            if let iface = r.interface(of: h) { line += "  on \(iface)" }
+            if h.attempt > 0 && c.retries > 0 { line += "  attempt \(h.attempt)" }
+            out.append(line)
+            var timing = "     "
+            if let s = h.requestStart { timing += (i == 0 ? Timestamp.timeOfDay(s) : "+" + Timestamp.duration(s - t0)) }
+            if let e = h.responseEnd { timing += " … +" + Timestamp.duration(e - t0) }
+            timing += "  status \(h.exchange.response.map { String($0.status) } ?? "-")"
+            out.append(timing)
+            out.append("     rule: \(h.rule.sentence)")
+        }
+        out.append("  why: \(c.explanation)")
+        if !c.evidence.isEmpty { out.append("  evidence: " + c.evidence.joined(separator: "; ")) }
+        return out
+    }
+
+    static func format2(_ v: Double) -> String {
+        let x = Int((v * 100).rounded())
+        return "\(x / 100).\(x % 100 < 10 ? "0" : "")\(x % 100)"
+    }
+}
+
+extension String {
+    func padding(_ width: Int) -> String {
+        count >= width ? self + " " : self + String(repeating: " ", count: width - count)
+    }
+}
