@@ -1,2 +1,0 @@
-/// HopNetfilter: a value model of iptables nat and mangle rules (see RuleSet).
-public enum HopNetfilter {}
