@@ -54,7 +54,10 @@ public final class PcapSource {
         self.linkType = LinkType(rawValue: pcap_datalink(handle))
     }
 
-    deinit { pcap_close(handle) }
+    deinit {
+        pcap_close(handle)  // closes the FILE of a memory capture too
+        memory?.deallocate()
+    }
 
     /// Opens a pcap or pcapng file (or `-` for standard input) with nanosecond timestamps.
     public static func openFile(_ path: String) throws(CaptureError) -> PcapSource {
@@ -79,6 +82,28 @@ public final class PcapSource {
             throw .notACaptureFile(path: path, detail: msg)
         }
         return PcapSource(handle: h, name: path, isLive: false)
+    }
+
+    /// Bytes kept alive for a capture read from memory.
+    private var memory: UnsafeMutableRawBufferPointer?
+
+    /// Opens a capture held in memory (a bundled capture), with nanosecond timestamps.
+    public static func openMemory(_ bytes: [UInt8], name: String) throws(CaptureError) -> PcapSource {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(bytes.count, 1), alignment: 8)
+        buffer.copyMemory(from: UnsafeRawBufferPointer(start: bytes, count: bytes.count))
+        guard let file = fmemopen(buffer.baseAddress, bytes.count, "rb") else {
+            buffer.deallocate()
+            throw .fileNotReadable(path: name, reason: String(cString: strerror(errno)))
+        }
+        var errbuf = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE) + 1)
+        guard let h = pcap_fopen_offline_with_tstamp_precision(file, UInt32(PCAP_TSTAMP_PRECISION_NANO), &errbuf) else {
+            fclose(file)
+            buffer.deallocate()
+            throw .notACaptureFile(path: name, detail: String(cString: errbuf))
+        }
+        let source = PcapSource(handle: h, name: name, isLive: false)
+        source.memory = buffer
+        return source
     }
 
     /// Opens a live interface (`any` for all of them in this network namespace).

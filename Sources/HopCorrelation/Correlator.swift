@@ -227,7 +227,7 @@ public final class Correlator {
         let cl = c.client, sv = c.server
         let pod = podAddresses
         if c.isNATJoined, let o = c.originalDestination {
-            let v = rules.outbound(client: cl, server: o)
+            let v = rules.outbound(client: cl, server: o, viaLoopback: false)
             return (.outboundRedirected, v,
                     "sent to \(o) but captured on lo as \(cl) → \(sv) with replies from \(c.replySource ?? o): REDIRECTed to the proxy")
         }
@@ -235,11 +235,11 @@ public final class Correlator {
             return (.direct, .none, "no interception rules are in force for this capture")
         }
         if cl.address == IPAddress(ipv4: 0x7f00_0006) && (pod.contains(sv.address) || sv.address.isLoopback) {
-            let v = rules.outbound(client: cl, server: sv)
+            let v = rules.outbound(client: cl, server: sv, viaLoopback: sv.address.isLoopback || pod.contains(sv.address))
             return (.inboundForwarded, v, "from 127.0.0.6, the address the proxy uses for inbound forwarding")
         }
         if sv.address.isLoopback && cl.address.isLoopback {
-            let v = rules.outbound(client: cl, server: sv)
+            let v = rules.outbound(client: cl, server: sv, viaLoopback: sv.address.isLoopback || pod.contains(sv.address))
             if rules.proxyPorts.contains(sv.port) {
                 return (.direct, v, "a connection straight to the proxy's port \(sv.port)")
             }
@@ -253,7 +253,7 @@ public final class Correlator {
             return (.direct, v, "arrived for \(sv) and the rules leave it alone")
         }
         if pod.contains(cl.address) && !pod.contains(sv.address) && !sv.address.isLoopback {
-            let v = rules.outbound(client: cl, server: sv)
+            let v = rules.outbound(client: cl, server: sv, viaLoopback: sv.address.isLoopback || pod.contains(sv.address))
             switch v.outcome {
             case .ownerDependent(_, let exempt):
                 return (.outboundForwarded, v,
@@ -419,9 +419,9 @@ public final class Correlator {
             hops.append(h)
             removeUp(id)
         }
-        affinity[d.connection.id] = u.hop.connection.id
         if ambiguous { summary.ambiguousPairings += 1 }
         evidence = self.evidence(d, hops.last!, ambiguous: ambiguous)
+        affinity[d.connection.id] = u.hop.connection.id
         if attempts.count > 0 { evidence.append("\(attempts.count) failed upstream attempt\(attempts.count == 1 ? "" : "s") before the one that answered") }
         var conf = confidence ?? 0.99
         if let a = d.exchange.request.flatMap(Self.requestID), let b = hops.last!.exchange.request.flatMap(Self.requestID), Self.sameRequestID(a, b) {

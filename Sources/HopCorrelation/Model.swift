@@ -89,8 +89,9 @@ public protocol RuleOracle: Sendable {
     var proxyPorts: Set<UInt16> { get }
     /// A SYN arriving from outside (nat PREROUTING, from a non-loopback interface).
     func inbound(client: Endpoint, server: Endpoint) -> RuleVerdict
-    /// A SYN generated inside the pod (nat OUTPUT), owner unknown.
-    func outbound(client: Endpoint, server: Endpoint) -> RuleVerdict
+    /// A SYN generated inside the pod (nat OUTPUT), owner unknown; `viaLoopback` when the
+    /// destination is local (127/8, ::1 or one of the pod's addresses), so it leaves on `lo`.
+    func outbound(client: Endpoint, server: Endpoint, viaLoopback: Bool) -> RuleVerdict
 }
 
 /// No rules: nothing is intercepted.
@@ -99,7 +100,7 @@ public struct NoRules: RuleOracle {
     public var name: String { "none" }
     public var proxyPorts: Set<UInt16> { [] }
     public func inbound(client: Endpoint, server: Endpoint) -> RuleVerdict { .none }
-    public func outbound(client: Endpoint, server: Endpoint) -> RuleVerdict { .none }
+    public func outbound(client: Endpoint, server: Endpoint, viaLoopback: Bool) -> RuleVerdict { .none }
 }
 
 /// One copy of a request: an exchange on one connection, with its role.

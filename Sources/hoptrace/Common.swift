@@ -44,12 +44,16 @@ struct CaptureOptions: ParsableArguments {
     @Argument(parsing: .remaining, help: ArgumentHelp("A BPF filter expression, as tcpdump takes it (e.g. 'tcp port 80').", valueName: "expression"))
     var filterWords: [String] = []
 
-    var filterExpression: String? { filterWords.isEmpty ? nil : filterWords.joined(separator: " ") }
-
-    func validate() throws {
+    /// For commands that need a source (all but `analyze`, which has a bundled capture).
+    func requireSource() throws {
         if readFile == nil && interface == nil {
             throw ValidationError("give a capture file with -r FILE or an interface with -i IFACE")
         }
+    }
+
+    var filterExpression: String? { filterWords.isEmpty ? nil : filterWords.joined(separator: " ") }
+
+    func validate() throws {
         if readFile != nil && interface != nil {
             throw ValidationError("-r and -i cannot be used together")
         }

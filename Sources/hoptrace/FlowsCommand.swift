@@ -32,6 +32,7 @@ struct Flows: ParsableCommand {
     var lineBuffered = false
 
     func validate() throws {
+        try capture.requireSource()
         if format == .json { throw ValidationError("flows prints a stream: use --format text or --format jsonl") }
     }
 
@@ -134,6 +135,7 @@ struct PipelineResult {
     var flows: FlowCounters
     var statistics: CaptureStatistics?
     var readError: CaptureError?
+    var connections: Int
 
     /// Counter lines (stderr) or a final summary object (jsonl, on stdout).
     func report(jsonl: Bool, extra: [(section: String, items: [(name: String, count: Int, explanation: String)])]) {
@@ -182,8 +184,9 @@ struct PipelineResult {
 
 /// capture → decode → connection table → consumer, to the end of the capture (or Ctrl-C).
 func runPipeline(capture: CaptureOptions, lineBuffered: Bool, flowConsumer: StreamEventConsumer,
-                 configuration: FlowConfiguration = .init(), shouldStop: () -> Bool = { false }) throws -> PipelineResult {
-    let source = try capture.open()
+                 configuration: FlowConfiguration = .init(), source given: PcapSource? = nil,
+                 observe: ((TCPSegment) -> Void)? = nil, shouldStop: () -> Bool = { false }) throws -> PipelineResult {
+    let source = try given ?? capture.open()
     guard source.linkType.isSupported else {
         var n = 0
         while case .packet = try? source.next() { n += 1 }
@@ -194,10 +197,11 @@ func runPipeline(capture: CaptureOptions, lineBuffered: Bool, flowConsumer: Stre
     var decoder = PacketDecoder(linkType: source.linkType)
     let table = ConnectionTable(configuration: configuration, consumer: flowConsumer)
     let readError = readSegments(from: source, decoder: &decoder) { seg in
+        observe?(seg)
         table.process(seg)
         return !shouldStop()
     }
     table.finish()
     return PipelineResult(linkType: source.linkType, decode: decoder.counters, flows: table.counters,
-                          statistics: source.statistics(), readError: readError)
+                          statistics: source.statistics(), readError: readError, connections: table.counters.connections)
 }

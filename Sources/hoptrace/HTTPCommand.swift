@@ -41,6 +41,7 @@ struct HTTP: ParsableCommand {
     var quiet = false
 
     func validate() throws {
+        try capture.requireSource()
         if format == .json { throw ValidationError("http prints a stream: use --format text or --format jsonl") }
         if let c = count, c <= 0 { throw ValidationError("-c must be a positive count") }
     }

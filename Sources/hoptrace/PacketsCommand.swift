@@ -37,6 +37,7 @@ struct Packets: ParsableCommand {
     var writeFile: String?
 
     func validate() throws {
+        try capture.requireSource()
         if format == .json { throw ValidationError("packets prints a stream: use --format text or --format jsonl") }
         if let c = count, c <= 0 { throw ValidationError("-c must be a positive count") }
     }

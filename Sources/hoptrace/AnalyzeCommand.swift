@@ -1,0 +1,175 @@
+import ArgumentParser
+import Foundation
+import HopCapture
+import HopCorrelation
+import HopFlows
+import HopHTTP
+import HopNetfilter
+import HopReport
+
+struct Analyze: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Pair the copies of each request across proxy hops and explain why each exists.",
+        discussion: """
+        Reads a capture (a FILE, -r FILE, or live with -i), rebuilds every connection (joining \
+        NAT-split halves), parses HTTP/1.x, gives every exchange a hop role \
+        (inbound-intercepted, inbound-forwarded, outbound-redirected, outbound-forwarded, \
+        direct), pairs the copies of one request into a chain by evidence (method, target, \
+        Host, request ids, time nesting, status; optimal matching when many identical requests \
+        are in flight), and explains each chain with the netfilter rule that made each copy.
+
+        Rules: --rules istio-2018 (the seed article's), istio-current, a file of \
+        iptables-save (or `iptables -t nat -S`) text, or auto (default): the capture's sidecar \
+        traces pick a preset, none means no rules. The pod's addresses are inferred \
+        (packets sent out of the host, NAT-split clients, the busiest address) unless \
+        --pod-ip is given.
+
+        With no FILE, analyzes the bundled capture of the seed scenario (the doubled HEAD).
+
+        Examples:
+          hoptrace analyze
+          hoptrace analyze capture.pcap --rules istio-current --pod-ip 10.0.0.7
+          hoptrace analyze capture.pcap --format html > report.html
+        """)
+
+    @Argument(help: ArgumentHelp("The capture to analyze (pcap or pcapng); the bundled seed capture when omitted.", valueName: "file"))
+    var file: String?
+
+    @OptionGroup var capture: CaptureOptions
+
+    @Option(name: .long, help: ArgumentHelp("istio-2018, istio-current, auto, none, or a file of iptables-save / iptables -S text.", valueName: "rules"))
+    var rules: String = "auto"
+
+    @Option(name: .customLong("pod-ip"), help: ArgumentHelp("The pod's address (repeatable); inferred when omitted.", valueName: "ip"))
+    var podIPs: [String] = []
+
+    @Option(name: .long, help: "Output: text, json (one document), jsonl (one chain per line), mermaid, html.")
+    var format: AnalyzeFormat = .text
+
+    @Flag(name: .long, help: "Text: show every chain in full, including direct requests.")
+    var all = false
+
+    @Option(name: .long, help: ArgumentHelp("Slack for time nesting between capture points, in ms.", valueName: "ms"))
+    var tolerance: Double = 2
+
+    @Option(name: .customLong("duplicate-window"), help: ArgumentHelp("Identical direct requests closer than this are reported as duplicates (0: off), in ms.", valueName: "ms"))
+    var duplicateWindow: Double = 1000
+
+    enum AnalyzeFormat: String, ExpressibleByArgument, CaseIterable {
+        case text, json, jsonl, mermaid, html
+    }
+
+    func validate() throws {
+        if file != nil && (capture.readFile != nil || capture.interface != nil) {
+            throw ValidationError("give the capture once: as FILE or with -r/-i")
+        }
+        for ip in podIPs where HopCapture.IPAddress(ip) == nil { throw ValidationError("--pod-ip \(ip) is not an IPv4 or IPv6 address") }
+    }
+
+    func ruleSelection() throws -> RuleSelection {
+        switch rules {
+        case "auto": return .auto(presets: { NetfilterOracle.preset($0) })
+        case "none": return .fixed(NoRules())
+        default:
+            if let p = NetfilterOracle.preset(rules) { return .fixed(p) }
+            guard FileManager.default.fileExists(atPath: rules) else {
+                throw InputError(message: "--rules \(rules): not a preset (\(InterceptConfig.presetNames.joined(separator: ", ")), auto, none) and no such file")
+            }
+            let text: String
+            do { text = try String(contentsOfFile: rules, encoding: .utf8) } catch {
+                throw InputError(message: "--rules \(rules): cannot be read: \(error.localizedDescription)")
+            }
+            do {
+                let set = try RuleSet.parse(text)
+                for w in set.warnings { Output.stderr.line("hoptrace: --rules \(rules): \(w)") }
+                return .fixed(NetfilterOracle(ruleSet: set, name: (rules as NSString).lastPathComponent))
+            } catch {
+                throw InputError(message: "--rules \(rules): \(error)")
+            }
+        }
+    }
+
+    func run() throws {
+        var capture = self.capture
+        var sourceName: String
+        var given: PcapSource? = nil
+        if let f = file {
+            capture.readFile = f
+            sourceName = f
+        } else if let r = capture.readFile {
+            sourceName = r
+        } else if let i = capture.interface {
+            sourceName = "live capture on \(i)"
+        } else {
+            sourceName = "\(BundledCapture.name) (bundled seed scenario: give a FILE to analyze yours)"
+            do { given = try PcapSource.openMemory(BundledCapture.bytes, name: BundledCapture.name) } catch {
+                throw InputError(message: error.description)
+            }
+            if let f = capture.filterExpression {
+                do { try given!.setFilter(f) } catch { throw InputError(message: error.description) }
+            }
+            Output.stderr.line("hoptrace: no capture given: analyzing the bundled seed capture \(BundledCapture.name)")
+        }
+        var cfg = CorrelatorConfiguration()
+        cfg.rules = try ruleSelection()
+        cfg.podAddresses = Set(podIPs.compactMap { HopCapture.IPAddress($0) })
+        cfg.tolerance = Int64(tolerance * 1_000_000)
+        cfg.duplicateWindow = Int64(duplicateWindow * 1_000_000)
+
+        let out = Output.stdout
+        let format = self.format
+        var chains: [RequestChain] = []
+        var streamed = 0
+        let correlator = Correlator(configuration: cfg) { chain in
+            if format == .jsonl {
+                out.line(JSONReport.chain(chain, report: nil))
+                streamed += 1
+            } else {
+                chains.append(chain)
+            }
+        }
+        let http = HTTPAnalyzer { correlator.add($0) }
+        let result = try runPipeline(capture: capture, lineBuffered: false, flowConsumer: http, source: given,
+                                     observe: { seg in
+                                         if seg.direction == .outgoing { correlator.observeLocalAddress(seg.source.address) }
+                                     })
+        http.finish()
+        correlator.finish()
+
+        let origin: String
+        switch cfg.rules {
+        case .fixed: origin = rules == "none" ? "given: no interception rules" : "given with --rules"
+        case .auto: origin = correlator.evidence.detected
+            ? "auto: \(correlator.evidence.description); --rules to choose"
+            : "auto: no sidecar traces in the capture; --rules to evaluate a rule set"
+        }
+        let report = AnalysisReport(
+            source: sourceName, linkType: result.linkType.name, packets: result.decode.packets,
+            connections: result.connections, rulesName: correlator.rules.name, rulesOrigin: origin,
+            podAddresses: correlator.podAddresses.sorted().map(\.description),
+            podAddressesInferred: correlator.podAddressesInferred, summary: correlator.summary, chains: chains,
+            duplicates: correlator.duplicates,
+            counters: [
+                .init(name: "decode", items: result.decode.report.map { ($0.name, $0.count, $0.explanation) }),
+                .init(name: "flows", items: result.flows.report),
+                .init(name: "http", items: http.counters.report),
+            ],
+            readError: result.readError?.description)
+        switch format {
+        case .text:
+            var o = TextReport.Options()
+            if all { o.detailLimit = .max; o.showDirect = true }
+            out.write(TextReport.render(report, options: o))
+        case .json:
+            out.line(JSONReport.document(report))
+        case .jsonl:
+            out.line(JSONReport.trailer(report))
+        case .mermaid:
+            out.write(MermaidReport.render(report))
+        case .html:
+            out.write(HTMLReport.render(report))
+        }
+        out.flush()
+        if let e = result.readError { throw InputError(message: e.description) }
+    }
+}
