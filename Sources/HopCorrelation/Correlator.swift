@@ -340,15 +340,20 @@ public final class Correlator {
         return us == ds
     }
 
-    /// Cost of pairing: the proxy's forwarding delay plus its response delay (ns), with a
-    /// small penalty when the connections were not paired before.
+    /// Cost of pairing: the squares of the proxy's forwarding delay and of its response
+    /// delay (in µs), plus a small penalty when the connections were not paired before.
+    /// Squares, not absolute values: a linear cost is the same for every assignment of
+    /// requests in flight (the sums of start times do not depend on the pairing), while a
+    /// convex one is smallest when the proxy's delays are alike — the order-preserving
+    /// assignment a FIFO proxy produces.
     private func cost(_ d: Hop, _ u: Hop) -> Double {
         let dReqEnd = d.exchange.request?.lastTimestamp ?? 0
         let uReqStart = u.exchange.request?.firstTimestamp ?? 0
         let dRespEnd = d.exchange.response?.lastTimestamp ?? now
         let uRespEnd = u.exchange.response?.lastTimestamp ?? uReqStart
-        var c = Double(abs(uReqStart - dReqEnd)) + Double(abs(dRespEnd - uRespEnd))
-        if affinity[d.connection.id] != u.connection.id { c += 20_000 }
+        let a = Double(uReqStart - dReqEnd) / 1_000, b = Double(dRespEnd - uRespEnd) / 1_000
+        var c = a * a + b * b
+        if affinity[d.connection.id] != u.connection.id { c += 400 }
         return c
     }
 
@@ -384,7 +389,7 @@ public final class Correlator {
                 // How much better the chosen copy is than the next best for this request.
                 let others = matrix[i].enumerated().compactMap { $0.offset == j ? nil : $0.element }
                 if let c2 = others.min() {
-                    confidence = max(0.5, min(0.98, 0.5 + 0.5 * (c2 - c1) / (c2 + c1 + 1_000)))
+                    confidence = max(0.5, min(0.98, 0.5 + 0.5 * (c2 - c1) / (c2 + c1 + 1)))
                 } else {
                     confidence = 0.99
                 }

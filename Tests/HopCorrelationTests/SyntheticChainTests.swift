@@ -1,0 +1,170 @@
+import HopCapture
+@testable import HopCorrelation
+import HopFlows
+import HopHTTP
+import XCTest
+
+/// Exchanges built by hand: timings and tuples chosen to exercise one behaviour each.
+final class SyntheticChainTests: XCTestCase {
+    let pod = IPAddress("198.18.0.1")!
+    let client = IPAddress("198.18.0.2")!
+    let remote = IPAddress("198.18.0.9")!
+    let lo = IPAddress("127.0.0.1")!
+    var nextConn = 1
+
+    func conn(_ c: Endpoint, _ s: Endpoint, orig: Endpoint? = nil, handshake: Bool = true) -> Connection {
+        var x = Connection(id: ConnectionID(nextConn), client: c, server: s, firstTimestamp: 0, sawHandshake: handshake)
+        nextConn += 1
+        if let orig { x.replySource = orig; x.originalDestination = orig }
+        return x
+    }
+
+    func exchange(_ c: Connection, _ method: String = "HEAD", _ target: String = "/", start: Int64, end: Int64?,
+                  status: Int? = 200, headers: HTTPHeaders = [("Host", "svc")]) -> HTTPExchange {
+        let q = HTTPRequest(method: method, target: target, version: .http11, headers: headers, firstTimestamp: start, lastTimestamp: start)
+        let r = status.map { HTTPResponse(status: $0, reason: "OK", version: .http11, headers: [], firstTimestamp: (end ?? start) - 1, lastTimestamp: end ?? start) }
+        return HTTPExchange(c, sequence: 1, request: q, response: end == nil ? nil : r)
+    }
+
+    func run(_ xs: [HTTPExchange], rules: (any RuleOracle)?) -> ([RequestChain], Correlator) {
+        var cfg = CorrelatorConfiguration()
+        cfg.podAddresses = [pod]
+        cfg.rules = .fixed(rules ?? NoRules())
+        var chains: [RequestChain] = []
+        let c = Correlator(configuration: cfg) { chains.append($0) }
+        // HopHTTP emits an exchange when its response completes (or the connection ends).
+        for x in xs.sorted(by: { ($0.response?.lastTimestamp ?? $0.request!.lastTimestamp) < ($1.response?.lastTimestamp ?? $1.request!.lastTimestamp) }) {
+            c.add(x)
+        }
+        c.finish()
+        return (chains, c)
+    }
+
+    func test32IdenticalHeadsInFlightArePairedByOptimalMatching() throws {
+        let us: Int64 = 1_000
+        var xs: [HTTPExchange] = []
+        var truth: [ConnectionID: ConnectionID] = [:]
+        var rng: UInt64 = 12345
+        func jitter(_ max: Int64) -> Int64 {
+            rng = rng &* 6364136223846793005 &+ 1442695040888963407
+            return Int64((rng >> 33) % UInt64(2 * max + 1)) - max
+        }
+        for i in 0..<32 {
+            let d = conn(Endpoint(client, UInt16(40000 + i)), Endpoint(pod, 80))
+            let u = conn(Endpoint(lo, UInt16(50000 + i)), Endpoint(lo, 80))
+            let dStart = Int64(i) * 20 * us
+            let uStart = dStart + 150 * us + jitter(8 * us)
+            let uEnd = uStart + 300 * us + jitter(8 * us)
+            let dEnd = uEnd + 60 * us + jitter(8 * us)
+            xs.append(exchange(d, start: dStart, end: dEnd))
+            xs.append(exchange(u, start: uStart, end: uEnd))
+            truth[d.id] = u.id
+        }
+        let (chains, corr) = run(xs, rules: NetfilterOracle.preset("istio-2018")!)
+        XCTAssertEqual(chains.count, 32)
+        for c in chains {
+            XCTAssertEqual(c.hops.map(\.role), [.inboundIntercepted, .inboundForwarded])
+            XCTAssertEqual(truth[c.hops[0].connection.id], c.hops[1].connection.id, "chain \(c.id) paired wrongly")
+            XCTAssertGreaterThanOrEqual(c.confidence, 0.5)
+            XCTAssertLessThanOrEqual(c.confidence, 1)
+        }
+        XCTAssertGreaterThan(corr.summary.ambiguousPairings, 0, "the HEADs overlap: several candidates each")
+        XCTAssertTrue(chains.contains { $0.evidence.contains { $0.contains("optimal matching") } })
+    }
+
+    func testRetryIsOneChainWithAttempts() throws {
+        let ms: Int64 = 1_000_000
+        let d = conn(Endpoint(client, 40001), Endpoint(pod, 80))
+        let u1 = conn(Endpoint(lo, 50001), Endpoint(lo, 80))
+        let u2 = conn(Endpoint(lo, 50002), Endpoint(lo, 80))
+        let (chains, corr) = run([
+            exchange(d, "GET", "/r", start: 0, end: 10 * ms),
+            exchange(u1, "GET", "/r", start: 1 * ms, end: nil, status: nil),
+            exchange(u2, "GET", "/r", start: 2 * ms, end: 9 * ms),
+        ], rules: NetfilterOracle.preset("istio-2018")!)
+        XCTAssertEqual(chains.count, 1)
+        let c = try XCTUnwrap(chains.first)
+        XCTAssertEqual(c.hops.map(\.connection.id), [d.id, u1.id, u2.id])
+        XCTAssertEqual(c.hops.map(\.attempt), [0, 1, 2])
+        XCTAssertEqual(c.retries, 1)
+        XCTAssertEqual(corr.summary.retries, 1)
+        XCTAssertTrue(c.explanation.contains("tried 2 times"), c.explanation)
+    }
+
+    func testGenuineDuplicateWithoutRulesIsReportedNotMerged() throws {
+        let ms: Int64 = 1_000_000
+        let a = conn(Endpoint(client, 40001), Endpoint(pod, 80))
+        let b = conn(Endpoint(client, 40002), Endpoint(pod, 80))
+        let (chains, corr) = run([exchange(a, start: 0, end: 2 * ms), exchange(b, start: 300 * ms, end: 302 * ms)], rules: nil)
+        XCTAssertEqual(chains.count, 2)
+        XCTAssertTrue(chains.allSatisfy { $0.hops.count == 1 && $0.hops[0].role == .direct })
+        XCTAssertEqual(corr.summary.unexplainedDuplicates, 1)
+        XCTAssertEqual(corr.duplicates.count, 1)
+        XCTAssertEqual(corr.duplicates.first?.chainIDs, [1, 2])
+        XCTAssertTrue(corr.duplicates.first!.explanation.contains("genuine duplicate"), corr.duplicates.first!.explanation)
+        // Far apart in time: not a duplicate.
+        let (_, far) = run([exchange(conn(Endpoint(client, 1), Endpoint(pod, 80)), start: 0, end: 1),
+                            exchange(conn(Endpoint(client, 2), Endpoint(pod, 80)), start: 5_000 * ms, end: 5_001 * ms)], rules: nil)
+        XCTAssertEqual(far.summary.unexplainedDuplicates, 0)
+    }
+
+    func testCurrentLayoutRoles() throws {
+        let ms: Int64 = 1_000_000
+        let inD = conn(Endpoint(client, 40001), Endpoint(pod, 80))
+        let inU = conn(Endpoint(IPAddress("127.0.0.6")!, 50001), Endpoint(pod, 80))
+        let admin = conn(Endpoint(client, 40002), Endpoint(pod, 15021))
+        let outD = conn(Endpoint(pod, 40003), Endpoint(lo, 15001), orig: Endpoint(remote, 80))
+        let outU = conn(Endpoint(pod, 40004), Endpoint(remote, 80))
+        let (chains, _) = run([
+            exchange(inD, "GET", "/in", start: 0, end: 5 * ms),
+            exchange(inU, "GET", "/in", start: 1 * ms, end: 4 * ms),
+            exchange(admin, "GET", "/healthz/ready", start: 10 * ms, end: 11 * ms),
+            exchange(outD, "HEAD", "/out", start: 20 * ms, end: 25 * ms),
+            exchange(outU, "HEAD", "/out", start: 21 * ms, end: 24 * ms),
+        ], rules: NetfilterOracle.preset("istio-current")!)
+        let byTarget = Dictionary(uniqueKeysWithValues: chains.map { ($0.target!, $0) })
+        XCTAssertEqual(byTarget["/in"]?.hops.map(\.role), [.inboundIntercepted, .inboundForwarded])
+        XCTAssertEqual(byTarget["/in"]?.hops[0].rule.outcome, .redirected(toPort: 15006))
+        XCTAssertEqual(byTarget["/healthz/ready"]?.hops.map(\.role), [.direct])
+        XCTAssertEqual(byTarget["/out"]?.hops.map(\.role), [.outboundRedirected, .outboundForwarded])
+        XCTAssertEqual(byTarget["/out"]?.hops[0].connection.originalDestination, Endpoint(remote, 80))
+    }
+
+    func testMissingUpstreamHopIsIncompleteWithAdvice() throws {
+        let ms: Int64 = 1_000_000
+        let d = conn(Endpoint(client, 40001), Endpoint(pod, 80))
+        let (chains, corr) = run([exchange(d, start: 0, end: 2 * ms)], rules: NetfilterOracle.preset("istio-2018")!)
+        XCTAssertEqual(chains.count, 1)
+        guard case .incomplete(let missing, let advice) = chains[0].completeness else { return XCTFail("\(chains[0])") }
+        XCTAssertEqual(missing, .inboundForwarded)
+        XCTAssertTrue(advice.contains("-i any"), advice)
+        XCTAssertEqual(corr.summary.incompleteChains, 1)
+        // A 503 the proxy made itself is not a missing hop.
+        let e = conn(Endpoint(client, 40002), Endpoint(pod, 80))
+        let (c2, _) = run([exchange(e, start: 0, end: 1 * ms, status: 503)], rules: NetfilterOracle.preset("istio-2018")!)
+        XCTAssertEqual(c2.first?.completeness, .complete)
+    }
+
+    func testRequestIDsDecideAndEnvoyTraceDigitIsIgnored() throws {
+        let ms: Int64 = 1_000_000
+        let d1 = conn(Endpoint(client, 40001), Endpoint(pod, 80))
+        let d2 = conn(Endpoint(client, 40002), Endpoint(pod, 80))
+        let u1 = conn(Endpoint(lo, 50001), Endpoint(lo, 80))
+        let u2 = conn(Endpoint(lo, 50002), Endpoint(lo, 80))
+        // Timing alone would cross them; the request ids say otherwise.
+        let id1 = "3f1b2c4d-1111-4aaa-8bbb-000000000001", id1e = "3f1b2c4d-1111-9aaa-8bbb-000000000001"
+        let id2 = "3f1b2c4d-2222-4aaa-8bbb-000000000002"
+        let (chains, _) = run([
+            exchange(d1, start: 0, end: 10 * ms, headers: [("Host", "svc"), ("x-request-id", id1)]),
+            exchange(d2, start: 1 * ms, end: 11 * ms, headers: [("Host", "svc"), ("x-request-id", id2)]),
+            exchange(u2, start: 2 * ms, end: 8 * ms, headers: [("Host", "svc"), ("x-request-id", id2)]),
+            exchange(u1, start: 3 * ms, end: 9 * ms, headers: [("Host", "svc"), ("x-request-id", id1e)]),
+        ], rules: NetfilterOracle.preset("istio-2018")!)
+        XCTAssertEqual(chains.count, 2)
+        for c in chains {
+            let pair = (c.hops[0].connection.id, c.hops[1].connection.id)
+            XCTAssertTrue(pair == (d1.id, u1.id) || pair == (d2.id, u2.id), "\(pair)")
+            XCTAssertEqual(c.confidence, 1.0)
+        }
+    }
+}
