@@ -173,6 +173,7 @@ extension RuleSet {
         var section: (name: TableName, line: Int)?
         var gotoLines: [TableName: [String: Int]] = [:]
         var lineNo = 0
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
 
         func finish(_ name: TableName) throws(ParseError) {
             guard var t = set[table: name] else { return }
@@ -185,13 +186,13 @@ extension RuleSet {
                 }
             }
             for (chain, line) in gotoLines[name] ?? [:] where !userChains.contains(chain) {
-                throw ParseError(line: line, message: "goto target '\(chain)' is not a user-defined chain of table \(name)", text: "")
+                throw ParseError(line: line, message: "goto target '\(chain)' is not a user-defined chain of table \(name)",
+                                 text: line <= lines.count ? String(lines[line - 1]) : "")
             }
             gotoLines[name] = nil
             set[table: name] = t
         }
 
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
         for rawLine in lines {
             lineNo += 1
             let line = rawLine.hasSuffix("\r") ? rawLine.dropLast() : rawLine

@@ -42,9 +42,10 @@ final class NamespaceTests: XCTestCase {
         for line in list.split(separator: "\n") {
             let name = String(line.split(separator: " ").first ?? "")
             guard name.hasPrefix(Self.prefix) else { continue }
-            let pidPart = name.dropFirst(Self.prefix.count).split(separator: "-").first.flatMap { Int32($0) }
-            if let pid = pidPart, pid != getpid(), kill(pid, 0) == 0 { continue }  // still running elsewhere
-            if pidPart == getpid() || pidPart != nil { try run(["ip", "netns", "del", name]) }
+            // hnftest-<pid>-<n>: delete it unless <pid> is another live process.
+            guard let pid = name.dropFirst(Self.prefix.count).split(separator: "-").first.flatMap({ Int32($0) }) else { continue }
+            if pid != getpid(), kill(pid, 0) == 0 { continue }
+            try run(["ip", "netns", "del", name])
         }
     }
 
