@@ -140,6 +140,7 @@ public enum IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible {
                 continue
             }
             if i == 6, bestBase == 0, bestLen == 6 || (bestLen == 5 && w[5] == 0xffff) {
+                if !out.hasSuffix(":") { out += ":" }
                 out += formatV4(UInt32(w[6]) << 16 | UInt32(w[7]))
                 break
             }

@@ -173,6 +173,7 @@ extension RuleSet {
         var section: (name: TableName, line: Int)?
         var gotoLines: [TableName: [String: Int]] = [:]
         var lineNo = 0
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
 
         func finish(_ name: TableName) throws(ParseError) {
             guard var t = set[table: name] else { return }
@@ -185,13 +186,13 @@ extension RuleSet {
                 }
             }
             for (chain, line) in gotoLines[name] ?? [:] where !userChains.contains(chain) {
-                throw ParseError(line: line, message: "goto target '\(chain)' is not a user-defined chain of table \(name)", text: "")
+                throw ParseError(line: line, message: "goto target '\(chain)' is not a user-defined chain of table \(name)",
+                                 text: line <= lines.count ? String(lines[line - 1]) : "")
             }
             gotoLines[name] = nil
             set[table: name] = t
         }
 
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
         for rawLine in lines {
             lineNo += 1
             let line = rawLine.hasSuffix("\r") ? rawLine.dropLast() : rawLine
@@ -281,8 +282,7 @@ extension RuleSet {
             func ensureChain(_ name: String) throws(ParseError) -> Int {
                 if let i = table.chains.firstIndex(where: { $0.name == name }) { return i }
                 if tableName.builtinChains.contains(name) {
-                    table.chains.append(Chain(name: name, policy: .accept))
-                    return table.chains.count - 1
+                    return insertBuiltin(Chain(name: name, policy: .accept), into: &table)
                 }
                 throw fail("chain '\(name)' does not exist in table \(tableName) (declare it with ':\(name) - [0:0]' or '-N \(name)')")
             }
@@ -305,8 +305,7 @@ extension RuleSet {
                 }
                 let ci: Int
                 if let i = table.chains.firstIndex(where: { $0.name == name }) { ci = i } else {
-                    table.chains.append(Chain(name: name, policy: policy))
-                    ci = table.chains.count - 1
+                    ci = insertBuiltin(Chain(name: name, policy: policy), into: &table)
                 }
                 table.chains[ci].policy = policy
                 if tokens.count == 6 {
@@ -345,6 +344,19 @@ extension RuleSet {
         for t in set.tables { try finish(t.name) }
         return set
     }
+}
+
+/// Puts a built-in chain created by `-P` or by a reference among the other built-ins,
+/// in the table's canonical order (before any user chain).
+func insertBuiltin(_ chain: Chain, into table: inout Table) -> Int {
+    let order = table.name.builtinChains
+    let rank = order.firstIndex(of: chain.name) ?? order.count
+    let at = table.chains.firstIndex { c in
+        guard c.isBuiltin, let r = order.firstIndex(of: c.name) else { return true }
+        return r > rank
+    } ?? table.chains.count
+    table.chains.insert(chain, at: at)
+    return at
 }
 
 func parseBracketCounters(_ s: Substring) -> Counters? {

@@ -173,3 +173,10 @@ extension RuleSet {
         return tables.map { $0.render(format, counters: withCounters) }.joined()
     }
 }
+
+extension RuleSet {
+    /// Same as `render(_:counters:)`.
+    public func render(format: RenderFormat, counters: Bool? = nil) -> String {
+        render(format, counters: counters)
+    }
+}
