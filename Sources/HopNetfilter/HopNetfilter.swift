@@ -32,4 +32,4 @@
 ///   is compared.
 /// - A locally generated packet leaves on `lo` when its destination is 127.0.0.0/8,
 ///   ::1 or one of the host's own addresses (`PacketContext.locallyGenerated`).
-public enum HopNetfilter {}
+public enum HopNetfilterOverview {}
