@@ -25,6 +25,9 @@ public struct CorrelatorConfiguration: Sendable {
     public var duplicateWindow: Int64 = 1_000_000_000
     /// Exchanges looked at before the pod addresses and the rules are decided.
     public var inferenceSample: Int = 64
+    /// A run of identical direct requests with more copies than this is a client repeating
+    /// a request (load), not a duplicate (a proxy makes 2 copies, 3–4 with retries).
+    public var maxDuplicateCopies: Int = 4
     /// Ambiguous downstream copies solved together by one optimal matching.
     public var maxPool: Int = 48
     public init() {}
@@ -108,7 +111,6 @@ public final class Correlator {
         var host: String?
     }
     private var lastDirect: [DupKey: (start: Int64, group: Int?, chain: Int)] = [:]
-    private var dupGroupIndex: [DupKey: Int] = [:]
 
     public init(configuration: CorrelatorConfiguration = .init(), onChain: @escaping (RequestChain) -> Void) {
         self.configuration = configuration
@@ -146,8 +148,16 @@ public final class Correlator {
         upOrder.removeAll()
         upOrderHead = 0
         duplicates.sort { ($0.starts.first ?? 0) < ($1.starts.first ?? 0) }
-        summary.duplicateGroups = duplicates.count
-        summary.unexplainedDuplicates = duplicates.reduce(0) { $0 + $1.extraCopies }
+        for i in duplicates.indices {
+            duplicates[i].isRepeatedStream = duplicates[i].copies > configuration.maxDuplicateCopies
+            duplicates[i].explanation = Self.duplicateExplanation(duplicates[i], rules: rules)
+        }
+        let streams = duplicates.filter(\.isRepeatedStream)
+        summary.repeatedStreams = streams.count
+        summary.repeatedStreamRequests = streams.reduce(0) { $0 + $1.copies }
+        let real = duplicates.filter { !$0.isRepeatedStream }
+        summary.duplicateGroups = real.count
+        summary.unexplainedDuplicates = real.reduce(0) { $0 + $1.extraCopies }
     }
 
     // MARK: Deciding pod addresses and rules
@@ -433,7 +443,7 @@ public final class Correlator {
             conf = 1.0
         }
         let chain = RequestChain(id: nextChainID, hops: hops, completeness: .complete, confidence: conf,
-                                 evidence: evidence, explanation: "")
+                                 evidence: evidence)
         emit(chain)
     }
 
@@ -472,7 +482,7 @@ public final class Correlator {
             ? "the client's copy (to the pod's port, on the pod's interface) is not in the capture: capture with -i any inside the pod, from before the request"
             : "the app's copy (to 127.0.0.1:15001 on lo) is not in the capture: capture with -i any (or -i lo) inside the pod"
         let chain = RequestChain(id: nextChainID, hops: [h], completeness: .incomplete(missing: missing, advice: advice),
-                                 confidence: 1, evidence: [], explanation: "")
+                                 confidence: 1, evidence: [])
         emit(chain)
     }
 
@@ -481,7 +491,7 @@ public final class Correlator {
         // A proxy that answered by itself (upstream down: 503) made no upstream copy to miss.
         if let s = d.exchange.response?.status, s == 503 || s == 502 || s == 504 {
             let chain = RequestChain(id: nextChainID, hops: [d], completeness: .complete, confidence: 0.9,
-                                     evidence: ["status \(s) with no upstream copy: the proxy answered by itself"], explanation: "")
+                                     evidence: ["status \(s) with no upstream copy: the proxy answered by itself"])
             emit(chain)
             return
         }
@@ -494,39 +504,40 @@ public final class Correlator {
             advice = "no proxy → \(d.connection.originalDestination?.description ?? "remote") copy was found: capture the pod's interface too (-i any inside the pod)"
         }
         let chain = RequestChain(id: nextChainID, hops: [d], completeness: .incomplete(missing: missing, advice: advice),
-                                 confidence: 1, evidence: [], explanation: "")
+                                 confidence: 1, evidence: [])
         emit(chain)
     }
 
     private func emitSingle(_ hop: Hop, note: String?) {
         var chain = RequestChain(id: nextChainID, hops: [hop], completeness: .complete, confidence: 1,
-                                 evidence: note.map { [$0] } ?? [], explanation: "")
+                                 evidence: note.map { [$0] } ?? [])
         if hop.role == .direct, configuration.duplicateWindow > 0, let q = hop.exchange.request {
             let key = DupKey(client: hop.connection.client.address, server: hop.connection.server,
                              method: q.method, target: q.target, host: q.host)
             let start = q.firstTimestamp
-            if let last = lastDirect[key], start - last.start <= configuration.duplicateWindow, start >= last.start {
+            var group: Int? = nil
+            // Exchanges arrive as their responses complete, so a copy may have started before the last one seen.
+            if let last = lastDirect[key], abs(start - last.start) <= configuration.duplicateWindow {
                 let g: Int
-                if let existing = dupGroupIndex[key], existing < duplicates.count,
-                   duplicates[existing].chainIDs.last == last.chain {
+                if let existing = last.group {
                     g = existing
                 } else {
                     g = duplicates.count
                     duplicates.append(DuplicateGroup(method: q.method, target: q.target, host: q.host, client: key.client,
                                                      server: key.server, chainIDs: [last.chain], starts: [last.start],
-                                                     explanation: ""))
-                    dupGroupIndex[key] = g
+                                                     copies: 1, explanation: "", isRepeatedStream: false))
                 }
+                duplicates[g].copies += 1
                 if duplicates[g].chainIDs.count < 1000 {
                     duplicates[g].chainIDs.append(chain.id)
                     duplicates[g].starts.append(start)
-                } else {
-                    duplicates[g].chainIDs[999] = chain.id  // keep the last id; the count lives in starts
                 }
-                duplicates[g].explanation = Self.duplicateExplanation(duplicates[g], rules: rules)
-                chain.evidence.append("copy \(duplicates[g].chainIDs.count) of the same request from \(key.client) within \(configuration.duplicateWindow / 1_000_000) ms, with no proxy hop to explain it")
+                if duplicates[g].copies <= configuration.maxDuplicateCopies {
+                    chain.evidence.append("copy \(duplicates[g].copies) of the same request from \(key.client) within \(configuration.duplicateWindow / 1_000_000) ms, with no proxy hop to explain it")
+                }
+                group = g
             }
-            lastDirect[key] = (start, nil, chain.id)
+            lastDirect[key] = (max(start, lastDirect[key]?.start ?? start), group, chain.id)
             if lastDirect.count > 100_000 { lastDirect.removeAll(keepingCapacity: true) }
         }
         emit(chain)
@@ -536,7 +547,6 @@ public final class Correlator {
         var chain = c
         chain.id = nextChainID
         nextChainID += 1
-        chain.explanation = Explain.chain(chain, rules: rules)
         summary.logicalRequests += 1
         if chain.isMultiHop { summary.multiHopChains += 1 }
         if chain.isIncomplete { summary.incompleteChains += 1 }
@@ -641,8 +651,11 @@ public final class Correlator {
     }
 
     static func duplicateExplanation(_ g: DuplicateGroup, rules: any RuleOracle) -> String {
-        let n = g.starts.count
+        let n = g.copies
         let span = (g.starts.last ?? 0) - (g.starts.first ?? 0)
+        if g.isRepeatedStream {
+            return "\(g.method) \(g.target) was sent \(n) times by \(g.client) to \(g.server), each within the duplicate window of the one before: a client repeating the request (load), more copies than a proxy makes; not counted as duplicates"
+        }
         var s = "\(g.method) \(g.target) was sent \(n) times by \(g.client) to \(g.server) within \(Timestamp.duration(span))"
         if rules is NoRules {
             s += ", and no interception rules are in force: these are separate requests from the client (a genuine duplicate), not proxy copies"

@@ -2,7 +2,7 @@ import HopCapture
 
 /// The sentences that answer "why do I see this request twice?".
 enum Explain {
-    static func chain(_ c: RequestChain, rules: any RuleOracle) -> String {
+    static func chain(_ c: RequestChain) -> String {
         let what = [c.method, c.target].compactMap { $0 }.joined(separator: " ")
         let subject = what.isEmpty ? "This response" : what
         guard let first = c.hops.first else { return "" }

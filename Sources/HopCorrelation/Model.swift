@@ -137,8 +137,9 @@ public struct RequestChain: Sendable, Hashable {
     public var confidence: Double
     /// The facts that tie the hops: "same method and target", "x-request-id equal", …
     public var evidence: [String]
-    /// A plain sentence answering "why do I see this request twice?".
-    public var explanation: String
+    /// A plain sentence answering "why do I see this request twice?" (made when asked: most
+    /// chains of a large capture are never rendered one by one).
+    public var explanation: String { Explain.chain(self) }
 
     public var method: String? { hops.first?.exchange.request?.method ?? hops.last?.exchange.request?.method }
     public var target: String? { hops.first?.exchange.request?.target ?? hops.last?.exchange.request?.target }
@@ -167,11 +168,16 @@ public struct DuplicateGroup: Sendable, Hashable {
     public var server: Endpoint
     /// Chain ids of the copies, in time order.
     public var chainIDs: [Int]
-    /// Start times of the copies.
+    /// Start times of the copies (the first 1000).
     public var starts: [Int64]
+    /// How many copies (may exceed the ids kept).
+    public var copies: Int
     public var explanation: String
     /// Copies beyond the first.
-    public var extraCopies: Int { max(0, chainIDs.count - 1) }
+    public var extraCopies: Int { max(0, copies - 1) }
+    /// More copies than a proxy makes (a client repeating a request under load): reported as a
+    /// repeated stream, not as unexplained duplicates.
+    public var isRepeatedStream: Bool
 }
 
 /// The numbers a report opens with.
@@ -186,6 +192,9 @@ public struct AnalysisSummary: Sendable, Hashable {
     /// Copies beyond the first in all duplicate groups.
     public var unexplainedDuplicates = 0
     public var duplicateGroups = 0
+    /// Identical requests repeated more often than proxy copies would be (load).
+    public var repeatedStreams = 0
+    public var repeatedStreamRequests = 0
     public var retries = 0
     public var roles: [HopRole: Int] = [:]
     /// Pairings made among several equally possible candidates (optimal matching on timing).

@@ -32,6 +32,9 @@ public struct AnalysisReport: Sendable {
     public var interfaceNames: [Int32: String]
     /// Problems that ended the read early (a truncated file).
     public var readError: String?
+    /// Direct single-hop requests not kept in `chains` (text reports of large captures),
+    /// counted by "METHOD target" in first-seen order.
+    public var directCounts: [(key: String, count: Int)] = []
 
     public init(source: String, linkType: String, packets: Int, connections: Int, rulesName: String, rulesOrigin: String,
                 podAddresses: [String], podAddressesInferred: Bool, summary: AnalysisSummary, chains: [RequestChain],

@@ -83,6 +83,8 @@ public enum JSONReport {
         o.add("multiHopChains", s.multiHopChains)
         o.add("unexplainedDuplicates", s.unexplainedDuplicates)
         o.add("duplicateGroups", s.duplicateGroups)
+        o.add("repeatedStreams", s.repeatedStreams)
+        o.add("repeatedStreamRequests", s.repeatedStreamRequests)
         o.add("incompleteChains", s.incompleteChains)
         o.add("retries", s.retries)
         o.add("ambiguousPairings", s.ambiguousPairings)
@@ -101,7 +103,8 @@ public enum JSONReport {
         o.add("host", g.host)
         o.add("client", g.client.description)
         o.add("server", g.server.description)
-        o.add("copies", g.starts.count)
+        o.add("copies", g.copies)
+        o.add("repeatedStream", g.isRepeatedStream)
         o.addRaw("chains", "[" + g.chainIDs.map(String.init).joined(separator: ",") + "]")
         o.add("explanation", g.explanation)
         return o.json

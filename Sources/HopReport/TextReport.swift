@@ -37,26 +37,29 @@ public enum TextReport {
             out.append("… \(detailed.count - options.detailLimit) more chain\(detailed.count - options.detailLimit == 1 ? "" : "s") (--all shows every chain; --format json lists them)")
             out.append("")
         }
-        let direct = r.chains.filter { !$0.isMultiHop && !$0.isIncomplete && $0.hops.first?.role == .direct }
-        if !direct.isEmpty && !options.showDirect {
-            var groups: [String: Int] = [:]
-            var order: [String] = []
-            for c in direct {
-                let k = "\(c.method ?? "?") \(c.target ?? "?")"
-                if groups[k] == nil { order.append(k) }
-                groups[k, default: 0] += 1
-            }
-            let list = order.prefix(8).map { "\($0) ×\(groups[$0]!)" }.joined(separator: ", ")
-            out.append("direct (not intercepted): \(direct.count) request\(direct.count == 1 ? "" : "s") — \(list)\(order.count > 8 ? ", …" : "")")
+        var groups = r.directCounts
+        for c in r.chains where !c.isMultiHop && !c.isIncomplete && c.hops.first?.role == .direct && !options.showDirect {
+            let k = "\(c.method ?? "?") \(c.target ?? "?")"
+            if let i = groups.firstIndex(where: { $0.key == k }) { groups[i].count += 1 } else { groups.append((k, 1)) }
+        }
+        let directTotal = groups.reduce(0) { $0 + $1.count }
+        if directTotal > 0 && !options.showDirect {
+            let list = groups.prefix(8).map { "\($0.key) ×\($0.count)" }.joined(separator: ", ")
+            out.append("direct (not intercepted): \(directTotal) request\(directTotal == 1 ? "" : "s") — \(list)\(groups.count > 8 ? ", …" : "")")
             out.append("")
         }
-        if !r.duplicates.isEmpty {
+        let real = r.duplicates.filter { !$0.isRepeatedStream }
+        if !real.isEmpty {
             out.append("unexplained duplicates:")
-            for g in r.duplicates.prefix(options.detailLimit) {
-                out.append("  \(g.method) \(g.target) ×\(g.starts.count) from \(g.client) to \(g.server) (chains \(g.chainIDs.prefix(6).map(String.init).joined(separator: ", "))\(g.chainIDs.count > 6 ? ", …" : ""))")
+            for g in real.prefix(options.detailLimit) {
+                out.append("  \(g.method) \(g.target) ×\(g.copies) from \(g.client) to \(g.server) (chains \(g.chainIDs.prefix(6).map(String.init).joined(separator: ", "))\(g.chainIDs.count > 6 ? ", …" : ""))")
                 out.append("    \(g.explanation)")
             }
-            if r.duplicates.count > options.detailLimit { out.append("  … \(r.duplicates.count - options.detailLimit) more groups") }
+            if real.count > options.detailLimit { out.append("  … \(real.count - options.detailLimit) more groups") }
+            out.append("")
+        }
+        if s.repeatedStreams > 0 {
+            out.append("repeated requests (load, not duplicates): \(s.repeatedStreamRequests) requests in \(s.repeatedStreams) run\(s.repeatedStreams == 1 ? "" : "s") of identical requests from one client, more copies than a proxy makes")
             out.append("")
         }
         let incomplete = r.chains.filter(\.isIncomplete)

@@ -119,11 +119,17 @@ struct Analyze: ParsableCommand {
         let out = Output.stdout
         let format = self.format
         var chains: [RequestChain] = []
-        var streamed = 0
+        // Text shows direct requests as counts: keep only those (memory stays with the chains worth reading).
+        let aggregateDirect = format == .text && !all
+        var directCounts: [String: Int] = [:]
+        var directOrder: [String] = []
         let correlator = Correlator(configuration: cfg) { chain in
             if format == .jsonl {
                 out.line(JSONReport.chain(chain, report: nil))
-                streamed += 1
+            } else if aggregateDirect && !chain.isMultiHop && !chain.isIncomplete && chain.hops.first?.role == .direct {
+                let k = "\(chain.method ?? "?") \(chain.target ?? "?")"
+                if directCounts[k] == nil { directOrder.append(k) }
+                directCounts[k, default: 0] += 1
             } else {
                 chains.append(chain)
             }
@@ -143,7 +149,7 @@ struct Analyze: ParsableCommand {
             ? "auto: \(correlator.evidence.description); --rules to choose"
             : "auto: no sidecar traces in the capture; --rules to evaluate a rule set"
         }
-        let report = AnalysisReport(
+        var report = AnalysisReport(
             source: sourceName, linkType: result.linkType.name, packets: result.decode.packets,
             connections: result.connections, rulesName: correlator.rules.name, rulesOrigin: origin,
             podAddresses: correlator.podAddresses.sorted().map(\.description),
@@ -155,6 +161,7 @@ struct Analyze: ParsableCommand {
                 .init(name: "http", items: http.counters.report),
             ],
             readError: result.readError?.description)
+        report.directCounts = directOrder.map { ($0, directCounts[$0]!) }
         switch format {
         case .text:
             var o = TextReport.Options()
