@@ -6,5 +6,5 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 swift build -c release
 bin="$(swift build -c release --show-bin-path)/hoptrace"
-echo "== hoptrace packets -r Captures/nat-split.pcap"
-"$bin" packets -r Captures/nat-split.pcap
+echo "== hoptrace analyze   (the bundled seed capture: why does every request show up twice?)"
+"$bin" analyze

@@ -7,6 +7,7 @@ set -euo pipefail
 declare -A NEED=(
   [libpcap-dev]="libpcap headers and library (the capture engine)"
   [iproute2]="ip netns / veth for the live-capture and lab tests"
+  [iptables]="iptables-restore/-save inside test namespaces (rule model and interceptor tests)"
   [util-linux]="setpriv, to test the no-privilege message as root"
   [python3]="drives test traffic inside network namespaces"
 )
