@@ -17,6 +17,7 @@
 #   http      hyperfine: hoptrace http -r FILE  vs the bare loop            (<= 4x)
 #             and vs tshark -r FILE -Y http.request -T fields -e http.request.method
 #             (hoptrace >= 50x faster)
+#   analyze   hyperfine: hoptrace analyze FILE vs the bare loop (<= 5x) and vs tshark (>= 50x)
 #   memory    peak RSS (/usr/bin/time -f %M) of hoptrace http on the small and
 #             the large capture (must not grow with capture length); tshark's
 #             for reference
@@ -236,6 +237,30 @@ if [ "$HTTP_OK" = 1 ]; then
     fi
 fi
 
+# ---------------------------------------------------------------- analyze
+if why="$(has_sub analyze)"; then
+    say "analyze: hoptrace analyze vs bare-loop"
+    ANALYZE_JSON="$DATA/analyze.json"
+    hyperfine -N --warmup 1 --runs "$RUNS" --export-json "$ANALYZE_JSON" \
+        -n bare-loop "$BARE $LARGE" \
+        -n "hoptrace analyze" "$HOPTRACE analyze $LARGE" >&2
+    b="$(mean_of "$ANALYZE_JSON" 0)"
+    ANALYZE_MEAN="$(mean_of "$ANALYZE_JSON" 1)"
+    r="$(ratio "$ANALYZE_MEAN" "$b")"
+    row "hoptrace analyze, large capture" "$(fmt_time "$ANALYZE_MEAN" "$(stddev_of "$ANALYZE_JSON" 1)")" "" ""
+    le "$r" 5; row "analyze: hoptrace analyze / bare loop" "${r}x" "<= 5x" "$(verdict $?)"
+    note "  ($(other_ratios "$ANALYZE_JSON" 1 0))"
+    if [ -n "${TSHARK_JSON:-}" ] && [ -f "$TSHARK_JSON" ]; then
+        t="$(mean_of "$TSHARK_JSON" 0)"
+        r="$(ratio "$t" "$ANALYZE_MEAN")"
+        python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) >= 50 else 1)' "$r"
+        row "analyze: tshark / hoptrace analyze" "${r}x faster" ">= 50x" "$(verdict $?)"
+    fi
+else
+    row "analyze" "skipped" "<= 5x" "-"
+    note "  ($why)"
+fi
+
 # ---------------------------------------------------------------- memory
 peak_kb() {  # peak_kb CMD... -> KB on stdout; command output discarded
     local f; f="$(mktemp /tmp/htbench-time.XXXXXX)"
@@ -253,6 +278,8 @@ else
         ml_kb="$(peak_kb "$HOPTRACE" http -r "$LARGE")"
         row "peak RSS hoptrace http, small" "$ms_kb KB" "" ""
         row "peak RSS hoptrace http, large" "$ml_kb KB" "" ""
+        row "peak RSS hoptrace analyze, small" "$(peak_kb "$HOPTRACE" analyze "$SMALL") KB" "" ""
+        row "peak RSS hoptrace analyze, large" "$(peak_kb "$HOPTRACE" analyze "$LARGE") KB" "" ""
         if [ "$ms_kb" != failed ] && [ "$ml_kb" != failed ]; then
             g="$(ratio "$ml_kb" "$ms_kb")"
             # flat: the 4x longer capture may cost at most 20% (or 4 MB) more
