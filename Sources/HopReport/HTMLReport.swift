@@ -47,9 +47,10 @@ public enum HTMLReport {
 
         let shown = Array(SequenceModel.interesting(r).prefix(max(0, options.diagramLimit)))
         let interestingCount = SequenceModel.interesting(r).count
+        let direct = interestingCount < r.chains.count
         if !shown.isEmpty {
             h.raw("<section id=\"sequence\">\n<h2>Sequence</h2>\n")
-            h.raw("<p class=\"note\">Requests are solid arrows, responses dashed, the iptables REDIRECT dotted; notes name the rule. Times are relative to each chain's first request.</p>\n")
+            h.raw("<p class=\"note\">Requests are solid arrows, responses dashed, the iptables REDIRECT dotted; notes name the rule. Times are relative to each chain's first request.\(direct ? " Direct (not intercepted) requests are in the table only." : "")</p>\n")
             h.raw("<div class=\"scroll\">\n")
             sequenceSVG(&h, SequenceModel(chains: shown))
             h.raw("</div>\n")
@@ -57,7 +58,7 @@ public enum HTMLReport {
             h.raw("</section>\n")
 
             h.raw("<section id=\"waterfall\">\n<h2>Timing</h2>\n")
-            h.raw("<p class=\"note\">One bar per hop, from the first byte of its request to the last byte of its response, on a time axis relative to each chain's start. The gap between a downstream bar and the upstream bar inside it is the time the proxy added.</p>\n")
+            h.raw("<p class=\"note\">One bar per hop, from the first byte of its request to the last byte of its response, on a time axis relative to each chain's start. The gap between a downstream bar and the upstream bar inside it is the time the proxy added.\(direct ? " Direct (not intercepted) requests are in the table only." : "")</p>\n")
             legend(&h)
             h.raw("<div class=\"scroll\">\n")
             waterfallSVG(&h, shown)
@@ -111,7 +112,7 @@ public enum HTMLReport {
             h.raw("<p class=\"note\">No HTTP requests were found in this capture.</p>\n</section>\n")
             return
         }
-        h.raw("<table class=\"chains\">\n<thead><tr><th class=\"num\">#</th><th>request</th><th class=\"num\">status</th><th>hops</th><th class=\"num\">confidence</th><th class=\"num\">proxy added</th><th>explanation</th></tr></thead>\n<tbody>\n")
+        h.raw("<div class=\"scroll\">\n<table class=\"chains\">\n<thead><tr><th class=\"num\">#</th><th class=\"req\">request</th><th class=\"num\">status</th><th>hops</th><th class=\"num\">confidence</th><th class=\"num\">proxy added</th><th class=\"expl\">explanation</th></tr></thead>\n<tbody>\n")
         for c in r.chains.prefix(max(0, o.tableLimit)) {
             h.raw("<tr id=\"chain-\(c.id)\"\(c.isIncomplete ? " class=\"incomplete\"" : "")><td class=\"num\">\(c.id)</td><td><span class=\"method\">")
             h.text(c.method ?? "?")
@@ -186,7 +187,7 @@ public enum HTMLReport {
             }
             h.raw("</ul>\n</details></td></tr>\n")
         }
-        h.raw("</tbody>\n</table>\n")
+        h.raw("</tbody>\n</table>\n</div>\n")
         leftOut(&h, r.chains.count - min(r.chains.count, max(0, o.tableLimit)), "chain", "not listed")
         h.raw("</section>\n")
     }
@@ -299,8 +300,10 @@ public enum HTMLReport {
     // MARK: sequence diagram
 
     static func sequenceSVG(_ h: inout HTMLWriter, _ m: SequenceModel) {
-        let colW = 290.0, margin = 16.0, headH = 44.0, arrowH = 44.0, noteH = 30.0, titleH = 26.0, gap = 10.0
         let n = m.participants.count
+        // Fit the page (about 1230 px) when the participants allow it; scroll beyond that.
+        let colW = min(290.0, max(180.0, (1230.0 / Double(max(1, n))).rounded(.down)))
+        let margin = 16.0, headH = 44.0, arrowH = 44.0, noteH = 30.0, titleH = 26.0, gap = 10.0
         let width = margin * 2 + Double(n) * colW
         func x(_ i: Int) -> Double { margin + colW / 2 + Double(i) * colW }
         var height = margin + headH + 14
@@ -355,11 +358,15 @@ public enum HTMLReport {
                     h.raw("<line class=\"\(lineCls)\" x1=\"\(num(x1))\" y1=\"\(num(lineY))\" x2=\"\(num(tip))\" y2=\"\(num(lineY))\" marker-end=\"url(#\(head))\" />\n")
                     h.raw("<text class=\"msg-text\" x=\"\(num(mid))\" y=\"\(num(lineY - 6))\">")
                     h.text(fit(text, span, 6.6))
-                    h.raw("</text>\n")
+                    h.raw("<title>")
+                    h.text(detail.isEmpty ? text : "\(text) (\(detail))")
+                    h.raw("</title></text>\n")
                     if !detail.isEmpty {
                         h.raw("<text class=\"msg-detail\" x=\"\(num(mid))\" y=\"\(num(lineY + 14))\">")
                         h.text(fit(detail, span, 5.4))
-                        h.raw("</text>\n")
+                        h.raw("<title>")
+                        h.text(detail)
+                        h.raw("</title></text>\n")
                     }
                     sy += arrowH
                 case .note(let f, let l, let text, let warning):
@@ -440,7 +447,7 @@ public enum HTMLReport {
                 h.text(tip)
                 h.raw("</title></rect>")
                 h.raw("<text class=\"wf-label\" x=\"\(num(bx + bw + 6))\" y=\"\(num(y + 13))\">")
-                h.text(Timestamp.duration(s.end - s.start) + "  " + (hop.exchange.response.map { String($0.status) } ?? "no response"))
+                h.text(hop.exchange.response.map { Timestamp.duration(s.end - s.start) + "  " + String($0.status) } ?? "request only, no response captured")
                 h.raw("</text>\n")
                 y += rowH
             }
@@ -529,6 +536,8 @@ public enum HTMLReport {
     th, td { text-align: left; vertical-align: top; padding: 6px 10px; border-bottom: 1px solid var(--line); }
     th { font-size: 12.5px; color: var(--dim); font-weight: 600; background: var(--soft); }
     td.num, th.num { text-align: right; white-space: nowrap; }
+    th.expl { min-width: 200px; }
+    th.req { min-width: 150px; }
     table.roles { width: auto; }
     tr.zero td { color: #9aa3b2; }
     tr.problem td { background: #fff6ec; }
@@ -537,8 +546,9 @@ public enum HTMLReport {
     .target { word-break: break-all; }
     .host, .dim { color: var(--dim); font-size: 12.5px; }
     ol.hops { margin: 0; padding-left: 18px; }
-    ol.hops li { margin: 1px 0; white-space: nowrap; }
+    ol.hops li { margin: 1px 0; }
     details summary { cursor: pointer; color: var(--accent); }
+    details[open] { min-width: 420px; }
     details p, details ul { margin: 6px 0; max-width: 620px; }
     details ul { padding-left: 18px; }
     .sub { font-size: 12px; text-transform: uppercase; letter-spacing: .04em; color: var(--dim); margin-bottom: 0 !important; }
