@@ -65,7 +65,7 @@ let package = Package(
         .testTarget(name: "HopHTTPTests", dependencies: ["HopHTTP", "HopFlows", "HopCapture"]),
         .testTarget(name: "HopNetfilterTests", dependencies: ["HopNetfilter"]),
         .testTarget(name: "HopCorrelationTests", dependencies: ["HopCorrelation", "HopHTTP", "HopFlows", "HopCapture", "HopNetfilter"]),
-        .testTarget(name: "HopReportTests", dependencies: ["HopReport", "HopCorrelation"]),
+        .testTarget(name: "HopReportTests", dependencies: ["HopReport", "HopCorrelation", "HopCapture", "HopFlows", "HopHTTP", "HopNetfilter"]),
         .testTarget(name: "HopInterceptTests", dependencies: ["HopIntercept", "HopNetfilter", "hoptrace"]),
     ]
 )
