@@ -197,6 +197,16 @@ public final class PcapSource {
         }
     }
 
+    /// Bytes of the file read so far and the file's size (nil for live captures, stdin and
+    /// memory): for progress indicators.
+    public func fileProgress() -> (read: Int64, total: Int64)? {
+        guard !isLive, name != "-", memory == nil, let f = pcap_file(handle) else { return nil }
+        let pos = Int64(ftello(f))
+        var st = stat()
+        guard fstat(fileno(f), &st) == 0, st.st_size > 0 else { return nil }
+        return (pos, Int64(st.st_size))
+    }
+
     /// Makes a blocked `next()` return `.end` (safe from a signal handler).
     public func breakLoop() { pcap_breakloop(handle) }
 

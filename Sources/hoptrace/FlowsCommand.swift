@@ -1,4 +1,8 @@
 import ArgumentParser
+import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
 import HopCapture
 import HopReport
 import HopFlows
@@ -196,12 +200,52 @@ func runPipeline(capture: CaptureOptions, lineBuffered: Bool, flowConsumer: Stre
     if source.isLive { Output.stderr.line(listeningLine(source, snaplen: capture.snaplen)) }
     var decoder = PacketDecoder(linkType: source.linkType)
     let table = ConnectionTable(configuration: configuration, consumer: flowConsumer)
+    var progress = Progress(source: source)
     let readError = readSegments(from: source, decoder: &decoder) { seg in
         observe?(seg)
         table.process(seg)
+        progress.tick()
         return !shouldStop()
     }
+    progress.done()
     table.finish()
     return PipelineResult(linkType: source.linkType, decode: decoder.counters, flows: table.counters,
                           statistics: source.statistics(), readError: readError, connections: table.counters.connections)
+}
+
+/// A progress line on standard error for large files, only when standard error is a terminal.
+struct Progress {
+    let source: PcapSource
+    let enabled: Bool
+    var count = 0
+    var lastShown: UInt64 = 0
+    var shown = false
+    let start = DispatchTime.now().uptimeNanoseconds
+
+    init(source: PcapSource) {
+        self.source = source
+        let big = (source.fileProgress()?.total ?? 0) > 32 << 20
+        enabled = big && isatty(2) == 1
+    }
+
+    @inline(__always)
+    mutating func tick() {
+        guard enabled else { return }
+        count += 1
+        if count & 0xffff != 0 { return }
+        let now = DispatchTime.now().uptimeNanoseconds
+        guard now - lastShown > 250_000_000, let p = source.fileProgress() else { return }
+        lastShown = now
+        shown = true
+        let pct = p.total > 0 ? Int(p.read * 100 / p.total) : 0
+        let secs = Double(now - start) / 1e9
+        Output.stderr.write("\rhoptrace: \(pct)% of \(p.total >> 20) MiB, \(count) segments, \(Int(secs)) s ")
+        Output.stderr.flush()
+    }
+
+    func done() {
+        guard shown else { return }
+        Output.stderr.write("\r\u{1b}[K")
+        Output.stderr.flush()
+    }
 }
