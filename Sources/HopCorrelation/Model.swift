@@ -139,7 +139,12 @@ public struct RequestChain: Sendable, Hashable {
     public var evidence: [String]
     /// A plain sentence answering "why do I see this request twice?" (made when asked: most
     /// chains of a large capture are never rendered one by one).
-    public var explanation: String { Explain.chain(self) }
+    public var explanation: String {
+        get { explanationOverride ?? Explain.chain(self) }
+        set { explanationOverride = newValue }
+    }
+    /// Set when a caller wrote its own explanation (tests, other producers).
+    public var explanationOverride: String? = nil
 
     public var method: String? { hops.first?.exchange.request?.method ?? hops.last?.exchange.request?.method }
     public var target: String? { hops.first?.exchange.request?.target ?? hops.last?.exchange.request?.target }

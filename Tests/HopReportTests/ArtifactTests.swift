@@ -46,7 +46,7 @@ final class ArtifactTests: XCTestCase {
         let d = chains[chains.count - 1].hops[0].connection
         r.duplicates = [DuplicateGroup(method: "HEAD", target: "/healthz?probe=<script>&x=1;#frag", host: nil, client: d.client.address,
                                        server: d.server, chainIDs: [chains.count - 1, chains.count],
-                                       starts: [0, 1], explanation: "the client sent the same request twice within 1 ms; no proxy hop explains it")]
+                                       starts: [0, 1], copies: 2, explanation: "the client sent the same request twice within 1 ms; no proxy hop explains it", isRepeatedStream: false)]
         r.podAddresses = ["198.18.1.10", "198.18.1.40"]
         r.source = "mixed <synthetic> capture"
         return r
