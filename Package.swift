@@ -52,7 +52,7 @@ let package = Package(
         .executableTarget(
             name: "hoptrace",
             dependencies: [
-                "HopCapture", "HopFlows", "HopHTTP", "HopNetfilter", "HopCorrelation", "HopReport", "HopIntercept",
+                "CPcap", "HopCapture", "HopFlows", "HopHTTP", "HopNetfilter", "HopCorrelation", "HopReport", "HopIntercept",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

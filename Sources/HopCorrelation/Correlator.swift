@@ -160,6 +160,14 @@ public final class Correlator {
         summary.unexplainedDuplicates = real.reduce(0) { $0 + $1.extraCopies }
     }
 
+    /// The role an exchange gets (deciding the pod addresses and rules now if not yet done):
+    /// for live views that print each exchange as it completes.
+    public func role(of x: HTTPExchange) -> (role: HopRole, reason: String) {
+        if !decided { decide() }
+        let (role, _, reason) = classify(x.connection)
+        return (role, reason)
+    }
+
     // MARK: Deciding pod addresses and rules
 
     private func decide() {
@@ -436,6 +444,7 @@ public final class Correlator {
         }
         if ambiguous { summary.ambiguousPairings += 1 }
         evidence = self.evidence(d, hops.last!, ambiguous: ambiguous)
+        if affinity.count > 100_000 { affinity.removeAll(keepingCapacity: true) }  // bounded over hours of watching
         affinity[d.connection.id] = u.hop.connection.id
         if attempts.count > 0 { evidence.append("\(attempts.count) failed upstream attempt\(attempts.count == 1 ? "" : "s") before the one that answered") }
         var conf = confidence ?? 0.99

@@ -114,6 +114,14 @@ public struct Hop: Sendable, Hashable {
     /// Why the role was given (one line).
     public var roleReason: String
 
+    public init(role: HopRole, exchange: HTTPExchange, rule: RuleVerdict, attempt: Int, roleReason: String) {
+        self.role = role
+        self.exchange = exchange
+        self.rule = rule
+        self.attempt = attempt
+        self.roleReason = roleReason
+    }
+
     public var connection: Connection { exchange.connection }
     public var requestStart: Int64? { exchange.request?.firstTimestamp }
     public var responseEnd: Int64? { exchange.response?.lastTimestamp }

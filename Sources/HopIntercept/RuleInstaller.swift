@@ -20,7 +20,7 @@ public struct IptablesRunner: Sendable {
         public var stderr: String
     }
 
-    static func which(_ tool: String) -> String? {
+    public static func which(_ tool: String) -> String? {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
         for dir in path.split(separator: ":").map(String.init) + ["/usr/sbin", "/sbin", "/usr/bin", "/bin"] {
             let p = dir + "/" + tool
