@@ -46,6 +46,6 @@ func hoptraceMain() -> Never {
     }
 }
 
-let hoptraceSubcommands: [ParsableCommand.Type] = [Packets.self, Flows.self, HTTP.self]
+let hoptraceSubcommands: [ParsableCommand.Type] = [Packets.self, Flows.self, HTTP.self, Proxy.self]
 
 hoptraceMain()
