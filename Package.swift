@@ -66,6 +66,6 @@ let package = Package(
         .testTarget(name: "HopNetfilterTests", dependencies: ["HopNetfilter"]),
         .testTarget(name: "HopCorrelationTests", dependencies: ["HopCorrelation", "HopHTTP", "HopFlows", "HopCapture", "HopNetfilter"]),
         .testTarget(name: "HopReportTests", dependencies: ["HopReport", "HopCorrelation"]),
-        .testTarget(name: "HopInterceptTests", dependencies: ["HopIntercept", "HopNetfilter"]),
+        .testTarget(name: "HopInterceptTests", dependencies: ["HopIntercept", "HopNetfilter", "hoptrace"]),
     ]
 )

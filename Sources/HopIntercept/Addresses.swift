@@ -29,6 +29,11 @@ extension SocketAddress {
     }
 }
 
+/// An IP socket address from text (for tests and configuration).
+func address(_ ip: String, _ port: Int) throws -> SocketAddress {
+    try SocketAddress(ipAddress: ip, port: port)
+}
+
 /// Reads where a REDIRECTed connection was going before netfilter rewrote it.
 public enum OriginalDestination {
     /// `SO_ORIGINAL_DST` (IPv4, level `SOL_IP`) and `IP6T_SO_ORIGINAL_DST` (IPv6, level

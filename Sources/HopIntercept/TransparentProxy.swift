@@ -43,13 +43,13 @@ public final class TransparentProxy: Sendable {
                     .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
                     .serverChannelOption(ChannelOptions.autoRead, value: false)
                     .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
-                    .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+                    .childChannelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
                     .childChannelInitializer { channel in
                         TransparentProxy.initialize(channel, shared: shared)
                     }
                 if case .v6 = address {
                     bootstrap = bootstrap.serverChannelOption(
-                        ChannelOptions.socketOption(.init(rawValue: IPV6_V6ONLY)), value: 1)
+                        ChannelOptions.Types.SocketOption(level: .ipv6, name: .ipv6_v6only), value: 1)
                 }
                 do {
                     let channel = try bootstrap.bind(to: address).wait()
@@ -125,6 +125,9 @@ public final class TransparentProxy: Sendable {
                 throw ProxyError("accepted connection without addresses")
             }
             try channel.pipeline.syncOperations.addHandler(ProtocolSniffer(shared: shared, route: route))
+        }.flatMapErrorThrowing { error in
+            writeDiagnostic("hoptrace proxy: cannot set up a connection from \(channel.remoteAddress?.hopDescription ?? "?"): \(error)")
+            throw error
         }
     }
 }
