@@ -33,18 +33,25 @@ public final class AccessLog: Sendable {
     func write(_ line: String) {
         var text = line
         text += "\n"
-        lock.withLock { _ in
-            text.withUTF8 { buf in
-                var offset = 0
-                while offset < buf.count {
-                    let n = systemWrite(fd, buf.baseAddress! + offset, buf.count - offset)
-                    if n < 0 {
-                        if errno == EINTR { continue }
-                        return
-                    }
-                    offset += n
-                }
+        // One write(2) of at most PIPE_BUF bytes is atomic for pipes and O_APPEND files, so
+        // short lines need no lock; longer ones are serialised.
+        let count = text.utf8.count
+        if count <= 4096 {
+            text.withUTF8 { buf in writeAll(buf) }
+            return
+        }
+        lock.withLock { _ in text.withUTF8 { buf in writeAll(buf) } }
+    }
+
+    private func writeAll(_ buf: UnsafeBufferPointer<UInt8>) {
+        var offset = 0
+        while offset < buf.count {
+            let n = systemWrite(fd, buf.baseAddress! + offset, buf.count - offset)
+            if n < 0 {
+                if errno == EINTR { continue }
+                return
             }
+            offset += n
         }
     }
 }
@@ -54,11 +61,12 @@ struct AccessRecord {
     var startWall: Int64 = WallClock.now()
     var start = NIODeadline.now()
     var requestID: String?
-    var client: SocketAddress?
-    var local: SocketAddress?
-    var originalDestination: SocketAddress?
-    var upstreamLocal: SocketAddress?
-    var upstreamRemote: SocketAddress?
+    // Addresses as the log spells them ("ip:port"), computed once per connection.
+    var client: String?
+    var local: String?
+    var originalDestination: String?
+    var upstreamLocal: String?
+    var upstreamRemote: String?
     var direction: Direction = .outbound
     /// "http", "tcp" (raw pass-through) or "tunnel" (CONNECT / Upgrade after the switch).
     var proto = "http"
@@ -79,14 +87,14 @@ struct AccessRecord {
         j.add("time", WallClock.rfc3339(startWall))
         j.add("requestId", requestID)
         var down = JSONLine()
-        down.add("client", client?.hopDescription)
-        down.add("local", local?.hopDescription)
+        down.add("client", client)
+        down.add("local", local)
         j.add("downstream", object: down)
-        j.add("originalDestination", originalDestination?.hopDescription)
+        j.add("originalDestination", originalDestination)
         if upstreamLocal != nil || upstreamRemote != nil {
             var up = JSONLine()
-            up.add("local", upstreamLocal?.hopDescription)
-            up.add("remote", upstreamRemote?.hopDescription)
+            up.add("local", upstreamLocal)
+            up.add("remote", upstreamRemote)
             j.add("upstream", object: up)
         } else {
             j.add("upstream", object: nil)

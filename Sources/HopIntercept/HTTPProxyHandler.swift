@@ -73,6 +73,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var switching = false
     private var lastActivity = NIODeadline.now()
     private var idleTimer: Scheduled<Void>?
+    /// Request ids: seeded once per connection from the system's generator (no syscall per request).
+    private var random = Xoshiro256(seed: SystemRandomNumberGenerator())
 
     init(
         shared: ProxyShared, route: Route, encoder: HTTPResponseEncoder,
@@ -193,14 +195,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     // MARK: requests
 
-    private func newRecord() -> AccessRecord {
-        var r = AccessRecord()
-        r.client = route.client
-        r.local = route.local
-        r.originalDestination = route.originalDestination
-        r.direction = route.direction
-        return r
-    }
+    private func newRecord() -> AccessRecord { route.record() }
 
     /// Moves queued request parts along: starts the next exchange, streams the current
     /// request's body to the upstream connection once its head is out.
@@ -247,7 +242,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func startExchange(_ incoming: HTTPRequestHead) {
         var head = incoming
         if !head.headers.contains(name: "x-request-id") {
-            head.headers.add(name: "x-request-id", value: RequestID.make())
+            head.headers.add(name: "x-request-id", value: RequestID.make(using: &random))
         }
         head.headers.replaceOrAdd(name: "x-forwarded-proto", value: "http")
         var record = newRecord()
@@ -265,8 +260,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if let up = upstream, up.isActive {
             ex.record.attempts += 1
             ex.record.upstreamReused = true
-            ex.record.upstreamLocal = up.localAddress
-            ex.record.upstreamRemote = up.remoteAddress
+            ex.record.upstreamLocal = up.localText
+            ex.record.upstreamRemote = up.remoteText
             sendHead(ex, on: up)
         } else {
             upstream = nil
@@ -313,8 +308,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 }
                 self.upstream = handler
                 ex.record.upstreamConnectNanos = (NIODeadline.now() - started).nanoseconds
-                ex.record.upstreamLocal = channel.localAddress
-                ex.record.upstreamRemote = channel.remoteAddress
+                ex.record.upstreamLocal = handler.localText
+                ex.record.upstreamRemote = handler.remoteText
                 self.sendHead(ex, on: handler)
                 if ex.requestEnded {
                     // A retry of a request without body whose end went to the failed connection.
@@ -337,7 +332,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func failUpstream(_ ex: Exchange, _ failure: UpstreamFailure) {
         ex.record.error = failure.token
-        if ex.record.upstreamRemote == nil { ex.record.upstreamRemote = route.upstream }
+        if ex.record.upstreamRemote == nil { ex.record.upstreamRemote = route.upstream?.hopDescription }
         if ex.responseStarted {
             // Part of the response is out: the only honest signal left is closing the connection.
             exchange = nil
@@ -617,8 +612,9 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     var isActive: Bool { context?.channel.isActive ?? false }
     var isWritable: Bool { context?.channel.isWritable ?? false }
-    var localAddress: SocketAddress? { context?.channel.localAddress }
-    var remoteAddress: SocketAddress? { context?.channel.remoteAddress }
+    /// The connection's addresses as the access log spells them (formatted once).
+    private(set) lazy var localText: String? = context?.channel.localAddress?.hopDescription
+    private(set) lazy var remoteText: String? = context?.channel.remoteAddress?.hopDescription
 
     func send(_ part: HTTPClientRequestPart) {
         context?.write(wrapOutboundOut(part), promise: nil)

@@ -95,11 +95,7 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
                 let handler = HTTPProxyHandler(shared: shared, route: route, encoder: encoder, decoder: decoder)
                 try pipeline.addHandlers([encoder, decoder, handler], position: .last)
             case .raw:
-                var record = AccessRecord()
-                record.client = route.client
-                record.local = route.local
-                record.originalDestination = route.originalDestination
-                record.direction = route.direction
+                var record = route.record()
                 record.proto = "tcp"
                 let session = RelaySession(
                     shared: shared, eventLoop: context.eventLoop, route: route, record: record)

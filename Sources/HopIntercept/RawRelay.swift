@@ -81,8 +81,8 @@ final class RelaySession {
             switch result {
             case .success(let channel):
                 self.record.upstreamConnectNanos = (NIODeadline.now() - started).nanoseconds
-                self.record.upstreamLocal = channel.localAddress
-                self.record.upstreamRemote = channel.remoteAddress
+                self.record.upstreamLocal = channel.localAddress?.hopDescription
+                self.record.upstreamRemote = channel.remoteAddress?.hopDescription
                 if !self.downstreamOpen { channel.close(promise: nil) }
             case .failure(let error):
                 let failure = UpstreamFailure(error)
@@ -91,7 +91,7 @@ final class RelaySession {
                     return
                 }
                 self.record.error = failure.token
-                self.record.upstreamRemote = self.route.upstream
+                self.record.upstreamRemote = self.route.upstream?.hopDescription
                 self.upstreamExpected = false
                 self.downstream?.closeAfterFlush()
                 self.finishIfDone()

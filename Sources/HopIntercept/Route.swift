@@ -70,6 +70,20 @@ struct Route: Sendable {
     var upstream: SocketAddress?
     /// The address to bind before connecting (current layout, inbound).
     var source: SocketAddress?
+    /// The addresses as the access log spells them (formatted once per connection).
+    var clientText: String?
+    var localText: String?
+    var originalDestinationText: String
+
+    /// A fresh access-log record for this connection.
+    func record() -> AccessRecord {
+        var r = AccessRecord()
+        r.client = clientText
+        r.local = localText
+        r.originalDestination = originalDestinationText
+        r.direction = direction
+        return r
+    }
 
     /// Decides the route of an accepted connection.
     static func make(
@@ -83,7 +97,9 @@ struct Route: Sendable {
         let host = target.hostKey
         var route = Route(
             client: client, local: local, originalDestination: target,
-            redirected: nat != nil && nat != local, direction: .outbound, upstream: target, source: nil)
+            redirected: nat != nil && nat != local, direction: .outbound, upstream: target, source: nil,
+            clientText: client?.hopDescription, localText: local.hopDescription,
+            originalDestinationText: target.hopDescription)
         let isPodAddress = shared.podAddresses.contains(host)
         // A connection straight to the listener (no NAT entry, or a NAT entry that points at the
         // proxy itself) would loop: the proxy would connect to itself, forever.

@@ -130,12 +130,23 @@ enum WallClock {
         let millis = Int((nanos / 1_000_000) % 1000)
         var tm = tm()
         gmtime_r(&seconds, &tm)
-        func pad(_ v: Int32, _ width: Int) -> String {
-            let s = String(v)
-            return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 24) { out in
+            func put(_ v: Int, _ width: Int, at i: Int) {
+                var v = v
+                for k in stride(from: i + width - 1, through: i, by: -1) {
+                    out[k] = UInt8(48 + v % 10)
+                    v /= 10
+                }
+            }
+            put(Int(tm.tm_year) + 1900, 4, at: 0); out[4] = 0x2D
+            put(Int(tm.tm_mon) + 1, 2, at: 5); out[7] = 0x2D
+            put(Int(tm.tm_mday), 2, at: 8); out[10] = 0x54
+            put(Int(tm.tm_hour), 2, at: 11); out[13] = 0x3A
+            put(Int(tm.tm_min), 2, at: 14); out[16] = 0x3A
+            put(Int(tm.tm_sec), 2, at: 17); out[19] = 0x2E
+            put(millis, 3, at: 20); out[23] = 0x5A
+            return String(decoding: UnsafeBufferPointer(out), as: UTF8.self)
         }
-        return "\(pad(tm.tm_year + 1900, 4))-\(pad(tm.tm_mon + 1, 2))-\(pad(tm.tm_mday, 2))T"
-            + "\(pad(tm.tm_hour, 2)):\(pad(tm.tm_min, 2)):\(pad(tm.tm_sec, 2)).\(pad(Int32(millis), 3))Z"
     }
 }
 
@@ -143,6 +154,10 @@ enum RequestID {
     /// A random (version 4) UUID in its lowercase text form.
     static func make() -> String {
         var rng = SystemRandomNumberGenerator()
+        return make(using: &rng)
+    }
+
+    static func make<R: RandomNumberGenerator>(using rng: inout R) -> String {
         var hi = rng.next() as UInt64
         var lo = rng.next() as UInt64
         hi = (hi & ~0x0000_0000_0000_F000) | 0x0000_0000_0000_4000  // version 4
@@ -162,4 +177,30 @@ enum RequestID {
         emit(lo, 12, 48)
         return String(decoding: out, as: UTF8.self)
     }
+}
+
+/// xoshiro256** (Blackman, Vigna): fast, good statistical quality; seeded from the system's
+/// generator. Request ids need uniqueness, not secrecy.
+struct Xoshiro256: RandomNumberGenerator {
+    private var s: (UInt64, UInt64, UInt64, UInt64)
+
+    init<Seed: RandomNumberGenerator>(seed: Seed) {
+        var g = seed
+        s = (g.next(), g.next(), g.next(), g.next())
+        if s == (0, 0, 0, 0) { s.0 = 0x9E37_79B9_7F4A_7C15 }
+    }
+
+    mutating func next() -> UInt64 {
+        let result = rotl(s.1 &* 5, 7) &* 9
+        let t = s.1 << 17
+        s.2 ^= s.0
+        s.3 ^= s.1
+        s.1 ^= s.2
+        s.0 ^= s.3
+        s.2 ^= t
+        s.3 = rotl(s.3, 45)
+        return result
+    }
+
+    private func rotl(_ x: UInt64, _ k: UInt64) -> UInt64 { (x << k) | (x >> (64 - k)) }
 }
