@@ -160,6 +160,29 @@ final class ProxyLabTests: XCTestCase {
         }
     }
 
+    func testCurrentIstioLayoutForwardsFrom127_0_0_6() throws {
+        let lab = try Lab(tag: "cur", rules: Lab.rulesCurrent, proxyArguments: ["--layout", "istio-current"])
+        defer { lab.tearDown() }
+        let get = try fetch(lab, from: lab.client, "http://\(Lab.podIP)/current-inbound")
+        XCTAssertEqual(get.status, 200)
+        XCTAssertEqual(get.body, "pod /current-inbound\n")
+        let out = try fetch(lab, from: lab.pod, "http://\(Lab.remoteIP)/current-outbound")
+        XCTAssertEqual(out.status, 200)
+        if let e = entry(lab, method: "GET", target: "/current-inbound") {
+            XCTAssertEqual(e["direction"] as? String, "inbound")
+            XCTAssertEqual((e["downstream"] as? [String: Any])?["local"] as? String, "\(Lab.podIP):15006")
+            let up = e["upstream"] as? [String: Any]
+            XCTAssertEqual(up?["remote"] as? String, "\(Lab.podIP):80")
+            XCTAssertTrue((up?["local"] as? String)?.hasPrefix("127.0.0.6:") == true, "\(e)")
+            let seen = lab.appRequests(withRequestID: e["requestId"] as? String ?? "?")
+            XCTAssertEqual(seen.first?["peer"] as? String, up?["local"] as? String)
+        }
+        if let e = entry(lab, method: "GET", target: "/current-outbound") {
+            XCTAssertEqual(e["direction"] as? String, "outbound")
+            XCTAssertEqual((e["downstream"] as? [String: Any])?["local"] as? String, "127.0.0.1:15001")
+        }
+    }
+
     // MARK: bodies
 
     func testTwentyMegabyteUploadAndDownload() throws {
@@ -333,6 +356,28 @@ final class ProxyLabTests: XCTestCase {
         XCTAssertEqual(r.status, 502)
         XCTAssertTrue(r.body.contains("refusing to forward a connection to itself"), r.body)
         XCTAssertTrue(r.body.contains("\(Lab.podIP):15001"), r.body)
+    }
+
+    func testClientResetClosesTheUpstreamConnection() throws {
+        let lab = try lab()
+        let code = """
+            import socket, struct, time
+            s = socket.create_connection(("\(Lab.podIP)", 80), timeout=10)
+            s.sendall(b"GET /slow?ms=3000&reset HTTP/1.1\\r\\nHost: r\\r\\n\\r\\n")
+            time.sleep(0.5)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.close()
+            """
+        let r = try lab.python(lab.client, code, timeout: 20)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        guard let e = entry(lab, method: "GET", target: "/slow?ms=3000&reset") else { return }
+        XCTAssertEqual(e["status"] as? Int, 0)
+        XCTAssertEqual(e["error"] as? String, "downstream_reset")
+        XCTAssertLessThan(e["durationMs"] as? Double ?? 9999, 2500, "logged when the client went, not when the app answered")
+        // The proxy's end of the upstream connection is closed (no longer ESTABLISHED).
+        let port = ((e["upstream"] as? [String: Any])?["local"] as? String)?.split(separator: ":").last.map(String.init) ?? "0"
+        let ss = try lab.exec(lab.pod, ["ss", "-Htn", "state", "established", "( sport = :\(port) )"])
+        XCTAssertEqual(ss.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "", "upstream connection from port \(port) still open")
     }
 
     func testSlowClientDoesNotStallOthers() throws {
