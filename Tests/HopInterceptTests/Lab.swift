@@ -121,6 +121,13 @@ final class Lab {
 
     /// Deletes namespaces left by an earlier, crashed run (and stops what ran in them).
     static func removeStale(ip: String) {
+        let tmp = FileManager.default.temporaryDirectory
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: tmp.path)) ?? [] where name.hasPrefix("hitest-") {
+            let parts = name.split(separator: "-")
+            if parts.count > 1, let pid = Int32(parts[1]), kill(pid, 0) != 0 {
+                try? FileManager.default.removeItem(at: tmp.appendingPathComponent(name))
+            }
+        }
         guard let list = try? Run.run(ip, ["netns", "list"]) else { return }
         for line in list.stdout.split(separator: "\n") {
             let name = String(line.split(separator: " ").first ?? "")
@@ -237,8 +244,8 @@ final class Lab {
         p.executableURL = URL(fileURLWithPath: ip)
         p.arguments = ["netns", "exec", ns] + arguments
         let out = dir.appendingPathComponent("\(name).out"), err = dir.appendingPathComponent("\(name).err")
-        FileManager.default.createFile(atPath: out.path, contents: nil)
-        FileManager.default.createFile(atPath: err.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: err.path, contents: nil)
         p.standardOutput = try FileHandle(forWritingTo: out)
         p.standardError = try FileHandle(forWritingTo: err)
         p.standardInput = FileHandle.nullDevice
@@ -339,7 +346,9 @@ final class Lab {
         processes = []
         for ns in namespaces { _ = try? Run.run(ip, ["netns", "del", ns]) }
         namespaces = []
-        try? FileManager.default.removeItem(at: dir)
+        if ProcessInfo.processInfo.environment["HITEST_KEEP_LOGS"] == nil {
+            try? FileManager.default.removeItem(at: dir)
+        }
     }
 }
 
