@@ -1,0 +1,274 @@
+#!/usr/bin/env bash
+# proxy.sh — what `hoptrace proxy` costs, measured with wrk in network namespaces.
+#
+# Usage: sudo Benchmarks/proxy.sh [--no-build] [--duration S] [--connections N] [--strict]
+#   --no-build      use the hoptrace already built in .build-bench (release)
+#   --duration S    seconds per wrk run (default 5)
+#   --connections N keep-alive connections for the peak runs (default 32)
+#   --strict        exit 1 when a target is missed (default: report, exit 0)
+# Environment: HOPTRACE_BIN=/path/to/hoptrace measures that binary (no build);
+#   PROXY_ARGS="--threads 1" adds flags to `hoptrace proxy`.
+#
+# Scene: namespaces hibench-<pid>-client and hibench-<pid>-pod joined by a veth pair
+# (198.18.4.1/24, 198.18.4.2/24); in the pod the 2018 Istio rules (iptables REDIRECT of
+# port 80 to 15001), nginx (one worker, access_log off) on 0.0.0.0:80 and 0.0.0.0:8080, and
+# `hoptrace proxy` (as uid 1337, access log to a file). Port 80 is redirected through the
+# proxy to 127.0.0.1:80; port 8080 reaches nginx directly. Same nginx, same client.
+#
+# Runs:
+#   peak    wrk -t2 -c32 -d5s --latency, direct (:8080) and through the proxy (:80)
+#   ref     the same two runs against a second nginx acting as the proxy (:8081 ->
+#           127.0.0.1:8080, kept-alive upstream): what a mature C proxy does on this box
+#   paced   half the proxy's peak rate, both paths: wrk with a Lua delay() (2 ms between
+#           a connection's requests; connections = rate x 2 ms), so both paths carry the
+#           same offered load and p99 compares like with like. wrk2 would correct for
+#           coordinated omission; plain wrk doesn't, which flatters both paths alike.
+# Targets: proxied peak >= 60% of direct requests/s; proxied p99 - direct p99 < 1 ms at
+# the paced rate.
+# Output: a summary on stdout and in Benchmarks/data/proxy-results.txt; wrk's output in
+# Benchmarks/data/proxy-*.txt.
+set -uo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/.." && pwd)"
+DATA="$HERE/data"
+BUILD=1
+DURATION=5
+CONNS=32
+STRICT=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --no-build) BUILD=0; shift ;;
+        --duration) DURATION="${2:?--duration needs seconds}"; shift 2 ;;
+        --connections) CONNS="${2:?--connections needs a number}"; shift 2 ;;
+        --strict) STRICT=1; shift ;;
+        -h|--help) sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "proxy.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+
+[ "$(id -u)" = 0 ] || { echo "proxy.sh: needs root (network namespaces, iptables)" >&2; exit 2; }
+for tool in ip iptables-restore wrk nginx; do
+    command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || { echo "proxy.sh: $tool is missing" >&2; exit 2; }
+done
+NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
+mkdir -p "$DATA"
+rm -f "$DATA"/proxy-*.txt
+
+if [ -n "${HOPTRACE_BIN:-}" ]; then
+    BIN="$HOPTRACE_BIN"
+else
+    BIN="$ROOT/.build-bench/release/hoptrace"
+    if [ "$BUILD" = 1 ]; then
+        echo "building hoptrace (release, .build-bench)…" >&2
+        (cd "$ROOT" && swift build -c release --product hoptrace --scratch-path .build-bench > "$DATA/proxy-build.log" 2>&1) \
+            || { echo "proxy.sh: build failed, see $DATA/proxy-build.log" >&2; exit 2; }
+    fi
+fi
+[ -x "$BIN" ] || { echo "proxy.sh: no hoptrace binary at $BIN" >&2; exit 2; }
+
+P="hibench-$$"
+C="$P-client"; POD="$P-pod"
+TMP="$(mktemp -d /tmp/hibench.XXXXXX)"
+chmod 755 "$TMP"
+PIDS=()
+
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
+    sleep 0.3
+    for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null; done
+    ip netns del "$C" 2>/dev/null
+    ip netns del "$POD" 2>/dev/null
+    rm -rf "$TMP"
+}
+trap cleanup EXIT INT TERM
+
+# Stale namespaces of an earlier run whose script is gone.
+for ns in $(ip netns list | awk '{print $1}' | grep '^hibench-'); do
+    owner="$(echo "$ns" | cut -d- -f2)"
+    if ! kill -0 "$owner" 2>/dev/null; then
+        for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
+        ip netns del "$ns" 2>/dev/null
+    fi
+done
+
+ip netns add "$C" && ip netns add "$POD" || { echo "proxy.sh: cannot create namespaces" >&2; exit 2; }
+VC="hb$(( $$ % 100000 ))c"; VP="hb$(( $$ % 100000 ))p"
+ip link add "$VC" netns "$C" type veth peer name "$VP" netns "$POD"
+ip -n "$C" addr add 198.18.4.1/24 dev "$VC"
+ip -n "$POD" addr add 198.18.4.2/24 dev "$VP"
+for ns in "$C" "$POD"; do ip -n "$ns" link set lo up; done
+ip -n "$C" link set "$VC" up
+ip -n "$POD" link set "$VP" up
+ip netns exec "$POD" iptables-restore <<'EOF'
+*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+:ISTIO_INBOUND - [0:0]
+:ISTIO_OUTPUT - [0:0]
+:ISTIO_REDIRECT - [0:0]
+-A PREROUTING -p tcp -j ISTIO_INBOUND
+-A OUTPUT -p tcp -j ISTIO_OUTPUT
+-A ISTIO_INBOUND -p tcp -m tcp --dport 80 -j ISTIO_REDIRECT
+-A ISTIO_OUTPUT ! -d 127.0.0.1/32 -o lo -j ISTIO_REDIRECT
+-A ISTIO_OUTPUT -m owner --uid-owner 1337 -j RETURN
+-A ISTIO_OUTPUT -m owner --gid-owner 1337 -j RETURN
+-A ISTIO_OUTPUT -d 127.0.0.1/32 -j RETURN
+-A ISTIO_OUTPUT -j ISTIO_REDIRECT
+-A ISTIO_REDIRECT -p tcp -j REDIRECT --to-ports 15001
+COMMIT
+EOF
+
+cat > "$TMP/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $TMP/nginx.pid;
+error_log $TMP/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 60s;
+    client_body_temp_path $TMP/body;
+    proxy_temp_path $TMP/proxy;
+    fastcgi_temp_path $TMP/fastcgi;
+    uwsgi_temp_path $TMP/uwsgi;
+    scgi_temp_path $TMP/scgi;
+    server {
+        listen 80;
+        listen 8080;
+        location / { default_type text/plain; return 200 "hello from nginx\n"; }
+    }
+}
+EOF
+ip netns exec "$POD" "$NGINX" -c "$TMP/nginx.conf" -e "$TMP/nginx-error.log" > "$TMP/nginx.out" 2>&1 &
+PIDS+=($!)
+# A reference L7 proxy in C: a second nginx (one worker) on :8081 proxying to 127.0.0.1:8080
+# with kept-alive upstream connections: what a mature proxy achieves on this machine.
+mkdir -p "$TMP/ref"
+cat > "$TMP/ref/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $TMP/ref/nginx.pid;
+error_log $TMP/ref/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 60s;
+    client_body_temp_path $TMP/ref/body;
+    proxy_temp_path $TMP/ref/proxy;
+    fastcgi_temp_path $TMP/ref/fastcgi;
+    uwsgi_temp_path $TMP/ref/uwsgi;
+    scgi_temp_path $TMP/ref/scgi;
+    upstream app { server 127.0.0.1:8080; keepalive 64; }
+    server {
+        listen 8081;
+        location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }
+    }
+}
+EOF
+ip netns exec "$POD" "$NGINX" -c "$TMP/ref/nginx.conf" -e "$TMP/ref/error.log" > "$TMP/ref/nginx.out" 2>&1 &
+PIDS+=($!)
+REF_PID=$!
+ip netns exec "$POD" "$BIN" proxy --access-log "$TMP/access.jsonl" ${PROXY_ARGS:-} > "$TMP/proxy.out" 2> "$TMP/proxy.err" &
+PIDS+=($!)
+PROXY_PID=$!
+
+ready=0
+for _ in $(seq 1 100); do
+    if grep -q "listening on" "$TMP/proxy.err" 2>/dev/null \
+        && ip netns exec "$C" wrk -t1 -c1 -d1s http://198.18.4.2:8080/ >/dev/null 2>&1; then ready=1; break; fi
+    sleep 0.1
+done
+[ "$ready" = 1 ] || { echo "proxy.sh: nginx or the proxy did not start"; cat "$TMP/proxy.err" "$TMP/nginx-error.log" 2>/dev/null; exit 2; }
+
+DIRECT=http://198.18.4.2:8080/
+PROXIED=http://198.18.4.2:80/
+REFERENCE=http://198.18.4.2:8081/
+
+# wrk's "Requests/sec" and its 99% latency in ms.
+rps() { awk '/^Requests\/sec:/ {print $2}' "$1"; }
+p99ms() {
+    awk '$1 == "99%" {
+        v = $2; unit = v; gsub(/[0-9.]/, "", unit); gsub(/[a-z]/, "", v);
+        if (unit == "us") v = v / 1000; else if (unit == "s") v = v * 1000; else if (unit == "m") v = v * 60000;
+        printf "%.3f", v }' "$1"
+}
+# CPU time (user+system, clock ticks) of a process and its threads, and of its children.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+tree_ticks() { local t; t=$(ticks "$1"); for c in $(pgrep -P "$1"); do t=$(( t + $(ticks "$c") )); done; echo "$t"; }
+requests() { awk '/requests in/ {print $1}' "$1"; }
+# Microseconds of CPU per request: ticks x (1e6 / CLK_TCK) / requests.
+cpu_us() { awk -v t="$1" -v n="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN { if (n > 0) printf "%.1f", t * 1e6 / hz / n; else print "?" }'; }
+errors() { awk '/Non-2xx|Socket errors/ {print}' "$1" | tr '\n' ' '; }
+
+run() { # name url wrk-args…
+    local name="$1" url="$2"; shift 2
+    ip netns exec "$C" wrk "$@" --latency "$url" > "$DATA/proxy-$name.txt" 2>&1
+}
+
+# Warm up both paths (connections, caches, JIT-free but page-faulted).
+run warmup-direct "$DIRECT" -t2 -c"$CONNS" -d1s
+run warmup-proxied "$PROXIED" -t2 -c"$CONNS" -d1s
+
+run peak-direct "$DIRECT" -t2 -c"$CONNS" -d"${DURATION}s"
+T0=$(tree_ticks "$PROXY_PID")
+run peak-proxied "$PROXIED" -t2 -c"$CONNS" -d"${DURATION}s"
+P_CPU=$(cpu_us $(( $(tree_ticks "$PROXY_PID") - T0 )) "$(requests "$DATA/proxy-peak-proxied.txt")")
+T0=$(tree_ticks "$REF_PID")
+run peak-nginx-proxy "$REFERENCE" -t2 -c"$CONNS" -d"${DURATION}s"
+R_CPU=$(cpu_us $(( $(tree_ticks "$REF_PID") - T0 )) "$(requests "$DATA/proxy-peak-nginx-proxy.txt")")
+R_RPS=$(rps "$DATA/proxy-peak-nginx-proxy.txt"); R_P99=$(p99ms "$DATA/proxy-peak-nginx-proxy.txt")
+D_RPS=$(rps "$DATA/proxy-peak-direct.txt"); P_RPS=$(rps "$DATA/proxy-peak-proxied.txt")
+D_P99=$(p99ms "$DATA/proxy-peak-direct.txt"); P_P99=$(p99ms "$DATA/proxy-peak-proxied.txt")
+
+# Paced runs at half the proxy's peak: each connection sends a request 2 ms after the
+# previous response, so N connections offer about N x 500 requests/s.
+HALF=$(awk -v r="$P_RPS" 'BEGIN { printf "%d", r / 2 }')
+PACED_CONNS=$(awk -v r="$HALF" 'BEGIN { c = int(r * 0.002 + 0.5); if (c < 1) c = 1; print c }')
+cat > "$TMP/pace.lua" <<'EOF'
+function delay() return 2 end
+EOF
+run paced-direct "$DIRECT" -t2 -c"$PACED_CONNS" -d"${DURATION}s" -s "$TMP/pace.lua"
+run paced-proxied "$PROXIED" -t2 -c"$PACED_CONNS" -d"${DURATION}s" -s "$TMP/pace.lua"
+run paced-nginx-proxy "$REFERENCE" -t2 -c"$PACED_CONNS" -d"${DURATION}s" -s "$TMP/pace.lua"
+PR_RPS=$(rps "$DATA/proxy-paced-nginx-proxy.txt"); PR_P99=$(p99ms "$DATA/proxy-paced-nginx-proxy.txt")
+PD_RPS=$(rps "$DATA/proxy-paced-direct.txt"); PP_RPS=$(rps "$DATA/proxy-paced-proxied.txt")
+PD_P99=$(p99ms "$DATA/proxy-paced-direct.txt"); PP_P99=$(p99ms "$DATA/proxy-paced-proxied.txt")
+
+LOGLINES=$(wc -l < "$TMP/access.jsonl")
+RATIO=$(awk -v p="$P_RPS" -v d="$D_RPS" 'BEGIN { printf "%.0f", 100 * p / d }')
+REF_RATIO=$(awk -v p="$R_RPS" -v d="$D_RPS" 'BEGIN { printf "%.0f", 100 * p / d }')
+REF_ADDED=$(awk -v p="$PR_P99" -v d="$PD_P99" 'BEGIN { printf "%.3f", p - d }')
+ADDED=$(awk -v p="$PP_P99" -v d="$PD_P99" 'BEGIN { printf "%.3f", p - d }')
+V1=$(awk -v r="$RATIO" 'BEGIN { print (r >= 60) ? "PASS" : "MISS" }')
+V2=$(awk -v a="$ADDED" 'BEGIN { print (a < 1.0) ? "PASS" : "MISS" }')
+PROXY_RSS=$(awk '/VmHWM/ {print $2 " " $3}' "/proc/$PROXY_PID/status" 2>/dev/null)
+
+{
+    echo "hoptrace proxy vs direct (nginx, 1 worker), $(nproc) cores, wrk keep-alive, ${DURATION}s per run"
+    echo "binary: $BIN"
+    echo
+    printf '%-34s %12s %10s\n' "run" "requests/s" "p99 ms"
+    printf '%-34s %12s %10s\n' "peak direct (-t2 -c$CONNS)" "$D_RPS" "$D_P99"
+    printf '%-34s %12s %10s\n' "peak proxied (-t2 -c$CONNS)" "$P_RPS" "$P_P99"
+    printf '%-34s %12s %10s\n' "peak nginx as proxy (reference)" "$R_RPS" "$R_P99"
+    printf '%-34s %12s %10s\n' "paced direct (-c$PACED_CONNS, 2 ms delay)" "$PD_RPS" "$PD_P99"
+    printf '%-34s %12s %10s\n' "paced proxied (-c$PACED_CONNS, 2 ms delay)" "$PP_RPS" "$PP_P99"
+    printf '%-34s %12s %10s\n' "paced nginx as proxy (reference)" "$PR_RPS" "$PR_P99"
+    echo
+    echo "peak: proxied keeps ${RATIO}% of direct requests/s (target >= 60%): $V1"
+    echo "paced at ~half the proxy's peak ($HALF/s offered): proxy adds ${ADDED} ms at p99 (target < 1 ms): $V2"
+    echo "reference, nginx as the proxy: ${REF_RATIO}% of direct at peak, adds ${REF_ADDED} ms at p99 paced"
+    echo "CPU per request at peak (user+system, incl. the kernel's TCP work): hoptrace proxy ${P_CPU} us, nginx as proxy ${R_CPU} us"
+    echo "access-log lines written: $LOGLINES; proxy peak RSS: ${PROXY_RSS:-?}"
+    for f in peak-direct peak-proxied peak-nginx-proxy paced-direct paced-proxied paced-nginx-proxy; do
+        e=$(errors "$DATA/proxy-$f.txt"); [ -n "$e" ] && echo "  $f: $e"
+    done
+} | tee "$DATA/proxy-results.txt"
+
+if [ "$STRICT" = 1 ] && { [ "$V1" = MISS ] || [ "$V2" = MISS ]; }; then exit 1; fi
+exit 0

@@ -1,0 +1,64 @@
+// What the proxy is told by the command line.
+import NIOCore
+
+/// Where inbound traffic goes once the proxy has it.
+public enum InboundLayout: String, Sendable, CaseIterable {
+    /// Istio until 2019: the app is reached on `127.0.0.1:port`; one port (15001) for both ways.
+    case istio2018 = "istio-2018"
+    /// Current Istio: inbound arrives on 15006 and is forwarded from `127.0.0.6` to `podIP:port`.
+    case istioCurrent = "istio-current"
+}
+
+public struct ProxyConfiguration: Sendable {
+    /// Port the OUTPUT (and, in the 2018 layout, PREROUTING) redirect points at.
+    public var port: Int = 15001
+    /// Port the inbound redirect points at; equal to `port` in the 2018 layout.
+    public var inboundPort: Int = 15001
+    /// Listening addresses (each bound on every port); a failed IPv6 bind is only a warning.
+    public var listenAddresses: [String] = ["0.0.0.0", "::"]
+    public var layout: InboundLayout = .istio2018
+    /// The pod's own addresses (normalised); a connection to one of them is inbound.
+    public var podAddresses: [String] = []
+    /// Source address of inbound upstream connections in the current layout.
+    public var inboundSourceAddress = "127.0.0.6"
+    public var uid: UInt32 = 1337
+    public var gid: UInt32 = 1337
+    /// Drop to uid/gid after binding when started as root.
+    public var dropPrivileges = true
+    public var retries = 1
+    /// Seconds to wait for an upstream connection to be accepted.
+    public var connectTimeoutSeconds = 5.0
+    /// Seconds without a byte either way before a connection is closed (504 if a response is due).
+    public var idleTimeoutSeconds = 60.0
+    /// Seconds a drain waits for requests in flight.
+    public var drainTimeoutSeconds = 5.0
+    /// Seconds to wait for a client's first bytes before treating the connection as raw TCP.
+    public var protocolDetectionTimeoutSeconds = 1.0
+    public var maxConnections = 10_000
+    /// Event-loop threads.
+    public var threads = System.coreCount
+    /// Access log file; nil for standard output.
+    public var accessLogPath: String?
+
+    public init() {}
+
+    var listenPorts: [Int] { port == inboundPort ? [port] : [port, inboundPort] }
+    var connectTimeout: TimeAmount { .seconds(connectTimeoutSeconds) }
+    var idleTimeout: TimeAmount { .seconds(idleTimeoutSeconds) }
+    var drainTimeout: TimeAmount { .seconds(drainTimeoutSeconds) }
+    var protocolDetectionTimeout: TimeAmount { .seconds(protocolDetectionTimeoutSeconds) }
+}
+
+extension TimeAmount {
+    static func seconds(_ s: Double) -> TimeAmount { .nanoseconds(Int64((s * 1e9).rounded())) }
+}
+
+/// Why the proxy refuses to start under the current uid (nil when it may).
+///
+/// The interception rules exempt only the proxy's uid (and gid) from the OUTPUT redirect, so a
+/// proxy running as anyone else would have its own upstream connections redirected back to itself.
+public func uidCheckMessage(currentUID: UInt32, proxyUID: UInt32) -> String? {
+    if currentUID == 0 || currentUID == proxyUID { return nil }
+    return "hoptrace proxy runs as uid \(currentUID), which the interception rules redirect back to the proxy "
+        + "(only uid \(proxyUID) is exempt): start it as root (it drops to \(proxyUID)) or as uid \(proxyUID)"
+}

@@ -1,0 +1,206 @@
+// Where one accepted connection goes: inbound to the app, outbound to its original
+// destination, or nowhere (a connection straight to the proxy's own listener).
+import NIOCore
+import NIOPosix
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// State shared by every connection of one proxy: configuration, the access log, the
+/// connection count and the channels to tell when draining.
+final class ProxyShared: Sendable {
+    let configuration: ProxyConfiguration
+    let accessLog: AccessLog
+    let podAddresses: Set<String>
+    private let connections = LockedBox<(count: Int, channels: [ObjectIdentifier: Channel], draining: Bool)>(
+        (0, [:], false))
+
+    init(configuration: ProxyConfiguration, accessLog: AccessLog) {
+        self.configuration = configuration
+        self.accessLog = accessLog
+        podAddresses = Set(configuration.podAddresses)
+    }
+
+    /// Registers an accepted connection; false when the cap is reached or the proxy drains.
+    func admit(_ channel: Channel) -> (admitted: Bool, open: Int) {
+        connections.withLock { state in
+            if state.draining || state.count >= configuration.maxConnections { return (false, state.count) }
+            state.count += 1
+            state.channels[ObjectIdentifier(channel)] = channel
+            return (true, state.count)
+        }
+    }
+
+    func release(_ channel: Channel) {
+        connections.withLock { state in
+            if state.channels.removeValue(forKey: ObjectIdentifier(channel)) != nil { state.count -= 1 }
+        }
+    }
+
+    var openConnections: Int { connections.withLock { $0.count } }
+
+    /// Marks the proxy as draining and returns the open connections.
+    func startDraining() -> [Channel] {
+        connections.withLock { state in
+            state.draining = true
+            return Array(state.channels.values)
+        }
+    }
+
+    var isDraining: Bool { connections.withLock { $0.draining } }
+
+    func log(_ record: AccessRecord) {
+        accessLog.write(record.line())
+    }
+}
+
+/// Sent through a connection's pipeline when the proxy starts draining.
+struct DrainEvent: Sendable {}
+
+struct Route: Sendable {
+    var client: SocketAddress?
+    var local: SocketAddress?
+    /// From SO_ORIGINAL_DST, or the local address when the kernel has no NAT entry.
+    var originalDestination: SocketAddress
+    var redirected: Bool
+    var direction: Direction
+    /// Where the proxy connects; nil when the connection would loop back to the proxy.
+    var upstream: SocketAddress?
+    /// The address to bind before connecting (current layout, inbound).
+    var source: SocketAddress?
+    /// The addresses as the access log spells them (formatted once per connection).
+    var clientText: String?
+    var localText: String?
+    var originalDestinationText: String
+
+    /// A fresh access-log record for this connection.
+    func record() -> AccessRecord {
+        var r = AccessRecord()
+        r.client = clientText
+        r.local = localText
+        r.originalDestination = originalDestinationText
+        r.direction = direction
+        return r
+    }
+
+    /// Decides the route of an accepted connection.
+    static func make(
+        client: SocketAddress?, local: SocketAddress?, originalDestination nat: SocketAddress?,
+        shared: ProxyShared
+    ) -> Route? {
+        guard let local else { return nil }
+        let target = nat ?? local
+        guard let port = target.port else { return nil }
+        let config = shared.configuration
+        let host = target.hostKey
+        var route = Route(
+            client: client, local: local, originalDestination: target,
+            redirected: nat != nil && nat != local, direction: .outbound, upstream: target, source: nil,
+            clientText: client?.hopDescription, localText: local.hopDescription,
+            originalDestinationText: target.hopDescription)
+        let isPodAddress = shared.podAddresses.contains(host)
+        // A connection straight to the listener (no NAT entry, or a NAT entry that points at the
+        // proxy itself) would loop: the proxy would connect to itself, forever.
+        let ownAddress = isPodAddress || target.isLoopback || host == local.hostKey
+        if ownAddress && config.listenPorts.contains(port) {
+            route.upstream = nil
+            route.direction = .inbound
+            return route
+        }
+        if isPodAddress {
+            route.direction = .inbound
+            let isV6: Bool
+            if case .v6 = target { isV6 = true } else { isV6 = false }
+            switch config.layout {
+            case .istio2018:
+                route.upstream = try? SocketAddress(ipAddress: isV6 ? "::1" : "127.0.0.1", port: port)
+            case .istioCurrent:
+                route.upstream = target
+                route.source = try? SocketAddress(
+                    ipAddress: isV6 ? "::6" : config.inboundSourceAddress, port: 0)
+            }
+        }
+        return route
+    }
+
+    var loopMessage: String {
+        let why = redirected
+            ? "its original destination \(originalDestination.hopDescription) is the proxy itself"
+            : "it was not redirected (no SO_ORIGINAL_DST entry) and its destination \(originalDestination.hopDescription) is the proxy's own listener"
+        return "hoptrace proxy: refusing to forward a connection to itself: \(why)"
+    }
+}
+
+/// Connects to a route's upstream on `eventLoop`, running `initializer` on the new channel.
+func connectUpstream(
+    route: Route, on eventLoop: EventLoop, configuration: ProxyConfiguration,
+    halfClosure: Bool,
+    initializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void>
+) -> EventLoopFuture<Channel> {
+    guard let target = route.upstream else {
+        return eventLoop.makeFailedFuture(ProxyError("no upstream"))
+    }
+    var bootstrap = ClientBootstrap(group: eventLoop)
+        .connectTimeout(configuration.connectTimeout)
+        .channelOption(ChannelOptions.allowRemoteHalfClosure, value: halfClosure)
+        .channelInitializer(initializer)
+    if let source = route.source {
+        bootstrap = bootstrap
+            .channelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .bind(to: source)
+    }
+    return bootstrap.connect(to: target)
+}
+
+/// How an upstream connection attempt or connection failed, for the 503 body and the log.
+enum UpstreamFailure {
+    case refused, timedOut, reset, closed, other(String)
+
+    init(_ error: Error) {
+        if let e = error as? IOError {
+            self = UpstreamFailure(errno: e.errnoCode)
+        } else if let e = error as? NIOConnectionError, let first = e.connectionErrors.first {
+            self = UpstreamFailure(first.error)
+        } else if let e = error as? ChannelError {
+            switch e {
+            case .connectTimeout: self = .timedOut
+            case .eof, .ioOnClosedChannel, .alreadyClosed, .outputClosed, .inputClosed: self = .closed
+            default: self = .other("\(e)")
+            }
+        } else {
+            self = .other("\(error)")
+        }
+    }
+
+    init(errno code: CInt) {
+        switch code {
+        case ECONNREFUSED: self = .refused
+        case ECONNRESET, EPIPE: self = .reset
+        case ETIMEDOUT: self = .timedOut
+        default: self = .other(String(cString: strerror(code)))
+        }
+    }
+
+    var token: String {
+        switch self {
+        case .refused: return "upstream_refused"
+        case .timedOut: return "upstream_connect_timeout"
+        case .reset: return "upstream_reset"
+        case .closed: return "upstream_closed"
+        case .other: return "upstream_failed"
+        }
+    }
+
+    func phrase(connectTimeout: TimeAmount) -> String {
+        switch self {
+        case .refused: return "refused the connection"
+        case .timedOut:
+            return "did not accept the connection within \(Double(connectTimeout.nanoseconds) / 1e9) s (--connect-timeout)"
+        case .reset: return "reset the connection before responding"
+        case .closed: return "closed the connection before responding"
+        case .other(let s): return "could not be reached: \(s)"
+        }
+    }
+}

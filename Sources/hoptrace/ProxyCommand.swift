@@ -1,0 +1,199 @@
+import ArgumentParser
+import Dispatch
+import HopIntercept
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Proxy: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "proxy",
+        abstract: "Run the transparent HTTP proxy that the interception rules redirect to.",
+        discussion: """
+        A sidecar proxy for the lab: iptables REDIRECT sends a pod's traffic to it (port 15001, \
+        and 15006 for inbound in the current Istio layout). For each connection it reads the \
+        original destination (SO_ORIGINAL_DST). A connection to one of the pod's own addresses \
+        is inbound: it goes to 127.0.0.1:PORT (--layout istio-2018) or, from 127.0.0.6, to \
+        POD-IP:PORT (--layout istio-current). Anything else is outbound and goes to its \
+        original destination.
+
+        HTTP/1.x is forwarded request by request (x-request-id added when missing, \
+        x-forwarded-proto: http), with keep-alive, pipelining, chunked and streamed bodies, \
+        100-continue; CONNECT and Upgrade become tunnels; other protocols pass through as raw \
+        TCP. Each request (and each raw connection) gives one JSON line on standard output \
+        (or --access-log FILE): time, requestId, downstream {client, local}, \
+        originalDestination, upstream {local, remote}, direction, protocol, method, target, \
+        host, status, requestBytes, responseBytes (bodies), durationMs, upstreamConnectMs, \
+        upstreamReused, attempts, error.
+
+        Started as root it binds its ports, then drops to --gid and --uid (1337), the identity \
+        the rules exempt. Under any other uid its own connections would be redirected back to \
+        it, so it refuses to start (--no-uid-check for local testing without rules). \
+        SIGTERM or SIGINT drains: stop accepting, finish requests in flight (up to \
+        --drain-timeout), exit 0.
+
+        Example (inside the pod's network namespace):
+          hoptrace proxy --pod-ip 198.18.3.2 --access-log /tmp/access.jsonl
+        """)
+
+    @Option(name: .long, help: "The port the redirect rules send traffic to.")
+    var port: Int = 15001
+
+    @Option(name: .long, help: ArgumentHelp("A second port for inbound traffic (default: --port; 15006 with --layout istio-current).", valueName: "port"))
+    var inboundPort: Int?
+
+    @Option(name: .long, help: ArgumentHelp("Where inbound traffic goes: istio-2018 (to 127.0.0.1:PORT) or istio-current (from 127.0.0.6 to POD-IP:PORT).", valueName: "layout"))
+    var layout: String = InboundLayout.istio2018.rawValue
+
+    @Option(name: .long, help: ArgumentHelp("One of the pod's own addresses (repeatable; default: every non-loopback address of this network namespace).", valueName: "ip"))
+    var podIP: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Listen address (repeatable; default 0.0.0.0 and ::).", valueName: "ip"))
+    var listen: [String] = []
+
+    @Option(name: [.customShort("u"), .long], help: "The uid the proxy runs as (the rules exempt it).")
+    var uid: UInt32 = 1337
+
+    @Option(name: [.customShort("g"), .long], help: "The gid the proxy runs as.")
+    var gid: UInt32 = 1337
+
+    @Flag(name: .long, help: "Run under any uid (for local tests without interception rules).")
+    var noUidCheck = false
+
+    @Option(name: .long, help: ArgumentHelp("Append the access log to this file instead of standard output.", valueName: "file"))
+    var accessLog: String?
+
+    @Option(name: .long, help: "Extra attempts for a refused connection, or a reset before any response byte of an idempotent request without body.")
+    var retries: Int = 1
+
+    @Option(name: .long, help: ArgumentHelp("Seconds to wait for an upstream connection.", valueName: "seconds"))
+    var connectTimeout: Double = 5
+
+    @Option(name: .long, help: ArgumentHelp("Seconds without traffic before a connection is closed (504 when a response is due).", valueName: "seconds"))
+    var idleTimeout: Double = 60
+
+    @Option(name: .long, help: ArgumentHelp("Seconds a drain (SIGTERM/SIGINT) waits for requests in flight.", valueName: "seconds"))
+    var drainTimeout: Double = 5
+
+    @Option(name: .long, help: ArgumentHelp("Seconds to wait for a client's first bytes before passing the connection through as raw TCP.", valueName: "seconds"))
+    var protocolDetectionTimeout: Double = 1
+
+    @Option(name: .long, help: "Connections beyond this many are accepted and closed at once (with a line on standard error).")
+    var maxConnections: Int = 10_000
+
+    @Option(name: .long, help: ArgumentHelp("Event-loop threads (default: the number of cores).", valueName: "n"))
+    var threads: Int?
+
+    func validate() throws {
+        guard InboundLayout(rawValue: layout) != nil else {
+            throw ValidationError("--layout must be one of \(InboundLayout.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        for p in [port] + (inboundPort.map { [$0] } ?? []) where !(1...65535).contains(p) {
+            throw ValidationError("ports must be between 1 and 65535 (got \(p))")
+        }
+        for ip in podIP + listen where InterfaceAddresses.normalise(ip) == nil {
+            throw ValidationError("'\(ip)' is not an IPv4 or IPv6 address")
+        }
+        if retries < 0 { throw ValidationError("--retries must be 0 or more") }
+        for (name, v) in [("--connect-timeout", connectTimeout), ("--idle-timeout", idleTimeout), ("--drain-timeout", drainTimeout), ("--protocol-detection-timeout", protocolDetectionTimeout)] where !(v > 0) {
+            throw ValidationError("\(name) must be a positive number of seconds")
+        }
+        if maxConnections < 1 { throw ValidationError("--max-connections must be at least 1") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+    }
+
+    func run() throws {
+        if !noUidCheck, let message = uidCheckMessage(currentUID: getuid(), proxyUID: uid) {
+            throw InputError(message: message)
+        }
+        var config = ProxyConfiguration()
+        config.layout = InboundLayout(rawValue: layout)!
+        config.port = port
+        config.inboundPort = inboundPort ?? (config.layout == .istioCurrent ? 15006 : port)
+        config.podAddresses = podIP.isEmpty
+            ? InterfaceAddresses.podAddresses() : podIP.compactMap(InterfaceAddresses.normalise)
+        if !listen.isEmpty { config.listenAddresses = listen }
+        config.uid = uid
+        config.gid = gid
+        config.retries = retries
+        config.connectTimeoutSeconds = connectTimeout
+        config.idleTimeoutSeconds = idleTimeout
+        config.drainTimeoutSeconds = drainTimeout
+        config.protocolDetectionTimeoutSeconds = protocolDetectionTimeout
+        config.maxConnections = maxConnections
+        if let threads { config.threads = threads }
+        config.accessLogPath = accessLog
+
+        let log: AccessLog
+        do {
+            log = try AccessLog(path: accessLog)
+        } catch {
+            throw InputError(message: "\(error)")
+        }
+        let proxy = TransparentProxy(configuration: config, accessLog: log)
+        let bound: (bound: [String], warnings: [String])
+        do {
+            bound = try proxy.bind()
+        } catch {
+            proxy.shutdown()
+            throw InputError(message: "\(error)")
+        }
+        for w in bound.warnings { Output.stderr.line("hoptrace proxy: warning: \(w)") }
+        let wasRoot = geteuid() == 0
+        if wasRoot {
+            do {
+                try Privileges.drop(toUID: uid, gid: gid)
+            } catch {
+                proxy.shutdown()
+                throw InputError(message: "cannot drop privileges: \(error)")
+            }
+        }
+
+        // Signals: the first SIGTERM/SIGINT drains, a second one exits at once.
+        let stop = DispatchSemaphore(value: 0)
+        let signalQueue = DispatchQueue(label: "hoptrace.proxy.signals")
+        var sources: [DispatchSourceSignal] = []
+        let received = SignalCount()
+        for sig in [SIGTERM, SIGINT] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: signalQueue)
+            source.setEventHandler {
+                if received.increment() == 1 {
+                    stop.signal()
+                } else {
+                    writeDiagnostic("hoptrace proxy: second signal: exiting without waiting")
+                    Glibc.exit(0)
+                }
+            }
+            source.resume()
+            sources.append(source)
+        }
+
+        proxy.startAccepting()
+        let pods = config.podAddresses.isEmpty ? "none" : config.podAddresses.joined(separator: ", ")
+        let identity = wasRoot ? "uid \(getuid()) gid \(getgid()) (dropped from root)" : "uid \(getuid()) gid \(getgid())"
+        Output.stderr.line(
+            "hoptrace proxy: listening on \(bound.bound.joined(separator: ", ")); layout \(config.layout.rawValue); pod addresses \(pods); \(identity)")
+
+        stop.wait()
+        let open = proxy.openConnections
+        Output.stderr.line("hoptrace proxy: draining \(open) connection\(open == 1 ? "" : "s") (up to \(drainTimeout) s)")
+        let left = proxy.drain(timeoutSeconds: drainTimeout)
+        if left > 0 {
+            Output.stderr.line("hoptrace proxy: \(left) connection\(left == 1 ? "" : "s") still open after --drain-timeout; closing")
+        }
+        proxy.shutdown()
+        Output.stderr.line("hoptrace proxy: stopped")
+        withExtendedLifetime(sources) {}
+    }
+}
+
+/// Counts signals received (the handler runs on a serial queue; the lock keeps it simple).
+private final class SignalCount: @unchecked Sendable {
+    // @unchecked: `count` is only touched on the serial signal queue.
+    private var count = 0
+    func increment() -> Int {
+        count += 1
+        return count
+    }
+}
