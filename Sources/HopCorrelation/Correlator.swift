@@ -109,6 +109,30 @@ public final class Correlator {
         var method: String
         var target: String
         var host: String?
+        /// FNV-1a over the strings, so hashing feeds one word instead of SipHashing each string.
+        var fingerprint: UInt64
+
+        init(client: IPAddress, server: Endpoint, method: String, target: String, host: String?) {
+            self.client = client
+            self.server = server
+            self.method = method
+            self.target = target
+            self.host = host
+            var h: UInt64 = 0xcbf2_9ce4_8422_2325
+            for part in [method, target, host ?? ""] {
+                for b in part.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+                h = (h ^ 0xff) &* 0x100_0000_01b3
+            }
+            h ^= client.low &* 0x9e37_79b9_7f4a_7c15 ^ client.high
+            h ^= UInt64(server.port) << 48 ^ server.address.low
+            fingerprint = h
+        }
+
+        func hash(into hasher: inout Hasher) { hasher.combine(fingerprint) }
+        static func == (a: DupKey, b: DupKey) -> Bool {
+            a.fingerprint == b.fingerprint && a.client == b.client && a.server == b.server && a.method == b.method
+                && a.target == b.target && a.host == b.host
+        }
     }
     private var lastDirect: [DupKey: (start: Int64, group: Int?, chain: Int)] = [:]
 
@@ -560,7 +584,7 @@ public final class Correlator {
         if chain.isMultiHop { summary.multiHopChains += 1 }
         if chain.isIncomplete { summary.incompleteChains += 1 }
         summary.retries += chain.retries
-        for h in chain.hops { summary.roles[h.role, default: 0] += 1 }
+        for h in chain.hops { summary.roleCounts[h.role.index] += 1 }
         onChain(chain)
     }
 

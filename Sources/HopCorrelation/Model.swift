@@ -4,6 +4,17 @@ import HopHTTP
 
 /// What a copy of a request is doing, seen from the pod.
 public enum HopRole: String, Sendable, Hashable, CaseIterable, Codable {
+    /// Position in `allCases` (for counting without hashing).
+    public var index: Int {
+        switch self {
+        case .inboundIntercepted: 0
+        case .inboundForwarded: 1
+        case .outboundRedirected: 2
+        case .outboundForwarded: 3
+        case .direct: 4
+        }
+    }
+
     /// client → pod:port from outside, redirected by PREROUTING to the proxy (the client→:80 hop).
     case inboundIntercepted = "inbound-intercepted"
     /// proxy → app inside the pod (127.0.0.1:port in the 2018 layout; 127.0.0.6 → podIP:port now).
@@ -162,7 +173,11 @@ public struct RequestChain: Sendable, Hashable {
     public var isMultiHop: Bool { hops.count > 1 }
     public var isIncomplete: Bool { if case .incomplete = completeness { true } else { false } }
     /// Retries: upstream attempts beyond the first.
-    public var retries: Int { max(0, hops.filter { $0.role.isUpstream }.count - 1) }
+    public var retries: Int {
+        var n = 0
+        for h in hops where h.role.isUpstream { n += 1 }
+        return max(0, n - 1)
+    }
 
     /// Time the proxy added: downstream duration minus the successful upstream's duration.
     public var proxyAddedNs: Int64? {
@@ -209,7 +224,12 @@ public struct AnalysisSummary: Sendable, Hashable {
     public var repeatedStreams = 0
     public var repeatedStreamRequests = 0
     public var retries = 0
-    public var roles: [HopRole: Int] = [:]
+    /// Hops by role (counted in `roleCounts`, indexed like `HopRole.allCases`).
+    public var roles: [HopRole: Int] {
+        get { Dictionary(uniqueKeysWithValues: HopRole.allCases.enumerated().map { ($1, roleCounts[$0]) }.filter { $0.1 > 0 }) }
+        set { for (i, r) in HopRole.allCases.enumerated() { roleCounts[i] = newValue[r] ?? 0 } }
+    }
+    public var roleCounts = [Int](repeating: 0, count: HopRole.allCases.count)
     /// Pairings made among several equally possible candidates (optimal matching on timing).
     public var ambiguousPairings = 0
     /// Upstream copies that matched no downstream one.
