@@ -143,6 +143,10 @@ public final class Correlator {
 
     // MARK: Input
 
+    /// Consulted when the pod addresses are decided: addresses another thread saw leave the
+    /// host (the capture thread, when analysis runs on a second thread).
+    public var localAddressSource: (() -> [IPAddress])?
+
     /// Tells the correlator that `address` sent a packet out of this host (LINUX_SLL/SLL2
     /// direction "Out"): it is one of the pod's own addresses.
     public func observeLocalAddress(_ address: IPAddress) {
@@ -202,6 +206,7 @@ public final class Correlator {
             podAddresses = configuration.podAddresses
         } else {
             podAddressesInferred = true
+            for a in localAddressSource?() ?? [] where !a.isLoopback { localAddresses[a, default: 0] += 1 }
             if !localAddresses.isEmpty {
                 podAddresses = Set(localAddresses.keys)
             } else {

@@ -135,10 +135,14 @@ struct Analyze: ParsableCommand {
             }
         }
         let http = HTTPAnalyzer { correlator.add($0) }
+        // The capture thread notes the addresses packets left the host from; the analysis
+        // thread reads them when it decides the pod's addresses.
+        let local = LocalAddresses()
+        correlator.localAddressSource = { local.snapshot() }
         let result = try runPipeline(capture: capture, lineBuffered: false, flowConsumer: http, source: given,
                                      observe: { seg in
-                                         if seg.direction == .outgoing { correlator.observeLocalAddress(seg.source.address) }
-                                     })
+                                         if seg.direction == .outgoing { local.insert(seg.source.address) }
+                                     }, threaded: true)
         http.finish()
         correlator.finish()
 
@@ -178,5 +182,27 @@ struct Analyze: ParsableCommand {
         }
         out.flush()
         if let e = result.readError { throw InputError(message: e.description) }
+    }
+}
+
+/// Addresses seen leaving the host, shared between the capture and analysis threads.
+final class LocalAddresses: @unchecked Sendable {
+    // @unchecked Sendable: every access holds `lock`.
+    private var set = Set<HopCapture.IPAddress>()
+    private var last: HopCapture.IPAddress?
+    private let lock = NSLockish()
+
+    func insert(_ a: HopCapture.IPAddress) {
+        if a == last { return }  // the same few addresses over and over: skip the lock
+        lock.lock()
+        set.insert(a)
+        lock.unlock()
+        last = a
+    }
+
+    func snapshot() -> [HopCapture.IPAddress] {
+        lock.lock()
+        defer { lock.unlock() }
+        return Array(set)
     }
 }

@@ -58,8 +58,10 @@ struct HTTP: ParsableCommand {
             if quiet { return }
             if jsonl { out.line(Self.json(exchange)) } else { out.line { Self.text(exchange, into: &$0) } }
         }
-        let result = try runPipeline(capture: capture, lineBuffered: lineBuffered, flowConsumer: analyzer,
-                                     shouldStop: { printed >= limit })
+        // -c stops the read from the analysis side: keep both on one thread then.
+        let result = count == nil
+            ? try runPipeline(capture: capture, lineBuffered: lineBuffered, flowConsumer: analyzer, threaded: true)
+            : try runPipeline(capture: capture, lineBuffered: lineBuffered, flowConsumer: analyzer, shouldStop: { printed >= limit })
         analyzer.finish()
         out.flush()
         result.report(jsonl: jsonl, extra: [("http", analyzer.counters.report)])

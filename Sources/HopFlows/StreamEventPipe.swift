@@ -1,0 +1,156 @@
+import Dispatch
+import HopCapture
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Hands stream events to a consumer running on a second thread, so reassembly (with the
+/// libpcap read and the decoders) and the protocol analysis above it use both cores.
+///
+/// Events are batched; `.data` bytes are copied into the batch (they are views into
+/// libpcap's buffer on the producing side). At most `maxBatches` batches are in flight, so
+/// memory stays bounded: a slow consumer makes the producer wait. The consumer sees the
+/// events in exactly the order they were produced.
+///
+/// Use from one producing thread: `handle` for every event, then `finish()`, which waits
+/// until the consumer has seen everything and then runs `onFinish` on the consumer thread.
+public final class StreamEventPipe: StreamEventConsumer, @unchecked Sendable {
+    // @unchecked Sendable: `current` is touched only by the producer; batches cross threads
+    // only through `lock`-protected `queue`, and the consumer only runs on its thread.
+
+    enum Item {
+        case opened(Connection)
+        case data(ConnectionID, FlowDirection, offset: Int, count: Int, first: Int64, last: Int64)
+        case gap(ConnectionID, FlowDirection, length: Int, at: Int64)
+        case closed(Connection)
+    }
+
+    final class Batch {
+        var items: [Item] = []
+        var bytes: [UInt8] = []
+        init() {
+            items.reserveCapacity(512)
+            bytes.reserveCapacity(256 << 10)
+        }
+    }
+
+    private let consumer: StreamEventConsumer
+    private let maxBatchBytes: Int
+    private let maxBatchItems: Int
+    private var current = Batch()
+    private var queue: [Batch?] = []
+    private var free: [Batch] = []
+    private let lock = NSLockish()
+    private let itemsAvailable = DispatchSemaphore(value: 0)
+    private let slots: DispatchSemaphore
+    private let done = DispatchSemaphore(value: 0)
+    private var onFinish: (() -> Void)?
+    private var thread: pthread_t?
+
+    /// - Parameters:
+    ///   - consumer: runs on the pipe's thread.
+    ///   - maxBatches: batches in flight (bounds memory: about maxBatches × maxBatchBytes).
+    public init(consumer: StreamEventConsumer, maxBatches: Int = 8, maxBatchBytes: Int = 256 << 10, maxBatchItems: Int = 1024) {
+        self.consumer = consumer
+        self.maxBatchBytes = maxBatchBytes
+        self.maxBatchItems = maxBatchItems
+        self.slots = DispatchSemaphore(value: maxBatches)
+        let box = Unmanaged.passRetained(self)
+        var t = pthread_t()
+        let rc = pthread_create(&t, nil, { arg in
+            let pipe = Unmanaged<StreamEventPipe>.fromOpaque(arg!).takeRetainedValue()
+            pipe.consumerLoop()
+            return nil
+        }, box.toOpaque())
+        precondition(rc == 0, "cannot start the analysis thread (pthread_create: \(rc))")
+        thread = t
+    }
+
+    public func handle(_ event: StreamEvent) {
+        switch event {
+        case .opened(let c): current.items.append(.opened(c))
+        case .data(let id, let dir, let bytes, let first, let last):
+            let offset = current.bytes.count
+            current.bytes.append(contentsOf: bytes)
+            current.items.append(.data(id, dir, offset: offset, count: bytes.count, first: first, last: last))
+        case .gap(let id, let dir, let length, let at): current.items.append(.gap(id, dir, length: length, at: at))
+        case .closed(let c): current.items.append(.closed(c))
+        }
+        if current.bytes.count >= maxBatchBytes || current.items.count >= maxBatchItems { ship() }
+    }
+
+    private func ship() {
+        guard !current.items.isEmpty else { return }
+        slots.wait()
+        lock.lock()
+        queue.append(current)
+        current = free.popLast() ?? Batch()
+        lock.unlock()
+        itemsAvailable.signal()
+    }
+
+    /// Sends what is left, waits for the consumer to process everything, then runs
+    /// `then` on the consumer's thread (e.g. the analyzer's own `finish()`) before returning.
+    public func finish(then: @escaping () -> Void = {}) {
+        ship()
+        lock.lock()
+        onFinish = then
+        queue.append(nil)
+        lock.unlock()
+        itemsAvailable.signal()
+        done.wait()
+        if let t = thread { pthread_join(t, nil) }
+        thread = nil
+    }
+
+    private func consumerLoop() {
+        while true {
+            itemsAvailable.wait()
+            lock.lock()
+            let next = queue.removeFirst()
+            lock.unlock()
+            guard let batch = next else {
+                lock.lock()
+                let f = onFinish
+                lock.unlock()
+                f?()
+                done.signal()
+                return
+            }
+            batch.bytes.withUnsafeBytes { all in
+                for item in batch.items {
+                    switch item {
+                    case .opened(let c): consumer.handle(.opened(c))
+                    case .data(let id, let dir, let offset, let count, let first, let last):
+                        consumer.handle(.data(id, dir, UnsafeRawBufferPointer(rebasing: all[offset..<(offset + count)]), first: first, last: last))
+                    case .gap(let id, let dir, let length, let at): consumer.handle(.gap(id, dir, length: length, at: at))
+                    case .closed(let c): consumer.handle(.closed(c))
+                    }
+                }
+            }
+            batch.items.removeAll(keepingCapacity: true)
+            batch.bytes.removeAll(keepingCapacity: true)
+            lock.lock()
+            if free.count < 4 { free.append(batch) }
+            lock.unlock()
+            slots.signal()
+        }
+    }
+}
+
+/// A pthread mutex (Foundation-free).
+public final class NSLockish: @unchecked Sendable {
+    // @unchecked Sendable: the mutex lives at a fixed heap address and is the synchronisation.
+    private let m: UnsafeMutablePointer<pthread_mutex_t>
+    public init() {
+        m = .allocate(capacity: 1)
+        m.initialize(to: pthread_mutex_t())
+        pthread_mutex_init(m, nil)
+    }
+    deinit {
+        pthread_mutex_destroy(m)
+        m.deallocate()
+    }
+    public func lock() { pthread_mutex_lock(m) }
+    public func unlock() { pthread_mutex_unlock(m) }
+}
