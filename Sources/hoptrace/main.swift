@@ -46,6 +46,6 @@ func hoptraceMain() -> Never {
     }
 }
 
-let hoptraceSubcommands: [ParsableCommand.Type] = [Analyze.self, Watch.self, Packets.self, Flows.self, HTTP.self, Intercept.self, Proxy.self]
+let hoptraceSubcommands: [ParsableCommand.Type] = [Analyze.self, Watch.self, Packets.self, Flows.self, HTTP.self, Intercept.self, Proxy.self, Lab.self, Check.self]
 
 hoptraceMain()
