@@ -48,6 +48,9 @@ struct Lab: ParsableCommand {
     @Option(name: .long, help: "load: concurrent keep-alive connections.")
     var connections: Int = 8
 
+    @Flag(name: .customLong("identical-targets"), help: "load: send identical requests (HEAD /, GET /) instead of one target per request, so pairing must rely on timing alone.")
+    var identicalTargets = false
+
     @Option(name: .long, help: "Output: text or json (the verdict).")
     var format: Check.CheckFormat = .text
 
@@ -159,6 +162,7 @@ struct Lab: ParsableCommand {
         scene.verbose = verbose
         scene.requests = requests
         scene.connections = connections
+        scene.identicalTargets = identicalTargets
         var keepDir = keep
         defer {
             scene.tearDown(keep: keepDir)

@@ -110,6 +110,7 @@ final class LabScene {
     var verbose = false
     var requests = 200
     var connections = 8
+    var identicalTargets = false
 
     private var namespaces: [String] = []
     private var background: [Subprocess.Background] = []
@@ -294,7 +295,7 @@ final class LabScene {
         switch scenario.traffic {
         case .sequential(let reqs): args = ["seq"] + reqs.flatMap { [$0.0, $0.1] }
         case .pipelined(let reqs): args = ["pipeline"] + reqs.flatMap { [$0.0, $0.1] }
-        case .load: args = ["load", "\(requests)", "\(connections)"]
+        case .load: args = ["load", "\(requests)", "\(connections)"] + (identicalTargets ? ["same"] : [])
         }
         let cmd: [String]
         if scenario.outbound {

@@ -72,7 +72,8 @@ server.serve_forever()
     /// The lab's client: the ground truth of what was sent. One JSON line per request:
     /// {"conn", "index", "method", "target", "local", "status", "bytes"}.
     ///   client.py HOST PORT seq METHOD TARGET [METHOD TARGET ...]   one connection each, in order
-    ///   client.py HOST PORT load N C                                 N requests over C keep-alive connections
+    ///   client.py HOST PORT load N C [same]                          N requests over C keep-alive connections
+    ///                                                                (targets unique per request unless `same`)
     ///   client.py HOST PORT pipeline METHOD TARGET [...]             all on one connection, sent at once
     static let client = #"""
 import sys, socket, json, threading, time
@@ -135,13 +136,14 @@ if MODE == "seq":
 elif MODE == "pipeline":
     run_connection(0, pairs, pipeline=True)
 elif MODE == "load":
-    n, c = int(ARGS[0]), int(ARGS[1])
+    n, c = int(ARGS[0]), int(ARGS[1]); same = len(ARGS) > 2 and ARGS[2] == "same"
     plan = [[] for _ in range(c)]
     for i in range(n):
-        if i % 50 == 7: req = ("GET", "/big")
-        elif i % 3 == 0: req = ("HEAD", "/")
-        elif i % 3 == 1: req = ("GET", "/")
-        else: req = ("GET", "/?q=%d" % (i % 10))
+        q = "" if same else "?i=%d" % i
+        if i % 50 == 7: req = ("GET", "/big" + q)
+        elif i % 3 == 0: req = ("HEAD", "/" + q)
+        elif i % 3 == 1: req = ("GET", "/" + q)
+        else: req = ("GET", "/" + (q or "?q=%d" % (i % 10)))
         plan[i % c].append(req)
     errors = []
     def worker(k):
