@@ -77,10 +77,44 @@ public struct Expectation {
         return o
     }
 
-    /// Serialised with sorted keys, two-space indentation, a final newline.
+    /// Serialised for review and diffs: one line per top-level key, per chain and per hop.
     public func render() -> String {
-        let data = (try? JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])) ?? Data()
-        return String(decoding: data, as: UTF8.self) + "\n"
+        func compact(_ v: Any) -> String {
+            if v is NSNull { return "null" }
+            if let s = v as? String {
+                let d = (try? JSONSerialization.data(withJSONObject: [s], options: [.withoutEscapingSlashes])) ?? Data("[\"\"]".utf8)
+                return String(String(decoding: d, as: UTF8.self).dropFirst().dropLast())
+            }
+            if let d = v as? [String: Any] {
+                return "{" + d.keys.sorted().map { compact($0) + ": " + compact(d[$0]!) }.joined(separator: ", ") + "}"
+            }
+            if let a = v as? [Any] { return "[" + a.map(compact).joined(separator: ", ") + "]" }
+            return Self.show(v)
+        }
+        var lines = ["{"]
+        var keys = json.keys.sorted().filter { $0 != "chains" }
+        if json["chains"] != nil { keys.append("chains") }
+        for (i, k) in keys.enumerated() {
+            let comma = i == keys.count - 1 ? "" : ","
+            if k == "chains", let chains = json[k] as? [[String: Any]] {
+                lines.append("  \"chains\": [")
+                for (j, c) in chains.enumerated() {
+                    let rest = c.keys.sorted().filter { $0 != "hops" }.map { compact($0) + ": " + compact(c[$0]!) }
+                    if let hops = c["hops"] as? [Any] {
+                        lines.append("    {" + rest.joined(separator: ", ") + (rest.isEmpty ? "" : ", ") + "\"hops\": [")
+                        for (h, hop) in hops.enumerated() { lines.append("      " + compact(hop) + (h == hops.count - 1 ? "" : ",")) }
+                        lines.append("    ]}" + (j == chains.count - 1 ? "" : ","))
+                    } else {
+                        lines.append("    {" + rest.joined(separator: ", ") + "}" + (j == chains.count - 1 ? "" : ","))
+                    }
+                }
+                lines.append("  ]" + comma)
+            } else {
+                lines.append("  " + compact(k) + ": " + compact(json[k]!) + comma)
+            }
+        }
+        lines.append("}")
+        return lines.joined(separator: "\n") + "\n"
     }
 
     // MARK: comparison
@@ -213,6 +247,16 @@ public struct Expectation {
         return nil
     }
 
+    /// A JSON boolean (Foundation on Linux gives NSNumbers of type "c" for them).
+    static func boolValue(_ v: Any) -> Bool? {
+        if type(of: v) == Bool.self { return v as? Bool }
+        if let n = v as? NSNumber {
+            let t = String(cString: n.objCType)
+            if t == "c" || t == "B" { return n.boolValue }
+        }
+        return nil
+    }
+
     static func fmt(_ d: Double) -> String { String(format: "%.3f", d) }
 
     /// Equality of JSON values; absent and null are the same.
@@ -231,7 +275,7 @@ public struct Expectation {
     static func show(_ v: Any?) -> String {
         guard let v, !(v is NSNull) else { return "null" }
         if let s = v as? String { return s }
-        if type(of: v) == Bool.self, let b = v as? Bool { return b ? "true" : "false" }
+        if let b = boolValue(v) { return b ? "true" : "false" }
         if let n = v as? NSNumber { return n.stringValue }
         if let d = try? JSONSerialization.data(withJSONObject: v, options: [.sortedKeys]) { return String(decoding: d, as: UTF8.self) }
         return "\(v)"
