@@ -69,6 +69,10 @@ struct Lab: ParsableCommand {
     @Flag(name: .long, help: "Keep the temp directory (logs, access log, capture) of each run.")
     var keep = false
 
+    /// Tests: wait (at most 60 s) until this file exists before sending the traffic.
+    @Option(name: .customLong("wait-for"), help: .hidden)
+    var waitForFile: String?
+
     @Option(name: .customLong("namespace-prefix"), help: .hidden)
     var namespacePrefix: String = "hoplab-"
 
@@ -173,6 +177,13 @@ struct Lab: ParsableCommand {
         try scene.installRules()
         try scene.startProxy()
         try scene.startCapture()
+        if let f = waitForFile {
+            let deadline = Date().addingTimeInterval(60)
+            while !FileManager.default.fileExists(atPath: f) && Date() < deadline {
+                try Subprocess.checkInterrupt()
+                usleep(10_000)
+            }
+        }
         let records = try scene.drive()
         try scene.stopCapture()
         scene.stopProxy()

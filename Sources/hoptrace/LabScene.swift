@@ -336,10 +336,8 @@ final class LabScene {
         for b in background.reversed() { b.stop(signal: b.name == "capture" ? SIGINT : SIGTERM, timeout: 2) }
         background = []
         for ns in namespaces.reversed() {
-            // Anything else still in there (e.g. nginx workers) is ours too.
-            if let pids = try? Subprocess.run(ip, ["netns", "pids", ns], timeout: 10, interruptible: false) {
-                for p in pids.stdout.split(separator: "\n").compactMap({ Int32($0) }) where p > 1 && p != getpid() { kill(p, SIGKILL) }
-            }
+            // Only what this run started was stopped (by PID); anything else that entered a
+            // namespace (a `hoptrace watch --netns`) keeps running, in a namespace that is gone.
             _ = try? Subprocess.run(ip, ["netns", "del", ns], timeout: 10, interruptible: false)
         }
         namespaces = []

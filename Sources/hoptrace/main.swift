@@ -15,7 +15,7 @@ struct Hoptrace: ParsableCommand {
         interfaces), rebuilds every TCP connection, parses HTTP/1.x, and says why each copy \
         exists.
 
-        Exit status: 0 ok, 1 differences found (check), 2 usage or input error.
+        Exit status: 0 ok, 1 differences found (check, lab), 2 usage or input error.
         """,
         subcommands: hoptraceSubcommands)
 }
