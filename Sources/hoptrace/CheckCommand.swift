@@ -36,7 +36,7 @@ struct Check: ParsableCommand {
     enum CheckFormat: String, ExpressibleByArgument, CaseIterable { case text, json }
 
     func run() throws {
-        let targets = try Self.collect(paths.isEmpty ? ["Captures"] : paths)
+        let targets = try Self.collect(paths.isEmpty ? ["Captures"] : paths, creating: update)
         guard !targets.isEmpty else {
             throw InputError(message: "no expectation files (NAME.expect.json beside NAME.pcap) in \((paths.isEmpty ? ["Captures"] : paths).joined(separator: ", "))")
         }
@@ -92,7 +92,7 @@ struct Check: ParsableCommand {
     }
 
     /// The expectation files among `paths` (a capture stands for the expectation beside it).
-    static func collect(_ paths: [String]) throws -> [String] {
+    static func collect(_ paths: [String], creating: Bool = false) throws -> [String] {
         var out: [String] = []
         let fm = FileManager.default
         for p in paths {
@@ -106,7 +106,7 @@ struct Check: ParsableCommand {
             } else {
                 let base = (p as NSString).deletingPathExtension
                 let e = base + ".expect.json"
-                guard fm.fileExists(atPath: e) else { throw InputError(message: "\(p): no expectation file \(e) (make one with `hoptrace check \(p) --update` after checking the analysis by hand)") }
+                guard fm.fileExists(atPath: e) || creating else { throw InputError(message: "\(p): no expectation file \(e) (`hoptrace check \(p) --update` records the current analysis as one: read it before trusting it)") }
                 out.append(e)
             }
         }
@@ -122,10 +122,15 @@ struct Check: ParsableCommand {
     }
 
     static func check(expectationPath: String, update: Bool) -> CheckResult {
-        let expectation: Expectation
-        do { expectation = try Expectation.load(expectationPath) } catch {
+        var expectation = Expectation(json: [:])
+        if update && !FileManager.default.fileExists(atPath: expectationPath) {
+            // A new expectation: the capture beside it, analyzed with the defaults (rules auto).
+            let base = String(expectationPath.dropLast(".expect.json".count))
+            let pcap = [".pcap", ".pcapng"].map { base + $0 }.first { FileManager.default.fileExists(atPath: $0) } ?? base + ".pcap"
+            expectation.json["capture"] = (pcap as NSString).lastPathComponent
+        } else { do { expectation = try Expectation.load(expectationPath) } catch {
             return CheckResult(capture: expectationPath, expectation: expectationPath, error: "cannot read the expectation: \(error)")
-        }
+        } }
         let capture = capturePath(for: expectationPath, expectation)
         var result = CheckResult(capture: capture, expectation: expectationPath)
         var rules = expectation.rules

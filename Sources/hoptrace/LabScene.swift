@@ -299,10 +299,14 @@ final class LabScene {
         }
         let cmd: [String]
         if scenario.outbound {
-            // The app: a process in the pod that is not the proxy (uid 65534), so OUTPUT redirects it.
-            let py = FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") ? "/usr/bin/python3" : python
-            guard let setpriv = Subprocess.which("setpriv") else { throw LabError("setpriv (util-linux) is missing: the outbound scenario runs its app as uid 65534") }
-            cmd = ["netns", "exec", pod, setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", py, script.path, remoteIP, "80"] + args
+            // The app: a process in the pod that is not the proxy, so OUTPUT redirects it. As
+            // uid 65534 when a system python3 and setpriv are there; else as root (uid 0 is not
+            // exempt either: only uid/gid 1337 are).
+            if FileManager.default.isExecutableFile(atPath: "/usr/bin/python3"), let setpriv = Subprocess.which("setpriv") {
+                cmd = ["netns", "exec", pod, setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", script.path, remoteIP, "80"] + args
+            } else {
+                cmd = ["netns", "exec", pod, python, script.path, remoteIP, "80"] + args
+            }
         } else {
             cmd = ["netns", "exec", client, python, script.path, podIP, "80"] + args
         }

@@ -39,7 +39,9 @@ final class WatchInLabTests: XCTestCase {
         FileManager.default.createFile(atPath: watchErr.path, contents: nil)
         let watch = Process()
         watch.executableURL = URL(fileURLWithPath: LabEnv.hoptrace)
-        watch.arguments = ["watch", "-i", "any", "--netns", pod, "--rules", "istio-2018", "-c", "6", "--format", "jsonl", "-l"]
+        // -B: with the default 2 MiB buffer and 256 KiB snaplen the ring holds a handful of frames,
+        // and a busy machine drops packets (see the README's lab notes).
+        watch.arguments = ["watch", "-i", "any", "--netns", pod, "--rules", "istio-2018", "-c", "6", "--format", "jsonl", "-l", "-B", "32768"]
         watch.standardOutput = try FileHandle(forWritingTo: watchOut)
         watch.standardError = try FileHandle(forWritingTo: watchErr)
         watch.standardInput = FileHandle.nullDevice
@@ -69,7 +71,7 @@ final class WatchInLabTests: XCTestCase {
         XCTAssertTrue(err.contains("packets dropped by kernel"), err)
         let lines = try String(contentsOf: watchOut, encoding: .utf8).split(separator: "\n")
             .compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any] }
-        XCTAssertEqual(lines.count, 6, "\(lines)")
+        XCTAssertEqual(lines.count, 6, "\(lines)\n\(err)")
         let downstream = lines.filter { $0["role"] as? String == "inbound-intercepted" }
         let upstream = lines.filter { $0["role"] as? String == "inbound-forwarded" }
         XCTAssertEqual(downstream.count, 3, "\(lines)")
