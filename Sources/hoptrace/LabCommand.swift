@@ -199,6 +199,11 @@ struct Lab: ParsableCommand {
         let verifier = LabVerifier(scenario: s, records: records, access: access, analysis: analysis)
         v.differences = verifier.differences()
         if strictRules { v.differences += verifier.ruleNotes() } else { v.notes = verifier.ruleNotes() }
+        if !verifier.ambiguousMispairings.isEmpty {
+            // Only identical requests in flight at once can be told apart by timing alone.
+            let n = verifier.ambiguousMispairings.count
+            v.notes.append("\(n) pairing\(n == 1 ? "" : "s") differ from the proxy's among identical requests in flight at once, each flagged ambiguous by the analysis; first: \(verifier.ambiguousMispairings[0])")
+        }
         let summary = analysis["summary"] as? [String: Any] ?? [:]
         v.note = "\(summary["multiHopChains"] ?? 0) multi-hop, \(summary["incompleteChains"] ?? 0) incomplete, \(summary["unexplainedDuplicates"] ?? 0) unexplained duplicate(s), \(access.count) access-log line(s)"
         if !v.differences.isEmpty && verbose { keepDir = true }
@@ -249,7 +254,19 @@ struct LabVerdict {
 }
 
 /// Compares an analysis with the ground truth: the client's records and the proxy's access log.
-struct LabVerifier {
+final class LabVerifier {
+    /// Pairings below this confidence were flagged by the analysis as ambiguous.
+    static let ambiguousBelow = 0.9
+    /// Pairings that differ from the proxy's but that the analysis flagged as ambiguous.
+    var ambiguousMispairings: [String] = []
+
+    init(scenario: LabScenario, records: [ClientRecord], access: [[String: Any]], analysis: [String: Any]) {
+        self.scenario = scenario
+        self.records = records
+        self.access = access
+        self.analysis = analysis
+    }
+
     let scenario: LabScenario
     let records: [ClientRecord]
     let access: [[String: Any]]
@@ -395,7 +412,14 @@ struct LabVerifier {
             }
             let local = Self.str((a["upstream"] as? [String: Any])?["local"])
             if let last = upstream.last, Self.str(last["client"]) != local {
-                d.append("\(label): paired with the upstream copy from \(Self.str(last["client"])), the proxy sent it from \(local)")
+                let confidence = (c["confidence"] as? NSNumber)?.doubleValue ?? 1
+                let line = "\(label): paired with the upstream copy from \(Self.str(last["client"])), the proxy sent it from \(local)"
+                if confidence < Self.ambiguousBelow {
+                    // Identical requests in flight at once: the analysis said it could not tell.
+                    ambiguousMispairings.append(line + " (the analysis marked this pairing ambiguous: confidence \(String(format: "%.2f", confidence)))")
+                } else {
+                    d.append(line + " (confidence \(String(format: "%.2f", confidence)))")
+                }
             }
             if scenario.resetOnce && attempts != 2 { d.append("\(label): the proxy made \(attempts) attempts, the scenario expects 2 (one retry)") }
             if (c["retries"] as? Int) != max(0, attempts - 1) {
