@@ -67,5 +67,7 @@ let package = Package(
         .testTarget(name: "HopCorrelationTests", dependencies: ["HopCorrelation", "HopHTTP", "HopFlows", "HopCapture", "HopNetfilter"]),
         .testTarget(name: "HopReportTests", dependencies: ["HopReport", "HopCorrelation", "HopCapture", "HopFlows", "HopHTTP", "HopNetfilter"]),
         .testTarget(name: "HopInterceptTests", dependencies: ["HopIntercept", "HopNetfilter", "hoptrace"]),
+        // Runs `hoptrace lab` scenarios and `hoptrace check` through the built binary.
+        .testTarget(name: "LabTests", dependencies: ["hoptrace", "HopReport"]),
     ]
 )

@@ -9,8 +9,10 @@ declare -A NEED=(
   [iproute2]="ip netns / veth for the live-capture and lab tests"
   [iptables]="iptables-restore/-save inside test namespaces (rule model and interceptor tests)"
   [util-linux]="setpriv, to test the no-privilege message as root"
-  [python3]="drives test traffic inside network namespaces"
+  [python3]="drives test traffic inside network namespaces (and the lab's client and built-in app)"
 )
+# Optional: `hoptrace lab` uses nginx for the pod's app when it is installed (nginx-light), and
+# falls back to a built-in Python app otherwise; curl is not needed.
 
 missing=()
 for pkg in "${!NEED[@]}"; do

@@ -1,8 +1,33 @@
 #!/usr/bin/env bash
-# The whole test suite: system packages, build, unit + CLI + live-capture tests.
+# The whole test suite: system packages, build, unit + CLI + live-capture tests, every lab
+# scenario (root only), and the saved captures against their expectations.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x /opt/swift/usr/bin/swift ] && export PATH="/opt/swift/usr/bin:$PATH"
 bash scripts/setup.sh
 swift build
 swift test 2>&1 | tee .build/test-output.txt
+bin="$(swift build --show-bin-path)/hoptrace"
+
+# The lab: network namespaces, veth pairs and iptables inside them (root only).
+lab_skip=""
+if [ "$(id -u)" -ne 0 ]; then
+  lab_skip="not root (the lab creates network namespaces and installs iptables rules in them)"
+elif ! command -v ip >/dev/null 2>&1; then
+  lab_skip="ip (iproute2) is missing"
+elif ! command -v iptables-restore >/dev/null 2>&1 && [ ! -x /usr/sbin/iptables-restore ]; then
+  lab_skip="iptables-restore is missing"
+elif ! ip netns add "hoplab-probe-$$" 2>/dev/null; then
+  lab_skip="cannot create network namespaces here"
+else
+  ip netns del "hoplab-probe-$$"
+fi
+if [ -n "$lab_skip" ]; then
+  echo "== hoptrace lab --all: skipped: $lab_skip"
+else
+  echo "== hoptrace lab --all"
+  "$bin" lab --all
+fi
+
+echo "== hoptrace check Captures"
+"$bin" check Captures

@@ -15,7 +15,7 @@ struct Hoptrace: ParsableCommand {
         interfaces), rebuilds every TCP connection, parses HTTP/1.x, and says why each copy \
         exists.
 
-        Exit status: 0 ok, 1 differences found (check), 2 usage or input error.
+        Exit status: 0 ok, 1 differences found (check, lab), 2 usage or input error.
         """,
         subcommands: hoptraceSubcommands)
 }
@@ -46,6 +46,6 @@ func hoptraceMain() -> Never {
     }
 }
 
-let hoptraceSubcommands: [ParsableCommand.Type] = [Analyze.self, Watch.self, Packets.self, Flows.self, HTTP.self, Intercept.self, Proxy.self]
+let hoptraceSubcommands: [ParsableCommand.Type] = [Analyze.self, Watch.self, Packets.self, Flows.self, HTTP.self, Intercept.self, Proxy.self, Lab.self, Check.self]
 
 hoptraceMain()

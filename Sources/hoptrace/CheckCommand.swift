@@ -1,0 +1,183 @@
+import ArgumentParser
+import Foundation
+import HopReport
+
+struct Check: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Compare the analysis of saved captures with their expectation files (a golden test for your CI).",
+        discussion: """
+        For every capture NAME.pcap (or .pcapng) that has NAME.expect.json beside it, runs the \
+        analysis the expectation asks for (its rules, pod addresses and BPF filter) and compares \
+        the structural result: the summary's counts, the chains in order (method, target, status, \
+        completeness, retries) and each hop (role, attempt, client and server tuples, original \
+        destination, status, the deciding netfilter rule). Timings only where the expectation \
+        asks (a chain's proxyAddedMsMax). The expectation's assertions are checked too: \
+        noUnexplainedDuplicates, everyRequestAnswered, noRequestBypassedSidecar, \
+        maxProxyAddedMsP99.
+
+        PATHs are captures, expectation files or directories (default: Captures). Exit status \
+        0 when everything matches, 1 on any difference, 2 on a usage or input error.
+
+        Examples:
+          hoptrace check
+          hoptrace check Captures/lab-seed.pcap --format json
+          hoptrace check my-captures --update     # record the current analysis as expected
+        """)
+
+    @Argument(help: ArgumentHelp("Captures, expectation files or directories (default: Captures).", valueName: "path"))
+    var paths: [String] = []
+
+    @Flag(name: .long, help: "Rewrite the expectations from the current analysis (assertions and analyze settings are kept).")
+    var update = false
+
+    @Option(name: .long, help: "Output: text or json.")
+    var format: CheckFormat = .text
+
+    enum CheckFormat: String, ExpressibleByArgument, CaseIterable { case text, json }
+
+    func run() throws {
+        let targets = try Self.collect(paths.isEmpty ? ["Captures"] : paths, creating: update)
+        guard !targets.isEmpty else {
+            throw InputError(message: "no expectation files (NAME.expect.json beside NAME.pcap) in \((paths.isEmpty ? ["Captures"] : paths).joined(separator: ", "))")
+        }
+        var results: [CheckResult] = []
+        for t in targets {
+            results.append(Self.check(expectationPath: t, update: update))
+        }
+        let failed = results.filter { !$0.ok }
+        switch format {
+        case .text:
+            for r in results {
+                if let e = r.error {
+                    Output.stdout.line("capture \(r.capture): error: \(e)")
+                } else if r.differences.isEmpty {
+                    Output.stdout.line("capture \(r.capture): ok (\(r.chains) chain\(r.chains == 1 ? "" : "s"))\(r.updated ? ", expectation rewritten" : "")")
+                } else {
+                    Output.stdout.line("capture \(r.capture): \(r.differences.count) difference\(r.differences.count == 1 ? "" : "s") from \(r.expectation)")
+                    for d in r.differences.prefix(40) { Output.stdout.line("  capture \(r.capture): \(d)") }
+                    if r.differences.count > 40 { Output.stdout.line("  … \(r.differences.count - 40) more") }
+                }
+            }
+            Output.stdout.line(failed.isEmpty
+                ? "check: \(results.count) capture\(results.count == 1 ? "" : "s") as expected"
+                : "check: \(failed.count) of \(results.count) capture\(results.count == 1 ? "" : "s") differ from their expectations")
+        case .json:
+            let doc: [String: Any] = [
+                "ok": failed.isEmpty,
+                "captures": results.map { r -> [String: Any] in
+                    var o: [String: Any] = ["capture": r.capture, "expectation": r.expectation, "ok": r.ok,
+                                            "chains": r.chains, "differences": r.differences, "updated": r.updated]
+                    if let e = r.error { o["error"] = e }
+                    return o
+                },
+            ]
+            let data = try JSONSerialization.data(withJSONObject: doc, options: [.sortedKeys, .withoutEscapingSlashes])
+            Output.stdout.line(String(decoding: data, as: UTF8.self))
+        }
+        Output.stdout.flush()
+        if results.contains(where: { $0.error != nil }) && failed.allSatisfy({ $0.error != nil }) && !failed.isEmpty {
+            throw ExitCode(ExitStatus.inputError)
+        }
+        if !failed.isEmpty { throw ExitCode(ExitStatus.differences) }
+    }
+
+    struct CheckResult {
+        var capture: String
+        var expectation: String
+        var differences: [String] = []
+        var chains = 0
+        var error: String?
+        var updated = false
+        var ok: Bool { error == nil && differences.isEmpty }
+    }
+
+    /// The expectation files among `paths` (a capture stands for the expectation beside it).
+    static func collect(_ paths: [String], creating: Bool = false) throws -> [String] {
+        var out: [String] = []
+        let fm = FileManager.default
+        for p in paths {
+            var isDir: ObjCBool = false
+            guard fm.fileExists(atPath: p, isDirectory: &isDir) else { throw InputError(message: "\(p): no such file or directory") }
+            if isDir.boolValue {
+                let names = (try? fm.contentsOfDirectory(atPath: p)) ?? []
+                for n in names.sorted() where n.hasSuffix(".expect.json") { out.append((p as NSString).appendingPathComponent(n)) }
+            } else if p.hasSuffix(".expect.json") {
+                out.append(p)
+            } else {
+                let base = (p as NSString).deletingPathExtension
+                let e = base + ".expect.json"
+                guard fm.fileExists(atPath: e) || creating else { throw InputError(message: "\(p): no expectation file \(e) (`hoptrace check \(p) --update` records the current analysis as one: read it before trusting it)") }
+                out.append(e)
+            }
+        }
+        return out
+    }
+
+    static func capturePath(for expectationPath: String, _ e: Expectation) -> String {
+        let dir = (expectationPath as NSString).deletingLastPathComponent
+        if let c = e.capture { return c.hasPrefix("/") ? c : (dir as NSString).appendingPathComponent(c) }
+        let base = String(expectationPath.dropLast(".expect.json".count))
+        for ext in [".pcap", ".pcapng"] where FileManager.default.fileExists(atPath: base + ext) { return base + ext }
+        return base + ".pcap"
+    }
+
+    static func check(expectationPath: String, update: Bool) -> CheckResult {
+        var expectation = Expectation(json: [:])
+        if update && !FileManager.default.fileExists(atPath: expectationPath) {
+            // A new expectation: the capture beside it, analyzed with the defaults (rules auto).
+            let base = String(expectationPath.dropLast(".expect.json".count))
+            let pcap = [".pcap", ".pcapng"].map { base + $0 }.first { FileManager.default.fileExists(atPath: $0) } ?? base + ".pcap"
+            expectation.json["capture"] = (pcap as NSString).lastPathComponent
+        } else { do { expectation = try Expectation.load(expectationPath) } catch {
+            return CheckResult(capture: expectationPath, expectation: expectationPath, error: "cannot read the expectation: \(error)")
+        } }
+        let capture = capturePath(for: expectationPath, expectation)
+        var result = CheckResult(capture: capture, expectation: expectationPath)
+        var rules = expectation.rules
+        if let r = rules, NetfilterPresetNames.all.contains(r) == false, !r.hasPrefix("/") {
+            rules = ((expectationPath as NSString).deletingLastPathComponent as NSString).appendingPathComponent(r)
+        }
+        let analysis: [String: Any]
+        do {
+            analysis = try analyzeJSON(capture: capture, rules: rules, podIPs: expectation.podIPs, filter: expectation.filter)
+        } catch {
+            result.error = "\(error)"
+            return result
+        }
+        result.chains = (analysis["chains"] as? [Any])?.count ?? 0
+        if update {
+            let fresh = Expectation.make(from: analysis, capture: (capture as NSString).lastPathComponent, rules: expectation.rules,
+                                         podIPs: expectation.podIPs, filter: expectation.filter, assertions: expectation.assertions)
+            do {
+                try fresh.render().write(toFile: expectationPath, atomically: true, encoding: .utf8)
+                result.updated = true
+            } catch { result.error = "cannot write \(expectationPath): \(error.localizedDescription)" }
+            // Assertions are the user's: they still have to hold.
+            result.differences = fresh.assertionFailures(analysis)
+            return result
+        }
+        result.differences = expectation.differences(analysis)
+        return result
+    }
+
+    /// Runs `hoptrace analyze … --format json` (this binary) and parses the document.
+    static func analyzeJSON(capture: String, rules: String?, podIPs: [String], filter: String?) throws -> [String: Any] {
+        guard FileManager.default.fileExists(atPath: capture) else { throw ExpectationError("no capture file \(capture)") }
+        var args = ["analyze", capture, "--format", "json"]
+        if let rules { args += ["--rules", rules] }
+        for ip in podIPs { args += ["--pod-ip", ip] }
+        if let f = filter, !f.isEmpty { args.append(f) }
+        let r = try Subprocess.run(Subprocess.selfPath, args, timeout: 300)
+        guard r.status == 0 || !r.stdout.isEmpty else {
+            throw ExpectationError("hoptrace analyze failed (exit \(r.status)): \(r.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+        guard let o = try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any] else {
+            throw ExpectationError("hoptrace analyze printed no JSON document: \(r.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+        return o
+    }
+}
+
+enum NetfilterPresetNames {
+    static let all: Set<String> = ["istio-2018", "istio-current", "auto", "none"]
+}

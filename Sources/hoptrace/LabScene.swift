@@ -1,0 +1,359 @@
+import Foundation
+import HopIntercept
+import HopNetfilter
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A lab scenario: the rules, the proxy's layout, where the capture is taken, the traffic,
+/// and what the analysis must say about it.
+struct LabScenario: Sendable {
+    enum Capture: Sendable { case any, podInterface }
+    enum Traffic: Sendable {
+        case sequential([(String, String)])
+        case load
+        case pipelined([(String, String)])
+    }
+
+    let name: String
+    let summary: String
+    /// The rules preset (nil: no rules, no proxy).
+    let preset: String?
+    let layout: String
+    let capture: Capture
+    let traffic: Traffic
+    /// The client runs as an app inside the pod (outbound) instead of in the client namespace.
+    let outbound: Bool
+    /// The app resets the first connection (the proxy retries).
+    let resetOnce: Bool
+    /// Hop roles every request's chain must have, in order.
+    let roles: [String]
+    let complete: Bool
+    let unexplainedDuplicates: Int
+    let assertions: [String: Any & Sendable]
+
+    var hasSidecar: Bool { preset != nil }
+
+    static let sidecarAssertions: [String: Any & Sendable] = [
+        "noUnexplainedDuplicates": true, "everyRequestAnswered": true, "noRequestBypassedSidecar": true,
+    ]
+
+    static let all: [LabScenario] = [
+        LabScenario(
+            name: "seed", summary: "the seed's rules (istio-2018); the client sends HEAD / three times: the doubled HEAD",
+            preset: "istio-2018", layout: "istio-2018", capture: .any,
+            traffic: .sequential([("HEAD", "/"), ("HEAD", "/"), ("HEAD", "/")]), outbound: false, resetOnce: false,
+            roles: ["inbound-intercepted", "inbound-forwarded"], complete: true, unexplainedDuplicates: 0,
+            assertions: sidecarAssertions),
+        LabScenario(
+            name: "outbound", summary: "the app in the pod (uid 65534) calls the remote service with HEAD: the NAT-split lo→:15001 hop",
+            preset: "istio-2018", layout: "istio-2018", capture: .any,
+            traffic: .sequential([("HEAD", "/"), ("HEAD", "/")]), outbound: true, resetOnce: false,
+            roles: ["outbound-redirected", "outbound-forwarded"], complete: true, unexplainedDuplicates: 0,
+            assertions: ["noUnexplainedDuplicates": true, "everyRequestAnswered": true]),
+        LabScenario(
+            name: "current", summary: "today's Istio rules (istio-current): inbound via 15006, proxy → app from 127.0.0.6",
+            preset: "istio-current", layout: "istio-current", capture: .any,
+            traffic: .sequential([("HEAD", "/"), ("GET", "/"), ("HEAD", "/")]), outbound: false, resetOnce: false,
+            roles: ["inbound-intercepted", "inbound-forwarded"], complete: true, unexplainedDuplicates: 0,
+            assertions: sidecarAssertions),
+        LabScenario(
+            name: "load", summary: "N requests over C concurrent keep-alive connections, HEAD and GET mixed, some large bodies",
+            preset: "istio-2018", layout: "istio-2018", capture: .any, traffic: .load, outbound: false, resetOnce: false,
+            roles: ["inbound-intercepted", "inbound-forwarded"], complete: true, unexplainedDuplicates: 0,
+            assertions: sidecarAssertions),
+        LabScenario(
+            name: "pipelined", summary: "three pipelined requests on one connection",
+            preset: "istio-2018", layout: "istio-2018", capture: .any,
+            traffic: .pipelined([("GET", "/?n=1"), ("HEAD", "/?n=2"), ("GET", "/?n=3")]), outbound: false, resetOnce: false,
+            roles: ["inbound-intercepted", "inbound-forwarded"], complete: true, unexplainedDuplicates: 0,
+            assertions: sidecarAssertions),
+        LabScenario(
+            name: "retry", summary: "the app resets the proxy's first upstream connection; the proxy retries: 2 upstream attempts",
+            preset: "istio-2018", layout: "istio-2018", capture: .any,
+            traffic: .sequential([("GET", "/")]), outbound: false, resetOnce: true,
+            roles: ["inbound-intercepted", "inbound-forwarded", "inbound-forwarded"], complete: true, unexplainedDuplicates: 0,
+            assertions: sidecarAssertions),
+        LabScenario(
+            name: "missing-hop", summary: "captured on the pod's interface only: the proxy → app hop on lo is invisible (incomplete chains, expected)",
+            preset: "istio-2018", layout: "istio-2018", capture: .podInterface,
+            traffic: .sequential([("HEAD", "/"), ("GET", "/")]), outbound: false, resetOnce: false,
+            roles: ["inbound-intercepted"], complete: false, unexplainedDuplicates: 0,
+            assertions: ["noUnexplainedDuplicates": true, "everyRequestAnswered": true]),
+        LabScenario(
+            name: "no-sidecar", summary: "no rules, no proxy; the client sends the same HEAD twice: 1 genuine (unexplained) duplicate",
+            preset: nil, layout: "istio-2018", capture: .any,
+            traffic: .sequential([("HEAD", "/"), ("HEAD", "/")]), outbound: false, resetOnce: false,
+            roles: ["direct"], complete: true, unexplainedDuplicates: 1,
+            assertions: ["everyRequestAnswered": true]),
+    ]
+
+    static func named(_ n: String) -> LabScenario? { all.first { $0.name == n } }
+}
+
+struct LabError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+/// One run of one scenario: namespaces, veths, app, rules, proxy, capture, traffic; cleaned up
+/// by `tearDown` (also on error and on SIGINT/SIGTERM through the caller).
+final class LabScene {
+    static let bigSize = 100_000
+
+    let scenario: LabScenario
+    let prefix: String
+    let index: Int
+    let dir: URL
+    let ip: String
+    let python: String
+    var verbose = false
+    var requests = 200
+    var connections = 8
+    var identicalTargets = false
+
+    private var namespaces: [String] = []
+    private var background: [Subprocess.Background] = []
+
+    var client: String { prefix + "client" }
+    var pod: String { prefix + "pod" }
+    var remote: String { prefix + "remote" }
+    var net: String { "198.18.\(10 + index)" }
+    var clientIP: String { "\(net).1" }
+    var podIP: String { "\(net).2" }
+    var podRemoteSideIP: String { "\(net).17" }
+    var remoteIP: String { "\(net).18" }
+    var vethTag: String { "hl\(getpid() % 1_000_000)" }
+    var podInterface: String { vethTag + "p" }
+    var pcapPath: String { dir.appendingPathComponent("capture.pcap").path }
+    var accessLogPath: String { dir.appendingPathComponent("access.jsonl").path }
+
+    init(scenario: LabScenario, index: Int, namespacePrefix: String, ip: String, python: String) throws {
+        self.scenario = scenario
+        self.index = index
+        self.ip = ip
+        self.python = python
+        prefix = "\(namespacePrefix)\(getpid())-"
+        dir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("\(namespacePrefix)\(getpid())-\(scenario.name)")
+        try? FileManager.default.removeItem(at: dir)
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+    }
+
+    func log(_ s: String) { if verbose { Output.stderr.line("hoptrace lab: \(scenario.name): \(s)") } }
+
+    // MARK: stale state
+
+    /// Removes namespaces (and what runs in them) and temp directories with `namespacePrefix`
+    /// whose lab process is gone: what a crashed (SIGKILLed) run left.
+    static func removeStale(namespacePrefix: String, ip: String) -> [String] {
+        var removed: [String] = []
+        func ownerGone(_ name: String) -> Bool {
+            let rest = name.dropFirst(namespacePrefix.count)
+            guard let pid = Int32(rest.split(separator: "-").first ?? "") else { return false }
+            return pid != getpid() && kill(pid, 0) != 0 && errno == ESRCH
+        }
+        if let list = try? Subprocess.run(ip, ["netns", "list"], timeout: 10, interruptible: false) {
+            for line in list.stdout.split(separator: "\n") {
+                let name = String(line.split(separator: " ").first ?? "")
+                guard name.hasPrefix(namespacePrefix), ownerGone(name) else { continue }
+                if let pids = try? Subprocess.run(ip, ["netns", "pids", name], timeout: 10, interruptible: false) {
+                    for p in pids.stdout.split(separator: "\n").compactMap({ Int32($0) }) where p > 1 && p != getpid() { kill(p, SIGKILL) }
+                }
+                _ = try? Subprocess.run(ip, ["netns", "del", name], timeout: 10, interruptible: false)
+                removed.append(name)
+            }
+        }
+        let tmp = NSTemporaryDirectory()
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: tmp)) ?? [] where name.hasPrefix(namespacePrefix) && ownerGone(name) {
+            try? FileManager.default.removeItem(atPath: (tmp as NSString).appendingPathComponent(name))
+        }
+        return removed
+    }
+
+    // MARK: building
+
+    private func ipr(_ args: [String]) throws {
+        let r = try Subprocess.run(ip, args, timeout: 10)
+        if r.status != 0 {
+            throw LabError("ip \(args.joined(separator: " ")): \(r.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+    }
+
+    func build() throws {
+        let needRemote = scenario.outbound
+        for ns in [client, pod] + (needRemote ? [remote] : []) {
+            try ipr(["netns", "add", ns])
+            namespaces.append(ns)
+            // Segments of at most 8 KiB (lo's MTU, GSO on every link): the capture's ring keeps
+            // thousands of frames with a small snaplen, so nothing is dropped under load.
+            try ipr(["-n", ns, "link", "set", "dev", "lo", "mtu", "8192", "gso_max_size", "8192", "up"])
+        }
+        let c = vethTag + "c", p = podInterface
+        try ipr(["link", "add", c, "netns", client, "type", "veth", "peer", "name", p, "netns", pod])
+        try ipr(["-n", client, "addr", "add", "\(clientIP)/28", "dev", c])
+        try ipr(["-n", pod, "addr", "add", "\(podIP)/28", "dev", p])
+        try ipr(["-n", client, "link", "set", "dev", c, "gso_max_size", "8192", "up"])
+        try ipr(["-n", pod, "link", "set", "dev", p, "gso_max_size", "8192", "up"])
+        if needRemote {
+            let q = vethTag + "q", r = vethTag + "r"
+            try ipr(["link", "add", q, "netns", pod, "type", "veth", "peer", "name", r, "netns", remote])
+            try ipr(["-n", pod, "addr", "add", "\(podRemoteSideIP)/28", "dev", q])
+            try ipr(["-n", remote, "addr", "add", "\(remoteIP)/28", "dev", r])
+            try ipr(["-n", pod, "link", "set", "dev", q, "gso_max_size", "8192", "up"])
+            try ipr(["-n", remote, "link", "set", "dev", r, "gso_max_size", "8192", "up"])
+        }
+        // No IPv6 duplicate-address detection or router solicitations: quiet captures.
+        for ns in namespaces {
+            _ = try? Subprocess.run(ip, ["netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"], timeout: 5)
+        }
+    }
+
+    func start(in ns: String, _ arguments: [String], name: String) throws -> Subprocess.Background {
+        let b = try Subprocess.Background(ip, ["netns", "exec", ns] + arguments, name: name, directory: dir)
+        background.append(b)
+        return b
+    }
+
+    /// The app on :80 in `ns`: nginx when installed (not for the reset-once app), else Python.
+    func startApp(in ns: String, name: String, resetOnce: Bool) throws {
+        let nginx = "/usr/sbin/nginx"
+        if !resetOnce && FileManager.default.isExecutableFile(atPath: nginx) && ProcessInfo.processInfo.environment["HOPLAB_NO_NGINX"] == nil {
+            let d = dir.appendingPathComponent(name)
+            try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+            let big = d.appendingPathComponent("big.bin")
+            try Data((0..<Self.bigSize).map { UInt8(truncatingIfNeeded: $0 &* 7) }).write(to: big)
+            chmod(big.path, 0o644)
+            let conf = LabScripts.nginx.replacingOccurrences(of: "BIGFILE", with: big.path).replacingOccurrences(of: "DIR", with: d.path)
+            let confURL = d.appendingPathComponent("nginx.conf")
+            try conf.write(to: confURL, atomically: true, encoding: .utf8)
+            let b = try start(in: ns, [nginx, "-e", d.appendingPathComponent("nginx-error.log").path, "-p", d.path, "-c", confURL.path], name: name)
+            let pidFile = d.appendingPathComponent("nginx.pid").path
+            let deadline = Date().addingTimeInterval(10)
+            while !FileManager.default.fileExists(atPath: pidFile) {
+                if !b.process.isRunning || Date() > deadline {
+                    let err = (try? String(contentsOfFile: d.appendingPathComponent("nginx-error.log").path, encoding: .utf8)) ?? ""
+                    throw LabError("nginx did not start in \(ns): \(b.stderr) \(err)".trimmingCharacters(in: .whitespacesAndNewlines))
+                }
+                try Subprocess.checkInterrupt()
+                usleep(10_000)
+            }
+            usleep(50_000)
+            log("nginx on :80 in \(ns)")
+            return
+        }
+        let script = dir.appendingPathComponent("app.py")
+        try LabScripts.app.replacingOccurrences(of: "BIGSIZE", with: "\(Self.bigSize)").write(to: script, atomically: true, encoding: .utf8)
+        let b = try start(in: ns, [python, script.path, "80"] + (resetOnce ? ["--reset-once"] : []), name: name)
+        guard try b.waitFor("ready") else { throw LabError("the built-in app did not start in \(ns): \(b.stderr)") }
+        log("python app on :80 in \(ns)")
+    }
+
+    func installRules() throws {
+        guard let name = scenario.preset, let config = InterceptConfig.preset(name) else { return }
+        let installer = RuleInstaller(config: config, runner: IptablesRunner(netns: pod))
+        do { _ = try installer.install() } catch { throw LabError("installing the \(name) rules in \(pod): \(error)") }
+        log("rules \(name) installed in \(pod)")
+    }
+
+    var podIPs: [String] { scenario.outbound ? [podIP, podRemoteSideIP] : [podIP] }
+
+    func startProxy() throws {
+        guard scenario.hasSidecar else { return }
+        var args = [Subprocess.selfPath, "proxy", "--access-log", accessLogPath, "--layout", scenario.layout,
+                    "--protocol-detection-timeout", "0.5", "--connect-timeout", "2", "--drain-timeout", "2"]
+        for a in podIPs { args += ["--pod-ip", a] }
+        let b = try start(in: pod, args, name: "proxy")
+        guard try b.waitFor("listening on") else { throw LabError("hoptrace proxy did not start: \(b.stderr)") }
+        log("proxy listening (uid 1337)")
+    }
+
+    private var captureProcess: Subprocess.Background?
+
+    func startCapture() throws {
+        let iface = scenario.capture == .any ? "any" : podInterface
+        let b = try start(in: pod, [Subprocess.selfPath, "packets", "-i", iface, "-s", "16384", "-B", "32768", "-q", "-w", pcapPath, "tcp"], name: "capture")
+        guard try b.waitFor("listening on") else { throw LabError("the capture did not start: \(b.stderr)") }
+        captureProcess = b
+        log("capturing on \(iface) in \(pod)")
+    }
+
+    func stopCapture() throws {
+        guard let b = captureProcess else { return }
+        usleep(150_000)  // the last FINs and ACKs
+        b.stop(signal: SIGINT, timeout: 5)
+        captureProcess = nil
+        guard FileManager.default.fileExists(atPath: pcapPath) else { throw LabError("the capture wrote no file: \(b.stderr)") }
+        log("capture stopped: \(b.stderr.split(separator: "\n").last ?? "")")
+    }
+
+    /// Runs the scenario's client; returns what it sent and received (the ground truth).
+    func drive() throws -> [ClientRecord] {
+        let script = dir.appendingPathComponent("client.py")
+        try LabScripts.client.write(to: script, atomically: true, encoding: .utf8)
+        chmod(script.path, 0o644)
+        var args: [String]
+        switch scenario.traffic {
+        case .sequential(let reqs): args = ["seq"] + reqs.flatMap { [$0.0, $0.1] }
+        case .pipelined(let reqs): args = ["pipeline"] + reqs.flatMap { [$0.0, $0.1] }
+        case .load: args = ["load", "\(requests)", "\(connections)"] + (identicalTargets ? ["same"] : [])
+        }
+        let cmd: [String]
+        if scenario.outbound {
+            // The app: a process in the pod that is not the proxy, so OUTPUT redirects it. As
+            // uid 65534 when a system python3 and setpriv are there; else as root (uid 0 is not
+            // exempt either: only uid/gid 1337 are).
+            if FileManager.default.isExecutableFile(atPath: "/usr/bin/python3"), let setpriv = Subprocess.which("setpriv") {
+                cmd = ["netns", "exec", pod, setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", script.path, remoteIP, "80"] + args
+            } else {
+                cmd = ["netns", "exec", pod, python, script.path, remoteIP, "80"] + args
+            }
+        } else {
+            cmd = ["netns", "exec", client, python, script.path, podIP, "80"] + args
+        }
+        let r = try Subprocess.run(ip, cmd, timeout: 90)
+        var records: [ClientRecord] = []
+        for line in r.stdout.split(separator: "\n") {
+            guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { continue }
+            records.append(ClientRecord(
+                conn: o["conn"] as? Int ?? 0, index: o["index"] as? Int ?? 0, method: o["method"] as? String ?? "",
+                target: o["target"] as? String ?? "", local: o["local"] as? String ?? "", status: o["status"] as? Int ?? 0))
+        }
+        if r.status != 0 || records.isEmpty {
+            throw LabError("the client failed (exit \(r.status)): \(r.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+        if !r.stderr.isEmpty { log("client: \(r.stderr.trimmingCharacters(in: .whitespacesAndNewlines))") }
+        log("client: \(records.count) requests")
+        return records
+    }
+
+    func stopProxy() {
+        for b in background where b.name == "proxy" { b.stop(signal: SIGTERM, timeout: 4) }
+    }
+
+    func accessLog() -> [[String: Any]] {
+        guard let text = try? String(contentsOfFile: accessLogPath, encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any] }
+    }
+
+    /// Stops every process this run started (by PID) and deletes its namespaces and temp files.
+    func tearDown(keep: Bool = false) {
+        for b in background.reversed() { b.stop(signal: b.name == "capture" ? SIGINT : SIGTERM, timeout: 2) }
+        background = []
+        for ns in namespaces.reversed() {
+            // Only what this run started was stopped (by PID); anything else that entered a
+            // namespace (a `hoptrace watch --netns`) keeps running, in a namespace that is gone.
+            _ = try? Subprocess.run(ip, ["netns", "del", ns], timeout: 10, interruptible: false)
+        }
+        namespaces = []
+        if !keep { try? FileManager.default.removeItem(at: dir) }
+    }
+}
+
+struct ClientRecord {
+    var conn: Int
+    var index: Int
+    var method: String
+    var target: String
+    var local: String
+    var status: Int
+}

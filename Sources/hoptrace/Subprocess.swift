@@ -1,0 +1,129 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Set by the lab's SIGINT/SIGTERM handler; every wait loop polls it.
+nonisolated(unsafe) var labInterruptSignal: Int32 = 0
+
+struct Interrupted: Error, CustomStringConvertible {
+    let signal: Int32
+    var description: String { "interrupted by signal \(signal)" }
+}
+
+/// Running programs to completion (bounded) or in the background (stopped by PID).
+enum Subprocess {
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    /// This executable.
+    static var selfPath: String {
+        if let p = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") { return p }
+        return CommandLine.arguments[0]
+    }
+
+    static func which(_ tool: String) -> String? {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
+        for dir in path.split(separator: ":").map(String.init) + ["/usr/sbin", "/sbin", "/usr/bin", "/bin"] {
+            let p = dir + "/" + tool
+            if FileManager.default.isExecutableFile(atPath: p) { return p }
+        }
+        return nil
+    }
+
+    static func checkInterrupt() throws {
+        if labInterruptSignal != 0 { throw Interrupted(signal: labInterruptSignal) }
+    }
+
+    /// Runs to completion; killed after `timeout` seconds (and when the lab is interrupted).
+    static func run(_ executable: String, _ arguments: [String], stdin: String? = nil, timeout: TimeInterval = 60, interruptible: Bool = true) throws -> Result {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: executable)
+        p.arguments = arguments
+        let out = Pipe(), err = Pipe(), input = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        p.standardInput = stdin == nil ? FileHandle.nullDevice : input
+        try p.run()
+        if let stdin {
+            input.fileHandleForWriting.write(Data(stdin.utf8))
+            try? input.fileHandleForWriting.close()
+        }
+        nonisolated(unsafe) var outData = Data(), errData = Data()
+        let group = DispatchGroup()
+        group.enter()
+        DispatchQueue.global().async { outData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        group.enter()
+        DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        let deadline = Date().addingTimeInterval(timeout)
+        var timedOut = false
+        while p.isRunning {
+            if Date() > deadline { timedOut = true; break }
+            if interruptible && labInterruptSignal != 0 { break }
+            usleep(5_000)
+        }
+        if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        p.waitUntilExit()
+        group.wait()
+        if interruptible { try checkInterrupt() }
+        var r = Result(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                       stderr: String(decoding: errData, as: UTF8.self))
+        if timedOut {
+            r.status = -1
+            r.stderr += "\n(killed after \(Int(timeout)) s)"
+        }
+        return r
+    }
+
+    /// A program running in the background, its output in files.
+    final class Background {
+        let process: Process
+        let name: String
+        let stdoutURL: URL
+        let stderrURL: URL
+        var pid: Int32 { process.processIdentifier }
+
+        init(_ executable: String, _ arguments: [String], name: String, directory: URL) throws {
+            process = Process()
+            process.executableURL = URL(fileURLWithPath: executable)
+            process.arguments = arguments
+            self.name = name
+            stdoutURL = directory.appendingPathComponent("\(name).out")
+            stderrURL = directory.appendingPathComponent("\(name).err")
+            FileManager.default.createFile(atPath: stdoutURL.path, contents: nil)
+            FileManager.default.createFile(atPath: stderrURL.path, contents: nil)
+            process.standardOutput = try FileHandle(forWritingTo: stdoutURL)
+            process.standardError = try FileHandle(forWritingTo: stderrURL)
+            process.standardInput = FileHandle.nullDevice
+            try process.run()
+        }
+
+        var stdout: String { (try? String(contentsOf: stdoutURL, encoding: .utf8)) ?? "" }
+        var stderr: String { (try? String(contentsOf: stderrURL, encoding: .utf8)) ?? "" }
+
+        /// Waits (bounded) until `text` shows up in its stdout or stderr; false if it exited first.
+        func waitFor(_ text: String, timeout: TimeInterval = 10) throws -> Bool {
+            let deadline = Date().addingTimeInterval(timeout)
+            while Date() < deadline {
+                if stderr.contains(text) || stdout.contains(text) { return true }
+                if !process.isRunning { return stderr.contains(text) || stdout.contains(text) }
+                try checkInterrupt()
+                usleep(10_000)
+            }
+            return false
+        }
+
+        /// Sends `signal`, waits up to `timeout`, then SIGKILL. Only this PID.
+        func stop(signal sig: Int32 = SIGTERM, timeout: TimeInterval = 3) {
+            guard process.isRunning else { return }
+            kill(pid, sig)
+            let deadline = Date().addingTimeInterval(timeout)
+            while process.isRunning && Date() < deadline { usleep(5_000) }
+            if process.isRunning { kill(pid, SIGKILL) }
+            process.waitUntilExit()
+        }
+    }
+}

@@ -1,0 +1,93 @@
+import Foundation
+import XCTest
+
+/// `hoptrace watch` inside the lab's pod while the seed scenario runs: its lines, the links
+/// between copies, and a clean shutdown with libpcap's statistics.
+final class WatchInLabTests: XCTestCase {
+    func waitFor(_ text: String, in url: URL, timeout: TimeInterval) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if let s = try? String(contentsOf: url, encoding: .utf8), s.contains(text) { return true }
+            usleep(20_000)
+        }
+        return false
+    }
+
+    func testWatchDuringTheSeedScenario() throws {
+        try LabEnv.requireLab()
+        let dir = try LabEnv.temporaryDirectory("watch")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let go = dir.appendingPathComponent("go")
+        let labOut = dir.appendingPathComponent("lab.out")
+        FileManager.default.createFile(atPath: labOut.path, contents: nil)
+
+        let lab = Process()
+        lab.executableURL = URL(fileURLWithPath: LabEnv.hoptrace)
+        lab.arguments = ["lab", "seed", "--namespace-prefix", LabEnv.prefix, "--wait-for", go.path]
+        lab.standardOutput = try FileHandle(forWritingTo: labOut)
+        lab.standardError = FileHandle.nullDevice
+        lab.standardInput = FileHandle.nullDevice
+        try lab.run()
+        defer { if lab.isRunning { kill(lab.processIdentifier, SIGTERM); lab.waitUntilExit() } }
+        let pod = "\(LabEnv.prefix)\(lab.processIdentifier)-pod"
+        let captureErr = FileManager.default.temporaryDirectory
+            .appendingPathComponent("\(LabEnv.prefix)\(lab.processIdentifier)-seed/capture.err")
+        XCTAssertTrue(waitFor("listening on", in: captureErr, timeout: 30), "the lab did not get to its traffic")
+
+        let watchOut = dir.appendingPathComponent("watch.out"), watchErr = dir.appendingPathComponent("watch.err")
+        FileManager.default.createFile(atPath: watchOut.path, contents: nil)
+        FileManager.default.createFile(atPath: watchErr.path, contents: nil)
+        let watch = Process()
+        watch.executableURL = URL(fileURLWithPath: LabEnv.hoptrace)
+        // -B: with the default 2 MiB buffer and 256 KiB snaplen the ring holds a handful of frames,
+        // and a busy machine drops packets (see the README's lab notes).
+        watch.arguments = ["watch", "-i", "any", "--netns", pod, "--rules", "istio-2018", "-c", "6", "--format", "jsonl", "-l", "-B", "32768"]
+        watch.standardOutput = try FileHandle(forWritingTo: watchOut)
+        watch.standardError = try FileHandle(forWritingTo: watchErr)
+        watch.standardInput = FileHandle.nullDevice
+        try watch.run()
+        defer { if watch.isRunning { kill(watch.processIdentifier, SIGKILL); watch.waitUntilExit() } }
+        XCTAssertTrue(waitFor("listening on", in: watchErr, timeout: 15), (try? String(contentsOf: watchErr, encoding: .utf8)) ?? "")
+
+        FileManager.default.createFile(atPath: go.path, contents: Data())
+        let deadline = Date().addingTimeInterval(60)
+        while lab.isRunning && Date() < deadline { usleep(20_000) }
+        XCTAssertFalse(lab.isRunning, "the lab did not finish")
+        lab.waitUntilExit()
+        XCTAssertEqual(lab.terminationStatus, 0, (try? String(contentsOf: labOut, encoding: .utf8)) ?? "")
+
+        // -c 6 ends it by itself; if a line is still due, SIGINT is the clean way out.
+        let d2 = Date().addingTimeInterval(5)
+        while watch.isRunning && Date() < d2 { usleep(20_000) }
+        if watch.isRunning { kill(watch.processIdentifier, SIGINT) }
+        let d3 = Date().addingTimeInterval(10)
+        while watch.isRunning && Date() < d3 { usleep(20_000) }
+        XCTAssertFalse(watch.isRunning, "watch did not stop")
+        watch.waitUntilExit()
+        XCTAssertEqual(watch.terminationStatus, 0)
+
+        let err = try String(contentsOf: watchErr, encoding: .utf8)
+        XCTAssertTrue(err.contains("packets received by filter"), err)
+        XCTAssertTrue(err.contains("packets dropped by kernel"), err)
+        let lines = try String(contentsOf: watchOut, encoding: .utf8).split(separator: "\n")
+            .compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any] }
+        XCTAssertEqual(lines.count, 6, "\(lines)\n\(err)")
+        let downstream = lines.filter { $0["role"] as? String == "inbound-intercepted" }
+        let upstream = lines.filter { $0["role"] as? String == "inbound-forwarded" }
+        XCTAssertEqual(downstream.count, 3, "\(lines)")
+        XCTAssertEqual(upstream.count, 3, "\(lines)")
+        let upstreamClients = Set(upstream.compactMap { $0["client"] as? String })
+        for d in downstream {
+            XCTAssertEqual(d["method"] as? String, "HEAD")
+            XCTAssertEqual(d["status"] as? Int, 200)
+            XCTAssertEqual(d["hops"] as? Int, 2)
+            XCTAssertEqual((d["server"] as? String)?.hasSuffix(":80"), true)
+            let linked = d["linked"] as? [[String: Any]] ?? []
+            XCTAssertEqual(linked.count, 1, "\(d)")
+            XCTAssertEqual(linked.first?["role"] as? String, "inbound-forwarded")
+            XCTAssertEqual(linked.first?["server"] as? String, "127.0.0.1:80")
+            // The link names the proxy → app copy that watch printed on its own line.
+            XCTAssertTrue(upstreamClients.contains(linked.first?["client"] as? String ?? "-"), "\(d)")
+        }
+    }
+}
