@@ -23,6 +23,10 @@ public struct CorrelatorConfiguration: Sendable {
     /// Identical requests from one client to one server closer than this are duplicates
     /// when no proxy hop explains them (0 disables the report).
     public var duplicateWindow: Int64 = 1_000_000_000
+    /// The proxy's uid and gid (the owner the rules exempt): the proxy's own hops are
+    /// evaluated as that owner.
+    public var proxyUID: UInt32 = 1337
+    public var proxyGID: UInt32 = 1337
     /// Exchanges looked at before the pod addresses and the rules are decided.
     public var inferenceSample: Int = 64
     /// A run of identical direct requests with more copies than this is a client repeating
@@ -100,6 +104,10 @@ public final class Correlator {
 
     // Connection pairs seen paired before (downstream connection → upstream connection).
     private var affinity: [ConnectionID: ConnectionID] = [:]
+    private var affinityUp: [ConnectionID: ConnectionID] = [:]
+    /// When identical requests were last assigned among several candidates: a later pairing
+    /// of the same request nearby may only look certain because a wrong one took its copy.
+    private var lastAmbiguous: [PairKey: Int64] = [:]
     // Role cache per connection.
     private var roleCache: [ConnectionID: (HopRole, RuleVerdict, String)] = [:]
     // Duplicate detection among direct single-hop requests.
@@ -274,22 +282,26 @@ public final class Correlator {
         let cl = c.client, sv = c.server
         let pod = podAddresses
         if c.isNATJoined, let o = c.originalDestination {
-            let v = rules.outbound(client: cl, server: o, viaLoopback: false)
+            // Seen redirected: whoever owned it took the redirecting way through the rules.
+            let v = rules.outbound(client: cl, server: o, viaLoopback: false).asRedirected
             return (.outboundRedirected, v,
                     "sent to \(o) but captured on lo as \(cl) → \(sv) with replies from \(c.replySource ?? o): REDIRECTed to the proxy")
         }
         if rules is NoRules {
             return (.direct, .none, "no interception rules are in force for this capture")
         }
+        let proxyUID = configuration.proxyUID, proxyGID = configuration.proxyGID
         if cl.address == IPAddress(ipv4: 0x7f00_0006) && (pod.contains(sv.address) || sv.address.isLoopback) {
-            let v = rules.outbound(client: cl, server: sv, viaLoopback: sv.address.isLoopback || pod.contains(sv.address))
+            let v = rules.outbound(client: cl, server: sv, viaLoopback: true, uid: proxyUID, gid: proxyGID)
             return (.inboundForwarded, v, "from 127.0.0.6, the address the proxy uses for inbound forwarding")
         }
         if sv.address.isLoopback && cl.address.isLoopback {
-            let v = rules.outbound(client: cl, server: sv, viaLoopback: sv.address.isLoopback || pod.contains(sv.address))
             if rules.proxyPorts.contains(sv.port) {
+                let v = rules.outbound(client: cl, server: sv, viaLoopback: true)
                 return (.direct, v, "a connection straight to the proxy's port \(sv.port)")
             }
+            // The proxy's connection to the app: the rules as they apply to the proxy's owner.
+            let v = rules.outbound(client: cl, server: sv, viaLoopback: true, uid: proxyUID, gid: proxyGID)
             return (.inboundForwarded, v, "on lo to \(sv), where the proxy forwards inbound requests")
         }
         if pod.contains(sv.address) && !pod.contains(cl.address) && !cl.address.isLoopback {
@@ -303,7 +315,8 @@ public final class Correlator {
             let v = rules.outbound(client: cl, server: sv, viaLoopback: sv.address.isLoopback || pod.contains(sv.address))
             switch v.outcome {
             case .ownerDependent(_, let exempt):
-                return (.outboundForwarded, v,
+                let asProxy = rules.outbound(client: cl, server: sv, viaLoopback: false, uid: proxyUID, gid: proxyGID)
+                return (.outboundForwarded, asProxy,
                         "left the pod for \(sv) without being redirected, which the rules allow only for \(exempt.joined(separator: " or ")): the proxy's own connection")
             case .redirected(let port):
                 return (.direct, v, "the rules would redirect it to \(port) for every owner, yet it was not: the rules in force differ from \(rules.name)")
@@ -400,7 +413,18 @@ public final class Correlator {
         let uRespEnd = u.exchange.response?.lastTimestamp ?? uReqStart
         let a = Double(uReqStart - dReqEnd) / 1_000, b = Double(dRespEnd - uRespEnd) / 1_000
         var c = a * a + b * b
-        if affinity[d.connection.id] != u.connection.id { c += 400 }
+        // Connection affinity: a proxy keeps forwarding a downstream connection's requests
+        // over the upstream connection it used before (ours does; Envoy mostly does per
+        // worker). A pair seen before costs nothing extra; an upstream connection known to
+        // serve another downstream connection (or the reverse) costs as much as 200 µs of delay.
+        let known = affinity[d.connection.id], knownUp = affinityUp[u.connection.id]
+        if known == u.connection.id {
+            // the same pair as before
+        } else if known != nil || knownUp != nil {
+            c += 40_000
+        } else {
+            c += 2_500
+        }
         return c
     }
 
@@ -471,12 +495,28 @@ public final class Correlator {
             hops.append(h)
             removeUp(id)
         }
-        if ambiguous { summary.ambiguousPairings += 1 }
+        let key = PairKey(outbound: d.role == .outboundRedirected, method: d.exchange.request?.method ?? "", target: d.exchange.request?.target ?? "")
+        let dStart = d.exchange.request?.firstTimestamp ?? 0
+        var nearAmbiguous = false
+        if let t = lastAmbiguous[key], abs(dStart - t) < 1_000_000_000 { nearAmbiguous = true }
+        if ambiguous {
+            summary.ambiguousPairings += 1
+            if lastAmbiguous.count > 10_000 { lastAmbiguous.removeAll(keepingCapacity: true) }
+            lastAmbiguous[key] = dStart
+        }
         evidence = self.evidence(d, hops.last!, ambiguous: ambiguous)
-        if affinity.count > 100_000 { affinity.removeAll(keepingCapacity: true) }  // bounded over hours of watching
+        if nearAmbiguous && !ambiguous {
+            evidence.append("identical requests nearby were assigned among several candidates: this one may have lost its own copy to one of them")
+        }
+        if affinity.count > 100_000 {  // bounded over hours of watching
+            affinity.removeAll(keepingCapacity: true)
+            affinityUp.removeAll(keepingCapacity: true)
+        }
         affinity[d.connection.id] = u.hop.connection.id
+        affinityUp[u.hop.connection.id] = d.connection.id
         if attempts.count > 0 { evidence.append("\(attempts.count) failed upstream attempt\(attempts.count == 1 ? "" : "s") before the one that answered") }
         var conf = confidence ?? 0.99
+        if nearAmbiguous && !ambiguous { conf = min(conf, 0.6) }
         if let a = d.exchange.request.flatMap(Self.requestID), let b = hops.last!.exchange.request.flatMap(Self.requestID), Self.sameRequestID(a, b) {
             conf = 1.0
         }

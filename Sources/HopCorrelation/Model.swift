@@ -81,6 +81,25 @@ public struct RuleVerdict: Sendable, Hashable {
     public var sentence: String
     /// The rule that decided, as `table/CHAIN rule N`.
     public var decidingRule: String?
+    /// For an owner-dependent verdict: the way taken by the owners that are redirected
+    /// (what happened to a connection seen redirected).
+    public var redirecting: Branch?
+
+    /// One way through the rules.
+    public struct Branch: Sendable, Hashable {
+        public var sentence: String
+        public var decidingRule: String?
+        public init(sentence: String, decidingRule: String?) {
+            self.sentence = sentence
+            self.decidingRule = decidingRule
+        }
+    }
+
+    /// The verdict as it applied to a connection that was seen redirected.
+    public var asRedirected: RuleVerdict {
+        guard case .ownerDependent(let port, _) = outcome, let r = redirecting else { return self }
+        return RuleVerdict(outcome: .redirected(toPort: port), traversal: traversal, sentence: r.sentence, decidingRule: r.decidingRule)
+    }
 
     public init(outcome: Outcome, traversal: [String] = [], sentence: String, decidingRule: String? = nil) {
         self.outcome = outcome
@@ -100,9 +119,17 @@ public protocol RuleOracle: Sendable {
     var proxyPorts: Set<UInt16> { get }
     /// A SYN arriving from outside (nat PREROUTING, from a non-loopback interface).
     func inbound(client: Endpoint, server: Endpoint) -> RuleVerdict
-    /// A SYN generated inside the pod (nat OUTPUT), owner unknown; `viaLoopback` when the
-    /// destination is local (127/8, ::1 or one of the pod's addresses), so it leaves on `lo`.
-    func outbound(client: Endpoint, server: Endpoint, viaLoopback: Bool) -> RuleVerdict
+    /// A SYN generated inside the pod (nat OUTPUT); `viaLoopback` when the destination is
+    /// local (127/8, ::1 or one of the pod's addresses), so it leaves on `lo`. `uid`/`gid`
+    /// nil: the owner is unknown and every owner branch is followed.
+    func outbound(client: Endpoint, server: Endpoint, viaLoopback: Bool, uid: UInt32?, gid: UInt32?) -> RuleVerdict
+}
+
+extension RuleOracle {
+    /// Owner unknown.
+    public func outbound(client: Endpoint, server: Endpoint, viaLoopback: Bool) -> RuleVerdict {
+        outbound(client: client, server: server, viaLoopback: viaLoopback, uid: nil, gid: nil)
+    }
 }
 
 /// No rules: nothing is intercepted.
@@ -111,7 +138,7 @@ public struct NoRules: RuleOracle {
     public var name: String { "none" }
     public var proxyPorts: Set<UInt16> { [] }
     public func inbound(client: Endpoint, server: Endpoint) -> RuleVerdict { .none }
-    public func outbound(client: Endpoint, server: Endpoint, viaLoopback: Bool) -> RuleVerdict { .none }
+    public func outbound(client: Endpoint, server: Endpoint, viaLoopback: Bool, uid: UInt32?, gid: UInt32?) -> RuleVerdict { .none }
 }
 
 /// One copy of a request: an exchange on one connection, with its role.

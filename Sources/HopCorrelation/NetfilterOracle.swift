@@ -42,9 +42,10 @@ public struct NetfilterOracle: RuleOracle {
         return verdict(ruleSet.evaluate(p))
     }
 
-    public func outbound(client: Endpoint, server: Endpoint, viaLoopback: Bool) -> RuleVerdict {
+    public func outbound(client: Endpoint, server: Endpoint, viaLoopback: Bool, uid: UInt32?, gid: UInt32?) -> RuleVerdict {
         let p = PacketContext(hook: .output, outInterface: viaLoopback ? "lo" : podInterface, source: Self.convert(client.address),
-                              sourcePort: client.port, destination: Self.convert(server.address), destinationPort: server.port)
+                              sourcePort: client.port, destination: Self.convert(server.address), destinationPort: server.port,
+                              uid: uid, gid: gid)
         return verdict(ruleSet.evaluate(p))
     }
 
@@ -62,9 +63,11 @@ public struct NetfilterOracle: RuleOracle {
             let redirecting = e.branches.filter { port($0.verdict) != nil }
             let exempt = e.branches.filter { port($0.verdict) == nil }
             if let first = redirecting.first, let p = port(first.verdict), !exempt.isEmpty {
-                return RuleVerdict(outcome: .ownerDependent(toPort: p, exempt: exempt.map { $0.condition.description }),
-                                   traversal: traversal, sentence: e.ownerSummary,
-                                   decidingRule: exempt.first?.decidedBy?.description)
+                var v = RuleVerdict(outcome: .ownerDependent(toPort: p, exempt: exempt.map { $0.condition.description }),
+                                    traversal: traversal, sentence: e.ownerSummary,
+                                    decidingRule: exempt.first?.decidedBy?.description)
+                v.redirecting = .init(sentence: first.sentence, decidingRule: first.decidedBy?.description)
+                return v
             }
             if let first = redirecting.first, let p = port(first.verdict) {
                 return RuleVerdict(outcome: .redirected(toPort: p), traversal: traversal, sentence: first.sentence,

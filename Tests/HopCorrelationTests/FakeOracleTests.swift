@@ -11,7 +11,7 @@ struct HandWritten2018: RuleOracle {
             ? RuleVerdict(outcome: .redirected(toPort: 15001), sentence: "PREROUTING → ISTIO_INBOUND rule 1 → REDIRECT 15001")
             : RuleVerdict(outcome: .notRedirected, sentence: "PREROUTING policy ACCEPT")
     }
-    func outbound(client: Endpoint, server: Endpoint, viaLoopback: Bool) -> RuleVerdict {
+    func outbound(client: Endpoint, server: Endpoint, viaLoopback: Bool, uid: UInt32?, gid: UInt32?) -> RuleVerdict {
         server.address.isLoopback
             ? RuleVerdict(outcome: .notRedirected, sentence: "ISTIO_OUTPUT rule 4: -d 127.0.0.1/32 -j RETURN")
             : RuleVerdict(outcome: .ownerDependent(toPort: 15001, exempt: ["uid 1337", "gid 1337"]), sentence: "ISTIO_OUTPUT rule 5 → REDIRECT 15001 unless uid/gid 1337")

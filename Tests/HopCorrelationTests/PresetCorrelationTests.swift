@@ -20,8 +20,9 @@ final class PresetCorrelationTests: XCTestCase {
             XCTAssertEqual(c.hops[0].rule.outcome, .redirected(toPort: 15001))
             XCTAssertEqual(c.hops[0].rule.decidingRule, "nat/ISTIO_REDIRECT rule 1")
             XCTAssertEqual(c.hops[0].rule.sentence, "nat/PREROUTING rule 1 → ISTIO_INBOUND rule 1 (-p tcp --dport 80) → ISTIO_REDIRECT rule 1: REDIRECT --to-ports 15001")
-            // proxy → 127.0.0.1:80 over lo: not redirected for any owner (uid 1337 by rule 2, others by rule 4).
+            // proxy → 127.0.0.1:80 over lo, as the proxy's uid 1337: RETURN by rule 2 (the kernel's choice).
             XCTAssertEqual(c.hops[1].rule.outcome, .notRedirected, c.hops[1].rule.sentence)
+            XCTAssertEqual(c.hops[1].rule.decidingRule, "nat/ISTIO_OUTPUT rule 2")
             XCTAssertTrue(c.explanation.contains("REDIRECT"), c.explanation)
         }
         XCTAssertEqual(corr.summary.unexplainedDuplicates, 0)
@@ -32,10 +33,13 @@ final class PresetCorrelationTests: XCTestCase {
         XCTAssertEqual(chains.count, 4)
         for c in chains {
             XCTAssertEqual(c.hops.map(\.role), [.outboundRedirected, .outboundForwarded])
-            guard case .ownerDependent(15001, let exempt) = c.hops[1].rule.outcome else {
-                return XCTFail("\(c.hops[1].rule)")
-            }
-            XCTAssertTrue(exempt.contains { $0.contains("1337") }, "\(exempt)")
+            // The app's connection was seen redirected: the redirecting way through the rules.
+            XCTAssertEqual(c.hops[0].rule.outcome, .redirected(toPort: 15001))
+            XCTAssertEqual(c.hops[0].rule.decidingRule, "nat/ISTIO_REDIRECT rule 1")
+            // The proxy's own connection, evaluated as uid/gid 1337: RETURN by rule 2.
+            XCTAssertEqual(c.hops[1].rule.outcome, .notRedirected)
+            XCTAssertEqual(c.hops[1].rule.decidingRule, "nat/ISTIO_OUTPUT rule 2")
+            XCTAssertTrue(c.hops[1].roleReason.contains("1337"), c.hops[1].roleReason)
         }
     }
 
