@@ -81,6 +81,8 @@ public struct RuleVerdict: Sendable, Hashable {
     public var sentence: String
     /// The rule that decided, as `table/CHAIN rule N`.
     public var decidingRule: String?
+    /// The socket owner the packet was evaluated as (`uid 1337`), when it was known.
+    public var evaluatedAs: String?
     /// For an owner-dependent verdict: the way taken by the owners that are redirected
     /// (what happened to a connection seen redirected).
     public var redirecting: Branch?

@@ -46,7 +46,9 @@ public struct NetfilterOracle: RuleOracle {
         let p = PacketContext(hook: .output, outInterface: viaLoopback ? "lo" : podInterface, source: Self.convert(client.address),
                               sourcePort: client.port, destination: Self.convert(server.address), destinationPort: server.port,
                               uid: uid, gid: gid)
-        return verdict(ruleSet.evaluate(p))
+        var v = verdict(ruleSet.evaluate(p))
+        if let uid { v.evaluatedAs = "uid \(uid)" + (gid.map { " gid \($0)" } ?? "") }
+        return v
     }
 
     func verdict(_ e: Evaluation) -> RuleVerdict {

@@ -140,8 +140,10 @@ struct SequenceModel {
                     let p = proxy()
                     let remote = participant(.remote, cn.server.description)
                     add(p, remote, q, .request)
-                    if case .ownerDependent = h.rule.outcome {
+                    switch h.rule.outcome {
+                    case .ownerDependent, .notRedirected:
                         steps.append(.note(first: p, last: remote, text: SequenceModel.ruleNote(h), warning: false))
+                    default: break
                     }
                     add(remote, p, (r.text, r.detail), r.style)
                 case .direct:
@@ -222,9 +224,13 @@ struct SequenceModel {
             }
             return "not redirected: \(exempt.first ?? "the proxy's owner") is exempt (\(v.decidingRule ?? "the rules"))"
         case .notRedirected:
-            return h.role.isDownstream
-                ? "seen at the proxy, but the rules do not redirect it (\(v.decidingRule ?? "policy"))"
-                : "not redirected (\(v.decidingRule ?? "policy"))"
+            if h.role.isDownstream {
+                return "seen at the proxy, but the rules do not redirect it (\(v.decidingRule ?? "policy"))"
+            }
+            if let owner = v.evaluatedAs, let uid = owner.split(separator: " ").dropFirst().first {
+                return "not redirected: uid \(uid) is exempt (\(v.decidingRule ?? "policy"))"
+            }
+            return "not redirected (\(v.decidingRule ?? "policy"))"
         case .noRules:
             return "no interception rules known"
         }
