@@ -168,7 +168,7 @@ struct Watch: ParsableCommand {
         if let u = user { try Self.dropPrivileges(to: u) }
 
         let out = Output.stdout
-        out.lineBuffered = lineBuffered || isatty(1) == 1 || true
+        out.lineBuffered = lineBuffered || isatty(1) == 1
         let color = isatty(1) == 1 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
         let jsonl = format == .jsonl
         let limit = count ?? .max

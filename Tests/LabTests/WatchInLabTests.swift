@@ -90,4 +90,79 @@ final class WatchInLabTests: XCTestCase {
             XCTAssertTrue(upstreamClients.contains(linked.first?["client"] as? String ?? "-"), "\(d)")
         }
     }
+
+    /// Peak and current resident memory of a process, in KiB (from /proc).
+    static func memory(_ pid: Int32) -> (peak: Int, now: Int)? {
+        guard let s = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+        func field(_ name: String) -> Int? {
+            guard let line = s.split(separator: "\n").first(where: { $0.hasPrefix(name) }) else { return nil }
+            return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+        }
+        guard let p = field("VmHWM:"), let n = field("VmRSS:") else { return nil }
+        return (p, n)
+    }
+
+    /// A bounded soak: watch the pod through the load scenario (2000 requests over 16
+    /// keep-alive connections): no kernel drops at that rate, every request seen, memory bounded.
+    /// (`Benchmarks/watch-soak.sh` runs longer and reports the figures.)
+    func testWatchSoakUnderLoadHasNoDropsAndBoundedMemory() throws {
+        try LabEnv.requireLab()
+        let dir = try LabEnv.temporaryDirectory("soak")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let go = dir.appendingPathComponent("go")
+        let labOut = dir.appendingPathComponent("lab.out")
+        FileManager.default.createFile(atPath: labOut.path, contents: nil)
+        let lab = Process()
+        lab.executableURL = URL(fileURLWithPath: LabEnv.hoptrace)
+        lab.arguments = ["lab", "load", "--requests", "2000", "--connections", "16", "--namespace-prefix", LabEnv.prefix, "--wait-for", go.path]
+        lab.standardOutput = try FileHandle(forWritingTo: labOut)
+        lab.standardError = FileHandle.nullDevice
+        lab.standardInput = FileHandle.nullDevice
+        try lab.run()
+        defer { if lab.isRunning { kill(lab.processIdentifier, SIGTERM); lab.waitUntilExit() } }
+        let pod = "\(LabEnv.prefix)\(lab.processIdentifier)-pod"
+        let captureErr = FileManager.default.temporaryDirectory
+            .appendingPathComponent("\(LabEnv.prefix)\(lab.processIdentifier)-load/capture.err")
+        XCTAssertTrue(waitFor("listening on", in: captureErr, timeout: 30), "the lab did not get to its traffic")
+
+        let watchOut = dir.appendingPathComponent("watch.out"), watchErr = dir.appendingPathComponent("watch.err")
+        FileManager.default.createFile(atPath: watchOut.path, contents: nil)
+        FileManager.default.createFile(atPath: watchErr.path, contents: nil)
+        let watch = Process()
+        watch.executableURL = URL(fileURLWithPath: LabEnv.hoptrace)
+        watch.arguments = ["watch", "-i", "any", "--netns", pod, "--rules", "istio-2018", "--format", "jsonl", "-s", "1024", "-B", "65536"]
+        watch.standardOutput = try FileHandle(forWritingTo: watchOut)
+        watch.standardError = try FileHandle(forWritingTo: watchErr)
+        watch.standardInput = FileHandle.nullDevice
+        try watch.run()
+        defer { if watch.isRunning { kill(watch.processIdentifier, SIGKILL); watch.waitUntilExit() } }
+        XCTAssertTrue(waitFor("listening on", in: watchErr, timeout: 15), (try? String(contentsOf: watchErr, encoding: .utf8)) ?? "")
+        let start = Self.memory(watch.processIdentifier)
+
+        FileManager.default.createFile(atPath: go.path, contents: Data())
+        let deadline = Date().addingTimeInterval(120)
+        while lab.isRunning && Date() < deadline { usleep(50_000) }
+        XCTAssertFalse(lab.isRunning, "the lab did not finish")
+        lab.waitUntilExit()
+        XCTAssertEqual(lab.terminationStatus, 0, (try? String(contentsOf: labOut, encoding: .utf8)) ?? "")
+        usleep(300_000)
+        let end = Self.memory(watch.processIdentifier)
+        kill(watch.processIdentifier, SIGINT)
+        let d3 = Date().addingTimeInterval(15)
+        while watch.isRunning && Date() < d3 { usleep(20_000) }
+        XCTAssertFalse(watch.isRunning, "watch did not stop on SIGINT")
+        watch.waitUntilExit()
+        XCTAssertEqual(watch.terminationStatus, 0)
+
+        let err = try String(contentsOf: watchErr, encoding: .utf8)
+        XCTAssertTrue(err.contains("\n0 packets dropped by kernel"), "kernel drops during the soak:\n\(err)")
+        let lines = try String(contentsOf: watchOut, encoding: .utf8).split(separator: "\n")
+        let downstream = lines.filter { $0.contains(#""role":"inbound-intercepted""#) }
+        XCTAssertEqual(downstream.count, 2000, err)
+        if let start, let end {
+            print("watch soak: RSS \(start.now) KiB at start, \(end.now) KiB after 2000 requests, peak \(end.peak) KiB")
+            XCTAssertLessThan(end.peak, (64 + 96) * 1024, "watch's memory is not bounded (64 MiB of it is the capture ring)")
+            XCTAssertLessThan(end.now - start.now, 32 * 1024, "watch grew by more than 32 MiB over 2000 requests")
+        }
+    }
 }
