@@ -234,6 +234,9 @@ final class DirectionParser {
         var i = start
         var seg = start
         msgLast = last
+        if state == .head && lineIndex == 0 && headBuf.isEmpty, let end = fastHead(buf, start, conn: conn) {
+            return end
+        }
         if prefixPending && state == .head {
             let have = headBuf.count
             let verdict = prefixVerdict(isRequest: isRequestSide, count: have + (n - seg)) { k in
@@ -289,6 +292,22 @@ final class DirectionParser {
         if headBuf.count + (n - seg) > headCap { return headLimit(buf, seg, n, atLF: false, conn: conn) }
         headBuf.append(contentsOf: UnsafeRawBufferPointer(rebasing: buf[seg..<n]))
         return n
+    }
+
+    /// The common case: a whole head at the start of this chunk. Parsed in one pass straight
+    /// from the chunk's bytes; nil when the general path must decide (head cut by the chunk's
+    /// end, over the cap, an undecided or rejected start, obs-fold).
+    private func fastHead(_ buf: UnsafeRawBufferPointer, _ start: Int, conn: ConnectionState) -> Int? {
+        let b = UnsafeRawBufferPointer(rebasing: buf[start...])
+        if prefixPending {
+            let verdict = prefixVerdict(isRequest: isRequestSide, count: b.count) { b[$0] }
+            guard verdict == .plausible else { return nil }
+        }
+        let head = parseHead(b, isRequest: isRequestSide, hasStartLine: true, partial: false,
+                             scan: true, strict: candidate, scratch: &scratch)
+        guard head.end > 0, head.end <= headCap else { return nil }
+        startLineAccepted(conn)
+        return headDone(head, isTrailers: false, end: start + head.end, conn: conn)
     }
 
     private func startLineAccepted(_ conn: ConnectionState) {
@@ -381,6 +400,10 @@ final class DirectionParser {
             parseHead(h, isRequest: isRequestSide, hasStartLine: !isTrailers, partial: false, scratch: &scratch)
         }
         shrinkHeadBuffer()
+        return headDone(head, isTrailers: isTrailers, end: end, conn: conn)
+    }
+
+    private func headDone(_ head: ParsedHead, isTrailers: Bool, end: Int, conn: ConnectionState) -> Int {
         if head.badHeaderLines > 0 { conn.analyzer.counters[.badHeaderLine] += head.badHeaderLines }
         conn.analyzer.counters.obsFoldedHeaders += head.obsFolds
         if isTrailers {

@@ -109,6 +109,8 @@ struct StartLine {
     var status = 0
     var reason = ""
     var version = HTTPVersion.http11
+    /// Request: method `[r0, r1)`, target `[r2, r3)`. Status: reason `[r0, r1)`.
+    var r0 = 0, r1 = 0, r2 = 0, r3 = 0
 }
 
 /// Validates (and parses) a request line `b[s..<e]` (no CR/LF). `strict` requires a known method.
@@ -128,6 +130,10 @@ func parseRequestLine(_ b: UnsafeRawBufferPointer, _ s: Int, _ e: Int, strict: B
     }
     var line = StartLine()
     line.version = version
+    line.r0 = s
+    line.r1 = methodEnd
+    line.r2 = ts
+    line.r3 = te
     if materialize {
         line.method = String(decoding: UnsafeRawBufferPointer(rebasing: b[s..<methodEnd]), as: UTF8.self)
         line.target = String(decoding: UnsafeRawBufferPointer(rebasing: b[ts..<te]), as: UTF8.self)
@@ -149,8 +155,12 @@ func parseStatusLine(_ b: UnsafeRawBufferPointer, _ s: Int, _ e: Int, materializ
     var line = StartLine()
     line.version = version
     line.status = status
-    if materialize && e > s + 13 {
-        line.reason = String(decoding: UnsafeRawBufferPointer(rebasing: b[(s + 13)..<e]), as: UTF8.self)
+    if e > s + 13 {
+        line.r0 = s + 13
+        line.r1 = e
+        if materialize {
+            line.reason = String(decoding: UnsafeRawBufferPointer(rebasing: b[(s + 13)..<e]), as: UTF8.self)
+        }
     }
     return line
 }
@@ -158,6 +168,8 @@ func parseStatusLine(_ b: UnsafeRawBufferPointer, _ s: Int, _ e: Int, materializ
 /// A parsed head with the fields that decide framing.
 struct ParsedHead {
     var start = StartLine()
+    /// The start line was valid (always true for trailers).
+    var startLineValid = false
     var headers = HTTPHeaders()
     var contentLength: Int64?
     var hasTransferEncoding = false
@@ -172,45 +184,137 @@ struct ParsedHead {
     var error: HTTPParseError?
     /// False when the head was cut (gap, cap, connection end): only whole lines were used.
     var complete = true
+    /// Index just after the empty line that ended the head; -1 when it was not reached.
+    var end = -1
+}
+
+/// Strings recently made from bytes (methods, targets, reasons repeat): a hit costs a compare
+/// instead of UTF-8 validation (and, for long strings, an allocation).
+struct StringCache {
+    private var keys: [[UInt8]] = []
+    private var values: [String] = []
+    private var next = 0
+
+    mutating func string(_ p: UnsafePointer<UInt8>, _ count: Int) -> String {
+        if count == 0 { return "" }
+        if count > 128 { return String(decoding: UnsafeBufferPointer(start: p, count: count), as: UTF8.self) }
+        for k in 0..<keys.count where keys[k].count == count {
+            if keys[k].withUnsafeBufferPointer({ memcmp($0.baseAddress!, p, count) == 0 }) { return values[k] }
+        }
+        let s = String(decoding: UnsafeBufferPointer(start: p, count: count), as: UTF8.self)
+        let key = Array(UnsafeBufferPointer(start: p, count: count))
+        if keys.count < 4 {
+            keys.append(key)
+            values.append(s)
+        } else {
+            keys[next] = key
+            values[next] = s
+            next = (next + 1) & 3
+        }
+        return s
+    }
 }
 
 /// Reusable buffers for `parseHead` (kept by each direction parser: no allocation per head).
 struct HeadScratch {
     var spans: [HTTPHeaders.Span] = []
     var fold: [UInt8] = []
+    var methods = StringCache()
+    var targets = StringCache()
+    var reasons = StringCache()
+}
+
+/// The index of the first LF in `p[from..<n]`, or `n`. Eight bytes at a time.
+@inline(__always)
+func findLF(_ p: UnsafePointer<UInt8>, _ from: Int, _ n: Int) -> Int {
+    var i = from
+    while i + 8 <= n {
+        let x = UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self) ^ 0x0a0a_0a0a_0a0a_0a0a
+        let t = (x &- 0x0101_0101_0101_0101) & ~x & 0x8080_8080_8080_8080
+        if t != 0 { return i + (t.trailingZeroBitCount >> 3) }
+        i += 8
+    }
+    while i < n {
+        if p[i] == LF { return i }
+        i += 1
+    }
+    return n
 }
 
 /// Parses a head. With `hasStartLine == false` it parses a trailer block.
 /// With `partial`, a last line without LF is ignored and the head is marked incomplete.
+/// With `scan`, `b` may run past the head: parsing stops at the empty line (`end` tells where)
+/// and gives up (`end == -1`) when there is none, when the start line is invalid (`strict`
+/// requires a known method) or at an obs-fold; the caller then takes the general path.
 func parseHead(_ b: UnsafeRawBufferPointer, isRequest: Bool, hasStartLine: Bool, partial: Bool,
-               scratch: inout HeadScratch) -> ParsedHead {
+               scan: Bool = false, strict: Bool = false, scratch: inout HeadScratch) -> ParsedHead {
     var head = ParsedHead()
     head.complete = !partial
+    head.startLineValid = !hasStartLine
     let n = b.count
-    var pos = 0
-    var first = hasStartLine
     scratch.spans.removeAll(keepingCapacity: true)
     scratch.fold.removeAll(keepingCapacity: true)
-    let base = b.baseAddress
-    while pos < n {
-        var lf = n
-        if let base, let p = memchr(base + pos, Int32(LF), n - pos) { lf = UnsafeRawPointer(p) - base }
-        if lf == n && partial { break }
-        let s = pos
-        let e = trimCR(b, s, lf)
-        pos = lf + 1
-        if first {
-            first = false
+    guard n > 0, let p = b.baseAddress?.assumingMemoryBound(to: UInt8.self) else {
+        if scan { return head }
+        head.headers = HTTPHeaders()
+        classifyFraming(&head, scratch: scratch)
+        return head
+    }
+    var pos = 0
+    var headLen = n
+    if hasStartLine {
+        let lf = findLF(p, 0, n)
+        if lf == n && (partial || scan) {
+            if scan { return head }
+            pos = n
+        } else {
+            let e = trimCR(b, 0, lf)
+            pos = lf + 1
             if isRequest {
-                head.start = parseRequestLine(b, s, e, strict: false, materialize: true) ?? StartLine()
-            } else {
-                head.start = parseStatusLine(b, s, e, materialize: true) ?? StartLine()
+                if let line = parseRequestLine(b, 0, e, strict: strict, materialize: false) {
+                    head.start = line
+                    head.start.method = scratch.methods.string(p + line.r0, line.r1 - line.r0)
+                    head.start.target = scratch.targets.string(p + line.r2, line.r3 - line.r2)
+                    head.startLineValid = true
+                }
+            } else if let line = parseStatusLine(b, 0, e, materialize: false) {
+                head.start = line
+                head.start.reason = scratch.reasons.string(p + line.r0, line.r1 - line.r0)
+                head.startLineValid = true
             }
+            if scan && !head.startLineValid { return head }
+        }
+    }
+    var found = false
+    while pos < n {
+        let s = pos
+        // The usual field line: token, colon, value.
+        var k = s
+        while k < n, isTokenChar(p[k]) { k += 1 }
+        if k > s && k < n && p[k] == UInt8(ascii: ":") {
+            let lf = findLF(p, k + 1, n)
+            if lf == n && (partial || scan) { break }
+            let e = trimCR(b, s, lf)
+            pos = lf + 1
+            var vs = k + 1
+            while vs < e, p[vs] == SP || p[vs] == HT { vs += 1 }
+            var ve = e
+            while ve > vs, p[ve - 1] == SP || p[ve - 1] == HT { ve -= 1 }
+            scratch.spans.append(HTTPHeaders.Span(nameStart: Int32(s), nameEnd: Int32(k), valueStart: Int32(vs), valueEnd: Int32(ve)))
             continue
         }
-        if s == e { break }  // the empty line ending the head
+        let lf = findLF(p, s, n)
+        if lf == n && (partial || scan) { break }
+        let e = trimCR(b, s, lf)
+        pos = lf + 1
+        if s == e {
+            // The empty line ending the head.
+            found = true
+            break
+        }
         let c0 = b[s]
         if c0 == SP || c0 == HT {
+            if scan { return head }
             // obs-fold: a continuation of the previous field's value, joined with one space.
             var vs = s
             while vs < e, b[vs] == SP || b[vs] == HT { vs += 1 }
@@ -239,7 +343,9 @@ func parseHead(_ b: UnsafeRawBufferPointer, isRequest: Bool, hasStartLine: Bool,
             continue
         }
         var colon = e
-        if let base, let p = memchr(base + s, Int32(UInt8(ascii: ":")), e - s) { colon = UnsafeRawPointer(p) - base }
+        if let q = memchr(p + s, Int32(UInt8(ascii: ":")), e - s) {
+            colon = UnsafeRawPointer(q) - UnsafeRawPointer(p)
+        }
         var ne = colon
         while ne > s, b[ne - 1] == SP || b[ne - 1] == HT { ne -= 1 }
         guard colon < e, ne > s else {
@@ -260,81 +366,100 @@ func parseHead(_ b: UnsafeRawBufferPointer, isRequest: Bool, hasStartLine: Bool,
         while ve > vs, b[ve - 1] == SP || b[ve - 1] == HT { ve -= 1 }
         scratch.spans.append(HTTPHeaders.Span(nameStart: Int32(s), nameEnd: Int32(ne), valueStart: Int32(vs), valueEnd: Int32(ve)))
     }
-    head.headers = scratch.spans.withUnsafeBufferPointer { HTTPHeaders(bytes: b, extra: scratch.fold, spans: $0) }
-    classifyFraming(&head)
+    if scan {
+        guard found else { return head }
+        headLen = pos
+        head.end = pos
+    } else if found {
+        head.end = pos
+    }
+    head.headers = scratch.spans.withUnsafeBufferPointer {
+        HTTPHeaders(bytes: UnsafeRawBufferPointer(start: p, count: headLen), extra: scratch.fold, spans: $0)
+    }
+    classifyFraming(&head, scratch: scratch)
     return head
 }
 
-/// Calls `body` with each comma-separated, OWS-trimmed item of a value (empty items skipped).
-private func forEachItem(_ v: Slice<UnsafeRawBufferPointer>, _ body: (Slice<UnsafeRawBufferPointer>) -> Void) {
-    var i = v.startIndex
-    while i < v.endIndex {
+@inline(__always)
+private func isOWS(_ c: UInt8) -> Bool { c == SP || c == HT }
+
+/// Calls `body` with the bounds of each comma-separated, OWS-trimmed item of `p[s..<e]` (empty
+/// items skipped).
+@inline(__always)
+private func forEachItem(_ p: UnsafePointer<UInt8>, _ s: Int, _ e: Int, _ body: (Int, Int) -> Void) {
+    var i = s
+    while i < e {
         var j = i
-        while j < v.endIndex, v[j] != UInt8(ascii: ",") { j += 1 }
-        var s = i, e = j
-        while s < e, v[s] == SP || v[s] == HT { s += 1 }
-        while e > s, v[e - 1] == SP || v[e - 1] == HT { e -= 1 }
-        if e > s { body(v[s..<e]) }
+        while j < e, p[j] != UInt8(ascii: ",") { j += 1 }
+        var a = i, z = j
+        while a < z, isOWS(p[a]) { a += 1 }
+        while z > a, isOWS(p[z - 1]) { z -= 1 }
+        if z > a { body(a, z) }
         i = j + 1
     }
 }
 
-private func equalsLower(_ v: Slice<UnsafeRawBufferPointer>, _ lower: StaticString) -> Bool {
-    guard v.count == lower.utf8CodeUnitCount else { return false }
-    var k = 0
-    for c in v {
-        if lowerASCII(c) != lower.utf8Start[k] { return false }
-        k += 1
-    }
+/// Whether `p[s..<e]` is `lower` ignoring ASCII case (`lower` is lower case).
+@inline(__always)
+private func equalsLower(_ p: UnsafePointer<UInt8>, _ s: Int, _ e: Int, _ lower: StaticString) -> Bool {
+    guard e - s == lower.utf8CodeUnitCount else { return false }
+    let l = lower.utf8Start
+    for k in 0..<(e - s) where lowerASCII(p[s + k]) != l[k] { return false }
     return true
 }
 
-private func classifyFraming(_ head: inout ParsedHead) {
+/// Reads the framing-relevant fields, in one pass over the names (dispatched on length and
+/// first letter).
+private func classifyFraming(_ head: inout ParsedHead, scratch: HeadScratch) {
     let h = head.headers
+    guard h.count > 0, let buffer = h.buffer else { return }
     var lastCodingChunked = false
-    withExtendedLifetime(h) {
-    let raw = h.raw
-    for i in 0..<h.count {
-        let sp = h.span(i)
-        let name = raw[Int(sp.nameStart)..<Int(sp.nameEnd)]
-        let value = raw[Int(sp.valueStart)..<Int(sp.valueEnd)]
-        switch name.count {
-        case 14 where equalsLower(name, "content-length"):
-            var items = 0
-            forEachItem(value) { t in
-                items += 1
-                var v: Int64 = 0
-                var ok = t.count <= 18
-                if ok {
-                    for c in t {
-                        guard c >= 0x30, c <= 0x39 else { ok = false; break }
-                        v = v * 10 + Int64(c - 0x30)
+    buffer.withUnsafeMutablePointerToElements { base in
+        let p = UnsafePointer(base)
+        scratch.spans.withUnsafeBufferPointer { spans in
+            for sp in spans {
+                let ns = Int(sp.nameStart), ne = Int(sp.nameEnd)
+                let vs = Int(sp.valueStart), ve = Int(sp.valueEnd)
+                let c0 = p[ns] | 0x20
+                switch ne - ns {
+                case 14 where c0 == UInt8(ascii: "c") && equalsLower(p, ns, ne, "content-length"):
+                    var items = 0
+                    forEachItem(p, vs, ve) { a, z in
+                        items += 1
+                        var v: Int64 = 0
+                        var ok = z - a <= 18
+                        if ok {
+                            for q in a..<z {
+                                let c = p[q]
+                                guard c >= 0x30, c <= 0x39 else { ok = false; break }
+                                v = v * 10 + Int64(c - 0x30)
+                            }
+                        }
+                        if !ok {
+                            if head.error == nil { head.error = .badContentLength }
+                        } else if let old = head.contentLength, old != v {
+                            head.error = .conflictingContentLength
+                        } else {
+                            head.contentLength = v
+                        }
                     }
-                }
-                if !ok {
-                    if head.error == nil { head.error = .badContentLength }
-                } else if let old = head.contentLength, old != v {
-                    head.error = .conflictingContentLength
-                } else {
-                    head.contentLength = v
+                    if items == 0 && head.error == nil { head.error = .badContentLength }
+                case 17 where c0 == UInt8(ascii: "t") && equalsLower(p, ns, ne, "transfer-encoding"):
+                    head.hasTransferEncoding = true
+                    forEachItem(p, vs, ve) { a, z in lastCodingChunked = equalsLower(p, a, z, "chunked") }
+                case 10 where c0 == UInt8(ascii: "c") && equalsLower(p, ns, ne, "connection"):
+                    forEachItem(p, vs, ve) { a, z in
+                        if equalsLower(p, a, z, "close") { head.connectionClose = true }
+                        else if equalsLower(p, a, z, "keep-alive") { head.connectionKeepAlive = true }
+                        else if equalsLower(p, a, z, "upgrade") { head.connectionUpgrade = true }
+                    }
+                case 7 where c0 == UInt8(ascii: "u") && equalsLower(p, ns, ne, "upgrade"):
+                    head.hasUpgrade = true
+                default:
+                    break
                 }
             }
-            if items == 0 && head.error == nil { head.error = .badContentLength }
-        case 17 where equalsLower(name, "transfer-encoding"):
-            head.hasTransferEncoding = true
-            forEachItem(value) { lastCodingChunked = equalsLower($0, "chunked") }
-        case 10 where equalsLower(name, "connection"):
-            forEachItem(value) { t in
-                if equalsLower(t, "close") { head.connectionClose = true }
-                else if equalsLower(t, "keep-alive") { head.connectionKeepAlive = true }
-                else if equalsLower(t, "upgrade") { head.connectionUpgrade = true }
-            }
-        case 7 where equalsLower(name, "upgrade"):
-            head.hasUpgrade = true
-        default:
-            break
         }
-    }
     }
     head.chunked = head.hasTransferEncoding && lastCodingChunked
 }
