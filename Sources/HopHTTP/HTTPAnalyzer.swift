@@ -98,20 +98,22 @@ public final class HTTPAnalyzer: StreamEventConsumer {
     }
 }
 
-/// One request slot: the request, and its response once seen.
-final class Slot {
-    let sequence: Int
-    @exclusivity(unchecked) var request: HTTPRequest
-    @exclusivity(unchecked) var requestDone = false
-    @exclusivity(unchecked) var response: HTTPResponse?
-    @exclusivity(unchecked) var responseDone = false
-    @exclusivity(unchecked) var interim: [HTTPInterimResponse] = []
-    @exclusivity(unchecked) var flags: HTTPExchangeFlags = []
-    @exclusivity(unchecked) var position: Int
+/// One request slot: the request, and its response once seen. Kept by value in the
+/// connection's queue (no allocation per request) and named by its absolute position there
+/// (`SlotRef`); moved out, not copied, when emitted.
+struct Slot {
+    var sequence: Int
+    var request: HTTPRequest
+    var requestDone = false
+    var response: HTTPResponse?
+    var responseDone = false
+    var interim: [HTTPInterimResponse] = []
+    var flags: HTTPExchangeFlags = []
+    var position: Int
     /// A CONNECT or Upgrade request: the client side waits for the response's decision.
-    @exclusivity(unchecked) var holdsRequestSide = false
+    var holdsRequestSide = false
     /// Gaps seen on the response side when the request was sent.
-    @exclusivity(unchecked) var responseGapsAtSend: Int
+    var responseGapsAtSend: Int
 
     init(sequence: Int, request: HTTPRequest, position: Int, responseGapsAtSend: Int) {
         self.sequence = sequence
@@ -119,7 +121,17 @@ final class Slot {
         self.position = position
         self.responseGapsAtSend = responseGapsAtSend
     }
+
+    /// What an emitted slot leaves behind (nothing to release).
+    static var vacated: Slot {
+        Slot(sequence: 0, request: HTTPRequest(method: "", target: "", version: .http11, headers: HTTPHeaders(),
+                                                firstTimestamp: 0, lastTimestamp: 0),
+             position: 0, responseGapsAtSend: 0)
+    }
 }
+
+/// A slot's absolute position in its connection's queue (positions of removed slots are never reused).
+typealias SlotRef = Int
 
 /// Per-connection state: both direction parsers and the request queue that pairs them.
 final class ConnectionState {
@@ -136,17 +148,19 @@ final class ConnectionState {
     /// Requests not yet emitted, oldest first, from `head`.
     @exclusivity(unchecked) var slots: [Slot] = []
     @exclusivity(unchecked) var head = 0
+    /// Slots removed from the front of `slots` so far: `slots[i]` is `SlotRef` `slotBase + i`.
+    @exclusivity(unchecked) var slotBase = 0
     /// Index of the first slot whose response has not started.
     @exclusivity(unchecked) var respCursor = 0
     @exclusivity(unchecked) var nextSequence = 1
-    @exclusivity(unchecked) var reqSlot: Slot?
-    @exclusivity(unchecked) var respSlot: Slot?
+    @exclusivity(unchecked) var reqSlot: SlotRef?
+    @exclusivity(unchecked) var respSlot: SlotRef?
     @exclusivity(unchecked) var currentResponse: HTTPResponse?
     @exclusivity(unchecked) var currentResponseFlags: HTTPExchangeFlags = []
     /// Responses whose request has not been seen (yet): paired with a late request or emitted.
     @exclusivity(unchecked) var heldResponses: [(response: HTTPResponse, flags: HTTPExchangeFlags, sequence: Int)] = []
     /// A CONNECT tunnel's exchange, emitted once the client's first tunnel bytes tell whether it is TLS.
-    @exclusivity(unchecked) var tunnelPending: Slot?
+    @exclusivity(unchecked) var tunnelPending: SlotRef?
     /// Answered exchanges with pipelinePosition > 0 and no gap: the client pipelines.
     @exclusivity(unchecked) var pipeliningSeen = false
     @exclusivity(unchecked) var requestCount = 0
@@ -225,6 +239,14 @@ final class ConnectionState {
         resp.state = .ignored
     }
 
+    /// The index in `slots` of a slot not yet emitted, or nil.
+    @inline(__always)
+    private func index(_ ref: SlotRef?) -> Int? {
+        guard let ref else { return nil }
+        let i = ref - slotBase
+        return i >= head && i < slots.count ? i : nil
+    }
+
     /// Requests sent and not yet fully answered.
     private var outstanding: Int {
         var n = 0
@@ -242,18 +264,17 @@ final class ConnectionState {
         analyzer.counters.requests += 1
         requestCount += 1
         if slots.count - head >= analyzer.configuration.maxOutstandingRequests {
-            let s = slots[head]
-            s.flags.insert(.queueOverflow)
+            slots[head].flags.insert(.queueOverflow)
             analyzer.counters.queueOverflows += 1
-            s.requestDone = true
-            s.responseDone = true
+            slots[head].requestDone = true
+            slots[head].responseDone = true
             if respCursor == head { respCursor += 1 }
             drain()
         }
         var r = HTTPRequest(method: h.start.method, target: h.start.target, version: h.start.version,
                             headers: h.headers, firstTimestamp: p.msgFirst, lastTimestamp: p.msgLast)
         r.complete = false
-        let slot = Slot(sequence: nextSequence, request: r, position: outstanding, responseGapsAtSend: resp.gapsSeen)
+        var slot = Slot(sequence: nextSequence, request: r, position: outstanding, responseGapsAtSend: resp.gapsSeen)
         nextSequence += 1
         if p.msgResyncedAfterGap { slot.flags.insert(.requestAfterGap) }
         if midstream { slot.flags.insert(.midstream) }
@@ -261,13 +282,15 @@ final class ConnectionState {
             slot.flags.insert(.transferEncodingAndContentLength)
             analyzer.counters.transferEncodingAndContentLength += 1
         }
+        let requestStart = slot.request.firstTimestamp
         slots.append(slot)
-        reqSlot = slot
-        resolveHeldResponses(for: slot)
+        let i = slots.count - 1
+        reqSlot = slotBase + i
+        resolveHeldResponses(index: i, requestStart: requestStart)
         guard h.complete else { return .body(.none) }
         let framing: HTTPBodyFraming
         if h.start.method == "CONNECT" {
-            slot.holdsRequestSide = true
+            slots[i].holdsRequestSide = true
             framing = .none
         } else if h.hasTransferEncoding {
             guard h.chunked else { return .reject(.unsupportedTransferEncoding) }
@@ -279,21 +302,20 @@ final class ConnectionState {
         } else {
             framing = .none
         }
-        if h.hasUpgrade { slot.holdsRequestSide = true }
+        if h.hasUpgrade { slots[i].holdsRequestSide = true }
         if framing == .chunked { analyzer.counters.chunkedMessages += 1 }
-        slot.request.framing = framing
+        slots[i].request.framing = framing
         return .body(framing)
     }
 
-    private func resolveHeldResponses(for slot: Slot) {
-        let index = slots.count - 1
+    private func resolveHeldResponses(index: Int, requestStart: Int64) {
         while let (r, f, seq) = heldResponses.first {
-            if r.firstTimestamp < slot.request.firstTimestamp {
+            if r.firstTimestamp < requestStart {
                 heldResponses.removeFirst()
                 emitOrphan(r, f, sequence: seq)
             } else if respCursor == index {
                 heldResponses.removeFirst()
-                attach(r, f, to: slot)
+                attach(r, f, to: index)
                 respCursor += 1
                 break
             } else {
@@ -302,8 +324,9 @@ final class ConnectionState {
         }
     }
 
-    /// Chooses the request a response answers and advances the cursor; nil for an orphan.
-    private func pickSlot(_ p: DirectionParser) -> Slot? {
+    /// Chooses the request a response answers (its index in `slots`) and advances the cursor;
+    /// nil for an orphan.
+    private func pickSlot(_ p: DirectionParser) -> Int? {
         var idx = respCursor
         let t = p.msgFirst
         if p.msgResyncedAfterGap {
@@ -316,7 +339,7 @@ final class ConnectionState {
             var lost = p.lostMessageStarts
             p.lostMessageStarts = 0
             while lost > 0, idx < slots.count, slots[idx].request.firstTimestamp <= t {
-                markLost(slots[idx])
+                markLost(idx)
                 idx += 1
                 lost -= 1
             }
@@ -325,29 +348,28 @@ final class ConnectionState {
                 var k = idx
                 var j = idx + 1
                 while j < slots.count {
-                    let q = slots[j].request
-                    let before = slots[j - 1].request
-                    guard q.firstTimestamp > prev, q.firstTimestamp > before.lastTimestamp, q.firstTimestamp <= t else { break }
+                    let qStart = slots[j].request.firstTimestamp
+                    let beforeEnd = slots[j - 1].request.lastTimestamp
+                    guard qStart > prev, qStart > beforeEnd, qStart <= t else { break }
                     k = j
                     j += 1
                 }
                 while idx < k {
-                    markLost(slots[idx])
+                    markLost(idx)
                     idx += 1
                 }
             }
             respCursor = idx
         }
         guard idx < slots.count else { return nil }
-        let s = slots[idx]
-        if s.request.firstTimestamp > t { return nil }
+        if slots[idx].request.firstTimestamp > t { return nil }
         respCursor = idx + 1
-        return s
+        return idx
     }
 
-    private func markLost(_ s: Slot) {
-        s.flags.insert(.lostInGap)
-        s.responseDone = true
+    private func markLost(_ i: Int) {
+        slots[i].flags.insert(.lostInGap)
+        slots[i].responseDone = true
     }
 
     private func responseHead(_ p: DirectionParser, _ h: ParsedHead) -> HeadDecision {
@@ -370,8 +392,8 @@ final class ConnectionState {
         var flags: HTTPExchangeFlags = []
         if p.msgResyncedAfterGap { flags.insert(.responseAfterGap) }
         let slot = pickSlot(p)
-        respSlot = slot
-        if let slot { r.interim = slot.interim }
+        respSlot = slot.map { slotBase + $0 }
+        if let slot { r.interim = slots[slot].interim }
         if h.hasTransferEncoding && h.contentLength != nil {
             flags.insert(.transferEncodingAndContentLength)
             analyzer.counters.transferEncodingAndContentLength += 1
@@ -380,15 +402,15 @@ final class ConnectionState {
         currentResponseFlags = flags
         guard h.complete else { return .body(.none) }
 
-        let method = slot?.request.method
+        let method = slot.map { slots[$0].request.method }
         let success = status >= 200 && status < 300
         if status == 101 || (method == "CONNECT" && success) {
             startTunnel(slot: slot, connect: method == "CONNECT")
             return .tunnel
         }
-        if let slot, slot.holdsRequestSide {
+        if let i = slot, slots[i].holdsRequestSide {
             // The server declined the CONNECT/Upgrade: the client side parses again.
-            slot.holdsRequestSide = false
+            slots[i].holdsRequestSide = false
             if req.state == .held {
                 if req.heldBytes == 0 { req.state = .idle } else { req.enterResync(.error) }
             }
@@ -417,7 +439,7 @@ final class ConnectionState {
         return .body(framing)
     }
 
-    private func startTunnel(slot: Slot?, connect: Bool) {
+    private func startTunnel(slot: Int?, connect: Bool) {
         tunnel = true
         analyzer.counters.tunnels += 1
         guard var r = currentResponse.take() else { return }
@@ -427,14 +449,14 @@ final class ConnectionState {
         respSlot = nil
         req.state = .tunnel
         if let slot {
-            if !slot.requestDone {
+            if !slots[slot].requestDone {
                 // The body (if any) ends where the tunnel begins.
                 reqSlot = nil
-                slot.requestDone = true
-                slot.request.complete = true
+                slots[slot].requestDone = true
+                slots[slot].request.complete = true
             }
             attach(r, flags, to: slot)
-            if connect && req.tunnelBytes == 0 && req.tunnelPeek.isEmpty { tunnelPending = slot }
+            if connect && req.tunnelBytes == 0 && req.tunnelPeek.isEmpty { tunnelPending = slotBase + slot }
             drain()
         } else {
             emitOrphan(r, flags)
@@ -443,9 +465,9 @@ final class ConnectionState {
 
     /// The first bytes of a tunnel: a client ClientHello marks the CONNECT tunnel as TLS.
     func tunnelFirstBytes(_ bytes: [UInt8]) {
-        guard let slot = tunnelPending else { return }
+        guard tunnelPending != nil else { return }
         if bytes.count >= 3, bytes[0] == 0x16, bytes[1] == 3, bytes[2] <= 4 {
-            slot.flags.insert(.tls)
+            if let i = index(tunnelPending) { slots[i].flags.insert(.tls) }
             analyzer.counters.tunnelsWithTLS += 1
         }
         tunnelPending = nil
@@ -456,21 +478,23 @@ final class ConnectionState {
 
     func messageEnded(_ p: DirectionParser, _ end: MessageEnd) {
         if p === req {
-            guard let slot = reqSlot else { return }
+            guard let ref = reqSlot else { return }
             reqSlot = nil
-            slot.request.bodyLength = end.bodyLength
-            slot.request.bodyMissing = end.bodyMissing
-            slot.request.lastTimestamp = end.lastTimestamp
-            slot.request.complete = end.complete
-            slot.request.trailers = end.trailers
-            if !end.complete { slot.flags.insert(.requestIncomplete) }
-            if end.malformed { slot.flags.insert(.requestMalformed) }
-            if end.headerLimit { slot.flags.insert(.headerLimitExceeded) }
-            if end.bodyMissing > 0 { slot.flags.insert(.requestAfterGap) }
-            slot.requestDone = true
-            if slot.holdsRequestSide && end.complete && !slot.responseDone && req.state == .idle {
-                req.state = .held
-                req.heldBytes = 0
+            if let i = index(ref) {
+                slots[i].request.bodyLength = end.bodyLength
+                slots[i].request.bodyMissing = end.bodyMissing
+                slots[i].request.lastTimestamp = end.lastTimestamp
+                slots[i].request.complete = end.complete
+                if end.trailers.count > 0 { slots[i].request.trailers = end.trailers }
+                if !end.complete { slots[i].flags.insert(.requestIncomplete) }
+                if end.malformed { slots[i].flags.insert(.requestMalformed) }
+                if end.headerLimit { slots[i].flags.insert(.headerLimitExceeded) }
+                if end.bodyMissing > 0 { slots[i].flags.insert(.requestAfterGap) }
+                slots[i].requestDone = true
+                if slots[i].holdsRequestSide && end.complete && !slots[i].responseDone && req.state == .idle {
+                    req.state = .held
+                    req.heldBytes = 0
+                }
             }
             drain()
         } else {
@@ -479,21 +503,21 @@ final class ConnectionState {
             r.bodyMissing = end.bodyMissing
             r.lastTimestamp = end.lastTimestamp
             r.complete = end.complete
-            r.trailers = end.trailers
+            if end.trailers.count > 0 { r.trailers = end.trailers }
             var flags = currentResponseFlags
             if !end.complete { flags.insert(.responseIncomplete) }
             if end.malformed { flags.insert(.responseMalformed) }
             if end.headerLimit { flags.insert(.headerLimitExceeded) }
             if end.bodyMissing > 0 { flags.insert(.responseAfterGap) }
-            if let slot = respSlot {
+            if let ref = respSlot {
                 respSlot = nil
-                attach(r, flags, to: slot)
+                if let i = index(ref) { attach(r, flags, to: i) }
                 drain()
             } else if respCursor < slots.count, slots[respCursor].request.firstTimestamp <= r.firstTimestamp {
                 // Its request arrived while the response was being read.
-                let slot = slots[respCursor]
+                let i = respCursor
                 respCursor += 1
-                attach(r, flags, to: slot)
+                attach(r, flags, to: i)
                 drain()
             } else if heldResponses.count < analyzer.configuration.maxHeldResponses {
                 heldResponses.append((r, flags, takeSequence()))
@@ -503,35 +527,38 @@ final class ConnectionState {
         }
     }
 
-    private func attach(_ r: HTTPResponse, _ flags: HTTPExchangeFlags, to slot: Slot) {
+    private func attach(_ r: __owned HTTPResponse, _ flags: HTTPExchangeFlags, to i: Int) {
         var r = r
-        if r.interim.isEmpty { r.interim = slot.interim }
-        slot.response = r
-        slot.responseDone = true
-        slot.flags.formUnion(flags)
+        if r.interim.isEmpty && !slots[i].interim.isEmpty { r.interim = slots[i].interim }
+        slots[i].response = r
+        slots[i].responseDone = true
+        slots[i].flags.formUnion(flags)
     }
 
     // MARK: Emission
 
     private func drain() {
         while head < slots.count {
-            let s = slots[head]
-            guard s.requestDone && s.responseDone && s !== tunnelPending else { break }
+            guard slots[head].requestDone && slots[head].responseDone && slotBase + head != tunnelPending else { break }
+            var s = Slot.vacated
+            swap(&s, &slots[head])
             head += 1
             emit(s)
         }
         if head == slots.count {
+            slotBase += slots.count
             slots.removeAll(keepingCapacity: true)
             respCursor = 0
             head = 0
         } else if head > 64 && head * 2 > slots.count {
+            slotBase += head
             slots.removeFirst(head)
             respCursor = max(0, respCursor - head)
             head = 0
         }
     }
 
-    private func emit(_ s: Slot) {
+    private func emit(_ s: __owned Slot) {
         var flags = s.flags
         let c = analyzer
         if s.response == nil {
@@ -547,7 +574,7 @@ final class ConnectionState {
             c.counters.incompleteRequests += 1
             flags.insert(.requestIncomplete)
         }
-        if let r = s.response, !r.complete { c.counters.incompleteResponses += 1 }
+        if s.response?.complete == false { c.counters.incompleteResponses += 1 }
         c.counters.exchanges += 1
         exchangeCount += 1
         c.onExchange(HTTPExchange(connection: connection, sequence: s.sequence, request: s.request,
@@ -581,12 +608,11 @@ final class ConnectionState {
         tunnelPending = nil
         let responseLost = resp.state == .resync
         for k in head..<slots.count {
-            let s = slots[k]
-            s.requestDone = true
-            if !s.responseDone {
-                s.responseDone = true
-                if s.response == nil && (responseLost || resp.gapsSeen > s.responseGapsAtSend) {
-                    s.flags.insert(.lostInGap)
+            slots[k].requestDone = true
+            if !slots[k].responseDone {
+                slots[k].responseDone = true
+                if slots[k].response == nil && (responseLost || resp.gapsSeen > slots[k].responseGapsAtSend) {
+                    slots[k].flags.insert(.lostInGap)
                 }
             }
         }

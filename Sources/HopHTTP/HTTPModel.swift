@@ -53,6 +53,10 @@ public struct HTTPHeaders: @unchecked Sendable, Hashable, RandomAccessCollection
     }
 
     public init(_ fields: [HTTPHeader]) {
+        if fields.isEmpty {
+            self.init()
+            return
+        }
         var bytes: [UInt8] = []
         var spans: [Span] = []
         for f in fields {
@@ -66,6 +70,10 @@ public struct HTTPHeaders: @unchecked Sendable, Hashable, RandomAccessCollection
     }
 
     public init(arrayLiteral elements: (String, String)...) {
+        if elements.isEmpty {
+            self.init()
+            return
+        }
         self.init(elements.map { HTTPHeader(name: $0.0, value: $0.1) })
     }
 
