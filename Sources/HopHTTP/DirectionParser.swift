@@ -278,8 +278,8 @@ final class DirectionParser {
                 let isReq = isRequestSide
                 let ok = withHead(buf, &seg, i) { h -> Bool in
                     let e = trimCR(h, 0, h.count - 1)
-                    return isReq ? parseRequestLine(h, 0, e, strict: strict, materialize: false) != nil
-                        : parseStatusLine(h, 0, e, materialize: false) != nil
+                    return isReq ? parseRequestLine(h, 0, e, strict: strict) != nil
+                        : parseStatusLine(h, 0, e) != nil
                 }
                 if !ok { return rejectStartLine(conn, skipped: headBuf.count + (i - seg), end: i) }
                 startLineAccepted(conn)

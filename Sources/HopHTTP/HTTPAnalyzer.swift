@@ -98,36 +98,40 @@ public final class HTTPAnalyzer: StreamEventConsumer {
     }
 }
 
-/// One request slot: the request, and its response once seen. Kept by value in the
-/// connection's queue (no allocation per request) and named by its absolute position there
-/// (`SlotRef`); moved out, not copied, when emitted.
+/// One request slot: the exchange being built (the request, its response once seen), kept by
+/// value in the connection's queue (no allocation per request), named by its absolute position
+/// there (`SlotRef`), and handed to the consumer in place when complete.
 struct Slot {
-    var sequence: Int
-    var request: HTTPRequest
+    /// The exchange as it will be emitted: `request` is always set; the connection is set at emission.
+    var x: HTTPExchange
     var requestDone = false
-    var response: HTTPResponse?
     var responseDone = false
     var interim: [HTTPInterimResponse] = []
-    var flags: HTTPExchangeFlags = []
-    var position: Int
     /// A CONNECT or Upgrade request: the client side waits for the response's decision.
     var holdsRequestSide = false
     /// Gaps seen on the response side when the request was sent.
     var responseGapsAtSend: Int
 
-    init(sequence: Int, request: HTTPRequest, position: Int, responseGapsAtSend: Int) {
-        self.sequence = sequence
-        self.request = request
-        self.position = position
+    init(connection: ConnectionBox, sequence: Int, request: __owned HTTPRequest, position: Int, responseGapsAtSend: Int) {
+        x = HTTPExchange(connection: connection, sequence: sequence, request: request, response: nil, flags: [],
+                         pipelinePosition: position)
         self.responseGapsAtSend = responseGapsAtSend
     }
 
-    /// What an emitted slot leaves behind (nothing to release).
-    static var vacated: Slot {
-        Slot(sequence: 0, request: HTTPRequest(method: "", target: "", version: .http11, headers: HTTPHeaders(),
-                                                firstTimestamp: 0, lastTimestamp: 0),
-             position: 0, responseGapsAtSend: 0)
+    var request: HTTPRequest {
+        get { x.request! }
+        _modify { yield &x.request! }
     }
+    var response: HTTPResponse? {
+        get { x.response }
+        _modify { yield &x.response }
+    }
+    var flags: HTTPExchangeFlags {
+        get { x.flags }
+        _modify { yield &x.flags }
+    }
+    var sequence: Int { x.sequence }
+    var position: Int { x.pipelinePosition }
 }
 
 /// A slot's absolute position in its connection's queue (positions of removed slots are never reused).
@@ -136,7 +140,12 @@ typealias SlotRef = Int
 /// Per-connection state: both direction parsers and the request queue that pairs them.
 final class ConnectionState {
     unowned(unsafe) let analyzer: HTTPAnalyzer
-    @exclusivity(unchecked) var connection: Connection
+    /// The connection as last known (shared with the exchanges emitted since it last changed).
+    @exclusivity(unchecked) var connectionBox: ConnectionBox
+    var connection: Connection {
+        get { connectionBox.value }
+        set { connectionBox = ConnectionBox(newValue) }
+    }
     let req: DirectionParser
     let resp: DirectionParser
     let midstream: Bool
@@ -169,7 +178,7 @@ final class ConnectionState {
 
     init(analyzer: HTTPAnalyzer, connection: Connection) {
         self.analyzer = analyzer
-        self.connection = connection
+        self.connectionBox = ConnectionBox(connection)
         req = DirectionParser(isRequestSide: true, config: analyzer.configuration)
         resp = DirectionParser(isRequestSide: false, config: analyzer.configuration)
         midstream = !connection.sawHandshake
@@ -271,10 +280,11 @@ final class ConnectionState {
             if respCursor == head { respCursor += 1 }
             drain()
         }
-        var r = HTTPRequest(method: h.start.method, target: h.start.target, version: h.start.version,
+        var r = HTTPRequest(method: h.method, target: h.target, version: h.start.version,
                             headers: h.headers, firstTimestamp: p.msgFirst, lastTimestamp: p.msgLast)
         r.complete = false
-        var slot = Slot(sequence: nextSequence, request: r, position: outstanding, responseGapsAtSend: resp.gapsSeen)
+        var slot = Slot(connection: connectionBox, sequence: nextSequence, request: r, position: outstanding,
+                        responseGapsAtSend: resp.gapsSeen)
         nextSequence += 1
         if p.msgResyncedAfterGap { slot.flags.insert(.requestAfterGap) }
         if midstream { slot.flags.insert(.midstream) }
@@ -289,7 +299,7 @@ final class ConnectionState {
         resolveHeldResponses(index: i, requestStart: requestStart)
         guard h.complete else { return .body(.none) }
         let framing: HTTPBodyFraming
-        if h.start.method == "CONNECT" {
+        if h.method == "CONNECT" {
             slots[i].holdsRequestSide = true
             framing = .none
         } else if h.hasTransferEncoding {
@@ -376,7 +386,7 @@ final class ConnectionState {
         let status = h.start.status
         if h.complete && status >= 100 && status < 200 && status != 101 {
             if status == 100 { analyzer.counters.continueResponses += 1 } else { analyzer.counters.otherInterimResponses += 1 }
-            let interim = HTTPInterimResponse(status: status, reason: h.start.reason, headers: h.headers,
+            let interim = HTTPInterimResponse(status: status, reason: h.reason, headers: h.headers,
                                               firstTimestamp: p.msgFirst, lastTimestamp: p.msgLast)
             if respCursor < slots.count, slots[respCursor].request.firstTimestamp <= p.msgFirst {
                 slots[respCursor].interim.append(interim)
@@ -387,13 +397,13 @@ final class ConnectionState {
         }
         analyzer.counters.responses += 1
         responseCount += 1
-        var r = HTTPResponse(status: status, reason: h.start.reason, version: h.start.version,
+        var r = HTTPResponse(status: status, reason: h.reason, version: h.start.version,
                              headers: h.headers, firstTimestamp: p.msgFirst, lastTimestamp: p.msgLast)
         var flags: HTTPExchangeFlags = []
         if p.msgResyncedAfterGap { flags.insert(.responseAfterGap) }
         let slot = pickSlot(p)
         respSlot = slot.map { slotBase + $0 }
-        if let slot { r.interim = slots[slot].interim }
+        if let slot, !slots[slot].interim.isEmpty { r.interim = slots[slot].interim }
         if h.hasTransferEncoding && h.contentLength != nil {
             flags.insert(.transferEncodingAndContentLength)
             analyzer.counters.transferEncodingAndContentLength += 1
@@ -540,10 +550,8 @@ final class ConnectionState {
     private func drain() {
         while head < slots.count {
             guard slots[head].requestDone && slots[head].responseDone && slotBase + head != tunnelPending else { break }
-            var s = Slot.vacated
-            swap(&s, &slots[head])
             head += 1
-            emit(s)
+            emit(head - 1)
         }
         if head == slots.count {
             slotBase += slots.count
@@ -558,27 +566,27 @@ final class ConnectionState {
         }
     }
 
-    private func emit(_ s: __owned Slot) {
-        var flags = s.flags
+    /// Emits `slots[i]` in place (the slot is dropped later, with the others emitted).
+    private func emit(_ i: Int) {
         let c = analyzer
-        if s.response == nil {
+        if slots[i].response == nil {
             c.counters.unansweredRequests += 1
-            if flags.contains(.lostInGap) { c.counters.lostInGap += 1 }
+            if slots[i].flags.contains(.lostInGap) { c.counters.lostInGap += 1 }
         } else {
             c.counters.pairedExchanges += 1
             let gapFlags: HTTPExchangeFlags = [.requestAfterGap, .responseAfterGap, .lostInGap]
-            if s.position > 0 && flags.isDisjoint(with: gapFlags) { pipeliningSeen = true }
+            if slots[i].position > 0 && slots[i].flags.isDisjoint(with: gapFlags) { pipeliningSeen = true }
         }
-        if s.position > 0 { c.counters.pipelinedRequests += 1 }
-        if !s.request.complete {
+        if slots[i].position > 0 { c.counters.pipelinedRequests += 1 }
+        if !slots[i].request.complete {
             c.counters.incompleteRequests += 1
-            flags.insert(.requestIncomplete)
+            slots[i].flags.insert(.requestIncomplete)
         }
-        if s.response?.complete == false { c.counters.incompleteResponses += 1 }
+        if slots[i].response?.complete == false { c.counters.incompleteResponses += 1 }
         c.counters.exchanges += 1
         exchangeCount += 1
-        c.onExchange(HTTPExchange(connection: connection, sequence: s.sequence, request: s.request,
-                                  response: s.response, flags: flags, pipelinePosition: s.position))
+        if slots[i].x.connectionBox !== connectionBox { slots[i].x.connectionBox = connectionBox }
+        slots.withUnsafeBufferPointer { c.onExchange($0[i].x) }
     }
 
     private func takeSequence() -> Int {
@@ -595,7 +603,7 @@ final class ConnectionState {
         analyzer.counters.exchanges += 1
         exchangeCount += 1
         let seq = sequence ?? takeSequence()
-        analyzer.onExchange(HTTPExchange(connection: connection, sequence: seq, request: nil, response: r,
+        analyzer.onExchange(HTTPExchange(connection: connectionBox, sequence: seq, request: nil, response: r,
                                          flags: flags, pipelinePosition: 0))
     }
 

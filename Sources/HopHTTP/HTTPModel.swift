@@ -367,10 +367,21 @@ public struct HTTPExchangeFlags: OptionSet, Sendable, Hashable, CustomStringConv
     public var description: String { "[" + names.joined(separator: ",") + "]" }
 }
 
+/// A connection's view, shared by the exchanges emitted while it did not change (an exchange
+/// carries a reference, not a copy of the `Connection` and its arrays).
+final class ConnectionBox: Sendable {
+    let value: Connection
+    init(_ value: Connection) { self.value = value }
+}
+
 /// One request and its response, as seen on one connection.
 public struct HTTPExchange: Sendable, Hashable {
+    var connectionBox: ConnectionBox
     /// The connection, as last known when the exchange was emitted.
-    public var connection: Connection
+    public var connection: Connection {
+        get { connectionBox.value }
+        set { connectionBox = ConnectionBox(newValue) }
+    }
     /// 1, 2, 3… within the connection, in the order requests (or orphan responses) appeared.
     public var sequence: Int
     /// Nil only for a response whose request was never seen (`.responseWithoutRequest`).
@@ -382,7 +393,38 @@ public struct HTTPExchange: Sendable, Hashable {
     /// sent: 0 for the usual one-at-a-time client, 1, 2… for pipelined requests.
     public var pipelinePosition: Int
 
-    public var connectionID: ConnectionID { connection.id }
+    init(connection: ConnectionBox, sequence: Int, request: HTTPRequest?, response: HTTPResponse?,
+         flags: HTTPExchangeFlags, pipelinePosition: Int) {
+        self.connectionBox = connection
+        self.sequence = sequence
+        self.request = request
+        self.response = response
+        self.flags = flags
+        self.pipelinePosition = pipelinePosition
+    }
+
+    init(connection: Connection, sequence: Int, request: HTTPRequest?, response: HTTPResponse?,
+         flags: HTTPExchangeFlags, pipelinePosition: Int) {
+        self.init(connection: ConnectionBox(connection), sequence: sequence, request: request, response: response,
+                  flags: flags, pipelinePosition: pipelinePosition)
+    }
+
+    public static func == (a: HTTPExchange, b: HTTPExchange) -> Bool {
+        a.sequence == b.sequence && a.flags == b.flags && a.pipelinePosition == b.pipelinePosition
+            && a.request == b.request && a.response == b.response
+            && (a.connectionBox === b.connectionBox || a.connection == b.connection)
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(connection)
+        hasher.combine(sequence)
+        hasher.combine(request)
+        hasher.combine(response)
+        hasher.combine(flags)
+        hasher.combine(pipelinePosition)
+    }
+
+    public var connectionID: ConnectionID { connectionBox.value.id }
     public var isAnswered: Bool { request != nil && response != nil }
     /// Response start minus request start (ns), when both are known.
     public var latency: Int64? {

@@ -103,18 +103,16 @@ func trimCR(_ b: UnsafeRawBufferPointer, _ s: Int, _ e: Int) -> Int {
     e > s && b[e - 1] == CR ? e - 1 : e
 }
 
+/// A validated start line: positions only (no strings, nothing to copy or release).
 struct StartLine {
-    var method = ""
-    var target = ""
     var status = 0
-    var reason = ""
     var version = HTTPVersion.http11
     /// Request: method `[r0, r1)`, target `[r2, r3)`. Status: reason `[r0, r1)`.
     var r0 = 0, r1 = 0, r2 = 0, r3 = 0
 }
 
 /// Validates (and parses) a request line `b[s..<e]` (no CR/LF). `strict` requires a known method.
-func parseRequestLine(_ b: UnsafeRawBufferPointer, _ s: Int, _ e: Int, strict: Bool, materialize: Bool) -> StartLine? {
+func parseRequestLine(_ b: UnsafeRawBufferPointer, _ s: Int, _ e: Int, strict: Bool) -> StartLine? {
     var i = s
     while i < e, isTokenChar(b[i]) { i += 1 }
     let methodEnd = i
@@ -134,15 +132,11 @@ func parseRequestLine(_ b: UnsafeRawBufferPointer, _ s: Int, _ e: Int, strict: B
     line.r1 = methodEnd
     line.r2 = ts
     line.r3 = te
-    if materialize {
-        line.method = String(decoding: UnsafeRawBufferPointer(rebasing: b[s..<methodEnd]), as: UTF8.self)
-        line.target = String(decoding: UnsafeRawBufferPointer(rebasing: b[ts..<te]), as: UTF8.self)
-    }
     return line
 }
 
 /// Validates (and parses) a status line `HTTP/1.x SP NNN [SP reason]`.
-func parseStatusLine(_ b: UnsafeRawBufferPointer, _ s: Int, _ e: Int, materialize: Bool) -> StartLine? {
+func parseStatusLine(_ b: UnsafeRawBufferPointer, _ s: Int, _ e: Int) -> StartLine? {
     guard e - s >= 12, let version = parseVersion(b, s, s + 8), b[s + 8] == SP else { return nil }
     var status = 0
     for k in (s + 9)..<(s + 12) {
@@ -158,9 +152,6 @@ func parseStatusLine(_ b: UnsafeRawBufferPointer, _ s: Int, _ e: Int, materializ
     if e > s + 13 {
         line.r0 = s + 13
         line.r1 = e
-        if materialize {
-            line.reason = String(decoding: UnsafeRawBufferPointer(rebasing: b[(s + 13)..<e]), as: UTF8.self)
-        }
     }
     return line
 }
@@ -168,6 +159,9 @@ func parseStatusLine(_ b: UnsafeRawBufferPointer, _ s: Int, _ e: Int, materializ
 /// A parsed head with the fields that decide framing.
 struct ParsedHead {
     var start = StartLine()
+    var method = ""
+    var target = ""
+    var reason = ""
     /// The start line was valid (always true for trailers).
     var startLineValid = false
     var headers = HTTPHeaders()
@@ -271,15 +265,15 @@ func parseHead(_ b: UnsafeRawBufferPointer, isRequest: Bool, hasStartLine: Bool,
             let e = trimCR(b, 0, lf)
             pos = lf + 1
             if isRequest {
-                if let line = parseRequestLine(b, 0, e, strict: strict, materialize: false) {
+                if let line = parseRequestLine(b, 0, e, strict: strict) {
                     head.start = line
-                    head.start.method = scratch.methods.string(p + line.r0, line.r1 - line.r0)
-                    head.start.target = scratch.targets.string(p + line.r2, line.r3 - line.r2)
+                    head.method = scratch.methods.string(p + line.r0, line.r1 - line.r0)
+                    head.target = scratch.targets.string(p + line.r2, line.r3 - line.r2)
                     head.startLineValid = true
                 }
-            } else if let line = parseStatusLine(b, 0, e, materialize: false) {
+            } else if let line = parseStatusLine(b, 0, e) {
                 head.start = line
-                head.start.reason = scratch.reasons.string(p + line.r0, line.r1 - line.r0)
+                head.reason = scratch.reasons.string(p + line.r0, line.r1 - line.r0)
                 head.startLineValid = true
             }
             if scan && !head.startLineValid { return head }
