@@ -303,11 +303,11 @@ final class DirectionParser {
             let verdict = prefixVerdict(isRequest: isRequestSide, count: b.count) { b[$0] }
             guard verdict == .plausible else { return nil }
         }
-        let head = parseHead(b, isRequest: isRequestSide, hasStartLine: true, partial: false,
+        var head = parseHead(b, isRequest: isRequestSide, hasStartLine: true, partial: false,
                              scan: true, strict: candidate, scratch: &scratch)
         guard head.end > 0, head.end <= headCap else { return nil }
         startLineAccepted(conn)
-        return headDone(head, isTrailers: false, end: start + head.end, conn: conn)
+        return headDone(&head, isTrailers: false, end: start + head.end, conn: conn)
     }
 
     private func startLineAccepted(_ conn: ConnectionState) {
@@ -396,14 +396,14 @@ final class DirectionParser {
     private func completeHead(_ buf: UnsafeRawBufferPointer, _ seg: Int, _ end: Int, conn: ConnectionState) -> Int {
         var s = seg
         let isTrailers = state == .trailers
-        let head = withHead(buf, &s, end) { h in
+        var head = withHead(buf, &s, end) { h in
             parseHead(h, isRequest: isRequestSide, hasStartLine: !isTrailers, partial: false, scratch: &scratch)
         }
         shrinkHeadBuffer()
-        return headDone(head, isTrailers: isTrailers, end: end, conn: conn)
+        return headDone(&head, isTrailers: isTrailers, end: end, conn: conn)
     }
 
-    private func headDone(_ head: ParsedHead, isTrailers: Bool, end: Int, conn: ConnectionState) -> Int {
+    private func headDone(_ head: inout ParsedHead, isTrailers: Bool, end: Int, conn: ConnectionState) -> Int {
         if head.badHeaderLines > 0 { conn.analyzer.counters[.badHeaderLine] += head.badHeaderLines }
         conn.analyzer.counters.obsFoldedHeaders += head.obsFolds
         if isTrailers {
@@ -412,7 +412,7 @@ final class DirectionParser {
             return end
         }
         inMessage = true
-        switch conn.headParsed(self, head) {
+        switch conn.headParsed(self, &head) {
         case .interim:
             inMessage = false
             state = .idle
@@ -438,9 +438,9 @@ final class DirectionParser {
         return end
     }
 
-    private func deliverPartialHead(_ head: ParsedHead, conn: ConnectionState) {
+    private func deliverPartialHead(_ head: consuming ParsedHead, conn: ConnectionState) {
         inMessage = true
-        _ = conn.headParsed(self, head)
+        _ = conn.headParsed(self, &head)
     }
 
     // MARK: Chunked

@@ -134,8 +134,53 @@ struct Slot {
     var position: Int { x.pipelinePosition }
 }
 
-/// A slot's absolute position in its connection's queue (positions of removed slots are never reused).
+/// A slot's absolute position in its connection's queue (positions are never reused).
 typealias SlotRef = Int
+
+/// The request queue's storage: a ring of slots addressed by absolute position (`SlotRef`),
+/// read and written in place. The owner tracks which positions hold a slot (`head..<tail`).
+struct SlotRing {
+    var base: UnsafeMutablePointer<Slot>
+    var mask: Int
+
+    init(capacity: Int) {
+        base = .allocate(capacity: capacity)
+        mask = capacity - 1
+    }
+
+    var capacity: Int { mask + 1 }
+
+    subscript(ref: SlotRef) -> Slot {
+        @inline(__always) unsafeAddress { UnsafePointer(base + (ref & mask)) }
+        @inline(__always) nonmutating unsafeMutableAddress { base + (ref & mask) }
+    }
+
+    @inline(__always)
+    func initialize(_ ref: SlotRef, to slot: consuming Slot) { (base + (ref & mask)).initialize(to: slot) }
+
+    @inline(__always)
+    func take(_ ref: SlotRef) -> Slot { (base + (ref & mask)).move() }
+
+    /// Doubles the capacity, keeping the slots at `head..<tail`.
+    mutating func grow(head: SlotRef, tail: SlotRef) {
+        let bigger = SlotRing(capacity: capacity * 2)
+        for k in head..<tail { (bigger.base + (k & bigger.mask)).moveInitialize(from: base + (k & mask), count: 1) }
+        base.deallocate()
+        self = bigger
+    }
+
+    func free(head: SlotRef, tail: SlotRef) {
+        for k in head..<tail { (base + (k & mask)).deinitialize(count: 1) }
+        base.deallocate()
+    }
+}
+
+@inline(__always)
+func take<T>(_ v: inout T, leaving empty: T) -> T {
+    var t = empty
+    swap(&t, &v)
+    return t
+}
 
 /// Per-connection state: both direction parsers and the request queue that pairs them.
 final class ConnectionState {
@@ -154,12 +199,11 @@ final class ConnectionState {
     @exclusivity(unchecked) var sawStartLine = false
     @exclusivity(unchecked) var tunnel = false
 
-    /// Requests not yet emitted, oldest first, from `head`.
-    @exclusivity(unchecked) var slots: [Slot] = []
-    @exclusivity(unchecked) var head = 0
-    /// Slots removed from the front of `slots` so far: `slots[i]` is `SlotRef` `slotBase + i`.
-    @exclusivity(unchecked) var slotBase = 0
-    /// Index of the first slot whose response has not started.
+    /// Requests not yet emitted, oldest first: `slots[head..<tail]`.
+    @exclusivity(unchecked) var slots = SlotRing(capacity: 4)
+    @exclusivity(unchecked) var head: SlotRef = 0
+    @exclusivity(unchecked) var tail: SlotRef = 0
+    /// The first slot whose response has not started.
     @exclusivity(unchecked) var respCursor = 0
     @exclusivity(unchecked) var nextSequence = 1
     @exclusivity(unchecked) var reqSlot: SlotRef?
@@ -175,6 +219,10 @@ final class ConnectionState {
     @exclusivity(unchecked) var requestCount = 0
     @exclusivity(unchecked) var responseCount = 0
     @exclusivity(unchecked) var exchangeCount = 0
+
+    deinit {
+        slots.free(head: head, tail: tail)
+    }
 
     init(analyzer: HTTPAnalyzer, connection: Connection) {
         self.analyzer = analyzer
@@ -248,31 +296,31 @@ final class ConnectionState {
         resp.state = .ignored
     }
 
-    /// The index in `slots` of a slot not yet emitted, or nil.
+    /// `ref` when it names a slot not yet emitted, else nil.
     @inline(__always)
-    private func index(_ ref: SlotRef?) -> Int? {
-        guard let ref else { return nil }
-        let i = ref - slotBase
-        return i >= head && i < slots.count ? i : nil
+    private func index(_ ref: SlotRef?) -> SlotRef? {
+        guard let ref, ref >= head, ref < tail else { return nil }
+        return ref
     }
 
     /// Requests sent and not yet fully answered.
     private var outstanding: Int {
         var n = 0
-        for k in head..<slots.count where !slots[k].responseDone { n += 1 }
+        for k in head..<tail where !slots[k].responseDone { n += 1 }
         return n
     }
 
     // MARK: Heads
 
-    func headParsed(_ p: DirectionParser, _ h: ParsedHead) -> HeadDecision {
-        p === req ? requestHead(p, h) : responseHead(p, h)
+    /// A head was parsed; its strings and fields are taken from `h`.
+    func headParsed(_ p: DirectionParser, _ h: inout ParsedHead) -> HeadDecision {
+        p === req ? requestHead(p, &h) : responseHead(p, &h)
     }
 
-    private func requestHead(_ p: DirectionParser, _ h: ParsedHead) -> HeadDecision {
+    private func requestHead(_ p: DirectionParser, _ h: inout ParsedHead) -> HeadDecision {
         analyzer.counters.requests += 1
         requestCount += 1
-        if slots.count - head >= analyzer.configuration.maxOutstandingRequests {
+        if tail - head >= analyzer.configuration.maxOutstandingRequests {
             slots[head].flags.insert(.queueOverflow)
             analyzer.counters.queueOverflows += 1
             slots[head].requestDone = true
@@ -280,22 +328,23 @@ final class ConnectionState {
             if respCursor == head { respCursor += 1 }
             drain()
         }
-        var r = HTTPRequest(method: h.method, target: h.target, version: h.start.version,
-                            headers: h.headers, firstTimestamp: p.msgFirst, lastTimestamp: p.msgLast)
-        r.complete = false
-        var slot = Slot(connection: connectionBox, sequence: nextSequence, request: r, position: outstanding,
-                        responseGapsAtSend: resp.gapsSeen)
+        let requestStart = p.msgFirst
+        let r = HTTPRequest(method: take(&h.method, leaving: ""), target: take(&h.target, leaving: ""),
+                            version: h.start.version, headers: take(&h.headers, leaving: HTTPHeaders()),
+                            firstTimestamp: requestStart, lastTimestamp: p.msgLast)
+        if tail - head == slots.capacity { slots.grow(head: head, tail: tail) }
+        let i = tail
+        slots.initialize(i, to: Slot(connection: connectionBox, sequence: nextSequence, request: r, position: outstanding,
+                                     responseGapsAtSend: resp.gapsSeen))
+        tail += 1
         nextSequence += 1
-        if p.msgResyncedAfterGap { slot.flags.insert(.requestAfterGap) }
-        if midstream { slot.flags.insert(.midstream) }
+        if p.msgResyncedAfterGap { slots[i].flags.insert(.requestAfterGap) }
+        if midstream { slots[i].flags.insert(.midstream) }
         if h.hasTransferEncoding && h.contentLength != nil {
-            slot.flags.insert(.transferEncodingAndContentLength)
+            slots[i].flags.insert(.transferEncodingAndContentLength)
             analyzer.counters.transferEncodingAndContentLength += 1
         }
-        let requestStart = slot.request.firstTimestamp
-        slots.append(slot)
-        let i = slots.count - 1
-        reqSlot = slotBase + i
+        reqSlot = i
         resolveHeldResponses(index: i, requestStart: requestStart)
         guard h.complete else { return .body(.none) }
         let framing: HTTPBodyFraming
@@ -318,7 +367,7 @@ final class ConnectionState {
         return .body(framing)
     }
 
-    private func resolveHeldResponses(index: Int, requestStart: Int64) {
+    private func resolveHeldResponses(index: SlotRef, requestStart: Int64) {
         while let (r, f, seq) = heldResponses.first {
             if r.firstTimestamp < requestStart {
                 heldResponses.removeFirst()
@@ -336,7 +385,7 @@ final class ConnectionState {
 
     /// Chooses the request a response answers (its index in `slots`) and advances the cursor;
     /// nil for an orphan.
-    private func pickSlot(_ p: DirectionParser) -> Int? {
+    private func pickSlot(_ p: DirectionParser) -> SlotRef? {
         var idx = respCursor
         let t = p.msgFirst
         if p.msgResyncedAfterGap {
@@ -348,16 +397,16 @@ final class ConnectionState {
             // the next request once the previous one is answered, so that answer was in the gap.
             var lost = p.lostMessageStarts
             p.lostMessageStarts = 0
-            while lost > 0, idx < slots.count, slots[idx].request.firstTimestamp <= t {
+            while lost > 0, idx < tail, slots[idx].request.firstTimestamp <= t {
                 markLost(idx)
                 idx += 1
                 lost -= 1
             }
-            if !pipeliningSeen && idx < slots.count {
+            if !pipeliningSeen && idx < tail {
                 let prev = p.gapPrevTimestamp ?? Int64.min
                 var k = idx
                 var j = idx + 1
-                while j < slots.count {
+                while j < tail {
                     let qStart = slots[j].request.firstTimestamp
                     let beforeEnd = slots[j - 1].request.lastTimestamp
                     guard qStart > prev, qStart > beforeEnd, qStart <= t else { break }
@@ -371,24 +420,25 @@ final class ConnectionState {
             }
             respCursor = idx
         }
-        guard idx < slots.count else { return nil }
+        guard idx < tail else { return nil }
         if slots[idx].request.firstTimestamp > t { return nil }
         respCursor = idx + 1
         return idx
     }
 
-    private func markLost(_ i: Int) {
+    private func markLost(_ i: SlotRef) {
         slots[i].flags.insert(.lostInGap)
         slots[i].responseDone = true
     }
 
-    private func responseHead(_ p: DirectionParser, _ h: ParsedHead) -> HeadDecision {
+    private func responseHead(_ p: DirectionParser, _ h: inout ParsedHead) -> HeadDecision {
         let status = h.start.status
         if h.complete && status >= 100 && status < 200 && status != 101 {
             if status == 100 { analyzer.counters.continueResponses += 1 } else { analyzer.counters.otherInterimResponses += 1 }
-            let interim = HTTPInterimResponse(status: status, reason: h.reason, headers: h.headers,
+            let interim = HTTPInterimResponse(status: status, reason: take(&h.reason, leaving: ""),
+                                              headers: take(&h.headers, leaving: HTTPHeaders()),
                                               firstTimestamp: p.msgFirst, lastTimestamp: p.msgLast)
-            if respCursor < slots.count, slots[respCursor].request.firstTimestamp <= p.msgFirst {
+            if respCursor < tail, slots[respCursor].request.firstTimestamp <= p.msgFirst {
                 slots[respCursor].interim.append(interim)
             } else {
                 analyzer.counters.interimWithoutRequest += 1
@@ -397,12 +447,13 @@ final class ConnectionState {
         }
         analyzer.counters.responses += 1
         responseCount += 1
-        var r = HTTPResponse(status: status, reason: h.reason, version: h.start.version,
-                             headers: h.headers, firstTimestamp: p.msgFirst, lastTimestamp: p.msgLast)
+        var r = HTTPResponse(status: status, reason: take(&h.reason, leaving: ""), version: h.start.version,
+                             headers: take(&h.headers, leaving: HTTPHeaders()), firstTimestamp: p.msgFirst,
+                             lastTimestamp: p.msgLast)
         var flags: HTTPExchangeFlags = []
         if p.msgResyncedAfterGap { flags.insert(.responseAfterGap) }
         let slot = pickSlot(p)
-        respSlot = slot.map { slotBase + $0 }
+        respSlot = slot
         if let slot, !slots[slot].interim.isEmpty { r.interim = slots[slot].interim }
         if h.hasTransferEncoding && h.contentLength != nil {
             flags.insert(.transferEncodingAndContentLength)
@@ -449,7 +500,7 @@ final class ConnectionState {
         return .body(framing)
     }
 
-    private func startTunnel(slot: Int?, connect: Bool) {
+    private func startTunnel(slot: SlotRef?, connect: Bool) {
         tunnel = true
         analyzer.counters.tunnels += 1
         guard var r = currentResponse.take() else { return }
@@ -466,7 +517,7 @@ final class ConnectionState {
                 slots[slot].request.complete = true
             }
             attach(r, flags, to: slot)
-            if connect && req.tunnelBytes == 0 && req.tunnelPeek.isEmpty { tunnelPending = slotBase + slot }
+            if connect && req.tunnelBytes == 0 && req.tunnelPeek.isEmpty { tunnelPending = slot }
             drain()
         } else {
             emitOrphan(r, flags)
@@ -523,7 +574,7 @@ final class ConnectionState {
                 respSlot = nil
                 if let i = index(ref) { attach(r, flags, to: i) }
                 drain()
-            } else if respCursor < slots.count, slots[respCursor].request.firstTimestamp <= r.firstTimestamp {
+            } else if respCursor < tail, slots[respCursor].request.firstTimestamp <= r.firstTimestamp {
                 // Its request arrived while the response was being read.
                 let i = respCursor
                 respCursor += 1
@@ -537,10 +588,9 @@ final class ConnectionState {
         }
     }
 
-    private func attach(_ r: __owned HTTPResponse, _ flags: HTTPExchangeFlags, to i: Int) {
-        var r = r
+    private func attach(_ r: consuming HTTPResponse, _ flags: HTTPExchangeFlags, to i: SlotRef) {
         if r.interim.isEmpty && !slots[i].interim.isEmpty { r.interim = slots[i].interim }
-        slots[i].response = r
+        slots[i].response = consume r
         slots[i].responseDone = true
         slots[i].flags.formUnion(flags)
     }
@@ -548,45 +598,38 @@ final class ConnectionState {
     // MARK: Emission
 
     private func drain() {
-        while head < slots.count {
-            guard slots[head].requestDone && slots[head].responseDone && slotBase + head != tunnelPending else { break }
+        while head < tail {
+            guard slots[head].requestDone && slots[head].responseDone && head != tunnelPending else { break }
+            let s = slots.take(head)
             head += 1
-            emit(head - 1)
-        }
-        if head == slots.count {
-            slotBase += slots.count
-            slots.removeAll(keepingCapacity: true)
-            respCursor = 0
-            head = 0
-        } else if head > 64 && head * 2 > slots.count {
-            slotBase += head
-            slots.removeFirst(head)
-            respCursor = max(0, respCursor - head)
-            head = 0
+            emit(s)
         }
     }
 
-    /// Emits `slots[i]` in place (the slot is dropped later, with the others emitted).
-    private func emit(_ i: Int) {
+    private func emit(_ s: consuming Slot) {
         let c = analyzer
-        if slots[i].response == nil {
+        var flags = s.flags
+        let position = s.position
+        if s.response == nil {
             c.counters.unansweredRequests += 1
-            if slots[i].flags.contains(.lostInGap) { c.counters.lostInGap += 1 }
+            if flags.contains(.lostInGap) { c.counters.lostInGap += 1 }
         } else {
             c.counters.pairedExchanges += 1
             let gapFlags: HTTPExchangeFlags = [.requestAfterGap, .responseAfterGap, .lostInGap]
-            if slots[i].position > 0 && slots[i].flags.isDisjoint(with: gapFlags) { pipeliningSeen = true }
+            if position > 0 && flags.isDisjoint(with: gapFlags) { pipeliningSeen = true }
         }
-        if slots[i].position > 0 { c.counters.pipelinedRequests += 1 }
-        if !slots[i].request.complete {
+        if position > 0 { c.counters.pipelinedRequests += 1 }
+        if !s.request.complete {
             c.counters.incompleteRequests += 1
-            slots[i].flags.insert(.requestIncomplete)
+            flags.insert(.requestIncomplete)
         }
-        if slots[i].response?.complete == false { c.counters.incompleteResponses += 1 }
+        if s.response?.complete == false { c.counters.incompleteResponses += 1 }
         c.counters.exchanges += 1
         exchangeCount += 1
-        if slots[i].x.connectionBox !== connectionBox { slots[i].x.connectionBox = connectionBox }
-        slots.withUnsafeBufferPointer { c.onExchange($0[i].x) }
+        var x = (consume s).x
+        x.flags = flags
+        if x.connectionBox !== connectionBox { x.connectionBox = connectionBox }
+        c.onExchange(x)
     }
 
     private func takeSequence() -> Int {
@@ -615,7 +658,7 @@ final class ConnectionState {
         req.close(conn: self, cleanly: cleanly)
         tunnelPending = nil
         let responseLost = resp.state == .resync
-        for k in head..<slots.count {
+        for k in head..<tail {
             slots[k].requestDone = true
             if !slots[k].responseDone {
                 slots[k].responseDone = true
