@@ -98,12 +98,8 @@ public final class HTTPAnalyzer: StreamEventConsumer {
     }
 }
 
-/// One request slot: the exchange being built (the request, its response once seen), kept by
-/// value in the connection's queue (no allocation per request), named by its absolute position
-/// there (`SlotRef`), and handed to the consumer in place when complete.
-struct Slot {
-    /// The exchange as it will be emitted: `request` is always set; the connection is set at emission.
-    var x: HTTPExchange
+/// A request slot's bookkeeping beside its exchange.
+struct SlotMeta {
     var requestDone = false
     var responseDone = false
     var interim: [HTTPInterimResponse] = []
@@ -111,67 +107,106 @@ struct Slot {
     var holdsRequestSide = false
     /// Gaps seen on the response side when the request was sent.
     var responseGapsAtSend: Int
-
-    init(connection: ConnectionBox, sequence: Int, request: __owned HTTPRequest, position: Int, responseGapsAtSend: Int) {
-        x = HTTPExchange(connection: connection, sequence: sequence, request: request, response: nil, flags: [],
-                         pipelinePosition: position)
-        self.responseGapsAtSend = responseGapsAtSend
-    }
-
-    var request: HTTPRequest {
-        get { x.request! }
-        _modify { yield &x.request! }
-    }
-    var response: HTTPResponse? {
-        get { x.response }
-        _modify { yield &x.response }
-    }
-    var flags: HTTPExchangeFlags {
-        get { x.flags }
-        _modify { yield &x.flags }
-    }
-    var sequence: Int { x.sequence }
-    var position: Int { x.pipelinePosition }
 }
 
 /// A slot's absolute position in its connection's queue (positions are never reused).
 typealias SlotRef = Int
 
-/// The request queue's storage: a ring of slots addressed by absolute position (`SlotRef`),
-/// read and written in place. The owner tracks which positions hold a slot (`head..<tail`).
+/// One request slot, in place: the exchange being built (the request, its response once seen;
+/// the connection is set at emission) and its bookkeeping.
+struct SlotView {
+    let x: UnsafeMutablePointer<HTTPExchange>
+    let m: UnsafeMutablePointer<SlotMeta>
+
+    var request: HTTPRequest {
+        _read { yield x.pointee.request! }
+        nonmutating _modify { yield &x.pointee.request! }
+    }
+    var response: HTTPResponse? {
+        _read { yield x.pointee.response }
+        nonmutating _modify { yield &x.pointee.response }
+    }
+    var hasResponse: Bool {
+        if case .some = x.pointee.response { return true }
+        return false
+    }
+    var flags: HTTPExchangeFlags {
+        get { x.pointee.flags }
+        nonmutating set { x.pointee.flags = newValue }
+    }
+    var sequence: Int { x.pointee.sequence }
+    var position: Int { x.pointee.pipelinePosition }
+    var requestDone: Bool {
+        get { m.pointee.requestDone }
+        nonmutating set { m.pointee.requestDone = newValue }
+    }
+    var responseDone: Bool {
+        get { m.pointee.responseDone }
+        nonmutating set { m.pointee.responseDone = newValue }
+    }
+    var interim: [HTTPInterimResponse] {
+        _read { yield m.pointee.interim }
+        nonmutating _modify { yield &m.pointee.interim }
+    }
+    var holdsRequestSide: Bool {
+        get { m.pointee.holdsRequestSide }
+        nonmutating set { m.pointee.holdsRequestSide = newValue }
+    }
+    var responseGapsAtSend: Int { m.pointee.responseGapsAtSend }
+}
+
+/// The request queue's storage: rings of exchanges and their bookkeeping, addressed by absolute
+/// position (`SlotRef`), read and written in place; no allocation per request, and an emitted
+/// exchange is moved out, never copied. The owner tracks which positions are live (`head..<tail`).
 struct SlotRing {
-    var base: UnsafeMutablePointer<Slot>
+    var xs: UnsafeMutablePointer<HTTPExchange>
+    var ms: UnsafeMutablePointer<SlotMeta>
     var mask: Int
 
     init(capacity: Int) {
-        base = .allocate(capacity: capacity)
+        xs = .allocate(capacity: capacity)
+        ms = .allocate(capacity: capacity)
         mask = capacity - 1
     }
 
     var capacity: Int { mask + 1 }
 
-    subscript(ref: SlotRef) -> Slot {
-        @inline(__always) unsafeAddress { UnsafePointer(base + (ref & mask)) }
-        @inline(__always) nonmutating unsafeMutableAddress { base + (ref & mask) }
+    subscript(ref: SlotRef) -> SlotView {
+        @inline(__always) get { SlotView(x: xs + (ref & mask), m: ms + (ref & mask)) }
     }
 
     @inline(__always)
-    func initialize(_ ref: SlotRef, to slot: consuming Slot) { (base + (ref & mask)).initialize(to: slot) }
+    func initialize(_ ref: SlotRef, exchange: consuming HTTPExchange, meta: SlotMeta) {
+        (xs + (ref & mask)).initialize(to: exchange)
+        (ms + (ref & mask)).initialize(to: meta)
+    }
 
+    /// Moves the exchange out of `ref`, which is left empty.
     @inline(__always)
-    func take(_ ref: SlotRef) -> Slot { (base + (ref & mask)).move() }
+    func take(_ ref: SlotRef) -> HTTPExchange {
+        (ms + (ref & mask)).deinitialize(count: 1)
+        return (xs + (ref & mask)).move()
+    }
 
     /// Doubles the capacity, keeping the slots at `head..<tail`.
     mutating func grow(head: SlotRef, tail: SlotRef) {
         let bigger = SlotRing(capacity: capacity * 2)
-        for k in head..<tail { (bigger.base + (k & bigger.mask)).moveInitialize(from: base + (k & mask), count: 1) }
-        base.deallocate()
+        for k in head..<tail {
+            (bigger.xs + (k & bigger.mask)).moveInitialize(from: xs + (k & mask), count: 1)
+            (bigger.ms + (k & bigger.mask)).moveInitialize(from: ms + (k & mask), count: 1)
+        }
+        xs.deallocate()
+        ms.deallocate()
         self = bigger
     }
 
     func free(head: SlotRef, tail: SlotRef) {
-        for k in head..<tail { (base + (k & mask)).deinitialize(count: 1) }
-        base.deallocate()
+        for k in head..<tail {
+            (xs + (k & mask)).deinitialize(count: 1)
+            (ms + (k & mask)).deinitialize(count: 1)
+        }
+        xs.deallocate()
+        ms.deallocate()
     }
 }
 
@@ -334,8 +369,9 @@ final class ConnectionState {
                             firstTimestamp: requestStart, lastTimestamp: p.msgLast)
         if tail - head == slots.capacity { slots.grow(head: head, tail: tail) }
         let i = tail
-        slots.initialize(i, to: Slot(connection: connectionBox, sequence: nextSequence, request: r, position: outstanding,
-                                     responseGapsAtSend: resp.gapsSeen))
+        slots.initialize(i, exchange: HTTPExchange(connection: connectionBox, sequence: nextSequence, request: r,
+                                                   response: nil, flags: [], pipelinePosition: outstanding),
+                         meta: SlotMeta(responseGapsAtSend: resp.gapsSeen))
         tail += 1
         nextSequence += 1
         if p.msgResyncedAfterGap { slots[i].flags.insert(.requestAfterGap) }
@@ -600,17 +636,18 @@ final class ConnectionState {
     private func drain() {
         while head < tail {
             guard slots[head].requestDone && slots[head].responseDone && head != tunnelPending else { break }
-            let s = slots.take(head)
             head += 1
-            emit(s)
+            emit(head - 1)
         }
     }
 
-    private func emit(_ s: consuming Slot) {
+    /// Emits the slot at `ref` (moved out of the queue).
+    private func emit(_ ref: SlotRef) {
         let c = analyzer
+        let s = slots[ref]
         var flags = s.flags
         let position = s.position
-        if s.response == nil {
+        if !s.hasResponse {
             c.counters.unansweredRequests += 1
             if flags.contains(.lostInGap) { c.counters.lostInGap += 1 }
         } else {
@@ -623,10 +660,10 @@ final class ConnectionState {
             c.counters.incompleteRequests += 1
             flags.insert(.requestIncomplete)
         }
-        if s.response?.complete == false { c.counters.incompleteResponses += 1 }
+        if s.hasResponse && !s.response.unsafelyUnwrapped.complete { c.counters.incompleteResponses += 1 }
         c.counters.exchanges += 1
         exchangeCount += 1
-        var x = (consume s).x
+        var x = slots.take(ref)
         x.flags = flags
         if x.connectionBox !== connectionBox { x.connectionBox = connectionBox }
         c.onExchange(x)
@@ -662,7 +699,7 @@ final class ConnectionState {
             slots[k].requestDone = true
             if !slots[k].responseDone {
                 slots[k].responseDone = true
-                if slots[k].response == nil && (responseLost || resp.gapsSeen > slots[k].responseGapsAtSend) {
+                if !slots[k].hasResponse && (responseLost || resp.gapsSeen > slots[k].responseGapsAtSend) {
                     slots[k].flags.insert(.lostInGap)
                 }
             }
