@@ -73,7 +73,7 @@ final class DirectionParser {
 
     // Head scanning.
     @exclusivity(unchecked) var headBuf: [UInt8] = []
-    @exclusivity(unchecked) var scratch = HeadScratch()
+    let scratch = HeadScratch()
     @exclusivity(unchecked) var lineIndex = 0
     @exclusivity(unchecked) var atLineStart = false
     @exclusivity(unchecked) var crAtLineStart = false
@@ -303,11 +303,11 @@ final class DirectionParser {
             let verdict = prefixVerdict(isRequest: isRequestSide, count: b.count) { b[$0] }
             guard verdict == .plausible else { return nil }
         }
-        var head = parseHead(b, isRequest: isRequestSide, hasStartLine: true, partial: false,
-                             scan: true, strict: candidate, scratch: &scratch)
+        let head = parseHead(b, isRequest: isRequestSide, hasStartLine: true, partial: false,
+                             scan: true, strict: candidate, scratch: scratch)
         guard head.end > 0, head.end <= headCap else { return nil }
         startLineAccepted(conn)
-        return headDone(&head, isTrailers: false, end: start + head.end, conn: conn)
+        return headDone(head, isTrailers: false, end: start + head.end, conn: conn)
     }
 
     private func startLineAccepted(_ conn: ConnectionState) {
@@ -373,12 +373,12 @@ final class DirectionParser {
         let cap = config.maxHeaderBytes
         let partial = withHead(buf, &s, end) { h in
             parseHead(UnsafeRawBufferPointer(rebasing: h[0..<min(h.count, cap)]), isRequest: isRequestSide,
-                      hasStartLine: state == .head, partial: true, scratch: &scratch)
+                      hasStartLine: state == .head, partial: true, scratch: scratch)
         }
         if state == .head {
             if lineIndex > 0 { deliverPartialHead(partial, conn: conn) }
         } else {
-            trailers = partial.headers
+            trailers = scratch.takeHeaders()
         }
         finishMessage(conn, complete: false, malformed: true, headerLimit: true)
         shrinkHeadBuffer()
@@ -396,23 +396,23 @@ final class DirectionParser {
     private func completeHead(_ buf: UnsafeRawBufferPointer, _ seg: Int, _ end: Int, conn: ConnectionState) -> Int {
         var s = seg
         let isTrailers = state == .trailers
-        var head = withHead(buf, &s, end) { h in
-            parseHead(h, isRequest: isRequestSide, hasStartLine: !isTrailers, partial: false, scratch: &scratch)
+        let head = withHead(buf, &s, end) { h in
+            parseHead(h, isRequest: isRequestSide, hasStartLine: !isTrailers, partial: false, scratch: scratch)
         }
         shrinkHeadBuffer()
-        return headDone(&head, isTrailers: isTrailers, end: end, conn: conn)
+        return headDone(head, isTrailers: isTrailers, end: end, conn: conn)
     }
 
-    private func headDone(_ head: inout ParsedHead, isTrailers: Bool, end: Int, conn: ConnectionState) -> Int {
+    private func headDone(_ head: ParsedHead, isTrailers: Bool, end: Int, conn: ConnectionState) -> Int {
         if head.badHeaderLines > 0 { conn.analyzer.counters[.badHeaderLine] += head.badHeaderLines }
         conn.analyzer.counters.obsFoldedHeaders += head.obsFolds
         if isTrailers {
-            trailers = head.headers
+            trailers = scratch.takeHeaders()
             finishMessage(conn, complete: true)
             return end
         }
         inMessage = true
-        switch conn.headParsed(self, &head) {
+        switch conn.headParsed(self, head) {
         case .interim:
             inMessage = false
             state = .idle
@@ -438,9 +438,9 @@ final class DirectionParser {
         return end
     }
 
-    private func deliverPartialHead(_ head: consuming ParsedHead, conn: ConnectionState) {
+    private func deliverPartialHead(_ head: ParsedHead, conn: ConnectionState) {
         inMessage = true
-        _ = conn.headParsed(self, &head)
+        _ = conn.headParsed(self, head)
     }
 
     // MARK: Chunked
@@ -668,7 +668,7 @@ final class DirectionParser {
             conn.analyzer.counters.gapsInsideMessages += 1
             if state == .head && lineIndex > 0 {
                 let partial = headBuf.withUnsafeBytes {
-                    parseHead($0, isRequest: isRequestSide, hasStartLine: true, partial: true, scratch: &scratch)
+                    parseHead($0, isRequest: isRequestSide, hasStartLine: true, partial: true, scratch: scratch)
                 }
                 deliverPartialHead(partial, conn: conn)
             }
@@ -722,7 +722,7 @@ final class DirectionParser {
             if candidate { break }
             if lineIndex > 0 {
                 let partial = headBuf.withUnsafeBytes {
-                    parseHead($0, isRequest: isRequestSide, hasStartLine: true, partial: true, scratch: &scratch)
+                    parseHead($0, isRequest: isRequestSide, hasStartLine: true, partial: true, scratch: scratch)
                 }
                 deliverPartialHead(partial, conn: conn)
             }

@@ -348,11 +348,11 @@ final class ConnectionState {
     // MARK: Heads
 
     /// A head was parsed; its strings and fields are taken from `h`.
-    func headParsed(_ p: DirectionParser, _ h: inout ParsedHead) -> HeadDecision {
-        p === req ? requestHead(p, &h) : responseHead(p, &h)
+    func headParsed(_ p: DirectionParser, _ h: ParsedHead) -> HeadDecision {
+        p === req ? requestHead(p, h) : responseHead(p, h)
     }
 
-    private func requestHead(_ p: DirectionParser, _ h: inout ParsedHead) -> HeadDecision {
+    private func requestHead(_ p: DirectionParser, _ h: ParsedHead) -> HeadDecision {
         analyzer.counters.requests += 1
         requestCount += 1
         if tail - head >= analyzer.configuration.maxOutstandingRequests {
@@ -364,8 +364,10 @@ final class ConnectionState {
             drain()
         }
         let requestStart = p.msgFirst
-        let r = HTTPRequest(method: take(&h.method, leaving: ""), target: take(&h.target, leaving: ""),
-                            version: h.start.version, headers: take(&h.headers, leaving: HTTPHeaders()),
+        let method = p.scratch.takeMethod()
+        let isConnect = method == "CONNECT"
+        let r = HTTPRequest(method: method, target: p.scratch.takeTarget(),
+                            version: h.start.version, headers: p.scratch.takeHeaders(),
                             firstTimestamp: requestStart, lastTimestamp: p.msgLast)
         if tail - head == slots.capacity { slots.grow(head: head, tail: tail) }
         let i = tail
@@ -384,7 +386,7 @@ final class ConnectionState {
         resolveHeldResponses(index: i, requestStart: requestStart)
         guard h.complete else { return .body(.none) }
         let framing: HTTPBodyFraming
-        if h.method == "CONNECT" {
+        if isConnect {
             slots[i].holdsRequestSide = true
             framing = .none
         } else if h.hasTransferEncoding {
@@ -467,12 +469,12 @@ final class ConnectionState {
         slots[i].responseDone = true
     }
 
-    private func responseHead(_ p: DirectionParser, _ h: inout ParsedHead) -> HeadDecision {
+    private func responseHead(_ p: DirectionParser, _ h: ParsedHead) -> HeadDecision {
         let status = h.start.status
         if h.complete && status >= 100 && status < 200 && status != 101 {
             if status == 100 { analyzer.counters.continueResponses += 1 } else { analyzer.counters.otherInterimResponses += 1 }
-            let interim = HTTPInterimResponse(status: status, reason: take(&h.reason, leaving: ""),
-                                              headers: take(&h.headers, leaving: HTTPHeaders()),
+            let interim = HTTPInterimResponse(status: status, reason: p.scratch.takeReason(),
+                                              headers: p.scratch.takeHeaders(),
                                               firstTimestamp: p.msgFirst, lastTimestamp: p.msgLast)
             if respCursor < tail, slots[respCursor].request.firstTimestamp <= p.msgFirst {
                 slots[respCursor].interim.append(interim)
@@ -483,8 +485,8 @@ final class ConnectionState {
         }
         analyzer.counters.responses += 1
         responseCount += 1
-        var r = HTTPResponse(status: status, reason: take(&h.reason, leaving: ""), version: h.start.version,
-                             headers: take(&h.headers, leaving: HTTPHeaders()), firstTimestamp: p.msgFirst,
+        var r = HTTPResponse(status: status, reason: p.scratch.takeReason(), version: h.start.version,
+                             headers: p.scratch.takeHeaders(), firstTimestamp: p.msgFirst,
                              lastTimestamp: p.msgLast)
         var flags: HTTPExchangeFlags = []
         if p.msgResyncedAfterGap { flags.insert(.responseAfterGap) }

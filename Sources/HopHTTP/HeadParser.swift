@@ -26,6 +26,12 @@ func isTokenChar(_ c: UInt8) -> Bool {
     return false
 }
 
+/// `tokenTable.utf8Start[c] == "1"` when `c` is a tchar (one load per byte, no branches).
+let tokenTable: StaticString = "0000000000000000000000000000000001011111001101101111111111000000011111111111111111111111111000111111111111111111111111111110101000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+
+@inline(__always)
+func isTokenByte(_ table: UnsafePointer<UInt8>, _ c: UInt8) -> Bool { table[Int(c)] == 0x31 }
+
 /// Characters accepted in a method when judging whether bytes start a request line.
 @inline(__always)
 func isMethodChar(_ c: UInt8) -> Bool {
@@ -157,14 +163,14 @@ func parseStatusLine(_ b: UnsafeRawBufferPointer, _ s: Int, _ e: Int) -> StartLi
 }
 
 /// A parsed head with the fields that decide framing.
+/// (Plain data, nothing to retain: the strings and the header fields it describes are in the
+/// parser's `HeadScratch`, taken from there by whoever keeps them.)
 struct ParsedHead {
     var start = StartLine()
-    var method = ""
-    var target = ""
-    var reason = ""
     /// The start line was valid (always true for trailers).
     var startLineValid = false
-    var headers = HTTPHeaders()
+    /// Fields parsed (in `HeadScratch.headers`).
+    var fieldCount = 0
     var contentLength: Int64?
     var hasTransferEncoding = false
     var chunked = false
@@ -183,39 +189,83 @@ struct ParsedHead {
 }
 
 /// Strings recently made from bytes (methods, targets, reasons repeat): a hit costs a compare
-/// instead of UTF-8 validation (and, for long strings, an allocation).
+/// instead of UTF-8 validation (and, for long strings, an allocation). Keys up to 16 bytes.
 struct StringCache {
-    private var keys: [[UInt8]] = []
-    private var values: [String] = []
+    private var k0 = (UInt64(0), UInt64(0), UInt64(0), UInt64(0))
+    private var k1 = (UInt64(0), UInt64(0), UInt64(0), UInt64(0))
+    private var lens = (-1, -1, -1, -1)
+    private var values = ["", "", "", ""]
     private var next = 0
 
     mutating func string(_ p: UnsafePointer<UInt8>, _ count: Int) -> String {
         if count == 0 { return "" }
-        if count > 128 { return String(decoding: UnsafeBufferPointer(start: p, count: count), as: UTF8.self) }
-        for k in 0..<keys.count where keys[k].count == count {
-            if keys[k].withUnsafeBufferPointer({ memcmp($0.baseAddress!, p, count) == 0 }) { return values[k] }
-        }
+        if count > 16 { return String(decoding: UnsafeBufferPointer(start: p, count: count), as: UTF8.self) }
+        var a: UInt64 = 0, b: UInt64 = 0
+        for k in 0..<min(count, 8) { a |= UInt64(p[k]) << UInt64(k * 8) }
+        if count > 8 { for k in 8..<count { b |= UInt64(p[k]) << UInt64((k - 8) * 8) } }
+        if lens.0 == count && k0.0 == a && k1.0 == b { return values[0] }
+        if lens.1 == count && k0.1 == a && k1.1 == b { return values[1] }
+        if lens.2 == count && k0.2 == a && k1.2 == b { return values[2] }
+        if lens.3 == count && k0.3 == a && k1.3 == b { return values[3] }
         let s = String(decoding: UnsafeBufferPointer(start: p, count: count), as: UTF8.self)
-        let key = Array(UnsafeBufferPointer(start: p, count: count))
-        if keys.count < 4 {
-            keys.append(key)
-            values.append(s)
-        } else {
-            keys[next] = key
-            values[next] = s
-            next = (next + 1) & 3
+        switch next {
+        case 0: (k0.0, k1.0, lens.0) = (a, b, count)
+        case 1: (k0.1, k1.1, lens.1) = (a, b, count)
+        case 2: (k0.2, k1.2, lens.2) = (a, b, count)
+        default: (k0.3, k1.3, lens.3) = (a, b, count)
         }
+        values[next] = s
+        next = (next + 1) & 3
         return s
     }
 }
 
 /// Reusable buffers for `parseHead` (kept by each direction parser: no allocation per head).
-struct HeadScratch {
-    var spans: [HTTPHeaders.Span] = []
-    var fold: [UInt8] = []
-    var methods = StringCache()
-    var targets = StringCache()
-    var reasons = StringCache()
+final class HeadScratch {
+    /// Field spans of the head being parsed.
+    @exclusivity(unchecked) private(set) var spans: UnsafeMutablePointer<HTTPHeaders.Span>
+    @exclusivity(unchecked) private(set) var spanCount = 0
+    @exclusivity(unchecked) private var spanCapacity = 32
+    @exclusivity(unchecked) var fold: [UInt8] = []
+    @exclusivity(unchecked) var methods = StringCache()
+    @exclusivity(unchecked) var targets = StringCache()
+    @exclusivity(unchecked) var reasons = StringCache()
+    /// The last head's method, target (requests), reason (responses) and fields.
+    @exclusivity(unchecked) var method = ""
+    @exclusivity(unchecked) var target = ""
+    @exclusivity(unchecked) var reason = ""
+    @exclusivity(unchecked) var headers = HTTPHeaders()
+
+    func takeMethod() -> String { take(&method, leaving: "") }
+    func takeTarget() -> String { take(&target, leaving: "") }
+    func takeReason() -> String { take(&reason, leaving: "") }
+    func takeHeaders() -> HTTPHeaders { take(&headers, leaving: HTTPHeaders()) }
+
+    init() { spans = .allocate(capacity: 32) }
+    deinit { spans.deallocate() }
+
+    @inline(__always)
+    func reset() {
+        spanCount = 0
+        if !fold.isEmpty { fold.removeAll(keepingCapacity: true) }
+    }
+
+    @inline(__always)
+    func append(_ s: HTTPHeaders.Span) {
+        if spanCount == spanCapacity { grow() }
+        spans[spanCount] = s
+        spanCount += 1
+    }
+
+    private func grow() {
+        let bigger = UnsafeMutablePointer<HTTPHeaders.Span>.allocate(capacity: spanCapacity * 2)
+        bigger.moveInitialize(from: spans, count: spanCount)
+        spans.deallocate()
+        spans = bigger
+        spanCapacity *= 2
+    }
+
+    var spanBuffer: UnsafeBufferPointer<HTTPHeaders.Span> { UnsafeBufferPointer(start: spans, count: spanCount) }
 }
 
 /// The index of the first LF in `p[from..<n]`, or `n`. Eight bytes at a time.
@@ -241,17 +291,17 @@ func findLF(_ p: UnsafePointer<UInt8>, _ from: Int, _ n: Int) -> Int {
 /// and gives up (`end == -1`) when there is none, when the start line is invalid (`strict`
 /// requires a known method) or at an obs-fold; the caller then takes the general path.
 func parseHead(_ b: UnsafeRawBufferPointer, isRequest: Bool, hasStartLine: Bool, partial: Bool,
-               scan: Bool = false, strict: Bool = false, scratch: inout HeadScratch) -> ParsedHead {
+               scan: Bool = false, strict: Bool = false, scratch: HeadScratch) -> ParsedHead {
     var head = ParsedHead()
     head.complete = !partial
     head.startLineValid = !hasStartLine
     let n = b.count
-    scratch.spans.removeAll(keepingCapacity: true)
-    scratch.fold.removeAll(keepingCapacity: true)
+    scratch.reset()
+    scratch.method = ""
+    scratch.target = ""
+    scratch.reason = ""
+    scratch.headers = HTTPHeaders()
     guard n > 0, let p = b.baseAddress?.assumingMemoryBound(to: UInt8.self) else {
-        if scan { return head }
-        head.headers = HTTPHeaders()
-        classifyFraming(&head, scratch: scratch)
         return head
     }
     var pos = 0
@@ -267,24 +317,25 @@ func parseHead(_ b: UnsafeRawBufferPointer, isRequest: Bool, hasStartLine: Bool,
             if isRequest {
                 if let line = parseRequestLine(b, 0, e, strict: strict) {
                     head.start = line
-                    head.method = scratch.methods.string(p + line.r0, line.r1 - line.r0)
-                    head.target = scratch.targets.string(p + line.r2, line.r3 - line.r2)
+                    scratch.method = scratch.methods.string(p + line.r0, line.r1 - line.r0)
+                    scratch.target = scratch.targets.string(p + line.r2, line.r3 - line.r2)
                     head.startLineValid = true
                 }
             } else if let line = parseStatusLine(b, 0, e) {
                 head.start = line
-                head.reason = scratch.reasons.string(p + line.r0, line.r1 - line.r0)
+                scratch.reason = scratch.reasons.string(p + line.r0, line.r1 - line.r0)
                 head.startLineValid = true
             }
             if scan && !head.startLineValid { return head }
         }
     }
     var found = false
+    let table = tokenTable.utf8Start
     while pos < n {
         let s = pos
         // The usual field line: token, colon, value.
         var k = s
-        while k < n, isTokenChar(p[k]) { k += 1 }
+        while k < n, isTokenByte(table, p[k]) { k += 1 }
         if k > s && k < n && p[k] == UInt8(ascii: ":") {
             let lf = findLF(p, k + 1, n)
             if lf == n && (partial || scan) { break }
@@ -294,7 +345,7 @@ func parseHead(_ b: UnsafeRawBufferPointer, isRequest: Bool, hasStartLine: Bool,
             while vs < e, p[vs] == SP || p[vs] == HT { vs += 1 }
             var ve = e
             while ve > vs, p[ve - 1] == SP || p[ve - 1] == HT { ve -= 1 }
-            scratch.spans.append(HTTPHeaders.Span(nameStart: Int32(s), nameEnd: Int32(k), valueStart: Int32(vs), valueEnd: Int32(ve)))
+            scratch.append(HTTPHeaders.Span(nameStart: Int32(s), nameEnd: Int32(k), valueStart: Int32(vs), valueEnd: Int32(ve)))
             continue
         }
         let lf = findLF(p, s, n)
@@ -314,13 +365,13 @@ func parseHead(_ b: UnsafeRawBufferPointer, isRequest: Bool, hasStartLine: Bool,
             while vs < e, b[vs] == SP || b[vs] == HT { vs += 1 }
             var ve = e
             while ve > vs, b[ve - 1] == SP || b[ve - 1] == HT { ve -= 1 }
-            if scratch.spans.isEmpty {
+            if scratch.spanCount == 0 {
                 head.badHeaderLines += 1
             } else {
                 head.obsFolds += 1
                 if ve > vs {
                     // The joined value goes to the fold area, which follows the head's bytes.
-                    let k = scratch.spans.count - 1
+                    let k = scratch.spanCount - 1
                     let old = scratch.spans[k]
                     let ns = Int32(n + scratch.fold.count)
                     if old.valueEnd > old.valueStart {
@@ -358,7 +409,7 @@ func parseHead(_ b: UnsafeRawBufferPointer, isRequest: Bool, hasStartLine: Bool,
         while vs < e, b[vs] == SP || b[vs] == HT { vs += 1 }
         var ve = e
         while ve > vs, b[ve - 1] == SP || b[ve - 1] == HT { ve -= 1 }
-        scratch.spans.append(HTTPHeaders.Span(nameStart: Int32(s), nameEnd: Int32(ne), valueStart: Int32(vs), valueEnd: Int32(ve)))
+        scratch.append(HTTPHeaders.Span(nameStart: Int32(s), nameEnd: Int32(ne), valueStart: Int32(vs), valueEnd: Int32(ve)))
     }
     if scan {
         guard found else { return head }
@@ -367,9 +418,9 @@ func parseHead(_ b: UnsafeRawBufferPointer, isRequest: Bool, hasStartLine: Bool,
     } else if found {
         head.end = pos
     }
-    head.headers = scratch.spans.withUnsafeBufferPointer {
-        HTTPHeaders(bytes: UnsafeRawBufferPointer(start: p, count: headLen), extra: scratch.fold, spans: $0)
-    }
+    scratch.headers = HTTPHeaders(bytes: UnsafeRawBufferPointer(start: p, count: headLen), extra: scratch.fold,
+                                  spans: scratch.spanBuffer)
+    head.fieldCount = scratch.spanCount
     classifyFraming(&head, scratch: scratch)
     return head
 }
@@ -402,56 +453,79 @@ private func equalsLower(_ p: UnsafePointer<UInt8>, _ s: Int, _ e: Int, _ lower:
     return true
 }
 
-/// Reads the framing-relevant fields, in one pass over the names (dispatched on length and
-/// first letter).
+/// Eight bytes at `p`, ASCII upper case letters made lower case (other bytes unchanged).
+@inline(__always)
+private func lower8(_ p: UnsafePointer<UInt8>) -> UInt64 {
+    let w = UnsafeRawPointer(p).loadUnaligned(as: UInt64.self)
+    let ones: UInt64 = 0x0101_0101_0101_0101
+    let heptets = w & (0x7f * ones)
+    let aboveZ = heptets &+ ((0x7f - 0x5a) * ones)  // high bit set where > "Z"
+    let atLeastA = heptets &+ ((0x80 - 0x41) * ones)  // high bit set where >= "A"
+    let upper = ~w & (atLeastA ^ aboveZ) & (0x80 * ones)
+    return w | (upper >> 2)
+}
+
+/// Whether `p[s..<e]` is 8 to 16 bytes spelling the words `a` (first 8 bytes) and `z` (last 8)
+/// ignoring ASCII case.
+@inline(__always)
+private func equalsLower816(_ p: UnsafePointer<UInt8>, _ s: Int, _ e: Int, _ a: UInt64, _ z: UInt64) -> Bool {
+    lower8(p + s) == a && lower8(p + e - 8) == z
+}
+
+/// Reads the framing-relevant fields, in one pass over the names (dispatched on length, then on
+/// the first eight bytes, compared eight at a time).
 private func classifyFraming(_ head: inout ParsedHead, scratch: HeadScratch) {
-    let h = head.headers
-    guard h.count > 0, let buffer = h.buffer else { return }
+    guard scratch.spanCount > 0, let buffer = scratch.headers.buffer else { return }
     var lastCodingChunked = false
     buffer.withUnsafeMutablePointerToElements { base in
         let p = UnsafePointer(base)
-        scratch.spans.withUnsafeBufferPointer { spans in
-            for sp in spans {
-                let ns = Int(sp.nameStart), ne = Int(sp.nameEnd)
-                let vs = Int(sp.valueStart), ve = Int(sp.valueEnd)
-                let c0 = p[ns] | 0x20
-                switch ne - ns {
-                case 14 where c0 == UInt8(ascii: "c") && equalsLower(p, ns, ne, "content-length"):
-                    var items = 0
-                    forEachItem(p, vs, ve) { a, z in
-                        items += 1
-                        var v: Int64 = 0
-                        var ok = z - a <= 18
-                        if ok {
-                            for q in a..<z {
-                                let c = p[q]
-                                guard c >= 0x30, c <= 0x39 else { ok = false; break }
-                                v = v * 10 + Int64(c - 0x30)
-                            }
-                        }
-                        if !ok {
-                            if head.error == nil { head.error = .badContentLength }
-                        } else if let old = head.contentLength, old != v {
-                            head.error = .conflictingContentLength
-                        } else {
-                            head.contentLength = v
+        for sp in scratch.spanBuffer {
+            let ns = Int(sp.nameStart), ne = Int(sp.nameEnd)
+            let len = ne - ns
+            // Names are followed by at least their colon, so 8 bytes from a 7-byte name are in bounds.
+            guard len == 14 || len == 10 || len == 17 || len == 7 else { continue }
+            let vs = Int(sp.valueStart), ve = Int(sp.valueEnd)
+            let first = lower8(p + ns)
+            if len == 14 {
+                guard first == 0x2D746E65746E6F63 && lower8(p + ne - 8) == 0x6874676E656C2D74 else { continue }
+                var items = 0
+                forEachItem(p, vs, ve) { a, z in
+                    items += 1
+                    var v: Int64 = 0
+                    var ok = z - a <= 18
+                    if ok {
+                        for q in a..<z {
+                            let c = p[q]
+                            guard c >= 0x30, c <= 0x39 else { ok = false; break }
+                            v = v * 10 + Int64(c - 0x30)
                         }
                     }
-                    if items == 0 && head.error == nil { head.error = .badContentLength }
-                case 17 where c0 == UInt8(ascii: "t") && equalsLower(p, ns, ne, "transfer-encoding"):
-                    head.hasTransferEncoding = true
-                    forEachItem(p, vs, ve) { a, z in lastCodingChunked = equalsLower(p, a, z, "chunked") }
-                case 10 where c0 == UInt8(ascii: "c") && equalsLower(p, ns, ne, "connection"):
-                    forEachItem(p, vs, ve) { a, z in
-                        if equalsLower(p, a, z, "close") { head.connectionClose = true }
-                        else if equalsLower(p, a, z, "keep-alive") { head.connectionKeepAlive = true }
-                        else if equalsLower(p, a, z, "upgrade") { head.connectionUpgrade = true }
+                    if !ok {
+                        if head.error == nil { head.error = .badContentLength }
+                    } else if let old = head.contentLength, old != v {
+                        head.error = .conflictingContentLength
+                    } else {
+                        head.contentLength = v
                     }
-                case 7 where c0 == UInt8(ascii: "u") && equalsLower(p, ns, ne, "upgrade"):
-                    head.hasUpgrade = true
-                default:
-                    break
                 }
+                if items == 0 && head.error == nil { head.error = .badContentLength }
+            } else if len == 10 {
+                guard first == 0x697463656E6E6F63 && lower8(p + ne - 8) == 0x6E6F697463656E6E else { continue }
+                forEachItem(p, vs, ve) { a, z in
+                    if z - a == 10 {
+                        if equalsLower816(p, a, z, 0x696C612D7065656B, 0x6576696C612D7065) { head.connectionKeepAlive = true }
+                    } else if equalsLower(p, a, z, "close") {
+                        head.connectionClose = true
+                    } else if equalsLower(p, a, z, "upgrade") {
+                        head.connectionUpgrade = true
+                    }
+                }
+            } else if len == 17 {
+                guard first == 0x726566736E617274 && lower8(p + ne - 8) == 0x676E69646F636E65 && p[ns + 8] == UInt8(ascii: "-") else { continue }
+                head.hasTransferEncoding = true
+                forEachItem(p, vs, ve) { a, z in lastCodingChunked = equalsLower(p, a, z, "chunked") }
+            } else if first & 0x00ff_ffff_ffff_ffff == 0x0065646172677075 {
+                head.hasUpgrade = true
             }
         }
     }
