@@ -15,8 +15,10 @@ public final class HTTPAnalyzer: StreamEventConsumer {
 
     let onExchange: (HTTPExchange) -> Void
     @exclusivity(unchecked) private var states: [Int: ConnectionState] = [:]
-    @exclusivity(unchecked) private var lastID = Int.min
-    @exclusivity(unchecked) private var lastState: ConnectionState?
+    /// A direct-mapped cache in front of `states` (connection ids are small consecutive numbers,
+    /// so the open connections rarely collide): no hashing per event.
+    @exclusivity(unchecked) private var cacheIDs = [Int](repeating: Int.min, count: 256)
+    @exclusivity(unchecked) private var cacheStates = [ConnectionState?](repeating: nil, count: 256)
 
     public init(configuration: HTTPConfiguration = .init(), onExchange: @escaping (HTTPExchange) -> Void) {
         self.configuration = configuration
@@ -36,8 +38,9 @@ public final class HTTPAnalyzer: StreamEventConsumer {
             counters.connections += 1
             let st = ConnectionState(analyzer: self, connection: c)
             states[c.id.value] = st
-            lastID = c.id.value
-            lastState = st
+            let k = c.id.value & 255
+            cacheIDs[k] = c.id.value
+            cacheStates[k] = st
         case .data(let id, let dir, let bytes, let first, let last):
             guard let st = state(id) else {
                 counters.eventsForUnknownConnections += 1
@@ -62,9 +65,10 @@ public final class HTTPAnalyzer: StreamEventConsumer {
             st.adopt(c)
             st.close(cleanly: Self.isClean(st.connection.closeReason))
             states[c.id.value] = nil
-            if lastID == c.id.value {
-                lastID = Int.min
-                lastState = nil
+            let k = c.id.value & 255
+            if cacheIDs[k] == c.id.value {
+                cacheIDs[k] = Int.min
+                cacheStates[k] = nil
             }
         }
     }
@@ -76,16 +80,19 @@ public final class HTTPAnalyzer: StreamEventConsumer {
             states[key]?.close(cleanly: false)
         }
         states.removeAll()
-        lastID = Int.min
-        lastState = nil
+        for k in 0..<256 {
+            cacheIDs[k] = Int.min
+            cacheStates[k] = nil
+        }
     }
 
     @inline(__always)
     private func state(_ id: ConnectionID) -> ConnectionState? {
-        if id.value == lastID { return lastState }
+        let k = id.value & 255
+        if cacheIDs[k] == id.value { return cacheStates[k] }
         guard let st = states[id.value] else { return nil }
-        lastID = id.value
-        lastState = st
+        cacheIDs[k] = id.value
+        cacheStates[k] = st
         return st
     }
 

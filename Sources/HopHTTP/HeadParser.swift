@@ -197,12 +197,20 @@ struct StringCache {
     private var values = ["", "", "", ""]
     private var next = 0
 
-    mutating func string(_ p: UnsafePointer<UInt8>, _ count: Int) -> String {
+    /// The string for `p[0..<count]`; `limit` is the end of readable memory (loads of 8 bytes
+    /// may start anywhere below `limit - 7`).
+    mutating func string(_ p: UnsafePointer<UInt8>, _ count: Int, limit: UnsafePointer<UInt8>) -> String {
         if count == 0 { return "" }
         if count > 16 { return String(decoding: UnsafeBufferPointer(start: p, count: count), as: UTF8.self) }
         var a: UInt64 = 0, b: UInt64 = 0
-        for k in 0..<min(count, 8) { a |= UInt64(p[k]) << UInt64(k * 8) }
-        if count > 8 { for k in 8..<count { b |= UInt64(p[k]) << UInt64((k - 8) * 8) } }
+        if count >= 8 {
+            a = UnsafeRawPointer(p).loadUnaligned(as: UInt64.self)
+            b = UnsafeRawPointer(p + count - 8).loadUnaligned(as: UInt64.self)
+        } else if limit - p >= 8 {
+            a = UnsafeRawPointer(p).loadUnaligned(as: UInt64.self) & (UInt64.max >> UInt64(64 - 8 * count))
+        } else {
+            for k in 0..<count { a |= UInt64(p[k]) << UInt64(k * 8) }
+        }
         if lens.0 == count && k0.0 == a && k1.0 == b { return values[0] }
         if lens.1 == count && k0.1 == a && k1.1 == b { return values[1] }
         if lens.2 == count && k0.2 == a && k1.2 == b { return values[2] }
@@ -317,13 +325,13 @@ func parseHead(_ b: UnsafeRawBufferPointer, isRequest: Bool, hasStartLine: Bool,
             if isRequest {
                 if let line = parseRequestLine(b, 0, e, strict: strict) {
                     head.start = line
-                    scratch.method = scratch.methods.string(p + line.r0, line.r1 - line.r0)
-                    scratch.target = scratch.targets.string(p + line.r2, line.r3 - line.r2)
+                    scratch.method = scratch.methods.string(p + line.r0, line.r1 - line.r0, limit: p + n)
+                    scratch.target = scratch.targets.string(p + line.r2, line.r3 - line.r2, limit: p + n)
                     head.startLineValid = true
                 }
             } else if let line = parseStatusLine(b, 0, e) {
                 head.start = line
-                scratch.reason = scratch.reasons.string(p + line.r0, line.r1 - line.r0)
+                scratch.reason = scratch.reasons.string(p + line.r0, line.r1 - line.r0, limit: p + n)
                 head.startLineValid = true
             }
             if scan && !head.startLineValid { return head }
@@ -421,7 +429,14 @@ func parseHead(_ b: UnsafeRawBufferPointer, isRequest: Bool, hasStartLine: Bool,
     scratch.headers = HTTPHeaders(bytes: UnsafeRawBufferPointer(start: p, count: headLen), extra: scratch.fold,
                                   spans: scratch.spanBuffer)
     head.fieldCount = scratch.spanCount
-    classifyFraming(&head, scratch: scratch)
+    if scratch.spanCount > 0 {
+        if scratch.fold.isEmpty {
+            // The spans are positions in `b` as well: read the bytes where they already are.
+            classifyFraming(&head, p, scratch)
+        } else if let buffer = scratch.headers.buffer {
+            buffer.withUnsafeMutablePointerToElements { classifyFraming(&head, UnsafePointer($0), scratch) }
+        }
+    }
     return head
 }
 
@@ -474,11 +489,9 @@ private func equalsLower816(_ p: UnsafePointer<UInt8>, _ s: Int, _ e: Int, _ a: 
 
 /// Reads the framing-relevant fields, in one pass over the names (dispatched on length, then on
 /// the first eight bytes, compared eight at a time).
-private func classifyFraming(_ head: inout ParsedHead, scratch: HeadScratch) {
-    guard scratch.spanCount > 0, let buffer = scratch.headers.buffer else { return }
+private func classifyFraming(_ head: inout ParsedHead, _ p: UnsafePointer<UInt8>, _ scratch: HeadScratch) {
     var lastCodingChunked = false
-    buffer.withUnsafeMutablePointerToElements { base in
-        let p = UnsafePointer(base)
+    do {
         for sp in scratch.spanBuffer {
             let ns = Int(sp.nameStart), ne = Int(sp.nameEnd)
             let len = ne - ns
