@@ -182,10 +182,17 @@ struct SlotRing {
         @inline(__always) get { SlotView(x: xs + (ref & mask), m: ms + (ref & mask)) }
     }
 
+    /// Starts the slot at `ref` with its request (built in place).
     @inline(__always)
-    func initialize(_ ref: SlotRef, exchange: consuming HTTPExchange, meta: SlotMeta) {
-        (xs + (ref & mask)).initialize(to: exchange)
-        (ms + (ref & mask)).initialize(to: meta)
+    func initialize(_ ref: SlotRef, connection: ConnectionBox, sequence: Int, position: Int, responseGapsAtSend: Int,
+                    method: String, target: String, version: HTTPVersion, headers: HTTPHeaders,
+                    firstTimestamp: Int64, lastTimestamp: Int64) {
+        let xp = xs + (ref & mask)
+        xp.initialize(to: HTTPExchange(connection: connection, sequence: sequence, request: nil, response: nil,
+                                       flags: [], pipelinePosition: position))
+        xp.pointee.request = HTTPRequest(method: method, target: target, version: version, headers: headers,
+                                         firstTimestamp: firstTimestamp, lastTimestamp: lastTimestamp)
+        (ms + (ref & mask)).initialize(to: SlotMeta(responseGapsAtSend: responseGapsAtSend))
     }
 
     /// Moves the exchange out of `ref`, which is left empty.
@@ -373,14 +380,12 @@ final class ConnectionState {
         let requestStart = p.msgFirst
         let method = p.scratch.takeMethod()
         let isConnect = method == "CONNECT"
-        let r = HTTPRequest(method: method, target: p.scratch.takeTarget(),
-                            version: h.start.version, headers: p.scratch.takeHeaders(),
-                            firstTimestamp: requestStart, lastTimestamp: p.msgLast)
         if tail - head == slots.capacity { slots.grow(head: head, tail: tail) }
         let i = tail
-        slots.initialize(i, exchange: HTTPExchange(connection: connectionBox, sequence: nextSequence, request: r,
-                                                   response: nil, flags: [], pipelinePosition: outstanding),
-                         meta: SlotMeta(responseGapsAtSend: resp.gapsSeen))
+        slots.initialize(i, connection: connectionBox, sequence: nextSequence, position: outstanding,
+                         responseGapsAtSend: resp.gapsSeen, method: method, target: p.scratch.takeTarget(),
+                         version: h.start.version, headers: p.scratch.takeHeaders(),
+                         firstTimestamp: requestStart, lastTimestamp: p.msgLast)
         tail += 1
         nextSequence += 1
         if p.msgResyncedAfterGap { slots[i].flags.insert(.requestAfterGap) }

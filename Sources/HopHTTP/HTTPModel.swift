@@ -249,7 +249,7 @@ public struct HTTPRequest: Sendable, Hashable {
     public var version: HTTPVersion
     public var headers: HTTPHeaders
     /// Trailer fields of a chunked body.
-    public var trailers: HTTPHeaders = []
+    public var trailers = HTTPHeaders()
     public var framing: HTTPBodyFraming = .none
     /// Body bytes seen (for chunked bodies: the decoded payload, without chunk framing).
     public var bodyLength: Int64 = 0
@@ -299,7 +299,7 @@ public struct HTTPResponse: Sendable, Hashable {
     public var reason: String
     public var version: HTTPVersion
     public var headers: HTTPHeaders
-    public var trailers: HTTPHeaders = []
+    public var trailers = HTTPHeaders()
     public var framing: HTTPBodyFraming = .none
     public var bodyLength: Int64 = 0
     public var bodyMissing: Int64 = 0
