@@ -167,8 +167,30 @@ public struct HTTPHeaders: @unchecked Sendable, Hashable, RandomAccessCollection
 
     /// The first value of the field called `name` (any case), or nil.
     public subscript(name: String) -> String? {
-        for i in 0..<count where nameMatches(i, name) { return value(at: i) }
-        return nil
+        guard let i = firstIndex(named: name) else { return nil }
+        return value(at: i)
+    }
+
+    /// The index of the first field called `name` (any case): one pass over the spans, lengths
+    /// compared first.
+    func firstIndex(named name: String) -> Int? {
+        guard count > 0, let buffer else { return nil }
+        var name = name
+        return name.withUTF8 { q -> Int? in
+            let len = Int32(q.count)
+            return buffer.withUnsafeMutablePointerToElements { base -> Int? in
+                let spans = UnsafeRawPointer(base + spanBase)
+                for i in 0..<count {
+                    let sp = spans.loadUnaligned(fromByteOffset: i * MemoryLayout<Span>.stride, as: Span.self)
+                    guard sp.nameEnd - sp.nameStart == len else { continue }
+                    let p = base + Int(sp.nameStart)
+                    var k = 0
+                    while k < q.count, lowerASCII(p[k]) == lowerASCII(q[k]) { k += 1 }
+                    if k == q.count { return i }
+                }
+                return nil
+            }
+        }
     }
 
     /// Every value of the field called `name` (any case), in order.
