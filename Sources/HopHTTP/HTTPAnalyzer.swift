@@ -169,17 +169,36 @@ struct SlotRing {
     var xs: UnsafeMutablePointer<HTTPExchange>
     var ms: UnsafeMutablePointer<SlotMeta>
     var mask: Int
+    #if DEBUG
+    /// Debug builds: the absolute position held by each ring index, or -1 when it is empty.
+    /// Every access checks that the slot it names is initialized.
+    var live: UnsafeMutablePointer<Int>
+    #endif
 
     init(capacity: Int) {
         xs = .allocate(capacity: capacity)
         ms = .allocate(capacity: capacity)
         mask = capacity - 1
+        #if DEBUG
+        live = .allocate(capacity: capacity)
+        live.initialize(repeating: -1, count: capacity)
+        #endif
+    }
+
+    @inline(__always)
+    func checkLive(_ ref: SlotRef) {
+        #if DEBUG
+        precondition(live[ref & mask] == ref, "SlotRing: slot \(ref) is not initialized (holds \(live[ref & mask]))")
+        #endif
     }
 
     var capacity: Int { mask + 1 }
 
     subscript(ref: SlotRef) -> SlotView {
-        @inline(__always) get { SlotView(x: xs + (ref & mask), m: ms + (ref & mask)) }
+        @inline(__always) get {
+            checkLive(ref)
+            return SlotView(x: xs + (ref & mask), m: ms + (ref & mask))
+        }
     }
 
     /// Starts the slot at `ref` with its request (built in place).
@@ -187,6 +206,10 @@ struct SlotRing {
     func initialize(_ ref: SlotRef, connection: ConnectionBox, sequence: Int, position: Int, responseGapsAtSend: Int,
                     method: String, target: String, version: HTTPVersion, headers: HTTPHeaders,
                     firstTimestamp: Int64, lastTimestamp: Int64) {
+        #if DEBUG
+        precondition(live[ref & mask] == -1, "SlotRing: slot \(ref) initialized twice")
+        live[ref & mask] = ref
+        #endif
         let xp = xs + (ref & mask)
         xp.initialize(to: HTTPExchange(connection: connection, sequence: sequence, request: nil, response: nil,
                                        flags: [], pipelinePosition: position))
@@ -198,6 +221,10 @@ struct SlotRing {
     /// Moves the exchange out of `ref`, which is left empty.
     @inline(__always)
     func take(_ ref: SlotRef) -> HTTPExchange {
+        checkLive(ref)
+        #if DEBUG
+        live[ref & mask] = -1
+        #endif
         (ms + (ref & mask)).deinitialize(count: 1)
         return (xs + (ref & mask)).move()
     }
@@ -206,21 +233,32 @@ struct SlotRing {
     mutating func grow(head: SlotRef, tail: SlotRef) {
         let bigger = SlotRing(capacity: capacity * 2)
         for k in head..<tail {
+            checkLive(k)
             (bigger.xs + (k & bigger.mask)).moveInitialize(from: xs + (k & mask), count: 1)
             (bigger.ms + (k & bigger.mask)).moveInitialize(from: ms + (k & mask), count: 1)
+            #if DEBUG
+            bigger.live[k & bigger.mask] = k
+            #endif
         }
         xs.deallocate()
         ms.deallocate()
+        #if DEBUG
+        live.deallocate()
+        #endif
         self = bigger
     }
 
     func free(head: SlotRef, tail: SlotRef) {
         for k in head..<tail {
+            checkLive(k)
             (xs + (k & mask)).deinitialize(count: 1)
             (ms + (k & mask)).deinitialize(count: 1)
         }
         xs.deallocate()
         ms.deallocate()
+        #if DEBUG
+        live.deallocate()
+        #endif
     }
 }
 
@@ -653,6 +691,9 @@ final class ConnectionState {
             head += 1
             emit(head - 1)
         }
+        // Slots before `head` are moved out: the cursor never names one (a response must not
+        // be attached to, nor an interim appended to, an exchange already handed out).
+        if respCursor < head { respCursor = head }
     }
 
     /// Emits the slot at `ref` (moved out of the queue).
