@@ -73,7 +73,7 @@ final class DirectionParser {
 
     // Head scanning.
     @exclusivity(unchecked) var headBuf: [UInt8] = []
-    @exclusivity(unchecked) var scratch = HeadScratch()
+    let scratch = HeadScratch()
     @exclusivity(unchecked) var lineIndex = 0
     @exclusivity(unchecked) var atLineStart = false
     @exclusivity(unchecked) var crAtLineStart = false
@@ -234,6 +234,9 @@ final class DirectionParser {
         var i = start
         var seg = start
         msgLast = last
+        if state == .head && lineIndex == 0 && headBuf.isEmpty, let end = fastHead(buf, start, conn: conn) {
+            return end
+        }
         if prefixPending && state == .head {
             let have = headBuf.count
             let verdict = prefixVerdict(isRequest: isRequestSide, count: have + (n - seg)) { k in
@@ -275,8 +278,8 @@ final class DirectionParser {
                 let isReq = isRequestSide
                 let ok = withHead(buf, &seg, i) { h -> Bool in
                     let e = trimCR(h, 0, h.count - 1)
-                    return isReq ? parseRequestLine(h, 0, e, strict: strict, materialize: false) != nil
-                        : parseStatusLine(h, 0, e, materialize: false) != nil
+                    return isReq ? parseRequestLine(h, 0, e, strict: strict) != nil
+                        : parseStatusLine(h, 0, e) != nil
                 }
                 if !ok { return rejectStartLine(conn, skipped: headBuf.count + (i - seg), end: i) }
                 startLineAccepted(conn)
@@ -289,6 +292,22 @@ final class DirectionParser {
         if headBuf.count + (n - seg) > headCap { return headLimit(buf, seg, n, atLF: false, conn: conn) }
         headBuf.append(contentsOf: UnsafeRawBufferPointer(rebasing: buf[seg..<n]))
         return n
+    }
+
+    /// The common case: a whole head at the start of this chunk. Parsed in one pass straight
+    /// from the chunk's bytes; nil when the general path must decide (head cut by the chunk's
+    /// end, over the cap, an undecided or rejected start, obs-fold).
+    private func fastHead(_ buf: UnsafeRawBufferPointer, _ start: Int, conn: ConnectionState) -> Int? {
+        let b = UnsafeRawBufferPointer(rebasing: buf[start...])
+        if prefixPending {
+            let verdict = prefixVerdict(isRequest: isRequestSide, count: b.count) { b[$0] }
+            guard verdict == .plausible else { return nil }
+        }
+        let head = parseHead(b, isRequest: isRequestSide, hasStartLine: true, partial: false,
+                             scan: true, strict: candidate, scratch: scratch)
+        guard head.end > 0, head.end <= headCap else { return nil }
+        startLineAccepted(conn)
+        return headDone(head, isTrailers: false, end: start + head.end, conn: conn)
     }
 
     private func startLineAccepted(_ conn: ConnectionState) {
@@ -354,12 +373,12 @@ final class DirectionParser {
         let cap = config.maxHeaderBytes
         let partial = withHead(buf, &s, end) { h in
             parseHead(UnsafeRawBufferPointer(rebasing: h[0..<min(h.count, cap)]), isRequest: isRequestSide,
-                      hasStartLine: state == .head, partial: true, scratch: &scratch)
+                      hasStartLine: state == .head, partial: true, scratch: scratch)
         }
         if state == .head {
             if lineIndex > 0 { deliverPartialHead(partial, conn: conn) }
         } else {
-            trailers = partial.headers
+            trailers = scratch.takeHeaders()
         }
         finishMessage(conn, complete: false, malformed: true, headerLimit: true)
         shrinkHeadBuffer()
@@ -378,13 +397,17 @@ final class DirectionParser {
         var s = seg
         let isTrailers = state == .trailers
         let head = withHead(buf, &s, end) { h in
-            parseHead(h, isRequest: isRequestSide, hasStartLine: !isTrailers, partial: false, scratch: &scratch)
+            parseHead(h, isRequest: isRequestSide, hasStartLine: !isTrailers, partial: false, scratch: scratch)
         }
         shrinkHeadBuffer()
+        return headDone(head, isTrailers: isTrailers, end: end, conn: conn)
+    }
+
+    private func headDone(_ head: ParsedHead, isTrailers: Bool, end: Int, conn: ConnectionState) -> Int {
         if head.badHeaderLines > 0 { conn.analyzer.counters[.badHeaderLine] += head.badHeaderLines }
         conn.analyzer.counters.obsFoldedHeaders += head.obsFolds
         if isTrailers {
-            trailers = head.headers
+            trailers = scratch.takeHeaders()
             finishMessage(conn, complete: true)
             return end
         }
@@ -645,7 +668,7 @@ final class DirectionParser {
             conn.analyzer.counters.gapsInsideMessages += 1
             if state == .head && lineIndex > 0 {
                 let partial = headBuf.withUnsafeBytes {
-                    parseHead($0, isRequest: isRequestSide, hasStartLine: true, partial: true, scratch: &scratch)
+                    parseHead($0, isRequest: isRequestSide, hasStartLine: true, partial: true, scratch: scratch)
                 }
                 deliverPartialHead(partial, conn: conn)
             }
@@ -699,7 +722,7 @@ final class DirectionParser {
             if candidate { break }
             if lineIndex > 0 {
                 let partial = headBuf.withUnsafeBytes {
-                    parseHead($0, isRequest: isRequestSide, hasStartLine: true, partial: true, scratch: &scratch)
+                    parseHead($0, isRequest: isRequestSide, hasStartLine: true, partial: true, scratch: scratch)
                 }
                 deliverPartialHead(partial, conn: conn)
             }

@@ -15,8 +15,10 @@ public final class HTTPAnalyzer: StreamEventConsumer {
 
     let onExchange: (HTTPExchange) -> Void
     @exclusivity(unchecked) private var states: [Int: ConnectionState] = [:]
-    @exclusivity(unchecked) private var lastID = Int.min
-    @exclusivity(unchecked) private var lastState: ConnectionState?
+    /// A direct-mapped cache in front of `states` (connection ids are small consecutive numbers,
+    /// so the open connections rarely collide): no hashing per event.
+    @exclusivity(unchecked) private var cacheIDs = [Int](repeating: Int.min, count: 256)
+    @exclusivity(unchecked) private var cacheStates = [ConnectionState?](repeating: nil, count: 256)
 
     public init(configuration: HTTPConfiguration = .init(), onExchange: @escaping (HTTPExchange) -> Void) {
         self.configuration = configuration
@@ -36,8 +38,9 @@ public final class HTTPAnalyzer: StreamEventConsumer {
             counters.connections += 1
             let st = ConnectionState(analyzer: self, connection: c)
             states[c.id.value] = st
-            lastID = c.id.value
-            lastState = st
+            let k = c.id.value & 255
+            cacheIDs[k] = c.id.value
+            cacheStates[k] = st
         case .data(let id, let dir, let bytes, let first, let last):
             guard let st = state(id) else {
                 counters.eventsForUnknownConnections += 1
@@ -62,9 +65,10 @@ public final class HTTPAnalyzer: StreamEventConsumer {
             st.adopt(c)
             st.close(cleanly: Self.isClean(st.connection.closeReason))
             states[c.id.value] = nil
-            if lastID == c.id.value {
-                lastID = Int.min
-                lastState = nil
+            let k = c.id.value & 255
+            if cacheIDs[k] == c.id.value {
+                cacheIDs[k] = Int.min
+                cacheStates[k] = nil
             }
         }
     }
@@ -76,16 +80,19 @@ public final class HTTPAnalyzer: StreamEventConsumer {
             states[key]?.close(cleanly: false)
         }
         states.removeAll()
-        lastID = Int.min
-        lastState = nil
+        for k in 0..<256 {
+            cacheIDs[k] = Int.min
+            cacheStates[k] = nil
+        }
     }
 
     @inline(__always)
     private func state(_ id: ConnectionID) -> ConnectionState? {
-        if id.value == lastID { return lastState }
+        let k = id.value & 255
+        if cacheIDs[k] == id.value { return cacheStates[k] }
         guard let st = states[id.value] else { return nil }
-        lastID = id.value
-        lastState = st
+        cacheIDs[k] = id.value
+        cacheStates[k] = st
         return st
     }
 
@@ -98,33 +105,179 @@ public final class HTTPAnalyzer: StreamEventConsumer {
     }
 }
 
-/// One request slot: the request, and its response once seen.
-final class Slot {
-    let sequence: Int
-    @exclusivity(unchecked) var request: HTTPRequest
-    @exclusivity(unchecked) var requestDone = false
-    @exclusivity(unchecked) var response: HTTPResponse?
-    @exclusivity(unchecked) var responseDone = false
-    @exclusivity(unchecked) var interim: [HTTPInterimResponse] = []
-    @exclusivity(unchecked) var flags: HTTPExchangeFlags = []
-    @exclusivity(unchecked) var position: Int
+/// A request slot's bookkeeping beside its exchange.
+struct SlotMeta {
+    var requestDone = false
+    var responseDone = false
+    var interim: [HTTPInterimResponse] = []
     /// A CONNECT or Upgrade request: the client side waits for the response's decision.
-    @exclusivity(unchecked) var holdsRequestSide = false
+    var holdsRequestSide = false
     /// Gaps seen on the response side when the request was sent.
-    @exclusivity(unchecked) var responseGapsAtSend: Int
+    var responseGapsAtSend: Int
+}
 
-    init(sequence: Int, request: HTTPRequest, position: Int, responseGapsAtSend: Int) {
-        self.sequence = sequence
-        self.request = request
-        self.position = position
-        self.responseGapsAtSend = responseGapsAtSend
+/// A slot's absolute position in its connection's queue (positions are never reused).
+typealias SlotRef = Int
+
+/// One request slot, in place: the exchange being built (the request, its response once seen;
+/// the connection is set at emission) and its bookkeeping.
+struct SlotView {
+    let x: UnsafeMutablePointer<HTTPExchange>
+    let m: UnsafeMutablePointer<SlotMeta>
+
+    var request: HTTPRequest {
+        _read { yield x.pointee.request! }
+        nonmutating _modify { yield &x.pointee.request! }
     }
+    var response: HTTPResponse? {
+        _read { yield x.pointee.response }
+        nonmutating _modify { yield &x.pointee.response }
+    }
+    var hasResponse: Bool {
+        if case .some = x.pointee.response { return true }
+        return false
+    }
+    var flags: HTTPExchangeFlags {
+        get { x.pointee.flags }
+        nonmutating set { x.pointee.flags = newValue }
+    }
+    var sequence: Int { x.pointee.sequence }
+    var position: Int { x.pointee.pipelinePosition }
+    var requestDone: Bool {
+        get { m.pointee.requestDone }
+        nonmutating set { m.pointee.requestDone = newValue }
+    }
+    var responseDone: Bool {
+        get { m.pointee.responseDone }
+        nonmutating set { m.pointee.responseDone = newValue }
+    }
+    var interim: [HTTPInterimResponse] {
+        _read { yield m.pointee.interim }
+        nonmutating _modify { yield &m.pointee.interim }
+    }
+    var holdsRequestSide: Bool {
+        get { m.pointee.holdsRequestSide }
+        nonmutating set { m.pointee.holdsRequestSide = newValue }
+    }
+    var responseGapsAtSend: Int { m.pointee.responseGapsAtSend }
+}
+
+/// The request queue's storage: rings of exchanges and their bookkeeping, addressed by absolute
+/// position (`SlotRef`), read and written in place; no allocation per request, and an emitted
+/// exchange is moved out, never copied. The owner tracks which positions are live (`head..<tail`).
+struct SlotRing {
+    var xs: UnsafeMutablePointer<HTTPExchange>
+    var ms: UnsafeMutablePointer<SlotMeta>
+    var mask: Int
+    #if DEBUG
+    /// Debug builds: the absolute position held by each ring index, or -1 when it is empty.
+    /// Every access checks that the slot it names is initialized.
+    var live: UnsafeMutablePointer<Int>
+    #endif
+
+    init(capacity: Int) {
+        xs = .allocate(capacity: capacity)
+        ms = .allocate(capacity: capacity)
+        mask = capacity - 1
+        #if DEBUG
+        live = .allocate(capacity: capacity)
+        live.initialize(repeating: -1, count: capacity)
+        #endif
+    }
+
+    @inline(__always)
+    func checkLive(_ ref: SlotRef) {
+        #if DEBUG
+        precondition(live[ref & mask] == ref, "SlotRing: slot \(ref) is not initialized (holds \(live[ref & mask]))")
+        #endif
+    }
+
+    var capacity: Int { mask + 1 }
+
+    subscript(ref: SlotRef) -> SlotView {
+        @inline(__always) get {
+            checkLive(ref)
+            return SlotView(x: xs + (ref & mask), m: ms + (ref & mask))
+        }
+    }
+
+    /// Starts the slot at `ref` with its request (built in place).
+    @inline(__always)
+    func initialize(_ ref: SlotRef, connection: ConnectionBox, sequence: Int, position: Int, responseGapsAtSend: Int,
+                    method: String, target: String, version: HTTPVersion, headers: HTTPHeaders,
+                    firstTimestamp: Int64, lastTimestamp: Int64) {
+        #if DEBUG
+        precondition(live[ref & mask] == -1, "SlotRing: slot \(ref) initialized twice")
+        live[ref & mask] = ref
+        #endif
+        let xp = xs + (ref & mask)
+        xp.initialize(to: HTTPExchange(connection: connection, sequence: sequence, request: nil, response: nil,
+                                       flags: [], pipelinePosition: position))
+        xp.pointee.request = HTTPRequest(method: method, target: target, version: version, headers: headers,
+                                         firstTimestamp: firstTimestamp, lastTimestamp: lastTimestamp)
+        (ms + (ref & mask)).initialize(to: SlotMeta(responseGapsAtSend: responseGapsAtSend))
+    }
+
+    /// Moves the exchange out of `ref`, which is left empty.
+    @inline(__always)
+    func take(_ ref: SlotRef) -> HTTPExchange {
+        checkLive(ref)
+        #if DEBUG
+        live[ref & mask] = -1
+        #endif
+        (ms + (ref & mask)).deinitialize(count: 1)
+        return (xs + (ref & mask)).move()
+    }
+
+    /// Doubles the capacity, keeping the slots at `head..<tail`.
+    mutating func grow(head: SlotRef, tail: SlotRef) {
+        let bigger = SlotRing(capacity: capacity * 2)
+        for k in head..<tail {
+            checkLive(k)
+            (bigger.xs + (k & bigger.mask)).moveInitialize(from: xs + (k & mask), count: 1)
+            (bigger.ms + (k & bigger.mask)).moveInitialize(from: ms + (k & mask), count: 1)
+            #if DEBUG
+            bigger.live[k & bigger.mask] = k
+            #endif
+        }
+        xs.deallocate()
+        ms.deallocate()
+        #if DEBUG
+        live.deallocate()
+        #endif
+        self = bigger
+    }
+
+    func free(head: SlotRef, tail: SlotRef) {
+        for k in head..<tail {
+            checkLive(k)
+            (xs + (k & mask)).deinitialize(count: 1)
+            (ms + (k & mask)).deinitialize(count: 1)
+        }
+        xs.deallocate()
+        ms.deallocate()
+        #if DEBUG
+        live.deallocate()
+        #endif
+    }
+}
+
+@inline(__always)
+func take<T>(_ v: inout T, leaving empty: T) -> T {
+    var t = empty
+    swap(&t, &v)
+    return t
 }
 
 /// Per-connection state: both direction parsers and the request queue that pairs them.
 final class ConnectionState {
     unowned(unsafe) let analyzer: HTTPAnalyzer
-    @exclusivity(unchecked) var connection: Connection
+    /// The connection as last known (shared with the exchanges emitted since it last changed).
+    @exclusivity(unchecked) var connectionBox: ConnectionBox
+    var connection: Connection {
+        get { connectionBox.value }
+        set { connectionBox = ConnectionBox(newValue) }
+    }
     let req: DirectionParser
     let resp: DirectionParser
     let midstream: Bool
@@ -133,29 +286,34 @@ final class ConnectionState {
     @exclusivity(unchecked) var sawStartLine = false
     @exclusivity(unchecked) var tunnel = false
 
-    /// Requests not yet emitted, oldest first, from `head`.
-    @exclusivity(unchecked) var slots: [Slot] = []
-    @exclusivity(unchecked) var head = 0
-    /// Index of the first slot whose response has not started.
+    /// Requests not yet emitted, oldest first: `slots[head..<tail]`.
+    @exclusivity(unchecked) var slots = SlotRing(capacity: 4)
+    @exclusivity(unchecked) var head: SlotRef = 0
+    @exclusivity(unchecked) var tail: SlotRef = 0
+    /// The first slot whose response has not started.
     @exclusivity(unchecked) var respCursor = 0
     @exclusivity(unchecked) var nextSequence = 1
-    @exclusivity(unchecked) var reqSlot: Slot?
-    @exclusivity(unchecked) var respSlot: Slot?
+    @exclusivity(unchecked) var reqSlot: SlotRef?
+    @exclusivity(unchecked) var respSlot: SlotRef?
     @exclusivity(unchecked) var currentResponse: HTTPResponse?
     @exclusivity(unchecked) var currentResponseFlags: HTTPExchangeFlags = []
     /// Responses whose request has not been seen (yet): paired with a late request or emitted.
     @exclusivity(unchecked) var heldResponses: [(response: HTTPResponse, flags: HTTPExchangeFlags, sequence: Int)] = []
     /// A CONNECT tunnel's exchange, emitted once the client's first tunnel bytes tell whether it is TLS.
-    @exclusivity(unchecked) var tunnelPending: Slot?
+    @exclusivity(unchecked) var tunnelPending: SlotRef?
     /// Answered exchanges with pipelinePosition > 0 and no gap: the client pipelines.
     @exclusivity(unchecked) var pipeliningSeen = false
     @exclusivity(unchecked) var requestCount = 0
     @exclusivity(unchecked) var responseCount = 0
     @exclusivity(unchecked) var exchangeCount = 0
 
+    deinit {
+        slots.free(head: head, tail: tail)
+    }
+
     init(analyzer: HTTPAnalyzer, connection: Connection) {
         self.analyzer = analyzer
-        self.connection = connection
+        self.connectionBox = ConnectionBox(connection)
         req = DirectionParser(isRequestSide: true, config: analyzer.configuration)
         resp = DirectionParser(isRequestSide: false, config: analyzer.configuration)
         midstream = !connection.sawHandshake
@@ -225,15 +383,23 @@ final class ConnectionState {
         resp.state = .ignored
     }
 
+    /// `ref` when it names a slot not yet emitted, else nil.
+    @inline(__always)
+    private func index(_ ref: SlotRef?) -> SlotRef? {
+        guard let ref, ref >= head, ref < tail else { return nil }
+        return ref
+    }
+
     /// Requests sent and not yet fully answered.
     private var outstanding: Int {
         var n = 0
-        for k in head..<slots.count where !slots[k].responseDone { n += 1 }
+        for k in head..<tail where !slots[k].responseDone { n += 1 }
         return n
     }
 
     // MARK: Heads
 
+    /// A head was parsed; its strings and fields are taken from `h`.
     func headParsed(_ p: DirectionParser, _ h: ParsedHead) -> HeadDecision {
         p === req ? requestHead(p, h) : responseHead(p, h)
     }
@@ -241,33 +407,37 @@ final class ConnectionState {
     private func requestHead(_ p: DirectionParser, _ h: ParsedHead) -> HeadDecision {
         analyzer.counters.requests += 1
         requestCount += 1
-        if slots.count - head >= analyzer.configuration.maxOutstandingRequests {
-            let s = slots[head]
-            s.flags.insert(.queueOverflow)
+        if tail - head >= analyzer.configuration.maxOutstandingRequests {
+            slots[head].flags.insert(.queueOverflow)
             analyzer.counters.queueOverflows += 1
-            s.requestDone = true
-            s.responseDone = true
+            slots[head].requestDone = true
+            slots[head].responseDone = true
             if respCursor == head { respCursor += 1 }
             drain()
         }
-        var r = HTTPRequest(method: h.start.method, target: h.start.target, version: h.start.version,
-                            headers: h.headers, firstTimestamp: p.msgFirst, lastTimestamp: p.msgLast)
-        r.complete = false
-        let slot = Slot(sequence: nextSequence, request: r, position: outstanding, responseGapsAtSend: resp.gapsSeen)
+        let requestStart = p.msgFirst
+        let method = p.scratch.takeMethod()
+        let isConnect = method == "CONNECT"
+        if tail - head == slots.capacity { slots.grow(head: head, tail: tail) }
+        let i = tail
+        slots.initialize(i, connection: connectionBox, sequence: nextSequence, position: outstanding,
+                         responseGapsAtSend: resp.gapsSeen, method: method, target: p.scratch.takeTarget(),
+                         version: h.start.version, headers: p.scratch.takeHeaders(),
+                         firstTimestamp: requestStart, lastTimestamp: p.msgLast)
+        tail += 1
         nextSequence += 1
-        if p.msgResyncedAfterGap { slot.flags.insert(.requestAfterGap) }
-        if midstream { slot.flags.insert(.midstream) }
+        if p.msgResyncedAfterGap { slots[i].flags.insert(.requestAfterGap) }
+        if midstream { slots[i].flags.insert(.midstream) }
         if h.hasTransferEncoding && h.contentLength != nil {
-            slot.flags.insert(.transferEncodingAndContentLength)
+            slots[i].flags.insert(.transferEncodingAndContentLength)
             analyzer.counters.transferEncodingAndContentLength += 1
         }
-        slots.append(slot)
-        reqSlot = slot
-        resolveHeldResponses(for: slot)
+        reqSlot = i
+        resolveHeldResponses(index: i, requestStart: requestStart)
         guard h.complete else { return .body(.none) }
         let framing: HTTPBodyFraming
-        if h.start.method == "CONNECT" {
-            slot.holdsRequestSide = true
+        if isConnect {
+            slots[i].holdsRequestSide = true
             framing = .none
         } else if h.hasTransferEncoding {
             guard h.chunked else { return .reject(.unsupportedTransferEncoding) }
@@ -279,21 +449,20 @@ final class ConnectionState {
         } else {
             framing = .none
         }
-        if h.hasUpgrade { slot.holdsRequestSide = true }
+        if h.hasUpgrade { slots[i].holdsRequestSide = true }
         if framing == .chunked { analyzer.counters.chunkedMessages += 1 }
-        slot.request.framing = framing
+        slots[i].request.framing = framing
         return .body(framing)
     }
 
-    private func resolveHeldResponses(for slot: Slot) {
-        let index = slots.count - 1
+    private func resolveHeldResponses(index: SlotRef, requestStart: Int64) {
         while let (r, f, seq) = heldResponses.first {
-            if r.firstTimestamp < slot.request.firstTimestamp {
+            if r.firstTimestamp < requestStart {
                 heldResponses.removeFirst()
                 emitOrphan(r, f, sequence: seq)
             } else if respCursor == index {
                 heldResponses.removeFirst()
-                attach(r, f, to: slot)
+                attach(r, f, to: index)
                 respCursor += 1
                 break
             } else {
@@ -302,8 +471,9 @@ final class ConnectionState {
         }
     }
 
-    /// Chooses the request a response answers and advances the cursor; nil for an orphan.
-    private func pickSlot(_ p: DirectionParser) -> Slot? {
+    /// Chooses the request a response answers (its index in `slots`) and advances the cursor;
+    /// nil for an orphan.
+    private func pickSlot(_ p: DirectionParser) -> SlotRef? {
         var idx = respCursor
         let t = p.msgFirst
         if p.msgResyncedAfterGap {
@@ -315,48 +485,48 @@ final class ConnectionState {
             // the next request once the previous one is answered, so that answer was in the gap.
             var lost = p.lostMessageStarts
             p.lostMessageStarts = 0
-            while lost > 0, idx < slots.count, slots[idx].request.firstTimestamp <= t {
-                markLost(slots[idx])
+            while lost > 0, idx < tail, slots[idx].request.firstTimestamp <= t {
+                markLost(idx)
                 idx += 1
                 lost -= 1
             }
-            if !pipeliningSeen && idx < slots.count {
+            if !pipeliningSeen && idx < tail {
                 let prev = p.gapPrevTimestamp ?? Int64.min
                 var k = idx
                 var j = idx + 1
-                while j < slots.count {
-                    let q = slots[j].request
-                    let before = slots[j - 1].request
-                    guard q.firstTimestamp > prev, q.firstTimestamp > before.lastTimestamp, q.firstTimestamp <= t else { break }
+                while j < tail {
+                    let qStart = slots[j].request.firstTimestamp
+                    let beforeEnd = slots[j - 1].request.lastTimestamp
+                    guard qStart > prev, qStart > beforeEnd, qStart <= t else { break }
                     k = j
                     j += 1
                 }
                 while idx < k {
-                    markLost(slots[idx])
+                    markLost(idx)
                     idx += 1
                 }
             }
             respCursor = idx
         }
-        guard idx < slots.count else { return nil }
-        let s = slots[idx]
-        if s.request.firstTimestamp > t { return nil }
+        guard idx < tail else { return nil }
+        if slots[idx].request.firstTimestamp > t { return nil }
         respCursor = idx + 1
-        return s
+        return idx
     }
 
-    private func markLost(_ s: Slot) {
-        s.flags.insert(.lostInGap)
-        s.responseDone = true
+    private func markLost(_ i: SlotRef) {
+        slots[i].flags.insert(.lostInGap)
+        slots[i].responseDone = true
     }
 
     private func responseHead(_ p: DirectionParser, _ h: ParsedHead) -> HeadDecision {
         let status = h.start.status
         if h.complete && status >= 100 && status < 200 && status != 101 {
             if status == 100 { analyzer.counters.continueResponses += 1 } else { analyzer.counters.otherInterimResponses += 1 }
-            let interim = HTTPInterimResponse(status: status, reason: h.start.reason, headers: h.headers,
+            let interim = HTTPInterimResponse(status: status, reason: p.scratch.takeReason(),
+                                              headers: p.scratch.takeHeaders(),
                                               firstTimestamp: p.msgFirst, lastTimestamp: p.msgLast)
-            if respCursor < slots.count, slots[respCursor].request.firstTimestamp <= p.msgFirst {
+            if respCursor < tail, slots[respCursor].request.firstTimestamp <= p.msgFirst {
                 slots[respCursor].interim.append(interim)
             } else {
                 analyzer.counters.interimWithoutRequest += 1
@@ -365,13 +535,14 @@ final class ConnectionState {
         }
         analyzer.counters.responses += 1
         responseCount += 1
-        var r = HTTPResponse(status: status, reason: h.start.reason, version: h.start.version,
-                             headers: h.headers, firstTimestamp: p.msgFirst, lastTimestamp: p.msgLast)
+        var r = HTTPResponse(status: status, reason: p.scratch.takeReason(), version: h.start.version,
+                             headers: p.scratch.takeHeaders(), firstTimestamp: p.msgFirst,
+                             lastTimestamp: p.msgLast)
         var flags: HTTPExchangeFlags = []
         if p.msgResyncedAfterGap { flags.insert(.responseAfterGap) }
         let slot = pickSlot(p)
         respSlot = slot
-        if let slot { r.interim = slot.interim }
+        if let slot, !slots[slot].interim.isEmpty { r.interim = slots[slot].interim }
         if h.hasTransferEncoding && h.contentLength != nil {
             flags.insert(.transferEncodingAndContentLength)
             analyzer.counters.transferEncodingAndContentLength += 1
@@ -380,15 +551,15 @@ final class ConnectionState {
         currentResponseFlags = flags
         guard h.complete else { return .body(.none) }
 
-        let method = slot?.request.method
+        let method = slot.map { slots[$0].request.method }
         let success = status >= 200 && status < 300
         if status == 101 || (method == "CONNECT" && success) {
             startTunnel(slot: slot, connect: method == "CONNECT")
             return .tunnel
         }
-        if let slot, slot.holdsRequestSide {
+        if let i = slot, slots[i].holdsRequestSide {
             // The server declined the CONNECT/Upgrade: the client side parses again.
-            slot.holdsRequestSide = false
+            slots[i].holdsRequestSide = false
             if req.state == .held {
                 if req.heldBytes == 0 { req.state = .idle } else { req.enterResync(.error) }
             }
@@ -417,7 +588,7 @@ final class ConnectionState {
         return .body(framing)
     }
 
-    private func startTunnel(slot: Slot?, connect: Bool) {
+    private func startTunnel(slot: SlotRef?, connect: Bool) {
         tunnel = true
         analyzer.counters.tunnels += 1
         guard var r = currentResponse.take() else { return }
@@ -427,11 +598,11 @@ final class ConnectionState {
         respSlot = nil
         req.state = .tunnel
         if let slot {
-            if !slot.requestDone {
+            if !slots[slot].requestDone {
                 // The body (if any) ends where the tunnel begins.
                 reqSlot = nil
-                slot.requestDone = true
-                slot.request.complete = true
+                slots[slot].requestDone = true
+                slots[slot].request.complete = true
             }
             attach(r, flags, to: slot)
             if connect && req.tunnelBytes == 0 && req.tunnelPeek.isEmpty { tunnelPending = slot }
@@ -443,9 +614,9 @@ final class ConnectionState {
 
     /// The first bytes of a tunnel: a client ClientHello marks the CONNECT tunnel as TLS.
     func tunnelFirstBytes(_ bytes: [UInt8]) {
-        guard let slot = tunnelPending else { return }
+        guard tunnelPending != nil else { return }
         if bytes.count >= 3, bytes[0] == 0x16, bytes[1] == 3, bytes[2] <= 4 {
-            slot.flags.insert(.tls)
+            if let i = index(tunnelPending) { slots[i].flags.insert(.tls) }
             analyzer.counters.tunnelsWithTLS += 1
         }
         tunnelPending = nil
@@ -456,21 +627,23 @@ final class ConnectionState {
 
     func messageEnded(_ p: DirectionParser, _ end: MessageEnd) {
         if p === req {
-            guard let slot = reqSlot else { return }
+            guard let ref = reqSlot else { return }
             reqSlot = nil
-            slot.request.bodyLength = end.bodyLength
-            slot.request.bodyMissing = end.bodyMissing
-            slot.request.lastTimestamp = end.lastTimestamp
-            slot.request.complete = end.complete
-            slot.request.trailers = end.trailers
-            if !end.complete { slot.flags.insert(.requestIncomplete) }
-            if end.malformed { slot.flags.insert(.requestMalformed) }
-            if end.headerLimit { slot.flags.insert(.headerLimitExceeded) }
-            if end.bodyMissing > 0 { slot.flags.insert(.requestAfterGap) }
-            slot.requestDone = true
-            if slot.holdsRequestSide && end.complete && !slot.responseDone && req.state == .idle {
-                req.state = .held
-                req.heldBytes = 0
+            if let i = index(ref) {
+                slots[i].request.bodyLength = end.bodyLength
+                slots[i].request.bodyMissing = end.bodyMissing
+                slots[i].request.lastTimestamp = end.lastTimestamp
+                slots[i].request.complete = end.complete
+                if end.trailers.count > 0 { slots[i].request.trailers = end.trailers }
+                if !end.complete { slots[i].flags.insert(.requestIncomplete) }
+                if end.malformed { slots[i].flags.insert(.requestMalformed) }
+                if end.headerLimit { slots[i].flags.insert(.headerLimitExceeded) }
+                if end.bodyMissing > 0 { slots[i].flags.insert(.requestAfterGap) }
+                slots[i].requestDone = true
+                if slots[i].holdsRequestSide && end.complete && !slots[i].responseDone && req.state == .idle {
+                    req.state = .held
+                    req.heldBytes = 0
+                }
             }
             drain()
         } else {
@@ -479,21 +652,21 @@ final class ConnectionState {
             r.bodyMissing = end.bodyMissing
             r.lastTimestamp = end.lastTimestamp
             r.complete = end.complete
-            r.trailers = end.trailers
+            if end.trailers.count > 0 { r.trailers = end.trailers }
             var flags = currentResponseFlags
             if !end.complete { flags.insert(.responseIncomplete) }
             if end.malformed { flags.insert(.responseMalformed) }
             if end.headerLimit { flags.insert(.headerLimitExceeded) }
             if end.bodyMissing > 0 { flags.insert(.responseAfterGap) }
-            if let slot = respSlot {
+            if let ref = respSlot {
                 respSlot = nil
-                attach(r, flags, to: slot)
+                if let i = index(ref) { attach(r, flags, to: i) }
                 drain()
-            } else if respCursor < slots.count, slots[respCursor].request.firstTimestamp <= r.firstTimestamp {
+            } else if respCursor < tail, slots[respCursor].request.firstTimestamp <= r.firstTimestamp {
                 // Its request arrived while the response was being read.
-                let slot = slots[respCursor]
+                let i = respCursor
                 respCursor += 1
-                attach(r, flags, to: slot)
+                attach(r, flags, to: i)
                 drain()
             } else if heldResponses.count < analyzer.configuration.maxHeldResponses {
                 heldResponses.append((r, flags, takeSequence()))
@@ -503,55 +676,52 @@ final class ConnectionState {
         }
     }
 
-    private func attach(_ r: HTTPResponse, _ flags: HTTPExchangeFlags, to slot: Slot) {
-        var r = r
-        if r.interim.isEmpty { r.interim = slot.interim }
-        slot.response = r
-        slot.responseDone = true
-        slot.flags.formUnion(flags)
+    private func attach(_ r: consuming HTTPResponse, _ flags: HTTPExchangeFlags, to i: SlotRef) {
+        if r.interim.isEmpty && !slots[i].interim.isEmpty { r.interim = slots[i].interim }
+        slots[i].response = consume r
+        slots[i].responseDone = true
+        slots[i].flags.formUnion(flags)
     }
 
     // MARK: Emission
 
     private func drain() {
-        while head < slots.count {
-            let s = slots[head]
-            guard s.requestDone && s.responseDone && s !== tunnelPending else { break }
+        while head < tail {
+            guard slots[head].requestDone && slots[head].responseDone && head != tunnelPending else { break }
             head += 1
-            emit(s)
+            emit(head - 1)
         }
-        if head == slots.count {
-            slots.removeAll(keepingCapacity: true)
-            respCursor = 0
-            head = 0
-        } else if head > 64 && head * 2 > slots.count {
-            slots.removeFirst(head)
-            respCursor = max(0, respCursor - head)
-            head = 0
-        }
+        // Slots before `head` are moved out: the cursor never names one (a response must not
+        // be attached to, nor an interim appended to, an exchange already handed out).
+        if respCursor < head { respCursor = head }
     }
 
-    private func emit(_ s: Slot) {
-        var flags = s.flags
+    /// Emits the slot at `ref` (moved out of the queue).
+    private func emit(_ ref: SlotRef) {
         let c = analyzer
-        if s.response == nil {
+        let s = slots[ref]
+        var flags = s.flags
+        let position = s.position
+        if !s.hasResponse {
             c.counters.unansweredRequests += 1
             if flags.contains(.lostInGap) { c.counters.lostInGap += 1 }
         } else {
             c.counters.pairedExchanges += 1
             let gapFlags: HTTPExchangeFlags = [.requestAfterGap, .responseAfterGap, .lostInGap]
-            if s.position > 0 && flags.isDisjoint(with: gapFlags) { pipeliningSeen = true }
+            if position > 0 && flags.isDisjoint(with: gapFlags) { pipeliningSeen = true }
         }
-        if s.position > 0 { c.counters.pipelinedRequests += 1 }
+        if position > 0 { c.counters.pipelinedRequests += 1 }
         if !s.request.complete {
             c.counters.incompleteRequests += 1
             flags.insert(.requestIncomplete)
         }
-        if let r = s.response, !r.complete { c.counters.incompleteResponses += 1 }
+        if s.hasResponse && !s.response.unsafelyUnwrapped.complete { c.counters.incompleteResponses += 1 }
         c.counters.exchanges += 1
         exchangeCount += 1
-        c.onExchange(HTTPExchange(connection: connection, sequence: s.sequence, request: s.request,
-                                  response: s.response, flags: flags, pipelinePosition: s.position))
+        var x = slots.take(ref)
+        x.flags = flags
+        if x.connectionBox !== connectionBox { x.connectionBox = connectionBox }
+        c.onExchange(x)
     }
 
     private func takeSequence() -> Int {
@@ -568,7 +738,7 @@ final class ConnectionState {
         analyzer.counters.exchanges += 1
         exchangeCount += 1
         let seq = sequence ?? takeSequence()
-        analyzer.onExchange(HTTPExchange(connection: connection, sequence: seq, request: nil, response: r,
+        analyzer.onExchange(HTTPExchange(connection: connectionBox, sequence: seq, request: nil, response: r,
                                          flags: flags, pipelinePosition: 0))
     }
 
@@ -580,13 +750,12 @@ final class ConnectionState {
         req.close(conn: self, cleanly: cleanly)
         tunnelPending = nil
         let responseLost = resp.state == .resync
-        for k in head..<slots.count {
-            let s = slots[k]
-            s.requestDone = true
-            if !s.responseDone {
-                s.responseDone = true
-                if s.response == nil && (responseLost || resp.gapsSeen > s.responseGapsAtSend) {
-                    s.flags.insert(.lostInGap)
+        for k in head..<tail {
+            slots[k].requestDone = true
+            if !slots[k].responseDone {
+                slots[k].responseDone = true
+                if !slots[k].hasResponse && (responseLost || resp.gapsSeen > slots[k].responseGapsAtSend) {
+                    slots[k].flags.insert(.lostInGap)
                 }
             }
         }

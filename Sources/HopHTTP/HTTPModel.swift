@@ -53,6 +53,10 @@ public struct HTTPHeaders: @unchecked Sendable, Hashable, RandomAccessCollection
     }
 
     public init(_ fields: [HTTPHeader]) {
+        if fields.isEmpty {
+            self.init()
+            return
+        }
         var bytes: [UInt8] = []
         var spans: [Span] = []
         for f in fields {
@@ -66,6 +70,10 @@ public struct HTTPHeaders: @unchecked Sendable, Hashable, RandomAccessCollection
     }
 
     public init(arrayLiteral elements: (String, String)...) {
+        if elements.isEmpty {
+            self.init()
+            return
+        }
         self.init(elements.map { HTTPHeader(name: $0.0, value: $0.1) })
     }
 
@@ -159,8 +167,30 @@ public struct HTTPHeaders: @unchecked Sendable, Hashable, RandomAccessCollection
 
     /// The first value of the field called `name` (any case), or nil.
     public subscript(name: String) -> String? {
-        for i in 0..<count where nameMatches(i, name) { return value(at: i) }
-        return nil
+        guard let i = firstIndex(named: name) else { return nil }
+        return value(at: i)
+    }
+
+    /// The index of the first field called `name` (any case): one pass over the spans, lengths
+    /// compared first.
+    func firstIndex(named name: String) -> Int? {
+        guard count > 0, let buffer else { return nil }
+        var name = name
+        return name.withUTF8 { q -> Int? in
+            let len = Int32(q.count)
+            return buffer.withUnsafeMutablePointerToElements { base -> Int? in
+                let spans = UnsafeRawPointer(base + spanBase)
+                for i in 0..<count {
+                    let sp = spans.loadUnaligned(fromByteOffset: i * MemoryLayout<Span>.stride, as: Span.self)
+                    guard sp.nameEnd - sp.nameStart == len else { continue }
+                    let p = base + Int(sp.nameStart)
+                    var k = 0
+                    while k < q.count, lowerASCII(p[k]) == lowerASCII(q[k]) { k += 1 }
+                    if k == q.count { return i }
+                }
+                return nil
+            }
+        }
     }
 
     /// Every value of the field called `name` (any case), in order.
@@ -241,7 +271,7 @@ public struct HTTPRequest: Sendable, Hashable {
     public var version: HTTPVersion
     public var headers: HTTPHeaders
     /// Trailer fields of a chunked body.
-    public var trailers: HTTPHeaders = []
+    public var trailers = HTTPHeaders()
     public var framing: HTTPBodyFraming = .none
     /// Body bytes seen (for chunked bodies: the decoded payload, without chunk framing).
     public var bodyLength: Int64 = 0
@@ -291,7 +321,7 @@ public struct HTTPResponse: Sendable, Hashable {
     public var reason: String
     public var version: HTTPVersion
     public var headers: HTTPHeaders
-    public var trailers: HTTPHeaders = []
+    public var trailers = HTTPHeaders()
     public var framing: HTTPBodyFraming = .none
     public var bodyLength: Int64 = 0
     public var bodyMissing: Int64 = 0
@@ -359,10 +389,21 @@ public struct HTTPExchangeFlags: OptionSet, Sendable, Hashable, CustomStringConv
     public var description: String { "[" + names.joined(separator: ",") + "]" }
 }
 
+/// A connection's view, shared by the exchanges emitted while it did not change (an exchange
+/// carries a reference, not a copy of the `Connection` and its arrays).
+final class ConnectionBox: Sendable {
+    let value: Connection
+    init(_ value: Connection) { self.value = value }
+}
+
 /// One request and its response, as seen on one connection.
 public struct HTTPExchange: Sendable, Hashable {
+    var connectionBox: ConnectionBox
     /// The connection, as last known when the exchange was emitted.
-    public var connection: Connection
+    public var connection: Connection {
+        get { connectionBox.value }
+        set { connectionBox = ConnectionBox(newValue) }
+    }
     /// 1, 2, 3… within the connection, in the order requests (or orphan responses) appeared.
     public var sequence: Int
     /// Nil only for a response whose request was never seen (`.responseWithoutRequest`).
@@ -374,7 +415,38 @@ public struct HTTPExchange: Sendable, Hashable {
     /// sent: 0 for the usual one-at-a-time client, 1, 2… for pipelined requests.
     public var pipelinePosition: Int
 
-    public var connectionID: ConnectionID { connection.id }
+    init(connection: ConnectionBox, sequence: Int, request: HTTPRequest?, response: HTTPResponse?,
+         flags: HTTPExchangeFlags, pipelinePosition: Int) {
+        self.connectionBox = connection
+        self.sequence = sequence
+        self.request = request
+        self.response = response
+        self.flags = flags
+        self.pipelinePosition = pipelinePosition
+    }
+
+    init(connection: Connection, sequence: Int, request: HTTPRequest?, response: HTTPResponse?,
+         flags: HTTPExchangeFlags, pipelinePosition: Int) {
+        self.init(connection: ConnectionBox(connection), sequence: sequence, request: request, response: response,
+                  flags: flags, pipelinePosition: pipelinePosition)
+    }
+
+    public static func == (a: HTTPExchange, b: HTTPExchange) -> Bool {
+        a.sequence == b.sequence && a.flags == b.flags && a.pipelinePosition == b.pipelinePosition
+            && a.request == b.request && a.response == b.response
+            && (a.connectionBox === b.connectionBox || a.connection == b.connection)
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(connection)
+        hasher.combine(sequence)
+        hasher.combine(request)
+        hasher.combine(response)
+        hasher.combine(flags)
+        hasher.combine(pipelinePosition)
+    }
+
+    public var connectionID: ConnectionID { connectionBox.value.id }
     public var isAnswered: Bool { request != nil && response != nil }
     /// Response start minus request start (ns), when both are known.
     public var latency: Int64? {

@@ -26,6 +26,12 @@ func isTokenChar(_ c: UInt8) -> Bool {
     return false
 }
 
+/// `tokenTable.utf8Start[c] == "1"` when `c` is a tchar (one load per byte, no branches).
+let tokenTable: StaticString = "0000000000000000000000000000000001011111001101101111111111000000011111111111111111111111111000111111111111111111111111111110101000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+
+@inline(__always)
+func isTokenByte(_ table: UnsafePointer<UInt8>, _ c: UInt8) -> Bool { table[Int(c)] == 0x31 }
+
 /// Characters accepted in a method when judging whether bytes start a request line.
 @inline(__always)
 func isMethodChar(_ c: UInt8) -> Bool {
@@ -103,16 +109,16 @@ func trimCR(_ b: UnsafeRawBufferPointer, _ s: Int, _ e: Int) -> Int {
     e > s && b[e - 1] == CR ? e - 1 : e
 }
 
+/// A validated start line: positions only (no strings, nothing to copy or release).
 struct StartLine {
-    var method = ""
-    var target = ""
     var status = 0
-    var reason = ""
     var version = HTTPVersion.http11
+    /// Request: method `[r0, r1)`, target `[r2, r3)`. Status: reason `[r0, r1)`.
+    var r0 = 0, r1 = 0, r2 = 0, r3 = 0
 }
 
 /// Validates (and parses) a request line `b[s..<e]` (no CR/LF). `strict` requires a known method.
-func parseRequestLine(_ b: UnsafeRawBufferPointer, _ s: Int, _ e: Int, strict: Bool, materialize: Bool) -> StartLine? {
+func parseRequestLine(_ b: UnsafeRawBufferPointer, _ s: Int, _ e: Int, strict: Bool) -> StartLine? {
     var i = s
     while i < e, isTokenChar(b[i]) { i += 1 }
     let methodEnd = i
@@ -128,15 +134,15 @@ func parseRequestLine(_ b: UnsafeRawBufferPointer, _ s: Int, _ e: Int, strict: B
     }
     var line = StartLine()
     line.version = version
-    if materialize {
-        line.method = String(decoding: UnsafeRawBufferPointer(rebasing: b[s..<methodEnd]), as: UTF8.self)
-        line.target = String(decoding: UnsafeRawBufferPointer(rebasing: b[ts..<te]), as: UTF8.self)
-    }
+    line.r0 = s
+    line.r1 = methodEnd
+    line.r2 = ts
+    line.r3 = te
     return line
 }
 
 /// Validates (and parses) a status line `HTTP/1.x SP NNN [SP reason]`.
-func parseStatusLine(_ b: UnsafeRawBufferPointer, _ s: Int, _ e: Int, materialize: Bool) -> StartLine? {
+func parseStatusLine(_ b: UnsafeRawBufferPointer, _ s: Int, _ e: Int) -> StartLine? {
     guard e - s >= 12, let version = parseVersion(b, s, s + 8), b[s + 8] == SP else { return nil }
     var status = 0
     for k in (s + 9)..<(s + 12) {
@@ -149,16 +155,22 @@ func parseStatusLine(_ b: UnsafeRawBufferPointer, _ s: Int, _ e: Int, materializ
     var line = StartLine()
     line.version = version
     line.status = status
-    if materialize && e > s + 13 {
-        line.reason = String(decoding: UnsafeRawBufferPointer(rebasing: b[(s + 13)..<e]), as: UTF8.self)
+    if e > s + 13 {
+        line.r0 = s + 13
+        line.r1 = e
     }
     return line
 }
 
 /// A parsed head with the fields that decide framing.
+/// (Plain data, nothing to retain: the strings and the header fields it describes are in the
+/// parser's `HeadScratch`, taken from there by whoever keeps them.)
 struct ParsedHead {
     var start = StartLine()
-    var headers = HTTPHeaders()
+    /// The start line was valid (always true for trailers).
+    var startLineValid = false
+    /// Fields parsed (in `HeadScratch.headers`).
+    var fieldCount = 0
     var contentLength: Int64?
     var hasTransferEncoding = false
     var chunked = false
@@ -172,57 +184,202 @@ struct ParsedHead {
     var error: HTTPParseError?
     /// False when the head was cut (gap, cap, connection end): only whole lines were used.
     var complete = true
+    /// Index just after the empty line that ended the head; -1 when it was not reached.
+    var end = -1
+}
+
+/// Strings recently made from bytes (methods, targets, reasons repeat): a hit costs a compare
+/// instead of UTF-8 validation (and, for long strings, an allocation). Keys up to 16 bytes.
+struct StringCache {
+    private var k0 = (UInt64(0), UInt64(0), UInt64(0), UInt64(0))
+    private var k1 = (UInt64(0), UInt64(0), UInt64(0), UInt64(0))
+    private var lens = (-1, -1, -1, -1)
+    private var values = ["", "", "", ""]
+    private var next = 0
+
+    /// The string for `p[0..<count]`; `limit` is the end of readable memory (loads of 8 bytes
+    /// may start anywhere below `limit - 7`).
+    mutating func string(_ p: UnsafePointer<UInt8>, _ count: Int, limit: UnsafePointer<UInt8>) -> String {
+        if count == 0 { return "" }
+        if count > 16 { return String(decoding: UnsafeBufferPointer(start: p, count: count), as: UTF8.self) }
+        var a: UInt64 = 0, b: UInt64 = 0
+        if count >= 8 {
+            a = UnsafeRawPointer(p).loadUnaligned(as: UInt64.self)
+            b = UnsafeRawPointer(p + count - 8).loadUnaligned(as: UInt64.self)
+        } else if limit - p >= 8 {
+            a = UnsafeRawPointer(p).loadUnaligned(as: UInt64.self) & (UInt64.max >> UInt64(64 - 8 * count))
+        } else {
+            for k in 0..<count { a |= UInt64(p[k]) << UInt64(k * 8) }
+        }
+        if lens.0 == count && k0.0 == a && k1.0 == b { return values[0] }
+        if lens.1 == count && k0.1 == a && k1.1 == b { return values[1] }
+        if lens.2 == count && k0.2 == a && k1.2 == b { return values[2] }
+        if lens.3 == count && k0.3 == a && k1.3 == b { return values[3] }
+        let s = String(decoding: UnsafeBufferPointer(start: p, count: count), as: UTF8.self)
+        switch next {
+        case 0: (k0.0, k1.0, lens.0) = (a, b, count)
+        case 1: (k0.1, k1.1, lens.1) = (a, b, count)
+        case 2: (k0.2, k1.2, lens.2) = (a, b, count)
+        default: (k0.3, k1.3, lens.3) = (a, b, count)
+        }
+        values[next] = s
+        next = (next + 1) & 3
+        return s
+    }
 }
 
 /// Reusable buffers for `parseHead` (kept by each direction parser: no allocation per head).
-struct HeadScratch {
-    var spans: [HTTPHeaders.Span] = []
-    var fold: [UInt8] = []
+final class HeadScratch {
+    /// Field spans of the head being parsed.
+    @exclusivity(unchecked) private(set) var spans: UnsafeMutablePointer<HTTPHeaders.Span>
+    @exclusivity(unchecked) private(set) var spanCount = 0
+    @exclusivity(unchecked) private var spanCapacity = 32
+    @exclusivity(unchecked) var fold: [UInt8] = []
+    @exclusivity(unchecked) var methods = StringCache()
+    @exclusivity(unchecked) var targets = StringCache()
+    @exclusivity(unchecked) var reasons = StringCache()
+    /// The last head's method, target (requests), reason (responses) and fields.
+    @exclusivity(unchecked) var method = ""
+    @exclusivity(unchecked) var target = ""
+    @exclusivity(unchecked) var reason = ""
+    @exclusivity(unchecked) var headers = HTTPHeaders()
+
+    func takeMethod() -> String { take(&method, leaving: "") }
+    func takeTarget() -> String { take(&target, leaving: "") }
+    func takeReason() -> String { take(&reason, leaving: "") }
+    func takeHeaders() -> HTTPHeaders { take(&headers, leaving: HTTPHeaders()) }
+
+    init() { spans = .allocate(capacity: 32) }
+    deinit { spans.deallocate() }
+
+    @inline(__always)
+    func reset() {
+        spanCount = 0
+        if !fold.isEmpty { fold.removeAll(keepingCapacity: true) }
+    }
+
+    @inline(__always)
+    func append(_ s: HTTPHeaders.Span) {
+        if spanCount == spanCapacity { grow() }
+        spans[spanCount] = s
+        spanCount += 1
+    }
+
+    private func grow() {
+        let bigger = UnsafeMutablePointer<HTTPHeaders.Span>.allocate(capacity: spanCapacity * 2)
+        bigger.moveInitialize(from: spans, count: spanCount)
+        spans.deallocate()
+        spans = bigger
+        spanCapacity *= 2
+    }
+
+    var spanBuffer: UnsafeBufferPointer<HTTPHeaders.Span> { UnsafeBufferPointer(start: spans, count: spanCount) }
+}
+
+/// The index of the first LF in `p[from..<n]`, or `n`. Eight bytes at a time.
+@inline(__always)
+func findLF(_ p: UnsafePointer<UInt8>, _ from: Int, _ n: Int) -> Int {
+    var i = from
+    while i + 8 <= n {
+        let x = UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self) ^ 0x0a0a_0a0a_0a0a_0a0a
+        let t = (x &- 0x0101_0101_0101_0101) & ~x & 0x8080_8080_8080_8080
+        if t != 0 { return i + (t.trailingZeroBitCount >> 3) }
+        i += 8
+    }
+    while i < n {
+        if p[i] == LF { return i }
+        i += 1
+    }
+    return n
 }
 
 /// Parses a head. With `hasStartLine == false` it parses a trailer block.
 /// With `partial`, a last line without LF is ignored and the head is marked incomplete.
+/// With `scan`, `b` may run past the head: parsing stops at the empty line (`end` tells where)
+/// and gives up (`end == -1`) when there is none, when the start line is invalid (`strict`
+/// requires a known method) or at an obs-fold; the caller then takes the general path.
 func parseHead(_ b: UnsafeRawBufferPointer, isRequest: Bool, hasStartLine: Bool, partial: Bool,
-               scratch: inout HeadScratch) -> ParsedHead {
+               scan: Bool = false, strict: Bool = false, scratch: HeadScratch) -> ParsedHead {
     var head = ParsedHead()
     head.complete = !partial
+    head.startLineValid = !hasStartLine
     let n = b.count
+    scratch.reset()
+    scratch.method = ""
+    scratch.target = ""
+    scratch.reason = ""
+    scratch.headers = HTTPHeaders()
+    guard n > 0, let p = b.baseAddress?.assumingMemoryBound(to: UInt8.self) else {
+        return head
+    }
     var pos = 0
-    var first = hasStartLine
-    scratch.spans.removeAll(keepingCapacity: true)
-    scratch.fold.removeAll(keepingCapacity: true)
-    let base = b.baseAddress
-    while pos < n {
-        var lf = n
-        if let base, let p = memchr(base + pos, Int32(LF), n - pos) { lf = UnsafeRawPointer(p) - base }
-        if lf == n && partial { break }
-        let s = pos
-        let e = trimCR(b, s, lf)
-        pos = lf + 1
-        if first {
-            first = false
+    var headLen = n
+    if hasStartLine {
+        let lf = findLF(p, 0, n)
+        if lf == n && (partial || scan) {
+            if scan { return head }
+            pos = n
+        } else {
+            let e = trimCR(b, 0, lf)
+            pos = lf + 1
             if isRequest {
-                head.start = parseRequestLine(b, s, e, strict: false, materialize: true) ?? StartLine()
-            } else {
-                head.start = parseStatusLine(b, s, e, materialize: true) ?? StartLine()
+                if let line = parseRequestLine(b, 0, e, strict: strict) {
+                    head.start = line
+                    scratch.method = scratch.methods.string(p + line.r0, line.r1 - line.r0, limit: p + n)
+                    scratch.target = scratch.targets.string(p + line.r2, line.r3 - line.r2, limit: p + n)
+                    head.startLineValid = true
+                }
+            } else if let line = parseStatusLine(b, 0, e) {
+                head.start = line
+                scratch.reason = scratch.reasons.string(p + line.r0, line.r1 - line.r0, limit: p + n)
+                head.startLineValid = true
             }
+            if scan && !head.startLineValid { return head }
+        }
+    }
+    var found = false
+    let table = tokenTable.utf8Start
+    while pos < n {
+        let s = pos
+        // The usual field line: token, colon, value.
+        var k = s
+        while k < n, isTokenByte(table, p[k]) { k += 1 }
+        if k > s && k < n && p[k] == UInt8(ascii: ":") {
+            let lf = findLF(p, k + 1, n)
+            if lf == n && (partial || scan) { break }
+            let e = trimCR(b, s, lf)
+            pos = lf + 1
+            var vs = k + 1
+            while vs < e, p[vs] == SP || p[vs] == HT { vs += 1 }
+            var ve = e
+            while ve > vs, p[ve - 1] == SP || p[ve - 1] == HT { ve -= 1 }
+            scratch.append(HTTPHeaders.Span(nameStart: Int32(s), nameEnd: Int32(k), valueStart: Int32(vs), valueEnd: Int32(ve)))
             continue
         }
-        if s == e { break }  // the empty line ending the head
+        let lf = findLF(p, s, n)
+        if lf == n && (partial || scan) { break }
+        let e = trimCR(b, s, lf)
+        pos = lf + 1
+        if s == e {
+            // The empty line ending the head.
+            found = true
+            break
+        }
         let c0 = b[s]
         if c0 == SP || c0 == HT {
+            if scan { return head }
             // obs-fold: a continuation of the previous field's value, joined with one space.
             var vs = s
             while vs < e, b[vs] == SP || b[vs] == HT { vs += 1 }
             var ve = e
             while ve > vs, b[ve - 1] == SP || b[ve - 1] == HT { ve -= 1 }
-            if scratch.spans.isEmpty {
+            if scratch.spanCount == 0 {
                 head.badHeaderLines += 1
             } else {
                 head.obsFolds += 1
                 if ve > vs {
                     // The joined value goes to the fold area, which follows the head's bytes.
-                    let k = scratch.spans.count - 1
+                    let k = scratch.spanCount - 1
                     let old = scratch.spans[k]
                     let ns = Int32(n + scratch.fold.count)
                     if old.valueEnd > old.valueStart {
@@ -239,7 +396,9 @@ func parseHead(_ b: UnsafeRawBufferPointer, isRequest: Bool, hasStartLine: Bool,
             continue
         }
         var colon = e
-        if let base, let p = memchr(base + s, Int32(UInt8(ascii: ":")), e - s) { colon = UnsafeRawPointer(p) - base }
+        if let q = memchr(p + s, Int32(UInt8(ascii: ":")), e - s) {
+            colon = UnsafeRawPointer(q) - UnsafeRawPointer(p)
+        }
         var ne = colon
         while ne > s, b[ne - 1] == SP || b[ne - 1] == HT { ne -= 1 }
         guard colon < e, ne > s else {
@@ -258,83 +417,130 @@ func parseHead(_ b: UnsafeRawBufferPointer, isRequest: Bool, hasStartLine: Bool,
         while vs < e, b[vs] == SP || b[vs] == HT { vs += 1 }
         var ve = e
         while ve > vs, b[ve - 1] == SP || b[ve - 1] == HT { ve -= 1 }
-        scratch.spans.append(HTTPHeaders.Span(nameStart: Int32(s), nameEnd: Int32(ne), valueStart: Int32(vs), valueEnd: Int32(ve)))
+        scratch.append(HTTPHeaders.Span(nameStart: Int32(s), nameEnd: Int32(ne), valueStart: Int32(vs), valueEnd: Int32(ve)))
     }
-    head.headers = scratch.spans.withUnsafeBufferPointer { HTTPHeaders(bytes: b, extra: scratch.fold, spans: $0) }
-    classifyFraming(&head)
+    if scan {
+        guard found else { return head }
+        headLen = pos
+        head.end = pos
+    } else if found {
+        head.end = pos
+    }
+    scratch.headers = HTTPHeaders(bytes: UnsafeRawBufferPointer(start: p, count: headLen), extra: scratch.fold,
+                                  spans: scratch.spanBuffer)
+    head.fieldCount = scratch.spanCount
+    if scratch.spanCount > 0 {
+        if scratch.fold.isEmpty {
+            // The spans are positions in `b` as well: read the bytes where they already are.
+            classifyFraming(&head, p, scratch)
+        } else if let buffer = scratch.headers.buffer {
+            buffer.withUnsafeMutablePointerToElements { classifyFraming(&head, UnsafePointer($0), scratch) }
+        }
+    }
     return head
 }
 
-/// Calls `body` with each comma-separated, OWS-trimmed item of a value (empty items skipped).
-private func forEachItem(_ v: Slice<UnsafeRawBufferPointer>, _ body: (Slice<UnsafeRawBufferPointer>) -> Void) {
-    var i = v.startIndex
-    while i < v.endIndex {
+@inline(__always)
+private func isOWS(_ c: UInt8) -> Bool { c == SP || c == HT }
+
+/// Calls `body` with the bounds of each comma-separated, OWS-trimmed item of `p[s..<e]` (empty
+/// items skipped).
+@inline(__always)
+private func forEachItem(_ p: UnsafePointer<UInt8>, _ s: Int, _ e: Int, _ body: (Int, Int) -> Void) {
+    var i = s
+    while i < e {
         var j = i
-        while j < v.endIndex, v[j] != UInt8(ascii: ",") { j += 1 }
-        var s = i, e = j
-        while s < e, v[s] == SP || v[s] == HT { s += 1 }
-        while e > s, v[e - 1] == SP || v[e - 1] == HT { e -= 1 }
-        if e > s { body(v[s..<e]) }
+        while j < e, p[j] != UInt8(ascii: ",") { j += 1 }
+        var a = i, z = j
+        while a < z, isOWS(p[a]) { a += 1 }
+        while z > a, isOWS(p[z - 1]) { z -= 1 }
+        if z > a { body(a, z) }
         i = j + 1
     }
 }
 
-private func equalsLower(_ v: Slice<UnsafeRawBufferPointer>, _ lower: StaticString) -> Bool {
-    guard v.count == lower.utf8CodeUnitCount else { return false }
-    var k = 0
-    for c in v {
-        if lowerASCII(c) != lower.utf8Start[k] { return false }
-        k += 1
-    }
+/// Whether `p[s..<e]` is `lower` ignoring ASCII case (`lower` is lower case).
+@inline(__always)
+private func equalsLower(_ p: UnsafePointer<UInt8>, _ s: Int, _ e: Int, _ lower: StaticString) -> Bool {
+    guard e - s == lower.utf8CodeUnitCount else { return false }
+    let l = lower.utf8Start
+    for k in 0..<(e - s) where lowerASCII(p[s + k]) != l[k] { return false }
     return true
 }
 
-private func classifyFraming(_ head: inout ParsedHead) {
-    let h = head.headers
+/// Eight bytes at `p`, ASCII upper case letters made lower case (other bytes unchanged).
+@inline(__always)
+private func lower8(_ p: UnsafePointer<UInt8>) -> UInt64 {
+    let w = UnsafeRawPointer(p).loadUnaligned(as: UInt64.self)
+    let ones: UInt64 = 0x0101_0101_0101_0101
+    let heptets = w & (0x7f * ones)
+    let aboveZ = heptets &+ ((0x7f - 0x5a) * ones)  // high bit set where > "Z"
+    let atLeastA = heptets &+ ((0x80 - 0x41) * ones)  // high bit set where >= "A"
+    let upper = ~w & (atLeastA ^ aboveZ) & (0x80 * ones)
+    return w | (upper >> 2)
+}
+
+/// Whether `p[s..<e]` is 8 to 16 bytes spelling the words `a` (first 8 bytes) and `z` (last 8)
+/// ignoring ASCII case.
+@inline(__always)
+private func equalsLower816(_ p: UnsafePointer<UInt8>, _ s: Int, _ e: Int, _ a: UInt64, _ z: UInt64) -> Bool {
+    lower8(p + s) == a && lower8(p + e - 8) == z
+}
+
+/// Reads the framing-relevant fields, in one pass over the names (dispatched on length, then on
+/// the first eight bytes, compared eight at a time).
+private func classifyFraming(_ head: inout ParsedHead, _ p: UnsafePointer<UInt8>, _ scratch: HeadScratch) {
     var lastCodingChunked = false
-    withExtendedLifetime(h) {
-    let raw = h.raw
-    for i in 0..<h.count {
-        let sp = h.span(i)
-        let name = raw[Int(sp.nameStart)..<Int(sp.nameEnd)]
-        let value = raw[Int(sp.valueStart)..<Int(sp.valueEnd)]
-        switch name.count {
-        case 14 where equalsLower(name, "content-length"):
-            var items = 0
-            forEachItem(value) { t in
-                items += 1
-                var v: Int64 = 0
-                var ok = t.count <= 18
-                if ok {
-                    for c in t {
-                        guard c >= 0x30, c <= 0x39 else { ok = false; break }
-                        v = v * 10 + Int64(c - 0x30)
+    do {
+        for sp in scratch.spanBuffer {
+            let ns = Int(sp.nameStart), ne = Int(sp.nameEnd)
+            let len = ne - ns
+            // Names are followed by at least their colon, so 8 bytes from a 7-byte name are in bounds.
+            guard len == 14 || len == 10 || len == 17 || len == 7 else { continue }
+            let vs = Int(sp.valueStart), ve = Int(sp.valueEnd)
+            let first = lower8(p + ns)
+            if len == 14 {
+                guard first == 0x2D746E65746E6F63 && lower8(p + ne - 8) == 0x6874676E656C2D74 else { continue }
+                var items = 0
+                forEachItem(p, vs, ve) { a, z in
+                    items += 1
+                    var v: Int64 = 0
+                    var ok = z - a <= 18
+                    if ok {
+                        for q in a..<z {
+                            let c = p[q]
+                            guard c >= 0x30, c <= 0x39 else { ok = false; break }
+                            v = v * 10 + Int64(c - 0x30)
+                        }
+                    }
+                    if !ok {
+                        if head.error == nil { head.error = .badContentLength }
+                    } else if let old = head.contentLength, old != v {
+                        head.error = .conflictingContentLength
+                    } else {
+                        head.contentLength = v
                     }
                 }
-                if !ok {
-                    if head.error == nil { head.error = .badContentLength }
-                } else if let old = head.contentLength, old != v {
-                    head.error = .conflictingContentLength
-                } else {
-                    head.contentLength = v
+                if items == 0 && head.error == nil { head.error = .badContentLength }
+            } else if len == 10 {
+                guard first == 0x697463656E6E6F63 && lower8(p + ne - 8) == 0x6E6F697463656E6E else { continue }
+                forEachItem(p, vs, ve) { a, z in
+                    if z - a == 10 {
+                        if equalsLower816(p, a, z, 0x696C612D7065656B, 0x6576696C612D7065) { head.connectionKeepAlive = true }
+                    } else if equalsLower(p, a, z, "close") {
+                        head.connectionClose = true
+                    } else if equalsLower(p, a, z, "upgrade") {
+                        head.connectionUpgrade = true
+                    }
                 }
+            } else if len == 17 {
+                guard first == 0x726566736E617274 && lower8(p + ne - 8) == 0x676E69646F636E65 && p[ns + 8] == UInt8(ascii: "-") else { continue }
+                head.hasTransferEncoding = true
+                forEachItem(p, vs, ve) { a, z in lastCodingChunked = equalsLower(p, a, z, "chunked") }
+            } else if first & 0x00ff_ffff_ffff_ffff == 0x0065646172677075 {
+                head.hasUpgrade = true
             }
-            if items == 0 && head.error == nil { head.error = .badContentLength }
-        case 17 where equalsLower(name, "transfer-encoding"):
-            head.hasTransferEncoding = true
-            forEachItem(value) { lastCodingChunked = equalsLower($0, "chunked") }
-        case 10 where equalsLower(name, "connection"):
-            forEachItem(value) { t in
-                if equalsLower(t, "close") { head.connectionClose = true }
-                else if equalsLower(t, "keep-alive") { head.connectionKeepAlive = true }
-                else if equalsLower(t, "upgrade") { head.connectionUpgrade = true }
-            }
-        case 7 where equalsLower(name, "upgrade"):
-            head.hasUpgrade = true
-        default:
-            break
         }
-    }
     }
     head.chunked = head.hasTransferEncoding && lastCodingChunked
 }

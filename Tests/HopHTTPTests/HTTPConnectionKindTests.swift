@@ -26,6 +26,25 @@ final class HTTPConnectionKindTests: XCTestCase {
         XCTAssertEqual(r.summaries.first?.kind, .http)
     }
 
+    /// The client sends its ClientHello before the proxy answers the CONNECT: those bytes are
+    /// held (not parsed as a request) until the 200 makes the connection a tunnel.
+    func testConnectClientBytesBeforeResponseAreHeld() {
+        let hello: [UInt8] = [0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03] + Array(repeating: 0x41, count: 40)
+        let r = runSplitInvariant([
+            .c2s("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", 10),
+            .c2sBytes(hello, 15),
+            .s2c("HTTP/1.1 200 Connection established\r\n\r\n", 20),
+            .s2cBytes([0x16, 0x03, 0x03, 0x00, 0x10] + Array(repeating: 0, count: 16), 40),
+        ], everyCut: false)
+        XCTAssertEqual(r.exchanges.count, 1, describe(r))
+        XCTAssertEqual(r.exchanges.first?.request?.method, "CONNECT")
+        XCTAssertEqual(r.exchanges.first?.response?.status, 200)
+        XCTAssertEqual(r.exchanges.first?.flags.contains(.tunnel), true)
+        XCTAssertEqual(r.counters.requests, 1)
+        XCTAssertEqual(r.counters.parseErrorsTotal, 0, describe(r))
+        XCTAssertEqual(r.counters.resyncSkippedBytes, 0)
+    }
+
     func testUpgradeTunnel() {
         let r = runSplitInvariant([
             .c2s("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", 10),
