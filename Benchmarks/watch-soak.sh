@@ -28,12 +28,12 @@ cleanup() {
   rm -rf "$DIR"
 }
 trap cleanup EXIT
-"$BIN" lab load --requests "$REQUESTS" --connections "$CONNECTIONS" --namespace-prefix hopsoak- \
+"$BIN" lab load --requests "$REQUESTS" --connections "$CONNECTIONS" --namespace-prefix hoplabsoak- \
   --wait-for "$DIR/go" > "$DIR/lab.out" 2>&1 &
 LAB_PID=$!
-CAP="/tmp/hopsoak-$LAB_PID-load/capture.err"
+CAP="/tmp/hoplabsoak-$LAB_PID-load/capture.err"
 for _ in $(seq 300); do grep -q "listening on" "$CAP" 2>/dev/null && break; sleep 0.1; done
-"$BIN" watch -i any --netns "hopsoak-$LAB_PID-pod" --rules istio-2018 --format jsonl \
+"$BIN" watch -i any --netns "hoplabsoak-$LAB_PID-pod" --rules istio-2018 --format jsonl \
   -s "$SNAPLEN" -B "$BUFFER" > "$DIR/watch.out" 2> "$DIR/watch.err" &
 WATCH_PID=$!
 for _ in $(seq 150); do grep -q "listening on" "$DIR/watch.err" 2>/dev/null && break; sleep 0.1; done
@@ -50,7 +50,7 @@ done
 wait "$LAB_PID" || true; LAB_PID=""
 sleep 0.5
 END_RSS=$(rss)
-kill -INT "$WATCH_PID"; wait "$WATCH_PID" || true; WATCH_PID=""
+kill -INT "$WATCH_PID" 2>/dev/null || echo "watch-soak: watch had already exited" >&2; wait "$WATCH_PID" || true; WATCH_PID=""
 SECS=$(( $(date +%s) - T0 ))
 echo "watch soak: $REQUESTS requests over $CONNECTIONS connections in ${SECS}s (snaplen $SNAPLEN, buffer ${BUFFER} KiB)"
 echo "  lab: $(tail -1 "$DIR/lab.out")"
