@@ -5,7 +5,8 @@ import HopCapture
 
 /// Buffered writes to a file descriptor; line-buffered on request (`-l`).
 final class Output {
-    private var buffer: [UInt8] = []
+    // Touched only by the thread that writes this stream; no dynamic exclusivity checks.
+    @exclusivity(unchecked) private var buffer: [UInt8] = []
     private let fd: Int32
     var lineBuffered: Bool
 
@@ -87,15 +88,18 @@ struct LineBuilder {
         }
     }
 
-    /// `v` zero-padded to `width` digits.
+    /// `v` zero-padded to `width` digits (at most 20).
     mutating func padded(_ v: Int64, _ width: Int) {
-        var div: Int64 = 1
-        for _ in 1..<width { div *= 10 }
-        var x = v
-        while div > 0 {
-            bytes.append(0x30 + UInt8(x / div % 10))
-            x %= div
-            div /= 10
+        var tmp: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        var x = UInt64(v.magnitude)
+        withUnsafeMutableBytes(of: &tmp) { t in
+            var i = width
+            while i > 0 {
+                i -= 1
+                t[i] = 0x30 &+ UInt8(truncatingIfNeeded: x % 10)
+                x /= 10
+            }
+            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: t[0..<width]))
         }
     }
 
