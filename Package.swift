@@ -68,6 +68,6 @@ let package = Package(
         .testTarget(name: "HopReportTests", dependencies: ["HopReport", "HopCorrelation", "HopCapture", "HopFlows", "HopHTTP", "HopNetfilter"]),
         .testTarget(name: "HopInterceptTests", dependencies: ["HopIntercept", "HopNetfilter", "hoptrace"]),
         // Runs `hoptrace lab` scenarios and `hoptrace check` through the built binary.
-        .testTarget(name: "LabTests", dependencies: ["hoptrace", "HopReport"]),
+        .testTarget(name: "LabTests", dependencies: ["hoptrace", "HopReport", "HopTestSupport"]),
     ]
 )

@@ -1,75 +1,21 @@
 import Foundation
+import HopTestSupport
 import XCTest
 
 /// Paths and process helpers shared by the command-line tests.
 enum TestEnv {
-    /// The folder holding the built products (`hoptrace` among them).
-    static var productsDirectory: URL {
-        #if os(macOS)
-        for bundle in Bundle.allBundles where bundle.bundlePath.hasSuffix(".xctest") {
-            return bundle.bundleURL.deletingLastPathComponent()
-        }
-        fatalError("couldn't find the products directory")
-        #else
-        return Bundle.main.bundleURL
-        #endif
-    }
-
-    static var hoptrace: String { productsDirectory.appendingPathComponent("hoptrace").path }
-
-    /// The repository root (this file is Tests/CLITests/Support.swift).
-    static var repoRoot: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    }
-
-    static var captures: URL { repoRoot.appendingPathComponent("Captures") }
-
+    static var productsDirectory: URL { TestPaths.productsDirectory }
+    static var hoptrace: String { TestPaths.hoptrace }
+    static var repoRoot: URL { TestPaths.repoRoot }
+    static var captures: URL { TestPaths.captures }
     static var isRoot: Bool { geteuid() == 0 }
+    static func which(_ tool: String) -> String? { TestPaths.which(tool) }
 
-    static func which(_ tool: String) -> String? {
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-        let dirs: [String] = path.split(separator: ":").map(String.init) + ["/usr/sbin", "/sbin", "/usr/bin"]
-        for dir in dirs {
-            let p = "\(dir)/\(tool)"
-            if FileManager.default.isExecutableFile(atPath: p) { return p }
-        }
-        return nil
-    }
+    typealias Result = ProcessResult
 
-    struct Result {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-    }
-
-    /// Runs a program to completion (with a time limit) and captures its output.
     @discardableResult
     static func run(_ executable: String, _ arguments: [String], timeout: TimeInterval = 60) throws -> Result {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: executable)
-        p.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
-        // Read both pipes concurrently so a chatty child can't block on a full pipe.
-        nonisolated(unsafe) var outData = Data(), errData = Data()
-        let group = DispatchGroup()
-        group.enter()
-        DispatchQueue.global().async { outData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        group.enter()
-        DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        let deadline = Date().addingTimeInterval(timeout)
-        while p.isRunning && Date() < deadline { usleep(20_000) }
-        if p.isRunning {
-            p.terminate()
-            usleep(200_000)
-            if p.isRunning { kill(p.processIdentifier, SIGKILL) }
-        }
-        p.waitUntilExit()
-        group.wait()
-        return Result(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
+        try TestProcess.run(executable, arguments, timeout: timeout)
     }
 
     static func hoptrace(_ args: String...) throws -> Result { try run(hoptrace, args) }

@@ -1,39 +1,18 @@
 import Foundation
+import HopTestSupport
 import XCTest
 
 /// Paths, processes and pcap surgery for the lab and check tests.
 enum LabEnv {
-    static var productsDirectory: URL {
-        #if os(macOS)
-        for bundle in Bundle.allBundles where bundle.bundlePath.hasSuffix(".xctest") {
-            return bundle.bundleURL.deletingLastPathComponent()
-        }
-        fatalError("couldn't find the products directory")
-        #else
-        return Bundle.main.bundleURL
-        #endif
-    }
-
-    static var hoptrace: String { productsDirectory.appendingPathComponent("hoptrace").path }
-
-    /// The repository root (this file is Tests/LabTests/Support.swift).
-    static var repoRoot: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    }
-
-    static var captures: URL { repoRoot.appendingPathComponent("Captures") }
+    static var productsDirectory: URL { TestPaths.productsDirectory }
+    static var hoptrace: String { TestPaths.hoptrace }
+    static var repoRoot: URL { TestPaths.repoRoot }
+    static var captures: URL { TestPaths.captures }
 
     /// Namespaces made by these tests start with this (the lab's own runs use `hoplab-`).
     static let prefix = "hoplabtest-"
 
-    static func which(_ tool: String) -> String? {
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-        for dir in path.split(separator: ":").map(String.init) + ["/usr/sbin", "/sbin", "/usr/bin", "/bin"] {
-            let p = "\(dir)/\(tool)"
-            if FileManager.default.isExecutableFile(atPath: p) { return p }
-        }
-        return nil
-    }
+    static func which(_ tool: String) -> String? { TestPaths.which(tool) }
 
     /// Throws XCTSkip (one line) when the lab cannot run here.
     static func requireLab() throws {
@@ -48,36 +27,11 @@ enum LabEnv {
         _ = try run(ip, ["netns", "del", probe])
     }
 
-    struct Result {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-    }
+    typealias Result = ProcessResult
 
     @discardableResult
     static func run(_ executable: String, _ arguments: [String], timeout: TimeInterval = 120) throws -> Result {
-        signal(SIGPIPE, SIG_IGN)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: executable)
-        p.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
-        nonisolated(unsafe) var outData = Data(), errData = Data()
-        let group = DispatchGroup()
-        group.enter()
-        DispatchQueue.global().async { outData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        group.enter()
-        DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        let deadline = Date().addingTimeInterval(timeout)
-        while p.isRunning && Date() < deadline { usleep(10_000) }
-        if p.isRunning { kill(p.processIdentifier, SIGKILL) }
-        p.waitUntilExit()
-        group.wait()
-        return Result(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                      stderr: String(decoding: errData, as: UTF8.self))
+        try TestProcess.run(executable, arguments, timeout: timeout)
     }
 
     static func hoptrace(_ arguments: [String], timeout: TimeInterval = 120) throws -> Result {

@@ -13,48 +13,63 @@ final class WatchInLabTests: XCTestCase {
         return false
     }
 
+    /// Starts `hoptrace lab SCENARIO` held at its traffic (`--wait-for`), and waits until its
+    /// capture runs. Returns the process, the pod's namespace and the file that releases it.
+    func startLab(_ arguments: [String], scenario: String, in dir: URL) throws -> (lab: Process, pod: String, go: URL, out: URL) {
+        let goFile = dir.appendingPathComponent("go")
+        let outFile = dir.appendingPathComponent("lab.out")
+        FileManager.default.createFile(atPath: outFile.path, contents: nil)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: LabEnv.hoptrace)
+        p.arguments = ["lab"] + arguments + ["--namespace-prefix", LabEnv.prefix, "--wait-for", goFile.path]
+        p.standardOutput = try FileHandle(forWritingTo: outFile)
+        p.standardError = FileHandle.nullDevice
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        let podName = "\(LabEnv.prefix)\(p.processIdentifier)-pod"
+        let captureLog = FileManager.default.temporaryDirectory
+            .appendingPathComponent("\(LabEnv.prefix)\(p.processIdentifier)-\(scenario)/capture.err")
+        XCTAssertTrue(waitFor("listening on", in: captureLog, timeout: 30), "the lab did not get to its traffic")
+        return (p, podName, goFile, outFile)
+    }
+
+    /// Starts `hoptrace watch ARGS` and waits for its "listening on" line.
+    func startWatch(_ arguments: [String], in dir: URL) throws -> (watch: Process, out: URL, err: URL) {
+        let o = dir.appendingPathComponent("watch.out"), e = dir.appendingPathComponent("watch.err")
+        FileManager.default.createFile(atPath: o.path, contents: nil)
+        FileManager.default.createFile(atPath: e.path, contents: nil)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: LabEnv.hoptrace)
+        p.arguments = ["watch"] + arguments
+        p.standardOutput = try FileHandle(forWritingTo: o)
+        p.standardError = try FileHandle(forWritingTo: e)
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        XCTAssertTrue(waitFor("listening on", in: e, timeout: 15), (try? String(contentsOf: e, encoding: .utf8)) ?? "")
+        return (p, o, e)
+    }
+
+    /// Releases the lab's traffic and waits for the lab to pass.
+    func runLab(_ p: Process, go goFile: URL, out outFile: URL, timeout: TimeInterval) {
+        FileManager.default.createFile(atPath: goFile.path, contents: Data())
+        let deadline = Date().addingTimeInterval(timeout)
+        while p.isRunning && Date() < deadline { usleep(20_000) }
+        XCTAssertFalse(p.isRunning, "the lab did not finish")
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0, (try? String(contentsOf: outFile, encoding: .utf8)) ?? "")
+    }
+
     func testWatchDuringTheSeedScenario() throws {
         try LabEnv.requireLab()
         let dir = try LabEnv.temporaryDirectory("watch")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let go = dir.appendingPathComponent("go")
-        let labOut = dir.appendingPathComponent("lab.out")
-        FileManager.default.createFile(atPath: labOut.path, contents: nil)
-
-        let lab = Process()
-        lab.executableURL = URL(fileURLWithPath: LabEnv.hoptrace)
-        lab.arguments = ["lab", "seed", "--namespace-prefix", LabEnv.prefix, "--wait-for", go.path]
-        lab.standardOutput = try FileHandle(forWritingTo: labOut)
-        lab.standardError = FileHandle.nullDevice
-        lab.standardInput = FileHandle.nullDevice
-        try lab.run()
+        let (lab, pod, go, labOut) = try startLab(["seed"], scenario: "seed", in: dir)
         defer { if lab.isRunning { kill(lab.processIdentifier, SIGTERM); lab.waitUntilExit() } }
-        let pod = "\(LabEnv.prefix)\(lab.processIdentifier)-pod"
-        let captureErr = FileManager.default.temporaryDirectory
-            .appendingPathComponent("\(LabEnv.prefix)\(lab.processIdentifier)-seed/capture.err")
-        XCTAssertTrue(waitFor("listening on", in: captureErr, timeout: 30), "the lab did not get to its traffic")
-
-        let watchOut = dir.appendingPathComponent("watch.out"), watchErr = dir.appendingPathComponent("watch.err")
-        FileManager.default.createFile(atPath: watchOut.path, contents: nil)
-        FileManager.default.createFile(atPath: watchErr.path, contents: nil)
-        let watch = Process()
-        watch.executableURL = URL(fileURLWithPath: LabEnv.hoptrace)
-        // -B: with the default 2 MiB buffer and 256 KiB snaplen the ring holds a handful of frames,
+        // -B: with a small kernel buffer and a 256 KiB snaplen the ring holds a handful of frames,
         // and a busy machine drops packets (see the README's lab notes).
-        watch.arguments = ["watch", "-i", "any", "--netns", pod, "--rules", "istio-2018", "-c", "6", "--format", "jsonl", "-l", "-B", "32768"]
-        watch.standardOutput = try FileHandle(forWritingTo: watchOut)
-        watch.standardError = try FileHandle(forWritingTo: watchErr)
-        watch.standardInput = FileHandle.nullDevice
-        try watch.run()
+        let (watch, watchOut, watchErr) = try startWatch(["-i", "any", "--netns", pod, "--rules", "istio-2018", "-c", "6", "--format", "jsonl", "-l", "-B", "32768"], in: dir)
         defer { if watch.isRunning { kill(watch.processIdentifier, SIGKILL); watch.waitUntilExit() } }
-        XCTAssertTrue(waitFor("listening on", in: watchErr, timeout: 15), (try? String(contentsOf: watchErr, encoding: .utf8)) ?? "")
-
-        FileManager.default.createFile(atPath: go.path, contents: Data())
-        let deadline = Date().addingTimeInterval(60)
-        while lab.isRunning && Date() < deadline { usleep(20_000) }
-        XCTAssertFalse(lab.isRunning, "the lab did not finish")
-        lab.waitUntilExit()
-        XCTAssertEqual(lab.terminationStatus, 0, (try? String(contentsOf: labOut, encoding: .utf8)) ?? "")
+        runLab(lab, go: go, out: labOut, timeout: 60)
 
         // -c 6 ends it by itself; if a line is still due, SIGINT is the clean way out.
         let d2 = Date().addingTimeInterval(5)
@@ -109,42 +124,12 @@ final class WatchInLabTests: XCTestCase {
         try LabEnv.requireLab()
         let dir = try LabEnv.temporaryDirectory("soak")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let go = dir.appendingPathComponent("go")
-        let labOut = dir.appendingPathComponent("lab.out")
-        FileManager.default.createFile(atPath: labOut.path, contents: nil)
-        let lab = Process()
-        lab.executableURL = URL(fileURLWithPath: LabEnv.hoptrace)
-        lab.arguments = ["lab", "load", "--requests", "2000", "--connections", "16", "--namespace-prefix", LabEnv.prefix, "--wait-for", go.path]
-        lab.standardOutput = try FileHandle(forWritingTo: labOut)
-        lab.standardError = FileHandle.nullDevice
-        lab.standardInput = FileHandle.nullDevice
-        try lab.run()
+        let (lab, pod, go, labOut) = try startLab(["load", "--requests", "2000", "--connections", "16"], scenario: "load", in: dir)
         defer { if lab.isRunning { kill(lab.processIdentifier, SIGTERM); lab.waitUntilExit() } }
-        let pod = "\(LabEnv.prefix)\(lab.processIdentifier)-pod"
-        let captureErr = FileManager.default.temporaryDirectory
-            .appendingPathComponent("\(LabEnv.prefix)\(lab.processIdentifier)-load/capture.err")
-        XCTAssertTrue(waitFor("listening on", in: captureErr, timeout: 30), "the lab did not get to its traffic")
-
-        let watchOut = dir.appendingPathComponent("watch.out"), watchErr = dir.appendingPathComponent("watch.err")
-        FileManager.default.createFile(atPath: watchOut.path, contents: nil)
-        FileManager.default.createFile(atPath: watchErr.path, contents: nil)
-        let watch = Process()
-        watch.executableURL = URL(fileURLWithPath: LabEnv.hoptrace)
-        watch.arguments = ["watch", "-i", "any", "--netns", pod, "--rules", "istio-2018", "--format", "jsonl", "-s", "1024", "-B", "65536"]
-        watch.standardOutput = try FileHandle(forWritingTo: watchOut)
-        watch.standardError = try FileHandle(forWritingTo: watchErr)
-        watch.standardInput = FileHandle.nullDevice
-        try watch.run()
+        let (watch, watchOut, watchErr) = try startWatch(["-i", "any", "--netns", pod, "--rules", "istio-2018", "--format", "jsonl", "-s", "1024", "-B", "65536"], in: dir)
         defer { if watch.isRunning { kill(watch.processIdentifier, SIGKILL); watch.waitUntilExit() } }
-        XCTAssertTrue(waitFor("listening on", in: watchErr, timeout: 15), (try? String(contentsOf: watchErr, encoding: .utf8)) ?? "")
         let start = Self.memory(watch.processIdentifier)
-
-        FileManager.default.createFile(atPath: go.path, contents: Data())
-        let deadline = Date().addingTimeInterval(120)
-        while lab.isRunning && Date() < deadline { usleep(50_000) }
-        XCTAssertFalse(lab.isRunning, "the lab did not finish")
-        lab.waitUntilExit()
-        XCTAssertEqual(lab.terminationStatus, 0, (try? String(contentsOf: labOut, encoding: .utf8)) ?? "")
+        runLab(lab, go: go, out: labOut, timeout: 120)
         usleep(300_000)
         let end = Self.memory(watch.processIdentifier)
         kill(watch.processIdentifier, SIGINT)
