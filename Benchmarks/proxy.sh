@@ -100,26 +100,8 @@ ip -n "$POD" addr add 198.18.4.2/24 dev "$VP"
 for ns in "$C" "$POD"; do ip -n "$ns" link set lo up; done
 ip -n "$C" link set "$VC" up
 ip -n "$POD" link set "$VP" up
-ip netns exec "$POD" iptables-restore <<'EOF'
-*nat
-:PREROUTING ACCEPT [0:0]
-:INPUT ACCEPT [0:0]
-:OUTPUT ACCEPT [0:0]
-:POSTROUTING ACCEPT [0:0]
-:ISTIO_INBOUND - [0:0]
-:ISTIO_OUTPUT - [0:0]
-:ISTIO_REDIRECT - [0:0]
--A PREROUTING -p tcp -j ISTIO_INBOUND
--A OUTPUT -p tcp -j ISTIO_OUTPUT
--A ISTIO_INBOUND -p tcp -m tcp --dport 80 -j ISTIO_REDIRECT
--A ISTIO_OUTPUT ! -d 127.0.0.1/32 -o lo -j ISTIO_REDIRECT
--A ISTIO_OUTPUT -m owner --uid-owner 1337 -j RETURN
--A ISTIO_OUTPUT -m owner --gid-owner 1337 -j RETURN
--A ISTIO_OUTPUT -d 127.0.0.1/32 -j RETURN
--A ISTIO_OUTPUT -j ISTIO_REDIRECT
--A ISTIO_REDIRECT -p tcp -j REDIRECT --to-ports 15001
-COMMIT
-EOF
+# The seed article's rules, generated and installed by hoptrace's own rule model.
+"$BIN" intercept install --netns "$POD" --preset istio-2018 >/dev/null
 
 cat > "$TMP/nginx.conf" <<EOF
 worker_processes 1;

@@ -123,15 +123,6 @@ final class FlowPrinter: StreamEventConsumer {
     }
 }
 
-/// Feeds one stream of events to several consumers.
-final class FanOut: StreamEventConsumer {
-    let consumers: [StreamEventConsumer]
-    init(_ consumers: [StreamEventConsumer]) { self.consumers = consumers }
-    func handle(_ event: StreamEvent) {
-        for c in consumers { c.handle(event) }
-    }
-}
-
 /// What a pipeline run read and counted.
 struct PipelineResult {
     var linkType: LinkType

@@ -1,4 +1,5 @@
 import Foundation
+import HopIntercept
 import XCTest
 
 /// Runs programs and finds tools (like the CLI tests' helpers, for this target).
@@ -82,27 +83,9 @@ final class Lab {
     static let greetPort = 9001
     static let resetOncePort = 9002
 
-    static let rules2018 = """
-        *nat
-        :PREROUTING ACCEPT [0:0]
-        :INPUT ACCEPT [0:0]
-        :OUTPUT ACCEPT [0:0]
-        :POSTROUTING ACCEPT [0:0]
-        :ISTIO_INBOUND - [0:0]
-        :ISTIO_OUTPUT - [0:0]
-        :ISTIO_REDIRECT - [0:0]
-        -A PREROUTING -p tcp -j ISTIO_INBOUND
-        -A OUTPUT -p tcp -j ISTIO_OUTPUT
-        -A ISTIO_INBOUND -p tcp -m tcp --dport 80 -j ISTIO_REDIRECT
-        -A ISTIO_OUTPUT ! -d 127.0.0.1/32 -o lo -j ISTIO_REDIRECT
-        -A ISTIO_OUTPUT -m owner --uid-owner 1337 -j RETURN
-        -A ISTIO_OUTPUT -m owner --gid-owner 1337 -j RETURN
-        -A ISTIO_OUTPUT -d 127.0.0.1/32 -j RETURN
-        -A ISTIO_OUTPUT -j ISTIO_REDIRECT
-        -A ISTIO_REDIRECT -p tcp -j REDIRECT --to-ports 15001
-        COMMIT
-
-        """
+    /// The seed article's rules as iptables-save text, from the rule model (RuleInstallerTests
+    /// checks that text against the article's).
+    static let rules2018 = RuleInstaller(config: .istio2018).renderSave()
 
     let ip: String
     let python: String
