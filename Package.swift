@@ -1,6 +1,11 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
+/// The per-packet and per-exchange stages drop Swift's dynamic exclusivity checks in release
+/// builds (debug builds and the tests keep them): they cost about 5% of `analyze` on a large
+/// capture (Benchmarks/README.md), and these classes are each used by one thread.
+let hotPath: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+
 let package = Package(
     name: "hoptrace",
     platforms: [.macOS(.v14)],
@@ -26,16 +31,16 @@ let package = Package(
             providers: [.apt(["libpcap-dev"])]
         ),
         // Stage 1: capture sources and zero-copy decoders down to TCP segments.
-        .target(name: "HopCapture", dependencies: ["CPcap"]),
+        .target(name: "HopCapture", dependencies: ["CPcap"], swiftSettings: hotPath),
         // Stage 2: TCP connection table and reassembly (joins NAT-split halves).
-        .target(name: "HopFlows", dependencies: ["HopCapture"]),
+        .target(name: "HopFlows", dependencies: ["HopCapture"], swiftSettings: hotPath),
         // Stage 3: incremental HTTP/1.x parser over reassembled streams.
-        .target(name: "HopHTTP", dependencies: ["HopFlows"]),
+        .target(name: "HopHTTP", dependencies: ["HopFlows"], swiftSettings: hotPath),
         // A value model of iptables nat/mangle rules: parse, render, evaluate; presets.
         // Shared by the correlator's explanations and the rule installer.
         .target(name: "HopNetfilter"),
         // Stage 4: pairs the copies of each request across proxy hops and explains them.
-        .target(name: "HopCorrelation", dependencies: ["HopHTTP", "HopNetfilter"]),
+        .target(name: "HopCorrelation", dependencies: ["HopHTTP", "HopNetfilter"], swiftSettings: hotPath),
         // Stage 5: renderers (text, JSON, Mermaid, HTML) and expectation checks.
         .target(name: "HopReport", dependencies: ["HopCorrelation"]),
         // The interceptor: rule installer and the transparent proxy (SwiftNIO).
@@ -54,7 +59,8 @@ let package = Package(
             dependencies: [
                 "CPcap", "HopCapture", "HopFlows", "HopHTTP", "HopNetfilter", "HopCorrelation", "HopReport", "HopIntercept",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            ],
+            swiftSettings: hotPath
         ),
         // Packet builders shared by the test targets.
         .target(name: "HopTestSupport", dependencies: ["HopCapture"], path: "Tests/HopTestSupport"),

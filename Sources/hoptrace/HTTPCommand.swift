@@ -69,9 +69,7 @@ struct HTTP: ParsableCommand {
     }
 
     static func text(_ x: HTTPExchange) -> String {
-        var b = LineBuilder(bytes: [])
-        text(x, into: &b)
-        return String(decoding: b.bytes, as: UTF8.self)
+        LineBuilder.string { text(x, into: &$0) }
     }
 
     /// The text line, written straight into the output buffer.

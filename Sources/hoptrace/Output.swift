@@ -4,102 +4,154 @@ import Glibc
 import HopCapture
 
 /// Buffered writes to a file descriptor; line-buffered on request (`-l`).
+///
+/// The buffer is one growable block of bytes owned here (a `LineBuilder`): lines are
+/// formatted straight into it and a flush writes it and rewinds, so the steady state
+/// allocates nothing (an `[UInt8]` emptied with `removeAll(keepingCapacity:)` was
+/// reallocated — and page-faulted — on every flush).
 final class Output {
     // Touched only by the thread that writes this stream; no dynamic exclusivity checks.
-    @exclusivity(unchecked) private var buffer: [UInt8] = []
+    @exclusivity(unchecked) private var buffer = LineBuilder(capacity: Output.flushBytes + 4096)
     private let fd: Int32
     var lineBuffered: Bool
+
+    /// A flush happens once this many bytes are buffered.
+    static let flushBytes = 1 << 16
 
     init(fd: Int32, lineBuffered: Bool = false) {
         self.fd = fd
         self.lineBuffered = lineBuffered
-        buffer.reserveCapacity(1 << 16)
     }
 
     nonisolated(unsafe) static let stdout = Output(fd: 1)
     nonisolated(unsafe) static let stderr = Output(fd: 2, lineBuffered: true)
 
     func write(_ s: String) {
-        var s = s
-        s.withUTF8 { buffer.append(contentsOf: $0) }
-        if buffer.count >= 1 << 16 { flush() }
+        buffer.text(s)
+        if buffer.count >= Output.flushBytes { flush() }
     }
 
     func line(_ s: String) {
-        write(s)
-        buffer.append(10)
-        if lineBuffered || buffer.count >= 1 << 16 { flush() }
+        buffer.text(s)
+        buffer.byte(10)
+        if lineBuffered || buffer.count >= Output.flushBytes { flush() }
     }
 
-    /// Appends bytes of a line built with `LineBuilder` (no String on the way).
+    /// Appends a line built with `LineBuilder` (no String on the way).
     @inline(__always)
     func line(_ build: (inout LineBuilder) -> Void) {
-        var b = LineBuilder(bytes: buffer)
-        buffer = []
-        build(&b)
-        b.bytes.append(10)
-        buffer = b.bytes
-        if lineBuffered || buffer.count >= 1 << 16 { flush() }
+        build(&buffer)
+        buffer.byte(10)
+        if lineBuffered || buffer.count >= Output.flushBytes { flush() }
     }
 
     func flush() {
         var offset = 0
         while offset < buffer.count {
-            let n = buffer.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            let n = Glibc.write(fd, buffer.base + offset, buffer.count - offset)
             if n <= 0 {
                 if n < 0 && errno == EINTR { continue }
                 break  // EPIPE or closed: drop the rest (e.g. `| head`).
             }
             offset += n
         }
-        buffer.removeAll(keepingCapacity: true)
+        buffer.count = 0
     }
 
-    deinit { flush() }
+    deinit {
+        flush()
+        buffer.deallocate()
+    }
 }
 
-/// Formats a line straight into bytes: numbers, addresses and times without String
-/// interpolation (the per-exchange hot path of `http` and `analyze`).
+/// Formats text straight into a growable block of bytes: numbers, addresses and times
+/// without String interpolation (the per-exchange hot path of `http` and `analyze`).
+///
+/// It owns its memory manually (no array bounds or uniqueness checks per byte): whoever
+/// makes one calls `deallocate()` (`Output` does in deinit; `LineBuilder.string` does itself).
 struct LineBuilder {
-    var bytes: [UInt8]
+    private(set) var base: UnsafeMutablePointer<UInt8>
+    var count = 0
+    private(set) var capacity: Int
 
-    @inline(__always) mutating func ascii(_ s: StaticString) {
-        s.withUTF8Buffer { bytes.append(contentsOf: $0) }
+    init(capacity: Int = 256) {
+        self.capacity = max(capacity, 64)
+        base = .allocate(capacity: self.capacity)
     }
 
-    @inline(__always) mutating func byte(_ b: UInt8) { bytes.append(b) }
+    func deallocate() { base.deallocate() }
+
+    /// The text `build` makes, as a String.
+    static func string(_ build: (inout LineBuilder) -> Void) -> String {
+        var b = LineBuilder()
+        build(&b)
+        defer { b.deallocate() }
+        return String(decoding: UnsafeBufferPointer(start: b.base, count: b.count), as: UTF8.self)
+    }
+
+    /// Makes room for `n` more bytes.
+    @inline(__always) mutating func reserve(_ n: Int) {
+        if count + n > capacity { grow(count + n) }
+    }
+
+    @inline(never) private mutating func grow(_ needed: Int) {
+        var c = capacity * 2
+        while c < needed { c *= 2 }
+        let nb = UnsafeMutablePointer<UInt8>.allocate(capacity: c)
+        nb.initialize(from: base, count: count)
+        base.deallocate()
+        base = nb
+        capacity = c
+    }
+
+    @inline(__always) mutating func append(_ p: UnsafeRawBufferPointer) {
+        guard p.count > 0 else { return }
+        reserve(p.count)
+        UnsafeMutableRawPointer(base + count).copyMemory(from: p.baseAddress!, byteCount: p.count)
+        count += p.count
+    }
+
+    @inline(__always) mutating func ascii(_ s: StaticString) {
+        s.withUTF8Buffer { append(UnsafeRawBufferPointer($0)) }
+    }
+
+    @inline(__always) mutating func byte(_ b: UInt8) {
+        reserve(1)
+        base[count] = b
+        count += 1
+    }
 
     mutating func text(_ s: String) {
         var s = s
-        s.withUTF8 { bytes.append(contentsOf: $0) }
+        s.withUTF8 { append(UnsafeRawBufferPointer($0)) }
     }
 
     mutating func int<I: BinaryInteger>(_ v: I) {
-        if v < 0 { bytes.append(0x2d) }
+        reserve(21)
+        if v < 0 { base[count] = 0x2d; count += 1 }
         var m = UInt64(v.magnitude)
-        if m < 10 { bytes.append(0x30 + UInt8(m)); return }
-        var tmp: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                  UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
-            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        var n = 0
-        withUnsafeMutableBytes(of: &tmp) { t in
-            while m > 0 { t[n] = 0x30 + UInt8(m % 10); m /= 10; n += 1 }
-            for i in stride(from: n - 1, through: 0, by: -1) { bytes.append(t[i]) }
-        }
+        var digits = 1
+        var t = m
+        while t >= 10 { t /= 10; digits += 1 }
+        var i = count + digits
+        count = i
+        repeat {
+            i -= 1
+            base[i] = 0x30 &+ UInt8(truncatingIfNeeded: m % 10)
+            m /= 10
+        } while m > 0
     }
 
     /// `v` zero-padded to `width` digits (at most 20).
     mutating func padded(_ v: Int64, _ width: Int) {
-        var tmp: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        reserve(width)
         var x = UInt64(v.magnitude)
-        withUnsafeMutableBytes(of: &tmp) { t in
-            var i = width
-            while i > 0 {
-                i -= 1
-                t[i] = 0x30 &+ UInt8(truncatingIfNeeded: x % 10)
-                x /= 10
-            }
-            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: t[0..<width]))
+        var i = count + width
+        count = i
+        while i > count - width {
+            i -= 1
+            base[i] = 0x30 &+ UInt8(truncatingIfNeeded: x % 10)
+            x /= 10
         }
     }
 
