@@ -109,7 +109,9 @@ public final class Correlator {
     /// of the same request nearby may only look certain because a wrong one took its copy.
     private var lastAmbiguous: [PairKey: Int64] = [:]
     // Role cache per connection.
-    private var roleCache: [ConnectionID: (HopRole, RuleVerdict, String)] = [:]
+    private var roleCache: [ConnectionID: (HopRole, HopDetails)] = [:]
+    /// The last connection classified: exchanges of one connection come in runs.
+    private var lastClassified: (id: ConnectionID, role: HopRole, details: HopDetails)?
     // Duplicate detection among direct single-hop requests.
     private struct DupKey: Hashable {
         var client: IPAddress
@@ -200,8 +202,8 @@ public final class Correlator {
     /// for live views that print each exchange as it completes.
     public func role(of x: HTTPExchange) -> (role: HopRole, reason: String) {
         if !decided { decide() }
-        let (role, _, reason) = classify(x.connection)
-        return (role, reason)
+        let (role, details) = classify(x)
+        return (role, details.roleReason)
     }
 
     // MARK: Deciding pod addresses and rules
@@ -270,11 +272,19 @@ public final class Correlator {
 
     // MARK: Roles
 
-    private func classify(_ c: Connection) -> (HopRole, RuleVerdict, String) {
-        if let r = roleCache[c.id] { return r }
-        let r = classifyUncached(c)
-        if roleCache.count > 50_000 { roleCache.removeAll(keepingCapacity: true) }
-        roleCache[c.id] = r
+    private func classify(_ x: HTTPExchange) -> (HopRole, HopDetails) {
+        let id = x.connectionID
+        if let l = lastClassified, l.id == id { return (l.role, l.details) }
+        let r: (HopRole, HopDetails)
+        if let cached = roleCache[id] {
+            r = cached
+        } else {
+            let (role, verdict, reason) = classifyUncached(x.connection)
+            r = (role, HopDetails(rule: verdict, roleReason: reason))
+            if roleCache.count > 50_000 { roleCache.removeAll(keepingCapacity: true) }
+            roleCache[id] = r
+        }
+        lastClassified = (id, r.0, r.1)
         return r
     }
 
@@ -336,8 +346,8 @@ public final class Correlator {
     }
 
     private func process(_ x: HTTPExchange) {
-        let (role, verdict, reason) = classify(x.connection)
-        let hop = Hop(role: role, exchange: x, rule: verdict, attempt: 0, roleReason: reason)
+        let (role, details) = classify(x)
+        let hop = Hop(role: role, exchange: x, details: details, attempt: 0)
         expireUps()
         switch role {
         case .inboundForwarded, .outboundForwarded:
@@ -589,13 +599,16 @@ public final class Correlator {
     private func emitSingle(_ hop: Hop, note: String?) {
         var chain = RequestChain(id: nextChainID, hops: [hop], completeness: .complete, confidence: 1,
                                  evidence: note.map { [$0] } ?? [])
-        if hop.role == .direct, configuration.duplicateWindow > 0, let q = hop.exchange.request {
-            let key = DupKey(client: hop.connection.client.address, server: hop.connection.server,
-                             method: q.method, target: q.target, host: q.host)
-            let start = q.firstTimestamp
+        // Fields are read through `hop.exchange.request?.…`: binding the request would copy it.
+        if hop.role == .direct, configuration.duplicateWindow > 0, let start = hop.exchange.request?.firstTimestamp {
+            let key = DupKey(client: hop.exchange.client.address, server: hop.exchange.server,
+                             method: hop.exchange.request!.method, target: hop.exchange.request!.target,
+                             host: hop.exchange.request!.host)
             var group: Int? = nil
+            let previous = lastDirect[key]
             // Exchanges arrive as their responses complete, so a copy may have started before the last one seen.
-            if let last = lastDirect[key], abs(start - last.start) <= configuration.duplicateWindow {
+            if let last = previous, abs(start - last.start) <= configuration.duplicateWindow {
+                let q = hop.exchange.request!
                 let g: Int
                 if let existing = last.group {
                     g = existing
@@ -615,7 +628,7 @@ public final class Correlator {
                 }
                 group = g
             }
-            lastDirect[key] = (max(start, lastDirect[key]?.start ?? start), group, chain.id)
+            lastDirect[key] = (max(start, previous?.start ?? start), group, chain.id)
             if lastDirect.count > 100_000 { lastDirect.removeAll(keepingCapacity: true) }
         }
         emit(chain)
@@ -629,7 +642,7 @@ public final class Correlator {
         if chain.isMultiHop { summary.multiHopChains += 1 }
         if chain.isIncomplete { summary.incompleteChains += 1 }
         summary.retries += chain.retries
-        for h in chain.hops { summary.roleCounts[h.role.index] += 1 }
+        for i in chain.hops.indices { summary.roleCounts[chain.hops[i].role.index] += 1 }
         onChain(chain)
     }
 

@@ -148,23 +148,59 @@ public struct Hop: Sendable, Hashable {
     public var role: HopRole
     public var exchange: HTTPExchange
     /// What the rules say about this hop's connection.
-    public var rule: RuleVerdict
+    public var rule: RuleVerdict {
+        get { details.rule }
+        set { details = HopDetails(rule: newValue, roleReason: details.roleReason) }
+    }
     /// 1 for the first upstream attempt, 2… for retries (0 on the downstream hop).
     public var attempt: Int
     /// Why the role was given (one line).
-    public var roleReason: String
+    public var roleReason: String {
+        get { details.roleReason }
+        set { details = HopDetails(rule: details.rule, roleReason: newValue) }
+    }
+    /// The verdict and the reason, shared by every hop of a connection (the correlator
+    /// classifies a connection once): copying a hop copies one reference, not the
+    /// verdict's strings and arrays.
+    var details: HopDetails
 
     public init(role: HopRole, exchange: HTTPExchange, rule: RuleVerdict, attempt: Int, roleReason: String) {
+        self.init(role: role, exchange: exchange, details: HopDetails(rule: rule, roleReason: roleReason), attempt: attempt)
+    }
+
+    init(role: HopRole, exchange: HTTPExchange, details: HopDetails, attempt: Int) {
         self.role = role
         self.exchange = exchange
-        self.rule = rule
+        self.details = details
         self.attempt = attempt
-        self.roleReason = roleReason
     }
 
     public var connection: Connection { exchange.connection }
     public var requestStart: Int64? { exchange.request?.firstTimestamp }
     public var responseEnd: Int64? { exchange.response?.lastTimestamp }
+
+    public static func == (a: Hop, b: Hop) -> Bool {
+        a.role == b.role && a.attempt == b.attempt && a.exchange == b.exchange
+            && (a.details === b.details || (a.rule == b.rule && a.roleReason == b.roleReason))
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(role)
+        hasher.combine(exchange)
+        hasher.combine(rule)
+        hasher.combine(attempt)
+        hasher.combine(roleReason)
+    }
+}
+
+/// A hop's verdict and role reason (immutable, shared).
+final class HopDetails: Sendable {
+    let rule: RuleVerdict
+    let roleReason: String
+    init(rule: RuleVerdict, roleReason: String) {
+        self.rule = rule
+        self.roleReason = roleReason
+    }
 }
 
 /// How complete a chain is.
@@ -194,17 +230,27 @@ public struct RequestChain: Sendable, Hashable {
     /// Set when a caller wrote its own explanation (tests, other producers).
     public var explanationOverride: String? = nil
 
-    public var method: String? { hops.first?.exchange.request?.method ?? hops.last?.exchange.request?.method }
-    public var target: String? { hops.first?.exchange.request?.target ?? hops.last?.exchange.request?.target }
-    public var host: String? { hops.first?.exchange.request?.host }
+    // Read through the array's subscript: `hops.first?.…` would copy a whole hop (its
+    // exchange, headers and verdict) to read one field, on every chain of a large capture.
+    public var method: String? {
+        hops.isEmpty ? nil : hops[0].exchange.request?.method ?? hops[hops.count - 1].exchange.request?.method
+    }
+    public var target: String? {
+        hops.isEmpty ? nil : hops[0].exchange.request?.target ?? hops[hops.count - 1].exchange.request?.target
+    }
+    public var host: String? { hops.isEmpty ? nil : hops[0].exchange.request?.host }
     /// The status the client saw (downstream hop), else the last hop's.
-    public var status: Int? { hops.first?.exchange.response?.status ?? hops.last?.exchange.response?.status }
+    public var status: Int? {
+        hops.isEmpty ? nil : hops[0].exchange.response?.status ?? hops[hops.count - 1].exchange.response?.status
+    }
+    /// The first hop's role (the downstream copy of a chain).
+    public var firstRole: HopRole? { hops.isEmpty ? nil : hops[0].role }
     public var isMultiHop: Bool { hops.count > 1 }
     public var isIncomplete: Bool { if case .incomplete = completeness { true } else { false } }
     /// Retries: upstream attempts beyond the first.
     public var retries: Int {
         var n = 0
-        for h in hops where h.role.isUpstream { n += 1 }
+        for i in hops.indices where hops[i].role.isUpstream { n += 1 }
         return max(0, n - 1)
     }
 

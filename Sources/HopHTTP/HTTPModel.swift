@@ -1,3 +1,4 @@
+import HopCapture
 import HopFlows
 
 // The values HopHTTP hands to its consumers: one `HTTPExchange` per request/response pair
@@ -266,10 +267,13 @@ public enum HTTPBodyFraming: Sendable, Hashable, CustomStringConvertible {
 }
 
 public struct HTTPRequest: Sendable, Hashable {
-    public var method: String
-    public var target: String
+    public var method: String { didSet { host = Self.host(method: method, target: target, headers: headers) } }
+    public var target: String { didSet { host = Self.host(method: method, target: target, headers: headers) } }
     public var version: HTTPVersion
-    public var headers: HTTPHeaders
+    public var headers: HTTPHeaders { didSet { host = Self.host(method: method, target: target, headers: headers) } }
+    /// The Host header, or the authority of an absolute-form target (found once, when the
+    /// request is made or changed: every report line and every pairing reads it).
+    public private(set) var host: String?
     /// Trailer fields of a chunked body.
     public var trailers = HTTPHeaders()
     public var framing: HTTPBodyFraming = .none
@@ -292,10 +296,10 @@ public struct HTTPRequest: Sendable, Hashable {
         self.headers = headers
         self.firstTimestamp = firstTimestamp
         self.lastTimestamp = lastTimestamp
+        self.host = Self.host(method: method, target: target, headers: headers)
     }
 
-    /// The Host header, or the authority of an absolute-form target.
-    public var host: String? {
+    static func host(method: String, target: String, headers: HTTPHeaders) -> String? {
         if let h = headers["host"] { return h }
         if method == "CONNECT" { return target }
         if let r = target.range(of: "://") {
@@ -447,6 +451,9 @@ public struct HTTPExchange: Sendable, Hashable {
     }
 
     public var connectionID: ConnectionID { connectionBox.value.id }
+    /// The connection's client and server (without copying the whole `connection`).
+    public var client: Endpoint { connectionBox.value.client }
+    public var server: Endpoint { connectionBox.value.server }
     public var isAnswered: Bool { request != nil && response != nil }
     /// Response start minus request start (ns), when both are known.
     public var latency: Int64? {

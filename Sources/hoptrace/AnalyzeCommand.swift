@@ -121,15 +121,12 @@ struct Analyze: ParsableCommand {
         var chains: [RequestChain] = []
         // Text shows direct requests as counts: keep only those (memory stays with the chains worth reading).
         let aggregateDirect = format == .text && !all
-        var directCounts: [String: Int] = [:]
-        var directOrder: [String] = []
+        var direct = DirectCounts()
         let correlator = Correlator(configuration: cfg) { chain in
             if format == .jsonl {
                 out.line(JSONReport.chain(chain, report: nil))
-            } else if aggregateDirect && !chain.isMultiHop && !chain.isIncomplete && chain.hops.first?.role == .direct {
-                let k = "\(chain.method ?? "?") \(chain.target ?? "?")"
-                if directCounts[k] == nil { directOrder.append(k) }
-                directCounts[k, default: 0] += 1
+            } else if aggregateDirect && !chain.isMultiHop && !chain.isIncomplete && chain.firstRole == .direct {
+                direct.count(method: chain.method ?? "?", target: chain.target ?? "?")
             } else {
                 chains.append(chain)
             }
@@ -165,7 +162,7 @@ struct Analyze: ParsableCommand {
                 .init(name: "http", items: http.counters.report),
             ],
             readError: result.readError?.description)
-        report.directCounts = directOrder.map { ($0, directCounts[$0]!) }
+        report.directCounts = direct.counts
         switch format {
         case .text:
             var o = TextReport.Options()
@@ -183,6 +180,48 @@ struct Analyze: ParsableCommand {
         out.flush()
         if let e = result.readError { throw InputError(message: e.description) }
     }
+}
+
+/// Direct requests counted by method and target, in first-seen order. A load capture repeats
+/// a few requests: the last few keys are compared before the table is hashed.
+struct DirectCounts {
+    private struct Key: Hashable {
+        var method: String
+        var target: String
+    }
+    private var index: [Key: Int] = [:]
+    private var keys: [Key] = []
+    private var totals: [Int] = []
+    private var recent: (Int, Int, Int, Int) = (-1, -1, -1, -1)
+
+    mutating func count(method: String, target: String) {
+        var r = recent
+        let hit = withUnsafeBytes(of: &r) { slots -> Int in
+            for i in slots.bindMemory(to: Int.self) where i >= 0 {
+                if keys[i].target == target && keys[i].method == method { return i }
+            }
+            return -1
+        }
+        if hit >= 0 {
+            totals[hit] += 1
+            return
+        }
+        let key = Key(method: method, target: target)
+        let i: Int
+        if let known = index[key] {
+            i = known
+        } else {
+            i = keys.count
+            index[key] = i
+            keys.append(key)
+            totals.append(0)
+        }
+        totals[i] += 1
+        recent = (i, recent.0, recent.1, recent.2)
+    }
+
+    /// `METHOD target` and its count, in first-seen order.
+    var counts: [(String, Int)] { keys.indices.map { ("\(keys[$0].method) \(keys[$0].target)", totals[$0]) } }
 }
 
 /// Addresses seen leaving the host, shared between the capture and analysis threads.
