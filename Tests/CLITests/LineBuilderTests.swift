@@ -5,9 +5,17 @@ import XCTest
 /// The byte-level line writer must spell everything exactly as the String formatters do.
 final class LineBuilderTests: XCTestCase {
     func build(_ f: (inout LineBuilder) -> Void) -> String {
-        var b = LineBuilder(bytes: [])
-        f(&b)
-        return String(decoding: b.bytes, as: UTF8.self)
+        LineBuilder.string(f)
+    }
+
+    func testGrowsPastItsFirstBlockAndWritesIntegersExactly() {
+        let s = LineBuilder.string { b in
+            for i in 0..<2_000 { b.int(i - 1_000); b.byte(0x20) }
+            b.int(Int64.min + 1); b.byte(0x20); b.int(UInt64.max); b.byte(0x20); b.padded(42, 20)
+        }
+        let expected = (0..<2_000).map { String($0 - 1_000) + " " }.joined()
+            + String(Int64.min + 1) + " " + String(UInt64.max) + " " + "00000000000000000042"
+        XCTAssertEqual(s, expected)
     }
 
     func testAgreesWithTheStringFormatters() {
