@@ -131,10 +131,7 @@ struct Analyze: ParsableCommand {
                 chains.append(chain)
             }
         }
-        // Files: three stages on three threads (reading and reassembly | HTTP | correlation
-        // and the report), so no one stage holds the whole job. Live: one thread.
-        let exchanges = capture.interface == nil ? BatchPipe<HTTPExchange> { correlator.add($0) } : nil
-        let http = exchanges.map { pipe in HTTPAnalyzer { pipe.send($0) } } ?? HTTPAnalyzer { correlator.add($0) }
+        let http = HTTPAnalyzer { correlator.add($0) }
         // The capture thread notes the addresses packets left the host from; the analysis
         // thread reads them when it decides the pod's addresses.
         let local = LocalAddresses()
@@ -144,7 +141,6 @@ struct Analyze: ParsableCommand {
                                          if seg.direction == .outgoing { local.insert(seg.source.address) }
                                      }, threaded: true)
         http.finish()
-        exchanges?.finish()
         correlator.finish()
 
         let origin: String

@@ -52,23 +52,17 @@ struct HTTP: ParsableCommand {
         let limit = count ?? Int.max
         var printed = 0
         let quiet = self.quiet
-        let print: (HTTPExchange) -> Void = { exchange in
+        let analyzer = HTTPAnalyzer { exchange in
             guard printed < limit else { return }
             printed += 1
             if quiet { return }
             if jsonl { out.line(Self.json(exchange)) } else { out.line { Self.text(exchange, into: &$0) } }
         }
-        // A file: three stages on three threads (reading and reassembly | HTTP | the lines).
-        // -c stops the read from the analysis side, and a live capture prints each line at
-        // once: one thread then.
-        let staged = count == nil && capture.interface == nil
-        let lines = staged ? BatchPipe<HTTPExchange>(consume: print) : nil
-        let analyzer = lines.map { pipe in HTTPAnalyzer { pipe.send($0) } } ?? HTTPAnalyzer(onExchange: print)
+        // -c stops the read from the analysis side: keep both on one thread then.
         let result = count == nil
             ? try runPipeline(capture: capture, lineBuffered: lineBuffered, flowConsumer: analyzer, threaded: true)
             : try runPipeline(capture: capture, lineBuffered: lineBuffered, flowConsumer: analyzer, shouldStop: { printed >= limit })
         analyzer.finish()
-        lines?.finish()
         out.flush()
         result.report(jsonl: jsonl, extra: [("http", analyzer.counters.report)])
         if let e = result.readError { throw InputError(message: e.description) }
