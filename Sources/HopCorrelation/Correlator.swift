@@ -76,6 +76,11 @@ public final class Correlator {
     public private(set) var sawLoopback = false
 
     private let onChain: (RequestChain) -> Void
+    /// When set, a plain direct request (one hop, no proxy, nothing to note: the bulk of a
+    /// capture without a sidecar) is handed here as its hop instead of as a `RequestChain` to
+    /// `onChain` (it still gets a chain id and counts in the summary). For reports that only
+    /// count such requests: no chain is built for each.
+    public var onPlainDirect: ((Hop) -> Void)?
     private var decided = false
     private var sample: [HTTPExchange] = []
     private var localAddresses: [IPAddress: Int] = [:]
@@ -129,13 +134,22 @@ public final class Correlator {
             self.target = target
             self.host = host
             var h: UInt64 = 0xcbf2_9ce4_8422_2325
-            for part in [method, target, host ?? ""] {
-                for b in part.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-                h = (h ^ 0xff) &* 0x100_0000_01b3
-            }
+            Self.mix(method, into: &h)
+            Self.mix(target, into: &h)
+            Self.mix(host ?? "", into: &h)
             h ^= client.low &* 0x9e37_79b9_7f4a_7c15 ^ client.high
             h ^= UInt64(server.port) << 48 ^ server.address.low
             fingerprint = h
+        }
+
+        /// FNV-1a over the string's bytes, then a separator.
+        @inline(__always)
+        static func mix(_ s: String, into h: inout UInt64) {
+            var s = s
+            s.withUTF8 { bytes in
+                for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+            }
+            h = (h ^ 0xff) &* 0x100_0000_01b3
         }
 
         func hash(into hasher: inout Hasher) { hasher.combine(fingerprint) }
@@ -597,8 +611,8 @@ public final class Correlator {
     }
 
     private func emitSingle(_ hop: Hop, note: String?) {
-        var chain = RequestChain(id: nextChainID, hops: [hop], completeness: .complete, confidence: 1,
-                                 evidence: note.map { [$0] } ?? [])
+        var evidence: [String] = note.map { [$0] } ?? []
+        let id = nextChainID
         // Fields are read through `hop.exchange.request?.…`: binding the request would copy it.
         if hop.role == .direct, configuration.duplicateWindow > 0, let start = hop.exchange.request?.firstTimestamp {
             let key = DupKey(client: hop.exchange.client.address, server: hop.exchange.server,
@@ -620,18 +634,25 @@ public final class Correlator {
                 }
                 duplicates[g].copies += 1
                 if duplicates[g].chainIDs.count < 1000 {
-                    duplicates[g].chainIDs.append(chain.id)
+                    duplicates[g].chainIDs.append(id)
                     duplicates[g].starts.append(start)
                 }
                 if duplicates[g].copies <= configuration.maxDuplicateCopies {
-                    chain.evidence.append("copy \(duplicates[g].copies) of the same request from \(key.client) within \(configuration.duplicateWindow / 1_000_000) ms, with no proxy hop to explain it")
+                    evidence.append("copy \(duplicates[g].copies) of the same request from \(key.client) within \(configuration.duplicateWindow / 1_000_000) ms, with no proxy hop to explain it")
                 }
                 group = g
             }
-            lastDirect[key] = (max(start, previous?.start ?? start), group, chain.id)
+            lastDirect[key] = (max(start, previous?.start ?? start), group, id)
             if lastDirect.count > 100_000 { lastDirect.removeAll(keepingCapacity: true) }
         }
-        emit(chain)
+        if evidence.isEmpty, hop.role == .direct, let sink = onPlainDirect {
+            nextChainID += 1
+            summary.logicalRequests += 1
+            summary.roleCounts[HopRole.direct.index] += 1
+            sink(hop)
+            return
+        }
+        emit(RequestChain(id: id, hops: [hop], completeness: .complete, confidence: 1, evidence: evidence))
     }
 
     private func emit(_ c: RequestChain) {

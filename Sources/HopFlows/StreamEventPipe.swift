@@ -27,17 +27,42 @@ public final class StreamEventPipe: StreamEventConsumer, @unchecked Sendable {
 
     final class Batch {
         var items: [Item] = []
-        var bytes: [UInt8] = []
-        init() {
-            items.reserveCapacity(512)
-            bytes.reserveCapacity(256 << 10)
+        /// The `.data` bytes, back to back (a block of our own: no per-append array checks).
+        private(set) var bytes: UnsafeMutableRawPointer
+        private(set) var capacity: Int
+        var byteCount = 0
+        init(capacity: Int) {
+            items.reserveCapacity(1024)
+            self.capacity = capacity
+            bytes = .allocate(byteCount: capacity, alignment: 16)
+        }
+        deinit { bytes.deallocate() }
+
+        /// Appends `b`, returning its offset.
+        @inline(__always)
+        func append(_ b: UnsafeRawBufferPointer) -> Int {
+            let offset = byteCount
+            if offset + b.count > capacity { grow(offset + b.count) }
+            if b.count > 0 { (bytes + offset).copyMemory(from: b.baseAddress!, byteCount: b.count) }
+            byteCount = offset + b.count
+            return offset
+        }
+
+        private func grow(_ needed: Int) {
+            var c = capacity * 2
+            while c < needed { c *= 2 }
+            let nb = UnsafeMutableRawPointer.allocate(byteCount: c, alignment: 16)
+            nb.copyMemory(from: bytes, byteCount: byteCount)
+            bytes.deallocate()
+            bytes = nb
+            capacity = c
         }
     }
 
     private let consumer: StreamEventConsumer
     private let maxBatchBytes: Int
     private let maxBatchItems: Int
-    private var current = Batch()
+    private var current: Batch
     private var queue: [Batch?] = []
     private var free: [Batch] = []
     private let lock = NSLockish()
@@ -55,6 +80,8 @@ public final class StreamEventPipe: StreamEventConsumer, @unchecked Sendable {
         self.maxBatchBytes = maxBatchBytes
         self.maxBatchItems = maxBatchItems
         self.slots = DispatchSemaphore(value: maxBatches)
+        // A data event can end a batch past its byte budget by up to one segment's bytes.
+        current = Batch(capacity: maxBatchBytes + (64 << 10))
         let box = Unmanaged.passRetained(self)
         var t = pthread_t()
         let rc = pthread_create(&t, nil, { arg in
@@ -70,13 +97,12 @@ public final class StreamEventPipe: StreamEventConsumer, @unchecked Sendable {
         switch event {
         case .opened(let c): current.items.append(.opened(c))
         case .data(let id, let dir, let bytes, let first, let last):
-            let offset = current.bytes.count
-            current.bytes.append(contentsOf: bytes)
+            let offset = current.append(bytes)
             current.items.append(.data(id, dir, offset: offset, count: bytes.count, first: first, last: last))
         case .gap(let id, let dir, let length, let at): current.items.append(.gap(id, dir, length: length, at: at))
         case .closed(let c): current.items.append(.closed(c))
         }
-        if current.bytes.count >= maxBatchBytes || current.items.count >= maxBatchItems { ship() }
+        if current.byteCount >= maxBatchBytes || current.items.count >= maxBatchItems { ship() }
     }
 
     private func ship() {
@@ -84,7 +110,7 @@ public final class StreamEventPipe: StreamEventConsumer, @unchecked Sendable {
         slots.wait()
         lock.lock()
         queue.append(current)
-        current = free.popLast() ?? Batch()
+        current = free.popLast() ?? Batch(capacity: maxBatchBytes + (64 << 10))
         lock.unlock()
         itemsAvailable.signal()
     }
@@ -117,7 +143,8 @@ public final class StreamEventPipe: StreamEventConsumer, @unchecked Sendable {
                 done.signal()
                 return
             }
-            batch.bytes.withUnsafeBytes { all in
+            do {
+                let all = UnsafeRawBufferPointer(start: batch.bytes, count: batch.byteCount)
                 for item in batch.items {
                     switch item {
                     case .opened(let c): consumer.handle(.opened(c))
@@ -129,7 +156,7 @@ public final class StreamEventPipe: StreamEventConsumer, @unchecked Sendable {
                 }
             }
             batch.items.removeAll(keepingCapacity: true)
-            batch.bytes.removeAll(keepingCapacity: true)
+            batch.byteCount = 0
             lock.lock()
             if free.count < 4 { free.append(batch) }
             lock.unlock()

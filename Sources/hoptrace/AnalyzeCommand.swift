@@ -131,6 +131,11 @@ struct Analyze: ParsableCommand {
                 chains.append(chain)
             }
         }
+        if aggregateDirect {
+            correlator.onPlainDirect = { hop in
+                direct.count(method: hop.exchange.request?.method ?? "?", target: hop.exchange.request?.target ?? "?")
+            }
+        }
         let http = HTTPAnalyzer { correlator.add($0) }
         // The capture thread notes the addresses packets left the host from; the analysis
         // thread reads them when it decides the pod's addresses.
