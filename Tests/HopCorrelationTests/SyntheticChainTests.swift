@@ -108,6 +108,37 @@ final class SyntheticChainTests: XCTestCase {
         XCTAssertEqual(far.summary.unexplainedDuplicates, 0)
     }
 
+    /// A report that only counts plain direct requests gets them through `onPlainDirect`; chain
+    /// ids, the summary and duplicate groups are the same as when every request is a chain, and
+    /// a duplicate copy (it carries evidence) still comes as a chain.
+    func testPlainDirectSinkKeepsIdsSummaryAndDuplicates() throws {
+        let ms: Int64 = 1_000_000
+        var xs: [HTTPExchange] = []
+        for i in 0..<6 {
+            let c = conn(Endpoint(client, UInt16(41000 + i)), Endpoint(pod, 80))
+            // /a twice 100 ms apart (a duplicate); /b, /c, … each once, far apart.
+            let target = i < 2 ? "/a" : "/\(i)"
+            xs.append(exchange(c, "GET", target, start: Int64(i) * 100 * ms, end: Int64(i) * 100 * ms + 2 * ms))
+        }
+        let (all, plain) = run(xs, rules: nil)
+        var cfg = CorrelatorConfiguration()
+        cfg.podAddresses = [pod]
+        var chains: [RequestChain] = []
+        var sunk: [String] = []
+        let sinking = Correlator(configuration: cfg) { chains.append($0) }
+        sinking.onPlainDirect = { sunk.append($0.exchange.request!.target) }
+        for x in xs { sinking.add(x) }
+        sinking.finish()
+        XCTAssertEqual(all.count, 6)
+        XCTAssertEqual(sunk, ["/a", "/2", "/3", "/4", "/5"])
+        XCTAssertEqual(chains.map(\.target), ["/a"])
+        XCTAssertEqual(chains.map(\.id), [2], "the second /a keeps the id it has without the sink")
+        XCTAssertFalse(chains[0].evidence.isEmpty)
+        XCTAssertEqual(sinking.summary, plain.summary)
+        XCTAssertEqual(sinking.duplicates, plain.duplicates)
+        XCTAssertEqual(sinking.duplicates.first?.chainIDs, [1, 2])
+    }
+
     func testCurrentLayoutRoles() throws {
         let ms: Int64 = 1_000_000
         let inD = conn(Endpoint(client, 40001), Endpoint(pod, 80))
