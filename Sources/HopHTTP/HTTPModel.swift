@@ -454,6 +454,9 @@ public struct HTTPExchange: Sendable, Hashable {
     /// The connection's client and server (without copying the whole `connection`).
     public var client: Endpoint { connectionBox.value.client }
     public var server: Endpoint { connectionBox.value.server }
+    /// The connection's original destination (a REDIRECTed connection), and when it was first seen.
+    public var originalDestination: Endpoint? { connectionBox.value.originalDestination }
+    public var connectionFirstTimestamp: Int64 { connectionBox.value.firstTimestamp }
     public var isAnswered: Bool { request != nil && response != nil }
     /// Response start minus request start (ns), when both are known.
     public var latency: Int64? {

@@ -74,30 +74,33 @@ struct HTTP: ParsableCommand {
 
     /// The text line, written straight into the output buffer.
     static func text(_ x: HTTPExchange, into b: inout LineBuilder) {
-        let c = x.connection
-        let start = x.request?.firstTimestamp ?? x.response?.firstTimestamp ?? c.firstTimestamp
+        // Fields are read in place (`x.request?.…`): binding the request, the response or the
+        // connection would copy each, with its strings and headers, for every line.
+        let start = x.request?.firstTimestamp ?? x.response?.firstTimestamp ?? x.connectionFirstTimestamp
         b.timeOfDay(start)
-        b.ascii(" c"); b.int(c.id.value); b.byte(0x20)
-        b.endpoint(c.client); b.ascii(" > "); b.endpoint(c.server)
-        if let o = c.originalDestination { b.ascii(" (original destination "); b.endpoint(o); b.byte(0x29) }
-        if let q = x.request {
-            b.byte(0x20); b.text(q.method); b.byte(0x20); b.text(q.target)
-            if let h = q.host { b.ascii(" host="); b.text(h) }
+        connectionText.append(x, into: &b)
+        if x.request != nil {
+            b.byte(0x20); b.text(x.request!.method); b.byte(0x20); b.text(x.request!.target)
+            if let h = x.request!.host { b.ascii(" host="); b.text(h) }
         } else {
             b.ascii(" (request not seen)")
         }
-        if let r = x.response {
-            b.ascii(" → "); b.int(r.status); b.byte(0x20); b.text(r.reason)
+        if x.response != nil {
+            b.ascii(" → "); b.int(x.response!.status); b.byte(0x20); b.text(x.response!.reason)
         } else {
             b.ascii(" → -")
         }
         b.ascii(" req "); b.int(x.request?.bodyLength ?? 0); b.ascii(" B resp "); b.int(x.response?.bodyLength ?? 0); b.ascii(" B")
-        if let q = x.request, let r = x.response {
-            b.byte(0x20); b.duration(r.lastTimestamp - q.firstTimestamp)
+        if let qs = x.request?.firstTimestamp, let re = x.response?.lastTimestamp {
+            b.byte(0x20); b.duration(re - qs)
         }
         if x.pipelinePosition > 0 { b.ascii(" pipelined#"); b.int(x.pipelinePosition) }
         if !x.flags.isEmpty { b.byte(0x20); b.text(x.flags.description) }
     }
+
+    /// The connection part of the lines, formatted once per connection (it repeats on every
+    /// exchange of a keep-alive connection). Used by the thread that prints.
+    nonisolated(unsafe) static var connectionText = ConnectionTextCache()
 
     static func json(_ x: HTTPExchange) -> String {
         let c = x.connection
@@ -129,5 +132,33 @@ struct HTTP: ParsableCommand {
         o.add("pipelinePosition", x.pipelinePosition)
         o.add("flags", strings: x.flags.names)
         return o.json
+    }
+}
+
+/// ` cID client > server` (and ` (original destination o)`) of recent connections, as bytes.
+struct ConnectionTextCache {
+    private struct Entry {
+        var id = -1
+        var client = Endpoint(IPAddress(ipv4: 0), 0)
+        var server = Endpoint(IPAddress(ipv4: 0), 0)
+        var original: Endpoint?
+        var text: [UInt8] = []
+    }
+    private var entries = [Entry](repeating: Entry(), count: 256)
+
+    mutating func append(_ x: HTTPExchange, into b: inout LineBuilder) {
+        let id = x.connectionID.value
+        let client = x.client, server = x.server, original = x.originalDestination
+        let k = id & 255
+        // The connection's view can change (roles swapped mid-stream, a NAT join): compare it.
+        if entries[k].id != id || entries[k].client != client || entries[k].server != server || entries[k].original != original {
+            let text = LineBuilder.bytes { t in
+                t.ascii(" c"); t.int(id); t.byte(0x20)
+                t.endpoint(client); t.ascii(" > "); t.endpoint(server)
+                if let o = original { t.ascii(" (original destination "); t.endpoint(o); t.byte(0x29) }
+            }
+            entries[k] = Entry(id: id, client: client, server: server, original: original, text: text)
+        }
+        entries[k].text.withUnsafeBytes { b.append($0) }
     }
 }

@@ -89,6 +89,14 @@ struct LineBuilder {
         return String(decoding: UnsafeBufferPointer(start: b.base, count: b.count), as: UTF8.self)
     }
 
+    /// The bytes `build` makes.
+    static func bytes(_ build: (inout LineBuilder) -> Void) -> [UInt8] {
+        var b = LineBuilder()
+        build(&b)
+        defer { b.deallocate() }
+        return Array(UnsafeBufferPointer(start: b.base, count: b.count))
+    }
+
     /// Makes room for `n` more bytes.
     @inline(__always) mutating func reserve(_ n: Int) {
         if count + n > capacity { grow(count + n) }
