@@ -222,8 +222,10 @@ final class FlowState {
     @exclusivity(unchecked) var inHalfIndex = false
     // Intrusive list links (active LRU list or lingering list). The table dictionary owns the
     // objects; a state is unlinked before it leaves the dictionary.
-    @exclusivity(unchecked) unowned(unsafe) var next: FlowState?
-    @exclusivity(unchecked) unowned(unsafe) var prev: FlowState?
+    // Unmanaged: following and relinking them costs no reference counting (this runs for every
+    // segment, as the active list is kept in order of last activity).
+    @exclusivity(unchecked) var next: Unmanaged<FlowState>?
+    @exclusivity(unchecked) var prev: Unmanaged<FlowState>?
     @exclusivity(unchecked) var list: Membership = .none
 
     enum Membership { case none, active, lingering }
@@ -268,21 +270,26 @@ final class FlowState {
 
 /// A doubly linked list of states through their `next`/`prev` links, oldest first.
 struct FlowList {
-    unowned(unsafe) var head: FlowState?
-    unowned(unsafe) var tail: FlowState?
+    private var headRef: Unmanaged<FlowState>?
+    private var tailRef: Unmanaged<FlowState>?
     var count = 0
 
+    var head: FlowState? { headRef?.takeUnretainedValue() }
+    var tail: FlowState? { tailRef?.takeUnretainedValue() }
+
     mutating func append(_ s: FlowState) {
+        let u = Unmanaged.passUnretained(s)
         s.next = nil
-        s.prev = tail
-        if let t = tail { t.next = s } else { head = s }
-        tail = s
+        s.prev = tailRef
+        if let t = tailRef { t._withUnsafeGuaranteedRef { $0.next = u } } else { headRef = u }
+        tailRef = u
         count += 1
     }
 
     mutating func remove(_ s: FlowState) {
-        if let p = s.prev { p.next = s.next } else { head = s.next }
-        if let n = s.next { n.prev = s.prev } else { tail = s.prev }
+        let p = s.prev, n = s.next
+        if let p { p._withUnsafeGuaranteedRef { $0.next = n } } else { headRef = n }
+        if let n { n._withUnsafeGuaranteedRef { $0.prev = p } } else { tailRef = p }
         s.next = nil
         s.prev = nil
         count -= 1
@@ -290,7 +297,7 @@ struct FlowList {
 
     @inline(__always)
     mutating func moveToTail(_ s: FlowState) {
-        if tail === s { return }
+        if let t = tailRef, t.toOpaque() == Unmanaged.passUnretained(s).toOpaque() { return }
         remove(s)
         append(s)
     }
@@ -300,7 +307,7 @@ struct FlowList {
         var out: [FlowState] = []
         out.reserveCapacity(count)
         var p = head
-        while let s = p { out.append(s); p = s.next }
+        while let s = p { out.append(s); p = s.next?.takeUnretainedValue() }
         return out
     }
 }
