@@ -73,6 +73,9 @@ struct LineBuilder {
     private(set) var base: UnsafeMutablePointer<UInt8>
     var count = 0
     private(set) var capacity: Int
+    /// The second of the day last written by `timeOfDay`, and its text.
+    private var cachedSecond: Int64 = -1
+    private var cachedSecondText: UInt64 = 0
 
     init(capacity: Int = 256) {
         self.capacity = max(capacity, 64)
@@ -170,9 +173,20 @@ struct LineBuilder {
         if nanos < 0 { nanos += 1_000_000_000; secs -= 1 }
         var sod = secs % 86_400
         if sod < 0 { sod += 86_400 }
-        padded(sod / 3600, 2); byte(0x3a)
-        padded(sod / 60 % 60, 2); byte(0x3a)
-        padded(sod % 60, 2); byte(0x2e)
+        // `HH:MM:SS` changes once a second: lines in a row mostly share it.
+        if sod != cachedSecond {
+            cachedSecond = sod
+            let h = sod / 3600, m = sod / 60 % 60, sec = sod % 60
+            let digits: [Int64] = [h / 10, h % 10, -1, m / 10, m % 10, -1, sec / 10, sec % 10]
+            var t: UInt64 = 0
+            for d in digits { t = t << 8 | UInt64(d < 0 ? 0x3a : 0x30 + d) }
+            cachedSecondText = t
+        }
+        reserve(9)
+        let t = cachedSecondText
+        for i in 0..<8 { base[count + i] = UInt8(truncatingIfNeeded: t >> UInt64(8 * (7 - i))) }
+        base[count + 8] = 0x2e
+        count += 9
         padded(nanos, 9)
     }
 

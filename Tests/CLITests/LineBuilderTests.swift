@@ -8,6 +8,14 @@ final class LineBuilderTests: XCTestCase {
         LineBuilder.string(f)
     }
 
+    /// One builder writing many times in a row (its cached `HH:MM:SS` must follow the second).
+    func testTimeOfDayInARowFollowsTheSecond() {
+        let times: [Int64] = [1_700_000_000_123_456_789, 1_700_000_000_999_999_999, 1_700_000_001_000_000_000,
+                              1_700_000_001_000_000_001, 1_699_999_999_000_000_000, 86_399_999_999_999, 0, 59_000_000_000]
+        let s = LineBuilder.string { b in for t in times { b.timeOfDay(t); b.byte(0x20) } }
+        XCTAssertEqual(s, times.map { Timestamp.timeOfDay($0) + " " }.joined())
+    }
+
     func testGrowsPastItsFirstBlockAndWritesIntegersExactly() {
         let s = LineBuilder.string { b in
             for i in 0..<2_000 { b.int(i - 1_000); b.byte(0x20) }
