@@ -77,10 +77,10 @@ public final class Correlator {
 
     private let onChain: (RequestChain) -> Void
     /// When set, a plain direct request (one hop, no proxy, nothing to note: the bulk of a
-    /// capture without a sidecar) is handed here as its hop instead of as a `RequestChain` to
+    /// capture without a sidecar) is handed here as its exchange instead of as a `RequestChain` to
     /// `onChain` (it still gets a chain id and counts in the summary). For reports that only
-    /// count such requests: no chain is built for each.
-    public var onPlainDirect: ((Hop) -> Void)?
+    /// count such requests: no hop or chain is built for each.
+    public var onPlainDirect: ((HTTPExchange) -> Void)?
     private var decided = false
     private var sample: [HTTPExchange] = []
     private var localAddresses: [IPAddress: Int] = [:]
@@ -361,8 +361,12 @@ public final class Correlator {
 
     private func process(_ x: HTTPExchange) {
         let (role, details) = classify(x)
-        let hop = Hop(role: role, exchange: x, details: details, attempt: 0)
         expireUps()
+        if role == .direct {
+            emitDirect(x, details: details)
+            return
+        }
+        let hop = Hop(role: role, exchange: x, details: details, attempt: 0)
         switch role {
         case .inboundForwarded, .outboundForwarded:
             guard let q = x.request else {
@@ -394,7 +398,7 @@ public final class Correlator {
                 if pool.count >= configuration.maxPool { solvePool() }
             }
         case .direct:
-            emitSingle(hop, note: nil)
+            break  // handled above
         }
     }
 
@@ -611,24 +615,29 @@ public final class Correlator {
     }
 
     private func emitSingle(_ hop: Hop, note: String?) {
-        var evidence: [String] = note.map { [$0] } ?? []
+        emit(RequestChain(id: nextChainID, hops: [hop], completeness: .complete, confidence: 1,
+                          evidence: note.map { [$0] } ?? []))
+    }
+
+    /// A direct (not intercepted) exchange: a chain of one, unless it is a copy of a request
+    /// the same client sent just before with no proxy hop to explain it (a duplicate).
+    private func emitDirect(_ x: HTTPExchange, details: HopDetails) {
         let id = nextChainID
-        // Fields are read through `hop.exchange.request?.…`: binding the request would copy it.
-        if hop.role == .direct, configuration.duplicateWindow > 0, let start = hop.exchange.request?.firstTimestamp {
-            let key = DupKey(client: hop.exchange.client.address, server: hop.exchange.server,
-                             method: hop.exchange.request!.method, target: hop.exchange.request!.target,
-                             host: hop.exchange.request!.host)
+        var evidence: [String] = []
+        // Fields are read through `x.request?.…`: binding the request would copy it.
+        if configuration.duplicateWindow > 0, let start = x.request?.firstTimestamp {
+            let key = DupKey(client: x.client.address, server: x.server,
+                             method: x.request!.method, target: x.request!.target, host: x.request!.host)
             var group: Int? = nil
             let previous = lastDirect[key]
             // Exchanges arrive as their responses complete, so a copy may have started before the last one seen.
             if let last = previous, abs(start - last.start) <= configuration.duplicateWindow {
-                let q = hop.exchange.request!
                 let g: Int
                 if let existing = last.group {
                     g = existing
                 } else {
                     g = duplicates.count
-                    duplicates.append(DuplicateGroup(method: q.method, target: q.target, host: q.host, client: key.client,
+                    duplicates.append(DuplicateGroup(method: key.method, target: key.target, host: key.host, client: key.client,
                                                      server: key.server, chainIDs: [last.chain], starts: [last.start],
                                                      copies: 1, explanation: "", isRepeatedStream: false))
                 }
@@ -645,14 +654,15 @@ public final class Correlator {
             lastDirect[key] = (max(start, previous?.start ?? start), group, id)
             if lastDirect.count > 100_000 { lastDirect.removeAll(keepingCapacity: true) }
         }
-        if evidence.isEmpty, hop.role == .direct, let sink = onPlainDirect {
+        if evidence.isEmpty, let sink = onPlainDirect {
             nextChainID += 1
             summary.logicalRequests += 1
             summary.roleCounts[HopRole.direct.index] += 1
-            sink(hop)
+            sink(x)
             return
         }
-        emit(RequestChain(id: id, hops: [hop], completeness: .complete, confidence: 1, evidence: evidence))
+        emit(RequestChain(id: id, hops: [Hop(role: .direct, exchange: x, details: details, attempt: 0)],
+                          completeness: .complete, confidence: 1, evidence: evidence))
     }
 
     private func emit(_ c: RequestChain) {

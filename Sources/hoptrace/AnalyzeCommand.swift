@@ -132,8 +132,8 @@ struct Analyze: ParsableCommand {
             }
         }
         if aggregateDirect {
-            correlator.onPlainDirect = { hop in
-                direct.count(method: hop.exchange.request?.method ?? "?", target: hop.exchange.request?.target ?? "?")
+            correlator.onPlainDirect = { x in
+                direct.count(method: x.request?.method ?? "?", target: x.request?.target ?? "?")
             }
         }
         let http = HTTPAnalyzer { correlator.add($0) }

@@ -126,7 +126,7 @@ final class SyntheticChainTests: XCTestCase {
         var chains: [RequestChain] = []
         var sunk: [String] = []
         let sinking = Correlator(configuration: cfg) { chains.append($0) }
-        sinking.onPlainDirect = { sunk.append($0.exchange.request!.target) }
+        sinking.onPlainDirect = { sunk.append($0.request!.target) }
         for x in xs { sinking.add(x) }
         sinking.finish()
         XCTAssertEqual(all.count, 6)
