@@ -136,16 +136,22 @@ struct Analyze: ParsableCommand {
                 direct.count(method: x.request?.method ?? "?", target: x.request?.target ?? "?")
             }
         }
-        let http = HTTPAnalyzer { correlator.add($0) }
+        // A file: HTTP split between the reading thread and a second one, where the correlator
+        // runs (both cores). Live: one thread.
+        let split = capture.interface == nil ? SplitHTTPAnalyzer { correlator.add($0) } : nil
+        let single = split == nil ? HTTPAnalyzer { correlator.add($0) } : nil
         // The capture thread notes the addresses packets left the host from; the analysis
         // thread reads them when it decides the pod's addresses.
         let local = LocalAddresses()
         correlator.localAddressSource = { local.snapshot() }
-        let result = try runPipeline(capture: capture, lineBuffered: false, flowConsumer: http, source: given,
+        let result = try runPipeline(capture: capture, lineBuffered: false,
+                                     flowConsumer: split.map { $0 as StreamEventConsumer } ?? single!, source: given,
                                      observe: { seg in
                                          if seg.direction == .outgoing { local.insert(seg.source.address) }
-                                     }, threaded: true)
-        http.finish()
+                                     })
+        split?.finish()
+        single?.finish()
+        let httpCounters = split?.counters ?? single!.counters
         correlator.finish()
 
         let origin: String
@@ -164,7 +170,7 @@ struct Analyze: ParsableCommand {
             counters: [
                 .init(name: "decode", items: result.decode.report.map { ($0.name, $0.count, $0.explanation) }),
                 .init(name: "flows", items: result.flows.report),
-                .init(name: "http", items: http.counters.report),
+                .init(name: "http", items: httpCounters.report),
             ],
             readError: result.readError?.description)
         report.directCounts = direct.counts
