@@ -19,9 +19,9 @@ public final class SplitHTTPAnalyzer: StreamEventConsumer {
     private let nearShare: Int
 
     /// - Parameters:
-    ///   - nearShare: one connection in this many is analysed on the calling thread. 3 evens
-    ///     the threads out when the far side does HTTP and correlation (`analyze`); when it
-    ///     also formats a line per exchange (`http`), 4 (measured with `perf` on a load capture).
+    ///   - nearShare: one connection in this many is analysed on the calling thread (about the
+    ///     share of the work that evens the two threads out when reading and reassembly cost
+    ///     half of what HTTP costs: 3).
     ///   - onExchange: runs on the pipe's thread.
     public init(configuration: HTTPConfiguration = .init(), nearShare: Int = 3,
                 onExchange: @escaping (HTTPExchange) -> Void) {

@@ -62,7 +62,7 @@ struct HTTP: ParsableCommand {
         let counters: HTTPCounters
         if count == nil && capture.interface == nil {
             // A file: HTTP split between the reading thread and a second one (both cores).
-            let split = SplitHTTPAnalyzer(nearShare: 4, onExchange: print)
+            let split = SplitHTTPAnalyzer(onExchange: print)
             result = try runPipeline(capture: capture, lineBuffered: lineBuffered, flowConsumer: split)
             split.finish()
             counters = split.counters
