@@ -23,7 +23,6 @@ public final class StreamEventPipe: StreamEventConsumer, @unchecked Sendable {
         case data(ConnectionID, FlowDirection, offset: Int, count: Int, first: Int64, last: Int64)
         case gap(ConnectionID, FlowDirection, length: Int, at: Int64)
         case closed(Connection)
-        case parcel(any PipeParcel)
     }
 
     final class Batch {
@@ -106,13 +105,6 @@ public final class StreamEventPipe: StreamEventConsumer, @unchecked Sendable {
         if current.byteCount >= maxBatchBytes || current.items.count >= maxBatchItems { ship() }
     }
 
-    /// Sends a value made on the producing thread, delivered (`parcel.deliver()`) on the
-    /// consumer's thread in order with the events: e.g. a result the producer computed itself.
-    public func send(_ parcel: any PipeParcel) {
-        current.items.append(.parcel(parcel))
-        if current.items.count >= maxBatchItems { ship() }
-    }
-
     private func ship() {
         guard !current.items.isEmpty else { return }
         slots.wait()
@@ -160,7 +152,6 @@ public final class StreamEventPipe: StreamEventConsumer, @unchecked Sendable {
                         consumer.handle(.data(id, dir, UnsafeRawBufferPointer(rebasing: all[offset..<(offset + count)]), first: first, last: last))
                     case .gap(let id, let dir, let length, let at): consumer.handle(.gap(id, dir, length: length, at: at))
                     case .closed(let c): consumer.handle(.closed(c))
-                    case .parcel(let p): p.deliver()
                     }
                 }
             }
@@ -172,12 +163,6 @@ public final class StreamEventPipe: StreamEventConsumer, @unchecked Sendable {
             slots.signal()
         }
     }
-}
-
-/// A value riding a `StreamEventPipe` in order with the stream events.
-public protocol PipeParcel: AnyObject {
-    /// Runs on the pipe's consumer thread.
-    func deliver()
 }
 
 /// A pthread mutex (Foundation-free).

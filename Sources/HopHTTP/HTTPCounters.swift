@@ -106,48 +106,6 @@ public struct HTTPCounters: Sendable, Equatable {
 
     public var parseErrorsTotal: Int { parseErrors.reduce(0, +) }
 
-    /// Adds another analyzer's counts (analyses split across threads).
-    public static func += (a: inout HTTPCounters, b: HTTPCounters) {
-        a.connections += b.connections
-        a.httpConnections += b.httpConnections
-        a.requests += b.requests
-        a.responses += b.responses
-        a.exchanges += b.exchanges
-        a.pairedExchanges += b.pairedExchanges
-        a.unansweredRequests += b.unansweredRequests
-        a.lostInGap += b.lostInGap
-        a.responsesWithoutRequest += b.responsesWithoutRequest
-        for i in a.parseErrors.indices { a.parseErrors[i] += b.parseErrors[i] }
-        a.resyncsAfterGap += b.resyncsAfterGap
-        a.resyncsAfterError += b.resyncsAfterError
-        a.resyncSkippedBytes += b.resyncSkippedBytes
-        a.midstreamConnections += b.midstreamConnections
-        a.midstreamRolesSwapped += b.midstreamRolesSwapped
-        a.gaps += b.gaps
-        a.gapBytes += b.gapBytes
-        a.gapsInsideMessages += b.gapsInsideMessages
-        a.bodiesTruncatedByGap += b.bodiesTruncatedByGap
-        a.nonHTTPConnections += b.nonHTTPConnections
-        a.tlsConnections += b.tlsConnections
-        a.unknownConnections += b.unknownConnections
-        a.tunnels += b.tunnels
-        a.tunnelsWithTLS += b.tunnelsWithTLS
-        a.headerLimitHits += b.headerLimitHits
-        a.pipelinedRequests += b.pipelinedRequests
-        a.continueResponses += b.continueResponses
-        a.otherInterimResponses += b.otherInterimResponses
-        a.interimWithoutRequest += b.interimWithoutRequest
-        a.headResponses += b.headResponses
-        a.chunkedMessages += b.chunkedMessages
-        a.closeDelimitedResponses += b.closeDelimitedResponses
-        a.transferEncodingAndContentLength += b.transferEncodingAndContentLength
-        a.obsFoldedHeaders += b.obsFoldedHeaders
-        a.incompleteRequests += b.incompleteRequests
-        a.incompleteResponses += b.incompleteResponses
-        a.queueOverflows += b.queueOverflows
-        a.eventsForUnknownConnections += b.eventsForUnknownConnections
-    }
-
     /// Named non-zero counters, for reports: (name, count, explanation).
     public var report: [(name: String, count: Int, explanation: String)] {
         var out: [(String, Int, String)] = []

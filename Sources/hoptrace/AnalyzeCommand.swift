@@ -136,22 +136,16 @@ struct Analyze: ParsableCommand {
                 direct.count(method: x.request?.method ?? "?", target: x.request?.target ?? "?")
             }
         }
-        // A file: HTTP split between the reading thread and a second one, where the correlator
-        // runs (both cores). Live: one thread.
-        let split = capture.interface == nil ? SplitHTTPAnalyzer { correlator.add($0) } : nil
-        let single = split == nil ? HTTPAnalyzer { correlator.add($0) } : nil
+        let http = HTTPAnalyzer { correlator.add($0) }
         // The capture thread notes the addresses packets left the host from; the analysis
         // thread reads them when it decides the pod's addresses.
         let local = LocalAddresses()
         correlator.localAddressSource = { local.snapshot() }
-        let result = try runPipeline(capture: capture, lineBuffered: false,
-                                     flowConsumer: split.map { $0 as StreamEventConsumer } ?? single!, source: given,
+        let result = try runPipeline(capture: capture, lineBuffered: false, flowConsumer: http, source: given,
                                      observe: { seg in
                                          if seg.direction == .outgoing { local.insert(seg.source.address) }
-                                     })
-        split?.finish()
-        single?.finish()
-        let httpCounters = split?.counters ?? single!.counters
+                                     }, threaded: true)
+        http.finish()
         correlator.finish()
 
         let origin: String
@@ -170,7 +164,7 @@ struct Analyze: ParsableCommand {
             counters: [
                 .init(name: "decode", items: result.decode.report.map { ($0.name, $0.count, $0.explanation) }),
                 .init(name: "flows", items: result.flows.report),
-                .init(name: "http", items: httpCounters.report),
+                .init(name: "http", items: http.counters.report),
             ],
             readError: result.readError?.description)
         report.directCounts = direct.counts

@@ -180,7 +180,7 @@ struct PipelineResult {
 /// capture → decode → connection table → consumer, to the end of the capture (or Ctrl-C).
 func runPipeline(capture: CaptureOptions, lineBuffered: Bool, flowConsumer: StreamEventConsumer,
                  configuration: FlowConfiguration = .init(), source given: PcapSource? = nil,
-                 observe: ((TCPSegment) -> Void)? = nil,
+                 observe: ((TCPSegment) -> Void)? = nil, threaded: Bool = false,
                  shouldStop: () -> Bool = { false }) throws -> PipelineResult {
     let source = try given ?? capture.open()
     guard source.linkType.isSupported else {
@@ -191,9 +191,10 @@ func runPipeline(capture: CaptureOptions, lineBuffered: Bool, flowConsumer: Stre
     Output.stdout.lineBuffered = lineBuffered || source.isLive
     if source.isLive { Output.stderr.line(listeningLine(source, snaplen: capture.snaplen)) }
     var decoder = PacketDecoder(linkType: source.linkType)
-    // (`http` and `analyze` spread the analysis of a file over two threads themselves:
-    // SplitHTTPAnalyzer.)
-    let table = ConnectionTable(configuration: configuration, consumer: flowConsumer)
+    // Files: reassembly here, the analysis above it on a second thread (both cores).
+    // Live captures stay on one thread so every line appears at once.
+    let pipe = threaded && !source.isLive ? StreamEventPipe(consumer: flowConsumer) : nil
+    let table = ConnectionTable(configuration: configuration, consumer: pipe ?? flowConsumer)
     var progress = Progress(source: source)
     let readError = readSegments(from: source, decoder: &decoder) { seg in
         observe?(seg)
@@ -203,6 +204,7 @@ func runPipeline(capture: CaptureOptions, lineBuffered: Bool, flowConsumer: Stre
     }
     progress.done()
     table.finish()
+    pipe?.finish()
     return PipelineResult(linkType: source.linkType, decode: decoder.counters, flows: table.counters,
                           statistics: source.statistics(), readError: readError, connections: table.counters.connections)
 }

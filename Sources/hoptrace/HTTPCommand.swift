@@ -52,30 +52,19 @@ struct HTTP: ParsableCommand {
         let limit = count ?? Int.max
         var printed = 0
         let quiet = self.quiet
-        let print: (HTTPExchange) -> Void = { exchange in
+        let analyzer = HTTPAnalyzer { exchange in
             guard printed < limit else { return }
             printed += 1
             if quiet { return }
             if jsonl { out.line(Self.json(exchange)) } else { out.line { Self.text(exchange, into: &$0) } }
         }
-        let result: PipelineResult
-        let counters: HTTPCounters
-        if count == nil && capture.interface == nil {
-            // A file: HTTP split between the reading thread and a second one (both cores).
-            let split = SplitHTTPAnalyzer(onExchange: print)
-            result = try runPipeline(capture: capture, lineBuffered: lineBuffered, flowConsumer: split)
-            split.finish()
-            counters = split.counters
-        } else {
-            // Live (each line at once), or -c, which stops the read from the analysis side: one thread.
-            let analyzer = HTTPAnalyzer(onExchange: print)
-            result = try runPipeline(capture: capture, lineBuffered: lineBuffered, flowConsumer: analyzer,
-                                     shouldStop: { printed >= limit })
-            analyzer.finish()
-            counters = analyzer.counters
-        }
+        // -c stops the read from the analysis side: keep both on one thread then.
+        let result = count == nil
+            ? try runPipeline(capture: capture, lineBuffered: lineBuffered, flowConsumer: analyzer, threaded: true)
+            : try runPipeline(capture: capture, lineBuffered: lineBuffered, flowConsumer: analyzer, shouldStop: { printed >= limit })
+        analyzer.finish()
         out.flush()
-        result.report(jsonl: jsonl, extra: [("http", counters.report)])
+        result.report(jsonl: jsonl, extra: [("http", analyzer.counters.report)])
         if let e = result.readError { throw InputError(message: e.description) }
     }
 
