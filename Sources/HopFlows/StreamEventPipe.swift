@@ -18,11 +18,13 @@ public final class StreamEventPipe: StreamEventConsumer, @unchecked Sendable {
     // @unchecked Sendable: `current` is touched only by the producer; batches cross threads
     // only through `lock`-protected `queue`, and the consumer only runs on its thread.
 
+    /// `indirect` for the rare cases carrying a `Connection` (about 180 bytes): an item is then
+    /// the size of a `.data` (about 50), and items are appended and read once per event.
     enum Item {
-        case opened(Connection)
+        indirect case opened(Connection)
         case data(ConnectionID, FlowDirection, offset: Int, count: Int, first: Int64, last: Int64)
         case gap(ConnectionID, FlowDirection, length: Int, at: Int64)
-        case closed(Connection)
+        indirect case closed(Connection)
     }
 
     final class Batch {
