@@ -24,9 +24,7 @@ final class Exchange {
     var headSent = false
 
     // The request body.
-    let requestFraming: BodyFraming
-    var requestRemaining = 0
-    var requestChunks = ChunkedScanner()
+    var requestBody: BodyReader
     var requestEnded = false
     /// Body bytes (framing included) written to an upstream connection.
     var requestWireBytes = 0
@@ -43,9 +41,7 @@ final class Exchange {
     /// 101 or a 2xx answer to CONNECT: both connections become a raw tunnel.
     var tunnel = false
     var responseKeepAlive = true
-    var responseFraming = BodyFraming.none
-    var responseRemaining = 0
-    var responseChunks = ChunkedScanner()
+    var responseBody = BodyReader(.none)
 
     init(request: WireRequestHead?, record: AccessRecord) {
         self.record = record
@@ -55,9 +51,8 @@ final class Exchange {
         isUpgradeRequest = request?.isUpgrade ?? false
         isIdempotent = request?.isIdempotent ?? false
         requestKeepAlive = request?.keepAlive ?? false
-        requestFraming = request?.framing ?? .none
-        if case .length(let n) = requestFraming { requestRemaining = n }
-        if requestFraming == .none { requestEnded = true }
+        requestBody = BodyReader(request?.framing ?? .none)
+        requestEnded = requestBody.isDone
     }
 }
 
@@ -119,6 +114,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if pending.readableBytes == 0 {
             pending = buffer
         } else {
+            if pending.readerIndex >= Self.queueByteLimit { pending.discardReadBytes() }
             pending.writeBuffer(&buffer)
         }
         process()
@@ -325,34 +321,20 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Forwards the body bytes of the current request that are in `pending`. False when the
     /// body's framing is broken (the connection is closing).
     private func forwardRequestBody(_ ex: Exchange) -> Bool {
-        let slice: ByteBuffer
-        var payload: Int
-        switch ex.requestFraming {
-        case .length:
-            let n = min(ex.requestRemaining, pending.readableBytes)
-            slice = pending.readSlice(length: n)!
-            payload = n
-            ex.requestRemaining -= n
-            if ex.requestRemaining == 0 { ex.requestEnded = true }
-        case .chunked:
-            let scanned: (consumed: Int, payload: Int)
-            do {
-                scanned = try pending.withUnsafeReadableBytes { try ex.requestChunks.scan($0) }
-            } catch {
-                ex.record.error = "bad_request"
-                closeDownstream()
-                return false
-            }
-            slice = pending.readSlice(length: scanned.consumed)!
-            payload = scanned.payload
-            if ex.requestChunks.isDone { ex.requestEnded = true }
-        case .none, .untilClose:
-            ex.requestEnded = true
-            return true
+        let scanned: (consumed: Int, payload: Int)
+        do {
+            scanned = try pending.withUnsafeReadableBytes { try ex.requestBody.read($0) }
+        } catch {
+            ex.record.error = "bad_request"
+            closeDownstream()
+            return false
         }
+        if ex.requestBody.isDone { ex.requestEnded = true }
+        guard scanned.consumed > 0 else { return true }
+        let slice = pending.readSlice(length: scanned.consumed)!
         if !ex.local, upstream != nil {
-            ex.record.requestBytes += payload
-            ex.requestWireBytes += slice.readableBytes
+            ex.record.requestBytes += scanned.payload
+            ex.requestWireBytes += scanned.consumed
             writeUpstream(slice)
         }
         return true
@@ -500,108 +482,113 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if responsePending.readableBytes == 0 {
             responsePending = buffer
         } else {
+            if responsePending.readerIndex >= Self.queueByteLimit { responsePending.discardReadBytes() }
             responsePending.writeBuffer(&buffer)
         }
         processResponse(handler)
     }
 
     /// Forwards what `responsePending` holds of the current response: interim heads, the
-    /// final head, body bytes up to the end of the response.
+    /// final head, body bytes up to the end of the response. Bytes forwarded unchanged are
+    /// written as one slice (head and body together, usually).
     private func processResponse(_ handler: UpstreamHTTPHandler) {
+        // Forwarded bytes not written yet: responsePending[forwardStart..<readerIndex].
+        var forwardStart = responsePending.readerIndex
+        // On every way out: write what was read and is to be forwarded.
+        defer { flushForwarded(&forwardStart) }
         while let ex = exchange, !ex.local, !ex.responseEnded, handler === upstream, !switching, !closing,
             responsePending.readableBytes > 0
         {
             if !ex.responseStarted {
-                if !forwardResponseHead(ex, handler) { return }
-                continue
-            }
-            let slice: ByteBuffer
-            var payload: Int
-            switch ex.responseFraming {
-            case .length:
-                let n = min(ex.responseRemaining, responsePending.readableBytes)
-                slice = responsePending.readSlice(length: n)!
-                payload = n
-                ex.responseRemaining -= n
-            case .chunked:
-                let scanned: (consumed: Int, payload: Int)
-                do {
-                    scanned = try responsePending.withUnsafeReadableBytes { try ex.responseChunks.scan($0) }
-                } catch {
-                    upstreamFailedToParse(handler, "\(error)")
-                    return
+                switch forwardResponseHead(ex, handler, forwardStart: &forwardStart) {
+                case .next: continue
+                case .stop: return
                 }
-                slice = responsePending.readSlice(length: scanned.consumed)!
-                payload = scanned.payload
-            case .untilClose:
-                slice = responsePending.readSlice(length: responsePending.readableBytes)!
-                payload = slice.readableBytes
-            case .none:
+            }
+            let scanned: (consumed: Int, payload: Int)
+            do {
+                scanned = try responsePending.withUnsafeReadableBytes { try ex.responseBody.read($0) }
+            } catch {
+                flushForwarded(&forwardStart)
+                upstreamFailedToParse(handler, "\(error)")
                 return
             }
-            ex.record.responseBytes += payload
-            writeDownstream(slice)
-            let ended: Bool
-            switch ex.responseFraming {
-            case .length: ended = ex.responseRemaining == 0
-            case .chunked: ended = ex.responseChunks.isDone
-            default: ended = false
-            }
-            if ended { endResponse(ex) }
+            responsePending.moveReaderIndex(forwardBy: scanned.consumed)
+            ex.record.responseBytes += scanned.payload
+            if ex.responseBody.isDone { endResponse(ex, forwardStart: &forwardStart) }
         }
     }
 
-    /// Reads one response head from `responsePending` and forwards it. False when the loop
-    /// must stop (incomplete head, a failure, a tunnel).
-    private func forwardResponseHead(_ ex: Exchange, _ handler: UpstreamHTTPHandler) -> Bool {
+    private enum HeadStep { case next, stop }
+
+    /// Reads one response head from `responsePending` and forwards it (by moving the
+    /// reader index past it, or by writing a rewritten head). `.stop` when the loop must
+    /// end (incomplete head, a failure, a tunnel).
+    private func forwardResponseHead(_ ex: Exchange, _ handler: UpstreamHTTPHandler, forwardStart: inout Int) -> HeadStep {
         let head: WireResponseHead
         switch responsePending.withUnsafeReadableBytes({ parseResponseHead($0) }) {
         case .incomplete:
             if responsePending.readableBytes > Self.maxHeadBytes {
+                flushForwarded(&forwardStart)
                 upstreamFailedToParse(handler, "a response head larger than \(Self.maxHeadBytes / 1024) KiB")
             }
-            return false
+            return .stop
         case .invalid(let why):
+            flushForwarded(&forwardStart)
             upstreamFailedToParse(handler, why)
-            return false
+            return .stop
         case .complete(let h):
             head = h
         }
         let code = head.status
         if code >= 100 && code < 200 && code != 101 {
             // 100 Continue and other interim responses go to HTTP/1.1 clients as they come.
-            let interim = responsePending.readSlice(length: head.length)!
-            if ex.versionMinor >= 1 { writeDownstream(interim) }
-            return true
+            if ex.versionMinor >= 1 {
+                responsePending.moveReaderIndex(forwardBy: head.length)
+            } else {
+                flushForwarded(&forwardStart)
+                responsePending.moveReaderIndex(forwardBy: head.length)
+                forwardStart = responsePending.readerIndex
+            }
+            return .next
         }
         ex.responseStarted = true
         ex.record.status = code
         ex.responseKeepAlive = head.keepAlive
-        ex.tunnel = code == 101 || (ex.isCONNECT && code >= 200 && code < 300)
-        ex.bodyless = ex.isHEAD || code == 204 || code == 304 || ex.tunnel
-        ex.responseFraming = ex.bodyless ? .none : head.framing
-        switch ex.responseFraming {
-        case .length(let n): ex.responseRemaining = n
-        case .untilClose: ex.closeDelimited = true
-        default: break
-        }
-        var out: ByteBuffer
+        let body = responseBody(status: code, framing: head.framing, requestIsHEAD: ex.isHEAD, requestIsCONNECT: ex.isCONNECT)
+        ex.tunnel = body.tunnel
+        ex.bodyless = body.framing == .none
+        ex.responseBody = BodyReader(body.framing)
+        if ex.responseBody.framing == .untilClose { ex.closeDelimited = true }
         if draining && !ex.tunnel {
-            out = closingHead(head)
+            flushForwarded(&forwardStart)
+            writeDownstream(closingHead(head))
             responsePending.moveReaderIndex(forwardBy: head.length)
+            forwardStart = responsePending.readerIndex
             ex.responseKeepAlive = false
         } else {
-            out = responsePending.readSlice(length: head.length)!
+            responsePending.moveReaderIndex(forwardBy: head.length)
         }
-        writeDownstream(out)
         if ex.tunnel {
+            flushForwarded(&forwardStart)
             ex.responseEnded = true
             flushWrites()
             switchToTunnel(ex)
-            return false
+            return .stop
         }
-        if ex.responseFraming == .none { endResponse(ex) }
-        return true
+        if ex.responseBody.isDone { endResponse(ex, forwardStart: &forwardStart) }
+        return .next
+    }
+
+    /// Writes the bytes read since `forwardStart` (forwarded unchanged) and moves it on.
+    private func flushForwarded(_ forwardStart: inout Int) {
+        let end = responsePending.readerIndex
+        if end > forwardStart {
+            // (get* accessors only reach readable bytes: step back and read them again.)
+            responsePending.moveReaderIndex(to: forwardStart)
+            writeDownstream(responsePending.readSlice(length: end - forwardStart)!)
+        }
+        forwardStart = end  // also after the buffer was replaced
     }
 
     /// The response head with its `Connection` lines replaced by `connection: close`.
@@ -617,6 +604,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         out.writeStaticString("connection: close\r\n\r\n")
         return out
+    }
+
+    private func endResponse(_ ex: Exchange, forwardStart: inout Int) {
+        // The response's bytes go out before anything the end of the exchange may write.
+        flushForwarded(&forwardStart)
+        endResponse(ex)
     }
 
     private func endResponse(_ ex: Exchange) {

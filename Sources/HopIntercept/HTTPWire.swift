@@ -393,6 +393,17 @@ func parseResponseHead(_ p: UnsafeRawBufferPointer) -> HeadParse<WireResponseHea
             framing: framing, keepAlive: keepAlive, connectionLines: facts.connectionLines))
 }
 
+/// What follows a final response head, given the request it answers: no body after a
+/// HEAD, 204 or 304 whatever the headers say; after 101 or a 2xx to CONNECT the connection
+/// becomes a tunnel (no HTTP body either).
+func responseBody(status: Int, framing: BodyFraming, requestIsHEAD: Bool, requestIsCONNECT: Bool)
+    -> (framing: BodyFraming, tunnel: Bool)
+{
+    let tunnel = status == 101 || (requestIsCONNECT && status >= 200 && status < 300)
+    if tunnel || requestIsHEAD || status == 204 || status == 304 { return (.none, tunnel) }
+    return (framing, false)
+}
+
 /// Walks chunked framing as the bytes arrive, in pieces of any size, without keeping any:
 /// says how many of the bytes belong to the body (framing included), how many of those are
 /// payload, and whether the body (the last chunk and its trailers) is complete.
@@ -501,6 +512,45 @@ struct ChunkedScanner {
         case 0x41...0x46: return Int(b - 0x41 + 10)
         case 0x61...0x66: return Int(b - 0x61 + 10)
         default: return nil
+        }
+    }
+}
+
+/// Where a message body ends, whatever its framing, fed the bytes as they arrive.
+struct BodyReader {
+    let framing: BodyFraming
+    private var remaining = 0
+    private var chunks = ChunkedScanner()
+
+    init(_ framing: BodyFraming) {
+        self.framing = framing
+        if case .length(let n) = framing { remaining = n }
+    }
+
+    /// The body has been read to its end (a body read until close never is).
+    var isDone: Bool {
+        switch framing {
+        case .none: return true
+        case .length: return remaining == 0
+        case .chunked: return chunks.isDone
+        case .untilClose: return false
+        }
+    }
+
+    /// Reads what belongs to the body from the start of `p`: returns how many bytes do
+    /// (framing included) and how many of those are payload.
+    mutating func read(_ p: UnsafeRawBufferPointer) throws(ChunkedScanner.Error) -> (consumed: Int, payload: Int) {
+        switch framing {
+        case .none:
+            return (0, 0)
+        case .length:
+            let n = min(remaining, p.count)
+            remaining -= n
+            return (n, n)
+        case .chunked:
+            return try chunks.scan(p)
+        case .untilClose:
+            return (p.count, p.count)
         }
     }
 }

@@ -127,6 +127,12 @@ extension Array where Element == UInt8 {
         append(UInt8(ascii: ":"))
     }
 
+    /// Literal JSON text.
+    @inline(__always)
+    mutating func raw(_ s: StaticString) {
+        s.withUTF8Buffer { append(contentsOf: $0) }
+    }
+
     mutating func jsonNull() {
         append(contentsOf: [0x6E, 0x75, 0x6C, 0x6C])  // null
     }
