@@ -526,7 +526,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// end (incomplete head, a failure, a tunnel).
     private func forwardResponseHead(_ ex: Exchange, _ handler: UpstreamHTTPHandler, forwardStart: inout Int) -> HeadStep {
         let head: WireResponseHead
-        switch responsePending.withUnsafeReadableBytes({ parseResponseHead($0) }) {
+        let rewrite = draining
+        switch responsePending.withUnsafeReadableBytes({ parseResponseHead($0, connectionLines: rewrite) }) {
         case .incomplete:
             if responsePending.readableBytes > Self.maxHeadBytes {
                 flushForwarded(&forwardStart)

@@ -66,7 +66,8 @@ struct WireResponseHead {
     /// the response has a body at all depends on the request (HEAD) and the status.
     var framing: BodyFraming
     var keepAlive: Bool
-    /// `Connection` lines (whole lines): dropped when the proxy rewrites the head to close.
+    /// `Connection` lines (whole lines), when asked for: dropped when the proxy rewrites the
+    /// head to close.
     var connectionLines: [Range<Int>]
 }
 
@@ -203,7 +204,7 @@ private enum HeaderScan {
 }
 
 /// Reads header lines up to the empty line that ends the head.
-private func scanHeaders(_ lines: inout Lines, request: Bool) -> HeaderScan {
+private func scanHeaders(_ lines: inout Lines, request: Bool, connectionLines: Bool = false) -> HeaderScan {
     let p = lines.p
     var facts = HeaderFacts()
     while true {
@@ -249,7 +250,7 @@ private func scanHeaders(_ lines: inout Lines, request: Bool) -> HeaderScan {
             if equalsIgnoringCase(p, ns, colon, Name.upgrade), ve > vs { facts.hasUpgrade = true }
         case 10:
             if equalsIgnoringCase(p, ns, colon, Name.connection) {
-                facts.connectionLines.append(line.start..<line.next)
+                if connectionLines { facts.connectionLines.append(line.start..<line.next) }
                 forEachElement(p, vs, ve) { s, e in
                     if equalsIgnoringCase(p, s, e, Name.close) {
                         facts.connectionClose = true
@@ -354,8 +355,9 @@ func parseRequestHead(_ p: UnsafeRawBufferPointer) -> HeadParse<WireRequestHead>
             isIdempotent: idempotent))
 }
 
-/// Looks for a complete response head at the start of `p`.
-func parseResponseHead(_ p: UnsafeRawBufferPointer) -> HeadParse<WireResponseHead> {
+/// Looks for a complete response head at the start of `p`. `connectionLines` asks for the
+/// ranges of its `Connection` lines (to rewrite them).
+func parseResponseHead(_ p: UnsafeRawBufferPointer, connectionLines: Bool = false) -> HeadParse<WireResponseHead> {
     var lines = Lines(p)
     guard let line = lines.next() else { return .incomplete }
     // HTTP-version SP status-code [SP reason-phrase]
@@ -372,7 +374,7 @@ func parseResponseHead(_ p: UnsafeRawBufferPointer) -> HeadParse<WireResponseHea
         return .invalid("the status line has no three-digit status code")
     }
     let facts: HeaderFacts
-    switch scanHeaders(&lines, request: false) {
+    switch scanHeaders(&lines, request: false, connectionLines: connectionLines) {
     case .incomplete: return .incomplete
     case .invalid(let why): return .invalid(why)
     case .complete(let f): facts = f

@@ -281,20 +281,23 @@ enum RequestID {
         var lo = rng.next() as UInt64
         hi = (hi & ~0x0000_0000_0000_F000) | 0x0000_0000_0000_4000  // version 4
         lo = (lo & ~0xC000_0000_0000_0000) | 0x8000_0000_0000_0000  // variant 10
-        let digits: [UInt8] = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(36)
-        func emit(_ v: UInt64, _ nibbles: Int, _ shift: Int) {
-            for i in 0..<nibbles {
-                out.append(digits[Int((v >> UInt64(shift - 4 * (i + 1))) & 0xF)])
+        // Written straight into the string's storage (one allocation).
+        return String(unsafeUninitializedCapacity: 36) { out in
+            var i = 0
+            func emit(_ v: UInt64, _ nibbles: Int, _ shift: Int) {
+                for k in 0..<nibbles {
+                    let d = UInt8(truncatingIfNeeded: (v >> UInt64(shift - 4 * (k + 1))) & 0xF)
+                    out[i] = d < 10 ? 0x30 + d : 0x57 + d
+                    i += 1
+                }
             }
+            emit(hi, 8, 64); out[i] = 0x2D; i += 1
+            emit(hi, 4, 32); out[i] = 0x2D; i += 1
+            emit(hi, 4, 16); out[i] = 0x2D; i += 1
+            emit(lo, 4, 64); out[i] = 0x2D; i += 1
+            emit(lo, 12, 48)
+            return i
         }
-        emit(hi, 8, 64); out.append(0x2D)
-        emit(hi, 4, 32); out.append(0x2D)
-        emit(hi, 4, 16); out.append(0x2D)
-        emit(lo, 4, 64); out.append(0x2D)
-        emit(lo, 12, 48)
-        return String(decoding: out, as: UTF8.self)
     }
 }
 
