@@ -118,6 +118,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             pending.writeBuffer(&buffer)
         }
         process()
+        // Let go of a drained receive buffer, so the channel can reuse it for its next read.
+        if pending.readableBytes == 0 { pending = ByteBuffer() }
         // Flushed in channelReadComplete: one write per read burst.
     }
 
@@ -486,6 +488,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             responsePending.writeBuffer(&buffer)
         }
         processResponse(handler)
+        if responsePending.readableBytes == 0 { responsePending = ByteBuffer() }
     }
 
     /// Forwards what `responsePending` holds of the current response: interim heads, the
