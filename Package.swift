@@ -45,10 +45,7 @@ let package = Package(
                 "HopNetfilter",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-            ],
-            // The proxy's hot path touches handler state through class properties: the
-            // dynamic exclusivity checks on each access cost more than the work itself.
-            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
+            ]
         ),
         // The command line: thin wiring of the stages.
         .executableTarget(
