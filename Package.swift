@@ -50,7 +50,6 @@ let package = Package(
                 "HopNetfilter",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
         // The command line: thin wiring of the stages.

@@ -6,12 +6,23 @@ import Glibc
 import Darwin
 #endif
 
-/// The access log: standard output or a file, each line written (and so flushed) at once.
+/// The access log: standard output or a file. Lines are gathered in a buffer and written
+/// in batches (whole lines only, in the order they were logged): when the buffer passes
+/// `batchBytes`, when `flushDelay` has passed since the first line of a batch, and on
+/// `flush()` (the proxy flushes when it stops).
 public final class AccessLog: Sendable {
     private let fd: CInt
     private let ownsFD: Bool
-    /// Serialises writes so lines from different event loops never interleave.
-    private let lock = LockedBox(())
+    static let batchBytes = 32 * 1024
+    static let flushDelay = TimeAmount.milliseconds(20)
+
+    private struct State {
+        var buffer: [UInt8] = []
+        var flushScheduled = false
+    }
+
+    /// The batch; writes happen under the lock too, so batches never interleave or reorder.
+    private let state = LockedBox(State())
 
     /// Opens (appending, creating) `path`, or uses standard output when nil.
     public init(path: String?) throws {
@@ -26,21 +37,68 @@ public final class AccessLog: Sendable {
             fd = STDOUT_FILENO
             ownsFD = false
         }
+        state.withLock { $0.buffer.reserveCapacity(Self.batchBytes + 4096) }
     }
 
-    deinit { if ownsFD { close(fd) } }
+    deinit {
+        flush()
+        if ownsFD { close(fd) }
+    }
 
-    func write(_ line: String) {
+    /// Adds one line (the newline is added here). `loop` schedules the delayed write.
+    func write(_ line: String, on loop: EventLoop? = nil) {
         var text = line
-        text += "\n"
-        // One write(2) of at most PIPE_BUF bytes is atomic for pipes and O_APPEND files, so
-        // short lines need no lock; longer ones are serialised.
-        let count = text.utf8.count
-        if count <= 4096 {
-            text.withUTF8 { buf in writeAll(buf) }
-            return
+        text.withUTF8 { append(UnsafeRawBufferPointer($0), on: loop) }
+    }
+
+    /// Adds the record's line (serialised straight into the batch).
+    func write(_ record: AccessRecord, on loop: EventLoop?) {
+        let end = NIODeadline.now()
+        let schedule = state.withLock { s -> Bool in
+            record.appendLine(to: &s.buffer, end: end)
+            s.buffer.append(0x0A)
+            return afterAppend(&s, loop: loop)
         }
-        lock.withLock { _ in text.withUTF8 { buf in writeAll(buf) } }
+        if schedule, let loop { scheduleFlush(on: loop) }
+    }
+
+    private func append(_ bytes: UnsafeRawBufferPointer, on loop: EventLoop?) {
+        let schedule = state.withLock { s -> Bool in
+            s.buffer.append(contentsOf: bytes)
+            if bytes.last != 0x0A { s.buffer.append(0x0A) }
+            return afterAppend(&s, loop: loop)
+        }
+        if schedule, let loop { scheduleFlush(on: loop) }
+    }
+
+    /// Writes the batch when it is big enough (or there's no loop to delay on); otherwise
+    /// says whether a delayed flush must be scheduled.
+    private func afterAppend(_ s: inout State, loop: EventLoop?) -> Bool {
+        if s.buffer.count >= Self.batchBytes || loop == nil {
+            writeOut(&s)
+            return false
+        }
+        if s.flushScheduled { return false }
+        s.flushScheduled = true
+        return true
+    }
+
+    private func scheduleFlush(on loop: EventLoop) {
+        loop.scheduleTask(in: Self.flushDelay) { [self] in self.flush() }
+    }
+
+    /// Writes out every line logged so far.
+    public func flush() {
+        state.withLock { s in
+            s.flushScheduled = false
+            writeOut(&s)
+        }
+    }
+
+    private func writeOut(_ s: inout State) {
+        guard !s.buffer.isEmpty else { return }
+        s.buffer.withUnsafeBufferPointer { writeAll($0) }
+        s.buffer.removeAll(keepingCapacity: true)
     }
 
     private func writeAll(_ buf: UnsafeBufferPointer<UInt8>) {
@@ -83,36 +141,41 @@ struct AccessRecord {
     var error: String?
 
     func line(end: NIODeadline = .now()) -> String {
-        var j = JSONLine()
-        j.add("time", WallClock.rfc3339(startWall))
-        j.add("requestId", requestID)
-        var down = JSONLine()
-        down.add("client", client)
-        down.add("local", local)
-        j.add("downstream", object: down)
-        j.add("originalDestination", originalDestination)
+        var bytes: [UInt8] = []
+        appendLine(to: &bytes, end: end)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Appends the record as one JSON object (no newline): the keys in a fixed order, as
+    /// `JSONLine` would write them, without building intermediate strings.
+    func appendLine(to out: inout [UInt8], end: NIODeadline = .now()) {
+        out.reserveCapacity(out.count + 512)
+        out.raw(#"{"time":"#); WallClock.appendRFC3339(startWall, to: &out)
+        out.raw(#","requestId":"#); out.jsonString(requestID)
+        out.raw(#","downstream":{"client":"#); out.jsonString(client)
+        out.raw(#","local":"#); out.jsonString(local)
+        out.raw(#"},"originalDestination":"#); out.jsonString(originalDestination)
         if upstreamLocal != nil || upstreamRemote != nil {
-            var up = JSONLine()
-            up.add("local", upstreamLocal)
-            up.add("remote", upstreamRemote)
-            j.add("upstream", object: up)
+            out.raw(#","upstream":{"local":"#); out.jsonString(upstreamLocal)
+            out.raw(#","remote":"#); out.jsonString(upstreamRemote)
+            out.raw(#"},"direction":"#)
         } else {
-            j.add("upstream", object: nil)
+            out.raw(#","upstream":null,"direction":"#)
         }
-        j.add("direction", direction.rawValue)
-        j.add("protocol", proto)
-        j.add("method", method)
-        j.add("target", target)
-        j.add("host", host)
-        j.add("status", status)
-        j.add("requestBytes", requestBytes)
-        j.add("responseBytes", responseBytes)
-        j.add("durationMs", milliseconds: (end - start).nanoseconds)
-        j.add("upstreamConnectMs", milliseconds: upstreamConnectNanos)
-        j.add("upstreamReused", upstreamReused)
-        j.add("attempts", attempts)
-        j.add("error", error)
-        return j.finished
+        out.jsonString(direction.rawValue)
+        out.raw(#","protocol":"#); out.jsonString(proto)
+        out.raw(#","method":"#); out.jsonString(method)
+        out.raw(#","target":"#); out.jsonString(target)
+        out.raw(#","host":"#); out.jsonString(host)
+        out.raw(#","status":"#); out.jsonInt(status)
+        out.raw(#","requestBytes":"#); out.jsonInt(requestBytes)
+        out.raw(#","responseBytes":"#); out.jsonInt(responseBytes)
+        out.raw(#","durationMs":"#); out.jsonMilliseconds((end - start).nanoseconds)
+        out.raw(#","upstreamConnectMs":"#); out.jsonMilliseconds(upstreamConnectNanos)
+        out.raw(#","upstreamReused":"#); out.jsonBool(upstreamReused)
+        out.raw(#","attempts":"#); out.jsonInt(attempts)
+        out.raw(#","error":"#); out.jsonString(error)
+        out.append(UInt8(ascii: "}"))
     }
 }
 

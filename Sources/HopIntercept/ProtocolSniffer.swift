@@ -1,7 +1,6 @@
 // Looks at the first bytes of an accepted connection and installs either the HTTP handlers
 // or a raw TCP relay.
 import NIOCore
-import NIOHTTP1
 
 enum SniffResult: Equatable {
     case http, raw, needMore
@@ -90,10 +89,7 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
         do {
             switch result {
             case .http, .needMore:
-                let encoder = HTTPResponseEncoder(configuration: noFramingResponseEncoder)
-                let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes))
-                let handler = HTTPProxyHandler(shared: shared, route: route, encoder: encoder, decoder: decoder)
-                try pipeline.addHandlers([encoder, decoder, handler], position: .last)
+                try pipeline.addHandler(HTTPProxyHandler(shared: shared, route: route), position: .last)
             case .raw:
                 var record = route.record()
                 record.proto = "tcp"
@@ -118,17 +114,3 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
 extension ProtocolSniffer {
     typealias InboundOut = ByteBuffer
 }
-
-/// The encoders write framing headers exactly as the other side sent them (the proxy forwards,
-/// it doesn't re-frame): chunked stays chunked, Content-Length stays, neither stays neither.
-let noFramingResponseEncoder: HTTPResponseEncoder.Configuration = {
-    var c = HTTPResponseEncoder.Configuration()
-    c.automaticallySetFramingHeaders = false
-    return c
-}()
-
-let noFramingRequestEncoder: HTTPRequestEncoder.Configuration = {
-    var c = HTTPRequestEncoder.Configuration()
-    c.automaticallySetFramingHeaders = false
-    return c
-}()

@@ -107,7 +107,7 @@ final class RelaySession {
         if upstreamOpen { upstream?.closeAfterFlush(); return }
         logged = true
         idleTimer?.cancel()
-        shared.log(record)
+        shared.log(record, on: eventLoop)
     }
 
     private func armIdleTimer() {
@@ -187,6 +187,18 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler {
         session.transferred(buffer.readableBytes, from: side)
         if let partner {
             partner.deliver(buffer)
+        } else {
+            queued.append(buffer)
+        }
+    }
+
+    /// Bytes read before this handler was in the pipeline (after a CONNECT or Upgrade head),
+    /// relayed as if just read.
+    func inject(_ buffer: ByteBuffer) {
+        session.transferred(buffer.readableBytes, from: side)
+        if let partner {
+            partner.deliver(buffer)
+            partner.flushDelivered()
         } else {
             queued.append(buffer)
         }

@@ -51,8 +51,9 @@ final class ProxyShared: Sendable {
 
     var isDraining: Bool { connections.withLock { $0.draining } }
 
-    func log(_ record: AccessRecord) {
-        accessLog.write(record.line())
+    /// Logs one record; `loop` (the connection's) delays the batch's write a little.
+    func log(_ record: AccessRecord, on loop: EventLoop? = nil) {
+        accessLog.write(record, on: loop)
     }
 }
 

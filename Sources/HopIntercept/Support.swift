@@ -116,7 +116,126 @@ struct JSONLine {
     }
 }
 
+/// JSON written straight into bytes: the same text `JSONLine` makes, without strings in between.
+extension Array where Element == UInt8 {
+    /// `"key":`, after a comma unless it is the first key of an object.
+    mutating func jsonKey(_ k: StaticString) {
+        if let last, last != UInt8(ascii: "{") { append(UInt8(ascii: ",")) }
+        append(UInt8(ascii: "\""))
+        k.withUTF8Buffer { append(contentsOf: $0) }
+        append(UInt8(ascii: "\""))
+        append(UInt8(ascii: ":"))
+    }
+
+    /// Literal JSON text.
+    @inline(__always)
+    mutating func raw(_ s: StaticString) {
+        s.withUTF8Buffer { append(contentsOf: $0) }
+    }
+
+    mutating func jsonNull() {
+        append(contentsOf: [0x6E, 0x75, 0x6C, 0x6C])  // null
+    }
+
+    mutating func jsonBool(_ v: Bool) {
+        if v { append(contentsOf: [0x74, 0x72, 0x75, 0x65]) } else { append(contentsOf: [0x66, 0x61, 0x6C, 0x73, 0x65]) }
+    }
+
+    mutating func jsonString(_ v: String?) {
+        guard var v else { return jsonNull() }
+        v.withUTF8 { bytes in
+            var plain = true
+            for u in bytes where u < 0x20 || u == 0x22 || u == 0x5C {
+                plain = false
+                break
+            }
+            if plain {
+                append(UInt8(ascii: "\""))
+                append(contentsOf: bytes)
+                append(UInt8(ascii: "\""))
+            } else {
+                var text = ""
+                JSONLine.appendQuoted(String(decoding: bytes, as: UTF8.self), to: &text)
+                append(contentsOf: text.utf8)
+            }
+        }
+    }
+
+    mutating func jsonInt(_ v: Int?) {
+        guard let v else { return jsonNull() }
+        if v < 0 { append(UInt8(ascii: "-")) }
+        appendDigits(v.magnitude)
+    }
+
+    /// Decimal digits of `v`, no padding.
+    mutating func appendDigits(_ v: UInt) {
+        if v < 10 {
+            append(UInt8(truncatingIfNeeded: v) + 0x30)
+            return
+        }
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { tmp in
+            var n = v
+            var i = 20
+            while n > 0 {
+                i -= 1
+                tmp[i] = UInt8(truncatingIfNeeded: n % 10) + 0x30
+                n /= 10
+            }
+            append(contentsOf: UnsafeBufferPointer(rebasing: tmp[i..<20]))
+        }
+    }
+
+    /// A duration in milliseconds with three decimals, as `JSONLine.add(_:milliseconds:)`.
+    mutating func jsonMilliseconds(_ nanos: Int64?) {
+        guard let nanos else { return jsonNull() }
+        let micros = Swift.max(0, (nanos + 500) / 1000)
+        let frac = Int(micros % 1000)
+        appendDigits(UInt(micros / 1000))
+        append(UInt8(ascii: "."))
+        append(UInt8(truncatingIfNeeded: frac / 100) + 0x30)
+        append(UInt8(truncatingIfNeeded: frac / 10 % 10) + 0x30)
+        append(UInt8(truncatingIfNeeded: frac % 10) + 0x30)
+    }
+}
+
 enum WallClock {
+    /// `rfc3339(nanos)` quoted, appended to `out` (civil date computed without gmtime).
+    static func appendRFC3339(_ nanos: Int64, to out: inout [UInt8]) {
+        let seconds = nanos >= 0 ? nanos / 1_000_000_000 : (nanos - 999_999_999) / 1_000_000_000
+        let millis = Int((nanos - seconds * 1_000_000_000) / 1_000_000)
+        var days = seconds >= 0 ? seconds / 86400 : (seconds - 86399) / 86400
+        let secOfDay = Int(seconds - days * 86400)
+        // Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's civil_from_days).
+        days += 719_468
+        let era = (days >= 0 ? days : days - 146_096) / 146_097
+        let doe = days - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let day = Int(doy - (153 * mp + 2) / 5 + 1)
+        let month = Int(mp < 10 ? mp + 3 : mp - 9)
+        let year = Int(yoe + era * 400) + (month <= 2 ? 1 : 0)
+        func put(_ v: Int, _ width: Int) {
+            var div = 1
+            for _ in 1..<width { div *= 10 }
+            var v = v
+            while div > 0 {
+                out.append(UInt8(truncatingIfNeeded: v / div % 10) + 0x30)
+                v %= div
+                div /= 10
+            }
+        }
+        out.append(UInt8(ascii: "\""))
+        put(year, 4); out.append(0x2D)
+        put(month, 2); out.append(0x2D)
+        put(day, 2); out.append(0x54)
+        put(secOfDay / 3600, 2); out.append(0x3A)
+        put(secOfDay / 60 % 60, 2); out.append(0x3A)
+        put(secOfDay % 60, 2); out.append(0x2E)
+        put(millis, 3); out.append(0x5A)
+        out.append(UInt8(ascii: "\""))
+    }
+
     /// Nanoseconds since the Unix epoch.
     static func now() -> Int64 {
         var ts = timespec()
@@ -162,20 +281,23 @@ enum RequestID {
         var lo = rng.next() as UInt64
         hi = (hi & ~0x0000_0000_0000_F000) | 0x0000_0000_0000_4000  // version 4
         lo = (lo & ~0xC000_0000_0000_0000) | 0x8000_0000_0000_0000  // variant 10
-        let digits: [UInt8] = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(36)
-        func emit(_ v: UInt64, _ nibbles: Int, _ shift: Int) {
-            for i in 0..<nibbles {
-                out.append(digits[Int((v >> UInt64(shift - 4 * (i + 1))) & 0xF)])
+        // Written straight into the string's storage (one allocation).
+        return String(unsafeUninitializedCapacity: 36) { out in
+            var i = 0
+            func emit(_ v: UInt64, _ nibbles: Int, _ shift: Int) {
+                for k in 0..<nibbles {
+                    let d = UInt8(truncatingIfNeeded: (v >> UInt64(shift - 4 * (k + 1))) & 0xF)
+                    out[i] = d < 10 ? 0x30 + d : 0x57 + d
+                    i += 1
+                }
             }
+            emit(hi, 8, 64); out[i] = 0x2D; i += 1
+            emit(hi, 4, 32); out[i] = 0x2D; i += 1
+            emit(hi, 4, 16); out[i] = 0x2D; i += 1
+            emit(lo, 4, 64); out[i] = 0x2D; i += 1
+            emit(lo, 12, 48)
+            return i
         }
-        emit(hi, 8, 64); out.append(0x2D)
-        emit(hi, 4, 32); out.append(0x2D)
-        emit(hi, 4, 16); out.append(0x2D)
-        emit(lo, 4, 64); out.append(0x2D)
-        emit(lo, 12, 48)
-        return String(decoding: out, as: UTF8.self)
     }
 }
 

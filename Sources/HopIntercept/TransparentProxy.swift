@@ -92,11 +92,13 @@ public final class TransparentProxy: Sendable {
         while shared.openConnections > 0 && NIODeadline.now() < deadline {
             usleep(20_000)
         }
+        shared.accessLog.flush()
         return shared.openConnections
     }
 
     public func shutdown() {
         try? group.syncShutdownGracefully()
+        shared.accessLog.flush()
     }
 
     /// Per accepted connection: admit (connection cap), find the original destination and

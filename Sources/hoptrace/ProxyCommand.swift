@@ -162,6 +162,7 @@ struct Proxy: ParsableCommand {
                     stop.signal()
                 } else {
                     writeDiagnostic("hoptrace proxy: second signal: exiting without waiting")
+                    log.flush()
                     Glibc.exit(0)
                 }
             }

@@ -1,0 +1,308 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import XCTest
+
+@testable import HopIntercept
+
+/// The HTTP handler on real sockets in this process (no namespaces, no rules): a client sends
+/// crafted bytes in pieces, a scripted upstream answers with crafted bytes in pieces, and the
+/// tests check what each side received and what the access log says.
+final class ForwardingTests: XCTestCase {
+    /// One step of the upstream's script: once it has received `after` (counted from the end
+    /// of the previous step's match), it sends `reply`, piece by piece.
+    struct Step {
+        var after: String
+        var reply: [String]
+        var closeAfter = false
+    }
+
+    final class Collected: @unchecked Sendable {
+        // @unchecked: every access holds `lock`.
+        private let lock = NSLock()
+        private var bytes: [UInt8] = []
+        private var closed = false
+        func append(_ b: ByteBuffer) { lock.withLock { bytes += b.readableBytesView } }
+        func markClosed() { lock.withLock { closed = true } }
+        var text: String { lock.withLock { String(decoding: bytes, as: UTF8.self) } }
+        var isClosed: Bool { lock.withLock { closed } }
+    }
+
+    /// The upstream: plays `script` on each connection it accepts.
+    final class ScriptedUpstream: ChannelInboundHandler, @unchecked Sendable {
+        typealias InboundIn = ByteBuffer
+        // @unchecked: used on its channel's event loop only.
+        let script: [Step]
+        let received: Collected
+        private var seen: [UInt8] = []
+        private var matchedUpTo = 0
+        private var step = 0
+
+        init(script: [Step], received: Collected) {
+            self.script = script
+            self.received = received
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let b = unwrapInboundIn(data)
+            received.append(b)
+            seen += b.readableBytesView
+            advance(context: context)
+        }
+
+        private func advance(context: ChannelHandlerContext) {
+            while step < script.count {
+                let s = script[step]
+                let needle = Array(s.after.utf8)
+                guard let r = find(needle, in: seen, from: matchedUpTo) else { return }
+                matchedUpTo = r
+                step += 1
+                send(s.reply, close: s.closeAfter, context: context)
+            }
+        }
+
+        private func find(_ needle: [UInt8], in hay: [UInt8], from: Int) -> Int? {
+            if needle.isEmpty { return from }
+            guard hay.count >= needle.count else { return nil }
+            var i = from
+            while i + needle.count <= hay.count {
+                if Array(hay[i..<(i + needle.count)]) == needle { return i + needle.count }
+                i += 1
+            }
+            return nil
+        }
+
+        private func send(_ pieces: [String], close: Bool, context: ChannelHandlerContext) {
+            let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            var delay: Int64 = 0
+            for piece in pieces {
+                let bytes = Array(piece.utf8)
+                context.eventLoop.scheduleTask(in: .milliseconds(delay)) {
+                    let c = loopBound.value
+                    c.writeAndFlush(NIOAny(c.channel.allocator.buffer(bytes: bytes)), promise: nil)
+                }
+                delay += 15
+            }
+            if close {
+                context.eventLoop.scheduleTask(in: .milliseconds(delay)) { loopBound.value.close(promise: nil) }
+            }
+        }
+    }
+
+    final class ClientCollector: ChannelInboundHandler, @unchecked Sendable {
+        typealias InboundIn = ByteBuffer
+        // @unchecked: `collected` is itself locked.
+        let collected: Collected
+        init(_ c: Collected) { collected = c }
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) { collected.append(unwrapInboundIn(data)) }
+        func channelInactive(context: ChannelHandlerContext) {
+            collected.markClosed()
+            context.fireChannelInactive()
+        }
+    }
+
+    struct Result {
+        var client: String
+        var upstream: String
+        var clientClosed: Bool
+        var log: [[String: Any]]
+    }
+
+    /// Runs the proxy handler between a client sending `pieces` (15 ms apart) and an upstream
+    /// playing `script`; waits until `done` holds for what the client received (or 5 s).
+    func run(
+        _ pieces: [String], script: [Step], until done: @escaping (String, Bool) -> Bool
+    ) throws -> Result {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { try? group.syncShutdownGracefully() }
+        let upstreamReceived = Collected()
+        let upstreamServer = try ServerBootstrap(group: group)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ScriptedUpstream(script: script, received: upstreamReceived))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).wait()
+        defer { try? upstreamServer.close().wait() }
+
+        let logPath = FileManager.default.temporaryDirectory.appendingPathComponent("fwd-\(UUID().uuidString).jsonl").path
+        defer { try? FileManager.default.removeItem(atPath: logPath) }
+        var config = ProxyConfiguration()
+        config.connectTimeoutSeconds = 2
+        let shared = ProxyShared(configuration: config, accessLog: try AccessLog(path: logPath))
+        let upstreamAddress = upstreamServer.localAddress!
+        let proxyServer = try ServerBootstrap(group: group)
+            .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let route = Route(
+                        client: channel.remoteAddress, local: channel.localAddress, originalDestination: upstreamAddress,
+                        redirected: true, direction: .outbound, upstream: upstreamAddress, source: nil,
+                        clientText: channel.remoteAddress?.hopDescription, localText: channel.localAddress?.hopDescription,
+                        originalDestinationText: upstreamAddress.hopDescription)
+                    try channel.pipeline.syncOperations.addHandler(HTTPProxyHandler(shared: shared, route: route))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).wait()
+        defer { try? proxyServer.close().wait() }
+
+        let clientReceived = Collected()
+        let client = try ClientBootstrap(group: group)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ClientCollector(clientReceived))
+                }
+            }
+            .connect(to: proxyServer.localAddress!).wait()
+        defer { try? client.close().wait() }
+        for piece in pieces {
+            try client.writeAndFlush(client.allocator.buffer(string: piece)).wait()
+            usleep(15_000)
+        }
+        let deadline = Date().addingTimeInterval(5)
+        while !done(clientReceived.text, clientReceived.isClosed) && Date() < deadline { usleep(5_000) }
+        usleep(30_000)
+        shared.accessLog.flush()
+        let log = ((try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "").split(separator: "\n").compactMap {
+            (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any]
+        }
+        return Result(client: clientReceived.text, upstream: upstreamReceived.text, clientClosed: clientReceived.isClosed, log: log)
+    }
+
+    private func count(_ needle: String, in hay: String) -> Int { hay.components(separatedBy: needle).count - 1 }
+
+    // MARK: tests
+
+    func testHeadSplitAcrossReadsIsForwardedWithAddedHeaders() throws {
+        let r = try run(
+            ["GET /split HT", "TP/1.1\r\nHost: split.test\r", "\nX-Other: 1\r\nX-Forwarded-Proto: https\r\n", "\r\n"],
+            script: [Step(after: "\r\n\r\n", reply: ["HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"])],
+            until: { text, _ in text.hasSuffix("hello") })
+        XCTAssertEqual(r.client, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+        let id = try XCTUnwrap(r.log.first?["requestId"] as? String)
+        XCTAssertTrue(ProxyLabTests.isUUIDv4(id), id)
+        XCTAssertEqual(
+            r.upstream,
+            "GET /split HTTP/1.1\r\nHost: split.test\r\nX-Other: 1\r\nx-request-id: \(id)\r\nx-forwarded-proto: http\r\n\r\n",
+            "the client's bytes unchanged, its x-forwarded-proto replaced, ours added")
+        XCTAssertEqual(r.log.count, 1)
+        XCTAssertEqual(r.log.first?["status"] as? Int, 200)
+        XCTAssertEqual(r.log.first?["responseBytes"] as? Int, 5)
+        XCTAssertEqual(r.log.first?["host"] as? String, "split.test")
+    }
+
+    func testResponseHeadAndBodyInSeparateReads() throws {
+        let r = try run(
+            ["GET /a HTTP/1.1\r\nHost: h\r\nx-request-id: mine\r\n\r\n"],
+            script: [Step(after: "\r\n\r\n", reply: ["HTTP/1.1 200 OK\r\nContent-", "Length: 10\r\n\r\n", "pod ", "/a\r\n", ".."])],
+            until: { text, _ in text.hasSuffix("..") })
+        XCTAssertEqual(r.client, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\npod /a\r\n..")
+        XCTAssertEqual(r.upstream, "GET /a HTTP/1.1\r\nHost: h\r\nx-request-id: mine\r\nx-forwarded-proto: http\r\n\r\n")
+        XCTAssertEqual(r.log.first?["requestId"] as? String, "mine", "a given x-request-id is kept")
+        XCTAssertEqual(r.log.first?["responseBytes"] as? Int, 10)
+    }
+
+    func testPipelinedRequestsInOneReadAnsweredInOrder() throws {
+        let r = try run(
+            ["GET /1 HTTP/1.1\r\nHost: p\r\n\r\nHEAD /2 HTTP/1.1\r\nHost: p\r\n\r\nGET /3 HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n"],
+            script: [
+                Step(after: "GET /1 ", reply: ["HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n", "one"]),
+                // HEAD: the Content-Length describes a body that is not sent.
+                Step(after: "HEAD /2 ", reply: ["HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n"]),
+                Step(after: "GET /3 ", reply: ["HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nthr\r\n", "1\r\ne\r\n0\r\n\r\n"]),
+            ],
+            until: { _, closed in closed })
+        XCTAssertEqual(
+            r.client,
+            "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\none"
+                + "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n"
+                + "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nthr\r\n1\r\ne\r\n0\r\n\r\n")
+        XCTAssertTrue(r.clientClosed, "Connection: close on the last request")
+        XCTAssertEqual(r.log.map { $0["target"] as? String ?? "" }, ["/1", "/2", "/3"])
+        XCTAssertEqual(r.log.map { $0["responseBytes"] as? Int ?? -1 }, [3, 0, 4])
+        XCTAssertEqual(r.log.map { $0["upstreamReused"] as? Bool ?? false }, [false, true, true])
+        // Each request went upstream only after the previous response was complete.
+        XCTAssertEqual(count("x-forwarded-proto: http", in: r.upstream), 3)
+    }
+
+    func testChunkedRequestSplitAcrossReads() throws {
+        let body = ["4\r\nwi", "ki\r\n5;x=y\r", "\npedia\r\n0\r\nT: v\r\n", "\r\n"]
+        let r = try run(
+            ["POST /up HTTP/1.1\r\nHost: c\r\nTransfer-Encoding: chunked\r\n\r\n"] + body + ["GET /after HTTP/1.1\r\nHost: c\r\n\r\n"],
+            script: [
+                Step(after: "T: v\r\n\r\n", reply: ["HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok"]),
+                Step(after: "GET /after ", reply: ["HTTP/1.1 204 No Content\r\n\r\n"]),
+            ],
+            until: { text, _ in text.hasSuffix("204 No Content\r\n\r\n") })
+        XCTAssertTrue(r.upstream.contains("\r\n\r\n" + body.joined() + "GET /after"), r.upstream)
+        XCTAssertEqual(r.client, "HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 204 No Content\r\n\r\n")
+        XCTAssertEqual(r.log.first?["requestBytes"] as? Int, 9, "payload bytes, not framing")
+        XCTAssertEqual(r.log.last?["status"] as? Int, 204)
+    }
+
+    func testContinueThenBody() throws {
+        let r = try run(
+            ["PUT /c HTTP/1.1\r\nHost: e\r\nContent-Length: 6\r\nExpect: 100-continue\r\n\r\n", "abc", "def"],
+            script: [
+                Step(after: "100-continue\r\n", reply: ["HTTP/1.1 100 Continue\r\n\r\n"]),
+                Step(after: "abcdef", reply: ["HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n!"]),
+            ],
+            until: { text, _ in text.hasSuffix("!") })
+        XCTAssertEqual(r.client, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n!")
+        XCTAssertTrue(r.upstream.hasSuffix("\r\n\r\nabcdef"), r.upstream)
+        XCTAssertEqual(r.log.count, 1)
+        XCTAssertEqual(r.log.first?["status"] as? Int, 200)
+        XCTAssertEqual(r.log.first?["requestBytes"] as? Int, 6)
+    }
+
+    func testNotModifiedHasNoBodyAndCloseDelimitedEndsWithTheConnection() throws {
+        let r = try run(
+            ["GET /etag HTTP/1.1\r\nHost: n\r\n\r\n", "GET /old HTTP/1.1\r\nHost: n\r\n\r\n"],
+            script: [
+                Step(after: "GET /etag", reply: ["HTTP/1.1 304 Not Modified\r\nContent-Length: 50\r\nETag: \"e\"\r\n\r\n"]),
+                Step(after: "GET /old", reply: ["HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil", " the end"], closeAfter: true),
+            ],
+            until: { _, closed in closed })
+        XCTAssertEqual(
+            r.client,
+            "HTTP/1.1 304 Not Modified\r\nContent-Length: 50\r\nETag: \"e\"\r\n\r\nHTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end")
+        XCTAssertTrue(r.clientClosed)
+        XCTAssertEqual(r.log.map { $0["status"] as? Int ?? 0 }, [304, 200])
+        XCTAssertEqual(r.log.last?["responseBytes"] as? Int, 13)
+        XCTAssertTrue(r.log.last?["error"] is NSNull, "\(r.log)")
+    }
+
+    func testUpgradeBecomesATunnelWithBytesAlreadyRead() throws {
+        let r = try run(
+            ["GET /ws HTTP/1.1\r\nHost: u\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n", "client-bytes"],
+            script: [
+                Step(after: "Upgrade: echo\r\n", reply: ["HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nserver-first"]),
+                Step(after: "client-bytes", reply: ["server-reply"]),
+            ],
+            until: { text, _ in text.hasSuffix("server-reply") })
+        XCTAssertEqual(r.client, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nserver-firstserver-reply")
+        XCTAssertTrue(r.upstream.hasSuffix("\r\n\r\nclient-bytes"), r.upstream)
+    }
+
+    func testMalformedRequestGets400() throws {
+        let r = try run(
+            ["GET / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"], script: [],
+            until: { _, closed in closed })
+        XCTAssertTrue(r.client.hasPrefix("HTTP/1.1 400 Bad Request\r\n"), r.client)
+        XCTAssertTrue(r.client.contains("connection: close\r\n"), r.client)
+        XCTAssertTrue(r.client.hasSuffix("both Transfer-Encoding and Content-Length\n"), r.client)
+        XCTAssertEqual(r.upstream, "", "nothing reached the upstream")
+        XCTAssertEqual(r.log.first?["error"] as? String, "bad_request")
+        XCTAssertEqual(r.log.first?["status"] as? Int, 400)
+    }
+
+    func testInvalidUpstreamResponseGets502() throws {
+        let r = try run(
+            ["GET /bad HTTP/1.1\r\nHost: b\r\n\r\n"],
+            script: [Step(after: "\r\n\r\n", reply: ["SSH-2.0-OpenSSH\r\n\r\n"])],
+            until: { _, closed in closed })
+        XCTAssertTrue(r.client.hasPrefix("HTTP/1.1 502 Bad Gateway\r\n"), r.client)
+        XCTAssertTrue(r.client.contains("sent a response that is not valid HTTP/1.x"), r.client)
+        XCTAssertEqual(r.log.first?["error"] as? String, "upstream_bad_response")
+    }
+}
