@@ -300,15 +300,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// `x-forwarded-proto` of its own), then `x-request-id` (when `addID` is given) and
     /// `x-forwarded-proto: http`.
     private func forwardedHead(_ head: WireRequestHead, requestID addID: String?) -> ByteBuffer {
-        var out = (context?.channel.allocator ?? ByteBufferAllocator()).buffer(capacity: head.headerEnd + 96)
-        pending.withUnsafeReadableBytes { p in
-            var from = 0
-            for line in head.forwardedProtoLines {
-                out.writeBytes(UnsafeRawBufferPointer(rebasing: p[from..<line.lowerBound]))
-                from = line.upperBound
-            }
-            out.writeBytes(UnsafeRawBufferPointer(rebasing: p[from..<head.headerEnd]))
-        }
+        var out = headCopy(of: pending, upTo: head.headerEnd, dropping: head.forwardedProtoLines, extra: 96)
         if let addID {
             out.writeStaticString("x-request-id: ")
             out.writeString(addID)
@@ -592,17 +584,24 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         forwardStart = end  // also after the buffer was replaced
     }
 
-    /// The response head with its `Connection` lines replaced by `connection: close`.
-    private func closingHead(_ head: WireResponseHead) -> ByteBuffer {
-        var out = (context?.channel.allocator ?? ByteBufferAllocator()).buffer(capacity: head.length + 24)
-        responsePending.withUnsafeReadableBytes { p in
+    /// The bytes of `buffer` up to `end` (the head's field lines, without its empty line),
+    /// leaving out `lines` (ranges in it, in order), in a new buffer with room for `extra` more.
+    private func headCopy(of buffer: ByteBuffer, upTo end: Int, dropping lines: [Range<Int>], extra: Int) -> ByteBuffer {
+        var out = (context?.channel.allocator ?? ByteBufferAllocator()).buffer(capacity: end + extra)
+        buffer.withUnsafeReadableBytes { p in
             var from = 0
-            for line in head.connectionLines {
+            for line in lines {
                 out.writeBytes(UnsafeRawBufferPointer(rebasing: p[from..<line.lowerBound]))
                 from = line.upperBound
             }
-            out.writeBytes(UnsafeRawBufferPointer(rebasing: p[from..<head.headerEnd]))
+            out.writeBytes(UnsafeRawBufferPointer(rebasing: p[from..<end]))
         }
+        return out
+    }
+
+    /// The response head with its `Connection` lines replaced by `connection: close`.
+    private func closingHead(_ head: WireResponseHead) -> ByteBuffer {
+        var out = headCopy(of: responsePending, upTo: head.headerEnd, dropping: head.connectionLines, extra: 24)
         out.writeStaticString("connection: close\r\n\r\n")
         return out
     }
