@@ -71,7 +71,7 @@ let package = Package(
         .testTarget(name: "HopNetfilterTests", dependencies: ["HopNetfilter"]),
         .testTarget(name: "HopCorrelationTests", dependencies: ["HopCorrelation", "HopHTTP", "HopFlows", "HopCapture", "HopNetfilter"]),
         .testTarget(name: "HopReportTests", dependencies: ["HopReport", "HopCorrelation", "HopCapture", "HopFlows", "HopHTTP", "HopNetfilter"]),
-        .testTarget(name: "HopInterceptTests", dependencies: ["HopIntercept", "HopNetfilter", "hoptrace"]),
+        .testTarget(name: "HopInterceptTests", dependencies: ["HopIntercept", "HopNetfilter", "hoptrace", "HopTestSupport"]),
         // Runs `hoptrace lab` scenarios and `hoptrace check` through the built binary.
         .testTarget(name: "LabTests", dependencies: ["hoptrace", "HopReport", "HopTestSupport"]),
     ]

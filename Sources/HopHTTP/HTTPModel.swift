@@ -267,10 +267,10 @@ public enum HTTPBodyFraming: Sendable, Hashable, CustomStringConvertible {
 }
 
 public struct HTTPRequest: Sendable, Hashable {
-    public var method: String { didSet { host = Self.host(method: method, target: target, headers: headers) } }
-    public var target: String { didSet { host = Self.host(method: method, target: target, headers: headers) } }
+    public var method: String { didSet { findHost() } }
+    public var target: String { didSet { findHost() } }
     public var version: HTTPVersion
-    public var headers: HTTPHeaders { didSet { host = Self.host(method: method, target: target, headers: headers) } }
+    public var headers: HTTPHeaders { didSet { findHost() } }
     /// The Host header, or the authority of an absolute-form target (found once, when the
     /// request is made or changed: every report line and every pairing reads it).
     public private(set) var host: String?
@@ -296,8 +296,10 @@ public struct HTTPRequest: Sendable, Hashable {
         self.headers = headers
         self.firstTimestamp = firstTimestamp
         self.lastTimestamp = lastTimestamp
-        self.host = Self.host(method: method, target: target, headers: headers)
+        findHost()
     }
+
+    private mutating func findHost() { host = Self.host(method: method, target: target, headers: headers) }
 
     static func host(method: String, target: String, headers: HTTPHeaders) -> String? {
         if let h = headers["host"] { return h }

@@ -52,11 +52,16 @@ struct HTTP: ParsableCommand {
         let limit = count ?? Int.max
         var printed = 0
         let quiet = self.quiet
+        var connections = ConnectionTextCache()
         let analyzer = HTTPAnalyzer { exchange in
             guard printed < limit else { return }
             printed += 1
             if quiet { return }
-            if jsonl { out.line(Self.json(exchange)) } else { out.line { Self.text(exchange, into: &$0) } }
+            if jsonl {
+                out.line(Self.json(exchange))
+            } else {
+                out.line { Self.text(exchange, into: &$0, connections: &connections) }
+            }
         }
         // -c stops the read from the analysis side: keep both on one thread then.
         let result = count == nil
@@ -69,16 +74,18 @@ struct HTTP: ParsableCommand {
     }
 
     static func text(_ x: HTTPExchange) -> String {
-        LineBuilder.string { text(x, into: &$0) }
+        var connections = ConnectionTextCache()
+        return LineBuilder.string { text(x, into: &$0, connections: &connections) }
     }
 
-    /// The text line, written straight into the output buffer.
-    static func text(_ x: HTTPExchange, into b: inout LineBuilder) {
+    /// The text line, written straight into the output buffer; `connections` keeps the
+    /// connection part of recent lines.
+    static func text(_ x: HTTPExchange, into b: inout LineBuilder, connections: inout ConnectionTextCache) {
         // Fields are read in place (`x.request?.…`): binding the request, the response or the
         // connection would copy each, with its strings and headers, for every line.
         let start = x.request?.firstTimestamp ?? x.response?.firstTimestamp ?? x.connectionFirstTimestamp
         b.timeOfDay(start)
-        connectionText.append(x, into: &b)
+        connections.append(x, into: &b)
         if x.request != nil {
             b.byte(0x20); b.text(x.request!.method); b.byte(0x20); b.text(x.request!.target)
             if let h = x.request!.host { b.ascii(" host="); b.text(h) }
@@ -97,10 +104,6 @@ struct HTTP: ParsableCommand {
         if x.pipelinePosition > 0 { b.ascii(" pipelined#"); b.int(x.pipelinePosition) }
         if !x.flags.isEmpty { b.byte(0x20); b.text(x.flags.description) }
     }
-
-    /// The connection part of the lines, formatted once per connection (it repeats on every
-    /// exchange of a keep-alive connection). Used by the thread that prints.
-    nonisolated(unsafe) static var connectionText = ConnectionTextCache()
 
     static func json(_ x: HTTPExchange) -> String {
         let c = x.connection
@@ -135,7 +138,8 @@ struct HTTP: ParsableCommand {
     }
 }
 
-/// ` cID client > server` (and ` (original destination o)`) of recent connections, as bytes.
+/// ` cID client > server` (and ` (original destination o)`) of recent connections, as bytes:
+/// formatted once per connection (it repeats on every exchange of a keep-alive connection).
 struct ConnectionTextCache {
     private struct Entry {
         var id = -1

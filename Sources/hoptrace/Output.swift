@@ -86,18 +86,20 @@ struct LineBuilder {
 
     /// The text `build` makes, as a String.
     static func string(_ build: (inout LineBuilder) -> Void) -> String {
-        var b = LineBuilder()
-        build(&b)
-        defer { b.deallocate() }
-        return String(decoding: UnsafeBufferPointer(start: b.base, count: b.count), as: UTF8.self)
+        made(by: build) { String(decoding: $0, as: UTF8.self) }
     }
 
     /// The bytes `build` makes.
     static func bytes(_ build: (inout LineBuilder) -> Void) -> [UInt8] {
+        made(by: build) { Array($0) }
+    }
+
+    /// Runs `build` on a builder of its own and hands what it made to `take`.
+    private static func made<T>(by build: (inout LineBuilder) -> Void, _ take: (UnsafeBufferPointer<UInt8>) -> T) -> T {
         var b = LineBuilder()
         build(&b)
         defer { b.deallocate() }
-        return Array(UnsafeBufferPointer(start: b.base, count: b.count))
+        return take(UnsafeBufferPointer(start: b.base, count: b.count))
     }
 
     /// Makes room for `n` more bytes.

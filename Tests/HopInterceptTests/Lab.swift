@@ -1,73 +1,20 @@
 import Foundation
 import HopIntercept
+import HopTestSupport
 import XCTest
 
-/// Runs programs and finds tools (like the CLI tests' helpers, for this target).
+/// Runs programs and finds tools (HopTestSupport's, with this target's 30 s default).
 enum Run {
-    struct Result {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-        var stdoutData: Data
-    }
+    typealias Result = ProcessResult
 
-    static var productsDirectory: URL {
-        #if os(macOS)
-        for bundle in Bundle.allBundles where bundle.bundlePath.hasSuffix(".xctest") {
-            return bundle.bundleURL.deletingLastPathComponent()
-        }
-        fatalError("couldn't find the products directory")
-        #else
-        return Bundle.main.bundleURL
-        #endif
-    }
+    static var hoptrace: String { TestPaths.hoptrace }
 
-    static var hoptrace: String { productsDirectory.appendingPathComponent("hoptrace").path }
+    static func which(_ tool: String) -> String? { TestPaths.which(tool) }
 
-    static func which(_ tool: String) -> String? {
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-        for dir in path.split(separator: ":").map(String.init) + ["/usr/sbin", "/sbin", "/usr/bin", "/bin"] {
-            let p = "\(dir)/\(tool)"
-            if FileManager.default.isExecutableFile(atPath: p) { return p }
-        }
-        return nil
-    }
-
-    /// Runs to completion (killed after `timeout`), capturing both outputs.
+    /// Runs to completion (stopped after `timeout`), capturing both outputs.
     @discardableResult
     static func run(_ executable: String, _ arguments: [String], stdin: Data? = nil, timeout: TimeInterval = 30) throws -> Result {
-        signal(SIGPIPE, SIG_IGN)  // a child that exits early must not take the test process with it
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: executable)
-        p.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        let input = Pipe()
-        p.standardInput = stdin == nil ? FileHandle.nullDevice : input
-        try p.run()
-        if let stdin {
-            DispatchQueue.global().async {
-                try? input.fileHandleForWriting.write(contentsOf: stdin)
-                try? input.fileHandleForWriting.close()
-            }
-        }
-        nonisolated(unsafe) var outData = Data(), errData = Data()
-        let group = DispatchGroup()
-        group.enter()
-        DispatchQueue.global().async { outData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        group.enter()
-        DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        let deadline = Date().addingTimeInterval(timeout)
-        while p.isRunning && Date() < deadline { usleep(10_000) }
-        if p.isRunning {
-            kill(p.processIdentifier, SIGKILL)
-        }
-        p.waitUntilExit()
-        group.wait()
-        return Result(
-            status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-            stderr: String(decoding: errData, as: UTF8.self), stdoutData: outData)
+        try TestProcess.run(executable, arguments, stdin: stdin, timeout: timeout)
     }
 }
 

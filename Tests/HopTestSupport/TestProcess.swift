@@ -39,22 +39,32 @@ public struct ProcessResult: Sendable {
     public var status: Int32
     public var stdout: String
     public var stderr: String
+    /// Standard output as bytes (for output that is not text).
+    public var stdoutData: Data
 }
 
 public enum TestProcess {
     /// Runs a program to completion (killed after `timeout`) and captures its output; both pipes
     /// are read concurrently so a chatty child cannot block on a full pipe.
     @discardableResult
-    public static func run(_ executable: String, _ arguments: [String], timeout: TimeInterval = 60) throws -> ProcessResult {
-        signal(SIGPIPE, SIG_IGN)
+    public static func run(_ executable: String, _ arguments: [String], stdin: Data? = nil,
+                           timeout: TimeInterval = 60) throws -> ProcessResult {
+        signal(SIGPIPE, SIG_IGN)  // a child that exits early must not take the test process with it
         let p = Process()
         p.executableURL = URL(fileURLWithPath: executable)
         p.arguments = arguments
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err
-        p.standardInput = FileHandle.nullDevice
+        let input = Pipe()
+        p.standardInput = stdin == nil ? FileHandle.nullDevice : input
         try p.run()
+        if let stdin {
+            DispatchQueue.global().async {
+                try? input.fileHandleForWriting.write(contentsOf: stdin)
+                try? input.fileHandleForWriting.close()
+            }
+        }
         nonisolated(unsafe) var outData = Data(), errData = Data()
         let group = DispatchGroup()
         group.enter()
@@ -71,6 +81,6 @@ public enum TestProcess {
         p.waitUntilExit()
         group.wait()
         return ProcessResult(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                             stderr: String(decoding: errData, as: UTF8.self))
+                             stderr: String(decoding: errData, as: UTF8.self), stdoutData: outData)
     }
 }
