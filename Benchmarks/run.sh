@@ -209,28 +209,41 @@ else
     row "http" "skipped" "<= 4x" "-"
     note "  ($why)"
 fi
-if [ "$HTTP_OK" = 1 ]; then
-    say "http: hoptrace http vs bare-loop"
-    HTTP_JSON="$DATA/http.json"
-    hyperfine -N --warmup 1 --runs "$RUNS" --export-json "$HTTP_JSON" \
+# against_bare SUB ARGS LIMIT NOTE: hyperfine `hoptrace ARGS` against the bare loop (same run),
+# rows for its time and the ratio (target <= LIMIT x); sets MEAN (seconds).
+against_bare() {
+    local sub="$1" args="$2" limit="$3" extra="$4" json="$DATA/$1.json" b r
+    say "$sub: hoptrace $sub vs bare-loop"
+    hyperfine -N --warmup 1 --runs "$RUNS" --export-json "$json" \
         -n bare-loop "$BARE $LARGE" \
-        -n "hoptrace http" "$HOPTRACE http -r $LARGE" >&2
-    b="$(mean_of "$HTTP_JSON" 0)"
-    HTTP_MEAN="$(mean_of "$HTTP_JSON" 1)"
-    r="$(ratio "$HTTP_MEAN" "$b")"
-    row "hoptrace http, large capture" "$(fmt_time "$HTTP_MEAN" "$(stddev_of "$HTTP_JSON" 1)")" "" ""
-    le "$r" 4; row "http: hoptrace http / bare loop" "${r}x" "<= 4x" "$(verdict $?)"
-    note "  ($(other_ratios "$HTTP_JSON" 1 0); $note_http)"
+        -n "hoptrace $sub" "$HOPTRACE $args" >&2
+    b="$(mean_of "$json" 0)"
+    MEAN="$(mean_of "$json" 1)"
+    r="$(ratio "$MEAN" "$b")"
+    row "hoptrace $sub, large capture" "$(fmt_time "$MEAN" "$(stddev_of "$json" 1)")" "" ""
+    le "$r" "$limit"; row "$sub: hoptrace $sub / bare loop" "${r}x" "<= ${limit}x" "$(verdict $?)"
+    note "  ($(other_ratios "$json" 1 0)$extra)"
+}
+
+# against_tshark SUB MEAN: the tshark run's mean over hoptrace SUB's (target >= 50x faster).
+against_tshark() {
+    local r
+    r="$(ratio "$(mean_of "$TSHARK_JSON" 0)" "$2")"
+    python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) >= 50 else 1)' "$r"
+    row "$1: tshark / hoptrace $1" "${r}x faster" ">= 50x" "$(verdict $?)"
+}
+
+if [ "$HTTP_OK" = 1 ]; then
+    against_bare http "http -r $LARGE" 4 "; $note_http"
+    HTTP_MEAN="$MEAN"
     if [ "$TSHARK" = 1 ] && command -v tshark >/dev/null; then
         say "http: tshark (slow, 2 runs)"
         TSHARK_JSON="$DATA/tshark.json"
         hyperfine --warmup 0 --runs 2 --export-json "$TSHARK_JSON" \
             -n tshark "tshark -n -r $LARGE -Y http.request -T fields -e http.request.method" >&2
-        t="$(mean_of "$TSHARK_JSON" 0)"
-        r="$(ratio "$t" "$HTTP_MEAN")"
-        row "tshark -Y http.request, large capture" "$(fmt_time "$t" "$(stddev_of "$TSHARK_JSON" 0)")" "" ""
-        python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) >= 50 else 1)' "$r"
-        row "http: tshark / hoptrace http" "${r}x faster" ">= 50x" "$(verdict $?)"
+        row "tshark -Y http.request, large capture" \
+            "$(fmt_time "$(mean_of "$TSHARK_JSON" 0)" "$(stddev_of "$TSHARK_JSON" 0)")" "" ""
+        against_tshark http "$HTTP_MEAN"
     else
         row "http vs tshark" "skipped" ">= 50x" "-"
         note "  (--no-tshark or no tshark)"
@@ -239,22 +252,9 @@ fi
 
 # ---------------------------------------------------------------- analyze
 if why="$(has_sub analyze)"; then
-    say "analyze: hoptrace analyze vs bare-loop"
-    ANALYZE_JSON="$DATA/analyze.json"
-    hyperfine -N --warmup 1 --runs "$RUNS" --export-json "$ANALYZE_JSON" \
-        -n bare-loop "$BARE $LARGE" \
-        -n "hoptrace analyze" "$HOPTRACE analyze $LARGE" >&2
-    b="$(mean_of "$ANALYZE_JSON" 0)"
-    ANALYZE_MEAN="$(mean_of "$ANALYZE_JSON" 1)"
-    r="$(ratio "$ANALYZE_MEAN" "$b")"
-    row "hoptrace analyze, large capture" "$(fmt_time "$ANALYZE_MEAN" "$(stddev_of "$ANALYZE_JSON" 1)")" "" ""
-    le "$r" 5; row "analyze: hoptrace analyze / bare loop" "${r}x" "<= 5x" "$(verdict $?)"
-    note "  ($(other_ratios "$ANALYZE_JSON" 1 0))"
+    against_bare analyze "analyze $LARGE" 5 ""
     if [ -n "${TSHARK_JSON:-}" ] && [ -f "$TSHARK_JSON" ]; then
-        t="$(mean_of "$TSHARK_JSON" 0)"
-        r="$(ratio "$t" "$ANALYZE_MEAN")"
-        python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) >= 50 else 1)' "$r"
-        row "analyze: tshark / hoptrace analyze" "${r}x faster" ">= 50x" "$(verdict $?)"
+        against_tshark analyze "$MEAN"
     fi
 else
     row "analyze" "skipped" "<= 5x" "-"
