@@ -50,7 +50,8 @@ let package = Package(
                 "HopNetfilter",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-            ]
+            ],
+            swiftSettings: hotPath
         ),
         // The command line: thin wiring of the stages.
         .executableTarget(

@@ -7,7 +7,8 @@
 #   --connections N keep-alive connections for the peak runs (default 32)
 #   --strict        exit 1 when a target is missed (default: report, exit 0)
 # Environment: HOPTRACE_BIN=/path/to/hoptrace measures that binary (no build);
-#   PROXY_ARGS="--threads 1" adds flags to `hoptrace proxy`.
+#   PROXY_ARGS="--threads 1" adds flags to `hoptrace proxy`;
+#   PERF_OUT=file records `perf record -g` of the proxy during the peak proxied run.
 #
 # Scene: namespaces hibench-<pid>-client and hibench-<pid>-pod joined by a veth pair
 # (198.18.4.1/24, 198.18.4.2/24); in the pod the 2018 Istio rules (iptables REDIRECT of
@@ -198,7 +199,12 @@ run warmup-proxied "$PROXIED" -t2 -c"$CONNS" -d1s
 
 run peak-direct "$DIRECT" -t2 -c"$CONNS" -d"${DURATION}s"
 T0=$(tree_ticks "$PROXY_PID")
+if [ -n "${PERF_OUT:-}" ]; then
+    perf record -g -o "$PERF_OUT" -p "$PROXY_PID" -- sleep "$(( DURATION > 2 ? DURATION - 1 : 1 ))" > /dev/null 2>&1 &
+    PERF_PID=$!
+fi
 run peak-proxied "$PROXIED" -t2 -c"$CONNS" -d"${DURATION}s"
+[ -n "${PERF_PID:-}" ] && wait "$PERF_PID"
 P_CPU=$(cpu_us $(( $(tree_ticks "$PROXY_PID") - T0 )) "$(requests "$DATA/proxy-peak-proxied.txt")")
 T0=$(tree_ticks "$REF_PID")
 run peak-nginx-proxy "$REFERENCE" -t2 -c"$CONNS" -d"${DURATION}s"

@@ -1,28 +1,39 @@
 // One JSON line per request (or per raw TCP connection), written with one write(2) each.
 import NIOCore
+import NIOPosix
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
 
-/// The access log: standard output or a file. Lines are gathered in a buffer and written
-/// in batches (whole lines only, in the order they were logged): when the buffer passes
-/// `batchBytes`, when `flushDelay` has passed since the first line of a batch, and on
-/// `flush()` (the proxy flushes when it stops).
+/// The access log: standard output or a file.
+///
+/// Lines are gathered in batches, one batch per thread that logs (each event loop has its own,
+/// so the proxy's threads never wait for each other to log a request), and a batch is written
+/// with one write(2) of whole lines: when it passes `batchBytes`, when `flushDelay` has passed
+/// since its first line, and on `flush()` (the proxy flushes when it stops). Lines of one
+/// connection keep their order (a connection lives on one event loop); lines of connections on
+/// different event loops are ordered by batch.
 public final class AccessLog: Sendable {
     private let fd: CInt
     private let ownsFD: Bool
     static let batchBytes = 32 * 1024
     static let flushDelay = TimeAmount.milliseconds(20)
 
-    private struct State {
+    /// One thread's batch, behind a lock taken by that thread and by `flush()` from any thread.
+    private struct Lines {
         var buffer: [UInt8] = []
         var flushScheduled = false
     }
+    private typealias Batch = LockedBox<Lines>
 
-    /// The batch; writes happen under the lock too, so batches never interleave or reorder.
-    private let state = LockedBox(State())
+    /// This thread's batch.
+    private let batchOfThread = ThreadSpecificVariable<Batch>()
+    /// Every batch made, for `flush()`.
+    private let batches = LockedBox<[Batch]>([])
+    /// Held while a batch is written, so batches never interleave in the file.
+    private let writeLock = LockedBox(())
 
     /// Opens (appending, creating) `path`, or uses standard output when nil.
     public init(path: String?) throws {
@@ -37,7 +48,6 @@ public final class AccessLog: Sendable {
             fd = STDOUT_FILENO
             ownsFD = false
         }
-        state.withLock { $0.buffer.reserveCapacity(Self.batchBytes + 4096) }
     }
 
     deinit {
@@ -45,60 +55,79 @@ public final class AccessLog: Sendable {
         if ownsFD { close(fd) }
     }
 
+    private var batch: Batch {
+        if let b = batchOfThread.currentValue { return b }
+        let b = Batch(Lines())
+        b.withLock { $0.buffer.reserveCapacity(Self.batchBytes + 4096) }
+        batchOfThread.currentValue = b
+        batches.withLock { $0.append(b) }
+        return b
+    }
+
     /// Adds one line (the newline is added here). `loop` schedules the delayed write.
     func write(_ line: String, on loop: EventLoop? = nil) {
         var text = line
-        text.withUTF8 { append(UnsafeRawBufferPointer($0), on: loop) }
+        text.withUTF8 { bytes in
+            add(on: loop) { buffer in
+                buffer.append(contentsOf: bytes)
+                if bytes.last != 0x0A { buffer.append(0x0A) }
+            }
+        }
     }
 
     /// Adds the record's line (serialised straight into the batch).
     func write(_ record: AccessRecord, on loop: EventLoop?) {
         let end = NIODeadline.now()
-        let schedule = state.withLock { s -> Bool in
-            record.appendLine(to: &s.buffer, end: end)
-            s.buffer.append(0x0A)
-            return afterAppend(&s, loop: loop)
+        write(on: loop) { record.appendLine(to: &$0, end: end) }
+    }
+
+    /// Adds the line `line` appends to the batch (the newline is added here): a record can
+    /// be serialised where it is, without a copy.
+    func write(on loop: EventLoop?, _ line: (inout [UInt8]) -> Void) {
+        add(on: loop) { buffer in
+            line(&buffer)
+            buffer.append(0x0A)
         }
-        if schedule, let loop { scheduleFlush(on: loop) }
     }
 
-    private func append(_ bytes: UnsafeRawBufferPointer, on loop: EventLoop?) {
-        let schedule = state.withLock { s -> Bool in
-            s.buffer.append(contentsOf: bytes)
-            if bytes.last != 0x0A { s.buffer.append(0x0A) }
-            return afterAppend(&s, loop: loop)
+    /// Appends to this thread's batch, then writes the batch when it is big enough (or
+    /// there's no loop to delay on), or makes sure a delayed write is scheduled.
+    private func add(on loop: EventLoop?, _ append: (inout [UInt8]) -> Void) {
+        let b = batch
+        let schedule = b.withLock { lines -> Bool in
+            append(&lines.buffer)
+            if lines.buffer.count >= Self.batchBytes || loop == nil {
+                writeOut(&lines)
+                return false
+            }
+            if lines.flushScheduled { return false }
+            lines.flushScheduled = true
+            return true
         }
-        if schedule, let loop { scheduleFlush(on: loop) }
-    }
-
-    /// Writes the batch when it is big enough (or there's no loop to delay on); otherwise
-    /// says whether a delayed flush must be scheduled.
-    private func afterAppend(_ s: inout State, loop: EventLoop?) -> Bool {
-        if s.buffer.count >= Self.batchBytes || loop == nil {
-            writeOut(&s)
-            return false
+        if schedule, let loop {
+            loop.scheduleTask(in: Self.flushDelay) { [self] in
+                b.withLock { lines in
+                    lines.flushScheduled = false
+                    writeOut(&lines)
+                }
+            }
         }
-        if s.flushScheduled { return false }
-        s.flushScheduled = true
-        return true
     }
 
-    private func scheduleFlush(on loop: EventLoop) {
-        loop.scheduleTask(in: Self.flushDelay) { [self] in self.flush() }
-    }
-
-    /// Writes out every line logged so far.
+    /// Writes out every line logged so far, by every thread.
     public func flush() {
-        state.withLock { s in
-            s.flushScheduled = false
-            writeOut(&s)
+        for b in batches.withLock({ $0 }) {
+            b.withLock { writeOut(&$0) }
         }
     }
 
-    private func writeOut(_ s: inout State) {
-        guard !s.buffer.isEmpty else { return }
-        s.buffer.withUnsafeBufferPointer { writeAll($0) }
-        s.buffer.removeAll(keepingCapacity: true)
+    /// Writes a batch (its lock held) and empties it.
+    private func writeOut(_ lines: inout Lines) {
+        guard !lines.buffer.isEmpty else { return }
+        writeLock.withLock { _ in
+            lines.buffer.withUnsafeBufferPointer { writeAll($0) }
+        }
+        lines.buffer.removeAll(keepingCapacity: true)
     }
 
     private func writeAll(_ buf: UnsafeBufferPointer<UInt8>) {

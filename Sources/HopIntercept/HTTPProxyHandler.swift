@@ -191,7 +191,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func log(_ ex: Exchange) {
-        shared.log(ex.record, on: context?.eventLoop)
+        let end = NIODeadline.now()
+        shared.accessLog.write(on: context?.eventLoop) { ex.record.appendLine(to: &$0, end: end) }
     }
 
     // MARK: writes

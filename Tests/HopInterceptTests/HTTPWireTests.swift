@@ -1,4 +1,5 @@
 import NIOCore
+import NIOPosix
 import XCTest
 
 @testable import HopIntercept
@@ -318,5 +319,47 @@ final class HTTPWireTests: XCTestCase {
             WallClock.appendRFC3339(nanos, to: &out)
             XCTAssertEqual(String(decoding: out, as: UTF8.self), "\"" + WallClock.rfc3339(nanos) + "\"")
         }
+    }
+
+    // MARK: the access log's batches
+
+    /// Four event loops log at once, each into its own batch: every line reaches the file
+    /// whole and once, one loop's lines in the order it logged them, and `flush()` writes the
+    /// batches of every thread (none has reached its size, and the delayed write is 20 ms off).
+    func testAccessLogBatchesPerThreadLoseNothing() throws {
+        let path = NSTemporaryDirectory() + "hoptrace-accesslog-\(getpid()).jsonl"
+        try? FileManager.default.removeItem(atPath: path)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let log = try AccessLog(path: path)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 4)
+        defer { try? group.syncShutdownGracefully() }
+        let loops = (0..<4).map { _ in group.next() }
+        let perLoop = 300
+        let done = try EventLoopFuture.whenAllSucceed(
+            loops.enumerated().map { (n, loop) in
+                loop.submit {
+                    for i in 0..<perLoop {
+                        var r = AccessRecord()
+                        r.requestID = "loop\(n)-\(i)"
+                        r.method = "GET"
+                        r.target = "/" + String(repeating: "x", count: i % 50)
+                        log.write(r, on: loop)
+                    }
+                }
+            }, on: loops[0]
+        ).wait()
+        XCTAssertEqual(done.count, 4)
+        log.flush()
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
+        XCTAssertTrue(text.hasSuffix("\n"))
+        XCTAssertEqual(lines.count, 4 * perLoop)
+        var order: [Int: [Int]] = [:]
+        for line in lines {
+            let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            let id = try XCTUnwrap(object["requestId"] as? String).dropFirst(4).split(separator: "-")
+            order[Int(id[0])!, default: []].append(Int(id[1])!)
+        }
+        for n in 0..<4 { XCTAssertEqual(order[n], Array(0..<perLoop), "loop \(n)'s lines, in its order") }
     }
 }
