@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # proxy.sh — what `hoptrace proxy` costs, measured with wrk in network namespaces.
 #
-# Usage: sudo Benchmarks/proxy.sh [--no-build] [--duration S] [--connections N] [--strict]
+# Usage: sudo Benchmarks/proxy.sh [--no-build] [--duration S] [--connections N] [--rounds N] [--strict]
 #   --no-build      use the hoptrace already built in .build-bench (release)
 #   --duration S    seconds per wrk run (default 5)
 #   --connections N keep-alive connections for the peak runs (default 32)
+#   --rounds N      rounds of the peak and of the paced runs, interleaved; the median round
+#                   is reported, every round is listed (default 3)
 #   --strict        exit 1 when a target is missed (default: report, exit 0)
 # Environment: HOPTRACE_BIN=/path/to/hoptrace measures that binary (no build);
 #   PROXY_ARGS="--threads 1" adds flags to `hoptrace proxy`;
@@ -24,6 +26,8 @@
 #           a connection's requests; connections = rate x 2 ms), so both paths carry the
 #           same offered load and p99 compares like with like. wrk2 would correct for
 #           coordinated omission; plain wrk doesn't, which flatters both paths alike.
+#   rounds  both kinds of run are repeated (--rounds, 3), the paths interleaved in each
+#           round; this VM's speed drifts by 10-20% from minute to minute.
 # Targets: proxied peak >= 60% of direct requests/s; proxied p99 - direct p99 < 1 ms at
 # the paced rate.
 # Output: a summary on stdout and in Benchmarks/data/proxy-results.txt; wrk's output in
@@ -36,14 +40,16 @@ DATA="$HERE/data"
 BUILD=1
 DURATION=5
 CONNS=32
+ROUNDS=3
 STRICT=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --no-build) BUILD=0; shift ;;
         --duration) DURATION="${2:?--duration needs seconds}"; shift 2 ;;
         --connections) CONNS="${2:?--connections needs a number}"; shift 2 ;;
+        --rounds) ROUNDS="${2:?--rounds needs a number}"; shift 2 ;;
         --strict) STRICT=1; shift ;;
-        -h|--help) sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,/^set -uo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "proxy.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -197,32 +203,53 @@ run() { # name url wrk-args…
 run warmup-direct "$DIRECT" -t2 -c"$CONNS" -d1s
 run warmup-proxied "$PROXIED" -t2 -c"$CONNS" -d1s
 
-run peak-direct "$DIRECT" -t2 -c"$CONNS" -d"${DURATION}s"
-T0=$(tree_ticks "$PROXY_PID")
-if [ -n "${PERF_OUT:-}" ]; then
-    perf record -g -o "$PERF_OUT" -p "$PROXY_PID" -- sleep "$(( DURATION > 2 ? DURATION - 1 : 1 ))" > /dev/null 2>&1 &
-    PERF_PID=$!
-fi
-run peak-proxied "$PROXIED" -t2 -c"$CONNS" -d"${DURATION}s"
-[ -n "${PERF_PID:-}" ] && wait "$PERF_PID"
-P_CPU=$(cpu_us $(( $(tree_ticks "$PROXY_PID") - T0 )) "$(requests "$DATA/proxy-peak-proxied.txt")")
-T0=$(tree_ticks "$REF_PID")
-run peak-nginx-proxy "$REFERENCE" -t2 -c"$CONNS" -d"${DURATION}s"
-R_CPU=$(cpu_us $(( $(tree_ticks "$REF_PID") - T0 )) "$(requests "$DATA/proxy-peak-nginx-proxy.txt")")
+# Peak runs, ROUNDS times, the three paths interleaved so that the machine's drift hits
+# them alike; the round whose proxied/direct ratio is the median one is reported.
+ROUND_LINES=()
+for r in $(seq 1 "$ROUNDS"); do
+    run "peak-direct-$r" "$DIRECT" -t2 -c"$CONNS" -d"${DURATION}s"
+    T0=$(tree_ticks "$PROXY_PID")
+    if [ -n "${PERF_OUT:-}" ] && [ "$r" = 1 ]; then
+        perf record -g -o "$PERF_OUT" -p "$PROXY_PID" -- sleep "$(( DURATION > 2 ? DURATION - 1 : 1 ))" > /dev/null 2>&1 &
+        PERF_PID=$!
+    fi
+    run "peak-proxied-$r" "$PROXIED" -t2 -c"$CONNS" -d"${DURATION}s"
+    if [ -n "${PERF_PID:-}" ]; then wait "$PERF_PID"; PERF_PID=; fi
+    cpu_us $(( $(tree_ticks "$PROXY_PID") - T0 )) "$(requests "$DATA/proxy-peak-proxied-$r.txt")" > "$TMP/cpu-proxied-$r"
+    T0=$(tree_ticks "$REF_PID")
+    run "peak-nginx-proxy-$r" "$REFERENCE" -t2 -c"$CONNS" -d"${DURATION}s"
+    cpu_us $(( $(tree_ticks "$REF_PID") - T0 )) "$(requests "$DATA/proxy-peak-nginx-proxy-$r.txt")" > "$TMP/cpu-nginx-proxy-$r"
+    d=$(rps "$DATA/proxy-peak-direct-$r.txt"); p=$(rps "$DATA/proxy-peak-proxied-$r.txt"); n=$(rps "$DATA/proxy-peak-nginx-proxy-$r.txt")
+    ratio=$(awk -v p="$p" -v d="$d" 'BEGIN { printf "%.1f", 100 * p / d }')
+    nratio=$(awk -v p="$n" -v d="$d" 'BEGIN { printf "%.1f", 100 * p / d }')
+    echo "$ratio $r" >> "$TMP/ratios"
+    ROUND_LINES+=("$(printf '  peak round %d: direct %.0f/s; proxied %.0f/s = %s%%, %s us CPU/request; nginx as proxy %.0f/s = %s%%, %s us' \
+        "$r" "$d" "$p" "$ratio" "$(cat "$TMP/cpu-proxied-$r")" "$n" "$nratio" "$(cat "$TMP/cpu-nginx-proxy-$r")")")
+done
+MID=$(sort -g "$TMP/ratios" | awk '{ v[NR] = $2 } END { print v[int((NR + 1) / 2)] }')
+for f in peak-direct peak-proxied peak-nginx-proxy; do cp "$DATA/proxy-$f-$MID.txt" "$DATA/proxy-$f.txt"; done
+P_CPU=$(cat "$TMP/cpu-proxied-$MID"); R_CPU=$(cat "$TMP/cpu-nginx-proxy-$MID")
 R_RPS=$(rps "$DATA/proxy-peak-nginx-proxy.txt"); R_P99=$(p99ms "$DATA/proxy-peak-nginx-proxy.txt")
 D_RPS=$(rps "$DATA/proxy-peak-direct.txt"); P_RPS=$(rps "$DATA/proxy-peak-proxied.txt")
 D_P99=$(p99ms "$DATA/proxy-peak-direct.txt"); P_P99=$(p99ms "$DATA/proxy-peak-proxied.txt")
 
-# Paced runs at half the proxy's peak: each connection sends a request 2 ms after the
-# previous response, so N connections offer about N x 500 requests/s.
+# Paced runs at half the proxy's peak (of the median round): each connection sends a
+# request 2 ms after the previous response, so N connections offer about N x 500
+# requests/s. ROUNDS times too; the round with the median p99 added is reported.
 HALF=$(awk -v r="$P_RPS" 'BEGIN { printf "%d", r / 2 }')
 PACED_CONNS=$(awk -v r="$HALF" 'BEGIN { c = int(r * 0.002 + 0.5); if (c < 1) c = 1; print c }')
-cat > "$TMP/pace.lua" <<'EOF'
-function delay() return 2 end
-EOF
-run paced-direct "$DIRECT" -t2 -c"$PACED_CONNS" -d"${DURATION}s" -s "$TMP/pace.lua"
-run paced-proxied "$PROXIED" -t2 -c"$PACED_CONNS" -d"${DURATION}s" -s "$TMP/pace.lua"
-run paced-nginx-proxy "$REFERENCE" -t2 -c"$PACED_CONNS" -d"${DURATION}s" -s "$TMP/pace.lua"
+echo 'function delay() return 2 end' > "$TMP/pace.lua"
+for r in $(seq 1 "$ROUNDS"); do
+    run "paced-direct-$r" "$DIRECT" -t2 -c"$PACED_CONNS" -d"${DURATION}s" -s "$TMP/pace.lua"
+    run "paced-proxied-$r" "$PROXIED" -t2 -c"$PACED_CONNS" -d"${DURATION}s" -s "$TMP/pace.lua"
+    run "paced-nginx-proxy-$r" "$REFERENCE" -t2 -c"$PACED_CONNS" -d"${DURATION}s" -s "$TMP/pace.lua"
+    pd=$(p99ms "$DATA/proxy-paced-direct-$r.txt"); pp=$(p99ms "$DATA/proxy-paced-proxied-$r.txt"); pn=$(p99ms "$DATA/proxy-paced-nginx-proxy-$r.txt")
+    added=$(awk -v p="$pp" -v d="$pd" 'BEGIN { printf "%.3f", p - d }')
+    echo "$added $r" >> "$TMP/added"
+    ROUND_LINES+=("$(printf '  paced round %d: p99 direct %s ms; proxied %s ms (adds %s); nginx as proxy %s ms' "$r" "$pd" "$pp" "$added" "$pn")")
+done
+PMID=$(sort -g "$TMP/added" | awk '{ v[NR] = $2 } END { print v[int((NR + 1) / 2)] }')
+for f in paced-direct paced-proxied paced-nginx-proxy; do cp "$DATA/proxy-$f-$PMID.txt" "$DATA/proxy-$f.txt"; done
 PR_RPS=$(rps "$DATA/proxy-paced-nginx-proxy.txt"); PR_P99=$(p99ms "$DATA/proxy-paced-nginx-proxy.txt")
 PD_RPS=$(rps "$DATA/proxy-paced-direct.txt"); PP_RPS=$(rps "$DATA/proxy-paced-proxied.txt")
 PD_P99=$(p99ms "$DATA/proxy-paced-direct.txt"); PP_P99=$(p99ms "$DATA/proxy-paced-proxied.txt")
@@ -237,7 +264,7 @@ V2=$(awk -v a="$ADDED" 'BEGIN { print (a < 1.0) ? "PASS" : "MISS" }')
 PROXY_RSS=$(awk '/VmHWM/ {print $2 " " $3}' "/proc/$PROXY_PID/status" 2>/dev/null)
 
 {
-    echo "hoptrace proxy vs direct (nginx, 1 worker), $(nproc) cores, wrk keep-alive, ${DURATION}s per run"
+    echo "hoptrace proxy vs direct (nginx, 1 worker), $(nproc) cores, wrk keep-alive, ${DURATION}s per run, $ROUNDS rounds (median shown)"
     echo "binary: $BIN"
     echo
     printf '%-34s %12s %10s\n' "run" "requests/s" "p99 ms"
@@ -253,8 +280,10 @@ PROXY_RSS=$(awk '/VmHWM/ {print $2 " " $3}' "/proc/$PROXY_PID/status" 2>/dev/nul
     echo "reference, nginx as the proxy: ${REF_RATIO}% of direct at peak, adds ${REF_ADDED} ms at p99 paced"
     echo "CPU per request at peak (user+system, incl. the kernel's TCP work): hoptrace proxy ${P_CPU} us, nginx as proxy ${R_CPU} us"
     echo "access-log lines written: $LOGLINES; proxy peak RSS: ${PROXY_RSS:-?}"
-    for f in peak-direct peak-proxied peak-nginx-proxy paced-direct paced-proxied paced-nginx-proxy; do
-        e=$(errors "$DATA/proxy-$f.txt"); [ -n "$e" ] && echo "  $f: $e"
+    echo "every round:"
+    printf '%s\n' "${ROUND_LINES[@]}"
+    for f in "$DATA"/proxy-peak-*-[0-9]*.txt "$DATA"/proxy-paced-*-[0-9]*.txt; do
+        e=$(errors "$f"); [ -n "$e" ] && echo "  $(basename "$f" .txt): $e"
     done
 } | tee "$DATA/proxy-results.txt"
 
