@@ -181,6 +181,22 @@ struct AccessRecord {
         out.reserveCapacity(out.count + 512)
         out.raw(#"{"time":"#); WallClock.appendRFC3339(startWall, to: &out)
         out.raw(#","requestId":"#); out.jsonString(requestID)
+        appendConnectionPart(to: &out)
+        appendRequestPart(to: &out, end: end)
+    }
+
+    /// The same line, with the parts that repeat from one request of a connection to the
+    /// next (the time up to the second, the addresses) copied from `cache`.
+    func appendLine(to out: inout [UInt8], end: NIODeadline, cache: inout AccessLineCache) {
+        out.reserveCapacity(out.count + 512)
+        out.raw(#"{"time":"#); cache.appendTime(startWall, to: &out)
+        out.raw(#","requestId":"#); out.jsonString(requestID)
+        cache.appendConnectionPart(of: self, to: &out)
+        appendRequestPart(to: &out, end: end)
+    }
+
+    /// From `"downstream"` to `"protocol"`: the connection's fields.
+    func appendConnectionPart(to out: inout [UInt8]) {
         out.raw(#","downstream":{"client":"#); out.jsonString(client)
         out.raw(#","local":"#); out.jsonString(local)
         out.raw(#"},"originalDestination":"#); out.jsonString(originalDestination)
@@ -193,6 +209,10 @@ struct AccessRecord {
         }
         out.jsonString(direction.rawValue)
         out.raw(#","protocol":"#); out.jsonString(proto)
+    }
+
+    /// From `"method"` to the end: the request's fields.
+    private func appendRequestPart(to out: inout [UInt8], end: NIODeadline) {
         out.raw(#","method":"#); out.jsonString(method)
         out.raw(#","target":"#); out.jsonString(target)
         out.raw(#","host":"#); out.jsonString(host)
@@ -205,6 +225,54 @@ struct AccessRecord {
         out.raw(#","attempts":"#); out.jsonInt(attempts)
         out.raw(#","error":"#); out.jsonString(error)
         out.append(UInt8(ascii: "}"))
+    }
+}
+
+/// What one connection's access-log lines have in common, kept by the connection's handler:
+/// the connection part of the last line (rebuilt when the upstream connection changes) and
+/// the time of the last line up to its second.
+struct AccessLineCache {
+    private var connection: [UInt8] = []
+    private var key: ConnectionKey?
+    private var second = Int64.min
+    private var secondText: [UInt8] = []
+
+    private struct ConnectionKey: Equatable {
+        var client, local, originalDestination, upstreamLocal, upstreamRemote: String?
+        var direction: Direction
+        var proto: String
+    }
+
+    mutating func appendConnectionPart(of record: AccessRecord, to out: inout [UInt8]) {
+        let k = ConnectionKey(
+            client: record.client, local: record.local, originalDestination: record.originalDestination,
+            upstreamLocal: record.upstreamLocal, upstreamRemote: record.upstreamRemote,
+            direction: record.direction, proto: record.proto)
+        if k != key {
+            connection.removeAll(keepingCapacity: true)
+            record.appendConnectionPart(to: &connection)
+            key = k
+        }
+        out.append(contentsOf: connection)
+    }
+
+    /// `WallClock.appendRFC3339`, with the text up to the seconds reused within a second.
+    mutating func appendTime(_ nanos: Int64, to out: inout [UInt8]) {
+        let s = nanos >= 0 ? nanos / 1_000_000_000 : (nanos - 999_999_999) / 1_000_000_000
+        if s != second {
+            secondText.removeAll(keepingCapacity: true)
+            WallClock.appendRFC3339(s * 1_000_000_000, to: &secondText)
+            secondText.removeLast(6)  // ".000Z\""
+            second = s
+        }
+        out.append(contentsOf: secondText)
+        let millis = Int((nanos - s * 1_000_000_000) / 1_000_000)
+        out.append(0x2E)
+        out.append(UInt8(truncatingIfNeeded: millis / 100) + 0x30)
+        out.append(UInt8(truncatingIfNeeded: millis / 10 % 10) + 0x30)
+        out.append(UInt8(truncatingIfNeeded: millis % 10) + 0x30)
+        out.append(0x5A)
+        out.append(UInt8(ascii: "\""))
     }
 }
 

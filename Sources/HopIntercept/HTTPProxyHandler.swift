@@ -86,6 +86,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var downstreamNeedsFlush = false
     private var lastActivity = NIODeadline.now()
     private var idleTimer: Scheduled<Void>?
+    /// What this connection's access-log lines have in common.
+    private var lineCache = AccessLineCache()
+    /// The buffer of the last forwarded request head, written over for the next one once
+    /// nothing else holds it (no allocation per request).
+    private var headScratch = ByteBuffer()
     /// Request ids: seeded once per connection from the system's generator (no syscall per request).
     private var random = Xoshiro256(seed: SystemRandomNumberGenerator())
 
@@ -192,7 +197,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func log(_ ex: Exchange) {
         let end = NIODeadline.now()
-        shared.accessLog.write(on: context?.eventLoop) { ex.record.appendLine(to: &$0, end: end) }
+        shared.accessLog.write(on: context?.eventLoop) { ex.record.appendLine(to: &$0, end: end, cache: &lineCache) }
     }
 
     // MARK: writes
@@ -301,13 +306,17 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// `x-forwarded-proto` of its own), then `x-request-id` (when `addID` is given) and
     /// `x-forwarded-proto: http`.
     private func forwardedHead(_ head: WireRequestHead, requestID addID: String?) -> ByteBuffer {
-        var out = headCopy(of: pending, upTo: head.headerEnd, dropping: head.forwardedProtoLines, extra: 96)
+        var out = headScratch
+        headScratch = ByteBuffer()
+        out.clear()
+        headCopy(of: pending, upTo: head.headerEnd, dropping: head.forwardedProtoLines, into: &out)
         if let addID {
             out.writeStaticString("x-request-id: ")
             out.writeString(addID)
             out.writeStaticString("\r\n")
         }
         out.writeStaticString("x-forwarded-proto: http\r\n\r\n")
+        headScratch = out
         return out
     }
 
@@ -585,10 +594,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         forwardStart = end  // also after the buffer was replaced
     }
 
-    /// The bytes of `buffer` up to `end` (the head's field lines, without its empty line),
-    /// leaving out `lines` (ranges in it, in order), in a new buffer with room for `extra` more.
-    private func headCopy(of buffer: ByteBuffer, upTo end: Int, dropping lines: [Range<Int>], extra: Int) -> ByteBuffer {
-        var out = (context?.channel.allocator ?? ByteBufferAllocator()).buffer(capacity: end + extra)
+    /// Writes the bytes of `buffer` up to `end` (the head's field lines, without its empty
+    /// line) to `out`, leaving out `lines` (ranges in it, in order).
+    private func headCopy(of buffer: ByteBuffer, upTo end: Int, dropping lines: [Range<Int>], into out: inout ByteBuffer) {
+        out.reserveCapacity(minimumWritableBytes: end + 128)
         buffer.withUnsafeReadableBytes { p in
             var from = 0
             for line in lines {
@@ -597,12 +606,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
             out.writeBytes(UnsafeRawBufferPointer(rebasing: p[from..<end]))
         }
-        return out
     }
 
     /// The response head with its `Connection` lines replaced by `connection: close`.
     private func closingHead(_ head: WireResponseHead) -> ByteBuffer {
-        var out = headCopy(of: responsePending, upTo: head.headerEnd, dropping: head.connectionLines, extra: 24)
+        var out = (context?.channel.allocator ?? ByteBufferAllocator()).buffer(capacity: head.headerEnd + 24)
+        headCopy(of: responsePending, upTo: head.headerEnd, dropping: head.connectionLines, into: &out)
         out.writeStaticString("connection: close\r\n\r\n")
         return out
     }

@@ -313,6 +313,37 @@ final class HTTPWireTests: XCTestCase {
         XCTAssertNotNil(try JSONSerialization.jsonObject(with: Data(line.utf8)))
     }
 
+    /// A connection's lines through `AccessLineCache` equal the lines written in full, as the
+    /// time crosses seconds and the upstream connection changes.
+    func testAccessLineCacheGivesTheSameLines() {
+        var cache = AccessLineCache()
+        var r = AccessRecord()
+        r.client = "198.18.0.1:4000"
+        r.local = "198.18.0.2:15001"
+        r.originalDestination = "198.18.0.2:80"
+        r.method = "GET"
+        r.target = "/"
+        let times: [Int64] = [1_700_000_000_000_000_000, 1_700_000_000_999_999_999, 1_700_000_001_000_000_000,
+                              1_700_000_001_050_000_000, 1_700_086_400_007_000_000, 0, 951_782_400_123_000_000]
+        for (i, t) in times.enumerated() {
+            r.startWall = t
+            r.requestID = "id-\(i)"
+            r.status = 200 + i
+            switch i {
+            case 0: r.upstreamLocal = nil; r.upstreamRemote = nil
+            case 1, 2: r.upstreamLocal = "127.0.0.1:5000"; r.upstreamRemote = "127.0.0.1:80"
+            case 3: r.upstreamLocal = "127.0.0.1:5001"
+            case 4: r.direction = .inbound
+            default: r.proto = "tunnel"
+            }
+            let end = r.start + TimeAmount.milliseconds(Int64(i))
+            var plain: [UInt8] = [], cached: [UInt8] = []
+            r.appendLine(to: &plain, end: end)
+            r.appendLine(to: &cached, end: end, cache: &cache)
+            XCTAssertEqual(String(decoding: cached, as: UTF8.self), String(decoding: plain, as: UTF8.self), "line \(i)")
+        }
+    }
+
     func testTimeFormatWithoutGmtime() {
         for nanos: Int64 in [0, 951_782_400_000_000_000, 1_700_000_000_123_456_789, 4_102_444_799_999_000_000, 1_709_210_096_007_000_000] {
             var out: [UInt8] = []
