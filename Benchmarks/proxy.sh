@@ -22,6 +22,8 @@
 #   peak    wrk -t2 -c32 -d5s --latency, direct (:8080) and through the proxy (:80)
 #   ref     the same two runs against a second nginx acting as the proxy (:8081 ->
 #           127.0.0.1:8080, kept-alive upstream): what a mature C proxy does on this box
+#   ref+log the same with nginx doing hoptrace's extra work: a request id, a buffered JSON
+#           access-log line per request (:8082 -> 127.0.0.1:8080)
 #   paced   half the proxy's peak rate, both paths: wrk with a Lua delay() (2 ms between
 #           a connection's requests; connections = rate x 2 ms), so both paths carry the
 #           same offered load and p99 compares like with like. wrk2 would correct for
@@ -135,7 +137,9 @@ EOF
 ip netns exec "$POD" "$NGINX" -c "$TMP/nginx.conf" -e "$TMP/nginx-error.log" > "$TMP/nginx.out" 2>&1 &
 PIDS+=($!)
 # A reference L7 proxy in C: a second nginx (one worker) on :8081 proxying to 127.0.0.1:8080
-# with kept-alive upstream connections: what a mature proxy achieves on this machine.
+# with kept-alive upstream connections: what a mature proxy achieves on this machine. On :8082
+# the same, doing what hoptrace's proxy does besides: a request id sent upstream, and one JSON
+# access-log line per request, buffered (32 KiB or 20 ms, as hoptrace batches its lines).
 mkdir -p "$TMP/ref"
 cat > "$TMP/ref/nginx.conf" <<EOF
 worker_processes 1;
@@ -157,12 +161,27 @@ http {
         listen 8081;
         location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }
     }
+    log_format hop escape=json '{"time":"\$time_iso8601","requestId":"\$request_id",'
+        '"downstream":{"client":"\$remote_addr:\$remote_port","local":"\$server_addr:\$server_port"},'
+        '"upstream":"\$upstream_addr","method":"\$request_method","target":"\$request_uri","host":"\$host",'
+        '"status":\$status,"requestBytes":\$request_length,"responseBytes":\$body_bytes_sent,'
+        '"durationMs":\$request_time,"upstreamConnectMs":"\$upstream_connect_time"}';
+    server {
+        listen 8082;
+        access_log $TMP/ref/access.jsonl hop buffer=32k flush=20ms;
+        location / {
+            proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection "";
+            proxy_set_header x-request-id \$request_id; proxy_set_header x-forwarded-proto http;
+        }
+    }
 }
 EOF
 ip netns exec "$POD" "$NGINX" -c "$TMP/ref/nginx.conf" -e "$TMP/ref/error.log" > "$TMP/ref/nginx.out" 2>&1 &
 PIDS+=($!)
 REF_PID=$!
-ip netns exec "$POD" "$BIN" proxy --access-log "$TMP/access.jsonl" ${PROXY_ARGS:-} > "$TMP/proxy.out" 2> "$TMP/proxy.err" &
+LOG_ARGS=(--access-log "$TMP/access.jsonl")
+case " ${PROXY_ARGS:-} " in *" --no-access-log "*) LOG_ARGS=() ;; esac
+ip netns exec "$POD" "$BIN" proxy "${LOG_ARGS[@]}" ${PROXY_ARGS:-} > "$TMP/proxy.out" 2> "$TMP/proxy.err" &
 PIDS+=($!)
 PROXY_PID=$!
 
@@ -177,6 +196,7 @@ done
 DIRECT=http://198.18.4.2:8080/
 PROXIED=http://198.18.4.2:80/
 REFERENCE=http://198.18.4.2:8081/
+REFERENCE_LOGGING=http://198.18.4.2:8082/
 
 # wrk's "Requests/sec" and its 99% latency in ms.
 rps() { awk '/^Requests\/sec:/ {print $2}' "$1"; }
@@ -219,12 +239,19 @@ for r in $(seq 1 "$ROUNDS"); do
     T0=$(tree_ticks "$REF_PID")
     run "peak-nginx-proxy-$r" "$REFERENCE" -t2 -c"$CONNS" -d"${DURATION}s"
     cpu_us $(( $(tree_ticks "$REF_PID") - T0 )) "$(requests "$DATA/proxy-peak-nginx-proxy-$r.txt")" > "$TMP/cpu-nginx-proxy-$r"
+    T0=$(tree_ticks "$REF_PID")
+    run "peak-nginx-proxy-logging-$r" "$REFERENCE_LOGGING" -t2 -c"$CONNS" -d"${DURATION}s"
+    cpu_us $(( $(tree_ticks "$REF_PID") - T0 )) "$(requests "$DATA/proxy-peak-nginx-proxy-logging-$r.txt")" > "$TMP/cpu-nginx-proxy-logging-$r"
     d=$(rps "$DATA/proxy-peak-direct-$r.txt"); p=$(rps "$DATA/proxy-peak-proxied-$r.txt"); n=$(rps "$DATA/proxy-peak-nginx-proxy-$r.txt")
+    nl=$(rps "$DATA/proxy-peak-nginx-proxy-logging-$r.txt")
     ratio=$(awk -v p="$p" -v d="$d" 'BEGIN { printf "%.1f", 100 * p / d }')
     nratio=$(awk -v p="$n" -v d="$d" 'BEGIN { printf "%.1f", 100 * p / d }')
+    nlratio=$(awk -v p="$nl" -v d="$d" 'BEGIN { printf "%.1f", 100 * p / d }')
     echo "$ratio $r" >> "$TMP/ratios"
-    ROUND_LINES+=("$(printf '  peak round %d: direct %.0f/s; proxied %.0f/s = %s%%, %s us CPU/request; nginx as proxy %.0f/s = %s%%, %s us' \
-        "$r" "$d" "$p" "$ratio" "$(cat "$TMP/cpu-proxied-$r")" "$n" "$nratio" "$(cat "$TMP/cpu-nginx-proxy-$r")")")
+    echo "$nlratio" >> "$TMP/logging-ratios"
+    ROUND_LINES+=("$(printf '  peak round %d: direct %.0f/s; proxied %.0f/s = %s%%, %s us CPU/request; nginx as proxy %.0f/s = %s%%, %s us; nginx as proxy with access log %.0f/s = %s%%, %s us' \
+        "$r" "$d" "$p" "$ratio" "$(cat "$TMP/cpu-proxied-$r")" "$n" "$nratio" "$(cat "$TMP/cpu-nginx-proxy-$r")" \
+        "$nl" "$nlratio" "$(cat "$TMP/cpu-nginx-proxy-logging-$r")")")
 done
 MID=$(sort -g "$TMP/ratios" | awk '{ v[NR] = $2 } END { print v[int((NR + 1) / 2)] }')
 for f in peak-direct peak-proxied peak-nginx-proxy; do cp "$DATA/proxy-$f-$MID.txt" "$DATA/proxy-$f.txt"; done
@@ -278,6 +305,7 @@ PROXY_RSS=$(awk '/VmHWM/ {print $2 " " $3}' "/proc/$PROXY_PID/status" 2>/dev/nul
     echo "peak: proxied keeps ${RATIO}% of direct requests/s (target >= 60%): $V1"
     echo "paced at ~half the proxy's peak ($HALF/s offered): proxy adds ${ADDED} ms at p99 (target < 1 ms): $V2"
     echo "reference, nginx as the proxy: ${REF_RATIO}% of direct at peak, adds ${REF_ADDED} ms at p99 paced"
+    echo "reference, nginx as the proxy with a request id and a buffered JSON access log: $(sort -g "$TMP/logging-ratios" | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')% of direct at peak (median round)"
     echo "CPU per request at peak (user+system, incl. the kernel's TCP work): hoptrace proxy ${P_CPU} us, nginx as proxy ${R_CPU} us"
     echo "access-log lines written: $LOGLINES; proxy peak RSS: ${PROXY_RSS:-?}"
     echo "every round:"

@@ -35,8 +35,21 @@ public final class AccessLog: Sendable {
     /// Held while a batch is written, so batches never interleave in the file.
     private let writeLock = LockedBox(())
 
+    /// False for the log `off()` makes: lines are neither made nor written.
+    public let isEnabled: Bool
+
+    /// An access log that drops every line without making it (`hoptrace proxy --no-access-log`).
+    public static func off() -> AccessLog { AccessLog() }
+
+    private init() {
+        fd = -1
+        ownsFD = false
+        isEnabled = false
+    }
+
     /// Opens (appending, creating) `path`, or uses standard output when nil.
     public init(path: String?) throws {
+        isEnabled = true
         if let path {
             let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
             if fd < 0 {
@@ -93,6 +106,7 @@ public final class AccessLog: Sendable {
     /// Appends to this thread's batch, then writes the batch when it is big enough (or
     /// there's no loop to delay on), or makes sure a delayed write is scheduled.
     private func add(on loop: EventLoop?, _ append: (inout [UInt8]) -> Void) {
+        guard isEnabled else { return }
         let b = batch
         let schedule = b.withLock { lines -> Bool in
             append(&lines.buffer)

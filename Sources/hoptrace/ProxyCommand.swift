@@ -21,7 +21,7 @@ struct Proxy: ParsableCommand {
         x-forwarded-proto: http), with keep-alive, pipelining, chunked and streamed bodies, \
         100-continue; CONNECT and Upgrade become tunnels; other protocols pass through as raw \
         TCP. Each request (and each raw connection) gives one JSON line on standard output \
-        (or --access-log FILE): time, requestId, downstream {client, local}, \
+        (or --access-log FILE; none with --no-access-log): time, requestId, downstream {client, local}, \
         originalDestination, upstream {local, remote}, direction, protocol, method, target, \
         host, status, requestBytes, responseBytes (bodies), durationMs, upstreamConnectMs, \
         upstreamReused, attempts, error.
@@ -62,6 +62,9 @@ struct Proxy: ParsableCommand {
 
     @Option(name: .long, help: ArgumentHelp("Append the access log to this file instead of standard output.", valueName: "file"))
     var accessLog: String?
+
+    @Flag(name: .long, help: "Write no access log (Istio's default); the lab needs it, so `lab` never passes this.")
+    var noAccessLog = false
 
     @Option(name: .long, help: "Extra attempts for a refused connection, or a reset before any response byte of an idempotent request without body.")
     var retries: Int = 1
@@ -124,9 +127,12 @@ struct Proxy: ParsableCommand {
         if let threads { config.threads = threads }
         config.accessLogPath = accessLog
 
+        if noAccessLog, let accessLog {
+            throw InputError(message: "--no-access-log and --access-log \(accessLog) contradict each other")
+        }
         let log: AccessLog
         do {
-            log = try AccessLog(path: accessLog)
+            log = noAccessLog ? .off() : try AccessLog(path: accessLog)
         } catch {
             throw InputError(message: "\(error)")
         }

@@ -344,6 +344,25 @@ final class HTTPWireTests: XCTestCase {
         }
     }
 
+    /// `--no-access-log`: no line is made (the serialiser is never called), nothing is written;
+    /// together with `--access-log FILE` it is refused with exit 2.
+    func testAccessLogOff() throws {
+        let log = AccessLog.off()
+        XCTAssertFalse(log.isEnabled)
+        var made = 0
+        log.write(on: nil) { _ in made += 1 }
+        log.write("a line", on: nil)
+        log.flush()
+        XCTAssertEqual(made, 0)
+        XCTAssertTrue(try AccessLog(path: "/dev/null").isEnabled)
+        guard FileManager.default.isExecutableFile(atPath: Run.hoptrace) else {
+            throw XCTSkip("the hoptrace binary is not built at \(Run.hoptrace)")
+        }
+        let r = try Run.run(Run.hoptrace, ["proxy", "--no-access-log", "--access-log", "/tmp/x.jsonl", "--no-uid-check"])
+        XCTAssertEqual(r.status, 2, r.stderr)
+        XCTAssertTrue(r.stderr.contains("--no-access-log and --access-log /tmp/x.jsonl contradict each other"), r.stderr)
+    }
+
     func testTimeFormatWithoutGmtime() {
         for nanos: Int64 in [0, 951_782_400_000_000_000, 1_700_000_000_123_456_789, 4_102_444_799_999_000_000, 1_709_210_096_007_000_000] {
             var out: [UInt8] = []
