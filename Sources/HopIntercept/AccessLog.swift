@@ -1,4 +1,4 @@
-// One JSON line per request (or per raw TCP connection), written with one write(2) each.
+// One JSON line per request (or per raw TCP connection), gathered per thread and written in batches.
 import NIOCore
 import NIOPosix
 #if canImport(Glibc)
