@@ -200,13 +200,42 @@ struct AccessRecord {
     }
 
     /// The same line, with the parts that repeat from one request of a connection to the
-    /// next (the time up to the second, the addresses) copied from `cache`.
+    /// next (the time up to the second, the addresses) copied from `cache`. The line is put
+    /// together in a block on the stack (its length is bounded beforehand) and appended at
+    /// once; a field that needs escaping sends it the long way, through `appendLine(to:end:)`.
     func appendLine(to out: inout [UInt8], end: NIODeadline, cache: inout AccessLineCache) {
-        out.reserveCapacity(out.count + 512)
-        out.raw(#"{"time":"#); cache.appendTime(startWall, to: &out)
-        out.raw(#","requestId":"#); out.jsonString(requestID)
-        cache.appendConnectionPart(of: self, to: &out)
-        appendRequestPart(to: &out, end: end)
+        cache.updateConnectionPart(of: self)
+        // Keys, punctuation and numbers take under 400 bytes; the strings, their length.
+        var bound = 400 + cache.connection.count + (requestID?.utf8.count ?? 0) + (method?.utf8.count ?? 0)
+        bound += (target?.utf8.count ?? 0) + (host?.utf8.count ?? 0) + (error?.utf8.count ?? 0)
+        let written = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: bound) { block -> Bool in
+            var c = ByteCursor(block.baseAddress!)
+            c.raw(#"{"time":"#)
+            cache.writeTime(startWall, to: &c)
+            c.raw(#","requestId":"#)
+            guard c.string(requestID) else { return false }
+            cache.connection.withUnsafeBufferPointer { c.bytes($0) }
+            c.raw(#","method":"#)
+            guard c.string(method) else { return false }
+            c.raw(#","target":"#)
+            guard c.string(target) else { return false }
+            c.raw(#","host":"#)
+            guard c.string(host) else { return false }
+            c.raw(#","status":"#); c.int(status)
+            c.raw(#","requestBytes":"#); c.int(requestBytes)
+            c.raw(#","responseBytes":"#); c.int(responseBytes)
+            c.raw(#","durationMs":"#); c.milliseconds((end - start).nanoseconds)
+            c.raw(#","upstreamConnectMs":"#); c.milliseconds(upstreamConnectNanos)
+            c.raw(upstreamReused ? #","upstreamReused":true,"attempts":"# : #","upstreamReused":false,"attempts":"#)
+            c.int(attempts)
+            c.raw(#","error":"#)
+            guard c.string(error) else { return false }
+            c.byte(UInt8(ascii: "}"))
+            precondition(c.count <= bound, "access-log line longer than its bound")
+            out.append(contentsOf: UnsafeBufferPointer(start: block.baseAddress, count: c.count))
+            return true
+        }
+        if !written { appendLine(to: &out, end: end) }
     }
 
     /// From `"downstream"` to `"protocol"`: the connection's fields.
@@ -246,32 +275,34 @@ struct AccessRecord {
 /// the connection part of the last line (rebuilt when the upstream connection changes) and
 /// the time of the last line up to its second.
 struct AccessLineCache {
-    private var connection: [UInt8] = []
-    private var key: ConnectionKey?
+    /// `AccessRecord.appendConnectionPart` of the fields below.
+    private(set) var connection: [UInt8] = []
+    private var made = false
+    private var client, local, originalDestination, upstreamLocal, upstreamRemote: String?
+    private var direction = Direction.outbound
+    private var proto = ""
     private var second = Int64.min
     private var secondText: [UInt8] = []
 
-    private struct ConnectionKey: Equatable {
-        var client, local, originalDestination, upstreamLocal, upstreamRemote: String?
-        var direction: Direction
-        var proto: String
-    }
-
-    mutating func appendConnectionPart(of record: AccessRecord, to out: inout [UInt8]) {
-        let k = ConnectionKey(
-            client: record.client, local: record.local, originalDestination: record.originalDestination,
-            upstreamLocal: record.upstreamLocal, upstreamRemote: record.upstreamRemote,
-            direction: record.direction, proto: record.proto)
-        if k != key {
-            connection.removeAll(keepingCapacity: true)
-            record.appendConnectionPart(to: &connection)
-            key = k
+    /// Remakes `connection` when one of the record's connection fields differs from the last
+    /// record's (they are usually the very same strings, which compare at once).
+    mutating func updateConnectionPart(of r: AccessRecord) {
+        if made && r.client == client && r.local == local && r.originalDestination == originalDestination
+            && r.upstreamLocal == upstreamLocal && r.upstreamRemote == upstreamRemote
+            && r.direction == direction && r.proto == proto
+        {
+            return
         }
-        out.append(contentsOf: connection)
+        connection.removeAll(keepingCapacity: true)
+        r.appendConnectionPart(to: &connection)
+        (client, local, originalDestination) = (r.client, r.local, r.originalDestination)
+        (upstreamLocal, upstreamRemote, direction, proto) = (r.upstreamLocal, r.upstreamRemote, r.direction, r.proto)
+        made = true
     }
 
-    /// `WallClock.appendRFC3339`, with the text up to the seconds reused within a second.
-    mutating func appendTime(_ nanos: Int64, to out: inout [UInt8]) {
+    /// `WallClock.appendRFC3339` (29 bytes at most), with the text up to the seconds reused
+    /// within a second.
+    mutating func writeTime(_ nanos: Int64, to c: inout ByteCursor) {
         let s = nanos >= 0 ? nanos / 1_000_000_000 : (nanos - 999_999_999) / 1_000_000_000
         if s != second {
             secondText.removeAll(keepingCapacity: true)
@@ -279,14 +310,88 @@ struct AccessLineCache {
             secondText.removeLast(6)  // ".000Z\""
             second = s
         }
-        out.append(contentsOf: secondText)
+        secondText.withUnsafeBufferPointer { c.bytes($0) }
         let millis = Int((nanos - s * 1_000_000_000) / 1_000_000)
-        out.append(0x2E)
-        out.append(UInt8(truncatingIfNeeded: millis / 100) + 0x30)
-        out.append(UInt8(truncatingIfNeeded: millis / 10 % 10) + 0x30)
-        out.append(UInt8(truncatingIfNeeded: millis % 10) + 0x30)
-        out.append(0x5A)
-        out.append(UInt8(ascii: "\""))
+        c.byte(0x2E)
+        c.byte(UInt8(truncatingIfNeeded: millis / 100) + 0x30)
+        c.byte(UInt8(truncatingIfNeeded: millis / 10 % 10) + 0x30)
+        c.byte(UInt8(truncatingIfNeeded: millis % 10) + 0x30)
+        c.byte(0x5A)
+        c.byte(UInt8(ascii: "\""))
+    }
+}
+
+/// Writes JSON text into a block of memory the caller has made big enough: the same text
+/// as the `[UInt8]` json* helpers, without a capacity check per byte.
+struct ByteCursor {
+    private let p: UnsafeMutablePointer<UInt8>
+    private(set) var count = 0
+
+    init(_ p: UnsafeMutablePointer<UInt8>) { self.p = p }
+
+    @inline(__always) mutating func byte(_ b: UInt8) {
+        p[count] = b
+        count += 1
+    }
+
+    @inline(__always) mutating func bytes(_ b: UnsafeBufferPointer<UInt8>) {
+        guard let base = b.baseAddress, b.count > 0 else { return }
+        (p + count).update(from: base, count: b.count)
+        count += b.count
+    }
+
+    @inline(__always) mutating func raw(_ s: StaticString) {
+        (p + count).update(from: s.utf8Start, count: s.utf8CodeUnitCount)
+        count += s.utf8CodeUnitCount
+    }
+
+    /// A quoted string, or `null`; false (nothing written that counts) when it needs escaping.
+    mutating func string(_ v: String?) -> Bool {
+        guard var v else {
+            raw("null")
+            return true
+        }
+        return v.withUTF8 { u in
+            for b in u where b < 0x20 || b == 0x22 || b == 0x5C { return false }
+            byte(UInt8(ascii: "\""))
+            bytes(u)
+            byte(UInt8(ascii: "\""))
+            return true
+        }
+    }
+
+    mutating func int(_ v: Int) {
+        if v < 0 { byte(UInt8(ascii: "-")) }
+        digits(v.magnitude)
+    }
+
+    mutating func digits(_ v: UInt) {
+        var n = v
+        var width = 1
+        while n >= 10 {
+            n /= 10
+            width += 1
+        }
+        n = v
+        var i = count + width
+        count = i
+        repeat {
+            i -= 1
+            p[i] = UInt8(truncatingIfNeeded: n % 10) + 0x30
+            n /= 10
+        } while n > 0
+    }
+
+    /// As `[UInt8].jsonMilliseconds`.
+    mutating func milliseconds(_ nanos: Int64?) {
+        guard let nanos else { return raw("null") }
+        let micros = Swift.max(0, (nanos + 500) / 1000)
+        let frac = Int(micros % 1000)
+        digits(UInt(micros / 1000))
+        byte(UInt8(ascii: "."))
+        byte(UInt8(truncatingIfNeeded: frac / 100) + 0x30)
+        byte(UInt8(truncatingIfNeeded: frac / 10 % 10) + 0x30)
+        byte(UInt8(truncatingIfNeeded: frac % 10) + 0x30)
     }
 }
 

@@ -73,18 +73,18 @@ struct WireResponseHead {
 
 /// Header names the proxy looks at, matched without regard to case.
 private enum Name {
-    static let contentLength = Array("content-length".utf8)
-    static let transferEncoding = Array("transfer-encoding".utf8)
-    static let connection = Array("connection".utf8)
-    static let expect = Array("expect".utf8)
-    static let upgrade = Array("upgrade".utf8)
-    static let requestID = Array("x-request-id".utf8)
-    static let host = Array("host".utf8)
-    static let forwardedProto = Array("x-forwarded-proto".utf8)
-    static let continue100 = Array("100-continue".utf8)
-    static let close = Array("close".utf8)
-    static let keepAlive = Array("keep-alive".utf8)
-    static let chunked = Array("chunked".utf8)
+    static let contentLength: StaticString = "content-length"
+    static let transferEncoding: StaticString = "transfer-encoding"
+    static let connection: StaticString = "connection"
+    static let expect: StaticString = "expect"
+    static let upgrade: StaticString = "upgrade"
+    static let requestID: StaticString = "x-request-id"
+    static let host: StaticString = "host"
+    static let forwardedProto: StaticString = "x-forwarded-proto"
+    static let continue100: StaticString = "100-continue"
+    static let close: StaticString = "close"
+    static let keepAlive: StaticString = "keep-alive"
+    static let chunked: StaticString = "chunked"
 }
 
 private let CR: UInt8 = 0x0D
@@ -92,18 +92,17 @@ private let LF: UInt8 = 0x0A
 private let SP: UInt8 = 0x20
 private let HT: UInt8 = 0x09
 
-/// RFC 9110 token characters.
-private let tokenTable: [Bool] = {
-    var t = [Bool](repeating: false, count: 256)
-    for c in UInt8(ascii: "0")...UInt8(ascii: "9") { t[Int(c)] = true }
-    for c in UInt8(ascii: "a")...UInt8(ascii: "z") { t[Int(c)] = true }
-    for c in UInt8(ascii: "A")...UInt8(ascii: "Z") { t[Int(c)] = true }
-    for c in "!#$%&'*+-.^_`|~".utf8 { t[Int(c)] = true }
-    return t
-}()
-
+/// RFC 9110 token characters: digits, letters and !#$%&'*+-.^_`|~, as a 128-bit set.
 @inline(__always)
-private func isToken(_ b: UInt8) -> Bool { tokenTable[Int(b)] }
+private func isToken(_ b: UInt8) -> Bool {
+    let bits: UInt64
+    switch b >> 6 {
+    case 0: bits = 0x03FF_6CFA_0000_0000
+    case 1: bits = 0x57FF_FFFF_C7FF_FFFE
+    default: return false
+    }
+    return bits & (1 << UInt64(b & 63)) != 0
+}
 
 /// Reads lines out of a head: each ends at LF, a CR before the LF is dropped.
 private struct Lines {
@@ -130,11 +129,13 @@ private struct Lines {
 @inline(__always)
 private func lower(_ b: UInt8) -> UInt8 { (b >= 0x41 && b <= 0x5A) ? b | 0x20 : b }
 
-private func equalsIgnoringCase(_ p: UnsafeRawBufferPointer, _ start: Int, _ end: Int, _ lowercased: [UInt8]) -> Bool {
-    guard end - start == lowercased.count else { return false }
+private func equalsIgnoringCase(_ p: UnsafeRawBufferPointer, _ start: Int, _ end: Int, _ lowercased: StaticString) -> Bool {
+    let n = lowercased.utf8CodeUnitCount
+    guard end - start == n else { return false }
+    let name = lowercased.utf8Start
     var i = 0
-    while i < lowercased.count {
-        if lower(p[start + i]) != lowercased[i] { return false }
+    while i < n {
+        if lower(p[start + i]) != name[i] { return false }
         i += 1
     }
     return true

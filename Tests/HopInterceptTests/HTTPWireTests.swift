@@ -314,7 +314,8 @@ final class HTTPWireTests: XCTestCase {
     }
 
     /// A connection's lines through `AccessLineCache` equal the lines written in full, as the
-    /// time crosses seconds and the upstream connection changes.
+    /// time crosses seconds and the upstream connection changes, and with fields that need
+    /// escaping (the long way).
     func testAccessLineCacheGivesTheSameLines() {
         var cache = AccessLineCache()
         var r = AccessRecord()
@@ -334,7 +335,8 @@ final class HTTPWireTests: XCTestCase {
             case 1, 2: r.upstreamLocal = "127.0.0.1:5000"; r.upstreamRemote = "127.0.0.1:80"
             case 3: r.upstreamLocal = "127.0.0.1:5001"
             case 4: r.direction = .inbound
-            default: r.proto = "tunnel"
+            case 5: r.target = "/q?\"x\"\n"; r.error = "loop"
+            default: r.proto = "tunnel"; r.target = "/"; r.host = "h\u{1}"; r.upstreamConnectNanos = 1_234_567; r.requestBytes = 1 << 40
             }
             let end = r.start + TimeAmount.milliseconds(Int64(i))
             var plain: [UInt8] = [], cached: [UInt8] = []
