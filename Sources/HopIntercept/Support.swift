@@ -169,32 +169,96 @@ extension Array where Element == UInt8 {
 
     /// Decimal digits of `v`, no padding.
     mutating func appendDigits(_ v: UInt) {
-        if v < 10 {
-            append(UInt8(truncatingIfNeeded: v) + 0x30)
-            return
-        }
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { tmp in
-            var n = v
-            var i = 20
-            while n > 0 {
-                i -= 1
-                tmp[i] = UInt8(truncatingIfNeeded: n % 10) + 0x30
-                n /= 10
-            }
-            append(contentsOf: UnsafeBufferPointer(rebasing: tmp[i..<20]))
-        }
+        appendWritten(maxBytes: 20) { $0.digits(v) }
     }
 
     /// A duration in milliseconds with three decimals, as `JSONLine.add(_:milliseconds:)`.
     mutating func jsonMilliseconds(_ nanos: Int64?) {
-        guard let nanos else { return jsonNull() }
+        appendWritten(maxBytes: 32) { $0.milliseconds(nanos) }
+    }
+
+    /// Appends what `write` puts through a `ByteCursor` (at most `maxBytes`).
+    private mutating func appendWritten(maxBytes: Int, _ write: (inout ByteCursor) -> Void) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: maxBytes) { block in
+            var c = ByteCursor(block.baseAddress!)
+            write(&c)
+            append(contentsOf: UnsafeBufferPointer(start: block.baseAddress, count: c.count))
+        }
+    }
+}
+
+/// Writes JSON text into a block of memory the caller has made big enough: the same text
+/// as the `[UInt8]` json* helpers, without a capacity check per byte.
+struct ByteCursor {
+    private let p: UnsafeMutablePointer<UInt8>
+    private(set) var count = 0
+
+    init(_ p: UnsafeMutablePointer<UInt8>) { self.p = p }
+
+    @inline(__always) mutating func byte(_ b: UInt8) {
+        p[count] = b
+        count += 1
+    }
+
+    @inline(__always) mutating func bytes(_ b: UnsafeBufferPointer<UInt8>) {
+        guard let base = b.baseAddress, b.count > 0 else { return }
+        (p + count).update(from: base, count: b.count)
+        count += b.count
+    }
+
+    @inline(__always) mutating func raw(_ s: StaticString) {
+        (p + count).update(from: s.utf8Start, count: s.utf8CodeUnitCount)
+        count += s.utf8CodeUnitCount
+    }
+
+    /// A quoted string, or `null`; false (nothing written that counts) when it needs escaping.
+    mutating func string(_ v: String?) -> Bool {
+        guard var v else {
+            raw("null")
+            return true
+        }
+        return v.withUTF8 { u in
+            for b in u where b < 0x20 || b == 0x22 || b == 0x5C { return false }
+            byte(UInt8(ascii: "\""))
+            bytes(u)
+            byte(UInt8(ascii: "\""))
+            return true
+        }
+    }
+
+    mutating func int(_ v: Int) {
+        if v < 0 { byte(UInt8(ascii: "-")) }
+        digits(v.magnitude)
+    }
+
+    mutating func digits(_ v: UInt) {
+        var n = v
+        var width = 1
+        while n >= 10 {
+            n /= 10
+            width += 1
+        }
+        n = v
+        var i = count + width
+        count = i
+        repeat {
+            i -= 1
+            p[i] = UInt8(truncatingIfNeeded: n % 10) + 0x30
+            n /= 10
+        } while n > 0
+    }
+
+    /// A duration in milliseconds with three decimals (`null` for nil), as
+    /// `JSONLine.add(_:milliseconds:)` writes it.
+    mutating func milliseconds(_ nanos: Int64?) {
+        guard let nanos else { return raw("null") }
         let micros = Swift.max(0, (nanos + 500) / 1000)
         let frac = Int(micros % 1000)
-        appendDigits(UInt(micros / 1000))
-        append(UInt8(ascii: "."))
-        append(UInt8(truncatingIfNeeded: frac / 100) + 0x30)
-        append(UInt8(truncatingIfNeeded: frac / 10 % 10) + 0x30)
-        append(UInt8(truncatingIfNeeded: frac % 10) + 0x30)
+        digits(UInt(micros / 1000))
+        byte(UInt8(ascii: "."))
+        byte(UInt8(truncatingIfNeeded: frac / 100) + 0x30)
+        byte(UInt8(truncatingIfNeeded: frac / 10 % 10) + 0x30)
+        byte(UInt8(truncatingIfNeeded: frac % 10) + 0x30)
     }
 }
 
