@@ -276,12 +276,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func startExchange(_ head: WireRequestHead) {
         let givenID = head.requestID
         let requestID = givenID ?? RequestID.make(using: &random)
-        var record = route.record()
-        record.requestID = requestID
-        record.method = head.method
-        record.target = head.target
-        record.host = head.host
-        let ex = Exchange(request: head, record: record)
+        // The record is made in the exchange and filled in there (not copied into it).
+        let ex = Exchange(request: head, record: route.record())
+        ex.record.requestID = requestID
+        ex.record.method = head.method
+        ex.record.target = head.target
+        ex.record.host = head.host
         ex.head = forwardedHead(head, requestID: givenID == nil ? requestID : nil)
         pending.moveReaderIndex(forwardBy: head.length)
         exchange = ex

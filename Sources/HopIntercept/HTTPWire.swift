@@ -126,6 +126,13 @@ private struct Lines {
     }
 }
 
+/// Whether the bytes `start..<end` are exactly `s` (case counts: methods are case-sensitive).
+private func bytesEqual(_ p: UnsafeRawBufferPointer, _ start: Int, _ end: Int, _ s: StaticString) -> Bool {
+    let n = s.utf8CodeUnitCount
+    guard end - start == n else { return false }
+    return memcmp(p.baseAddress! + start, s.utf8Start, n) == 0
+}
+
 @inline(__always)
 private func lower(_ b: UInt8) -> UInt8 { (b >= 0x41 && b <= 0x5A) ? b | 0x20 : b }
 
@@ -201,19 +208,19 @@ private struct HeaderFacts {
 private enum HeaderScan {
     case incomplete
     case invalid(String)
-    case complete(HeaderFacts)
+    case complete
 }
 
-/// Reads header lines up to the empty line that ends the head.
-private func scanHeaders(_ lines: inout Lines, request: Bool, connectionLines: Bool = false) -> HeaderScan {
+/// Reads header lines up to the empty line that ends the head, into `facts` (filled in
+/// place: the facts are not copied out).
+private func scanHeaders(_ lines: inout Lines, into facts: inout HeaderFacts, request: Bool, connectionLines: Bool = false) -> HeaderScan {
     let p = lines.p
-    var facts = HeaderFacts()
     while true {
         guard let line = lines.next() else { return .incomplete }
         if line.end == line.start {
             facts.headerEnd = line.start
             facts.length = line.next
-            return .complete(facts)
+            return .complete
         }
         let first = p[line.start]
         if first == SP || first == HT {
@@ -320,13 +327,12 @@ func parseRequestHead(_ p: UnsafeRawBufferPointer) -> HeadParse<WireRequestHead>
     guard let minor = httpVersion(p, t + 1, line.end) else { return .invalid("the request line does not end in HTTP/1.x") }
     for k in line.start..<line.end where p[k] == CR { return .invalid("a bare CR in the request line") }
 
-    let facts: HeaderFacts
-    switch scanHeaders(&lines, request: true) {
+    var facts = HeaderFacts()
+    switch scanHeaders(&lines, into: &facts, request: true) {
     case .incomplete: return .incomplete
     case .invalid(let why): return .invalid(why)
-    case .complete(let f): facts = f
+    case .complete: break
     }
-    let method = string(p, line.start, methodEnd)
     let framing: BodyFraming
     if facts.hasTransferEncoding {
         guard facts.contentLength == nil else {
@@ -339,20 +345,22 @@ func parseRequestHead(_ p: UnsafeRawBufferPointer) -> HeadParse<WireRequestHead>
     } else {
         framing = .none
     }
-    let isCONNECT = method == "CONNECT"
+    // The method's kind from its bytes (no string comparisons).
+    let ms = line.start
+    let isGET = bytesEqual(p, ms, methodEnd, "GET")
+    let isHEAD = !isGET && bytesEqual(p, ms, methodEnd, "HEAD")
+    let isCONNECT = !isGET && !isHEAD && bytesEqual(p, ms, methodEnd, "CONNECT")
+    let idempotent = isGET || isHEAD
+        || bytesEqual(p, ms, methodEnd, "OPTIONS") || bytesEqual(p, ms, methodEnd, "TRACE")
+        || bytesEqual(p, ms, methodEnd, "PUT") || bytesEqual(p, ms, methodEnd, "DELETE")
     let keepAlive = minor >= 1 ? !facts.connectionClose : (facts.connectionKeepAlive && !facts.connectionClose)
-    let idempotent: Bool
-    switch method {
-    case "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE": idempotent = true
-    default: idempotent = false
-    }
     return .complete(
         WireRequestHead(
-            length: facts.length, headerEnd: facts.headerEnd, method: method,
+            length: facts.length, headerEnd: facts.headerEnd, method: string(p, ms, methodEnd),
             target: string(p, targetStart, t), versionMinor: minor, framing: framing, keepAlive: keepAlive,
             isUpgrade: isCONNECT || (facts.hasUpgrade && facts.connectionUpgrade),
             expectsContinue: facts.expectsContinue, requestID: facts.requestID, host: facts.host,
-            forwardedProtoLines: facts.forwardedProtoLines, isHEAD: method == "HEAD", isCONNECT: isCONNECT,
+            forwardedProtoLines: facts.forwardedProtoLines, isHEAD: isHEAD, isCONNECT: isCONNECT,
             isIdempotent: idempotent))
 }
 
@@ -374,11 +382,11 @@ func parseResponseHead(_ p: UnsafeRawBufferPointer, connectionLines: Bool = fals
     guard line.end == line.start + 12 || p[line.start + 12] == SP, status >= 100 else {
         return .invalid("the status line has no three-digit status code")
     }
-    let facts: HeaderFacts
-    switch scanHeaders(&lines, request: false, connectionLines: connectionLines) {
+    var facts = HeaderFacts()
+    switch scanHeaders(&lines, into: &facts, request: false, connectionLines: connectionLines) {
     case .incomplete: return .incomplete
     case .invalid(let why): return .invalid(why)
-    case .complete(let f): facts = f
+    case .complete: break
     }
     let framing: BodyFraming
     if facts.hasTransferEncoding {

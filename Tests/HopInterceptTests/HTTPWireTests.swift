@@ -43,6 +43,26 @@ final class HTTPWireTests: XCTestCase {
 
     // MARK: request heads
 
+    /// The method's kind, read from its bytes: HEAD, CONNECT, and the methods safe to retry
+    /// (RFC 9110 §9.2.2); methods are case-sensitive.
+    func testMethodKinds() throws {
+        let kinds: [(String, idempotent: Bool, head: Bool, connect: Bool)] = [
+            ("GET", true, false, false), ("HEAD", true, true, false), ("OPTIONS", true, false, false),
+            ("TRACE", true, false, false), ("PUT", true, false, false), ("DELETE", true, false, false),
+            ("POST", false, false, false), ("PATCH", false, false, false), ("GETS", false, false, false),
+            ("head", false, false, false), ("CONNECT", false, false, true),
+        ]
+        for k in kinds {
+            let target = k.0 == "CONNECT" ? "example.test:443" : "/"
+            let h = try XCTUnwrap(completeRequest("\(k.0) \(target) HTTP/1.1\r\nHost: example.test\r\n\r\n"), k.0)
+            XCTAssertEqual(h.method, k.0)
+            XCTAssertEqual(h.isIdempotent, k.idempotent, k.0)
+            XCTAssertEqual(h.isHEAD, k.head, k.0)
+            XCTAssertEqual(h.isCONNECT, k.connect, k.0)
+            XCTAssertEqual(h.isUpgrade, k.connect, k.0)
+        }
+    }
+
     func testRequestHeadFields() throws {
         let text = "GET /a?b=c HTTP/1.1\r\nHost: example.test\r\nX-Request-Id:  given-1 \r\nAccept: */*\r\n\r\n"
         let h = try XCTUnwrap(completeRequest(text))
