@@ -213,6 +213,14 @@ requests() { awk '/requests in/ {print $1}' "$1"; }
 # Microseconds of CPU per request: ticks x (1e6 / CLK_TCK) / requests.
 cpu_us() { awk -v t="$1" -v n="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN { if (n > 0) printf "%.1f", t * 1e6 / hz / n; else print "?" }'; }
 errors() { awk '/Non-2xx|Socket errors/ {print}' "$1" | tr '\n' ' '; }
+# 100 x part / whole, printed with the format given (default one decimal).
+percent() { awk -v p="$1" -v d="$2" -v f="${3:-%.1f}" 'BEGIN { printf f, 100 * p / d }'; }
+# a - b, in ms with three decimals.
+minus() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a - b }'; }
+# Of the lines "value round" in a file, the round of the median value.
+median_round() { sort -g "$1" | awk '{ v[NR] = $2 } END { print v[int((NR + 1) / 2)] }'; }
+# Copies round N's wrk outputs of the given runs to the names the summary reads.
+keep_round() { local n="$1" f; shift; for f in "$@"; do cp "$DATA/proxy-$f-$n.txt" "$DATA/proxy-$f.txt"; done; }
 
 run() { # name url wrk-args…
     local name="$1" url="$2"; shift 2
@@ -244,17 +252,17 @@ for r in $(seq 1 "$ROUNDS"); do
     cpu_us $(( $(tree_ticks "$REF_PID") - T0 )) "$(requests "$DATA/proxy-peak-nginx-proxy-logging-$r.txt")" > "$TMP/cpu-nginx-proxy-logging-$r"
     d=$(rps "$DATA/proxy-peak-direct-$r.txt"); p=$(rps "$DATA/proxy-peak-proxied-$r.txt"); n=$(rps "$DATA/proxy-peak-nginx-proxy-$r.txt")
     nl=$(rps "$DATA/proxy-peak-nginx-proxy-logging-$r.txt")
-    ratio=$(awk -v p="$p" -v d="$d" 'BEGIN { printf "%.1f", 100 * p / d }')
-    nratio=$(awk -v p="$n" -v d="$d" 'BEGIN { printf "%.1f", 100 * p / d }')
-    nlratio=$(awk -v p="$nl" -v d="$d" 'BEGIN { printf "%.1f", 100 * p / d }')
+    ratio=$(percent "$p" "$d"); nratio=$(percent "$n" "$d"); nlratio=$(percent "$nl" "$d")
     echo "$ratio $r" >> "$TMP/ratios"
-    echo "$nlratio" >> "$TMP/logging-ratios"
+    echo "$nlratio $r" >> "$TMP/logging-ratios"
     ROUND_LINES+=("$(printf '  peak round %d: direct %.0f/s; proxied %.0f/s = %s%%, %s us CPU/request; nginx as proxy %.0f/s = %s%%, %s us; nginx as proxy with access log %.0f/s = %s%%, %s us' \
         "$r" "$d" "$p" "$ratio" "$(cat "$TMP/cpu-proxied-$r")" "$n" "$nratio" "$(cat "$TMP/cpu-nginx-proxy-$r")" \
         "$nl" "$nlratio" "$(cat "$TMP/cpu-nginx-proxy-logging-$r")")")
 done
-MID=$(sort -g "$TMP/ratios" | awk '{ v[NR] = $2 } END { print v[int((NR + 1) / 2)] }')
-for f in peak-direct peak-proxied peak-nginx-proxy; do cp "$DATA/proxy-$f-$MID.txt" "$DATA/proxy-$f.txt"; done
+MID=$(median_round "$TMP/ratios")
+keep_round "$MID" peak-direct peak-proxied peak-nginx-proxy
+LMID=$(median_round "$TMP/logging-ratios")
+LOGGING_RATIO=$(percent "$(rps "$DATA/proxy-peak-nginx-proxy-logging-$LMID.txt")" "$(rps "$DATA/proxy-peak-direct-$LMID.txt")")
 P_CPU=$(cat "$TMP/cpu-proxied-$MID"); R_CPU=$(cat "$TMP/cpu-nginx-proxy-$MID")
 R_RPS=$(rps "$DATA/proxy-peak-nginx-proxy.txt"); R_P99=$(p99ms "$DATA/proxy-peak-nginx-proxy.txt")
 D_RPS=$(rps "$DATA/proxy-peak-direct.txt"); P_RPS=$(rps "$DATA/proxy-peak-proxied.txt")
@@ -271,21 +279,21 @@ for r in $(seq 1 "$ROUNDS"); do
     run "paced-proxied-$r" "$PROXIED" -t2 -c"$PACED_CONNS" -d"${DURATION}s" -s "$TMP/pace.lua"
     run "paced-nginx-proxy-$r" "$REFERENCE" -t2 -c"$PACED_CONNS" -d"${DURATION}s" -s "$TMP/pace.lua"
     pd=$(p99ms "$DATA/proxy-paced-direct-$r.txt"); pp=$(p99ms "$DATA/proxy-paced-proxied-$r.txt"); pn=$(p99ms "$DATA/proxy-paced-nginx-proxy-$r.txt")
-    added=$(awk -v p="$pp" -v d="$pd" 'BEGIN { printf "%.3f", p - d }')
+    added=$(minus "$pp" "$pd")
     echo "$added $r" >> "$TMP/added"
     ROUND_LINES+=("$(printf '  paced round %d: p99 direct %s ms; proxied %s ms (adds %s); nginx as proxy %s ms' "$r" "$pd" "$pp" "$added" "$pn")")
 done
-PMID=$(sort -g "$TMP/added" | awk '{ v[NR] = $2 } END { print v[int((NR + 1) / 2)] }')
-for f in paced-direct paced-proxied paced-nginx-proxy; do cp "$DATA/proxy-$f-$PMID.txt" "$DATA/proxy-$f.txt"; done
+PMID=$(median_round "$TMP/added")
+keep_round "$PMID" paced-direct paced-proxied paced-nginx-proxy
 PR_RPS=$(rps "$DATA/proxy-paced-nginx-proxy.txt"); PR_P99=$(p99ms "$DATA/proxy-paced-nginx-proxy.txt")
 PD_RPS=$(rps "$DATA/proxy-paced-direct.txt"); PP_RPS=$(rps "$DATA/proxy-paced-proxied.txt")
 PD_P99=$(p99ms "$DATA/proxy-paced-direct.txt"); PP_P99=$(p99ms "$DATA/proxy-paced-proxied.txt")
 
 LOGLINES=$(wc -l < "$TMP/access.jsonl")
-RATIO=$(awk -v p="$P_RPS" -v d="$D_RPS" 'BEGIN { printf "%.0f", 100 * p / d }')
-REF_RATIO=$(awk -v p="$R_RPS" -v d="$D_RPS" 'BEGIN { printf "%.0f", 100 * p / d }')
-REF_ADDED=$(awk -v p="$PR_P99" -v d="$PD_P99" 'BEGIN { printf "%.3f", p - d }')
-ADDED=$(awk -v p="$PP_P99" -v d="$PD_P99" 'BEGIN { printf "%.3f", p - d }')
+RATIO=$(percent "$P_RPS" "$D_RPS" %.0f)
+REF_RATIO=$(percent "$R_RPS" "$D_RPS" %.0f)
+REF_ADDED=$(minus "$PR_P99" "$PD_P99")
+ADDED=$(minus "$PP_P99" "$PD_P99")
 V1=$(awk -v r="$RATIO" 'BEGIN { print (r >= 60) ? "PASS" : "MISS" }')
 V2=$(awk -v a="$ADDED" 'BEGIN { print (a < 1.0) ? "PASS" : "MISS" }')
 PROXY_RSS=$(awk '/VmHWM/ {print $2 " " $3}' "/proc/$PROXY_PID/status" 2>/dev/null)
@@ -305,7 +313,7 @@ PROXY_RSS=$(awk '/VmHWM/ {print $2 " " $3}' "/proc/$PROXY_PID/status" 2>/dev/nul
     echo "peak: proxied keeps ${RATIO}% of direct requests/s (target >= 60%): $V1"
     echo "paced at ~half the proxy's peak ($HALF/s offered): proxy adds ${ADDED} ms at p99 (target < 1 ms): $V2"
     echo "reference, nginx as the proxy: ${REF_RATIO}% of direct at peak, adds ${REF_ADDED} ms at p99 paced"
-    echo "reference, nginx as the proxy with a request id and a buffered JSON access log: $(sort -g "$TMP/logging-ratios" | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')% of direct at peak (median round)"
+    echo "reference, nginx as the proxy with a request id and a buffered JSON access log: ${LOGGING_RATIO}% of direct at peak (median round)"
     echo "CPU per request at peak (user+system, incl. the kernel's TCP work): hoptrace proxy ${P_CPU} us, nginx as proxy ${R_CPU} us"
     echo "access-log lines written: $LOGLINES; proxy peak RSS: ${PROXY_RSS:-?}"
     echo "every round:"

@@ -77,17 +77,6 @@ public final class AccessLog: Sendable {
         return b
     }
 
-    /// Adds one line (the newline is added here). `loop` schedules the delayed write.
-    func write(_ line: String, on loop: EventLoop? = nil) {
-        var text = line
-        text.withUTF8 { bytes in
-            add(on: loop) { buffer in
-                buffer.append(contentsOf: bytes)
-                if bytes.last != 0x0A { buffer.append(0x0A) }
-            }
-        }
-    }
-
     /// Adds the record's line (serialised straight into the batch).
     func write(_ record: AccessRecord, on loop: EventLoop?) {
         let end = NIODeadline.now()

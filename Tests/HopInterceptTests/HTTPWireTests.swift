@@ -373,7 +373,7 @@ final class HTTPWireTests: XCTestCase {
         XCTAssertFalse(log.isEnabled)
         var made = 0
         log.write(on: nil) { _ in made += 1 }
-        log.write("a line", on: nil)
+        log.write(AccessRecord(), on: nil)
         log.flush()
         XCTAssertEqual(made, 0)
         XCTAssertTrue(try AccessLog(path: "/dev/null").isEnabled)
