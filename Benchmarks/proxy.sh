@@ -30,6 +30,9 @@
 #           coordinated omission; plain wrk doesn't, which flatters both paths alike.
 #   rounds  both kinds of run are repeated (--rounds, 3), the paths interleaved in each
 #           round; this VM's speed drifts by 10-20% from minute to minute.
+#   machine the whole machine's busy share and CPU per request (/proc/stat) in the peak
+#           direct and proxied runs, and from them the budget: how much CPU per request a
+#           proxy may add and still keep 60% of direct, on this machine, in this run.
 # Targets: proxied peak >= 60% of direct requests/s; proxied p99 - direct p99 < 1 ms at
 # the paced rate.
 # Output: a summary on stdout and in Benchmarks/data/proxy-results.txt; wrk's output in
@@ -210,6 +213,13 @@ p99ms() {
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 tree_ticks() { local t; t=$(ticks "$1"); for c in $(pgrep -P "$1"); do t=$(( t + $(ticks "$c") )); done; echo "$t"; }
 requests() { awk '/requests in/ {print $1}' "$1"; }
+# The whole machine's busy and idle clock ticks (all cores; iowait counts as idle).
+machine_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6}' /proc/stat; }
+# "busy% us-per-request" of the whole machine between two machine_ticks snapshots.
+machine_use() { # busy0 idle0 busy1 idle1 requests
+    awk -v b="$(( $3 - $1 ))" -v i="$(( $4 - $2 ))" -v n="$5" -v hz="$(getconf CLK_TCK)" \
+        'BEGIN { if (n > 0 && b + i > 0) printf "%.1f %.1f", 100 * b / (b + i), b * 1e6 / hz / n; else print "? ?" }'
+}
 # Microseconds of CPU per request: ticks x (1e6 / CLK_TCK) / requests.
 cpu_us() { awk -v t="$1" -v n="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN { if (n > 0) printf "%.1f", t * 1e6 / hz / n; else print "?" }'; }
 errors() { awk '/Non-2xx|Socket errors/ {print}' "$1" | tr '\n' ' '; }
@@ -235,13 +245,19 @@ run warmup-proxied "$PROXIED" -t2 -c"$CONNS" -d1s
 # them alike; the round whose proxied/direct ratio is the median one is reported.
 ROUND_LINES=()
 for r in $(seq 1 "$ROUNDS"); do
+    read -r MB0 MI0 <<< "$(machine_ticks)"
     run "peak-direct-$r" "$DIRECT" -t2 -c"$CONNS" -d"${DURATION}s"
+    read -r MB1 MI1 <<< "$(machine_ticks)"
+    machine_use "$MB0" "$MI0" "$MB1" "$MI1" "$(requests "$DATA/proxy-peak-direct-$r.txt")" > "$TMP/machine-direct-$r"
     T0=$(tree_ticks "$PROXY_PID")
     if [ -n "${PERF_OUT:-}" ] && [ "$r" = 1 ]; then
         perf record -g -o "$PERF_OUT" -p "$PROXY_PID" -- sleep "$(( DURATION > 2 ? DURATION - 1 : 1 ))" > /dev/null 2>&1 &
         PERF_PID=$!
     fi
+    read -r MB0 MI0 <<< "$(machine_ticks)"
     run "peak-proxied-$r" "$PROXIED" -t2 -c"$CONNS" -d"${DURATION}s"
+    read -r MB1 MI1 <<< "$(machine_ticks)"
+    machine_use "$MB0" "$MI0" "$MB1" "$MI1" "$(requests "$DATA/proxy-peak-proxied-$r.txt")" > "$TMP/machine-proxied-$r"
     if [ -n "${PERF_PID:-}" ]; then wait "$PERF_PID"; PERF_PID=; fi
     cpu_us $(( $(tree_ticks "$PROXY_PID") - T0 )) "$(requests "$DATA/proxy-peak-proxied-$r.txt")" > "$TMP/cpu-proxied-$r"
     T0=$(tree_ticks "$REF_PID")
@@ -255,8 +271,9 @@ for r in $(seq 1 "$ROUNDS"); do
     ratio=$(percent "$p" "$d"); nratio=$(percent "$n" "$d"); nlratio=$(percent "$nl" "$d")
     echo "$ratio $r" >> "$TMP/ratios"
     echo "$nlratio $r" >> "$TMP/logging-ratios"
-    ROUND_LINES+=("$(printf '  peak round %d: direct %.0f/s; proxied %.0f/s = %s%%, %s us CPU/request; nginx as proxy %.0f/s = %s%%, %s us; nginx as proxy with access log %.0f/s = %s%%, %s us' \
-        "$r" "$d" "$p" "$ratio" "$(cat "$TMP/cpu-proxied-$r")" "$n" "$nratio" "$(cat "$TMP/cpu-nginx-proxy-$r")" \
+    read -r dbusy dmach < "$TMP/machine-direct-$r"; read -r pbusy pmach < "$TMP/machine-proxied-$r"
+    ROUND_LINES+=("$(printf '  peak round %d: direct %.0f/s (machine %s%% busy, %s us/request); proxied %.0f/s = %s%%, proxy %s us CPU/request (machine %s%% busy, %s us/request); nginx as proxy %.0f/s = %s%%, %s us; nginx as proxy with access log %.0f/s = %s%%, %s us' \
+        "$r" "$d" "$dbusy" "$dmach" "$p" "$ratio" "$(cat "$TMP/cpu-proxied-$r")" "$pbusy" "$pmach" "$n" "$nratio" "$(cat "$TMP/cpu-nginx-proxy-$r")" \
         "$nl" "$nlratio" "$(cat "$TMP/cpu-nginx-proxy-logging-$r")")")
 done
 MID=$(median_round "$TMP/ratios")
@@ -264,6 +281,7 @@ keep_round "$MID" peak-direct peak-proxied peak-nginx-proxy
 LMID=$(median_round "$TMP/logging-ratios")
 LOGGING_RATIO=$(percent "$(rps "$DATA/proxy-peak-nginx-proxy-logging-$LMID.txt")" "$(rps "$DATA/proxy-peak-direct-$LMID.txt")")
 P_CPU=$(cat "$TMP/cpu-proxied-$MID"); R_CPU=$(cat "$TMP/cpu-nginx-proxy-$MID")
+read -r D_BUSY D_MACH < "$TMP/machine-direct-$MID"; read -r P_BUSY P_MACH < "$TMP/machine-proxied-$MID"
 R_RPS=$(rps "$DATA/proxy-peak-nginx-proxy.txt"); R_P99=$(p99ms "$DATA/proxy-peak-nginx-proxy.txt")
 D_RPS=$(rps "$DATA/proxy-peak-direct.txt"); P_RPS=$(rps "$DATA/proxy-peak-proxied.txt")
 D_P99=$(p99ms "$DATA/proxy-peak-direct.txt"); P_P99=$(p99ms "$DATA/proxy-peak-proxied.txt")
@@ -315,6 +333,15 @@ PROXY_RSS=$(awk '/VmHWM/ {print $2 " " $3}' "/proc/$PROXY_PID/status" 2>/dev/nul
     echo "reference, nginx as the proxy: ${REF_RATIO}% of direct at peak, adds ${REF_ADDED} ms at p99 paced"
     echo "reference, nginx as the proxy with a request id and a buffered JSON access log: ${LOGGING_RATIO}% of direct at peak (median round)"
     echo "CPU per request at peak (user+system, incl. the kernel's TCP work): hoptrace proxy ${P_CPU} us, nginx as proxy ${R_CPU} us"
+    # The budget: at 60% of direct, with the machine as busy as in the proxied run, what is
+    # left per request for the proxy once wrk and the app have had what they use direct.
+    awk -v d="$D_RPS" -v busy="$P_BUSY" -v cores="$(nproc)" -v dm="$D_MACH" -v pm="$P_MACH" -v db="$D_BUSY" 'BEGIN {
+        if (busy == "?" || dm == "?") exit
+        per = cores * 1e6 * busy / 100 / (0.6 * d)
+        printf "whole machine: direct %.1f us/request at %s%% busy%s; proxied %.1f us/request at %s%% busy\n", dm, db, (db < 90 ? " (not CPU-bound: the app'"'"'s one worker is)" : ""), pm, busy
+        printf "  budget: at 60%% of direct (%.0f/s) and %s%% busy the machine has %.1f us/request; wrk and the app take %.1f of it direct,\n", 0.6 * d, busy, per, dm
+        printf "  so a proxy may add %.1f us/request; the proxied path adds %.1f (the proxy'"'"'s own CPU and the kernel work it causes)\n", per - dm, pm - dm
+    }' 
     echo "access-log lines written: $LOGLINES; proxy peak RSS: ${PROXY_RSS:-?}"
     echo "every round:"
     printf '%s\n' "${ROUND_LINES[@]}"

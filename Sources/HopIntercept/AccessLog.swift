@@ -172,6 +172,9 @@ struct AccessRecord {
     /// Why the exchange ended badly, if it did (a short token).
     var error: String?
 
+    /// What is left in an exchange once its record was moved out to be logged.
+    static let spent = AccessRecord(startWall: 0, start: .uptimeNanoseconds(0))
+
     func line(end: NIODeadline = .now()) -> String {
         var bytes: [UInt8] = []
         appendLine(to: &bytes, end: end)

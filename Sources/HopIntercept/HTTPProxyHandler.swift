@@ -41,7 +41,7 @@ final class Exchange {
     var responseKeepAlive = true
     var responseBody = BodyReader(.none)
 
-    init(request: WireRequestHead?, record: AccessRecord) {
+    init(request: WireRequestHead?, record: consuming AccessRecord) {
         self.record = record
         versionMinor = request?.versionMinor ?? 1
         isHEAD = request?.isHEAD ?? false
@@ -195,9 +195,15 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.fireChannelInactive()
     }
 
+    /// Logs an exchange that is over. Its record is moved out of it rather than read in
+    /// place: reading a class's struct property for a call copies it, and a copy retains
+    /// and releases every string in it.
     private func log(_ ex: Exchange) {
         let end = NIODeadline.now()
-        shared.accessLog.write(on: context?.eventLoop) { ex.record.appendLine(to: &$0, end: end, cache: &lineCache) }
+        var taken = AccessRecord.spent
+        swap(&taken, &ex.record)
+        let record = consume taken
+        shared.accessLog.write(on: context?.eventLoop) { record.appendLine(to: &$0, end: end, cache: &lineCache) }
     }
 
     // MARK: writes
