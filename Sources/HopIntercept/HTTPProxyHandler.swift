@@ -761,8 +761,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func armIdleTimer() {
         guard let context else { return }
         let timeout = shared.configuration.idleTimeout
-        idleTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: lastActivity + timeout) { [weak self] in
-            guard let self, !self.closing, !self.switching else { return }
+        // The task holds the handler until it runs or is cancelled (when the handler is
+        // removed or the connection closes). Not weakly: a weak reference to an object moves
+        // its reference counts to a side table, and every retain and release of it (NIO's
+        // pipeline makes several per event) takes the slow path.
+        idleTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: lastActivity + timeout) { [self] in
+            guard !self.closing, !self.switching else { return }
             if NIODeadline.now() - self.lastActivity >= timeout {
                 self.idleTimedOut()
                 self.flushWrites()
@@ -798,7 +802,10 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    private weak var owner: HTTPProxyHandler?
+    /// The downstream handler this connection serves; let go when this handler is removed or
+    /// closed, which ends the reference cycle with `HTTPProxyHandler.upstream` (held strongly,
+    /// not weakly: see `HTTPProxyHandler.armIdleTimer`).
+    private var owner: HTTPProxyHandler?
     private(set) var context: ChannelHandlerContext?
     private var readHeld = false
     private var lastError: Error?
@@ -811,6 +818,7 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
     func handlerRemoved(context: ChannelHandlerContext) {
         removed = true
+        owner = nil
         self.context = nil
     }
 

@@ -15,8 +15,11 @@ final class RelaySession {
     private var logged = false
     private var lastActivity = NIODeadline.now()
     private var idleTimer: Scheduled<Void>?
-    weak var downstream: RelayHandler?
-    weak var upstream: RelayHandler?
+    // Held strongly and let go in `removed(_:)`, when the handler leaves its pipeline: a weak
+    // reference would move the handler's reference counts to a side table, and NIO retains
+    // and releases a handler several times per event.
+    private(set) var downstream: RelayHandler?
+    private(set) var upstream: RelayHandler?
 
     init(shared: ProxyShared, eventLoop: EventLoop, route: Route, record: AccessRecord) {
         self.shared = shared
@@ -40,6 +43,12 @@ final class RelaySession {
             u.attach(d)
         }
         armIdleTimer()
+    }
+
+    /// The handler left its pipeline (its channel closed, or the tunnel is torn down).
+    func removed(_ handler: RelayHandler) {
+        if handler === downstream { downstream = nil }
+        if handler === upstream { upstream = nil }
     }
 
     func closed(_ handler: RelayHandler) {
@@ -167,6 +176,7 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
         partner = nil
+        session.removed(self)
     }
 
     var isWritable: Bool { context?.channel.isWritable ?? false }
