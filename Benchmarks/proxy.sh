@@ -213,8 +213,9 @@ p99ms() {
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 tree_ticks() { local t; t=$(ticks "$1"); for c in $(pgrep -P "$1"); do t=$(( t + $(ticks "$c") )); done; echo "$t"; }
 requests() { awk '/requests in/ {print $1}' "$1"; }
-# The whole machine's busy and idle clock ticks (all cores; iowait counts as idle).
-machine_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6}' /proc/stat; }
+# The whole machine's busy and idle clock ticks (all cores; iowait counts as idle; time the
+# hypervisor took, steal, is neither: it was not the machine's to use).
+machine_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8, $5 + $6}' /proc/stat; }
 # "busy% us-per-request" of the whole machine between two machine_ticks snapshots.
 machine_use() { # busy0 idle0 busy1 idle1 requests
     awk -v b="$(( $3 - $1 ))" -v i="$(( $4 - $2 ))" -v n="$5" -v hz="$(getconf CLK_TCK)" \
