@@ -182,37 +182,33 @@ struct AccessRecord {
     }
 
     /// Appends the record as one JSON object (no newline): the keys in a fixed order, as
-    /// `JSONLine` would write them, without building intermediate strings.
+    /// `JSONLine` would write them, without building intermediate strings. (A connection's
+    /// handler passes its own cache, so the parts that repeat are made once.)
     func appendLine(to out: inout [UInt8], end: NIODeadline = .now()) {
-        out.reserveCapacity(out.count + 512)
-        out.raw(#"{"time":"#); WallClock.appendRFC3339(startWall, to: &out)
-        out.raw(#","requestId":"#); out.jsonString(requestID)
-        appendConnectionPart(to: &out)
-        appendRequestPart(to: &out, end: end)
+        var cache = AccessLineCache()
+        appendLine(to: &out, end: end, cache: &cache)
     }
 
     /// The same line, with the parts that repeat from one request of a connection to the
     /// next (the time up to the second, the addresses) copied from `cache`. The line is put
     /// together in a block on the stack (its length is bounded beforehand) and appended at
-    /// once; a field that needs escaping sends it the long way, through `appendLine(to:end:)`.
+    /// once.
     func appendLine(to out: inout [UInt8], end: NIODeadline, cache: inout AccessLineCache) {
         cache.updateConnectionPart(of: self)
-        // Keys, punctuation and numbers take under 400 bytes; the strings, their length.
-        var bound = 400 + cache.connection.count + (requestID?.utf8.count ?? 0) + (method?.utf8.count ?? 0)
-        bound += (target?.utf8.count ?? 0) + (host?.utf8.count ?? 0) + (error?.utf8.count ?? 0)
-        let written = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: bound) { block -> Bool in
+        // Keys, punctuation and numbers take under 400 bytes; the strings, at most their
+        // escaped length.
+        var bound = 400 + cache.connection.count + ByteCursor.maxStringBytes(requestID)
+        bound += ByteCursor.maxStringBytes(method) + ByteCursor.maxStringBytes(target)
+        bound += ByteCursor.maxStringBytes(host) + ByteCursor.maxStringBytes(error)
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: bound) { block in
             var c = ByteCursor(block.baseAddress!)
             c.raw(#"{"time":"#)
             cache.writeTime(startWall, to: &c)
-            c.raw(#","requestId":"#)
-            guard c.string(requestID) else { return false }
+            c.raw(#","requestId":"#); c.string(requestID)
             cache.connection.withUnsafeBufferPointer { c.bytes($0) }
-            c.raw(#","method":"#)
-            guard c.string(method) else { return false }
-            c.raw(#","target":"#)
-            guard c.string(target) else { return false }
-            c.raw(#","host":"#)
-            guard c.string(host) else { return false }
+            c.raw(#","method":"#); c.string(method)
+            c.raw(#","target":"#); c.string(target)
+            c.raw(#","host":"#); c.string(host)
             c.raw(#","status":"#); c.int(status)
             c.raw(#","requestBytes":"#); c.int(requestBytes)
             c.raw(#","responseBytes":"#); c.int(responseBytes)
@@ -220,14 +216,11 @@ struct AccessRecord {
             c.raw(#","upstreamConnectMs":"#); c.milliseconds(upstreamConnectNanos)
             c.raw(upstreamReused ? #","upstreamReused":true,"attempts":"# : #","upstreamReused":false,"attempts":"#)
             c.int(attempts)
-            c.raw(#","error":"#)
-            guard c.string(error) else { return false }
+            c.raw(#","error":"#); c.string(error)
             c.byte(UInt8(ascii: "}"))
             precondition(c.count <= bound, "access-log line longer than its bound")
             out.append(contentsOf: UnsafeBufferPointer(start: block.baseAddress, count: c.count))
-            return true
         }
-        if !written { appendLine(to: &out, end: end) }
     }
 
     /// From `"downstream"` to `"protocol"`: the connection's fields.
@@ -244,22 +237,6 @@ struct AccessRecord {
         }
         out.jsonString(direction.rawValue)
         out.raw(#","protocol":"#); out.jsonString(proto)
-    }
-
-    /// From `"method"` to the end: the request's fields.
-    private func appendRequestPart(to out: inout [UInt8], end: NIODeadline) {
-        out.raw(#","method":"#); out.jsonString(method)
-        out.raw(#","target":"#); out.jsonString(target)
-        out.raw(#","host":"#); out.jsonString(host)
-        out.raw(#","status":"#); out.jsonInt(status)
-        out.raw(#","requestBytes":"#); out.jsonInt(requestBytes)
-        out.raw(#","responseBytes":"#); out.jsonInt(responseBytes)
-        out.raw(#","durationMs":"#); out.jsonMilliseconds((end - start).nanoseconds)
-        out.raw(#","upstreamConnectMs":"#); out.jsonMilliseconds(upstreamConnectNanos)
-        out.raw(#","upstreamReused":"#); out.jsonBool(upstreamReused)
-        out.raw(#","attempts":"#); out.jsonInt(attempts)
-        out.raw(#","error":"#); out.jsonString(error)
-        out.append(UInt8(ascii: "}"))
     }
 }
 

@@ -118,63 +118,14 @@ struct JSONLine {
 
 /// JSON written straight into bytes: the same text `JSONLine` makes, without strings in between.
 extension Array where Element == UInt8 {
-    /// `"key":`, after a comma unless it is the first key of an object.
-    mutating func jsonKey(_ k: StaticString) {
-        if let last, last != UInt8(ascii: "{") { append(UInt8(ascii: ",")) }
-        append(UInt8(ascii: "\""))
-        k.withUTF8Buffer { append(contentsOf: $0) }
-        append(UInt8(ascii: "\""))
-        append(UInt8(ascii: ":"))
-    }
-
     /// Literal JSON text.
     @inline(__always)
     mutating func raw(_ s: StaticString) {
         s.withUTF8Buffer { append(contentsOf: $0) }
     }
 
-    mutating func jsonNull() {
-        append(contentsOf: [0x6E, 0x75, 0x6C, 0x6C])  // null
-    }
-
-    mutating func jsonBool(_ v: Bool) {
-        if v { append(contentsOf: [0x74, 0x72, 0x75, 0x65]) } else { append(contentsOf: [0x66, 0x61, 0x6C, 0x73, 0x65]) }
-    }
-
     mutating func jsonString(_ v: String?) {
-        guard var v else { return jsonNull() }
-        v.withUTF8 { bytes in
-            var plain = true
-            for u in bytes where u < 0x20 || u == 0x22 || u == 0x5C {
-                plain = false
-                break
-            }
-            if plain {
-                append(UInt8(ascii: "\""))
-                append(contentsOf: bytes)
-                append(UInt8(ascii: "\""))
-            } else {
-                var text = ""
-                JSONLine.appendQuoted(String(decoding: bytes, as: UTF8.self), to: &text)
-                append(contentsOf: text.utf8)
-            }
-        }
-    }
-
-    mutating func jsonInt(_ v: Int?) {
-        guard let v else { return jsonNull() }
-        if v < 0 { append(UInt8(ascii: "-")) }
-        appendDigits(v.magnitude)
-    }
-
-    /// Decimal digits of `v`, no padding.
-    mutating func appendDigits(_ v: UInt) {
-        appendWritten(maxBytes: 20) { $0.digits(v) }
-    }
-
-    /// A duration in milliseconds with three decimals, as `JSONLine.add(_:milliseconds:)`.
-    mutating func jsonMilliseconds(_ nanos: Int64?) {
-        appendWritten(maxBytes: 32) { $0.milliseconds(nanos) }
+        appendWritten(maxBytes: ByteCursor.maxStringBytes(v)) { $0.string(v) }
     }
 
     /// Appends what `write` puts through a `ByteCursor` (at most `maxBytes`).
@@ -187,8 +138,8 @@ extension Array where Element == UInt8 {
     }
 }
 
-/// Writes JSON text into a block of memory the caller has made big enough: the same text
-/// as the `[UInt8]` json* helpers, without a capacity check per byte.
+/// Writes JSON text into a block of memory the caller has made big enough (the same text
+/// `JSONLine` makes), without a capacity check per byte.
 struct ByteCursor {
     private let p: UnsafeMutablePointer<UInt8>
     private(set) var count = 0
@@ -211,20 +162,42 @@ struct ByteCursor {
         count += s.utf8CodeUnitCount
     }
 
-    /// A quoted string, or `null`; false (nothing written that counts) when it needs escaping.
-    mutating func string(_ v: String?) -> Bool {
-        guard var v else {
-            raw("null")
-            return true
-        }
-        return v.withUTF8 { u in
-            for b in u where b < 0x20 || b == 0x22 || b == 0x5C { return false }
+    /// The most bytes `string(v)` writes: quotes, and six bytes (`\u00XX`) for every byte
+    /// that must be escaped.
+    static func maxStringBytes(_ v: String?) -> Int {
+        guard let v else { return 4 }
+        return 2 + 6 * v.utf8.count
+    }
+
+    /// A quoted string, or `null`, escaped as `JSONLine.appendQuoted` escapes it. Strings are
+    /// valid UTF-8, so bytes from 0x20 up are copied as they are.
+    mutating func string(_ v: String?) {
+        guard var v else { return raw("null") }
+        v.withUTF8 { u in
             byte(UInt8(ascii: "\""))
-            bytes(u)
+            var plainFrom = 0
+            for (i, b) in u.enumerated() where b < 0x20 || b == 0x22 || b == 0x5C {
+                bytes(UnsafeBufferPointer(rebasing: u[plainFrom..<i]))
+                plainFrom = i + 1
+                byte(UInt8(ascii: "\\"))
+                switch b {
+                case 0x22, 0x5C: byte(b)
+                case 0x0A: byte(UInt8(ascii: "n"))
+                case 0x0D: byte(UInt8(ascii: "r"))
+                case 0x09: byte(UInt8(ascii: "t"))
+                default:
+                    raw("u00")
+                    byte(Self.hexDigit(b >> 4))
+                    byte(Self.hexDigit(b & 0x0F))
+                }
+            }
+            bytes(UnsafeBufferPointer(rebasing: u[plainFrom...]))
             byte(UInt8(ascii: "\""))
-            return true
         }
     }
+
+    /// Lowercase, as `String(_:radix: 16)` writes it.
+    private static func hexDigit(_ v: UInt8) -> UInt8 { v < 10 ? v + 0x30 : v - 10 + 0x61 }
 
     mutating func int(_ v: Int) {
         if v < 0 { byte(UInt8(ascii: "-")) }
