@@ -14,17 +14,23 @@
 #
 # Scene: namespaces hibench-<pid>-client and hibench-<pid>-pod joined by a veth pair
 # (198.18.4.1/24, 198.18.4.2/24); in the pod the 2018 Istio rules (iptables REDIRECT of
-# port 80 to 15001), nginx (one worker, access_log off) on 0.0.0.0:80 and 0.0.0.0:8080, and
-# `hoptrace proxy` (as uid 1337, access log to a file). Port 80 is redirected through the
-# proxy to 127.0.0.1:80; port 8080 reaches nginx directly. Same nginx, same client.
+# port 80 to 15001), nginx (one worker, access_log off) on 0.0.0.0:80, :81 and :8080, and
+# two `hoptrace proxy` (as uid 1337): on 15001 without an access log, as the reference
+# proxies run and as Istio installs its sidecar by default; on 15002 (a second REDIRECT,
+# port 81) writing its JSON access log to a file, as the lab runs it. Ports 80 and 81 go
+# through a proxy to 127.0.0.1; port 8080 reaches nginx directly. Same nginx, same client.
 #
 # Runs:
-#   peak    wrk -t2 -c32 -d5s --latency, direct (:8080) and through the proxy (:80)
+#   peak    wrk -t2 -c32 -d5s --latency, direct (:8080), through the proxy (:80) and through
+#           the proxy that writes the access log (:81)
 #   ref     the same two runs against a second nginx acting as the proxy (:8081 ->
 #           127.0.0.1:8080, kept-alive upstream): what a mature C proxy does on this box
 #   ref+log the same with nginx doing hoptrace's extra work: a request id, a buffered JSON
 #           access-log line per request (:8082 -> 127.0.0.1:8080)
-#   paced   half the proxy's peak rate, both paths: wrk with a Lua delay() (2 ms between
+#   haproxy the same against HAProxy in HTTP mode with one thread per core, as many as
+#           hoptrace's event loops (:8083 -> 127.0.0.1:8080, kept-alive upstream), when
+#           HAProxy is installed (apt-get install haproxy); skipped with a line otherwise
+#   paced   half the proxy's peak rate, every path: wrk with a Lua delay() (2 ms between
 #           a connection's requests; connections = rate x 2 ms), so both paths carry the
 #           same offered load and p99 compares like with like. wrk2 would correct for
 #           coordinated omission; plain wrk doesn't, which flatters both paths alike.
@@ -34,7 +40,8 @@
 #           direct and proxied runs, and from them the budget: how much CPU per request a
 #           proxy may add and still keep 60% of direct, on this machine, in this run.
 # Targets: proxied peak >= 60% of direct requests/s; proxied p99 - direct p99 < 1 ms at
-# the paced rate.
+# the paced rate. Checked on the proxy without a log, like for like with the references;
+# the logging proxy's figures are printed next to them, and nginx's with the same log.
 # Output: a summary on stdout and in Benchmarks/data/proxy-results.txt; wrk's output in
 # Benchmarks/data/proxy-*.txt.
 set -uo pipefail
@@ -114,6 +121,9 @@ ip -n "$C" link set "$VC" up
 ip -n "$POD" link set "$VP" up
 # The seed article's rules, generated and installed by hoptrace's own rule model.
 "$BIN" intercept install --netns "$POD" --preset istio-2018 >/dev/null
+# Port 81 to the second proxy (15002), the one that writes an access log. (Its own
+# connections to 127.0.0.1:81 leave as uid 1337, which the preset's OUTPUT rules exempt.)
+ip netns exec "$POD" iptables -t nat -I PREROUTING 1 -p tcp --dport 81 -j REDIRECT --to-ports 15002
 
 cat > "$TMP/nginx.conf" <<EOF
 worker_processes 1;
@@ -132,6 +142,7 @@ http {
     scgi_temp_path $TMP/scgi;
     server {
         listen 80;
+        listen 81;
         listen 8080;
         location / { default_type text/plain; return 200 "hello from nginx\n"; }
     }
@@ -182,24 +193,64 @@ EOF
 ip netns exec "$POD" "$NGINX" -c "$TMP/ref/nginx.conf" -e "$TMP/ref/error.log" > "$TMP/ref/nginx.out" 2>&1 &
 PIDS+=($!)
 REF_PID=$!
-LOG_ARGS=(--access-log "$TMP/access.jsonl")
-case " ${PROXY_ARGS:-} " in *" --no-access-log "*) LOG_ARGS=() ;; esac
-ip netns exec "$POD" "$BIN" proxy "${LOG_ARGS[@]}" ${PROXY_ARGS:-} > "$TMP/proxy.out" 2> "$TMP/proxy.err" &
+# A second reference, HAProxy, the usual yardstick for an L7 proxy's cost per request: HTTP
+# mode, one thread per core (as many as hoptrace's event loops), kept-alive upstream
+# connections, no log.
+HAPROXY="$(command -v haproxy || { [ -x /usr/sbin/haproxy ] && echo /usr/sbin/haproxy; })"
+HAP_PID=
+if [ -n "$HAPROXY" ]; then
+    mkdir -p "$TMP/hap"
+    cat > "$TMP/hap/haproxy.cfg" <<EOF
+global
+    nbthread $(nproc)
+    maxconn 4096
+    pidfile $TMP/hap/haproxy.pid
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    option http-keep-alive
+    http-reuse always
+frontend fe
+    bind :8083
+    default_backend app
+backend app
+    server app 127.0.0.1:8080
+EOF
+    ip netns exec "$POD" "$HAPROXY" -db -f "$TMP/hap/haproxy.cfg" > "$TMP/hap/haproxy.out" 2>&1 &
+    HAP_PID=$!
+    PIDS+=($!)
+fi
+NOLOG_ARGS=(--no-access-log)
+case " ${PROXY_ARGS:-} " in *" --no-access-log "*) NOLOG_ARGS=() ;; esac
+ip netns exec "$POD" "$BIN" proxy "${NOLOG_ARGS[@]}" ${PROXY_ARGS:-} > "$TMP/proxy.out" 2> "$TMP/proxy.err" &
 PIDS+=($!)
 PROXY_PID=$!
+LOG_ARGS=(--access-log "$TMP/access.jsonl")
+case " ${PROXY_ARGS:-} " in *" --no-access-log "*) LOG_ARGS=() ;; esac
+ip netns exec "$POD" "$BIN" proxy --port 15002 "${LOG_ARGS[@]}" ${PROXY_ARGS:-} > "$TMP/logged.out" 2> "$TMP/logged.err" &
+PIDS+=($!)
+LOGGED_PID=$!
 
 ready=0
 for _ in $(seq 1 100); do
-    if grep -q "listening on" "$TMP/proxy.err" 2>/dev/null \
+    if grep -q "listening on" "$TMP/proxy.err" 2>/dev/null && grep -q "listening on" "$TMP/logged.err" 2>/dev/null \
         && ip netns exec "$C" wrk -t1 -c1 -d1s http://198.18.4.2:8080/ >/dev/null 2>&1; then ready=1; break; fi
     sleep 0.1
 done
-[ "$ready" = 1 ] || { echo "proxy.sh: nginx or the proxy did not start"; cat "$TMP/proxy.err" "$TMP/nginx-error.log" 2>/dev/null; exit 2; }
+[ "$ready" = 1 ] || { echo "proxy.sh: nginx or the proxies did not start"; cat "$TMP/proxy.err" "$TMP/logged.err" "$TMP/nginx-error.log" 2>/dev/null; exit 2; }
 
 DIRECT=http://198.18.4.2:8080/
 PROXIED=http://198.18.4.2:80/
+LOGGED=http://198.18.4.2:81/
 REFERENCE=http://198.18.4.2:8081/
 REFERENCE_LOGGING=http://198.18.4.2:8082/
+HAPROXY_URL=http://198.18.4.2:8083/
+if [ -n "$HAP_PID" ] && ! ip netns exec "$C" wrk -t1 -c1 -d1s "$HAPROXY_URL" 2>/dev/null | grep -q "requests in"; then
+    echo "proxy.sh: HAProxy did not answer on :8083, reference skipped: $(head -3 "$TMP/hap/haproxy.out" | tr '\n' ' ')" >&2
+    HAP_PID=
+fi
 
 # wrk's "Requests/sec" and its 99% latency in ms.
 rps() { awk '/^Requests\/sec:/ {print $2}' "$1"; }
@@ -241,6 +292,7 @@ run() { # name url wrk-args…
 # Warm up both paths (connections, caches, JIT-free but page-faulted).
 run warmup-direct "$DIRECT" -t2 -c"$CONNS" -d1s
 run warmup-proxied "$PROXIED" -t2 -c"$CONNS" -d1s
+run warmup-logged "$LOGGED" -t2 -c"$CONNS" -d1s
 
 # Peak runs, ROUNDS times, the three paths interleaved so that the machine's drift hits
 # them alike; the round whose proxied/direct ratio is the median one is reported.
@@ -261,27 +313,60 @@ for r in $(seq 1 "$ROUNDS"); do
     machine_use "$MB0" "$MI0" "$MB1" "$MI1" "$(requests "$DATA/proxy-peak-proxied-$r.txt")" > "$TMP/machine-proxied-$r"
     if [ -n "${PERF_PID:-}" ]; then wait "$PERF_PID"; PERF_PID=; fi
     cpu_us $(( $(tree_ticks "$PROXY_PID") - T0 )) "$(requests "$DATA/proxy-peak-proxied-$r.txt")" > "$TMP/cpu-proxied-$r"
+    T0=$(tree_ticks "$LOGGED_PID")
+    read -r MB0 MI0 <<< "$(machine_ticks)"
+    run "peak-logged-$r" "$LOGGED" -t2 -c"$CONNS" -d"${DURATION}s"
+    read -r MB1 MI1 <<< "$(machine_ticks)"
+    machine_use "$MB0" "$MI0" "$MB1" "$MI1" "$(requests "$DATA/proxy-peak-logged-$r.txt")" > "$TMP/machine-logged-$r"
+    cpu_us $(( $(tree_ticks "$LOGGED_PID") - T0 )) "$(requests "$DATA/proxy-peak-logged-$r.txt")" > "$TMP/cpu-logged-$r"
     T0=$(tree_ticks "$REF_PID")
     run "peak-nginx-proxy-$r" "$REFERENCE" -t2 -c"$CONNS" -d"${DURATION}s"
     cpu_us $(( $(tree_ticks "$REF_PID") - T0 )) "$(requests "$DATA/proxy-peak-nginx-proxy-$r.txt")" > "$TMP/cpu-nginx-proxy-$r"
     T0=$(tree_ticks "$REF_PID")
     run "peak-nginx-proxy-logging-$r" "$REFERENCE_LOGGING" -t2 -c"$CONNS" -d"${DURATION}s"
     cpu_us $(( $(tree_ticks "$REF_PID") - T0 )) "$(requests "$DATA/proxy-peak-nginx-proxy-logging-$r.txt")" > "$TMP/cpu-nginx-proxy-logging-$r"
+    HAP_ROUND=
+    if [ -n "$HAP_PID" ]; then
+        T0=$(tree_ticks "$HAP_PID")
+        run "peak-haproxy-$r" "$HAPROXY_URL" -t2 -c"$CONNS" -d"${DURATION}s"
+        h=$(rps "$DATA/proxy-peak-haproxy-$r.txt")
+        hcpu=$(cpu_us $(( $(tree_ticks "$HAP_PID") - T0 )) "$(requests "$DATA/proxy-peak-haproxy-$r.txt")")
+        echo "$hcpu" > "$TMP/cpu-haproxy-$r"
+    fi
     d=$(rps "$DATA/proxy-peak-direct-$r.txt"); p=$(rps "$DATA/proxy-peak-proxied-$r.txt"); n=$(rps "$DATA/proxy-peak-nginx-proxy-$r.txt")
+    if [ -n "$HAP_PID" ]; then
+        echo "$(percent "$h" "$d") $r" >> "$TMP/haproxy-ratios"
+        HAP_ROUND=$(printf '; HAProxy %.0f/s = %s%%, %s us' "$h" "$(percent "$h" "$d")" "$hcpu")
+    fi
     nl=$(rps "$DATA/proxy-peak-nginx-proxy-logging-$r.txt")
     ratio=$(percent "$p" "$d"); nratio=$(percent "$n" "$d"); nlratio=$(percent "$nl" "$d")
     echo "$ratio $r" >> "$TMP/ratios"
     echo "$nlratio $r" >> "$TMP/logging-ratios"
+    l=$(rps "$DATA/proxy-peak-logged-$r.txt"); lratio=$(percent "$l" "$d")
+    echo "$lratio $r" >> "$TMP/logged-ratios"
     read -r dbusy dmach < "$TMP/machine-direct-$r"; read -r pbusy pmach < "$TMP/machine-proxied-$r"
-    ROUND_LINES+=("$(printf '  peak round %d: direct %.0f/s (machine %s%% busy, %s us/request); proxied %.0f/s = %s%%, proxy %s us CPU/request (machine %s%% busy, %s us/request); nginx as proxy %.0f/s = %s%%, %s us; nginx as proxy with access log %.0f/s = %s%%, %s us' \
-        "$r" "$d" "$dbusy" "$dmach" "$p" "$ratio" "$(cat "$TMP/cpu-proxied-$r")" "$pbusy" "$pmach" "$n" "$nratio" "$(cat "$TMP/cpu-nginx-proxy-$r")" \
-        "$nl" "$nlratio" "$(cat "$TMP/cpu-nginx-proxy-logging-$r")")")
+    read -r lbusy lmach < "$TMP/machine-logged-$r"
+    ROUND_LINES+=("$(printf '  peak round %d: direct %.0f/s (machine %s%% busy, %s us/request); proxied %.0f/s = %s%%, proxy %s us CPU/request (machine %s%% busy, %s us/request); with access log %.0f/s = %s%%, %s us (machine %s%% busy, %s us/request); nginx as proxy %.0f/s = %s%%, %s us; nginx as proxy with access log %.0f/s = %s%%, %s us' \
+        "$r" "$d" "$dbusy" "$dmach" "$p" "$ratio" "$(cat "$TMP/cpu-proxied-$r")" "$pbusy" "$pmach" \
+        "$l" "$lratio" "$(cat "$TMP/cpu-logged-$r")" "$lbusy" "$lmach" "$n" "$nratio" "$(cat "$TMP/cpu-nginx-proxy-$r")" \
+        "$nl" "$nlratio" "$(cat "$TMP/cpu-nginx-proxy-logging-$r")")$HAP_ROUND")
 done
 MID=$(median_round "$TMP/ratios")
 keep_round "$MID" peak-direct peak-proxied peak-nginx-proxy
 LMID=$(median_round "$TMP/logging-ratios")
 LOGGING_RATIO=$(percent "$(rps "$DATA/proxy-peak-nginx-proxy-logging-$LMID.txt")" "$(rps "$DATA/proxy-peak-direct-$LMID.txt")")
+OMID=$(median_round "$TMP/logged-ratios")
+keep_round "$OMID" peak-logged
+LOGGED_RATIO=$(percent "$(rps "$DATA/proxy-peak-logged-$OMID.txt")" "$(rps "$DATA/proxy-peak-direct-$OMID.txt")")
+L_CPU=$(cat "$TMP/cpu-logged-$OMID")
+read -r LD_BUSY LD_MACH < "$TMP/machine-direct-$OMID"; read -r L_BUSY L_MACH < "$TMP/machine-logged-$OMID"
 P_CPU=$(cat "$TMP/cpu-proxied-$MID"); R_CPU=$(cat "$TMP/cpu-nginx-proxy-$MID")
+if [ -n "$HAP_PID" ]; then
+    HMID=$(median_round "$TMP/haproxy-ratios")
+    HAP_LINE="reference, HAProxy ($(nproc) threads) as the proxy: $(percent "$(rps "$DATA/proxy-peak-haproxy-$HMID.txt")" "$(rps "$DATA/proxy-peak-direct-$HMID.txt")")% of direct at peak (median round), $(cat "$TMP/cpu-haproxy-$HMID") us CPU/request"
+else
+    HAP_LINE="reference, HAProxy: not installed (apt-get install haproxy), skipped"
+fi
 read -r D_BUSY D_MACH < "$TMP/machine-direct-$MID"; read -r P_BUSY P_MACH < "$TMP/machine-proxied-$MID"
 R_RPS=$(rps "$DATA/proxy-peak-nginx-proxy.txt"); R_P99=$(p99ms "$DATA/proxy-peak-nginx-proxy.txt")
 D_RPS=$(rps "$DATA/proxy-peak-direct.txt"); P_RPS=$(rps "$DATA/proxy-peak-proxied.txt")
@@ -296,19 +381,23 @@ echo 'function delay() return 2 end' > "$TMP/pace.lua"
 for r in $(seq 1 "$ROUNDS"); do
     run "paced-direct-$r" "$DIRECT" -t2 -c"$PACED_CONNS" -d"${DURATION}s" -s "$TMP/pace.lua"
     run "paced-proxied-$r" "$PROXIED" -t2 -c"$PACED_CONNS" -d"${DURATION}s" -s "$TMP/pace.lua"
+    run "paced-logged-$r" "$LOGGED" -t2 -c"$PACED_CONNS" -d"${DURATION}s" -s "$TMP/pace.lua"
     run "paced-nginx-proxy-$r" "$REFERENCE" -t2 -c"$PACED_CONNS" -d"${DURATION}s" -s "$TMP/pace.lua"
     pd=$(p99ms "$DATA/proxy-paced-direct-$r.txt"); pp=$(p99ms "$DATA/proxy-paced-proxied-$r.txt"); pn=$(p99ms "$DATA/proxy-paced-nginx-proxy-$r.txt")
+    pl=$(p99ms "$DATA/proxy-paced-logged-$r.txt"); ladded=$(minus "$pl" "$pd")
+    echo "$ladded $r" >> "$TMP/logged-added"
     added=$(minus "$pp" "$pd")
     echo "$added $r" >> "$TMP/added"
-    ROUND_LINES+=("$(printf '  paced round %d: p99 direct %s ms; proxied %s ms (adds %s); nginx as proxy %s ms' "$r" "$pd" "$pp" "$added" "$pn")")
+    ROUND_LINES+=("$(printf '  paced round %d: p99 direct %s ms; proxied %s ms (adds %s); with access log %s ms (adds %s); nginx as proxy %s ms' "$r" "$pd" "$pp" "$added" "$pl" "$ladded" "$pn")")
 done
 PMID=$(median_round "$TMP/added")
 keep_round "$PMID" paced-direct paced-proxied paced-nginx-proxy
+LOGGED_ADDED=$(sort -g "$TMP/logged-added" | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
 PR_RPS=$(rps "$DATA/proxy-paced-nginx-proxy.txt"); PR_P99=$(p99ms "$DATA/proxy-paced-nginx-proxy.txt")
 PD_RPS=$(rps "$DATA/proxy-paced-direct.txt"); PP_RPS=$(rps "$DATA/proxy-paced-proxied.txt")
 PD_P99=$(p99ms "$DATA/proxy-paced-direct.txt"); PP_P99=$(p99ms "$DATA/proxy-paced-proxied.txt")
 
-LOGLINES=$(wc -l < "$TMP/access.jsonl")
+LOGLINES=$(if [ -f "$TMP/access.jsonl" ]; then wc -l < "$TMP/access.jsonl"; else echo "none (--no-access-log)"; fi)
 RATIO=$(percent "$P_RPS" "$D_RPS" %.0f)
 REF_RATIO=$(percent "$R_RPS" "$D_RPS" %.0f)
 REF_ADDED=$(minus "$PR_P99" "$PD_P99")
@@ -316,6 +405,7 @@ ADDED=$(minus "$PP_P99" "$PD_P99")
 V1=$(awk -v r="$RATIO" 'BEGIN { print (r >= 60) ? "PASS" : "MISS" }')
 V2=$(awk -v a="$ADDED" 'BEGIN { print (a < 1.0) ? "PASS" : "MISS" }')
 PROXY_RSS=$(awk '/VmHWM/ {print $2 " " $3}' "/proc/$PROXY_PID/status" 2>/dev/null)
+LOGGED_RSS=$(awk '/VmHWM/ {print $2 " " $3}' "/proc/$LOGGED_PID/status" 2>/dev/null)
 
 {
     echo "hoptrace proxy vs direct (nginx, 1 worker), $(nproc) cores, wrk keep-alive, ${DURATION}s per run, $ROUNDS rounds (median shown)"
@@ -324,6 +414,7 @@ PROXY_RSS=$(awk '/VmHWM/ {print $2 " " $3}' "/proc/$PROXY_PID/status" 2>/dev/nul
     printf '%-34s %12s %10s\n' "run" "requests/s" "p99 ms"
     printf '%-34s %12s %10s\n' "peak direct (-t2 -c$CONNS)" "$D_RPS" "$D_P99"
     printf '%-34s %12s %10s\n' "peak proxied (-t2 -c$CONNS)" "$P_RPS" "$P_P99"
+    printf '%-34s %12s %10s\n' "peak proxied, access log (median)" "$(rps "$DATA/proxy-peak-logged.txt")" "$(p99ms "$DATA/proxy-peak-logged.txt")"
     printf '%-34s %12s %10s\n' "peak nginx as proxy (reference)" "$R_RPS" "$R_P99"
     printf '%-34s %12s %10s\n' "paced direct (-c$PACED_CONNS, 2 ms delay)" "$PD_RPS" "$PD_P99"
     printf '%-34s %12s %10s\n' "paced proxied (-c$PACED_CONNS, 2 ms delay)" "$PP_RPS" "$PP_P99"
@@ -331,9 +422,11 @@ PROXY_RSS=$(awk '/VmHWM/ {print $2 " " $3}' "/proc/$PROXY_PID/status" 2>/dev/nul
     echo
     echo "peak: proxied keeps ${RATIO}% of direct requests/s (target >= 60%): $V1"
     echo "paced at ~half the proxy's peak ($HALF/s offered): proxy adds ${ADDED} ms at p99 (target < 1 ms): $V2"
+    echo "the proxy writing its JSON access log (to $TMP, the disk here): ${LOGGED_RATIO}% of direct at peak, ${L_CPU} us CPU/request (median round); adds ${LOGGED_ADDED} ms at p99 paced (median)"
     echo "reference, nginx as the proxy: ${REF_RATIO}% of direct at peak, adds ${REF_ADDED} ms at p99 paced"
     echo "reference, nginx as the proxy with a request id and a buffered JSON access log: ${LOGGING_RATIO}% of direct at peak (median round)"
-    echo "CPU per request at peak (user+system, incl. the kernel's TCP work): hoptrace proxy ${P_CPU} us, nginx as proxy ${R_CPU} us"
+    echo "$HAP_LINE"
+    echo "CPU per request at peak (user+system, incl. the kernel's TCP work): hoptrace proxy ${P_CPU} us (${L_CPU} us with its access log), nginx as proxy ${R_CPU} us"
     # The budget: at 60% of direct, with the machine as busy as in the proxied run, what is
     # left per request for the proxy once wrk and the app have had what they use direct.
     awk -v d="$D_RPS" -v busy="$P_BUSY" -v cores="$(nproc)" -v dm="$D_MACH" -v pm="$P_MACH" -v db="$D_BUSY" 'BEGIN {
@@ -342,8 +435,12 @@ PROXY_RSS=$(awk '/VmHWM/ {print $2 " " $3}' "/proc/$PROXY_PID/status" 2>/dev/nul
         printf "whole machine: direct %.1f us/request at %s%% busy%s; proxied %.1f us/request at %s%% busy\n", dm, db, (db < 90 ? " (not CPU-bound: the app'"'"'s one worker is)" : ""), pm, busy
         printf "  budget: at 60%% of direct (%.0f/s) and %s%% busy the machine has %.1f us/request; wrk and the app take %.1f of it direct,\n", 0.6 * d, busy, per, dm
         printf "  so a proxy may add %.1f us/request; the proxied path adds %.1f (the proxy'"'"'s own CPU and the kernel work it causes)\n", per - dm, pm - dm
-    }' 
-    echo "access-log lines written: $LOGLINES; proxy peak RSS: ${PROXY_RSS:-?}"
+    }'
+    awk -v d="$LD_MACH" -v l="$L_MACH" -v busy="$L_BUSY" 'BEGIN {
+        if (d == "?" || l == "?") exit
+        printf "  with the access log the proxied path adds %.1f us/request (machine %s%% busy; the log'"'"'s writes and their writeback to disk included)\n", l - d, busy
+    }'
+    echo "access-log lines written: $LOGLINES; peak RSS: proxy ${PROXY_RSS:-?}, proxy with access log ${LOGGED_RSS:-?}"
     echo "every round:"
     printf '%s\n' "${ROUND_LINES[@]}"
     for f in "$DATA"/proxy-peak-*-[0-9]*.txt "$DATA"/proxy-paced-*-[0-9]*.txt; do
