@@ -289,12 +289,12 @@ run() { # name url wrk-args…
     ip netns exec "$C" wrk "$@" --latency "$url" > "$DATA/proxy-$name.txt" 2>&1
 }
 
-# Warm up both paths (connections, caches, JIT-free but page-faulted).
+# Warm up the direct path and both proxies (connections, caches, page faults).
 run warmup-direct "$DIRECT" -t2 -c"$CONNS" -d1s
 run warmup-proxied "$PROXIED" -t2 -c"$CONNS" -d1s
 run warmup-logged "$LOGGED" -t2 -c"$CONNS" -d1s
 
-# Peak runs, ROUNDS times, the three paths interleaved so that the machine's drift hits
+# Peak runs, ROUNDS times, all the paths interleaved so that the machine's drift hits
 # them alike; the round whose proxied/direct ratio is the median one is reported.
 ROUND_LINES=()
 for r in $(seq 1 "$ROUNDS"); do
