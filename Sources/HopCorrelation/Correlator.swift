@@ -110,6 +110,9 @@ public final class Correlator {
     // Connection pairs seen paired before (downstream connection → upstream connection).
     private var affinity: [ConnectionID: ConnectionID] = [:]
     private var affinityUp: [ConnectionID: ConnectionID] = [:]
+    /// The timing cost (µs²) of the pairings made lately, a moving average: the scale against
+    /// which connection affinity is weighed (see `cost`).
+    private var typicalTimingCost: Double = 0
     /// When identical requests were last assigned among several candidates: a later pairing
     /// of the same request nearby may only look certain because a wrong one took its copy.
     private var lastAmbiguous: [PairKey: Int64] = [:]
@@ -435,25 +438,37 @@ public final class Correlator {
     /// convex one is smallest when the proxy's delays are alike — the order-preserving
     /// assignment a FIFO proxy produces.
     private func cost(_ d: Hop, _ u: Hop) -> Double {
+        var c = timingCost(d, u)
+        // Connection affinity: a proxy keeps forwarding a downstream connection's requests
+        // over the upstream connection it used before (ours does; Envoy mostly does per
+        // worker). A pair seen before costs nothing extra; an upstream connection known to
+        // serve another downstream connection (or the reverse) costs as much as 200 µs of
+        // delay, or four times the typical timing cost of recent pairings when that is more.
+        // Relative, because under load the proxy's delays grow to hundreds of µs and vary
+        // by as much between identical requests in flight on different event loops: a fixed
+        // penalty then weighs nothing, and identical requests swap connections (about 10% of
+        // them with 16 connections in the lab), while timing that contradicts the affinity by
+        // more than twice the usual delay still wins.
+        let known = affinity[d.connection.id], knownUp = affinityUp[u.connection.id]
+        let conflict = max(40_000, 4 * typicalTimingCost)
+        if known == u.connection.id {
+            // the same pair as before
+        } else if known != nil || knownUp != nil {
+            c += conflict
+        } else {
+            c += conflict / 16
+        }
+        return c
+    }
+
+    /// The squares of the proxy's forwarding delay and of its response delay, in µs².
+    private func timingCost(_ d: Hop, _ u: Hop) -> Double {
         let dReqEnd = d.exchange.request?.lastTimestamp ?? 0
         let uReqStart = u.exchange.request?.firstTimestamp ?? 0
         let dRespEnd = d.exchange.response?.lastTimestamp ?? now
         let uRespEnd = u.exchange.response?.lastTimestamp ?? uReqStart
         let a = Double(uReqStart - dReqEnd) / 1_000, b = Double(dRespEnd - uRespEnd) / 1_000
-        var c = a * a + b * b
-        // Connection affinity: a proxy keeps forwarding a downstream connection's requests
-        // over the upstream connection it used before (ours does; Envoy mostly does per
-        // worker). A pair seen before costs nothing extra; an upstream connection known to
-        // serve another downstream connection (or the reverse) costs as much as 200 µs of delay.
-        let known = affinity[d.connection.id], knownUp = affinityUp[u.connection.id]
-        if known == u.connection.id {
-            // the same pair as before
-        } else if known != nil || knownUp != nil {
-            c += 40_000
-        } else {
-            c += 2_500
-        }
-        return c
+        return a * a + b * b
     }
 
     private func solvePool() {
@@ -542,6 +557,7 @@ public final class Correlator {
         }
         affinity[d.connection.id] = u.hop.connection.id
         affinityUp[u.hop.connection.id] = d.connection.id
+        typicalTimingCost += (timingCost(d, u.hop) - typicalTimingCost) / 32
         if attempts.count > 0 { evidence.append("\(attempts.count) failed upstream attempt\(attempts.count == 1 ? "" : "s") before the one that answered") }
         var conf = confidence ?? 0.99
         if nearAmbiguous && !ambiguous { conf = min(conf, 0.6) }

@@ -72,6 +72,50 @@ final class SyntheticChainTests: XCTestCase {
         XCTAssertTrue(chains.contains { $0.evidence.contains { $0.contains("optimal matching") } })
     }
 
+    /// A loaded proxy on two event loops: identical requests on 16 keep-alive connections in
+    /// flight at once, the proxy's delays in milliseconds and varying by as much from request to
+    /// request. Timing alone swaps pairs; the connection pairs seen before (each connection's
+    /// first request came alone) keep every later request on its own upstream connection.
+    func testKeepAliveConnectionsKeepTheirUpstreamUnderLoad() throws {
+        let us: Int64 = 1_000
+        var xs: [HTTPExchange] = []
+        var truth: [ConnectionID: ConnectionID] = [:]
+        var rng: UInt64 = 987654321
+        func jitter(_ max: Int64) -> Int64 {
+            rng = rng &* 6364136223846793005 &+ 1442695040888963407
+            return Int64((rng >> 33) % UInt64(2 * max + 1)) - max
+        }
+        var pairs: [(Connection, Connection)] = []
+        for i in 0..<16 {
+            let d = conn(Endpoint(client, UInt16(41000 + i)), Endpoint(pod, 80))
+            let u = conn(Endpoint(lo, UInt16(51000 + i)), Endpoint(lo, 80))
+            pairs.append((d, u))
+            truth[d.id] = u.id
+        }
+        // Each connection's first request alone (connections open 3 ms apart), then 30 rounds
+        // in which all 16 are in flight within 0.5 ms of each other.
+        for (i, (d, u)) in pairs.enumerated() {
+            let dStart = Int64(i) * 3_000 * us
+            let uStart = dStart + 400 * us, uEnd = uStart + 300 * us
+            xs.append(exchange(d, "GET", start: dStart, end: uEnd + 80 * us))
+            xs.append(exchange(u, "GET", start: uStart, end: uEnd))
+        }
+        for round in 1...30 {
+            for (d, u) in pairs {
+                let dStart = 60_000 * us + Int64(round) * 8_000 * us + 250 * us + jitter(250 * us)
+                let uStart = dStart + 1_200 * us + jitter(1_000 * us)
+                let uEnd = uStart + 400 * us + jitter(200 * us)
+                let dEnd = uEnd + 700 * us + jitter(600 * us)
+                xs.append(exchange(d, "GET", start: dStart, end: dEnd))
+                xs.append(exchange(u, "GET", start: uStart, end: uEnd))
+            }
+        }
+        let (chains, _) = run(xs, rules: NetfilterOracle.preset("istio-2018")!)
+        XCTAssertEqual(chains.count, 16 * 31)
+        let wrong = chains.filter { $0.hops.count != 2 || truth[$0.hops[0].connection.id] != $0.hops[1].connection.id }
+        XCTAssertEqual(wrong.count, 0, "\(wrong.count) of \(chains.count) requests paired with another connection's copy; first: chain \(wrong.first?.id ?? 0)")
+    }
+
     func testRetryIsOneChainWithAttempts() throws {
         let ms: Int64 = 1_000_000
         let d = conn(Endpoint(client, 40001), Endpoint(pod, 80))
