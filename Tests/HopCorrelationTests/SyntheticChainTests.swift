@@ -44,18 +44,14 @@ final class SyntheticChainTests: XCTestCase {
         let us: Int64 = 1_000
         var xs: [HTTPExchange] = []
         var truth: [ConnectionID: ConnectionID] = [:]
-        var rng: UInt64 = 12345
-        func jitter(_ max: Int64) -> Int64 {
-            rng = rng &* 6364136223846793005 &+ 1442695040888963407
-            return Int64((rng >> 33) % UInt64(2 * max + 1)) - max
-        }
+        var jitter = Jitter(seed: 12345)
         for i in 0..<32 {
             let d = conn(Endpoint(client, UInt16(40000 + i)), Endpoint(pod, 80))
             let u = conn(Endpoint(lo, UInt16(50000 + i)), Endpoint(lo, 80))
             let dStart = Int64(i) * 20 * us
-            let uStart = dStart + 150 * us + jitter(8 * us)
-            let uEnd = uStart + 300 * us + jitter(8 * us)
-            let dEnd = uEnd + 60 * us + jitter(8 * us)
+            let uStart = dStart + 150 * us + jitter.next(8 * us)
+            let uEnd = uStart + 300 * us + jitter.next(8 * us)
+            let dEnd = uEnd + 60 * us + jitter.next(8 * us)
             xs.append(exchange(d, start: dStart, end: dEnd))
             xs.append(exchange(u, start: uStart, end: uEnd))
             truth[d.id] = u.id
@@ -80,11 +76,7 @@ final class SyntheticChainTests: XCTestCase {
         let us: Int64 = 1_000
         var xs: [HTTPExchange] = []
         var truth: [ConnectionID: ConnectionID] = [:]
-        var rng: UInt64 = 987654321
-        func jitter(_ max: Int64) -> Int64 {
-            rng = rng &* 6364136223846793005 &+ 1442695040888963407
-            return Int64((rng >> 33) % UInt64(2 * max + 1)) - max
-        }
+        var jitter = Jitter(seed: 987654321)
         var pairs: [(Connection, Connection)] = []
         for i in 0..<16 {
             let d = conn(Endpoint(client, UInt16(41000 + i)), Endpoint(pod, 80))
@@ -102,10 +94,10 @@ final class SyntheticChainTests: XCTestCase {
         }
         for round in 1...30 {
             for (d, u) in pairs {
-                let dStart = 60_000 * us + Int64(round) * 8_000 * us + 250 * us + jitter(250 * us)
-                let uStart = dStart + 1_200 * us + jitter(1_000 * us)
-                let uEnd = uStart + 400 * us + jitter(200 * us)
-                let dEnd = uEnd + 700 * us + jitter(600 * us)
+                let dStart = 60_000 * us + Int64(round) * 8_000 * us + 250 * us + jitter.next(250 * us)
+                let uStart = dStart + 1_200 * us + jitter.next(1_000 * us)
+                let uEnd = uStart + 400 * us + jitter.next(200 * us)
+                let dEnd = uEnd + 700 * us + jitter.next(600 * us)
                 xs.append(exchange(d, "GET", start: dStart, end: dEnd))
                 xs.append(exchange(u, "GET", start: uStart, end: uEnd))
             }
@@ -241,5 +233,15 @@ final class SyntheticChainTests: XCTestCase {
             XCTAssertTrue(pair == (d1.id, u1.id) || pair == (d2.id, u2.id), "\(pair)")
             XCTAssertEqual(c.confidence, 1.0)
         }
+    }
+}
+
+/// Deterministic jitter for synthetic timings: uniform in [-max, max] (a 64-bit LCG).
+struct Jitter {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next(_ max: Int64) -> Int64 {
+        state = state &* 6364136223846793005 &+ 1442695040888963407
+        return Int64((state >> 33) % UInt64(2 * max + 1)) - max
     }
 }
