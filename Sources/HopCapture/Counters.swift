@@ -15,6 +15,7 @@ public enum MalformedReason: Int, CaseIterable, Sendable {
     case tcpBadDataOffset
     case tcpBadOption
     case rawBadVersion
+    case ipFragmentBadLength
 
     /// Whether a packet with this problem is still delivered as a segment (its known bytes used).
     public var segmentKept: Bool {
@@ -41,6 +42,7 @@ public enum MalformedReason: Int, CaseIterable, Sendable {
         case .tcpBadDataOffset: "tcp-bad-data-offset"
         case .tcpBadOption: "tcp-bad-option"
         case .rawBadVersion: "raw-ip-bad-version"
+        case .ipFragmentBadLength: "ip-fragment-bad-length"
         }
     }
 
@@ -61,6 +63,7 @@ public enum MalformedReason: Int, CaseIterable, Sendable {
         case .tcpBadDataOffset: "TCP data offset below 5 or past the segment"
         case .tcpBadOption: "malformed TCP option (segment kept, options after it ignored)"
         case .rawBadVersion: "raw IP packet whose version is neither 4 nor 6"
+        case .ipFragmentBadLength: "IP fragments of a TCP segment reaching past 65,535 bytes or disagreeing where it ends (the segment is dropped)"
         }
     }
 }
@@ -84,8 +87,10 @@ public struct CountWithFirst: Sendable, Equatable {
 
 /// What the decoder did with every packet. Every packet lands in exactly one of the
 /// "outcome" buckets (`tcpSegments`, `nonIP`, `udp`, `icmp`, `otherIPProtocol`,
-/// `fragmentsSkipped`, `truncatedHeaders`, dropped malformed reasons, `unsupportedLinkType`);
-/// `truncatedPayload`, `firstFragments` and kept malformed reasons annotate delivered segments.
+/// `fragmentsSkipped`, `fragmentsHeld`, `truncatedHeaders`, dropped malformed reasons,
+/// `unsupportedLinkType`); `truncatedPayload`, `reassembledSegments` and kept malformed reasons
+/// annotate delivered segments; `incompleteDatagrams` and `pendingDatagrams` count fragmented
+/// segments that were not (or not yet) completed.
 public struct DecodeCounters: Sendable, Equatable {
     public var packets = 0
     public var tcpSegments = 0
@@ -93,10 +98,19 @@ public struct DecodeCounters: Sendable, Equatable {
     public var udp = CountWithFirst()
     public var icmp = CountWithFirst()
     public var otherIPProtocol = CountWithFirst()
-    /// Non-first IPv4/IPv6 fragments: skipped (no TCP header in them).
+    /// Non-first IPv4/IPv6 fragments of datagrams other than TCP: skipped.
     public var fragmentsSkipped = CountWithFirst()
-    /// First fragments of fragmented TCP segments: delivered with the bytes of that fragment only.
-    public var firstFragments = CountWithFirst()
+    /// Fragments of a TCP segment held for reassembly (every one but the fragment that
+    /// completes the segment).
+    public var fragmentsHeld = CountWithFirst()
+    /// TCP segments reassembled from IP fragments, delivered at the fragment that completed them.
+    public var reassembledSegments = CountWithFirst()
+    /// Fragmented TCP segments given up: not every fragment arrived within 30 s of capture
+    /// time, or more than 64 MiB was held (first packet: the first fragment of the first one).
+    public var incompleteDatagrams = CountWithFirst()
+    /// Fragmented TCP segments still waiting for fragments (at the end of a capture: incomplete).
+    public var pendingDatagrams = 0
+    public var pendingFirstPacket = 0
     /// Segments cut by snaplen: delivered with their known bytes.
     public var truncatedPayload = CountWithFirst()
     /// Packets cut by snaplen before the TCP header ended: not delivered.
@@ -118,7 +132,7 @@ public struct DecodeCounters: Sendable, Equatable {
 
     /// Packets that did not become a segment.
     public var notDelivered: Int {
-        nonIP.count + udp.count + icmp.count + otherIPProtocol.count + fragmentsSkipped.count
+        nonIP.count + udp.count + icmp.count + otherIPProtocol.count + fragmentsSkipped.count + fragmentsHeld.count
             + truncatedHeaders.count + unsupportedLinkType.count + malformedDropped
     }
 
@@ -135,8 +149,15 @@ public struct DecodeCounters: Sendable, Equatable {
         add("udp", udp, "UDP, not analyzed")
         add("icmp", icmp, "ICMP/ICMPv6, not analyzed")
         add("other-ip-protocol", otherIPProtocol, "IP protocol other than TCP/UDP/ICMP")
-        add("ip-fragments-skipped", fragmentsSkipped, "non-first IP fragments, skipped (no TCP header)")
-        add("ip-first-fragments", firstFragments, "first IP fragments, decoded with that fragment's bytes only")
+        add("ip-fragments-skipped", fragmentsSkipped, "non-first IP fragments of UDP, ICMP or other datagrams, skipped")
+        add("ip-fragments-held", fragmentsHeld, "IP fragments of TCP segments, held until the segment's last fragment")
+        add("ip-reassembled", reassembledSegments, "TCP segments reassembled from IP fragments, at the fragment that completed them")
+        var incomplete = incompleteDatagrams
+        if pendingDatagrams > 0 {
+            incomplete.firstPacket = incomplete.count == 0 ? pendingFirstPacket : min(incomplete.firstPacket, pendingFirstPacket)
+            incomplete.count += pendingDatagrams
+        }
+        add("ip-fragments-incomplete", incomplete, "fragmented TCP segments missing a fragment (given up after 30 s, past 64 MiB held, or at the end): not analyzed")
         add("truncated-payload", truncatedPayload, "cut by snaplen; the known payload bytes are used")
         add("truncated-headers", truncatedHeaders, "cut by snaplen inside the headers; not decoded")
         add("unsupported-link-type", unsupportedLinkType, "link type hoptrace does not decode")

@@ -37,6 +37,8 @@ func be64(_ p: UnsafeRawBufferPointer, _ o: Int) -> UInt64 {
 public struct PacketDecoder {
     public let linkType: LinkType
     public private(set) var counters = DecodeCounters()
+    /// Made at the first fragmented TCP segment.
+    private var reassembler: FragmentReassembler?
 
     public init(linkType: LinkType) {
         self.linkType = linkType
@@ -180,20 +182,27 @@ public struct PacketDecoder {
         let fragOffset = fragField & 0x1fff
         let moreFragments = fragField & 0x2000 != 0
         let proto = b[o + 9]
-        if fragOffset != 0 {
-            counters.fragmentsSkipped.record(ctx.index)
-            return false
-        }
         let ipID = be16(b, o + 4)
         let ttl = b[o + 8]
         let src = IPAddress(ipv4: be32(b, o + 12))
         let dst = IPAddress(ipv4: be32(b, o + 16))
         let end = min(b.count, o + totalLength)
+        if fragOffset != 0 || moreFragments {
+            if proto == 6 {
+                let key = FragmentReassembler.Key(source: src, destination: dst, id: UInt32(ipID) | UInt32(proto) << 16, ipv6: false)
+                return reassemble(key, b, start: o + ihl, end: end, announcedEnd: o + totalLength, offset: Int(fragOffset) * 8,
+                                  last: !moreFragments, ipVersion: 4, src: src, dst: dst, ipID: ipID, ttl: ttl, &ctx, &segment)
+            }
+            if fragOffset != 0 {
+                counters.fragmentsSkipped.record(ctx.index)
+                return false
+            }
+        }
         switch proto {
         case 6:
             if lengthBeyondFrame { counters.malformed[MalformedReason.ipv4TotalLengthBeyondFrame.rawValue].record(ctx.index) }
             return decodeTCP(b, o + ihl, end: end, announcedEnd: o + totalLength, ipVersion: 4, src: src, dst: dst,
-                             ipID: ipID, ttl: ttl, firstFragment: moreFragments, &ctx, &segment)
+                             ipID: ipID, ttl: ttl, &ctx, &segment)
         case 17: counters.udp.record(ctx.index); return false
         case 1: counters.icmp.record(ctx.index); return false
         default: counters.otherIPProtocol.record(ctx.index); return false
@@ -217,7 +226,6 @@ public struct PacketDecoder {
         let lengthBeyondFrame = !ctx.cut && announcedEnd > b.count
         let end = min(b.count, announcedEnd)
         var p = o + 40
-        var firstFragment = false
         var fragmentID: UInt32 = 0
         // The extension-header chain.
         loop: while true {
@@ -243,11 +251,19 @@ public struct PacketDecoder {
                 guard p + 8 <= end else { short(.ipv6ExtensionHeaderTruncated, ctx); return false }
                 let field = be16(b, p + 2)
                 fragmentID = be32(b, p + 4)
-                if field >> 3 != 0 {
-                    counters.fragmentsSkipped.record(ctx.index)
-                    return false
+                let fragOffset = Int(field >> 3) * 8, moreFragments = field & 1 != 0
+                if fragOffset != 0 || moreFragments {
+                    if b[p] == 6 {
+                        let key = FragmentReassembler.Key(source: src, destination: dst, id: fragmentID, ipv6: true)
+                        return reassemble(key, b, start: p + 8, end: end, announcedEnd: announcedEnd, offset: fragOffset,
+                                          last: !moreFragments, ipVersion: 6, src: src, dst: dst,
+                                          ipID: UInt16(truncatingIfNeeded: fragmentID), ttl: hopLimit, &ctx, &segment)
+                    }
+                    if fragOffset != 0 {
+                        counters.fragmentsSkipped.record(ctx.index)
+                        return false
+                    }
                 }
-                firstFragment = field & 1 != 0
                 next = b[p]
                 p += 8
             default:
@@ -258,17 +274,51 @@ public struct PacketDecoder {
         case 6:
             if lengthBeyondFrame { counters.malformed[MalformedReason.ipv6PayloadLengthBeyondFrame.rawValue].record(ctx.index) }
             return decodeTCP(b, p, end: end, announcedEnd: announcedEnd, ipVersion: 6, src: src, dst: dst,
-                             ipID: UInt16(truncatingIfNeeded: fragmentID), ttl: hopLimit, firstFragment: firstFragment, &ctx, &segment)
+                             ipID: UInt16(truncatingIfNeeded: fragmentID), ttl: hopLimit, &ctx, &segment)
         case 17: counters.udp.record(ctx.index); return false
         case 58: counters.icmp.record(ctx.index); return false
         default: counters.otherIPProtocol.record(ctx.index); return false
         }
     }
 
+    /// A fragment of a TCP segment: held, or (when it completes the segment) the whole segment
+    /// decoded from the reassembled bytes.
+    @inline(never)
+    mutating func reassemble(
+        _ key: FragmentReassembler.Key, _ b: UnsafeRawBufferPointer, start: Int, end: Int, announcedEnd: Int, offset: Int,
+        last: Bool, ipVersion: UInt8, src: IPAddress, dst: IPAddress, ipID: UInt16, ttl: UInt8,
+        _ ctx: inout Context, _ segment: inout TCPSegment
+    ) -> Bool {
+        let r: FragmentReassembler
+        if let existing = reassembler { r = existing } else { r = FragmentReassembler(); reassembler = r }
+        let data = start < end ? UnsafeRawBufferPointer(rebasing: b[start..<end]) : UnsafeRawBufferPointer(start: nil, count: 0)
+        var gaveUp: [Int] = []
+        let outcome = r.add(key, offset: offset, data: data, announced: max(0, announcedEnd - start), last: last,
+                            timestamp: ctx.timestamp, packet: ctx.index) { gaveUp.append($0) }
+        for first in gaveUp { counters.incompleteDatagrams.record(first) }
+        defer { (counters.pendingDatagrams, counters.pendingFirstPacket) = r.pending }
+        switch outcome {
+        case .held:
+            counters.fragmentsHeld.record(ctx.index)
+            return false
+        case .invalid:
+            malformed(.ipFragmentBadLength, ctx)
+            return false
+        case .complete(let whole):
+            counters.reassembledSegments.record(ctx.index)
+            // Reassembled, the segment is whole: no snaplen cut applies to it.
+            ctx.cut = false
+            guard decodeTCP(whole, 0, end: whole.count, announcedEnd: whole.count, ipVersion: ipVersion, src: src, dst: dst,
+                            ipID: ipID, ttl: ttl, &ctx, &segment) else { return false }
+            segment.isReassembled = true
+            return true
+        }
+    }
+
     @inline(__always)
     mutating func decodeTCP(
         _ b: UnsafeRawBufferPointer, _ t: Int, end: Int, announcedEnd: Int, ipVersion: UInt8,
-        src: IPAddress, dst: IPAddress, ipID: UInt16, ttl: UInt8, firstFragment: Bool, _ ctx: inout Context,
+        src: IPAddress, dst: IPAddress, ipID: UInt16, ttl: UInt8, _ ctx: inout Context,
         _ segment: inout TCPSegment
     ) -> Bool {
         guard t + 20 <= end else {
@@ -307,9 +357,7 @@ public struct PacketDecoder {
         let payloadStart = t + dataOffset
         let payloadLength = announcedEnd - payloadStart
         let payload = UnsafeRawBufferPointer(rebasing: b[payloadStart..<end])
-        if firstFragment {
-            counters.firstFragments.record(ctx.index)
-        } else if payload.count < payloadLength {
+        if payload.count < payloadLength {
             counters.truncatedPayload.record(ctx.index)
         }
         counters.tcpSegments += 1
@@ -329,7 +377,7 @@ public struct PacketDecoder {
         segment.ttl = ttl
         segment.payload = payload
         segment.payloadLength = payloadLength
-        segment.isFirstFragment = firstFragment
+        segment.isReassembled = false
         return true
     }
 }

@@ -107,12 +107,11 @@ public struct TCPSegment {
     public var payload: UnsafeRawBufferPointer
     /// The payload length the IP header announces (may exceed `payload.count` when truncated).
     public var payloadLength: Int
-    /// True when the packet was cut (by snaplen, or it is the first of several IP fragments):
-    /// `payload` holds only the first `payload.count` of `payloadLength` bytes.
-    public var isTruncated: Bool { payload.count < payloadLength || isFirstFragment }
-    /// The first of several IP fragments: the rest of the segment's bytes are in fragments
-    /// hoptrace does not reassemble.
-    public var isFirstFragment: Bool = false
+    /// True when snaplen cut the packet: `payload` holds only the first `payload.count` of
+    /// `payloadLength` bytes. (IP fragments are reassembled: a segment from fragments is whole.)
+    public var isTruncated: Bool { payload.count < payloadLength }
+    /// Reassembled from IP fragments (at the packet of the fragment that completed it).
+    public var isReassembled: Bool = false
 
     /// A placeholder to decode into (`PacketDecoder.decode(_:into:)`).
     public static var empty: TCPSegment {

@@ -104,8 +104,8 @@ struct Packets: ParsableCommand {
             line += ", options [" + parts.joined(separator: ",") + "]"
         }
         line += ", length \(s.payloadLength)"
-        if s.isFirstFragment {
-            line += " [first IP fragment: \(s.payload.count) bytes here]"
+        if s.isReassembled {
+            line += " [reassembled from IP fragments]"
         } else if s.isTruncated {
             line += " [|truncated: \(s.payload.count) of \(s.payloadLength) bytes captured]"
         }

@@ -120,27 +120,142 @@ final class DecoderTests: XCTestCase {
         XCTAssertEqual(decodeOne(bad, linkType: .ipv6).counters[.ipv6ExtensionHeaderTruncated].count, 1)
     }
 
-    func testIPv6Fragments() throws {
-        let first = PB.ipv6(next: 44, extensions: [6, 0, 0, 1] + PB.u32(99), payload: PB.tcp(payload: http))
-        let r1 = decodeOne(first, linkType: .ipv6)
-        XCTAssertEqual(r1.segment?.isFirstFragment, true)
-        XCTAssertEqual(r1.counters.firstFragments.count, 1)
-        let later = PB.ipv6(next: 44, extensions: [6, 0, 0, 0x11] + PB.u32(99), payload: http)
-        let r2 = decodeOne(later, linkType: .ipv6)
-        XCTAssertNil(r2.segment)
-        XCTAssertEqual(r2.counters.fragmentsSkipped.count, 1)
-        XCTAssertTrue(r2.counters.isBalanced)
+    /// Decodes packets with one decoder: (bytes, capture time in seconds) each, index 1, 2, …
+    func decodeAll(_ packets: [([UInt8], Int64)], linkType: LinkType) -> (segments: [(index: Int, payload: [UInt8], segment: TCPSegment)], counters: DecodeCounters) {
+        var d = PacketDecoder(linkType: linkType)
+        var out: [(Int, [UInt8], TCPSegment)] = []
+        for (i, (bytes, seconds)) in packets.enumerated() {
+            bytes.withUnsafeBytes { buf in
+                if let seg = d.decode(RawPacket(timestamp: seconds * 1_000_000_000, wireLength: bytes.count, bytes: buf, index: i + 1)) {
+                    out.append((i + 1, Array(seg.payload), seg))
+                }
+            }
+        }
+        return (out, d.counters)
     }
 
-    func testIPv4FragmentsCountedAndSkipped() throws {
-        let first = PB.ethernet(payload: PB.ipv4(fragment: 0x2000, payload: PB.tcp(payload: http)))
-        let r1 = decodeOne(first, linkType: .ethernet)
-        XCTAssertEqual(r1.segment?.isFirstFragment, true)
-        XCTAssertEqual(r1.segment?.isTruncated, true)
-        let later = PB.ethernet(payload: PB.ipv4(fragment: 0x0003, payload: http))
-        let r2 = decodeOne(later, linkType: .ethernet, index: 9)
-        XCTAssertNil(r2.segment)
-        XCTAssertEqual(r2.counters.fragmentsSkipped, CountWithFirst(count: 1, firstPacket: 9))
+    /// A body long enough to need several fragments.
+    var longRequest: [UInt8] { Array("GET /convert?partner=29 HTTP/1.1\r\nHost: js.example\r\nUser-Agent: test\r\n\r\n".utf8) }
+
+    /// The IP payload (TCP header and data) cut into 16-byte fragments: (offset, bytes, more).
+    func pieces(_ ipPayload: [UInt8]) -> [(Int, [UInt8], Bool)] {
+        stride(from: 0, to: ipPayload.count, by: 16).map { o in
+            (o, Array(ipPayload[o..<min(o + 16, ipPayload.count)]), o + 16 < ipPayload.count)
+        }
+    }
+
+    func testIPv4FragmentsReassembledOutOfOrderWithAnOverlap() throws {
+        let whole = PB.tcp(seq: 77, payload: longRequest)
+        let frags = pieces(whole).map { o, bytes, more in
+            PB.ethernet(payload: PB.ipv4(id: 0x99, fragment: UInt16(o / 8) | (more ? 0x2000 : 0), payload: bytes))
+        }
+        XCTAssertGreaterThan(frags.count, 4)
+        // The last fragment first, then the others backwards, one of them twice (an overlap).
+        var order = Array(frags.reversed())
+        order.insert(frags[1], at: 2)
+        let (segments, counters) = decodeAll(order.map { ($0, 5) }, linkType: .ethernet)
+        XCTAssertEqual(segments.count, 1)
+        let s = try XCTUnwrap(segments.first)
+        XCTAssertEqual(s.index, order.count, "delivered at the fragment that completed the segment")
+        XCTAssertEqual(s.payload, longRequest)
+        XCTAssertEqual(s.segment.payloadLength, longRequest.count)
+        XCTAssertEqual(s.segment.sequenceNumber, 77)
+        XCTAssertEqual(s.segment.ipIdentification, 0x99)
+        XCTAssertTrue(s.segment.isReassembled)
+        XCTAssertFalse(s.segment.isTruncated)
+        XCTAssertEqual(counters.fragmentsHeld.count, order.count - 1)
+        XCTAssertEqual(counters.reassembledSegments, CountWithFirst(count: 1, firstPacket: order.count))
+        XCTAssertEqual(counters.pendingDatagrams, 0)
+        XCTAssertTrue(counters.isBalanced)
+        // Two datagrams interleaved (another identification) are kept apart.
+        let other = pieces(whole).map { o, bytes, more in
+            PB.ethernet(payload: PB.ipv4(id: 0x9a, fragment: UInt16(o / 8) | (more ? 0x2000 : 0), payload: bytes))
+        }
+        let mixed = zip(frags, other).flatMap { [$0.0, $0.1] }
+        let two = decodeAll(mixed.map { ($0, 5) }, linkType: .ethernet)
+        XCTAssertEqual(two.segments.map(\.payload), [longRequest, longRequest])
+        XCTAssertEqual(two.segments.map(\.segment.ipIdentification), [0x99, 0x9a])
+    }
+
+    func testIPv6FragmentsReassembled() throws {
+        let whole = PB.tcp(dport: 8080, payload: longRequest)
+        let frags = pieces(whole).map { o, bytes, more in
+            PB.ipv6(next: 44, extensions: [6, 0] + PB.u16(UInt16(o / 8) << 3 | (more ? 1 : 0)) + PB.u32(4242), payload: bytes)
+        }
+        let (segments, counters) = decodeAll(frags.map { ($0, 1) }, linkType: .ipv6)
+        XCTAssertEqual(segments.count, 1)
+        XCTAssertEqual(segments.first?.payload, longRequest)
+        XCTAssertEqual(segments.first?.segment.destination.description, "[2001:2::2]:8080")
+        XCTAssertEqual(counters.fragmentsHeld.count, frags.count - 1)
+        XCTAssertTrue(counters.isBalanced)
+    }
+
+    func testFragmentsThatNeverCompleteAreGivenUpAndReported() throws {
+        let whole = PB.tcp(payload: longRequest)
+        let ps = pieces(whole)
+        func frag(_ i: Int, id: UInt16) -> [UInt8] {
+            let (o, bytes, more) = ps[i]
+            return PB.ethernet(payload: PB.ipv4(id: id, fragment: UInt16(o / 8) | (more ? 0x2000 : 0), payload: bytes))
+        }
+        // Datagram 1 loses its second fragment; 31 s later datagram 2 starts (and stays open).
+        let packets: [([UInt8], Int64)] = [(frag(0, id: 1), 10), (frag(2, id: 1), 10), (frag(ps.count - 1, id: 1), 11),
+                                          (frag(0, id: 2), 42)]
+        let (segments, counters) = decodeAll(packets, linkType: .ethernet)
+        XCTAssertTrue(segments.isEmpty)
+        XCTAssertEqual(counters.incompleteDatagrams, CountWithFirst(count: 1, firstPacket: 1))
+        XCTAssertEqual(counters.pendingDatagrams, 1)
+        XCTAssertEqual(counters.pendingFirstPacket, 4)
+        XCTAssertTrue(counters.isBalanced)
+        let line = try XCTUnwrap(counters.report.first { $0.name == "ip-fragments-incomplete" })
+        XCTAssertEqual(line.count, 2)
+        XCTAssertEqual(line.firstPacket, 1)
+        // A fragment cut by snaplen leaves a gap: the segment never completes.
+        let cutFirst = frag(0, id: 3)
+        var d = PacketDecoder(linkType: .ethernet)
+        var delivered = 0
+        for (i, (bytes, wire)) in [(Array(cutFirst[0..<(cutFirst.count - 6)]), cutFirst.count), (frag(1, id: 3), 0)].enumerated() {
+            bytes.withUnsafeBytes { buf in
+                if d.decode(RawPacket(timestamp: 1, wireLength: wire == 0 ? bytes.count : wire, bytes: buf, index: i + 1)) != nil { delivered += 1 }
+            }
+        }
+        for i in 2..<ps.count {
+            frag(i, id: 3).withUnsafeBytes { buf in
+                if d.decode(RawPacket(timestamp: 1, wireLength: buf.count, bytes: buf, index: i + 1)) != nil { delivered += 1 }
+            }
+        }
+        XCTAssertEqual(delivered, 0)
+        XCTAssertEqual(d.counters.pendingDatagrams, 1)
+    }
+
+    func testFragmentsPast64KiBAreMalformedAndOtherProtocolsSkipped() throws {
+        let past = PB.ethernet(payload: PB.ipv4(fragment: 8190, payload: [UInt8](repeating: 0x41, count: 24)))
+        let r = decodeOne(past, linkType: .ethernet)
+        XCTAssertNil(r.segment)
+        XCTAssertEqual(r.counters[.ipFragmentBadLength].count, 1)
+        XCTAssertTrue(r.counters.isBalanced)
+        // UDP fragments are not reassembled: the first counts as UDP, the others are skipped.
+        let udpFirst = decodeOne(PB.ethernet(payload: PB.ipv4(proto: 17, fragment: 0x2000, payload: [UInt8](repeating: 0, count: 16))), linkType: .ethernet)
+        XCTAssertEqual(udpFirst.counters.udp.count, 1)
+        let udpLater = decodeOne(PB.ethernet(payload: PB.ipv4(proto: 17, fragment: 0x0002, payload: http)), linkType: .ethernet, index: 9)
+        XCTAssertEqual(udpLater.counters.fragmentsSkipped, CountWithFirst(count: 1, firstPacket: 9))
+        let v6udp = decodeOne(PB.ipv6(next: 44, extensions: [17, 0, 0, 0x11] + PB.u32(5), payload: http), linkType: .ipv6)
+        XCTAssertEqual(v6udp.counters.fragmentsSkipped.count, 1)
+        // A later fragment alone is held, not delivered.
+        let alone = decodeOne(PB.ethernet(payload: PB.ipv4(fragment: 0x0003, payload: http)), linkType: .ethernet)
+        XCTAssertNil(alone.segment)
+        XCTAssertEqual(alone.counters.fragmentsHeld.count, 1)
+        XCTAssertEqual(alone.counters.pendingDatagrams, 1)
+    }
+
+    func testRangeMerging() {
+        var r: [Range<Int>] = []
+        FragmentReassembler.insert(16..<32, into: &r)
+        FragmentReassembler.insert(48..<64, into: &r)
+        XCTAssertEqual(r, [16..<32, 48..<64])
+        FragmentReassembler.insert(0..<8, into: &r)
+        XCTAssertEqual(r, [0..<8, 16..<32, 48..<64])
+        FragmentReassembler.insert(8..<50, into: &r)
+        XCTAssertEqual(r, [0..<64])
     }
 
     func testSnaplenTruncationKeepsKnownBytes() throws {

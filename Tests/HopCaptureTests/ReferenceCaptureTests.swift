@@ -98,10 +98,8 @@ final class ReferenceCaptureTests: XCTestCase {
             XCTAssertTrue(source.linkType.isSupported, "\(name): \(source.linkType)")
             var decoder = PacketDecoder(linkType: source.linkType)
             var seen = Set<Int>()
-            var firstFragments = Set<Int>()
             while case .packet(let p) = try source.next() {
                 guard let s = decoder.decode(p) else { continue }
-                if s.isFirstFragment { firstFragments.insert(p.index); continue }
                 seen.insert(p.index)
                 guard let r = expected[p.index] else {
                     XCTFail("\(name) packet \(p.index): hoptrace decoded a TCP segment tshark does not list")
@@ -127,13 +125,9 @@ final class ReferenceCaptureTests: XCTestCase {
                 }
             }
             XCTAssertTrue(decoder.counters.isBalanced, "\(name): every packet accounted for")
-            // tshark lists reassembled fragments at the last fragment; every other row must be ours.
+            // Fragmented segments too: both list them at the fragment that completed them.
             let missing = Set(expected.keys).subtracting(seen)
-            if firstFragments.isEmpty {
-                XCTAssertEqual(missing.sorted(), [], "\(name): tshark lists TCP packets hoptrace did not decode")
-            } else {
-                XCTAssertLessThanOrEqual(missing.count, firstFragments.count, "\(name): \(missing.sorted())")
-            }
+            XCTAssertEqual(missing.sorted(), [], "\(name): tshark lists TCP packets hoptrace did not decode")
         }
         for required in ["EN10MB", "LINUX_SLL", "LINUX_SLL2", "NULL", "LOOP", "RAW", "IPV4", "IPV6"] {
             XCTAssertTrue(linkTypes.contains(required), "no reference capture of link type \(required) (have \(linkTypes.sorted()))")
