@@ -4,7 +4,8 @@
 /// reassembled segment at).
 ///
 /// Bounded: a datagram whose fragments have not all arrived within 30 s of capture time (Linux's
-/// `ipfrag_time`) is given up, and so are the oldest ones while more than 64 MiB is held. A
+/// `ipfrag_time`) is given up, and so are the oldest ones while more than 64 MiB or 65,536
+/// datagrams are held (oldest first, in constant time per datagram). A
 /// datagram whose fragments reach past 65,535 bytes, or whose last fragment disagrees with
 /// another about where it ends, is dropped as malformed. Overlapping fragments are accepted, the
 /// later bytes winning.
@@ -38,11 +39,15 @@ final class FragmentReassembler {
 
     static let maxAge: Int64 = 30_000_000_000
     static let maxHeldBytes = 64 << 20
+    static let maxDatagrams = 65_536
     static let maxDatagramBytes = 65_535
 
     private var datagrams: [Key: Datagram] = [:]
     private var heldBytes = 0
-    private var nextSweep: Int64 = .min
+    /// Datagrams in the order their first fragment came (key and first packet: a key can come
+    /// back once its datagram is done); entries of finished datagrams are skipped when reached.
+    private var arrivals: [(key: Key, firstPacket: Int)] = []
+    private var head = 0
     /// The last reassembled payload; a segment decoded from it points here.
     private let output = UnsafeMutableRawBufferPointer.allocate(byteCount: FragmentReassembler.maxDatagramBytes, alignment: 8)
 
@@ -53,20 +58,36 @@ final class FragmentReassembler {
         (datagrams.count, datagrams.values.map(\.firstPacket).min() ?? 0)
     }
 
+    /// The oldest datagram still held, its stale arrival entries dropped on the way.
+    private func oldest() -> (key: Key, datagram: Datagram)? {
+        while head < arrivals.count {
+            let a = arrivals[head]
+            if let d = datagrams[a.key], d.firstPacket == a.firstPacket { return (a.key, d) }
+            head += 1
+        }
+        return nil
+    }
+
+    private func dropOldest(_ gaveUp: (Int) -> Void) {
+        guard let (key, d) = oldest() else { return }
+        drop(key)
+        head += 1
+        gaveUp(d.firstPacket)
+    }
+
     /// Adds a fragment: `data` are its captured bytes at byte `offset` of the datagram's payload;
     /// `announced` is how many bytes its header says it carries (more than `data.count` when
     /// snaplen cut it: the gap then never fills and the datagram is eventually given up).
     /// `gaveUp` is told the first packet of each datagram given up on the way.
     func add(_ key: Key, offset: Int, data: UnsafeRawBufferPointer, announced: Int, last: Bool,
              timestamp: Int64, packet: Int, gaveUp: (Int) -> Void) -> Outcome {
-        if timestamp >= nextSweep {
-            nextSweep = timestamp &+ 1_000_000_000
-            for (k, d) in datagrams where timestamp - d.firstTimestamp > Self.maxAge {
-                drop(k)
-                gaveUp(d.firstPacket)
-            }
+        while let o = oldest(), timestamp - o.datagram.firstTimestamp > Self.maxAge { dropOldest(gaveUp) }
+        if head > 4096 && head * 2 > arrivals.count {
+            arrivals.removeFirst(head)
+            head = 0
         }
         let end = offset + announced
+        let isNew = datagrams[key] == nil
         var d = datagrams.removeValue(forKey: key) ?? Datagram(firstTimestamp: timestamp, firstPacket: packet)
         heldBytes -= d.bytes.count
         guard end <= Self.maxDatagramBytes, !(last && d.total != nil && d.total != end),
@@ -86,10 +107,8 @@ final class FragmentReassembler {
         }
         heldBytes += d.bytes.count
         datagrams[key] = d
-        while heldBytes > Self.maxHeldBytes, let oldest = datagrams.min(by: { $0.value.firstTimestamp < $1.value.firstTimestamp }) {
-            drop(oldest.key)
-            gaveUp(oldest.value.firstPacket)
-        }
+        if isNew { arrivals.append((key, d.firstPacket)) }
+        while heldBytes > Self.maxHeldBytes || datagrams.count > Self.maxDatagrams, datagrams.count > 1 { dropOldest(gaveUp) }
         return .held
     }
 

@@ -36,7 +36,13 @@ func be64(_ p: UnsafeRawBufferPointer, _ o: Int) -> UInt64 {
 /// clean TCP segment.
 public struct PacketDecoder {
     public let linkType: LinkType
-    public private(set) var counters = DecodeCounters()
+    /// What happened to every packet so far (with the fragmented segments still open).
+    public var counters: DecodeCounters {
+        var c = tally
+        if let r = reassembler { (c.pendingDatagrams, c.pendingFirstPacket) = r.pending }
+        return c
+    }
+    private var tally = DecodeCounters()
     /// Made at the first fragmented TCP segment.
     private var reassembler: FragmentReassembler?
 
@@ -55,7 +61,7 @@ public struct PacketDecoder {
     /// packet). Returns false (and counts why) when the packet does not carry a TCP segment;
     /// `segment` is then unspecified.
     public mutating func decode(_ packet: RawPacket, into segment: inout TCPSegment) -> Bool {
-        counters.packets += 1
+        tally.packets += 1
         let b = packet.bytes
         var ctx = Context(timestamp: packet.timestamp, index: packet.index, cut: packet.wireLength > b.count)
         // The link layer tells where the network header starts and which IP version it is.
@@ -94,7 +100,7 @@ public struct PacketDecoder {
             case 2: return (4, 4)
             case 10, 24, 28, 30: return (4, 6)
             default:
-                counters.nonIP.record(ctx.index)
+                tally.nonIP.record(ctx.index)
                 return (0, 0)
             }
         case .raw, .rawFileValue:
@@ -109,7 +115,7 @@ public struct PacketDecoder {
         case .ipv6:
             return (0, 6)
         default:
-            counters.unsupportedLinkType.record(ctx.index)
+            tally.unsupportedLinkType.record(ctx.index)
             return (0, 0)
         }
     }
@@ -129,7 +135,7 @@ public struct PacketDecoder {
         case 0x0800: return (offset, 4)
         case 0x86dd: return (offset, 6)
         default:
-            counters.nonIP.record(ctx.index)
+            tally.nonIP.record(ctx.index)
             return (0, 0)
         }
     }
@@ -150,13 +156,13 @@ public struct PacketDecoder {
 
     @inline(__always)
     mutating func malformed(_ reason: MalformedReason, _ ctx: Context) {
-        counters.malformed[reason.rawValue].record(ctx.index)
+        tally.malformed[reason.rawValue].record(ctx.index)
     }
 
     /// Too few bytes for a header: truncation when the capture cut the packet, else malformed.
     @inline(__always)
     mutating func short(_ reason: MalformedReason, _ ctx: Context) {
-        if ctx.cut { counters.truncatedHeaders.record(ctx.index) } else { malformed(reason, ctx) }
+        if ctx.cut { tally.truncatedHeaders.record(ctx.index) } else { malformed(reason, ctx) }
     }
 
     @inline(__always)
@@ -194,18 +200,18 @@ public struct PacketDecoder {
                                   last: !moreFragments, ipVersion: 4, src: src, dst: dst, ipID: ipID, ttl: ttl, &ctx, &segment)
             }
             if fragOffset != 0 {
-                counters.fragmentsSkipped.record(ctx.index)
+                tally.fragmentsSkipped.record(ctx.index)
                 return false
             }
         }
         switch proto {
         case 6:
-            if lengthBeyondFrame { counters.malformed[MalformedReason.ipv4TotalLengthBeyondFrame.rawValue].record(ctx.index) }
+            if lengthBeyondFrame { tally.malformed[MalformedReason.ipv4TotalLengthBeyondFrame.rawValue].record(ctx.index) }
             return decodeTCP(b, o + ihl, end: end, announcedEnd: o + totalLength, ipVersion: 4, src: src, dst: dst,
                              ipID: ipID, ttl: ttl, &ctx, &segment)
-        case 17: counters.udp.record(ctx.index); return false
-        case 1: counters.icmp.record(ctx.index); return false
-        default: counters.otherIPProtocol.record(ctx.index); return false
+        case 17: tally.udp.record(ctx.index); return false
+        case 1: tally.icmp.record(ctx.index); return false
+        default: tally.otherIPProtocol.record(ctx.index); return false
         }
     }
 
@@ -260,7 +266,7 @@ public struct PacketDecoder {
                                           ipID: UInt16(truncatingIfNeeded: fragmentID), ttl: hopLimit, &ctx, &segment)
                     }
                     if fragOffset != 0 {
-                        counters.fragmentsSkipped.record(ctx.index)
+                        tally.fragmentsSkipped.record(ctx.index)
                         return false
                     }
                 }
@@ -272,12 +278,12 @@ public struct PacketDecoder {
         }
         switch next {
         case 6:
-            if lengthBeyondFrame { counters.malformed[MalformedReason.ipv6PayloadLengthBeyondFrame.rawValue].record(ctx.index) }
+            if lengthBeyondFrame { tally.malformed[MalformedReason.ipv6PayloadLengthBeyondFrame.rawValue].record(ctx.index) }
             return decodeTCP(b, p, end: end, announcedEnd: announcedEnd, ipVersion: 6, src: src, dst: dst,
                              ipID: UInt16(truncatingIfNeeded: fragmentID), ttl: hopLimit, &ctx, &segment)
-        case 17: counters.udp.record(ctx.index); return false
-        case 58: counters.icmp.record(ctx.index); return false
-        default: counters.otherIPProtocol.record(ctx.index); return false
+        case 17: tally.udp.record(ctx.index); return false
+        case 58: tally.icmp.record(ctx.index); return false
+        default: tally.otherIPProtocol.record(ctx.index); return false
         }
     }
 
@@ -295,17 +301,16 @@ public struct PacketDecoder {
         var gaveUp: [Int] = []
         let outcome = r.add(key, offset: offset, data: data, announced: max(0, announcedEnd - start), last: last,
                             timestamp: ctx.timestamp, packet: ctx.index) { gaveUp.append($0) }
-        for first in gaveUp { counters.incompleteDatagrams.record(first) }
-        defer { (counters.pendingDatagrams, counters.pendingFirstPacket) = r.pending }
+        for first in gaveUp { tally.incompleteDatagrams.record(first) }
         switch outcome {
         case .held:
-            counters.fragmentsHeld.record(ctx.index)
+            tally.fragmentsHeld.record(ctx.index)
             return false
         case .invalid:
             malformed(.ipFragmentBadLength, ctx)
             return false
         case .complete(let whole):
-            counters.reassembledSegments.record(ctx.index)
+            tally.reassembledSegments.record(ctx.index)
             // Reassembled, the segment is whole: no snaplen cut applies to it.
             ctx.cut = false
             guard decodeTCP(whole, 0, end: whole.count, announcedEnd: whole.count, ipVersion: ipVersion, src: src, dst: dst,
@@ -336,10 +341,10 @@ public struct PacketDecoder {
                 let kind = b[i]
                 if kind == 0 { break }
                 if kind == 1 { i += 1; continue }
-                guard i + 1 < optEnd else { counters.malformed[MalformedReason.tcpBadOption.rawValue].record(ctx.index); break }
+                guard i + 1 < optEnd else { tally.malformed[MalformedReason.tcpBadOption.rawValue].record(ctx.index); break }
                 let len = Int(b[i + 1])
                 guard len >= 2, i + len <= optEnd else {
-                    counters.malformed[MalformedReason.tcpBadOption.rawValue].record(ctx.index)
+                    tally.malformed[MalformedReason.tcpBadOption.rawValue].record(ctx.index)
                     break
                 }
                 switch (kind, len) {
@@ -358,9 +363,9 @@ public struct PacketDecoder {
         let payloadLength = announcedEnd - payloadStart
         let payload = UnsafeRawBufferPointer(rebasing: b[payloadStart..<end])
         if payload.count < payloadLength {
-            counters.truncatedPayload.record(ctx.index)
+            tally.truncatedPayload.record(ctx.index)
         }
-        counters.tcpSegments += 1
+        tally.tcpSegments += 1
         segment.timestamp = ctx.timestamp
         segment.packetIndex = ctx.index
         segment.interfaceIndex = ctx.interfaceIndex

@@ -247,6 +247,42 @@ final class DecoderTests: XCTestCase {
         XCTAssertEqual(alone.counters.pendingDatagrams, 1)
     }
 
+    func testReassemblerBoundsAndReusedIdentifications() {
+        let r = FragmentReassembler()
+        let a = IPAddress(ipv4: 1), b = IPAddress(ipv4: 2)
+        let bytes: [UInt8] = Array(repeating: 7, count: 8)
+        var gaveUp: [Int] = []
+        bytes.withUnsafeBytes { data in
+            // More open datagrams than the cap: the oldest are given up, first in first out.
+            for i in 0..<(FragmentReassembler.maxDatagrams + 3) {
+                let key = FragmentReassembler.Key(source: a, destination: b, id: UInt32(i), ipv6: false)
+                guard case .held = r.add(key, offset: 0, data: data, announced: 8, last: false, timestamp: 1, packet: i + 1, gaveUp: { gaveUp.append($0) }) else {
+                    return XCTFail("fragment \(i) not held")
+                }
+            }
+        }
+        XCTAssertEqual(gaveUp, [1, 2, 3])
+        XCTAssertEqual(r.pending.count, FragmentReassembler.maxDatagrams)
+        XCTAssertEqual(r.pending.firstPacket, 4)
+        // An identification used again after its datagram completed starts a new datagram,
+        // which ages from its own first fragment.
+        let r2 = FragmentReassembler()
+        let key = FragmentReassembler.Key(source: a, destination: b, id: 9, ipv6: false)
+        var lost: [Int] = []
+        bytes.withUnsafeBytes { data in
+            _ = r2.add(key, offset: 8, data: data, announced: 8, last: true, timestamp: 0, packet: 1) { lost.append($0) }
+            guard case .complete(let whole) = r2.add(key, offset: 0, data: data, announced: 8, last: false, timestamp: 0, packet: 2, gaveUp: { lost.append($0) }) else {
+                return XCTFail("not completed")
+            }
+            XCTAssertEqual(Array(whole), bytes + bytes)
+            _ = r2.add(key, offset: 0, data: data, announced: 8, last: false, timestamp: 20_000_000_000, packet: 3) { lost.append($0) }
+            _ = r2.add(key, offset: 16, data: data, announced: 8, last: false, timestamp: 45_000_000_000, packet: 4) { lost.append($0) }
+        }
+        XCTAssertEqual(lost, [], "25 s after its first fragment the new datagram is still waiting")
+        XCTAssertEqual(r2.pending.count, 1)
+        XCTAssertEqual(r2.pending.firstPacket, 3)
+    }
+
     func testRangeMerging() {
         var r: [Range<Int>] = []
         FragmentReassembler.insert(16..<32, into: &r)
