@@ -280,13 +280,29 @@ percent() { awk -v p="$1" -v d="$2" -v f="${3:-%.1f}" 'BEGIN { printf f, 100 * p
 # a - b, in ms with three decimals.
 minus() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a - b }'; }
 # Of the lines "value round" in a file, the round of the median value.
-median_round() { sort -g "$1" | awk '{ v[NR] = $2 } END { print v[int((NR + 1) / 2)] }'; }
+median_round() { median_of "$1" 2; }
+# Of the lines "value round" in a file, field N (1: the value, 2: the round) of the median line.
+median_of() { sort -g "$1" | awk -v f="$2" '{ v[NR] = $f } END { print v[int((NR + 1) / 2)] }'; }
 # Copies round N's wrk outputs of the given runs to the names the summary reads.
 keep_round() { local n="$1" f; shift; for f in "$@"; do cp "$DATA/proxy-$f-$n.txt" "$DATA/proxy-$f.txt"; done; }
 
 run() { # name url wrk-args…
     local name="$1" url="$2"; shift 2
     ip netns exec "$C" wrk "$@" --latency "$url" > "$DATA/proxy-$name.txt" 2>&1
+}
+
+# One peak run of round $r: wrk on URL into proxy-peak-NAME-$r.txt, the whole machine's use
+# into $TMP/machine-NAME-$r and, given a PID, that process tree's CPU per request into
+# $TMP/cpu-NAME-$r.
+peak_run() { # name url [pid]
+    local name="$1" url="$2" pid="${3:-}" t0=0 b0 i0 b1 i1
+    local out="$DATA/proxy-peak-$name-$r.txt"
+    if [ -n "$pid" ]; then t0=$(tree_ticks "$pid"); fi
+    read -r b0 i0 <<< "$(machine_ticks)"
+    run "peak-$name-$r" "$url" -t2 -c"$CONNS" -d"${DURATION}s"
+    read -r b1 i1 <<< "$(machine_ticks)"
+    machine_use "$b0" "$i0" "$b1" "$i1" "$(requests "$out")" > "$TMP/machine-$name-$r"
+    if [ -n "$pid" ]; then cpu_us $(( $(tree_ticks "$pid") - t0 )) "$(requests "$out")" > "$TMP/cpu-$name-$r"; fi
 }
 
 # Warm up the direct path and both proxies (connections, caches, page faults).
@@ -298,40 +314,21 @@ run warmup-logged "$LOGGED" -t2 -c"$CONNS" -d1s
 # them alike; the round whose proxied/direct ratio is the median one is reported.
 ROUND_LINES=()
 for r in $(seq 1 "$ROUNDS"); do
-    read -r MB0 MI0 <<< "$(machine_ticks)"
-    run "peak-direct-$r" "$DIRECT" -t2 -c"$CONNS" -d"${DURATION}s"
-    read -r MB1 MI1 <<< "$(machine_ticks)"
-    machine_use "$MB0" "$MI0" "$MB1" "$MI1" "$(requests "$DATA/proxy-peak-direct-$r.txt")" > "$TMP/machine-direct-$r"
-    T0=$(tree_ticks "$PROXY_PID")
+    peak_run direct "$DIRECT"
     if [ -n "${PERF_OUT:-}" ] && [ "$r" = 1 ]; then
         perf record -g -o "$PERF_OUT" -p "$PROXY_PID" -- sleep "$(( DURATION > 2 ? DURATION - 1 : 1 ))" > /dev/null 2>&1 &
         PERF_PID=$!
     fi
-    read -r MB0 MI0 <<< "$(machine_ticks)"
-    run "peak-proxied-$r" "$PROXIED" -t2 -c"$CONNS" -d"${DURATION}s"
-    read -r MB1 MI1 <<< "$(machine_ticks)"
-    machine_use "$MB0" "$MI0" "$MB1" "$MI1" "$(requests "$DATA/proxy-peak-proxied-$r.txt")" > "$TMP/machine-proxied-$r"
+    peak_run proxied "$PROXIED" "$PROXY_PID"
     if [ -n "${PERF_PID:-}" ]; then wait "$PERF_PID"; PERF_PID=; fi
-    cpu_us $(( $(tree_ticks "$PROXY_PID") - T0 )) "$(requests "$DATA/proxy-peak-proxied-$r.txt")" > "$TMP/cpu-proxied-$r"
-    T0=$(tree_ticks "$LOGGED_PID")
-    read -r MB0 MI0 <<< "$(machine_ticks)"
-    run "peak-logged-$r" "$LOGGED" -t2 -c"$CONNS" -d"${DURATION}s"
-    read -r MB1 MI1 <<< "$(machine_ticks)"
-    machine_use "$MB0" "$MI0" "$MB1" "$MI1" "$(requests "$DATA/proxy-peak-logged-$r.txt")" > "$TMP/machine-logged-$r"
-    cpu_us $(( $(tree_ticks "$LOGGED_PID") - T0 )) "$(requests "$DATA/proxy-peak-logged-$r.txt")" > "$TMP/cpu-logged-$r"
-    T0=$(tree_ticks "$REF_PID")
-    run "peak-nginx-proxy-$r" "$REFERENCE" -t2 -c"$CONNS" -d"${DURATION}s"
-    cpu_us $(( $(tree_ticks "$REF_PID") - T0 )) "$(requests "$DATA/proxy-peak-nginx-proxy-$r.txt")" > "$TMP/cpu-nginx-proxy-$r"
-    T0=$(tree_ticks "$REF_PID")
-    run "peak-nginx-proxy-logging-$r" "$REFERENCE_LOGGING" -t2 -c"$CONNS" -d"${DURATION}s"
-    cpu_us $(( $(tree_ticks "$REF_PID") - T0 )) "$(requests "$DATA/proxy-peak-nginx-proxy-logging-$r.txt")" > "$TMP/cpu-nginx-proxy-logging-$r"
+    peak_run logged "$LOGGED" "$LOGGED_PID"
+    peak_run nginx-proxy "$REFERENCE" "$REF_PID"
+    peak_run nginx-proxy-logging "$REFERENCE_LOGGING" "$REF_PID"
     HAP_ROUND=
     if [ -n "$HAP_PID" ]; then
-        T0=$(tree_ticks "$HAP_PID")
-        run "peak-haproxy-$r" "$HAPROXY_URL" -t2 -c"$CONNS" -d"${DURATION}s"
+        peak_run haproxy "$HAPROXY_URL" "$HAP_PID"
         h=$(rps "$DATA/proxy-peak-haproxy-$r.txt")
-        hcpu=$(cpu_us $(( $(tree_ticks "$HAP_PID") - T0 )) "$(requests "$DATA/proxy-peak-haproxy-$r.txt")")
-        echo "$hcpu" > "$TMP/cpu-haproxy-$r"
+        hcpu=$(cat "$TMP/cpu-haproxy-$r")
     fi
     d=$(rps "$DATA/proxy-peak-direct-$r.txt"); p=$(rps "$DATA/proxy-peak-proxied-$r.txt"); n=$(rps "$DATA/proxy-peak-nginx-proxy-$r.txt")
     if [ -n "$HAP_PID" ]; then
@@ -392,7 +389,7 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 PMID=$(median_round "$TMP/added")
 keep_round "$PMID" paced-direct paced-proxied paced-nginx-proxy
-LOGGED_ADDED=$(sort -g "$TMP/logged-added" | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+LOGGED_ADDED=$(median_of "$TMP/logged-added" 1)
 PR_RPS=$(rps "$DATA/proxy-paced-nginx-proxy.txt"); PR_P99=$(p99ms "$DATA/proxy-paced-nginx-proxy.txt")
 PD_RPS=$(rps "$DATA/proxy-paced-direct.txt"); PP_RPS=$(rps "$DATA/proxy-paced-proxied.txt")
 PD_P99=$(p99ms "$DATA/proxy-paced-direct.txt"); PP_P99=$(p99ms "$DATA/proxy-paced-proxied.txt")

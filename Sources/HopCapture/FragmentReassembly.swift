@@ -55,7 +55,7 @@ final class FragmentReassembler {
 
     /// Datagrams waiting for fragments, and the packet index of the oldest one's first fragment.
     var pending: (count: Int, firstPacket: Int) {
-        (datagrams.count, datagrams.values.map(\.firstPacket).min() ?? 0)
+        (datagrams.count, oldest()?.datagram.firstPacket ?? 0)
     }
 
     /// The oldest datagram still held, its stale arrival entries dropped on the way.

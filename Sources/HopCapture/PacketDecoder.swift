@@ -298,10 +298,8 @@ public struct PacketDecoder {
         let r: FragmentReassembler
         if let existing = reassembler { r = existing } else { r = FragmentReassembler(); reassembler = r }
         let data = start < end ? UnsafeRawBufferPointer(rebasing: b[start..<end]) : UnsafeRawBufferPointer(start: nil, count: 0)
-        var gaveUp: [Int] = []
         let outcome = r.add(key, offset: offset, data: data, announced: max(0, announcedEnd - start), last: last,
-                            timestamp: ctx.timestamp, packet: ctx.index) { gaveUp.append($0) }
-        for first in gaveUp { tally.incompleteDatagrams.record(first) }
+                            timestamp: ctx.timestamp, packet: ctx.index) { tally.incompleteDatagrams.record($0) }
         switch outcome {
         case .held:
             tally.fragmentsHeld.record(ctx.index)

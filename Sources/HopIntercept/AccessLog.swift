@@ -282,9 +282,7 @@ struct AccessLineCache {
         secondText.withUnsafeBufferPointer { c.bytes($0) }
         let millis = Int((nanos - s * 1_000_000_000) / 1_000_000)
         c.byte(0x2E)
-        c.byte(UInt8(truncatingIfNeeded: millis / 100) + 0x30)
-        c.byte(UInt8(truncatingIfNeeded: millis / 10 % 10) + 0x30)
-        c.byte(UInt8(truncatingIfNeeded: millis % 10) + 0x30)
+        c.threeDigits(millis)
         c.byte(0x5A)
         c.byte(UInt8(ascii: "\""))
     }

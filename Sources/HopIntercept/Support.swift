@@ -229,9 +229,14 @@ struct ByteCursor {
         let frac = Int(micros % 1000)
         digits(UInt(micros / 1000))
         byte(UInt8(ascii: "."))
-        byte(UInt8(truncatingIfNeeded: frac / 100) + 0x30)
-        byte(UInt8(truncatingIfNeeded: frac / 10 % 10) + 0x30)
-        byte(UInt8(truncatingIfNeeded: frac % 10) + 0x30)
+        threeDigits(frac)
+    }
+
+    /// `v` (0...999) as exactly three digits.
+    @inline(__always) mutating func threeDigits(_ v: Int) {
+        byte(UInt8(truncatingIfNeeded: v / 100) + 0x30)
+        byte(UInt8(truncatingIfNeeded: v / 10 % 10) + 0x30)
+        byte(UInt8(truncatingIfNeeded: v % 10) + 0x30)
     }
 }
 
