@@ -101,7 +101,9 @@ public struct DecodeCounters: Sendable, Equatable {
     /// Non-first IPv4/IPv6 fragments of datagrams other than TCP: skipped.
     public var fragmentsSkipped = CountWithFirst()
     /// Fragments of a TCP segment held for reassembly (every one but the fragment that
-    /// completes the segment).
+    /// completes the segment). IPv6 fragments whose fragmentable part starts with an extension
+    /// header are held too: only the reassembled bytes say whether TCP follows (when it does
+    /// not, the completing fragment counts as UDP, ICMP or other).
     public var fragmentsHeld = CountWithFirst()
     /// TCP segments reassembled from IP fragments, delivered at the fragment that completed them.
     public var reassembledSegments = CountWithFirst()

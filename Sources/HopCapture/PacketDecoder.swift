@@ -197,7 +197,7 @@ public struct PacketDecoder {
             if proto == 6 {
                 let key = FragmentReassembler.Key(source: src, destination: dst, id: UInt32(ipID) | UInt32(proto) << 16, ipv6: false)
                 return reassemble(key, b, start: o + ihl, end: end, announcedEnd: o + totalLength, offset: Int(fragOffset) * 8,
-                                  last: !moreFragments, ipVersion: 4, src: src, dst: dst, ipID: ipID, ttl: ttl, &ctx, &segment)
+                                  last: !moreFragments, ipVersion: 4, firstHeader: 6, src: src, dst: dst, ipID: ipID, ttl: ttl, &ctx, &segment)
             }
             if fragOffset != 0 {
                 tally.fragmentsSkipped.record(ctx.index)
@@ -233,48 +233,32 @@ public struct PacketDecoder {
         let end = min(b.count, announcedEnd)
         var p = o + 40
         var fragmentID: UInt32 = 0
-        // The extension-header chain.
-        loop: while true {
-            switch next {
-            case 0, 43, 60, 135, 139, 140:
-                // Hop-by-hop, routing, destination options, mobility, HIP, shim6: (len+1)*8 bytes.
-                guard p + 2 <= end else { short(.ipv6ExtensionHeaderTruncated, ctx); return false }
-                let len = (Int(b[p + 1]) + 1) * 8
-                guard p + len <= announcedEnd else { malformed(.ipv6ExtensionHeaderTruncated, ctx); return false }
-                guard p + len <= end else { short(.ipv6ExtensionHeaderTruncated, ctx); return false }
-                next = b[p]
-                p += len
-            case 51:
-                // Authentication header: (len+2)*4 bytes.
-                guard p + 2 <= end else { short(.ipv6ExtensionHeaderTruncated, ctx); return false }
-                let len = (Int(b[p + 1]) + 2) * 4
-                guard p + len <= announcedEnd else { malformed(.ipv6ExtensionHeaderTruncated, ctx); return false }
-                guard p + len <= end else { short(.ipv6ExtensionHeaderTruncated, ctx); return false }
-                next = b[p]
-                p += len
-            case 44:
-                guard p + 8 <= announcedEnd else { malformed(.ipv6ExtensionHeaderTruncated, ctx); return false }
-                guard p + 8 <= end else { short(.ipv6ExtensionHeaderTruncated, ctx); return false }
-                let field = be16(b, p + 2)
-                fragmentID = be32(b, p + 4)
-                let fragOffset = Int(field >> 3) * 8, moreFragments = field & 1 != 0
-                if fragOffset != 0 || moreFragments {
-                    if b[p] == 6 {
-                        let key = FragmentReassembler.Key(source: src, destination: dst, id: fragmentID, ipv6: true)
-                        return reassemble(key, b, start: p + 8, end: end, announcedEnd: announcedEnd, offset: fragOffset,
-                                          last: !moreFragments, ipVersion: 6, src: src, dst: dst,
-                                          ipID: UInt16(truncatingIfNeeded: fragmentID), ttl: hopLimit, &ctx, &segment)
-                    }
-                    if fragOffset != 0 {
-                        tally.fragmentsSkipped.record(ctx.index)
-                        return false
-                    }
+        // The extension-header chain, with at most one fragment header in it.
+        while true {
+            guard skipIPv6Extensions(b, &p, &next, end: end, announcedEnd: announcedEnd, ctx) else { return false }
+            guard next == 44 else { break }
+            guard p + 8 <= announcedEnd else { malformed(.ipv6ExtensionHeaderTruncated, ctx); return false }
+            guard p + 8 <= end else { short(.ipv6ExtensionHeaderTruncated, ctx); return false }
+            let field = be16(b, p + 2)
+            fragmentID = be32(b, p + 4)
+            let fragOffset = Int(field >> 3) * 8, moreFragments = field & 1 != 0
+            let first = b[p]
+            if fragOffset != 0 || moreFragments {
+                // Every fragment names the first header of the fragmentable part: TCP, or an
+                // extension header (destination options, routing, ...) that may lead to TCP.
+                if first == 6 || Self.isIPv6ExtensionHeader(first) {
+                    let key = FragmentReassembler.Key(source: src, destination: dst, id: fragmentID, ipv6: true)
+                    return reassemble(key, b, start: p + 8, end: end, announcedEnd: announcedEnd, offset: fragOffset,
+                                      last: !moreFragments, ipVersion: 6, firstHeader: first, src: src, dst: dst,
+                                      ipID: UInt16(truncatingIfNeeded: fragmentID), ttl: hopLimit, &ctx, &segment)
                 }
-                next = b[p]
-                p += 8
-            default:
-                break loop
+                if fragOffset != 0 {
+                    tally.fragmentsSkipped.record(ctx.index)
+                    return false
+                }
             }
+            next = first
+            p += 8
         }
         switch next {
         case 6:
@@ -287,12 +271,44 @@ public struct PacketDecoder {
         }
     }
 
+    /// Extension headers other than the fragment header (hop-by-hop, routing, destination
+    /// options, authentication, mobility, HIP, shim6).
+    @inline(__always)
+    static func isIPv6ExtensionHeader(_ next: UInt8) -> Bool {
+        switch next {
+        case 0, 43, 51, 60, 135, 139, 140: return true
+        default: return false
+        }
+    }
+
+    /// Walks IPv6 extension headers from `p` (whose type is `next`) up to the first header that
+    /// is not one of them (the upper layer, or a fragment header). A chain cut by snaplen or
+    /// running past the payload is counted for the packet and gives false.
+    @inline(__always)
+    mutating func skipIPv6Extensions(
+        _ b: UnsafeRawBufferPointer, _ p: inout Int, _ next: inout UInt8, end: Int, announcedEnd: Int, _ ctx: Context
+    ) -> Bool {
+        while Self.isIPv6ExtensionHeader(next) {
+            guard p + 2 <= end else {
+                if p + 2 > announcedEnd { malformed(.ipv6ExtensionHeaderTruncated, ctx) } else { short(.ipv6ExtensionHeaderTruncated, ctx) }
+                return false
+            }
+            // The authentication header counts 4-byte words less 2; the others 8-byte units less 1.
+            let len = next == 51 ? (Int(b[p + 1]) + 2) * 4 : (Int(b[p + 1]) + 1) * 8
+            guard p + len <= announcedEnd else { malformed(.ipv6ExtensionHeaderTruncated, ctx); return false }
+            guard p + len <= end else { short(.ipv6ExtensionHeaderTruncated, ctx); return false }
+            next = b[p]
+            p += len
+        }
+        return true
+    }
+
     /// A fragment of a TCP segment: held, or (when it completes the segment) the whole segment
     /// decoded from the reassembled bytes.
     @inline(never)
     mutating func reassemble(
         _ key: FragmentReassembler.Key, _ b: UnsafeRawBufferPointer, start: Int, end: Int, announcedEnd: Int, offset: Int,
-        last: Bool, ipVersion: UInt8, src: IPAddress, dst: IPAddress, ipID: UInt16, ttl: UInt8,
+        last: Bool, ipVersion: UInt8, firstHeader: UInt8, src: IPAddress, dst: IPAddress, ipID: UInt16, ttl: UInt8,
         _ ctx: inout Context, _ segment: inout TCPSegment
     ) -> Bool {
         let r: FragmentReassembler
@@ -308,10 +324,19 @@ public struct PacketDecoder {
             malformed(.ipFragmentBadLength, ctx)
             return false
         case .complete(let whole):
-            tally.reassembledSegments.record(ctx.index)
-            // Reassembled, the segment is whole: no snaplen cut applies to it.
+            // Reassembled, the datagram is whole: no snaplen cut applies to it.
             ctx.cut = false
-            guard decodeTCP(whole, 0, end: whole.count, announcedEnd: whole.count, ipVersion: ipVersion, src: src, dst: dst,
+            // An IPv6 fragmentable part may start with extension headers before the upper layer.
+            var t = 0, upper = firstHeader
+            guard skipIPv6Extensions(whole, &t, &upper, end: whole.count, announcedEnd: whole.count, ctx) else { return false }
+            switch upper {
+            case 6: break
+            case 17: tally.udp.record(ctx.index); return false
+            case 1 where ipVersion == 4, 58 where ipVersion == 6: tally.icmp.record(ctx.index); return false
+            default: tally.otherIPProtocol.record(ctx.index); return false
+            }
+            tally.reassembledSegments.record(ctx.index)
+            guard decodeTCP(whole, t, end: whole.count, announcedEnd: whole.count, ipVersion: ipVersion, src: src, dst: dst,
                             ipID: ipID, ttl: ttl, &ctx, &segment) else { return false }
             segment.isReassembled = true
             return true

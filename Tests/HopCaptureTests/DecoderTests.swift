@@ -190,6 +190,42 @@ final class DecoderTests: XCTestCase {
         XCTAssertTrue(counters.isBalanced)
     }
 
+    func testIPv6FragmentsWithDestinationOptionsBeforeTCPReassembled() throws {
+        // The fragmentable part starts with a destination-options header (16 bytes), then TCP:
+        // every fragment's header names destination options (60), only the whole says TCP.
+        let options: [UInt8] = [6, 1] + [UInt8](repeating: 1, count: 14)
+        let whole = options + PB.tcp(dport: 8080, payload: longRequest)
+        func fragments(_ part: [UInt8], id: UInt32) -> [[UInt8]] {
+            pieces(part).map { o, bytes, more in
+                PB.ipv6(next: 44, extensions: [60, 0] + PB.u16(UInt16(o / 8) << 3 | (more ? 1 : 0)) + PB.u32(id), payload: bytes)
+            }
+        }
+        let frags = fragments(whole, id: 7)
+        let (segments, counters) = decodeAll(frags.reversed().map { ($0, 1) }, linkType: .ipv6)
+        XCTAssertEqual(segments.count, 1)
+        let s = try XCTUnwrap(segments.first)
+        XCTAssertEqual(s.payload, longRequest)
+        XCTAssertEqual(s.index, frags.count)
+        XCTAssertEqual(s.segment.destination.description, "[2001:2::2]:8080")
+        XCTAssertTrue(s.segment.isReassembled)
+        XCTAssertEqual(counters.fragmentsHeld.count, frags.count - 1)
+        XCTAssertEqual(counters.reassembledSegments.count, 1)
+        XCTAssertTrue(counters.isBalanced)
+        // Destination options before UDP: reassembled, then counted as UDP, not delivered.
+        let udp = [17, 1] + [UInt8](repeating: 1, count: 14) + [UInt8](repeating: 0, count: 40)
+        let u = decodeAll(fragments(udp, id: 8).map { ($0, 1) }, linkType: .ipv6)
+        XCTAssertTrue(u.segments.isEmpty)
+        XCTAssertEqual(u.counters.udp.count, 1)
+        XCTAssertEqual(u.counters.reassembledSegments.count, 0)
+        XCTAssertTrue(u.counters.isBalanced)
+        // Options claiming more bytes than the reassembled datagram: malformed at the last fragment.
+        let lying: [UInt8] = [6, 9] + [UInt8](repeating: 1, count: 30)
+        let m = decodeAll(fragments(lying, id: 9).map { ($0, 1) }, linkType: .ipv6)
+        XCTAssertTrue(m.segments.isEmpty)
+        XCTAssertEqual(m.counters[.ipv6ExtensionHeaderTruncated].count, 1)
+        XCTAssertTrue(m.counters.isBalanced)
+    }
+
     func testFragmentsThatNeverCompleteAreGivenUpAndReported() throws {
         let whole = PB.tcp(payload: longRequest)
         let ps = pieces(whole)
