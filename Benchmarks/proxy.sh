@@ -30,6 +30,11 @@
 #   haproxy the same against HAProxy in HTTP mode with one thread per core, as many as
 #           hoptrace's event loops (:8083 -> 127.0.0.1:8080, kept-alive upstream), when
 #           HAProxy is installed (apt-get install haproxy); skipped with a line otherwise
+#   floor   the same against Benchmarks/floor-relay.c (built with cc into the scene's temp
+#           folder; skipped with a line when no C compiler is found): an epoll relay that
+#           adds the two headers and does nothing else, one read and one write per direction
+#           and request (:8084 -> 127.0.0.1:8080). What it keeps of direct is the most any
+#           proxy could keep on this machine in the same minutes: the 60% target's ceiling.
 #   paced   half the proxy's peak rate, every path: wrk with a Lua delay() (2 ms between
 #           a connection's requests; connections = rate x 2 ms), so both paths carry the
 #           same offered load and p99 compares like with like. wrk2 would correct for
@@ -222,6 +227,16 @@ EOF
     HAP_PID=$!
     PIDS+=($!)
 fi
+# The floor: the least an HTTP-aware proxy can do per request (see floor-relay.c).
+FLOOR_PID=
+CC="$(command -v cc || command -v gcc || true)"
+if [ -n "$CC" ] && "$CC" -O2 -pthread -o "$TMP/floor-relay" "$HERE/floor-relay.c" 2> "$TMP/floor-build.log"; then
+    ip netns exec "$POD" "$TMP/floor-relay" 8084 8080 "$(nproc)" > "$TMP/floor.out" 2>&1 &
+    FLOOR_PID=$!
+    PIDS+=($!)
+else
+    echo "proxy.sh: no C compiler (apt-get install gcc) or floor-relay.c did not build, the floor is skipped: $(head -2 "$TMP/floor-build.log" 2>/dev/null | tr '\n' ' ')" >&2
+fi
 NOLOG_ARGS=(--no-access-log)
 case " ${PROXY_ARGS:-} " in *" --no-access-log "*) NOLOG_ARGS=() ;; esac
 ip netns exec "$POD" "$BIN" proxy "${NOLOG_ARGS[@]}" ${PROXY_ARGS:-} > "$TMP/proxy.out" 2> "$TMP/proxy.err" &
@@ -247,6 +262,11 @@ LOGGED=http://198.18.4.2:81/
 REFERENCE=http://198.18.4.2:8081/
 REFERENCE_LOGGING=http://198.18.4.2:8082/
 HAPROXY_URL=http://198.18.4.2:8083/
+FLOOR_URL=http://198.18.4.2:8084/
+if [ -n "$FLOOR_PID" ] && ! ip netns exec "$C" wrk -t1 -c1 -d1s "$FLOOR_URL" 2>/dev/null | grep -q "requests in"; then
+    echo "proxy.sh: floor-relay did not answer on :8084, floor skipped: $(head -3 "$TMP/floor.out" | tr '\n' ' ')" >&2
+    FLOOR_PID=
+fi
 if [ -n "$HAP_PID" ] && ! ip netns exec "$C" wrk -t1 -c1 -d1s "$HAPROXY_URL" 2>/dev/null | grep -q "requests in"; then
     echo "proxy.sh: HAProxy did not answer on :8083, reference skipped: $(head -3 "$TMP/hap/haproxy.out" | tr '\n' ' ')" >&2
     HAP_PID=
@@ -330,7 +350,16 @@ for r in $(seq 1 "$ROUNDS"); do
         h=$(rps "$DATA/proxy-peak-haproxy-$r.txt")
         hcpu=$(cat "$TMP/cpu-haproxy-$r")
     fi
+    FLOOR_ROUND=
+    if [ -n "$FLOOR_PID" ]; then
+        peak_run floor "$FLOOR_URL" "$FLOOR_PID"
+    fi
     d=$(rps "$DATA/proxy-peak-direct-$r.txt"); p=$(rps "$DATA/proxy-peak-proxied-$r.txt"); n=$(rps "$DATA/proxy-peak-nginx-proxy-$r.txt")
+    if [ -n "$FLOOR_PID" ]; then
+        f=$(rps "$DATA/proxy-peak-floor-$r.txt")
+        echo "$(percent "$f" "$d") $r" >> "$TMP/floor-ratios"
+        FLOOR_ROUND=$(printf '; floor %.0f/s = %s%%, %s us' "$f" "$(percent "$f" "$d")" "$(cat "$TMP/cpu-floor-$r")")
+    fi
     if [ -n "$HAP_PID" ]; then
         echo "$(percent "$h" "$d") $r" >> "$TMP/haproxy-ratios"
         HAP_ROUND=$(printf '; HAProxy %.0f/s = %s%%, %s us' "$h" "$(percent "$h" "$d")" "$hcpu")
@@ -346,7 +375,7 @@ for r in $(seq 1 "$ROUNDS"); do
     ROUND_LINES+=("$(printf '  peak round %d: direct %.0f/s (machine %s%% busy, %s us/request); proxied %.0f/s = %s%%, proxy %s us CPU/request (machine %s%% busy, %s us/request); with access log %.0f/s = %s%%, %s us (machine %s%% busy, %s us/request); nginx as proxy %.0f/s = %s%%, %s us; nginx as proxy with access log %.0f/s = %s%%, %s us' \
         "$r" "$d" "$dbusy" "$dmach" "$p" "$ratio" "$(cat "$TMP/cpu-proxied-$r")" "$pbusy" "$pmach" \
         "$l" "$lratio" "$(cat "$TMP/cpu-logged-$r")" "$lbusy" "$lmach" "$n" "$nratio" "$(cat "$TMP/cpu-nginx-proxy-$r")" \
-        "$nl" "$nlratio" "$(cat "$TMP/cpu-nginx-proxy-logging-$r")")$HAP_ROUND")
+        "$nl" "$nlratio" "$(cat "$TMP/cpu-nginx-proxy-logging-$r")")$HAP_ROUND$FLOOR_ROUND")
 done
 MID=$(median_round "$TMP/ratios")
 keep_round "$MID" peak-direct peak-proxied peak-nginx-proxy
@@ -363,6 +392,12 @@ if [ -n "$HAP_PID" ]; then
     HAP_LINE="reference, HAProxy ($(nproc) threads) as the proxy: $(percent "$(rps "$DATA/proxy-peak-haproxy-$HMID.txt")" "$(rps "$DATA/proxy-peak-direct-$HMID.txt")")% of direct at peak (median round), $(cat "$TMP/cpu-haproxy-$HMID") us CPU/request"
 else
     HAP_LINE="reference, HAProxy: not installed (apt-get install haproxy), skipped"
+fi
+if [ -n "$FLOOR_PID" ]; then
+    FMID=$(median_round "$TMP/floor-ratios")
+    FLOOR_LINE="ceiling, floor-relay.c (headers added, nothing else): $(percent "$(rps "$DATA/proxy-peak-floor-$FMID.txt")" "$(rps "$DATA/proxy-peak-direct-$FMID.txt")")% of direct at peak (median round; rounds: $(sort -k2 -n "$TMP/floor-ratios" | awk '{printf "%s%s%%", (NR > 1 ? ", " : ""), $1}')), $(cat "$TMP/cpu-floor-$FMID") us CPU/request: the most a proxy could keep here in these minutes"
+else
+    FLOOR_LINE="ceiling, floor-relay.c: skipped (no C compiler)"
 fi
 read -r D_BUSY D_MACH < "$TMP/machine-direct-$MID"; read -r P_BUSY P_MACH < "$TMP/machine-proxied-$MID"
 R_RPS=$(rps "$DATA/proxy-peak-nginx-proxy.txt"); R_P99=$(p99ms "$DATA/proxy-peak-nginx-proxy.txt")
@@ -423,6 +458,7 @@ LOGGED_RSS=$(awk '/VmHWM/ {print $2 " " $3}' "/proc/$LOGGED_PID/status" 2>/dev/n
     echo "reference, nginx as the proxy: ${REF_RATIO}% of direct at peak, adds ${REF_ADDED} ms at p99 paced"
     echo "reference, nginx as the proxy with a request id and a buffered JSON access log: ${LOGGING_RATIO}% of direct at peak (median round)"
     echo "$HAP_LINE"
+    echo "$FLOOR_LINE"
     echo "CPU per request at peak (user+system, incl. the kernel's TCP work): hoptrace proxy ${P_CPU} us (${L_CPU} us with its access log), nginx as proxy ${R_CPU} us"
     # The budget: at 60% of direct, with the machine as busy as in the proxied run, what is
     # left per request for the proxy once wrk and the app have had what they use direct.
