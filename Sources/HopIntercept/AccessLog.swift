@@ -150,7 +150,18 @@ public final class AccessLog: Sendable {
 struct AccessRecord {
     var startWall: Int64 = WallClock.now()
     var start = NIODeadline.now()
-    var requestID: String?
+    var requestIDValue: RequestIDValue?
+    /// The request id as text (made from a generated id when asked for).
+    var requestID: String? {
+        get {
+            switch requestIDValue {
+            case .generated(let id): return id.text
+            case .given(let s): return s
+            case nil: return nil
+            }
+        }
+        set { requestIDValue = newValue.map { .given($0) } }
+    }
     // Addresses as the log spells them ("ip:port"), computed once per connection.
     var client: String?
     var local: String?
@@ -197,14 +208,14 @@ struct AccessRecord {
         cache.updateConnectionPart(of: self)
         // Keys, punctuation and numbers take under 400 bytes; the strings, at most their
         // escaped length.
-        var bound = 400 + cache.connection.count + ByteCursor.maxStringBytes(requestID)
+        var bound = 400 + cache.connection.count + ByteCursor.maxRequestIDBytes(requestIDValue)
         bound += ByteCursor.maxStringBytes(method) + ByteCursor.maxStringBytes(target)
         bound += ByteCursor.maxStringBytes(host) + ByteCursor.maxStringBytes(error)
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: bound) { block in
             var c = ByteCursor(block.baseAddress!)
             c.raw(#"{"time":"#)
             cache.writeTime(startWall, to: &c)
-            c.raw(#","requestId":"#); c.string(requestID)
+            c.raw(#","requestId":"#); c.requestID(requestIDValue)
             cache.connection.withUnsafeBufferPointer { c.bytes($0) }
             c.raw(#","method":"#); c.string(method)
             c.raw(#","target":"#); c.string(target)

@@ -199,6 +199,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// place: reading a class's struct property for a call copies it, and a copy retains
     /// and releases every string in it.
     private func log(_ ex: Exchange) {
+        guard shared.accessLog.isEnabled else { return }
         let end = NIODeadline.now()
         var taken = AccessRecord.spent
         swap(&taken, &ex.record)
@@ -262,7 +263,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if inputClosed || draining { closeDownstream() }
             return false
         }
-        switch pending.withUnsafeReadableBytes({ parseRequestHead($0) }) {
+        let strings = shared.accessLog.isEnabled
+        switch pending.withUnsafeReadableBytes({ parseRequestHead($0, strings: strings) }) {
         case .incomplete:
             if pending.readableBytes > Self.maxHeadBytes {
                 badRequest("the request head is larger than \(Self.maxHeadBytes / 1024) KiB")
@@ -280,15 +282,25 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func startExchange(_ head: WireRequestHead) {
-        let givenID = head.requestID
-        let requestID = givenID ?? RequestID.make(using: &random)
-        // The record is made in the exchange and filled in there (not copied into it).
-        let ex = Exchange(request: head, record: route.record())
-        ex.record.requestID = requestID
-        ex.record.method = head.method
-        ex.record.target = head.target
-        ex.record.host = head.host
-        ex.head = forwardedHead(head, requestID: givenID == nil ? requestID : nil)
+        // The record is made in the exchange and filled in there (not copied into it). Its
+        // strings are for the access log only: without one they are not made.
+        let logged = shared.accessLog.isEnabled
+        let ex = Exchange(request: head, record: logged ? route.record() : AccessRecord())
+        let addID: UUIDv4?
+        if let given = head.requestID {
+            ex.record.requestIDValue = .given(given)
+            addID = nil
+        } else {
+            let id = UUIDv4(using: &random)
+            ex.record.requestIDValue = .generated(id)
+            addID = id
+        }
+        if logged {
+            ex.record.method = head.method
+            ex.record.target = head.target
+            ex.record.host = head.host
+        }
+        ex.head = forwardedHead(head, requestID: addID)
         pending.moveReaderIndex(forwardBy: head.length)
         exchange = ex
         if route.upstream == nil {
@@ -299,8 +311,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if let up = upstream, up.isActive {
             ex.record.attempts += 1
             ex.record.upstreamReused = true
-            ex.record.upstreamLocal = up.localText
-            ex.record.upstreamRemote = up.remoteText
+            if shared.accessLog.isEnabled {
+                ex.record.upstreamLocal = up.localText
+                ex.record.upstreamRemote = up.remoteText
+            }
             sendHead(ex)
         } else {
             dropUpstream()
@@ -311,14 +325,14 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The head as it goes upstream: the client's bytes up to the empty line (minus any
     /// `x-forwarded-proto` of its own), then `x-request-id` (when `addID` is given) and
     /// `x-forwarded-proto: http`.
-    private func forwardedHead(_ head: WireRequestHead, requestID addID: String?) -> ByteBuffer {
+    private func forwardedHead(_ head: WireRequestHead, requestID addID: UUIDv4?) -> ByteBuffer {
         var out = headScratch
         headScratch = ByteBuffer()
         out.clear()
         headCopy(of: pending, upTo: head.headerEnd, dropping: head.forwardedProtoLines, into: &out)
         if let addID {
             out.writeStaticString("x-request-id: ")
-            out.writeString(addID)
+            out.writeUUID(addID)
             out.writeStaticString("\r\n")
         }
         out.writeStaticString("x-forwarded-proto: http\r\n\r\n")

@@ -199,6 +199,8 @@ private struct HeaderFacts {
     var expectsContinue = false
     var requestID: String?
     var host: String?
+    /// Whether `host` is wanted (the access log's only).
+    var keepHost = true
     var forwardedProtoLines: [Range<Int>] = []
     var connectionLines: [Range<Int>] = []
     var headerEnd = 0
@@ -245,7 +247,7 @@ private func scanHeaders(_ lines: inout Lines, into facts: inout HeaderFacts, re
         // Most headers are none of ours: their length alone rules them out.
         switch colon - ns {
         case 4:
-            if request, facts.host == nil, equalsIgnoringCase(p, ns, colon, Name.host) {
+            if request, facts.keepHost, facts.host == nil, equalsIgnoringCase(p, ns, colon, Name.host) {
                 facts.host = string(p, vs, ve)
             }
         case 6:
@@ -311,8 +313,10 @@ private func httpVersion(_ p: UnsafeRawBufferPointer, _ i: Int, _ end: Int) -> I
     return d <= 9 ? Int(d) : nil
 }
 
-/// Looks for a complete request head at the start of `p`.
-func parseRequestHead(_ p: UnsafeRawBufferPointer) -> HeadParse<WireRequestHead> {
+/// Looks for a complete request head at the start of `p`. Without `strings`, the method,
+/// target and host are left empty (they are made only for the access log); the flags read
+/// from them are there either way.
+func parseRequestHead(_ p: UnsafeRawBufferPointer, strings: Bool = true) -> HeadParse<WireRequestHead> {
     var lines = Lines(p)
     guard let line = lines.next() else { return .incomplete }
     // method SP request-target SP HTTP-version
@@ -328,6 +332,7 @@ func parseRequestHead(_ p: UnsafeRawBufferPointer) -> HeadParse<WireRequestHead>
     for k in line.start..<line.end where p[k] == CR { return .invalid("a bare CR in the request line") }
 
     var facts = HeaderFacts()
+    facts.keepHost = strings
     switch scanHeaders(&lines, into: &facts, request: true) {
     case .incomplete: return .incomplete
     case .invalid(let why): return .invalid(why)
@@ -356,8 +361,8 @@ func parseRequestHead(_ p: UnsafeRawBufferPointer) -> HeadParse<WireRequestHead>
     let keepAlive = minor >= 1 ? !facts.connectionClose : (facts.connectionKeepAlive && !facts.connectionClose)
     return .complete(
         WireRequestHead(
-            length: facts.length, headerEnd: facts.headerEnd, method: string(p, ms, methodEnd),
-            target: string(p, targetStart, t), versionMinor: minor, framing: framing, keepAlive: keepAlive,
+            length: facts.length, headerEnd: facts.headerEnd, method: strings ? string(p, ms, methodEnd) : "",
+            target: strings ? string(p, targetStart, t) : "", versionMinor: minor, framing: framing, keepAlive: keepAlive,
             isUpgrade: isCONNECT || (facts.hasUpgrade && facts.connectionUpgrade),
             expectsContinue: facts.expectsContinue, requestID: facts.requestID, host: facts.host,
             forwardedProtoLines: facts.forwardedProtoLines, isHEAD: isHEAD, isCONNECT: isCONNECT,

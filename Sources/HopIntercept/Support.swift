@@ -1,4 +1,5 @@
 // Small helpers of the proxy: a lock, JSON text, wall-clock time, request ids.
+import NIOCore
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -196,6 +197,28 @@ struct ByteCursor {
         }
     }
 
+    /// The most bytes `requestID(v)` writes.
+    static func maxRequestIDBytes(_ v: RequestIDValue?) -> Int {
+        switch v {
+        case .generated: return 2 + UUIDv4.textLength
+        case .given(let s): return maxStringBytes(s)
+        case nil: return 4
+        }
+    }
+
+    /// A request id as a JSON string (a generated one needs no escaping).
+    mutating func requestID(_ v: RequestIDValue?) {
+        switch v {
+        case .generated(let id):
+            byte(UInt8(ascii: "\""))
+            id.write(to: p + count)
+            count += UUIDv4.textLength
+            byte(UInt8(ascii: "\""))
+        case .given(let s): string(s)
+        case nil: raw("null")
+        }
+    }
+
     /// Lowercase, as `String(_:radix: 16)` writes it.
     private static func hexDigit(_ v: UInt8) -> UInt8 { v < 10 ? v + 0x30 : v - 10 + 0x61 }
 
@@ -311,6 +334,59 @@ enum WallClock {
     }
 }
 
+/// A random (version 4) UUID, kept as two words and spelled out only where it is written.
+struct UUIDv4: Equatable {
+    var hi: UInt64
+    var lo: UInt64
+
+    init<R: RandomNumberGenerator>(using rng: inout R) {
+        hi = (rng.next() & ~0x0000_0000_0000_F000) | 0x0000_0000_0000_4000  // version 4
+        lo = (rng.next() & ~0xC000_0000_0000_0000) | 0x8000_0000_0000_0000  // variant 10
+    }
+
+    static let textLength = 36
+
+    /// Writes the lowercase text form (36 bytes) at `out`.
+    func write(to out: UnsafeMutablePointer<UInt8>) {
+        var i = 0
+        func emit(_ v: UInt64, _ nibbles: Int, _ shift: Int) {
+            for k in 0..<nibbles {
+                let d = UInt8(truncatingIfNeeded: (v >> UInt64(shift - 4 * (k + 1))) & 0xF)
+                out[i] = d < 10 ? 0x30 + d : 0x57 + d
+                i += 1
+            }
+        }
+        emit(hi, 8, 64); out[i] = 0x2D; i += 1
+        emit(hi, 4, 32); out[i] = 0x2D; i += 1
+        emit(hi, 4, 16); out[i] = 0x2D; i += 1
+        emit(lo, 4, 64); out[i] = 0x2D; i += 1
+        emit(lo, 12, 48)
+    }
+
+    var text: String {
+        String(unsafeUninitializedCapacity: Self.textLength) { out in
+            write(to: out.baseAddress!)
+            return Self.textLength
+        }
+    }
+}
+
+extension ByteBuffer {
+    mutating func writeUUID(_ id: UUIDv4) {
+        reserveCapacity(minimumWritableBytes: UUIDv4.textLength)
+        _ = writeWithUnsafeMutableBytes(minimumWritableBytes: UUIDv4.textLength) { p in
+            id.write(to: p.baseAddress!.assumingMemoryBound(to: UInt8.self))
+            return UUIDv4.textLength
+        }
+    }
+}
+
+/// A request's id: made by the proxy (no string until one is needed) or the client's own.
+enum RequestIDValue {
+    case generated(UUIDv4)
+    case given(String)
+}
+
 enum RequestID {
     /// A random (version 4) UUID in its lowercase text form.
     static func make() -> String {
@@ -319,27 +395,7 @@ enum RequestID {
     }
 
     static func make<R: RandomNumberGenerator>(using rng: inout R) -> String {
-        var hi = rng.next() as UInt64
-        var lo = rng.next() as UInt64
-        hi = (hi & ~0x0000_0000_0000_F000) | 0x0000_0000_0000_4000  // version 4
-        lo = (lo & ~0xC000_0000_0000_0000) | 0x8000_0000_0000_0000  // variant 10
-        // Written straight into the string's storage (one allocation).
-        return String(unsafeUninitializedCapacity: 36) { out in
-            var i = 0
-            func emit(_ v: UInt64, _ nibbles: Int, _ shift: Int) {
-                for k in 0..<nibbles {
-                    let d = UInt8(truncatingIfNeeded: (v >> UInt64(shift - 4 * (k + 1))) & 0xF)
-                    out[i] = d < 10 ? 0x30 + d : 0x57 + d
-                    i += 1
-                }
-            }
-            emit(hi, 8, 64); out[i] = 0x2D; i += 1
-            emit(hi, 4, 32); out[i] = 0x2D; i += 1
-            emit(hi, 4, 16); out[i] = 0x2D; i += 1
-            emit(lo, 4, 64); out[i] = 0x2D; i += 1
-            emit(lo, 12, 48)
-            return i
-        }
+        UUIDv4(using: &rng).text
     }
 }
 

@@ -1,3 +1,4 @@
+import NIOCore
 import XCTest
 
 @testable import HopIntercept
@@ -24,6 +25,28 @@ final class ProxyUnitTests: XCTestCase {
             seen.insert(id)
         }
         XCTAssertEqual(seen.count, 200)
+    }
+
+    func testGeneratedRequestIDsAreWrittenTheSameEverywhere() throws {
+        var rng = SystemRandomNumberGenerator()
+        let id = UUIDv4(using: &rng)
+        XCTAssertTrue(ProxyLabTests.isUUIDv4(id.text), id.text)
+        // Into a forwarded head, as bytes.
+        var buffer = ByteBuffer()
+        buffer.writeUUID(id)
+        XCTAssertEqual(buffer.readString(length: buffer.readableBytes), id.text)
+        // Into the access log, without a string in between; a given id is escaped as any string.
+        var record = AccessRecord()
+        record.requestIDValue = .generated(id)
+        XCTAssertEqual(record.requestID, id.text)
+        let line = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(record.line().utf8)) as? [String: Any])
+        XCTAssertEqual(line["requestId"] as? String, id.text)
+        record.requestID = "given \"one\""
+        let given = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(record.line().utf8)) as? [String: Any])
+        XCTAssertEqual(given["requestId"] as? String, "given \"one\"")
+        record.requestIDValue = nil
+        let none = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(record.line().utf8)) as? [String: Any])
+        XCTAssertTrue(none["requestId"] is NSNull)
     }
 
     func testJSONLineEscapesAndFormats() throws {
