@@ -30,6 +30,8 @@ let package = Package(
             pkgConfig: "libpcap",
             providers: [.apt(["libpcap-dev"])]
         ),
+        // epoll, eventfd and accept4 for the proxy's own event loop (not in Swift's Glibc module).
+        .target(name: "CHopSys"),
         // Stage 1: capture sources and zero-copy decoders down to TCP segments.
         .target(name: "HopCapture", dependencies: ["CPcap"], swiftSettings: hotPath),
         // Stage 2: TCP connection table and reassembly (joins NAT-split halves).
@@ -47,7 +49,7 @@ let package = Package(
         .target(
             name: "HopIntercept",
             dependencies: [
-                "HopNetfilter",
+                "HopNetfilter", "CHopSys",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],

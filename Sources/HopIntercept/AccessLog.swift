@@ -78,15 +78,15 @@ public final class AccessLog: Sendable {
     }
 
     /// Adds the record's line (serialised straight into the batch).
-    func write(_ record: AccessRecord, on loop: EventLoop?) {
+    func write(_ record: AccessRecord, on reactor: Reactor?) {
         let end = NIODeadline.now()
-        write(on: loop) { record.appendLine(to: &$0, end: end) }
+        write(on: reactor) { record.appendLine(to: &$0, end: end) }
     }
 
     /// Adds the line `line` appends to the batch (the newline is added here): a record can
     /// be serialised where it is, without a copy.
-    func write(on loop: EventLoop?, _ line: (inout [UInt8]) -> Void) {
-        add(on: loop) { buffer in
+    func write(on reactor: Reactor?, _ line: (inout [UInt8]) -> Void) {
+        add(on: reactor) { buffer in
             line(&buffer)
             buffer.append(0x0A)
         }
@@ -94,12 +94,12 @@ public final class AccessLog: Sendable {
 
     /// Appends to this thread's batch, then writes the batch when it is big enough (or
     /// there's no loop to delay on), or makes sure a delayed write is scheduled.
-    private func add(on loop: EventLoop?, _ append: (inout [UInt8]) -> Void) {
+    private func add(on reactor: Reactor?, _ append: (inout [UInt8]) -> Void) {
         guard isEnabled else { return }
         let b = batch
         let schedule = b.withLock { lines -> Bool in
             append(&lines.buffer)
-            if lines.buffer.count >= Self.batchBytes || loop == nil {
+            if lines.buffer.count >= Self.batchBytes || reactor == nil {
                 writeOut(&lines)
                 return false
             }
@@ -107,8 +107,8 @@ public final class AccessLog: Sendable {
             lines.flushScheduled = true
             return true
         }
-        if schedule, let loop {
-            loop.scheduleTask(in: Self.flushDelay) { [self] in
+        if schedule, let reactor {
+            reactor.schedule(in: UInt64(Self.flushDelay.nanoseconds)) { [self] in
                 b.withLock { lines in
                     lines.flushScheduled = false
                     writeOut(&lines)

@@ -44,24 +44,21 @@ public enum OriginalDestination {
     /// NAT entry for it (no conntrack, or a connection that no rule rewrote — then the kernel
     /// may also answer with the local address itself).
     ///
-    /// Must be called on the channel's event loop; the future is then already complete.
-    static func read(_ channel: Channel) -> EventLoopFuture<SocketAddress?> {
-        guard let provider = channel as? SocketOptionProvider, let local = channel.localAddress else {
-            return channel.eventLoop.makeSucceededFuture(nil)
-        }
+    /// Read from an accepted socket's descriptor.
+    static func read(fd: Int32, local: SocketAddress?) -> SocketAddress? {
         switch local {
         case .v4:
-            let f: EventLoopFuture<SockaddrIn> = provider.unsafeGetSocketOption(
-                level: NIOBSDSocket.OptionLevel(rawValue: CInt(SOL_IP)),
-                name: NIOBSDSocket.Option(rawValue: optionName))
-            return f.map { raw -> SocketAddress? in raw.address }.recover { _ in nil }
+            var raw = SockaddrIn()
+            var length = socklen_t(MemoryLayout<SockaddrIn>.size)
+            guard getsockopt(fd, CInt(SOL_IP), optionName, &raw, &length) == 0 else { return nil }
+            return raw.address
         case .v6:
-            let f: EventLoopFuture<SockaddrIn6> = provider.unsafeGetSocketOption(
-                level: NIOBSDSocket.OptionLevel(rawValue: CInt(IPPROTO_IPV6)),
-                name: NIOBSDSocket.Option(rawValue: optionName))
-            return f.map { raw -> SocketAddress? in raw.address }.recover { _ in nil }
-        case .unixDomainSocket:
-            return channel.eventLoop.makeSucceededFuture(nil)
+            var raw = SockaddrIn6()
+            var length = socklen_t(MemoryLayout<SockaddrIn6>.size)
+            guard getsockopt(fd, CInt(IPPROTO_IPV6), optionName, &raw, &length) == 0 else { return nil }
+            return raw.address
+        default:
+            return nil
         }
     }
 

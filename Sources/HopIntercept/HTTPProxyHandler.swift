@@ -1,4 +1,4 @@
-// The HTTP/1.1 side of the proxy: one handler at the end of each downstream pipeline, which
+// The HTTP/1.1 side of the proxy: one session per downstream connection (on its reactor), which
 // owns that connection's upstream connection (one at a time, reused while both sides keep
 // alive) and forwards requests one after another (pipelined requests wait their turn, so
 // responses go back in order).
@@ -54,12 +54,7 @@ final class Exchange {
     }
 }
 
-final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = ByteBuffer
-    typealias InboundOut = ByteBuffer
-    typealias OutboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
-
+final class HTTPProxyHandler: ConnectionDelegate, DrainableSession {
     /// Stop reading from the client while this many bytes of requests that can't be
     /// forwarded yet are queued.
     static let queueByteLimit = 64 * 1024
@@ -68,7 +63,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private let shared: ProxyShared
     private let route: Route
-    private var context: ChannelHandlerContext?
+    /// The client's connection.
+    private let down: Connection
+    private var reactor: Reactor { down.reactor }
 
     /// Client bytes not forwarded yet (the rest of a head, pipelined requests).
     private var pending = ByteBuffer()
@@ -76,7 +73,6 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var responsePending = ByteBuffer()
     private var exchange: Exchange?
     private var upstream: UpstreamHTTPHandler?
-    private var readHeld = false
     private var inputClosed = false
     private var closing = false
     private var draining = false
@@ -84,8 +80,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Writes wait for the end of a read burst (or of any other event) to be flushed.
     private var upstreamNeedsFlush = false
     private var downstreamNeedsFlush = false
-    private var lastActivity = NIODeadline.now()
-    private var idleTimer: Scheduled<Void>?
+    /// Monotonic nanoseconds of the last bytes read from either side.
+    private var lastActivity = monotonicNanos()
+    private var idleTimer: ReactorTimer?
     /// What this connection's access-log lines have in common.
     private var lineCache = AccessLineCache()
     /// The buffer of the last forwarded request head, written over for the next one once
@@ -94,26 +91,20 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Request ids: seeded once per connection from the system's generator (no syscall per request).
     private var random = Xoshiro256(seed: SystemRandomNumberGenerator())
 
-    init(shared: ProxyShared, route: Route) {
+    /// Serves `connection` from now on (bytes it already read come through `connectionRead`).
+    init(shared: ProxyShared, route: Route, connection: Connection) {
         self.shared = shared
         self.route = route
+        down = connection
+        connection.delegate = self
+        armIdleTimer()
     }
 
     // MARK: downstream events
 
-    func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
-        armIdleTimer()
-    }
-
-    func handlerRemoved(context: ChannelHandlerContext) {
-        idleTimer?.cancel()
-        self.context = nil
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var buffer = unwrapInboundIn(data)
-        lastActivity = .now()
+    func connectionRead(_ connection: Connection, _ incoming: ByteBuffer) {
+        var buffer = incoming
+        lastActivity = monotonicNanos()
         if pending.readableBytes == 0 {
             pending = buffer
         } else {
@@ -123,20 +114,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         process()
         // Let go of a drained receive buffer, so the channel can reuse it for its next read.
         if pending.readableBytes == 0 { pending = ByteBuffer() }
-        // Flushed in channelReadComplete: one write per read burst.
+        // Flushed in connectionReadComplete: one write per read burst.
     }
 
-    func channelReadComplete(context: ChannelHandlerContext) {
+    func connectionReadComplete(_ connection: Connection) {
         flushWrites()
-        context.fireChannelReadComplete()
-    }
-
-    func read(context: ChannelHandlerContext) {
-        if shouldReadDownstream {
-            context.read()
-        } else {
-            readHeld = true
-        }
+        updateDownstreamReading()
     }
 
     private var shouldReadDownstream: Bool {
@@ -148,37 +131,32 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         return true
     }
 
-    private func resumeDownstreamReads() {
-        guard readHeld, shouldReadDownstream, let context else { return }
-        readHeld = false
-        context.read()
+    /// Reads from the client go on while what they would queue can be taken.
+    private func updateDownstreamReading() {
+        if down.isOpen { down.setReading(shouldReadDownstream) }
     }
 
     /// Whether upstream reads may go on: the client is keeping up with what we write.
-    var downstreamWritable: Bool { context?.channel.isWritable ?? false }
+    var downstreamWritable: Bool { down.isWritable }
 
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { upstream?.resumeReads() }
-        context.fireChannelWritabilityChanged()
+    func connectionWritabilityChanged(_ connection: Connection) {
+        if connection.isWritable { upstream?.updateReading() }
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let e = event as? ChannelEvent, e == .inputClosed {
-            inputClosed = true
-            if exchange == nil { closeDownstream() }
-        } else if event is DrainEvent {
-            draining = true
-            if exchange == nil { closeDownstream() }
-        }
-        context.fireUserInboundEventTriggered(event)
+    func connectionInputClosed(_ connection: Connection) {
+        inputClosed = true
+        if exchange == nil { closeDownstream() }
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
-        if let ex = exchange, ex.record.error == nil { ex.record.error = "downstream_reset" }
-        context.close(promise: nil)
+    func drainRequested() {
+        guard !switching, down.isOpen else { return }
+        draining = true
+        if exchange == nil { closeDownstream() }
+        flushWrites()
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    func connectionClosed(_ connection: Connection, error: Int32?) {
+        if error != nil, let ex = exchange, ex.record.error == nil, !switching { ex.record.error = "downstream_reset" }
         closing = true
         idleTimer?.cancel()
         if let ex = exchange, !switching {
@@ -192,7 +170,6 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             upstream = nil
             responsePending = ByteBuffer()
         }
-        context.fireChannelInactive()
     }
 
     /// Logs an exchange that is over. Its record is moved out of it rather than read in
@@ -204,7 +181,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         var taken = AccessRecord.spent
         swap(&taken, &ex.record)
         let record = consume taken
-        shared.accessLog.write(on: context?.eventLoop) { record.appendLine(to: &$0, end: end, cache: &lineCache) }
+        shared.accessLog.write(on: reactor) { record.appendLine(to: &$0, end: end, cache: &lineCache) }
     }
 
     // MARK: writes
@@ -216,8 +193,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func writeDownstream(_ buffer: ByteBuffer) {
-        guard let context else { return }
-        context.write(wrapOutboundOut(buffer), promise: nil)
+        guard down.isOpen else { return }
+        down.write(buffer)
         downstreamNeedsFlush = true
     }
 
@@ -229,7 +206,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         if downstreamNeedsFlush {
             downstreamNeedsFlush = false
-            context?.flush()
+            down.flush()
         }
     }
 
@@ -249,7 +226,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if !forwardRequestBody(ex) { return }
             if ex.requestEnded && ex.responseEnded { finishExchange(ex) }
         }
-        resumeDownstreamReads()
+        updateDownstreamReading()
     }
 
     /// Parses the next request head in `pending` and starts its exchange; false when there is
@@ -386,44 +363,38 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func connect(_ ex: Exchange) {
+        guard let target = route.upstream else { return }
         ex.record.attempts += 1
         let started = NIODeadline.now()
-        let loop = context!.eventLoop
-        let bound = NIOLoopBound(self, eventLoop: loop)
-        connectUpstream(route: route, on: loop, configuration: shared.configuration, halfClosure: false) { channel in
-            do {
-                try channel.pipeline.syncOperations.addHandler(UpstreamHTTPHandler(owner: bound.value))
-                return channel.eventLoop.makeSucceededVoidFuture()
-            } catch {
-                return channel.eventLoop.makeFailedFuture(error)
-            }
-        }.assumeIsolated().whenComplete { result in
+        let timeout = UInt64(shared.configuration.connectTimeout.nanoseconds)
+        Connector.connect(to: target, from: route.source, timeoutNanos: timeout, on: reactor) { [self] result in
             switch result {
-            case .success(let channel):
-                guard self.exchange === ex, !self.closing,
-                    let handler = try? channel.pipeline.syncOperations.handler(type: UpstreamHTTPHandler.self)
-                else {
-                    channel.close(promise: nil)
+            case .success(let connection):
+                guard exchange === ex, !closing else {
+                    connection.close()
                     return
                 }
-                self.upstream = handler
-                self.responsePending = ByteBuffer()
+                let handler = UpstreamHTTPHandler(owner: self, connection: connection)
+                upstream = handler
+                responsePending = ByteBuffer()
                 ex.record.upstreamConnectNanos = (NIODeadline.now() - started).nanoseconds
-                ex.record.upstreamLocal = handler.localText
-                ex.record.upstreamRemote = handler.remoteText
-                self.sendHead(ex)
-                self.process()
-                self.flushWrites()
+                if shared.accessLog.isEnabled {
+                    ex.record.upstreamLocal = handler.localText
+                    ex.record.upstreamRemote = handler.remoteText
+                }
+                sendHead(ex)
+                process()
+                flushWrites()
             case .failure(let error):
-                guard self.exchange === ex, !self.closing else { return }
-                let failure = UpstreamFailure(error)
+                guard exchange === ex, !closing else { return }
+                let failure = UpstreamFailure(errno: error.errno)
                 // Nothing reached the upstream: retrying a refused connection is safe for any method.
-                if case .refused = failure, ex.record.attempts <= self.shared.configuration.retries {
-                    self.connect(ex)
+                if case .refused = failure, ex.record.attempts <= shared.configuration.retries {
+                    connect(ex)
                     return
                 }
-                self.failUpstream(ex, failure)
-                self.flushWrites()
+                failUpstream(ex, failure)
+                flushWrites()
             }
         }
     }
@@ -458,7 +429,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Answers the current exchange from the proxy itself (text/plain, one line).
     private func sendLocalResponse(_ status: Int, _ message: String, closeAfter: Bool) {
-        guard let ex = exchange, let context else { return }
+        guard let ex = exchange, down.isOpen else { return }
         ex.local = true
         ex.responseStarted = true
         ex.responseEnded = true
@@ -467,7 +438,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         ex.responseKeepAlive = !close
         let body = message + "\n"
         let bodyBytes = body.utf8.count
-        var out = context.channel.allocator.buffer(capacity: 160 + bodyBytes)
+        var out = ByteBufferAllocator().buffer(capacity: 160 + bodyBytes)
         out.writeString(ex.versionMinor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ")
         out.writeString("\(status) \(Self.reason(status))\r\n")
         out.writeStaticString("content-type: text/plain; charset=utf-8\r\n")
@@ -494,12 +465,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: responses (called by the upstream handler, on the same event loop)
 
     func upstreamRead(_ handler: UpstreamHTTPHandler, _ buffer: ByteBuffer) {
-        guard handler === upstream, context != nil, let ex = exchange, !ex.local, !ex.responseEnded else {
+        guard handler === upstream, down.isOpen, let ex = exchange, !ex.local, !ex.responseEnded else {
             // Bytes nobody asked for: the connection can't be trusted with another request.
             if handler === upstream { dropUpstream() } else { handler.close() }
             return
         }
-        lastActivity = .now()
+        lastActivity = monotonicNanos()
         var buffer = buffer
         if responsePending.readableBytes == 0 {
             responsePending = buffer
@@ -630,7 +601,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// The response head with its `Connection` lines replaced by `connection: close`.
     private func closingHead(_ head: WireResponseHead) -> ByteBuffer {
-        var out = (context?.channel.allocator ?? ByteBufferAllocator()).buffer(capacity: head.headerEnd + 24)
+        var out = ByteBufferAllocator().buffer(capacity: head.headerEnd + 24)
         headCopy(of: responsePending, upTo: head.headerEnd, dropping: head.connectionLines, into: &out)
         out.writeStaticString("connection: close\r\n\r\n")
         return out
@@ -656,21 +627,21 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func upstreamWritabilityChanged(_ handler: UpstreamHTTPHandler) {
         guard handler === upstream else { return }
-        resumeDownstreamReads()
+        updateDownstreamReading()
     }
 
-    func upstreamClosed(_ handler: UpstreamHTTPHandler, error: Error?) {
+    func upstreamClosed(_ handler: UpstreamHTTPHandler, failure upstreamFailure: UpstreamFailure?) {
         guard handler === upstream, !switching else { return }
         upstream = nil
         responsePending = ByteBuffer()
         defer { flushWrites() }
         guard let ex = exchange, !ex.local, ex.headSent, !ex.responseEnded else { return }
-        if ex.closeDelimited && error == nil {
+        if ex.closeDelimited && upstreamFailure == nil {
             // The end of a response delimited by the connection's end.
             endResponse(ex)
             return
         }
-        let failure = error.map(UpstreamFailure.init) ?? .closed
+        let failure = upstreamFailure ?? .closed
         if !ex.responseStarted {
             if ex.isIdempotent && ex.record.requestBytes == 0 && ex.requestWireBytes == 0
                 && ex.record.attempts <= shared.configuration.retries
@@ -718,18 +689,16 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Closes the client connection once everything written to it is out.
     private func closeDownstream() {
-        guard let context, !closing else { return }
+        guard down.isOpen, !closing else { return }
         closing = true
         downstreamNeedsFlush = false
-        let promise = context.eventLoop.makePromise(of: Void.self)
-        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)), promise: promise)
-        promise.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        down.closeAfterFlush()
     }
 
     // MARK: CONNECT and Upgrade
 
     private func switchToTunnel(_ ex: Exchange) {
-        guard let context, let up = upstream, let upContext = up.context else {
+        guard down.isOpen, let up = upstream, up.connection.isOpen else {
             closeDownstream()
             return
         }
@@ -738,54 +707,31 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         var record = ex.record
         record.proto = "tunnel"
         exchange = nil
-        let session = RelaySession(shared: shared, eventLoop: context.eventLoop, route: route, record: record)
-        session.expectBothSides()
-        let downPipeline = context.pipeline.syncOperations
-        let upPipeline = upContext.pipeline.syncOperations
-        let downChannel = context.channel
-        let upChannel = upContext.channel
         // Bytes that came after the head on either side belong to the tunnel.
         let fromClient = pending
         let fromServer = responsePending
         pending = ByteBuffer()
         responsePending = ByteBuffer()
         upstream = nil
-        let downRelay = RelayHandler(side: .downstream, session: session)
-        let upRelay = RelayHandler(side: .upstream, session: session)
-        do {
-            try downPipeline.addHandler(downRelay, position: .last)
-            try upPipeline.addHandler(upRelay, position: .last)
-            upChannel.setOption(ChannelOptions.allowRemoteHalfClosure, value: true).whenFailure { _ in }
-            downPipeline.removeHandler(context: context, promise: nil)
-            upPipeline.removeHandler(context: upContext, promise: nil)
-        } catch {
-            downChannel.close(promise: nil)
-            upChannel.close(promise: nil)
-            return
-        }
-        if fromClient.readableBytes > 0 { downRelay.inject(fromClient) }
-        if fromServer.readableBytes > 0 { upRelay.inject(fromServer) }
-        // Reads held while switching resume under the relay's own backpressure.
-        downChannel.read()
-        upChannel.read()
+        up.detach()
+        let relay = RelaySession(shared: shared, reactor: reactor, route: route, record: record)
+        relay.attach(downstream: down, upstream: up.connection, fromClient: fromClient, fromServer: fromServer)
     }
 
     // MARK: timeouts
 
     private func armIdleTimer() {
-        guard let context else { return }
-        let timeout = shared.configuration.idleTimeout
-        // The task holds the handler until it runs or is cancelled (when the handler is
-        // removed or the connection closes). Not weakly: a weak reference to an object moves
-        // its reference counts to a side table, and every retain and release of it (NIO's
-        // pipeline makes several per event) takes the slow path.
-        idleTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: lastActivity + timeout) { [self] in
-            guard !self.closing, !self.switching else { return }
-            if NIODeadline.now() - self.lastActivity >= timeout {
-                self.idleTimedOut()
-                self.flushWrites()
+        let timeout = UInt64(max(0, shared.configuration.idleTimeout.nanoseconds))
+        let due = lastActivity &+ timeout
+        let now = monotonicNanos()
+        // The timer holds the session until it runs or is cancelled (when the connection closes).
+        idleTimer = reactor.schedule(in: due > now ? due - now : 0) { [self] in
+            guard !closing, !switching else { return }
+            if monotonicNanos() &- lastActivity >= timeout {
+                idleTimedOut()
+                flushWrites()
             } else {
-                self.armIdleTimer()
+                armIdleTimer()
             }
         }
     }
@@ -809,86 +755,67 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 }
 
-/// The handler at the end of an upstream connection's pipeline: passes response bytes to the
-/// downstream handler that owns the connection, and reads only while the client keeps up.
-final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = ByteBuffer
-    typealias OutboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
-
-    /// The downstream handler this connection serves; let go when this handler is removed or
-    /// closed, which ends the reference cycle with `HTTPProxyHandler.upstream` (held strongly,
-    /// not weakly: see `HTTPProxyHandler.armIdleTimer`).
+/// The upstream connection of a session: passes response bytes to the session that owns it,
+/// and reads only while the client keeps up.
+final class UpstreamHTTPHandler: ConnectionDelegate {
+    /// The session this connection serves; let go when the connection closes or is handed to a
+    /// tunnel (the reference cycle with `HTTPProxyHandler.upstream` ends there).
     private var owner: HTTPProxyHandler?
-    private(set) var context: ChannelHandlerContext?
-    private var readHeld = false
-    private var lastError: Error?
-    private var removed = false
+    let connection: Connection
 
-    init(owner: HTTPProxyHandler) {
+    init(owner: HTTPProxyHandler, connection: Connection) {
         self.owner = owner
+        self.connection = connection
+        connection.delegate = self
     }
 
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
-    func handlerRemoved(context: ChannelHandlerContext) {
-        removed = true
-        owner = nil
-        self.context = nil
-    }
-
-    var isActive: Bool { context?.channel.isActive ?? false }
-    var isWritable: Bool { context?.channel.isWritable ?? false }
+    var isActive: Bool { connection.isOpen }
+    var isWritable: Bool { connection.isWritable }
     /// The connection's addresses as the access log spells them (formatted once).
-    private(set) lazy var localText: String? = context?.channel.localAddress?.hopDescription
-    private(set) lazy var remoteText: String? = context?.channel.remoteAddress?.hopDescription
+    private(set) lazy var localText: String? = connection.localAddress?.hopDescription
+    private(set) lazy var remoteText: String? = connection.remoteAddress?.hopDescription
 
-    func send(_ buffer: ByteBuffer) {
-        context?.write(wrapOutboundOut(buffer), promise: nil)
-    }
+    func send(_ buffer: ByteBuffer) { connection.write(buffer) }
 
-    func flush() { context?.flush() }
+    func flush() { connection.flush() }
 
     func close() {
         owner = nil
-        context?.close(promise: nil)
+        connection.close()
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    /// The connection goes to a tunnel: this handler lets go of it and of its owner.
+    func detach() {
+        owner = nil
+        connection.delegate = nil
+    }
+
+    func updateReading() {
+        if connection.isOpen { connection.setReading(owner?.downstreamWritable ?? true) }
+    }
+
+    func connectionRead(_ connection: Connection, _ buffer: ByteBuffer) {
         guard let owner else { return }
-        owner.upstreamRead(self, unwrapInboundIn(data))
+        owner.upstreamRead(self, buffer)
     }
 
-    func channelReadComplete(context: ChannelHandlerContext) {
+    func connectionReadComplete(_ connection: Connection) {
         owner?.upstreamReadComplete(self)
-        context.fireChannelReadComplete()
+        updateReading()
     }
 
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
+    func connectionWritabilityChanged(_ connection: Connection) {
         owner?.upstreamWritabilityChanged(self)
-        context.fireChannelWritabilityChanged()
     }
 
-    func read(context: ChannelHandlerContext) {
-        if owner?.downstreamWritable ?? true {
-            context.read()
-        } else {
-            readHeld = true
-        }
+    func connectionInputClosed(_ connection: Connection) {
+        // No half-closed upstream connections: its end is the connection's end.
+        connection.close()
     }
 
-    func resumeReads() {
-        guard readHeld, let context else { return }
-        readHeld = false
-        context.read()
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
-        lastError = error
-        context.close(promise: nil)
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        if !removed { owner?.upstreamClosed(self, error: lastError) }
-        context.fireChannelInactive()
+    func connectionClosed(_ connection: Connection, error: Int32?) {
+        let o = owner
+        owner = nil
+        o?.upstreamClosed(self, failure: error.map { UpstreamFailure(errno: $0) })
     }
 }

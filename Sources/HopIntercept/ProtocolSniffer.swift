@@ -25,92 +25,84 @@ func sniff<C: Collection>(_ bytes: C) -> SniffResult where C.Element == UInt8 {
     return .needMore
 }
 
-final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = ByteBuffer
-
+/// The first owner of every accepted connection: reads until the first bytes say HTTP or not
+/// (or the detection timeout passes: server-first protocols send nothing), then hands the
+/// connection and the bytes read to an HTTP session or a raw relay.
+final class ProtocolSniffer: ConnectionDelegate, DrainableSession {
     private let shared: ProxyShared
     private let route: Route
+    private let connection: Connection
     private var buffered: ByteBuffer?
-    private var timer: Scheduled<Void>?
+    private var timer: ReactorTimer?
     private var decided = false
 
-    init(shared: ProxyShared, route: Route) {
+    init(shared: ProxyShared, route: Route, connection: Connection) {
         self.shared = shared
         self.route = route
+        self.connection = connection
+        connection.delegate = self
+        let timeout = UInt64(max(0, shared.configuration.protocolDetectionTimeout.nanoseconds))
+        timer = connection.reactor.schedule(in: timeout) { [self] in decide(.raw) }
     }
 
-    func handlerAdded(context: ChannelHandlerContext) {
-        // A client that sends nothing may be waiting for a server-first protocol's greeting.
-        timer = context.eventLoop.assumeIsolated().scheduleTask(in: shared.configuration.protocolDetectionTimeout) {
-            [weak self] in
-            self?.decide(.raw, context: context)
-        }
-    }
-
-    func handlerRemoved(context: ChannelHandlerContext) {
-        timer?.cancel()
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var incoming = unwrapInboundIn(data)
-        if decided {
-            context.fireChannelRead(data)
-            return
-        }
+    func connectionRead(_ connection: Connection, _ incoming: ByteBuffer) {
+        var incoming = incoming
         if buffered == nil {
             buffered = incoming
         } else {
             buffered!.writeBuffer(&incoming)
         }
         let result = sniff(buffered!.readableBytesView)
-        if result != .needMore { decide(result, context: context) }
+        if result != .needMore { decide(result) }
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let e = event as? ChannelEvent, e == .inputClosed, !decided {
-            if buffered == nil || buffered!.readableBytes == 0 {
-                decided = true
-                context.close(promise: nil)
-                return
-            }
-            decide(.raw, context: context)
-        } else if event is DrainEvent, !decided {
-            context.close(promise: nil)
+    func connectionReadComplete(_ connection: Connection) {}
+
+    func connectionInputClosed(_ connection: Connection) {
+        guard !decided else { return }
+        if buffered == nil || buffered!.readableBytes == 0 {
+            decided = true
+            timer?.cancel()
+            connection.close()
             return
         }
-        context.fireUserInboundEventTriggered(event)
+        decide(.raw)
     }
 
-    private func decide(_ result: SniffResult, context: ChannelHandlerContext) {
-        guard !decided, context.channel.isActive else { return }
+    func connectionWritabilityChanged(_ connection: Connection) {}
+
+    func connectionClosed(_ connection: Connection, error: Int32?) {
         decided = true
         timer?.cancel()
-        let pipeline = context.pipeline.syncOperations
-        do {
-            switch result {
-            case .http, .needMore:
-                try pipeline.addHandler(HTTPProxyHandler(shared: shared, route: route), position: .last)
-            case .raw:
-                var record = route.record()
-                record.proto = "tcp"
-                let session = RelaySession(
-                    shared: shared, eventLoop: context.eventLoop, route: route, record: record)
-                try pipeline.addHandler(RelayHandler(side: .downstream, session: session), position: .last)
-                session.connect()
-            }
-        } catch {
-            context.close(promise: nil)
-            return
-        }
-        if let bytes = buffered, bytes.readableBytes > 0 {
-            buffered = nil
-            context.fireChannelRead(wrapInboundOut(bytes))
-            context.fireChannelReadComplete()
-        }
-        pipeline.removeHandler(context: context, promise: nil)
+        timer = nil
     }
-}
 
-extension ProtocolSniffer {
-    typealias InboundOut = ByteBuffer
+    func drainRequested() {
+        guard !decided else { return }
+        decided = true
+        timer?.cancel()
+        connection.close()
+    }
+
+    private func decide(_ result: SniffResult) {
+        guard !decided, connection.isOpen else { return }
+        decided = true
+        timer?.cancel()
+        timer = nil
+        let bytes = buffered
+        buffered = nil
+        switch result {
+        case .http, .needMore:
+            let handler = HTTPProxyHandler(shared: shared, route: route, connection: connection)
+            if let bytes, bytes.readableBytes > 0 {
+                handler.connectionRead(connection, bytes)
+                if connection.isOpen { handler.connectionReadComplete(connection) }
+            }
+        case .raw:
+            var record = route.record()
+            record.proto = "tcp"
+            let session = RelaySession(shared: shared, reactor: connection.reactor, route: route, record: record)
+            session.start(downstream: connection, alreadyRead: bytes)
+        }
+    }
 }

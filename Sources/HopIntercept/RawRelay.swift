@@ -3,73 +3,64 @@
 import NIOCore
 
 /// Both halves of one relayed connection and its access-log record (one line, written when
-/// both sides are closed). Lives on the event loop of its two channels.
+/// both sides are closed). Lives on the reactor of its two connections.
 final class RelaySession {
     let shared: ProxyShared
-    let eventLoop: EventLoop
+    let reactor: Reactor
     var record: AccessRecord
     var route: Route
-    private var downstreamOpen = false
-    private var upstreamOpen = false
     private var upstreamExpected = true
     private var logged = false
-    private var lastActivity = NIODeadline.now()
-    private var idleTimer: Scheduled<Void>?
-    // Held strongly and let go in `removed(_:)`, when the handler leaves its pipeline: a weak
-    // reference would move the handler's reference counts to a side table, and NIO retains
-    // and releases a handler several times per event.
-    private(set) var downstream: RelayHandler?
-    private(set) var upstream: RelayHandler?
+    private var lastActivity = monotonicNanos()
+    private var idleTimer: ReactorTimer?
+    private var downstream: RelaySide?
+    private var upstream: RelaySide?
 
-    init(shared: ProxyShared, eventLoop: EventLoop, route: Route, record: AccessRecord) {
+    init(shared: ProxyShared, reactor: Reactor, route: Route, record: AccessRecord) {
         self.shared = shared
-        self.eventLoop = eventLoop
+        self.reactor = reactor
         self.route = route
         self.record = record
     }
 
-    func opened(_ handler: RelayHandler) {
-        if handler === downstream || handler === upstream { return }
-        switch handler.side {
-        case .downstream:
-            downstreamOpen = true
-            downstream = handler
-        case .upstream:
-            upstreamOpen = true
-            upstream = handler
-        }
-        if let d = downstream, let u = upstream, d.partner == nil {
-            d.attach(u)
-            u.attach(d)
-        }
+    /// A tunnel: both connections exist already; bytes read past the HTTP heads go first.
+    func attach(downstream down: Connection, upstream up: Connection, fromClient: ByteBuffer, fromServer: ByteBuffer) {
+        let d = RelaySide(side: .downstream, session: self, connection: down)
+        let u = RelaySide(side: .upstream, session: self, connection: up)
+        downstream = d
+        upstream = u
+        d.partner = u
+        u.partner = d
         armIdleTimer()
+        if fromClient.readableBytes > 0 { d.relay(fromClient) }
+        if fromServer.readableBytes > 0 { u.relay(fromServer) }
+        d.partnerFlush()
+        u.partnerFlush()
+        d.updateReading()
+        u.updateReading()
     }
 
-    /// The handler left its pipeline (its channel closed, or the tunnel is torn down).
-    func removed(_ handler: RelayHandler) {
-        if handler === downstream { downstream = nil }
-        if handler === upstream { upstream = nil }
+    /// Raw pass-through: takes the client's connection (and what was read from it while the
+    /// protocol was sniffed), then connects the upstream half.
+    func start(downstream down: Connection, alreadyRead: ByteBuffer?) {
+        let d = RelaySide(side: .downstream, session: self, connection: down)
+        downstream = d
+        armIdleTimer()
+        if let bytes = alreadyRead, bytes.readableBytes > 0 { d.relay(bytes) }
+        d.updateReading()
+        connect()
     }
 
-    func closed(_ handler: RelayHandler) {
-        switch handler.side {
-        case .downstream: downstreamOpen = false
-        case .upstream: upstreamOpen = false
-        }
-        finishIfDone()
-    }
-
-    func transferred(_ bytes: Int, from side: RelayHandler.Side) {
-        lastActivity = .now()
+    func transferred(_ bytes: Int, from side: RelaySide.Side) {
+        lastActivity = monotonicNanos()
         switch side {
         case .downstream: record.requestBytes += bytes
         case .upstream: record.responseBytes += bytes
         }
     }
 
-    /// Raw pass-through: connects the upstream half (with the retry policy for refusals).
-    func connect() {
-        guard route.upstream != nil else {
+    private func connect() {
+        guard let target = route.upstream else {
             record.error = "loop"
             upstreamExpected = false
             writeDiagnostic(route.loopMessage)
@@ -78,225 +69,211 @@ final class RelaySession {
         }
         record.attempts += 1
         let started = NIODeadline.now()
-        let bound = NIOLoopBound(self, eventLoop: eventLoop)
-        connectUpstream(route: route, on: eventLoop, configuration: shared.configuration, halfClosure: true) { channel in
-            do {
-                try channel.pipeline.syncOperations.addHandler(RelayHandler(side: .upstream, session: bound.value))
-                return channel.eventLoop.makeSucceededVoidFuture()
-            } catch {
-                return channel.eventLoop.makeFailedFuture(error)
-            }
-        }.assumeIsolated().whenComplete { result in
+        let timeout = UInt64(max(0, shared.configuration.connectTimeout.nanoseconds))
+        Connector.connect(to: target, from: route.source, timeoutNanos: timeout, on: reactor) { [self] result in
             switch result {
-            case .success(let channel):
-                self.record.upstreamConnectNanos = (NIODeadline.now() - started).nanoseconds
-                self.record.upstreamLocal = channel.localAddress?.hopDescription
-                self.record.upstreamRemote = channel.remoteAddress?.hopDescription
-                if !self.downstreamOpen { channel.close(promise: nil) }
-            case .failure(let error):
-                let failure = UpstreamFailure(error)
-                if case .refused = failure, self.record.attempts <= self.shared.configuration.retries, self.downstreamOpen {
-                    self.connect()
+            case .success(let connection):
+                record.upstreamConnectNanos = (NIODeadline.now() - started).nanoseconds
+                record.upstreamLocal = connection.localAddress?.hopDescription
+                record.upstreamRemote = connection.remoteAddress?.hopDescription
+                guard let d = downstream, d.isOpen else {
+                    connection.close()
+                    upstreamExpected = false
+                    finishIfDone()
                     return
                 }
-                self.record.error = failure.token
-                self.record.upstreamRemote = self.route.upstream?.hopDescription
-                self.upstreamExpected = false
-                self.downstream?.closeAfterFlush()
-                self.finishIfDone()
+                let u = RelaySide(side: .upstream, session: self, connection: connection)
+                upstream = u
+                u.partner = d
+                d.partner = u
+                d.partnerAttached()
+                u.updateReading()
+            case .failure(let error):
+                let failure = UpstreamFailure(errno: error.errno)
+                if case .refused = failure, record.attempts <= shared.configuration.retries, downstream?.isOpen == true {
+                    connect()
+                    return
+                }
+                record.error = failure.token
+                record.upstreamRemote = route.upstream?.hopDescription
+                upstreamExpected = false
+                downstream?.closeAfterFlush()
+                finishIfDone()
             }
         }
     }
 
-    /// A tunnel: both halves exist already (their HTTP handlers are being replaced).
-    func expectBothSides() { upstreamExpected = true }
+    fileprivate func sideClosed(_ side: RelaySide) {
+        finishIfDone()
+    }
 
     private func finishIfDone() {
-        guard !logged, !downstreamOpen, !upstreamOpen || !upstreamExpected else { return }
-        if upstreamOpen { upstream?.closeAfterFlush(); return }
+        guard !logged else { return }
+        let downOpen = downstream?.isOpen ?? false
+        let upOpen = upstream?.isOpen ?? false
+        guard !downOpen else { return }
+        if upOpen {
+            upstream?.closeAfterFlush()
+            return
+        }
+        if upstreamExpected && upstream == nil && downstream != nil && record.error == nil && route.upstream != nil {
+            // The upstream connect is still in flight: its completion finishes the session.
+            return
+        }
         logged = true
         idleTimer?.cancel()
-        shared.log(record, on: eventLoop)
+        idleTimer = nil
+        downstream?.partner = nil
+        upstream?.partner = nil
+        downstream = nil
+        upstream = nil
+        shared.log(record, on: reactor)
     }
 
     private func armIdleTimer() {
-        guard idleTimer == nil else { return }
-        let timeout = shared.configuration.idleTimeout
-        func schedule(at deadline: NIODeadline) {
-            idleTimer = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
-                guard let self, !self.logged else { return }
-                let due = self.lastActivity + timeout
-                if NIODeadline.now() >= due {
-                    self.record.error = "idle_timeout"
-                    self.downstream?.closeAfterFlush()
-                    self.upstream?.closeAfterFlush()
-                } else {
-                    schedule(at: due)
-                }
+        let timeout = UInt64(max(0, shared.configuration.idleTimeout.nanoseconds))
+        let due = lastActivity &+ timeout
+        let now = monotonicNanos()
+        idleTimer = reactor.schedule(in: due > now ? due - now : 0) { [self] in
+            guard !logged else { return }
+            if monotonicNanos() &- lastActivity >= timeout {
+                record.error = "idle_timeout"
+                downstream?.closeAfterFlush()
+                upstream?.closeAfterFlush()
+            } else {
+                armIdleTimer()
             }
         }
-        schedule(at: lastActivity + timeout)
     }
 }
 
 /// One half of a relay: bytes read here are written to the partner; reads stop while the
-/// partner's socket is not writable (NIO's writability watermarks), so memory stays bounded.
-final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = ByteBuffer
-    typealias OutboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
-
+/// partner's socket is not writable (its watermarks), so memory stays bounded.
+final class RelaySide: ConnectionDelegate {
     enum Side { case downstream, upstream }
 
     let side: Side
+    /// Held strongly: the session lives as long as a side's connection does; it lets go of
+    /// its sides once both are closed and its line is logged.
     let session: RelaySession
-    private var context: ChannelHandlerContext?
-    private(set) var partner: RelayHandler?
+    let connection: Connection
+    var partner: RelaySide?
+    /// Bytes read before the partner existed (a raw connection's upstream is connecting).
     private var queued: [ByteBuffer] = []
-    private var readHeld = false
     private var needsFlush = false
-    private var inputClosed = false
+    private(set) var inputClosed = false
     private var closing = false
 
-    init(side: Side, session: RelaySession) {
+    init(side: Side, session: RelaySession, connection: Connection) {
         self.side = side
         self.session = session
+        self.connection = connection
+        connection.delegate = self
     }
 
-    func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
-        if context.channel.isActive { session.opened(self) }
-    }
+    var isOpen: Bool { connection.isOpen }
 
-    func channelActive(context: ChannelHandlerContext) {
-        session.opened(self)
-        context.fireChannelActive()
-    }
-
-    func handlerRemoved(context: ChannelHandlerContext) {
-        self.context = nil
-        partner = nil
-        session.removed(self)
-    }
-
-    var isWritable: Bool { context?.channel.isWritable ?? false }
-
-    func attach(_ partner: RelayHandler) {
-        self.partner = partner
-        if !queued.isEmpty {
-            for b in queued { partner.deliver(b) }
-            queued = []
-            partner.flushDelivered()
+    /// Bytes from this side, passed to the partner (or kept until there is one).
+    func relay(_ buffer: ByteBuffer) {
+        session.transferred(buffer.readableBytes, from: side)
+        if let partner {
+            partner.deliver(buffer)
+        } else {
+            queued.append(buffer)
         }
+    }
+
+    /// The partner exists now: what was read meanwhile goes to it.
+    func partnerAttached() {
+        guard let partner else { return }
+        for b in queued { partner.deliver(b) }
+        queued = []
+        partner.flushDelivered()
+        if inputClosed { partner.shutdownOutput() }
         if partner.inputClosed { shutdownOutput() }
-        resumeReads()
+        updateReading()
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let buffer = unwrapInboundIn(data)
-        session.transferred(buffer.readableBytes, from: side)
-        if let partner {
-            partner.deliver(buffer)
-        } else {
-            queued.append(buffer)
-        }
-    }
-
-    /// Bytes read before this handler was in the pipeline (after a CONNECT or Upgrade head),
-    /// relayed as if just read.
-    func inject(_ buffer: ByteBuffer) {
-        session.transferred(buffer.readableBytes, from: side)
-        if let partner {
-            partner.deliver(buffer)
-            partner.flushDelivered()
-        } else {
-            queued.append(buffer)
-        }
-    }
-
-    func channelReadComplete(context: ChannelHandlerContext) {
-        partner?.flushDelivered()
-        context.fireChannelReadComplete()
-    }
+    func partnerFlush() { partner?.flushDelivered() }
 
     fileprivate func deliver(_ buffer: ByteBuffer) {
-        guard let context, !closing else { return }
-        context.write(wrapOutboundOut(buffer), promise: nil)
+        guard connection.isOpen, !closing else { return }
+        connection.write(buffer)
         needsFlush = true
     }
 
     fileprivate func flushDelivered() {
-        if needsFlush, let context {
+        if needsFlush {
             needsFlush = false
-            context.flush()
+            connection.flush()
         }
     }
 
-    func read(context: ChannelHandlerContext) {
-        if let partner, partner.isWritable {
-            context.read()
+    /// Reads go on while the partner takes what they bring (or, before there is a partner,
+    /// while little is queued).
+    func updateReading() {
+        guard connection.isOpen else { return }
+        if let partner {
+            connection.setReading(partner.connection.isWritable)
         } else {
-            readHeld = true
+            connection.setReading(queued.reduce(0) { $0 + $1.readableBytes } < Connection.highWatermark)
         }
     }
 
-    fileprivate func resumeReads() {
-        guard readHeld, let context, let partner, partner.isWritable else { return }
-        readHeld = false
-        context.read()
+    // MARK: events
+
+    func connectionRead(_ connection: Connection, _ buffer: ByteBuffer) {
+        relay(buffer)
     }
 
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { partner?.resumeReads() }
-        context.fireChannelWritabilityChanged()
+    func connectionReadComplete(_ connection: Connection) {
+        partner?.flushDelivered()
+        updateReading()
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let e = event as? ChannelEvent, e == .inputClosed {
-            inputClosed = true
-            partner?.flushDelivered()
-            partner?.shutdownOutput()
-            if let partner, partner.inputClosed {
-                closeAfterFlush()
-                partner.closeAfterFlush()
-            }
+    func connectionWritabilityChanged(_ connection: Connection) {
+        if connection.isWritable { partner?.updateReading() }
+    }
+
+    func connectionInputClosed(_ connection: Connection) {
+        inputClosed = true
+        guard let partner else { return }
+        partner.flushDelivered()
+        partner.shutdownOutput()
+        if partner.inputClosed {
+            closeAfterFlush()
+            partner.closeAfterFlush()
         }
-        context.fireUserInboundEventTriggered(event)
     }
 
     /// The peer on the other side sent FIN: pass it on once our pending writes are out.
     fileprivate func shutdownOutput() {
-        guard let context, !closing else { return }
+        guard connection.isOpen, !closing else { return }
         if inputClosed {
             closeAfterFlush()
         } else {
-            context.close(mode: .output, promise: nil)
+            connection.shutdownOutput()
         }
     }
 
     /// Closes this side once everything written to it has gone out.
     func closeAfterFlush() {
-        guard let context, !closing else { return }
+        guard connection.isOpen, !closing else { return }
         closing = true
-        let promise = context.eventLoop.makePromise(of: Void.self)
-        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)), promise: promise)
-        promise.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        connection.closeAfterFlush()
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    func connectionClosed(_ connection: Connection, error: Int32?) {
         closing = true
+        if let error, session.record.error == nil {
+            if side == .upstream, case .reset = UpstreamFailure(errno: error) {
+                session.record.error = "upstream_reset"
+            } else if side == .downstream {
+                session.record.error = "downstream_reset"
+            }
+        }
         partner?.flushDelivered()
         partner?.closeAfterFlush()
-        session.closed(self)
-        context.fireChannelInactive()
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
-        if side == .upstream, session.record.error == nil, case .reset = UpstreamFailure(error) {
-            session.record.error = "upstream_reset"
-        } else if side == .downstream, session.record.error == nil {
-            session.record.error = "downstream_reset"
-        }
-        context.close(promise: nil)
+        session.sideClosed(self)
     }
 }

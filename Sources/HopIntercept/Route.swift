@@ -1,7 +1,7 @@
 // Where one accepted connection goes: inbound to the app, outbound to its original
 // destination, or nowhere (a connection straight to the proxy's own listener).
 import NIOCore
-import NIOPosix
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -14,7 +14,7 @@ final class ProxyShared: Sendable {
     let configuration: ProxyConfiguration
     let accessLog: AccessLog
     let podAddresses: Set<String>
-    private let connections = LockedBox<(count: Int, channels: [ObjectIdentifier: Channel], draining: Bool)>(
+    private let connections = LockedBox<(count: Int, sessions: [ObjectIdentifier: SessionHandle], draining: Bool)>(
         (0, [:], false))
 
     init(configuration: ProxyConfiguration, accessLog: AccessLog) {
@@ -24,41 +24,64 @@ final class ProxyShared: Sendable {
     }
 
     /// Registers an accepted connection; false when the cap is reached or the proxy drains.
-    func admit(_ channel: Channel) -> (admitted: Bool, open: Int) {
+    func admit(_ session: SessionHandle) -> (admitted: Bool, open: Int) {
         connections.withLock { state in
             if state.draining || state.count >= configuration.maxConnections { return (false, state.count) }
             state.count += 1
-            state.channels[ObjectIdentifier(channel)] = channel
+            state.sessions[session.id] = session
             return (true, state.count)
         }
     }
 
-    func release(_ channel: Channel) {
+    func release(_ id: ObjectIdentifier) {
         connections.withLock { state in
-            if state.channels.removeValue(forKey: ObjectIdentifier(channel)) != nil { state.count -= 1 }
+            if state.sessions.removeValue(forKey: id) != nil { state.count -= 1 }
         }
     }
 
     var openConnections: Int { connections.withLock { $0.count } }
 
     /// Marks the proxy as draining and returns the open connections.
-    func startDraining() -> [Channel] {
+    func startDraining() -> [SessionHandle] {
         connections.withLock { state in
             state.draining = true
-            return Array(state.channels.values)
+            return Array(state.sessions.values)
         }
     }
 
     var isDraining: Bool { connections.withLock { $0.draining } }
 
-    /// Logs one record; `loop` (the connection's) delays the batch's write a little.
-    func log(_ record: AccessRecord, on loop: EventLoop? = nil) {
-        accessLog.write(record, on: loop)
+    /// Logs one record; `reactor` (the connection's) delays the batch's write a little.
+    func log(_ record: AccessRecord, on reactor: Reactor? = nil) {
+        accessLog.write(record, on: reactor)
     }
 }
 
-/// Sent through a connection's pipeline when the proxy starts draining.
-struct DrainEvent: Sendable {}
+/// Something that serves an accepted connection and can be told to drain.
+protocol DrainableSession: AnyObject {
+    /// Called on the session's reactor: finish the request in flight, then close.
+    func drainRequested()
+}
+
+/// An accepted connection's session as the shared table keeps it: drained on its own reactor.
+struct SessionHandle: @unchecked Sendable {
+    // @unchecked: `session` is only touched on `reactor`'s thread (through `execute`).
+    let id: ObjectIdentifier
+    let reactor: Reactor
+    let session: DrainableSession
+
+    init(_ session: DrainableSession, on reactor: Reactor) {
+        id = ObjectIdentifier(session)
+        self.reactor = reactor
+        self.session = session
+    }
+
+    func drain() {
+        let handle = self
+        reactor.execute { handle.session.drainRequested() }
+    }
+}
+
 
 struct Route: Sendable {
     var client: SocketAddress?
@@ -134,46 +157,9 @@ struct Route: Sendable {
     }
 }
 
-/// Connects to a route's upstream on `eventLoop`, running `initializer` on the new channel.
-func connectUpstream(
-    route: Route, on eventLoop: EventLoop, configuration: ProxyConfiguration,
-    halfClosure: Bool,
-    initializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void>
-) -> EventLoopFuture<Channel> {
-    guard let target = route.upstream else {
-        return eventLoop.makeFailedFuture(ProxyError("no upstream"))
-    }
-    var bootstrap = ClientBootstrap(group: eventLoop)
-        .connectTimeout(configuration.connectTimeout)
-        .channelOption(ChannelOptions.allowRemoteHalfClosure, value: halfClosure)
-        .channelInitializer(initializer)
-    if let source = route.source {
-        bootstrap = bootstrap
-            .channelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
-            .bind(to: source)
-    }
-    return bootstrap.connect(to: target)
-}
-
 /// How an upstream connection attempt or connection failed, for the 503 body and the log.
 enum UpstreamFailure {
     case refused, timedOut, reset, closed, other(String)
-
-    init(_ error: Error) {
-        if let e = error as? IOError {
-            self = UpstreamFailure(errno: e.errnoCode)
-        } else if let e = error as? NIOConnectionError, let first = e.connectionErrors.first {
-            self = UpstreamFailure(first.error)
-        } else if let e = error as? ChannelError {
-            switch e {
-            case .connectTimeout: self = .timedOut
-            case .eof, .ioOnClosedChannel, .alreadyClosed, .outputClosed, .inputClosed: self = .closed
-            default: self = .other("\(e)")
-            }
-        } else {
-            self = .other("\(error)")
-        }
-    }
 
     init(errno code: CInt) {
         switch code {

@@ -1,6 +1,5 @@
 // The listeners: accept, read SO_ORIGINAL_DST, route, sniff; drop privileges; drain.
 import NIOCore
-import NIOPosix
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -11,14 +10,22 @@ import Darwin
 ///
 /// Use: `init`, `bind()` (as root: the ports may be privileged and the rules exempt only the
 /// proxy's uid), `dropPrivileges()`, `startAccepting()`, then `drain()` to stop.
-public final class TransparentProxy: Sendable {
+///
+/// One reactor (epoll loop) per thread; every thread has its own listener on every address
+/// (SO_REUSEPORT), so the kernel spreads accepted connections over the threads and a
+/// connection, its upstream connection and its timers stay on one thread.
+public final class TransparentProxy: @unchecked Sendable {
+    // @unchecked: `reactors` and `listeners` are set up before the threads start and only
+    // read afterwards; the listeners are closed on their own reactors.
     let shared: ProxyShared
-    private let group: MultiThreadedEventLoopGroup
-    private let servers = LockedBox<[Channel]>([])
+    private let reactors: [Reactor]
+    private var listeners: [[Listener]] = []
+    private let threads = LockedBox<[pthread_t]>([])
+    private let started = LockedBox(false)
 
-    public init(configuration: ProxyConfiguration, accessLog: AccessLog) {
+    public init(configuration: ProxyConfiguration, accessLog: AccessLog) throws {
         shared = ProxyShared(configuration: configuration, accessLog: accessLog)
-        group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.threads))
+        reactors = try (0..<max(1, configuration.threads)).map { _ in try Reactor() }
     }
 
     public var configuration: ProxyConfiguration { shared.configuration }
@@ -28,52 +35,62 @@ public final class TransparentProxy: Sendable {
     public func bind() throws -> (bound: [String], warnings: [String]) {
         var bound: [String] = []
         var warnings: [String] = []
-        var channels: [Channel] = []
-        let shared = self.shared
+        var perReactor: [[Listener]] = reactors.map { _ in [] }
+        func closeAll() { for ls in perReactor { for l in ls { l.closeUnregistered() } } }
         for port in shared.configuration.listenPorts {
             for host in shared.configuration.listenAddresses {
                 let address: SocketAddress
                 do {
                     address = try SocketAddress(ipAddress: host, port: port)
                 } catch {
+                    closeAll()
                     throw ProxyError("--listen \(host) is not an IP address")
                 }
-                var bootstrap = ServerBootstrap(group: group)
-                    .serverChannelOption(ChannelOptions.backlog, value: 1024)
-                    .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
-                    .serverChannelOption(ChannelOptions.autoRead, value: false)
-                    .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
-                    .childChannelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
-                    .childChannelInitializer { channel in
-                        TransparentProxy.initialize(channel, shared: shared)
-                    }
-                if case .v6 = address {
-                    bootstrap = bootstrap.serverChannelOption(
-                        ChannelOptions.Types.SocketOption(level: .ipv6, name: .ipv6_v6only), value: 1)
-                }
                 do {
-                    let channel = try bootstrap.bind(to: address).wait()
-                    channels.append(channel)
+                    var made: [Listener] = []
+                    do {
+                        for reactor in reactors { made.append(try Listener(address: address, reactor: reactor)) }
+                    } catch {
+                        for l in made { l.closeUnregistered() }
+                        throw error
+                    }
+                    for (i, l) in made.enumerated() { perReactor[i].append(l) }
                     bound.append(address.hopDescription)
                 } catch {
                     if case .v6 = address {
                         warnings.append("not listening on \(address.hopDescription): \(error)")
                         continue
                     }
-                    for c in channels { try? c.close().wait() }
+                    closeAll()
                     throw ProxyError("cannot listen on \(address.hopDescription): \(error)")
                 }
             }
         }
-        if channels.isEmpty { throw ProxyError("no listener could be bound") }
-        servers.withLock { $0 = channels }
+        if bound.isEmpty { throw ProxyError("no listener could be bound") }
+        listeners = perReactor
         return (bound, warnings)
     }
 
-    /// Starts accepting on every bound listener.
+    /// Starts accepting on every bound listener: one thread per reactor.
     public func startAccepting() {
-        for channel in servers.withLock({ $0 }) {
-            channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
+        let first = started.withLock { s -> Bool in
+            defer { s = true }
+            return !s
+        }
+        guard first else { return }
+        let shared = self.shared
+        for (i, reactor) in reactors.enumerated() {
+            let mine = listeners.indices.contains(i) ? listeners[i] : []
+            for listener in mine {
+                let l = listener
+                l.onAccept = { fd in TransparentProxy.accepted(fd, on: reactor, shared: shared) }
+            }
+            let box = UnsafeSendable(mine)
+            let thread = startThread(name: "hoptrace-proxy-\(i)") {
+                for l in box.value { l.start() }
+                reactor.run()
+            }
+            threads.withLock { $0.append(thread) }
         }
     }
 
@@ -83,13 +100,13 @@ public final class TransparentProxy: Sendable {
     /// and waits until they have (or `timeout` passes). Returns how many were still open.
     @discardableResult
     public func drain(timeoutSeconds: Double) -> Int {
-        let timeout = TimeAmount.seconds(timeoutSeconds)
-        for channel in servers.withLock({ $0 }) { try? channel.close().wait() }
-        for channel in shared.startDraining() {
-            channel.pipeline.fireUserInboundEventTriggered(DrainEvent())
+        for (i, reactor) in reactors.enumerated() where listeners.indices.contains(i) {
+            let box = UnsafeSendable(listeners[i])
+            reactor.execute { for l in box.value { l.close() } }
         }
-        let deadline = NIODeadline.now() + timeout
-        while shared.openConnections > 0 && NIODeadline.now() < deadline {
+        for session in shared.startDraining() { session.drain() }
+        let deadline = monotonicNanos() &+ UInt64(max(0, timeoutSeconds) * 1e9)
+        while shared.openConnections > 0 && monotonicNanos() < deadline {
             usleep(20_000)
         }
         shared.accessLog.flush()
@@ -97,16 +114,21 @@ public final class TransparentProxy: Sendable {
     }
 
     public func shutdown() {
-        try? group.syncShutdownGracefully()
+        for reactor in reactors { reactor.stop() }
+        for t in threads.withLock({ $0 }) { pthread_join(t, nil) }
+        threads.withLock { $0 = [] }
         shared.accessLog.flush()
     }
 
     /// Per accepted connection: admit (connection cap), find the original destination and
     /// route, and start sniffing the protocol.
-    private static func initialize(_ channel: Channel, shared: ProxyShared) -> EventLoopFuture<Void> {
-        let admission = shared.admit(channel)
+    private static func accepted(_ fd: Int32, on reactor: Reactor, shared: ProxyShared) {
+        let local = SocketAddresses.of(fd, peer: false)
+        let remote = SocketAddresses.of(fd, peer: true)
+        let connection = Connection(fd: fd, reactor: reactor, local: local, remote: remote)
+        let admission = shared.admit(SessionHandle(connection, on: reactor))
         guard admission.admitted else {
-            let who = channel.remoteAddress?.hopDescription ?? "?"
+            let who = remote?.hopDescription ?? "?"
             if shared.isDraining {
                 writeDiagnostic("hoptrace proxy: closed a new connection from \(who): draining")
             } else {
@@ -114,24 +136,41 @@ public final class TransparentProxy: Sendable {
                     "hoptrace proxy: closed a new connection from \(who): \(admission.open) connections open (--max-connections \(shared.configuration.maxConnections))"
                 )
             }
-            channel.close(promise: nil)
-            return channel.eventLoop.makeSucceededVoidFuture()
+            close(fd)
+            return
         }
-        channel.closeFuture.whenComplete { _ in shared.release(channel) }
-        return OriginalDestination.read(channel).flatMapThrowing { nat in
-            guard
-                let route = Route.make(
-                    client: channel.remoteAddress, local: channel.localAddress, originalDestination: nat,
-                    shared: shared)
-            else {
-                throw ProxyError("accepted connection without addresses")
-            }
-            try channel.pipeline.syncOperations.addHandler(ProtocolSniffer(shared: shared, route: route))
-        }.flatMapErrorThrowing { error in
-            writeDiagnostic("hoptrace proxy: cannot set up a connection from \(channel.remoteAddress?.hopDescription ?? "?"): \(error)")
-            throw error
+        let id = ObjectIdentifier(connection)
+        connection.onClose = { shared.release(id) }
+        let nat = OriginalDestination.read(fd: fd, local: local)
+        guard let route = Route.make(client: remote, local: local, originalDestination: nat, shared: shared) else {
+            writeDiagnostic("hoptrace proxy: cannot set up a connection from \(remote?.hopDescription ?? "?"): accepted connection without addresses")
+            connection.close()
+            return
         }
+        connection.start()
+        _ = ProtocolSniffer(shared: shared, route: route, connection: connection)
     }
+}
+
+/// A value handed to another thread that only that thread uses from then on.
+struct UnsafeSendable<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}
+
+/// Starts a joinable thread running `body`.
+func startThread(name: String, _ body: @escaping @Sendable () -> Void) -> pthread_t {
+    final class Box { let body: @Sendable () -> Void; init(_ b: @escaping @Sendable () -> Void) { body = b } }
+    let box = Unmanaged.passRetained(Box(body)).toOpaque()
+    var thread = pthread_t()
+    let rc = pthread_create(&thread, nil, { arg in
+        let box = Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue()
+        box.body()
+        return nil
+    }, box)
+    precondition(rc == 0, "pthread_create failed: \(rc)")
+    _ = name
+    return thread
 }
 
 /// Giving up root: the listeners are bound; from now on the process is the proxy's uid/gid,

@@ -136,7 +136,12 @@ struct Proxy: ParsableCommand {
         } catch {
             throw InputError(message: "\(error)")
         }
-        let proxy = TransparentProxy(configuration: config, accessLog: log)
+        let proxy: TransparentProxy
+        do {
+            proxy = try TransparentProxy(configuration: config, accessLog: log)
+        } catch {
+            throw InputError(message: "\(error)")
+        }
         let bound: (bound: [String], warnings: [String])
         do {
             bound = try proxy.bind()

@@ -111,7 +111,8 @@ final class ForwardingTests: XCTestCase {
     /// Runs the proxy handler between a client sending `pieces` (15 ms apart) and an upstream
     /// playing `script`; waits until `done` holds for what the client received (or 5 s).
     func run(
-        _ pieces: [String], script: [Step], until done: @escaping (String, Bool) -> Bool
+        _ pieces: [String], script: [Step], configure: (inout ProxyConfiguration) -> Void = { _ in },
+        until done: @escaping (String, Bool) -> Bool
     ) throws -> Result {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { try? group.syncShutdownGracefully() }
@@ -129,22 +130,11 @@ final class ForwardingTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: logPath) }
         var config = ProxyConfiguration()
         config.connectTimeoutSeconds = 2
+        configure(&config)
         let shared = ProxyShared(configuration: config, accessLog: try AccessLog(path: logPath))
         let upstreamAddress = upstreamServer.localAddress!
-        let proxyServer = try ServerBootstrap(group: group)
-            .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let route = Route(
-                        client: channel.remoteAddress, local: channel.localAddress, originalDestination: upstreamAddress,
-                        redirected: true, direction: .outbound, upstream: upstreamAddress, source: nil,
-                        clientText: channel.remoteAddress?.hopDescription, localText: channel.localAddress?.hopDescription,
-                        originalDestinationText: upstreamAddress.hopDescription)
-                    try channel.pipeline.syncOperations.addHandler(HTTPProxyHandler(shared: shared, route: route))
-                }
-            }
-            .bind(host: "127.0.0.1", port: 0).wait()
-        defer { try? proxyServer.close().wait() }
+        let proxy = try TestProxy(shared: shared, upstream: upstreamAddress)
+        defer { proxy.stop() }
 
         let clientReceived = Collected()
         let client = try ClientBootstrap(group: group)
@@ -153,7 +143,7 @@ final class ForwardingTests: XCTestCase {
                     try channel.pipeline.syncOperations.addHandler(ClientCollector(clientReceived))
                 }
             }
-            .connect(to: proxyServer.localAddress!).wait()
+            .connect(to: proxy.address).wait()
         defer { try? client.close().wait() }
         for piece in pieces {
             try client.writeAndFlush(client.allocator.buffer(string: piece)).wait()
@@ -167,6 +157,47 @@ final class ForwardingTests: XCTestCase {
             (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any]
         }
         return Result(client: clientReceived.text, upstream: upstreamReceived.text, clientClosed: clientReceived.isClosed, log: log)
+    }
+
+    /// The proxy's HTTP session on its own reactor thread, listening on 127.0.0.1 (a free
+    /// port), every connection routed to `upstream` as if redirected there.
+    final class TestProxy {
+        let reactor: Reactor
+        let listener: Listener
+        let address: SocketAddress
+        private var thread: pthread_t?
+
+        init(shared: ProxyShared, upstream: SocketAddress) throws {
+            reactor = try Reactor()
+            listener = try Listener(address: try SocketAddress(ipAddress: "127.0.0.1", port: 0), reactor: reactor)
+            address = try XCTUnwrap(SocketAddresses.of(listener.fd, peer: false))
+            let reactor = self.reactor
+            listener.onAccept = { fd in
+                let local = SocketAddresses.of(fd, peer: false)
+                let remote = SocketAddresses.of(fd, peer: true)
+                let connection = Connection(fd: fd, reactor: reactor, local: local, remote: remote)
+                let route = Route(
+                    client: remote, local: local, originalDestination: upstream,
+                    redirected: true, direction: .outbound, upstream: upstream, source: nil,
+                    clientText: remote?.hopDescription, localText: local?.hopDescription,
+                    originalDestinationText: upstream.hopDescription)
+                connection.start()
+                _ = HTTPProxyHandler(shared: shared, route: route, connection: connection)
+            }
+            let box = UnsafeSendable((listener, reactor))
+            thread = startThread(name: "test-proxy") {
+                box.value.0.start()
+                box.value.1.run()
+            }
+        }
+
+        func stop() {
+            let box = UnsafeSendable(listener)
+            reactor.execute { box.value.close() }
+            reactor.stop()
+            if let thread { pthread_join(thread, nil) }
+            thread = nil
+        }
     }
 
     private func count(_ needle: String, in hay: String) -> Int { hay.components(separatedBy: needle).count - 1 }
@@ -282,6 +313,34 @@ final class ForwardingTests: XCTestCase {
             until: { text, _ in text.hasSuffix("server-reply") })
         XCTAssertEqual(r.client, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nserver-firstserver-reply")
         XCTAssertTrue(r.upstream.hasSuffix("\r\n\r\nclient-bytes"), r.upstream)
+    }
+
+    func testUpstreamSilentPastTheIdleTimeoutGets504() throws {
+        let started = Date()
+        let r = try run(
+            ["GET /slow HTTP/1.1\r\nHost: s\r\n\r\n"], script: [],
+            configure: { $0.idleTimeoutSeconds = 0.3 },
+            until: { _, closed in closed })
+        let waited = Date().timeIntervalSince(started)
+        XCTAssertTrue(r.client.hasPrefix("HTTP/1.1 504 Gateway Timeout\r\n"), r.client)
+        XCTAssertTrue(r.client.contains("no progress for 0.3 s (--idle-timeout)"), r.client)
+        XCTAssertTrue(r.clientClosed)
+        XCTAssertTrue(r.upstream.hasPrefix("GET /slow HTTP/1.1\r\n"), "the request went upstream: \(r.upstream)")
+        XCTAssertEqual(r.log.first?["error"] as? String, "idle_timeout")
+        XCTAssertEqual(r.log.first?["status"] as? Int, 504)
+        XCTAssertGreaterThan(waited, 0.25, "not before the timeout")
+    }
+
+    func testIdleKeptAliveClientIsClosedAfterTheIdleTimeout() throws {
+        let r = try run(
+            ["GET /a HTTP/1.1\r\nHost: s\r\n\r\n"],
+            script: [Step(after: "GET /a", reply: ["HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"])],
+            configure: { $0.idleTimeoutSeconds = 0.3 },
+            until: { _, closed in closed })
+        XCTAssertEqual(r.client, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        XCTAssertTrue(r.clientClosed, "an idle kept-alive connection is closed")
+        XCTAssertEqual(r.log.count, 1)
+        XCTAssertTrue(r.log.first?["error"] is NSNull, "\(r.log)")
     }
 
     func testMalformedRequestGets400() throws {

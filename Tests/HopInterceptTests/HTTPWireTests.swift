@@ -1,5 +1,5 @@
+import Dispatch
 import NIOCore
-import NIOPosix
 import XCTest
 
 @testable import HopIntercept
@@ -395,7 +395,7 @@ final class HTTPWireTests: XCTestCase {
 
     // MARK: the access log's batches
 
-    /// Four event loops log at once, each into its own batch: every line reaches the file
+    /// Four reactors log at once, each into its own batch: every line reaches the file
     /// whole and once, one loop's lines in the order it logged them, and `flush()` writes the
     /// batches of every thread (none has reached its size, and the delayed write is 20 ms off).
     func testAccessLogBatchesPerThreadLoseNothing() throws {
@@ -403,24 +403,30 @@ final class HTTPWireTests: XCTestCase {
         try? FileManager.default.removeItem(atPath: path)
         defer { try? FileManager.default.removeItem(atPath: path) }
         let log = try AccessLog(path: path)
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 4)
-        defer { try? group.syncShutdownGracefully() }
-        let loops = (0..<4).map { _ in group.next() }
+        let reactors = try (0..<4).map { _ in try Reactor() }
+        let threads = reactors.map { r in
+            let box = UnsafeSendable(r)
+            return startThread(name: "log-test") { box.value.run() }
+        }
         let perLoop = 300
-        let done = try EventLoopFuture.whenAllSucceed(
-            loops.enumerated().map { (n, loop) in
-                loop.submit {
-                    for i in 0..<perLoop {
-                        var r = AccessRecord()
-                        r.requestID = "loop\(n)-\(i)"
-                        r.method = "GET"
-                        r.target = "/" + String(repeating: "x", count: i % 50)
-                        log.write(r, on: loop)
-                    }
+        let done = DispatchGroup()
+        for (n, reactor) in reactors.enumerated() {
+            done.enter()
+            let box = UnsafeSendable((log, reactor))
+            reactor.execute {
+                for i in 0..<perLoop {
+                    var r = AccessRecord()
+                    r.requestID = "loop\(n)-\(i)"
+                    r.method = "GET"
+                    r.target = "/" + String(repeating: "x", count: i % 50)
+                    box.value.0.write(r, on: box.value.1)
                 }
-            }, on: loops[0]
-        ).wait()
-        XCTAssertEqual(done.count, 4)
+                done.leave()
+            }
+        }
+        XCTAssertEqual(done.wait(timeout: .now() + 10), .success)
+        for r in reactors { r.stop() }
+        for t in threads { pthread_join(t, nil) }
         log.flush()
         let text = try String(contentsOfFile: path, encoding: .utf8)
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
