@@ -28,8 +28,11 @@ final class Reactor: @unchecked Sendable {
     // @unchecked: everything but `inbox` is used on the reactor's own thread; `inbox` is locked.
     let epollFD: Int32
     private let wakeFD: Int32
-    /// Sources by file descriptor.
+    /// Sources by file descriptor, and how many times each descriptor was registered: an
+    /// event carries the generation it was registered under, so an event for a descriptor
+    /// closed and reused within one batch never reaches the new source.
     private var sources: [ReactorSource?] = []
+    private var generations: [UInt32] = []
     private var timers = TimerHeap()
     private let inbox = LockedBox<[() -> Void]>([])
     private var stopped = false
@@ -44,9 +47,14 @@ final class Reactor: @unchecked Sendable {
         }
         var ev = epoll_event()
         ev.events = CHOPSYS_EPOLLIN
-        ev.data.fd = wakeFD
+        ev.data.u64 = Self.wakeToken
         epoll_ctl(epollFD, EPOLL_CTL_ADD, wakeFD, &ev)
     }
+
+    private static let wakeToken = UInt64.max
+
+    @inline(__always)
+    private func token(_ fd: Int32) -> UInt64 { UInt64(generations[Int(fd)]) << 32 | UInt64(UInt32(bitPattern: fd)) }
 
     deinit {
         close(wakeFD)
@@ -57,18 +65,23 @@ final class Reactor: @unchecked Sendable {
 
     func register(_ source: ReactorSource, fd: Int32, events: UInt32) {
         let i = Int(fd)
-        if i >= sources.count { sources.append(contentsOf: repeatElement(nil, count: i + 1 - sources.count + 64)) }
+        if i >= sources.count {
+            let more = i + 1 - sources.count + 64
+            sources.append(contentsOf: repeatElement(nil, count: more))
+            generations.append(contentsOf: repeatElement(0, count: more))
+        }
         sources[i] = source
+        generations[i] &+= 1
         var ev = epoll_event()
         ev.events = events
-        ev.data.fd = fd
+        ev.data.u64 = token(fd)
         epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &ev)
     }
 
     func modify(fd: Int32, events: UInt32) {
         var ev = epoll_event()
         ev.events = events
-        ev.data.fd = fd
+        ev.data.u64 = token(fd)
         epoll_ctl(epollFD, EPOLL_CTL_MOD, fd, &ev)
     }
 
@@ -114,14 +127,18 @@ final class Reactor: @unchecked Sendable {
             let n = epoll_wait(epollFD, events, Int32(capacity), timeout)
             if n > 0 {
                 for i in 0..<Int(n) {
-                    let fd = events[i].data.fd
-                    if fd == wakeFD {
+                    let token = events[i].data.u64
+                    if token == Self.wakeToken {
                         var value: UInt64 = 0
                         _ = read(wakeFD, &value, 8)
                         continue
                     }
-                    // A source closed earlier in this batch is gone from the table.
-                    guard Int(fd) < sources.count, let source = sources[Int(fd)] else { continue }
+                    // A source closed earlier in this batch is gone from the table (or its
+                    // descriptor already serves another source, of a later generation).
+                    let fd = Int(UInt32(truncatingIfNeeded: token))
+                    guard fd < sources.count, generations[fd] == UInt32(truncatingIfNeeded: token >> 32),
+                        let source = sources[fd]
+                    else { continue }
                     source.handle(events: events[i].events)
                 }
             }
