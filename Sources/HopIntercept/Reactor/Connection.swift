@@ -153,7 +153,8 @@ final class Connection: ReactorSource, DrainableSession {
     private func flushQueue() {
         pendingFlush = false
         while let first = queue.first {
-            let n = first.withUnsafeReadableBytes { p in Glibc.write(fd, p.baseAddress, p.count) }
+            // MSG_NOSIGNAL: a peer that reset gives EPIPE, not a SIGPIPE that ends the process.
+            let n = first.withUnsafeReadableBytes { p in Glibc.send(fd, p.baseAddress, p.count, Int32(MSG_NOSIGNAL)) }
             if n < 0 {
                 let e = errno
                 if e == EINTR { continue }
