@@ -45,13 +45,13 @@ let package = Package(
         .target(name: "HopCorrelation", dependencies: ["HopHTTP", "HopNetfilter"], swiftSettings: hotPath),
         // Stage 5: renderers (text, JSON, Mermaid, HTML) and expectation checks.
         .target(name: "HopReport", dependencies: ["HopCorrelation"]),
-        // The interceptor: rule installer and the transparent proxy (SwiftNIO).
+        // The interceptor: rule installer and the transparent proxy (its own epoll loops;
+        // NIOCore for ByteBuffer and SocketAddress).
         .target(
             name: "HopIntercept",
             dependencies: [
                 "HopNetfilter", "CHopSys",
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: hotPath
         ),
@@ -74,7 +74,13 @@ let package = Package(
         .testTarget(name: "HopNetfilterTests", dependencies: ["HopNetfilter"]),
         .testTarget(name: "HopCorrelationTests", dependencies: ["HopCorrelation", "HopHTTP", "HopFlows", "HopCapture", "HopNetfilter"]),
         .testTarget(name: "HopReportTests", dependencies: ["HopReport", "HopCorrelation", "HopCapture", "HopFlows", "HopHTTP", "HopNetfilter"]),
-        .testTarget(name: "HopInterceptTests", dependencies: ["HopIntercept", "HopNetfilter", "hoptrace", "HopTestSupport"]),
+        // The scripted peers of the forwarding tests run on SwiftNIO.
+        .testTarget(
+            name: "HopInterceptTests",
+            dependencies: [
+                "HopIntercept", "HopNetfilter", "hoptrace", "HopTestSupport",
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]),
         // Runs `hoptrace lab` scenarios and `hoptrace check` through the built binary.
         .testTarget(name: "LabTests", dependencies: ["hoptrace", "HopReport", "HopTestSupport"]),
     ]

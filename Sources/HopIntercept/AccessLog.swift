@@ -1,6 +1,5 @@
 // One JSON line per request (or per raw TCP connection), gathered per thread and written in batches.
 import NIOCore
-import NIOPosix
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -29,7 +28,7 @@ public final class AccessLog: Sendable {
     private typealias Batch = LockedBox<Lines>
 
     /// This thread's batch.
-    private let batchOfThread = ThreadSpecificVariable<Batch>()
+    private let batchOfThread = ThreadLocal<Batch>()
     /// Every batch made, for `flush()`.
     private let batches = LockedBox<[Batch]>([])
     /// Held while a batch is written, so batches never interleave in the file.
@@ -69,10 +68,10 @@ public final class AccessLog: Sendable {
     }
 
     private var batch: Batch {
-        if let b = batchOfThread.currentValue { return b }
+        if let b = batchOfThread.value { return b }
         let b = Batch(Lines())
         b.withLock { $0.buffer.reserveCapacity(Self.batchBytes + 4096) }
-        batchOfThread.currentValue = b
+        batchOfThread.value = b
         batches.withLock { $0.append(b) }
         return b
     }

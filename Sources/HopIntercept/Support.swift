@@ -6,6 +6,34 @@ import Glibc
 import Darwin
 #endif
 
+/// One object per thread (a pthread key): each thread sees the value it set. The values are
+/// retained while set and released when the thread ends (or when the key's owner goes).
+final class ThreadLocal<Value: AnyObject>: @unchecked Sendable {
+    // @unchecked: the key is created once; each thread reads and writes only its own slot.
+    private var key = pthread_key_t()
+
+    init() {
+        let rc = pthread_key_create(&key) { pointer in
+            if let pointer { Unmanaged<AnyObject>.fromOpaque(pointer).release() }
+        }
+        precondition(rc == 0, "pthread_key_create failed: \(rc)")
+    }
+
+    deinit { pthread_key_delete(key) }
+
+    var value: Value? {
+        get {
+            guard let p = pthread_getspecific(key) else { return nil }
+            return Unmanaged<AnyObject>.fromOpaque(p).takeUnretainedValue() as? Value
+        }
+        set {
+            if let old = pthread_getspecific(key) { Unmanaged<AnyObject>.fromOpaque(old).release() }
+            let new = newValue.map { Unmanaged<AnyObject>.passRetained($0 as AnyObject).toOpaque() }
+            pthread_setspecific(key, new)
+        }
+    }
+}
+
 /// A value behind a pthread mutex.
 ///
 /// `@unchecked Sendable`: every access to `value` goes through `withLock`, which holds the
