@@ -44,66 +44,18 @@ public enum OriginalDestination {
     /// NAT entry for it (no conntrack, or a connection that no rule rewrote — then the kernel
     /// may also answer with the local address itself).
     ///
-    /// Read from an accepted socket's descriptor.
+    /// Read from an accepted socket's descriptor (the socket's own family decides the level).
     static func read(fd: Int32, local: SocketAddress?) -> SocketAddress? {
+        let level: CInt
         switch local {
-        case .v4:
-            var raw = SockaddrIn()
-            var length = socklen_t(MemoryLayout<SockaddrIn>.size)
-            guard getsockopt(fd, CInt(SOL_IP), optionName, &raw, &length) == 0 else { return nil }
-            return raw.address
-        case .v6:
-            var raw = SockaddrIn6()
-            var length = socklen_t(MemoryLayout<SockaddrIn6>.size)
-            guard getsockopt(fd, CInt(IPPROTO_IPV6), optionName, &raw, &length) == 0 else { return nil }
-            return raw.address
-        default:
-            return nil
+        case .v4: level = CInt(SOL_IP)
+        case .v6: level = CInt(IPPROTO_IPV6)
+        default: return nil
         }
-    }
-
-    /// `sockaddr_in` as the kernel writes it (16 bytes), as a Sendable value.
-    struct SockaddrIn: Sendable {
-        var family: UInt16 = 0
-        var port: UInt16 = 0  // network order
-        var addr: UInt32 = 0  // network order
-        var zero: UInt64 = 0
-
-        var address: SocketAddress? {
-            guard family == UInt16(AF_INET) else { return nil }
-            var sin = sockaddr_in()
-            sin.sin_family = sa_family_t(AF_INET)
-            sin.sin_port = port
-            sin.sin_addr.s_addr = addr
-            var text = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
-            var a = sin.sin_addr
-            guard inet_ntop(AF_INET, &a, &text, socklen_t(INET_ADDRSTRLEN)) != nil else { return nil }
-            return SocketAddress(sin, host: cString(text))
-        }
-    }
-
-    /// `sockaddr_in6` as the kernel writes it (28 bytes), as a Sendable value.
-    struct SockaddrIn6: Sendable {
-        var family: UInt16 = 0
-        var port: UInt16 = 0
-        var flowinfo: UInt32 = 0
-        var addr: (UInt64, UInt64) = (0, 0)
-        var scope: UInt32 = 0
-
-        var address: SocketAddress? {
-            guard family == UInt16(AF_INET6) else { return nil }
-            var sin6 = sockaddr_in6()
-            sin6.sin6_family = sa_family_t(AF_INET6)
-            sin6.sin6_port = port
-            sin6.sin6_scope_id = scope
-            withUnsafeBytes(of: addr) { src in
-                withUnsafeMutableBytes(of: &sin6.sin6_addr) { dst in dst.copyMemory(from: src) }
-            }
-            var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
-            var a = sin6.sin6_addr
-            guard inet_ntop(AF_INET6, &a, &text, socklen_t(INET6_ADDRSTRLEN)) != nil else { return nil }
-            return SocketAddress(sin6, host: cString(text))
-        }
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        guard getsockopt(fd, level, optionName, &storage, &length) == 0 else { return nil }
+        return SocketAddresses.address(storage)
     }
 }
 
@@ -136,17 +88,18 @@ public enum InterfaceAddresses {
         return result.filter { seen.insert($0).inserted }
     }
 
-    private static func ntop<T>(_ family: Int32, _ addr: T) -> String? {
-        var a = addr
-        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
-        return withUnsafePointer(to: &a) { p in
-            inet_ntop(family, p, &text, socklen_t(INET6_ADDRSTRLEN)).map { _ in cString(text) }
-        }
-    }
-
     /// Normalises an address given on the command line ("198.18.3.2", "fd00::2"); nil if invalid.
     public static func normalise(_ text: String) -> String? {
         (try? SocketAddress(ipAddress: text, port: 0))?.ipAddress
+    }
+}
+
+/// `inet_ntop` of an `in_addr` or `in6_addr`: the numeric host text.
+func ntop<T>(_ family: Int32, _ addr: T) -> String? {
+    var a = addr
+    var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+    return withUnsafePointer(to: &a) { p in
+        inet_ntop(family, p, &text, socklen_t(INET6_ADDRSTRLEN)).map { _ in cString(text) }
     }
 }
 

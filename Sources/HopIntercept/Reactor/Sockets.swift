@@ -19,27 +19,15 @@ enum SocketAddresses {
         return address(storage)
     }
 
+    /// An IPv4 or IPv6 socket address as the kernel wrote it, with its numeric host text.
     static func address(_ storage: sockaddr_storage) -> SocketAddress? {
-        var storage = storage
         switch Int32(storage.ss_family) {
         case AF_INET:
-            return withUnsafePointer(to: &storage) { p in
-                p.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { sin -> SocketAddress? in
-                    var a = sin.pointee.sin_addr
-                    var text = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
-                    guard inet_ntop(AF_INET, &a, &text, socklen_t(INET_ADDRSTRLEN)) != nil else { return nil }
-                    return SocketAddress(sin.pointee, host: cString(text))
-                }
-            }
+            let sin = withUnsafeBytes(of: storage) { $0.load(as: sockaddr_in.self) }
+            return ntop(AF_INET, sin.sin_addr).map { SocketAddress(sin, host: $0) }
         case AF_INET6:
-            return withUnsafePointer(to: &storage) { p in
-                p.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { sin6 -> SocketAddress? in
-                    var a = sin6.pointee.sin6_addr
-                    var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
-                    guard inet_ntop(AF_INET6, &a, &text, socklen_t(INET6_ADDRSTRLEN)) != nil else { return nil }
-                    return SocketAddress(sin6.pointee, host: cString(text))
-                }
-            }
+            let sin6 = withUnsafeBytes(of: storage) { $0.load(as: sockaddr_in6.self) }
+            return ntop(AF_INET6, sin6.sin6_addr).map { SocketAddress(sin6, host: $0) }
         default:
             return nil
         }
