@@ -112,7 +112,7 @@ final class HTTPProxyHandler: ConnectionDelegate, DrainableSession {
             pending.writeBuffer(&buffer)
         }
         process()
-        // Let go of a drained receive buffer, so the channel can reuse it for its next read.
+        // Let go of a drained receive buffer, so the connection reads into it again (no copy on write).
         if pending.readableBytes == 0 { pending = ByteBuffer() }
         // Flushed in connectionReadComplete: one write per read burst.
     }

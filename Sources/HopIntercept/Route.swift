@@ -9,7 +9,7 @@ import Darwin
 #endif
 
 /// State shared by every connection of one proxy: configuration, the access log, the
-/// connection count and the channels to tell when draining.
+/// connection count and the sessions to tell when draining.
 final class ProxyShared: Sendable {
     let configuration: ProxyConfiguration
     let accessLog: AccessLog
