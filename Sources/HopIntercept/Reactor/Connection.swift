@@ -24,7 +24,8 @@ protocol ConnectionDelegate: AnyObject {
 final class Connection: ReactorSource, DrainableSession {
     static let highWatermark = 64 * 1024
     static let lowWatermark = 32 * 1024
-    static let readSize = 16 * 1024
+    /// Reads per readiness event at most (while each fills the buffer), as NIO's default.
+    static let readsPerEvent = 4
 
     let fd: Int32
     unowned let reactor: Reactor
@@ -45,8 +46,6 @@ final class Connection: ReactorSource, DrainableSession {
     private var outputOpen = true
     private var closeWhenFlushed = false
     private var shutdownWhenFlushed = false
-    /// Reads land here; a delegate that keeps a buffer makes the next read copy on write.
-    private var readBuffer = ByteBufferAllocator().buffer(capacity: Connection.readSize)
     private var registeredEvents: UInt32 = 0
     /// Out of epoll while reads are off and the peer hung up (HUP is reported regardless of
     /// the events asked for, so it would fire again and again).
@@ -110,26 +109,39 @@ final class Connection: ReactorSource, DrainableSession {
         }
     }
 
+    /// Reads what the socket has (a few reads while each fills the reactor's buffer), hands
+    /// every read to the delegate, then tells it the burst is over.
     private func readOnce() {
-        readBuffer.clear()
-        var n = 0
-        var error: Int32 = 0
-        readBuffer.writeWithUnsafeMutableBytes(minimumWritableBytes: Self.readSize) { p in
-            n = Glibc.read(fd, p.baseAddress, p.count)
-            if n < 0 { error = errno }
-            return max(n, 0)
+        var delivered = false
+        for _ in 0..<Self.readsPerEvent {
+            var buffer = reactor.takeReadBuffer()
+            var n = 0
+            var error: Int32 = 0
+            buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: Reactor.readSize) { p in
+                n = Glibc.read(fd, p.baseAddress, p.count)
+                if n < 0 { error = errno }
+                return max(n, 0)
+            }
+            let filled = buffer.writableBytes == 0
+            // The reactor keeps its share of the storage: if the delegate keeps the bytes, the
+            // next read copies on write; if not, the storage is read into again.
+            reactor.returnReadBuffer(buffer)
+            if n > 0 {
+                delivered = true
+                delegate?.connectionRead(self, buffer)
+                if filled && isOpen && reading && inputOpen { continue }
+            } else if n == 0 {
+                inputOpen = false
+                updateInterest()
+                delegate?.connectionInputClosed(self)
+                delivered = true
+            } else if error != EAGAIN && error != EWOULDBLOCK && error != EINTR {
+                finish(error: error)
+                return
+            }
+            break
         }
-        if n > 0 {
-            delegate?.connectionRead(self, readBuffer)
-            if isOpen { delegate?.connectionReadComplete(self) }
-        } else if n == 0 {
-            inputOpen = false
-            updateInterest()
-            delegate?.connectionInputClosed(self)
-            if isOpen { delegate?.connectionReadComplete(self) }
-        } else if error != EAGAIN && error != EWOULDBLOCK && error != EINTR {
-            finish(error: error)
-        }
+        if delivered && isOpen { delegate?.connectionReadComplete(self) }
     }
 
     // MARK: writes
@@ -152,9 +164,14 @@ final class Connection: ReactorSource, DrainableSession {
 
     private func flushQueue() {
         pendingFlush = false
-        while let first = queue.first {
-            // MSG_NOSIGNAL: a peer that reset gives EPIPE, not a SIGPIPE that ends the process.
-            let n = first.withUnsafeReadableBytes { p in Glibc.send(fd, p.baseAddress, p.count, Int32(MSG_NOSIGNAL)) }
+        while !queue.isEmpty {
+            let n: Int
+            if queue.count == 1 {
+                // MSG_NOSIGNAL: a peer that reset gives EPIPE, not a SIGPIPE that ends the process.
+                n = queue[queue.startIndex].withUnsafeReadableBytes { p in Glibc.send(fd, p.baseAddress, p.count, Int32(MSG_NOSIGNAL)) }
+            } else {
+                n = gatherWrite()
+            }
             if n < 0 {
                 let e = errno
                 if e == EINTR { continue }
@@ -168,14 +185,7 @@ final class Connection: ReactorSource, DrainableSession {
                 finish(error: e)
                 return
             }
-            queuedBytes -= n
-            if n == first.readableBytes {
-                _ = queue.removeFirst()
-            } else {
-                var rest = first
-                rest.moveReaderIndex(forwardBy: n)
-                queue[queue.startIndex] = rest
-            }
+            consume(n)
         }
         if waitingForWritable {
             waitingForWritable = false
@@ -191,6 +201,44 @@ final class Connection: ReactorSource, DrainableSession {
             shutdownWhenFlushed = false
             outputOpen = false
             shutdown(fd, Int32(SHUT_WR))
+        }
+    }
+
+    /// Writes up to 16 queued buffers with one sendmsg (MSG_NOSIGNAL, as above).
+    private func gatherWrite() -> Int {
+        let count = min(queue.count, 16)
+        return withUnsafeTemporaryAllocation(of: iovec.self, capacity: count) { iov in
+            var i = 0
+            var index = queue.startIndex
+            // The buffers stay alive in the queue while their pointers are used.
+            while i < count {
+                let b = queue[index]
+                b.withUnsafeReadableBytes { p in
+                    iov[i] = iovec(iov_base: UnsafeMutableRawPointer(mutating: p.baseAddress), iov_len: p.count)
+                }
+                i += 1
+                index = queue.index(after: index)
+            }
+            var message = msghdr()
+            message.msg_iov = iov.baseAddress
+            message.msg_iovlen = count
+            return Glibc.sendmsg(fd, &message, Int32(MSG_NOSIGNAL))
+        }
+    }
+
+    /// Drops `n` written bytes from the front of the queue.
+    private func consume(_ n: Int) {
+        queuedBytes -= n
+        var left = n
+        while left > 0, var first = queue.first {
+            if left >= first.readableBytes {
+                left -= first.readableBytes
+                _ = queue.removeFirst()
+            } else {
+                first.moveReaderIndex(forwardBy: left)
+                queue[queue.startIndex] = first
+                left = 0
+            }
         }
     }
 

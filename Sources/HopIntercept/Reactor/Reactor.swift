@@ -7,6 +7,7 @@
 // time a request against 0.7 us for a plain epoll loop in Swift doing the same syscalls
 // (Benchmarks/README.md, "The ceiling"), and user time costs twice on a loaded machine.
 import CHopSys
+import NIOCore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -36,6 +37,11 @@ final class Reactor: @unchecked Sendable {
     private var timers = TimerHeap()
     private let inbox = LockedBox<[() -> Void]>([])
     private var stopped = false
+    /// Every connection of this reactor reads into this buffer (one at a time): memory per
+    /// reactor, not per connection. A reader that keeps the bytes shares the storage, and the
+    /// next read then gets a copy (ByteBuffer's copy on write).
+    private var readBuffer = ByteBufferAllocator().buffer(capacity: Reactor.readSize)
+    static let readSize = 64 * 1024
 
     init() throws {
         epollFD = epoll_create1(Int32(EPOLL_CLOEXEC))
@@ -89,6 +95,18 @@ final class Reactor: @unchecked Sendable {
     func unregister(fd: Int32) {
         epoll_ctl(epollFD, EPOLL_CTL_DEL, fd, nil)
         if Int(fd) < sources.count { sources[Int(fd)] = nil }
+    }
+
+    /// The read buffer, cleared, for one read; give it back with `returnReadBuffer`.
+    func takeReadBuffer() -> ByteBuffer {
+        var b = readBuffer
+        readBuffer = ByteBuffer()
+        b.clear()
+        return b
+    }
+
+    func returnReadBuffer(_ buffer: ByteBuffer) {
+        readBuffer = buffer
     }
 
     // MARK: timers and tasks
