@@ -8,8 +8,9 @@ final class RelaySession {
     let shared: ProxyShared
     let reactor: Reactor
     var record: AccessRecord
-    var route: Route
-    private var upstreamExpected = true
+    let route: Route
+    /// An upstream connect is in flight: its completion finishes the session.
+    private var connecting = false
     private var logged = false
     private var lastActivity = monotonicNanos()
     private var idleTimer: ReactorTimer?
@@ -62,7 +63,6 @@ final class RelaySession {
     private func connect() {
         guard let target = route.upstream else {
             record.error = "loop"
-            upstreamExpected = false
             writeDiagnostic(route.loopMessage)
             downstream?.closeAfterFlush()
             return
@@ -70,7 +70,9 @@ final class RelaySession {
         record.attempts += 1
         let started = NIODeadline.now()
         let timeout = UInt64(max(0, shared.configuration.connectTimeout.nanoseconds))
+        connecting = true
         Connector.connect(to: target, from: route.source, timeoutNanos: timeout, on: reactor) { [self] result in
+            connecting = false
             switch result {
             case .success(let connection):
                 record.upstreamConnectNanos = (NIODeadline.now() - started).nanoseconds
@@ -78,7 +80,6 @@ final class RelaySession {
                 record.upstreamRemote = connection.remoteAddress?.hopDescription
                 guard let d = downstream, d.isOpen else {
                     connection.close()
-                    upstreamExpected = false
                     finishIfDone()
                     return
                 }
@@ -96,7 +97,6 @@ final class RelaySession {
                 }
                 record.error = failure.token
                 record.upstreamRemote = route.upstream?.hopDescription
-                upstreamExpected = false
                 downstream?.closeAfterFlush()
                 finishIfDone()
             }
@@ -116,10 +116,7 @@ final class RelaySession {
             upstream?.closeAfterFlush()
             return
         }
-        if upstreamExpected && upstream == nil && downstream != nil && record.error == nil && route.upstream != nil {
-            // The upstream connect is still in flight: its completion finishes the session.
-            return
-        }
+        if connecting { return }
         logged = true
         idleTimer?.cancel()
         idleTimer = nil

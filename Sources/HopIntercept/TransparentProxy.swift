@@ -1,4 +1,5 @@
 // The listeners: accept, read SO_ORIGINAL_DST, route, sniff; drop privileges; drain.
+import CHopSys
 import NIOCore
 #if canImport(Glibc)
 import Glibc
@@ -86,7 +87,7 @@ public final class TransparentProxy: @unchecked Sendable {
                 l.onAccept = { fd in TransparentProxy.accepted(fd, on: reactor, shared: shared) }
             }
             let box = UnsafeSendable(mine)
-            let thread = startThread(name: "hoptrace-proxy-\(i)") {
+            let thread = startThread(name: "hop-proxy-\(i)") {
                 for l in box.value { l.start() }
                 reactor.run()
             }
@@ -158,18 +159,23 @@ struct UnsafeSendable<Value>: @unchecked Sendable {
     init(_ value: Value) { self.value = value }
 }
 
-/// Starts a joinable thread running `body`.
+/// Starts a joinable thread running `body`, named `name` (up to 15 bytes: what `top -H` and
+/// `ps -L` show).
 func startThread(name: String, _ body: @escaping @Sendable () -> Void) -> pthread_t {
-    final class Box { let body: @Sendable () -> Void; init(_ b: @escaping @Sendable () -> Void) { body = b } }
-    let box = Unmanaged.passRetained(Box(body)).toOpaque()
+    final class Box {
+        let name: String
+        let body: @Sendable () -> Void
+        init(_ name: String, _ body: @escaping @Sendable () -> Void) { self.name = name; self.body = body }
+    }
+    let box = Unmanaged.passRetained(Box(name, body)).toOpaque()
     var thread = pthread_t()
     let rc = pthread_create(&thread, nil, { arg in
         let box = Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue()
+        chopsys_name_thread(box.name)
         box.body()
         return nil
     }, box)
     precondition(rc == 0, "pthread_create failed: \(rc)")
-    _ = name
     return thread
 }
 

@@ -1,4 +1,5 @@
-// What Swift's Glibc module leaves out and the proxy's event loop needs: epoll and eventfd.
+// What Swift's Glibc module leaves out and the proxy's event loop needs: epoll, eventfd,
+// accept4 and naming a thread.
 #ifndef CHOPSYS_H
 #define CHOPSYS_H
 #include <stdint.h>
@@ -7,6 +8,9 @@
 
 /// accept4 with SOCK_NONBLOCK | SOCK_CLOEXEC (address and length as accept's).
 int chopsys_accept(int fd, void *address, unsigned int *length);
+
+/// Names the calling thread (up to 15 bytes; PR_SET_NAME).
+void chopsys_name_thread(const char *name);
 
 static const uint32_t CHOPSYS_EPOLLIN = EPOLLIN;
 static const uint32_t CHOPSYS_EPOLLOUT = EPOLLOUT;

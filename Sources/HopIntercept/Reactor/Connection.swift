@@ -37,12 +37,11 @@ final class Connection: ReactorSource, DrainableSession {
 
     private var queue = CircularBuffer<ByteBuffer>(initialCapacity: 4)
     private var queuedBytes = 0
-    private var pendingFlush = false
     private var waitingForWritable = false
     private(set) var isWritable = true
     private(set) var isOpen = true
     private var reading = true
-    private(set) var inputOpen = true
+    private var inputOpen = true
     private var outputOpen = true
     private var closeWhenFlushed = false
     private var shutdownWhenFlushed = false
@@ -99,7 +98,7 @@ final class Connection: ReactorSource, DrainableSession {
         }
         let readable = events & (CHOPSYS_EPOLLIN | CHOPSYS_EPOLLRDHUP | CHOPSYS_EPOLLHUP | CHOPSYS_EPOLLERR) != 0
         if readable && reading && inputOpen {
-            readOnce()
+            readAvailable()
         } else if events & CHOPSYS_EPOLLERR != 0 {
             finish(error: socketError())
         } else if events & CHOPSYS_EPOLLHUP != 0 && !waitingForWritable {
@@ -111,7 +110,7 @@ final class Connection: ReactorSource, DrainableSession {
 
     /// Reads what the socket has (a few reads while each fills the reactor's buffer), hands
     /// every read to the delegate, then tells it the burst is over.
-    private func readOnce() {
+    private func readAvailable() {
         var delivered = false
         for _ in 0..<Self.readsPerEvent {
             var buffer = reactor.takeReadBuffer()
@@ -150,7 +149,6 @@ final class Connection: ReactorSource, DrainableSession {
         guard isOpen, outputOpen, buffer.readableBytes > 0 else { return }
         queue.append(buffer)
         queuedBytes += buffer.readableBytes
-        pendingFlush = true
         if isWritable && queuedBytes > Self.highWatermark {
             isWritable = false
             delegate?.connectionWritabilityChanged(self)
@@ -158,12 +156,11 @@ final class Connection: ReactorSource, DrainableSession {
     }
 
     func flush() {
-        guard isOpen, pendingFlush, !waitingForWritable else { return }
+        guard isOpen, !queue.isEmpty, !waitingForWritable else { return }
         flushQueue()
     }
 
     private func flushQueue() {
-        pendingFlush = false
         while !queue.isEmpty {
             let n: Int
             if queue.count == 1 {
@@ -259,8 +256,6 @@ final class Connection: ReactorSource, DrainableSession {
             flush()
         }
     }
-
-    var hasQueuedBytes: Bool { queuedBytes > 0 }
 
     // MARK: closing
 

@@ -209,8 +209,6 @@ final class ReactorTimer {
 struct TimerHeap {
     private var items: [ReactorTimer] = []
 
-    var count: Int { items.count }
-
     mutating func nextDeadline() -> UInt64? {
         while let first = items.first, first.isCancelled { _ = popFirst() }
         return items.first?.deadline
