@@ -366,8 +366,7 @@ final class HTTPProxyHandler: ConnectionDelegate, DrainableSession {
         guard let target = route.upstream else { return }
         ex.record.attempts += 1
         let started = NIODeadline.now()
-        let timeout = UInt64(shared.configuration.connectTimeout.nanoseconds)
-        Connector.connect(to: target, from: route.source, timeoutNanos: timeout, on: reactor) { [self] result in
+        Connector.connect(to: target, from: route.source, timeoutNanos: shared.configuration.connectTimeoutNanos, on: reactor) { [self] result in
             switch result {
             case .success(let connection):
                 guard exchange === ex, !closing else {
@@ -413,7 +412,7 @@ final class HTTPProxyHandler: ConnectionDelegate, DrainableSession {
         let attempts = ex.record.attempts > 1 ? " (\(ex.record.attempts) attempts)" : ""
         sendLocalResponse(
             503,
-            "hoptrace proxy: upstream \(target) \(failure.phrase(connectTimeout: shared.configuration.connectTimeout))\(attempts)",
+            "hoptrace proxy: upstream \(target) \(failure.phrase(connectTimeoutSeconds: shared.configuration.connectTimeoutSeconds))\(attempts)",
             closeAfter: false)
     }
 
@@ -721,7 +720,7 @@ final class HTTPProxyHandler: ConnectionDelegate, DrainableSession {
     // MARK: timeouts
 
     private func armIdleTimer() {
-        let timeout = UInt64(max(0, shared.configuration.idleTimeout.nanoseconds))
+        let timeout = shared.configuration.idleTimeoutNanos
         let due = lastActivity &+ timeout
         let now = monotonicNanos()
         // The timer holds the session until it runs or is cancelled (when the connection closes).
@@ -737,7 +736,7 @@ final class HTTPProxyHandler: ConnectionDelegate, DrainableSession {
     }
 
     private func idleTimedOut() {
-        let seconds = Double(shared.configuration.idleTimeout.nanoseconds) / 1e9
+        let seconds = shared.configuration.idleTimeoutSeconds
         if let ex = exchange, !ex.responseStarted, !ex.local {
             dropUpstream()
             ex.record.error = "idle_timeout"

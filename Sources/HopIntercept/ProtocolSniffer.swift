@@ -41,8 +41,7 @@ final class ProtocolSniffer: ConnectionDelegate, DrainableSession {
         self.route = route
         self.connection = connection
         connection.delegate = self
-        let timeout = UInt64(max(0, shared.configuration.protocolDetectionTimeout.nanoseconds))
-        timer = connection.reactor.schedule(in: timeout) { [self] in decide(.raw) }
+        timer = connection.reactor.schedule(in: shared.configuration.protocolDetectionTimeoutNanos) { [self] in decide(.raw) }
     }
 
     func connectionRead(_ connection: Connection, _ incoming: ByteBuffer) {

@@ -43,14 +43,12 @@ public struct ProxyConfiguration: Sendable {
     public init() {}
 
     var listenPorts: [Int] { port == inboundPort ? [port] : [port, inboundPort] }
-    var connectTimeout: TimeAmount { .seconds(connectTimeoutSeconds) }
-    var idleTimeout: TimeAmount { .seconds(idleTimeoutSeconds) }
-    var drainTimeout: TimeAmount { .seconds(drainTimeoutSeconds) }
-    var protocolDetectionTimeout: TimeAmount { .seconds(protocolDetectionTimeoutSeconds) }
-}
+    /// The timeouts in nanoseconds, as the reactor's timers take them (negative counts as 0).
+    var connectTimeoutNanos: UInt64 { nanoseconds(connectTimeoutSeconds) }
+    var idleTimeoutNanos: UInt64 { nanoseconds(idleTimeoutSeconds) }
+    var protocolDetectionTimeoutNanos: UInt64 { nanoseconds(protocolDetectionTimeoutSeconds) }
 
-extension TimeAmount {
-    static func seconds(_ s: Double) -> TimeAmount { .nanoseconds(Int64((s * 1e9).rounded())) }
+    private func nanoseconds(_ seconds: Double) -> UInt64 { UInt64(max(0, (seconds * 1e9).rounded())) }
 }
 
 /// Why the proxy refuses to start under the current uid (nil when it may).

@@ -69,9 +69,8 @@ final class RelaySession {
         }
         record.attempts += 1
         let started = NIODeadline.now()
-        let timeout = UInt64(max(0, shared.configuration.connectTimeout.nanoseconds))
         connecting = true
-        Connector.connect(to: target, from: route.source, timeoutNanos: timeout, on: reactor) { [self] result in
+        Connector.connect(to: target, from: route.source, timeoutNanos: shared.configuration.connectTimeoutNanos, on: reactor) { [self] result in
             connecting = false
             switch result {
             case .success(let connection):
@@ -128,7 +127,7 @@ final class RelaySession {
     }
 
     private func armIdleTimer() {
-        let timeout = UInt64(max(0, shared.configuration.idleTimeout.nanoseconds))
+        let timeout = shared.configuration.idleTimeoutNanos
         let due = lastActivity &+ timeout
         let now = monotonicNanos()
         idleTimer = reactor.schedule(in: due > now ? due - now : 0) { [self] in

@@ -180,11 +180,11 @@ enum UpstreamFailure {
         }
     }
 
-    func phrase(connectTimeout: TimeAmount) -> String {
+    func phrase(connectTimeoutSeconds: Double) -> String {
         switch self {
         case .refused: return "refused the connection"
         case .timedOut:
-            return "did not accept the connection within \(Double(connectTimeout.nanoseconds) / 1e9) s (--connect-timeout)"
+            return "did not accept the connection within \(connectTimeoutSeconds) s (--connect-timeout)"
         case .reset: return "reset the connection before responding"
         case .closed: return "closed the connection before responding"
         case .other(let s): return "could not be reached: \(s)"
