@@ -1,6 +1,11 @@
 import HopCapture
 import HopFlows
 import HopHTTP
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// How the correlator decides which rules were in force.
 public enum RuleSelection: Sendable {
@@ -16,8 +21,11 @@ public struct CorrelatorConfiguration: Sendable {
     public var rules: RuleSelection = .fixed(NoRules())
     /// The pod's own addresses; inferred from the capture when empty.
     public var podAddresses: Set<IPAddress> = []
-    /// Slack for time nesting between capture points (ns).
-    public var tolerance: Int64 = 2_000_000
+    /// Slack for time nesting between capture points (ns): an upstream copy may start this much
+    /// before its downstream copy ended, and its response end this much after the downstream
+    /// response started, before it stops being a candidate. On one host's capture the
+    /// proxy's copies come strictly after (and their responses strictly before) the client's.
+    public var tolerance: Int64 = 200_000
     /// How long (capture time) an upstream copy waits for its downstream copy.
     public var holdTime: Int64 = 120_000_000_000
     /// Identical requests from one client to one server closer than this are duplicates
@@ -32,8 +40,15 @@ public struct CorrelatorConfiguration: Sendable {
     /// A run of identical direct requests with more copies than this is a client repeating
     /// a request (load), not a duplicate (a proxy makes 2 copies, 3–4 with retries).
     public var maxDuplicateCopies: Int = 4
-    /// Ambiguous downstream copies solved together by one optimal matching.
-    public var maxPool: Int = 48
+    /// Ambiguous downstream copies solved together by one optimal matching; the older half
+    /// of a full pool is committed and the rest wait for the copies that follow.
+    public var maxPool: Int = 32
+    /// The confidence of a pairing among several candidates is the weight of the chosen
+    /// assignment against its swaps, each weighted exp(-Δ/T) where Δ is the swap's extra
+    /// timing cost and T this factor times the typical timing cost of recent pairings (so
+    /// only near-ties lower it), times the matching's reliability in this capture.
+    /// Measured in the lab against third-party sidecars (README: how pairing works).
+    public var confidenceTemperature: Double = 0.0002
     public init() {}
 }
 
@@ -103,19 +118,37 @@ public final class Correlator {
     private struct Pending {
         var hop: Hop
         var candidates: [Int]
+        /// The copy the last solve gave it while it waited (nil: not solved yet).
+        var previous: Int? = nil
     }
+    /// How often a waiting copy's assignment changed when the next copies arrived (a moving
+    /// average): how much the pairings of this capture depend on what comes after them.
+    private var flipRate: Double = 0
     private var pool: [Pending] = []
+    /// When the newest copy in the pool ended.
+    private var poolNewestEnd: Int64 = .min
+    /// Capture time after the pool's newest copy when the pool is settled (ns).
+    static let settleTime: Int64 = 100_000_000
     private var poolUps: Set<Int> = []
 
-    // Connection pairs seen paired before (downstream connection → upstream connection).
-    private var affinity: [ConnectionID: ConnectionID] = [:]
-    private var affinityUp: [ConnectionID: ConnectionID] = [:]
-    /// The timing cost (µs²) of the pairings made lately, a moving average: the scale against
-    /// which connection affinity is weighed (see `cost`).
-    private var typicalTimingCost: Double = 0
-    /// When identical requests were last assigned among several candidates: a later pairing
-    /// of the same request nearby may only look certain because a wrong one took its copy.
-    private var lastAmbiguous: [PairKey: Int64] = [:]
+    /// The proxy's worker groups, learned from the pairings (see `WorkerGroups`).
+    private var groups = WorkerGroups()
+    /// The typical delay (µs, a moving average of √cost) of recent pairings: its square is
+    /// the scale of `confidenceTemperature` and of the timing-only evidence for `groups`.
+    private var typicalDelay: Double = 0
+    private var typicalTimingCost: Double { max(1, typicalDelay * typicalDelay) }
+    /// The proxy's typical forwarding and return delays (µs), learned from the certain
+    /// pairings: timing costs are deviations from them, so that an assignment shifted by a
+    /// few requests (which evens out the two delays) does not look cheaper than the true one.
+    private var forwardDelay: Double = 0
+    private var returnDelay: Double = 0
+    private var learnedDelays = 0
+    /// Responses whose request is not in the capture: orphans on their hop (the first 1000).
+    public private(set) var orphanResponses: [Hop] = []
+    /// Worker groups found in the proxy's pairings (0: none, pairing on timing alone).
+    public var workerGroups: Int { groups.groupCount }
+    /// Pairings that were certain (one candidate, or an exact key on both copies).
+    public var certainPairings: Int { groups.certainPairings }
     // Role cache per connection.
     private var roleCache: [ConnectionID: (HopRole, HopDetails)] = [:]
     /// The last connection classified: exchanges of one connection come in runs.
@@ -197,7 +230,7 @@ public final class Correlator {
     /// The capture ended: pairs what can be paired, reports the rest.
     public func finish() {
         if !decided { decide() }
-        solvePool()
+        solvePool(all: true)
         // Upstream copies nobody claimed.
         for id in upOrder[upOrderHead...] { expireUp(id) }
         upOrder.removeAll()
@@ -373,7 +406,7 @@ public final class Correlator {
         switch role {
         case .inboundForwarded, .outboundForwarded:
             guard let q = x.request else {
-                emitSingle(hop, note: "a response whose request was not captured")
+                recordOrphanResponse(hop)
                 return
             }
             let key = PairKey(outbound: role == .outboundForwarded, method: q.method, target: q.target)
@@ -384,45 +417,90 @@ public final class Correlator {
             upOrder.append(id)
         case .inboundIntercepted, .outboundRedirected:
             guard let q = x.request else {
-                emitSingle(hop, note: "a response whose request was not captured")
+                recordOrphanResponse(hop)
                 return
             }
             let key = PairKey(outbound: role == .outboundRedirected, method: q.method, target: q.target)
             let cands = candidates(for: hop, key: key)
+            // An exact key (request id, trace id) on both copies settles it.
+            let matching = cands.filter { Self.exactKeys(q, ups[$0]!.hop.exchange.request!) == true }
+            if matching.count == 1 {
+                commit(hop, chosen: matching[0], candidates: cands, ambiguous: false, confidence: 1.0, certain: true)
+                return
+            }
             // Successful attempts: those whose status is what the client got.
             let finals = cands.filter { isFinalAttempt(ups[$0]!.hop, for: hop) }
-            if finals.count <= 1 && (poolUps.isDisjoint(with: cands)) {
-                solvePool()
-                commit(hop, chosen: finals.first, candidates: cands, ambiguous: false, confidence: finals.isEmpty ? nil : 0.99)
+            // One candidate that is causally possible without any slack: certain, whatever
+            // else is in flight.
+            let strict = finals.filter { strictlyCausal(hop, ups[$0]!.hop) }
+            if strict.count == 1 && (finals.count == 1 || strictlyAlone(hop, finals, strict[0])) {
+                commit(hop, chosen: strict[0], candidates: cands, ambiguous: false, confidence: 0.99, certain: true)
+                return
+            }
+            // Settled copies leave the pool: nothing that arrives later competes for
+            // candidates that ended this long ago.
+            if !pool.isEmpty, now &- poolNewestEnd > Self.settleTime { solvePool(all: true) }
+            if pool.isEmpty && finals.count <= 1 && poolUps.isDisjoint(with: cands) {
+                commit(hop, chosen: finals.first, candidates: cands, ambiguous: false,
+                       confidence: finals.isEmpty ? nil : 0.99, certain: finals.count == 1)
             } else {
-                if !poolUps.isEmpty && poolUps.isDisjoint(with: cands) { solvePool() }
                 pool.append(Pending(hop: hop, candidates: cands))
                 poolUps.formUnion(cands)
-                if pool.count >= configuration.maxPool { solvePool() }
+                poolNewestEnd = max(poolNewestEnd, x.response?.lastTimestamp ?? now)
+                if pool.count >= configuration.maxPool { solvePool(all: false) }
             }
         case .direct:
             break  // handled above
         }
     }
 
-    /// Upstream copies that could belong to this downstream copy.
+    /// Upstream copies that could belong to this downstream copy: same method and target,
+    /// compatible Host, no exact key that differs, and causally possible — the proxy sent its
+    /// copy after the client's request head arrived and before the client's response began,
+    /// and the app's response began before the client's did and ended before it ended
+    /// (`tolerance` of slack for capture points whose clocks differ).
     private func candidates(for d: Hop, key: PairKey) -> [Int] {
         guard let ids = upsByKey[key], let dq = d.exchange.request else { return [] }
         let tol = configuration.tolerance
-        let dStart = dq.firstTimestamp
-        let dEnd = d.exchange.response?.lastTimestamp ?? now
+        let dHeadEnd = Self.headEnd(dq)
+        let dRespStart = d.exchange.response?.firstTimestamp ?? now
+        let dRespEnd = d.exchange.response?.lastTimestamp ?? now
         var out: [Int] = []
         for id in ids {
             guard let u = ups[id], !u.taken, let uq = u.hop.exchange.request else { continue }
-            if uq.firstTimestamp < dStart - tol { continue }
-            if let ue = u.hop.exchange.response?.lastTimestamp, ue > dEnd + tol { continue }
-            if uq.firstTimestamp > dEnd + tol { continue }
+            if uq.firstTimestamp < dHeadEnd - tol || uq.firstTimestamp > dRespStart + tol { continue }
+            if let ur = u.hop.exchange.response {
+                if ur.firstTimestamp > dRespStart + tol || ur.lastTimestamp > dRespEnd + tol { continue }
+            }
             if !hostsCompatible(dq.host, uq.host) { continue }
             if key.outbound, let o = d.connection.originalDestination, u.hop.connection.server != o { continue }
-            if let a = Self.requestID(dq), let b = Self.requestID(uq), !Self.sameRequestID(a, b) { continue }
+            if Self.exactKeys(dq, uq) == false { continue }
             out.append(id)
         }
         return out
+    }
+
+    /// Whether the proxy's copy lies strictly inside the client's exchange: sent after the
+    /// client's request head arrived, its response begun before the client's began and ended
+    /// before the client's ended.
+    private func strictlyCausal(_ d: Hop, _ u: Hop) -> Bool {
+        guard let dq = d.exchange.request, let uq = u.exchange.request else { return false }
+        guard uq.firstTimestamp >= Self.headEnd(dq) else { return false }
+        if let dr = d.exchange.response {
+            guard let ur = u.exchange.response, ur.firstTimestamp <= dr.firstTimestamp, ur.lastTimestamp <= dr.lastTimestamp else { return false }
+        }
+        return true
+    }
+
+    /// Whether every other candidate is only possible thanks to the slack.
+    private func strictlyAlone(_ d: Hop, _ candidates: [Int], _ chosen: Int) -> Bool {
+        candidates.allSatisfy { $0 == chosen || !strictlyCausal(d, ups[$0]!.hop) }
+    }
+
+    /// When the request head was complete: the last byte of a request without a body, else
+    /// its first packet (a proxy forwards the head before the body has arrived).
+    static func headEnd(_ q: HTTPRequest) -> Int64 {
+        q.bodyLength == 0 ? q.lastTimestamp : q.firstTimestamp
     }
 
     private func isFinalAttempt(_ u: Hop, for d: Hop) -> Bool {
@@ -431,94 +509,142 @@ public final class Correlator {
         return us == ds
     }
 
-    /// Cost of pairing: the squares of the proxy's forwarding delay and of its response
-    /// delay (in µs), plus a small penalty when the connections were not paired before.
-    /// Squares, not absolute values: a linear cost is the same for every assignment of
-    /// requests in flight (the sums of start times do not depend on the pairing), while a
-    /// convex one is smallest when the proxy's delays are alike — the order-preserving
-    /// assignment a FIFO proxy produces.
+    /// The cost of a pairing in the optimal matching: the squares of the proxy's forwarding
+    /// delay (client's request head → proxy's copy) and of its return delay (app's response →
+    /// client's response), in µs. Squares, not absolute values: a linear cost is the same for
+    /// every assignment of requests in flight, while a convex one is smallest when the
+    /// proxy's delays are alike — the order-preserving assignment a worker that forwards in
+    /// arrival order produces. A pair across two of the proxy's worker groups (learned, see
+    /// `WorkerGroups`) costs more than any timing: it is taken only when nothing else fits.
     private func cost(_ d: Hop, _ u: Hop) -> Double {
         var c = timingCost(d, u)
-        // Connection affinity: a proxy keeps forwarding a downstream connection's requests
-        // over the upstream connection it used before (ours does; Envoy mostly does per
-        // worker). A pair seen before costs nothing extra; an upstream connection known to
-        // serve another downstream connection (or the reverse) costs as much as 200 µs of
-        // delay, or four times the typical timing cost of recent pairings when that is more.
-        // Relative, because under load the proxy's delays grow to hundreds of µs and vary
-        // by as much between identical requests in flight on different event loops: a fixed
-        // penalty then weighs nothing, and identical requests swap connections (about 10% of
-        // them with 16 connections in the lab), while timing that contradicts the affinity by
-        // more than twice the usual delay still wins.
-        let known = affinity[d.connection.id], knownUp = affinityUp[u.connection.id]
-        let conflict = max(40_000, 4 * typicalTimingCost)
-        if known == u.connection.id {
-            // the same pair as before
-        } else if known != nil || knownUp != nil {
-            c += conflict
-        } else {
-            c += conflict / 16
-        }
+        if groups.differ(down: d.connection.id, up: u.connection.id) { c += Self.crossGroupCost }
         return c
     }
 
-    /// The squares of the proxy's forwarding delay and of its response delay, in µs².
+    static let crossGroupCost = 1e10
+
+    /// The squares of the proxy's forwarding delay and of its return delay, in µs².
     private func timingCost(_ d: Hop, _ u: Hop) -> Double {
-        let dReqEnd = d.exchange.request?.lastTimestamp ?? 0
+        let dHeadEnd = d.exchange.request.map(Self.headEnd) ?? 0
         let uReqStart = u.exchange.request?.firstTimestamp ?? 0
-        let dRespEnd = d.exchange.response?.lastTimestamp ?? now
-        let uRespEnd = u.exchange.response?.lastTimestamp ?? uReqStart
-        let a = Double(uReqStart - dReqEnd) / 1_000, b = Double(dRespEnd - uRespEnd) / 1_000
+        let uRespStart = u.exchange.response?.firstTimestamp ?? uReqStart
+        let dRespStart = d.exchange.response?.firstTimestamp ?? now
+        let (f, r) = delays(d, u)
+        // Delays below zero are possible only within the capture points' slack: they cost more.
+        let a = f < 0 ? 8 * f - forwardDelay : f - forwardDelay
+        let b = r < 0 ? 8 * r - returnDelay : r - returnDelay
         return a * a + b * b
     }
 
-    private func solvePool() {
+    /// The proxy's forwarding and return delays for this pairing, in µs.
+    private func delays(_ d: Hop, _ u: Hop) -> (forward: Double, return: Double) {
+        let dHeadEnd = d.exchange.request.map(Self.headEnd) ?? 0
+        let uReqStart = u.exchange.request?.firstTimestamp ?? 0
+        let uRespStart = u.exchange.response?.firstTimestamp ?? uReqStart
+        let dRespStart = d.exchange.response?.firstTimestamp ?? now
+        return (Double(uReqStart &- dHeadEnd) / 1_000, Double(dRespStart &- uRespStart) / 1_000)
+    }
+
+    /// Solves the pool by one optimal matching. `all`: commits every pending copy (the next
+    /// copy shares no candidate with them, or the capture ended); otherwise the older half,
+    /// and the rest wait for the copies that follow (a sliding window over a busy stream of
+    /// identical requests, so memory and time stay bounded).
+    private func solvePool(all: Bool = true) {
         guard !pool.isEmpty else { return }
-        let pending = pool
-        pool = []
-        poolUps = []
+        // Oldest request first: the older half is committed, and its candidates are all in.
+        let pending = pool.sorted { ($0.hop.requestStart ?? 0) < ($1.hop.requestStart ?? 0) }
         // Columns: every final-attempt candidate of any pending copy.
         var columns: [Int] = []
         var colIndex: [Int: Int] = [:]
         for p in pending {
-            for id in p.candidates where colIndex[id] == nil && isFinalAttempt(ups[id]!.hop, for: p.hop) {
+            for id in p.candidates where colIndex[id] == nil {
+                guard let u = ups[id], !u.taken, isFinalAttempt(u.hop, for: p.hop) else { continue }
                 colIndex[id] = columns.count
                 columns.append(id)
             }
         }
         var matrix: [[Double?]] = []
+        matrix.reserveCapacity(pending.count)
         for p in pending {
             var row = [Double?](repeating: nil, count: columns.count)
             for id in p.candidates {
-                if let j = colIndex[id], let u = ups[id], !u.taken, isFinalAttempt(u.hop, for: p.hop) {
+                if let j = colIndex[id], let u = ups[id], isFinalAttempt(u.hop, for: p.hop) {
                     row[j] = cost(p.hop, u.hop)
                 }
             }
             matrix.append(row)
         }
         let assignment = columns.isEmpty ? [Int?](repeating: nil, count: pending.count) : minimumCostAssignment(matrix)
+        let commitCount = all ? pending.count : max(1, pending.count / 2)
+        var rowOfColumn = [Int?](repeating: nil, count: columns.count)
+        for (i, j) in assignment.enumerated() { if let j { rowOfColumn[j] = i } }
+        pool = []
+        poolUps = []
         for (i, p) in pending.enumerated() {
-            let chosen = assignment[i].map { columns[$0] }
-            var confidence: Double? = nil
-            if let j = assignment[i], let c1 = matrix[i][j] {
-                // How much better the chosen copy is than the next best for this request.
-                let others = matrix[i].enumerated().compactMap { $0.offset == j ? nil : $0.element }
-                if let c2 = others.min() {
-                    confidence = max(0.5, min(0.98, 0.5 + 0.5 * (c2 - c1) / (c2 + c1 + 1)))
-                } else {
-                    confidence = 0.99
-                }
+            guard i < commitCount else {
+                // Waits for the next solve, without the copies taken meanwhile.
+                var p = p
+                p.previous = assignment[i].map { columns[$0] }
+                pool.append(p)
+                poolUps.formUnion(p.candidates)
+                continue
             }
-            let ambiguous = matrix[i].compactMap { $0 }.count > 1
-            commit(p.hop, chosen: chosen, candidates: p.candidates, ambiguous: ambiguous, confidence: confidence)
+            let chosen = assignment[i].map { columns[$0] }
+            var flipped = false
+            if let previous = p.previous {
+                flipped = previous != chosen
+                flipRate += ((flipped ? 1 : 0) - flipRate) / 256
+            }
+            var confidence: Double? = nil
+            var alternatives = 0
+            if let j = assignment[i], let c1 = matrix[i][j] {
+                // The chosen assignment against each swap that gives this copy another
+                // candidate: the other candidate's own copy (if any) takes this one's.
+                let temperature = max(configuration.confidenceTemperature * typicalTimingCost, 1)
+                var weight = 1.0
+                for (k, c) in matrix[i].enumerated() where k != j {
+                    guard let c else { continue }
+                    var delta = c - c1
+                    if let other = rowOfColumn[k] {
+                        guard let back = matrix[other][j], let otherCost = matrix[other][k] else { continue }
+                        delta += back - otherCost
+                    }
+                    if c >= Self.crossGroupCost { continue }
+                    alternatives += 1
+                    weight += exp(-max(0, delta) / temperature)
+                }
+                // The margin says how much better this pairing is than its swaps (near-ties);
+                // whether the matching is stable at all says how far timing can be trusted in
+                // this capture: where waiting copies often change their assignment as later
+                // copies arrive, pairings are right less often than their margins say
+                // (exp(-2.5 × that rate), fitted in the lab against HAProxy's and nginx's logs).
+                let reliability = exp(-2.5 * flipRate)
+                confidence = min(0.99, reliability / weight)
+            }
+            commit(p.hop, chosen: chosen, candidates: p.candidates, ambiguous: alternatives > 0 && (confidence ?? 0) < 0.9,
+                   confidence: confidence, certain: false, alternatives: alternatives)
         }
+        // The copies taken by the committed ones are no longer candidates of those waiting.
+        for k in pool.indices { pool[k].candidates.removeAll { ups[$0]?.taken != false } }
+        poolUps = Set(pool.flatMap(\.candidates))
     }
 
-    private func commit(_ d: Hop, chosen: Int?, candidates: [Int], ambiguous: Bool, confidence: Double?) {
+    private func commit(_ d: Hop, chosen: Int?, candidates: [Int], ambiguous: Bool, confidence: Double?,
+                        certain: Bool, alternatives: Int = 0) {
         var hops = [d]
         var evidence: [String] = []
         guard let chosen, let u = ups[chosen], !u.taken else {
             emitIncomplete(d)
             return
+        }
+        observeTiming(d, candidates: candidates, chosen: chosen)
+        if certain {
+            let (f, r) = delays(d, u.hop)
+            learnedDelays += 1
+            let rate = 1 / Double(min(learnedDelays, 128))
+            forwardDelay += (f - forwardDelay) * rate
+            returnDelay += (r - returnDelay) * rate
         }
         // Earlier failed attempts on the same request (retries), inside the downstream copy.
         let uStart = u.hop.exchange.request?.firstTimestamp ?? 0
@@ -538,35 +664,43 @@ public final class Correlator {
             hops.append(h)
             removeUp(id)
         }
-        let key = PairKey(outbound: d.role == .outboundRedirected, method: d.exchange.request?.method ?? "", target: d.exchange.request?.target ?? "")
-        let dStart = d.exchange.request?.firstTimestamp ?? 0
-        var nearAmbiguous = false
-        if let t = lastAmbiguous[key], abs(dStart - t) < 1_000_000_000 { nearAmbiguous = true }
-        if ambiguous {
-            summary.ambiguousPairings += 1
-            if lastAmbiguous.count > 10_000 { lastAmbiguous.removeAll(keepingCapacity: true) }
-            lastAmbiguous[key] = dStart
-        }
-        evidence = self.evidence(d, hops.last!, ambiguous: ambiguous)
-        if nearAmbiguous && !ambiguous {
-            evidence.append("identical requests nearby were assigned among several candidates: this one may have lost its own copy to one of them")
-        }
-        if affinity.count > 100_000 {  // bounded over hours of watching
-            affinity.removeAll(keepingCapacity: true)
-            affinityUp.removeAll(keepingCapacity: true)
-        }
-        affinity[d.connection.id] = u.hop.connection.id
-        affinityUp[u.hop.connection.id] = d.connection.id
-        typicalTimingCost += (timingCost(d, u.hop) - typicalTimingCost) / 32
+        if ambiguous { summary.ambiguousPairings += 1 }
+        let group = groups.group(down: d.connection.id)
+        groups.record(down: d.connection.id, up: u.hop.connection.id, certain: certain)
+        evidence = self.evidence(d, hops.last!, alternatives: alternatives, group: group)
         if attempts.count > 0 { evidence.append("\(attempts.count) failed upstream attempt\(attempts.count == 1 ? "" : "s") before the one that answered") }
         var conf = confidence ?? 0.99
-        if nearAmbiguous && !ambiguous { conf = min(conf, 0.6) }
-        if let a = d.exchange.request.flatMap(Self.requestID), let b = hops.last!.exchange.request.flatMap(Self.requestID), Self.sameRequestID(a, b) {
+        if let dq = d.exchange.request, let uq = hops.last!.exchange.request, Self.exactKeys(dq, uq) == true {
             conf = 1.0
         }
         let chain = RequestChain(id: nextChainID, hops: hops, completeness: .complete, confidence: conf,
                                  evidence: evidence)
         emit(chain)
+    }
+
+    /// Feeds `groups` with timing-only evidence (independent of the groups themselves) and
+    /// keeps the typical delay up to date.
+    private func observeTiming(_ d: Hop, candidates: [Int], chosen: Int) {
+        guard let u = ups[chosen] else { return }
+        let c1 = timingCost(d, u.hop)
+        typicalDelay += (c1.squareRoot() - typicalDelay) / 64
+        var weights: [(ConnectionID, Double)] = []
+        var total = 0.0
+        for id in candidates {
+            guard let v = ups[id], strictlyCausal(d, v.hop) || id == chosen else { continue }
+            let w = exp(-timingCost(d, v.hop) / typicalTimingCost)
+            weights.append((v.hop.connection.id, w))
+            total += w
+        }
+        guard total > 0 else { return }
+        for (up, w) in weights where w > 0 { groups.observe(down: d.connection.id, up: up, weight: w / total) }
+    }
+
+    /// A response whose request is not in the capture: an orphan on its hop, counted and
+    /// listed, never a logical request.
+    private func recordOrphanResponse(_ hop: Hop) {
+        summary.orphanResponses += 1
+        if orphanResponses.count < 1000 { orphanResponses.append(hop) }
     }
 
     private func removeUp(_ id: Int) {
@@ -630,14 +764,13 @@ public final class Correlator {
         emit(chain)
     }
 
-    private func emitSingle(_ hop: Hop, note: String?) {
-        emit(RequestChain(id: nextChainID, hops: [hop], completeness: .complete, confidence: 1,
-                          evidence: note.map { [$0] } ?? []))
-    }
-
     /// A direct (not intercepted) exchange: a chain of one, unless it is a copy of a request
     /// the same client sent just before with no proxy hop to explain it (a duplicate).
     private func emitDirect(_ x: HTTPExchange, details: HopDetails) {
+        guard x.request != nil else {
+            recordOrphanResponse(Hop(role: .direct, exchange: x, details: details, attempt: 0))
+            return
+        }
         let id = nextChainID
         var evidence: [String] = []
         // Fields are read through `x.request?.…`: binding the request would copy it.
@@ -695,7 +828,7 @@ public final class Correlator {
 
     // MARK: Evidence
 
-    private func evidence(_ d: Hop, _ u: Hop, ambiguous: Bool) -> [String] {
+    private func evidence(_ d: Hop, _ u: Hop, alternatives: Int, group: Int?) -> [String] {
         var e: [String] = []
         guard let dq = d.exchange.request, let uq = u.exchange.request else { return e }
         e.append("same method and target (\(dq.method) \(dq.target))")
@@ -706,6 +839,9 @@ public final class Correlator {
             e.append(a == b ? "same x-request-id \(a)" : "same x-request-id (\(a) / \(b), trace digit rewritten)")
         } else if Self.requestID(dq) == nil, let b = Self.requestID(uq) {
             e.append("x-request-id \(b) added by the proxy")
+        }
+        if let a = Self.traceID(dq), let b = Self.traceID(uq), a == b {
+            e.append("same trace id \(a.value) (\(a.header))")
         }
         let dRespEnd = d.exchange.response?.lastTimestamp
         let uRespEnd = u.exchange.response?.lastTimestamp
@@ -725,8 +861,12 @@ public final class Correlator {
         } else {
             e.append("end-to-end headers differ: \(differing.joined(separator: ", "))")
         }
-        if affinity[d.connection.id] == u.connection.id { e.append("same connection pair as earlier requests") }
-        if ambiguous { e.append("several identical requests in flight: assigned by optimal matching on timing") }
+        if let group, groups.groupCount > 1 {
+            e.append("both connections belong to worker group \(group + 1) of \(groups.groupCount) the proxy showed in this capture")
+        }
+        if alternatives > 0 {
+            e.append("\(alternatives + 1) identical requests in flight could take this copy: assigned by optimal matching on timing")
+        }
         return e
     }
 
@@ -761,6 +901,39 @@ public final class Correlator {
     }
 
     static func requestID(_ q: HTTPRequest) -> String? { q.headers["x-request-id"] }
+
+    /// The trace id a request carries: W3C `traceparent` (proxies keep the trace id and
+    /// change the span id), B3 (`x-b3-traceid` or the single `b3` header), or Google's
+    /// `x-cloud-trace-context`.
+    static func traceID(_ q: HTTPRequest) -> (header: String, value: String)? {
+        if let t = q.headers["traceparent"] {
+            let parts = t.split(separator: "-")
+            if parts.count >= 4, parts[1].utf8.count == 32 { return ("traceparent", parts[1].lowercased()) }
+        }
+        if let t = q.headers["x-b3-traceid"], !t.isEmpty { return ("x-b3-traceid", t.lowercased()) }
+        if let t = q.headers["b3"], let first = t.split(separator: "-").first, first.utf8.count >= 16 {
+            return ("b3", first.lowercased())
+        }
+        if let t = q.headers["x-cloud-trace-context"], let first = t.split(separator: "/").first, !first.isEmpty {
+            return ("x-cloud-trace-context", first.lowercased())
+        }
+        return nil
+    }
+
+    /// Whether exact keys tie two copies: true when they share a request id or a trace id,
+    /// false when a key both carry differs, nil when no key is on both.
+    static func exactKeys(_ a: HTTPRequest, _ b: HTTPRequest) -> Bool? {
+        var verdict: Bool? = nil
+        if let x = requestID(a), let y = requestID(b) {
+            if !sameRequestID(x, y) { return false }
+            verdict = true
+        }
+        if let x = traceID(a), let y = traceID(b), x.header == y.header {
+            if x.value != y.value { return false }
+            verdict = true
+        }
+        return verdict
+    }
 
     /// Equal, ignoring the UUID digit (index 14) that Envoy rewrites to record its trace decision.
     static func sameRequestID(_ a: String, _ b: String) -> Bool {

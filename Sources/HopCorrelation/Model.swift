@@ -309,5 +309,7 @@ public struct AnalysisSummary: Sendable, Hashable {
     public var ambiguousPairings = 0
     /// Upstream copies that matched no downstream one.
     public var orphanUpstreams = 0
+    /// Responses whose request is not in the capture (orphans on their hop, not requests).
+    public var orphanResponses = 0
     public init() {}
 }

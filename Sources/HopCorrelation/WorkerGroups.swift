@@ -1,0 +1,180 @@
+import HopFlows
+
+/// How the proxy in this capture spreads requests over its upstream connections, learned from
+/// the capture itself.
+///
+/// Real sidecars pool upstream connections: Envoy, HAProxy and nginx each run a few workers
+/// (threads or processes); a worker owns the client connections it accepted and its own pool
+/// of idle upstream connections, and hands any idle one of them to its next request. So a
+/// client connection's requests go out on many upstream connections, but only on those of
+/// its worker: downstream and upstream connections fall into blocks, one per worker, and
+/// within a worker requests go out in the order they arrived. hoptrace's own proxy is the
+/// extreme case (one upstream connection per client connection at a time).
+///
+/// The blocks are found without assuming any of that, and without using the blocks
+/// themselves (which would confirm whatever split came first): each downstream copy spreads
+/// one unit over its candidates by timing alone (exp(-cost/T), the soft form of the
+/// timing-only matching), summed per (downstream connection, upstream connection); that
+/// matrix is split in two by its
+/// second singular vectors (spectral co-clustering), and a split is kept only when the
+/// certain pairings (one candidate, or an exact key on both copies), which do not depend on
+/// the split, fall inside its blocks (≥ 95% of at least 8). Each block is split again the
+/// same way. A proxy without workers (or one that hands connections across them) yields no
+/// split, and pairing stays on timing alone.
+struct WorkerGroups {
+    struct Link: Hashable {
+        var down: ConnectionID
+        var up: ConnectionID
+    }
+
+    /// Timing-only evidence per connection pair (see `observe`).
+    private var counts: [Link: Double] = [:]
+    /// Certain pairings per connection pair (these validate a split).
+    private var certain: [Link: Int] = [:]
+    private(set) var certainPairings = 0
+    private(set) var groupOfDown: [ConnectionID: Int] = [:]
+    private(set) var groupOfUp: [ConnectionID: Int] = [:]
+    /// Blocks found at the last regrouping (0: none, timing alone).
+    private(set) var groupCount = 0
+    private var pairings = 0
+    private var nextRegroup = 256
+
+    /// Connections with fewer pairings than this stay outside the blocks (their rows are noise).
+    static let minimumPairings = 12
+    /// Certain pairings a split needs inside the block it splits, and the share of them it
+    /// must keep within its halves.
+    static let minimumCertain = 8
+    static let minimumAgreement = 0.95
+    /// Connections considered at most (the busiest), and pairs counted at most.
+    static let maximumConnections = 400
+    static let maximumLinks = 200_000
+
+    /// Timing-only evidence that these connections carried one request's two copies.
+    mutating func observe(down: ConnectionID, up: ConnectionID, weight: Double) {
+        if counts.count >= Self.maximumLinks {
+            counts.removeAll(keepingCapacity: true)
+            certain.removeAll(keepingCapacity: true)
+        }
+        counts[Link(down: down, up: up), default: 0] += weight
+    }
+
+    /// A pairing made (certain: one candidate, or an exact key on both copies).
+    mutating func record(down: ConnectionID, up: ConnectionID, certain isCertain: Bool) {
+        let link = Link(down: down, up: up)
+        if isCertain {
+            certain[link, default: 0] += 1
+            certainPairings += 1
+        }
+        pairings += 1
+        if pairings >= nextRegroup {
+            nextRegroup = pairings < 1024 ? pairings * 2 : pairings + 1024
+            regroup()
+        }
+    }
+
+    /// Whether both connections belong to known, different worker groups.
+    func differ(down: ConnectionID, up: ConnectionID) -> Bool {
+        guard let a = groupOfDown[down], let b = groupOfUp[up] else { return false }
+        return a != b
+    }
+
+    func group(down: ConnectionID) -> Int? { groupOfDown[down] }
+
+    mutating func regroup() {
+        var rowTotals: [ConnectionID: Double] = [:]
+        var colTotals: [ConnectionID: Double] = [:]
+        for (l, n) in counts {
+            rowTotals[l.down, default: 0] += n
+            colTotals[l.up, default: 0] += n
+        }
+        func busiest(_ t: [ConnectionID: Double]) -> [ConnectionID] {
+            let kept = t.filter { $0.value >= Double(Self.minimumPairings) }
+            return kept.sorted { $0.value > $1.value || ($0.value == $1.value && $0.key < $1.key) }
+                .prefix(Self.maximumConnections).map(\.key)
+        }
+        let rows = busiest(rowTotals), cols = busiest(colTotals)
+        var blocks: [([ConnectionID], [ConnectionID])] = []
+        split(rows, cols, depth: 0, into: &blocks)
+        groupOfDown = [:]
+        groupOfUp = [:]
+        guard blocks.count > 1 else {
+            groupCount = 0
+            return
+        }
+        groupCount = blocks.count
+        for (g, b) in blocks.enumerated() {
+            for d in b.0 { groupOfDown[d] = g }
+            for u in b.1 { groupOfUp[u] = g }
+        }
+    }
+
+    private func split(_ rows: [ConnectionID], _ cols: [ConnectionID], depth: Int,
+                       into blocks: inout [([ConnectionID], [ConnectionID])]) {
+        guard depth < 8, rows.count >= 2, cols.count >= 2,
+              let (downSide, upSide) = Self.bisect(rows: rows, cols: cols, counts: counts) else {
+            blocks.append((rows, cols))
+            return
+        }
+        // Validation by the certain pairings inside this block.
+        let rowSet = Set(rows), colSet = Set(cols)
+        var inside = 0, agree = 0
+        for (l, n) in certain where rowSet.contains(l.down) && colSet.contains(l.up) {
+            inside += n
+            if downSide[l.down] == upSide[l.up] { agree += n }
+        }
+        let a = (rows.filter { downSide[$0] == true }, cols.filter { upSide[$0] == true })
+        let b = (rows.filter { downSide[$0] != true }, cols.filter { upSide[$0] != true })
+        guard inside >= Self.minimumCertain, Double(agree) >= Self.minimumAgreement * Double(inside),
+              !a.0.isEmpty, !a.1.isEmpty, !b.0.isEmpty, !b.1.isEmpty else {
+            blocks.append((rows, cols))
+            return
+        }
+        split(a.0, a.1, depth: depth + 1, into: &blocks)
+        split(b.0, b.1, depth: depth + 1, into: &blocks)
+    }
+
+    /// Spectral co-clustering (Dhillon 2001) of the count matrix into two: the second left and
+    /// right singular vectors of D_r^-1/2 · W · D_c^-1/2, by power iteration with the first
+    /// (known: √row totals, √column totals) projected out; sides by sign.
+    static func bisect(rows: [ConnectionID], cols: [ConnectionID], counts: [Link: Double])
+        -> ([ConnectionID: Bool], [ConnectionID: Bool])?
+    {
+        let n = rows.count, m = cols.count
+        var rowIndex: [ConnectionID: Int] = [:], colIndex: [ConnectionID: Int] = [:]
+        for (i, r) in rows.enumerated() { rowIndex[r] = i }
+        for (j, c) in cols.enumerated() { colIndex[c] = j }
+        var w = [Double](repeating: 0, count: n * m)
+        for (l, k) in counts {
+            if let i = rowIndex[l.down], let j = colIndex[l.up] { w[i * m + j] += k }
+        }
+        var r = [Double](repeating: 0, count: n), c = [Double](repeating: 0, count: m)
+        for i in 0..<n { for j in 0..<m { r[i] += w[i * m + j]; c[j] += w[i * m + j] } }
+        guard r.allSatisfy({ $0 > 0 }), c.allSatisfy({ $0 > 0 }) else { return nil }
+        for i in 0..<n { for j in 0..<m { w[i * m + j] /= (r[i] * c[j]).squareRoot() } }
+        // The first left singular vector (σ = 1).
+        var first = r.map { $0.squareRoot() }
+        let norm = first.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        first = first.map { $0 / norm }
+        // A deterministic start that is not parallel to the first vector.
+        var x = (0..<n).map { Double(($0 * 7919) % 13) - 6 }
+        var y = [Double](repeating: 0, count: m)
+        for _ in 0..<300 {
+            let dot = zip(x, first).reduce(0) { $0 + $1.0 * $1.1 }
+            for i in 0..<n { x[i] -= dot * first[i] }
+            for j in 0..<m { y[j] = 0 }
+            for i in 0..<n where x[i] != 0 { for j in 0..<m { y[j] += w[i * m + j] * x[i] } }
+            var next = [Double](repeating: 0, count: n)
+            for i in 0..<n { var s = 0.0; for j in 0..<m { s += w[i * m + j] * y[j] }; next[i] = s }
+            let len = next.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            guard len > 1e-12 else { return nil }
+            x = next.map { $0 / len }
+        }
+        let dot = zip(x, first).reduce(0) { $0 + $1.0 * $1.1 }
+        for i in 0..<n { x[i] -= dot * first[i] }
+        for j in 0..<m { y[j] = 0; for i in 0..<n { y[j] += w[i * m + j] * x[i] } }
+        var down: [ConnectionID: Bool] = [:], up: [ConnectionID: Bool] = [:]
+        for i in 0..<n { down[rows[i]] = x[i] / r[i].squareRoot() > 0 }
+        for j in 0..<m { up[cols[j]] = y[j] / c[j].squareRoot() > 0 }
+        return (down, up)
+    }
+}
