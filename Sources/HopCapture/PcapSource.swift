@@ -204,6 +204,18 @@ public final class PcapSource {
         case end
     }
 
+    /// The largest timestamp magnitude a packet gets (2^62 ns, about 146 years from 1970).
+    public static let timestampLimit: Int64 = 1 << 62
+
+    /// `seconds * 10^9 + fraction`, clamped to ±`timestampLimit`.
+    @inline(__always)
+    static func nanoseconds(seconds: Int64, fraction: Int64) -> Int64 {
+        let limitSeconds = timestampLimit / 1_000_000_000
+        if seconds >= limitSeconds { return timestampLimit }
+        if seconds <= -limitSeconds { return -timestampLimit }
+        return seconds * 1_000_000_000 + fraction
+    }
+
     /// Reads the next packet. A truncated or corrupt file throws `.truncatedFile` after the
     /// packets before it were returned.
     @inline(__always)
@@ -214,7 +226,10 @@ public final class PcapSource {
         if rc == 1, let header, let data {
             packetsRead += 1
             let h = header.pointee
-            let ts = Int64(h.ts.tv_sec) * 1_000_000_000 + Int64(h.ts.tv_usec)
+            // A pcapng block may hold any 64-bit time: clamp to ±2^62 ns (years 1824-2116, every
+            // time a classic pcap can hold) so that the difference of any two timestamps fits in
+            // an Int64 and nothing downstream traps on a hostile file.
+            let ts = Self.nanoseconds(seconds: Int64(h.ts.tv_sec), fraction: Int64(h.ts.tv_usec))
             return .packet(RawPacket(
                 timestamp: ts, wireLength: Int(h.len),
                 bytes: UnsafeRawBufferPointer(start: data, count: Int(h.caplen)), index: packetsRead))
