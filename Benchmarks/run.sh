@@ -48,7 +48,7 @@ while [ $# -gt 0 ]; do
         --runs) RUNS="${2:?--runs needs a number}"; shift 2 ;;
         --strict) STRICT=1; shift ;;
         --identical) IDENTICAL=1; shift ;;
-        -h|--help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "run.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
     esac
 done
