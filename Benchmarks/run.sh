@@ -107,6 +107,9 @@ stat_of() { awk -v k="$2:" '$1 == k {print $2}' "$1.stats" 2>/dev/null; }
 # against http in one hyperfine run per capture, tshark on the same file, and peak RSS of
 # each command on the capture and on the 4x one. Rerun after any change to the correlator:
 #   Benchmarks/run.sh --identical [--no-build] [--runs N]
+target_verdict() {  # target_verdict RATIO LIMIT -> VERDICT=PASS/MISS (MISSED=1 on a miss)
+    if le "$1" "$2"; then VERDICT=PASS; else VERDICT=MISS; MISSED=1; fi
+}
 identical_bench() {
     local one="$DATA/identical.pcap" four="$DATA/identical-4x.pcap"
     if [ ! -s "$one" ] || [ ! -s "$four" ]; then
@@ -139,11 +142,13 @@ identical_bench() {
         http_mean="$(mean_of "$json" 0)"
         row "hoptrace http (text)" "$(fmt_time "$http_mean" "$(stddev_of "$json" 0)")" "1.00x http" ""
         r="$(ratio "$(mean_of "$json" 1)" "$http_mean")"
-        le "$r" 2; row "hoptrace http --format jsonl" "$(fmt_time "$(mean_of "$json" 1)" "$(stddev_of "$json" 1)")" "${r}x http" "<= 2x $(verdict $?)"
+        target_verdict "$r" 2
+        row "hoptrace http --format jsonl" "$(fmt_time "$(mean_of "$json" 1)" "$(stddev_of "$json" 1)")" "${r}x http" "<= 2x $VERDICT"
         i=2
         for f in $formats; do
             r="$(ratio "$(mean_of "$json" $i)" "$http_mean")"
-            le "$r" 2; row "hoptrace analyze --format $f" "$(fmt_time "$(mean_of "$json" $i)" "$(stddev_of "$json" $i)")" "${r}x http" "<= 2x $(verdict $?)"
+            target_verdict "$r" 2
+            row "hoptrace analyze --format $f" "$(fmt_time "$(mean_of "$json" $i)" "$(stddev_of "$json" $i)")" "${r}x http" "<= 2x $VERDICT"
             i=$((i + 1))
         done
         note "  (json/jsonl against http --format jsonl: analyze json $(ratio "$(mean_of "$json" 3)" "$(mean_of "$json" 1)")x, analyze jsonl $(ratio "$(mean_of "$json" 4)" "$(mean_of "$json" 1)")x; CPU time (user+sys) analyze text / http text: $(python3 -c '
@@ -179,8 +184,11 @@ print("%.2fx" % (cpu(r[2]) / cpu(r[0])))' "$json"))"
             local verdict_text=""
             case "$label" in
                 "analyze json"|"analyze jsonl"|"analyze text"|"http text"|"http jsonl")
-                    python3 -c 'import sys; s,l=float(sys.argv[1]),float(sys.argv[2]); sys.exit(0 if l <= max(s*1.2, s+4096) else 1)' "$a" "$b" 2>/dev/null
-                    verdict_text="flat $(verdict $?)" ;;
+                    if python3 -c 'import sys; s,l=float(sys.argv[1]),float(sys.argv[2]); sys.exit(0 if l <= max(s*1.2, s+4096) else 1)' "$a" "$b" 2>/dev/null; then
+                        verdict_text="flat PASS"
+                    else
+                        verdict_text="flat MISS"; MISSED=1
+                    fi ;;
             esac
             row "hoptrace $label" "$a" "$b" "$(ratio "$b" "$a")x $verdict_text"
         done
