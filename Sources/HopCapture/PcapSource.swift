@@ -204,15 +204,14 @@ public final class PcapSource {
         case end
     }
 
-    /// The largest timestamp magnitude a packet gets (2^62 ns, about 146 years from 1970).
+    /// Packet timestamps stay below this (2^62 ns, about year 2116).
     public static let timestampLimit: Int64 = 1 << 62
 
-    /// `seconds * 10^9 + fraction`, clamped to ±`timestampLimit`.
+    /// `seconds * 10^9 + fraction`, clamped to [0, `timestampLimit`).
     @inline(__always)
     static func nanoseconds(seconds: Int64, fraction: Int64) -> Int64 {
-        let limitSeconds = timestampLimit / 1_000_000_000
-        if seconds >= limitSeconds { return timestampLimit }
-        if seconds <= -limitSeconds { return -timestampLimit }
+        if seconds < 0 { return 0 }
+        if seconds >= timestampLimit / 1_000_000_000 { return timestampLimit - 1 }
         return seconds * 1_000_000_000 + fraction
     }
 
@@ -226,9 +225,10 @@ public final class PcapSource {
         if rc == 1, let header, let data {
             packetsRead += 1
             let h = header.pointee
-            // A pcapng block may hold any 64-bit time: clamp to ±2^62 ns (years 1824-2116, every
-            // time a classic pcap can hold) so that the difference of any two timestamps fits in
-            // an Int64 and nothing downstream traps on a hostile file.
+            // A pcapng block may hold any 64-bit time: clamp to [0, 2^62) ns (1970-2116, every
+            // time a classic pcap can hold; pcap and pcapng times are unsigned) so that sums and
+            // differences of differences of timestamps (the time a proxy added) fit in an Int64
+            // and nothing downstream traps on a hostile file.
             let ts = Self.nanoseconds(seconds: Int64(h.ts.tv_sec), fraction: Int64(h.ts.tv_usec))
             return .packet(RawPacket(
                 timestamp: ts, wireLength: Int(h.len),
