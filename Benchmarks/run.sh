@@ -11,6 +11,8 @@
 #                 analyze and http --format jsonl against http, tshark, peak RSS of each
 #                 on both captures; writes Benchmarks/data/identical-results.txt
 # Environment: HOPTRACE_BIN=/path/to/hoptrace benchmarks that binary (no build).
+#   BASELINE_BIN=/path/to/older/hoptrace (--identical): the same commands of an older build,
+#   timed in a run of their own right after, and their peak RSS (a crash shows as "failed").
 #
 # Steps (each one skipped, with a one-line reason, when what it needs is
 # missing, e.g. a hoptrace subcommand not written yet):
@@ -48,7 +50,7 @@ while [ $# -gt 0 ]; do
         --runs) RUNS="${2:?--runs needs a number}"; shift 2 ;;
         --strict) STRICT=1; shift ;;
         --identical) IDENTICAL=1; shift ;;
-        -h|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "run.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -164,6 +166,14 @@ print("%.2fx" % (cpu(r[2]) / cpu(r[0])))' "$json"))"
             row "tshark -Y http.request -T fields" "$(fmt_time "$tshark_mean" "$(stddev_of "$DATA/$name-tshark.json" 0)")" "$(ratio "$tshark_mean" "$http_mean")x http" ""
             note "  (tshark / hoptrace: http $(ratio "$tshark_mean" "$http_mean")x, analyze text $(ratio "$tshark_mean" "$(mean_of "$json" 2)")x, analyze json $(ratio "$tshark_mean" "$(mean_of "$json" 3)")x slower)"
         fi
+        if [ -n "${BASELINE_BIN:-}" ] && [ -x "$BASELINE_BIN" ]; then
+            say "identical: $name: baseline $BASELINE_BIN"
+            local bargs=(-n "http text" "$BASELINE_BIN http -r $file" -n "http jsonl" "$BASELINE_BIN http -r $file --format jsonl")
+            for f in $formats; do bargs+=(-n "analyze $f" "$BASELINE_BIN analyze $file --format $f"); done
+            # -i: an old build may crash on the capture; its time is then that of the crash
+            hyperfine -N -i --warmup 1 --runs "$RUNS" --export-json "$DATA/$name-baseline.json" "${bargs[@]}" >&2
+            note "  baseline $BASELINE_BIN, its own run: http $(ms "$(mean_of "$DATA/$name-baseline.json" 0)"), http jsonl $(ratio "$(mean_of "$DATA/$name-baseline.json" 1)" "$(mean_of "$DATA/$name-baseline.json" 0)")x http, analyze text/json/jsonl/mermaid/html $(for i in 2 3 4 5 6; do printf '%sx ' "$(ratio "$(mean_of "$DATA/$name-baseline.json" $i)" "$(mean_of "$DATA/$name-baseline.json" 0)")"; done)http"
+        fi
         note ""
     done
     if [ -z "$TIME" ]; then
@@ -191,6 +201,13 @@ print("%.2fx" % (cpu(r[2]) / cpu(r[0])))' "$json"))"
                     fi ;;
             esac
             row "hoptrace $label" "$a" "$b" "$(ratio "$b" "$a")x $verdict_text"
+            if [ -n "${BASELINE_BIN:-}" ] && [ -x "$BASELINE_BIN" ]; then
+                # shellcheck disable=SC2086
+                a="$(peak_kb "$BASELINE_BIN" ${tmpl//FILE/$one})"
+                # shellcheck disable=SC2086
+                b="$(peak_kb "$BASELINE_BIN" ${tmpl//FILE/$four})"
+                row "  baseline $label" "$a" "$b" "$( [ "$a" != failed ] && [ "$b" != failed ] && ratio "$b" "$a")x"
+            fi
         done
         if [ "$TSHARK" = 1 ] && command -v tshark >/dev/null; then
             a="$(peak_kb tshark -n -r "$one" -Y http.request -T fields -e http.request.method)"
