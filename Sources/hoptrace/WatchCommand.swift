@@ -107,7 +107,7 @@ struct Watch: ParsableCommand {
             let len = socklen_t(sa.pointee.sa_family == sa_family_t(AF_INET6) ? MemoryLayout<sockaddr_in6>.size : MemoryLayout<sockaddr_in>.size)
             guard sa.pointee.sa_family == sa_family_t(AF_INET) || sa.pointee.sa_family == sa_family_t(AF_INET6),
                   getnameinfo(sa, len, &host, socklen_t(host.count), nil, 0, NI_NUMERICHOST) == 0 else { continue }
-            var text = String(cString: host)
+            var text = String(nullTerminated: host)
             if let pct = text.firstIndex(of: "%") { text = String(text[..<pct]) }
             if let a = HopCapture.IPAddress(text), !a.isLoopback { out.insert(a) }
         }
