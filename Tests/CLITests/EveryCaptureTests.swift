@@ -1,4 +1,5 @@
 import Foundation
+import HopTestSupport
 import XCTest
 
 /// Every output of `analyze` (text, json, jsonl, mermaid, html) and of `packets`, `flows` and
@@ -145,5 +146,45 @@ final class EveryCaptureTests: XCTestCase {
         let first = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.split(separator: "\n")[0].utf8)) as? [String: Any])
         for k in ["requestStartNs", "requestEndNs", "responseStartNs", "responseEndNs", "durationNs"] { XCTAssertNotNil(first[k] as? Int, k) }
         XCTAssertEqual((first["responseEndNs"] as! Int) - (first["requestStartNs"] as! Int), first["durationNs"] as? Int)
+    }
+
+    /// A pcapng whose packets carry any 64-bit time (here: one ~2024, one 2^64 - 16 µs, past
+    /// year 586,000): every command reads it without trapping (times clamp at 2^62 ns).
+    func testHostilePcapngTimestampsInEveryFormat() throws {
+        func le16(_ v: UInt16) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }
+        func le32(_ v: UInt32) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }
+        func block(_ type: UInt32, _ body: [UInt8]) -> [UInt8] {
+            var body = body
+            while body.count % 4 != 0 { body.append(0) }
+            let len = UInt32(12 + body.count)
+            return le32(type) + le32(len) + body + le32(len)
+        }
+        func epb(_ micros: UInt64, _ packet: [UInt8]) -> [UInt8] {
+            block(6, le32(0) + le32(UInt32(micros >> 32)) + le32(UInt32(micros & 0xffff_ffff))
+                + le32(UInt32(packet.count)) + le32(UInt32(packet.count)) + packet)
+        }
+        let request = Array("GET / HTTP/1.1\r\nHost: a\r\n\r\n".utf8)
+        let response = Array("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".utf8)
+        let up = PB.ethernet(payload: PB.ipv4(src: 0xC612_0001, dst: 0xC612_0002,
+                                              payload: PB.tcp(sport: 40000, dport: 80, seq: 1, ack: 1, payload: request)))
+        let down = PB.ethernet(payload: PB.ipv4(src: 0xC612_0002, dst: 0xC612_0001,
+                                                payload: PB.tcp(sport: 80, dport: 40000, seq: 1, ack: UInt32(1 + request.count), payload: response)))
+        var file = block(0x0A0D_0D0A, le32(0x1A2B_3C4D) + le16(1) + le16(0) + le32(0xffff_ffff) + le32(0xffff_ffff))
+        file += block(1, le16(1) + le16(0) + le32(262_144))
+        file += epb(1_700_000_000_000_000, up)
+        file += epb(UInt64.max - 15, down)
+        file += epb(UInt64.max - 15, up)
+        let url = TestEnv.temporaryFile("hostile-times.pcapng")
+        try Data(file).write(to: url)
+        defer { try? FileManager.default.removeItem(at: url) }
+        var problems: [String] = []
+        for run in Self.runs(for: url.path) {
+            problems += Self.problems(run, try TestEnv.run(TestEnv.hoptrace, run.arguments))
+        }
+        XCTAssertEqual(problems, [])
+        let r = try TestEnv.run(TestEnv.hoptrace, ["http", "-r", url.path, "--format", "jsonl"])
+        // The response, centuries after its request, opens a connection of its own (the first
+        // one timed out); its time is the clamp.
+        XCTAssertTrue(r.stdout.contains("\"responseEndNs\":\((1 << 62) - 1)"), r.stdout)
     }
 }
