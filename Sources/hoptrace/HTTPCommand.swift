@@ -105,14 +105,11 @@ struct HTTP: ParsableCommand {
         }
         b.ascii(" req "); b.int(x.request?.bodyLength ?? 0); b.ascii(" B resp "); b.int(x.response?.bodyLength ?? 0); b.ascii(" B")
         if let qs = x.request?.firstTimestamp, let re = x.response?.lastTimestamp {
-            b.byte(0x20); b.duration(re - qs)
+            b.byte(0x20); b.duration(Timestamp.elapsed(from: qs, to: re))
         }
         if x.pipelinePosition > 0 { b.ascii(" pipelined#"); b.int(x.pipelinePosition) }
         if !x.flags.isEmpty { b.byte(0x20); b.text(x.flags.description) }
     }
-
-    /// The `--format jsonl` line of an exchange (without its newline).
-    static func json(_ x: HTTPExchange) -> String { JSONReport.exchange(x) }
 }
 
 /// ` cID client > server` (and ` (original destination o)`) of recent connections, as bytes:
