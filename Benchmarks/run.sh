@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # run.sh — hoptrace's benchmarks. See Benchmarks/README.md.
 #
-# Usage: sudo Benchmarks/run.sh [--no-build] [--no-tshark] [--runs N] [--strict]
+# Usage: sudo Benchmarks/run.sh [--no-build] [--no-tshark] [--runs N] [--strict] [--identical]
 #   --no-build    use the hoptrace already built in .build-bench
 #   --no-tshark   skip the tshark comparison (slow) and its memory figures
 #   --runs N      hyperfine runs for the bare loop and hoptrace (default 5)
 #   --strict      exit 1 when a target is missed (default: report, exit 0)
+#   --identical   only the identical-load benchmark: Benchmarks/data/identical{,-4x}.pcap
+#                 (made by make-capture.sh --identical when missing); every format of
+#                 analyze and http --format jsonl against http, tshark, peak RSS of each
+#                 on both captures; writes Benchmarks/data/identical-results.txt
 # Environment: HOPTRACE_BIN=/path/to/hoptrace benchmarks that binary (no build).
+#   BASELINE_BIN=/path/to/older/hoptrace (--identical): the same commands of an older build,
+#   timed in a run of their own right after, and their peak RSS (a crash shows as "failed").
 #
 # Steps (each one skipped, with a one-line reason, when what it needs is
 # missing, e.g. a hoptrace subcommand not written yet):
@@ -36,13 +42,15 @@ BUILD=1
 TSHARK=1
 RUNS=5
 STRICT=0
+IDENTICAL=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --no-build) BUILD=0; shift ;;
         --no-tshark) TSHARK=0; shift ;;
         --runs) RUNS="${2:?--runs needs a number}"; shift 2 ;;
         --strict) STRICT=1; shift ;;
-        -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --identical) IDENTICAL=1; shift ;;
+        -h|--help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "run.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -88,6 +96,134 @@ verdict() {  # verdict OKCOND(0/1) -> PASS/MISS
 ms() { python3 -c 'import sys; print("%.1f ms" % (float(sys.argv[1])*1000))' "$1"; }
 fmt_time() { echo "$(ms "$1" | sed 's/ ms//') ± $(ms "$2")"; }
 
+peak_kb() {  # peak_kb CMD... -> KB on stdout; command output discarded
+    local f; f="$(mktemp /tmp/htbench-time.XXXXXX)"
+    if "$TIME" -f %M -o "$f" "$@" > /dev/null 2>&1; then tail -1 "$f"; else echo "failed"; fi
+    rm -f "$f"
+}
+stat_of() { awk -v k="$2:" '$1 == k {print $2}' "$1.stats" 2>/dev/null; }
+
+# ---------------------------------------------------------------- identical load (--identical)
+# The captures of make-capture.sh --identical: a pod with HAProxy as its sidecar (http-reuse
+# always) under wrk -c8 identical GET /, tcpdump -i any in the pod. Every format of analyze
+# against http in one hyperfine run per capture, tshark on the same file, and peak RSS of
+# each command on the capture and on the 4x one. Rerun after any change to the correlator:
+#   Benchmarks/run.sh --identical [--no-build] [--runs N]
+target_verdict() {  # target_verdict RATIO LIMIT -> VERDICT=PASS/MISS (MISSED=1 on a miss)
+    if le "$1" "$2"; then VERDICT=PASS; else VERDICT=MISS; MISSED=1; fi
+}
+identical_bench() {
+    local one="$DATA/identical.pcap" four="$DATA/identical-4x.pcap"
+    if [ ! -s "$one" ] || [ ! -s "$four" ]; then
+        say "identical-load captures missing: making them with make-capture.sh --identical"
+        [ "$(id -u)" = 0 ] || { echo "run.sh: making the captures needs root (network namespaces): sudo Benchmarks/run.sh --identical" >&2; exit 2; }
+        HOPTRACE_BIN="$HOPTRACE" "$HERE/make-capture.sh" --identical || { echo "run.sh: make-capture.sh --identical failed" >&2; exit 2; }
+    fi
+    [ -n "$HOPTRACE" ] || { echo "run.sh: no hoptrace binary" >&2; exit 2; }
+    local commit
+    commit="$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')"
+    (cd "$ROOT" && git diff --quiet HEAD -- Sources Package.swift 2>/dev/null) || commit="$commit+dirty"
+    {
+        echo "hoptrace identical-load benchmark — $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+        echo "commit $commit; $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) cores; runs $RUNS"
+        for f in "$one" "$four"; do
+            echo "$(basename "$f"): $(stat_of "$f" packets) packets, $(stat_of "$f" wrk_responses) responses (wrk), $(( $(stat -c %s "$f") / 1048576 )) MiB"
+        done
+        echo
+    } > "$SUMMARY"
+    local formats="text json jsonl mermaid html" f file name json i r j_text j_jsonl http_mean tshark_mean
+    for file in "$one" "$four"; do
+        name="$(basename "$file" .pcap)"
+        json="$DATA/$name.json"
+        say "identical: $name: http and every format of analyze (hyperfine, $RUNS runs)"
+        local args=(-n "http text" "$HOPTRACE http -r $file" -n "http jsonl" "$HOPTRACE http -r $file --format jsonl")
+        for f in $formats; do args+=(-n "analyze $f" "$HOPTRACE analyze $file --format $f"); done
+        hyperfine -N --warmup 1 --runs "$RUNS" --export-json "$json" "${args[@]}" >&2
+        note "$name — times (hyperfine mean ± stddev), ratios of means; the same run"
+        row "command" "time" "ratio" "target"
+        http_mean="$(mean_of "$json" 0)"
+        row "hoptrace http (text)" "$(fmt_time "$http_mean" "$(stddev_of "$json" 0)")" "1.00x http" ""
+        r="$(ratio "$(mean_of "$json" 1)" "$http_mean")"
+        target_verdict "$r" 2
+        row "hoptrace http --format jsonl" "$(fmt_time "$(mean_of "$json" 1)" "$(stddev_of "$json" 1)")" "${r}x http" "<= 2x $VERDICT"
+        i=2
+        for f in $formats; do
+            r="$(ratio "$(mean_of "$json" $i)" "$http_mean")"
+            target_verdict "$r" 2
+            row "hoptrace analyze --format $f" "$(fmt_time "$(mean_of "$json" $i)" "$(stddev_of "$json" $i)")" "${r}x http" "<= 2x $VERDICT"
+            i=$((i + 1))
+        done
+        note "  (json/jsonl against http --format jsonl: analyze json $(ratio "$(mean_of "$json" 3)" "$(mean_of "$json" 1)")x, analyze jsonl $(ratio "$(mean_of "$json" 4)" "$(mean_of "$json" 1)")x; CPU time (user+sys) analyze text / http text: $(python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))["results"]
+cpu = lambda x: x["user"] + x["system"]
+print("%.2fx" % (cpu(r[2]) / cpu(r[0])))' "$json"))"
+        if [ "$TSHARK" = 1 ] && command -v tshark >/dev/null; then
+            say "identical: $name: tshark (2 runs)"
+            hyperfine --warmup 0 --runs 2 --export-json "$DATA/$name-tshark.json" \
+                -n tshark "tshark -n -r $file -Y http.request -T fields -e http.request.method" >&2
+            tshark_mean="$(mean_of "$DATA/$name-tshark.json" 0)"
+            row "tshark -Y http.request -T fields" "$(fmt_time "$tshark_mean" "$(stddev_of "$DATA/$name-tshark.json" 0)")" "$(ratio "$tshark_mean" "$http_mean")x http" ""
+            note "  (tshark / hoptrace: http $(ratio "$tshark_mean" "$http_mean")x, analyze text $(ratio "$tshark_mean" "$(mean_of "$json" 2)")x, analyze json $(ratio "$tshark_mean" "$(mean_of "$json" 3)")x slower)"
+        fi
+        if [ -n "${BASELINE_BIN:-}" ] && [ -x "$BASELINE_BIN" ]; then
+            say "identical: $name: baseline $BASELINE_BIN"
+            local bargs=(-n "http text" "$BASELINE_BIN http -r $file" -n "http jsonl" "$BASELINE_BIN http -r $file --format jsonl")
+            for f in $formats; do bargs+=(-n "analyze $f" "$BASELINE_BIN analyze $file --format $f"); done
+            # -i: an old build may crash on the capture; its time is then that of the crash
+            hyperfine -N -i --warmup 1 --runs "$RUNS" --export-json "$DATA/$name-baseline.json" "${bargs[@]}" >&2
+            note "  baseline $BASELINE_BIN, its own run: http $(ms "$(mean_of "$DATA/$name-baseline.json" 0)"), http jsonl $(ratio "$(mean_of "$DATA/$name-baseline.json" 1)" "$(mean_of "$DATA/$name-baseline.json" 0)")x http, analyze text/json/jsonl/mermaid/html $(for i in 2 3 4 5 6; do printf '%sx ' "$(ratio "$(mean_of "$DATA/$name-baseline.json" $i)" "$(mean_of "$DATA/$name-baseline.json" 0)")"; done)http"
+        fi
+        note ""
+    done
+    if [ -z "$TIME" ]; then
+        note "peak RSS skipped: no GNU time at /usr/bin/time"
+    else
+        say "identical: peak RSS"
+        note "peak RSS (/usr/bin/time -f %M), KB"
+        row "command" "$(basename "$one")" "$(basename "$four")" "4x / 1x"
+        local a b cmd
+        for cmd in "http text|http -r FILE" "http jsonl|http -r FILE --format jsonl" \
+            "analyze text|analyze FILE" "analyze json|analyze FILE --format json" "analyze jsonl|analyze FILE --format jsonl" \
+            "analyze mermaid|analyze FILE --format mermaid" "analyze html|analyze FILE --format html"; do
+            local label="${cmd%%|*}" tmpl="${cmd#*|}"
+            # shellcheck disable=SC2086
+            a="$(peak_kb "$HOPTRACE" ${tmpl//FILE/$one})"
+            # shellcheck disable=SC2086
+            b="$(peak_kb "$HOPTRACE" ${tmpl//FILE/$four})"
+            local verdict_text=""
+            case "$label" in
+                "analyze json"|"analyze jsonl"|"analyze text"|"http text"|"http jsonl")
+                    if python3 -c 'import sys; s,l=float(sys.argv[1]),float(sys.argv[2]); sys.exit(0 if l <= max(s*1.2, s+4096) else 1)' "$a" "$b" 2>/dev/null; then
+                        verdict_text="flat PASS"
+                    else
+                        verdict_text="flat MISS"; MISSED=1
+                    fi ;;
+            esac
+            row "hoptrace $label" "$a" "$b" "$(ratio "$b" "$a")x $verdict_text"
+            if [ -n "${BASELINE_BIN:-}" ] && [ -x "$BASELINE_BIN" ]; then
+                # shellcheck disable=SC2086
+                a="$(peak_kb "$BASELINE_BIN" ${tmpl//FILE/$one})"
+                # shellcheck disable=SC2086
+                b="$(peak_kb "$BASELINE_BIN" ${tmpl//FILE/$four})"
+                row "  baseline $label" "$a" "$b" "$( [ "$a" != failed ] && [ "$b" != failed ] && ratio "$b" "$a")x"
+            fi
+        done
+        if [ "$TSHARK" = 1 ] && command -v tshark >/dev/null; then
+            a="$(peak_kb tshark -n -r "$one" -Y http.request -T fields -e http.request.method)"
+            b="$(peak_kb tshark -n -r "$four" -Y http.request -T fields -e http.request.method)"
+            row "tshark -Y http.request (reference)" "$a" "$b" "$(ratio "$b" "$a")x"
+        fi
+    fi
+    cp "$SUMMARY" "$DATA/identical-results.txt"
+    chmod 644 "$DATA/identical-results.txt"
+    echo
+    cat "$DATA/identical-results.txt"
+    echo "(written to $DATA/identical-results.txt)"
+    if [ "$STRICT" = 1 ] && [ "$MISSED" = 1 ]; then exit 1; fi
+    exit 0
+}
+
 # ---------------------------------------------------------------- build
 HOPTRACE=""
 if [ -n "${HOPTRACE_BIN:-}" ]; then
@@ -110,6 +246,8 @@ say "building bare-loop"
 BARE="$BIN/bare-loop"
 cc -O2 -Wall -o "$BARE" "$HERE/bare-loop.c" -lpcap || { echo "run.sh: bare-loop did not build (libpcap-dev?)" >&2; exit 2; }
 
+[ "$IDENTICAL" = 1 ] && identical_bench
+
 # ---------------------------------------------------------------- captures
 if [ ! -s "$LARGE" ] || [ ! -s "$SMALL" ]; then
     say "captures missing: making them with make-capture.sh"
@@ -119,8 +257,6 @@ if [ ! -s "$LARGE" ] || [ ! -s "$SMALL" ]; then
     fi
     "$HERE/make-capture.sh" || { echo "run.sh: make-capture.sh failed" >&2; exit 2; }
 fi
-stat_of() { awk -v k="$2:" '$1 == k {print $2}' "$1.stats" 2>/dev/null; }
-
 # subcommand probe. ArgumentParser answers `hoptrace NOSUCH --help` with the
 # root help and exit 0, so look for the subcommand's own usage line
 # ("USAGE: hoptrace SUB ...") and its -r option.
@@ -262,11 +398,6 @@ else
 fi
 
 # ---------------------------------------------------------------- memory
-peak_kb() {  # peak_kb CMD... -> KB on stdout; command output discarded
-    local f; f="$(mktemp /tmp/htbench-time.XXXXXX)"
-    if "$TIME" -f %M -o "$f" "$@" > /dev/null 2>&1; then tail -1 "$f"; else echo "failed"; fi
-    rm -f "$f"
-}
 if [ -z "$TIME" ]; then
     row "memory" "skipped" "" "-"
     note "  (no GNU time at /usr/bin/time: apt-get install time)"

@@ -99,7 +99,7 @@ public final class PcapSource {
             }
         }
         guard let h = handle else {
-            let msg = String(cString: errbuf)
+            let msg = String(nullTerminated: errbuf)
             if msg.contains("truncated") {
                 throw .truncatedFile(path: path, packetsRead: 0, detail: msg)
             }
@@ -121,7 +121,7 @@ public final class PcapSource {
     /// Opens a capture held in memory (a bundled capture), with nanosecond timestamps.
     public static func openMemory(_ bytes: [UInt8], name: String) throws(CaptureError) -> PcapSource {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(bytes.count, 1), alignment: 8)
-        buffer.copyMemory(from: UnsafeRawBufferPointer(start: bytes, count: bytes.count))
+        bytes.withUnsafeBytes { buffer.copyMemory(from: $0) }
         guard let file = fmemopen(buffer.baseAddress, bytes.count, "rb") else {
             buffer.deallocate()
             throw .fileNotReadable(path: name, reason: String(cString: strerror(errno)))
@@ -130,7 +130,7 @@ public final class PcapSource {
         guard let h = pcap_fopen_offline_with_tstamp_precision(file, UInt32(PCAP_TSTAMP_PRECISION_NANO), &errbuf) else {
             fclose(file)
             buffer.deallocate()
-            throw .notACaptureFile(path: name, detail: String(cString: errbuf))
+            throw .notACaptureFile(path: name, detail: String(nullTerminated: errbuf))
         }
         let source = PcapSource(handle: h, name: name, isLive: false)
         source.memory = buffer
@@ -143,7 +143,7 @@ public final class PcapSource {
         var errbuf = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE) + 1)
         let iface = options.interface
         guard let h = pcap_create(iface, &errbuf) else {
-            throw .liveCaptureFailed(interface: iface, detail: String(cString: errbuf))
+            throw .liveCaptureFailed(interface: iface, detail: String(nullTerminated: errbuf))
         }
         pcap_set_snaplen(h, options.snaplen)
         pcap_set_promisc(h, options.promiscuous ? 1 : 0)
@@ -204,6 +204,17 @@ public final class PcapSource {
         case end
     }
 
+    /// Packet timestamps stay below this (2^62 ns, about year 2116).
+    public static let timestampLimit: Int64 = 1 << 62
+
+    /// `seconds * 10^9 + fraction`, clamped to [0, `timestampLimit`).
+    @inline(__always)
+    static func nanoseconds(seconds: Int64, fraction: Int64) -> Int64 {
+        if seconds < 0 { return 0 }
+        if seconds >= timestampLimit / 1_000_000_000 { return timestampLimit - 1 }
+        return seconds * 1_000_000_000 + fraction
+    }
+
     /// Reads the next packet. A truncated or corrupt file throws `.truncatedFile` after the
     /// packets before it were returned.
     @inline(__always)
@@ -214,7 +225,11 @@ public final class PcapSource {
         if rc == 1, let header, let data {
             packetsRead += 1
             let h = header.pointee
-            let ts = Int64(h.ts.tv_sec) * 1_000_000_000 + Int64(h.ts.tv_usec)
+            // A pcapng block may hold any 64-bit time: clamp to [0, 2^62) ns (1970-2116, every
+            // time a classic pcap can hold; pcap and pcapng times are unsigned) so that sums and
+            // differences of differences of timestamps (the time a proxy added) fit in an Int64
+            // and nothing downstream traps on a hostile file.
+            let ts = Self.nanoseconds(seconds: Int64(h.ts.tv_sec), fraction: Int64(h.ts.tv_usec))
             return .packet(RawPacket(
                 timestamp: ts, wireLength: Int(h.len),
                 bytes: UnsafeRawBufferPointer(start: data, count: Int(h.caplen)), index: packetsRead))
@@ -254,7 +269,7 @@ public final class PcapSource {
     public static func interfaceName(index: Int32) -> String? {
         var buf = [CChar](repeating: 0, count: Int(IF_NAMESIZE) + 1)
         guard index > 0, if_indextoname(UInt32(index), &buf) != nil else { return nil }
-        return String(cString: buf)
+        return String(nullTerminated: buf)
     }
 }
 
@@ -305,5 +320,15 @@ public final class PcapWriter {
     deinit {
         pcap_dump_close(dumper)
         if let deadHandle { pcap_close(deadHandle) }
+    }
+}
+
+extension String {
+    /// The text of a C string held in an array (up to its first NUL, or all of it), as UTF-8.
+    public init(nullTerminated chars: [CChar]) {
+        let end = chars.firstIndex(of: 0) ?? chars.count
+        self = chars[..<end].withUnsafeBufferPointer { p in
+            String(decoding: UnsafeRawBufferPointer(p), as: UTF8.self)
+        }
     }
 }

@@ -1,7 +1,7 @@
 /// Formatting of capture timestamps (nanoseconds since the Unix epoch), in UTC, without Foundation.
 public enum Timestamp {
     /// Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    static func civil(days: Int64) -> (year: Int64, month: Int64, day: Int64) {
+    public static func civil(days: Int64) -> (year: Int64, month: Int64, day: Int64) {
         let z = days + 719_468
         let era = (z >= 0 ? z : z - 146_096) / 146_097
         let doe = z - era * 146_097
@@ -20,7 +20,7 @@ public enum Timestamp {
         return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
     }
 
-    static func split(_ ns: Int64) -> (days: Int64, secOfDay: Int64, nanos: Int64) {
+    public static func split(_ ns: Int64) -> (days: Int64, secOfDay: Int64, nanos: Int64) {
         var secs = ns / 1_000_000_000
         var nanos = ns % 1_000_000_000
         if nanos < 0 { nanos += 1_000_000_000; secs -= 1 }
@@ -43,19 +43,40 @@ public enum Timestamp {
         return "\(pad(sod / 3600, 2)):\(pad(sod / 60 % 60, 2)):\(pad(sod % 60, 2)).\(pad(nanos, 9))"
     }
 
-    /// A duration in a readable unit: `840 ns`, `12.3 µs`, `4.56 ms`, `1.234 s`.
+    /// `to - from`, saturated at the ends of `Int64` instead of trapping on overflow: report
+    /// arithmetic on capture times never crashes, whatever the capture holds.
+    @inline(__always)
+    public static func elapsed(from: Int64, to: Int64) -> Int64 {
+        let (d, overflow) = to.subtractingReportingOverflow(from)
+        if !overflow { return d }
+        return to > from ? .max : .min
+    }
+
+    /// The digits of a duration: the unit suffix and its magnitude in units of
+    /// 10^-decimals of that unit, computed without any multiplication (no overflow for any
+    /// `Int64`, `Int64.min` included).
+    @inline(__always)
+    public static func durationParts(_ ns: Int64) -> (negative: Bool, scaled: UInt64, decimals: Int, unit: StaticString) {
+        let a = ns.magnitude
+        if a < 1_000 { return (ns < 0, a, 0, " ns") }
+        if a < 1_000_000 { return (ns < 0, a / 100, 1, " µs") }
+        if a < 1_000_000_000 { return (ns < 0, a / 10_000, 2, " ms") }
+        return (ns < 0, a / 1_000_000, 3, " s")
+    }
+
+    /// A duration in a readable unit: `840 ns`, `12.3 µs`, `4.56 ms`, `1.234 s`. Any `Int64`
+    /// is accepted (a huge or negative value prints as such; it never traps).
     public static func duration(_ ns: Int64) -> String {
-        let a = ns < 0 ? -ns : ns
-        let sign = ns < 0 ? "-" : ""
-        func fixed(_ v: Int64, _ unit: Int64, _ decimals: Int) -> String {
-            var scale: Int64 = 1
+        let (negative, q, decimals, unit) = durationParts(ns)
+        var out = negative ? "-" : ""
+        if decimals == 0 {
+            out += String(q)
+        } else {
+            var scale: UInt64 = 1
             for _ in 0..<decimals { scale *= 10 }
-            let q = v * scale / unit
-            return "\(q / scale).\(pad(q % scale, decimals))"
+            let frac = String(q % scale)
+            out += String(q / scale) + "." + String(repeating: "0", count: decimals - frac.count) + frac
         }
-        if a < 1_000 { return "\(sign)\(a) ns" }
-        if a < 1_000_000 { return sign + fixed(a, 1_000, 1) + " µs" }
-        if a < 1_000_000_000 { return sign + fixed(a, 1_000_000, 2) + " ms" }
-        return sign + fixed(a, 1_000_000_000, 3) + " s"
+        return out + unit.description
     }
 }

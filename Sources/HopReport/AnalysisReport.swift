@@ -35,6 +35,9 @@ public struct AnalysisReport: Sendable {
     /// Direct single-hop requests not kept in `chains` (text reports of large captures),
     /// counted by "METHOD target" in first-seen order.
     public var directCounts: [(key: String, count: Int)] = []
+    /// Chains already written out (a streamed JSON document) or left out of `chains` (text
+    /// past its detail limit), counted for what the reports say about every chain.
+    public var omitted = ChainTally()
 
     public init(source: String, linkType: String, packets: Int, connections: Int, rulesName: String, rulesOrigin: String,
                 podAddresses: [String], podAddressesInferred: Bool, summary: AnalysisSummary, chains: [RequestChain],
@@ -75,8 +78,8 @@ public struct AnalysisReport: Sendable {
             text = "The capture holds \(copies) request\(copies == 1 ? "" : "s") on the wire and no request was copied by a proxy"
             text += rulesName == "none" ? " (no sidecar traces were found, so no interception rules were assumed)." : " (rules: \(rulesName))."
         } else {
-            let inbound = chains.filter { $0.isMultiHop && $0.hops.first?.role == .inboundIntercepted }.count
-            let outbound = chains.filter { $0.isMultiHop && $0.hops.first?.role == .outboundRedirected }.count
+            let inbound = chains.filter { $0.isMultiHop && $0.firstRole == .inboundIntercepted }.count + omitted.inboundMultiHop
+            let outbound = chains.filter { $0.isMultiHop && $0.firstRole == .outboundRedirected }.count + omitted.outboundMultiHop
             text = "You see \(copies) requests on the wire, but they are \(s.logicalRequests) request\(s.logicalRequests == 1 ? "" : "s"): "
             var parts: [String] = []
             if inbound > 0 {
@@ -101,7 +104,35 @@ public struct AnalysisReport: Sendable {
     }
 
     public var medianProxyAdded: Int64? {
-        let v = chains.compactMap(\.proxyAddedNs).sorted()
+        let v = (chains.compactMap(\.proxyAddedNs) + omitted.proxyAdded).sorted()
         return v.isEmpty ? nil : v[v.count / 2]
+    }
+}
+
+/// What the reports need to know of chains they do not keep: 8 bytes a chain (the time the
+/// proxy added, for the exact median) and a few counts.
+public struct ChainTally: Sendable {
+    /// Chains counted.
+    public var chains = 0
+    public var inboundMultiHop = 0
+    public var outboundMultiHop = 0
+    /// `proxyAddedNs` of every counted chain that has one.
+    public var proxyAdded: [Int64] = []
+    /// Incomplete chains counted by "missing ROLE: advice".
+    public var incompleteAdvice: [String: Int] = [:]
+
+    public init() {}
+
+    public mutating func add(_ c: RequestChain) {
+        chains += 1
+        if c.isMultiHop {
+            switch c.firstRole {
+            case .inboundIntercepted: inboundMultiHop += 1
+            case .outboundRedirected: outboundMultiHop += 1
+            default: break
+            }
+        }
+        if let p = c.proxyAddedNs { proxyAdded.append(p) }
+        if case .incomplete(let m, let a) = c.completeness { incompleteAdvice["missing \(m.rawValue): \(a)", default: 0] += 1 }
     }
 }

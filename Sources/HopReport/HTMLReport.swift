@@ -401,11 +401,13 @@ public enum HTMLReport {
         var maxNs: Int64 = 1
         for c in chains {
             let t0 = origin(c)
-            for hop in c.hops { if let s = span(hop) { maxNs = max(maxNs, s.end - t0) } }
+            for hop in c.hops { if let s = span(hop) { maxNs = max(maxNs, Timestamp.elapsed(from: t0, to: s.end)) } }
         }
+        // Saturated offsets can reach Int64.max: the axis stops short of overflowing.
+        maxNs = min(maxNs, Int64.max / 4)
         let (step, unit) = tickStep(maxNs)
         let axisMax = ((maxNs + step - 1) / step) * step
-        func x(_ ns: Int64) -> Double { gutter + plot * Double(ns) / Double(axisMax) }
+        func x(_ ns: Int64) -> Double { gutter + plot * Double(min(ns, axisMax)) / Double(axisMax) }
         var height = axisH
         for c in chains { height += titleH + Double(c.hops.count) * rowH + gap }
         height += 6
@@ -438,16 +440,16 @@ public enum HTMLReport {
                 h.text(fit("\(i + 1). \(hop.role.rawValue)  \(cn.client) → \(cn.server)", gutter - 30, 5.9))
                 h.raw("</text>")
                 let s = span(hop) ?? (t0, t0)
-                let bx = x(s.start - t0)
-                let bw = max(2, x(s.end - t0) - bx)
+                let bx = x(Timestamp.elapsed(from: t0, to: s.start))
+                let bw = max(2, x(Timestamp.elapsed(from: t0, to: s.end)) - bx)
                 let complete = hop.exchange.response != nil
                 h.raw("<rect class=\"bar \(hop.role.rawValue)\(complete ? "" : " open")\" x=\"\(num(bx))\" y=\"\(num(y + 3))\" width=\"\(num(bw))\" height=\"\(num(rowH - 6))\" rx=\"2\" fill=\"\(colour(hop.role))\"><title>")
-                var tip = "\(hop.role.rawValue) \(cn.client) → \(cn.server): +\(Timestamp.duration(s.start - t0)) … +\(Timestamp.duration(s.end - t0))"
+                var tip = "\(hop.role.rawValue) \(cn.client) → \(cn.server): +\(Timestamp.duration(Timestamp.elapsed(from: t0, to: s.start))) … +\(Timestamp.duration(Timestamp.elapsed(from: t0, to: s.end)))"
                 if !complete { tip += " (no response captured)" }
                 h.text(tip)
                 h.raw("</title></rect>")
                 h.raw("<text class=\"wf-label\" x=\"\(num(bx + bw + 6))\" y=\"\(num(y + 13))\">")
-                h.text(hop.exchange.response.map { Timestamp.duration(s.end - s.start) + "  " + String($0.status) } ?? "request only, no response captured")
+                h.text(hop.exchange.response.map { Timestamp.duration(Timestamp.elapsed(from: s.start, to: s.end)) + "  " + String($0.status) } ?? "request only, no response captured")
                 h.raw("</text>\n")
                 y += rowH
             }

@@ -1,162 +1,361 @@
 import HopCapture
 import HopCorrelation
 import HopFlows
+import HopHTTP
 
-/// `--format json` (one document) and `--format jsonl` (one chain per line).
+/// `--format json` (one document) and `--format jsonl` (one chain per line), written by a
+/// `JSONWriter` as chains are produced.
+///
+/// The document streams: `{"chains": [ … each chain as it comes … ], "capture": …, "rules": …,
+/// "pod": …, "summary": …, "answer": …, "duplicates": …, "counters": …}`. What is only known at
+/// the end of the capture (the counts, the pod's addresses, the rules auto-detection chose)
+/// follows the chains; the keys and their types are those readers (`check`, the lab) know.
 public enum JSONReport {
-    public static func verdict(_ v: RuleVerdict) -> String {
-        var o = JSONObject()
+    public static func write(verdict v: RuleVerdict, to w: JSONWriter) {
+        w.beginObject()
         switch v.outcome {
-        case .redirected(let p): o.add("outcome", "redirected"); o.add("toPort", p)
-        case .notRedirected: o.add("outcome", "not-redirected")
-        case .ownerDependent(let p, let ex): o.add("outcome", "owner-dependent"); o.add("toPort", p); o.add("exempt", strings: ex)
-        case .noRules: o.add("outcome", "no-rules")
+        case .redirected(let p): w.field("outcome", "redirected"); w.field("toPort", p)
+        case .notRedirected: w.field("outcome", "not-redirected")
+        case .ownerDependent(let p, let ex): w.field("outcome", "owner-dependent"); w.field("toPort", p); w.field("exempt", strings: ex)
+        case .noRules: w.field("outcome", "no-rules")
         }
-        o.add("decidingRule", v.decidingRule)
-        o.add("sentence", v.sentence)
-        o.add("traversal", strings: v.traversal)
-        return o.json
+        w.field("decidingRule", v.decidingRule)
+        w.field("sentence", v.sentence)
+        w.field("traversal", strings: v.traversal)
+        w.endObject()
+    }
+
+    public static func verdict(_ v: RuleVerdict) -> String {
+        let w = JSONWriter()
+        write(verdict: v, to: w)
+        return w.string
+    }
+
+    /// One hop. `requestStartNs`/`requestEndNs` are the first and last byte of the request,
+    /// `responseStartNs`/`responseEndNs` those of the response (null when not captured).
+    public static func write(hop h: Hop, report: AnalysisReport?, to w: JSONWriter) {
+        let c = h.connection
+        w.beginObject()
+        w.field("role", h.role.rawValue)
+        w.field("attempt", h.attempt)
+        w.field("connection", c.id.value)
+        w.field("client", endpoint: c.client)
+        w.field("server", endpoint: c.server)
+        w.field("originalDestination", endpoint: c.originalDestination)
+        w.field("replySource", endpoint: c.replySource)
+        w.key("interface")
+        if let report {
+            w.string(report.interface(of: h))
+        } else if c.interfaceIndexes.isEmpty {
+            w.null()
+        } else {
+            w.separator()
+            w.byte(0x22)
+            for (i, n) in c.interfaceIndexes.enumerated() {
+                if i > 0 { w.byte(0x2c) }
+                w.ascii("if"); w.digits(n)
+            }
+            w.byte(0x22)
+            w.needsComma = true
+        }
+        let q = h.exchange.request, r = h.exchange.response
+        w.field("method", q?.method)
+        w.field("target", q?.target)
+        w.field("host", q?.host)
+        w.field("requestId", q?.headers["x-request-id"])
+        w.field("status", r?.status)
+        w.field("requestStart", iso8601: q?.firstTimestamp)
+        w.field("responseEnd", iso8601: r?.lastTimestamp)
+        w.field("requestStartNs", q?.firstTimestamp)
+        w.field("requestEndNs", q?.lastTimestamp)
+        w.field("responseStartNs", r?.firstTimestamp)
+        w.field("responseEndNs", r?.lastTimestamp)
+        w.key("flags")
+        flags(h.exchange.flags, to: w)
+        let rule = h.rule
+        w.field("rule", rule.decidingRule ?? rule.sentence)
+        w.key("ruleEvaluation")
+        write(verdict: rule, to: w)
+        w.field("roleReason", h.roleReason)
+        w.endObject()
+    }
+
+    /// An exchange's flags as an array of names.
+    public static func flags(_ f: HTTPExchangeFlags, to w: JSONWriter) {
+        if f.isEmpty {
+            w.beginArray(); w.endArray()
+        } else {
+            w.strings(f.names)
+        }
     }
 
     public static func hop(_ h: Hop, report: AnalysisReport?) -> String {
-        let c = h.connection
-        let x = h.exchange
-        var o = JSONObject()
-        o.add("role", h.role.rawValue)
-        o.add("attempt", h.attempt)
-        o.add("connection", c.id.value)
-        o.add("client", c.client.description)
-        o.add("server", c.server.description)
-        o.add("originalDestination", c.originalDestination?.description)
-        o.add("replySource", c.replySource?.description)
-        o.add("interface", report?.interface(of: h) ?? (c.interfaceIndexes.isEmpty ? nil : c.interfaceIndexes.map { "if\($0)" }.joined(separator: ",")))
-        o.add("method", x.request?.method)
-        o.add("target", x.request?.target)
-        o.add("host", x.request?.host)
-        o.add("requestId", x.request?.headers["x-request-id"])
-        o.add("status", x.response.map { $0.status })
-        o.add("requestStart", x.request.map { Timestamp.iso8601($0.firstTimestamp) })
-        o.add("responseEnd", x.response.map { Timestamp.iso8601($0.lastTimestamp) })
-        o.add("requestStartNs", x.request?.firstTimestamp)
-        o.add("responseEndNs", x.response?.lastTimestamp)
-        o.add("flags", strings: x.flags.names)
-        o.add("rule", h.rule.decidingRule ?? h.rule.sentence)
-        o.addRaw("ruleEvaluation", verdict(h.rule))
-        o.add("roleReason", h.roleReason)
-        return o.json
+        let w = JSONWriter()
+        write(hop: h, report: report, to: w)
+        return w.string
+    }
+
+    public static func write(chain c: RequestChain, report: AnalysisReport?, to w: JSONWriter) {
+        w.beginObject()
+        w.field("id", c.id)
+        w.field("method", c.method)
+        w.field("target", c.target)
+        w.field("host", c.host)
+        w.field("status", c.status)
+        w.field("confidence", (c.confidence * 1000).rounded() / 1000)
+        switch c.completeness {
+        case .complete:
+            w.field("complete", true)
+            w.key("missing"); w.null()
+            w.key("advice"); w.null()
+        case .incomplete(let missing, let advice):
+            w.field("complete", false)
+            w.field("missing", missing.rawValue)
+            w.field("advice", advice)
+        }
+        w.field("retries", c.retries)
+        w.field("proxyAddedNs", c.proxyAddedNs)
+        w.field("explanation", c.explanation)
+        w.field("evidence", strings: c.evidence)
+        w.key("hops")
+        w.beginArray()
+        for h in c.hops { write(hop: h, report: report, to: w) }
+        w.endArray()
+        w.endObject()
     }
 
     public static func chain(_ c: RequestChain, report: AnalysisReport?) -> String {
-        var o = JSONObject()
-        o.add("id", c.id)
-        o.add("method", c.method)
-        o.add("target", c.target)
-        o.add("host", c.host)
-        o.add("status", c.status)
-        o.add("confidence", (c.confidence * 1000).rounded() / 1000)
-        switch c.completeness {
-        case .complete:
-            o.add("complete", true)
-            o.add("missing", nil as String?)
-            o.add("advice", nil as String?)
-        case .incomplete(let missing, let advice):
-            o.add("complete", false)
-            o.add("missing", missing.rawValue)
-            o.add("advice", advice)
-        }
-        o.add("retries", c.retries)
-        o.add("proxyAddedNs", c.proxyAddedNs)
-        o.add("explanation", c.explanation)
-        o.add("evidence", strings: c.evidence)
-        o.addRaw("hops", JSONObject.array(c.hops.map { hop($0, report: report) }))
-        return o.json
+        let w = JSONWriter(capacity: 4096)
+        write(chain: c, report: report, to: w)
+        return w.string
+    }
+
+    public static func write(summary r: AnalysisReport, to w: JSONWriter) {
+        let s = r.summary
+        w.beginObject()
+        w.field("packets", r.packets)
+        w.field("connections", r.connections)
+        w.field("exchanges", s.exchanges)
+        w.field("requestsOnWire", s.requestsOnWire)
+        w.field("logicalRequests", s.logicalRequests)
+        w.field("multiHopChains", s.multiHopChains)
+        w.field("unexplainedDuplicates", s.unexplainedDuplicates)
+        w.field("duplicateGroups", s.duplicateGroups)
+        w.field("repeatedStreams", s.repeatedStreams)
+        w.field("repeatedStreamRequests", s.repeatedStreamRequests)
+        w.field("incompleteChains", s.incompleteChains)
+        w.field("retries", s.retries)
+        w.field("ambiguousPairings", s.ambiguousPairings)
+        w.field("orphanUpstreams", s.orphanUpstreams)
+        w.key("roles")
+        w.beginObject()
+        let roles = s.roles
+        for role in HopRole.allCases { w.key(role.rawValue); w.int(roles[role] ?? 0) }
+        w.endObject()
+        w.field("medianProxyAddedNs", r.medianProxyAdded)
+        w.endObject()
     }
 
     public static func summary(_ r: AnalysisReport) -> String {
-        let s = r.summary
-        var o = JSONObject()
-        o.add("packets", r.packets)
-        o.add("connections", r.connections)
-        o.add("exchanges", s.exchanges)
-        o.add("requestsOnWire", s.requestsOnWire)
-        o.add("logicalRequests", s.logicalRequests)
-        o.add("multiHopChains", s.multiHopChains)
-        o.add("unexplainedDuplicates", s.unexplainedDuplicates)
-        o.add("duplicateGroups", s.duplicateGroups)
-        o.add("repeatedStreams", s.repeatedStreams)
-        o.add("repeatedStreamRequests", s.repeatedStreamRequests)
-        o.add("incompleteChains", s.incompleteChains)
-        o.add("retries", s.retries)
-        o.add("ambiguousPairings", s.ambiguousPairings)
-        o.add("orphanUpstreams", s.orphanUpstreams)
-        var roles = JSONObject()
-        for role in HopRole.allCases { roles.add(role.rawValue, s.roles[role] ?? 0) }
-        o.addRaw("roles", roles.json)
-        o.add("medianProxyAddedNs", r.medianProxyAdded)
-        return o.json
+        let w = JSONWriter()
+        write(summary: r, to: w)
+        return w.string
+    }
+
+    public static func write(duplicate g: DuplicateGroup, to w: JSONWriter) {
+        w.beginObject()
+        w.field("method", g.method)
+        w.field("target", g.target)
+        w.field("host", g.host)
+        w.key("client"); w.string(g.client.description)
+        w.field("server", endpoint: g.server)
+        w.field("copies", g.copies)
+        w.field("repeatedStream", g.isRepeatedStream)
+        w.key("chains"); w.ints(g.chainIDs)
+        w.field("explanation", g.explanation)
+        w.endObject()
     }
 
     public static func duplicate(_ g: DuplicateGroup) -> String {
-        var o = JSONObject()
-        o.add("method", g.method)
-        o.add("target", g.target)
-        o.add("host", g.host)
-        o.add("client", g.client.description)
-        o.add("server", g.server.description)
-        o.add("copies", g.copies)
-        o.add("repeatedStream", g.isRepeatedStream)
-        o.addRaw("chains", "[" + g.chainIDs.map(String.init).joined(separator: ",") + "]")
-        o.add("explanation", g.explanation)
-        return o.json
+        let w = JSONWriter()
+        write(duplicate: g, to: w)
+        return w.string
     }
 
-    public static func header(_ r: AnalysisReport) -> [(String, String)] {
-        var cap = JSONObject()
-        cap.add("source", r.source)
-        cap.add("linkType", r.linkType)
-        cap.add("packets", r.packets)
-        cap.add("readError", r.readError)
-        var rules = JSONObject()
-        rules.add("name", r.rulesName)
-        rules.add("origin", r.rulesOrigin)
-        var pod = JSONObject()
-        pod.add("addresses", strings: r.podAddresses)
-        pod.add("inferred", r.podAddressesInferred)
-        return [("capture", cap.json), ("rules", rules.json), ("pod", pod.json)]
+    /// `"capture": …, "rules": …, "pod": …` (keys and values, inside an open object).
+    public static func writeHeader(_ r: AnalysisReport, to w: JSONWriter) {
+        w.key("capture")
+        w.beginObject()
+        w.field("source", r.source)
+        w.field("linkType", r.linkType)
+        w.field("packets", r.packets)
+        w.field("readError", r.readError)
+        w.endObject()
+        w.key("rules")
+        w.beginObject()
+        w.field("name", r.rulesName)
+        w.field("origin", r.rulesOrigin)
+        w.endObject()
+        w.key("pod")
+        w.beginObject()
+        w.field("addresses", strings: r.podAddresses)
+        w.field("inferred", r.podAddressesInferred)
+        w.endObject()
+    }
+
+    public static func write(counters r: AnalysisReport, to w: JSONWriter) {
+        w.beginObject()
+        for section in r.counters {
+            w.key(section.name)
+            w.beginObject()
+            for item in section.items { w.key(item.name); w.int(item.count) }
+            w.endObject()
+        }
+        w.endObject()
     }
 
     public static func counters(_ r: AnalysisReport) -> String {
-        var o = JSONObject()
-        for section in r.counters {
-            var s = JSONObject()
-            for item in section.items { s.add(item.name, item.count) }
-            o.addRaw(section.name, s.json)
-        }
-        return o.json
+        let w = JSONWriter()
+        write(counters: r, to: w)
+        return w.string
     }
 
-    /// The whole analysis as one JSON document.
+    /// The whole analysis as one JSON document (the chains of `r`, then the rest).
     public static func document(_ r: AnalysisReport) -> String {
-        var o = JSONObject()
-        for (k, v) in header(r) { o.addRaw(k, v) }
-        o.addRaw("summary", summary(r))
-        o.add("answer", r.answer)
-        o.addRaw("chains", JSONObject.array(r.chains.map { chain($0, report: r) }))
-        o.addRaw("duplicates", JSONObject.array(r.duplicates.map(duplicate)))
-        o.addRaw("counters", counters(r))
-        return o.json
+        let w = JSONWriter(capacity: 1 << 16)
+        let d = DocumentWriter(w)
+        for c in r.chains { d.chain(c, report: r) }
+        d.finish(r)
+        return w.string
+    }
+
+    /// Writes `--format json` as the chains come: `chain` for each, then `finish` with the
+    /// report (its `chains` are not written again). The writer is flushed to its sink as it fills.
+    public final class DocumentWriter {
+        public let writer: JSONWriter
+        private var opened = false
+
+        public init(_ writer: JSONWriter) { self.writer = writer }
+
+        private func open() {
+            guard !opened else { return }
+            opened = true
+            writer.beginObject()
+            writer.key("chains")
+            writer.beginArray()
+        }
+
+        public func chain(_ c: RequestChain, report: AnalysisReport? = nil) {
+            open()
+            write(chain: c, report: report, to: writer)
+            writer.flushIfNeeded()
+        }
+
+        /// Closes the chains and writes what is known at the end; a newline ends the document.
+        public func finish(_ r: AnalysisReport) {
+            open()
+            writer.endArray()
+            writeHeader(r, to: writer)
+            writer.key("summary")
+            write(summary: r, to: writer)
+            writer.field("answer", r.answer)
+            writer.key("duplicates")
+            writer.beginArray()
+            for g in r.duplicates { write(duplicate: g, to: writer) }
+            writer.endArray()
+            writer.key("counters")
+            write(counters: r, to: writer)
+            writer.endObject()
+            writer.newline()
+        }
+    }
+
+    /// One line of `--format jsonl`: the chain and a newline.
+    public static func writeLine(chain c: RequestChain, to w: JSONWriter) {
+        write(chain: c, report: nil, to: w)
+        w.newline()
+        w.flushIfNeeded()
     }
 
     /// The final line of `--format jsonl`: `{"summary": …}` with the header and the duplicates.
+    public static func write(trailer r: AnalysisReport, to w: JSONWriter) {
+        w.beginObject()
+        w.key("summary")
+        w.beginObject()
+        writeHeader(r, to: w)
+        w.key("totals")
+        write(summary: r, to: w)
+        w.field("answer", r.answer)
+        w.key("duplicates")
+        w.beginArray()
+        for g in r.duplicates { write(duplicate: g, to: w) }
+        w.endArray()
+        w.key("counters")
+        write(counters: r, to: w)
+        w.endObject()
+        w.endObject()
+    }
+
     public static func trailer(_ r: AnalysisReport) -> String {
-        var o = JSONObject()
-        for (k, v) in header(r) { o.addRaw(k, v) }
-        o.addRaw("totals", summary(r))
-        o.add("answer", r.answer)
-        o.addRaw("duplicates", JSONObject.array(r.duplicates.map(duplicate)))
-        o.addRaw("counters", counters(r))
-        var w = JSONObject()
-        w.addRaw("summary", o.json)
-        return w.json
+        let w = JSONWriter()
+        write(trailer: r, to: w)
+        return w.string
+    }
+}
+
+extension JSONReport {
+    /// One exchange of `http --format jsonl`. The `…Ns` fields are the same times as the
+    /// ISO 8601 ones, in ns since the epoch: the first and last byte of the request
+    /// (`requestStartNs`, `requestEndNs`) and of the response (`responseStartNs`,
+    /// `responseEndNs`); null when not captured.
+    public static func write(exchange x: HTTPExchange, to w: JSONWriter) {
+        let q = x.request, r = x.response
+        w.beginObject()
+        w.field("connection", x.connectionID.value)
+        w.field("sequence", x.sequence)
+        w.field("method", q?.method)
+        w.field("target", q?.target)
+        w.field("host", q?.host)
+        w.key("version")
+        if let v = q?.version ?? r?.version {
+            w.separator(); w.ascii("\"HTTP/"); w.digits(v.major); w.byte(0x2e); w.digits(v.minor); w.byte(0x22); w.needsComma = true
+        } else {
+            w.null()
+        }
+        w.field("status", r?.status)
+        w.field("reason", r?.reason)
+        w.field("client", endpoint: x.client)
+        w.field("server", endpoint: x.server)
+        w.field("replySource", endpoint: x.connection.replySource)
+        w.field("originalDestination", endpoint: x.originalDestination)
+        w.field("requestStart", iso8601: q?.firstTimestamp)
+        w.field("requestEnd", iso8601: q?.lastTimestamp)
+        w.field("responseStart", iso8601: r?.firstTimestamp)
+        w.field("responseEnd", iso8601: r?.lastTimestamp)
+        w.field("requestStartNs", q?.firstTimestamp)
+        w.field("requestEndNs", q?.lastTimestamp)
+        w.field("responseStartNs", r?.firstTimestamp)
+        w.field("responseEndNs", r?.lastTimestamp)
+        if let q, let r {
+            w.field("durationNs", Timestamp.elapsed(from: q.firstTimestamp, to: r.lastTimestamp))
+        } else {
+            w.key("durationNs"); w.null()
+        }
+        w.field("requestBodyBytes", q?.bodyLength)
+        w.field("responseBodyBytes", r?.bodyLength)
+        w.key("interim")
+        w.beginArray()
+        if let r { for i in r.interim { w.int(i.status) } }
+        w.endArray()
+        w.field("pipelinePosition", x.pipelinePosition)
+        w.key("flags")
+        flags(x.flags, to: w)
+        w.endObject()
+    }
+
+    public static func exchange(_ x: HTTPExchange) -> String {
+        let w = JSONWriter()
+        write(exchange: x, to: w)
+        return w.string
     }
 }

@@ -87,7 +87,7 @@ struct SequenceModel {
         for c in chains {
             var steps: [Step] = []
             let t0 = c.hops.compactMap { $0.requestStart ?? $0.exchange.response?.firstTimestamp }.min() ?? 0
-            func at(_ ns: Int64?) -> String { ns.map { "+" + Timestamp.duration($0 - t0) } ?? "" }
+            func at(_ ns: Int64?) -> String { ns.map { "+" + Timestamp.duration(Timestamp.elapsed(from: t0, to: $0)) } ?? "" }
             func request(_ h: Hop) -> (text: String, detail: String) {
                 let cn = h.connection
                 var text = "\(h.exchange.request?.method ?? "?") \(h.exchange.request?.target ?? "(request not captured)")"

@@ -33,8 +33,10 @@ public enum TextReport {
             out.append(contentsOf: chainBlock(c, report: r))
             out.append("")
         }
-        if detailed.count > options.detailLimit {
-            out.append("… \(detailed.count - options.detailLimit) more chain\(detailed.count - options.detailLimit == 1 ? "" : "s") (--all shows every chain; --format json lists them)")
+        // Chains the command did not keep (past the detail limit) are counted in `omitted`.
+        let more = detailed.count + r.omitted.chains - options.detailLimit
+        if more > 0 {
+            out.append("… \(more) more chain\(more == 1 ? "" : "s") (--all shows every chain; --format json lists them)")
             out.append("")
         }
         var groups = r.directCounts
@@ -63,11 +65,12 @@ public enum TextReport {
             out.append("")
         }
         let incomplete = r.chains.filter(\.isIncomplete)
-        if !incomplete.isEmpty {
-            out.append("incomplete chains: \(incomplete.count)")
-            var advice: [String: Int] = [:]
+        let incompleteCount = incomplete.count + r.omitted.incompleteAdvice.values.reduce(0, +)
+        if incompleteCount > 0 {
+            out.append("incomplete chains: \(incompleteCount)")
+            var advice = r.omitted.incompleteAdvice
             for c in incomplete { if case .incomplete(let m, let a) = c.completeness { advice["missing \(m.rawValue): \(a)", default: 0] += 1 } }
-            for (a, n) in advice.sorted(by: { $0.value > $1.value }) { out.append("  \(n)× \(a)") }
+            for (a, n) in advice.sorted(by: { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }) { out.append("  \(n)× \(a)") }
             out.append("")
         }
         let problems = r.counters.flatMap { sec in
@@ -95,7 +98,9 @@ public enum TextReport {
         if let p = c.proxyAddedNs { head += "  proxy added \(Timestamp.duration(p))" }
         if c.isIncomplete { head += "  [incomplete]" }
         out.append(head)
-        let t0 = c.hops.compactMap(\.requestStart).min() ?? 0
+        // Times are offsets from the chain's first byte: its earliest request start, or, for a
+        // chain whose requests were not captured, its earliest response start.
+        let t0 = chainOrigin(c)
         for (i, h) in c.hops.enumerated() {
             let cn = h.connection
             var line = "  \(i + 1). \(h.role.rawValue.padding(21))\(cn.client) → \(cn.server)"
@@ -104,8 +109,15 @@ public enum TextReport {
             if h.attempt > 0 && c.retries > 0 { line += "  attempt \(h.attempt)" }
             out.append(line)
             var timing = "     "
-            if let s = h.requestStart { timing += (i == 0 ? Timestamp.timeOfDay(s) : "+" + Timestamp.duration(s - t0)) }
-            if let e = h.responseEnd { timing += " … +" + Timestamp.duration(e - t0) }
+            if let t0 {
+                if let s = h.requestStart {
+                    timing += i == 0 ? Timestamp.timeOfDay(s) : "+" + Timestamp.duration(Timestamp.elapsed(from: t0, to: s))
+                } else {
+                    timing += "request not captured"
+                    if i == 0 { timing += ", from " + Timestamp.timeOfDay(t0) }
+                }
+                if let e = h.responseEnd { timing += " … +" + Timestamp.duration(Timestamp.elapsed(from: t0, to: e)) }
+            }
             timing += "  status \(h.exchange.response.map { String($0.status) } ?? "-")"
             out.append(timing)
             out.append("     rule: \(h.rule.sentence)")
@@ -115,7 +127,22 @@ public enum TextReport {
         return out
     }
 
+    /// The first time of a chain: its earliest request start, else its earliest response start
+    /// (nil when no hop has either).
+    public static func chainOrigin(_ c: RequestChain) -> Int64? {
+        var t0: Int64? = nil
+        for h in c.hops {
+            if let s = h.requestStart { t0 = min(t0 ?? s, s) }
+        }
+        if t0 != nil { return t0 }
+        for h in c.hops {
+            if let s = h.exchange.response?.firstTimestamp { t0 = min(t0 ?? s, s) }
+        }
+        return t0
+    }
+
     static func format2(_ v: Double) -> String {
+        guard v.isFinite, v >= 0, v < 1e12 else { return v.isNaN ? "?" : String(v) }
         let x = Int((v * 100).rounded())
         return "\(x / 100).\(x % 100 < 10 ? "0" : "")\(x % 100)"
     }

@@ -119,16 +119,33 @@ struct Analyze: ParsableCommand {
         let out = Output.stdout
         let format = self.format
         var chains: [RequestChain] = []
-        // Text shows direct requests as counts: keep only those (memory stays with the chains worth reading).
+        // json and jsonl write each chain as it comes (the document streams: memory stays flat
+        // in the capture's length); what the end of the report says about every chain is
+        // counted in `omitted`.
+        let writer = JSONWriter(capacity: Output.flushBytes + 8192, flushThreshold: Output.flushBytes) { out.write(bytes: $0) }
+        let document = format == .json ? JSONReport.DocumentWriter(writer) : nil
+        var omitted = ChainTally()
+        // Text shows direct requests as counts and the first chains in full: keep only those.
         let aggregateDirect = format == .text && !all
+        let keep = aggregateDirect ? TextReport.Options().detailLimit : Int.max
         var direct = DirectCounts()
         let correlator = Correlator(configuration: cfg) { chain in
-            if format == .jsonl {
-                out.line(JSONReport.chain(chain, report: nil))
-            } else if aggregateDirect && !chain.isMultiHop && !chain.isIncomplete && chain.firstRole == .direct {
-                direct.count(method: chain.method ?? "?", target: chain.target ?? "?")
-            } else {
-                chains.append(chain)
+            switch format {
+            case .jsonl:
+                JSONReport.writeLine(chain: chain, to: writer)
+                if out.lineBuffered { writer.flush() }
+                omitted.add(chain)
+            case .json:
+                document!.chain(chain)
+                omitted.add(chain)
+            case .text, .mermaid, .html:
+                if aggregateDirect && !chain.isMultiHop && !chain.isIncomplete && chain.firstRole == .direct {
+                    direct.count(method: chain.method ?? "?", target: chain.target ?? "?")
+                } else if chains.count < keep {
+                    chains.append(chain)
+                } else {
+                    omitted.add(chain)
+                }
             }
         }
         if aggregateDirect {
@@ -168,15 +185,19 @@ struct Analyze: ParsableCommand {
             ],
             readError: result.readError?.description)
         report.directCounts = direct.counts
+        report.omitted = omitted
         switch format {
         case .text:
             var o = TextReport.Options()
             if all { o.detailLimit = .max; o.showDirect = true }
             out.write(TextReport.render(report, options: o))
         case .json:
-            out.line(JSONReport.document(report))
+            document!.finish(report)
+            writer.flush()
         case .jsonl:
-            out.line(JSONReport.trailer(report))
+            JSONReport.write(trailer: report, to: writer)
+            writer.newline()
+            writer.flush()
         case .mermaid:
             out.write(MermaidReport.render(report))
         case .html:

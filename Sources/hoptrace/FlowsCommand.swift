@@ -61,7 +61,7 @@ struct Flows: ParsableCommand {
         }
         let up = c[.clientToServer], down = c[.serverToClient]
         line += " → \(up.bytes) B \(up.segments) seg ← \(down.bytes) B \(down.segments) seg"
-        line += " \(Timestamp.duration(c.lastTimestamp - c.firstTimestamp))"
+        line += " \(Timestamp.duration(Timestamp.elapsed(from: c.firstTimestamp, to: c.lastTimestamp)))"
         line += " " + (c.closeReason?.description ?? "open")
         if !c.sawHandshake { line += " (picked up mid-stream)" }
         let anomalies = Self.anomalies(c)
@@ -104,7 +104,7 @@ struct Flows: ParsableCommand {
         o.add("natJoined", c.isNATJoined)
         o.add("start", Timestamp.iso8601(c.firstTimestamp))
         o.add("end", Timestamp.iso8601(c.lastTimestamp))
-        o.add("durationNs", c.lastTimestamp - c.firstTimestamp)
+        o.add("durationNs", Timestamp.elapsed(from: c.firstTimestamp, to: c.lastTimestamp))
         o.add("handshake", c.sawHandshake)
         o.add("closed", c.closeReason?.description)
         o.addRaw("interfaces", "[" + c.interfaceIndexes.map(String.init).joined(separator: ",") + "]")

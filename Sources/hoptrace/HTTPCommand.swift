@@ -53,12 +53,17 @@ struct HTTP: ParsableCommand {
         var printed = 0
         let quiet = self.quiet
         var connections = ConnectionTextCache()
+        // jsonl: each exchange is written into the JSON writer's bytes, handed to standard
+        // output in 64 KiB blocks (every line at once when line-buffered).
+        let writer = JSONWriter(capacity: Output.flushBytes + 8192, flushThreshold: Output.flushBytes) { out.write(bytes: $0) }
         let analyzer = HTTPAnalyzer { exchange in
             guard printed < limit else { return }
             printed += 1
             if quiet { return }
             if jsonl {
-                out.line(Self.json(exchange))
+                JSONReport.write(exchange: exchange, to: writer)
+                writer.newline()
+                if out.lineBuffered { writer.flush() } else { writer.flushIfNeeded() }
             } else {
                 out.line { Self.text(exchange, into: &$0, connections: &connections) }
             }
@@ -68,6 +73,7 @@ struct HTTP: ParsableCommand {
             ? try runPipeline(capture: capture, lineBuffered: lineBuffered, flowConsumer: analyzer, threaded: true)
             : try runPipeline(capture: capture, lineBuffered: lineBuffered, flowConsumer: analyzer, shouldStop: { printed >= limit })
         analyzer.finish()
+        writer.flush()
         out.flush()
         result.report(jsonl: jsonl, extra: [("http", analyzer.counters.report)])
         if let e = result.readError { throw InputError(message: e.description) }
@@ -99,42 +105,10 @@ struct HTTP: ParsableCommand {
         }
         b.ascii(" req "); b.int(x.request?.bodyLength ?? 0); b.ascii(" B resp "); b.int(x.response?.bodyLength ?? 0); b.ascii(" B")
         if let qs = x.request?.firstTimestamp, let re = x.response?.lastTimestamp {
-            b.byte(0x20); b.duration(re - qs)
+            b.byte(0x20); b.duration(Timestamp.elapsed(from: qs, to: re))
         }
         if x.pipelinePosition > 0 { b.ascii(" pipelined#"); b.int(x.pipelinePosition) }
         if !x.flags.isEmpty { b.byte(0x20); b.text(x.flags.description) }
-    }
-
-    static func json(_ x: HTTPExchange) -> String {
-        let c = x.connection
-        var o = JSONObject()
-        o.add("connection", c.id.value)
-        o.add("sequence", x.sequence)
-        o.add("method", x.request?.method)
-        o.add("target", x.request?.target)
-        o.add("host", x.request?.host)
-        o.add("version", x.request?.version.description ?? x.response?.version.description)
-        o.add("status", x.response.map { $0.status })
-        o.add("reason", x.response?.reason)
-        o.add("client", c.client.description)
-        o.add("server", c.server.description)
-        o.add("replySource", c.replySource?.description)
-        o.add("originalDestination", c.originalDestination?.description)
-        o.add("requestStart", x.request.map { Timestamp.iso8601($0.firstTimestamp) })
-        o.add("requestEnd", x.request.map { Timestamp.iso8601($0.lastTimestamp) })
-        o.add("responseStart", x.response.map { Timestamp.iso8601($0.firstTimestamp) })
-        o.add("responseEnd", x.response.map { Timestamp.iso8601($0.lastTimestamp) })
-        if let q = x.request, let r = x.response {
-            o.add("durationNs", r.lastTimestamp - q.firstTimestamp)
-        } else {
-            o.add("durationNs", nil as Int64?)
-        }
-        o.add("requestBodyBytes", x.request?.bodyLength)
-        o.add("responseBodyBytes", x.response?.bodyLength)
-        o.addRaw("interim", "[" + (x.response?.interim.map { String($0.status) } ?? []).joined(separator: ",") + "]")
-        o.add("pipelinePosition", x.pipelinePosition)
-        o.add("flags", strings: x.flags.names)
-        return o.json
     }
 }
 

@@ -46,16 +46,33 @@ final class Output {
     }
 
     func flush() {
+        writeAll(UnsafeRawBufferPointer(start: buffer.base, count: buffer.count))
+        buffer.count = 0
+    }
+
+    /// Writes bytes made elsewhere (a `JSONWriter`'s block) after what is buffered, without
+    /// copying them into the buffer.
+    func write(bytes: UnsafeRawBufferPointer) {
+        if buffer.count + bytes.count <= Output.flushBytes {
+            buffer.append(bytes)
+            if lineBuffered { flush() }
+            return
+        }
+        flush()
+        writeAll(bytes)
+    }
+
+    private func writeAll(_ bytes: UnsafeRawBufferPointer) {
+        guard let base = bytes.baseAddress else { return }
         var offset = 0
-        while offset < buffer.count {
-            let n = Glibc.write(fd, buffer.base + offset, buffer.count - offset)
+        while offset < bytes.count {
+            let n = Glibc.write(fd, base + offset, bytes.count - offset)
             if n <= 0 {
                 if n < 0 && errno == EINTR { continue }
                 break  // EPIPE or closed: drop the rest (e.g. `| head`).
             }
             offset += n
         }
-        buffer.count = 0
     }
 
     deinit {
@@ -192,20 +209,19 @@ struct LineBuilder {
         padded(nanos, 9)
     }
 
-    /// A duration as `Timestamp.duration` spells it (`840 ns`, `12.3 µs`, `4.56 ms`, `1.234 s`).
+    /// A duration as `Timestamp.duration` spells it (`840 ns`, `12.3 µs`, `4.56 ms`, `1.234 s`);
+    /// any `Int64` (no multiplication, so no overflow).
     mutating func duration(_ ns: Int64) {
-        var a = ns
-        if a < 0 { byte(0x2d); a = -a }
-        func fixed(_ b: inout LineBuilder, _ unit: Int64, _ decimals: Int) {
-            var scale: Int64 = 1
+        let (negative, q, decimals, unit) = Timestamp.durationParts(ns)
+        if negative { byte(0x2d) }
+        if decimals == 0 {
+            int(q)
+        } else {
+            var scale: UInt64 = 1
             for _ in 0..<decimals { scale *= 10 }
-            let q = a * scale / unit
-            b.int(q / scale); b.byte(0x2e); b.padded(q % scale, decimals)
+            int(q / scale); byte(0x2e); padded(Int64(q % scale), decimals)
         }
-        if a < 1_000 { int(a); ascii(" ns") }
-        else if a < 1_000_000 { fixed(&self, 1_000, 1); ascii(" µs") }
-        else if a < 1_000_000_000 { fixed(&self, 1_000_000, 2); ascii(" ms") }
-        else { fixed(&self, 1_000_000_000, 3); ascii(" s") }
+        ascii(unit)
     }
 
     /// `ip:port`, IPv6 in brackets (as `Endpoint.description`).

@@ -107,7 +107,7 @@ struct Watch: ParsableCommand {
             let len = socklen_t(sa.pointee.sa_family == sa_family_t(AF_INET6) ? MemoryLayout<sockaddr_in6>.size : MemoryLayout<sockaddr_in>.size)
             guard sa.pointee.sa_family == sa_family_t(AF_INET) || sa.pointee.sa_family == sa_family_t(AF_INET6),
                   getnameinfo(sa, len, &host, socklen_t(host.count), nil, 0, NI_NUMERICHOST) == 0 else { continue }
-            var text = String(cString: host)
+            var text = String(nullTerminated: host)
             if let pct = text.firstIndex(of: "%") { text = String(text[..<pct]) }
             if let a = HopCapture.IPAddress(text), !a.isLoopback { out.insert(a) }
         }
@@ -232,15 +232,18 @@ struct Watch: ParsableCommand {
         line += color ? "\u{1b}[\(h.role.isDownstream ? "34" : h.role.isUpstream ? "32" : "90")m\(role)\u{1b}[0m" : role
         line += " \(x.request?.method ?? "-") \(x.request?.target ?? "(request not seen)")"
         line += " → \(x.response.map { String($0.status) } ?? "-")"
-        if let q = x.request, let r = x.response { line += " \(Timestamp.duration(r.lastTimestamp - q.firstTimestamp))" }
+        if let q = x.request, let r = x.response { line += " \(Timestamp.duration(Timestamp.elapsed(from: q.firstTimestamp, to: r.lastTimestamp)))" }
         line += "  \(c.client) > \(c.server)"
         if let o = c.originalDestination { line += " (for \(o))" }
         if let i = c.interfaceIndexes.first, let n = names.name(for: i) { line += " on \(n)" }
         if let chain, chain.hops.count > 1 {
             let others = chain.hops.enumerated().filter { $0.element.exchange.connection.id != c.id }
             let links = others.map { i, o -> String in
-                let dt = (o.requestStart ?? 0) - (h.requestStart ?? 0)
-                return "hop \(i + 1): \(o.role.phrase) \(o.connection.id) +\(Timestamp.duration(dt))"
+                // A hop whose request was not captured is timed by its response's first byte.
+                let from = h.requestStart ?? h.exchange.response?.firstTimestamp
+                let to = o.requestStart ?? o.exchange.response?.firstTimestamp
+                guard let from, let to else { return "hop \(i + 1): \(o.role.phrase) \(o.connection.id)" }
+                return "hop \(i + 1): \(o.role.phrase) \(o.connection.id) +\(Timestamp.duration(Timestamp.elapsed(from: from, to: to)))"
             }
             line += "  — hop 1 of chain \(chain.id); " + links.joined(separator: "; ")
         } else if let chain, chain.isIncomplete, case .incomplete(let m, _) = chain.completeness {
@@ -262,7 +265,7 @@ struct Watch: ParsableCommand {
         o.add("client", h.connection.client.description)
         o.add("server", h.connection.server.description)
         o.add("originalDestination", h.connection.originalDestination?.description)
-        if let q = h.exchange.request, let r = h.exchange.response { o.add("durationNs", r.lastTimestamp - q.firstTimestamp) }
+        if let q = h.exchange.request, let r = h.exchange.response { o.add("durationNs", Timestamp.elapsed(from: q.firstTimestamp, to: r.lastTimestamp)) }
         if let chain {
             o.addRaw("linked", JSONObject.array(chain.hops.dropFirst().map { JSONReport.hop($0, report: nil) }))
         }

@@ -41,6 +41,9 @@ public struct ProcessResult: Sendable {
     public var stderr: String
     /// Standard output as bytes (for output that is not text).
     public var stdoutData: Data
+    /// The signal that ended the process (a crash: SIGILL/SIGTRAP for a Swift runtime trap),
+    /// nil when it exited.
+    public var signal: Int32? = nil
 }
 
 public enum TestProcess {
@@ -81,6 +84,7 @@ public enum TestProcess {
         p.waitUntilExit()
         group.wait()
         return ProcessResult(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                             stderr: String(decoding: errData, as: UTF8.self), stdoutData: outData)
+                             stderr: String(decoding: errData, as: UTF8.self), stdoutData: outData,
+                             signal: p.terminationReason == .uncaughtSignal ? p.terminationStatus : nil)
     }
 }

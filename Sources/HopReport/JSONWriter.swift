@@ -1,0 +1,313 @@
+import HopCapture
+
+/// Writes JSON straight into a growable block of bytes: the one JSON writer and the one string
+/// escaper of the reports (`analyze --format json/jsonl`, `http --format jsonl`, `flows`, …).
+///
+/// Values go in as they are produced (no intermediate `String`s, dictionaries or arrays of
+/// encoded objects); a writer given a `sink` hands its bytes over whenever `flushThreshold`
+/// bytes are buffered (`flushIfNeeded`), so a document of any length is written in constant
+/// memory. Commas are placed by the writer: a value or a key after a value gets one.
+///
+/// The buffer is owned manually (no bounds or uniqueness checks per byte, as `LineBuilder` of
+/// the command line): the writer frees it in `deinit`. One writer is used by one thread, so its
+/// state is declared `@exclusivity(unchecked)`: the dynamic exclusivity checks of a class's
+/// properties cost 30% of `http --format jsonl` (perf, on identical-4x.pcap).
+public final class JSONWriter {
+    @exclusivity(unchecked) @usableFromInline private(set) var base: UnsafeMutablePointer<UInt8>
+    /// Bytes buffered.
+    @exclusivity(unchecked) public private(set) var count = 0
+    @exclusivity(unchecked) @usableFromInline private(set) var capacity: Int
+    /// A comma goes before the next key or value.
+    @exclusivity(unchecked) @usableFromInline var needsComma = false
+    private let sink: ((UnsafeRawBufferPointer) -> Void)?
+    /// `flushIfNeeded` hands the buffer to the sink once it holds this many bytes.
+    public var flushThreshold: Int
+    /// The day last written by `iso8601`, and its `YYYY-MM-DDT` text.
+    @exclusivity(unchecked) private var cachedDay: Int64 = .min
+    @exclusivity(unchecked) private var cachedDayText: (UInt64, UInt64) = (0, 0)
+
+    /// A writer that keeps everything (read it with `string` or `bytes`), or, with a `sink`,
+    /// hands its bytes over on `flush` / `flushIfNeeded`.
+    public init(capacity: Int = 1024, flushThreshold: Int = 1 << 16, sink: ((UnsafeRawBufferPointer) -> Void)? = nil) {
+        self.capacity = max(capacity, 64)
+        self.flushThreshold = flushThreshold
+        self.sink = sink
+        base = .allocate(capacity: self.capacity)
+    }
+
+    deinit { base.deallocate() }
+
+    /// What was written (and not flushed), as text.
+    public var string: String { String(decoding: UnsafeBufferPointer(start: base, count: count), as: UTF8.self) }
+    /// What was written (and not flushed).
+    public var bytes: [UInt8] { Array(UnsafeBufferPointer(start: base, count: count)) }
+
+    /// Hands the buffered bytes to the sink (nothing without one) and empties the buffer.
+    public func flush() {
+        guard let sink else { return }
+        if count > 0 { sink(UnsafeRawBufferPointer(start: base, count: count)) }
+        count = 0
+    }
+
+    @inline(__always)
+    public func flushIfNeeded() {
+        if count >= flushThreshold { flush() }
+    }
+
+    /// Forgets what was written (and the comma state).
+    public func reset() {
+        count = 0
+        needsComma = false
+    }
+
+    // MARK: bytes
+
+    @inline(__always) func reserve(_ n: Int) {
+        if count + n > capacity { grow(count + n) }
+    }
+
+    @inline(never) private func grow(_ needed: Int) {
+        var c = capacity * 2
+        while c < needed { c *= 2 }
+        let nb = UnsafeMutablePointer<UInt8>.allocate(capacity: c)
+        nb.initialize(from: base, count: count)
+        base.deallocate()
+        base = nb
+        capacity = c
+    }
+
+    @inline(__always) func byte(_ b: UInt8) {
+        reserve(1)
+        base[count] = b
+        count += 1
+    }
+
+    @inline(__always) func append(_ p: UnsafeRawBufferPointer) {
+        guard p.count > 0 else { return }
+        reserve(p.count)
+        UnsafeMutableRawPointer(base + count).copyMemory(from: p.baseAddress!, byteCount: p.count)
+        count += p.count
+    }
+
+    @inline(__always) func ascii(_ s: StaticString) {
+        s.withUTF8Buffer { append(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Appends an integer's digits.
+    @inline(__always) func digits<I: BinaryInteger>(_ v: I) {
+        reserve(21)
+        if v < 0 { base[count] = 0x2d; count += 1 }
+        var m = UInt64(v.magnitude)
+        var n = 1
+        var t = m
+        while t >= 10 { t /= 10; n += 1 }
+        var i = count + n
+        count = i
+        repeat {
+            i -= 1
+            base[i] = 0x30 &+ UInt8(truncatingIfNeeded: m % 10)
+            m /= 10
+        } while m > 0
+    }
+
+    /// `v` zero-padded to `width` digits (at most 20).
+    @inline(__always) func padded(_ v: UInt64, _ width: Int) {
+        reserve(width)
+        var x = v
+        var i = count + width
+        count = i
+        while i > count - width {
+            i -= 1
+            base[i] = 0x30 &+ UInt8(truncatingIfNeeded: x % 10)
+            x /= 10
+        }
+    }
+
+    @inline(__always) func separator() {
+        if needsComma { byte(0x2c) }
+    }
+
+    // MARK: structure
+
+    public func beginObject() { separator(); byte(0x7b); needsComma = false }
+    public func endObject() { byte(0x7d); needsComma = true }
+    public func beginArray() { separator(); byte(0x5b); needsComma = false }
+    public func endArray() { byte(0x5d); needsComma = true }
+
+    /// Ends a line of `jsonl` (the next value starts a new document).
+    public func newline() { byte(0x0a); needsComma = false }
+
+    /// A key that needs no escaping (the reports' own names).
+    public func key(_ k: StaticString) {
+        separator()
+        byte(0x22)
+        ascii(k)
+        byte(0x22)
+        byte(0x3a)
+        needsComma = false
+    }
+
+    /// A key from data (escaped).
+    public func key(_ k: String) {
+        separator()
+        escaped(k)
+        byte(0x3a)
+        needsComma = false
+    }
+
+    // MARK: values
+
+    public func null() { separator(); ascii("null"); needsComma = true }
+
+    public func string(_ s: String?) {
+        separator()
+        if let s { escaped(s) } else { ascii("null") }
+        needsComma = true
+    }
+
+    public func int<I: BinaryInteger>(_ v: I?) {
+        separator()
+        if let v { digits(v) } else { ascii("null") }
+        needsComma = true
+    }
+
+    public func bool(_ v: Bool?) {
+        separator()
+        if let v { if v { ascii("true") } else { ascii("false") } } else { ascii("null") }
+        needsComma = true
+    }
+
+    /// A finite double as Swift prints it (`0.95`); null for nil, NaN and infinities.
+    public func double(_ v: Double?) {
+        separator()
+        if let v, v.isFinite { raw(String(v)) } else { ascii("null") }
+        needsComma = true
+    }
+
+    /// An already-encoded JSON value.
+    public func rawValue(_ json: String) {
+        separator()
+        raw(json)
+        needsComma = true
+    }
+
+    /// An array of strings.
+    public func strings<S: Sequence<String>>(_ items: S) {
+        beginArray()
+        for s in items { string(s) }
+        endArray()
+    }
+
+    /// An array of integers.
+    public func ints<S: Sequence>(_ items: S) where S.Element: BinaryInteger {
+        beginArray()
+        for v in items { int(v) }
+        endArray()
+    }
+
+    /// `ip:port` (IPv6 in brackets), as `Endpoint.description` spells it, as a string.
+    public func endpoint(_ e: Endpoint?) {
+        separator()
+        guard let e else { ascii("null"); needsComma = true; return }
+        byte(0x22)
+        if let v4 = e.address.ipv4Value {
+            digits(v4 >> 24); byte(0x2e); digits((v4 >> 16) & 0xff); byte(0x2e)
+            digits((v4 >> 8) & 0xff); byte(0x2e); digits(v4 & 0xff)
+        } else {
+            byte(0x5b); raw(e.address.description); byte(0x5d)
+        }
+        byte(0x3a)
+        digits(e.port)
+        byte(0x22)
+        needsComma = true
+    }
+
+    /// `"2026-11-26T13:50:01.123456789Z"`, as `Timestamp.iso8601` spells it; null for nil.
+    public func iso8601(_ ns: Int64?) {
+        separator()
+        needsComma = true
+        guard let ns else { ascii("null"); return }
+        let (days, sod, nanos) = Timestamp.split(ns)
+        if days != cachedDay {
+            let (y, m, d) = Timestamp.civil(days: days)
+            guard (0...9999).contains(y) else { escaped(Timestamp.iso8601(ns)); return }
+            cachedDay = days
+            // `YYYY-MM-DDT`: 11 bytes, kept as two words.
+            let text: [UInt8] = [
+                UInt8(0x30 + y / 1000), UInt8(0x30 + y / 100 % 10), UInt8(0x30 + y / 10 % 10), UInt8(0x30 + y % 10), 0x2d,
+                UInt8(0x30 + m / 10), UInt8(0x30 + m % 10), 0x2d, UInt8(0x30 + d / 10), UInt8(0x30 + d % 10), 0x54, 0, 0, 0, 0, 0,
+            ]
+            var a: UInt64 = 0, b: UInt64 = 0
+            for i in 0..<8 { a |= UInt64(text[i]) << (8 * UInt64(i)) }
+            for i in 0..<8 { b |= UInt64(text[8 + i]) << (8 * UInt64(i)) }
+            cachedDayText = (a, b)
+        }
+        reserve(32)
+        base[count] = 0x22
+        count += 1
+        let (a, b) = cachedDayText
+        for i in 0..<8 { base[count + i] = UInt8(truncatingIfNeeded: a >> (8 * UInt64(i))) }
+        for i in 0..<3 { base[count + 8 + i] = UInt8(truncatingIfNeeded: b >> (8 * UInt64(i))) }
+        count += 11
+        let h = UInt64(sod / 3600), mi = UInt64(sod / 60 % 60), s = UInt64(sod % 60)
+        padded(h, 2); byte(0x3a); padded(mi, 2); byte(0x3a); padded(s, 2); byte(0x2e)
+        padded(UInt64(nanos), 9)
+        byte(0x5a)
+        byte(0x22)
+    }
+
+    // MARK: key and value
+
+    public func field(_ k: StaticString, _ v: String?) { key(k); string(v) }
+    public func field<I: BinaryInteger>(_ k: StaticString, _ v: I?) { key(k); int(v) }
+    public func field(_ k: StaticString, _ v: Bool?) { key(k); bool(v) }
+    public func field(_ k: StaticString, _ v: Double?) { key(k); double(v) }
+    public func field(_ k: StaticString, endpoint v: Endpoint?) { key(k); endpoint(v) }
+    public func field(_ k: StaticString, iso8601 v: Int64?) { key(k); iso8601(v) }
+    public func field(_ k: StaticString, strings v: [String]) { key(k); strings(v) }
+
+    // MARK: text
+
+    /// Appends text as it is (already JSON).
+    public func raw(_ s: String) {
+        var s = s
+        s.withUTF8 { append(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// A JSON string: quotes, and `"`, `\` and control characters escaped (RFC 8259: `\n`,
+    /// `\r`, `\t`, others as `\u00xx`); everything else, UTF-8 included, as it is.
+    public func escaped(_ s: String) {
+        var s = s
+        s.withUTF8 { escaped(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// `escaped` for UTF-8 bytes.
+    public func escaped(_ p: UnsafeRawBufferPointer) {
+        reserve(p.count + 2)
+        base[count] = 0x22
+        count += 1
+        var start = 0
+        var i = 0
+        let n = p.count
+        while i < n {
+            let b = p[i]
+            if b >= 0x20 && b != 0x22 && b != 0x5c { i += 1; continue }
+            if i > start { append(UnsafeRawBufferPointer(rebasing: p[start..<i])) }
+            switch b {
+            case 0x22: ascii("\\\"")
+            case 0x5c: ascii("\\\\")
+            case 0x0a: ascii("\\n")
+            case 0x0d: ascii("\\r")
+            case 0x09: ascii("\\t")
+            default:
+                let hex: StaticString = "0123456789abcdef"
+                ascii("\\u00")
+                hex.withUTF8Buffer { h in byte(h[Int(b >> 4)]); byte(h[Int(b & 0xf)]) }
+            }
+            i += 1
+            start = i
+        }
+        if n > start { append(UnsafeRawBufferPointer(rebasing: p[start..<n])) }
+        byte(0x22)
+    }
+}
