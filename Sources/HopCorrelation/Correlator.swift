@@ -103,10 +103,59 @@ public final class Correlator {
     private var now: Int64 = .min
 
     // Waiting upstream copies, by pairing key.
-    private struct Up {
-        var hop: Hop
-        var key: PairKey
+    /// A waiting upstream copy (a class: candidates are looked at many times, not copied).
+    private final class Up {
+        let hop: Hop
+        let key: PairKey
+        let facts: CopyFacts
         var taken = false
+        init(hop: Hop, key: PairKey) {
+            self.hop = hop
+            self.key = key
+            facts = CopyFacts(hop.exchange)
+        }
+    }
+
+    /// What pairing reads of a copy, read once: its times, Host and exact keys.
+    struct CopyFacts {
+        var requestStart: Int64
+        /// When the request head was complete: the last byte of a request without a body,
+        /// else its first packet (a proxy forwards the head before the body has arrived).
+        var headEnd: Int64
+        var responseStart: Int64?
+        var responseEnd: Int64?
+        var status: Int?
+        var host: String?
+        var requestID: String?
+        var trace: (header: String, value: String)?
+
+        init(_ x: HTTPExchange) {
+            requestStart = x.request?.firstTimestamp ?? 0
+            headEnd = (x.request?.bodyLength ?? 0) == 0 ? x.request?.lastTimestamp ?? 0 : requestStart
+            responseStart = x.response?.firstTimestamp
+            responseEnd = x.response?.lastTimestamp
+            status = x.response?.status
+            host = x.request?.host
+            if let q = x.request {
+                requestID = Correlator.requestID(q)
+                trace = Correlator.traceID(q)
+            }
+        }
+
+        /// Whether exact keys tie two copies: true when they share a request id or a trace
+        /// id, false when a key both carry differs, nil when no key is on both.
+        func exactKeys(_ other: CopyFacts) -> Bool? {
+            var verdict: Bool? = nil
+            if let x = requestID, let y = other.requestID {
+                if !Correlator.sameRequestID(x, y) { return false }
+                verdict = true
+            }
+            if let x = trace, let y = other.trace, x.header == y.header {
+                if x.value != y.value { return false }
+                verdict = true
+            }
+            return verdict
+        }
     }
     private var ups: [Int: Up] = [:]
     private var upsByKey: [PairKey: [Int]] = [:]
@@ -117,6 +166,7 @@ public final class Correlator {
     // Ambiguous downstream copies awaiting an optimal matching.
     private struct Pending {
         var hop: Hop
+        var facts: CopyFacts
         var candidates: [Int]
         /// The copy the last solve gave it while it waited (nil: not solved yet).
         var previous: Int? = nil
@@ -421,30 +471,31 @@ public final class Correlator {
                 return
             }
             let key = PairKey(outbound: role == .outboundRedirected, method: q.method, target: q.target)
-            let cands = candidates(for: hop, key: key)
+            let facts = CopyFacts(x)
+            let cands = candidates(for: hop, facts: facts, key: key)
             // An exact key (request id, trace id) on both copies settles it.
-            let matching = cands.filter { Self.exactKeys(q, ups[$0]!.hop.exchange.request!) == true }
+            let matching = cands.filter { facts.exactKeys(ups[$0]!.facts) == true }
             if matching.count == 1 {
-                commit(hop, chosen: matching[0], candidates: cands, ambiguous: false, confidence: 1.0, certain: true)
+                commit(hop, facts: facts, chosen: matching[0], candidates: cands, ambiguous: false, confidence: 1.0, certain: true)
                 return
             }
             // Successful attempts: those whose status is what the client got.
-            let finals = cands.filter { isFinalAttempt(ups[$0]!.hop, for: hop) }
+            let finals = cands.filter { isFinalAttempt(ups[$0]!.facts, for: facts) }
             // One candidate that is causally possible without any slack: certain, whatever
             // else is in flight.
-            let strict = finals.filter { strictlyCausal(hop, ups[$0]!.hop) }
-            if strict.count == 1 && (finals.count == 1 || strictlyAlone(hop, finals, strict[0])) {
-                commit(hop, chosen: strict[0], candidates: cands, ambiguous: false, confidence: 0.99, certain: true)
+            let strict = finals.filter { strictlyCausal(facts, ups[$0]!.facts) }
+            if strict.count == 1 {
+                commit(hop, facts: facts, chosen: strict[0], candidates: cands, ambiguous: false, confidence: 0.99, certain: true)
                 return
             }
             // Settled copies leave the pool: nothing that arrives later competes for
             // candidates that ended this long ago.
             if !pool.isEmpty, now &- poolNewestEnd > Self.settleTime { solvePool(all: true) }
             if pool.isEmpty && finals.count <= 1 && poolUps.isDisjoint(with: cands) {
-                commit(hop, chosen: finals.first, candidates: cands, ambiguous: false,
+                commit(hop, facts: facts, chosen: finals.first, candidates: cands, ambiguous: false,
                        confidence: finals.isEmpty ? nil : 0.99, certain: finals.count == 1)
             } else {
-                pool.append(Pending(hop: hop, candidates: cands))
+                pool.append(Pending(hop: hop, facts: facts, candidates: cands))
                 poolUps.formUnion(cands)
                 poolNewestEnd = max(poolNewestEnd, x.response?.lastTimestamp ?? now)
                 if pool.count >= configuration.maxPool { solvePool(all: false) }
@@ -459,22 +510,23 @@ public final class Correlator {
     /// copy after the client's request head arrived and before the client's response began,
     /// and the app's response began before the client's did and ended before it ended
     /// (`tolerance` of slack for capture points whose clocks differ).
-    private func candidates(for d: Hop, key: PairKey) -> [Int] {
-        guard let ids = upsByKey[key], let dq = d.exchange.request else { return [] }
+    private func candidates(for d: Hop, facts df: CopyFacts, key: PairKey) -> [Int] {
+        guard let ids = upsByKey[key] else { return [] }
         let tol = configuration.tolerance
-        let dHeadEnd = Self.headEnd(dq)
-        let dRespStart = d.exchange.response?.firstTimestamp ?? now
-        let dRespEnd = d.exchange.response?.lastTimestamp ?? now
+        let dRespStart = df.responseStart ?? now
+        let dRespEnd = df.responseEnd ?? now
+        let original = key.outbound ? d.connection.originalDestination : nil
         var out: [Int] = []
         for id in ids {
-            guard let u = ups[id], !u.taken, let uq = u.hop.exchange.request else { continue }
-            if uq.firstTimestamp < dHeadEnd - tol || uq.firstTimestamp > dRespStart + tol { continue }
-            if let ur = u.hop.exchange.response {
-                if ur.firstTimestamp > dRespStart + tol || ur.lastTimestamp > dRespEnd + tol { continue }
+            guard let u = ups[id], !u.taken else { continue }
+            let uf = u.facts
+            if uf.requestStart < df.headEnd - tol || uf.requestStart > dRespStart + tol { continue }
+            if let urs = uf.responseStart, let ure = uf.responseEnd {
+                if urs > dRespStart + tol || ure > dRespEnd + tol { continue }
             }
-            if !hostsCompatible(dq.host, uq.host) { continue }
-            if key.outbound, let o = d.connection.originalDestination, u.hop.connection.server != o { continue }
-            if Self.exactKeys(dq, uq) == false { continue }
+            if df.host != uf.host && !hostsCompatible(df.host, uf.host) { continue }
+            if let o = original, u.hop.connection.server != o { continue }
+            if df.exactKeys(uf) == false { continue }
             out.append(id)
         }
         return out
@@ -483,29 +535,17 @@ public final class Correlator {
     /// Whether the proxy's copy lies strictly inside the client's exchange: sent after the
     /// client's request head arrived, its response begun before the client's began and ended
     /// before the client's ended.
-    private func strictlyCausal(_ d: Hop, _ u: Hop) -> Bool {
-        guard let dq = d.exchange.request, let uq = u.exchange.request else { return false }
-        guard uq.firstTimestamp >= Self.headEnd(dq) else { return false }
-        if let dr = d.exchange.response {
-            guard let ur = u.exchange.response, ur.firstTimestamp <= dr.firstTimestamp, ur.lastTimestamp <= dr.lastTimestamp else { return false }
+    private func strictlyCausal(_ d: CopyFacts, _ u: CopyFacts) -> Bool {
+        guard u.requestStart >= d.headEnd else { return false }
+        if let drs = d.responseStart, let dre = d.responseEnd {
+            guard let urs = u.responseStart, let ure = u.responseEnd, urs <= drs, ure <= dre else { return false }
         }
         return true
     }
 
-    /// Whether every other candidate is only possible thanks to the slack.
-    private func strictlyAlone(_ d: Hop, _ candidates: [Int], _ chosen: Int) -> Bool {
-        candidates.allSatisfy { $0 == chosen || !strictlyCausal(d, ups[$0]!.hop) }
-    }
-
-    /// When the request head was complete: the last byte of a request without a body, else
-    /// its first packet (a proxy forwards the head before the body has arrived).
-    static func headEnd(_ q: HTTPRequest) -> Int64 {
-        q.bodyLength == 0 ? q.lastTimestamp : q.firstTimestamp
-    }
-
-    private func isFinalAttempt(_ u: Hop, for d: Hop) -> Bool {
-        guard let us = u.exchange.response?.status else { return d.exchange.response == nil }
-        guard let ds = d.exchange.response?.status else { return true }
+    private func isFinalAttempt(_ u: CopyFacts, for d: CopyFacts) -> Bool {
+        guard let us = u.status else { return d.status == nil }
+        guard let ds = d.status else { return true }
         return us == ds
     }
 
@@ -516,20 +556,17 @@ public final class Correlator {
     /// proxy's delays are alike — the order-preserving assignment a worker that forwards in
     /// arrival order produces. A pair across two of the proxy's worker groups (learned, see
     /// `WorkerGroups`) costs more than any timing: it is taken only when nothing else fits.
-    private func cost(_ d: Hop, _ u: Hop) -> Double {
-        var c = timingCost(d, u)
-        if groups.differ(down: d.connection.id, up: u.connection.id) { c += Self.crossGroupCost }
+    private func cost(_ d: Pending, _ u: Up) -> Double {
+        var c = timingCost(d.facts, u.facts)
+        if groups.differ(down: d.hop.connection.id, up: u.hop.connection.id) { c += Self.crossGroupCost }
         return c
     }
 
     static let crossGroupCost = 1e10
 
-    /// The squares of the proxy's forwarding delay and of its return delay, in µs².
-    private func timingCost(_ d: Hop, _ u: Hop) -> Double {
-        let dHeadEnd = d.exchange.request.map(Self.headEnd) ?? 0
-        let uReqStart = u.exchange.request?.firstTimestamp ?? 0
-        let uRespStart = u.exchange.response?.firstTimestamp ?? uReqStart
-        let dRespStart = d.exchange.response?.firstTimestamp ?? now
+    /// The squares of the proxy's forwarding and return delays, each less the proxy's
+    /// typical one, in µs².
+    private func timingCost(_ d: CopyFacts, _ u: CopyFacts) -> Double {
         let (f, r) = delays(d, u)
         // Delays below zero are possible only within the capture points' slack: they cost more.
         let a = f < 0 ? 8 * f - forwardDelay : f - forwardDelay
@@ -538,12 +575,10 @@ public final class Correlator {
     }
 
     /// The proxy's forwarding and return delays for this pairing, in µs.
-    private func delays(_ d: Hop, _ u: Hop) -> (forward: Double, return: Double) {
-        let dHeadEnd = d.exchange.request.map(Self.headEnd) ?? 0
-        let uReqStart = u.exchange.request?.firstTimestamp ?? 0
-        let uRespStart = u.exchange.response?.firstTimestamp ?? uReqStart
-        let dRespStart = d.exchange.response?.firstTimestamp ?? now
-        return (Double(uReqStart &- dHeadEnd) / 1_000, Double(dRespStart &- uRespStart) / 1_000)
+    private func delays(_ d: CopyFacts, _ u: CopyFacts) -> (forward: Double, return: Double) {
+        let uRespStart = u.responseStart ?? u.requestStart
+        let dRespStart = d.responseStart ?? now
+        return (Double(u.requestStart &- d.headEnd) / 1_000, Double(dRespStart &- uRespStart) / 1_000)
     }
 
     /// Solves the pool by one optimal matching. `all`: commits every pending copy (the next
@@ -559,7 +594,7 @@ public final class Correlator {
         var colIndex: [Int: Int] = [:]
         for p in pending {
             for id in p.candidates where colIndex[id] == nil {
-                guard let u = ups[id], !u.taken, isFinalAttempt(u.hop, for: p.hop) else { continue }
+                guard let u = ups[id], !u.taken, isFinalAttempt(u.facts, for: p.facts) else { continue }
                 colIndex[id] = columns.count
                 columns.append(id)
             }
@@ -569,8 +604,8 @@ public final class Correlator {
         for p in pending {
             var row = [Double?](repeating: nil, count: columns.count)
             for id in p.candidates {
-                if let j = colIndex[id], let u = ups[id], isFinalAttempt(u.hop, for: p.hop) {
-                    row[j] = cost(p.hop, u.hop)
+                if let j = colIndex[id], let u = ups[id], isFinalAttempt(u.facts, for: p.facts) {
+                    row[j] = cost(p, u)
                 }
             }
             matrix.append(row)
@@ -622,7 +657,7 @@ public final class Correlator {
                 let reliability = exp(-2.5 * flipRate)
                 confidence = min(0.99, reliability / weight)
             }
-            commit(p.hop, chosen: chosen, candidates: p.candidates, ambiguous: alternatives > 0 && (confidence ?? 0) < 0.9,
+            commit(p.hop, facts: p.facts, chosen: chosen, candidates: p.candidates, ambiguous: alternatives > 0 && (confidence ?? 0) < 0.9,
                    confidence: confidence, certain: false, alternatives: alternatives)
         }
         // The copies taken by the committed ones are no longer candidates of those waiting.
@@ -630,7 +665,7 @@ public final class Correlator {
         poolUps = Set(pool.flatMap(\.candidates))
     }
 
-    private func commit(_ d: Hop, chosen: Int?, candidates: [Int], ambiguous: Bool, confidence: Double?,
+    private func commit(_ d: Hop, facts df: CopyFacts, chosen: Int?, candidates: [Int], ambiguous: Bool, confidence: Double?,
                         certain: Bool, alternatives: Int = 0) {
         var hops = [d]
         var evidence: [String] = []
@@ -638,9 +673,10 @@ public final class Correlator {
             emitIncomplete(d)
             return
         }
-        observeTiming(d, candidates: candidates, chosen: chosen)
+        observeTiming(d, facts: df, candidates: candidates, chosen: chosen)
+        let exact = df.exactKeys(u.facts) == true
         if certain {
-            let (f, r) = delays(d, u.hop)
+            let (f, r) = delays(df, u.facts)
             learnedDelays += 1
             let rate = 1 / Double(min(learnedDelays, 128))
             forwardDelay += (f - forwardDelay) * rate
@@ -670,7 +706,7 @@ public final class Correlator {
         evidence = self.evidence(d, hops.last!, alternatives: alternatives, group: group)
         if attempts.count > 0 { evidence.append("\(attempts.count) failed upstream attempt\(attempts.count == 1 ? "" : "s") before the one that answered") }
         var conf = confidence ?? 0.99
-        if let dq = d.exchange.request, let uq = hops.last!.exchange.request, Self.exactKeys(dq, uq) == true {
+        if exact {
             conf = 1.0
         }
         let chain = RequestChain(id: nextChainID, hops: hops, completeness: .complete, confidence: conf,
@@ -680,15 +716,15 @@ public final class Correlator {
 
     /// Feeds `groups` with timing-only evidence (independent of the groups themselves) and
     /// keeps the typical delay up to date.
-    private func observeTiming(_ d: Hop, candidates: [Int], chosen: Int) {
+    private func observeTiming(_ d: Hop, facts df: CopyFacts, candidates: [Int], chosen: Int) {
         guard let u = ups[chosen] else { return }
-        let c1 = timingCost(d, u.hop)
+        let c1 = timingCost(df, u.facts)
         typicalDelay += (c1.squareRoot() - typicalDelay) / 64
         var weights: [(ConnectionID, Double)] = []
         var total = 0.0
         for id in candidates {
-            guard let v = ups[id], strictlyCausal(d, v.hop) || id == chosen else { continue }
-            let w = exp(-timingCost(d, v.hop) / typicalTimingCost)
+            guard let v = ups[id], strictlyCausal(df, v.facts) || id == chosen else { continue }
+            let w = exp(-timingCost(df, v.facts) / typicalTimingCost)
             weights.append((v.hop.connection.id, w))
             total += w
         }

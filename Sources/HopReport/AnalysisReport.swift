@@ -38,6 +38,9 @@ public struct AnalysisReport: Sendable {
     /// Chains already written out (a streamed JSON document) or left out of `chains` (text
     /// past its detail limit), counted for what the reports say about every chain.
     public var omitted = ChainTally()
+    /// Responses whose request is not in the capture (the first 1000): orphans on their hop,
+    /// counted in `summary.orphanResponses`, never logical requests.
+    public var orphanResponses: [Hop] = []
 
     public init(source: String, linkType: String, packets: Int, connections: Int, rulesName: String, rulesOrigin: String,
                 podAddresses: [String], podAddressesInferred: Bool, summary: AnalysisSummary, chains: [RequestChain],

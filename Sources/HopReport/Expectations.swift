@@ -42,7 +42,7 @@ public struct Expectation {
     /// The summary keys an expectation records (structural counts, never timings).
     public static let summaryKeys = [
         "requestsOnWire", "logicalRequests", "multiHopChains", "unexplainedDuplicates", "duplicateGroups",
-        "repeatedStreams", "incompleteChains", "retries", "ambiguousPairings", "orphanUpstreams",
+        "repeatedStreams", "incompleteChains", "retries", "ambiguousPairings", "orphanUpstreams", "orphanResponses",
     ]
 
     /// An expectation recording `analysis` as it is (what `--update` writes); `assertions` kept.

@@ -147,6 +147,7 @@ public enum JSONReport {
         w.field("retries", s.retries)
         w.field("ambiguousPairings", s.ambiguousPairings)
         w.field("orphanUpstreams", s.orphanUpstreams)
+        w.field("orphanResponses", s.orphanResponses)
         w.key("roles")
         w.beginObject()
         let roles = s.roles
@@ -263,6 +264,10 @@ public enum JSONReport {
             writer.beginArray()
             for g in r.duplicates { write(duplicate: g, to: writer) }
             writer.endArray()
+            writer.key("orphanResponses")
+            writer.beginArray()
+            for h in r.orphanResponses { write(hop: h, report: r, to: writer) }
+            writer.endArray()
             writer.key("counters")
             write(counters: r, to: writer)
             writer.endObject()
@@ -289,6 +294,10 @@ public enum JSONReport {
         w.key("duplicates")
         w.beginArray()
         for g in r.duplicates { write(duplicate: g, to: w) }
+        w.endArray()
+        w.key("orphanResponses")
+        w.beginArray()
+        for h in r.orphanResponses { write(hop: h, report: r, to: w) }
         w.endArray()
         w.key("counters")
         write(counters: r, to: w)

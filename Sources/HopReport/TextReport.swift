@@ -26,6 +26,13 @@ public enum TextReport {
             return "\(role.rawValue) \(n)"
         }.joined(separator: ", ")
         if !roleLine.isEmpty { out.append("hops     \(roleLine)") }
+        if s.orphanResponses > 0 {
+            let n = s.orphanResponses
+            let first = r.orphanResponses.prefix(3).map { h in
+                "\(h.exchange.client) → \(h.exchange.server) \(h.exchange.response.map { String($0.status) } ?? "?")"
+            }.joined(separator: ", ")
+            out.append("orphans  \(n) response\(n == 1 ? "" : "s") whose request is not in the capture (not counted as requests): \(first)\(n > 3 ? ", …" : "")")
+        }
 
         let detailed = r.chains.filter { $0.isMultiHop || $0.isIncomplete || $0.hops.first?.role != .direct || options.showDirect }
         if !detailed.isEmpty { out.append("") }

@@ -50,7 +50,7 @@ struct Analyze: ParsableCommand {
     var all = false
 
     @Option(name: .long, help: ArgumentHelp("Slack for time nesting between capture points, in ms.", valueName: "ms"))
-    var tolerance: Double = 2
+    var tolerance: Double = 0.2
 
     @Option(name: .customLong("duplicate-window"), help: ArgumentHelp("Identical direct requests closer than this are reported as duplicates (0: off), in ms.", valueName: "ms"))
     var duplicateWindow: Double = 1000
@@ -185,6 +185,7 @@ struct Analyze: ParsableCommand {
             ],
             readError: result.readError?.description)
         report.directCounts = direct.counts
+        report.orphanResponses = correlator.orphanResponses
         report.omitted = omitted
         switch format {
         case .text:
