@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HopLab
 import HopReport
 #if canImport(Glibc)
 import Glibc
@@ -54,6 +55,15 @@ struct Lab: ParsableCommand {
     @Flag(name: .customLong("identical-targets"), help: "load: send identical requests (HEAD /, GET /) instead of one target per request, so pairing must rely on timing alone.")
     var identicalTargets = false
 
+    @Option(name: .long, help: "The sidecar: hoptrace (its own proxy), haproxy or nginx (third-party: truth from their logs joined with the app's by x-request-id; load is driven by wrk).")
+    var sidecar: LabSidecar = .hoptrace
+
+    @Option(name: .long, help: "Third-party sidecars under load: wrk's duration in seconds.")
+    var duration: Int = 2
+
+    @Option(name: .customLong("truth-dir"), help: ArgumentHelp("Keep each run's capture and truth as DIR/NAME.pcap and DIR/NAME.truth.jsonl (NAME: scenario-sidecar-cN[-identical]).", valueName: "dir"))
+    var truthDir: String?
+
     @Option(name: .long, help: "Output: text or json (the verdict).")
     var format: Check.CheckFormat = .text
 
@@ -92,6 +102,7 @@ struct Lab: ParsableCommand {
         if write != nil && all { throw ValidationError("--write keeps one capture: with --all use --write-dir DIR") }
         if updateExpectations && writeDir == nil { throw ValidationError("--update-expectations needs --write-dir DIR") }
         if !(1...100_000).contains(requests) { throw ValidationError("--requests must be between 1 and 100000") }
+        if !(1...30).contains(duration) { throw ValidationError("--duration must be between 1 and 30 seconds") }
         if !(1...256).contains(connections) { throw ValidationError("--connections must be between 1 and 256") }
         if !namespacePrefix.hasPrefix("hoplab") || namespacePrefix.contains("/") {
             throw ValidationError("--namespace-prefix must start with hoplab")
@@ -120,12 +131,20 @@ struct Lab: ParsableCommand {
         if !stale.isEmpty { Output.stderr.line("hoptrace lab: removed \(stale.count) namespace\(stale.count == 1 ? "" : "s") left by an earlier run: \(stale.joined(separator: ", "))") }
 
         if let d = writeDir { try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true) }
+        if let d = truthDir { try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true) }
         let chosen = all ? LabScenario.all : [LabScenario.named(scenario!)!]
         var verdicts: [LabVerdict] = []
         for s in chosen {
             let index = LabScenario.all.firstIndex { $0.name == s.name }!
             let started = Date()
             var v = LabVerdict(scenario: s.name)
+            v.sidecar = sidecar.rawValue
+            if let reason = LabScene.skipReason(scenario: s, sidecar: sidecar) {
+                v.skipped = reason
+                if format == .text { printVerdict(v) }
+                verdicts.append(v)
+                continue
+            }
             do {
                 try runScenario(s, index: index, ip: ip, python: python, verdict: &v)
             } catch let e as Interrupted {
@@ -154,15 +173,22 @@ struct Lab: ParsableCommand {
 
     func printVerdict(_ v: LabVerdict) {
         let t = String(format: "%.1f s", v.seconds)
+        let name = v.sidecar == LabSidecar.hoptrace.rawValue ? v.scenario : "\(v.scenario) (\(v.sidecar))"
+        if let reason = v.skipped {
+            Output.stdout.line("lab \(name): skipped: \(reason)")
+            Output.stdout.flush()
+            return
+        }
         if let e = v.error {
-            Output.stdout.line("lab \(v.scenario): error: \(e) (\(t))")
+            Output.stdout.line("lab \(name): error: \(e) (\(t))")
         } else if v.differences.isEmpty {
-            Output.stdout.line("lab \(v.scenario): ok — \(v.requests) request\(v.requests == 1 ? "" : "s"), \(v.chains) chain\(v.chains == 1 ? "" : "s"), \(v.note) (\(t))")
+            Output.stdout.line("lab \(name): ok — \(v.requests) request\(v.requests == 1 ? "" : "s"), \(v.chains) chain\(v.chains == 1 ? "" : "s"), \(v.note) (\(t))")
         } else {
-            Output.stdout.line("lab \(v.scenario): \(v.differences.count) difference\(v.differences.count == 1 ? "" : "s") from ground truth (\(t))")
+            Output.stdout.line("lab \(name): \(v.differences.count) difference\(v.differences.count == 1 ? "" : "s") from ground truth (\(t))")
             for d in v.differences.prefix(30) { Output.stdout.line("  \(d)") }
             if v.differences.count > 30 { Output.stdout.line("  … \(v.differences.count - 30) more") }
         }
+        if let p = v.pairing { for l in p.textLines() { Output.stdout.line("  " + l) } }
         for n in v.notes { Output.stdout.line("  note: \(n)") }
         for f in v.files { Output.stdout.line("  wrote \(f)") }
         Output.stdout.flush()
@@ -174,6 +200,8 @@ struct Lab: ParsableCommand {
         scene.requests = requests
         scene.connections = connections
         scene.identicalTargets = identicalTargets
+        scene.sidecar = sidecar
+        scene.duration = duration
         var keepDir = keep
         defer {
             scene.tearDown(keep: keepDir)
@@ -194,21 +222,63 @@ struct Lab: ParsableCommand {
         let records = try scene.drive()
         try scene.stopCapture()
         scene.stopProxy()
-        let access = scene.accessLog()
+        if s.outbound && sidecar.isThirdParty { usleep(50_000) }
         let rules = s.preset ?? "none"
         let analysis = try Check.analyzeJSON(capture: scene.pcapPath, rules: rules, podIPs: scene.podIPs, filter: nil)
-        v.requests = records.count
-        v.chains = (analysis["chains"] as? [Any])?.count ?? 0
-        let verifier = LabVerifier(scenario: s, records: records, access: access, analysis: analysis)
-        v.differences = verifier.differences()
-        if strictRules { v.differences += verifier.ruleNotes() } else { v.notes = verifier.ruleNotes() }
-        if !verifier.ambiguousMispairings.isEmpty {
-            // Only identical requests in flight at once can be told apart by timing alone.
-            let n = verifier.ambiguousMispairings.count
-            v.notes.append("\(n) pairing\(n == 1 ? "" : "s") differ from the proxy's among identical requests in flight at once, each flagged ambiguous by the analysis; first: \(verifier.ambiguousMispairings[0])")
-        }
+        let typed = try LabAnalysis.decode(JSONSerialization.data(withJSONObject: analysis))
+        v.chains = typed.chains.count
         let summary = analysis["summary"] as? [String: Any] ?? [:]
-        v.note = "\(summary["multiHopChains"] ?? 0) multi-hop, \(summary["incompleteChains"] ?? 0) incomplete, \(summary["unexplainedDuplicates"] ?? 0) unexplained duplicate(s), \(access.count) access-log line(s)"
+        var truth: [TruthRecord] = []
+        if sidecar.isThirdParty {
+            let joined = JoinedTruth.join(sidecar: scene.sidecarLog(), app: scene.appLog())
+            truth = joined.records
+            v.requests = truth.count
+            let outcome = TruthVerifier(roles: s.roles, complete: s.complete, unexplainedDuplicates: s.unexplainedDuplicates)
+                .check(truth, excluded: joined.excluded, analysis: typed)
+            v.differences = outcome.differences
+            if truth.isEmpty { v.differences.append("the sidecar logged no request") }
+            // Sequential traffic still comes from the lab's client: every request it sent must be in the sidecar's log.
+            let logged = Set(truth.map { "\($0.client) \($0.index)" })
+            for r in records where !logged.contains("\(r.local) \(r.index)") {
+                v.differences.append("request \(r.method) \(r.target) #\(r.index + 1) on \(r.local): the client sent it, the sidecar did not log it")
+            }
+            v.notes += joined.problems
+            if !joined.excluded.isEmpty {
+                let clients = Set(joined.excluded.map(\.client))
+                let inCapture = typed.chains.filter { c in c.hops.contains { clients.contains($0.client) } }
+                v.notes.append("\(joined.excluded.count) sidecar log line\(joined.excluded.count == 1 ? "" : "s") without a request left out of the truth (\(joined.excluded.map { "\($0.client) \($0.method) \($0.status) \($0.termination ?? "")" }.prefix(3).joined(separator: "; "))); the analysis has \(inCapture.count) chain\(inCapture.count == 1 ? "" : "s") on those connections\(inCapture.isEmpty ? "" : ": " + inCapture.prefix(3).map { "#\($0.id) \($0.method ?? "no request") status \($0.status.map(String.init) ?? "-") [\($0.hops.map(\.role).joined(separator: ","))]" }.joined(separator: "; "))")
+            }
+            v.notes += LabVerifier(scenario: s, records: [], access: [], analysis: analysis).ruleNotes()
+            v.note = "\(summary["multiHopChains"] ?? 0) multi-hop, \(summary["incompleteChains"] ?? 0) incomplete, \(summary["orphanUpstreams"] ?? 0) orphan(s), \(summary["unexplainedDuplicates"] ?? 0) unexplained duplicate(s), \(truth.count) request(s) in the \(sidecar.rawValue) log"
+        } else {
+            let access = scene.accessLog()
+            v.requests = records.count
+            let verifier = LabVerifier(scenario: s, records: records, access: access, analysis: analysis)
+            v.differences = verifier.differences()
+            if strictRules { v.differences += verifier.ruleNotes() } else { v.notes = verifier.ruleNotes() }
+            if !verifier.ambiguousMispairings.isEmpty {
+                // Only identical requests in flight at once can be told apart by timing alone.
+                let n = verifier.ambiguousMispairings.count
+                v.notes.append("\(n) pairing\(n == 1 ? "" : "s") differ from the proxy's among identical requests in flight at once, each flagged ambiguous by the analysis; first: \(verifier.ambiguousMispairings[0])")
+            }
+            v.note = "\(summary["multiHopChains"] ?? 0) multi-hop, \(summary["incompleteChains"] ?? 0) incomplete, \(summary["unexplainedDuplicates"] ?? 0) unexplained duplicate(s), \(access.count) access-log line(s)"
+            truth = LabVerifier.truth(records: records, access: access)
+        }
+        v.counts = ["truth": truth.count, "chains": typed.chains.count,
+                    "logicalRequests": typed.summary.logicalRequests ?? -1, "orphanUpstreams": typed.summary.orphanUpstreams ?? -1,
+                    "incompleteChains": typed.summary.incompleteChains ?? -1, "unexplainedDuplicates": typed.summary.unexplainedDuplicates ?? -1]
+        if s.hasSidecar && s.complete {
+            v.pairing = PairingMetrics.measure(typed, truth: truth.map(PairingTruth.init))
+        }
+        if let d = truthDir {
+            let name = "\(s.name)-\(sidecar.rawValue)-c\(connections)\(identicalTargets ? "-identical" : "")"
+            let pcap = (d as NSString).appendingPathComponent("\(name).pcap")
+            let jsonl = (d as NSString).appendingPathComponent("\(name).truth.jsonl")
+            try? FileManager.default.removeItem(atPath: pcap)
+            try FileManager.default.copyItem(atPath: scene.pcapPath, toPath: pcap)
+            try JoinedTruth(records: truth).jsonl().write(toFile: jsonl, atomically: true, encoding: .utf8)
+            v.files += [pcap, jsonl]
+        }
         if !v.differences.isEmpty && verbose { keepDir = true }
         if let w = write {
             try? FileManager.default.removeItem(atPath: w)
@@ -237,6 +307,10 @@ struct Lab: ParsableCommand {
 
 struct LabVerdict {
     var scenario: String
+    var sidecar = "hoptrace"
+    var skipped: String?
+    var pairing: PairingReport?
+    var counts: [String: Int] = [:]
     var requests = 0
     var chains = 0
     var differences: [String] = []
@@ -246,12 +320,18 @@ struct LabVerdict {
     var files: [String] = []
     /// Differences from ground truth that do not fail the run (the deciding rules, unless --strict-rules).
     var notes: [String] = []
-    var ok: Bool { error == nil && differences.isEmpty }
+    var ok: Bool { skipped != nil || (error == nil && differences.isEmpty) }
 
     var json: [String: Any] {
         var o: [String: Any] = ["scenario": scenario, "ok": ok, "requests": requests, "chains": chains,
                                 "differences": differences, "notes": notes, "seconds": (seconds * 1000).rounded() / 1000, "files": files]
         if let error { o["error"] = error }
+        o["sidecar"] = sidecar
+        if let skipped { o["skipped"] = skipped }
+        if !counts.isEmpty { o["counts"] = counts }
+        if let pairing, let data = try? JSONEncoder().encode(pairing), let p = try? JSONSerialization.jsonObject(with: data) {
+            o["pairing"] = p
+        }
         return o
     }
 }
@@ -276,6 +356,21 @@ final class LabVerifier {
     let analysis: [String: Any]
 
     static func str(_ v: Any?) -> String { (v as? String) ?? (v.map { "\($0)" } ?? "null") }
+
+    /// hoptrace's proxy: the truth is the client's records (the downstream tuple and index) and
+    /// the access log (the upstream local address of the same request, in order per client).
+    static func truth(records: [ClientRecord], access: [[String: Any]]) -> [TruthRecord] {
+        var accessByClient: [String: [[String: Any]]] = [:]
+        for a in access where str(a["protocol"]) == "http" {
+            accessByClient[str((a["downstream"] as? [String: Any])?["client"]), default: []].append(a)
+        }
+        return records.sorted { ($0.conn, $0.index) < ($1.conn, $1.index) }.map { r in
+            let logged = accessByClient[r.local] ?? []
+            let a = r.index < logged.count ? logged[r.index] : nil
+            let up = (a?["upstream"] as? [String: Any])?["local"] as? String
+            return TruthRecord(client: r.local, index: r.index, requestId: nil, upstream: up, method: r.method, target: r.target, status: r.status)
+        }
+    }
 
     /// The rule the kernel used for each hop role in this scenario, from what the lab knows (the
     /// owner of each socket: the client and app are not uid 1337, the proxy is).
@@ -432,3 +527,5 @@ final class LabVerifier {
         return d
     }
 }
+
+extension LabSidecar: ExpressibleByArgument {}

@@ -1,5 +1,6 @@
 import Foundation
 import HopIntercept
+import HopLab
 import HopNetfilter
 #if canImport(Glibc)
 import Glibc
@@ -12,6 +13,8 @@ struct LabScenario: Sendable {
     enum Traffic: Sendable {
         case sequential([(String, String)])
         case load
+        /// load plus a few curl HEAD/GET in parallel, each on its own connection.
+        case mixed
         case pipelined([(String, String)])
     }
 
@@ -63,6 +66,16 @@ struct LabScenario: Sendable {
             roles: ["inbound-intercepted", "inbound-forwarded"], complete: true, unexplainedDuplicates: 0,
             assertions: sidecarAssertions),
         LabScenario(
+            name: "mixed", summary: "load (wrk with a third-party sidecar) and, in parallel, curl HEAD/GET on connections of their own",
+            preset: "istio-2018", layout: "istio-2018", capture: .any, traffic: .mixed, outbound: false, resetOnce: false,
+            roles: ["inbound-intercepted", "inbound-forwarded"], complete: true, unexplainedDuplicates: 0,
+            assertions: sidecarAssertions),
+        LabScenario(
+            name: "outbound-load", summary: "the app in the pod (uid 65534) loads the remote service over C keep-alive connections through the sidecar",
+            preset: "istio-2018", layout: "istio-2018", capture: .any, traffic: .load, outbound: true, resetOnce: false,
+            roles: ["outbound-redirected", "outbound-forwarded"], complete: true, unexplainedDuplicates: 0,
+            assertions: ["noUnexplainedDuplicates": true, "everyRequestAnswered": true]),
+        LabScenario(
             name: "pipelined", summary: "three pipelined requests on one connection",
             preset: "istio-2018", layout: "istio-2018", capture: .any,
             traffic: .pipelined([("GET", "/?n=1"), ("HEAD", "/?n=2"), ("GET", "/?n=3")]), outbound: false, resetOnce: false,
@@ -111,6 +124,9 @@ final class LabScene {
     var requests = 200
     var connections = 8
     var identicalTargets = false
+    var sidecar: LabSidecar = .hoptrace
+    /// wrk's duration in seconds (third-party sidecars under load).
+    var duration = 2
 
     private var namespaces: [String] = []
     private var background: [Subprocess.Background] = []
@@ -223,7 +239,8 @@ final class LabScene {
             let big = d.appendingPathComponent("big.bin")
             try Data((0..<Self.bigSize).map { UInt8(truncatingIfNeeded: $0 &* 7) }).write(to: big)
             chmod(big.path, 0o644)
-            let conf = LabScripts.nginx.replacingOccurrences(of: "BIGFILE", with: big.path).replacingOccurrences(of: "DIR", with: d.path)
+            let conf = LabScripts.nginx.replacingOccurrences(of: "BIGFILE", with: big.path).replacingOccurrences(of: "LOGFORMAT", with: LabLogFormats.app)
+                .replacingOccurrences(of: "DIR", with: d.path)
             let confURL = d.appendingPathComponent("nginx.conf")
             try conf.write(to: confURL, atomically: true, encoding: .utf8)
             let b = try start(in: ns, [nginx, "-e", d.appendingPathComponent("nginx-error.log").path, "-p", d.path, "-c", confURL.path], name: name)
@@ -259,6 +276,7 @@ final class LabScene {
 
     func startProxy() throws {
         guard scenario.hasSidecar else { return }
+        if sidecar.isThirdParty { return try startThirdPartySidecar() }
         var args = [Subprocess.selfPath, "proxy", "--access-log", accessLogPath, "--layout", scenario.layout,
                     "--protocol-detection-timeout", "0.5", "--connect-timeout", "2", "--drain-timeout", "2"]
         for a in podIPs { args += ["--pod-ip", a] }
@@ -288,6 +306,10 @@ final class LabScene {
 
     /// Runs the scenario's client; returns what it sent and received (the ground truth).
     func drive() throws -> [ClientRecord] {
+        if sidecar.isThirdParty, case .load = scenario.traffic { return try driveWrk(curl: false) }
+        if sidecar.isThirdParty, case .mixed = scenario.traffic { return try driveWrk(curl: true) }
+        var curl: Subprocess.Background?
+        if case .mixed = scenario.traffic { curl = try startCurl() }
         let script = dir.appendingPathComponent("client.py")
         try LabScripts.client.write(to: script, atomically: true, encoding: .utf8)
         chmod(script.path, 0o644)
@@ -295,7 +317,7 @@ final class LabScene {
         switch scenario.traffic {
         case .sequential(let reqs): args = ["seq"] + reqs.flatMap { [$0.0, $0.1] }
         case .pipelined(let reqs): args = ["pipeline"] + reqs.flatMap { [$0.0, $0.1] }
-        case .load: args = ["load", "\(requests)", "\(connections)"] + (identicalTargets ? ["same"] : [])
+        case .load, .mixed: args = ["load", "\(requests)", "\(connections)"] + (identicalTargets ? ["same"] : [])
         }
         let cmd: [String]
         if scenario.outbound {
@@ -321,6 +343,7 @@ final class LabScene {
         if r.status != 0 || records.isEmpty {
             throw LabError("the client failed (exit \(r.status)): \(r.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
         }
+        if let curl { records += try finishCurl(curl) }
         if !r.stderr.isEmpty { log("client: \(r.stderr.trimmingCharacters(in: .whitespacesAndNewlines))") }
         log("client: \(records.count) requests")
         return records
