@@ -39,6 +39,8 @@ public struct PairingReport: Codable, Sendable, Equatable {
     public var total: Int
     /// Truth requests whose downstream exchange the analysis does not have (counted in total, wrong).
     public var notFound: Int
+    /// Truth requests whose chain has no upstream copy (wrong, and outside the calibration table).
+    public var unpaired: Int
     public var wrong: [Wrong]
     public var bands: [Band]
     public var ece: Double
@@ -60,7 +62,7 @@ public struct PairingReport: Codable, Sendable, Equatable {
         let verdict = right > baseline.right ? "beats" : right == baseline.right ? "ties" : "LOSES TO"
         l.append("pairing: \(right)/\(total) right (\(pct(accuracy))); timing-only baseline \(baseline.right)/\(baseline.total) (\(pct(baselineAccuracy)), \(String(format: "%.2f", baseline.seconds)) s, \(baseline.components) component\(baseline.components == 1 ? "" : "s"), \(baseline.windows) window\(baseline.windows == 1 ? "" : "s")): the correlator \(verdict) the baseline")
         let hc = highConfidenceRight.map(pct) ?? "n/a"
-        l.append("  ECE \(String(format: "%.3f", ece)); stated >= 0.9: \(highConfidenceCount), right \(hc)\(notFound > 0 ? "; \(notFound) not found" : "")\(tupleMismatches > 0 ? "; \(tupleMismatches) tuple mismatch(es)" : "")")
+        l.append("  ECE \(String(format: "%.3f", ece)); stated >= 0.9: \(highConfidenceCount), right \(hc)\(notFound > 0 ? "; \(notFound) not found" : "")\(unpaired > 0 ? "; \(unpaired) without an upstream copy" : "")\(tupleMismatches > 0 ? "; \(tupleMismatches) tuple mismatch(es)" : "")")
         let cells = bands.filter { $0.count > 0 }.map {
             "[\(String(format: "%.2f", $0.lower)),\(String(format: "%.2f", $0.upper))\($0.upper >= 1 ? "]" : ")") n=\($0.count) stated \(String(format: "%.3f", $0.meanConfidence)) right \(pct($0.right))"
         }
@@ -150,7 +152,7 @@ public enum PairingMetrics {
         let index = downstreamIndex(a)
         var items: [(confidence: Double, right: Bool)] = []
         var wrong: [PairingReport.Wrong] = []
-        var right = 0, notFound = 0, tupleMismatches = 0
+        var right = 0, notFound = 0, tupleMismatches = 0, unpaired = 0
         var truthByHop: [HopRef: PairingTruth] = [:]
         for t in truth {
             guard let refs = index[t.client], t.index < refs.count else {
@@ -165,7 +167,8 @@ public enum PairingMetrics {
             let up = c.hops.last { $0.isUpstream }
             let ok = up.map(t.matches) ?? false
             if ok, t.requestId != nil, let u = t.upstream, up?.client != u { tupleMismatches += 1 }
-            items.append((c.confidence, ok))
+            // A chain without an upstream copy states no pairing: wrong, but not in the calibration.
+            if up != nil { items.append((c.confidence, ok)) } else { unpaired += 1 }
             if ok { right += 1 } else {
                 wrong.append(.init(client: t.client, index: t.index, method: t.method, target: t.target, requestId: t.requestId,
                                    expected: t.upstream, got: up?.client, gotRequestId: up?.requestId, confidence: c.confidence, chain: c.id))
@@ -193,7 +196,7 @@ public enum PairingMetrics {
                                               components: solved.components, windows: solved.windows,
                                               largestComponent: solved.largestComponent)
         wrong.sort { ($0.confidence, $0.client, $0.index) > ($1.confidence, $1.client, $1.index) }
-        return PairingReport(right: right, total: truth.count, notFound: notFound, wrong: wrong, bands: bands, ece: ece,
+        return PairingReport(right: right, total: truth.count, notFound: notFound, unpaired: unpaired, wrong: wrong, bands: bands, ece: ece,
                              highConfidenceCount: high.count,
                              highConfidenceRight: high.isEmpty ? nil : Double(high.filter(\.right).count) / Double(high.count),
                              baseline: baseline, beatsBaseline: right > bRight, tupleMismatches: tupleMismatches)
