@@ -171,6 +171,16 @@ struct Lab: ParsableCommand {
         if !failed.isEmpty { throw ExitCode(ExitStatus.differences) }
     }
 
+    /// Packets dropped by the kernel plus by the interface, from the capture's last line.
+    static func drops(_ stats: String) -> Int? {
+        let words = stats.split(separator: " ")
+        var total: Int?
+        for (i, w) in words.enumerated() where w == "dropped" && i > 0 {
+            if let n = Int(words[i - 2]) { total = (total ?? 0) + n }
+        }
+        return total
+    }
+
     func printVerdict(_ v: LabVerdict) {
         let t = String(format: "%.1f s", v.seconds)
         let name = v.sidecar == LabSidecar.hoptrace.rawValue ? v.scenario : "\(v.scenario) (\(v.sidecar))"
@@ -224,6 +234,8 @@ struct Lab: ParsableCommand {
         scene.stopProxy()
         if s.outbound && sidecar.isThirdParty { usleep(50_000) }
         let rules = s.preset ?? "none"
+        v.capture = scene.captureStats
+        if let drops = Self.drops(scene.captureStats), drops > 0 { v.notes.append("the capture lost packets: \(scene.captureStats)") }
         let analysis = try Check.analyzeJSON(capture: scene.pcapPath, rules: rules, podIPs: scene.podIPs, filter: nil)
         let typed = try LabAnalysis.decode(JSONSerialization.data(withJSONObject: analysis))
         v.chains = typed.chains.count
@@ -243,6 +255,14 @@ struct Lab: ParsableCommand {
                 v.differences.append("request \(r.method) \(r.target) #\(r.index + 1) on \(r.local): the client sent it, the sidecar did not log it")
             }
             v.notes += joined.problems
+            // Lost bytes or unparsed streams explain missing copies better than the correlator does.
+            var odd: [String] = []
+            for (section, items) in (analysis["counters"] as? [String: [String: Any]] ?? [:]).sorted(by: { $0.key < $1.key }) {
+                for (k, n) in items.sorted(by: { $0.key < $1.key }) where ["gap", "drop", "cap", "error", "lost", "without"].contains(where: k.contains) {
+                    if let n = n as? Int, n > 0 { odd.append("\(section)/\(k) \(n)") }
+                }
+            }
+            if !odd.isEmpty { v.notes.append("analysis counters: " + odd.joined(separator: ", ")) }
             if !joined.excluded.isEmpty {
                 let clients = Set(joined.excluded.map(\.client))
                 let inCapture = typed.chains.filter { c in c.hops.contains { clients.contains($0.client) } }
@@ -255,7 +275,7 @@ struct Lab: ParsableCommand {
             v.requests = records.count
             let verifier = LabVerifier(scenario: s, records: records, access: access, analysis: analysis)
             v.differences = verifier.differences()
-            if strictRules { v.differences += verifier.ruleNotes() } else { v.notes = verifier.ruleNotes() }
+            if strictRules { v.differences += verifier.ruleNotes() } else { v.notes += verifier.ruleNotes() }
             if !verifier.ambiguousMispairings.isEmpty {
                 // Only identical requests in flight at once can be told apart by timing alone.
                 let n = verifier.ambiguousMispairings.count
@@ -311,6 +331,8 @@ struct LabVerdict {
     var skipped: String?
     var pairing: PairingReport?
     var counts: [String: Int] = [:]
+    /// The capture's statistics line.
+    var capture = ""
     var requests = 0
     var chains = 0
     var differences: [String] = []
@@ -327,6 +349,7 @@ struct LabVerdict {
                                 "differences": differences, "notes": notes, "seconds": (seconds * 1000).rounded() / 1000, "files": files]
         if let error { o["error"] = error }
         o["sidecar"] = sidecar
+        if !capture.isEmpty { o["capture"] = capture }
         if let skipped { o["skipped"] = skipped }
         if !counts.isEmpty { o["counts"] = counts }
         if let pairing, let data = try? JSONEncoder().encode(pairing), let p = try? JSONSerialization.jsonObject(with: data) {

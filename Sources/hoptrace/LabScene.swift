@@ -286,6 +286,8 @@ final class LabScene {
     }
 
     private var captureProcess: Subprocess.Background?
+    /// The capture's last line: packets received, dropped by the kernel and by the interface.
+    var captureStats = ""
 
     func startCapture() throws {
         let iface = scenario.capture == .any ? "any" : podInterface
@@ -301,7 +303,8 @@ final class LabScene {
         b.stop(signal: SIGINT, timeout: 5)
         captureProcess = nil
         guard FileManager.default.fileExists(atPath: pcapPath) else { throw LabError("the capture wrote no file: \(b.stderr)") }
-        log("capture stopped: \(b.stderr.split(separator: "\n").last ?? "")")
+        captureStats = String(b.stderr.split(separator: "\n").last ?? "")
+        log("capture stopped: \(captureStats)")
     }
 
     /// Runs the scenario's client; returns what it sent and received (the ground truth).
