@@ -52,6 +52,17 @@ public struct PairingReport: Codable, Sendable, Equatable {
     public var beatsBaseline: Bool
     /// Pairings right by request id whose upstream tuple differs from the app's (cross-check).
     public var tupleMismatches: Int
+    /// The delays of the true pairs (third-party sidecars: found by request id), in µs:
+    /// what the baseline's cost assumes is small.
+    public var truthDelays: Delays?
+
+    public struct Delays: Codable, Sendable, Equatable {
+        public var pairs: Int
+        public var forwardP50Us: Double
+        public var forwardP99Us: Double
+        public var returnP50Us: Double
+        public var returnP99Us: Double
+    }
 
     public var accuracy: Double { total == 0 ? 1 : Double(right) / Double(total) }
     public var baselineAccuracy: Double { baseline.total == 0 ? 1 : Double(baseline.right) / Double(baseline.total) }
@@ -67,6 +78,9 @@ public struct PairingReport: Codable, Sendable, Equatable {
             "[\(String(format: "%.2f", $0.lower)),\(String(format: "%.2f", $0.upper))\($0.upper >= 1 ? "]" : ")") n=\($0.count) stated \(String(format: "%.3f", $0.meanConfidence)) right \(pct($0.right))"
         }
         if !cells.isEmpty { l.append("  calibration: " + cells.joined(separator: "; ")) }
+        if let d = truthDelays {
+            l.append("  true pairs' delays (µs): forward p50 \(Int(d.forwardP50Us)) p99 \(Int(d.forwardP99Us)), return p50 \(Int(d.returnP50Us)) p99 \(Int(d.returnP99Us))")
+        }
         for w in wrong.prefix(maxWrong) {
             l.append("  wrong: \(w.method) \(w.target) #\(w.index + 1) on \(w.client) (id \(w.requestId ?? "-")): expected upstream \(w.expected ?? "?"), got \(w.got ?? "none")\(w.gotRequestId.map { " (id \($0))" } ?? "") at confidence \(String(format: "%.3f", w.confidence))")
         }
@@ -195,10 +209,25 @@ public enum PairingMetrics {
         let baseline = PairingReport.Baseline(right: bRight, total: truth.count, seconds: Date().timeIntervalSince(started),
                                               components: solved.components, windows: solved.windows,
                                               largestComponent: solved.largestComponent)
+        // The true pairs' delays, for third-party truth (the upstream copy found by its request id).
+        var upByID: [String: LabAnalysis.Hop] = [:]
+        for u in ups where u.hop.requestId != nil { upByID[u.hop.requestId!] = u.hop }
+        var fwd: [Double] = [], ret: [Double] = []
+        for (ref, t) in truthByHop {
+            guard let id = t.requestId, let u = upByID[id], let us = u.requestStartNs else { continue }
+            let d = a.chains[ref.chain].hops[ref.hop]
+            guard let ds = d.requestEndNs ?? d.requestStartNs else { continue }
+            fwd.append(Double(us - ds) / 1000)
+            if let de = d.responseEndNs, let ue = u.responseEndNs { ret.append(Double(de - ue) / 1000) }
+        }
+        func q(_ v: [Double], _ p: Double) -> Double { v.isEmpty ? 0 : v.sorted()[Int(p * Double(v.count - 1))] }
+        let delays = fwd.isEmpty ? nil : PairingReport.Delays(pairs: fwd.count, forwardP50Us: q(fwd, 0.5), forwardP99Us: q(fwd, 0.99),
+                                                              returnP50Us: q(ret, 0.5), returnP99Us: q(ret, 0.99))
         wrong.sort { ($0.confidence, $0.client, $0.index) > ($1.confidence, $1.client, $1.index) }
         return PairingReport(right: right, total: truth.count, notFound: notFound, unpaired: unpaired, wrong: wrong, bands: bands, ece: ece,
                              highConfidenceCount: high.count,
                              highConfidenceRight: high.isEmpty ? nil : Double(high.filter(\.right).count) / Double(high.count),
-                             baseline: baseline, beatsBaseline: right > bRight, tupleMismatches: tupleMismatches)
+                             baseline: baseline, beatsBaseline: right > bRight, tupleMismatches: tupleMismatches,
+                             truthDelays: delays)
     }
 }

@@ -37,6 +37,10 @@ public struct AppLogRecord: Equatable, Sendable {
     public var target: String
     public var status: Int
     public var time: Double
+
+    public init(requestId: String, peer: String, method: String, target: String, status: Int, time: Double) {
+        self.requestId = requestId; self.peer = peer; self.method = method; self.target = target; self.status = status; self.time = time
+    }
 }
 
 /// The log formats the lab configures, and their parsers. Every line starts with `hoplab` so
