@@ -111,7 +111,7 @@ struct Lab: ParsableCommand {
 
     func run() throws {
         if list {
-            for s in LabScenario.all { Output.stdout.line("\(s.name.padding(toLength: 12, withPad: " ", startingAt: 0)) \(s.summary)") }
+            for s in LabScenario.all { Output.stdout.line("\(s.name.padding(toLength: 14, withPad: " ", startingAt: 0)) \(s.summary)") }
             return
         }
         guard geteuid() == 0 else {
