@@ -56,9 +56,10 @@ let package = Package(
             ],
             swiftSettings: hotPath
         ),
-        // The lab's ground truth from sidecar and app logs, and its pairing metrics (calibration,
-        // the timing-only baseline).
-        .target(name: "HopLab"),
+        // The lab: scenes in network namespaces (sidecars: hoptrace's proxy, HAProxy, nginx),
+        // their traffic and capture, ground truth from the peers' own logs, the verifier and
+        // the pairing metrics (calibration, the timing-only baseline).
+        .target(name: "HopLab", dependencies: ["HopIntercept", "HopNetfilter", "HopReport"]),
         // The command line: thin wiring of the stages.
         .executableTarget(
             name: "hoptrace",

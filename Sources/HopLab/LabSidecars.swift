@@ -1,16 +1,15 @@
 import Foundation
-import HopLab
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// Third-party sidecars (HAProxy, nginx), wrk and curl in the lab's scene.
 extension LabScene {
-    var sidecarDir: URL { dir.appendingPathComponent("sidecar") }
-    var appLogPath: String { dir.appendingPathComponent("app/access.log").path }
+    public var sidecarDir: URL { dir.appendingPathComponent("sidecar") }
+    public var appLogPath: String { dir.appendingPathComponent("app/access.log").path }
 
     /// Why this scene cannot run with `sidecar` here (a missing tool, a scenario it does not fit), or nil.
-    static func skipReason(scenario: LabScenario, sidecar: LabSidecar) -> String? {
+    public static func skipReason(scenario: LabScenario, sidecar: LabSidecar) -> String? {
         let wantsLoad: Bool = {
             switch scenario.traffic {
             case .load, .mixed: return true
@@ -34,7 +33,7 @@ extension LabScene {
         return nil
     }
 
-    var sidecarPlan: SidecarPlan {
+    public var sidecarPlan: SidecarPlan {
         let current = scenario.layout == "istio-current"
         return SidecarPlan(
             listenPort: current && !scenario.outbound ? 15006 : 15001,
@@ -45,7 +44,7 @@ extension LabScene {
 
     /// HAProxy or nginx in the pod as uid/gid 1337 (setpriv: never root), listening where the
     /// rules redirect to.
-    func startThirdPartySidecar() throws {
+    public func startThirdPartySidecar() throws {
         try FileManager.default.createDirectory(at: sidecarDir, withIntermediateDirectories: true)
         chmod(sidecarDir.path, 0o777)
         let plan = sidecarPlan
@@ -83,18 +82,18 @@ extension LabScene {
 
     /// The traffic's source: the client namespace (inbound) or the app in the pod as uid 65534
     /// (outbound), and the address it calls.
-    func clientCommand(_ arguments: [String]) -> [String] {
+    public func clientCommand(_ arguments: [String]) -> [String] {
         if scenario.outbound, let setpriv = Subprocess.which("setpriv") {
             return ["netns", "exec", pod, setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"] + arguments
         }
         return ["netns", "exec", scenario.outbound ? pod : client] + arguments
     }
 
-    var targetHost: String { scenario.outbound ? remoteIP : podIP }
+    public var targetHost: String { scenario.outbound ? remoteIP : podIP }
 
     /// wrk (keep-alive, -c N, bounded in time), and with `curl` a few curl HEAD/GET beside it.
     /// The truth then comes from the sidecar's log; returns curl's records only.
-    func driveWrk(curl: Bool) throws -> [ClientRecord] {
+    public func driveWrk(curl: Bool) throws -> [ClientRecord] {
         guard let wrk = Subprocess.which("wrk") else { throw LabError("wrk is missing") }
         let script = dir.appendingPathComponent("wrk.lua")
         try LabScripts.wrk(identical: identicalTargets).write(to: script, atomically: true, encoding: .utf8)
@@ -109,7 +108,7 @@ extension LabScene {
     }
 
     /// curl HEAD and GET, alternately, each on a new connection, in the background.
-    func startCurl(pairs: Int = 8) throws -> Subprocess.Background {
+    public func startCurl(pairs: Int = 8) throws -> Subprocess.Background {
         guard let curl = Subprocess.which("curl") else { throw LabError("curl is missing") }
         let script = dir.appendingPathComponent("curl.sh")
         try LabScripts.curlLoop.write(to: script, atomically: true, encoding: .utf8)
@@ -117,7 +116,7 @@ extension LabScene {
         return try start(in: scenario.outbound ? pod : client, Array(clientCommand(["/bin/sh", script.path, curl, "http://\(targetHost):80", "\(pairs)", identicalTargets ? "same" : "unique"]).dropFirst(3)), name: "curl")
     }
 
-    func finishCurl(_ b: Subprocess.Background) throws -> [ClientRecord] {
+    public func finishCurl(_ b: Subprocess.Background) throws -> [ClientRecord] {
         let deadline = Date().addingTimeInterval(30)
         while b.process.isRunning && Date() < deadline { try Subprocess.checkInterrupt(); usleep(20_000) }
         b.stop()
@@ -132,7 +131,7 @@ extension LabScene {
     }
 
     /// The sidecar's own log, parsed.
-    func sidecarLog() -> [SidecarLogRecord] {
+    public func sidecarLog() -> [SidecarLogRecord] {
         switch sidecar {
         case .haproxy:
             return LabLogFormats.parseHAProxy((try? String(contentsOf: dir.appendingPathComponent("proxy.out"), encoding: .utf8)) ?? "")
@@ -143,7 +142,7 @@ extension LabScene {
         }
     }
 
-    func appLog() -> [AppLogRecord] {
+    public func appLog() -> [AppLogRecord] {
         LabLogFormats.parseApp((try? String(contentsOfFile: appLogPath, encoding: .utf8)) ?? "")
     }
 }
