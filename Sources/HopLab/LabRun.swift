@@ -87,7 +87,7 @@ public struct LabRunner {
         if s.outbound && sidecar.isThirdParty { usleep(50_000) }
         let rules = s.preset ?? "none"
         v.capture = scene.captureStats
-        if let drops = Self.drops(scene.captureStats), drops > 0 { v.notes.append("the capture lost packets: \(scene.captureStats)") }
+        let lost = Self.drops(scene.captureStats) ?? 0
         let analysis = try analyze(scene.pcapPath, rules, scene.podIPs)
         let typed = try LabAnalysis.decode(JSONSerialization.data(withJSONObject: analysis))
         v.chains = typed.chains.count
@@ -150,6 +150,10 @@ public struct LabRunner {
             try FileManager.default.copyItem(atPath: scene.pcapPath, toPath: pcap)
             try JoinedTruth(records: truth).jsonl().write(toFile: jsonl, atomically: true, encoding: .utf8)
             v.files += [pcap, jsonl]
+        }
+        if lost > 0 {
+            // Not the analyzer's fault: say so first, the counts below follow from it.
+            v.differences.insert("the capture lost \(lost) packet\(lost == 1 ? "" : "s") (\(scene.captureStats)): the counts cannot be exact; run again on a less loaded machine or with fewer --connections / a shorter --duration", at: 0)
         }
         if !v.differences.isEmpty && verbose { keepDir = true }
         if let w = write {
