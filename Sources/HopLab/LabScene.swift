@@ -65,16 +65,6 @@ public struct LabScenario: Sendable {
             roles: ["inbound-intercepted", "inbound-forwarded"], complete: true, unexplainedDuplicates: 0,
             assertions: sidecarAssertions),
         LabScenario(
-            name: "mixed", summary: "load (wrk with a third-party sidecar) and, in parallel, curl HEAD/GET on connections of their own",
-            preset: "istio-2018", layout: "istio-2018", capture: .any, traffic: .mixed, outbound: false, resetOnce: false,
-            roles: ["inbound-intercepted", "inbound-forwarded"], complete: true, unexplainedDuplicates: 0,
-            assertions: sidecarAssertions),
-        LabScenario(
-            name: "outbound-load", summary: "the app in the pod (uid 65534) loads the remote service over C keep-alive connections through the sidecar",
-            preset: "istio-2018", layout: "istio-2018", capture: .any, traffic: .load, outbound: true, resetOnce: false,
-            roles: ["outbound-redirected", "outbound-forwarded"], complete: true, unexplainedDuplicates: 0,
-            assertions: ["noUnexplainedDuplicates": true, "everyRequestAnswered": true]),
-        LabScenario(
             name: "pipelined", summary: "three pipelined requests on one connection",
             preset: "istio-2018", layout: "istio-2018", capture: .any,
             traffic: .pipelined([("GET", "/?n=1"), ("HEAD", "/?n=2"), ("GET", "/?n=3")]), outbound: false, resetOnce: false,
@@ -98,6 +88,16 @@ public struct LabScenario: Sendable {
             traffic: .sequential([("HEAD", "/"), ("HEAD", "/")]), outbound: false, resetOnce: false,
             roles: ["direct"], complete: true, unexplainedDuplicates: 1,
             assertions: ["everyRequestAnswered": true]),
+        LabScenario(
+            name: "mixed", summary: "load (wrk with a third-party sidecar) and, in parallel, curl HEAD/GET on connections of their own",
+            preset: "istio-2018", layout: "istio-2018", capture: .any, traffic: .mixed, outbound: false, resetOnce: false,
+            roles: ["inbound-intercepted", "inbound-forwarded"], complete: true, unexplainedDuplicates: 0,
+            assertions: sidecarAssertions),
+        LabScenario(
+            name: "outbound-load", summary: "the app in the pod (uid 65534) loads the remote service over C keep-alive connections through the sidecar",
+            preset: "istio-2018", layout: "istio-2018", capture: .any, traffic: .load, outbound: true, resetOnce: false,
+            roles: ["outbound-redirected", "outbound-forwarded"], complete: true, unexplainedDuplicates: 0,
+            assertions: ["noUnexplainedDuplicates": true, "everyRequestAnswered": true]),
     ]
 
     public static func named(_ n: String) -> LabScenario? { all.first { $0.name == n } }

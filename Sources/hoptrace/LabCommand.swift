@@ -11,16 +11,19 @@ struct Lab: ParsableCommand {
         abstract: "Build a sidecar scene in network namespaces, capture it, and check the analysis against ground truth.",
         discussion: """
         Each scenario builds namespaces for a client, the pod and (outbound) a remote service, \
-        joined by veth pairs in 198.18.10.0/24 … 198.18.17.0/24; runs the app on :80 in the pod \
+        joined by veth pairs in 198.18.10.0/24 … 198.18.19.0/24; runs the app on :80 in the pod \
         (nginx when /usr/sbin/nginx is installed, else a built-in Python server), installs the \
         scenario's interception rules in the pod with hoptrace's rule installer, starts \
-        `hoptrace proxy` (as uid 1337), captures with hoptrace's own capture engine inside the \
+        the sidecar (`--sidecar`: `hoptrace proxy`, HAProxy or nginx, as uid 1337), captures with hoptrace's own capture engine inside the \
         pod (on `any`, or on one interface), drives known traffic, and analyzes the capture. \
         The analysis is compared with what the client sent (methods, targets, order, local \
         ports, statuses) and with the proxy's access log (downstream client ↔ upstream local \
-        address, status, attempts). Exit 0 when every request is found with the right hops, \
-        roles and pairing and nothing is unexplained that should not be; 1 with a list of the \
-        differences otherwise; 2 without root or the tools it needs.
+        address, status, attempts); with HAProxy or nginx, with their log joined by x-request-id \
+        with the app's (exact counts; load from wrk). Every run also reports its pairing \
+        accuracy, a calibration table (ECE) and a timing-only baseline (never failing). Exit 0 \
+        when every request is found with the right hops, roles and pairing and nothing is \
+        unexplained that should not be; 1 with a list of the differences otherwise; 2 without \
+        root or the tools it needs.
 
         Everything it makes (namespaces named hoplab-PID-…, processes, temp files) is removed on \
         exit, on error and on SIGINT/SIGTERM; namespaces left by a crashed run are removed by \
@@ -31,6 +34,8 @@ struct Lab: ParsableCommand {
           hoptrace lab seed
           hoptrace lab load --requests 1000 --connections 16
           hoptrace lab --all --format json
+          hoptrace lab load --sidecar haproxy --identical-targets --connections 32
+          hoptrace lab load --sidecar nginx --truth-dir /tmp/truth
           hoptrace lab --all --write-dir Captures --update-expectations
         """)
 
