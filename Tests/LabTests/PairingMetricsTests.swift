@@ -130,6 +130,23 @@ final class PairingMetricsTests: XCTestCase {
         XCTAssertGreaterThan(r.windows, 1)
     }
 
+    /// A stall near a window's end makes a shifted pairing locally cheaper; the windows must not
+    /// carry that shift through every later identical request. (The real regression, a capture of
+    /// 37k identical requests through HAProxy where one shift cost 86% of the baseline's pairings,
+    /// is too big for a unit test; this is the shape of it.)
+    func testBaselineRecoversFromAShiftAtAWindowEnd() {
+        let d = HopRoles.inboundIntercepted, u = HopRoles.inboundForwarded
+        var downs: [LabAnalysis.Hop] = [], ups: [LabAnalysis.Hop] = []
+        for i in 0..<400 {
+            let s = Int64(i) * 50
+            downs.append(hop(d, "c:\(i)", s, s + (i == 60 ? 2000 : 300)))
+            ups.append(hop(u, "p:\(i)", s + 20, s + 270))
+        }
+        let r = Baseline.assign(downstream: downs, upstream: ups, window: 64)
+        let right = r.assignment.enumerated().filter { $0.element == $0.offset }.count
+        XCTAssertGreaterThanOrEqual(right, 300, "a shift at row 60 carried on: \(right)/400 right")
+    }
+
     // MARK: the measure
 
     func testMeasureCountsRightWrongAndBaseline() {
