@@ -223,7 +223,8 @@ public enum PairingMetrics {
         func q(_ v: [Double], _ p: Double) -> Double { v.isEmpty ? 0 : v.sorted()[Int(p * Double(v.count - 1))] }
         let delays = fwd.isEmpty ? nil : PairingReport.Delays(pairs: fwd.count, forwardP50Us: q(fwd, 0.5), forwardP99Us: q(fwd, 0.99),
                                                               returnP50Us: q(ret, 0.5), returnP99Us: q(ret, 0.99))
-        wrong.sort { ($0.confidence, $0.client, $0.index) > ($1.confidence, $1.client, $1.index) }
+        // Wrong pairings first, most confident first; then chains without an upstream copy.
+        wrong.sort { ($0.got != nil ? 1 : 0, $0.confidence, $1.client, $1.index) > ($1.got != nil ? 1 : 0, $1.confidence, $0.client, $0.index) }
         return PairingReport(right: right, total: truth.count, notFound: notFound, unpaired: unpaired, wrong: wrong, bands: bands, ece: ece,
                              highConfidenceCount: high.count,
                              highConfidenceRight: high.isEmpty ? nil : Double(high.filter(\.right).count) / Double(high.count),
