@@ -81,12 +81,18 @@ extension LabScene {
     }
 
     /// The traffic's source: the client namespace (inbound) or the app in the pod as uid 65534
-    /// (outbound), and the address it calls.
-    public func clientCommand(_ arguments: [String]) -> [String] {
+    /// (outbound): the namespace and the command line to run there.
+    public func clientSide(_ arguments: [String]) -> (namespace: String, arguments: [String]) {
         if scenario.outbound, let setpriv = Subprocess.which("setpriv") {
-            return ["netns", "exec", pod, setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"] + arguments
+            return (pod, [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"] + arguments)
         }
-        return ["netns", "exec", scenario.outbound ? pod : client] + arguments
+        return (scenario.outbound ? pod : client, arguments)
+    }
+
+    /// `ip` arguments that run `arguments` on the traffic's source.
+    public func clientCommand(_ arguments: [String]) -> [String] {
+        let c = clientSide(arguments)
+        return ["netns", "exec", c.namespace] + c.arguments
     }
 
     public var targetHost: String { scenario.outbound ? remoteIP : podIP }
@@ -113,7 +119,8 @@ extension LabScene {
         let script = dir.appendingPathComponent("curl.sh")
         try LabScripts.curlLoop.write(to: script, atomically: true, encoding: .utf8)
         chmod(script.path, 0o755)
-        return try start(in: scenario.outbound ? pod : client, Array(clientCommand(["/bin/sh", script.path, curl, "http://\(targetHost):80", "\(pairs)", identicalTargets ? "same" : "unique"]).dropFirst(3)), name: "curl")
+        let c = clientSide(["/bin/sh", script.path, curl, "http://\(targetHost):80", "\(pairs)", identicalTargets ? "same" : "unique"])
+        return try start(in: c.namespace, c.arguments, name: "curl")
     }
 
     public func finishCurl(_ b: Subprocess.Background) throws -> [ClientRecord] {
