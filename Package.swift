@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "HopCorrelation", targets: ["HopCorrelation"]),
         .library(name: "HopReport", targets: ["HopReport"]),
         .library(name: "HopIntercept", targets: ["HopIntercept"]),
+        .library(name: "HopLab", targets: ["HopLab"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -55,11 +56,15 @@ let package = Package(
             ],
             swiftSettings: hotPath
         ),
+        // The lab: scenes in network namespaces (sidecars: hoptrace's proxy, HAProxy, nginx),
+        // their traffic and capture, ground truth from the peers' own logs, the verifier and
+        // the pairing metrics (calibration, the timing-only baseline).
+        .target(name: "HopLab", dependencies: ["HopIntercept", "HopNetfilter", "HopReport"]),
         // The command line: thin wiring of the stages.
         .executableTarget(
             name: "hoptrace",
             dependencies: [
-                "CPcap", "HopCapture", "HopFlows", "HopHTTP", "HopNetfilter", "HopCorrelation", "HopReport", "HopIntercept",
+                "CPcap", "HopCapture", "HopFlows", "HopHTTP", "HopNetfilter", "HopCorrelation", "HopReport", "HopIntercept", "HopLab",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: hotPath
@@ -82,6 +87,6 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]),
         // Runs `hoptrace lab` scenarios and `hoptrace check` through the built binary.
-        .testTarget(name: "LabTests", dependencies: ["hoptrace", "HopReport", "HopTestSupport"]),
+        .testTarget(name: "LabTests", dependencies: ["hoptrace", "HopReport", "HopLab", "HopTestSupport"]),
     ]
 )

@@ -10,9 +10,12 @@ declare -A NEED=(
   [iptables]="iptables-restore/-save inside test namespaces (rule model and interceptor tests)"
   [util-linux]="setpriv, to test the no-privilege message as root"
   [python3]="drives test traffic inside network namespaces (and the lab's client and built-in app)"
+  [haproxy]="a third-party sidecar for hoptrace lab --sidecar haproxy (truth from its log)"
+  [nginx]="the lab's app (its access log names each request id) and hoptrace lab --sidecar nginx"
+  [wrk]="load for hoptrace lab --sidecar haproxy|nginx"
+  [curl]="the lab's mixed scenario (curl HEAD/GET beside the load)"
 )
-# Optional: `hoptrace lab` uses nginx for the pod's app when it is installed (nginx-light), and
-# falls back to a built-in Python app otherwise; curl is not needed.
+# Without nginx, `hoptrace lab` falls back to a built-in Python app (hoptrace sidecar only).
 
 missing=()
 for pkg in "${!NEED[@]}"; do
@@ -38,6 +41,8 @@ else
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  # nginx's package starts the service on install; the lab runs its own instances only.
+  if [ -x /usr/sbin/service ] && [[ " ${missing[*]} " == *" nginx "* ]]; then service nginx stop >/dev/null 2>&1 || true; fi
 fi
 
 if ! command -v swift >/dev/null 2>&1; then

@@ -27,6 +27,10 @@ if [ -n "$lab_skip" ]; then
 else
   echo "== hoptrace lab --all"
   "$bin" lab --all
+  # A third-party sidecar: HAProxy pools upstream connections; truth from its log and the app's
+  # (exact counts fail the run; pairing accuracy is reported, not checked).
+  echo "== hoptrace lab load --sidecar haproxy --identical-targets --connections 8"
+  "$bin" lab load --sidecar haproxy --identical-targets --connections 8
 fi
 
 echo "== hoptrace check Captures"

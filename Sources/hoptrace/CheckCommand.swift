@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HopLab
 import HopReport
 
 struct Check: ParsableCommand {

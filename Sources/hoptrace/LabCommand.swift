@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HopLab
 import HopReport
 #if canImport(Glibc)
 import Glibc
@@ -10,16 +11,19 @@ struct Lab: ParsableCommand {
         abstract: "Build a sidecar scene in network namespaces, capture it, and check the analysis against ground truth.",
         discussion: """
         Each scenario builds namespaces for a client, the pod and (outbound) a remote service, \
-        joined by veth pairs in 198.18.10.0/24 … 198.18.17.0/24; runs the app on :80 in the pod \
+        joined by veth pairs in 198.18.10.0/24 … 198.18.19.0/24; runs the app on :80 in the pod \
         (nginx when /usr/sbin/nginx is installed, else a built-in Python server), installs the \
         scenario's interception rules in the pod with hoptrace's rule installer, starts \
-        `hoptrace proxy` (as uid 1337), captures with hoptrace's own capture engine inside the \
+        the sidecar (`--sidecar`: `hoptrace proxy`, HAProxy or nginx, as uid 1337), captures with hoptrace's own capture engine inside the \
         pod (on `any`, or on one interface), drives known traffic, and analyzes the capture. \
         The analysis is compared with what the client sent (methods, targets, order, local \
         ports, statuses) and with the proxy's access log (downstream client ↔ upstream local \
-        address, status, attempts). Exit 0 when every request is found with the right hops, \
-        roles and pairing and nothing is unexplained that should not be; 1 with a list of the \
-        differences otherwise; 2 without root or the tools it needs.
+        address, status, attempts); with HAProxy or nginx, with their log joined by x-request-id \
+        with the app's (exact counts; load from wrk). Every run also reports its pairing \
+        accuracy, a calibration table (ECE) and a timing-only baseline (never failing). Exit 0 \
+        when every request is found with the right hops, roles and pairing and nothing is \
+        unexplained that should not be; 1 with a list of the differences otherwise; 2 without \
+        root or the tools it needs.
 
         Everything it makes (namespaces named hoplab-PID-…, processes, temp files) is removed on \
         exit, on error and on SIGINT/SIGTERM; namespaces left by a crashed run are removed by \
@@ -30,6 +34,8 @@ struct Lab: ParsableCommand {
           hoptrace lab seed
           hoptrace lab load --requests 1000 --connections 16
           hoptrace lab --all --format json
+          hoptrace lab load --sidecar haproxy --identical-targets --connections 32
+          hoptrace lab load --sidecar nginx --truth-dir /tmp/truth
           hoptrace lab --all --write-dir Captures --update-expectations
         """)
 
@@ -53,6 +59,15 @@ struct Lab: ParsableCommand {
 
     @Flag(name: .customLong("identical-targets"), help: "load: send identical requests (HEAD /, GET /) instead of one target per request, so pairing must rely on timing alone.")
     var identicalTargets = false
+
+    @Option(name: .long, help: "The sidecar: hoptrace (its own proxy), haproxy or nginx (third-party: truth from their logs joined with the app's by x-request-id; load is driven by wrk).")
+    var sidecar: LabSidecar = .hoptrace
+
+    @Option(name: .long, help: "Third-party sidecars under load: wrk's duration in seconds.")
+    var duration: Int = 2
+
+    @Option(name: .customLong("truth-dir"), help: ArgumentHelp("Keep each run's capture and truth as DIR/NAME.pcap and DIR/NAME.truth.jsonl (NAME: scenario-sidecar-cN[-identical]).", valueName: "dir"))
+    var truthDir: String?
 
     @Option(name: .long, help: "Output: text or json (the verdict).")
     var format: Check.CheckFormat = .text
@@ -92,6 +107,7 @@ struct Lab: ParsableCommand {
         if write != nil && all { throw ValidationError("--write keeps one capture: with --all use --write-dir DIR") }
         if updateExpectations && writeDir == nil { throw ValidationError("--update-expectations needs --write-dir DIR") }
         if !(1...100_000).contains(requests) { throw ValidationError("--requests must be between 1 and 100000") }
+        if !(1...30).contains(duration) { throw ValidationError("--duration must be between 1 and 30 seconds") }
         if !(1...256).contains(connections) { throw ValidationError("--connections must be between 1 and 256") }
         if !namespacePrefix.hasPrefix("hoplab") || namespacePrefix.contains("/") {
             throw ValidationError("--namespace-prefix must start with hoplab")
@@ -100,7 +116,7 @@ struct Lab: ParsableCommand {
 
     func run() throws {
         if list {
-            for s in LabScenario.all { Output.stdout.line("\(s.name.padding(toLength: 12, withPad: " ", startingAt: 0)) \(s.summary)") }
+            for s in LabScenario.all { Output.stdout.line("\(s.name.padding(toLength: 14, withPad: " ", startingAt: 0)) \(s.summary)") }
             return
         }
         guard geteuid() == 0 else {
@@ -120,14 +136,40 @@ struct Lab: ParsableCommand {
         if !stale.isEmpty { Output.stderr.line("hoptrace lab: removed \(stale.count) namespace\(stale.count == 1 ? "" : "s") left by an earlier run: \(stale.joined(separator: ", "))") }
 
         if let d = writeDir { try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true) }
+        if let d = truthDir { try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true) }
         let chosen = all ? LabScenario.all : [LabScenario.named(scenario!)!]
+        var options = LabOptions()
+        options.requests = requests
+        options.connections = connections
+        options.identicalTargets = identicalTargets
+        options.sidecar = sidecar
+        options.duration = duration
+        options.write = write
+        options.writeDir = writeDir
+        options.updateExpectations = updateExpectations
+        options.truthDir = truthDir
+        options.strictRules = strictRules
+        options.verbose = verbose
+        options.keep = keep
+        options.waitForFile = waitForFile
+        options.namespacePrefix = namespacePrefix
+        let runner = LabRunner(options: options, ip: ip, python: python) { capture, rules, podIPs in
+            try Check.analyzeJSON(capture: capture, rules: rules, podIPs: podIPs, filter: nil)
+        }
         var verdicts: [LabVerdict] = []
         for s in chosen {
             let index = LabScenario.all.firstIndex { $0.name == s.name }!
             let started = Date()
             var v = LabVerdict(scenario: s.name)
+            v.sidecar = sidecar.rawValue
+            if let reason = LabScene.skipReason(scenario: s, sidecar: sidecar) {
+                v.skipped = reason
+                if format == .text { printVerdict(v) }
+                verdicts.append(v)
+                continue
+            }
             do {
-                try runScenario(s, index: index, ip: ip, python: python, verdict: &v)
+                try runner.run(s, index: index, verdict: &v)
             } catch let e as Interrupted {
                 Output.stderr.line("hoptrace lab: \(s.name): \(e); everything the lab made was removed")
                 throw ExitCode(130)
@@ -154,281 +196,26 @@ struct Lab: ParsableCommand {
 
     func printVerdict(_ v: LabVerdict) {
         let t = String(format: "%.1f s", v.seconds)
+        let name = v.sidecar == LabSidecar.hoptrace.rawValue ? v.scenario : "\(v.scenario) (\(v.sidecar))"
+        if let reason = v.skipped {
+            Output.stdout.line("lab \(name): skipped: \(reason)")
+            Output.stdout.flush()
+            return
+        }
         if let e = v.error {
-            Output.stdout.line("lab \(v.scenario): error: \(e) (\(t))")
+            Output.stdout.line("lab \(name): error: \(e) (\(t))")
         } else if v.differences.isEmpty {
-            Output.stdout.line("lab \(v.scenario): ok — \(v.requests) request\(v.requests == 1 ? "" : "s"), \(v.chains) chain\(v.chains == 1 ? "" : "s"), \(v.note) (\(t))")
+            Output.stdout.line("lab \(name): ok — \(v.requests) request\(v.requests == 1 ? "" : "s"), \(v.chains) chain\(v.chains == 1 ? "" : "s"), \(v.note) (\(t))")
         } else {
-            Output.stdout.line("lab \(v.scenario): \(v.differences.count) difference\(v.differences.count == 1 ? "" : "s") from ground truth (\(t))")
+            Output.stdout.line("lab \(name): \(v.differences.count) difference\(v.differences.count == 1 ? "" : "s") from ground truth (\(t))")
             for d in v.differences.prefix(30) { Output.stdout.line("  \(d)") }
             if v.differences.count > 30 { Output.stdout.line("  … \(v.differences.count - 30) more") }
         }
+        if let p = v.pairing { for l in p.textLines() { Output.stdout.line("  " + l) } }
         for n in v.notes { Output.stdout.line("  note: \(n)") }
         for f in v.files { Output.stdout.line("  wrote \(f)") }
         Output.stdout.flush()
     }
-
-    func runScenario(_ s: LabScenario, index: Int, ip: String, python: String, verdict v: inout LabVerdict) throws {
-        let scene = try LabScene(scenario: s, index: index, namespacePrefix: namespacePrefix, ip: ip, python: python)
-        scene.verbose = verbose
-        scene.requests = requests
-        scene.connections = connections
-        scene.identicalTargets = identicalTargets
-        var keepDir = keep
-        defer {
-            scene.tearDown(keep: keepDir)
-            if keepDir { Output.stderr.line("hoptrace lab: \(s.name): kept \(scene.dir.path)") }
-        }
-        try scene.build()
-        try scene.startApp(in: s.outbound ? scene.remote : scene.pod, name: "app", resetOnce: s.resetOnce)
-        try scene.installRules()
-        try scene.startProxy()
-        try scene.startCapture()
-        if let f = waitForFile {
-            let deadline = Date().addingTimeInterval(60)
-            while !FileManager.default.fileExists(atPath: f) && Date() < deadline {
-                try Subprocess.checkInterrupt()
-                usleep(10_000)
-            }
-        }
-        let records = try scene.drive()
-        try scene.stopCapture()
-        scene.stopProxy()
-        let access = scene.accessLog()
-        let rules = s.preset ?? "none"
-        let analysis = try Check.analyzeJSON(capture: scene.pcapPath, rules: rules, podIPs: scene.podIPs, filter: nil)
-        v.requests = records.count
-        v.chains = (analysis["chains"] as? [Any])?.count ?? 0
-        let verifier = LabVerifier(scenario: s, records: records, access: access, analysis: analysis)
-        v.differences = verifier.differences()
-        if strictRules { v.differences += verifier.ruleNotes() } else { v.notes = verifier.ruleNotes() }
-        if !verifier.ambiguousMispairings.isEmpty {
-            // Only identical requests in flight at once can be told apart by timing alone.
-            let n = verifier.ambiguousMispairings.count
-            v.notes.append("\(n) pairing\(n == 1 ? "" : "s") differ from the proxy's among identical requests in flight at once, each flagged ambiguous by the analysis; first: \(verifier.ambiguousMispairings[0])")
-        }
-        let summary = analysis["summary"] as? [String: Any] ?? [:]
-        v.note = "\(summary["multiHopChains"] ?? 0) multi-hop, \(summary["incompleteChains"] ?? 0) incomplete, \(summary["unexplainedDuplicates"] ?? 0) unexplained duplicate(s), \(access.count) access-log line(s)"
-        if !v.differences.isEmpty && verbose { keepDir = true }
-        if let w = write {
-            try? FileManager.default.removeItem(atPath: w)
-            try FileManager.default.copyItem(atPath: scene.pcapPath, toPath: w)
-            v.files.append(w)
-        }
-        if let d = writeDir {
-            guard v.differences.isEmpty else {
-                v.files.append("(nothing written to \(d): the scenario did not pass)")
-                return
-            }
-            let pcap = (d as NSString).appendingPathComponent("lab-\(s.name).pcap")
-            try? FileManager.default.removeItem(atPath: pcap)
-            try FileManager.default.copyItem(atPath: scene.pcapPath, toPath: pcap)
-            v.files.append(pcap)
-            if updateExpectations {
-                let e = Expectation.make(from: analysis, capture: "lab-\(s.name).pcap", rules: rules, podIPs: scene.podIPs,
-                                         filter: nil, assertions: s.assertions)
-                let path = (d as NSString).appendingPathComponent("lab-\(s.name).expect.json")
-                try e.render().write(toFile: path, atomically: true, encoding: .utf8)
-                v.files.append(path)
-            }
-        }
-    }
 }
 
-struct LabVerdict {
-    var scenario: String
-    var requests = 0
-    var chains = 0
-    var differences: [String] = []
-    var error: String?
-    var seconds = 0.0
-    var note = ""
-    var files: [String] = []
-    /// Differences from ground truth that do not fail the run (the deciding rules, unless --strict-rules).
-    var notes: [String] = []
-    var ok: Bool { error == nil && differences.isEmpty }
-
-    var json: [String: Any] {
-        var o: [String: Any] = ["scenario": scenario, "ok": ok, "requests": requests, "chains": chains,
-                                "differences": differences, "notes": notes, "seconds": (seconds * 1000).rounded() / 1000, "files": files]
-        if let error { o["error"] = error }
-        return o
-    }
-}
-
-/// Compares an analysis with the ground truth: the client's records and the proxy's access log.
-final class LabVerifier {
-    /// Pairings below this confidence were flagged by the analysis as ambiguous.
-    static let ambiguousBelow = 0.9
-    /// Pairings that differ from the proxy's but that the analysis flagged as ambiguous.
-    var ambiguousMispairings: [String] = []
-
-    init(scenario: LabScenario, records: [ClientRecord], access: [[String: Any]], analysis: [String: Any]) {
-        self.scenario = scenario
-        self.records = records
-        self.access = access
-        self.analysis = analysis
-    }
-
-    let scenario: LabScenario
-    let records: [ClientRecord]
-    let access: [[String: Any]]
-    let analysis: [String: Any]
-
-    static func str(_ v: Any?) -> String { (v as? String) ?? (v.map { "\($0)" } ?? "null") }
-
-    /// The rule the kernel used for each hop role in this scenario, from what the lab knows (the
-    /// owner of each socket: the client and app are not uid 1337, the proxy is).
-    var groundTruthRules: [String: (rule: String, why: String)] {
-        switch scenario.preset {
-        case "istio-2018":
-            return [
-                "inbound-intercepted": ("nat/ISTIO_REDIRECT rule 1", "PREROUTING → ISTIO_INBOUND --dport 80 → ISTIO_REDIRECT"),
-                "inbound-forwarded": ("nat/ISTIO_OUTPUT rule 2", "the proxy's socket is uid 1337: ISTIO_OUTPUT rule 2 RETURNs it"),
-                "outbound-redirected": ("nat/ISTIO_REDIRECT rule 1", "the app is not uid/gid 1337: ISTIO_OUTPUT rule 5 → ISTIO_REDIRECT"),
-                "outbound-forwarded": ("nat/ISTIO_OUTPUT rule 2", "the proxy's socket is uid 1337: ISTIO_OUTPUT rule 2 RETURNs it"),
-            ]
-        case "istio-current":
-            return [
-                "inbound-intercepted": ("nat/ISTIO_IN_REDIRECT rule 1", "PREROUTING → ISTIO_INBOUND → ISTIO_IN_REDIRECT"),
-                "inbound-forwarded": ("nat/ISTIO_OUTPUT rule 1", "from 127.0.0.6 on lo: ISTIO_OUTPUT rule 1 RETURNs it"),
-            ]
-        default:
-            return [:]
-        }
-    }
-
-    /// Hops whose deciding rule is not the one the kernel used, one line per role.
-    func ruleNotes() -> [String] {
-        var counts: [String: (got: [String: Int], total: Int)] = [:]
-        let truth = groundTruthRules
-        for c in analysis["chains"] as? [[String: Any]] ?? [] {
-            for h in c["hops"] as? [[String: Any]] ?? [] {
-                let role = Self.str(h["role"])
-                guard let t = truth[role] else { continue }
-                let got = Self.str((h["ruleEvaluation"] as? [String: Any])?["decidingRule"])
-                var e = counts[role] ?? ([:], 0)
-                e.total += 1
-                if got != t.rule { e.got[got, default: 0] += 1 }
-                counts[role] = e
-            }
-        }
-        var notes: [String] = []
-        for role in counts.keys.sorted() {
-            let e = counts[role]!
-            for (got, n) in e.got.sorted(by: { $0.key < $1.key }) {
-                notes.append("deciding rule of \(n) of \(e.total) \(role) hop\(e.total == 1 ? "" : "s"): the kernel used \(truth[role]!.rule) (\(truth[role]!.why)), the analysis names \(got)")
-            }
-        }
-        return notes
-    }
-
-    func differences() -> [String] {
-        var diffs: [String] = []
-        let chains = analysis["chains"] as? [[String: Any]] ?? []
-        // Chains by the client endpoint of their first hop, in the order of their requests.
-        var byClient: [String: [[String: Any]]] = [:]
-        for c in chains {
-            let first = (c["hops"] as? [[String: Any]])?.first ?? [:]
-            byClient[Self.str(first["client"]), default: []].append(c)
-        }
-        for k in byClient.keys {
-            byClient[k]!.sort {
-                let a = (($0["hops"] as? [[String: Any]])?.first?["requestStartNs"] as? NSNumber)?.int64Value ?? 0
-                let b = (($1["hops"] as? [[String: Any]])?.first?["requestStartNs"] as? NSNumber)?.int64Value ?? 0
-                return a < b
-            }
-        }
-        var accessByClient: [String: [[String: Any]]] = [:]
-        for a in access where Self.str(a["protocol"]) == "http" {
-            accessByClient[Self.str((a["downstream"] as? [String: Any])?["client"]), default: []].append(a)
-        }
-        var used = Set<String>()
-        let conns = Dictionary(grouping: records, by: \.local)
-        for local in conns.keys.sorted(by: { conns[$0]![0].conn < conns[$1]![0].conn }) {
-            let sent = conns[local]!.sorted { $0.index < $1.index }
-            used.insert(local)
-            let found = byClient[local] ?? []
-            let logged = accessByClient[local] ?? []
-            let what = sent.map { "\($0.method) \($0.target)" }.joined(separator: ", ")
-            if found.count != sent.count {
-                diffs.append("client connection \(local): sent \(sent.count) request\(sent.count == 1 ? "" : "s") (\(what)), the analysis has \(found.count) chain\(found.count == 1 ? "" : "s") starting there\(found.isEmpty ? "" : " (\(found.map { "\(Self.str($0["method"])) \(Self.str($0["target"]))" }.joined(separator: ", ")))")")
-            }
-            if scenario.hasSidecar && logged.count != sent.count {
-                diffs.append("client connection \(local): the proxy's access log has \(logged.count) request\(logged.count == 1 ? "" : "s") from it, the client sent \(sent.count)")
-            }
-            for (i, r) in sent.enumerated() where i < found.count {
-                let label = "request \(r.method) \(r.target) #\(r.index + 1) on \(local)"
-                diffs += chainDifferences(found[i], r, access: i < logged.count ? logged[i] : nil, label: label)
-            }
-        }
-        for (k, cs) in byClient.sorted(by: { $0.key < $1.key }) where !used.contains(k) {
-            for c in cs {
-                let roles = ((c["hops"] as? [[String: Any]]) ?? []).map { Self.str($0["role"]) }
-                diffs.append("unexplained chain \(Self.str(c["id"])): \(Self.str(c["method"])) \(Self.str(c["target"])) from \(k) [\(roles.joined(separator: ", "))]: the client sent nothing from there")
-            }
-        }
-        let s = analysis["summary"] as? [String: Any] ?? [:]
-        let dup = (s["unexplainedDuplicates"] as? Int) ?? -1
-        if dup != scenario.unexplainedDuplicates {
-            diffs.append("unexplained duplicates: expected \(scenario.unexplainedDuplicates), got \(dup)")
-        }
-        if let o = s["orphanUpstreams"] as? Int, o != 0 { diffs.append("orphan upstream copies: expected 0, got \(o)") }
-        return diffs
-    }
-
-    func chainDifferences(_ c: [String: Any], _ r: ClientRecord, access a: [String: Any]?, label: String) -> [String] {
-        var d: [String] = []
-        let hops = c["hops"] as? [[String: Any]] ?? []
-        if Self.str(c["method"]) != r.method || Self.str(c["target"]) != r.target {
-            d.append("\(label): the analysis says \(Self.str(c["method"])) \(Self.str(c["target"]))")
-        }
-        if (c["status"] as? Int) != r.status { d.append("\(label): status expected \(r.status) (client), got \(Self.str(c["status"]))") }
-        let roles = hops.map { Self.str($0["role"]) }
-        if roles != scenario.roles {
-            d.append("\(label): hop roles expected \(scenario.roles.joined(separator: ", ")), got \(roles.joined(separator: ", "))")
-        }
-        if (c["complete"] as? Bool) != scenario.complete {
-            d.append("\(label): complete expected \(scenario.complete), got \(Self.str(c["complete"]))")
-        }
-        if !scenario.complete {
-            if Self.str(c["advice"]).isEmpty || c["advice"] is NSNull { d.append("\(label): an incomplete chain without advice") }
-            if Self.str(c["missing"]) != "inbound-forwarded" { d.append("\(label): missing hop expected inbound-forwarded, got \(Self.str(c["missing"]))") }
-        }
-        for (j, h) in hops.enumerated() where (h["ruleEvaluation"] as? [String: Any])?["decidingRule"] == nil && scenario.hasSidecar {
-            if !(h["rule"] is String) { d.append("\(label): hop \(j + 1) names no rule") }
-        }
-        guard scenario.hasSidecar else { return d }
-        guard let a else {
-            d.append("\(label): not in the proxy's access log")
-            return d
-        }
-        if Self.str(a["method"]) != r.method || Self.str(a["target"]) != r.target {
-            d.append("\(label): the access log says \(Self.str(a["method"])) \(Self.str(a["target"]))")
-        }
-        if (a["status"] as? Int) != r.status { d.append("\(label): the access log's status is \(Self.str(a["status"])), the client got \(r.status)") }
-        let upstream = hops.filter { ["inbound-forwarded", "outbound-forwarded"].contains(Self.str($0["role"])) }
-        let attempts = a["attempts"] as? Int ?? 0
-        if scenario.complete {
-            if upstream.count != attempts {
-                d.append("\(label): \(upstream.count) upstream hop\(upstream.count == 1 ? "" : "s") in the chain, the proxy made \(attempts) attempt\(attempts == 1 ? "" : "s")")
-            }
-            let local = Self.str((a["upstream"] as? [String: Any])?["local"])
-            if let last = upstream.last, Self.str(last["client"]) != local {
-                let confidence = (c["confidence"] as? NSNumber)?.doubleValue ?? 1
-                let line = "\(label): paired with the upstream copy from \(Self.str(last["client"])), the proxy sent it from \(local)"
-                if confidence < Self.ambiguousBelow {
-                    // Identical requests in flight at once: the analysis said it could not tell.
-                    ambiguousMispairings.append(line + " (the analysis marked this pairing ambiguous: confidence \(String(format: "%.2f", confidence)))")
-                } else {
-                    d.append(line + " (confidence \(String(format: "%.2f", confidence)))")
-                }
-            }
-            if scenario.resetOnce && attempts != 2 { d.append("\(label): the proxy made \(attempts) attempts, the scenario expects 2 (one retry)") }
-            if (c["retries"] as? Int) != max(0, attempts - 1) {
-                d.append("\(label): retries expected \(max(0, attempts - 1)), got \(Self.str(c["retries"]))")
-            }
-        }
-        return d
-    }
-}
+extension LabSidecar: ExpressibleByArgument {}

@@ -25,6 +25,30 @@ final class LabScenarioTests: XCTestCase {
     func testMissingHop() throws { try runScenario("missing-hop") }
     func testNoSidecar() throws { try runScenario("no-sidecar") }
 
+    func testMixed() throws { try runScenario("mixed") }
+    func testOutboundLoad() throws { try runScenario("outbound-load", ["--requests", "100"]) }
+
+    /// HAProxy as the sidecar (a pool of upstream connections, truth from its log and the
+    /// app's): exact counts pass, and the verdict carries the pairing metrics.
+    func testLoadWithHAProxy() throws {
+        try LabEnv.requireLab()
+        for tool in ["haproxy", "wrk", "nginx", "setpriv"] where LabEnv.which(tool) == nil {
+            throw XCTSkip("\(tool) is missing (scripts/setup.sh installs it)")
+        }
+        let r = try LabEnv.hoptrace(["lab", "load", "--sidecar", "haproxy", "--identical-targets", "--connections", "8", "--duration", "1",
+                                     "--namespace-prefix", LabEnv.prefix, "--format", "json"], timeout: 300)
+        let doc = (try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8))) as? [String: Any]
+        let s = (doc?["scenarios"] as? [[String: Any]])?.first
+        XCTAssertEqual(s?["sidecar"] as? String, "haproxy")
+        XCTAssertNil(s?["skipped"], r.stdout)
+        XCTAssertGreaterThan(s?["requests"] as? Int ?? 0, 100, r.stdout.prefix(2000) + r.stderr)
+        let p = s?["pairing"] as? [String: Any]
+        XCTAssertEqual(p?["total"] as? Int, s?["requests"] as? Int)
+        XCTAssertNotNil((p?["baseline"] as? [String: Any])?["right"])
+        XCTAssertEqual((p?["bands"] as? [Any])?.count, 8)
+        XCTAssertEqual(r.status, 0, "lab load --sidecar haproxy failed (exact counts):\n\(r.stdout.prefix(4000))\n\(r.stderr)")
+    }
+
     /// The built-in Python app is used when nginx is not installed: force it once.
     func testSeedWithTheBuiltInApp() throws {
         try LabEnv.requireLab()
@@ -36,7 +60,7 @@ final class LabScenarioTests: XCTestCase {
     func testListNamesEveryScenario() throws {
         let r = try LabEnv.hoptrace(["lab", "--list"])
         XCTAssertEqual(r.status, 0)
-        for n in ["seed", "outbound", "current", "load", "pipelined", "retry", "missing-hop", "no-sidecar"] {
+        for n in ["seed", "outbound", "current", "load", "mixed", "outbound-load", "pipelined", "retry", "missing-hop", "no-sidecar"] {
             XCTAssertTrue(r.stdout.contains(n), "--list lacks \(n): \(r.stdout)")
         }
     }

@@ -4,28 +4,28 @@ import Glibc
 #endif
 
 /// Set by the lab's SIGINT/SIGTERM handler; every wait loop polls it.
-nonisolated(unsafe) var labInterruptSignal: Int32 = 0
+nonisolated(unsafe) public var labInterruptSignal: Int32 = 0
 
-struct Interrupted: Error, CustomStringConvertible {
-    let signal: Int32
-    var description: String { "interrupted by signal \(signal)" }
+public struct Interrupted: Error, CustomStringConvertible {
+    public let signal: Int32
+    public var description: String { "interrupted by signal \(signal)" }
 }
 
 /// Running programs to completion (bounded) or in the background (stopped by PID).
-enum Subprocess {
-    struct Result {
-        var status: Int32
-        var stdout: String
-        var stderr: String
+public enum Subprocess {
+    public struct Result {
+        public var status: Int32
+        public var stdout: String
+        public var stderr: String
     }
 
     /// This executable.
-    static var selfPath: String {
+    public static var selfPath: String {
         if let p = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") { return p }
         return CommandLine.arguments[0]
     }
 
-    static func which(_ tool: String) -> String? {
+    public static func which(_ tool: String) -> String? {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
         for dir in path.split(separator: ":").map(String.init) + ["/usr/sbin", "/sbin", "/usr/bin", "/bin"] {
             let p = dir + "/" + tool
@@ -34,12 +34,12 @@ enum Subprocess {
         return nil
     }
 
-    static func checkInterrupt() throws {
+    public static func checkInterrupt() throws {
         if labInterruptSignal != 0 { throw Interrupted(signal: labInterruptSignal) }
     }
 
     /// Runs to completion; killed after `timeout` seconds (and when the lab is interrupted).
-    static func run(_ executable: String, _ arguments: [String], stdin: String? = nil, timeout: TimeInterval = 60, interruptible: Bool = true) throws -> Result {
+    public static func run(_ executable: String, _ arguments: [String], stdin: String? = nil, timeout: TimeInterval = 60, interruptible: Bool = true) throws -> Result {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: executable)
         p.arguments = arguments
@@ -79,14 +79,14 @@ enum Subprocess {
     }
 
     /// A program running in the background, its output in files.
-    final class Background {
-        let process: Process
-        let name: String
-        let stdoutURL: URL
-        let stderrURL: URL
-        var pid: Int32 { process.processIdentifier }
+    public final class Background {
+        public let process: Process
+        public let name: String
+        public let stdoutURL: URL
+        public let stderrURL: URL
+        public var pid: Int32 { process.processIdentifier }
 
-        init(_ executable: String, _ arguments: [String], name: String, directory: URL) throws {
+        public init(_ executable: String, _ arguments: [String], name: String, directory: URL) throws {
             process = Process()
             process.executableURL = URL(fileURLWithPath: executable)
             process.arguments = arguments
@@ -101,11 +101,11 @@ enum Subprocess {
             try process.run()
         }
 
-        var stdout: String { (try? String(contentsOf: stdoutURL, encoding: .utf8)) ?? "" }
-        var stderr: String { (try? String(contentsOf: stderrURL, encoding: .utf8)) ?? "" }
+        public var stdout: String { (try? String(contentsOf: stdoutURL, encoding: .utf8)) ?? "" }
+        public var stderr: String { (try? String(contentsOf: stderrURL, encoding: .utf8)) ?? "" }
 
         /// Waits (bounded) until `text` shows up in its stdout or stderr; false if it exited first.
-        func waitFor(_ text: String, timeout: TimeInterval = 10) throws -> Bool {
+        public func waitFor(_ text: String, timeout: TimeInterval = 10) throws -> Bool {
             let deadline = Date().addingTimeInterval(timeout)
             while Date() < deadline {
                 if stderr.contains(text) || stdout.contains(text) { return true }
@@ -117,7 +117,7 @@ enum Subprocess {
         }
 
         /// Sends `signal`, waits up to `timeout`, then SIGKILL. Only this PID.
-        func stop(signal sig: Int32 = SIGTERM, timeout: TimeInterval = 3) {
+        public func stop(signal sig: Int32 = SIGTERM, timeout: TimeInterval = 3) {
             guard process.isRunning else { return }
             kill(pid, sig)
             let deadline = Date().addingTimeInterval(timeout)

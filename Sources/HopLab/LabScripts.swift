@@ -1,11 +1,11 @@
 // The lab's small programs, written to its temp directory and run inside namespaces.
 
-enum LabScripts {
+public enum LabScripts {
     /// The built-in app (when nginx is not installed, and for the retry scenario):
     ///   app.py PORT [--reset-once]
     /// GET|HEAD /big → BIG bytes; anything else → "hello\n". With --reset-once the first
     /// connection is reset (SO_LINGER 0) after its request was read, before any response byte.
-    static let app = #"""
+    public static let app = #"""
 import sys, socket, struct, threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -43,7 +43,7 @@ server.serve_forever()
 """#
 
     /// nginx's configuration (DIR, BIGFILE substituted).
-    static let nginx = """
+    public static let nginx = """
         worker_processes 1;
         daemon off;
         master_process on;
@@ -52,7 +52,8 @@ server.serve_forever()
         error_log DIR/nginx-error.log warn;
         events { worker_connections 512; }
         http {
-            access_log off;
+            log_format hoplab LOGFORMAT;
+            access_log DIR/access.log hoplab;
             client_body_temp_path DIR/nginx-body;
             proxy_temp_path DIR/nginx-proxy;
             fastcgi_temp_path DIR/nginx-fastcgi;
@@ -75,7 +76,7 @@ server.serve_forever()
     ///   client.py HOST PORT load N C [same]                          N requests over C keep-alive connections
     ///                                                                (targets unique per request unless `same`)
     ///   client.py HOST PORT pipeline METHOD TARGET [...]             all on one connection, sent at once
-    static let client = #"""
+    public static let client = #"""
 import sys, socket, json, threading, time
 HOST = sys.argv[1]; PORT = int(sys.argv[2]); MODE = sys.argv[3]; ARGS = sys.argv[4:]
 DEADLINE = time.time() + 60
@@ -154,5 +155,39 @@ elif MODE == "load":
     for t in threads: t.join(max(1, DEADLINE - time.time()))
     if errors: print("errors: " + "; ".join(errors[:3]), file=sys.stderr)
 for r in sorted(results, key=lambda r: (r["conn"], r["index"])): print(json.dumps(r))
+"""#
+
+    /// wrk's request script: identical `GET /`, or one target per request (thread and counter).
+    /// GET only: wrk's parser does not know a HEAD response has no body.
+    public static func wrk(identical: Bool) -> String {
+        if identical { return "wrk.method = \"GET\"\nwrk.path = \"/\"\n" }
+        return #"""
+local counter = 1
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+function request()
+  counter = counter + 1
+  local path = "/?t=" .. tostring(tid) .. "&i=" .. counter
+  if counter % 50 == 7 then path = "/big?t=" .. tostring(tid) .. "&i=" .. counter end
+  return wrk.format("GET", path)
+end
+"""#
+    }
+
+    /// curl.sh CURL BASEURL PAIRS same|unique: HEAD then GET, PAIRS times, each a new connection;
+    /// one line per request: METHOD TARGET LOCAL STATUS.
+    public static let curlLoop = #"""
+curl="$1"; base="$2"; pairs="$3"; mode="$4"
+i=0
+while [ "$i" -lt "$pairs" ]; do
+  i=$((i + 1))
+  if [ "$mode" = same ]; then t1="/"; t2="/"; else t1="/?curl=h$i"; t2="/?curl=g$i"; fi
+  r=$("$curl" -s -o /dev/null --max-time 5 -I -w '%{local_ip}:%{local_port} %{http_code}' "$base$t1") && echo "HEAD $t1 $r"
+  r=$("$curl" -s -o /dev/null --max-time 5 -w '%{local_ip}:%{local_port} %{http_code}' "$base$t2") && echo "GET $t2 $r"
+  sleep 0.1
+done
 """#
 }

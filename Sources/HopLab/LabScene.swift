@@ -7,38 +7,40 @@ import Glibc
 
 /// A lab scenario: the rules, the proxy's layout, where the capture is taken, the traffic,
 /// and what the analysis must say about it.
-struct LabScenario: Sendable {
-    enum Capture: Sendable { case any, podInterface }
-    enum Traffic: Sendable {
+public struct LabScenario: Sendable {
+    public enum Capture: Sendable { case any, podInterface }
+    public enum Traffic: Sendable {
         case sequential([(String, String)])
         case load
+        /// load plus a few curl HEAD/GET in parallel, each on its own connection.
+        case mixed
         case pipelined([(String, String)])
     }
 
-    let name: String
-    let summary: String
+    public let name: String
+    public let summary: String
     /// The rules preset (nil: no rules, no proxy).
-    let preset: String?
-    let layout: String
-    let capture: Capture
-    let traffic: Traffic
+    public let preset: String?
+    public let layout: String
+    public let capture: Capture
+    public let traffic: Traffic
     /// The client runs as an app inside the pod (outbound) instead of in the client namespace.
-    let outbound: Bool
+    public let outbound: Bool
     /// The app resets the first connection (the proxy retries).
-    let resetOnce: Bool
+    public let resetOnce: Bool
     /// Hop roles every request's chain must have, in order.
-    let roles: [String]
-    let complete: Bool
-    let unexplainedDuplicates: Int
-    let assertions: [String: Any & Sendable]
+    public let roles: [String]
+    public let complete: Bool
+    public let unexplainedDuplicates: Int
+    public let assertions: [String: Any & Sendable]
 
-    var hasSidecar: Bool { preset != nil }
+    public var hasSidecar: Bool { preset != nil }
 
-    static let sidecarAssertions: [String: Any & Sendable] = [
+    public static let sidecarAssertions: [String: Any & Sendable] = [
         "noUnexplainedDuplicates": true, "everyRequestAnswered": true, "noRequestBypassedSidecar": true,
     ]
 
-    static let all: [LabScenario] = [
+    public static let all: [LabScenario] = [
         LabScenario(
             name: "seed", summary: "the seed's rules (istio-2018); the client sends HEAD / three times: the doubled HEAD",
             preset: "istio-2018", layout: "istio-2018", capture: .any,
@@ -86,49 +88,62 @@ struct LabScenario: Sendable {
             traffic: .sequential([("HEAD", "/"), ("HEAD", "/")]), outbound: false, resetOnce: false,
             roles: ["direct"], complete: true, unexplainedDuplicates: 1,
             assertions: ["everyRequestAnswered": true]),
+        LabScenario(
+            name: "mixed", summary: "load (wrk with a third-party sidecar) and, in parallel, curl HEAD/GET on connections of their own",
+            preset: "istio-2018", layout: "istio-2018", capture: .any, traffic: .mixed, outbound: false, resetOnce: false,
+            roles: ["inbound-intercepted", "inbound-forwarded"], complete: true, unexplainedDuplicates: 0,
+            assertions: sidecarAssertions),
+        LabScenario(
+            name: "outbound-load", summary: "the app in the pod (uid 65534) loads the remote service over C keep-alive connections through the sidecar",
+            preset: "istio-2018", layout: "istio-2018", capture: .any, traffic: .load, outbound: true, resetOnce: false,
+            roles: ["outbound-redirected", "outbound-forwarded"], complete: true, unexplainedDuplicates: 0,
+            assertions: ["noUnexplainedDuplicates": true, "everyRequestAnswered": true]),
     ]
 
-    static func named(_ n: String) -> LabScenario? { all.first { $0.name == n } }
+    public static func named(_ n: String) -> LabScenario? { all.first { $0.name == n } }
 }
 
-struct LabError: Error, CustomStringConvertible {
-    let description: String
-    init(_ d: String) { description = d }
+public struct LabError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ d: String) { description = d }
 }
 
 /// One run of one scenario: namespaces, veths, app, rules, proxy, capture, traffic; cleaned up
 /// by `tearDown` (also on error and on SIGINT/SIGTERM through the caller).
-final class LabScene {
-    static let bigSize = 100_000
+public final class LabScene {
+    public static let bigSize = 100_000
 
-    let scenario: LabScenario
-    let prefix: String
-    let index: Int
-    let dir: URL
-    let ip: String
-    let python: String
-    var verbose = false
-    var requests = 200
-    var connections = 8
-    var identicalTargets = false
+    public let scenario: LabScenario
+    public let prefix: String
+    public let index: Int
+    public let dir: URL
+    public let ip: String
+    public let python: String
+    public var verbose = false
+    public var requests = 200
+    public var connections = 8
+    public var identicalTargets = false
+    public var sidecar: LabSidecar = .hoptrace
+    /// wrk's duration in seconds (third-party sidecars under load).
+    public var duration = 2
 
     private var namespaces: [String] = []
     private var background: [Subprocess.Background] = []
 
-    var client: String { prefix + "client" }
-    var pod: String { prefix + "pod" }
-    var remote: String { prefix + "remote" }
-    var net: String { "198.18.\(10 + index)" }
-    var clientIP: String { "\(net).1" }
-    var podIP: String { "\(net).2" }
-    var podRemoteSideIP: String { "\(net).17" }
-    var remoteIP: String { "\(net).18" }
-    var vethTag: String { "hl\(getpid() % 1_000_000)" }
-    var podInterface: String { vethTag + "p" }
-    var pcapPath: String { dir.appendingPathComponent("capture.pcap").path }
-    var accessLogPath: String { dir.appendingPathComponent("access.jsonl").path }
+    public var client: String { prefix + "client" }
+    public var pod: String { prefix + "pod" }
+    public var remote: String { prefix + "remote" }
+    public var net: String { "198.18.\(10 + index)" }
+    public var clientIP: String { "\(net).1" }
+    public var podIP: String { "\(net).2" }
+    public var podRemoteSideIP: String { "\(net).17" }
+    public var remoteIP: String { "\(net).18" }
+    public var vethTag: String { "hl\(getpid() % 1_000_000)" }
+    public var podInterface: String { vethTag + "p" }
+    public var pcapPath: String { dir.appendingPathComponent("capture.pcap").path }
+    public var accessLogPath: String { dir.appendingPathComponent("access.jsonl").path }
 
-    init(scenario: LabScenario, index: Int, namespacePrefix: String, ip: String, python: String) throws {
+    public init(scenario: LabScenario, index: Int, namespacePrefix: String, ip: String, python: String) throws {
         self.scenario = scenario
         self.index = index
         self.ip = ip
@@ -139,13 +154,18 @@ final class LabScene {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
     }
 
-    func log(_ s: String) { if verbose { Output.stderr.line("hoptrace lab: \(scenario.name): \(s)") } }
+    public func log(_ s: String) { if verbose { Self.stderr("hoptrace lab: \(scenario.name): \(s)") } }
+
+    /// One line to standard error (unbuffered: the lab's progress, interleaved with the verdicts).
+    public static func stderr(_ line: String) {
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+    }
 
     // MARK: stale state
 
     /// Removes namespaces (and what runs in them) and temp directories with `namespacePrefix`
     /// whose lab process is gone: what a crashed (SIGKILLed) run left.
-    static func removeStale(namespacePrefix: String, ip: String) -> [String] {
+    public static func removeStale(namespacePrefix: String, ip: String) -> [String] {
         var removed: [String] = []
         func ownerGone(_ name: String) -> Bool {
             let rest = name.dropFirst(namespacePrefix.count)
@@ -179,7 +199,7 @@ final class LabScene {
         }
     }
 
-    func build() throws {
+    public func build() throws {
         let needRemote = scenario.outbound
         for ns in [client, pod] + (needRemote ? [remote] : []) {
             try ipr(["netns", "add", ns])
@@ -208,14 +228,14 @@ final class LabScene {
         }
     }
 
-    func start(in ns: String, _ arguments: [String], name: String) throws -> Subprocess.Background {
+    public func start(in ns: String, _ arguments: [String], name: String) throws -> Subprocess.Background {
         let b = try Subprocess.Background(ip, ["netns", "exec", ns] + arguments, name: name, directory: dir)
         background.append(b)
         return b
     }
 
     /// The app on :80 in `ns`: nginx when installed (not for the reset-once app), else Python.
-    func startApp(in ns: String, name: String, resetOnce: Bool) throws {
+    public func startApp(in ns: String, name: String, resetOnce: Bool) throws {
         let nginx = "/usr/sbin/nginx"
         if !resetOnce && FileManager.default.isExecutableFile(atPath: nginx) && ProcessInfo.processInfo.environment["HOPLAB_NO_NGINX"] == nil {
             let d = dir.appendingPathComponent(name)
@@ -223,7 +243,8 @@ final class LabScene {
             let big = d.appendingPathComponent("big.bin")
             try Data((0..<Self.bigSize).map { UInt8(truncatingIfNeeded: $0 &* 7) }).write(to: big)
             chmod(big.path, 0o644)
-            let conf = LabScripts.nginx.replacingOccurrences(of: "BIGFILE", with: big.path).replacingOccurrences(of: "DIR", with: d.path)
+            let conf = LabScripts.nginx.replacingOccurrences(of: "BIGFILE", with: big.path).replacingOccurrences(of: "LOGFORMAT", with: LabLogFormats.app)
+                .replacingOccurrences(of: "DIR", with: d.path)
             let confURL = d.appendingPathComponent("nginx.conf")
             try conf.write(to: confURL, atomically: true, encoding: .utf8)
             let b = try start(in: ns, [nginx, "-e", d.appendingPathComponent("nginx-error.log").path, "-p", d.path, "-c", confURL.path], name: name)
@@ -248,17 +269,18 @@ final class LabScene {
         log("python app on :80 in \(ns)")
     }
 
-    func installRules() throws {
+    public func installRules() throws {
         guard let name = scenario.preset, let config = InterceptConfig.preset(name) else { return }
         let installer = RuleInstaller(config: config, runner: IptablesRunner(netns: pod))
         do { _ = try installer.install() } catch { throw LabError("installing the \(name) rules in \(pod): \(error)") }
         log("rules \(name) installed in \(pod)")
     }
 
-    var podIPs: [String] { scenario.outbound ? [podIP, podRemoteSideIP] : [podIP] }
+    public var podIPs: [String] { scenario.outbound ? [podIP, podRemoteSideIP] : [podIP] }
 
-    func startProxy() throws {
+    public func startProxy() throws {
         guard scenario.hasSidecar else { return }
+        if sidecar.isThirdParty { return try startThirdPartySidecar() }
         var args = [Subprocess.selfPath, "proxy", "--access-log", accessLogPath, "--layout", scenario.layout,
                     "--protocol-detection-timeout", "0.5", "--connect-timeout", "2", "--drain-timeout", "2"]
         for a in podIPs { args += ["--pod-ip", a] }
@@ -268,26 +290,46 @@ final class LabScene {
     }
 
     private var captureProcess: Subprocess.Background?
+    /// The capture's last line: packets received, dropped by the kernel and by the interface.
+    public var captureStats = ""
 
-    func startCapture() throws {
+    public func startCapture() throws {
         let iface = scenario.capture == .any ? "any" : podInterface
-        let b = try start(in: pod, [Subprocess.selfPath, "packets", "-i", iface, "-s", "16384", "-B", "32768", "-q", "-w", pcapPath, "tcp"], name: "capture")
+        // Under load (wrk saturates both cores) the capture gets a 256 MiB ring and a higher
+        // priority than the peers, so that it does not drop what the verifier counts.
+        let load: Bool = {
+            switch scenario.traffic {
+            case .load, .mixed: return true
+            default: return false
+            }
+        }()
+        let buffer = load ? "262144" : "32768"
+        let b = try start(in: pod, [Subprocess.selfPath, "packets", "-i", iface, "-s", "16384", "-B", buffer, "-q", "-w", pcapPath, "tcp"], name: "capture")
         guard try b.waitFor("listening on") else { throw LabError("the capture did not start: \(b.stderr)") }
+        if load {
+            // `ip netns exec` execs the capture: this PID is the capture's own (ours, started above).
+            _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(b.pid), -10)
+        }
         captureProcess = b
         log("capturing on \(iface) in \(pod)")
     }
 
-    func stopCapture() throws {
+    public func stopCapture() throws {
         guard let b = captureProcess else { return }
         usleep(150_000)  // the last FINs and ACKs
         b.stop(signal: SIGINT, timeout: 5)
         captureProcess = nil
         guard FileManager.default.fileExists(atPath: pcapPath) else { throw LabError("the capture wrote no file: \(b.stderr)") }
-        log("capture stopped: \(b.stderr.split(separator: "\n").last ?? "")")
+        captureStats = String(b.stderr.split(separator: "\n").last ?? "")
+        log("capture stopped: \(captureStats)")
     }
 
     /// Runs the scenario's client; returns what it sent and received (the ground truth).
-    func drive() throws -> [ClientRecord] {
+    public func drive() throws -> [ClientRecord] {
+        if sidecar.isThirdParty, case .load = scenario.traffic { return try driveWrk(curl: false) }
+        if sidecar.isThirdParty, case .mixed = scenario.traffic { return try driveWrk(curl: true) }
+        var curl: Subprocess.Background?
+        if case .mixed = scenario.traffic { curl = try startCurl() }
         let script = dir.appendingPathComponent("client.py")
         try LabScripts.client.write(to: script, atomically: true, encoding: .utf8)
         chmod(script.path, 0o644)
@@ -295,7 +337,7 @@ final class LabScene {
         switch scenario.traffic {
         case .sequential(let reqs): args = ["seq"] + reqs.flatMap { [$0.0, $0.1] }
         case .pipelined(let reqs): args = ["pipeline"] + reqs.flatMap { [$0.0, $0.1] }
-        case .load: args = ["load", "\(requests)", "\(connections)"] + (identicalTargets ? ["same"] : [])
+        case .load, .mixed: args = ["load", "\(requests)", "\(connections)"] + (identicalTargets ? ["same"] : [])
         }
         let cmd: [String]
         if scenario.outbound {
@@ -321,22 +363,23 @@ final class LabScene {
         if r.status != 0 || records.isEmpty {
             throw LabError("the client failed (exit \(r.status)): \(r.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
         }
+        if let curl { records += try finishCurl(curl) }
         if !r.stderr.isEmpty { log("client: \(r.stderr.trimmingCharacters(in: .whitespacesAndNewlines))") }
         log("client: \(records.count) requests")
         return records
     }
 
-    func stopProxy() {
+    public func stopProxy() {
         for b in background where b.name == "proxy" { b.stop(signal: SIGTERM, timeout: 4) }
     }
 
-    func accessLog() -> [[String: Any]] {
+    public func accessLog() -> [[String: Any]] {
         guard let text = try? String(contentsOfFile: accessLogPath, encoding: .utf8) else { return [] }
         return text.split(separator: "\n").compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any] }
     }
 
     /// Stops every process this run started (by PID) and deletes its namespaces and temp files.
-    func tearDown(keep: Bool = false) {
+    public func tearDown(keep: Bool = false) {
         for b in background.reversed() { b.stop(signal: b.name == "capture" ? SIGINT : SIGTERM, timeout: 2) }
         background = []
         for ns in namespaces.reversed() {
@@ -349,11 +392,11 @@ final class LabScene {
     }
 }
 
-struct ClientRecord {
-    var conn: Int
-    var index: Int
-    var method: String
-    var target: String
-    var local: String
-    var status: Int
+public struct ClientRecord {
+    public var conn: Int
+    public var index: Int
+    public var method: String
+    public var target: String
+    public var local: String
+    public var status: Int
 }

@@ -1,0 +1,115 @@
+import Foundation
+
+/// The proxy the lab runs as the pod's sidecar.
+public enum LabSidecar: String, CaseIterable, Sendable {
+    /// `hoptrace proxy`: truth from the client's records and the proxy's access log.
+    case hoptrace
+    /// HAProxy (Debian `haproxy`) in http mode, `http-reuse always`.
+    case haproxy
+    /// nginx as a reverse proxy with an upstream keepalive pool.
+    case nginx
+
+    public var isThirdParty: Bool { self != .hoptrace }
+    public var executable: String? {
+        switch self {
+        case .hoptrace: nil
+        case .haproxy: "haproxy"
+        case .nginx: "nginx"
+        }
+    }
+}
+
+/// Where the sidecar listens and how it reaches its upstream, per rules layout.
+public struct SidecarPlan: Sendable {
+    /// 15001 (istio-2018: inbound and outbound) or 15006 (istio-current inbound).
+    public var listenPort: Int
+    /// The upstream: the app (127.0.0.1:80 inbound) or the remote's address (outbound).
+    public var upstream: String
+    /// Source address of upstream connections (istio-current inbound: 127.0.0.6).
+    public var sourceAddress: String?
+    /// The scene's directory for the sidecar's pid, temp and log files (world-writable).
+    public var dir: String
+
+    public init(listenPort: Int, upstream: String, sourceAddress: String?, dir: String) {
+        self.listenPort = listenPort; self.upstream = upstream; self.sourceAddress = sourceAddress; self.dir = dir
+    }
+
+    /// HAProxy's configuration: run as uid/gid 1337 (through setpriv, so it never holds root),
+    /// its log on stdout in `LabLogFormats.haproxy`, one upstream pool shared by every client
+    /// connection (`http-reuse always`), a unique id per request sent as X-Request-Id.
+    public func haproxyConfig() -> String {
+        """
+        global
+            log stdout format raw local0
+            pidfile \(dir)/haproxy.pid
+            maxconn 4096
+            nbthread 1
+            hard-stop-after 3s
+
+        defaults
+            mode http
+            log global
+            option http-keep-alive
+            timeout connect 2s
+            timeout client 20s
+            timeout server 20s
+            timeout http-request 10s
+            timeout http-keep-alive 20s
+
+        frontend sidecar
+            bind 0.0.0.0:\(listenPort)
+            unique-id-format hl-%pid-%rt
+            unique-id-header X-Request-Id
+            log-format "\(LabLogFormats.haproxy)"
+            default_backend upstream
+
+        backend upstream
+            http-reuse always
+            server s \(upstream)\(sourceAddress.map { " source \($0)" } ?? "")
+
+        """
+    }
+
+    /// nginx's configuration (the master runs as uid 1337 through setpriv: no `user`): a
+    /// keepalive pool to the upstream, `$request_id` as X-Request-Id, the access log in
+    /// `LabLogFormats.nginxSidecar`.
+    public func nginxConfig() -> String {
+        """
+        worker_processes 1;
+        daemon off;
+        master_process on;
+        pid \(dir)/nginx.pid;
+        error_log \(dir)/error.log warn;
+        events { worker_connections 2048; }
+        http {
+            log_format hoplab \(LabLogFormats.nginxSidecar);
+            access_log \(dir)/access.log hoplab;
+            client_body_temp_path \(dir)/body;
+            proxy_temp_path \(dir)/proxy;
+            fastcgi_temp_path \(dir)/fastcgi;
+            uwsgi_temp_path \(dir)/uwsgi;
+            scgi_temp_path \(dir)/scgi;
+            keepalive_requests 100000;
+            keepalive_timeout 30s;
+            upstream app {
+                server \(upstream);
+                keepalive 32;
+                keepalive_requests 100000;
+            }
+            server {
+                listen 0.0.0.0:\(listenPort);
+                server_tokens off;
+                location / {
+                    proxy_pass http://app;
+                    proxy_http_version 1.1;
+                    proxy_set_header Connection "";
+                    proxy_set_header Host $host;
+                    proxy_set_header X-Request-Id $request_id;
+                    proxy_buffering off;\(sourceAddress.map { "\n                proxy_bind \($0);" } ?? "")
+                }
+            }
+        }
+
+        """
+    }
+}

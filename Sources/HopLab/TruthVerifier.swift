@@ -1,0 +1,70 @@
+import Foundation
+
+/// Exact counts against a third-party sidecar's truth: every request the sidecar logged is one
+/// logical request whose chain has the expected roles, and nothing else is there (no orphans,
+/// no incomplete chains, no unexplained duplicates, no request the sidecar did not log).
+/// Pairing accuracy is not checked here: that is `PairingMetrics` (reported, never failing).
+public struct TruthVerifier {
+    public var roles: [String]
+    public var complete: Bool
+    public var unexplainedDuplicates: Int
+
+    public init(roles: [String], complete: Bool, unexplainedDuplicates: Int) {
+        self.roles = roles; self.complete = complete; self.unexplainedDuplicates = unexplainedDuplicates
+    }
+
+    public struct Outcome: Sendable {
+        public var differences: [String] = []
+        /// Chains (by client tuple) on connections whose only log line is an excluded `<BADREQ>`.
+        public var excludedConnections: [String] = []
+    }
+
+    public func check(_ truth: [TruthRecord], excluded: [SidecarLogRecord] = [], analysis a: LabAnalysis) -> Outcome {
+        var o = Outcome()
+        let index = PairingMetrics.downstreamIndex(a)
+        let logical = a.summary.logicalRequests
+        if let logical, logical != truth.count {
+            o.differences.append("logical requests: the sidecar logged \(truth.count), the analysis has \(logical)")
+        }
+        let byClient = Dictionary(grouping: truth, by: \.client)
+        for client in byClient.keys.sorted() {
+            let ts = byClient[client]!.sorted { $0.index < $1.index }
+            let found = index[client] ?? []
+            if found.count != ts.count {
+                o.differences.append("client connection \(client): the sidecar logged \(ts.count) request\(ts.count == 1 ? "" : "s"), the analysis has \(found.count) downstream cop\(found.count == 1 ? "y" : "ies") there")
+            }
+            for t in ts where t.index < found.count {
+                let ref = found[t.index]
+                let c = a.chains[ref.chain]
+                let h = c.hops[ref.hop]
+                let label = "request \(t.method) \(t.target) #\(t.index + 1) on \(client) (id \(t.requestId ?? "-"))"
+                if h.method != t.method || h.target != t.target {
+                    o.differences.append("\(label): the analysis has \(h.method ?? "-") \(h.target ?? "-") there")
+                }
+                if t.status > 0, let s = h.status, s != t.status {
+                    o.differences.append("\(label): status \(t.status) in the sidecar's log, \(s) in the analysis")
+                }
+                let got = c.hops.map(\.role)
+                if got != roles {
+                    o.differences.append("\(label): hop roles expected \(roles.joined(separator: ", ")), got \(got.joined(separator: ", "))")
+                }
+                if c.complete != complete { o.differences.append("\(label): complete expected \(complete), got \(c.complete)") }
+            }
+        }
+        let badClients = Set(excluded.map(\.client))
+        for client in index.keys.sorted() where byClient[client] == nil {
+            for ref in index[client]! {
+                let c = a.chains[ref.chain]
+                let h = c.hops[ref.hop]
+                if badClients.contains(client) { o.excludedConnections.append(client) }
+                o.differences.append("unexplained chain \(c.id): \(h.method ?? "-") \(h.target ?? "-") from \(client) [\(c.hops.map(\.role).joined(separator: ", "))]: the sidecar logged no request from there\(badClients.contains(client) ? " (only a <BADREQ>)" : "")")
+            }
+        }
+        if let d = a.summary.unexplainedDuplicates, d != unexplainedDuplicates {
+            o.differences.append("unexplained duplicates: expected \(unexplainedDuplicates), got \(d)")
+        }
+        if let n = a.summary.orphanUpstreams, n != 0 { o.differences.append("orphan upstream copies: expected 0, got \(n)") }
+        if complete, let n = a.summary.incompleteChains, n != 0 { o.differences.append("incomplete chains: expected 0, got \(n)") }
+        return o
+    }
+}
