@@ -40,8 +40,8 @@ public struct CorrelatorConfiguration: Sendable {
     /// A run of identical direct requests with more copies than this is a client repeating
     /// a request (load), not a duplicate (a proxy makes 2 copies, 3–4 with retries).
     public var maxDuplicateCopies: Int = 4
-    /// Ambiguous downstream copies solved together by one optimal matching; the older half
-    /// of a full pool is committed and the rest wait for the copies that follow.
+    /// Ambiguous downstream copies solved together by one matching; the older half of a
+    /// full pool is committed and the rest wait for the copies that follow.
     public var maxPool: Int = 32
     /// The confidence of a pairing among several candidates is the weight of the chosen
     /// assignment against its swaps, each weighted exp(-Δ/T) where Δ is the swap's extra
@@ -168,12 +168,10 @@ public final class Correlator {
         var hop: Hop
         var facts: CopyFacts
         var candidates: [Int]
-        /// The copy the last solve gave it while it waited (nil: not solved yet).
-        var previous: Int? = nil
     }
-    /// How often a waiting copy's assignment changed when the next copies arrived (a moving
-    /// average): how much the pairings of this capture depend on what comes after them.
-    private var flipRate: Double = 0
+    /// How often the forward and return orders agree on a pairing among several candidates
+    /// (a moving average; starts undecided).
+    private var agreement: Double = 0.5
     private var pool: [Pending] = []
     /// When the newest copy in the pool ended.
     private var poolNewestEnd: Int64 = .min
@@ -581,84 +579,97 @@ public final class Correlator {
         return (Double(u.requestStart &- d.headEnd) / 1_000, Double(dRespStart &- uRespStart) / 1_000)
     }
 
-    /// Solves the pool by one optimal matching. `all`: commits every pending copy (the next
-    /// copy shares no candidate with them, or the capture ended); otherwise the older half,
-    /// and the rest wait for the copies that follow (a sliding window over a busy stream of
-    /// identical requests, so memory and time stay bounded).
+    /// Pairs the pool's copies the way a proxy's worker handles them: in arrival order. Each
+    /// downstream copy, oldest request head first, takes the first upstream copy sent after
+    /// its head arrived (forward order); independently, each upstream copy, earliest response
+    /// first, goes to the first downstream response that began after it (return order). Both
+    /// stay within the proxy's worker groups once those are known (see `WorkerGroups`): a
+    /// worker forwards its own requests in order, workers interleave freely. `all`: commits
+    /// every pending copy (the pool is settled, or the capture ended); otherwise the older
+    /// half, and the rest wait for the copies that follow (a sliding window over a busy
+    /// stream of identical requests: memory and time stay bounded).
+    ///
+    /// Where the two orders agree the pairing is as sure as the capture's rate of agreement
+    /// says (a proxy whose workers are known and that forwards in order agrees on nearly
+    /// every request); where they differ, the forward choice is kept, much less sure.
+    /// Measured against HAProxy's and nginx's logs in the lab.
     private func solvePool(all: Bool = true) {
         guard !pool.isEmpty else { return }
-        // Oldest request first: the older half is committed, and its candidates are all in.
-        let pending = pool.sorted { ($0.hop.requestStart ?? 0) < ($1.hop.requestStart ?? 0) }
-        // Columns: every final-attempt candidate of any pending copy.
+        // Oldest request head first.
+        let pending = pool.sorted { $0.facts.headEnd < $1.facts.headEnd }
+        // Columns: every untaken final-attempt candidate, in the order the proxy sent them.
         var columns: [Int] = []
-        var colIndex: [Int: Int] = [:]
+        var seen = Set<Int>()
         for p in pending {
-            for id in p.candidates where colIndex[id] == nil {
+            for id in p.candidates where !seen.contains(id) {
+                seen.insert(id)
                 guard let u = ups[id], !u.taken, isFinalAttempt(u.facts, for: p.facts) else { continue }
-                colIndex[id] = columns.count
                 columns.append(id)
             }
         }
-        var matrix: [[Double?]] = []
-        matrix.reserveCapacity(pending.count)
+        columns.sort { ups[$0]!.facts.requestStart < ups[$1]!.facts.requestStart }
+        var position: [Int: Int] = [:]
+        for (k, id) in columns.enumerated() { position[id] = k }
+        // Each row's feasible columns (positions, in send order): same group first.
+        var feasible: [[Int]] = []
+        feasible.reserveCapacity(pending.count)
         for p in pending {
-            var row = [Double?](repeating: nil, count: columns.count)
+            var own: [Int] = [], other: [Int] = []
             for id in p.candidates {
-                if let j = colIndex[id], let u = ups[id], isFinalAttempt(u.facts, for: p.facts) {
-                    row[j] = cost(p, u)
-                }
+                guard let k = position[id], let u = ups[id], isFinalAttempt(u.facts, for: p.facts) else { continue }
+                if groups.differ(down: p.hop.connection.id, up: u.hop.connection.id) { other.append(k) } else { own.append(k) }
             }
-            matrix.append(row)
+            own.sort()
+            other.sort()
+            feasible.append(own.isEmpty ? other : own)
         }
-        let assignment = columns.isEmpty ? [Int?](repeating: nil, count: pending.count) : minimumCostAssignment(matrix)
+        // Forward order.
+        var forward = [Int?](repeating: nil, count: pending.count)
+        var takenForward = [Bool](repeating: false, count: columns.count)
+        for i in pending.indices {
+            if let k = feasible[i].first(where: { !takenForward[$0] }) {
+                forward[i] = k
+                takenForward[k] = true
+            }
+        }
+        // Return order: upstream copies by response start, each to the row whose response
+        // began first after it.
+        var rowsOfColumn = [[Int]](repeating: [], count: columns.count)
+        for (i, f) in feasible.enumerated() { for k in f { rowsOfColumn[k].append(i) } }
+        let byResponse = columns.indices.sorted {
+            (ups[columns[$0]]!.facts.responseStart ?? .max) < (ups[columns[$1]]!.facts.responseStart ?? .max)
+        }
+        var backward = [Int?](repeating: nil, count: pending.count)
+        for k in byResponse {
+            var best: Int? = nil
+            for i in rowsOfColumn[k] where backward[i] == nil {
+                if best == nil || (pending[i].facts.responseStart ?? .max) < (pending[best!].facts.responseStart ?? .max) { best = i }
+            }
+            if let best { backward[best] = k }
+        }
         let commitCount = all ? pending.count : max(1, pending.count / 2)
-        var rowOfColumn = [Int?](repeating: nil, count: columns.count)
-        for (i, j) in assignment.enumerated() { if let j { rowOfColumn[j] = i } }
         pool = []
-        poolUps = []
         for (i, p) in pending.enumerated() {
             guard i < commitCount else {
-                // Waits for the next solve, without the copies taken meanwhile.
-                var p = p
-                p.previous = assignment[i].map { columns[$0] }
-                pool.append(p)
-                poolUps.formUnion(p.candidates)
+                pool.append(p)  // waits for the next solve
                 continue
             }
-            let chosen = assignment[i].map { columns[$0] }
-            var flipped = false
-            if let previous = p.previous {
-                flipped = previous != chosen
-                flipRate += ((flipped ? 1 : 0) - flipRate) / 256
-            }
+            let chosen = forward[i].map { columns[$0] }
+            let alternatives = max(0, feasible[i].count - 1)
             var confidence: Double? = nil
-            var alternatives = 0
-            if let j = assignment[i], let c1 = matrix[i][j] {
-                // The chosen assignment against each swap that gives this copy another
-                // candidate: the other candidate's own copy (if any) takes this one's.
-                let temperature = max(configuration.confidenceTemperature * typicalTimingCost, 1)
-                var weight = 1.0
-                for (k, c) in matrix[i].enumerated() where k != j {
-                    guard let c else { continue }
-                    var delta = c - c1
-                    if let other = rowOfColumn[k] {
-                        guard let back = matrix[other][j], let otherCost = matrix[other][k] else { continue }
-                        delta += back - otherCost
-                    }
-                    if c >= Self.crossGroupCost { continue }
-                    alternatives += 1
-                    weight += exp(-max(0, delta) / temperature)
+            if chosen != nil {
+                if alternatives == 0 {
+                    confidence = 0.99
+                } else {
+                    let agree = forward[i] == backward[i]
+                    agreement += ((agree ? 1 : 0) - agreement) / 256
+                    let rate = min(0.99, max(0.01, agreement))
+                    confidence = agree ? rate : rate * (1 - rate)
                 }
-                // The margin says how much better this pairing is than its swaps (near-ties);
-                // whether the matching is stable at all says how far timing can be trusted in
-                // this capture: where waiting copies often change their assignment as later
-                // copies arrive, pairings are right less often than their margins say
-                // (exp(-2.5 × that rate), fitted in the lab against HAProxy's and nginx's logs).
-                let reliability = exp(-2.5 * flipRate)
-                confidence = min(0.99, reliability / weight)
             }
-            commit(p.hop, facts: p.facts, chosen: chosen, candidates: p.candidates, ambiguous: alternatives > 0 && (confidence ?? 0) < 0.9,
-                   confidence: confidence, certain: false, alternatives: alternatives)
+            commit(p.hop, facts: p.facts, chosen: chosen, candidates: p.candidates,
+                   ambiguous: alternatives > 0 && (confidence ?? 0) < 0.9, confidence: confidence,
+                   certain: false, alternatives: alternatives)
         }
         // The copies taken by the committed ones are no longer candidates of those waiting.
         for k in pool.indices { pool[k].candidates.removeAll { ups[$0]?.taken != false } }
