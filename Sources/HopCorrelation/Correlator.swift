@@ -610,8 +610,10 @@ public final class Correlator {
         columns.sort { ups[$0]!.facts.requestStart < ups[$1]!.facts.requestStart }
         var position: [Int: Int] = [:]
         for (k, id) in columns.enumerated() { position[id] = k }
-        // Each row's feasible columns (positions, in send order): same group first.
+        // Each row's feasible columns (positions, in send order): its worker group's, then the
+        // others' (taken only when its own are gone: a worker may borrow another's connection).
         var feasible: [[Int]] = []
+        var fallback: [[Int]] = []
         feasible.reserveCapacity(pending.count)
         for p in pending {
             var own: [Int] = [], other: [Int] = []
@@ -622,15 +624,36 @@ public final class Correlator {
             own.sort()
             other.sort()
             feasible.append(own.isEmpty ? other : own)
+            fallback.append(own.isEmpty ? [] : other)
         }
         // Forward order.
         var forward = [Int?](repeating: nil, count: pending.count)
         var takenForward = [Bool](repeating: false, count: columns.count)
         for i in pending.indices {
-            if let k = feasible[i].first(where: { !takenForward[$0] }) {
+            if let k = feasible[i].first(where: { !takenForward[$0] }) ?? fallback[i].first(where: { !takenForward[$0] }) {
                 forward[i] = k
                 takenForward[k] = true
             }
+        }
+        // A copy left without a candidate while others could give it one (forward order across
+        // workers not yet known strands copies): augmenting paths (Kuhn) re-route the fewest
+        // choices so that every copy that can be paired is.
+        var owner = [Int?](repeating: nil, count: columns.count)
+        for (i, k) in forward.enumerated() { if let k { owner[k] = i } }
+        func augment(_ i: Int, _ visited: inout [Bool]) -> Bool {
+            for k in feasible[i] + fallback[i] where !visited[k] {
+                visited[k] = true
+                if owner[k] == nil || augment(owner[k]!, &visited) {
+                    owner[k] = i
+                    forward[i] = k
+                    return true
+                }
+            }
+            return false
+        }
+        for i in pending.indices where forward[i] == nil && !(feasible[i].isEmpty && fallback[i].isEmpty) {
+            var visited = [Bool](repeating: false, count: columns.count)
+            _ = augment(i, &visited)
         }
         // Return order: upstream copies by response start, each to the row whose response
         // began first after it.

@@ -119,7 +119,7 @@ final class EveryCaptureTests: XCTestCase {
         let r = try TestEnv.run(TestEnv.hoptrace, ["analyze", TestEnv.captures.appendingPathComponent("lab-load.pcap").path, "--format", "json"])
         XCTAssertEqual(r.status, 0, r.stderr)
         let d = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
-        XCTAssertEqual(Set(d.keys), ["capture", "rules", "pod", "summary", "answer", "chains", "duplicates", "counters"])
+        XCTAssertEqual(Set(d.keys), ["capture", "rules", "pod", "summary", "answer", "chains", "duplicates", "orphanResponses", "counters"])
         let s = try XCTUnwrap(d["summary"] as? [String: Any])
         XCTAssertNotNil(s["medianProxyAddedNs"] as? Int)
         XCTAssertEqual((d["chains"] as? [Any])?.count, s["logicalRequests"] as? Int)
