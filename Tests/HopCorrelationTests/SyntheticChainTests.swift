@@ -120,6 +120,28 @@ final class SyntheticChainTests: XCTestCase {
         XCTAssertLessThanOrEqual(Double(sureWrong.count), 0.05 * Double(sure.count), "\(sureWrong.count) of \(sure.count) pairings stated ≥ 0.9 are wrong")
     }
 
+    /// HAProxy answers a connection that sent nothing (wrk's probe) with a 400: a response
+    /// whose request was never on the wire is an orphan on its hop, counted and listed, never a
+    /// logical request or a chain with no method.
+    func testResponseWithoutRequestIsAnOrphanNotARequest() throws {
+        let ms: Int64 = 1_000_000
+        let probe = conn(Endpoint(client, 40100), Endpoint(pod, 80))
+        let d = conn(Endpoint(client, 40101), Endpoint(pod, 80))
+        let u = conn(Endpoint(lo, 50101), Endpoint(lo, 80))
+        let orphan = HTTPExchange(probe, sequence: 1, request: nil,
+                                  response: HTTPResponse(status: 400, reason: "Bad request", version: .http11, headers: [],
+                                                         firstTimestamp: 1 * ms, lastTimestamp: 1 * ms))
+        let xs = [orphan, exchange(d, "GET", start: 2 * ms, end: 5 * ms), exchange(u, "GET", start: 3 * ms, end: 4 * ms)]
+        let (chains, corr) = run(xs, rules: NetfilterOracle.preset("istio-2018")!)
+        XCTAssertEqual(chains.count, 1)
+        XCTAssertEqual(chains.first?.method, "GET")
+        XCTAssertEqual(corr.summary.logicalRequests, 1)
+        XCTAssertEqual(corr.summary.requestsOnWire, 2)
+        XCTAssertEqual(corr.summary.orphanResponses, 1)
+        XCTAssertEqual(corr.orphanResponses.first?.exchange.response?.status, 400)
+        XCTAssertEqual(corr.orphanResponses.first?.exchange.client, Endpoint(client, 40100))
+    }
+
     func testRetryIsOneChainWithAttempts() throws {
         let ms: Int64 = 1_000_000
         let d = conn(Endpoint(client, 40001), Endpoint(pod, 80))
