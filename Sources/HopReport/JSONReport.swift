@@ -256,20 +256,7 @@ public enum JSONReport {
         public func finish(_ r: AnalysisReport) {
             open()
             writer.endArray()
-            writeHeader(r, to: writer)
-            writer.key("summary")
-            write(summary: r, to: writer)
-            writer.field("answer", r.answer)
-            writer.key("duplicates")
-            writer.beginArray()
-            for g in r.duplicates { write(duplicate: g, to: writer) }
-            writer.endArray()
-            writer.key("orphanResponses")
-            writer.beginArray()
-            for h in r.orphanResponses { write(hop: h, report: r, to: writer) }
-            writer.endArray()
-            writer.key("counters")
-            write(counters: r, to: writer)
+            JSONReport.write(ending: r, summaryKey: "summary", to: writer)
             writer.endObject()
             writer.newline()
         }
@@ -287,8 +274,17 @@ public enum JSONReport {
         w.beginObject()
         w.key("summary")
         w.beginObject()
+        write(ending: r, summaryKey: "totals", to: w)
+        w.endObject()
+        w.endObject()
+    }
+
+    /// What is only known at the end of a capture, the same in the document and in jsonl's
+    /// last line: the header, the summary (under `summaryKey`), the answer, the duplicates,
+    /// the orphan responses and the counters.
+    static func write(ending r: AnalysisReport, summaryKey: String, to w: JSONWriter) {
         writeHeader(r, to: w)
-        w.key("totals")
+        w.key(summaryKey)
         write(summary: r, to: w)
         w.field("answer", r.answer)
         w.key("duplicates")
@@ -301,8 +297,6 @@ public enum JSONReport {
         w.endArray()
         w.key("counters")
         write(counters: r, to: w)
-        w.endObject()
-        w.endObject()
     }
 
     public static func trailer(_ r: AnalysisReport) -> String {
