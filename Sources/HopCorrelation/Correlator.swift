@@ -693,7 +693,7 @@ public final class Correlator {
                     let agree = forward[i] == backward[i]
                     agreement += ((agree ? 1 : 0) - agreement) / 256
                     let rate = min(0.99, max(0.01, agreement))
-                    confidence = agree ? rate : 0.9 * rate
+                    confidence = agree ? 1 - (1 - rate) * (1 - rate) : 0.9 * rate
                 }
             }
             commit(p.hop, facts: p.facts, chosen: chosen, candidates: p.candidates,
