@@ -608,7 +608,9 @@ public final class Correlator {
                 columns.append(id)
             }
         }
-        columns.sort { ups[$0]!.facts.requestStart < ups[$1]!.facts.requestStart }
+        // Sorted by keys read once (not through the table in the comparator).
+        columns = columns.map { (id: $0, sent: ups[$0]!.facts.requestStart) }.sorted { $0.sent < $1.sent }.map(\.id)
+        let responseStarts = columns.map { ups[$0]!.facts.responseStart ?? .max }
         var position: [Int: Int] = [:]
         for (k, id) in columns.enumerated() { position[id] = k }
         // Each row's feasible columns (positions, in send order): its worker group's, then the
@@ -664,7 +666,7 @@ public final class Correlator {
         var rowsOfColumn = [[Int]](repeating: [], count: columns.count)
         for (i, f) in feasible.enumerated() { for k in f { rowsOfColumn[k].append(i) } }
         let byResponse = columns.indices.sorted {
-            (ups[columns[$0]]!.facts.responseStart ?? .max) < (ups[columns[$1]]!.facts.responseStart ?? .max)
+            responseStarts[$0] < responseStarts[$1]
         }
         var backward = [Int?](repeating: nil, count: pending.count)
         for k in byResponse {
@@ -961,6 +963,8 @@ public final class Correlator {
     }
 
     static func endToEndHeaderDifferences(_ a: HTTPHeaders, _ b: HTTPHeaders) -> [String] {
+        // Fast path: the same end-to-end fields in the same order (a proxy appends its own).
+        if sameEndToEndFields(a, b) { return [] }
         func table(_ h: HTTPHeaders) -> [String: [String]] {
             var t: [String: [String]] = [:]
             for f in h {
@@ -974,6 +978,25 @@ public final class Correlator {
         var out: [String] = []
         for name in Set(ta.keys).union(tb.keys).sorted() where ta[name] != tb[name] { out.append(name) }
         return out
+    }
+
+    /// Whether both carry the same end-to-end fields in the same order (names compared without
+    /// case): then no field differs, and no table is built.
+    static func sameEndToEndFields(_ a: HTTPHeaders, _ b: HTTPHeaders) -> Bool {
+        var i = a.startIndex, j = b.startIndex
+        func skipProxy(_ h: HTTPHeaders, _ k: inout Int) {
+            while k < h.endIndex, isProxyHeader(h[k].name.lowercased()) { k += 1 }
+        }
+        while true {
+            skipProxy(a, &i)
+            skipProxy(b, &j)
+            if i == a.endIndex || j == b.endIndex { return i == a.endIndex && j == b.endIndex }
+            let x = a[i], y = b[j]
+            guard x.value == y.value, x.name.utf8.count == y.name.utf8.count,
+                  x.name == y.name || x.name.lowercased() == y.name.lowercased() else { return false }
+            i += 1
+            j += 1
+        }
     }
 
     static func requestID(_ q: HTTPRequest) -> String? { q.headers["x-request-id"] }
