@@ -40,15 +40,9 @@ public struct CorrelatorConfiguration: Sendable {
     /// A run of identical direct requests with more copies than this is a client repeating
     /// a request (load), not a duplicate (a proxy makes 2 copies, 3–4 with retries).
     public var maxDuplicateCopies: Int = 4
-    /// Ambiguous downstream copies solved together by one matching; the older half of a
+    /// Ambiguous downstream copies paired together (see `solvePool`); the older half of a
     /// full pool is committed and the rest wait for the copies that follow.
     public var maxPool: Int = 32
-    /// The confidence of a pairing among several candidates is the weight of the chosen
-    /// assignment against its swaps, each weighted exp(-Δ/T) where Δ is the swap's extra
-    /// timing cost and T this factor times the typical timing cost of recent pairings (so
-    /// only near-ties lower it), times the matching's reliability in this capture.
-    /// Measured in the lab against third-party sidecars (README: how pairing works).
-    public var confidenceTemperature: Double = 0.0002
     public init() {}
 }
 
@@ -163,7 +157,7 @@ public final class Correlator {
     private var upOrderHead = 0
     private var nextUpID = 0
 
-    // Ambiguous downstream copies awaiting an optimal matching.
+    // Ambiguous downstream copies awaiting `solvePool`.
     private struct Pending {
         var hop: Hop
         var facts: CopyFacts
@@ -182,7 +176,7 @@ public final class Correlator {
     /// The proxy's worker groups, learned from the pairings (see `WorkerGroups`).
     private var groups = WorkerGroups()
     /// The typical delay (µs, a moving average of √cost) of recent pairings: its square is
-    /// the scale of `confidenceTemperature` and of the timing-only evidence for `groups`.
+    /// the scale of the timing-only evidence for `groups`.
     private var typicalDelay: Double = 0
     private var typicalTimingCost: Double { max(1, typicalDelay * typicalDelay) }
     /// The proxy's typical forwarding and return delays (µs), learned from the certain
@@ -547,23 +541,10 @@ public final class Correlator {
         return us == ds
     }
 
-    /// The cost of a pairing in the optimal matching: the squares of the proxy's forwarding
-    /// delay (client's request head → proxy's copy) and of its return delay (app's response →
-    /// client's response), in µs. Squares, not absolute values: a linear cost is the same for
-    /// every assignment of requests in flight, while a convex one is smallest when the
-    /// proxy's delays are alike — the order-preserving assignment a worker that forwards in
-    /// arrival order produces. A pair across two of the proxy's worker groups (learned, see
-    /// `WorkerGroups`) costs more than any timing: it is taken only when nothing else fits.
-    private func cost(_ d: Pending, _ u: Up) -> Double {
-        var c = timingCost(d.facts, u.facts)
-        if groups.differ(down: d.hop.connection.id, up: u.hop.connection.id) { c += Self.crossGroupCost }
-        return c
-    }
-
-    static let crossGroupCost = 1e10
-
     /// The squares of the proxy's forwarding and return delays, each less the proxy's
-    /// typical one, in µs².
+    /// typical one, in µs²: convex, so that it is smallest when the proxy's delays are alike
+    /// (the order a worker that forwards in arrival order produces). Timing-only evidence for
+    /// `groups`.
     private func timingCost(_ d: CopyFacts, _ u: CopyFacts) -> Double {
         let (f, r) = delays(d, u)
         // Delays below zero are possible only within the capture points' slack: they cost more.
@@ -645,12 +626,14 @@ public final class Correlator {
             var owner = [Int?](repeating: nil, count: columns.count)
             for (i, k) in matching.enumerated() { if let k { owner[k] = i } }
             func augment(_ i: Int, _ visited: inout [Bool]) -> Bool {
-                for k in feasible[i] + fallback[i] where !visited[k] {
-                    visited[k] = true
-                    if owner[k] == nil || augment(owner[k]!, &visited) {
-                        owner[k] = i
-                        matching[i] = k
-                        return true
+                for list in [feasible[i], fallback[i]] {
+                    for k in list where !visited[k] {
+                        visited[k] = true
+                        if owner[k] == nil || augment(owner[k]!, &visited) {
+                            owner[k] = i
+                            matching[i] = k
+                            return true
+                        }
                     }
                 }
                 return false
@@ -1017,21 +1000,6 @@ public final class Correlator {
             return ("x-cloud-trace-context", first.lowercased())
         }
         return nil
-    }
-
-    /// Whether exact keys tie two copies: true when they share a request id or a trace id,
-    /// false when a key both carry differs, nil when no key is on both.
-    static func exactKeys(_ a: HTTPRequest, _ b: HTTPRequest) -> Bool? {
-        var verdict: Bool? = nil
-        if let x = requestID(a), let y = requestID(b) {
-            if !sameRequestID(x, y) { return false }
-            verdict = true
-        }
-        if let x = traceID(a), let y = traceID(b), x.header == y.header {
-            if x.value != y.value { return false }
-            verdict = true
-        }
-        return verdict
     }
 
     /// Equal, ignoring the UUID digit (index 14) that Envoy rewrites to record its trace decision.

@@ -96,18 +96,7 @@ public final class JSONWriter {
     /// Appends an integer's digits.
     @inline(__always) func digits<I: BinaryInteger>(_ v: I) {
         reserve(21)
-        if v < 0 { base[count] = 0x2d; count += 1 }
-        var m = UInt64(v.magnitude)
-        var n = 1
-        var t = m
-        while t >= 10 { t /= 10; n += 1 }
-        var i = count + n
-        count = i
-        repeat {
-            i -= 1
-            base[i] = 0x30 &+ UInt8(truncatingIfNeeded: m % 10)
-            m /= 10
-        } while m > 0
+        count = writeDecimal(v, to: base, at: count)
     }
 
     /// `v` zero-padded to `width` digits (at most 20).

@@ -158,18 +158,7 @@ struct LineBuilder {
 
     mutating func int<I: BinaryInteger>(_ v: I) {
         reserve(21)
-        if v < 0 { base[count] = 0x2d; count += 1 }
-        var m = UInt64(v.magnitude)
-        var digits = 1
-        var t = m
-        while t >= 10 { t /= 10; digits += 1 }
-        var i = count + digits
-        count = i
-        repeat {
-            i -= 1
-            base[i] = 0x30 &+ UInt8(truncatingIfNeeded: m % 10)
-            m /= 10
-        } while m > 0
+        count = writeDecimal(v, to: base, at: count)
     }
 
     /// `v` zero-padded to `width` digits (at most 20).
