@@ -29,11 +29,11 @@ public struct LabRunner {
     public var options: LabOptions
     public var ip: String
     public var python: String
-    /// Analyzes a capture (capture path, rules preset, pod addresses) into the JSON document of
-    /// `hoptrace analyze --format json` (the command line passes its own).
-    public var analyze: (String, String, [String]) throws -> [String: Any]
+    /// Analyzes a capture (capture path, rules preset, pod addresses) into the bytes of the
+    /// JSON document of `hoptrace analyze --format json` (the command line passes its own).
+    public var analyze: (String, String, [String]) throws -> Data
 
-    public init(options: LabOptions, ip: String, python: String, analyze: @escaping (String, String, [String]) throws -> [String: Any]) {
+    public init(options: LabOptions, ip: String, python: String, analyze: @escaping (String, String, [String]) throws -> Data) {
         self.options = options
         self.ip = ip
         self.python = python
@@ -88,8 +88,12 @@ public struct LabRunner {
         let rules = s.preset ?? "none"
         v.capture = scene.captureStats
         let lost = Self.drops(scene.captureStats) ?? 0
-        let analysis = try analyze(scene.pcapPath, rules, scene.podIPs)
-        let typed = try LabAnalysis.decode(JSONSerialization.data(withJSONObject: analysis))
+        // One document, read twice: typed for the pairing metrics, untyped for the verifier.
+        let document = try analyze(scene.pcapPath, rules, scene.podIPs)
+        let typed = try LabAnalysis.decode(document)
+        guard let analysis = try JSONSerialization.jsonObject(with: document) as? [String: Any] else {
+            throw LabError("hoptrace analyze printed no JSON document")
+        }
         v.chains = typed.chains.count
         let summary = analysis["summary"] as? [String: Any] ?? [:]
         var truth: [TruthRecord] = []

@@ -163,6 +163,15 @@ struct Check: ParsableCommand {
 
     /// Runs `hoptrace analyze … --format json` (this binary) and parses the document.
     static func analyzeJSON(capture: String, rules: String?, podIPs: [String], filter: String?) throws -> [String: Any] {
+        let document = try analyzeDocument(capture: capture, rules: rules, podIPs: podIPs, filter: filter)
+        guard let o = try? JSONSerialization.jsonObject(with: document) as? [String: Any] else {
+            throw ExpectationError("hoptrace analyze printed no JSON document")
+        }
+        return o
+    }
+
+    /// The bytes of `hoptrace analyze FILE --format json` for this capture.
+    static func analyzeDocument(capture: String, rules: String?, podIPs: [String], filter: String?) throws -> Data {
         guard FileManager.default.fileExists(atPath: capture) else { throw ExpectationError("no capture file \(capture)") }
         var args = ["analyze", capture, "--format", "json"]
         if let rules { args += ["--rules", rules] }
@@ -172,10 +181,10 @@ struct Check: ParsableCommand {
         guard r.status == 0 || !r.stdout.isEmpty else {
             throw ExpectationError("hoptrace analyze failed (exit \(r.status)): \(r.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
         }
-        guard let o = try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any] else {
+        guard !r.stdout.isEmpty else {
             throw ExpectationError("hoptrace analyze printed no JSON document: \(r.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
         }
-        return o
+        return Data(r.stdout.utf8)
     }
 }
 

@@ -154,7 +154,7 @@ struct Lab: ParsableCommand {
         options.waitForFile = waitForFile
         options.namespacePrefix = namespacePrefix
         let runner = LabRunner(options: options, ip: ip, python: python) { capture, rules, podIPs in
-            try Check.analyzeJSON(capture: capture, rules: rules, podIPs: podIPs, filter: nil)
+            try Check.analyzeDocument(capture: capture, rules: rules, podIPs: podIPs, filter: nil)
         }
         var verdicts: [LabVerdict] = []
         for s in chosen {
