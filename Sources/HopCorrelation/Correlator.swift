@@ -97,38 +97,57 @@ public final class Correlator {
     private var now: Int64 = .min
 
     // Waiting upstream copies, by pairing key.
-    /// A waiting upstream copy (a class: candidates are looked at many times, not copied).
+    /// A waiting upstream copy (a class: candidates are looked at many times, not copied; the
+    /// pool refers to its candidates directly, without a table between).
     private final class Up {
         let hop: Hop
         let key: PairKey
         let facts: CopyFacts
+        /// Its connection's slot (see `classify`).
+        let slot: Int
+        /// Paired to a downstream copy.
         var taken = false
-        init(hop: Hop, key: PairKey) {
+        /// No longer waiting (taken or expired): out of `upsByKey`.
+        var removed = false
+        /// Pool rows that list it as a candidate.
+        var inPool = 0
+        /// Its column in the pool being solved (-1: none; scratch for `solvePool`).
+        var column = -1
+        init(hop: Hop, key: PairKey, slot: Int) {
             self.hop = hop
             self.key = key
+            self.slot = slot
             facts = CopyFacts(hop.exchange)
         }
     }
 
-    /// What pairing reads of a copy, read once: its times, Host and exact keys.
-    struct CopyFacts {
+    /// A copy's times and status: plain values, copied freely.
+    struct CopyTimes {
         var requestStart: Int64
         /// When the request head was complete: the last byte of a request without a body,
         /// else its first packet (a proxy forwards the head before the body has arrived).
         var headEnd: Int64
         var responseStart: Int64?
         var responseEnd: Int64?
+        /// The last byte seen of the exchange.
+        var last: Int64
         var status: Int?
+    }
+
+    /// What pairing reads of a copy, read once: its times, Host and exact keys.
+    struct CopyFacts {
+        var times: CopyTimes
         var host: String?
         var requestID: String?
         var trace: (header: String, value: String)?
 
         init(_ x: HTTPExchange) {
-            requestStart = x.request?.firstTimestamp ?? 0
-            headEnd = (x.request?.bodyLength ?? 0) == 0 ? x.request?.lastTimestamp ?? 0 : requestStart
-            responseStart = x.response?.firstTimestamp
-            responseEnd = x.response?.lastTimestamp
-            status = x.response?.status
+            let requestStart = x.request?.firstTimestamp ?? 0
+            times = CopyTimes(
+                requestStart: requestStart,
+                headEnd: (x.request?.bodyLength ?? 0) == 0 ? x.request?.lastTimestamp ?? 0 : requestStart,
+                responseStart: x.response?.firstTimestamp, responseEnd: x.response?.lastTimestamp,
+                last: x.response?.lastTimestamp ?? x.request?.lastTimestamp ?? 0, status: x.response?.status)
             host = x.request?.host
             if let q = x.request {
                 requestID = Correlator.requestID(q)
@@ -151,17 +170,23 @@ public final class Correlator {
             return verdict
         }
     }
-    private var ups: [Int: Up] = [:]
-    private var upsByKey: [PairKey: [Int]] = [:]
-    private var upOrder: [Int] = []  // arrival order, for expiry
+    private var upsByKey: [PairKey: [Up]] = [:]
+    private var upOrder: [Up] = []  // arrival order, for expiry
     private var upOrderHead = 0
-    private var nextUpID = 0
 
-    // Ambiguous downstream copies awaiting `solvePool`.
-    private struct Pending {
-        var hop: Hop
-        var facts: CopyFacts
-        var candidates: [Int]
+    /// An ambiguous downstream copy awaiting `solvePool` (a class: the pool is sorted and
+    /// slid, and moving a reference is cheaper than moving a hop).
+    private final class Pending {
+        let hop: Hop
+        let facts: CopyFacts
+        let slot: Int
+        var candidates: [Up]
+        init(hop: Hop, facts: CopyFacts, slot: Int, candidates: [Up]) {
+            self.hop = hop
+            self.facts = facts
+            self.slot = slot
+            self.candidates = candidates
+        }
     }
     /// How often the forward and return orders agree on a pairing among several candidates
     /// (a moving average; starts undecided).
@@ -171,7 +196,6 @@ public final class Correlator {
     private var poolNewestEnd: Int64 = .min
     /// Capture time after the pool's newest copy when the pool is settled (ns).
     static let settleTime: Int64 = 100_000_000
-    private var poolUps: Set<Int> = []
 
     /// The proxy's worker groups, learned from the pairings (see `WorkerGroups`).
     private var groups = WorkerGroups()
@@ -191,10 +215,17 @@ public final class Correlator {
     public var workerGroups: Int { groups.groupCount }
     /// Pairings that were certain (one candidate, or an exact key on both copies).
     public var certainPairings: Int { groups.certainPairings }
-    // Role cache per connection.
-    private var roleCache: [ConnectionID: (HopRole, HopDetails)] = [:]
+    /// A connection's role, the rules' verdict on it and its slot: the number of its id, which
+    /// names the connection in `WorkerGroups` (array reads instead of hashing connection ids
+    /// for every candidate).
+    private struct Classified {
+        var role: HopRole
+        var details: HopDetails
+        var slot: Int
+    }
+    private var roleCache: [ConnectionID: Classified] = [:]
     /// The last connection classified: exchanges of one connection come in runs.
-    private var lastClassified: (id: ConnectionID, role: HopRole, details: HopDetails)?
+    private var lastClassified: (id: ConnectionID, c: Classified)?
     // Duplicate detection among direct single-hop requests.
     private struct DupKey: Hashable {
         var client: IPAddress
@@ -274,7 +305,7 @@ public final class Correlator {
         if !decided { decide() }
         solvePool(all: true)
         // Upstream copies nobody claimed.
-        for id in upOrder[upOrderHead...] { expireUp(id) }
+        for u in upOrder[upOrderHead...] { expireUp(u) }
         upOrder.removeAll()
         upOrderHead = 0
         duplicates.sort { ($0.starts.first ?? 0) < ($1.starts.first ?? 0) }
@@ -294,8 +325,8 @@ public final class Correlator {
     /// for live views that print each exchange as it completes.
     public func role(of x: HTTPExchange) -> (role: HopRole, reason: String) {
         if !decided { decide() }
-        let (role, details) = classify(x)
-        return (role, details.roleReason)
+        let c = classify(x)
+        return (c.role, c.details.roleReason)
     }
 
     // MARK: Deciding pod addresses and rules
@@ -364,19 +395,19 @@ public final class Correlator {
 
     // MARK: Roles
 
-    private func classify(_ x: HTTPExchange) -> (HopRole, HopDetails) {
+    private func classify(_ x: HTTPExchange) -> Classified {
         let id = x.connectionID
-        if let l = lastClassified, l.id == id { return (l.role, l.details) }
-        let r: (HopRole, HopDetails)
+        if let l = lastClassified, l.id == id { return l.c }
+        let r: Classified
         if let cached = roleCache[id] {
             r = cached
         } else {
             let (role, verdict, reason) = classifyUncached(x.connection)
-            r = (role, HopDetails(rule: verdict, roleReason: reason))
+            r = Classified(role: role, details: HopDetails(rule: verdict, roleReason: reason), slot: id.value)
             if roleCache.count > 50_000 { roleCache.removeAll(keepingCapacity: true) }
             roleCache[id] = r
         }
-        lastClassified = (id, r.0, r.1)
+        lastClassified = (id, r)
         return r
     }
 
@@ -438,13 +469,14 @@ public final class Correlator {
     }
 
     private func process(_ x: HTTPExchange) {
-        let (role, details) = classify(x)
+        let c = classify(x)
+        let role = c.role
         expireUps()
         if role == .direct {
-            emitDirect(x, details: details)
+            emitDirect(x, details: c.details)
             return
         }
-        let hop = Hop(role: role, exchange: x, details: details, attempt: 0)
+        let hop = Hop(role: role, exchange: x, details: c.details, attempt: 0)
         switch role {
         case .inboundForwarded, .outboundForwarded:
             guard let q = x.request else {
@@ -452,11 +484,9 @@ public final class Correlator {
                 return
             }
             let key = PairKey(outbound: role == .outboundForwarded, method: q.method, target: q.target)
-            let id = nextUpID
-            nextUpID += 1
-            ups[id] = Up(hop: hop, key: key)
-            upsByKey[key, default: []].append(id)
-            upOrder.append(id)
+            let u = Up(hop: hop, key: key, slot: c.slot)
+            upsByKey[key, default: []].append(u)
+            upOrder.append(u)
         case .inboundIntercepted, .outboundRedirected:
             guard let q = x.request else {
                 recordOrphanResponse(hop)
@@ -466,29 +496,48 @@ public final class Correlator {
             let facts = CopyFacts(x)
             let cands = candidates(for: hop, facts: facts, key: key)
             // An exact key (request id, trace id) on both copies settles it.
-            let matching = cands.filter { facts.exactKeys(ups[$0]!.facts) == true }
-            if matching.count == 1 {
-                commit(hop, facts: facts, chosen: matching[0], candidates: cands, ambiguous: false, confidence: 1.0, certain: true)
-                return
+            if facts.requestID != nil || facts.trace != nil {
+                let matching = cands.filter { facts.exactKeys($0.facts) == true }
+                if matching.count == 1 {
+                    commit(hop, facts: facts, slot: c.slot, chosen: matching[0], candidates: cands, ambiguous: false,
+                           confidence: 1.0, certain: true)
+                    return
+                }
             }
             // Successful attempts: those whose status is what the client got.
-            let finals = cands.filter { isFinalAttempt(ups[$0]!.facts, for: facts) }
+            let status = facts.times.status
+            var finals = 0, strict = 0
+            var lastFinal: Up? = nil, lastStrict: Up? = nil
+            var anyInPool = false
+            for u in cands {
+                if u.inPool > 0 { anyInPool = true }
+                guard Self.isFinalAttempt(u.facts.times.status, for: status) else { continue }
+                finals += 1
+                lastFinal = u
+                if Self.strictlyCausal(facts.times, u.facts.times) {
+                    strict += 1
+                    lastStrict = u
+                }
+            }
             // One candidate that is causally possible without any slack: certain, whatever
             // else is in flight.
-            let strict = finals.filter { strictlyCausal(facts, ups[$0]!.facts) }
-            if strict.count == 1 {
-                commit(hop, facts: facts, chosen: strict[0], candidates: cands, ambiguous: false, confidence: 0.99, certain: true)
+            if strict == 1 {
+                commit(hop, facts: facts, slot: c.slot, chosen: lastStrict, candidates: cands, ambiguous: false,
+                       confidence: 0.99, certain: true)
                 return
             }
             // Settled copies leave the pool: nothing that arrives later competes for
             // candidates that ended this long ago.
-            if !pool.isEmpty, now &- poolNewestEnd > Self.settleTime { solvePool(all: true) }
-            if pool.isEmpty && finals.count <= 1 && poolUps.isDisjoint(with: cands) {
-                commit(hop, facts: facts, chosen: finals.first, candidates: cands, ambiguous: false,
-                       confidence: finals.isEmpty ? nil : 0.99, certain: finals.count == 1)
+            if !pool.isEmpty, now &- poolNewestEnd > Self.settleTime {
+                solvePool(all: true)
+                anyInPool = false
+            }
+            if pool.isEmpty && finals <= 1 && !anyInPool {
+                commit(hop, facts: facts, slot: c.slot, chosen: lastFinal, candidates: cands, ambiguous: false,
+                       confidence: finals == 0 ? nil : 0.99, certain: finals == 1)
             } else {
-                pool.append(Pending(hop: hop, facts: facts, candidates: cands))
-                poolUps.formUnion(cands)
+                for u in cands { u.inPool += 1 }
+                pool.append(Pending(hop: hop, facts: facts, slot: c.slot, candidates: cands))
                 poolNewestEnd = max(poolNewestEnd, x.response?.lastTimestamp ?? now)
                 if pool.count >= configuration.maxPool { solvePool(all: false) }
             }
@@ -502,24 +551,25 @@ public final class Correlator {
     /// copy after the client's request head arrived and before the client's response began,
     /// and the app's response began before the client's did and ended before it ended
     /// (`tolerance` of slack for capture points whose clocks differ).
-    private func candidates(for d: Hop, facts df: CopyFacts, key: PairKey) -> [Int] {
-        guard let ids = upsByKey[key] else { return [] }
+    private func candidates(for d: Hop, facts df: CopyFacts, key: PairKey) -> [Up] {
+        guard let waiting = upsByKey[key] else { return [] }
         let tol = configuration.tolerance
-        let dRespStart = df.responseStart ?? now
-        let dRespEnd = df.responseEnd ?? now
+        let dt = df.times
+        let dRespStart = dt.responseStart ?? now
+        let dRespEnd = dt.responseEnd ?? now
         let original = key.outbound ? d.connection.originalDestination : nil
-        var out: [Int] = []
-        for id in ids {
-            guard let u = ups[id], !u.taken else { continue }
-            let uf = u.facts
-            if uf.requestStart < df.headEnd - tol || uf.requestStart > dRespStart + tol { continue }
-            if let urs = uf.responseStart, let ure = uf.responseEnd {
+        var out: [Up] = []
+        for u in waiting {
+            guard !u.taken else { continue }
+            let ut = u.facts.times
+            if ut.requestStart < dt.headEnd - tol || ut.requestStart > dRespStart + tol { continue }
+            if let urs = ut.responseStart, let ure = ut.responseEnd {
                 if urs > dRespStart + tol || ure > dRespEnd + tol { continue }
             }
-            if df.host != uf.host && !hostsCompatible(df.host, uf.host) { continue }
+            if df.host != u.facts.host && !hostsCompatible(df.host, u.facts.host) { continue }
             if let o = original, u.hop.connection.server != o { continue }
-            if df.exactKeys(uf) == false { continue }
-            out.append(id)
+            if df.exactKeys(u.facts) == false { continue }
+            out.append(u)
         }
         return out
     }
@@ -527,7 +577,7 @@ public final class Correlator {
     /// Whether the proxy's copy lies strictly inside the client's exchange: sent after the
     /// client's request head arrived, its response begun before the client's began and ended
     /// before the client's ended.
-    private func strictlyCausal(_ d: CopyFacts, _ u: CopyFacts) -> Bool {
+    private static func strictlyCausal(_ d: CopyTimes, _ u: CopyTimes) -> Bool {
         guard u.requestStart >= d.headEnd else { return false }
         if let drs = d.responseStart, let dre = d.responseEnd {
             guard let urs = u.responseStart, let ure = u.responseEnd, urs <= drs, ure <= dre else { return false }
@@ -535,9 +585,11 @@ public final class Correlator {
         return true
     }
 
-    private func isFinalAttempt(_ u: CopyFacts, for d: CopyFacts) -> Bool {
-        guard let us = u.status else { return d.status == nil }
-        guard let ds = d.status else { return true }
+    /// Whether an upstream attempt answered with `upstream` is the one that gave the client
+    /// `downstream` (its final attempt).
+    private static func isFinalAttempt(_ upstream: Int?, for downstream: Int?) -> Bool {
+        guard let us = upstream else { return downstream == nil }
+        guard let ds = downstream else { return true }
         return us == ds
     }
 
@@ -545,7 +597,7 @@ public final class Correlator {
     /// typical one, in µs²: convex, so that it is smallest when the proxy's delays are alike
     /// (the order a worker that forwards in arrival order produces). Timing-only evidence for
     /// `groups`.
-    private func timingCost(_ d: CopyFacts, _ u: CopyFacts) -> Double {
+    private func timingCost(_ d: CopyTimes, _ u: CopyTimes) -> Double {
         let (f, r) = delays(d, u)
         // Delays below zero are possible only within the capture points' slack: they cost more.
         let a = f < 0 ? 8 * f - forwardDelay : f - forwardDelay
@@ -554,7 +606,7 @@ public final class Correlator {
     }
 
     /// The proxy's forwarding and return delays for this pairing, in µs.
-    private func delays(_ d: CopyFacts, _ u: CopyFacts) -> (forward: Double, return: Double) {
+    private func delays(_ d: CopyTimes, _ u: CopyTimes) -> (forward: Double, return: Double) {
         let uRespStart = u.responseStart ?? u.requestStart
         let dRespStart = d.responseStart ?? now
         return (Double(u.requestStart &- d.headEnd) / 1_000, Double(dRespStart &- uRespStart) / 1_000)
@@ -577,33 +629,36 @@ public final class Correlator {
     /// differed, return order was right about 9 times in 10, forward order rarely).
     private func solvePool(all: Bool = true) {
         guard !pool.isEmpty else { return }
-        // Oldest request head first.
-        let pending = pool.sorted { $0.facts.headEnd < $1.facts.headEnd }
-        // Columns: every untaken final-attempt candidate, in the order the proxy sent them.
-        var columns: [Int] = []
-        var seen = Set<Int>()
-        for p in pending {
-            for id in p.candidates where !seen.contains(id) {
-                seen.insert(id)
-                guard let u = ups[id], !u.taken, isFinalAttempt(u.facts, for: p.facts) else { continue }
-                columns.append(id)
+        // Oldest request head first (in place: the rows are moved, not copied).
+        pool.sort { $0.facts.times.headEnd < $1.facts.times.headEnd }
+        let rows = pool.count
+        // Columns: every untaken final-attempt candidate, in the order the proxy sent them
+        // (-2 marks a copy already looked at).
+        var columns: [Up] = []
+        for i in 0..<rows {
+            let status = pool[i].facts.times.status
+            for u in pool[i].candidates where u.column == -1 {
+                u.column = -2
+                if !u.taken && Self.isFinalAttempt(u.facts.times.status, for: status) { columns.append(u) }
             }
         }
-        // Sorted by keys read once (not through the table in the comparator).
-        columns = columns.map { (id: $0, sent: ups[$0]!.facts.requestStart) }.sorted { $0.sent < $1.sent }.map(\.id)
-        let responseStarts = columns.map { ups[$0]!.facts.responseStart ?? .max }
-        var position: [Int: Int] = [:]
-        for (k, id) in columns.enumerated() { position[id] = k }
-        // Each row's feasible columns (positions, in send order): its worker group's, then the
-        // others' (taken only when its own are gone: a worker may borrow another's connection).
+        columns.sort { $0.facts.times.requestStart < $1.facts.times.requestStart }
+        for (k, u) in columns.enumerated() { u.column = k }
+        // Each row's feasible columns (in send order): its worker group's, then the others'
+        // (taken only when its own are gone: a worker may borrow another's connection).
         var feasible: [[Int]] = []
         var fallback: [[Int]] = []
-        feasible.reserveCapacity(pending.count)
-        for p in pending {
-            var own: [Int] = [], other: [Int] = []
-            for id in p.candidates {
-                guard let k = position[id], let u = ups[id], isFinalAttempt(u.facts, for: p.facts) else { continue }
-                if groups.differ(down: p.hop.connection.id, up: u.hop.connection.id) { other.append(k) } else { own.append(k) }
+        feasible.reserveCapacity(rows)
+        fallback.reserveCapacity(rows)
+        var own: [Int] = [], other: [Int] = []
+        for i in 0..<rows {
+            own.removeAll(keepingCapacity: true)
+            other.removeAll(keepingCapacity: true)
+            let status = pool[i].facts.times.status, slot = pool[i].slot
+            for u in pool[i].candidates {
+                let k = u.column
+                guard k >= 0, Self.isFinalAttempt(u.facts.times.status, for: status) else { continue }
+                if groups.differ(down: slot, up: u.slot) { other.append(k) } else { own.append(k) }
             }
             own.sort()
             other.sort()
@@ -611,9 +666,9 @@ public final class Correlator {
             fallback.append(own.isEmpty ? [] : other)
         }
         // Forward order.
-        var forward = [Int?](repeating: nil, count: pending.count)
+        var forward = [Int?](repeating: nil, count: rows)
         var takenForward = [Bool](repeating: false, count: columns.count)
-        for i in pending.indices {
+        for i in 0..<rows {
             if let k = feasible[i].first(where: { !takenForward[$0] }) ?? fallback[i].first(where: { !takenForward[$0] }) {
                 forward[i] = k
                 takenForward[k] = true
@@ -625,22 +680,29 @@ public final class Correlator {
         func maximize(_ matching: inout [Int?]) {
             var owner = [Int?](repeating: nil, count: columns.count)
             for (i, k) in matching.enumerated() { if let k { owner[k] = i } }
-            func augment(_ i: Int, _ visited: inout [Bool]) -> Bool {
-                for list in [feasible[i], fallback[i]] {
-                    for k in list where !visited[k] {
-                        visited[k] = true
-                        if owner[k] == nil || augment(owner[k]!, &visited) {
-                            owner[k] = i
-                            matching[i] = k
-                            return true
-                        }
+            var visited = [Bool](repeating: false, count: columns.count)
+            func augment(_ i: Int) -> Bool {
+                for k in feasible[i] where !visited[k] {
+                    visited[k] = true
+                    if owner[k] == nil || augment(owner[k]!) {
+                        owner[k] = i
+                        matching[i] = k
+                        return true
+                    }
+                }
+                for k in fallback[i] where !visited[k] {
+                    visited[k] = true
+                    if owner[k] == nil || augment(owner[k]!) {
+                        owner[k] = i
+                        matching[i] = k
+                        return true
                     }
                 }
                 return false
             }
-            for i in pending.indices where matching[i] == nil && !(feasible[i].isEmpty && fallback[i].isEmpty) {
-                var visited = [Bool](repeating: false, count: columns.count)
-                _ = augment(i, &visited)
+            for i in 0..<rows where matching[i] == nil && !(feasible[i].isEmpty && fallback[i].isEmpty) {
+                for k in visited.indices { visited[k] = false }
+                _ = augment(i)
             }
         }
         maximize(&forward)
@@ -648,114 +710,125 @@ public final class Correlator {
         // began first after it.
         var rowsOfColumn = [[Int]](repeating: [], count: columns.count)
         for (i, f) in feasible.enumerated() { for k in f { rowsOfColumn[k].append(i) } }
-        let byResponse = columns.indices.sorted {
-            responseStarts[$0] < responseStarts[$1]
-        }
-        var backward = [Int?](repeating: nil, count: pending.count)
+        let responseStarts = columns.map { $0.facts.times.responseStart ?? .max }
+        let byResponse = columns.indices.sorted { responseStarts[$0] < responseStarts[$1] }
+        let rowResponseStarts = pool.map { $0.facts.times.responseStart ?? .max }
+        var backward = [Int?](repeating: nil, count: rows)
         for k in byResponse {
             var best: Int? = nil
             for i in rowsOfColumn[k] where backward[i] == nil {
-                if best == nil || (pending[i].facts.responseStart ?? .max) < (pending[best!].facts.responseStart ?? .max) { best = i }
+                if best == nil || rowResponseStarts[i] < rowResponseStarts[best!] { best = i }
             }
             if let best { backward[best] = k }
         }
         maximize(&backward)
-        let commitCount = all ? pending.count : max(1, pending.count / 2)
-        pool = []
-        for (i, p) in pending.enumerated() {
-            guard i < commitCount else {
-                pool.append(p)  // waits for the next solve
-                continue
+        // The pool lets go of its candidates (the rows that wait take theirs again below).
+        for i in 0..<rows {
+            for u in pool[i].candidates {
+                u.inPool -= 1
+                u.column = -1
             }
+        }
+        let commitCount = all ? rows : max(1, rows / 2)
+        let pending = pool
+        pool = []
+        for i in 0..<commitCount {
             // Return order decides: a proxy queues less on the way back.
             let chosen = backward[i].map { columns[$0] }
             let alternatives = max(0, feasible[i].count - 1)
             var confidence: Double? = nil
+            var agree: Bool? = nil
             if chosen != nil {
                 if alternatives == 0 {
                     confidence = 0.99
                 } else {
-                    let agree = forward[i] == backward[i]
-                    agreement += ((agree ? 1 : 0) - agreement) / 256
+                    let agrees = forward[i] == backward[i]
+                    agree = agrees
+                    agreement += ((agrees ? 1 : 0) - agreement) / 256
                     let rate = min(0.99, max(0.01, agreement))
-                    confidence = agree ? 1 - (1 - rate) * (1 - rate) : 0.9 * rate
+                    confidence = agrees ? 1 - (1 - rate) * (1 - rate) : 0.9 * rate
                 }
             }
-            commit(p.hop, facts: p.facts, chosen: chosen, candidates: p.candidates,
-                   ambiguous: alternatives > 0 && (confidence ?? 0) < 0.9, confidence: confidence,
-                   certain: false, alternatives: alternatives)
+            commit(pending[i].hop, facts: pending[i].facts, slot: pending[i].slot, chosen: chosen,
+                   candidates: pending[i].candidates, ambiguous: alternatives > 0 && (confidence ?? 0) < 0.9,
+                   confidence: confidence, certain: false, alternatives: alternatives, ordersAgree: agree)
         }
-        // The copies taken by the committed ones are no longer candidates of those waiting.
-        for k in pool.indices { pool[k].candidates.removeAll { ups[$0]?.taken != false } }
-        poolUps = Set(pool.flatMap(\.candidates))
+        // The rest wait; the copies taken by the committed ones are no longer their candidates.
+        for i in commitCount..<rows {
+            let p = pending[i]
+            p.candidates.removeAll { $0.taken || $0.removed }
+            for u in p.candidates { u.inPool += 1 }
+            pool.append(p)
+        }
     }
 
-    private func commit(_ d: Hop, facts df: CopyFacts, chosen: Int?, candidates: [Int], ambiguous: Bool, confidence: Double?,
-                        certain: Bool, alternatives: Int = 0) {
-        var hops = [d]
-        var evidence: [String] = []
-        guard let chosen, let u = ups[chosen], !u.taken else {
+    private func commit(_ d: Hop, facts df: CopyFacts, slot: Int, chosen: Up?, candidates: [Up], ambiguous: Bool,
+                        confidence: Double?, certain: Bool, alternatives: Int = 0, ordersAgree: Bool? = nil) {
+        guard let u = chosen, !u.taken, !u.removed else {
             emitIncomplete(d)
             return
         }
-        observeTiming(d, facts: df, candidates: candidates, chosen: chosen)
+        observeTiming(facts: df, slot: slot, candidates: candidates, chosen: u)
         let exact = df.exactKeys(u.facts) == true
         if certain {
-            let (f, r) = delays(df, u.facts)
+            let (f, r) = delays(df.times, u.facts.times)
             learnedDelays += 1
             let rate = 1 / Double(min(learnedDelays, 128))
             forwardDelay += (f - forwardDelay) * rate
             returnDelay += (r - returnDelay) * rate
         }
         // Earlier failed attempts on the same request (retries), inside the downstream copy.
-        let uStart = u.hop.exchange.request?.firstTimestamp ?? 0
-        var attempts: [Int] = []
-        for id in candidates where id != chosen {
-            guard let f = ups[id], !f.taken, let fs = f.hop.exchange.request?.firstTimestamp, fs < uStart else { continue }
-            let failed = f.hop.exchange.response == nil || (f.hop.exchange.response!.status >= 500 && f.hop.exchange.response!.status != d.exchange.response?.status)
-            if failed { attempts.append(id) }
+        let uStart = u.facts.times.requestStart
+        let dStatus = df.times.status
+        var attempts: [Up] = []
+        for f in candidates where f !== u && !f.taken && !f.removed && f.facts.times.requestStart < uStart {
+            let s = f.facts.times.status
+            if s == nil || (s! >= 500 && s != dStatus) { attempts.append(f) }
         }
-        attempts.sort { (ups[$0]!.hop.exchange.request!.firstTimestamp) < (ups[$1]!.hop.exchange.request!.firstTimestamp) }
+        attempts.sort { $0.facts.times.requestStart < $1.facts.times.requestStart }
+        var hops = [d]
+        hops.reserveCapacity(attempts.count + 2)
         var n = 1
-        for id in attempts + [chosen] {
-            ups[id]!.taken = true
-            var h = ups[id]!.hop
+        for a in attempts + [u] {
+            a.taken = true
+            var h = a.hop
             h.attempt = n
             n += 1
             hops.append(h)
-            removeUp(id)
+            removeUp(a)
         }
         if ambiguous { summary.ambiguousPairings += 1 }
-        let group = groups.group(down: d.connection.id)
-        groups.record(down: d.connection.id, up: u.hop.connection.id, certain: certain)
-        evidence = self.evidence(d, hops.last!, alternatives: alternatives, group: group)
-        if attempts.count > 0 { evidence.append("\(attempts.count) failed upstream attempt\(attempts.count == 1 ? "" : "s") before the one that answered") }
-        var conf = confidence ?? 0.99
-        if exact {
-            conf = 1.0
-        }
-        let chain = RequestChain(id: nextChainID, hops: hops, completeness: .complete, confidence: conf,
-                                 evidence: evidence)
+        let group = groups.group(down: slot)
+        let groupCount = groups.groupCount
+        groups.record(down: slot, up: u.slot, certain: certain)
+        let note = PairingNote(alternatives: alternatives, workerGroup: groupCount > 1 ? group : nil,
+                               workerGroups: groupCount, ordersAgree: ordersAgree)
+        let chain = RequestChain(id: nextChainID, hops: hops, completeness: .complete, confidence: exact ? 1.0 : confidence ?? 0.99,
+                                 evidence: [], pairing: note)
         emit(chain)
     }
 
     /// Feeds `groups` with timing-only evidence (independent of the groups themselves) and
     /// keeps the typical delay up to date.
-    private func observeTiming(_ d: Hop, facts df: CopyFacts, candidates: [Int], chosen: Int) {
-        guard let u = ups[chosen] else { return }
-        let c1 = timingCost(df, u.facts)
+    private func observeTiming(facts df: CopyFacts, slot: Int, candidates: [Up], chosen: Up) {
+        let dt = df.times
+        let c1 = timingCost(dt, chosen.facts.times)
         typicalDelay += (c1.squareRoot() - typicalDelay) / 64
-        var weights: [(ConnectionID, Double)] = []
+        let scale = typicalTimingCost
         var total = 0.0
-        for id in candidates {
-            guard let v = ups[id], strictlyCausal(df, v.facts) || id == chosen else { continue }
-            let w = exp(-timingCost(df, v.facts) / typicalTimingCost)
-            weights.append((v.hop.connection.id, w))
+        weights.removeAll(keepingCapacity: true)
+        for v in candidates {
+            let vt = v.facts.times
+            guard !v.removed, v === chosen || Self.strictlyCausal(dt, vt) else { continue }
+            let w = exp(-timingCost(dt, vt) / scale)
+            weights.append((v.slot, w))
             total += w
         }
         guard total > 0 else { return }
-        for (up, w) in weights where w > 0 { groups.observe(down: d.connection.id, up: up, weight: w / total) }
+        for (up, w) in weights where w > 0 { groups.observe(down: slot, up: up, weight: w / total) }
     }
+    /// Scratch for `observeTiming`.
+    private var weights: [(Int, Double)] = []
 
     /// A response whose request is not in the capture: an orphan on its hop, counted and
     /// listed, never a logical request.
@@ -764,23 +837,22 @@ public final class Correlator {
         if orphanResponses.count < 1000 { orphanResponses.append(hop) }
     }
 
-    private func removeUp(_ id: Int) {
-        guard let u = ups.removeValue(forKey: id) else { return }
-        if var list = upsByKey[u.key] {
-            if let i = list.firstIndex(of: id) { list.remove(at: i) }
-            upsByKey[u.key] = list.isEmpty ? nil : list
-        }
+    private func removeUp(_ u: Up) {
+        guard !u.removed else { return }
+        u.removed = true
+        // In place through the table's subscript (binding the list would copy it).
+        if let i = upsByKey[u.key]?.firstIndex(where: { $0 === u }) { upsByKey[u.key]!.remove(at: i) }
+        if upsByKey[u.key]?.isEmpty == true { upsByKey[u.key] = nil }
     }
 
     private func expireUps() {
         let limit = now &- configuration.holdTime
         while upOrderHead < upOrder.count {
-            let id = upOrder[upOrderHead]
-            guard let u = ups[id] else { upOrderHead += 1; continue }
-            let t = u.hop.exchange.response?.lastTimestamp ?? u.hop.exchange.request?.lastTimestamp ?? 0
-            if t > limit || poolUps.contains(id) { break }
+            let u = upOrder[upOrderHead]
+            if u.removed { upOrderHead += 1; continue }
+            if u.facts.times.last > limit || u.inPool > 0 { break }
             upOrderHead += 1
-            expireUp(id)
+            expireUp(u)
         }
         if upOrderHead > 4096 && upOrderHead * 2 > upOrder.count {
             upOrder.removeFirst(upOrderHead)
@@ -788,9 +860,9 @@ public final class Correlator {
         }
     }
 
-    private func expireUp(_ id: Int) {
-        guard let u = ups[id], !u.taken else { return }
-        removeUp(id)
+    private func expireUp(_ u: Up) {
+        guard !u.taken, !u.removed else { return }
+        removeUp(u)
         summary.orphanUpstreams += 1
         var h = u.hop
         h.attempt = 1
@@ -887,49 +959,7 @@ public final class Correlator {
         onChain(chain)
     }
 
-    // MARK: Evidence
-
-    private func evidence(_ d: Hop, _ u: Hop, alternatives: Int, group: Int?) -> [String] {
-        var e: [String] = []
-        guard let dq = d.exchange.request, let uq = u.exchange.request else { return e }
-        e.append("same method and target (\(dq.method) \(dq.target))")
-        if let dh = dq.host, let uh = uq.host {
-            e.append(dh == uh ? "same Host (\(dh))" : "compatible Host (\(dh) / \(uh))")
-        }
-        if let a = Self.requestID(dq), let b = Self.requestID(uq) {
-            e.append(a == b ? "same x-request-id \(a)" : "same x-request-id (\(a) / \(b), trace digit rewritten)")
-        } else if Self.requestID(dq) == nil, let b = Self.requestID(uq) {
-            e.append("x-request-id \(b) added by the proxy")
-        }
-        if let a = Self.traceID(dq), let b = Self.traceID(uq), a == b {
-            e.append("same trace id \(a.value) (\(a.header))")
-        }
-        let dRespEnd = d.exchange.response?.lastTimestamp
-        let uRespEnd = u.exchange.response?.lastTimestamp
-        let lead = uq.firstTimestamp - dq.firstTimestamp
-        var nest = "time nesting: upstream request \(Timestamp.duration(lead)) after the downstream one"
-        if let a = dRespEnd, let b = uRespEnd { nest += ", upstream response ended \(Timestamp.duration(a - b)) before the downstream one" }
-        e.append(nest)
-        if let ds = d.exchange.response?.status, let us = u.exchange.response?.status {
-            e.append(ds == us ? "same status \(ds)" : "status \(us) upstream, \(ds) downstream")
-        }
-        if d.role == .outboundRedirected, let o = d.connection.originalDestination {
-            e.append("the proxy connected to the original destination \(o)")
-        }
-        let differing = Self.endToEndHeaderDifferences(dq.headers, uq.headers)
-        if differing.isEmpty {
-            e.append("end-to-end headers equal (proxy headers ignored)")
-        } else {
-            e.append("end-to-end headers differ: \(differing.joined(separator: ", "))")
-        }
-        if let group, groups.groupCount > 1 {
-            e.append("both connections belong to worker group \(group + 1) of \(groups.groupCount) the proxy showed in this capture")
-        }
-        if alternatives > 0 {
-            e.append("\(alternatives + 1) identical requests in flight could take this copy: assigned by optimal matching on timing")
-        }
-        return e
-    }
+    // MARK: Evidence (see `Explain.evidence`)
 
     /// Headers a proxy adds or rewrites (allowed to differ between copies).
     static let proxyHeaders: Set<String> = [

@@ -219,8 +219,26 @@ public struct RequestChain: Sendable, Hashable {
     public var completeness: ChainCompleteness
     /// 0…1: how sure the pairing is (1 for a single hop or an unambiguous pair).
     public var confidence: Double
-    /// The facts that tie the hops: "same method and target", "x-request-id equal", …
-    public var evidence: [String]
+    /// The facts that tie the hops: "same method and target", "x-request-id equal", … (for a
+    /// paired chain, made when asked: most chains of a large capture are never shown one by one).
+    public var evidence: [String] {
+        get { evidenceOverride ?? pairing.map { Explain.evidence(self, $0) } ?? [] }
+        set { evidenceOverride = newValue }
+    }
+    /// Evidence given when the chain was made (unpaired chains) or set by a caller.
+    var evidenceOverride: [String]?
+    /// How the correlator paired the copies (nil: not paired).
+    public var pairing: PairingNote?
+
+    init(id: Int, hops: [Hop], completeness: ChainCompleteness, confidence: Double, evidence: [String],
+         pairing: PairingNote? = nil) {
+        self.id = id
+        self.hops = hops
+        self.completeness = completeness
+        self.confidence = confidence
+        self.evidenceOverride = evidence.isEmpty && pairing != nil ? nil : evidence
+        self.pairing = pairing
+    }
     /// A plain sentence answering "why do I see this request twice?" (made when asked: most
     /// chains of a large capture are never rendered one by one).
     public var explanation: String {
@@ -260,6 +278,18 @@ public struct RequestChain: Sendable, Hashable {
               let ds = d.requestStart, let de = d.responseEnd, let us = u.requestStart, let ue = u.responseEnd else { return nil }
         return (de - ds) - (ue - us)
     }
+}
+
+/// How a chain's copies were paired: what its evidence says beyond the copies themselves.
+public struct PairingNote: Sendable, Hashable {
+    /// Other upstream copies that could have been this one (identical requests in flight).
+    public var alternatives: Int
+    /// The proxy worker group both connections belong to (nil: no groups known).
+    public var workerGroup: Int?
+    /// Worker groups known when the pairing was made.
+    public var workerGroups: Int
+    /// Among alternatives: whether the proxy's forwarding order and return order agreed.
+    public var ordersAgree: Bool?
 }
 
 /// The same request seen more than once with no proxy hop to explain it.

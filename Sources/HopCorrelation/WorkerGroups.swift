@@ -1,5 +1,3 @@
-import HopFlows
-
 /// How the proxy in this capture spreads requests over its upstream connections, learned from
 /// the capture itself.
 ///
@@ -21,10 +19,16 @@ import HopFlows
 /// the split, fall inside its blocks (≥ 95% of at least 8). Each block is split again the
 /// same way. A proxy without workers (or one that hands connections across them) yields no
 /// split, and pairing stays on timing alone.
+///
+/// Connections are named by their slots (their ids' numbers: small integers, in the order the
+/// capture opened them), so that the per-candidate question (`differ`) is an array read, not
+/// a hash lookup.
 struct WorkerGroups {
+    /// A connection's slot (`Slot.value`).
+    typealias Slot = Int
     struct Link: Hashable {
-        var down: ConnectionID
-        var up: ConnectionID
+        var down: Slot
+        var up: Slot
     }
 
     /// Timing-only evidence per connection pair (see `observe`).
@@ -32,8 +36,9 @@ struct WorkerGroups {
     /// Certain pairings per connection pair (these validate a split).
     private var certain: [Link: Int] = [:]
     private(set) var certainPairings = 0
-    private(set) var groupOfDown: [ConnectionID: Int] = [:]
-    private(set) var groupOfUp: [ConnectionID: Int] = [:]
+    /// Group by slot (-1: outside the blocks), as long as the highest slot grouped.
+    private(set) var groupOfDown: [Int32] = []
+    private(set) var groupOfUp: [Int32] = []
     /// Blocks found at the last regrouping (0: none, timing alone).
     private(set) var groupCount = 0
     private var pairings = 0
@@ -50,7 +55,7 @@ struct WorkerGroups {
     static let maximumLinks = 200_000
 
     /// Timing-only evidence that these connections carried one request's two copies.
-    mutating func observe(down: ConnectionID, up: ConnectionID, weight: Double) {
+    mutating func observe(down: Slot, up: Slot, weight: Double) {
         if counts.count >= Self.maximumLinks {
             counts.removeAll(keepingCapacity: true)
             certain.removeAll(keepingCapacity: true)
@@ -59,7 +64,7 @@ struct WorkerGroups {
     }
 
     /// A pairing made (certain: one candidate, or an exact key on both copies).
-    mutating func record(down: ConnectionID, up: ConnectionID, certain isCertain: Bool) {
+    mutating func record(down: Slot, up: Slot, certain isCertain: Bool) {
         let link = Link(down: down, up: up)
         if isCertain {
             certain[link, default: 0] += 1
@@ -73,43 +78,50 @@ struct WorkerGroups {
     }
 
     /// Whether both connections belong to known, different worker groups.
-    func differ(down: ConnectionID, up: ConnectionID) -> Bool {
-        guard let a = groupOfDown[down], let b = groupOfUp[up] else { return false }
-        return a != b
+    @inline(__always)
+    func differ(down: Slot, up: Slot) -> Bool {
+        guard down < groupOfDown.count, up < groupOfUp.count else { return false }
+        let a = groupOfDown[down], b = groupOfUp[up]
+        return a >= 0 && b >= 0 && a != b
     }
 
-    func group(down: ConnectionID) -> Int? { groupOfDown[down] }
+    func group(down: Slot) -> Int? {
+        guard down < groupOfDown.count, groupOfDown[down] >= 0 else { return nil }
+        return Int(groupOfDown[down])
+    }
 
     mutating func regroup() {
-        var rowTotals: [ConnectionID: Double] = [:]
-        var colTotals: [ConnectionID: Double] = [:]
+        var rowTotals: [Slot: Double] = [:]
+        var colTotals: [Slot: Double] = [:]
         for (l, n) in counts {
             rowTotals[l.down, default: 0] += n
             colTotals[l.up, default: 0] += n
         }
-        func busiest(_ t: [ConnectionID: Double]) -> [ConnectionID] {
+        func busiest(_ t: [Slot: Double]) -> [Slot] {
             let kept = t.filter { $0.value >= Double(Self.minimumPairings) }
             return kept.sorted { $0.value > $1.value || ($0.value == $1.value && $0.key < $1.key) }
                 .prefix(Self.maximumConnections).map(\.key)
         }
         let rows = busiest(rowTotals), cols = busiest(colTotals)
-        var blocks: [([ConnectionID], [ConnectionID])] = []
+        var blocks: [([Slot], [Slot])] = []
         split(rows, cols, depth: 0, into: &blocks)
-        groupOfDown = [:]
-        groupOfUp = [:]
+        groupOfDown = []
+        groupOfUp = []
         guard blocks.count > 1 else {
             groupCount = 0
             return
         }
         groupCount = blocks.count
+        groupOfDown = [Int32](repeating: -1, count: (rows.max() ?? -1) + 1)
+        groupOfUp = [Int32](repeating: -1, count: (cols.max() ?? -1) + 1)
         for (g, b) in blocks.enumerated() {
-            for d in b.0 { groupOfDown[d] = g }
-            for u in b.1 { groupOfUp[u] = g }
+            for d in b.0 { groupOfDown[d] = Int32(g) }
+            for u in b.1 { groupOfUp[u] = Int32(g) }
         }
     }
 
-    private func split(_ rows: [ConnectionID], _ cols: [ConnectionID], depth: Int,
-                       into blocks: inout [([ConnectionID], [ConnectionID])]) {
+    private func split(_ rows: [Slot], _ cols: [Slot], depth: Int,
+                       into blocks: inout [([Slot], [Slot])]) {
         guard depth < 8, rows.count >= 2, cols.count >= 2,
               let (downSide, upSide) = Self.bisect(rows: rows, cols: cols, counts: counts) else {
             blocks.append((rows, cols))
@@ -136,11 +148,11 @@ struct WorkerGroups {
     /// Spectral co-clustering (Dhillon 2001) of the count matrix into two: the second left and
     /// right singular vectors of D_r^-1/2 · W · D_c^-1/2, by power iteration with the first
     /// (known: √row totals, √column totals) projected out; sides by sign.
-    static func bisect(rows: [ConnectionID], cols: [ConnectionID], counts: [Link: Double])
-        -> ([ConnectionID: Bool], [ConnectionID: Bool])?
+    static func bisect(rows: [Slot], cols: [Slot], counts: [Link: Double])
+        -> ([Slot: Bool], [Slot: Bool])?
     {
         let n = rows.count, m = cols.count
-        var rowIndex: [ConnectionID: Int] = [:], colIndex: [ConnectionID: Int] = [:]
+        var rowIndex: [Slot: Int] = [:], colIndex: [Slot: Int] = [:]
         for (i, r) in rows.enumerated() { rowIndex[r] = i }
         for (j, c) in cols.enumerated() { colIndex[c] = j }
         var w = [Double](repeating: 0, count: n * m)
@@ -172,7 +184,7 @@ struct WorkerGroups {
         let dot = zip(x, first).reduce(0) { $0 + $1.0 * $1.1 }
         for i in 0..<n { x[i] -= dot * first[i] }
         for j in 0..<m { y[j] = 0; for i in 0..<n { y[j] += w[i * m + j] * x[i] } }
-        var down: [ConnectionID: Bool] = [:], up: [ConnectionID: Bool] = [:]
+        var down: [Slot: Bool] = [:], up: [Slot: Bool] = [:]
         for i in 0..<n { down[rows[i]] = x[i] / r[i].squareRoot() > 0 }
         for j in 0..<m { up[cols[j]] = y[j] / c[j].squareRoot() > 0 }
         return (down, up)

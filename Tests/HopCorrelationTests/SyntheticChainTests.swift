@@ -65,7 +65,7 @@ final class SyntheticChainTests: XCTestCase {
             XCTAssertLessThanOrEqual(c.confidence, 1)
         }
         XCTAssertGreaterThan(corr.summary.ambiguousPairings, 0, "the HEADs overlap: several candidates each")
-        XCTAssertTrue(chains.contains { $0.evidence.contains { $0.contains("optimal matching") } })
+        XCTAssertTrue(chains.contains { $0.evidence.contains { $0.contains("identical requests in flight could take this copy") } })
     }
 
     /// A pooling proxy with two workers (Envoy's, HAProxy's and nginx's shape): each worker
