@@ -1,110 +1,310 @@
 import HopCapture
 
-/// The sentences that answer "why do I see this request twice?".
-enum Explain {
-    static func chain(_ c: RequestChain) -> String {
-        let what = [c.method, c.target].compactMap { $0 }.joined(separator: " ")
-        let subject = what.isEmpty ? "This response" : what
-        guard let first = c.hops.first else { return "" }
-        if case .incomplete(let missing, let advice) = c.completeness {
-            if first.role.isUpstream {
-                return "\(subject) was captured only as the \(first.role.phrase) copy (\(tuple(first))); the \(missing.phrase) copy is missing: \(advice)."
-            }
-            return "\(subject) was captured only as the \(first.role.phrase) copy (\(tuple(first))); \(rulePhrase(first.rule)) The \(missing.phrase) copy is missing: \(advice)."
-        }
-        if c.hops.count == 1 {
-            switch first.role {
-            case .direct:
-                return "\(subject) was captured once (\(tuple(first))): not intercepted — \(first.roleReason)."
-            case .inboundIntercepted, .outboundRedirected:
-                return "\(subject) was REDIRECTed to the proxy (\(tuple(first))), which answered \(c.status.map(String.init) ?? "-") by itself without an upstream copy. \(rulePhrase(first.rule))"
-            default:
-                return "\(subject) was captured once as the \(first.role.phrase) copy (\(tuple(first)))."
-            }
-        }
-        let up = c.hops.last!
-        let added = c.proxyAddedNs.map { " The proxy added \(Timestamp.duration($0))." } ?? ""
-        let retries = c.retries > 0 ? " The proxy tried \(c.retries + 1) times; \(c.retries) attempt\(c.retries == 1 ? "" : "s") failed before \(tuple(up)) answered." : ""
-        switch first.role {
-        case .inboundIntercepted:
-            return "\(subject) appears \(c.hops.count) times because iptables REDIRECTed the client's connection \(tuple(first)) to the sidecar proxy (\(rulePhrase(first.rule, bare: true))), and the proxy sent its own copy to the app as \(tuple(up)) (\(exemption(up.rule))).\(retries)\(added)"
-        case .outboundRedirected:
-            let orig = first.connection.originalDestination.map { "\($0)" } ?? "the remote"
-            return "\(subject) to \(orig) appears \(c.hops.count) times because the app's connection was REDIRECTed on lo to the sidecar proxy (\(rulePhrase(first.rule, bare: true))) — captured as \(first.connection.client) → \(first.connection.server) with replies from \(first.connection.replySource.map { "\($0)" } ?? orig) — and the proxy opened its own connection to the original destination, \(tuple(up)) (\(exemption(up.rule))).\(retries)\(added)"
-        default:
-            return "\(subject) appears \(c.hops.count) times: \(c.hops.map { "\($0.role.rawValue) \(tuple($0))" }.joined(separator: ", "))."
+/// Where the sentences of a chain go, piece by piece: into Strings (`RequestChain.explanation`
+/// and `evidence`), or into a writer that encodes them as they come (a JSON report writes
+/// every chain's sentences without making a String for each).
+public protocol ExplanationSink {
+    /// Text of the current item.
+    mutating func text(_ s: String)
+    /// `ip:port`, as `Endpoint.description` spells it.
+    mutating func endpoint(_ e: Endpoint)
+    /// Ends the current item (one sentence of the explanation, one fact of the evidence).
+    mutating func endItem()
+}
+
+/// Collects the items as Strings.
+public struct StringSink: ExplanationSink {
+    public private(set) var items: [String] = []
+    private var current = ""
+    public init() {}
+    public mutating func text(_ s: String) { current += s }
+    public mutating func endpoint(_ e: Endpoint) { current += e.description }
+    public mutating func endItem() {
+        items.append(current)
+        current = ""
+    }
+}
+
+extension ExplanationSink {
+    mutating func int(_ v: Int) { text(String(v)) }
+    mutating func duration(_ ns: Int64) { text(Timestamp.duration(ns)) }
+    /// `client → server` of a hop.
+    mutating func tuple(_ h: Hop) {
+        endpoint(h.connection.client)
+        text(" → ")
+        endpoint(h.connection.server)
+    }
+    mutating func plural(_ n: Int, _ one: String, _ many: String) { text(n == 1 ? one : many) }
+
+    mutating func rulePhrase(_ v: RuleVerdict, bare: Bool = false) {
+        switch v.outcome {
+        case .noRules: text(bare ? "no rules known" : "No interception rules are known.")
+        case .redirected, .ownerDependent, .notRedirected:
+            text(v.sentence)
+            if !bare { text(".") }
         }
     }
 
-    /// The facts that tie a paired chain's downstream copy to the upstream copy that answered
-    /// (made when asked, like the explanation).
-    static func evidence(_ c: RequestChain, _ note: PairingNote) -> [String] {
-        var e: [String] = []
-        guard c.hops.count >= 2, let dq = c.hops[0].exchange.request, let uq = c.hops[c.hops.count - 1].exchange.request else { return e }
-        let d = c.hops[0], u = c.hops[c.hops.count - 1]
-        e.append("same method and target (\(dq.method) \(dq.target))")
-        if let dh = dq.host, let uh = uq.host {
-            e.append(dh == uh ? "same Host (\(dh))" : "compatible Host (\(dh) / \(uh))")
+    mutating func exemption(_ v: RuleVerdict) {
+        switch v.outcome {
+        case .ownerDependent(_, let exempt):
+            text("not redirected because it belongs to ")
+            for (i, e) in exempt.enumerated() {
+                if i > 0 { text(" or ") }
+                text(e)
+            }
+            text(": ")
+            text(v.sentence)
+        case .notRedirected:
+            text("the rules leave it alone: ")
+            text(v.sentence)
+        case .redirected(let p):
+            text("the rules would redirect it to ")
+            int(Int(p))
+            text(": ")
+            text(v.sentence)
+        case .noRules: text("no rules known")
         }
-        if let a = Correlator.requestID(dq), let b = Correlator.requestID(uq) {
-            e.append(a == b ? "same x-request-id \(a)" : "same x-request-id (\(a) / \(b), trace digit rewritten)")
-        } else if Correlator.requestID(dq) == nil, let b = Correlator.requestID(uq) {
-            e.append("x-request-id \(b) added by the proxy")
+    }
+}
+
+/// The sentences that answer "why do I see this request twice?".
+public enum Explain {
+    /// A chain's explanation: one item.
+    public static func chain<S: ExplanationSink>(_ c: RequestChain, into s: inout S) {
+        defer { s.endItem() }
+        guard let first = c.hops.first else { return }
+        func subject() {
+            let method = c.method, target = c.target
+            switch (method, target) {
+            case (nil, nil): s.text("This response")
+            case (let m?, nil): s.text(m)
+            case (nil, let t?): s.text(t)
+            case (let m?, let t?): s.text(m); s.text(" "); s.text(t)
+            }
+        }
+        if case .incomplete(let missing, let advice) = c.completeness {
+            subject()
+            s.text(" was captured only as the ")
+            s.text(first.role.phrase)
+            s.text(" copy (")
+            s.tuple(first)
+            if first.role.isUpstream {
+                s.text("); the ")
+                s.text(missing.phrase)
+                s.text(" copy is missing: ")
+            } else {
+                s.text("); ")
+                s.rulePhrase(first.rule)
+                s.text(" The ")
+                s.text(missing.phrase)
+                s.text(" copy is missing: ")
+            }
+            s.text(advice)
+            s.text(".")
+            return
+        }
+        if c.hops.count == 1 {
+            subject()
+            switch first.role {
+            case .direct:
+                s.text(" was captured once (")
+                s.tuple(first)
+                s.text("): not intercepted — ")
+                s.text(first.roleReason)
+                s.text(".")
+            case .inboundIntercepted, .outboundRedirected:
+                s.text(" was REDIRECTed to the proxy (")
+                s.tuple(first)
+                s.text("), which answered ")
+                if let st = c.status { s.int(st) } else { s.text("-") }
+                s.text(" by itself without an upstream copy. ")
+                s.rulePhrase(first.rule)
+            default:
+                s.text(" was captured once as the ")
+                s.text(first.role.phrase)
+                s.text(" copy (")
+                s.tuple(first)
+                s.text(").")
+            }
+            return
+        }
+        let last = c.hops.count - 1
+        func retriesAndAdded() {
+            let retries = c.retries
+            if retries > 0 {
+                s.text(" The proxy tried ")
+                s.int(retries + 1)
+                s.text(" times; ")
+                s.int(retries)
+                s.plural(retries, " attempt failed before ", " attempts failed before ")
+                s.tuple(c.hops[last])
+                s.text(" answered.")
+            }
+            if let added = c.proxyAddedNs {
+                s.text(" The proxy added ")
+                s.duration(added)
+                s.text(".")
+            }
+        }
+        subject()
+        switch first.role {
+        case .inboundIntercepted:
+            s.text(" appears ")
+            s.int(c.hops.count)
+            s.text(" times because iptables REDIRECTed the client's connection ")
+            s.tuple(first)
+            s.text(" to the sidecar proxy (")
+            s.rulePhrase(first.rule, bare: true)
+            s.text("), and the proxy sent its own copy to the app as ")
+            s.tuple(c.hops[last])
+            s.text(" (")
+            s.exemption(c.hops[last].rule)
+            s.text(").")
+            retriesAndAdded()
+        case .outboundRedirected:
+            let conn = first.connection
+            s.text(" to ")
+            if let o = conn.originalDestination { s.endpoint(o) } else { s.text("the remote") }
+            s.text(" appears ")
+            s.int(c.hops.count)
+            s.text(" times because the app's connection was REDIRECTed on lo to the sidecar proxy (")
+            s.rulePhrase(first.rule, bare: true)
+            s.text(") — captured as ")
+            s.endpoint(conn.client)
+            s.text(" → ")
+            s.endpoint(conn.server)
+            s.text(" with replies from ")
+            if let r = conn.replySource ?? conn.originalDestination { s.endpoint(r) } else { s.text("the remote") }
+            s.text(" — and the proxy opened its own connection to the original destination, ")
+            s.tuple(c.hops[last])
+            s.text(" (")
+            s.exemption(c.hops[last].rule)
+            s.text(").")
+            retriesAndAdded()
+        default:
+            s.text(" appears ")
+            s.int(c.hops.count)
+            s.text(" times: ")
+            for (i, h) in c.hops.enumerated() {
+                if i > 0 { s.text(", ") }
+                s.text(h.role.rawValue)
+                s.text(" ")
+                s.tuple(h)
+            }
+            s.text(".")
+        }
+    }
+
+    /// The facts that tie a paired chain's downstream copy to the upstream copy that answered:
+    /// one item each.
+    public static func evidence<S: ExplanationSink>(_ c: RequestChain, _ note: PairingNote, into s: inout S) {
+        guard c.hops.count >= 2, let dq = c.hops[0].exchange.request, let uq = c.hops[c.hops.count - 1].exchange.request else { return }
+        let d = c.hops[0], u = c.hops[c.hops.count - 1]
+        s.text("same method and target (")
+        s.text(dq.method)
+        s.text(" ")
+        s.text(dq.target)
+        s.text(")")
+        s.endItem()
+        if let dh = dq.host, let uh = uq.host {
+            if dh == uh {
+                s.text("same Host (")
+                s.text(dh)
+            } else {
+                s.text("compatible Host (")
+                s.text(dh)
+                s.text(" / ")
+                s.text(uh)
+            }
+            s.text(")")
+            s.endItem()
+        }
+        let dID = Correlator.requestID(dq), uID = Correlator.requestID(uq)
+        if let a = dID, let b = uID {
+            if a == b {
+                s.text("same x-request-id ")
+                s.text(a)
+            } else {
+                s.text("same x-request-id (")
+                s.text(a)
+                s.text(" / ")
+                s.text(b)
+                s.text(", trace digit rewritten)")
+            }
+            s.endItem()
+        } else if dID == nil, let b = uID {
+            s.text("x-request-id ")
+            s.text(b)
+            s.text(" added by the proxy")
+            s.endItem()
         }
         if let a = Correlator.traceID(dq), let b = Correlator.traceID(uq), a == b {
-            e.append("same trace id \(a.value) (\(a.header))")
+            s.text("same trace id ")
+            s.text(a.value)
+            s.text(" (")
+            s.text(a.header)
+            s.text(")")
+            s.endItem()
         }
-        let lead = uq.firstTimestamp - dq.firstTimestamp
-        var nest = "time nesting: upstream request \(Timestamp.duration(lead)) after the downstream one"
+        s.text("time nesting: upstream request ")
+        s.duration(uq.firstTimestamp &- dq.firstTimestamp)
+        s.text(" after the downstream one")
         if let a = d.exchange.response?.lastTimestamp, let b = u.exchange.response?.lastTimestamp {
-            nest += ", upstream response ended \(Timestamp.duration(a - b)) before the downstream one"
+            s.text(", upstream response ended ")
+            s.duration(a &- b)
+            s.text(" before the downstream one")
         }
-        e.append(nest)
+        s.endItem()
         if let ds = d.exchange.response?.status, let us = u.exchange.response?.status {
-            e.append(ds == us ? "same status \(ds)" : "status \(us) upstream, \(ds) downstream")
+            if ds == us {
+                s.text("same status ")
+                s.int(ds)
+            } else {
+                s.text("status ")
+                s.int(us)
+                s.text(" upstream, ")
+                s.int(ds)
+                s.text(" downstream")
+            }
+            s.endItem()
         }
         if d.role == .outboundRedirected, let o = d.connection.originalDestination {
-            e.append("the proxy connected to the original destination \(o)")
+            s.text("the proxy connected to the original destination ")
+            s.endpoint(o)
+            s.endItem()
         }
         let differing = Correlator.endToEndHeaderDifferences(dq.headers, uq.headers)
         if differing.isEmpty {
-            e.append("end-to-end headers equal (proxy headers ignored)")
+            s.text("end-to-end headers equal (proxy headers ignored)")
         } else {
-            e.append("end-to-end headers differ: \(differing.joined(separator: ", "))")
+            s.text("end-to-end headers differ: ")
+            s.text(differing.joined(separator: ", "))
         }
+        s.endItem()
         if let g = note.workerGroup {
-            e.append("both connections belong to worker group \(g + 1) of \(note.workerGroups) the proxy showed in this capture")
+            s.text("both connections belong to worker group ")
+            s.int(g + 1)
+            s.text(" of ")
+            s.int(note.workerGroups)
+            s.text(" the proxy showed in this capture")
+            s.endItem()
         }
         if note.alternatives > 0 {
-            let how: String
+            s.int(note.alternatives + 1)
+            s.text(" identical requests in flight could take this copy: ")
             switch note.ordersAgree {
-            case true?: how = "the proxy's forwarding order and its return order both give this copy"
-            case false?: how = "assigned by the proxy's return order (its forwarding order gives another copy)"
-            case nil: how = "assigned by the proxy's arrival order"
+            case true?: s.text("the proxy's forwarding order and its return order both give this copy")
+            case false?: s.text("assigned by the proxy's return order (its forwarding order gives another copy)")
+            case nil: s.text("assigned by the proxy's arrival order")
             }
-            e.append("\(note.alternatives + 1) identical requests in flight could take this copy: \(how)")
+            s.endItem()
         }
         let failed = c.hops.count - 2
-        if failed > 0 { e.append("\(failed) failed upstream attempt\(failed == 1 ? "" : "s") before the one that answered") }
-        return e
-    }
-
-    static func tuple(_ h: Hop) -> String { "\(h.connection.client) → \(h.connection.server)" }
-
-    static func rulePhrase(_ v: RuleVerdict, bare: Bool = false) -> String {
-        switch v.outcome {
-        case .noRules: return bare ? "no rules known" : "No interception rules are known."
-        case .redirected, .ownerDependent: return bare ? v.sentence : v.sentence + "."
-        case .notRedirected: return bare ? v.sentence : v.sentence + "."
-        }
-    }
-
-    static func exemption(_ v: RuleVerdict) -> String {
-        switch v.outcome {
-        case .ownerDependent(_, let exempt): "not redirected because it belongs to \(exempt.joined(separator: " or ")): \(v.sentence)"
-        case .notRedirected: "the rules leave it alone: \(v.sentence)"
-        case .redirected(let p): "the rules would redirect it to \(p): \(v.sentence)"
-        case .noRules: "no rules known"
+        if failed > 0 {
+            s.int(failed)
+            s.plural(failed, " failed upstream attempt before the one that answered", " failed upstream attempts before the one that answered")
+            s.endItem()
         }
     }
 }

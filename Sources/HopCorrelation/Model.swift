@@ -222,11 +222,17 @@ public struct RequestChain: Sendable, Hashable {
     /// The facts that tie the hops: "same method and target", "x-request-id equal", … (for a
     /// paired chain, made when asked: most chains of a large capture are never shown one by one).
     public var evidence: [String] {
-        get { evidenceOverride ?? pairing.map { Explain.evidence(self, $0) } ?? [] }
+        get {
+            if let evidenceOverride { return evidenceOverride }
+            guard let pairing else { return [] }
+            var sink = StringSink()
+            Explain.evidence(self, pairing, into: &sink)
+            return sink.items
+        }
         set { evidenceOverride = newValue }
     }
     /// Evidence given when the chain was made (unpaired chains) or set by a caller.
-    var evidenceOverride: [String]?
+    public internal(set) var evidenceOverride: [String]?
     /// How the correlator paired the copies (nil: not paired).
     public var pairing: PairingNote?
 
@@ -242,7 +248,12 @@ public struct RequestChain: Sendable, Hashable {
     /// A plain sentence answering "why do I see this request twice?" (made when asked: most
     /// chains of a large capture are never rendered one by one).
     public var explanation: String {
-        get { explanationOverride ?? Explain.chain(self) }
+        get {
+            if let explanationOverride { return explanationOverride }
+            var sink = StringSink()
+            Explain.chain(self, into: &sink)
+            return sink.items.first ?? ""
+        }
         set { explanationOverride = newValue }
     }
     /// Set when a caller wrote its own explanation (tests, other producers).

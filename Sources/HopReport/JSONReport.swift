@@ -115,8 +115,23 @@ public enum JSONReport {
         }
         w.field("retries", c.retries)
         w.field("proxyAddedNs", c.proxyAddedNs)
-        w.field("explanation", c.explanation)
-        w.field("evidence", strings: c.evidence)
+        // The sentences are written as they are made (no String per chain).
+        w.key("explanation")
+        if let text = c.explanationOverride {
+            w.string(text)
+        } else {
+            var sink = JSONStringSink(w)
+            Explain.chain(c, into: &sink)
+        }
+        w.key("evidence")
+        if let pairing = c.pairing, c.evidenceOverride == nil {
+            w.beginArray()
+            var sink = JSONStringSink(w)
+            Explain.evidence(c, pairing, into: &sink)
+            w.endArray()
+        } else {
+            w.strings(c.evidence)
+        }
         w.key("hops")
         w.beginArray()
         for h in c.hops { write(hop: h, report: report, to: w) }
@@ -360,5 +375,25 @@ extension JSONReport {
         let w = JSONWriter()
         write(exchange: x, to: w)
         return w.string
+    }
+}
+
+/// Writes a chain's sentences into a JSON writer as they are made: each item one JSON string.
+struct JSONStringSink: ExplanationSink {
+    let w: JSONWriter
+    private var open = false
+    init(_ w: JSONWriter) { self.w = w }
+    mutating func text(_ s: String) {
+        if !open { w.beginString(); open = true }
+        w.piece(s)
+    }
+    mutating func endpoint(_ e: Endpoint) {
+        if !open { w.beginString(); open = true }
+        w.endpointText(e)
+    }
+    mutating func endItem() {
+        if !open { w.beginString() }
+        w.endString()
+        open = false
     }
 }

@@ -199,6 +199,13 @@ public final class JSONWriter {
         separator()
         guard let e else { ascii("null"); needsComma = true; return }
         byte(0x22)
+        endpointText(e)
+        byte(0x22)
+        needsComma = true
+    }
+
+    /// `ip:port` inside a string (`beginString`).
+    public func endpointText(_ e: Endpoint) {
         if let v4 = e.address.ipv4Value {
             digits(v4 >> 24); byte(0x2e); digits((v4 >> 16) & 0xff); byte(0x2e)
             digits((v4 >> 8) & 0xff); byte(0x2e); digits(v4 & 0xff)
@@ -207,9 +214,19 @@ public final class JSONWriter {
         }
         byte(0x3a)
         digits(e.port)
-        byte(0x22)
-        needsComma = true
     }
+
+    /// Opens a string whose text comes in pieces (`piece`, `endpointText`); `endString`
+    /// closes it.
+    public func beginString() { separator(); byte(0x22) }
+
+    /// Text inside an open string, escaped.
+    public func piece(_ s: String) {
+        var s = s
+        s.withUTF8 { escapedBody(UnsafeRawBufferPointer($0)) }
+    }
+
+    public func endString() { byte(0x22); needsComma = true }
 
     /// `"2026-11-26T13:50:01.123456789Z"`, as `Timestamp.iso8601` spells it; null for nil.
     public func iso8601(_ ns: Int64?) {
@@ -275,6 +292,12 @@ public final class JSONWriter {
         reserve(p.count + 2)
         base[count] = 0x22
         count += 1
+        escapedBody(p)
+        byte(0x22)
+    }
+
+    /// The bytes of a JSON string without its quotes.
+    func escapedBody(_ p: UnsafeRawBufferPointer) {
         var start = 0
         var i = 0
         let n = p.count
@@ -297,6 +320,5 @@ public final class JSONWriter {
             start = i
         }
         if n > start { append(UnsafeRawBufferPointer(rebasing: p[start..<n])) }
-        byte(0x22)
     }
 }
