@@ -802,7 +802,9 @@ public final class Correlator {
         let groupCount = groups.groupCount
         groups.record(down: slot, up: u.slot, certain: certain)
         let note = PairingNote(alternatives: alternatives, workerGroup: groupCount > 1 ? group : nil,
-                               workerGroups: groupCount, ordersAgree: ordersAgree)
+                               workerGroups: groupCount, ordersAgree: ordersAgree,
+                               downRequestID: df.requestID != nil, upRequestID: u.facts.requestID != nil,
+                               traceIDs: df.trace != nil && u.facts.trace != nil)
         let chain = RequestChain(id: nextChainID, hops: hops, completeness: .complete, confidence: exact ? 1.0 : confidence ?? 0.99,
                                  evidence: [], pairing: note)
         emit(chain)

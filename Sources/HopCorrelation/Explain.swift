@@ -8,6 +8,8 @@ public protocol ExplanationSink {
     mutating func text(_ s: String)
     /// `ip:port`, as `Endpoint.description` spells it.
     mutating func endpoint(_ e: Endpoint)
+    /// A duration as `Timestamp.duration` spells it.
+    mutating func duration(_ ns: Int64)
     /// Ends the current item (one sentence of the explanation, one fact of the evidence).
     mutating func endItem()
 }
@@ -26,8 +28,8 @@ public struct StringSink: ExplanationSink {
 }
 
 extension ExplanationSink {
+    public mutating func duration(_ ns: Int64) { text(Timestamp.duration(ns)) }
     mutating func int(_ v: Int) { text(String(v)) }
-    mutating func duration(_ ns: Int64) { text(Timestamp.duration(ns)) }
     /// `client → server` of a hop.
     mutating func tuple(_ h: Hop) {
         endpoint(h.connection.client)
@@ -220,7 +222,9 @@ public enum Explain {
             s.text(")")
             s.endItem()
         }
-        let dID = Correlator.requestID(dq), uID = Correlator.requestID(uq)
+        // Header lookups only where the correlator saw the keys.
+        let dID = note.requestIDs.down ? Correlator.requestID(dq) : nil
+        let uID = note.requestIDs.up ? Correlator.requestID(uq) : nil
         if let a = dID, let b = uID {
             if a == b {
                 s.text("same x-request-id ")
@@ -239,7 +243,7 @@ public enum Explain {
             s.text(" added by the proxy")
             s.endItem()
         }
-        if let a = Correlator.traceID(dq), let b = Correlator.traceID(uq), a == b {
+        if note.traceIDs, let a = Correlator.traceID(dq), let b = Correlator.traceID(uq), a == b {
             s.text("same trace id ")
             s.text(a.value)
             s.text(" (")

@@ -177,6 +177,11 @@ public struct Hop: Sendable, Hashable {
 
     public var connection: Connection { exchange.connection }
     public var requestStart: Int64? { exchange.request?.firstTimestamp }
+
+    /// The JSON report's encoding of `rule` and `roleReason`, made by `make` once for all the
+    /// hops of a connection (they share the verdict) and reused: a large capture repeats a
+    /// few connections' verdicts on every request.
+    public func verdictJSON(_ make: () -> [UInt8]) -> [UInt8] { details.rendering(make) }
     public var responseEnd: Int64? { exchange.response?.lastTimestamp }
 
     public static func == (a: Hop, b: Hop) -> Bool {
@@ -193,13 +198,26 @@ public struct Hop: Sendable, Hashable {
     }
 }
 
-/// A hop's verdict and role reason (immutable, shared).
-final class HopDetails: Sendable {
+/// A hop's verdict and role reason (immutable, shared by the hops of a connection), and a
+/// report's rendering of them, made once.
+final class HopDetails: @unchecked Sendable {
+    // @unchecked Sendable: `rendered` is read and written under `lock`; the rest is immutable.
     let rule: RuleVerdict
     let roleReason: String
+    private var rendered: [UInt8]?
+    private let lock = NSLockish()
     init(rule: RuleVerdict, roleReason: String) {
         self.rule = rule
         self.roleReason = roleReason
+    }
+
+    func rendering(_ make: () -> [UInt8]) -> [UInt8] {
+        lock.lock()
+        defer { lock.unlock() }
+        if let rendered { return rendered }
+        let r = make()
+        rendered = r
+        return r
     }
 }
 
@@ -301,6 +319,12 @@ public struct PairingNote: Sendable, Hashable {
     public var workerGroups: Int
     /// Among alternatives: whether the proxy's forwarding order and return order agreed.
     public var ordersAgree: Bool?
+    /// Which copies carry an x-request-id.
+    public var requestIDs: (down: Bool, up: Bool) { (downRequestID, upRequestID) }
+    var downRequestID = false
+    var upRequestID = false
+    /// Whether both copies carry a trace id.
+    public var traceIDs = false
 }
 
 /// The same request seen more than once with no proxy hop to explain it.

@@ -72,11 +72,16 @@ public enum JSONReport {
         w.field("responseEndNs", r?.lastTimestamp)
         w.key("flags")
         flags(h.exchange.flags, to: w)
-        let rule = h.rule
-        w.field("rule", rule.decidingRule ?? rule.sentence)
-        w.key("ruleEvaluation")
-        write(verdict: rule, to: w)
-        w.field("roleReason", h.roleReason)
+        // The same for every hop of a connection: encoded once.
+        w.members(h.verdictJSON {
+            let m = JSONWriter(capacity: 1024)
+            let rule = h.rule
+            m.field("rule", rule.decidingRule ?? rule.sentence)
+            m.key("ruleEvaluation")
+            write(verdict: rule, to: m)
+            m.field("roleReason", h.roleReason)
+            return m.bytes
+        })
         w.endObject()
     }
 
@@ -390,6 +395,10 @@ struct JSONStringSink: ExplanationSink {
     mutating func endpoint(_ e: Endpoint) {
         if !open { w.beginString(); open = true }
         w.endpointText(e)
+    }
+    mutating func duration(_ ns: Int64) {
+        if !open { w.beginString(); open = true }
+        w.durationText(ns)
     }
     mutating func endItem() {
         if !open { w.beginString() }

@@ -228,6 +228,30 @@ public final class JSONWriter {
 
     public func endString() { byte(0x22); needsComma = true }
 
+    /// A duration inside a string, as `Timestamp.duration` spells it.
+    public func durationText(_ ns: Int64) {
+        let (negative, q, decimals, unit) = Timestamp.durationParts(ns)
+        if negative { byte(0x2d) }
+        if decimals == 0 {
+            digits(q)
+        } else {
+            var scale: UInt64 = 1
+            for _ in 0..<decimals { scale *= 10 }
+            digits(q / scale)
+            byte(0x2e)
+            padded(q % scale, decimals)
+        }
+        unit.withUTF8Buffer { append(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Already-encoded JSON members (`"k":v,…`) inside an open object.
+    public func members(_ json: [UInt8]) {
+        guard !json.isEmpty else { return }
+        separator()
+        json.withUnsafeBytes { append($0) }
+        needsComma = true
+    }
+
     /// `"2026-11-26T13:50:01.123456789Z"`, as `Timestamp.iso8601` spells it; null for nil.
     public func iso8601(_ ns: Int64?) {
         separator()
@@ -302,6 +326,17 @@ public final class JSONWriter {
         var i = 0
         let n = p.count
         while i < n {
+            // Eight bytes at a time while none needs escaping (SWAR: a byte below 0x20, or
+            // equal to `"` or `\`, sets its high bit in `special`).
+            while i + 8 <= n {
+                let x = p.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+                let ones: UInt64 = 0x0101_0101_0101_0101, high: UInt64 = 0x8080_8080_8080_8080
+                let quote = x ^ (ones &* 0x22), backslash = x ^ (ones &* 0x5c)
+                let special = ((x &- ones &* 0x20) & ~x) | ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash)
+                if special & high != 0 { break }
+                i += 8
+            }
+            guard i < n else { break }
             let b = p[i]
             if b >= 0x20 && b != 0x22 && b != 0x5c { i += 1; continue }
             if i > start { append(UnsafeRawBufferPointer(rebasing: p[start..<i])) }
