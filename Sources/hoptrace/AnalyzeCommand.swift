@@ -153,16 +153,29 @@ struct Analyze: ParsableCommand {
                 direct.count(method: x.request?.method ?? "?", target: x.request?.target ?? "?")
             }
         }
-        let http = HTTPAnalyzer { correlator.add($0) }
+        // A file: HTTP is parsed on the capture thread, and the exchanges are paired and
+        // reported on a second one (the heavier half gets a core of its own). Live: one
+        // thread, each exchange reported as it completes.
+        let handOff = capture.interface == nil ? HandOff<HTTPExchange> { correlator.add($0) } : nil
+        let http = HTTPAnalyzer { x in
+            if let handOff { handOff.send(x) } else { correlator.add(x) }
+        }
         // The capture thread notes the addresses packets left the host from; the analysis
         // thread reads them when it decides the pod's addresses.
         let local = LocalAddresses()
         correlator.localAddressSource = { local.snapshot() }
-        let result = try runPipeline(capture: capture, lineBuffered: false, flowConsumer: http, source: given,
+        let result: PipelineResult
+        do {
+            result = try runPipeline(capture: capture, lineBuffered: false, flowConsumer: http, source: given,
                                      observe: { seg in
                                          if seg.direction == .outgoing { local.insert(seg.source.address) }
-                                     }, threaded: true)
+                                     })
+        } catch {
+            handOff?.finish()
+            throw error
+        }
         http.finish()
+        handOff?.finish()
         correlator.finish()
 
         let origin: String
