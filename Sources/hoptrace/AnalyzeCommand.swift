@@ -129,7 +129,7 @@ struct Analyze: ParsableCommand {
         let aggregateDirect = format == .text && !all
         let keep = aggregateDirect ? TextReport.Options().detailLimit : Int.max
         var direct = DirectCounts()
-        let correlator = Correlator(configuration: cfg) { chain in
+        let reportChain: (RequestChain) -> Void = { chain in
             switch format {
             case .jsonl:
                 JSONReport.writeLine(chain: chain, to: writer)
@@ -148,17 +148,22 @@ struct Analyze: ParsableCommand {
                 }
             }
         }
+        // A file: HTTP is parsed on the capture thread, the exchanges are paired on a second
+        // one, and json and jsonl are written on a third (hand-offs batched and bounded).
+        // Live: one thread, each exchange reported as it completes.
+        let file = capture.interface == nil
+        let writing = file && (format == .json || format == .jsonl) ? HandOff<RequestChain>(batchSize: 64) { reportChain($0) } : nil
+        let correlator = Correlator(configuration: cfg) { chain in
+            if let writing { writing.send(chain) } else { reportChain(chain) }
+        }
         if aggregateDirect {
             correlator.onPlainDirect = { x in
                 direct.count(method: x.request?.method ?? "?", target: x.request?.target ?? "?")
             }
         }
-        // A file: HTTP is parsed on the capture thread, and the exchanges are paired and
-        // reported on a second one (the heavier half gets a core of its own). Live: one
-        // thread, each exchange reported as it completes.
-        let handOff = capture.interface == nil ? HandOff<HTTPExchange> { correlator.add($0) } : nil
+        let pairing = file ? HandOff<HTTPExchange> { correlator.add($0) } : nil
         let http = HTTPAnalyzer { x in
-            if let handOff { handOff.send(x) } else { correlator.add(x) }
+            if let pairing { pairing.send(x) } else { correlator.add(x) }
         }
         // The capture thread notes the addresses packets left the host from; the analysis
         // thread reads them when it decides the pod's addresses.
@@ -171,12 +176,15 @@ struct Analyze: ParsableCommand {
                                          if seg.direction == .outgoing { local.insert(seg.source.address) }
                                      })
         } catch {
-            handOff?.finish()
+            pairing?.finish()
+            writing?.finish()
             throw error
         }
         http.finish()
-        handOff?.finish()
+        pairing?.finish()
+        // The pairing thread has ended: the correlator's last chains go from this thread.
         correlator.finish()
+        writing?.finish()
 
         let origin: String
         switch cfg.rules {
