@@ -973,8 +973,38 @@ public final class Correlator {
     ]
 
     static func isProxyHeader(_ lower: String) -> Bool {
-        proxyHeaders.contains(lower) || lower.hasPrefix("x-envoy-") || lower.hasPrefix("x-b3-") || lower == "b3"
-            || lower.hasPrefix("x-forwarded-") || lower.hasPrefix("x-ot-span") || lower.hasPrefix("x-datadog-")
+        proxyHeaders.contains(lower) || proxyHeaderPrefixes.contains { lower.hasPrefix($0) } || lower == "b3"
+    }
+
+    static let proxyHeaderPrefixes = ["x-envoy-", "x-b3-", "x-forwarded-", "x-ot-span", "x-datadog-"]
+    /// The names (exact: true) and prefixes (false) as one table of bytes: (start, length, exact).
+    static let proxyHeaderTable: (bytes: [UInt8], entries: [(start: Int, count: Int, exact: Bool)]) = {
+        var bytes: [UInt8] = []
+        var entries: [(Int, Int, Bool)] = []
+        for (names, exact) in [(proxyHeaders.sorted() + ["b3"], true), (proxyHeaderPrefixes, false)] {
+            for n in names {
+                entries.append((bytes.count, n.utf8.count, exact))
+                bytes.append(contentsOf: n.utf8)
+            }
+        }
+        return (bytes, entries)
+    }()
+
+    /// `isProxyHeader` for a name's bytes (any case), without making a String.
+    static func isProxyHeader(bytes name: UnsafeRawBufferPointer) -> Bool {
+        let table = proxyHeaderTable
+        return table.bytes.withUnsafeBufferPointer { b in
+            for e in table.entries where e.exact ? name.count == e.count : name.count >= e.count {
+                var k = 0
+                while k < e.count {
+                    let c = name[k]
+                    if ((c >= 0x41 && c <= 0x5a) ? c | 0x20 : c) != b[e.start + k] { break }
+                    k += 1
+                }
+                if k == e.count { return true }
+            }
+            return false
+        }
     }
 
     static func endToEndHeaderDifferences(_ a: HTTPHeaders, _ b: HTTPHeaders) -> [String] {
@@ -998,20 +1028,7 @@ public final class Correlator {
     /// Whether both carry the same end-to-end fields in the same order (names compared without
     /// case): then no field differs, and no table is built.
     static func sameEndToEndFields(_ a: HTTPHeaders, _ b: HTTPHeaders) -> Bool {
-        var i = a.startIndex, j = b.startIndex
-        func skipProxy(_ h: HTTPHeaders, _ k: inout Int) {
-            while k < h.endIndex, isProxyHeader(h[k].name.lowercased()) { k += 1 }
-        }
-        while true {
-            skipProxy(a, &i)
-            skipProxy(b, &j)
-            if i == a.endIndex || j == b.endIndex { return i == a.endIndex && j == b.endIndex }
-            let x = a[i], y = b[j]
-            guard x.value == y.value, x.name.utf8.count == y.name.utf8.count,
-                  x.name == y.name || x.name.lowercased() == y.name.lowercased() else { return false }
-            i += 1
-            j += 1
-        }
+        a.sameFields(as: b, ignoring: isProxyHeader(bytes:))
     }
 
     static func requestID(_ q: HTTPRequest) -> String? { q.headers["x-request-id"] }

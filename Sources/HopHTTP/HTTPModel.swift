@@ -1,5 +1,10 @@
 import HopCapture
 import HopFlows
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 // The values HopHTTP hands to its consumers: one `HTTPExchange` per request/response pair
 // (or per unanswered request, or per response whose request was never seen), in the order
@@ -190,6 +195,35 @@ public struct HTTPHeaders: @unchecked Sendable, Hashable, RandomAccessCollection
                     if k == q.count { return i }
                 }
                 return nil
+            }
+        }
+    }
+
+    /// Whether both carry the same fields in the same order (names without ASCII case, values
+    /// byte for byte), leaving out on either side the fields whose name `ignored` picks (given
+    /// the name's bytes). No String is made.
+    public func sameFields(as other: HTTPHeaders, ignoring ignored: (UnsafeRawBufferPointer) -> Bool) -> Bool {
+        withExtendedLifetime(self) {
+            withExtendedLifetime(other) {
+                let ra = raw, rb = other.raw
+                func name(_ r: UnsafeRawBufferPointer, _ sp: Span) -> UnsafeRawBufferPointer {
+                    UnsafeRawBufferPointer(rebasing: r[Int(sp.nameStart)..<Int(sp.nameEnd)])
+                }
+                var i = 0, j = 0
+                while true {
+                    while i < count, ignored(name(ra, span(i))) { i += 1 }
+                    while j < other.count, ignored(name(rb, other.span(j))) { j += 1 }
+                    if i == count || j == other.count { return i == count && j == other.count }
+                    let x = span(i), y = other.span(j)
+                    let nx = name(ra, x), ny = name(rb, y)
+                    guard nx.count == ny.count, x.valueEnd - x.valueStart == y.valueEnd - y.valueStart else { return false }
+                    for k in 0..<nx.count where lowerASCII(nx[k]) != lowerASCII(ny[k]) { return false }
+                    let vx = UnsafeRawBufferPointer(rebasing: ra[Int(x.valueStart)..<Int(x.valueEnd)])
+                    let vy = UnsafeRawBufferPointer(rebasing: rb[Int(y.valueStart)..<Int(y.valueEnd)])
+                    if vx.count > 0 && memcmp(vx.baseAddress!, vy.baseAddress!, vx.count) != 0 { return false }
+                    i += 1
+                    j += 1
+                }
             }
         }
     }
