@@ -364,12 +364,13 @@ final class DirectionParser {
             let line = headBuf.isEmpty ? Array(UnsafeRawBufferPointer(rebasing: buf[seg..<min(end, seg + malformedLinePrefix)])) : headBuf
             return awaitVerdict(line, consumed: skipped, conn, end: end)
         }
-        conn.analyzer.counters.resyncSkippedBytes += Int64(skipped)
         if conn.mayDeclareNonHTTP {
+            // Not skipped: the connection is not parsed (as when the first bytes decide it).
             headBuf.removeAll(keepingCapacity: true)
             conn.declare(.nonHTTP)
             return end
         }
+        conn.analyzer.counters.resyncSkippedBytes += Int64(skipped)
         conn.analyzer.counters[isRequestSide ? .badRequestLine : .badStatusLine] += 1
         enterResync(.error)
         return end
