@@ -61,7 +61,7 @@ enum WireFuzz {
             var reader = BodyReader(framing)
             var body = 0, payload = 0
             while at < stream.count && !reader.isDone {
-                let end = min(stream.count, at + piece())
+                let end = at + min(stream.count - at, piece())
                 do {
                     let (consumed, carried) = try reader.read(UnsafeRawBufferPointer(rebasing: stream[at..<end]))
                     promise(consumed >= 0 && consumed <= end - at && carried <= consumed, "read \(consumed)/\(carried) of \(end - at)")
