@@ -70,7 +70,9 @@ enum WireFuzz {
                     at += consumed
                     if consumed == 0 { break }
                 } catch {
-                    outcome.messages.append([length, body, payload, 0])
+                    // Where in the body the error is seen depends on the pieces (bytes read
+                    // before it are counted); that it is an error, and which, must not.
+                    outcome.messages.append([length, -1, -1, 0])
                     outcome.error = error.description
                     return outcome
                 }
