@@ -69,6 +69,14 @@ let package = Package(
             ],
             swiftSettings: hotPath
         ),
+        // The fuzz targets (capture → reports, the HTTP parser, the rule parser and evaluator,
+        // the proxy's framing) and their driver: libFuzzer's entry point when built with
+        // `-sanitize=fuzzer -DFUZZING` (scripts/fuzz.sh), else a replayer of kept inputs.
+        .target(
+            name: "HopFuzz",
+            dependencies: ["HopCapture", "HopFlows", "HopHTTP", "HopNetfilter", "HopCorrelation", "HopReport", "HopIntercept"]
+        ),
+        .executableTarget(name: "hoptrace-fuzz", dependencies: ["HopFuzz"]),
         // Packet builders shared by the test targets.
         .target(name: "HopTestSupport", dependencies: ["HopCapture"], path: "Tests/HopTestSupport"),
         .testTarget(name: "HopCaptureTests", dependencies: ["HopCapture", "HopTestSupport"]),
@@ -77,6 +85,8 @@ let package = Package(
         .testTarget(name: "HopFlowsTests", dependencies: ["HopFlows"]),
         .testTarget(name: "HopHTTPTests", dependencies: ["HopHTTP", "HopFlows", "HopCapture"]),
         .testTarget(name: "HopNetfilterTests", dependencies: ["HopNetfilter"]),
+        // Replays every input the fuzzers kept (Tests/HopFuzzTests/Inputs) through its target.
+        .testTarget(name: "HopFuzzTests", dependencies: ["HopFuzz"], resources: [.copy("Inputs")]),
         .testTarget(name: "HopCorrelationTests", dependencies: ["HopCorrelation", "HopHTTP", "HopFlows", "HopCapture", "HopNetfilter"]),
         .testTarget(name: "HopReportTests", dependencies: ["HopReport", "HopCorrelation", "HopCapture", "HopFlows", "HopHTTP", "HopNetfilter"]),
         // The scripted peers of the forwarding tests run on SwiftNIO.

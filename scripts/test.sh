@@ -35,3 +35,24 @@ fi
 
 echo "== hoptrace check Captures"
 "$bin" check Captures
+
+# Fuzzing, briefly (each target 20 s) when root or in CI; longer runs are a benchmark
+# (Benchmarks/README.md, "Fuzzing"). A toolchain that cannot build the fuzzer is a skip.
+if [ "$(id -u)" -eq 0 ] || [ -n "${CI:-}" ]; then
+  for target in capture http netfilter wire; do
+    echo "== scripts/fuzz.sh $target 20"
+    set +e
+    bash scripts/fuzz.sh "$target" 20
+    status=$?
+    set -e
+    if [ $status -eq 3 ]; then
+      echo "== fuzzing: skipped: the libFuzzer build failed with this toolchain (.build-fuzz/build.log)"
+      break
+    elif [ $status -ne 0 ]; then
+      echo "== fuzzing: $target found a crash (fuzz-crashes/$target/)"
+      exit 1
+    fi
+  done
+else
+  echo "== fuzzing: skipped: not root and not CI"
+fi

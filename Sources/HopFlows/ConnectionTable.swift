@@ -492,7 +492,7 @@ public final class ConnectionTable {
                                                    chunkOffset: Int(cur - c.start), count: Int(overlapEnd - cur))
                     retransmitted += Int(overlapEnd - cur)
                 }
-                deliverFirstChunk(st, h, dir)
+                deliverFirstChunk(st, h, dir, completedAt: t)
                 cur = max(cur, h.nextAbs)
             } else {
                 var upto = end
@@ -505,7 +505,7 @@ public final class ConnectionTable {
         }
         if retransmitted > 0 { countRetransmission(h, bytes: retransmitted) }
         if inconsistent > 0 { countInconsistent(h, bytes: inconsistent) }
-        drain(st, h, dir)
+        drain(st, h, dir, completedAt: t)
         if announcedEnd > end && announcedEnd > h.nextAbs {
             fill(st, h, dir, to: announcedEnd, at: t, cause: .truncated)
         }
@@ -586,7 +586,10 @@ public final class ConnectionTable {
     }
 
     /// Delivers (the part beyond `nextAbs` of) the first buffered chunk and drops it.
-    private func deliverFirstChunk(_ st: FlowState, _ h: HalfFlow, _ dir: FlowDirection) {
+    /// `completedAt`: the time of the segment that filled the hole before it (its bytes became
+    /// deliverable then, so they are delivered with that time as `last` when it is later than
+    /// the chunk's own); nil when the hole was given up as a gap (the chunk keeps its own time).
+    private func deliverFirstChunk(_ st: FlowState, _ h: HalfFlow, _ dir: FlowDirection, completedAt: Int64? = nil) {
         let c = h.chunks.removeFirst()
         h.bufferedBytes -= c.bytes.count
         bufferedBytes -= c.bytes.count
@@ -594,14 +597,15 @@ public final class ConnectionTable {
         let skip = Int(max(0, h.nextAbs - c.start))
         h.nextAbs = c.end
         c.bytes.withUnsafeBytes { b in
-            emitData(st, h, dir, UnsafeRawBufferPointer(rebasing: b[skip...]), first: c.timestamp, last: c.timestamp)
+            emitData(st, h, dir, UnsafeRawBufferPointer(rebasing: b[skip...]), first: c.timestamp,
+                     last: max(c.timestamp, completedAt ?? c.timestamp))
         }
     }
 
     /// Delivers buffered chunks that have become contiguous.
     @inline(__always)
-    private func drain(_ st: FlowState, _ h: HalfFlow, _ dir: FlowDirection) {
-        while let c = h.chunks.first, c.start <= h.nextAbs { deliverFirstChunk(st, h, dir) }
+    private func drain(_ st: FlowState, _ h: HalfFlow, _ dir: FlowDirection, completedAt: Int64? = nil) {
+        while let c = h.chunks.first, c.start <= h.nextAbs { deliverFirstChunk(st, h, dir, completedAt: completedAt) }
     }
 
     /// Moves delivery up to `target`: gaps for what is missing, buffered bytes where held; then

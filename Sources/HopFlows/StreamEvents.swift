@@ -132,8 +132,11 @@ public enum StreamEvent {
     /// `replySource` and `originalDestination`), or just before the connection's first `data`,
     /// `gap` or `closed` event, whichever comes first.
     indirect case opened(Connection)
-    /// Bytes in order, each byte once. `first`/`last` are the capture times of the
-    /// segments that carried them.
+    /// Bytes in order, each byte once. `first` is the capture time of the segment that carried
+    /// the first byte; `last` the time the last byte became deliverable: its segment's capture
+    /// time or, for bytes held behind a hole, the time of the segment that filled the hole (a
+    /// late retransmission completes what followed it; a hole given up as a gap does not move
+    /// the time).
     case data(ConnectionID, FlowDirection, UnsafeRawBufferPointer, first: Int64, last: Int64)
     /// `length` bytes in this direction will never be delivered (not captured, or a cap was hit).
     case gap(ConnectionID, FlowDirection, length: Int, at: Int64)

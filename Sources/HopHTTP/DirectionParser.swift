@@ -39,6 +39,9 @@ import Darwin
 enum ParserState: Equatable {
     case idle, head, body, chunkSize, chunkData, chunkDataEnd, trailers, untilClose
     case resync, held, tunnel, ignored
+    /// The connection's first request line was malformed: the request side's bytes are counted,
+    /// not parsed, until the response side shows whether the connection is HTTP.
+    case awaitingVerdict
 }
 
 enum ResyncReason { case gap, error, midstream }
@@ -113,6 +116,7 @@ final class DirectionParser {
 
     /// A start line was validated in this direction.
     @exclusivity(unchecked) var sawStartLine = false
+    /// Bytes counted, not parsed, while `.held` or `.awaitingVerdict`.
     @exclusivity(unchecked) var heldBytes: Int64 = 0
     @exclusivity(unchecked) var tunnelBytes: Int64 = 0
     /// The first bytes of a CONNECT tunnel from the client (TLS detection).
@@ -175,6 +179,10 @@ final class DirectionParser {
             case .resync:
                 i = scanResync(buf, i, first: first, conn: conn)
             case .held:
+                heldBytes += Int64(n - i)
+                i = n
+            case .awaitingVerdict:
+                conn.pendingMalformedRequest?.extend(UnsafeRawBufferPointer(rebasing: buf[i..<n]), last: last)
                 heldBytes += Int64(n - i)
                 i = n
             case .tunnel:
@@ -246,7 +254,7 @@ final class DirectionParser {
             case .plausible: prefixPending = false
             case .undecided: break
             case .implausible, .tls:
-                return rejectPrefix(conn, tls: verdict == .tls, resumeAt: start, end: n)
+                return rejectPrefix(buf, conn, tls: verdict == .tls, resumeAt: start, end: n)
             }
         }
         while true {
@@ -281,7 +289,7 @@ final class DirectionParser {
                     return isReq ? parseRequestLine(h, 0, e, strict: strict) != nil
                         : parseStatusLine(h, 0, e) != nil
                 }
-                if !ok { return rejectStartLine(conn, skipped: headBuf.count + (i - seg), end: i) }
+                if !ok { return rejectStartLine(buf, seg, conn, skipped: headBuf.count + (i - seg), end: i) }
                 startLineAccepted(conn)
             }
             lineIndex += 1
@@ -325,8 +333,12 @@ final class DirectionParser {
     }
 
     /// The first bytes of a message cannot start a start line (decided before its end).
-    private func rejectPrefix(_ conn: ConnectionState, tls: Bool, resumeAt: Int, end: Int) -> Int {
+    private func rejectPrefix(_ buf: UnsafeRawBufferPointer, _ conn: ConnectionState, tls: Bool, resumeAt: Int, end: Int) -> Int {
         if conn.mayDeclareNonHTTP {
+            if !tls && isRequestSide {
+                let line = headBuf + UnsafeRawBufferPointer(rebasing: buf[resumeAt..<min(end, resumeAt + malformedLinePrefix)])
+                return awaitVerdict(line, consumed: headBuf.count + end - resumeAt, conn, end: end)
+            }
             headBuf.removeAll(keepingCapacity: true)
             conn.declare(tls ? .tls : .nonHTTP)
             return end
@@ -339,21 +351,41 @@ final class DirectionParser {
         return resumeAt
     }
 
-    /// The complete first line of a message is not a start line.
-    private func rejectStartLine(_ conn: ConnectionState, skipped: Int, end: Int) -> Int {
-        conn.analyzer.counters.resyncSkippedBytes += Int64(skipped)
+    /// The complete first line of a message, `headBuf` (when not empty) or `buf[seg..<end]`, is
+    /// not a start line.
+    private func rejectStartLine(_ buf: UnsafeRawBufferPointer, _ seg: Int, _ conn: ConnectionState, skipped: Int, end: Int) -> Int {
         if candidate {
+            conn.analyzer.counters.resyncSkippedBytes += Int64(skipped)
             headBuf.removeAll(keepingCapacity: true)
             state = .resync
             return end
         }
+        if conn.mayDeclareNonHTTP && isRequestSide {
+            let line = headBuf.isEmpty ? Array(UnsafeRawBufferPointer(rebasing: buf[seg..<min(end, seg + malformedLinePrefix)])) : headBuf
+            return awaitVerdict(line, consumed: skipped, conn, end: end)
+        }
         if conn.mayDeclareNonHTTP {
+            // Not skipped: the connection is not parsed (as when the first bytes decide it).
             headBuf.removeAll(keepingCapacity: true)
             conn.declare(.nonHTTP)
             return end
         }
+        conn.analyzer.counters.resyncSkippedBytes += Int64(skipped)
         conn.analyzer.counters[isRequestSide ? .badRequestLine : .badStatusLine] += 1
         enterResync(.error)
+        return end
+    }
+
+    /// The connection's first request line is malformed (`line`: its first bytes). Whether the
+    /// connection is HTTP is for the response side to say: a status line there keeps it HTTP and
+    /// makes this line a malformed request, answered (`ConnectionState.startLineSeen`); anything
+    /// else makes the connection non-HTTP, as it would have been.
+    /// `consumed`: the message's bytes read so far (all counted in `heldBytes`, whatever the cuts).
+    private func awaitVerdict(_ line: [UInt8], consumed: Int, _ conn: ConnectionState, end: Int) -> Int {
+        conn.pendingMalformedRequest = MalformedRequest(bytes: line, firstTimestamp: msgFirst, lastTimestamp: msgLast)
+        headBuf.removeAll(keepingCapacity: true)
+        state = .awaitingVerdict
+        heldBytes = Int64(consumed)
         return end
     }
 
@@ -708,7 +740,7 @@ final class DirectionParser {
             bodyMissing += len
         case .resync:
             enterResync(.gap)
-        case .held, .tunnel, .ignored:
+        case .held, .tunnel, .ignored, .awaitingVerdict:
             break
         }
     }

@@ -269,6 +269,33 @@ func take<T>(_ v: inout T, leaving empty: T) -> T {
     return t
 }
 
+/// A connection's first request line that could not be parsed, kept until the response side
+/// says whether the connection is HTTP.
+struct MalformedRequest {
+    /// The line's first bytes (at most `malformedLinePrefix`), with its LF once seen.
+    var bytes: [UInt8]
+    var firstTimestamp: Int64
+    /// Time of the line's last byte (or of the last one seen).
+    var lastTimestamp: Int64
+
+    init(bytes: [UInt8], firstTimestamp: Int64, lastTimestamp: Int64) {
+        self.bytes = Array(bytes.prefix(malformedLinePrefix))
+        self.firstTimestamp = firstTimestamp
+        self.lastTimestamp = lastTimestamp
+    }
+
+    var lineEnded: Bool { bytes.count >= malformedLinePrefix || bytes.contains(LF) }
+
+    /// Takes the line's further bytes from `more`, which arrived at `last`.
+    mutating func extend(_ more: UnsafeRawBufferPointer, last: Int64) {
+        guard !lineEnded, !more.isEmpty else { return }
+        let room = malformedLinePrefix - bytes.count
+        let upTo = more.prefix(room).firstIndex(of: LF).map { $0 + 1 } ?? min(room, more.count)
+        bytes.append(contentsOf: more[0..<upTo])
+        lastTimestamp = last
+    }
+}
+
 /// Per-connection state: both direction parsers and the request queue that pairs them.
 final class ConnectionState {
     unowned(unsafe) let analyzer: HTTPAnalyzer
@@ -368,15 +395,44 @@ final class ConnectionState {
 
     var mayDeclareNonHTTP: Bool { !sawStartLine && !midstream }
 
+    /// The connection's first request line, malformed, while the response side has not yet
+    /// shown whether the connection is HTTP.
+    @exclusivity(unchecked) var pendingMalformedRequest: MalformedRequest?
+
     func startLineSeen() {
         if !sawStartLine {
             sawStartLine = true
             kind = .http
             analyzer.counters.httpConnections += 1
+            if let m = pendingMalformedRequest.take() { malformedRequestKept(m) }
         }
     }
 
+    /// The response side found a status line after a malformed first request line: the
+    /// connection is HTTP, the line becomes a request (flagged malformed, with its first bytes)
+    /// that the response answers, and the request side looks for the next request line.
+    private func malformedRequestKept(_ m: MalformedRequest) {
+        analyzer.counters[.badRequestLine] += 1
+        analyzer.counters.malformedRequestsKept += 1
+        analyzer.counters.requests += 1
+        requestCount += 1
+        if tail - head == slots.capacity { slots.grow(head: head, tail: tail) }
+        let i = tail
+        slots.initialize(i, connection: connectionBox, sequence: nextSequence, position: outstanding,
+                         responseGapsAtSend: resp.gapsSeen, method: "", target: escapedLine(m.bytes), version: .http11,
+                         headers: HTTPHeaders(), firstTimestamp: m.firstTimestamp, lastTimestamp: m.lastTimestamp)
+        tail += 1
+        nextSequence += 1
+        slots[i].request.malformedLine = slots[i].request.target
+        slots[i].flags.insert(.requestMalformed)
+        slots[i].requestDone = true
+        analyzer.counters.resyncSkippedBytes += req.heldBytes
+        req.heldBytes = 0
+        req.enterResync(.error)
+    }
+
     func declare(_ k: HTTPConnectionKind) {
+        pendingMalformedRequest = nil
         kind = k
         if k == .tls { analyzer.counters.tlsConnections += 1 } else { analyzer.counters.nonHTTPConnections += 1 }
         req.state = .ignored

@@ -58,6 +58,8 @@ public struct HTTPCounters: Sendable, Equatable {
     /// Of the unanswered requests: those whose response was presumably lost in a gap.
     public var lostInGap = 0
     public var responsesWithoutRequest = 0
+    /// Malformed first request lines kept as requests because the server answered them.
+    public var malformedRequestsKept = 0
     public var parseErrors = [Int](repeating: 0, count: HTTPParseError.allCases.count)
     public var resyncsAfterGap = 0
     public var resyncsAfterError = 0
@@ -113,13 +115,14 @@ public struct HTTPCounters: Sendable, Equatable {
         func add(_ name: String, _ c: Int64, _ why: String) { if c > 0 { out.append((name, Int(c), why)) } }
         add("connections", connections, "connections opened")
         add("http-connections", httpConnections, "connections on which HTTP/1.x was parsed")
-        add("requests", requests, "request heads parsed")
+        add("requests", requests, "request heads parsed (and malformed first request lines kept)")
         add("responses", responses, "final (non-1xx) response heads parsed")
         add("exchanges", exchanges, "exchange records emitted (paired, unanswered and orphan)")
         add("paired-exchanges", pairedExchanges, "exchanges with both a request and its response")
         add("unanswered-requests", unansweredRequests, "requests without a response")
         add("lost-in-gap", lostInGap, "unanswered requests whose response was presumably lost in a capture gap")
         add("responses-without-request", responsesWithoutRequest, "responses whose request was not seen")
+        add("malformed-requests-kept", malformedRequestsKept, "malformed first request lines kept as requests (their first bytes, escaped) because the server answered them")
         for e in HTTPParseError.allCases {
             add("parse-error:\(e.name)", self[e], e.explanation)
         }

@@ -321,6 +321,11 @@ public struct HTTPRequest: Sendable, Hashable {
     public var lastTimestamp: Int64
     /// False when the message was cut by a gap, a parse error, a cap, or the connection's end.
     public var complete: Bool = false
+    /// A request whose request line could not be parsed, answered by a valid response: the
+    /// line's first bytes (at most 64, escaped: `\\`, `\t`, `\xNN` outside printable ASCII).
+    /// The method is then empty, the target is this text (so reports and groupings show the
+    /// line) and the exchange is flagged `.requestMalformed`.
+    public var malformedLine: String?
 
     public init(method: String, target: String, version: HTTPVersion, headers: HTTPHeaders,
                 firstTimestamp: Int64, lastTimestamp: Int64) {

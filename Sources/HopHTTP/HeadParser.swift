@@ -93,6 +93,31 @@ func prefixVerdict(isRequest: Bool, count: Int, _ byte: (Int) -> UInt8) -> Prefi
     }
 }
 
+/// Bytes of a malformed start line kept for the report.
+let malformedLinePrefix = 64
+
+/// The first line of `bytes` (up to its LF, without the CR before it) as printable text:
+/// printable ASCII as is, `\\`, `\t`, `\r`, and `\xNN` for every other byte.
+func escapedLine<C: Collection>(_ bytes: C) -> String where C.Element == UInt8 {
+    var line = Array(bytes.prefix { $0 != LF })
+    if line.last == CR && line.count < bytes.count { line.removeLast() }
+    var out = ""
+    let hex: [Character] = Array("0123456789abcdef")
+    for c in line {
+        switch c {
+        case UInt8(ascii: "\\"): out += "\\\\"
+        case HT: out += "\\t"
+        case CR: out += "\\r"
+        case 0x20...0x7e: out.append(Character(Unicode.Scalar(c)))
+        default:
+            out += "\\x"
+            out.append(hex[Int(c >> 4)])
+            out.append(hex[Int(c & 15)])
+        }
+    }
+    return out
+}
+
 /// Parses `HTTP/d.d` at `b[s..<s+8]`.
 func parseVersion(_ b: UnsafeRawBufferPointer, _ s: Int, _ e: Int) -> HTTPVersion? {
     guard e - s == 8, b[s] == UInt8(ascii: "H"), b[s + 1] == UInt8(ascii: "T"), b[s + 2] == UInt8(ascii: "T"),

@@ -9,7 +9,7 @@ import Darwin
 #endif
 
 /// How a message's body is delimited on the wire.
-enum BodyFraming: Equatable {
+package enum BodyFraming: Equatable {
     /// No body bytes follow the head.
     case none
     /// Exactly this many bytes follow.
@@ -21,7 +21,7 @@ enum BodyFraming: Equatable {
 }
 
 /// The outcome of looking for a head at the start of some bytes.
-enum HeadParse<Head> {
+package enum HeadParse<Head> {
     /// The bytes end before the head does.
     case incomplete
     /// Not HTTP/1.x; the reason names what was wrong.
@@ -30,16 +30,16 @@ enum HeadParse<Head> {
 }
 
 /// What the proxy needs to know of a request head.
-struct WireRequestHead {
+package struct WireRequestHead {
     /// Bytes of the head, including the empty line that ends it.
-    var length: Int
+    package var length: Int
     /// Offset of the empty line that ends the head: where added header lines go.
     var headerEnd: Int
     var method: String
     var target: String
     /// 0 for HTTP/1.0, 1 for HTTP/1.1.
     var versionMinor: Int
-    var framing: BodyFraming
+    package var framing: BodyFraming
     var keepAlive: Bool
     /// CONNECT, or Upgrade with `Connection: upgrade`: both sides become a tunnel if accepted.
     var isUpgrade: Bool
@@ -51,20 +51,20 @@ struct WireRequestHead {
     /// `x-forwarded-proto` lines the client sent (whole lines, line ending included): the
     /// proxy replaces them with its own.
     var forwardedProtoLines: [Range<Int>]
-    var isHEAD: Bool
-    var isCONNECT: Bool
+    package var isHEAD: Bool
+    package var isCONNECT: Bool
     var isIdempotent: Bool
 }
 
 /// What the proxy needs to know of a response head.
-struct WireResponseHead {
-    var length: Int
+package struct WireResponseHead {
+    package var length: Int
     var headerEnd: Int
     var versionMinor: Int
-    var status: Int
+    package var status: Int
     /// The framing the headers announce (Content-Length, chunked, or until close); whether
     /// the response has a body at all depends on the request (HEAD) and the status.
-    var framing: BodyFraming
+    package var framing: BodyFraming
     var keepAlive: Bool
     /// `Connection` lines (whole lines), when asked for: dropped when the proxy rewrites the
     /// head to close.
@@ -316,7 +316,7 @@ private func httpVersion(_ p: UnsafeRawBufferPointer, _ i: Int, _ end: Int) -> I
 /// Looks for a complete request head at the start of `p`. Without `strings`, the method,
 /// target and host are left empty (they are made only for the access log); the flags read
 /// from them are there either way.
-func parseRequestHead(_ p: UnsafeRawBufferPointer, strings: Bool = true) -> HeadParse<WireRequestHead> {
+package func parseRequestHead(_ p: UnsafeRawBufferPointer, strings: Bool = true) -> HeadParse<WireRequestHead> {
     var lines = Lines(p)
     guard let line = lines.next() else { return .incomplete }
     // method SP request-target SP HTTP-version
@@ -371,7 +371,7 @@ func parseRequestHead(_ p: UnsafeRawBufferPointer, strings: Bool = true) -> Head
 
 /// Looks for a complete response head at the start of `p`. `connectionLines` asks for the
 /// ranges of its `Connection` lines (to rewrite them).
-func parseResponseHead(_ p: UnsafeRawBufferPointer, connectionLines: Bool = false) -> HeadParse<WireResponseHead> {
+package func parseResponseHead(_ p: UnsafeRawBufferPointer, connectionLines: Bool = false) -> HeadParse<WireResponseHead> {
     var lines = Lines(p)
     guard let line = lines.next() else { return .incomplete }
     // HTTP-version SP status-code [SP reason-phrase]
@@ -412,7 +412,7 @@ func parseResponseHead(_ p: UnsafeRawBufferPointer, connectionLines: Bool = fals
 /// What follows a final response head, given the request it answers: no body after a
 /// HEAD, 204 or 304 whatever the headers say; after 101 or a 2xx to CONNECT the connection
 /// becomes a tunnel (no HTTP body either).
-func responseBody(status: Int, framing: BodyFraming, requestIsHEAD: Bool, requestIsCONNECT: Bool)
+package func responseBody(status: Int, framing: BodyFraming, requestIsHEAD: Bool, requestIsCONNECT: Bool)
     -> (framing: BodyFraming, tunnel: Bool)
 {
     let tunnel = status == 101 || (requestIsCONNECT && status >= 200 && status < 300)
@@ -423,9 +423,9 @@ func responseBody(status: Int, framing: BodyFraming, requestIsHEAD: Bool, reques
 /// Walks chunked framing as the bytes arrive, in pieces of any size, without keeping any:
 /// says how many of the bytes belong to the body (framing included), how many of those are
 /// payload, and whether the body (the last chunk and its trailers) is complete.
-struct ChunkedScanner {
-    struct Error: Swift.Error, CustomStringConvertible {
-        var description: String
+package struct ChunkedScanner {
+    package struct Error: Swift.Error, CustomStringConvertible {
+        package var description: String
     }
 
     private enum State {
@@ -436,11 +436,11 @@ struct ChunkedScanner {
     private var remaining = 0
     private var digits = 0
 
-    var isDone: Bool { state == .done }
+    package var isDone: Bool { state == .done }
 
     /// Scans `p`; returns the bytes that belong to this body (all of them unless it ended
     /// inside `p`) and the payload bytes among them.
-    mutating func scan(_ p: UnsafeRawBufferPointer) throws(Error) -> (consumed: Int, payload: Int) {
+    package mutating func scan(_ p: UnsafeRawBufferPointer) throws(Error) -> (consumed: Int, payload: Int) {
         var i = 0
         var payload = 0
         let n = p.count
@@ -533,18 +533,18 @@ struct ChunkedScanner {
 }
 
 /// Where a message body ends, whatever its framing, fed the bytes as they arrive.
-struct BodyReader {
-    let framing: BodyFraming
+package struct BodyReader {
+    package let framing: BodyFraming
     private var remaining = 0
     private var chunks = ChunkedScanner()
 
-    init(_ framing: BodyFraming) {
+    package init(_ framing: BodyFraming) {
         self.framing = framing
         if case .length(let n) = framing { remaining = n }
     }
 
     /// The body has been read to its end (a body read until close never is).
-    var isDone: Bool {
+    package var isDone: Bool {
         switch framing {
         case .none: return true
         case .length: return remaining == 0
@@ -555,7 +555,7 @@ struct BodyReader {
 
     /// Reads what belongs to the body from the start of `p`: returns how many bytes do
     /// (framing included) and how many of those are payload.
-    mutating func read(_ p: UnsafeRawBufferPointer) throws(ChunkedScanner.Error) -> (consumed: Int, payload: Int) {
+    package mutating func read(_ p: UnsafeRawBufferPointer) throws(ChunkedScanner.Error) -> (consumed: Int, payload: Int) {
         switch framing {
         case .none:
             return (0, 0)

@@ -338,6 +338,7 @@ extension JSONReport {
         w.field("sequence", x.sequence)
         w.field("method", q?.method)
         w.field("target", q?.target)
+        if let line = q?.malformedLine { w.field("malformedRequestLine", line) }
         w.field("host", q?.host)
         w.key("version")
         if let v = q?.version ?? r?.version {

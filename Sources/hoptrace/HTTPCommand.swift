@@ -92,7 +92,9 @@ struct HTTP: ParsableCommand {
         let start = x.request?.firstTimestamp ?? x.response?.firstTimestamp ?? x.connectionFirstTimestamp
         b.timeOfDay(start)
         connections.append(x, into: &b)
-        if x.request != nil {
+        if let line = x.request?.malformedLine {
+            b.ascii(" (malformed request line \""); b.text(line); b.ascii("\")")
+        } else if x.request != nil {
             b.byte(0x20); b.text(x.request!.method); b.byte(0x20); b.text(x.request!.target)
             if let h = x.request!.host { b.ascii(" host="); b.text(h) }
         } else {

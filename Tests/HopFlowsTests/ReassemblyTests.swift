@@ -68,8 +68,9 @@ final class ReassemblyTests: XCTestCase {
         XCTAssertEqual(h.events, [
             .opened(1),
             .data(1, .clientToServer, "hello", first: tFirst, last: tFirst),
-            .data(1, .clientToServer, "world", first: tLate, last: tLate),
-            .data(1, .clientToServer, "!", first: tBang, last: tBang),
+            // Held behind the hole: deliverable once "hello" filled it.
+            .data(1, .clientToServer, "world", first: tLate, last: tFirst),
+            .data(1, .clientToServer, "!", first: tBang, last: tFirst),
         ])
         XCTAssertEqual(h.recorder.dataPointers.first, p)
         XCTAssertEqual(h.counters.outOfOrderSegments, 2)
@@ -78,6 +79,31 @@ final class ReassemblyTests: XCTestCase {
         XCTAssertEqual(h.recorder.closed[1]![.clientToServer].outOfOrder, 2)
         XCTAssertEqual(h.recorder.closed[1]!.closeReason, .endOfCapture)
         XCTAssertEqual(h.counters.closedAtEnd, 1)
+    }
+
+    /// A retransmission fills a hole after later segments arrived: the bytes held behind the
+    /// hole become deliverable at the retransmission's time (their `last`), not at their own.
+    /// A hole given up as a gap does not move the held bytes' time (testGapWhenPeerAcksUnseenBytes).
+    func testLateFilledHoleDeliversHeldBytesAtTheFillingTime() {
+        let h = Harness()
+        handshake(h)
+        h.seg(C, S, seq: 1001, ack: 5001, PSH, "aaaa")
+        let tA = h.time
+        h.seg(C, S, seq: 1009, ack: 5001, PSH, "cccc")
+        let tC = h.time
+        h.seg(C, S, seq: 1013, ack: 5001, PSH, "dddd")
+        let tD = h.time
+        // A retransmission of an earlier segment changes nothing.
+        h.seg(C, S, seq: 1001, ack: 5001, PSH, "aaaa")
+        h.seg(C, S, seq: 1005, ack: 5001, PSH, "bbbb", at: tD + 100_000_000)
+        let tB = h.time
+        XCTAssertEqual(Array(h.events.suffix(4)), [
+            .data(1, .clientToServer, "aaaa", first: tA, last: tA),
+            .data(1, .clientToServer, "bbbb", first: tB, last: tB),
+            .data(1, .clientToServer, "cccc", first: tC, last: tB),
+            .data(1, .clientToServer, "dddd", first: tD, last: tB),
+        ])
+        XCTAssertEqual(h.counters.gaps, 0)
     }
 
     func testRetransmissionDeliveredOnce() {

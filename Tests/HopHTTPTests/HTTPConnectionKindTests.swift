@@ -99,6 +99,15 @@ final class HTTPConnectionKindTests: XCTestCase {
         XCTAssertEqual(redis.counters.requests, 0)
     }
 
+    /// Fuzz regression (Tests/HopFuzzTests/Inputs/http/tls-byte-then-lf-cut-counts-skipped):
+    /// a TLS-looking byte then an LF made the connection non-HTTP either way, but cut after the
+    /// first byte the line was also counted as skipped.
+    func testNonHTTPVerdictDoesNotDependOnCuts() {
+        let r = runSplitInvariant([.s2cBytes([0x16, 0x0a, 0x00], 10)], close: nil)
+        XCTAssertEqual(r.counters.nonHTTPConnections, 1)
+        XCTAssertEqual(r.counters.resyncSkippedBytes, 0)
+    }
+
     func testTLSConnection() {
         let hello: [UInt8] = [0x16, 0x03, 0x01, 0x00, 0xf4, 0x01, 0x00, 0x00, 0xf0, 0x03, 0x03, 0x0a, 0x0d, 0x0a]
         let r = runSplitInvariant([
