@@ -297,6 +297,26 @@ public enum JSONReport {
         w.endArray()
         w.key("counters")
         write(counters: r, to: w)
+        w.key("warnings")
+        write(warnings: r.warnings, to: w)
+    }
+
+    /// `[{"code": …, "message": …, "reason": …, "counts": {name: n, …}, "evidence": […]}, …]`.
+    public static func write(warnings: [AnalysisWarning], to w: JSONWriter) {
+        w.beginArray()
+        for x in warnings {
+            w.beginObject()
+            w.field("code", x.code.rawValue)
+            w.field("message", x.message)
+            w.field("reason", x.reason)
+            w.key("counts")
+            w.beginObject()
+            for c in x.counts { w.key(c.name); w.int(c.value) }
+            w.endObject()
+            w.field("evidence", strings: x.evidence)
+            w.endObject()
+        }
+        w.endArray()
     }
 
     public static func trailer(_ r: AnalysisReport) -> String {

@@ -187,6 +187,9 @@ struct Analyze: ParsableCommand {
         report.directCounts = direct.counts
         report.orphanResponses = correlator.orphanResponses
         report.omitted = omitted
+        report.warnings = AnalysisWarnings.detect(correlator: correlator, flows: result.flows, http: http.counters,
+                                                  linkType: result.linkType, filter: capture.filterExpression)
+        if format != .json && format != .jsonl { printWarnings(report.warnings) }
         switch format {
         case .text:
             var o = TextReport.Options()

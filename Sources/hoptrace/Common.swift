@@ -1,5 +1,7 @@
 import ArgumentParser
 import HopCapture
+import HopCorrelation
+import HopReport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -121,6 +123,11 @@ func counterLines(_ c: DecodeCounters, linkType: LinkType) -> [String] {
         lines.append("  \(r.count) \(r.name) (first: packet \(r.firstPacket)): \(r.explanation)")
     }
     return lines
+}
+
+/// The analysis's warnings, one line each on standard error.
+func printWarnings(_ warnings: [AnalysisWarning]) {
+    for w in warnings { Output.stderr.line("hoptrace: warning: " + TextReport.warningLine(w)) }
 }
 
 func statisticsLine(_ s: CaptureStatistics) -> String {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import HopCapture
+import HopCorrelation
 import HopReport
 import HopFlows
 import HopHTTP
@@ -75,7 +76,8 @@ struct HTTP: ParsableCommand {
         analyzer.finish()
         writer.flush()
         out.flush()
-        result.report(jsonl: jsonl, extra: [("http", analyzer.counters.report)])
+        result.report(jsonl: jsonl, extra: [("http", analyzer.counters.report)],
+                      warnings: [AnalysisWarnings.oneSided(flows: result.flows, http: analyzer.counters, filter: capture.filterExpression)].compactMap { $0 })
         if let e = result.readError { throw InputError(message: e.description) }
     }
 
