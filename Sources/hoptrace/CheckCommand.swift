@@ -14,7 +14,7 @@ struct Check: ParsableCommand {
         destination, status, the deciding netfilter rule). Timings only where the expectation \
         asks (a chain's proxyAddedMsMax). The expectation's assertions are checked too: \
         noUnexplainedDuplicates, everyRequestAnswered, noRequestBypassedSidecar, \
-        maxProxyAddedMsP99.
+        maxProxyAddedMsP99; and, when it lists them, the codes of the analysis's warnings.
 
         PATHs are captures, expectation files or directories (default: Captures). Exit status \
         0 when everything matches, 1 on any difference, 2 on a usage or input error.
