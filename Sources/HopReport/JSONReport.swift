@@ -7,7 +7,7 @@ import HopHTTP
 /// `JSONWriter` as chains are produced.
 ///
 /// The document streams: `{"chains": [ … each chain as it comes … ], "capture": …, "rules": …,
-/// "pod": …, "summary": …, "answer": …, "duplicates": …, "counters": …}`. What is only known at
+/// "pod": …, "summary": …, "answer": …, "duplicates": …, "counters": …, "warnings": […]}`. What is only known at
 /// the end of the capture (the counts, the pod's addresses, the rules auto-detection chose)
 /// follows the chains; the keys and their types are those readers (`check`, the lab) know.
 public enum JSONReport {
@@ -281,7 +281,7 @@ public enum JSONReport {
 
     /// What is only known at the end of a capture, the same in the document and in jsonl's
     /// last line: the header, the summary (under `summaryKey`), the answer, the duplicates,
-    /// the orphan responses and the counters.
+    /// the orphan responses, the counters and the warnings.
     static func write(ending r: AnalysisReport, summaryKey: String, to w: JSONWriter) {
         writeHeader(r, to: w)
         w.key(summaryKey)
