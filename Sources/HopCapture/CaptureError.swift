@@ -3,6 +3,10 @@ public enum CaptureError: Error, Equatable, CustomStringConvertible {
     case fileNotFound(path: String)
     case fileNotReadable(path: String, reason: String)
     case notACaptureFile(path: String, detail: String)
+    /// No bytes at all (not even the file header a capture starts with).
+    case emptyFile(path: String)
+    /// A compressed capture (`format`: gzip, xz, bzip2, zstd), and the tool that decompresses it.
+    case compressedFile(path: String, format: String, decompressor: String)
     /// The file ended (or broke) after `packetsRead` good packets.
     case truncatedFile(path: String, packetsRead: Int, detail: String)
     case unsupportedLinkType(LinkType)
@@ -21,6 +25,12 @@ public enum CaptureError: Error, Equatable, CustomStringConvertible {
             return "\(path): cannot be read: \(reason)"
         case .notACaptureFile(let path, let detail):
             return "\(path): not a pcap or pcapng capture file (libpcap: \(detail))"
+        case .emptyFile(let path):
+            let what = path == "-" ? "standard input is empty" : "\(path): the file is empty"
+            return "\(what) (0 bytes, not even a capture file header): the capture was stopped before it wrote anything, or it was written elsewhere"
+        case .compressedFile(let path, let format, let decompressor):
+            let shown = path == "-" ? "FILE" : path
+            return "\(path): a \(format)-compressed file; hoptrace reads pcap and pcapng: decompress it first, e.g. `\(decompressor) \(shown) | hoptrace analyze -r -`"
         case .truncatedFile(let path, let n, let detail):
             return "\(path): the file is truncated or corrupt after packet \(n) (\(n) packet\(n == 1 ? "" : "s") read; libpcap: \(detail))"
         case .unsupportedLinkType(let lt):

@@ -75,6 +75,7 @@ public final class PcapSource {
             if access(path, R_OK) != 0 {
                 throw .fileNotReadable(path: path, reason: String(cString: strerror(errno)))
             }
+            if (st.st_mode & S_IFMT) == S_IFREG && st.st_size == 0 { throw .emptyFile(path: path) }
         }
         var errbuf = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE) + 1)
         let handle: OpaquePointer?
@@ -100,8 +101,13 @@ public final class PcapSource {
         }
         guard let h = handle else {
             let msg = String(nullTerminated: errbuf)
+            // Standard input with nothing on it: libpcap read no byte of the file header.
+            if path == "-" && msg.contains("only got 0") { throw .emptyFile(path: path) }
             if msg.contains("truncated") {
                 throw .truncatedFile(path: path, packetsRead: 0, detail: msg)
+            }
+            if path != "-", let (format, tool) = compression(ofFile: path) {
+                throw .compressedFile(path: path, format: format, decompressor: tool)
             }
             throw .notACaptureFile(path: path, detail: msg)
         }
@@ -109,6 +115,30 @@ public final class PcapSource {
         source.memory = readBuffer
         return source
     }
+
+    /// The compression a file's first bytes announce, and the tool that decompresses it to
+    /// standard output; nil for anything else.
+    static func compression(ofFile path: String) -> (format: String, decompressor: String)? {
+        guard let f = fopen(path, "rb") else { return nil }
+        defer { fclose(f) }
+        var head = [UInt8](repeating: 0, count: 6)
+        let n = fread(&head, 1, head.count, f)
+        return compression(of: head.prefix(n))
+    }
+
+    static func compression(of head: ArraySlice<UInt8>) -> (format: String, decompressor: String)? {
+        let magics: [([UInt8], String, String)] = [
+            ([0x1f, 0x8b], "gzip", "zcat"),
+            ([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00], "xz", "xzcat"),
+            ([0x42, 0x5a, 0x68], "bzip2", "bzcat"),
+            ([0x28, 0xb5, 0x2f, 0xfd], "zstd", "zstdcat"),
+        ]
+        for (magic, format, tool) in magics where head.starts(with: magic) { return (format, tool) }
+        return nil
+    }
+
+    /// libpcap's own description of its version (`libpcap version 1.10.3 (with TPACKET_V3)`).
+    public static var libraryVersion: String { String(cString: pcap_lib_version()) }
 
     /// The stdio buffer of a capture file.
     static let fileBufferBytes = 1 << 20

@@ -83,6 +83,8 @@ public final class Correlator {
     public private(set) var evidence = SidecarEvidence()
     /// Whether loopback traffic is in the capture (else an upstream hop on lo cannot be seen).
     public private(set) var sawLoopback = false
+    /// What every classified connection showed, for the warnings (`AnalysisWarnings`).
+    public private(set) var observations = CaptureObservations()
 
     private let onChain: (RequestChain) -> Void
     /// When set, a plain direct request (one hop, no proxy, nothing to note: the bulk of a
@@ -403,12 +405,40 @@ public final class Correlator {
             r = cached
         } else {
             let (role, verdict, reason) = classifyUncached(x.connection)
-            r = Classified(role: role, details: HopDetails(rule: verdict, roleReason: reason), slot: id.value)
+            r = Classified(role: role, details: HopDetails(rule: verdict, roleReason: observe(x.connection, role: role, verdict: verdict, reason: reason)),
+                           slot: id.value)
             if roleCache.count > 50_000 { roleCache.removeAll(keepingCapacity: true) }
             roleCache[id] = r
         }
         lastClassified = (id, r)
         return r
+    }
+
+    /// Records a newly classified connection in `observations`; returns the role's reason,
+    /// which says so when the role contradicts the rules.
+    private func observe(_ c: Connection, role: HopRole, verdict: RuleVerdict, reason: String) -> String {
+        observations.record(c, pod: podAddresses, given: configuration.podAddresses)
+        switch verdict.outcome {
+        case .redirected, .ownerDependent: observations.redirectedByRules += 1
+        case .notRedirected, .noRules: break
+        }
+        // Seen redirected while the rules do not redirect it; the proxy's own hop to the app
+        // while the rules would redirect it (back to the proxy).
+        let contradicts: Bool
+        switch (role, verdict.outcome) {
+        case (.outboundRedirected, .notRedirected), (.outboundRedirected, .noRules), (.inboundIntercepted, .notRedirected),
+             (.inboundForwarded, .redirected):
+            contradicts = true
+        default:
+            contradicts = false
+        }
+        guard contradicts else { return reason }
+        observations.contradictions[role, default: 0] += 1
+        let why = "\(reason); but the rules (\(rules.name)) say \(verdict.sentence): they are not the rules in force"
+        if observations.firstContradiction == nil {
+            observations.firstContradiction = "\(role.rawValue) \(c.client) → \(c.server): \(why)"
+        }
+        return why
     }
 
     private func classifyUncached(_ c: Connection) -> (HopRole, RuleVerdict, String) {

@@ -56,6 +56,11 @@ public struct ProxyConfiguration: Sendable {
 /// The interception rules exempt only the proxy's uid (and gid) from the OUTPUT redirect, so a
 /// proxy running as anyone else would have its own upstream connections redirected back to itself.
 public func uidCheckMessage(currentUID: UInt32, proxyUID: UInt32) -> String? {
+    if proxyUID == 0 {
+        return "--uid 0: the proxy would keep running as root, and the interception rules exempt only the proxy's own uid "
+            + "(1337, `hoptrace intercept -u`): root's connections would be redirected back to the proxy. Give the uid the rules "
+            + "exempt (--uid 1337), or --no-uid-check for local tests without rules"
+    }
     if currentUID == 0 || currentUID == proxyUID { return nil }
     return "hoptrace proxy runs as uid \(currentUID), which the interception rules redirect back to the proxy "
         + "(only uid \(proxyUID) is exempt): start it as root (it drops to \(proxyUID)) or as uid \(proxyUID)"

@@ -41,6 +41,8 @@ public struct AnalysisReport: Sendable {
     /// Responses whose request is not in the capture (the first 1000): orphans on their hop,
     /// counted in `summary.orphanResponses`, never logical requests.
     public var orphanResponses: [Hop] = []
+    /// What the analysis can't tell, and why (see `AnalysisWarnings`).
+    public var warnings: [AnalysisWarning] = []
 
     public init(source: String, linkType: String, packets: Int, connections: Int, rulesName: String, rulesOrigin: String,
                 podAddresses: [String], podAddressesInferred: Bool, summary: AnalysisSummary, chains: [RequestChain],
@@ -78,7 +80,8 @@ public struct AnalysisReport: Sendable {
         }
         let copies = s.requestsOnWire
         if s.multiHopChains == 0 {
-            text = "The capture holds \(copies) request\(copies == 1 ? "" : "s") on the wire and no request was copied by a proxy"
+            let copied = warnings.isEmpty ? "no request was copied by a proxy" : "no request was seen copied by a proxy"
+            text = "The capture holds \(copies) request\(copies == 1 ? "" : "s") on the wire and \(copied)"
             text += rulesName == "none" ? " (no sidecar traces were found, so no interception rules were assumed)." : " (rules: \(rulesName))."
         } else {
             let inbound = chains.filter { $0.isMultiHop && $0.firstRole == .inboundIntercepted }.count + omitted.inboundMultiHop
@@ -98,10 +101,17 @@ public struct AnalysisReport: Sendable {
         if s.incompleteChains > 0 {
             text += " \(s.incompleteChains) chain\(s.incompleteChains == 1 ? " is" : "s are") incomplete: a hop the rules imply is not in the capture (see below)."
         }
+        let cantTell = warnings.map(\.reason).joined(separator: "; ")
         if s.unexplainedDuplicates > 0 {
-            text += " \(s.unexplainedDuplicates) cop\(s.unexplainedDuplicates == 1 ? "y is" : "ies are") not explained by any proxy hop: the client sent the same request again."
-        } else {
+            let n = s.unexplainedDuplicates
+            text += " \(n) cop\(n == 1 ? "y is" : "ies are") not explained by any proxy hop"
+            text += warnings.isEmpty
+                ? ": the client sent the same request again."
+                : " in this capture; can't tell whether the client sent the same request again, because \(cantTell) (see the warnings)."
+        } else if warnings.isEmpty {
             text += " No copy is left unexplained."
+        } else {
+            text += " Can't tell whether that is all, because \(cantTell) (see the warnings)."
         }
         return text
     }

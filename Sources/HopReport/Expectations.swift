@@ -15,7 +15,8 @@ import Foundation
 ///                         "server": "198.18.10.2:80", "status": 200,
 ///                         "decidingRule": "nat/ISTIO_REDIRECT rule 1"}, ...]}],
 ///   "assertions": {"noUnexplainedDuplicates": true, "everyRequestAnswered": true,
-///                  "noRequestBypassedSidecar": true, "maxProxyAddedMsP99": 50}
+///                  "noRequestBypassedSidecar": true, "maxProxyAddedMsP99": 50},
+///   "warnings": ["single-interface"]
 /// }
 /// ```
 public struct Expectation {
@@ -59,6 +60,7 @@ public struct Expectation {
         if let roles = s["roles"] { summary["roles"] = roles }
         o["summary"] = summary
         o["chains"] = (analysis["chains"] as? [[String: Any]] ?? []).map(chainShape)
+        o["warnings"] = warningCodes(analysis)
         if !assertions.isEmpty { o["assertions"] = assertions }
         return Expectation(json: o)
     }
@@ -150,8 +152,19 @@ public struct Expectation {
                 }
             }
         }
+        if let ew = json["warnings"] as? [String] {
+            let aw = Self.warningCodes(analysis)
+            if ew.sorted() != aw.sorted() {
+                diffs.append("warnings: expected [\(ew.joined(separator: ", "))], got [\(aw.joined(separator: ", "))]")
+            }
+        }
         diffs += assertionFailures(analysis)
         return diffs
+    }
+
+    /// The codes of the analysis's warnings, in its order.
+    static func warningCodes(_ analysis: [String: Any]) -> [String] {
+        (analysis["warnings"] as? [[String: Any]] ?? []).compactMap { $0["code"] as? String }
     }
 
     static func describe(_ c: [String: Any]) -> String {

@@ -7,7 +7,7 @@ import HopHTTP
 /// `JSONWriter` as chains are produced.
 ///
 /// The document streams: `{"chains": [ … each chain as it comes … ], "capture": …, "rules": …,
-/// "pod": …, "summary": …, "answer": …, "duplicates": …, "counters": …}`. What is only known at
+/// "pod": …, "summary": …, "answer": …, "duplicates": …, "counters": …, "warnings": […]}`. What is only known at
 /// the end of the capture (the counts, the pod's addresses, the rules auto-detection chose)
 /// follows the chains; the keys and their types are those readers (`check`, the lab) know.
 public enum JSONReport {
@@ -301,7 +301,7 @@ public enum JSONReport {
 
     /// What is only known at the end of a capture, the same in the document and in jsonl's
     /// last line: the header, the summary (under `summaryKey`), the answer, the duplicates,
-    /// the orphan responses and the counters.
+    /// the orphan responses, the counters and the warnings.
     static func write(ending r: AnalysisReport, summaryKey: String, to w: JSONWriter) {
         writeHeader(r, to: w)
         w.key(summaryKey)
@@ -317,6 +317,26 @@ public enum JSONReport {
         w.endArray()
         w.key("counters")
         write(counters: r, to: w)
+        w.key("warnings")
+        write(warnings: r.warnings, to: w)
+    }
+
+    /// `[{"code": …, "message": …, "reason": …, "counts": {name: n, …}, "evidence": […]}, …]`.
+    public static func write(warnings: [AnalysisWarning], to w: JSONWriter) {
+        w.beginArray()
+        for x in warnings {
+            w.beginObject()
+            w.field("code", x.code.rawValue)
+            w.field("message", x.message)
+            w.field("reason", x.reason)
+            w.key("counts")
+            w.beginObject()
+            for c in x.counts { w.key(c.name); w.int(c.value) }
+            w.endObject()
+            w.field("evidence", strings: x.evidence)
+            w.endObject()
+        }
+        w.endArray()
     }
 
     public static func trailer(_ r: AnalysisReport) -> String {

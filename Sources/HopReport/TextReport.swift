@@ -80,15 +80,43 @@ public enum TextReport {
             for (a, n) in advice.sorted(by: { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }) { out.append("  \(n)× \(a)") }
             out.append("")
         }
-        let problems = r.counters.flatMap { sec in
-            sec.items.filter { isProblem(sec.name, $0.name) }.map { "\($0.count) \($0.name)" }
-        }
+        let problems = captureNotes(r.counters)
         if !problems.isEmpty {
             out.append("capture notes: " + problems.joined(separator: ", "))
             out.append("")
         }
+        if !r.warnings.isEmpty {
+            out.append("warnings:")
+            out.append(contentsOf: r.warnings.map { "  " + warningLine($0) })
+            out.append("")
+        }
         out.append("answer: " + r.answer)
         return out.joined(separator: "\n") + "\n"
+    }
+
+    /// `COUNT NAME` of every counter that signals a problem. Stages count some events each
+    /// (the HTTP stage counts the gaps reassembly handed it): a name already listed with the
+    /// same count is not repeated, one with another count is named with its section.
+    static func captureNotes(_ sections: [AnalysisReport.CounterSection]) -> [String] {
+        var listed: [String: Int] = [:]
+        var notes: [String] = []
+        for sec in sections {
+            for item in sec.items where isProblem(sec.name, item.name) {
+                if let count = listed[item.name] {
+                    if count != item.count { notes.append("\(item.count) \(sec.name) \(item.name)") }
+                    continue
+                }
+                listed[item.name] = item.count
+                notes.append("\(item.count) \(item.name)")
+            }
+        }
+        return notes
+    }
+
+    /// `[code] message (counts)`: one warning on one line (the text report's block, standard error).
+    public static func warningLine(_ w: AnalysisWarning) -> String {
+        let counts = w.counts.map { "\($0.value) \($0.name)" }.joined(separator: ", ")
+        return "[\(w.code.rawValue)] \(w.message)\(counts.isEmpty ? "" : " (\(counts))")"
     }
 
     static func isProblem(_ section: String, _ name: String) -> Bool {

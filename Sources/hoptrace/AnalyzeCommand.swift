@@ -49,10 +49,10 @@ struct Analyze: ParsableCommand {
     @Flag(name: .long, help: "Text: show every chain in full, including direct requests.")
     var all = false
 
-    @Option(name: .long, help: ArgumentHelp("Slack for time nesting between capture points, in ms.", valueName: "ms"))
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Slack for time nesting between capture points, in ms.", valueName: "ms"))
     var tolerance: Double = 0.2
 
-    @Option(name: .customLong("duplicate-window"), help: ArgumentHelp("Identical direct requests closer than this are reported as duplicates (0: off), in ms.", valueName: "ms"))
+    @Option(name: .customLong("duplicate-window"), parsing: .unconditional, help: ArgumentHelp("Identical direct requests closer than this are reported as duplicates (0: off), in ms.", valueName: "ms"))
     var duplicateWindow: Double = 1000
 
     enum AnalyzeFormat: String, ExpressibleByArgument, CaseIterable {
@@ -64,6 +64,9 @@ struct Analyze: ParsableCommand {
             throw ValidationError("give the capture once: as FILE or with -r/-i")
         }
         for ip in podIPs where HopCapture.IPAddress(ip) == nil { throw ValidationError("--pod-ip \(ip) is not an IPv4 or IPv6 address") }
+        for (name, ms) in [("--tolerance", tolerance), ("--duplicate-window", duplicateWindow)] where !(ms >= 0 && ms <= 86_400_000) {
+            throw ValidationError("\(name) \(ms): must be a number of milliseconds from 0 to 86400000 (a day)")
+        }
     }
 
     func ruleSelection() throws -> RuleSelection {
@@ -72,13 +75,7 @@ struct Analyze: ParsableCommand {
         case "none": return .fixed(NoRules())
         default:
             if let p = NetfilterOracle.preset(rules) { return .fixed(p) }
-            guard FileManager.default.fileExists(atPath: rules) else {
-                throw InputError(message: "--rules \(rules): not a preset (\(InterceptConfig.presetNames.joined(separator: ", ")), auto, none) and no such file")
-            }
-            let text: String
-            do { text = try String(contentsOfFile: rules, encoding: .utf8) } catch {
-                throw InputError(message: "--rules \(rules): cannot be read: \(error.localizedDescription)")
-            }
+            let text = try readRulesFile(rules, keywords: ["auto", "none"])
             do {
                 let set = try RuleSet.parse(text)
                 for w in set.warnings { Output.stderr.line("hoptrace: --rules \(rules): \(w)") }
@@ -90,6 +87,7 @@ struct Analyze: ParsableCommand {
     }
 
     func run() throws {
+        let ruleSelection = try ruleSelection()
         var capture = self.capture
         var sourceName: String
         var given: PcapSource? = nil
@@ -111,7 +109,7 @@ struct Analyze: ParsableCommand {
             Output.stderr.line("hoptrace: no capture given: analyzing the bundled seed capture \(BundledCapture.name)")
         }
         var cfg = CorrelatorConfiguration()
-        cfg.rules = try ruleSelection()
+        cfg.rules = ruleSelection
         cfg.podAddresses = Set(podIPs.compactMap { HopCapture.IPAddress($0) })
         cfg.tolerance = Int64(tolerance * 1_000_000)
         cfg.duplicateWindow = Int64(duplicateWindow * 1_000_000)
@@ -208,6 +206,9 @@ struct Analyze: ParsableCommand {
         report.directCounts = direct.counts
         report.orphanResponses = correlator.orphanResponses
         report.omitted = omitted
+        report.warnings = AnalysisWarnings.detect(correlator: correlator, flows: result.flows, http: http.counters,
+                                                  linkType: result.linkType, filter: capture.filterExpression)
+        if format != .json && format != .jsonl { printWarnings(report.warnings) }
         switch format {
         case .text:
             var o = TextReport.Options()

@@ -14,7 +14,7 @@ struct Check: ParsableCommand {
         destination, status, the deciding netfilter rule). Timings only where the expectation \
         asks (a chain's proxyAddedMsMax). The expectation's assertions are checked too: \
         noUnexplainedDuplicates, everyRequestAnswered, noRequestBypassedSidecar, \
-        maxProxyAddedMsP99.
+        maxProxyAddedMsP99; and, when it lists them, the codes of the analysis's warnings.
 
         PATHs are captures, expectation files or directories (default: Captures). Exit status \
         0 when everything matches, 1 on any difference, 2 on a usage or input error.
@@ -37,9 +37,9 @@ struct Check: ParsableCommand {
     enum CheckFormat: String, ExpressibleByArgument, CaseIterable { case text, json }
 
     func run() throws {
-        let targets = try Self.collect(paths.isEmpty ? ["Captures"] : paths, creating: update)
+        let targets = try Self.collect(paths.isEmpty ? Self.defaultPaths : paths, creating: update)
         guard !targets.isEmpty else {
-            throw InputError(message: "no expectation files (NAME.expect.json beside NAME.pcap) in \((paths.isEmpty ? ["Captures"] : paths).joined(separator: ", "))")
+            throw InputError(message: "no expectation files (NAME.expect.json beside NAME.pcap) in \((paths.isEmpty ? Self.defaultPaths : paths).joined(separator: ", "))")
         }
         var results: [CheckResult] = []
         for t in targets {
@@ -82,6 +82,9 @@ struct Check: ParsableCommand {
         if !failed.isEmpty { throw ExitCode(ExitStatus.differences) }
     }
 
+    /// Where check looks when given no PATH (relative to the working directory).
+    static let defaultPaths = ["Captures"]
+
     struct CheckResult {
         var capture: String
         var expectation: String
@@ -98,7 +101,12 @@ struct Check: ParsableCommand {
         let fm = FileManager.default
         for p in paths {
             var isDir: ObjCBool = false
-            guard fm.fileExists(atPath: p, isDirectory: &isDir) else { throw InputError(message: "\(p): no such file or directory") }
+            guard fm.fileExists(atPath: p, isDirectory: &isDir) else {
+                if paths == Self.defaultPaths {
+                    throw InputError(message: "no PATH given, and no Captures directory in \(fm.currentDirectoryPath) (where check looks by default for NAME.expect.json beside NAME.pcap): give the captures, expectation files or directories to check, e.g. `hoptrace check path/to/captures`")
+                }
+                throw InputError(message: "\(p): no such file or directory")
+            }
             if isDir.boolValue {
                 let names = (try? fm.contentsOfDirectory(atPath: p)) ?? []
                 for n in names.sorted() where n.hasSuffix(".expect.json") { out.append((p as NSString).appendingPathComponent(n)) }

@@ -1,5 +1,9 @@
 import ArgumentParser
+import Foundation
 import HopCapture
+import HopCorrelation
+import HopNetfilter
+import HopReport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -29,10 +33,10 @@ struct CaptureOptions: ParsableArguments {
     @Option(name: .customShort("i"), help: ArgumentHelp("Capture live from an interface ('any' for all interfaces of this network namespace).", valueName: "interface"))
     var interface: String?
 
-    @Option(name: .customShort("s"), help: ArgumentHelp("Live capture: bytes to keep of each packet (snaplen).", valueName: "snaplen"))
+    @Option(name: .customShort("s"), parsing: .unconditional, help: ArgumentHelp("Live capture: bytes to keep of each packet (snaplen).", valueName: "snaplen"))
     var snaplen: Int32 = 262_144
 
-    @Option(name: .customShort("B"), help: ArgumentHelp("Live capture: kernel buffer size in KiB.", valueName: "KiB"))
+    @Option(name: .customShort("B"), parsing: .unconditional, help: ArgumentHelp("Live capture: kernel buffer size in KiB.", valueName: "KiB"))
     var bufferKiB: Int32?
 
     @Flag(name: .long, help: "Live capture: put the interface into promiscuous mode (off by default).")
@@ -57,7 +61,7 @@ struct CaptureOptions: ParsableArguments {
         if readFile != nil && interface != nil {
             throw ValidationError("-r and -i cannot be used together")
         }
-        if snaplen <= 0 { throw ValidationError("-s must be a positive number of bytes") }
+        try validateSnaplen(snaplen, bufferKiB: bufferKiB)
     }
 
     /// Opens the source, applies the filter, and refuses link types hoptrace cannot decode.
@@ -80,6 +84,38 @@ struct CaptureOptions: ParsableArguments {
         if let w = source.activationWarning { Output.stderr.line("hoptrace: warning: \(w)") }
         return source
     }
+}
+
+/// `-s` and `-B`, as given: positive numbers (a negative one is read as a value, not an option).
+func validateSnaplen(_ snaplen: Int32, bufferKiB: Int32?) throws {
+    if snaplen <= 0 { throw ValidationError("-s \(snaplen): the snaplen must be a positive number of bytes") }
+    if let b = bufferKiB, b <= 0 { throw ValidationError("-B \(b): the buffer size must be a positive number of KiB") }
+}
+
+/// The text of a `--rules FILE` (iptables-save or `iptables -S` text), or an error that says
+/// what is wrong with the path: missing, a directory, unreadable, not text. `keywords`: the
+/// command's other values of --rules, besides the presets.
+func readRulesFile(_ path: String, keywords: [String]) throws -> String {
+    let choices = "\(InterceptConfig.presetNames.joined(separator: ", ")), \(keywords.joined(separator: ", "))"
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+        throw InputError(message: "--rules \(path): not a preset (\(choices)) and no such file")
+    }
+    if isDirectory.boolValue {
+        throw InputError(message: "--rules \(path): is a directory; give a file of iptables-save text (e.g. `iptables-save -t nat > rules.txt` in the pod's network namespace), or one of \(choices)")
+    }
+    guard let data = FileManager.default.contents(atPath: path) else {
+        throw InputError(message: "--rules \(path): cannot be read (\(String(cString: strerror(access(path, R_OK) == 0 ? EIO : errno))))")
+    }
+    guard let text = String(data: data, encoding: .utf8) else {
+        throw InputError(message: "--rules \(path): not text (iptables-save output is UTF-8 text)")
+    }
+    return text
+}
+
+/// `-c`, as given: a positive count.
+func validateCount(_ count: Int?) throws {
+    if let c = count, c <= 0 { throw ValidationError("-c \(c): the count must be a positive number") }
 }
 
 /// Reads every packet of `source` through `decoder`, calling `body` for each TCP segment.
@@ -121,6 +157,11 @@ func counterLines(_ c: DecodeCounters, linkType: LinkType) -> [String] {
         lines.append("  \(r.count) \(r.name) (first: packet \(r.firstPacket)): \(r.explanation)")
     }
     return lines
+}
+
+/// The analysis's warnings, one line each on standard error.
+func printWarnings(_ warnings: [AnalysisWarning]) {
+    for w in warnings { Output.stderr.line("hoptrace: warning: " + TextReport.warningLine(w)) }
 }
 
 func statisticsLine(_ s: CaptureStatistics) -> String {

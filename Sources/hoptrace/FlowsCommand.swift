@@ -4,8 +4,10 @@ import Dispatch
 import Glibc
 #endif
 import HopCapture
-import HopReport
+import HopCorrelation
 import HopFlows
+import HopHTTP
+import HopReport
 
 struct Flows: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -48,7 +50,8 @@ struct Flows: ParsableCommand {
         }
         let result = try runPipeline(capture: capture, lineBuffered: lineBuffered, flowConsumer: printer)
         out.flush()
-        result.report(jsonl: jsonl, extra: [])
+        result.report(jsonl: jsonl, extra: [],
+                      warnings: [AnalysisWarnings.oneSided(flows: result.flows, http: HTTPCounters(), filter: capture.filterExpression)].compactMap { $0 })
         if let e = result.readError { throw InputError(message: e.description) }
     }
 
@@ -133,7 +136,8 @@ struct PipelineResult {
     var connections: Int
 
     /// Counter lines (stderr) or a final summary object (jsonl, on stdout).
-    func report(jsonl: Bool, extra: [(section: String, items: [(name: String, count: Int, explanation: String)])]) {
+    func report(jsonl: Bool, extra: [(section: String, items: [(name: String, count: Int, explanation: String)])],
+                warnings: [AnalysisWarning] = []) {
         if jsonl {
             var summary = JSONObject()
             summary.add("linkType", linkType.name)
@@ -158,6 +162,9 @@ struct PipelineResult {
                 summary.addRaw("capture", s.json)
             }
             if let e = readError { summary.add("error", e.description) }
+            let w = JSONWriter()
+            JSONReport.write(warnings: warnings, to: w)
+            summary.addRaw("warnings", w.string)
             var wrapper = JSONObject()
             wrapper.addRaw("summary", summary.json)
             Output.stdout.line(wrapper.json)
@@ -174,6 +181,7 @@ struct PipelineResult {
             for r in section.items { Output.stderr.line("  \(r.count) \(r.name): \(r.explanation)") }
         }
         if let st = statistics { Output.stderr.line(statisticsLine(st)) }
+        if !jsonl { printWarnings(warnings) }
     }
 }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import HopCapture
+import HopCorrelation
 import HopReport
 import HopFlows
 import HopHTTP
@@ -34,7 +35,7 @@ struct HTTP: ParsableCommand {
     @Flag(name: .customShort("l"), help: "Line-buffered output.")
     var lineBuffered = false
 
-    @Option(name: .customShort("c"), help: ArgumentHelp("Stop after this many exchanges.", valueName: "count"))
+    @Option(name: .customShort("c"), parsing: .unconditional, help: ArgumentHelp("Stop after this many exchanges.", valueName: "count"))
     var count: Int?
 
     @Flag(name: [.customShort("q"), .long], help: "Analyze everything but print only the counters (for timing the analysis).")
@@ -43,7 +44,7 @@ struct HTTP: ParsableCommand {
     func validate() throws {
         try capture.requireSource()
         if format == .json { throw ValidationError("http prints a stream: use --format text or --format jsonl") }
-        if let c = count, c <= 0 { throw ValidationError("-c must be a positive count") }
+        try validateCount(count)
     }
 
     func run() throws {
@@ -75,7 +76,8 @@ struct HTTP: ParsableCommand {
         analyzer.finish()
         writer.flush()
         out.flush()
-        result.report(jsonl: jsonl, extra: [("http", analyzer.counters.report)])
+        result.report(jsonl: jsonl, extra: [("http", analyzer.counters.report)],
+                      warnings: [AnalysisWarnings.oneSided(flows: result.flows, http: analyzer.counters, filter: capture.filterExpression)].compactMap { $0 })
         if let e = result.readError { throw InputError(message: e.description) }
     }
 

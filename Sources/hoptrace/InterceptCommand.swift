@@ -7,10 +7,10 @@ struct InterceptOptions: ParsableArguments {
     @Option(name: .long, help: "Start from a preset: istio-2018 (the seed article's rules) or istio-current.")
     var preset: String = "istio-2018"
 
-    @Option(name: .customShort("p"), help: ArgumentHelp("Proxy (outbound capture) port.", valueName: "port"))
+    @Option(name: .customShort("p"), parsing: .unconditional, help: ArgumentHelp("Proxy (outbound capture) port.", valueName: "port"))
     var proxyPort: UInt16?
 
-    @Option(name: .customShort("z"), help: ArgumentHelp("Inbound capture port (the proxy port in the 2018 layout, 15006 now).", valueName: "port"))
+    @Option(name: .customShort("z"), parsing: .unconditional, help: ArgumentHelp("Inbound capture port (the proxy port in the 2018 layout, 15006 now).", valueName: "port"))
     var inboundPort: UInt16?
 
     @Option(name: .customShort("u"), help: ArgumentHelp("Proxy uid(s), exempt from the redirect (comma list).", valueName: "uids"))
@@ -54,6 +54,9 @@ struct InterceptOptions: ParsableArguments {
             return v
         }
     }
+
+    /// Bad flags are found while parsing, so the error comes with this subcommand's usage.
+    func validate() throws { _ = try config() }
 
     func config() throws -> InterceptConfig {
         guard var c = InterceptConfig.preset(preset) else {

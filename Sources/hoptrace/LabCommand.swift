@@ -51,10 +51,10 @@ struct Lab: ParsableCommand {
     @Flag(name: .long, help: "List the scenarios.")
     var list = false
 
-    @Option(name: .long, help: "load: requests to send.")
+    @Option(name: .long, parsing: .unconditional, help: "load: requests to send.")
     var requests: Int = 200
 
-    @Option(name: .long, help: "load: concurrent keep-alive connections.")
+    @Option(name: .long, parsing: .unconditional, help: "load: concurrent keep-alive connections.")
     var connections: Int = 8
 
     @Flag(name: .customLong("identical-targets"), help: "load: send identical requests (HEAD /, GET /) instead of one target per request, so pairing must rely on timing alone.")
@@ -63,7 +63,7 @@ struct Lab: ParsableCommand {
     @Option(name: .long, help: "The sidecar: hoptrace (its own proxy), haproxy or nginx (third-party: truth from their logs joined with the app's by x-request-id; load is driven by wrk).")
     var sidecar: LabSidecar = .hoptrace
 
-    @Option(name: .long, help: "Third-party sidecars under load: wrk's duration in seconds.")
+    @Option(name: .long, parsing: .unconditional, help: "Third-party sidecars under load: wrk's duration in seconds.")
     var duration: Int = 2
 
     @Option(name: .customLong("truth-dir"), help: ArgumentHelp("Keep each run's capture and truth as DIR/NAME.pcap and DIR/NAME.truth.jsonl (NAME: scenario-sidecar-cN[-identical]).", valueName: "dir"))

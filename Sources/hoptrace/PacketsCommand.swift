@@ -21,7 +21,7 @@ struct Packets: ParsableCommand {
 
     @OptionGroup var capture: CaptureOptions
 
-    @Option(name: .customShort("c"), help: ArgumentHelp("Stop after this many TCP segments.", valueName: "count"))
+    @Option(name: .customShort("c"), parsing: .unconditional, help: ArgumentHelp("Stop after this many TCP segments.", valueName: "count"))
     var count: Int?
 
     @Option(name: .long, help: "Output format: text (tcpdump-like lines) or jsonl (one JSON object per segment).")
@@ -39,7 +39,7 @@ struct Packets: ParsableCommand {
     func validate() throws {
         try capture.requireSource()
         if format == .json { throw ValidationError("packets prints a stream: use --format text or --format jsonl") }
-        if let c = count, c <= 0 { throw ValidationError("-c must be a positive count") }
+        try validateCount(count)
     }
 
     func run() throws {

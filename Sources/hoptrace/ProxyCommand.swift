@@ -28,7 +28,8 @@ struct Proxy: ParsableCommand {
 
         Started as root it binds its ports, then drops to --gid and --uid (1337), the identity \
         the rules exempt. Under any other uid its own connections would be redirected back to \
-        it, so it refuses to start (--no-uid-check for local testing without rules). \
+        it, so it refuses to start; it refuses --uid 0 too, which would keep it root (--no-uid-check \
+        for local testing without rules). \
         SIGTERM or SIGINT drains: stop accepting, finish requests in flight (up to \
         --drain-timeout), exit 0.
 
@@ -36,10 +37,10 @@ struct Proxy: ParsableCommand {
           hoptrace proxy --pod-ip 198.18.3.2 --access-log /tmp/access.jsonl
         """)
 
-    @Option(name: .long, help: "The port the redirect rules send traffic to.")
+    @Option(name: .long, parsing: .unconditional, help: "The port the redirect rules send traffic to.")
     var port: Int = 15001
 
-    @Option(name: .long, help: ArgumentHelp("A second port for inbound traffic (default: --port; 15006 with --layout istio-current).", valueName: "port"))
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("A second port for inbound traffic (default: --port; 15006 with --layout istio-current).", valueName: "port"))
     var inboundPort: Int?
 
     @Option(name: .long, help: ArgumentHelp("Where inbound traffic goes: istio-2018 (to 127.0.0.1:PORT) or istio-current (from 127.0.0.6 to POD-IP:PORT).", valueName: "layout"))
@@ -51,10 +52,10 @@ struct Proxy: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Listen address (repeatable; default 0.0.0.0 and ::).", valueName: "ip"))
     var listen: [String] = []
 
-    @Option(name: [.customShort("u"), .long], help: "The uid the proxy runs as (the rules exempt it).")
+    @Option(name: [.customShort("u"), .long], parsing: .unconditional, help: "The uid the proxy runs as (the rules exempt it).")
     var uid: UInt32 = 1337
 
-    @Option(name: [.customShort("g"), .long], help: "The gid the proxy runs as.")
+    @Option(name: [.customShort("g"), .long], parsing: .unconditional, help: "The gid the proxy runs as.")
     var gid: UInt32 = 1337
 
     @Flag(name: .long, help: "Run under any uid (for local tests without interception rules).")
@@ -66,25 +67,25 @@ struct Proxy: ParsableCommand {
     @Flag(name: .long, help: "Write no access log (Istio's default); the lab needs it, so `lab` never passes this.")
     var noAccessLog = false
 
-    @Option(name: .long, help: "Extra attempts for a refused connection, or a reset before any response byte of an idempotent request without body.")
+    @Option(name: .long, parsing: .unconditional, help: "Extra attempts for a refused connection, or a reset before any response byte of an idempotent request without body.")
     var retries: Int = 1
 
-    @Option(name: .long, help: ArgumentHelp("Seconds to wait for an upstream connection.", valueName: "seconds"))
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Seconds to wait for an upstream connection.", valueName: "seconds"))
     var connectTimeout: Double = 5
 
-    @Option(name: .long, help: ArgumentHelp("Seconds without traffic before a connection is closed (504 when a response is due).", valueName: "seconds"))
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Seconds without traffic before a connection is closed (504 when a response is due).", valueName: "seconds"))
     var idleTimeout: Double = 60
 
-    @Option(name: .long, help: ArgumentHelp("Seconds a drain (SIGTERM/SIGINT) waits for requests in flight.", valueName: "seconds"))
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Seconds a drain (SIGTERM/SIGINT) waits for requests in flight.", valueName: "seconds"))
     var drainTimeout: Double = 5
 
-    @Option(name: .long, help: ArgumentHelp("Seconds to wait for a client's first bytes before passing the connection through as raw TCP.", valueName: "seconds"))
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Seconds to wait for a client's first bytes before passing the connection through as raw TCP.", valueName: "seconds"))
     var protocolDetectionTimeout: Double = 1
 
-    @Option(name: .long, help: "Connections beyond this many are accepted and closed at once (with a line on standard error).")
+    @Option(name: .long, parsing: .unconditional, help: "Connections beyond this many are accepted and closed at once (with a line on standard error).")
     var maxConnections: Int = 10_000
 
-    @Option(name: .long, help: ArgumentHelp("Event-loop threads (default: the number of cores).", valueName: "n"))
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Event-loop threads (default: the number of cores).", valueName: "n"))
     var threads: Int?
 
     func validate() throws {

@@ -38,13 +38,13 @@ struct Watch: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Watch inside this network namespace (/run/netns/NAME).", valueName: "name"))
     var netns: String?
 
-    @Option(name: .customShort("s"), help: ArgumentHelp("Snaplen: bytes kept of each packet.", valueName: "snaplen"))
+    @Option(name: .customShort("s"), parsing: .unconditional, help: ArgumentHelp("Snaplen: bytes kept of each packet.", valueName: "snaplen"))
     var snaplen: Int32 = 262_144
 
-    @Option(name: .customShort("B"), help: ArgumentHelp("Kernel buffer size in KiB.", valueName: "KiB"))
+    @Option(name: .customShort("B"), parsing: .unconditional, help: ArgumentHelp("Kernel buffer size in KiB.", valueName: "KiB"))
     var bufferKiB: Int32?
 
-    @Option(name: .customShort("c"), help: ArgumentHelp("Stop after this many exchanges.", valueName: "count"))
+    @Option(name: .customShort("c"), parsing: .unconditional, help: ArgumentHelp("Stop after this many exchanges.", valueName: "count"))
     var count: Int?
 
     @Option(name: .customShort("w"), help: ArgumentHelp("Also write the raw packets to this pcap file.", valueName: "file"))
@@ -73,7 +73,8 @@ struct Watch: ParsableCommand {
 
     func validate() throws {
         if format == .json { throw ValidationError("watch prints a stream: use --format text or --format jsonl") }
-        if let c = count, c <= 0 { throw ValidationError("-c must be a positive count") }
+        try validateCount(count)
+        try validateSnaplen(snaplen, bufferKiB: bufferKiB)
         for ip in podIPs where HopCapture.IPAddress(ip) == nil { throw ValidationError("--pod-ip \(ip) is not an IPv4 or IPv6 address") }
     }
 
@@ -126,9 +127,7 @@ struct Watch: ParsableCommand {
         case "none": return (.fixed(NoRules()), "given: none")
         default:
             if let p = NetfilterOracle.preset(rules) { return (.fixed(p), "given with --rules") }
-            guard let text = try? String(contentsOfFile: rules, encoding: .utf8) else {
-                throw InputError(message: "--rules \(rules): not live, none, a preset (\(InterceptConfig.presetNames.joined(separator: ", "))) or a readable file")
-            }
+            let text = try readRulesFile(rules, keywords: ["live", "none"])
             do { return (.fixed(NetfilterOracle(ruleSet: try RuleSet.parse(text), name: rules)), "given with --rules") } catch {
                 throw InputError(message: "--rules \(rules): \(error)")
             }

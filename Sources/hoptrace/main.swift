@@ -17,13 +17,49 @@ struct Hoptrace: ParsableCommand {
 
         Exit status: 0 ok, 1 differences found (check, lab), 2 usage or input error.
         """,
+        version: "hoptrace \(hoptraceVersion) (\(PcapSource.libraryVersion))",
         subcommands: hoptraceSubcommands)
+
+    /// When the first argument names no subcommand: a message with the closest one, if any
+    /// is close (a typo: `analyse`), else the list.
+    static func unknownSubcommandMessage(_ arguments: [String]) -> String? {
+        guard let first = arguments.first, !first.hasPrefix("-") else { return nil }
+        let names = hoptraceSubcommands.map { $0._commandName }
+        if names.contains(first) || first == "help" { return nil }
+        let ranked = names.map { ($0, editDistance(first.lowercased(), $0)) }.sorted { $0.1 < $1.1 }
+        if let (best, distance) = ranked.first, distance <= max(1, best.count / 3) || best.hasPrefix(first.lowercased()) {
+            return "unknown command '\(first)'; did you mean '\(best)'? (`hoptrace --help` lists the commands)"
+        }
+        return "unknown command '\(first)'; the commands are \(names.joined(separator: ", ")) (`hoptrace --help` says what each does)"
+    }
+}
+
+/// hoptrace's version, printed by `--version`.
+let hoptraceVersion = "0.1.0"
+
+/// Levenshtein distance between two words (short: subcommand names).
+func editDistance(_ a: String, _ b: String) -> Int {
+    let x = Array(a), y = Array(b)
+    var row = Array(0...y.count)
+    for i in 1...max(1, x.count) where !x.isEmpty {
+        var previous = row[0]
+        row[0] = i
+        for j in stride(from: 1, through: y.count, by: 1) {
+            let substitution = previous + (x[i - 1] == y[j - 1] ? 0 : 1)
+            previous = row[j]
+            row[j] = min(substitution, row[j] + 1, row[j - 1] + 1)
+        }
+    }
+    return x.isEmpty ? y.count : row[y.count]
 }
 
 /// Runs the command line; maps errors to messages and the documented exit codes.
 func hoptraceMain() -> Never {
     signal(SIGPIPE, SIG_IGN)
     do {
+        if let message = Hoptrace.unknownSubcommandMessage(Array(CommandLine.arguments.dropFirst())) {
+            throw InputError(message: message)
+        }
         var command = try Hoptrace.parseAsRoot()
         try command.run()
         Output.stdout.flush()

@@ -72,6 +72,8 @@ final class ProxyUnitTests: XCTestCase {
     func testUIDRule() {
         XCTAssertNil(uidCheckMessage(currentUID: 0, proxyUID: 1337))
         XCTAssertNil(uidCheckMessage(currentUID: 1337, proxyUID: 1337))
+        // Root dropping to uid 0 stays root: its connections are redirected back to the proxy.
+        XCTAssertTrue(uidCheckMessage(currentUID: 0, proxyUID: 0)?.hasPrefix("--uid 0: the proxy would keep running as root") == true)
         XCTAssertEqual(
             uidCheckMessage(currentUID: 1000, proxyUID: 1337),
             "hoptrace proxy runs as uid 1000, which the interception rules redirect back to the proxy (only uid 1337 is exempt): start it as root (it drops to 1337) or as uid 1337")

@@ -72,6 +72,17 @@ final class ExpectationTests: XCTestCase {
         XCTAssertEqual(Expectation(json: ["assertions": ["noSuchThing": true]]).differences(analysis()).count, 1)
     }
 
+    func testWarningsAreComparedWhenTheExpectationListsThem() {
+        var a = analysis()
+        a["warnings"] = [["code": "single-interface", "message": "…"]]
+        let recorded = Expectation.make(from: a, capture: "x.pcap", rules: nil, podIPs: [], filter: nil, assertions: [:])
+        XCTAssertEqual(recorded.json["warnings"] as? [String], ["single-interface"])
+        XCTAssertEqual(recorded.differences(a), [])
+        XCTAssertEqual(recorded.differences(analysis()), ["warnings: expected [single-interface], got []"])
+        // An expectation without the key does not check them.
+        XCTAssertEqual(Expectation(json: ["summary": ["logicalRequests": 2]]).differences(a), [])
+    }
+
     func testTimingsOnlyWhereAsked() {
         let e = Expectation(json: ["chains": [["proxyAddedMsMax": 1.5], ["proxyAddedMsMax": 1.5]]])
         XCTAssertEqual(e.differences(analysis()), ["chain 2: proxy added 2.000 ms, more than the expected maximum 1.500 ms"])
