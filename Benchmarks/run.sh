@@ -88,6 +88,12 @@ cpu = lambda x: x["user"] + x["system"]
 print("min-time ratio %.2fx, CPU-time (user+sys) ratio %.2fx" % (r[i]["min"] / r[j]["min"], cpu(r[i]) / cpu(r[j])))
 ' "$1" "$2" "$3"
 }
+cpu_ratio() {  # cpu_ratio JSON I J -> user+system time of result I over result J
+    python3 -c 'import json, sys
+r = json.load(open(sys.argv[1]))["results"]
+cpu = lambda x: x["user"] + x["system"]
+print("%.2f" % (cpu(r[int(sys.argv[2])]) / cpu(r[int(sys.argv[3])])))' "$1" "$2" "$3"
+}
 ratio() { python3 -c 'import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); print("%.2f" % (a/b if b else float("inf")))' "$1" "$2"; }
 le() { python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) <= float(sys.argv[2]) else 1)' "$1" "$2"; }
 verdict() {  # verdict OKCOND(0/1) -> PASS/MISS
@@ -150,7 +156,10 @@ identical_bench() {
         for f in $formats; do
             r="$(ratio "$(mean_of "$json" $i)" "$http_mean")"
             target_verdict "$r" 2
-            row "hoptrace analyze --format $f" "$(fmt_time "$(mean_of "$json" $i)" "$(stddev_of "$json" $i)")" "${r}x http" "<= 2x $VERDICT"
+            # json and jsonl also against http's own machine output (the same kind of output)
+            local same=""
+            case "$f" in json|jsonl) same="; $(ratio "$(mean_of "$json" $i)" "$(mean_of "$json" 1)")x http jsonl" ;; esac
+            row "hoptrace analyze --format $f" "$(fmt_time "$(mean_of "$json" $i)" "$(stddev_of "$json" $i)")" "${r}x http" "<= 2x $VERDICT (CPU $(cpu_ratio "$json" $i 0)x$same)"
             i=$((i + 1))
         done
         note "  (json/jsonl against http --format jsonl: analyze json $(ratio "$(mean_of "$json" 3)" "$(mean_of "$json" 1)")x, analyze jsonl $(ratio "$(mean_of "$json" 4)" "$(mean_of "$json" 1)")x; CPU time (user+sys) analyze text / http text: $(python3 -c '
