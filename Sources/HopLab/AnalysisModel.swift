@@ -65,8 +65,9 @@ public struct LabAnalysis: Decodable, Sendable {
 }
 
 extension LabAnalysis.Summary {
-    public init(logicalRequests: Int? = nil) {
+    public init(logicalRequests: Int? = nil, incompleteChains: Int? = nil) {
         self.logicalRequests = logicalRequests
+        self.incompleteChains = incompleteChains
     }
 }
 

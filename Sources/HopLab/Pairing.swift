@@ -41,6 +41,9 @@ public struct PairingReport: Codable, Sendable, Equatable {
     public var notFound: Int
     /// Truth requests whose chain has no upstream copy (wrong, and outside the calibration table).
     public var unpaired: Int
+    /// Truth requests the app never saw (`PairingTruth.neverForwarded`) left unpaired: right,
+    /// outside the calibration table.
+    public var neverForwarded: Int = 0
     public var wrong: [Wrong]
     public var bands: [Band]
     public var ece: Double
@@ -73,7 +76,7 @@ public struct PairingReport: Codable, Sendable, Equatable {
         let verdict = right > baseline.right ? "beats" : right == baseline.right ? "ties" : "LOSES TO"
         l.append("pairing: \(right)/\(total) right (\(pct(accuracy))); timing-only baseline \(baseline.right)/\(baseline.total) (\(pct(baselineAccuracy)), \(String(format: "%.2f", baseline.seconds)) s, \(baseline.components) component\(baseline.components == 1 ? "" : "s"), \(baseline.windows) window\(baseline.windows == 1 ? "" : "s")): the correlator \(verdict) the baseline")
         let hc = highConfidenceRight.map(pct) ?? "n/a"
-        l.append("  ECE \(String(format: "%.3f", ece)); stated >= 0.9: \(highConfidenceCount), right \(hc)\(notFound > 0 ? "; \(notFound) not found" : "")\(unpaired > 0 ? "; \(unpaired) without an upstream copy" : "")\(tupleMismatches > 0 ? "; \(tupleMismatches) tuple mismatch(es)" : "")")
+        l.append("  ECE \(String(format: "%.3f", ece)); stated >= 0.9: \(highConfidenceCount), right \(hc)\(notFound > 0 ? "; \(notFound) not found" : "")\(unpaired > 0 ? "; \(unpaired) without an upstream copy" : "")\(neverForwarded > 0 ? "; \(neverForwarded) never forwarded (the app did not see them), left unpaired" : "")\(tupleMismatches > 0 ? "; \(tupleMismatches) tuple mismatch(es)" : "")")
         let cells = bands.filter { $0.count > 0 }.map {
             "[\(String(format: "%.2f", $0.lower)),\(String(format: "%.2f", $0.upper))\($0.upper >= 1 ? "]" : ")") n=\($0.count) stated \(String(format: "%.3f", $0.meanConfidence)) right \(pct($0.right))"
         }
@@ -108,6 +111,10 @@ public struct PairingTruth: Sendable {
     public init(_ t: TruthRecord) {
         self.init(client: t.client, index: t.index, method: t.method, target: t.target, requestId: t.requestId, upstream: t.upstream)
     }
+
+    /// A third-party sidecar logged it and the app never saw it (the client gave up first:
+    /// nginx's 499): there is no upstream copy to pair it with.
+    public var neverForwarded: Bool { requestId != nil && upstream == nil }
 
     /// Does `hop` (an upstream copy) carry this request?
     public func matches(_ hop: LabAnalysis.Hop) -> Bool {
@@ -166,7 +173,7 @@ public enum PairingMetrics {
         let index = downstreamIndex(a)
         var items: [(confidence: Double, right: Bool)] = []
         var wrong: [PairingReport.Wrong] = []
-        var right = 0, notFound = 0, tupleMismatches = 0, unpaired = 0
+        var right = 0, notFound = 0, tupleMismatches = 0, unpaired = 0, neverForwarded = 0
         var truthByHop: [HopRef: PairingTruth] = [:]
         for t in truth {
             guard let refs = index[t.client], t.index < refs.count else {
@@ -179,6 +186,14 @@ public enum PairingMetrics {
             truthByHop[ref] = t
             let c = a.chains[ref.chain]
             let up = c.hops.last { $0.isUpstream }
+            // Nothing to pair: right when the analysis pairs nothing either (not in the calibration).
+            if t.neverForwarded {
+                if up == nil { right += 1; neverForwarded += 1; continue }
+                items.append((c.confidence, false))
+                wrong.append(.init(client: t.client, index: t.index, method: t.method, target: t.target, requestId: t.requestId,
+                                   expected: nil, got: up?.client, gotRequestId: up?.requestId, confidence: c.confidence, chain: c.id))
+                continue
+            }
             let ok = up.map(t.matches) ?? false
             if ok, t.requestId != nil, let u = t.upstream, up?.client != u { tupleMismatches += 1 }
             // A chain without an upstream copy states no pairing: wrong, but not in the calibration.
@@ -225,7 +240,8 @@ public enum PairingMetrics {
                                                               returnP50Us: q(ret, 0.5), returnP99Us: q(ret, 0.99))
         // Wrong pairings first, most confident first; then chains without an upstream copy.
         wrong.sort { ($0.got != nil ? 1 : 0, $0.confidence, $1.client, $1.index) > ($1.got != nil ? 1 : 0, $1.confidence, $0.client, $0.index) }
-        return PairingReport(right: right, total: truth.count, notFound: notFound, unpaired: unpaired, wrong: wrong, bands: bands, ece: ece,
+        return PairingReport(right: right, total: truth.count, notFound: notFound, unpaired: unpaired,
+                             neverForwarded: neverForwarded, wrong: wrong, bands: bands, ece: ece,
                              highConfidenceCount: high.count,
                              highConfidenceRight: high.isEmpty ? nil : Double(high.filter(\.right).count) / Double(high.count),
                              baseline: baseline, beatsBaseline: right > bRight, tupleMismatches: tupleMismatches,

@@ -192,4 +192,35 @@ final class PairingMetricsTests: XCTestCase {
         XCTAssertTrue(o.differences.contains { $0.contains("#2 on c:1") && $0.contains("hop roles") }, "\(o.differences)")
         XCTAssertTrue(o.differences.contains { $0.hasPrefix("unexplained chain 3") }, "\(o.differences)")
     }
+
+    /// nginx logs 499 for a request whose client closed the connection before it was forwarded;
+    /// the app never saw it: its chain is the downstream copy alone, incomplete, and leaving it
+    /// unpaired is right. Pairing it with something is wrong.
+    func testRequestTheAppNeverSawIsExpectedIncompleteAndUnpaired() {
+        let d = HopRoles.inboundIntercepted, u = HopRoles.inboundForwarded
+        let a = LabAnalysis(summary: .init(logicalRequests: 2, incompleteChains: 1), chains: [
+            .init(id: 1, confidence: 1, hops: [hop(d, "c:1", 0, 1000), hop(u, "p:1", id: "A", 20, 980)]),
+            // The client closed before an answer: no response on the wire.
+            .init(id: 2, confidence: 1, complete: false, hops: [LabAnalysis.Hop(role: d, client: "c:1", method: "GET", target: "/",
+                                                                                  status: nil, requestStartNs: 2_000_000, responseEndNs: nil)]),
+        ])
+        let truth = [
+            TruthRecord(client: "c:1", index: 0, requestId: "A", upstream: "p:1", method: "GET", target: "/", status: 200),
+            TruthRecord(client: "c:1", index: 1, requestId: "B", upstream: nil, method: "GET", target: "/", status: 499),
+        ]
+        let o = TruthVerifier(roles: [d, u], complete: true, unexplainedDuplicates: 0).check(truth, analysis: a)
+        XCTAssertEqual(o.differences, [])
+        let m = PairingMetrics.measure(a, truth: truth.map(PairingTruth.init))
+        XCTAssertEqual(m.right, 2)
+        XCTAssertEqual(m.neverForwarded, 1)
+        XCTAssertEqual(m.wrong.count, 0)
+        // The same request paired with an upstream copy: a difference and a wrong pairing.
+        let paired = LabAnalysis(summary: .init(logicalRequests: 2, incompleteChains: 0), chains: [
+            .init(id: 1, confidence: 1, hops: [hop(d, "c:1", 0, 1000), hop(u, "p:1", id: "A", 20, 980)]),
+            .init(id: 2, confidence: 0.7, hops: [hop(d, "c:1", 2000, 3000), hop(u, "p:2", id: "Z", 2020, 2980)]),
+        ])
+        XCTAssertTrue(TruthVerifier(roles: [d, u], complete: true, unexplainedDuplicates: 0).check(truth, analysis: paired)
+            .differences.contains { $0.contains("#2 on c:1") && $0.contains("hop roles") })
+        XCTAssertEqual(PairingMetrics.measure(paired, truth: truth.map(PairingTruth.init)).wrong.count, 1)
+    }
 }
