@@ -598,13 +598,16 @@ public enum HTMLReport {
     """
 }
 
-/// Builds HTML text; `text` escapes, `raw` does not.
+/// Builds HTML text; `text` escapes, `raw` does not. Bytes, not a String, as it grows: a
+/// page of a large capture is megabytes of escaped text.
 struct HTMLWriter {
-    var out = ""
+    var bytes: [UInt8] = []
 
-    mutating func raw(_ s: String) { out += s }
+    var out: String { String(decoding: bytes, as: UTF8.self) }
 
-    mutating func text(_ s: String) { HTMLWriter.escape(s, into: &out) }
+    mutating func raw(_ s: String) { bytes.append(contentsOf: s.utf8) }
+
+    mutating func text(_ s: String) { HTMLWriter.escape(s, into: &bytes) }
 
     mutating func fact(_ name: String, _ value: String, cls: String? = nil) {
         raw("<dt>")
@@ -614,25 +617,47 @@ struct HTMLWriter {
         raw("</dd>\n")
     }
 
-    /// Escapes `& < > " '` and replaces control characters (which HTML does not allow) with U+FFFD.
-    static func escape(_ s: String, into out: inout String) {
-        for u in s.unicodeScalars {
-            switch u {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&#39;"
-            case "\n", "\t": out.unicodeScalars.append(u)
-            case _ where u.value < 0x20 || (u.value >= 0x7f && u.value < 0xa0): out += "\u{FFFD}"
-            default: out.unicodeScalars.append(u)
+    /// Escapes `& < > " '` and replaces control characters (which HTML does not allow: C0 but
+    /// tab and newline, DEL, C1) with U+FFFD. Runs of plain bytes are copied whole.
+    static func escape(_ s: String, into out: inout [UInt8]) {
+        var s = s
+        s.withUTF8 { b in
+            let n = b.count
+            var start = 0, i = 0
+            func flush(_ end: Int) { if end > start { out.append(contentsOf: UnsafeBufferPointer(rebasing: b[start..<end])) } }
+            while i < n {
+                let c = b[i]
+                var replacement: StaticString? = nil
+                var width = 1
+                switch c {
+                case 0x26: replacement = "&amp;"
+                case 0x3c: replacement = "&lt;"
+                case 0x3e: replacement = "&gt;"
+                case 0x22: replacement = "&quot;"
+                case 0x27: replacement = "&#39;"
+                case 0x09, 0x0a: break
+                case 0x00..<0x20, 0x7f: replacement = "\u{FFFD}"
+                case 0xc2 where i + 1 < n && b[i + 1] >= 0x80 && b[i + 1] < 0xa0:
+                    replacement = "\u{FFFD}"  // U+0080–U+009F
+                    width = 2
+                default: break
+                }
+                if let r = replacement {
+                    flush(i)
+                    r.withUTF8Buffer { out.append(contentsOf: $0) }
+                    i += width
+                    start = i
+                } else {
+                    i += 1
+                }
             }
+            flush(n)
         }
     }
 
     static func escape(_ s: String) -> String {
-        var out = ""
+        var out: [UInt8] = []
         escape(s, into: &out)
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 }
