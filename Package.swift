@@ -25,6 +25,9 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        // `swift package generate-documentation`: the libraries' DocC catalogs (a plugin only:
+        // nothing of it is linked).
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
     targets: [
         // libpcap, through its own header; Debian: libpcap-dev.
@@ -40,14 +43,14 @@ let package = Package(
         // Stage 2: TCP connection table and reassembly (joins NAT-split halves).
         .target(name: "HopFlows", dependencies: ["HopCapture"], swiftSettings: hotPath),
         // Stage 3: incremental HTTP/1.x parser over reassembled streams.
-        .target(name: "HopHTTP", dependencies: ["HopFlows"], swiftSettings: hotPath),
+        .target(name: "HopHTTP", dependencies: ["HopFlows", "HopCapture"], swiftSettings: hotPath),
         // A value model of iptables nat/mangle rules: parse, render, evaluate; presets.
         // Shared by the correlator's explanations and the rule installer.
         .target(name: "HopNetfilter"),
         // Stage 4: pairs the copies of each request across proxy hops and explains them.
-        .target(name: "HopCorrelation", dependencies: ["HopHTTP", "HopNetfilter"], swiftSettings: hotPath),
+        .target(name: "HopCorrelation", dependencies: ["HopHTTP", "HopFlows", "HopCapture", "HopNetfilter"], swiftSettings: hotPath),
         // Stage 5: renderers (text, JSON, Mermaid, HTML) and expectation checks.
-        .target(name: "HopReport", dependencies: ["HopCorrelation"]),
+        .target(name: "HopReport", dependencies: ["HopCorrelation", "HopHTTP", "HopFlows", "HopCapture"]),
         // The interceptor: rule installer and the transparent proxy (its own epoll loops;
         // NIOCore for ByteBuffer and SocketAddress).
         .target(

@@ -77,6 +77,8 @@ public final class StreamEventPipe: StreamEventConsumer, @unchecked Sendable {
     /// - Parameters:
     ///   - consumer: runs on the pipe's thread.
     ///   - maxBatches: batches in flight (bounds memory: about maxBatches × maxBatchBytes).
+    ///   - maxBatchBytes: `.data` bytes after which a batch is shipped.
+    ///   - maxBatchItems: events after which a batch is shipped.
     public init(consumer: StreamEventConsumer, maxBatches: Int = 8, maxBatchBytes: Int = 256 << 10, maxBatchItems: Int = 1024) {
         self.consumer = consumer
         self.maxBatchBytes = maxBatchBytes
