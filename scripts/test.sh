@@ -56,3 +56,19 @@ if [ "$(id -u)" -eq 0 ] || [ -n "${CI:-}" ]; then
 else
   echo "== fuzzing: skipped: not root and not CI"
 fi
+
+# The libraries' documentation (DocC catalogs and their snippets) builds without a warning.
+echo "== swift package generate-documentation (warnings are errors)"
+swift package generate-documentation --warnings-as-errors \
+  $(for t in HopCapture HopFlows HopHTTP HopNetfilter HopCorrelation HopReport HopIntercept HopLab; do echo --target $t; done)
+
+# The snippets the documentation shows run (they are built by `swift build`).
+echo "== snippets"
+snippets="$(swift build --show-bin-path)"
+"$snippets/ReadPackets" Captures/lab-seed.pcap | grep -q "60 TCP segments"
+"$snippets/HTTPExchanges" Captures/lab-seed.pcap | grep -q "6 exchanges"
+"$snippets/ExplainChains" Captures/lab-seed.pcap | grep -q "but they are 3 requests"
+
+# The libraries as a versioned dependency of another package.
+echo "== scripts/dependent.sh"
+bash scripts/dependent.sh
