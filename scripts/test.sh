@@ -65,9 +65,14 @@ swift package generate-documentation --warnings-as-errors \
 # The snippets the documentation shows run (they are built by `swift build`).
 echo "== snippets"
 snippets="$(swift build --show-bin-path)"
-"$snippets/ReadPackets" Captures/lab-seed.pcap | grep -q "60 TCP segments"
-"$snippets/HTTPExchanges" Captures/lab-seed.pcap | grep -q "6 exchanges"
-"$snippets/ExplainChains" Captures/lab-seed.pcap | grep -q "but they are 3 requests"
+check_snippet() {  # check_snippet NAME EXPECTED: runs it on the seed capture, looks for EXPECTED
+  local out
+  out="$("$snippets/$1" Captures/lab-seed.pcap)"
+  grep -qF "$2" <<<"$out" || { echo "snippet $1: expected \"$2\" in:"; echo "$out"; exit 1; }
+}
+check_snippet ReadPackets "60 TCP segments"
+check_snippet HTTPExchanges "6 exchanges"
+check_snippet ExplainChains "but they are 3 requests"
 
 # The libraries as a versioned dependency of another package.
 echo "== scripts/dependent.sh"
