@@ -26,7 +26,8 @@ import struct
 import sys
 import time
 
-SHAPES = [
+# (name, request), each for /smuggle/<name>: whether it reached the app shows in the app's log.
+SHAPES = [(name, request.replace(b"/smuggle", b"/smuggle/" + name.encode(), 1)) for name, request in [
     ("cl_and_te", b"POST /smuggle HTTP/1.1\r\nHost: attack\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nX"),
     ("two_content_lengths", b"POST /smuggle HTTP/1.1\r\nHost: attack\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde"),
     ("obs_fold", b"GET /smuggle HTTP/1.1\r\nHost: attack\r\nX-Folded: a\r\n Transfer-Encoding: chunked\r\n\r\n"),
@@ -35,7 +36,7 @@ SHAPES = [
                             b"10000000000000001\r\nabc\r\n0\r\n\r\n"),
     ("te_chunked_identity", b"POST /smuggle HTTP/1.1\r\nHost: attack\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n"),
     ("invalid_content_length", b"POST /smuggle HTTP/1.1\r\nHost: attack\r\nContent-Length: 1e3\r\n\r\n"),
-]
+]]
 
 def stats(values):
     if not values:
