@@ -54,51 +54,10 @@ NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
 CLIENTS="$HERE/attack-clients.py"
 mkdir -p "$DATA"
 
-if [ -n "${HOPTRACE_BIN:-}" ]; then
-    BIN="$HOPTRACE_BIN"
-else
-    BIN="$ROOT/.build-bench/release/hoptrace"
-    if [ "$BUILD" = 1 ]; then
-        echo "building hoptrace (release, .build-bench)…" >&2
-        (cd "$ROOT" && swift build -c release --product hoptrace --scratch-path .build-bench > "$DATA/attack-build.log" 2>&1) \
-            || { echo "attack.sh: build failed, see $DATA/attack-build.log" >&2; exit 2; }
-    fi
-fi
-[ -x "$BIN" ] || { echo "attack.sh: no hoptrace binary at $BIN" >&2; exit 2; }
-
-P="htatk-$$"
-C="$P-client"; POD="$P-pod"
-TMP="$(mktemp -d /tmp/htatk.XXXXXX)"
-chmod 755 "$TMP"
-PIDS=()
-
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
-    sleep 0.3
-    for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null; done
-    ip netns del "$C" 2>/dev/null
-    ip netns del "$POD" 2>/dev/null
-    rm -rf "$TMP"
-}
-trap cleanup EXIT INT TERM
-
-# Stale namespaces of an earlier run whose script is gone.
-for ns in $(ip netns list | awk '{print $1}' | grep '^htatk-'); do
-    owner="$(echo "$ns" | cut -d- -f2)"
-    if ! kill -0 "$owner" 2>/dev/null; then
-        for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
-        ip netns del "$ns" 2>/dev/null
-    fi
-done
-
-ip netns add "$C" && ip netns add "$POD" || { echo "attack.sh: cannot create namespaces" >&2; exit 2; }
-VC="ha$(( $$ % 100000 ))c"; VP="ha$(( $$ % 100000 ))p"
-ip link add "$VC" netns "$C" type veth peer name "$VP" netns "$POD"
-ip -n "$C" addr add 198.18.77.1/24 dev "$VC"
-ip -n "$POD" addr add 198.18.77.2/24 dev "$VP"
-for ns in "$C" "$POD"; do ip -n "$ns" link set lo up; done
-ip -n "$C" link set "$VC" up
-ip -n "$POD" link set "$VP" up
+NAME=attack.sh
+. "$HERE/scene.sh"
+scene_binary attack-build.log
+scene_start htatk 198.18.77 ha
 for ns in "$C" "$POD"; do
     ip netns exec "$ns" sysctl -qw net.ipv4.ip_local_port_range="10000 65000" net.core.somaxconn=4096
 done
