@@ -162,6 +162,13 @@ async def idle_one(args, held, gate):
         await writer.drain()
     except OSError:
         closed_at = time.monotonic()
+    # The response, timed as it comes (up to 5 s: a proxy at its descriptor limit may not answer).
+    waited = time.monotonic() + 5
+    while closed_at is None and answered is None and time.monotonic() < waited:
+        if await read_until_closed(reader, data, max(0.0, waited - time.monotonic())):
+            closed_at = time.monotonic()
+        if response_length(data) is not None:
+            answered = time.monotonic()
     await held.all_open.wait()
     while closed_at is None and time.monotonic() < held.deadline:
         done = await read_until_closed(reader, data, max(0.0, held.deadline - time.monotonic()))
@@ -224,6 +231,7 @@ async def smuggle(args):
 async def reset(args):
     gate = asyncio.Semaphore(args.concurrency)
     outcomes = {}
+    print("ready", file=sys.stderr, flush=True)
 
     async def one():
         async with gate:

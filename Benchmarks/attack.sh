@@ -19,8 +19,9 @@
 #   slowloris  2,000 connections, each sending its request head a byte a second
 #   idle       10,000 keep-alive connections: one GET each, then silence
 #   reset      2,000 GETs (20 at a time) to an upstream that resets after 64 KiB of 1 MB
-#   fd-limit   the proxy's descriptor limit lowered to 1,024 (prlimit) while 1,500 clients
-#              each send a GET and keep the connection; the limit is put back afterwards
+#   fd-limit   a second proxy started with 1,024 descriptors (ulimit -n; port 82 redirected
+#              to it on 15002) while 1,500 clients each send it a GET and keep the connection;
+#              the legitimate load goes through that proxy too
 #   smuggle    each request-smuggling shape, through the proxy and straight to nginx
 # Figures: legitimate req/s (and errors) before/during/after, how many attack connections the
 # proxy closed and how long after their first byte (or their response), the status of each
@@ -47,7 +48,7 @@ while [ $# -gt 0 ]; do
 done
 
 [ "$(id -u)" = 0 ] || { echo "attack.sh: needs root (network namespaces, iptables in the pod namespace)" >&2; exit 2; }
-for tool in ip wrk nginx python3 prlimit; do
+for tool in ip wrk nginx python3; do
     command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || { echo "attack.sh: $tool is missing" >&2; exit 2; }
 done
 NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
@@ -62,6 +63,8 @@ for ns in "$C" "$POD"; do
     ip netns exec "$ns" sysctl -qw net.ipv4.ip_local_port_range="10000 65000" net.core.somaxconn=4096
 done
 "$BIN" intercept install --netns "$POD" --preset istio-2018 >/dev/null
+# Port 82 to the second proxy (15002), the one with few descriptors.
+ip netns exec "$POD" iptables -t nat -I PREROUTING 1 -p tcp --dport 82 -j REDIRECT --to-ports 15002
 
 cat > "$TMP/nginx.conf" <<EOF
 worker_processes 1;
@@ -82,6 +85,7 @@ http {
     server {
         listen 80 backlog=4096;
         listen 8080 backlog=4096;
+        listen 82 backlog=4096;
         location / { default_type text/plain; return 200 "hello from nginx\n"; }
     }
 }
@@ -95,10 +99,14 @@ ACCESS="$TMP/access.jsonl"
     > "$TMP/proxy.out" 2> "$TMP/proxy.err" &
 PIDS+=($!)
 PROXY_PID=$!
+( ulimit -n 1024; exec ip netns exec "$POD" "$BIN" proxy --port 15002 --access-log "$TMP/limited.jsonl" "${QUICK_ARGS[@]}" ${PROXY_ARGS:-} ) \
+    > "$TMP/limited.out" 2> "$TMP/limited.err" &
+PIDS+=($!)
+LIMITED_PID=$!
 
 ready=0
 for _ in $(seq 1 100); do
-    if grep -q "listening on" "$TMP/proxy.err" 2>/dev/null && grep -q ready "$TMP/reset-server.err" 2>/dev/null \
+    if grep -q "listening on" "$TMP/proxy.err" 2>/dev/null && grep -q "listening on" "$TMP/limited.err" 2>/dev/null && grep -q ready "$TMP/reset-server.err" 2>/dev/null \
         && ip netns exec "$C" wrk -t1 -c1 -d1s http://198.18.77.2:8080/ >/dev/null 2>&1; then ready=1; break; fi
     sleep 0.1
 done
@@ -117,10 +125,11 @@ ticks="$(getconf CLK_TCK)"
 # Legitimate load: wrk for $1 seconds on new connections; "req/s (errors)".
 legit() {
     local text rps errors
-    text="$(ip netns exec "$C" wrk -t1 -c16 -d"$1"s --timeout 5s "$PROXIED" 2>&1)"
+    text="$(ip netns exec "$C" wrk -t1 -c16 -d"$1"s --timeout 5s "${TARGET:-$PROXIED}" 2>&1)"
     rps="$(echo "$text" | awk '/Requests\/sec/ {printf "%.0f", $2}')"
     errors="$(echo "$text" | awk '/Non-2xx/ {n += $NF} /Socket errors/ {gsub(",", ""); n += $4 + $6 + $8 + $10} END {print n + 0}')"
-    echo "${rps:-0} req/s (${errors} errors)"
+    [ -n "$rps" ] || { echo "wrk failed: $(echo "$text" | tail -2 | tr '\n' ' ')"; return; }
+    echo "$rps req/s (${errors} errors)"
 }
 
 # Runs an attack helper in the client namespace in the background; waits until it says ready.
@@ -194,13 +203,15 @@ attack reset reset --host 198.18.77.2 --port 81 --count 2000 --concurrency 20 --
 say "  access log: $(grep '"target":"/reset"' "$ACCESS" | grep -o '"error":"[a-z_]*"' | sort | uniq -c | tr -s ' ' | tr '\n' ';')"
 : > "$ACCESS"
 
-# The descriptor limit: lowered on the running proxy, then put back.
-LIMIT0="$(prlimit --pid "$PROXY_PID" --nofile --noheadings --output SOFT,HARD | awk '{print $1":"$2}')"
-prlimit --pid "$PROXY_PID" --nofile=1024:65536
-PAUSES0="$(grep -c 'pausing 100 ms' "$TMP/proxy.err")"
-attack fd-limit idle --host 198.18.77.2 --port 80 --count 1500 --max-seconds 8 --open-concurrency 500
-say "  proxy: $(( $(grep -c 'pausing 100 ms' "$TMP/proxy.err") - PAUSES0 )) 'cannot accept … pausing 100 ms' lines while at the limit"
-prlimit --pid "$PROXY_PID" --nofile="$LIMIT0"
+# The descriptor limit: the second proxy, with 1,024.
+TARGET=http://198.18.77.2:82/
+MAIN_PID="$PROXY_PID"; PROXY_PID="$LIMITED_PID"
+say "limited proxy before: $(fds) fds, $(rss) KiB RSS, limit $(awk '/Max open files/ {print $4}' "/proc/$PROXY_PID/limits")"
+attack fd-limit idle --host 198.18.77.2 --port 82 --count 1500 --max-seconds 8 --open-concurrency 500
+say "  limited proxy: $(grep -c 'pausing 100 ms' "$TMP/limited.err") 'cannot accept … pausing 100 ms' lines while at the limit; $(grep -c '"status":503' "$TMP/limited.jsonl") 503s logged"
+sleep 2
+say "limited proxy after: $(fds) fds, $(rss) KiB RSS"
+TARGET=; PROXY_PID="$MAIN_PID"
 : > "$ACCESS"
 
 before="$(legit 5)"
