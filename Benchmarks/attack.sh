@@ -63,7 +63,9 @@ for ns in "$C" "$POD"; do
     ip netns exec "$ns" sysctl -qw net.ipv4.ip_local_port_range="10000 65000" net.core.somaxconn=4096
 done
 "$BIN" intercept install --netns "$POD" --preset istio-2018 >/dev/null
-# Port 82 to the second proxy (15002), the one with few descriptors.
+# Port 81 (the upstream that resets) to the proxy, as port 80 is; port 82 to the second proxy
+# (15002), the one with few descriptors.
+ip netns exec "$POD" iptables -t nat -I PREROUTING 1 -p tcp --dport 81 -j REDIRECT --to-ports 15001
 ip netns exec "$POD" iptables -t nat -I PREROUTING 1 -p tcp --dport 82 -j REDIRECT --to-ports 15002
 
 cat > "$TMP/nginx.conf" <<EOF
