@@ -79,51 +79,10 @@ NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
 mkdir -p "$DATA"
 rm -f "$DATA"/proxy-*.txt
 
-if [ -n "${HOPTRACE_BIN:-}" ]; then
-    BIN="$HOPTRACE_BIN"
-else
-    BIN="$ROOT/.build-bench/release/hoptrace"
-    if [ "$BUILD" = 1 ]; then
-        echo "building hoptrace (release, .build-bench)…" >&2
-        (cd "$ROOT" && swift build -c release --product hoptrace --scratch-path .build-bench > "$DATA/proxy-build.log" 2>&1) \
-            || { echo "proxy.sh: build failed, see $DATA/proxy-build.log" >&2; exit 2; }
-    fi
-fi
-[ -x "$BIN" ] || { echo "proxy.sh: no hoptrace binary at $BIN" >&2; exit 2; }
-
-P="hibench-$$"
-C="$P-client"; POD="$P-pod"
-TMP="$(mktemp -d /tmp/hibench.XXXXXX)"
-chmod 755 "$TMP"
-PIDS=()
-
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
-    sleep 0.3
-    for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null; done
-    ip netns del "$C" 2>/dev/null
-    ip netns del "$POD" 2>/dev/null
-    rm -rf "$TMP"
-}
-trap cleanup EXIT INT TERM
-
-# Stale namespaces of an earlier run whose script is gone.
-for ns in $(ip netns list | awk '{print $1}' | grep '^hibench-'); do
-    owner="$(echo "$ns" | cut -d- -f2)"
-    if ! kill -0 "$owner" 2>/dev/null; then
-        for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
-        ip netns del "$ns" 2>/dev/null
-    fi
-done
-
-ip netns add "$C" && ip netns add "$POD" || { echo "proxy.sh: cannot create namespaces" >&2; exit 2; }
-VC="hb$(( $$ % 100000 ))c"; VP="hb$(( $$ % 100000 ))p"
-ip link add "$VC" netns "$C" type veth peer name "$VP" netns "$POD"
-ip -n "$C" addr add 198.18.4.1/24 dev "$VC"
-ip -n "$POD" addr add 198.18.4.2/24 dev "$VP"
-for ns in "$C" "$POD"; do ip -n "$ns" link set lo up; done
-ip -n "$C" link set "$VC" up
-ip -n "$POD" link set "$VP" up
+NAME=proxy.sh
+. "$HERE/scene.sh"
+scene_binary proxy-build.log
+scene_start hibench 198.18.4 hb
 # The seed article's rules, generated and installed by hoptrace's own rule model.
 "$BIN" intercept install --netns "$POD" --preset istio-2018 >/dev/null
 # Port 81 to the second proxy (15002), the one that writes an access log. (Its own

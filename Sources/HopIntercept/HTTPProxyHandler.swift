@@ -49,7 +49,7 @@ final class Exchange {
         isUpgradeRequest = request?.isUpgrade ?? false
         isIdempotent = request?.isIdempotent ?? false
         requestKeepAlive = request?.keepAlive ?? false
-        requestBody = BodyReader(request?.framing ?? .none)
+        requestBody = BodyReader(request?.framing ?? .none, requireCRLF: true)
         requestEnded = requestBody.isDone
     }
 }
@@ -82,7 +82,10 @@ final class HTTPProxyHandler: ConnectionDelegate, DrainableSession {
     private var downstreamNeedsFlush = false
     /// Monotonic nanoseconds of the last bytes read from either side.
     private var lastActivity = monotonicNanos()
-    private var idleTimer: ReactorTimer?
+    /// Monotonic nanoseconds since which the proxy waits for the rest of a request head (nil
+    /// while no head is partly read): the header timeout counts from here.
+    private var headStartedAt: UInt64?
+    private var timer: ReactorTimer?
     /// What this connection's access-log lines have in common.
     private var lineCache = AccessLineCache()
     /// The buffer of the last forwarded request head, written over for the next one once
@@ -91,13 +94,15 @@ final class HTTPProxyHandler: ConnectionDelegate, DrainableSession {
     /// Request ids: seeded once per connection from the system's generator (no syscall per request).
     private var random = Xoshiro256(seed: SystemRandomNumberGenerator())
 
-    /// Serves `connection` from now on (bytes it already read come through `connectionRead`).
-    init(shared: ProxyShared, route: Route, connection: Connection) {
+    /// Serves `connection` from now on (bytes it already read come through `connectionRead`;
+    /// `firstByteAt` is when the first of them arrived, for the header timeout).
+    init(shared: ProxyShared, route: Route, connection: Connection, firstByteAt: UInt64? = nil) {
         self.shared = shared
         self.route = route
         down = connection
+        headStartedAt = firstByteAt
         connection.delegate = self
-        armIdleTimer()
+        armTimer()
     }
 
     // MARK: downstream events
@@ -158,7 +163,7 @@ final class HTTPProxyHandler: ConnectionDelegate, DrainableSession {
     func connectionClosed(_ connection: Connection, error: Int32?) {
         if error != nil, let ex = exchange, ex.record.error == nil, !switching { ex.record.error = "downstream_reset" }
         closing = true
-        idleTimer?.cancel()
+        timer?.cancel()
         if let ex = exchange, !switching {
             if ex.record.error == nil { ex.record.error = "downstream_closed" }
             exchange = nil
@@ -247,12 +252,16 @@ final class HTTPProxyHandler: ConnectionDelegate, DrainableSession {
                 badRequest("the request head is larger than \(Self.maxHeadBytes / 1024) KiB")
             } else if inputClosed {
                 closeDownstream()
+            } else if headStartedAt == nil {
+                // The header timeout counts from here (a head read whole never starts it).
+                headStartedAt = lastActivity
             }
             return false
         case .invalid(let why):
             badRequest(why)
             return false
         case .complete(let head):
+            headStartedAt = nil
             startExchange(head)
             return true
         }
@@ -324,8 +333,17 @@ final class HTTPProxyHandler: ConnectionDelegate, DrainableSession {
         do {
             scanned = try pending.withUnsafeReadableBytes { try ex.requestBody.read($0) }
         } catch {
-            ex.record.error = "bad_request"
-            closeDownstream()
+            // The upstream has part of a body that can't be finished: it can't serve another request.
+            dropUpstream()
+            ex.record.error = (error as? ChunkedScanner.Error)?.token ?? "bad_chunked_body"
+            if ex.responseStarted {
+                exchange = nil
+                log(ex)
+                closeDownstream()
+            } else {
+                ex.requestEnded = true
+                sendLocalResponse(400, "hoptrace proxy: the request body's chunked framing is broken: \(error)", closeAfter: true)
+            }
             return false
         }
         if ex.requestBody.isDone { ex.requestEnded = true }
@@ -339,15 +357,27 @@ final class HTTPProxyHandler: ConnectionDelegate, DrainableSession {
         return true
     }
 
-    /// A request that is not HTTP/1.x: 400, then close.
+    /// A request that is not HTTP/1.x (or takes a request-smuggling shape): 400, then close.
     private func badRequest(_ why: String) {
+        refuseHead(400, error: RequestRefusal.token(for: why), "hoptrace proxy: the request could not be parsed as HTTP/1.x: \(why)")
+    }
+
+    /// Answers a request whose head was not read (nothing of it went upstream), then closes.
+    /// `since` is when the head began, when known (the record's start).
+    private func refuseHead(_ status: Int, error: String, since: UInt64? = nil, _ message: String) {
         var record = route.record()
-        record.error = "bad_request"
+        record.error = error
+        if let since {
+            let ago = monotonicNanos() &- since
+            record.start = .uptimeNanoseconds(since)
+            record.startWall -= Int64(ago)
+        }
         let ex = Exchange(request: nil, record: record)
         ex.requestEnded = true
         exchange = ex
         pending.clear()
-        sendLocalResponse(400, "hoptrace proxy: the request could not be parsed as HTTP/1.x: \(why)", closeAfter: true)
+        headStartedAt = nil
+        sendLocalResponse(status, message, closeAfter: true)
     }
 
     private func sendHead(_ ex: Exchange) {
@@ -419,6 +449,7 @@ final class HTTPProxyHandler: ConnectionDelegate, DrainableSession {
     private static func reason(_ status: Int) -> String {
         switch status {
         case 400: return "Bad Request"
+        case 408: return "Request Timeout"
         case 502: return "Bad Gateway"
         case 503: return "Service Unavailable"
         case 504: return "Gateway Timeout"
@@ -702,7 +733,7 @@ final class HTTPProxyHandler: ConnectionDelegate, DrainableSession {
             return
         }
         switching = true
-        idleTimer?.cancel()
+        timer?.cancel()
         var record = ex.record
         record.proto = "tunnel"
         exchange = nil
@@ -719,20 +750,56 @@ final class HTTPProxyHandler: ConnectionDelegate, DrainableSession {
 
     // MARK: timeouts
 
-    private func armIdleTimer() {
-        let timeout = shared.configuration.idleTimeoutNanos
-        let due = lastActivity &+ timeout
+    /// One timer per connection, armed again each time it runs, for every timeout: idle (no
+    /// byte either way), keep-alive (no request after the last response) and header (a head
+    /// still incomplete). It waits no longer than the shortest of them, so a deadline that
+    /// begins after it was armed is still met; a request costs no timer.
+    private func armTimer() {
         let now = monotonicNanos()
+        let due = min(nextDeadline(), now &+ shared.configuration.shortestClientTimeoutNanos)
         // The timer holds the session until it runs or is cancelled (when the connection closes).
-        idleTimer = reactor.schedule(in: due > now ? due - now : 0) { [self] in
+        timer = reactor.schedule(in: due > now ? due - now : 0) { [self] in
             guard !closing, !switching else { return }
-            if monotonicNanos() &- lastActivity >= timeout {
-                idleTimedOut()
+            if timedOut(at: monotonicNanos()) {
                 flushWrites()
             } else {
-                armIdleTimer()
+                armTimer()
             }
         }
+    }
+
+    /// Waiting for a request: none in flight, no byte of the next one read.
+    private var awaitingRequest: Bool { exchange == nil && pending.readableBytes == 0 }
+
+    /// The earliest moment one of the timeouts can expire, as things stand.
+    private func nextDeadline() -> UInt64 {
+        let configuration = shared.configuration
+        var due = lastActivity &+ configuration.idleTimeoutNanos
+        if awaitingRequest { due = min(due, lastActivity &+ configuration.keepAliveTimeoutNanos) }
+        if let started = headStartedAt, exchange == nil { due = min(due, started &+ configuration.headerTimeoutNanos) }
+        return due
+    }
+
+    /// Acts on the timeout that expired, if one did.
+    private func timedOut(at now: UInt64) -> Bool {
+        let configuration = shared.configuration
+        if let started = headStartedAt, exchange == nil, now &- started >= configuration.headerTimeoutNanos {
+            refuseHead(
+                408, error: "header_timeout", since: started,
+                "hoptrace proxy: the request head was not complete within \(configuration.headerTimeoutSeconds) s (--header-timeout)")
+            return true
+        }
+        if awaitingRequest, now &- lastActivity >= configuration.keepAliveTimeoutNanos {
+            // An idle keep-alive connection: nothing in flight, nothing to log.
+            dropUpstream()
+            closeDownstream()
+            return true
+        }
+        if now &- lastActivity >= configuration.idleTimeoutNanos {
+            idleTimedOut()
+            return true
+        }
+        return false
     }
 
     private func idleTimedOut() {

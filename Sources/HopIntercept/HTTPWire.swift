@@ -29,6 +29,35 @@ package enum HeadParse<Head> {
     case complete(Head)
 }
 
+/// Why a request is refused with 400: each shape a request-smuggling attempt takes (RFC 9112
+/// §6.1, §6.3, §2.2, §5.2, §7.1), with the token its access-log line carries. The raw value is
+/// the phrase the 400 names (and `HeadParse.invalid` carries).
+package enum RequestRefusal: String, CaseIterable {
+    case transferEncodingAndContentLength = "both Transfer-Encoding and Content-Length"
+    case transferEncodingNotChunkedLast = "a Transfer-Encoding that does not end in chunked (or names it twice)"
+    case transferEncodingInHTTP10 = "Transfer-Encoding in an HTTP/1.0 request"
+    case conflictingContentLength = "conflicting Content-Length values"
+    case invalidContentLength = "an invalid Content-Length"
+    case obsoleteFolding = "obsolete header line folding"
+    case bareLineFeed = "a line ended by a bare LF"
+
+    /// The access log's `error` for a request refused this way.
+    package var token: String {
+        switch self {
+        case .transferEncodingAndContentLength: return "te_and_content_length"
+        case .transferEncodingNotChunkedLast: return "te_not_chunked_last"
+        case .transferEncodingInHTTP10: return "te_in_http10"
+        case .conflictingContentLength: return "conflicting_content_length"
+        case .invalidContentLength: return "invalid_content_length"
+        case .obsoleteFolding: return "obs_fold"
+        case .bareLineFeed: return "bare_lf"
+        }
+    }
+
+    /// The token for the phrase of a refused head: one of the shapes above, or `bad_request`.
+    package static func token(for why: String) -> String { RequestRefusal(rawValue: why)?.token ?? "bad_request" }
+}
+
 /// What the proxy needs to know of a request head.
 package struct WireRequestHead {
     /// Bytes of the head, including the empty line that ends it.
@@ -192,6 +221,8 @@ private struct HeaderFacts {
     var contentLength: Int?
     var hasTransferEncoding = false
     var chunkedLast = false
+    /// `chunked` codings named before the last one (a request may name it once, last).
+    var chunkedBeforeLast = false
     var connectionClose = false
     var connectionKeepAlive = false
     var connectionUpgrade = false
@@ -219,6 +250,9 @@ private func scanHeaders(_ lines: inout Lines, into facts: inout HeaderFacts, re
     let p = lines.p
     while true {
         guard let line = lines.next() else { return .incomplete }
+        // RFC 9112 §2.2 lets a recipient take a bare LF as a line's end; a proxy that forwards
+        // the bytes as they came must not, since the server behind it may read them otherwise.
+        if request && line.next - line.end != 2 { return .invalid(RequestRefusal.bareLineFeed.rawValue) }
         if line.end == line.start {
             facts.headerEnd = line.start
             facts.length = line.next
@@ -226,7 +260,7 @@ private func scanHeaders(_ lines: inout Lines, into facts: inout HeaderFacts, re
         }
         let first = p[line.start]
         if first == SP || first == HT {
-            return .invalid("obsolete header line folding")
+            return .invalid(RequestRefusal.obsoleteFolding.rawValue)
         }
         var colon = line.start
         while colon < line.end && isToken(p[colon]) { colon += 1 }
@@ -277,23 +311,21 @@ private func scanHeaders(_ lines: inout Lines, into facts: inout HeaderFacts, re
             }
         case 14:
             if equalsIgnoringCase(p, ns, colon, Name.contentLength) {
-                guard let n = contentLength(p, vs, ve) else { return .invalid("an invalid Content-Length") }
-                if let old = facts.contentLength, old != n { return .invalid("conflicting Content-Length values") }
+                guard let n = contentLength(p, vs, ve) else { return .invalid(RequestRefusal.invalidContentLength.rawValue) }
+                if let old = facts.contentLength, old != n { return .invalid(RequestRefusal.conflictingContentLength.rawValue) }
                 facts.contentLength = n
             }
         case 17:
             if equalsIgnoringCase(p, ns, colon, Name.transferEncoding) {
-                facts.hasTransferEncoding = true
                 // Only the last coding counts; a later header line's codings come after.
+                if facts.chunkedLast { facts.chunkedBeforeLast = true }
+                facts.hasTransferEncoding = true
                 var last: (Int, Int)?
-                forEachElement(p, vs, ve) { s, e in last = (s, e) }
-                if let (s, e) = last {
-                    var te = e
-                    // A coding may carry parameters ("chunked;x=y" is not valid, but be exact).
-                    if let semi = (s..<e).first(where: { p[$0] == UInt8(ascii: ";") }) { te = semi }
-                    while te > s && (p[te - 1] == SP || p[te - 1] == HT) { te -= 1 }
-                    facts.chunkedLast = equalsIgnoringCase(p, s, te, Name.chunked)
+                forEachElement(p, vs, ve) { s, e in
+                    if let (ls, le) = last, isChunked(p, ls, le) { facts.chunkedBeforeLast = true }
+                    last = (s, e)
                 }
+                if let (s, e) = last { facts.chunkedLast = isChunked(p, s, e) }
             } else if request, equalsIgnoringCase(p, ns, colon, Name.forwardedProto) {
                 facts.forwardedProtoLines.append(line.start..<line.next)
             }
@@ -301,6 +333,15 @@ private func scanHeaders(_ lines: inout Lines, into facts: inout HeaderFacts, re
             break
         }
     }
+}
+
+/// Whether the coding `start..<end` of a Transfer-Encoding is chunked (parameters aside:
+/// "chunked;x=y" is not valid, but be exact).
+private func isChunked(_ p: UnsafeRawBufferPointer, _ start: Int, _ end: Int) -> Bool {
+    var te = end
+    if let semi = (start..<end).first(where: { p[$0] == UInt8(ascii: ";") }) { te = semi }
+    while te > start && (p[te - 1] == SP || p[te - 1] == HT) { te -= 1 }
+    return equalsIgnoringCase(p, start, te, Name.chunked)
 }
 
 /// Parses "HTTP/1.x" at `i`; returns the minor version.
@@ -330,6 +371,7 @@ package func parseRequestHead(_ p: UnsafeRawBufferPointer, strings: Bool = true)
     guard t > targetStart, t < line.end, p[t] == SP else { return .invalid("the request line has no valid target") }
     guard let minor = httpVersion(p, t + 1, line.end) else { return .invalid("the request line does not end in HTTP/1.x") }
     for k in line.start..<line.end where p[k] == CR { return .invalid("a bare CR in the request line") }
+    if line.next - line.end != 2 { return .invalid(RequestRefusal.bareLineFeed.rawValue) }
 
     var facts = HeaderFacts()
     facts.keepHost = strings
@@ -340,10 +382,15 @@ package func parseRequestHead(_ p: UnsafeRawBufferPointer, strings: Bool = true)
     }
     let framing: BodyFraming
     if facts.hasTransferEncoding {
-        guard facts.contentLength == nil else {
-            return .invalid("both Transfer-Encoding and Content-Length")
+        // RFC 9112 §6.3: with both, Transfer-Encoding would win, but the message "ought to be
+        // handled as an error" (§6.1: a server MAY reject it, and closes either way): refused.
+        guard facts.contentLength == nil else { return .invalid(RequestRefusal.transferEncodingAndContentLength.rawValue) }
+        // §6.3: chunked not last in a request: 400 and close. §6.1: chunked at most once.
+        guard facts.chunkedLast, !facts.chunkedBeforeLast else {
+            return .invalid(RequestRefusal.transferEncodingNotChunkedLast.rawValue)
         }
-        guard facts.chunkedLast else { return .invalid("a Transfer-Encoding that does not end in chunked") }
+        // §6.1: Transfer-Encoding in HTTP/1.0 means faulty framing.
+        guard minor >= 1 else { return .invalid(RequestRefusal.transferEncodingInHTTP10.rawValue) }
         framing = .chunked
     } else if let n = facts.contentLength, n > 0 {
         framing = .length(n)
@@ -422,19 +469,27 @@ package func responseBody(status: Int, framing: BodyFraming, requestIsHEAD: Bool
 
 /// Walks chunked framing as the bytes arrive, in pieces of any size, without keeping any:
 /// says how many of the bytes belong to the body (framing included), how many of those are
-/// payload, and whether the body (the last chunk and its trailers) is complete.
+/// payload, and whether the body (the last chunk and its trailers) is complete. A request's
+/// body (`requireCRLF`) must end its lines with CRLF, as its head must.
 package struct ChunkedScanner {
     package struct Error: Swift.Error, CustomStringConvertible {
         package var description: String
+        /// The access log's `error` for a request refused for it.
+        package var token = "bad_chunked_body"
     }
 
     private enum State {
-        case sizeStart, size, sizeExtension, sizeLF, data, dataCR, dataLF, trailerStart, trailerLine, finalLF, done
+        case sizeStart, size, sizeExtension, sizeLF, data, dataCR, dataLF, trailerStart, trailerLine, trailerLF, finalLF, done
     }
 
     private var state = State.sizeStart
     private var remaining = 0
     private var digits = 0
+    private let requireCRLF: Bool
+
+    package init(requireCRLF: Bool = false) { self.requireCRLF = requireCRLF }
+
+    private static let bareLF = Error(description: "a chunked body line ended by a bare LF", token: RequestRefusal.bareLineFeed.token)
 
     package var isDone: Bool { state == .done }
 
@@ -464,7 +519,8 @@ package struct ChunkedScanner {
             case .sizeStart, .size:
                 if let v = hexValue(b) {
                     digits += 1
-                    guard digits <= 15 else { throw Error(description: "a chunk size that is too large") }
+                    // 15 hex digits fit in an Int: no overflow (RFC 9112 §7.1).
+                    guard digits <= 15 else { throw Error(description: "a chunk size that is too large", token: "chunk_size_overflow") }
                     remaining = remaining << 4 | v
                     state = .size
                 } else if state == .size && (b == UInt8(ascii: ";") || b == SP || b == HT) {
@@ -472,6 +528,7 @@ package struct ChunkedScanner {
                 } else if state == .size && b == CR {
                     state = .sizeLF
                 } else if state == .size && b == LF {
+                    if requireCRLF { throw Self.bareLF }
                     endOfSizeLine()
                 } else {
                     throw Error(description: "an invalid chunk size")
@@ -480,6 +537,7 @@ package struct ChunkedScanner {
                 if b == CR {
                     state = .sizeLF
                 } else if b == LF {
+                    if requireCRLF { throw Self.bareLF }
                     endOfSizeLine()
                 }
             case .sizeLF:
@@ -489,6 +547,7 @@ package struct ChunkedScanner {
                 if b == CR {
                     state = .dataLF
                 } else if b == LF {
+                    if requireCRLF { throw Self.bareLF }
                     state = .sizeStart
                 } else {
                     throw Error(description: "chunk data not followed by CRLF")
@@ -500,12 +559,26 @@ package struct ChunkedScanner {
                 if b == CR {
                     state = .finalLF
                 } else if b == LF {
+                    if requireCRLF { throw Self.bareLF }
                     state = .done
                 } else {
                     state = .trailerLine
                 }
             case .trailerLine:
-                if b == LF { state = .trailerStart }
+                if b == LF {
+                    if requireCRLF { throw Self.bareLF }
+                    state = .trailerStart
+                } else if b == CR {
+                    state = .trailerLF
+                }
+            case .trailerLF:
+                if b == LF {
+                    state = .trailerStart
+                } else if requireCRLF {
+                    throw Error(description: "a bare CR in a trailer line")
+                } else {
+                    state = .trailerLine
+                }
             case .finalLF:
                 guard b == LF else { throw Error(description: "the chunked body's end not ended by CRLF") }
                 state = .done
@@ -536,10 +609,12 @@ package struct ChunkedScanner {
 package struct BodyReader {
     package let framing: BodyFraming
     private var remaining = 0
-    private var chunks = ChunkedScanner()
+    private var chunks: ChunkedScanner
 
-    package init(_ framing: BodyFraming) {
+    /// `requireCRLF` for a request's body (see `ChunkedScanner`).
+    package init(_ framing: BodyFraming, requireCRLF: Bool = false) {
         self.framing = framing
+        chunks = ChunkedScanner(requireCRLF: requireCRLF)
         if case .length(let n) = framing { remaining = n }
     }
 

@@ -26,13 +26,16 @@ func sniff<C: Collection>(_ bytes: C) -> SniffResult where C.Element == UInt8 {
 }
 
 /// The first owner of every accepted connection: reads until the first bytes say HTTP or not
-/// (or the detection timeout passes: server-first protocols send nothing), then hands the
-/// connection and the bytes read to an HTTP session or a raw relay.
+/// (or the detection timeout passes: server-first protocols send nothing, and a client that
+/// sent the start of a method and no more is a slow HTTP client, for the header timeout to
+/// end), then hands the connection and the bytes read to an HTTP session or a raw relay.
 final class ProtocolSniffer: ConnectionDelegate, DrainableSession {
     private let shared: ProxyShared
     private let route: Route
     private let connection: Connection
     private var buffered: ByteBuffer?
+    /// Monotonic nanoseconds of the first read.
+    private var firstByteAt: UInt64?
     private var timer: ReactorTimer?
     private var decided = false
 
@@ -41,12 +44,16 @@ final class ProtocolSniffer: ConnectionDelegate, DrainableSession {
         self.route = route
         self.connection = connection
         connection.delegate = self
-        timer = connection.reactor.schedule(in: shared.configuration.protocolDetectionTimeoutNanos) { [self] in decide(.raw) }
+        timer = connection.reactor.schedule(in: shared.configuration.protocolDetectionTimeoutNanos) { [self] in
+            // Only a method's first letters came (anything else is decided at once).
+            decide(firstByteAt == nil ? .raw : .needMore)
+        }
     }
 
     func connectionRead(_ connection: Connection, _ incoming: ByteBuffer) {
         var incoming = incoming
         if buffered == nil {
+            firstByteAt = monotonicNanos()
             buffered = incoming
         } else {
             buffered!.writeBuffer(&incoming)
@@ -92,7 +99,7 @@ final class ProtocolSniffer: ConnectionDelegate, DrainableSession {
         buffered = nil
         switch result {
         case .http, .needMore:
-            let handler = HTTPProxyHandler(shared: shared, route: route, connection: connection)
+            let handler = HTTPProxyHandler(shared: shared, route: route, connection: connection, firstByteAt: firstByteAt)
             if let bytes, bytes.readableBytes > 0 {
                 handler.connectionRead(connection, bytes)
                 if connection.isOpen { handler.connectionReadComplete(connection) }

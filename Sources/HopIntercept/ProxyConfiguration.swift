@@ -30,6 +30,13 @@ public struct ProxyConfiguration: Sendable {
     public var connectTimeoutSeconds = 5.0
     /// Seconds without a byte either way before a connection is closed (504 if a response is due).
     public var idleTimeoutSeconds = 60.0
+    /// Seconds from the first byte of a request head to its end before the client is answered
+    /// 408 and the connection closed (nginx's `client_header_timeout`, HAProxy's `timeout
+    /// http-request`): a client sending its head a byte at a time can't hold a connection.
+    public var headerTimeoutSeconds = 30.0
+    /// Seconds a client connection may wait for its next request after a response (closed
+    /// without a word; the idle timeout applies too, whichever is shorter).
+    public var keepAliveTimeoutSeconds = 30.0
     /// Seconds a drain waits for requests in flight.
     public var drainTimeoutSeconds = 5.0
     /// Seconds to wait for a client's first bytes before treating the connection as raw TCP.
@@ -46,6 +53,10 @@ public struct ProxyConfiguration: Sendable {
     /// The timeouts in nanoseconds, as the reactor's timers take them (negative counts as 0).
     var connectTimeoutNanos: UInt64 { nanoseconds(connectTimeoutSeconds) }
     var idleTimeoutNanos: UInt64 { nanoseconds(idleTimeoutSeconds) }
+    var headerTimeoutNanos: UInt64 { nanoseconds(headerTimeoutSeconds) }
+    var keepAliveTimeoutNanos: UInt64 { nanoseconds(keepAliveTimeoutSeconds) }
+    /// The longest a client connection's timer may wait before it looks again.
+    var shortestClientTimeoutNanos: UInt64 { min(idleTimeoutNanos, headerTimeoutNanos, keepAliveTimeoutNanos) }
     var protocolDetectionTimeoutNanos: UInt64 { nanoseconds(protocolDetectionTimeoutSeconds) }
 
     private func nanoseconds(_ seconds: Double) -> UInt64 { UInt64(max(0, (seconds * 1e9).rounded())) }

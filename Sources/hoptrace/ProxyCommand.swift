@@ -76,6 +76,12 @@ struct Proxy: ParsableCommand {
     @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Seconds without traffic before a connection is closed (504 when a response is due).", valueName: "seconds"))
     var idleTimeout: Double = 60
 
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Seconds from a request head's first byte to its end before the client gets 408 and the connection closes.", valueName: "seconds"))
+    var headerTimeout: Double = 30
+
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Seconds a client connection may wait for its next request (at most --idle-timeout).", valueName: "seconds"))
+    var keepAliveTimeout: Double = 30
+
     @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Seconds a drain (SIGTERM/SIGINT) waits for requests in flight.", valueName: "seconds"))
     var drainTimeout: Double = 5
 
@@ -99,7 +105,7 @@ struct Proxy: ParsableCommand {
             throw ValidationError("'\(ip)' is not an IPv4 or IPv6 address")
         }
         if retries < 0 { throw ValidationError("--retries must be 0 or more") }
-        for (name, v) in [("--connect-timeout", connectTimeout), ("--idle-timeout", idleTimeout), ("--drain-timeout", drainTimeout), ("--protocol-detection-timeout", protocolDetectionTimeout)] where !(v > 0) {
+        for (name, v) in [("--connect-timeout", connectTimeout), ("--idle-timeout", idleTimeout), ("--header-timeout", headerTimeout), ("--keep-alive-timeout", keepAliveTimeout), ("--drain-timeout", drainTimeout), ("--protocol-detection-timeout", protocolDetectionTimeout)] where !(v > 0) {
             throw ValidationError("\(name) must be a positive number of seconds")
         }
         if maxConnections < 1 { throw ValidationError("--max-connections must be at least 1") }
@@ -122,6 +128,8 @@ struct Proxy: ParsableCommand {
         config.retries = retries
         config.connectTimeoutSeconds = connectTimeout
         config.idleTimeoutSeconds = idleTimeout
+        config.headerTimeoutSeconds = headerTimeout
+        config.keepAliveTimeoutSeconds = keepAliveTimeout
         config.drainTimeoutSeconds = drainTimeout
         config.protocolDetectionTimeoutSeconds = protocolDetectionTimeout
         config.maxConnections = maxConnections

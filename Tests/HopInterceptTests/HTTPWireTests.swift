@@ -150,11 +150,54 @@ final class HTTPWireTests: XCTestCase {
             ["X-Forwarded-Proto: https\r\n", "x-forwarded-proto: ftp\r\n"])
     }
 
-    func testBareLineFeedsAreAccepted() {
-        let text = "GET /lf HTTP/1.1\nHost: lf\n\n"
-        let h = completeRequest(text)
-        XCTAssertEqual(h?.host, "lf")
-        XCTAssertEqual(h?.length, text.utf8.count)
+    /// RFC 9112 §2.2 lets a recipient take a bare LF as a line's end; the proxy forwards the
+    /// client's bytes as they came, so in a request it refuses them (the server behind may
+    /// read the lines otherwise). Responses are only read for their framing: accepted there.
+    func testBareLineFeedsAreRefusedInRequestsAndAcceptedInResponses() {
+        for text in [
+            "GET /lf HTTP/1.1\nHost: lf\n\n", "GET /lf HTTP/1.1\r\nHost: lf\n\r\n", "GET /lf HTTP/1.1\r\nHost: lf\r\n\n",
+            "GET /lf HTTP/1.1\nHost: lf\r\n\r\n",
+        ] {
+            XCTAssertEqual(invalidReason(request(text)), RequestRefusal.bareLineFeed.rawValue, text)
+        }
+        XCTAssertEqual(invalidReason(request("GET /lf HTTP/1.1\n")), RequestRefusal.bareLineFeed.rawValue, "refused at the first line")
+        let text = "HTTP/1.1 200 OK\nContent-Length: 2\n\nok"
+        XCTAssertEqual(completeResponse(text)?.length, text.utf8.count - 2)
+    }
+
+    /// Each request-smuggling shape (RFC 9112 §6.1, §6.3, §5.2) is refused, with its own token.
+    func testRequestSmugglingShapesAreRefused() {
+        let cases: [(head: String, want: RequestRefusal)] = [
+            ("POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", .transferEncodingAndContentLength),
+            ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", .transferEncodingAndContentLength),
+            ("POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n", .conflictingContentLength),
+            ("POST / HTTP/1.1\r\nContent-Length: 3, 4\r\n\r\n", .invalidContentLength),
+            ("POST / HTTP/1.1\r\nContent-Length: +3\r\n\r\n", .invalidContentLength),
+            ("POST / HTTP/1.1\r\nContent-Length: 0x3\r\n\r\n", .invalidContentLength),
+            ("POST / HTTP/1.1\r\nContent-Length:\r\n\r\n", .invalidContentLength),
+            ("POST / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n", .invalidContentLength),
+            ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked, identity\r\n\r\n", .transferEncodingNotChunkedLast),
+            ("POST / HTTP/1.1\r\nTransfer-Encoding: identity\r\n\r\n", .transferEncodingNotChunkedLast),
+            ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", .transferEncodingNotChunkedLast),
+            ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", .transferEncodingNotChunkedLast),
+            ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n", .transferEncodingNotChunkedLast),
+            ("POST / HTTP/1.1\r\nTransfer-Encoding: xchunked\r\n\r\n", .transferEncodingNotChunkedLast),
+            ("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", .transferEncodingInHTTP10),
+            ("GET / HTTP/1.1\r\nHost: a\r\n b\r\n\r\n", .obsoleteFolding),
+            ("GET / HTTP/1.1\r\nHost: a\r\n\tTransfer-Encoding: chunked\r\n\r\n", .obsoleteFolding),
+            ("GET / HTTP/1.1\r\nHost: a\nContent-Length: 5\r\n\r\n", .bareLineFeed),
+        ]
+        for (head, want) in cases {
+            XCTAssertEqual(invalidReason(request(head)), want.rawValue, head)
+            XCTAssertEqual(RequestRefusal.token(for: want.rawValue), want.token)
+        }
+        XCTAssertEqual(RequestRefusal.token(for: "the request line has no valid target"), "bad_request")
+        XCTAssertEqual(Set(RequestRefusal.allCases.map(\.token)).count, RequestRefusal.allCases.count, "tokens tell the shapes apart")
+        // What stays allowed: chunked last after other codings, one list of equal lengths.
+        XCTAssertEqual(completeRequest("POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n")?.framing, .chunked)
+        XCTAssertEqual(completeRequest("POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n")?.framing, .length(3))
+        // A response with both: Transfer-Encoding wins (RFC 9112 §6.3), not refused.
+        XCTAssertEqual(completeResponse("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n")?.framing, .chunked)
     }
 
     func testMalformedRequestHeads() {
@@ -265,6 +308,41 @@ final class HTTPWireTests: XCTestCase {
         for bad in ["x\r\n", "3\r\nabcX", "3\r\nabc\rX", "1234567890abcdef0\r\n", "0\r\n\rX"] {
             var reader = BodyReader(.chunked)
             XCTAssertThrowsError(try feed(&reader, Array(bad.utf8), cuts: []), bad)
+        }
+    }
+
+    /// A chunk size past 15 hex digits is refused before it can overflow, whatever the cuts,
+    /// with its own token; 15 digits are still read.
+    func testChunkSizeOverflowIsRefused() throws {
+        let bytes = Array("10000000000000000\r\n".utf8)  // 2^64: 17 digits
+        for cuts in [[], Array(1..<bytes.count)] {
+            var reader = BodyReader(.chunked, requireCRLF: true)
+            XCTAssertThrowsError(try feed(&reader, bytes, cuts: cuts)) { error in
+                XCTAssertEqual((error as? ChunkedScanner.Error)?.token, "chunk_size_overflow")
+            }
+        }
+        var reader = BodyReader(.chunked, requireCRLF: true)
+        let r = try feed(&reader, Array("fffffffffffffff\r\nab".utf8), cuts: [])
+        XCTAssertEqual(r.payload, 2)
+        XCTAssertFalse(r.done)
+    }
+
+    /// A request's chunked body must end every line with CRLF, as its head must; a response's
+    /// may use bare LFs.
+    func testRequestChunkedBodyRefusesBareLineFeeds() throws {
+        for bad in ["3\nabc\r\n0\r\n\r\n", "3;x\nabc\r\n0\r\n\r\n", "3\r\nabc\n0\r\n\r\n", "0\r\n\n", "0\r\nT: x\n\r\n", "0\r\nT: x\rY\r\n\r\n"] {
+            var reader = BodyReader(.chunked, requireCRLF: true)
+            XCTAssertThrowsError(try feed(&reader, Array(bad.utf8), cuts: []), bad)
+            var lenient = BodyReader(.chunked)
+            XCTAssertTrue(try feed(&lenient, Array(bad.utf8), cuts: []).done, bad)
+        }
+        let good = "3;x=y\r\nabc\r\n0\r\nT: x\r\n\r\n"
+        let bytes = Array(good.utf8)
+        for k in 0..<bytes.count {
+            var reader = BodyReader(.chunked, requireCRLF: true)
+            let r = try feed(&reader, bytes, cuts: k == 0 ? [] : [k])
+            XCTAssertTrue(r.done, "cut at \(k)")
+            XCTAssertEqual(r.consumed, bytes.count, "cut at \(k)")
         }
     }
 
