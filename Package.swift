@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "HopReport", targets: ["HopReport"]),
         .library(name: "HopIntercept", targets: ["HopIntercept"]),
         .library(name: "HopLab", targets: ["HopLab"]),
+        .library(name: "HopPipeline", targets: ["HopPipeline"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -60,11 +61,19 @@ let package = Package(
         // their traffic and capture, ground truth from the peers' own logs, the verifier and
         // the pairing metrics (calibration, the timing-only baseline).
         .target(name: "HopLab", dependencies: ["HopIntercept", "HopNetfilter", "HopReport"]),
-        // The command line: thin wiring of the stages.
+        // The stages wired together for files, live captures and namespaces: capture sources
+        // (`--netns`), the flow pipeline, the analysis (its capture, pairing and writing
+        // threads), watch's one-thread pipeline, and one rule source (preset | file | live | auto).
+        .target(
+            name: "HopPipeline",
+            dependencies: ["CHopSys", "HopCapture", "HopFlows", "HopHTTP", "HopNetfilter", "HopCorrelation", "HopReport", "HopIntercept"],
+            swiftSettings: hotPath
+        ),
+        // The command line: argument parsing and output choice.
         .executableTarget(
             name: "hoptrace",
             dependencies: [
-                "CPcap", "HopCapture", "HopFlows", "HopHTTP", "HopNetfilter", "HopCorrelation", "HopReport", "HopIntercept", "HopLab",
+                "HopCapture", "HopFlows", "HopHTTP", "HopNetfilter", "HopCorrelation", "HopReport", "HopIntercept", "HopLab", "HopPipeline",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: hotPath
