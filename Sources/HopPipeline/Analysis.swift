@@ -103,6 +103,8 @@ public enum Analysis {
         var exchanges = 0
         let pairing = threaded ? HandOff<HTTPExchange> { correlator.add($0) } : nil
         let http = HTTPAnalyzer { x in
+            // With a limit, the exchanges completed when the read stops are not analyzed.
+            guard exchanges < limit else { return }
             exchanges += 1
             if let pairing { pairing.send(x) } else { correlator.add(x) }
         }

@@ -5,7 +5,8 @@ import HopHTTP
 
 /// source → flows → HTTP → correlation on one thread, each exchange reported as it
 /// completes (`watch`): a proxy's upstream copy completes first and is handed over at once
-/// (`onUpstream`), every chain when its downstream copy completes (`onChain`).
+/// (`onUpstream`), every chain when its downstream copy completes (`onChain`). A file is
+/// replayed the same way.
 public enum WatchPipeline {
     public struct Outcome {
         public var result: PipelineResult
@@ -22,7 +23,8 @@ public enum WatchPipeline {
                            onUpstream: @escaping (Hop) -> Void, onChain: @escaping (RequestChain) -> Void,
                            shouldStop: () -> Bool) -> Outcome {
         var configuration = settings.correlator
-        configuration.inferenceSample = 1
+        // Live, the pod's addresses come from the namespace: decide at the first exchange.
+        if source.isLive { configuration.inferenceSample = 1 }
         var chains = 0, multiHop = 0, incomplete = 0
         let correlator = Correlator(configuration: configuration) { chain in
             chains += 1

@@ -66,6 +66,8 @@ public enum JSONReport {
         w.field("status", r?.status)
         w.field("requestStart", iso8601: q?.firstTimestamp)
         w.field("responseEnd", iso8601: r?.lastTimestamp)
+        w.field("requestEnd", iso8601: q?.lastTimestamp)
+        w.field("responseStart", iso8601: r?.firstTimestamp)
         w.field("requestStartNs", q?.firstTimestamp)
         w.field("requestEndNs", q?.lastTimestamp)
         w.field("responseStartNs", r?.firstTimestamp)
