@@ -122,18 +122,9 @@ public enum Analysis {
         writing?.finish()
 
         var report = AnalysisReport(
-            source: sourceName, linkType: result.linkType.name, packets: result.decode.packets,
-            connections: result.connections, rulesName: correlator.rules.name,
-            rulesOrigin: RuleSource.origin(settings.rules, evidence: correlator.evidence),
-            podAddresses: correlator.podAddresses.sorted().map(\.description),
-            podAddressesInferred: correlator.podAddressesInferred, summary: correlator.summary, chains: chains,
-            duplicates: correlator.duplicates,
-            counters: [
-                .init(name: "decode", items: result.decode.report.map { ($0.name, $0.count, $0.explanation) }),
-                .init(name: "flows", items: result.flows.report),
-                .init(name: "http", items: http.counters.report),
-            ],
-            readError: result.readError?.description)
+            source: sourceName, linkType: result.linkType, decode: result.decode, flows: result.flows, http: http.counters,
+            correlator: correlator, rulesOrigin: RuleSource.origin(settings.rules, evidence: correlator.evidence),
+            chains: chains, readError: result.readError?.description)
         report.directCounts = direct.counts
         report.orphanResponses = correlator.orphanResponses
         report.omitted = omitted
@@ -156,8 +147,7 @@ public enum Analysis {
     /// The `analyze --format json` document of a capture file, as `check` and the lab compare
     /// it: `rules` a preset, a keyword or a path; `filter` a BPF expression.
     public static func document(capture: String, rules: String?, podIPs: [String], filter: String?) throws(InputError) -> [UInt8] {
-        var spec = CaptureSpec(file: capture, filter: filter.flatMap { $0.isEmpty ? nil : $0 })
-        spec.netns = nil
+        let spec = CaptureSpec(file: capture, filter: filter.flatMap { $0.isEmpty ? nil : $0 })
         let source = try spec.open()
         try CaptureSpec.requireSupported(source)
         var settings = AnalysisSettings(rules: try RuleSource(rules ?? "auto").resolve(live: false))

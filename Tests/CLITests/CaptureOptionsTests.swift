@@ -56,9 +56,7 @@ final class CaptureOptionsTests: XCTestCase {
         let a = try ok(["analyze", seed, "-c", "2", "--format", "json"])
         XCTAssertTrue(a.stdout.contains(#""requestsOnWire":2"#), a.stdout)
         for c in Self.commands {
-            let r = try run([c, seed, "-c", "0"])
-            XCTAssertEqual(r.status, 2, c)
-            XCTAssertTrue(r.stderr.contains("-c 0: the count must be a positive number"), "\(c): \(r.stderr)")
+            try refused([c, seed, "-c", "0"], saying: "-c 0: the count must be a positive number")
         }
     }
 
@@ -81,25 +79,25 @@ final class CaptureOptionsTests: XCTestCase {
         }
     }
 
+    /// Runs `args` and expects exit status 2 with `message` on standard error.
+    func refused(_ args: [String], saying message: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let r = try run(args)
+        XCTAssertEqual(r.status, 2, args.joined(separator: " "), file: file, line: line)
+        XCTAssertTrue(r.stderr.contains(message), "\(args.joined(separator: " ")): \(r.stderr)", file: file, line: line)
+    }
+
     func testSnaplenAndBufferAreChecked() throws {
         for c in Self.commands {
-            let s = try run([c, seed, "-s", "0"])
-            XCTAssertEqual(s.status, 2, c)
-            XCTAssertTrue(s.stderr.contains("-s 0: the snaplen must be a positive number of bytes"), "\(c): \(s.stderr)")
-            let b = try run([c, seed, "-B", "-1"])
-            XCTAssertEqual(b.status, 2, c)
-            XCTAssertTrue(b.stderr.contains("-B -1: the buffer size must be a positive number of KiB"), "\(c): \(b.stderr)")
+            try refused([c, seed, "-s", "0"], saying: "-s 0: the snaplen must be a positive number of bytes")
+            try refused([c, seed, "-B", "-1"], saying: "-B -1: the buffer size must be a positive number of KiB")
         }
     }
 
     func testNetnsOnEachCommand() throws {
+        let absent = "hoptrace-test-absent-\(getpid())"
         for c in Self.commands {
-            let missing = try run([c, "-i", "any", "--netns", "hoptrace-test-absent-\(getpid())"])
-            XCTAssertEqual(missing.status, 2, c)
-            XCTAssertTrue(missing.stderr.contains("network namespace hoptrace-test-absent-\(getpid()) does not exist"), "\(c): \(missing.stderr)")
-            let withFile = try run([c, seed, "--netns", "x"])
-            XCTAssertEqual(withFile.status, 2, c)
-            XCTAssertTrue(withFile.stderr.contains("--netns applies to live captures (-i), not to a capture file"), "\(c): \(withFile.stderr)")
+            try refused([c, "-i", "any", "--netns", absent], saying: "network namespace \(absent) does not exist")
+            try refused([c, seed, "--netns", "x"], saying: "--netns applies to live captures (-i), not to a capture file")
         }
     }
 
@@ -140,9 +138,7 @@ final class CaptureOptionsTests: XCTestCase {
         }
         let packets = try ok(["packets", seed, "-ttt", "-c", "2"])
         XCTAssertTrue(lines(packets.stdout)[1].hasPrefix("00:00:00.000039469 "), packets.stdout)
-        let refused = try run(["analyze", seed, "-t"])
-        XCTAssertEqual(refused.status, 2)
-        XCTAssertTrue(refused.stderr.contains("-t does not apply to this command"), refused.stderr)
+        try refused(["analyze", seed, "-t"], saying: "-t does not apply to this command")
     }
 
     func testAsciiShowsBytesOrHeads() throws {
@@ -155,9 +151,7 @@ final class CaptureOptionsTests: XCTestCase {
         }
         XCTAssertEqual(try ok(utc(["http", seed, "--headers"])).stdout, try ok(utc(["http", seed, "-A"])).stdout)
         for c in ["flows", "analyze"] {
-            let r = try run([c, seed, "-A"])
-            XCTAssertEqual(r.status, 2, c)
-            XCTAssertTrue(r.stderr.contains("-A does not apply to this command"), "\(c): \(r.stderr)")
+            try refused([c, seed, "-A"], saying: "-A does not apply to this command")
         }
     }
 
@@ -181,9 +175,7 @@ final class CaptureOptionsTests: XCTestCase {
         XCTAssertTrue(lines(counters.stdout)[59].hasPrefix("60  "), "numbered as the counters cite packets")
         for c in ["flows", "http", "analyze", "watch"] {
             for option in ["-v", "-S", "-#"] {
-                let r = try run([c, seed, option])
-                XCTAssertEqual(r.status, 2, "\(c) \(option)")
-                XCTAssertTrue(r.stderr.contains("\(option) does not apply to this command"), "\(c) \(option): \(r.stderr)")
+                try refused([c, seed, option], saying: "\(option) does not apply to this command")
             }
         }
     }
@@ -207,8 +199,7 @@ final class CaptureOptionsTests: XCTestCase {
             XCTAssertTrue(help.contains(e.formats), "\(c) --help: \(help)")
         }
         for c in ["packets", "flows", "http", "watch"] {
-            let r = try run([c, seed, "--format", "json"])
-            XCTAssertEqual(r.status, 2, c)
+            try refused([c, seed, "--format", "json"], saying: "The value 'json' is invalid for '--format <format>'")
         }
     }
 
@@ -240,9 +231,7 @@ final class CaptureOptionsTests: XCTestCase {
     }
 
     func testLabHasNoVerifyAndInterceptSaysCIDRs() throws {
-        let lab = try run(["lab", "seed", "--verify"])
-        XCTAssertEqual(lab.status, 2)
-        XCTAssertTrue(lab.stderr.contains("Unknown option '--verify'"), lab.stderr)
+        try refused(["lab", "seed", "--verify"], saying: "Unknown option '--verify'")
         let help = try ok(["intercept", "render", "--help"]).stdout
         XCTAssertTrue(help.contains("-i means CIDRs here, as in istio-iptables"), help)
     }
