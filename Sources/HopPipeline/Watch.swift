@@ -6,7 +6,7 @@ import HopHTTP
 /// source → flows → HTTP → correlation on one thread, each exchange reported as it
 /// completes (`watch`): a proxy's upstream copy completes first and is handed over at once
 /// (`onUpstream`), every chain when its downstream copy completes (`onChain`). A file is
-/// replayed the same way.
+/// replayed the same way, its upstream copies handed over just before their chain.
 public enum WatchPipeline {
     public struct Outcome {
         public var result: PipelineResult
@@ -25,16 +25,25 @@ public enum WatchPipeline {
         var configuration = settings.correlator
         // Live, the pod's addresses come from the namespace: decide at the first exchange.
         if source.isLive { configuration.inferenceSample = 1 }
+        // Live, an upstream copy is classified (and reported) as it completes; see below.
+        let early = source.isLive
         var chains = 0, multiHop = 0, incomplete = 0
         let correlator = Correlator(configuration: configuration) { chain in
             chains += 1
             if chain.isMultiHop { multiHop += 1 }
             if chain.isIncomplete { incomplete += 1 }
+            if !early { for hop in chain.hops where hop.role.isUpstream { onUpstream(hop) } }
             onChain(chain)
         }
+        // A file is read
+        // faster than that: classifying an exchange decides the pod's addresses and the rules,
+        // which a file leaves to the first exchanges (`inferenceSample`); its upstream copies
+        // are reported with their chain, before its downstream copy.
         let http = HTTPAnalyzer { x in
-            let (role, _) = correlator.role(of: x)
-            if role.isUpstream { onUpstream(Hop(role: role, exchange: x, rule: .none, attempt: 0, roleReason: "")) }
+            if early {
+                let (role, _) = correlator.role(of: x)
+                if role.isUpstream { onUpstream(Hop(role: role, exchange: x, rule: .none, attempt: 0, roleReason: "")) }
+            }
             correlator.add(x)
         }
         let result = FlowPipeline.run(source: source, consumer: http, raw: raw, observe: { seg in
