@@ -94,6 +94,7 @@ let package = Package(
         .testTarget(name: "HopFlowsTests", dependencies: ["HopFlows"]),
         .testTarget(name: "HopHTTPTests", dependencies: ["HopHTTP", "HopFlows", "HopCapture"]),
         .testTarget(name: "HopNetfilterTests", dependencies: ["HopNetfilter"]),
+        .testTarget(name: "HopPipelineTests", dependencies: ["HopPipeline", "HopCapture", "HopFlows", "HopCorrelation", "HopReport"]),
         // Replays every input the fuzzers kept (Tests/HopFuzzTests/Inputs) through its target.
         .testTarget(name: "HopFuzzTests", dependencies: ["HopFuzz"], resources: [.copy("Inputs")]),
         .testTarget(name: "HopCorrelationTests", dependencies: ["HopCorrelation", "HopHTTP", "HopFlows", "HopCapture", "HopNetfilter"]),
