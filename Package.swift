@@ -21,6 +21,7 @@ let package = Package(
         .library(name: "HopReport", targets: ["HopReport"]),
         .library(name: "HopIntercept", targets: ["HopIntercept"]),
         .library(name: "HopLab", targets: ["HopLab"]),
+        .library(name: "HopPipeline", targets: ["HopPipeline"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -65,11 +66,19 @@ let package = Package(
         // their traffic and capture, ground truth from the peers' own logs, the verifier and
         // the pairing metrics (calibration, the timing-only baseline).
         .target(name: "HopLab", dependencies: ["HopIntercept", "HopNetfilter", "HopReport"]),
-        // The command line: thin wiring of the stages.
+        // The stages wired together for files, live captures and namespaces: capture sources
+        // (`--netns`), the flow pipeline, the analysis (its capture, pairing and writing
+        // threads), watch's one-thread pipeline, and one rule source (preset | file | live | auto).
+        .target(
+            name: "HopPipeline",
+            dependencies: ["CHopSys", "HopCapture", "HopFlows", "HopHTTP", "HopNetfilter", "HopCorrelation", "HopReport", "HopIntercept"],
+            swiftSettings: hotPath
+        ),
+        // The command line: argument parsing and output choice.
         .executableTarget(
             name: "hoptrace",
             dependencies: [
-                "CPcap", "HopCapture", "HopFlows", "HopHTTP", "HopNetfilter", "HopCorrelation", "HopReport", "HopIntercept", "HopLab",
+                "HopCapture", "HopFlows", "HopHTTP", "HopNetfilter", "HopCorrelation", "HopReport", "HopIntercept", "HopLab", "HopPipeline",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: hotPath
@@ -90,6 +99,7 @@ let package = Package(
         .testTarget(name: "HopFlowsTests", dependencies: ["HopFlows"]),
         .testTarget(name: "HopHTTPTests", dependencies: ["HopHTTP", "HopFlows", "HopCapture"]),
         .testTarget(name: "HopNetfilterTests", dependencies: ["HopNetfilter"]),
+        .testTarget(name: "HopPipelineTests", dependencies: ["HopPipeline", "HopCapture", "HopFlows", "HopCorrelation", "HopReport"]),
         // Replays every input the fuzzers kept (Tests/HopFuzzTests/Inputs) through its target.
         .testTarget(name: "HopFuzzTests", dependencies: ["HopFuzz"], resources: [.copy("Inputs")]),
         .testTarget(name: "HopCorrelationTests", dependencies: ["HopCorrelation", "HopHTTP", "HopFlows", "HopCapture", "HopNetfilter"]),

@@ -1,4 +1,5 @@
 #define _GNU_SOURCE
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include "chopsys.h"
@@ -9,4 +10,8 @@ int chopsys_accept(int fd, void *address, unsigned int *length) {
 
 void chopsys_name_thread(const char *name) {
     prctl(PR_SET_NAME, name, 0, 0, 0);
+}
+
+int chopsys_enter_netns(int fd) {
+    return setns(fd, CLONE_NEWNET);
 }

@@ -295,6 +295,37 @@ public final class PcapSource {
         return CaptureStatistics(received: st.ps_recv, dropped: st.ps_drop, interfaceDropped: st.ps_ifdrop)
     }
 
+    /// An interface libpcap can capture on, as `tcpdump -D` lists it.
+    public struct Interface: Sendable, Hashable {
+        public var name: String
+        public var description: String?
+        public var isUp: Bool
+        public var isRunning: Bool
+        public var isLoopback: Bool
+    }
+
+    /// The interfaces of this network namespace libpcap can capture on (`pcap_findalldevs`).
+    public static func interfaces() throws(CaptureError) -> [Interface] {
+        var errbuf = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE))
+        var list: UnsafeMutablePointer<pcap_if_t>?
+        guard pcap_findalldevs(&list, &errbuf) == 0 else {
+            throw .liveCaptureFailed(interface: "(listing interfaces)", detail: String(nullTerminated: errbuf))
+        }
+        defer { pcap_freealldevs(list) }
+        var out: [Interface] = []
+        var p = list
+        while let d = p {
+            let flags = d.pointee.flags
+            out.append(Interface(
+                name: String(cString: d.pointee.name),
+                description: d.pointee.description.map { String(cString: $0) },
+                isUp: flags & UInt32(PCAP_IF_UP) != 0, isRunning: flags & UInt32(PCAP_IF_RUNNING) != 0,
+                isLoopback: flags & UInt32(PCAP_IF_LOOPBACK) != 0))
+            p = d.pointee.next
+        }
+        return out
+    }
+
     /// The name of an interface index in this network namespace (for LINUX_SLL2 captures made here).
     public static func interfaceName(index: Int32) -> String? {
         var buf = [CChar](repeating: 0, count: Int(IF_NAMESIZE) + 1)

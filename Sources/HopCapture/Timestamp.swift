@@ -1,5 +1,32 @@
-/// Formatting of capture timestamps (nanoseconds since the Unix epoch), in UTC, without Foundation.
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Formatting of capture timestamps (nanoseconds since the Unix epoch), without Foundation:
+/// ISO 8601 always in UTC; the time of day in UTC unless `localTime` is set.
 public enum Timestamp {
+    /// `timeOfDay` and `dateAndTime` print the local time zone's time (the command line's
+    /// default, as tcpdump) instead of UTC. Set once, before any thread formats a time.
+    nonisolated(unsafe) public static var localTime = false
+
+    /// The local time zone's offset from UTC at `seconds` since the epoch, in seconds.
+    public static func localOffset(seconds: Int64) -> Int64 {
+        var t = time_t(seconds)
+        var parts = tm()
+        guard localtime_r(&t, &parts) != nil else { return 0 }
+        return Int64(parts.tm_gmtoff)
+    }
+
+    /// `ns` moved into the time zone times of day are printed in.
+    @inline(__always)
+    public static func displayed(_ ns: Int64) -> Int64 {
+        guard localTime else { return ns }
+        let (offset, overflow) = ns.addingReportingOverflow(localOffset(seconds: ns / 1_000_000_000) * 1_000_000_000)
+        return overflow ? ns : offset
+    }
+
     /// Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
     public static func civil(days: Int64) -> (year: Int64, month: Int64, day: Int64) {
         let z = days + 719_468
@@ -37,10 +64,29 @@ public enum Timestamp {
         return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(sod / 3600, 2)):\(pad(sod / 60 % 60, 2)):\(pad(sod % 60, 2)).\(pad(nanos, 9))Z"
     }
 
-    /// `13:50:01.123456789` (UTC), as tcpdump prints the time of day.
+    /// `13:50:01.123456789` (UTC, or local with `localTime`), as tcpdump prints the time of day.
     public static func timeOfDay(_ ns: Int64) -> String {
-        let (_, sod, nanos) = split(ns)
+        let (_, sod, nanos) = split(displayed(ns))
         return "\(pad(sod / 3600, 2)):\(pad(sod / 60 % 60, 2)):\(pad(sod % 60, 2)).\(pad(nanos, 9))"
+    }
+
+    /// `2026-11-26 13:50:01.123456789` (UTC, or local with `localTime`), as tcpdump -tttt.
+    public static func dateAndTime(_ ns: Int64) -> String {
+        let (days, _, _) = split(displayed(ns))
+        let (y, m, d) = civil(days: days)
+        return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2)) " + timeOfDay(ns)
+    }
+
+    /// `1764251401.123456789`: seconds since the epoch, as tcpdump -tt.
+    public static func epochSeconds(_ ns: Int64) -> String {
+        let (days, sod, nanos) = split(ns)
+        return "\(days * 86_400 + sod).\(pad(nanos, 9))"
+    }
+
+    /// `00:00:00.000840000`: a time since another, as tcpdump -ttt and -ttttt.
+    public static func deltaSeconds(_ ns: Int64) -> String {
+        let (days, sod, nanos) = split(max(ns, 0))
+        return "\(pad(days * 24 + sod / 3600, 2)):\(pad(sod / 60 % 60, 2)):\(pad(sod % 60, 2)).\(pad(nanos, 9))"
     }
 
     /// `to - from`, saturated at the ends of `Int64` instead of trapping on overflow: report

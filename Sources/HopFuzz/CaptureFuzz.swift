@@ -33,16 +33,8 @@ enum CaptureFuzz {
         http.finish()
         correlator.finish()
         let report = AnalysisReport(
-            source: "fuzz.pcap", linkType: source.linkType.name, packets: decoder.counters.packets,
-            connections: table.counters.connections, rulesName: correlator.rules.name, rulesOrigin: "fuzz",
-            podAddresses: correlator.podAddresses.sorted().map(\.description),
-            podAddressesInferred: correlator.podAddressesInferred, summary: correlator.summary, chains: chains,
-            duplicates: correlator.duplicates,
-            counters: [
-                .init(name: "decode", items: decoder.counters.report.map { ($0.name, $0.count, $0.explanation) }),
-                .init(name: "flows", items: table.counters.report),
-                .init(name: "http", items: http.counters.report),
-            ])
+            source: "fuzz.pcap", linkType: source.linkType, decode: decoder.counters, flows: table.counters,
+            http: http.counters, correlator: correlator, rulesOrigin: "fuzz", chains: chains)
         var total = exchangeLines
         total += TextReport.render(report).utf8.count
         total += JSONReport.document(report).utf8.count

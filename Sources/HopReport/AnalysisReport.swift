@@ -64,6 +64,24 @@ public struct AnalysisReport: Sendable {
         self.readError = readError
     }
 
+    /// The report of a finished analysis: what the correlator decided and found, and the
+    /// counters of the stages before it.
+    public init(source: String, linkType: LinkType, decode: DecodeCounters, flows: FlowCounters, http: HTTPCounters,
+                correlator: Correlator, rulesOrigin: String, chains: [RequestChain], readError: String? = nil) {
+        self.init(
+            source: source, linkType: linkType.name, packets: decode.packets, connections: flows.connections,
+            rulesName: correlator.rules.name, rulesOrigin: rulesOrigin,
+            podAddresses: correlator.podAddresses.sorted().map(\.description),
+            podAddressesInferred: correlator.podAddressesInferred, summary: correlator.summary, chains: chains,
+            duplicates: correlator.duplicates,
+            counters: [
+                .init(name: "decode", items: decode.report.map { ($0.name, $0.count, $0.explanation) }),
+                .init(name: "flows", items: flows.report),
+                .init(name: "http", items: http.report),
+            ],
+            readError: readError)
+    }
+
     /// The interface(s) a hop's packets were seen on: names where known, `ifN` otherwise.
     public func interface(of hop: Hop) -> String? {
         let idx = hop.connection.interfaceIndexes

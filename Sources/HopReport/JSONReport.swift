@@ -66,6 +66,8 @@ public enum JSONReport {
         w.field("status", r?.status)
         w.field("requestStart", iso8601: q?.firstTimestamp)
         w.field("responseEnd", iso8601: r?.lastTimestamp)
+        w.field("requestEnd", iso8601: q?.lastTimestamp)
+        w.field("responseStart", iso8601: r?.firstTimestamp)
         w.field("requestStartNs", q?.firstTimestamp)
         w.field("requestEndNs", q?.lastTimestamp)
         w.field("responseStartNs", r?.firstTimestamp)
@@ -351,7 +353,9 @@ extension JSONReport {
     /// ISO 8601 ones, in ns since the epoch: the first and last byte of the request
     /// (`requestStartNs`, `requestEndNs`) and of the response (`responseStartNs`,
     /// `responseEndNs`); null when not captured.
-    public static func write(exchange x: HTTPExchange, to w: JSONWriter) {
+    /// One exchange of `http --format jsonl`; `headers`: with `requestHeaders` and
+    /// `responseHeaders` (arrays of {name, value} in the order sent; null when not captured).
+    public static func write(exchange x: HTTPExchange, headers: Bool = false, to w: JSONWriter) {
         let q = x.request, r = x.response
         w.beginObject()
         w.field("connection", x.connectionID.value)
@@ -394,7 +398,33 @@ extension JSONReport {
         w.field("pipelinePosition", x.pipelinePosition)
         w.key("flags")
         flags(x.flags, to: w)
+        if headers {
+            w.key("requestHeaders")
+            fields(q?.headers, to: w)
+            w.key("responseHeaders")
+            fields(r?.headers, to: w)
+        }
         w.endObject()
+    }
+
+    /// Header fields as a JSON array of {name, value}, in order; null for none captured.
+    public static func headers(_ headers: HTTPHeaders?) -> String {
+        let w = JSONWriter(capacity: 512)
+        fields(headers, to: w)
+        return w.string
+    }
+
+    /// Header fields as [{name, value}], in order; null for none captured.
+    static func fields(_ headers: HTTPHeaders?, to w: JSONWriter) {
+        guard let headers else { w.null(); return }
+        w.beginArray()
+        for h in headers {
+            w.beginObject()
+            w.field("name", h.name)
+            w.field("value", h.value)
+            w.endObject()
+        }
+        w.endArray()
     }
 
     public static func exchange(_ x: HTTPExchange) -> String {

@@ -1,17 +1,17 @@
 import ArgumentParser
-import Foundation
 import HopCapture
 import HopCorrelation
 import HopFlows
 import HopHTTP
 import HopNetfilter
+import HopPipeline
 import HopReport
 
-struct Analyze: ParsableCommand {
+struct Analyze: ParsableCommand, PacketReading {
     static let configuration = CommandConfiguration(
         abstract: "Pair the copies of each request across proxy hops and explain why each exists.",
         discussion: """
-        Reads a capture (a FILE, -r FILE, or live with -i), rebuilds every connection (joining \
+        Reads a capture (a FILE, -r FILE, or live with -i, in --netns NAME), rebuilds every connection (joining \
         NAT-split halves), parses HTTP/1.x, gives every exchange a hop role \
         (inbound-intercepted, inbound-forwarded, outbound-redirected, outbound-forwarded, \
         direct), pairs the copies of one request into a chain by evidence (method, target, \
@@ -19,12 +19,15 @@ struct Analyze: ParsableCommand {
         are in flight), and explains each chain with the netfilter rule that made each copy.
 
         Rules: --rules istio-2018 (the seed article's), istio-current, a file of \
-        iptables-save (or `iptables -t nat -S`) text, or auto (default): the capture's sidecar \
-        traces pick a preset, none means no rules. The pod's addresses are inferred \
+        iptables-save (or `iptables -t nat -S`) text, live (the network namespace's own nat \
+        table, read with iptables-save), none, or auto (default): a live capture reads the \
+        namespace's rules when it has any; otherwise the capture's sidecar traces pick a \
+        preset, and no traces means no rules. The pod's addresses are inferred \
         (packets sent out of the host, NAT-split clients, the busiest address) unless \
         --pod-ip is given.
 
-        With no FILE, analyzes the bundled capture of the seed scenario (the doubled HEAD).
+        With no FILE, analyzes the bundled capture of the seed scenario (the doubled HEAD). \
+        Times are the local time of day (--utc for UTC); JSON times are UTC.
 
         Examples:
           hoptrace analyze
@@ -32,18 +35,18 @@ struct Analyze: ParsableCommand {
           hoptrace analyze capture.pcap --format html > report.html
         """)
 
-    @Argument(help: ArgumentHelp("The capture to analyze (pcap or pcapng); the bundled seed capture when omitted.", valueName: "file"))
-    var file: String?
+    static let countsWhat = "HTTP exchanges (the analysis then runs on one thread)"
+    static let printing: PrintingOptions = []
 
-    @OptionGroup var capture: CaptureOptions
+    @OptionGroup var capture: CaptureOptions<Analyze>
 
-    @Option(name: .long, help: ArgumentHelp("istio-2018, istio-current, auto, none, or a file of iptables-save / iptables -S text.", valueName: "rules"))
+    @Option(name: .long, help: ArgumentHelp("istio-2018, istio-current, auto, live, none, or a file of iptables-save / iptables -S text.", valueName: "rules"))
     var rules: String = "auto"
 
     @Option(name: .customLong("pod-ip"), help: ArgumentHelp("The pod's address (repeatable); inferred when omitted.", valueName: "ip"))
     var podIPs: [String] = []
 
-    @Option(name: .long, help: "Output: text, json (one document), jsonl (one chain per line), mermaid, html.")
+    @Option(name: .long, help: "Output: text, json (one document), jsonl (one chain per line, then a summary), mermaid, html.")
     var format: AnalyzeFormat = .text
 
     @Flag(name: .long, help: "Text: show every chain in full, including direct requests.")
@@ -60,237 +63,79 @@ struct Analyze: ParsableCommand {
     }
 
     func validate() throws {
-        if file != nil && (capture.readFile != nil || capture.interface != nil) {
-            throw ValidationError("give the capture once: as FILE or with -r/-i")
-        }
-        for ip in podIPs where HopCapture.IPAddress(ip) == nil { throw ValidationError("--pod-ip \(ip) is not an IPv4 or IPv6 address") }
+        try validatePodIPs(podIPs)
         for (name, ms) in [("--tolerance", tolerance), ("--duplicate-window", duplicateWindow)] where !(ms >= 0 && ms <= 86_400_000) {
             throw ValidationError("\(name) \(ms): must be a number of milliseconds from 0 to 86400000 (a day)")
         }
     }
 
-    func ruleSelection() throws -> RuleSelection {
-        switch rules {
-        case "auto": return .auto(presets: { NetfilterOracle.preset($0) })
-        case "none": return .fixed(NoRules())
-        default:
-            if let p = NetfilterOracle.preset(rules) { return .fixed(p) }
-            let text = try readRulesFile(rules, keywords: ["auto", "none"])
-            do {
-                let set = try RuleSet.parse(text)
-                for w in set.warnings { Output.stderr.line("hoptrace: --rules \(rules): \(w)") }
-                return .fixed(NetfilterOracle(ruleSet: set, name: (rules as NSString).lastPathComponent))
-            } catch {
-                throw InputError(message: "--rules \(rules): \(error)")
-            }
-        }
+    func rulesResolved(live: Bool) throws -> RuleSource.Resolved {
+        let resolved = try RuleSource(rules).resolve(live: live)
+        for note in resolved.notes { Output.stderr.line("hoptrace: \(note)") }
+        return resolved
     }
 
     func run() throws {
-        let ruleSelection = try ruleSelection()
-        var capture = self.capture
-        var sourceName: String
-        var given: PcapSource? = nil
-        if let f = file {
-            capture.readFile = f
-            sourceName = f
-        } else if let r = capture.readFile {
-            sourceName = r
-        } else if let i = capture.interface {
-            sourceName = "live capture on \(i)"
+        if capture.listInterfaces { _ = try capture.open(); return }
+        // A file's rules are read first (their errors come first); a live capture's once the
+        // capture is open, in its network namespace.
+        let live = capture.hasSource && capture.captureFile == nil
+        let resolved = live ? nil : try rulesResolved(live: false)
+        let sourceName: String
+        let source: PcapSource
+        if capture.hasSource {
+            sourceName = capture.captureFile ?? "live capture on \(capture.interface ?? "any")"
+            guard let opened = try capture.open() else { return }
+            source = opened
         } else {
+            capture.applyTimeZone()
             sourceName = "\(BundledCapture.name) (bundled seed scenario: give a FILE to analyze yours)"
-            do { given = try PcapSource.openMemory(BundledCapture.bytes, name: BundledCapture.name) } catch {
+            do {
+                source = try PcapSource.openMemory(BundledCapture.bytes, name: BundledCapture.name)
+                if let f = capture.filterExpression { try source.setFilter(f) }
+            } catch {
                 throw InputError(message: error.description)
-            }
-            if let f = capture.filterExpression {
-                do { try given!.setFilter(f) } catch { throw InputError(message: error.description) }
             }
             Output.stderr.line("hoptrace: no capture given: analyzing the bundled seed capture \(BundledCapture.name)")
         }
-        var cfg = CorrelatorConfiguration()
-        cfg.rules = ruleSelection
-        cfg.podAddresses = Set(podIPs.compactMap { HopCapture.IPAddress($0) })
-        cfg.tolerance = Int64(tolerance * 1_000_000)
-        cfg.duplicateWindow = Int64(duplicateWindow * 1_000_000)
+        var settings = AnalysisSettings(rules: try resolved ?? rulesResolved(live: true))
+        settings.podAddresses = Set(podIPs.compactMap { IPAddress($0) })
+        settings.tolerance = Int64(tolerance * 1_000_000)
+        settings.duplicateWindow = Int64(duplicateWindow * 1_000_000)
+        settings.filter = capture.filterExpression
+        settings.exchangeLimit = capture.count
 
         let out = Output.stdout
-        let format = self.format
-        var chains: [RequestChain] = []
         // json and jsonl write each chain as it comes (the document streams: memory stays flat
-        // in the capture's length); what the end of the report says about every chain is
-        // counted in `omitted`.
+        // in the capture's length). Text shows direct requests as counts and the first chains
+        // in full: keep only those.
         let writer = JSONWriter(capacity: Output.flushBytes + 8192, flushThreshold: Output.flushBytes) { out.write(bytes: $0) }
-        let document = format == .json ? JSONReport.DocumentWriter(writer) : nil
-        var omitted = ChainTally()
-        // Text shows direct requests as counts and the first chains in full: keep only those.
-        let aggregateDirect = format == .text && !all
-        let keep = aggregateDirect ? TextReport.Options().detailLimit : Int.max
-        var direct = DirectCounts()
-        let reportChain: (RequestChain) -> Void = { chain in
-            switch format {
-            case .jsonl:
-                JSONReport.writeLine(chain: chain, to: writer)
-                if out.lineBuffered { writer.flush() }
-                omitted.add(chain)
-            case .json:
-                document!.chain(chain)
-                omitted.add(chain)
-            case .text, .mermaid, .html:
-                if aggregateDirect && !chain.isMultiHop && !chain.isIncomplete && chain.firstRole == .direct {
-                    direct.count(method: chain.method ?? "?", target: chain.target ?? "?")
-                } else if chains.count < keep {
-                    chains.append(chain)
-                } else {
-                    omitted.add(chain)
-                }
-            }
+        let output: ChainOutput
+        switch format {
+        case .json: output = .jsonDocument(writer)
+        case .jsonl: output = .jsonLines(writer, flushEachLine: out.lineBuffered)
+        case .text where !all: output = .keep(limit: TextReport.Options().detailLimit, aggregateDirect: true)
+        case .text, .mermaid, .html: output = .keep(limit: .max, aggregateDirect: false)
         }
-        // A file: HTTP is parsed on the capture thread, the exchanges are paired on a second
-        // one, and json and jsonl are written on a third (hand-offs batched and bounded).
-        // Live: one thread, each exchange reported as it completes.
-        let file = capture.interface == nil
-        let writing = file && (format == .json || format == .jsonl) ? HandOff<RequestChain>(batchSize: 64) { reportChain($0) } : nil
-        let correlator = Correlator(configuration: cfg) { chain in
-            if let writing { writing.send(chain) } else { reportChain(chain) }
-        }
-        if aggregateDirect {
-            correlator.onPlainDirect = { x in
-                direct.count(method: x.request?.method ?? "?", target: x.request?.target ?? "?")
-            }
-        }
-        let pairing = file ? HandOff<HTTPExchange> { correlator.add($0) } : nil
-        let http = HTTPAnalyzer { x in
-            if let pairing { pairing.send(x) } else { correlator.add(x) }
-        }
-        // The capture thread notes the addresses packets left the host from; the analysis
-        // thread reads them when it decides the pod's addresses.
-        let local = LocalAddresses()
-        correlator.localAddressSource = { local.snapshot() }
-        let result: PipelineResult
-        do {
-            result = try runPipeline(capture: capture, lineBuffered: false, flowConsumer: http, source: given,
-                                     observe: { seg in
-                                         if seg.direction == .outgoing { local.insert(seg.source.address) }
-                                     })
-        } catch {
-            pairing?.finish()
-            writing?.finish()
-            throw error
-        }
-        http.finish()
-        pairing?.finish()
-        // The pairing thread has ended: the correlator's last chains go from this thread.
-        correlator.finish()
-        writing?.finish()
-
-        let origin: String
-        switch cfg.rules {
-        case .fixed: origin = rules == "none" ? "given: no interception rules" : "given with --rules"
-        case .auto: origin = correlator.evidence.detected
-            ? "auto: \(correlator.evidence.description); --rules to choose"
-            : "auto: no sidecar traces in the capture; --rules to evaluate a rule set"
-        }
-        var report = AnalysisReport(
-            source: sourceName, linkType: result.linkType.name, packets: result.decode.packets,
-            connections: result.connections, rulesName: correlator.rules.name, rulesOrigin: origin,
-            podAddresses: correlator.podAddresses.sorted().map(\.description),
-            podAddressesInferred: correlator.podAddressesInferred, summary: correlator.summary, chains: chains,
-            duplicates: correlator.duplicates,
-            counters: [
-                .init(name: "decode", items: result.decode.report.map { ($0.name, $0.count, $0.explanation) }),
-                .init(name: "flows", items: result.flows.report),
-                .init(name: "http", items: http.counters.report),
-            ],
-            readError: result.readError?.description)
-        report.directCounts = direct.counts
-        report.orphanResponses = correlator.orphanResponses
-        report.omitted = omitted
-        report.warnings = AnalysisWarnings.detect(correlator: correlator, flows: result.flows, http: http.counters,
-                                                  linkType: result.linkType, filter: capture.filterExpression)
+        let raw = try capture.writer(for: source)
+        let outcome = Analysis.run(source: source, sourceName: sourceName, settings: settings, output: output,
+                                   raw: raw.map { w in { w.write($0) } })
+        raw?.flush()
+        let report = outcome.report
         if format != .json && format != .jsonl { printWarnings(report.warnings) }
         switch format {
         case .text:
             var o = TextReport.Options()
             if all { o.detailLimit = .max; o.showDirect = true }
             out.write(TextReport.render(report, options: o))
-        case .json:
-            document!.finish(report)
-            writer.flush()
-        case .jsonl:
-            JSONReport.write(trailer: report, to: writer)
-            writer.newline()
-            writer.flush()
+        case .json, .jsonl:
+            break
         case .mermaid:
             out.write(MermaidReport.render(report))
         case .html:
             out.write(HTMLReport.render(report))
         }
         out.flush()
-        if let e = result.readError { throw InputError(message: e.description) }
-    }
-}
-
-/// Direct requests counted by method and target, in first-seen order. A load capture repeats
-/// a few requests: the last few keys are compared before the table is hashed.
-struct DirectCounts {
-    private struct Key: Hashable {
-        var method: String
-        var target: String
-    }
-    private var index: [Key: Int] = [:]
-    private var keys: [Key] = []
-    private var totals: [Int] = []
-    private var recent: (Int, Int, Int, Int) = (-1, -1, -1, -1)
-
-    mutating func count(method: String, target: String) {
-        var r = recent
-        let hit = withUnsafeBytes(of: &r) { slots -> Int in
-            for i in slots.bindMemory(to: Int.self) where i >= 0 {
-                if keys[i].target == target && keys[i].method == method { return i }
-            }
-            return -1
-        }
-        if hit >= 0 {
-            totals[hit] += 1
-            return
-        }
-        let key = Key(method: method, target: target)
-        let i: Int
-        if let known = index[key] {
-            i = known
-        } else {
-            i = keys.count
-            index[key] = i
-            keys.append(key)
-            totals.append(0)
-        }
-        totals[i] += 1
-        recent = (i, recent.0, recent.1, recent.2)
-    }
-
-    /// `METHOD target` and its count, in first-seen order.
-    var counts: [(String, Int)] { keys.indices.map { ("\(keys[$0].method) \(keys[$0].target)", totals[$0]) } }
-}
-
-/// Addresses seen leaving the host, shared between the capture and analysis threads.
-final class LocalAddresses: @unchecked Sendable {
-    // @unchecked Sendable: every access holds `lock`.
-    private var set = Set<HopCapture.IPAddress>()
-    private var last: HopCapture.IPAddress?
-    private let lock = NSLockish()
-
-    func insert(_ a: HopCapture.IPAddress) {
-        if a == last { return }  // the same few addresses over and over: skip the lock
-        lock.lock()
-        set.insert(a)
-        lock.unlock()
-        last = a
-    }
-
-    func snapshot() -> [HopCapture.IPAddress] {
-        lock.lock()
-        defer { lock.unlock() }
-        return Array(set)
+        if let e = outcome.result.readError { throw InputError(message: e.description) }
     }
 }

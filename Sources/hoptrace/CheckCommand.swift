@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import HopLab
+import HopPipeline
 import HopReport
 
 struct Check: ParsableCommand {
@@ -143,7 +144,7 @@ struct Check: ParsableCommand {
         let capture = capturePath(for: expectationPath, expectation)
         var result = CheckResult(capture: capture, expectation: expectationPath)
         var rules = expectation.rules
-        if let r = rules, NetfilterPresetNames.all.contains(r) == false, !r.hasPrefix("/") {
+        if let r = rules, case .file = RuleSource(r), !r.hasPrefix("/") {
             rules = ((expectationPath as NSString).deletingLastPathComponent as NSString).appendingPathComponent(r)
         }
         let analysis: [String: Any]
@@ -169,7 +170,8 @@ struct Check: ParsableCommand {
         return result
     }
 
-    /// Runs `hoptrace analyze … --format json` (this binary) and parses the document.
+    /// The analysis of a capture as `analyze … --format json` makes it (in this process),
+    /// parsed.
     static func analyzeJSON(capture: String, rules: String?, podIPs: [String], filter: String?) throws -> [String: Any] {
         let document = try analyzeDocument(capture: capture, rules: rules, podIPs: podIPs, filter: filter)
         guard let o = try? JSONSerialization.jsonObject(with: document) as? [String: Any] else {
@@ -181,21 +183,10 @@ struct Check: ParsableCommand {
     /// The bytes of `hoptrace analyze FILE --format json` for this capture.
     static func analyzeDocument(capture: String, rules: String?, podIPs: [String], filter: String?) throws -> Data {
         guard FileManager.default.fileExists(atPath: capture) else { throw ExpectationError("no capture file \(capture)") }
-        var args = ["analyze", capture, "--format", "json"]
-        if let rules { args += ["--rules", rules] }
-        for ip in podIPs { args += ["--pod-ip", ip] }
-        if let f = filter, !f.isEmpty { args.append(f) }
-        let r = try Subprocess.run(Subprocess.selfPath, args, timeout: 300)
-        guard r.status == 0 || !r.stdout.isEmpty else {
-            throw ExpectationError("hoptrace analyze failed (exit \(r.status)): \(r.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
+        do {
+            return Data(try Analysis.document(capture: capture, rules: rules, podIPs: podIPs, filter: filter))
+        } catch {
+            throw ExpectationError("hoptrace analyze failed: \(error.message)")
         }
-        guard !r.stdout.isEmpty else {
-            throw ExpectationError("hoptrace analyze printed no JSON document: \(r.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
-        }
-        return Data(r.stdout.utf8)
     }
-}
-
-enum NetfilterPresetNames {
-    static let all: Set<String> = ["istio-2018", "istio-current", "auto", "none"]
 }

@@ -1,18 +1,8 @@
 import ArgumentParser
-import Foundation
 import HopCapture
 import HopCorrelation
-import HopNetfilter
+import HopPipeline
 import HopReport
-#if canImport(Glibc)
-import Glibc
-#endif
-
-/// An error the command line reports with a message and exit code 2.
-struct InputError: Error, CustomStringConvertible {
-    let message: String
-    var description: String { message }
-}
 
 /// The documented exit codes.
 enum ExitStatus {
@@ -21,17 +11,72 @@ enum ExitStatus {
     static let inputError: Int32 = 2
 }
 
-enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
-    case text, json, jsonl
+/// The formats of a command that prints a stream (one line per item, then a summary).
+enum StreamFormat: String, ExpressibleByArgument, CaseIterable {
+    case text, jsonl
 }
 
-/// Where packets come from: `-r FILE` or `-i IFACE`, plus a trailing BPF expression (tcpdump style).
-struct CaptureOptions: ParsableArguments {
+/// A command that reads packets: what its share of the capture options means.
+protocol PacketReading {
+    /// What `-c` counts ("TCP segments", "HTTP exchanges", …).
+    static var countsWhat: String { get }
+    /// Which printing options apply to it.
+    static var printing: PrintingOptions { get }
+    /// What `-A` shows (when `printing` has `.ascii`).
+    static var asciiHelp: String { get }
+    /// Without FILE, -r or -i: nil refuses; else the default (watch: a live capture on `any`).
+    static var defaultInterface: String? { get }
+}
+
+extension PacketReading {
+    static var asciiHelp: String { "" }
+    static var defaultInterface: String? { nil }
+}
+
+/// The options of tcpdump's that a command prints with.
+struct PrintingOptions: OptionSet {
+    let rawValue: Int
+    /// `-t`…`-ttttt`: how lines begin with their time.
+    static let timestamps = PrintingOptions(rawValue: 1)
+    /// `-A`: what the command's text shows of the bytes.
+    static let ascii = PrintingOptions(rawValue: 2)
+    /// `-v`: more of each packet's headers.
+    static let verbose = PrintingOptions(rawValue: 4)
+    /// `-S`: absolute sequence numbers.
+    static let absoluteSequence = PrintingOptions(rawValue: 8)
+    /// `-#`: each line with its packet's number.
+    static let number = PrintingOptions(rawValue: 16)
+}
+
+/// The capture options every command that reads packets takes, tcpdump's where they
+/// overlap: a FILE (or `-r FILE`) or `-i IFACE` (in `--netns NAME`), `-c`, `-w`, `-l`, `-s`,
+/// `-B`, a trailing BPF expression, `-n`, `-D`, the times (`-t`…, `--utc`), and per command
+/// `-A`, `-v`, `-S`, `-#`. Options that do not apply to a command are not in its help and
+/// are refused.
+struct CaptureOptions<Command: PacketReading>: ParsableArguments {
+    @Argument(help: ArgumentHelp("A capture file (pcap or pcapng; '-' for standard input), the same as -r FILE.", valueName: "file"))
+    var file: String?
+
+    @Argument(parsing: .remaining, help: ArgumentHelp("A BPF filter expression, as tcpdump takes it (e.g. 'tcp port 80'), after the FILE if any.", valueName: "expression"))
+    var expressionWords: [String] = []
+
     @Option(name: .customShort("r"), help: ArgumentHelp("Read packets from a pcap or pcapng file ('-' for standard input).", valueName: "file"))
     var readFile: String?
 
-    @Option(name: .customShort("i"), help: ArgumentHelp("Capture live from an interface ('any' for all interfaces of this network namespace).", valueName: "interface"))
+    @Option(name: .customShort("i"), help: ArgumentHelp("Capture live from an interface ('any' for all interfaces of the network namespace)\(Command.defaultInterface.map { "; \($0) when no FILE is given" } ?? "").", valueName: "interface"))
     var interface: String?
+
+    @Option(name: .long, help: ArgumentHelp("Capture inside this network namespace (/run/netns/NAME; needs root).", valueName: "name"))
+    var netns: String?
+
+    @Option(name: .customShort("c"), parsing: .unconditional, help: ArgumentHelp("Stop after this many \(Command.countsWhat).", valueName: "count"))
+    var count: Int?
+
+    @Option(name: .customShort("w"), help: ArgumentHelp("Also write the packets read (as filtered) to this pcap file.", valueName: "file"))
+    var writeFile: String?
+
+    @Flag(name: .customShort("l"), help: "Line-buffered output (flush after every line; always on for live captures).")
+    var lineBuffered = false
 
     @Option(name: .customShort("s"), parsing: .unconditional, help: ArgumentHelp("Live capture: bytes to keep of each packet (snaplen).", valueName: "snaplen"))
     var snaplen: Int32 = 262_144
@@ -45,118 +90,140 @@ struct CaptureOptions: ParsableArguments {
     @Flag(name: .customShort("n"), help: "Don't resolve addresses or ports to names (accepted for tcpdump habits; hoptrace never resolves).")
     var numeric = false
 
-    @Argument(parsing: .remaining, help: ArgumentHelp("A BPF filter expression, as tcpdump takes it (e.g. 'tcp port 80').", valueName: "expression"))
-    var filterWords: [String] = []
+    @Flag(name: [.customShort("D"), .customLong("list-interfaces")], help: "List the interfaces a live capture can use (in --netns NAME if given), then exit.")
+    var listInterfaces = false
 
-    /// For commands that need a source (all but `analyze`, which has a bundled capture).
-    func requireSource() throws {
-        if readFile == nil && interface == nil {
-            throw ValidationError("give a capture file with -r FILE or an interface with -i IFACE")
-        }
+    @Flag(name: .customShort("t"), help: ArgumentHelp("Line times: -t none, -tt seconds since the epoch, -ttt since the previous line, -tttt date and time, -ttttt since the first line (default: the time of day).", visibility: Self.visibility(.timestamps)))
+    var timestampLevel: Int
+
+    @Flag(name: .long, help: "Print times in UTC (default: the local time zone, as tcpdump; JSON times are always UTC, with Z).")
+    var utc = false
+
+    @Flag(name: .customShort("A"), help: ArgumentHelp(Command.asciiHelp, visibility: Self.visibility(.ascii)))
+    var ascii = false
+
+    @Flag(name: .customShort("v"), help: ArgumentHelp("Verbose: each packet's IP TTL and identification (tcpdump -v).", visibility: Self.visibility(.verbose)))
+    var verbose = false
+
+    @Flag(name: .customShort("S"), help: ArgumentHelp("Absolute TCP sequence numbers (what hoptrace always prints; accepted for tcpdump habits).", visibility: Self.visibility(.absoluteSequence)))
+    var absoluteSequence = false
+
+    @Flag(name: [.customShort("#"), .customLong("number")], help: ArgumentHelp("Begin each line with its packet's number in the capture (tcpdump -#; the counters cite \"packet N\").", visibility: Self.visibility(.number)))
+    var number = false
+
+    static func visibility(_ option: PrintingOptions) -> ArgumentVisibility {
+        Command.printing.contains(option) ? .default : .private
     }
 
-    var filterExpression: String? { filterWords.isEmpty ? nil : filterWords.joined(separator: " ") }
+    /// The positional word is the capture file: nothing else names a source, and (for a
+    /// command that captures live by default) it looks like one.
+    private var positionalIsFile: Bool {
+        guard readFile == nil, interface == nil, let f = file else { return false }
+        return Command.defaultInterface == nil || Self.looksLikeCapture(f)
+    }
+
+    static func looksLikeCapture(_ word: String) -> Bool {
+        word == "-" || [".pcap", ".pcapng", ".cap", ".gz"].contains { word.hasSuffix($0) } || word.contains("/")
+    }
+
+    /// The capture file, from FILE or -r.
+    var captureFile: String? { readFile ?? (positionalIsFile ? file : nil) }
+
+    /// The BPF expression: the words after the FILE (all of them after -r or -i).
+    var filterExpression: String? {
+        let words = (positionalIsFile || file == nil ? [] : [file!]) + expressionWords
+        return words.isEmpty ? nil : words.joined(separator: " ")
+    }
+
+    /// A FILE, -r, -i or --netns (live on `any` there), or the command's default source.
+    var hasSource: Bool { captureFile != nil || interface != nil || netns != nil || Command.defaultInterface != nil }
 
     func validate() throws {
         if readFile != nil && interface != nil {
             throw ValidationError("-r and -i cannot be used together")
         }
-        try validateSnaplen(snaplen, bufferKiB: bufferKiB)
-    }
-
-    /// Opens the source, applies the filter, and refuses link types hoptrace cannot decode.
-    func open() throws -> PcapSource {
-        let source: PcapSource
-        do {
-            if let path = readFile {
-                source = try PcapSource.openFile(path)
-            } else {
-                var live = LiveCaptureOptions(interface: interface!)
-                live.snaplen = snaplen
-                live.promiscuous = promiscuous
-                if let kib = bufferKiB { live.bufferSize = kib * 1024 }
-                source = try PcapSource.openLive(live)
-            }
-            if let f = filterExpression { try source.setFilter(f) }
-        } catch {
-            throw InputError(message: error.description)
+        if (readFile != nil || interface != nil), let f = file, [".pcap", ".pcapng"].contains(where: { f.hasSuffix($0) }) {
+            throw ValidationError("give the capture once: as FILE or with -r/-i")
         }
-        if let w = source.activationWarning { Output.stderr.line("hoptrace: warning: \(w)") }
-        return source
-    }
-}
-
-/// `-s` and `-B`, as given: positive numbers (a negative one is read as a value, not an option).
-func validateSnaplen(_ snaplen: Int32, bufferKiB: Int32?) throws {
-    if snaplen <= 0 { throw ValidationError("-s \(snaplen): the snaplen must be a positive number of bytes") }
-    if let b = bufferKiB, b <= 0 { throw ValidationError("-B \(b): the buffer size must be a positive number of KiB") }
-}
-
-/// The text of a `--rules FILE` (iptables-save or `iptables -S` text), or an error that says
-/// what is wrong with the path: missing, a directory, unreadable, not text. `keywords`: the
-/// command's other values of --rules, besides the presets.
-func readRulesFile(_ path: String, keywords: [String]) throws -> String {
-    let choices = "\(InterceptConfig.presetNames.joined(separator: ", ")), \(keywords.joined(separator: ", "))"
-    var isDirectory: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-        throw InputError(message: "--rules \(path): not a preset (\(choices)) and no such file")
-    }
-    if isDirectory.boolValue {
-        throw InputError(message: "--rules \(path): is a directory; give a file of iptables-save text (e.g. `iptables-save -t nat > rules.txt` in the pod's network namespace), or one of \(choices)")
-    }
-    guard let data = FileManager.default.contents(atPath: path) else {
-        throw InputError(message: "--rules \(path): cannot be read (\(String(cString: strerror(access(path, R_OK) == 0 ? EIO : errno))))")
-    }
-    guard let text = String(data: data, encoding: .utf8) else {
-        throw InputError(message: "--rules \(path): not text (iptables-save output is UTF-8 text)")
-    }
-    return text
-}
-
-/// `-c`, as given: a positive count.
-func validateCount(_ count: Int?) throws {
-    if let c = count, c <= 0 { throw ValidationError("-c \(c): the count must be a positive number") }
-}
-
-/// Reads every packet of `source` through `decoder`, calling `body` for each TCP segment.
-/// Returns the error that ended the read early (a truncated file), if any; `body` returns
-/// false to stop.
-@inline(__always)
-func readSegments(
-    from source: PcapSource, decoder: inout PacketDecoder, raw: ((RawPacket) -> Void)? = nil,
-    _ body: (TCPSegment) -> Bool
-) -> CaptureError? {
-    if source.isLive { CaptureInterrupt.install(for: source) }
-    defer { if source.isLive { CaptureInterrupt.uninstall() } }
-    var segment = TCPSegment.empty
-    while true {
-        let result: PcapSource.ReadResult
-        do {
-            result = try source.next()
-        } catch {
-            return error
+        if netns != nil && captureFile != nil { throw ValidationError("--netns applies to live captures (-i), not to a capture file") }
+        if let c = count, c <= 0 { throw ValidationError("-c \(c): the count must be a positive number") }
+        if snaplen <= 0 { throw ValidationError("-s \(snaplen): the snaplen must be a positive number of bytes") }
+        if let b = bufferKiB, b <= 0 { throw ValidationError("-B \(b): the buffer size must be a positive number of KiB") }
+        if timestampLevel > 5 { throw ValidationError("-t is given at most five times (-ttttt)") }
+        for (given, option, name) in [(timestampLevel > 0, PrintingOptions.timestamps, "-t"), (ascii, .ascii, "-A"),
+                                      (verbose, .verbose, "-v"), (absoluteSequence, .absoluteSequence, "-S"), (number, .number, "-#")]
+        where given && !Command.printing.contains(option) {
+            throw ValidationError("\(name) does not apply to this command (its --help lists what does)")
         }
-        switch result {
-        case .packet(let p):
-            raw?(p)
-            if decoder.decode(p, into: &segment) {
-                if !body(segment) { return nil }
+    }
+
+    /// For commands that need a source.
+    func requireSource() throws {
+        if !hasSource && !listInterfaces {
+            throw ValidationError("give a capture FILE, -r FILE, or an interface with -i IFACE")
+        }
+    }
+
+    /// Where the packets come from.
+    var spec: CaptureSpec {
+        var spec = CaptureSpec(file: captureFile, interface: captureFile == nil ? interface ?? Command.defaultInterface : nil,
+                               filter: filterExpression)
+        spec.netns = netns
+        spec.snaplen = snaplen
+        spec.bufferKiB = bufferKiB
+        spec.promiscuous = promiscuous
+        return spec
+    }
+
+    /// Sets the process's time zone for printed times (local unless --utc). Call first.
+    func applyTimeZone() {
+        Timestamp.localTime = !utc
+    }
+
+    /// Opens the source (printing tcpdump's "listening on" line for a live one), or with
+    /// `-D` lists the interfaces and returns nil.
+    func open() throws -> PcapSource? {
+        applyTimeZone()
+        if listInterfaces {
+            if let ns = netns { try NetworkNamespace.enter(ns) }
+            let list: [PcapSource.Interface]
+            do { list = try PcapSource.interfaces() } catch { throw InputError(message: error.description) }
+            for (i, d) in list.enumerated() {
+                var flags: [String] = []
+                if d.isUp { flags.append("Up") }
+                if d.isRunning { flags.append("Running") }
+                if d.isLoopback { flags.append("Loopback") }
+                Output.stdout.line("\(i + 1).\(d.name)\(d.description.map { " (\($0))" } ?? "")\(flags.isEmpty ? "" : " [\(flags.joined(separator: ", "))]")")
             }
-        case .timeout:
-            continue
-        case .end:
             return nil
         }
+        let source = try spec.open()
+        if let w = source.activationWarning { Output.stderr.line("hoptrace: warning: \(w)") }
+        try CaptureSpec.requireSupported(source)
+        Output.stdout.lineBuffered = lineBuffered || source.isLive
+        if source.isLive { Output.stderr.line(listeningLine(source, snaplen: snaplen)) }
+        return source
     }
+
+    /// The `-w` file, open on `source`.
+    func writer(for source: PcapSource) throws -> PcapWriter? {
+        guard let w = writeFile else { return nil }
+        do { return try PcapWriter(path: w, source: source) } catch { throw InputError(message: error.description) }
+    }
+
+    /// How lines begin with their time.
+    var clock: LineClock { LineClock(level: timestampLevel) }
 }
 
-/// The counters, as lines for stderr.
-func counterLines(_ c: DecodeCounters, linkType: LinkType) -> [String] {
-    var lines = ["\(c.packets) packet\(c.packets == 1 ? "" : "s") read (\(linkType.name)), \(c.tcpSegments) TCP segment\(c.tcpSegments == 1 ? "" : "s")"]
-    for r in c.report {
-        lines.append("  \(r.count) \(r.name) (first: packet \(r.firstPacket)): \(r.explanation)")
+/// The counters, libpcap's statistics and the warnings of a run: on standard error, and as
+/// a final summary object when the stream is jsonl.
+func report(_ result: PipelineResult, jsonl: Bool, extra: [PipelineResult.Section] = [], warnings: [AnalysisWarning] = []) {
+    if jsonl {
+        Output.stdout.line(result.summaryJSON(extra: extra, warnings: warnings))
+        Output.stdout.flush()
     }
-    return lines
+    for l in result.counterLines(extra: extra) { Output.stderr.line(l) }
+    if !jsonl { printWarnings(warnings) }
 }
 
 /// The analysis's warnings, one line each on standard error.
@@ -164,8 +231,9 @@ func printWarnings(_ warnings: [AnalysisWarning]) {
     for w in warnings { Output.stderr.line("hoptrace: warning: " + TextReport.warningLine(w)) }
 }
 
-func statisticsLine(_ s: CaptureStatistics) -> String {
-    "\(s.received) packets received by filter, \(s.dropped) packets dropped by kernel, \(s.interfaceDropped) packets dropped by interface"
+/// Pod addresses given with --pod-ip.
+func validatePodIPs(_ ips: [String]) throws {
+    for ip in ips where IPAddress(ip) == nil { throw ValidationError("--pod-ip \(ip) is not an IPv4 or IPv6 address") }
 }
 
 /// Resolves interface names for SLL2 captures taken live in this namespace.
@@ -192,4 +260,32 @@ struct InterfaceNames {
 /// tcpdump's first line of a live capture.
 func listeningLine(_ source: PcapSource, snaplen: Int32) -> String {
     "hoptrace: listening on \(source.name), link-type \(source.linkType.name) (\(source.linkType.longDescription)), snapshot length \(snaplen) bytes"
+}
+
+/// How a line begins with its time, as tcpdump's -t options say: the time of day (default),
+/// none, seconds since the epoch, since the previous line, date and time, since the first line.
+struct LineClock {
+    let level: Int
+    private var previous: Int64?
+    private var first: Int64?
+
+    init(level: Int) { self.level = level }
+
+    /// The time text, and whether there is one (-t: none).
+    mutating func text(_ ns: Int64) -> String? {
+        defer { previous = ns; if first == nil { first = ns } }
+        switch level {
+        case 0: return Timestamp.timeOfDay(ns)
+        case 1: return nil
+        case 2: return Timestamp.epochSeconds(ns)
+        case 3: return Timestamp.deltaSeconds(Timestamp.elapsed(from: previous ?? ns, to: ns))
+        case 4: return Timestamp.dateAndTime(ns)
+        default: return Timestamp.deltaSeconds(Timestamp.elapsed(from: first ?? ns, to: ns))
+        }
+    }
+
+    /// `text` and a space, or nothing.
+    mutating func prefix(_ ns: Int64) -> String {
+        text(ns).map { $0 + " " } ?? ""
+    }
 }

@@ -1,15 +1,12 @@
 import ArgumentParser
-import Dispatch
-#if canImport(Glibc)
-import Glibc
-#endif
 import HopCapture
 import HopCorrelation
 import HopFlows
 import HopHTTP
+import HopPipeline
 import HopReport
 
-struct Flows: ParsableCommand {
+struct Flows: ParsableCommand, PacketReading {
     static let configuration = CommandConfiguration(
         abstract: "Print one line per TCP connection, with NAT-split halves joined.",
         discussion: """
@@ -25,38 +22,51 @@ struct Flows: ParsableCommand {
         final {"summary": …} object (jsonl).
 
         Examples:
-          hoptrace flows -r Captures/nat-split.pcap
+          hoptrace flows Captures/nat-split.pcap
           hoptrace flows -r capture.pcap --format jsonl 'tcp port 80'
         """)
 
-    @OptionGroup var capture: CaptureOptions
+    static let countsWhat = "connections"
+    static let printing: PrintingOptions = [.timestamps]
 
-    @Option(name: .long, help: "Output format: text or jsonl.")
-    var format: OutputFormat = .text
+    @OptionGroup var capture: CaptureOptions<Flows>
 
-    @Flag(name: .customShort("l"), help: "Line-buffered output.")
-    var lineBuffered = false
+    @Option(name: .long, help: "Output format: text or jsonl (one object per connection, then a summary).")
+    var format: StreamFormat = .text
 
     func validate() throws {
         try capture.requireSource()
-        if format == .json { throw ValidationError("flows prints a stream: use --format text or --format jsonl") }
     }
 
     func run() throws {
+        guard let source = try capture.open() else { return }
         let out = Output.stdout
         let jsonl = format == .jsonl
-        let printer = FlowPrinter { conn in
-            out.line(jsonl ? Self.json(conn) : Self.text(conn))
+        let limit = capture.count ?? .max
+        var printed = 0
+        var clock = capture.clock
+        let printer = ClosedConnections { conn in
+            guard printed < limit else { return }
+            printed += 1
+            out.line(jsonl ? Self.json(conn) : Self.text(conn, clock: &clock))
         }
-        let result = try runPipeline(capture: capture, lineBuffered: lineBuffered, flowConsumer: printer)
+        let writer = try capture.writer(for: source)
+        let result = FlowPipeline.run(source: source, consumer: printer, raw: writer.map { w in { w.write($0) } },
+                                      shouldStop: { printed >= limit })
+        writer?.flush()
         out.flush()
-        result.report(jsonl: jsonl, extra: [],
-                      warnings: [AnalysisWarnings.oneSided(flows: result.flows, http: HTTPCounters(), filter: capture.filterExpression)].compactMap { $0 })
+        report(result, jsonl: jsonl,
+               warnings: [AnalysisWarnings.oneSided(flows: result.flows, http: HTTPCounters(), filter: capture.filterExpression)].compactMap { $0 })
         if let e = result.readError { throw InputError(message: e.description) }
     }
 
     static func text(_ c: Connection) -> String {
-        var line = "\(c.id) \(Timestamp.timeOfDay(c.firstTimestamp)) \(c.client) > \(c.server)"
+        var clock = LineClock(level: 0)
+        return text(c, clock: &clock)
+    }
+
+    static func text(_ c: Connection, clock: inout LineClock) -> String {
+        var line = "\(c.id) \(clock.prefix(c.firstTimestamp))\(c.client) > \(c.server)"
         if let r = c.replySource {
             line += " [replies from \(r)"
             if let o = c.originalDestination { line += ", original destination \(o)" }
@@ -114,142 +124,5 @@ struct Flows: ParsableCommand {
         o.addRaw("clientToServer", directionJSON(c[.clientToServer]))
         o.addRaw("serverToClient", directionJSON(c[.serverToClient]))
         return o.json
-    }
-}
-
-/// Calls back with each connection as it closes.
-final class FlowPrinter: StreamEventConsumer {
-    let onClose: (Connection) -> Void
-    init(_ onClose: @escaping (Connection) -> Void) { self.onClose = onClose }
-    func handle(_ event: StreamEvent) {
-        if case .closed(let c) = event { onClose(c) }
-    }
-}
-
-/// What a pipeline run read and counted.
-struct PipelineResult {
-    var linkType: LinkType
-    var decode: DecodeCounters
-    var flows: FlowCounters
-    var statistics: CaptureStatistics?
-    var readError: CaptureError?
-    var connections: Int
-
-    /// Counter lines (stderr) or a final summary object (jsonl, on stdout).
-    func report(jsonl: Bool, extra: [(section: String, items: [(name: String, count: Int, explanation: String)])],
-                warnings: [AnalysisWarning] = []) {
-        if jsonl {
-            var summary = JSONObject()
-            summary.add("linkType", linkType.name)
-            summary.add("packets", decode.packets)
-            summary.add("tcpSegments", decode.tcpSegments)
-            var d = JSONObject()
-            for r in decode.report { d.add(r.name, r.count) }
-            summary.addRaw("decode", d.json)
-            var f = JSONObject()
-            for r in flows.report { f.add(r.name, r.count) }
-            summary.addRaw("flows", f.json)
-            for section in extra {
-                var s = JSONObject()
-                for r in section.items { s.add(r.name, r.count) }
-                summary.addRaw(section.section, s.json)
-            }
-            if let st = statistics {
-                var s = JSONObject()
-                s.add("received", st.received)
-                s.add("dropped", st.dropped)
-                s.add("interfaceDropped", st.interfaceDropped)
-                summary.addRaw("capture", s.json)
-            }
-            if let e = readError { summary.add("error", e.description) }
-            let w = JSONWriter()
-            JSONReport.write(warnings: warnings, to: w)
-            summary.addRaw("warnings", w.string)
-            var wrapper = JSONObject()
-            wrapper.addRaw("summary", summary.json)
-            Output.stdout.line(wrapper.json)
-            Output.stdout.flush()
-        }
-        for l in counterLines(decode, linkType: linkType) { Output.stderr.line(l) }
-        let flowItems = flows.report
-        if !flowItems.isEmpty {
-            Output.stderr.line("connections:")
-            for r in flowItems { Output.stderr.line("  \(r.count) \(r.name): \(r.explanation)") }
-        }
-        for section in extra where !section.items.isEmpty {
-            Output.stderr.line("\(section.section):")
-            for r in section.items { Output.stderr.line("  \(r.count) \(r.name): \(r.explanation)") }
-        }
-        if let st = statistics { Output.stderr.line(statisticsLine(st)) }
-        if !jsonl { printWarnings(warnings) }
-    }
-}
-
-/// capture → decode → connection table → consumer, to the end of the capture (or Ctrl-C).
-func runPipeline(capture: CaptureOptions, lineBuffered: Bool, flowConsumer: StreamEventConsumer,
-                 configuration: FlowConfiguration = .init(), source given: PcapSource? = nil,
-                 observe: ((TCPSegment) -> Void)? = nil, threaded: Bool = false,
-                 shouldStop: () -> Bool = { false }) throws -> PipelineResult {
-    let source = try given ?? capture.open()
-    guard source.linkType.isSupported else {
-        var n = 0
-        while case .packet = try? source.next() { n += 1 }
-        throw InputError(message: "\(CaptureError.unsupportedLinkType(source.linkType).description) (\(n) packet\(n == 1 ? "" : "s") not decoded)")
-    }
-    Output.stdout.lineBuffered = lineBuffered || source.isLive
-    if source.isLive { Output.stderr.line(listeningLine(source, snaplen: capture.snaplen)) }
-    var decoder = PacketDecoder(linkType: source.linkType)
-    // Files: reassembly here, the analysis above it on a second thread (both cores).
-    // Live captures stay on one thread so every line appears at once.
-    let pipe = threaded && !source.isLive ? StreamEventPipe(consumer: flowConsumer) : nil
-    let table = ConnectionTable(configuration: configuration, consumer: pipe ?? flowConsumer)
-    var progress = Progress(source: source)
-    let readError = readSegments(from: source, decoder: &decoder) { seg in
-        observe?(seg)
-        table.process(seg)
-        progress.tick()
-        return !shouldStop()
-    }
-    progress.done()
-    table.finish()
-    pipe?.finish()
-    return PipelineResult(linkType: source.linkType, decode: decoder.counters, flows: table.counters,
-                          statistics: source.statistics(), readError: readError, connections: table.counters.connections)
-}
-
-/// A progress line on standard error for large files, only when standard error is a terminal.
-struct Progress {
-    let source: PcapSource
-    let enabled: Bool
-    var count = 0
-    var lastShown: UInt64 = 0
-    var shown = false
-    let start = DispatchTime.now().uptimeNanoseconds
-
-    init(source: PcapSource) {
-        self.source = source
-        let big = (source.fileProgress()?.total ?? 0) > 32 << 20
-        enabled = big && isatty(2) == 1
-    }
-
-    @inline(__always)
-    mutating func tick() {
-        guard enabled else { return }
-        count += 1
-        if count & 0xffff != 0 { return }
-        let now = DispatchTime.now().uptimeNanoseconds
-        guard now - lastShown > 250_000_000, let p = source.fileProgress() else { return }
-        lastShown = now
-        shown = true
-        let pct = p.total > 0 ? Int(p.read * 100 / p.total) : 0
-        let secs = Double(now - start) / 1e9
-        Output.stderr.write("\rhoptrace: \(pct)% of \(p.total >> 20) MiB, \(count) segments, \(Int(secs)) s ")
-        Output.stderr.flush()
-    }
-
-    func done() {
-        guard shown else { return }
-        Output.stderr.write("\r\u{1b}[K")
-        Output.stderr.flush()
     }
 }

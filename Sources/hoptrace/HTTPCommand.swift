@@ -4,8 +4,9 @@ import HopCorrelation
 import HopReport
 import HopFlows
 import HopHTTP
+import HopPipeline
 
-struct HTTP: ParsableCommand {
+struct HTTP: ParsableCommand, PacketReading {
     static let configuration = CommandConfiguration(
         commandName: "http",
         abstract: "Print one line per HTTP/1.x exchange (request and its response).",
@@ -19,41 +20,45 @@ struct HTTP: ParsableCommand {
         Each line: request start time, connection, client > server (and the original \
         destination of a REDIRECTed connection), method, target, Host, status, body sizes, \
         response time (request start to response end), and flags such as [lost-in-gap]. \
-        Unanswered requests print with status '-'. Counters go to standard error (text) or a \
+        Unanswered requests print with status '-'. Times are the local time of day (--utc \
+        for UTC). Counters go to standard error (text) or a \
         final {"summary": …} object (jsonl).
 
         Examples:
-          hoptrace http -r Captures/nat-split.pcap
+          hoptrace http Captures/nat-split.pcap
+          hoptrace http Captures/lab-seed.pcap --headers
           hoptrace http -r capture.pcap --format jsonl 'tcp port 80 or tcp port 15001'
         """)
 
-    @OptionGroup var capture: CaptureOptions
+    static let countsWhat = "HTTP exchanges"
+    static let printing: PrintingOptions = [.timestamps, .ascii]
+    static let asciiHelp = "Show each exchange's request and response heads after its line (the same as --headers)."
 
-    @Option(name: .long, help: "Output format: text or jsonl.")
-    var format: OutputFormat = .text
+    @OptionGroup var capture: CaptureOptions<HTTP>
 
-    @Flag(name: .customShort("l"), help: "Line-buffered output.")
-    var lineBuffered = false
+    @Option(name: .long, help: "Output format: text or jsonl (one object per exchange, then a summary).")
+    var format: StreamFormat = .text
 
-    @Option(name: .customShort("c"), parsing: .unconditional, help: ArgumentHelp("Stop after this many exchanges.", valueName: "count"))
-    var count: Int?
+    @Flag(name: .long, help: "Show the request and response heads: after each text line, and as `requestHeaders` / `responseHeaders` in jsonl.")
+    var headers = false
 
     @Flag(name: [.customShort("q"), .long], help: "Analyze everything but print only the counters (for timing the analysis).")
     var quiet = false
 
     func validate() throws {
         try capture.requireSource()
-        if format == .json { throw ValidationError("http prints a stream: use --format text or --format jsonl") }
-        try validateCount(count)
     }
 
     func run() throws {
+        guard let source = try capture.open() else { return }
         let out = Output.stdout
         let jsonl = format == .jsonl
-        let limit = count ?? Int.max
+        let limit = capture.count ?? Int.max
         var printed = 0
-        let quiet = self.quiet
+        let quiet = self.quiet, heads = headers || capture.ascii
         var connections = ConnectionTextCache()
+        var clock = capture.clock
+        let plainClock = capture.timestampLevel == 0
         // jsonl: each exchange is written into the JSON writer's bytes, handed to standard
         // output in 64 KiB blocks (every line at once when line-buffered).
         let writer = JSONWriter(capacity: Output.flushBytes + 8192, flushThreshold: Output.flushBytes) { out.write(bytes: $0) }
@@ -62,23 +67,43 @@ struct HTTP: ParsableCommand {
             printed += 1
             if quiet { return }
             if jsonl {
-                JSONReport.write(exchange: exchange, to: writer)
+                JSONReport.write(exchange: exchange, headers: heads, to: writer)
                 writer.newline()
                 if out.lineBuffered { writer.flush() } else { writer.flushIfNeeded() }
             } else {
-                out.line { Self.text(exchange, into: &$0, connections: &connections) }
+                out.line { b in
+                    if plainClock {
+                        Self.text(exchange, into: &b, connections: &connections)
+                    } else {
+                        Self.text(exchange, into: &b, connections: &connections, clock: &clock)
+                    }
+                    if heads { Self.heads(exchange, into: &b) }
+                }
             }
         }
+        let raw = try capture.writer(for: source)
         // -c stops the read from the analysis side: keep both on one thread then.
-        let result = count == nil
-            ? try runPipeline(capture: capture, lineBuffered: lineBuffered, flowConsumer: analyzer, threaded: true)
-            : try runPipeline(capture: capture, lineBuffered: lineBuffered, flowConsumer: analyzer, shouldStop: { printed >= limit })
+        let result = FlowPipeline.run(source: source, consumer: analyzer, threaded: capture.count == nil,
+                                      raw: raw.map { w in { w.write($0) } }, shouldStop: { printed >= limit })
+        raw?.flush()
         analyzer.finish()
         writer.flush()
         out.flush()
-        result.report(jsonl: jsonl, extra: [("http", analyzer.counters.report)],
-                      warnings: [AnalysisWarnings.oneSided(flows: result.flows, http: analyzer.counters, filter: capture.filterExpression)].compactMap { $0 })
+        report(result, jsonl: jsonl, extra: [("http", analyzer.counters.report)],
+               warnings: [AnalysisWarnings.oneSided(flows: result.flows, http: analyzer.counters, filter: capture.filterExpression)].compactMap { $0 })
         if let e = result.readError { throw InputError(message: e.description) }
+    }
+
+    /// The request and response heads, indented, after an exchange's line.
+    static func heads(_ x: HTTPExchange, into b: inout LineBuilder) {
+        if let q = x.request, q.malformedLine == nil {
+            b.ascii("\n    > "); b.text(q.method); b.byte(0x20); b.text(q.target); b.byte(0x20); b.text(q.version.description)
+            for h in q.headers { b.ascii("\n    > "); b.text(h.name); b.ascii(": "); b.text(h.value) }
+        }
+        if let r = x.response {
+            b.ascii("\n    < "); b.text(r.version.description); b.byte(0x20); b.int(r.status); b.byte(0x20); b.text(r.reason)
+            for h in r.headers { b.ascii("\n    < "); b.text(h.name); b.ascii(": "); b.text(h.value) }
+        }
     }
 
     static func text(_ x: HTTPExchange) -> String {
@@ -91,8 +116,22 @@ struct HTTP: ParsableCommand {
     static func text(_ x: HTTPExchange, into b: inout LineBuilder, connections: inout ConnectionTextCache) {
         // Fields are read in place (`x.request?.…`): binding the request, the response or the
         // connection would copy each, with its strings and headers, for every line.
+        b.timeOfDay(x.request?.firstTimestamp ?? x.response?.firstTimestamp ?? x.connectionFirstTimestamp)
+        rest(x, into: &b, connections: &connections)
+    }
+
+    /// The line with its time as `clock` says (-t…).
+    static func text(_ x: HTTPExchange, into b: inout LineBuilder, connections: inout ConnectionTextCache, clock: inout LineClock) {
         let start = x.request?.firstTimestamp ?? x.response?.firstTimestamp ?? x.connectionFirstTimestamp
-        b.timeOfDay(start)
+        let time = clock.text(start)
+        if let time { b.text(time) }
+        let lineStart = b.count
+        rest(x, into: &b, connections: &connections)
+        if time == nil { b.remove(at: lineStart) }  // -t: no time, no space before the connection
+    }
+
+    /// The line after its time.
+    static func rest(_ x: HTTPExchange, into b: inout LineBuilder, connections: inout ConnectionTextCache) {
         connections.append(x, into: &b)
         if let line = x.request?.malformedLine {
             b.ascii(" (malformed request line \""); b.text(line); b.ascii("\")")

@@ -1,4 +1,5 @@
 import ArgumentParser
+import HopPipeline
 import HopIntercept
 import HopNetfilter
 
@@ -25,7 +26,7 @@ struct InterceptOptions: ParsableArguments {
     @Option(name: .customShort("d"), help: ArgumentHelp("Inbound ports never captured (with -b '*').", valueName: "ports"))
     var excludedInboundPorts: String?
 
-    @Option(name: .customShort("i"), help: ArgumentHelp("Outbound CIDRs to capture: a comma list, '*' for all, '' for none.", valueName: "cidrs"))
+    @Option(name: .customShort("i"), help: ArgumentHelp("Outbound CIDRs to capture: a comma list, '*' for all, '' for none. Not an interface: -i means CIDRs here, as in istio-iptables (the packet-reading commands' -i is an interface).", valueName: "cidrs"))
     var outboundCIDRs: String?
 
     @Option(name: .customShort("x"), help: ArgumentHelp("Outbound CIDRs never captured.", valueName: "cidrs"))

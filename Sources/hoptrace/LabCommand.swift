@@ -1,4 +1,5 @@
 import ArgumentParser
+import HopPipeline
 import Foundation
 import HopLab
 import HopReport
@@ -44,9 +45,6 @@ struct Lab: ParsableCommand {
 
     @Flag(name: .long, help: "Run every scenario.")
     var all = false
-
-    @Flag(name: .long, help: "Check the analysis against ground truth (what the lab always does; accepted for scripts that ask for it).")
-    var verify = false
 
     @Flag(name: .long, help: "List the scenarios.")
     var list = false

@@ -90,8 +90,8 @@ struct LineBuilder {
     private(set) var base: UnsafeMutablePointer<UInt8>
     var count = 0
     private(set) var capacity: Int
-    /// The second of the day last written by `timeOfDay`, and its text.
-    private var cachedSecond: Int64 = -1
+    /// The second (since the epoch) last written by `timeOfDay`, and its text.
+    private var cachedSecond: Int64 = .min
     private var cachedSecondText: UInt64 = 0
 
     init(capacity: Int = 256) {
@@ -145,6 +145,13 @@ struct LineBuilder {
         s.withUTF8Buffer { append(UnsafeRawBufferPointer($0)) }
     }
 
+    /// Removes the byte at `index` (the rest moves down by one).
+    mutating func remove(at index: Int) {
+        guard index < count else { return }
+        memmove(base + index, base + index + 1, count - index - 1)
+        count -= 1
+    }
+
     @inline(__always) mutating func byte(_ b: UInt8) {
         reserve(1)
         base[count] = b
@@ -174,16 +181,16 @@ struct LineBuilder {
         }
     }
 
-    /// `HH:MM:SS.nnnnnnnnn` (UTC), like `Timestamp.timeOfDay`.
+    /// `HH:MM:SS.nnnnnnnnn` (UTC, or local time), like `Timestamp.timeOfDay`.
     mutating func timeOfDay(_ ns: Int64) {
         var secs = ns / 1_000_000_000
         var nanos = ns % 1_000_000_000
         if nanos < 0 { nanos += 1_000_000_000; secs -= 1 }
-        var sod = secs % 86_400
-        if sod < 0 { sod += 86_400 }
-        // `HH:MM:SS` changes once a second: lines in a row mostly share it.
-        if sod != cachedSecond {
-            cachedSecond = sod
+        // `HH:MM:SS` changes once a second: lines in a row mostly share it (and its time zone).
+        if secs != cachedSecond {
+            cachedSecond = secs
+            var sod = (Timestamp.localTime ? secs &+ Timestamp.localOffset(seconds: secs) : secs) % 86_400
+            if sod < 0 { sod += 86_400 }
             let h = sod / 3600, m = sod / 60 % 60, sec = sod % 60
             let digits: [Int64] = [h / 10, h % 10, -1, m / 10, m % 10, -1, sec / 10, sec % 10]
             var t: UInt64 = 0

@@ -1,89 +1,105 @@
 import ArgumentParser
 import HopCapture
+import HopFlows
+import HopPipeline
 import HopReport
 
-struct Packets: ParsableCommand {
+struct Packets: ParsableCommand, PacketReading {
     static let configuration = CommandConfiguration(
         abstract: "Print one line per TCP segment, tcpdump style.",
         discussion: """
-        Reads a capture file (-r) or a live interface (-i) through libpcap, decodes Ethernet \
-        (with 802.1Q/QinQ), Linux cooked v1/v2, BSD loopback and raw IP down to TCP, and prints \
-        each segment: time (UTC), interface and direction when the link type records them, \
-        source > destination, flags, absolute sequence numbers and payload length. \
-        Everything that is not a clean TCP segment (non-IP, UDP, fragments, truncated or \
-        malformed packets) is counted and reported on standard error at the end.
+        Reads a capture file (FILE or -r) or a live interface (-i) through libpcap, decodes \
+        Ethernet (with 802.1Q/QinQ), Linux cooked v1/v2, BSD loopback and raw IP down to TCP, \
+        and prints each segment: time (local time of day; --utc for UTC), interface and \
+        direction when the link type records them, source > destination, flags, absolute \
+        sequence numbers and payload length. Everything that is not a clean TCP segment \
+        (non-IP, UDP, fragments, truncated or malformed packets) is counted and reported on \
+        standard error at the end (or in a final {"summary": …} object with --format jsonl).
 
         Examples:
-          hoptrace packets -r Captures/sll2-any.pcap
+          hoptrace packets Captures/sll2-any.pcap
           hoptrace packets -r capture.pcapng --format jsonl 'tcp port 80'
-          hoptrace packets -i any -c 20 port 15001
+          hoptrace packets -i any -c 20 -A port 15001
         """)
 
-    @OptionGroup var capture: CaptureOptions
+    static let countsWhat = "TCP segments"
+    static let printing: PrintingOptions = [.timestamps, .ascii, .verbose, .absoluteSequence, .number]
+    static let asciiHelp = "Print each segment's payload (as captured) in ASCII after its line, '.' for what is not printable (tcpdump -A)."
 
-    @Option(name: .customShort("c"), parsing: .unconditional, help: ArgumentHelp("Stop after this many TCP segments.", valueName: "count"))
-    var count: Int?
+    @OptionGroup var capture: CaptureOptions<Packets>
 
-    @Option(name: .long, help: "Output format: text (tcpdump-like lines) or jsonl (one JSON object per segment).")
-    var format: OutputFormat = .text
-
-    @Flag(name: .customShort("l"), help: "Line-buffered output (flush after every line).")
-    var lineBuffered = false
+    @Option(name: .long, help: "Output format: text (tcpdump-like lines) or jsonl (one JSON object per segment, then a summary).")
+    var format: StreamFormat = .text
 
     @Flag(name: [.customShort("q"), .long], help: "Decode every packet but print only the counters (for timing the decoder).")
     var quiet = false
 
-    @Option(name: .customShort("w"), help: ArgumentHelp("Also write the packets read (all of them, as filtered) to this pcap file.", valueName: "file"))
-    var writeFile: String?
-
     func validate() throws {
         try capture.requireSource()
-        if format == .json { throw ValidationError("packets prints a stream: use --format text or --format jsonl") }
-        try validateCount(count)
     }
 
     func run() throws {
-        let source = try capture.open()
-        guard source.linkType.isSupported else {
-            // Count what is there so the report says how many packets were not decoded.
-            var n = 0
-            while case .packet = try? source.next() { n += 1 }
-            throw InputError(message: "\(CaptureError.unsupportedLinkType(source.linkType).description) (\(n) packet\(n == 1 ? "" : "s") not decoded)")
-        }
+        guard let source = try capture.open() else { return }
         let out = Output.stdout
-        out.lineBuffered = lineBuffered || source.isLive
-        var writer: PcapWriter?
-        if let w = writeFile {
-            do { writer = try PcapWriter(path: w, source: source) } catch { throw InputError(message: error.description) }
-        }
-        if source.isLive { Output.stderr.line(listeningLine(source, snaplen: capture.snaplen)) }
+        let writer = try capture.writer(for: source)
         var decoder = PacketDecoder(linkType: source.linkType)
         var names = InterfaceNames(source: source)
         var printed = 0
-        let limit = count ?? Int.max
+        let limit = capture.count ?? Int.max
         let jsonl = format == .jsonl
-        let quiet = self.quiet  // read once: property wrappers are slow in the per-packet closure
+        // Read once: property wrappers are slow in the per-packet closure.
+        let quiet = self.quiet, style = TextStyle(capture)
+        var clock = capture.clock
         let readError = readSegments(from: source, decoder: &decoder, raw: writer.map { w in { w.write($0) } }) { seg in
             printed += 1
             if !quiet {
                 let iface = names.name(for: seg.interfaceIndex)
-                out.line(jsonl ? Self.json(seg, interface: iface) : Self.text(seg, interface: iface))
+                out.line(jsonl ? Self.json(seg, interface: iface) : Self.text(seg, interface: iface, style: style, clock: &clock))
             }
             return printed < limit
         }
         out.flush()
         writer?.flush()
-        for l in counterLines(decoder.counters, linkType: source.linkType) { Output.stderr.line(l) }
-        if let stats = source.statistics() { Output.stderr.line(statisticsLine(stats)) }
+        let result = PipelineResult(linkType: source.linkType, decode: decoder.counters, flows: FlowCounters(),
+                                    statistics: source.statistics(), readError: readError, connections: 0)
+        if jsonl {
+            out.line(result.summaryJSON(flows: false))
+            out.flush()
+        }
+        for l in PipelineResult.decodeLines(decoder.counters, linkType: source.linkType) { Output.stderr.line(l) }
+        if let stats = source.statistics() { Output.stderr.line(PipelineResult.statisticsLine(stats)) }
         if let readError { throw InputError(message: readError.description) }
     }
 
+    /// What a text line shows besides the default.
+    struct TextStyle {
+        var ascii = false
+        var verbose = false
+        var number = false
+
+        init() {}
+        init(_ o: CaptureOptions<Packets>) {
+            ascii = o.ascii
+            verbose = o.verbose
+            number = o.number
+        }
+    }
+
     static func text(_ s: TCPSegment, interface: String?) -> String {
-        var line = Timestamp.timeOfDay(s.timestamp)
-        if let interface { line += " " + interface }
-        if let d = s.direction { line += " " + d.tcpdumpDescription }
-        line += s.ipVersion == 6 ? " IP6 " : " IP "
-        line += s.source.tcpdumpDescription + " > " + s.destination.tcpdumpDescription
+        var clock = LineClock(level: 0)
+        return text(s, interface: interface, style: TextStyle(), clock: &clock)
+    }
+
+    static func text(_ s: TCPSegment, interface: String?, style: TextStyle, clock: inout LineClock) -> String {
+        var line = style.number ? "\(s.packetIndex)  " : ""
+        var head: [String] = []
+        if let t = clock.text(s.timestamp) { head.append(t) }
+        if let interface { head.append(interface) }
+        if let d = s.direction { head.append(d.tcpdumpDescription) }
+        head.append(s.ipVersion == 6 ? "IP6" : "IP")
+        line += head.joined(separator: " ")
+        if style.verbose { line += " (ttl \(s.ttl)\(s.ipVersion == 4 ? ", id \(s.ipIdentification)" : ""))" }
+        line += " " + s.source.tcpdumpDescription + " > " + s.destination.tcpdumpDescription
         line += ": Flags [" + s.flags.tcpdumpDescription + "]"
         if s.payloadLength > 0 || s.flags.contains(.syn) || s.flags.contains(.fin) || s.flags.contains(.rst) {
             if s.payloadLength > 0 {
@@ -109,7 +125,17 @@ struct Packets: ParsableCommand {
         } else if s.isTruncated {
             line += " [|truncated: \(s.payload.count) of \(s.payloadLength) bytes captured]"
         }
+        if style.ascii && s.payload.count > 0 { line += "\n" + printable(s.payload) }
         return line
+    }
+
+    /// Bytes as tcpdump -A shows them: printable ASCII, newlines kept, '.' for the rest.
+    static func printable(_ bytes: UnsafeRawBufferPointer) -> String {
+        var text = [UInt8]()
+        text.reserveCapacity(bytes.count)
+        for b in bytes where b != 13 { text.append(b == 10 || (32..<127).contains(b) ? b : 0x2e) }
+        while text.last == 10 { text.removeLast() }
+        return String(decoding: text, as: UTF8.self)
     }
 
     static func json(_ s: TCPSegment, interface: String?) -> String {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import HopPipeline
 import Dispatch
 import HopIntercept
 #if canImport(Glibc)

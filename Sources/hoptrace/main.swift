@@ -1,4 +1,5 @@
 import ArgumentParser
+import HopPipeline
 import HopCapture
 #if canImport(Glibc)
 import Glibc

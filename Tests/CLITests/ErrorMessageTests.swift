@@ -34,7 +34,7 @@ final class ErrorMessageTests: XCTestCase {
 
     func testRulesThatAreADirectory() throws {
         let e = try failure(["analyze", capture("lab-seed.pcap"), "--rules", TestEnv.captures.path])
-        XCTAssertEqual(e, "hoptrace: --rules \(TestEnv.captures.path): is a directory; give a file of iptables-save text (e.g. `iptables-save -t nat > rules.txt` in the pod's network namespace), or one of istio-2018, istio-current, auto, none\n")
+        XCTAssertEqual(e, "hoptrace: --rules \(TestEnv.captures.path): is a directory; give a file of iptables-save text (e.g. `iptables-save -t nat > rules.txt` in the pod's network namespace), or one of istio-2018, istio-current, auto, live, none\n")
         XCTAssertFalse(e.contains("NSCocoaErrorDomain"))
     }
 

@@ -46,8 +46,10 @@ final class LiveCaptureTests: XCTestCase {
         p.waitUntilExit()
         XCTAssertEqual(p.terminationStatus, 0)
         let lines = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: "\n")
-        XCTAssertEqual(lines.count, 4)
-        guard lines.count == 4 else { return }
+        XCTAssertEqual(lines.count, 5, "4 segments and the summary")
+        guard lines.count == 5 else { return }
+        XCTAssertTrue(lines[4].hasPrefix(#"{"summary":{"linkType":"EN10MB","packets":"#), String(lines[4]))
+        XCTAssertTrue(lines[4].contains(#""capture":{"received":"#), "a live capture's summary carries libpcap's statistics: \(lines[4])")
         XCTAssertTrue(lines[0].contains(#""interface":"lo""#), String(lines[0]))
         XCTAssertTrue(lines[0].contains(#""dst":"127.0.0.1:8099","flags":"S""#), String(lines[0]))
         XCTAssertTrue(lines[1].contains(#""src":"127.0.0.1:8099""#) && lines[1].contains(#""flags":"S.""#), String(lines[1]))

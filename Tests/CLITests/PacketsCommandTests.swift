@@ -129,7 +129,7 @@ final class PacketsCommandTests: XCTestCase {
     func testUsageErrorsExitTwoAndHelpReads() throws {
         let r = try TestEnv.hoptrace("packets")
         XCTAssertEqual(r.status, 2)
-        XCTAssertTrue(r.stderr.contains("give a capture file with -r FILE or an interface with -i IFACE"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("give a capture FILE, -r FILE, or an interface with -i IFACE"), r.stderr)
         let h = try TestEnv.hoptrace("--help")
         XCTAssertEqual(h.status, 0)
         XCTAssertTrue(h.stdout.contains("packets"), h.stdout)

@@ -41,7 +41,7 @@ final class WatchCommandTests: XCTestCase {
     func testUsageErrors() throws {
         let r = try TestEnv.hoptrace("watch", "--format", "json")
         XCTAssertEqual(r.status, 2)
-        XCTAssertTrue(r.stderr.contains("watch prints a stream"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("The value 'json' is invalid for '--format <format>'"), r.stderr)
         let u = try TestEnv.hoptrace("watch", "-i", "lo", "-Z", "no-such-user-hoptrace", "-c", "1")
         XCTAssertEqual(u.status, 2)
     }

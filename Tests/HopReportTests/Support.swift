@@ -32,16 +32,8 @@ func analyze(_ name: String, preset: String = "istio-2018") throws -> AnalysisRe
     http.finish()
     correlator.finish()
     return AnalysisReport(
-        source: "Captures/\(name)", linkType: source.linkType.name, packets: decoder.counters.packets,
-        connections: table.counters.connections, rulesName: correlator.rules.name, rulesOrigin: "given with --rules",
-        podAddresses: correlator.podAddresses.sorted().map(\.description),
-        podAddressesInferred: correlator.podAddressesInferred, summary: correlator.summary, chains: chains,
-        duplicates: correlator.duplicates,
-        counters: [
-            .init(name: "decode", items: decoder.counters.report.map { ($0.name, $0.count, $0.explanation) }),
-            .init(name: "flows", items: table.counters.report),
-            .init(name: "http", items: http.counters.report),
-        ])
+        source: "Captures/\(name)", linkType: source.linkType, decode: decoder.counters, flows: table.counters,
+        http: http.counters, correlator: correlator, rulesOrigin: "given with --rules", chains: chains)
 }
 
 /// A copy of a report whose first chain carries hostile text from "the capture".

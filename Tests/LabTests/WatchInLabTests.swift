@@ -90,8 +90,11 @@ final class WatchInLabTests: XCTestCase {
         let err = try String(contentsOf: watchErr, encoding: .utf8)
         XCTAssertTrue(err.contains("packets received by filter"), err)
         XCTAssertTrue(err.contains("packets dropped by kernel"), err)
-        let lines = try String(contentsOf: watchOut, encoding: .utf8).split(separator: "\n")
+        var lines = try String(contentsOf: watchOut, encoding: .utf8).split(separator: "\n")
             .compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any] }
+        // The stream ends with its summary object.
+        let summary = lines.popLast()?["summary"] as? [String: Any]
+        XCTAssertEqual((summary?["chains"] as? [String: Any])?["multiHop"] as? Int, 3, "\(summary ?? [:])")
         XCTAssertEqual(lines.count, 6, "\(lines)\n\(err)")
         let downstream = lines.filter { $0["role"] as? String == "inbound-intercepted" }
         let upstream = lines.filter { $0["role"] as? String == "inbound-forwarded" }

@@ -9,6 +9,9 @@
 /// accept4 with SOCK_NONBLOCK | SOCK_CLOEXEC (address and length as accept's).
 int chopsys_accept(int fd, void *address, unsigned int *length);
 
+/// Enters the network namespace open at fd (setns with CLONE_NEWNET), for this thread.
+int chopsys_enter_netns(int fd);
+
 /// Names the calling thread (up to 15 bytes; PR_SET_NAME).
 void chopsys_name_thread(const char *name);
 

@@ -1,0 +1,209 @@
+import Dispatch
+import HopCapture
+import HopCorrelation
+import HopFlows
+import HopReport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// capture → decode → connection table → a consumer of stream events, to the end of the
+/// capture, Ctrl-C, or until `shouldStop` says so.
+public enum FlowPipeline {
+    /// Reads `source` to its end. `threaded`: a file's reassembly stays on this thread and the
+    /// consumer runs on a second one (both cores; the output is the same); live captures stay
+    /// on one thread so every line appears at once. `raw` sees every packet read (`-w`),
+    /// `observe` every TCP segment before reassembly.
+    public static func run(
+        source: PcapSource, consumer: StreamEventConsumer, configuration: FlowConfiguration = .init(),
+        threaded: Bool = false, raw: ((RawPacket) -> Void)? = nil,
+        observe: ((TCPSegment) -> Void)? = nil, shouldStop: () -> Bool = { false }
+    ) -> PipelineResult {
+        var decoder = PacketDecoder(linkType: source.linkType)
+        let pipe = threaded && !source.isLive ? StreamEventPipe(consumer: consumer) : nil
+        let table = ConnectionTable(configuration: configuration, consumer: pipe ?? consumer)
+        var progress = Progress(source: source)
+        let readError = readSegments(from: source, decoder: &decoder, raw: raw) { seg in
+            observe?(seg)
+            table.process(seg)
+            progress.tick()
+            return !shouldStop()
+        }
+        progress.done()
+        table.finish()
+        pipe?.finish()
+        return PipelineResult(linkType: source.linkType, decode: decoder.counters, flows: table.counters,
+                              statistics: source.statistics(), readError: readError, connections: table.counters.connections)
+    }
+}
+
+/// Reads every packet of `source` through `decoder`, calling `body` for each TCP segment.
+/// Returns the error that ended the read early (a truncated file), if any; `body` returns
+/// false to stop. Ctrl-C ends a live capture.
+@inline(__always)
+public func readSegments(
+    from source: PcapSource, decoder: inout PacketDecoder, raw: ((RawPacket) -> Void)? = nil,
+    _ body: (TCPSegment) -> Bool
+) -> CaptureError? {
+    if source.isLive { CaptureInterrupt.install(for: source) }
+    defer { if source.isLive { CaptureInterrupt.uninstall() } }
+    var segment = TCPSegment.empty
+    while true {
+        let result: PcapSource.ReadResult
+        do {
+            result = try source.next()
+        } catch {
+            return error
+        }
+        switch result {
+        case .packet(let p):
+            raw?(p)
+            if decoder.decode(p, into: &segment) {
+                if !body(segment) { return nil }
+            }
+        case .timeout:
+            continue
+        case .end:
+            return nil
+        }
+    }
+}
+
+/// Calls back with each connection as it closes.
+public final class ClosedConnections: StreamEventConsumer {
+    let onClose: (Connection) -> Void
+    public init(_ onClose: @escaping (Connection) -> Void) { self.onClose = onClose }
+    public func handle(_ event: StreamEvent) {
+        if case .closed(let c) = event { onClose(c) }
+    }
+}
+
+/// What a pipeline run read and counted.
+public struct PipelineResult {
+    public typealias Section = (section: String, items: [(name: String, count: Int, explanation: String)])
+
+    public var linkType: LinkType
+    public var decode: DecodeCounters
+    public var flows: FlowCounters
+    public var statistics: CaptureStatistics?
+    public var readError: CaptureError?
+    public var connections: Int
+
+    public init(linkType: LinkType, decode: DecodeCounters, flows: FlowCounters, statistics: CaptureStatistics?,
+                readError: CaptureError?, connections: Int) {
+        self.linkType = linkType
+        self.decode = decode
+        self.flows = flows
+        self.statistics = statistics
+        self.readError = readError
+        self.connections = connections
+    }
+
+    /// The final `{"summary": …}` line of a jsonl stream: counters, libpcap's statistics,
+    /// the error that ended the read and the warnings; `extra` are the command's own sections.
+    /// `flows`: whether connections were rebuilt (`packets` does not).
+    public func summaryJSON(extra: [Section] = [], warnings: [AnalysisWarning] = [], flows showFlows: Bool = true) -> String {
+        var summary = JSONObject()
+        summary.add("linkType", linkType.name)
+        summary.add("packets", decode.packets)
+        summary.add("tcpSegments", decode.tcpSegments)
+        var d = JSONObject()
+        for r in decode.report { d.add(r.name, r.count) }
+        summary.addRaw("decode", d.json)
+        if showFlows {
+            var f = JSONObject()
+            for r in flows.report { f.add(r.name, r.count) }
+            summary.addRaw("flows", f.json)
+        }
+        for section in extra {
+            var s = JSONObject()
+            for r in section.items { s.add(r.name, r.count) }
+            summary.addRaw(section.section, s.json)
+        }
+        if let st = statistics {
+            var s = JSONObject()
+            s.add("received", st.received)
+            s.add("dropped", st.dropped)
+            s.add("interfaceDropped", st.interfaceDropped)
+            summary.addRaw("capture", s.json)
+        }
+        if let e = readError { summary.add("error", e.description) }
+        let w = JSONWriter()
+        JSONReport.write(warnings: warnings, to: w)
+        summary.addRaw("warnings", w.string)
+        var wrapper = JSONObject()
+        wrapper.addRaw("summary", summary.json)
+        return wrapper.json
+    }
+
+    /// The counters as lines for standard error: what was read, each kind of packet not
+    /// analyzed, the connections' and the command's own counters, libpcap's statistics.
+    public func counterLines(extra: [Section] = []) -> [String] {
+        var lines = Self.decodeLines(decode, linkType: linkType)
+        let flowItems = flows.report
+        if !flowItems.isEmpty {
+            lines.append("connections:")
+            for r in flowItems { lines.append("  \(r.count) \(r.name): \(r.explanation)") }
+        }
+        for section in extra where !section.items.isEmpty {
+            lines.append("\(section.section):")
+            for r in section.items { lines.append("  \(r.count) \(r.name): \(r.explanation)") }
+        }
+        if let st = statistics { lines.append(Self.statisticsLine(st)) }
+        return lines
+    }
+
+    /// The decoder's counters, as lines for standard error.
+    public static func decodeLines(_ c: DecodeCounters, linkType: LinkType) -> [String] {
+        var lines = ["\(c.packets) packet\(c.packets == 1 ? "" : "s") read (\(linkType.name)), \(c.tcpSegments) TCP segment\(c.tcpSegments == 1 ? "" : "s")"]
+        for r in c.report {
+            lines.append("  \(r.count) \(r.name) (first: packet \(r.firstPacket)): \(r.explanation)")
+        }
+        return lines
+    }
+
+    /// libpcap's statistics as tcpdump prints them.
+    public static func statisticsLine(_ s: CaptureStatistics) -> String {
+        "\(s.received) packets received by filter, \(s.dropped) packets dropped by kernel, \(s.interfaceDropped) packets dropped by interface"
+    }
+}
+
+/// A progress line on standard error for large files, only when standard error is a terminal.
+struct Progress {
+    let source: PcapSource
+    let enabled: Bool
+    var count = 0
+    var lastShown: UInt64 = 0
+    var shown = false
+    let start = DispatchTime.now().uptimeNanoseconds
+
+    init(source: PcapSource) {
+        self.source = source
+        let big = (source.fileProgress()?.total ?? 0) > 32 << 20
+        enabled = big && isatty(2) == 1
+    }
+
+    @inline(__always)
+    mutating func tick() {
+        guard enabled else { return }
+        count += 1
+        if count & 0xffff != 0 { return }
+        let now = DispatchTime.now().uptimeNanoseconds
+        guard now - lastShown > 250_000_000, let p = source.fileProgress() else { return }
+        lastShown = now
+        shown = true
+        let pct = p.total > 0 ? Int(p.read * 100 / p.total) : 0
+        let secs = Double(now - start) / 1e9
+        Self.stderr("\rhoptrace: \(pct)% of \(p.total >> 20) MiB, \(count) segments, \(Int(secs)) s ")
+    }
+
+    func done() {
+        guard shown else { return }
+        Self.stderr("\r\u{1b}[K")
+    }
+
+    private static func stderr(_ text: String) {
+        var text = text
+        text.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+    }
+}

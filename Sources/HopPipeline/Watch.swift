@@ -1,0 +1,59 @@
+import HopCapture
+import HopCorrelation
+import HopFlows
+import HopHTTP
+
+/// source → flows → HTTP → correlation on one thread, each exchange reported as it
+/// completes (`watch`): a proxy's upstream copy completes first and is handed over at once
+/// (`onUpstream`), every chain when its downstream copy completes (`onChain`). A file is
+/// replayed the same way, its upstream copies handed over just before their chain.
+public enum WatchPipeline {
+    public struct Outcome {
+        public var result: PipelineResult
+        public var summary: AnalysisSummary
+        public var chains = 0
+        public var multiHop = 0
+        public var incomplete = 0
+        public var unansweredRequests = 0
+        public var http: HTTPCounters
+        public var warnings: [AnalysisWarning]
+    }
+
+    public static func run(source: PcapSource, settings: AnalysisSettings, raw: ((RawPacket) -> Void)? = nil,
+                           onUpstream: @escaping (Hop) -> Void, onChain: @escaping (RequestChain) -> Void,
+                           shouldStop: () -> Bool) -> Outcome {
+        var configuration = settings.correlator
+        // Live, the pod's addresses come from the namespace: decide at the first exchange.
+        if source.isLive { configuration.inferenceSample = 1 }
+        // Live, an upstream copy is classified (and reported) as it completes; see below.
+        let early = source.isLive
+        var chains = 0, multiHop = 0, incomplete = 0
+        let correlator = Correlator(configuration: configuration) { chain in
+            chains += 1
+            if chain.isMultiHop { multiHop += 1 }
+            if chain.isIncomplete { incomplete += 1 }
+            if !early { for hop in chain.hops where hop.role.isUpstream { onUpstream(hop) } }
+            onChain(chain)
+        }
+        // A file is read
+        // faster than that: classifying an exchange decides the pod's addresses and the rules,
+        // which a file leaves to the first exchanges (`inferenceSample`); its upstream copies
+        // are reported with their chain, before its downstream copy.
+        let http = HTTPAnalyzer { x in
+            if early {
+                let (role, _) = correlator.role(of: x)
+                if role.isUpstream { onUpstream(Hop(role: role, exchange: x, rule: .none, attempt: 0, roleReason: "")) }
+            }
+            correlator.add(x)
+        }
+        let result = FlowPipeline.run(source: source, consumer: http, raw: raw, observe: { seg in
+            if seg.direction == .outgoing { correlator.observeLocalAddress(seg.source.address) }
+        }, shouldStop: shouldStop)
+        http.finish()
+        correlator.finish()
+        let warnings = AnalysisWarnings.detect(correlator: correlator, flows: result.flows, http: http.counters,
+                                               linkType: result.linkType, filter: settings.filter)
+        return Outcome(result: result, summary: correlator.summary, chains: chains, multiHop: multiHop, incomplete: incomplete,
+                       unansweredRequests: http.counters.unansweredRequests, http: http.counters, warnings: warnings)
+    }
+}
