@@ -63,17 +63,7 @@ struct Check: ParsableCommand {
                 ? "check: \(results.count) capture\(results.count == 1 ? "" : "s") as expected"
                 : "check: \(failed.count) of \(results.count) capture\(results.count == 1 ? "" : "s") differ from their expectations")
         case .json:
-            let doc: [String: Any] = [
-                "ok": failed.isEmpty,
-                "captures": results.map { r -> [String: Any] in
-                    var o: [String: Any] = ["capture": r.capture, "expectation": r.expectation, "ok": r.ok,
-                                            "chains": r.chains, "differences": r.differences, "updated": r.updated]
-                    if let e = r.error { o["error"] = e }
-                    return o
-                },
-            ]
-            let data = try JSONSerialization.data(withJSONObject: doc, options: [.sortedKeys, .withoutEscapingSlashes])
-            Output.stdout.line(String(decoding: data, as: UTF8.self))
+            Output.stdout.line(try ReportCoding.sortedJSON(CheckReport(ok: failed.isEmpty, captures: results)))
         }
         Output.stdout.flush()
         if results.contains(where: { $0.error != nil }) && failed.allSatisfy({ $0.error != nil }) && !failed.isEmpty {
@@ -85,7 +75,13 @@ struct Check: ParsableCommand {
     /// Where check looks when given no PATH (relative to the working directory).
     static let defaultPaths = ["Captures"]
 
-    struct CheckResult {
+    /// `check --format json`.
+    struct CheckReport: Encodable {
+        var ok: Bool
+        var captures: [CheckResult]
+    }
+
+    struct CheckResult: Encodable {
         var capture: String
         var expectation: String
         var differences: [String] = []
@@ -93,6 +89,19 @@ struct Check: ParsableCommand {
         var error: String?
         var updated = false
         var ok: Bool { error == nil && differences.isEmpty }
+
+        private enum CodingKeys: String, CodingKey { case capture, expectation, differences, chains, error, updated, ok }
+
+        func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(capture, forKey: .capture)
+            try c.encode(expectation, forKey: .expectation)
+            try c.encode(differences, forKey: .differences)
+            try c.encode(chains, forKey: .chains)
+            try c.encodeIfPresent(error, forKey: .error)
+            try c.encode(updated, forKey: .updated)
+            try c.encode(ok, forKey: .ok)
+        }
     }
 
     /// The expectation files among `paths` (a capture stands for the expectation beside it).
@@ -136,7 +145,7 @@ struct Check: ParsableCommand {
             // A new expectation: the capture beside it, analyzed with the defaults (rules auto).
             let base = String(expectationPath.dropLast(".expect.json".count))
             let pcap = [".pcap", ".pcapng"].map { base + $0 }.first { FileManager.default.fileExists(atPath: $0) } ?? base + ".pcap"
-            expectation.json["capture"] = (pcap as NSString).lastPathComponent
+            expectation.json["capture"] = .string((pcap as NSString).lastPathComponent)
         } else { do { expectation = try Expectation.load(expectationPath) } catch {
             return CheckResult(capture: expectationPath, expectation: expectationPath, error: "cannot read the expectation: \(error)")
         } }
@@ -146,14 +155,14 @@ struct Check: ParsableCommand {
         if let r = rules, NetfilterPresetNames.all.contains(r) == false, !r.hasPrefix("/") {
             rules = ((expectationPath as NSString).deletingLastPathComponent as NSString).appendingPathComponent(r)
         }
-        let analysis: [String: Any]
+        let analysis: ReportDocument
         do {
             analysis = try analyzeJSON(capture: capture, rules: rules, podIPs: expectation.podIPs, filter: expectation.filter)
         } catch {
             result.error = "\(error)"
             return result
         }
-        result.chains = (analysis["chains"] as? [Any])?.count ?? 0
+        result.chains = analysis.chains.count
         if update {
             let fresh = Expectation.make(from: analysis, capture: (capture as NSString).lastPathComponent, rules: expectation.rules,
                                          podIPs: expectation.podIPs, filter: expectation.filter, assertions: expectation.assertions)
@@ -169,13 +178,12 @@ struct Check: ParsableCommand {
         return result
     }
 
-    /// Runs `hoptrace analyze … --format json` (this binary) and parses the document.
-    static func analyzeJSON(capture: String, rules: String?, podIPs: [String], filter: String?) throws -> [String: Any] {
+    /// Runs `hoptrace analyze … --format json` (this binary) and reads the document.
+    static func analyzeJSON(capture: String, rules: String?, podIPs: [String], filter: String?) throws -> ReportDocument {
         let document = try analyzeDocument(capture: capture, rules: rules, podIPs: podIPs, filter: filter)
-        guard let o = try? JSONSerialization.jsonObject(with: document) as? [String: Any] else {
-            throw ExpectationError("hoptrace analyze printed no JSON document")
+        do { return try ReportDocument.decode(document) } catch {
+            throw ExpectationError("hoptrace analyze printed no report document: \(error)")
         }
-        return o
     }
 
     /// The bytes of `hoptrace analyze FILE --format json` for this capture.

@@ -84,36 +84,41 @@ struct Flows: ParsableCommand {
         return out
     }
 
-    static func directionJSON(_ s: DirectionStats) -> String {
-        var o = JSONObject()
-        o.add("bytes", s.bytes)
-        o.add("segments", s.segments)
-        o.add("gapBytes", s.gapBytes)
-        o.add("retransmissions", s.retransmissions)
-        o.add("inconsistentRetransmissions", s.inconsistentRetransmissions)
-        o.add("outOfOrder", s.outOfOrder)
-        o.add("fin", s.sawFIN)
-        o.add("rst", s.sawRST)
-        return o.json
+    static func writeDirection(_ s: DirectionStats, to o: JSONWriter) {
+        o.beginObject()
+        o.field("bytes", s.bytes)
+        o.field("segments", s.segments)
+        o.field("gapBytes", s.gapBytes)
+        o.field("retransmissions", s.retransmissions)
+        o.field("inconsistentRetransmissions", s.inconsistentRetransmissions)
+        o.field("outOfOrder", s.outOfOrder)
+        o.field("fin", s.sawFIN)
+        o.field("rst", s.sawRST)
+        o.endObject()
     }
 
     static func json(_ c: Connection) -> String {
-        var o = JSONObject()
-        o.add("connection", c.id.value)
-        o.add("client", c.client.description)
-        o.add("server", c.server.description)
-        o.add("replySource", c.replySource?.description)
-        o.add("originalDestination", c.originalDestination?.description)
-        o.add("natJoined", c.isNATJoined)
-        o.add("start", Timestamp.iso8601(c.firstTimestamp))
-        o.add("end", Timestamp.iso8601(c.lastTimestamp))
-        o.add("durationNs", Timestamp.elapsed(from: c.firstTimestamp, to: c.lastTimestamp))
-        o.add("handshake", c.sawHandshake)
-        o.add("closed", c.closeReason?.description)
-        o.addRaw("interfaces", "[" + c.interfaceIndexes.map(String.init).joined(separator: ",") + "]")
-        o.addRaw("clientToServer", directionJSON(c[.clientToServer]))
-        o.addRaw("serverToClient", directionJSON(c[.serverToClient]))
-        return o.json
+        let o = JSONWriter(capacity: 1024)
+        o.beginObject()
+        o.field("connection", c.id.value)
+        o.field("client", c.client.description)
+        o.field("server", c.server.description)
+        o.field("replySource", c.replySource?.description)
+        o.field("originalDestination", c.originalDestination?.description)
+        o.field("natJoined", c.isNATJoined)
+        o.field("start", iso8601: c.firstTimestamp)
+        o.field("end", iso8601: c.lastTimestamp)
+        o.field("durationNs", Timestamp.elapsed(from: c.firstTimestamp, to: c.lastTimestamp))
+        o.field("handshake", c.sawHandshake)
+        o.field("closed", c.closeReason?.description)
+        o.key("interfaces")
+        o.ints(c.interfaceIndexes)
+        o.key("clientToServer")
+        writeDirection(c[.clientToServer], to: o)
+        o.key("serverToClient")
+        writeDirection(c[.serverToClient], to: o)
+        o.endObject()
+        return o.string
     }
 }
 
@@ -139,35 +144,36 @@ struct PipelineResult {
     func report(jsonl: Bool, extra: [(section: String, items: [(name: String, count: Int, explanation: String)])],
                 warnings: [AnalysisWarning] = []) {
         if jsonl {
-            var summary = JSONObject()
-            summary.add("linkType", linkType.name)
-            summary.add("packets", decode.packets)
-            summary.add("tcpSegments", decode.tcpSegments)
-            var d = JSONObject()
-            for r in decode.report { d.add(r.name, r.count) }
-            summary.addRaw("decode", d.json)
-            var f = JSONObject()
-            for r in flows.report { f.add(r.name, r.count) }
-            summary.addRaw("flows", f.json)
-            for section in extra {
-                var s = JSONObject()
-                for r in section.items { s.add(r.name, r.count) }
-                summary.addRaw(section.section, s.json)
-            }
-            if let st = statistics {
-                var s = JSONObject()
-                s.add("received", st.received)
-                s.add("dropped", st.dropped)
-                s.add("interfaceDropped", st.interfaceDropped)
-                summary.addRaw("capture", s.json)
-            }
-            if let e = readError { summary.add("error", e.description) }
             let w = JSONWriter()
+            func counts(_ key: String, _ items: [(name: String, count: Int)]) {
+                w.key(key)
+                w.beginObject()
+                for r in items { w.key(r.name); w.int(r.count) }
+                w.endObject()
+            }
+            w.beginObject()
+            w.key("summary")
+            w.beginObject()
+            w.field("linkType", linkType.name)
+            w.field("packets", decode.packets)
+            w.field("tcpSegments", decode.tcpSegments)
+            counts("decode", decode.report.map { ($0.name, $0.count) })
+            counts("flows", flows.report.map { ($0.name, $0.count) })
+            for section in extra { counts(section.section, section.items.map { ($0.name, $0.count) }) }
+            if let st = statistics {
+                w.key("capture")
+                w.beginObject()
+                w.field("received", st.received)
+                w.field("dropped", st.dropped)
+                w.field("interfaceDropped", st.interfaceDropped)
+                w.endObject()
+            }
+            if let e = readError { w.field("error", e.description) }
+            w.key("warnings")
             JSONReport.write(warnings: warnings, to: w)
-            summary.addRaw("warnings", w.string)
-            var wrapper = JSONObject()
-            wrapper.addRaw("summary", summary.json)
-            Output.stdout.line(wrapper.json)
+            w.endObject()
+            w.endObject()
+            Output.stdout.line(w.string)
             Output.stdout.flush()
         }
         for l in counterLines(decode, linkType: linkType) { Output.stderr.line(l) }
