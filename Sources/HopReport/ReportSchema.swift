@@ -202,6 +202,12 @@ public struct ReportDuplicate: Codable, Equatable, Sendable {
     public var repeatedStream: Bool
     public var chains: [Int]
     public var explanation: String
+
+    public init(method: String?, target: String?, host: String? = nil, client: String, server: String, copies: Int,
+                repeatedStream: Bool, chains: [Int] = [], explanation: String = "") {
+        self.method = method; self.target = target; self.host = host; self.client = client; self.server = server
+        self.copies = copies; self.repeatedStream = repeatedStream; self.chains = chains; self.explanation = explanation
+    }
 }
 
 /// What the analysis can't tell, and why.
@@ -211,6 +217,10 @@ public struct ReportWarning: Codable, Equatable, Sendable {
     public var reason: String
     public var counts: [String: Int]
     public var evidence: [String]
+
+    public init(code: String, message: String, reason: String = "", counts: [String: Int] = [:], evidence: [String] = []) {
+        self.code = code; self.message = message; self.reason = reason; self.counts = counts; self.evidence = evidence
+    }
 }
 
 /// One exchange of `http --format jsonl`.
