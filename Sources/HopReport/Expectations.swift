@@ -205,7 +205,7 @@ public struct Expectation {
             let n = analysis.summary.unexplainedDuplicates
             if n != 0 {
                 let groups = analysis.duplicates.filter { !$0.repeatedStream }
-                let what = groups.prefix(3).map { "\($0.method ?? "?") \($0.target ?? "?") ×\($0.copies) from \($0.client)" }
+                let what = groups.prefix(3).map { "\($0.method) \($0.target) ×\($0.copies) from \($0.client)" }
                 out.append("assertion noUnexplainedDuplicates: \(n) unexplained duplicate\(n == 1 ? "" : "s")\(what.isEmpty ? "" : " (\(what.joined(separator: "; ")))")")
             }
         }

@@ -193,8 +193,8 @@ public struct ReportRuleEvaluation: Codable, Equatable, Sendable {
 
 /// Copies of one request that no proxy hop explains.
 public struct ReportDuplicate: Codable, Equatable, Sendable {
-    public var method: String?
-    public var target: String?
+    public var method: String
+    public var target: String
     public var host: String?
     public var client: String
     public var server: String
@@ -203,7 +203,7 @@ public struct ReportDuplicate: Codable, Equatable, Sendable {
     public var chains: [Int]
     public var explanation: String
 
-    public init(method: String?, target: String?, host: String? = nil, client: String, server: String, copies: Int,
+    public init(method: String, target: String, host: String? = nil, client: String, server: String, copies: Int,
                 repeatedStream: Bool, chains: [Int] = [], explanation: String = "") {
         self.method = method; self.target = target; self.host = host; self.client = client; self.server = server
         self.copies = copies; self.repeatedStream = repeatedStream; self.chains = chains; self.explanation = explanation
