@@ -63,7 +63,7 @@ struct Check: ParsableCommand {
                 ? "check: \(results.count) capture\(results.count == 1 ? "" : "s") as expected"
                 : "check: \(failed.count) of \(results.count) capture\(results.count == 1 ? "" : "s") differ from their expectations")
         case .json:
-            Output.stdout.line(try ReportCoding.sortedJSON(CheckReport(ok: failed.isEmpty, captures: results)))
+            Output.stdout.line(try ReportCoding.sortedJSON(CheckReport(ok: failed.isEmpty, captures: results.map(CheckEntry.init))))
         }
         Output.stdout.flush()
         if results.contains(where: { $0.error != nil }) && failed.allSatisfy({ $0.error != nil }) && !failed.isEmpty {
@@ -78,7 +78,7 @@ struct Check: ParsableCommand {
     /// `check --format json`.
     struct CheckReport: Encodable {
         var ok: Bool
-        var captures: [CheckResult]
+        var captures: [CheckEntry]
     }
 
     struct CheckResult: Encodable {
@@ -89,18 +89,17 @@ struct Check: ParsableCommand {
         var error: String?
         var updated = false
         var ok: Bool { error == nil && differences.isEmpty }
+    }
 
-        private enum CodingKeys: String, CodingKey { case capture, expectation, differences, chains, error, updated, ok }
+    /// A result as `--format json` prints it: its fields and `ok`.
+    struct CheckEntry: Encodable {
+        var result: CheckResult
+        private enum CodingKeys: String, CodingKey { case ok }
 
         func encode(to encoder: Encoder) throws {
+            try result.encode(to: encoder)
             var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(capture, forKey: .capture)
-            try c.encode(expectation, forKey: .expectation)
-            try c.encode(differences, forKey: .differences)
-            try c.encode(chains, forKey: .chains)
-            try c.encodeIfPresent(error, forKey: .error)
-            try c.encode(updated, forKey: .updated)
-            try c.encode(ok, forKey: .ok)
+            try c.encode(result.ok, forKey: .ok)
         }
     }
 
