@@ -14,6 +14,7 @@ declare -A NEED=(
   [nginx]="the lab's app (its access log names each request id) and hoptrace lab --sidecar nginx"
   [wrk]="load for hoptrace lab --sidecar haproxy|nginx"
   [curl]="the lab's mixed scenario (curl HEAD/GET beside the load)"
+  [python3-jsonschema]="validates the JSON output against docs/schema/analyze.schema.json (ReportSchemaValidationTests)"
 )
 # Without nginx, `hoptrace lab` falls back to a built-in Python app (hoptrace sidecar only).
 

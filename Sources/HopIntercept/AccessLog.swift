@@ -192,7 +192,7 @@ struct AccessRecord {
     }
 
     /// Appends the record as one JSON object (no newline): the keys in a fixed order, as
-    /// `JSONLine` would write them, without building intermediate strings. (A connection's
+    /// the tests' reference `JSONLine` would write them, without building intermediate strings. (A connection's
     /// handler passes its own cache, so the parts that repeat are made once.)
     func appendLine(to out: inout [UInt8], end: NIODeadline = .now()) {
         var cache = AccessLineCache()

@@ -1,4 +1,5 @@
 import Foundation
+import HopReport
 
 /// The timing-only baseline: an optimal assignment of downstream copies to upstream copies of
 /// the same direction, method and target, minimizing Σ (forward delay)² + (return delay)² in µs².
@@ -54,10 +55,10 @@ public enum Baseline {
         return fwd * fwd + ret * ret
     }
 
-    public static func assign(downstream: [LabAnalysis.Hop], upstream: [LabAnalysis.Hop], window: Int = defaultWindow) -> Result {
+    public static func assign(downstream: [ReportHop], upstream: [ReportHop], window: Int = defaultWindow) -> Result {
         var result = Result(assignment: Array(repeating: nil, count: downstream.count))
-        func key(_ h: LabAnalysis.Hop) -> String { "\(h.direction) \(h.method ?? "") \(h.target ?? "")" }
-        func times(_ h: LabAnalysis.Hop, down: Bool) -> Times? {
+        func key(_ h: ReportHop) -> String { "\(h.direction) \(h.method ?? "") \(h.target ?? "")" }
+        func times(_ h: ReportHop, down: Bool) -> Times? {
             guard let s = h.requestStartNs else { return nil }
             return Times(start: s, end: down ? h.requestEndNs : nil, respEnd: h.responseEndNs)
         }

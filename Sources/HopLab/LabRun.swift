@@ -88,21 +88,20 @@ public struct LabRunner {
         let rules = s.preset ?? "none"
         v.capture = scene.captureStats
         let lost = Self.drops(scene.captureStats) ?? 0
-        // One document, read twice: typed for the pairing metrics, untyped for the verifier.
         let document = try analyze(scene.pcapPath, rules, scene.podIPs)
-        let typed = try LabAnalysis.decode(document)
-        guard let analysis = try JSONSerialization.jsonObject(with: document) as? [String: Any] else {
-            throw LabError("hoptrace analyze printed no JSON document")
+        let analysis: ReportDocument
+        do { analysis = try ReportDocument.decode(document) } catch {
+            throw LabError("hoptrace analyze printed no report document: \(error)")
         }
-        v.chains = typed.chains.count
-        let summary = analysis["summary"] as? [String: Any] ?? [:]
+        v.chains = analysis.chains.count
+        let summary = analysis.summary
         var truth: [TruthRecord] = []
         if sidecar.isThirdParty {
             let joined = JoinedTruth.join(sidecar: scene.sidecarLog(), app: scene.appLog())
             truth = joined.records
             v.requests = truth.count
             let outcome = TruthVerifier(roles: s.roles, complete: s.complete, unexplainedDuplicates: s.unexplainedDuplicates)
-                .check(truth, excluded: joined.excluded, analysis: typed)
+                .check(truth, excluded: joined.excluded, analysis: analysis)
             v.differences = outcome.differences
             if truth.isEmpty { v.differences.append("the sidecar logged no request") }
             // Sequential traffic still comes from the lab's client: every request it sent must be in the sidecar's log.
@@ -113,19 +112,19 @@ public struct LabRunner {
             v.notes += joined.problems
             // Lost bytes or unparsed streams explain missing copies better than the correlator does.
             var odd: [String] = []
-            for (section, items) in (analysis["counters"] as? [String: [String: Any]] ?? [:]).sorted(by: { $0.key < $1.key }) {
+            for (section, items) in analysis.counters.sorted(by: { $0.key < $1.key }) {
                 for (k, n) in items.sorted(by: { $0.key < $1.key }) where ["gap", "drop", "cap", "error", "lost", "without"].contains(where: k.contains) {
-                    if let n = n as? Int, n > 0 { odd.append("\(section)/\(k) \(n)") }
+                    if n > 0 { odd.append("\(section)/\(k) \(n)") }
                 }
             }
             if !odd.isEmpty { v.notes.append("analysis counters: " + odd.joined(separator: ", ")) }
             if !joined.excluded.isEmpty {
                 let clients = Set(joined.excluded.map(\.client))
-                let inCapture = typed.chains.filter { c in c.hops.contains { clients.contains($0.client) } }
+                let inCapture = analysis.chains.filter { c in c.hops.contains { clients.contains($0.client) } }
                 v.notes.append("\(joined.excluded.count) sidecar log line\(joined.excluded.count == 1 ? "" : "s") without a request left out of the truth (\(joined.excluded.map { "\($0.client) \($0.method) \($0.status) \($0.termination ?? "")" }.prefix(3).joined(separator: "; "))); the analysis has \(inCapture.count) chain\(inCapture.count == 1 ? "" : "s") on those connections\(inCapture.isEmpty ? "" : ": " + inCapture.prefix(3).map { "#\($0.id) \($0.method ?? "no request") status \($0.status.map(String.init) ?? "-") [\($0.hops.map(\.role).joined(separator: ","))]" }.joined(separator: "; "))")
             }
             v.notes += LabVerifier(scenario: s, records: [], access: [], analysis: analysis).ruleNotes()
-            v.note = "\(summary["multiHopChains"] ?? 0) multi-hop, \(summary["incompleteChains"] ?? 0) incomplete, \(summary["orphanUpstreams"] ?? 0) orphan(s), \(summary["unexplainedDuplicates"] ?? 0) unexplained duplicate(s), \(truth.count) request(s) in the \(sidecar.rawValue) log"
+            v.note = "\(summary.multiHopChains) multi-hop, \(summary.incompleteChains) incomplete, \(summary.orphanUpstreams) orphan(s), \(summary.unexplainedDuplicates) unexplained duplicate(s), \(truth.count) request(s) in the \(sidecar.rawValue) log"
         } else {
             let access = scene.accessLog()
             v.requests = records.count
@@ -137,14 +136,14 @@ public struct LabRunner {
                 let n = verifier.ambiguousMispairings.count
                 v.notes.append("\(n) pairing\(n == 1 ? "" : "s") differ from the proxy's among identical requests in flight at once, each flagged ambiguous by the analysis; first: \(verifier.ambiguousMispairings[0])")
             }
-            v.note = "\(summary["multiHopChains"] ?? 0) multi-hop, \(summary["incompleteChains"] ?? 0) incomplete, \(summary["unexplainedDuplicates"] ?? 0) unexplained duplicate(s), \(access.count) access-log line(s)"
+            v.note = "\(summary.multiHopChains) multi-hop, \(summary.incompleteChains) incomplete, \(summary.unexplainedDuplicates) unexplained duplicate(s), \(access.count) access-log line(s)"
             truth = LabVerifier.truth(records: records, access: access)
         }
-        v.counts = ["truth": truth.count, "chains": typed.chains.count,
-                    "logicalRequests": typed.summary.logicalRequests ?? -1, "orphanUpstreams": typed.summary.orphanUpstreams ?? -1,
-                    "incompleteChains": typed.summary.incompleteChains ?? -1, "unexplainedDuplicates": typed.summary.unexplainedDuplicates ?? -1]
+        v.counts = ["truth": truth.count, "chains": analysis.chains.count,
+                    "logicalRequests": summary.logicalRequests, "orphanUpstreams": summary.orphanUpstreams,
+                    "incompleteChains": summary.incompleteChains, "unexplainedDuplicates": summary.unexplainedDuplicates]
         if s.hasSidecar && s.complete {
-            v.pairing = PairingMetrics.measure(typed, truth: truth.map(PairingTruth.init))
+            v.pairing = PairingMetrics.measure(analysis, truth: truth.map(PairingTruth.init))
         }
         if let d = truthDir {
             let name = "\(s.name)-\(sidecar.rawValue)-c\(connections)\(identicalTargets ? "-identical" : "")"
@@ -185,7 +184,7 @@ public struct LabRunner {
     }
 }
 
-public struct LabVerdict {
+public struct LabVerdict: Encodable {
     public init(scenario: String) { self.scenario = scenario }
 
     public var scenario: String
@@ -206,18 +205,27 @@ public struct LabVerdict {
     public var notes: [String] = []
     public var ok: Bool { skipped != nil || (error == nil && differences.isEmpty) }
 
-    public var json: [String: Any] {
-        var o: [String: Any] = ["scenario": scenario, "ok": ok, "requests": requests, "chains": chains,
-                                "differences": differences, "notes": notes, "seconds": (seconds * 1000).rounded() / 1000, "files": files]
-        if let error { o["error"] = error }
-        o["sidecar"] = sidecar
-        if !capture.isEmpty { o["capture"] = capture }
-        if let skipped { o["skipped"] = skipped }
-        if !counts.isEmpty { o["counts"] = counts }
-        if let pairing, let data = try? JSONEncoder().encode(pairing), let p = try? JSONSerialization.jsonObject(with: data) {
-            o["pairing"] = p
-        }
-        return o
+    private enum CodingKeys: String, CodingKey {
+        case scenario, ok, requests, chains, differences, notes, seconds, files, error, sidecar, capture, skipped, counts, pairing
+    }
+
+    /// The verdict as `lab --format json` prints it (an empty capture or counts left out).
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(scenario, forKey: .scenario)
+        try c.encode(ok, forKey: .ok)
+        try c.encode(requests, forKey: .requests)
+        try c.encode(chains, forKey: .chains)
+        try c.encode(differences, forKey: .differences)
+        try c.encode(notes, forKey: .notes)
+        try c.encode((seconds * 1000).rounded() / 1000, forKey: .seconds)
+        try c.encode(files, forKey: .files)
+        try c.encodeIfPresent(error, forKey: .error)
+        try c.encode(sidecar, forKey: .sidecar)
+        if !capture.isEmpty { try c.encode(capture, forKey: .capture) }
+        try c.encodeIfPresent(skipped, forKey: .skipped)
+        if !counts.isEmpty { try c.encode(counts, forKey: .counts) }
+        try c.encodeIfPresent(pairing, forKey: .pairing)
     }
 }
 
@@ -228,7 +236,7 @@ public final class LabVerifier {
     /// Pairings that differ from the proxy's but that the analysis flagged as ambiguous.
     public var ambiguousMispairings: [String] = []
 
-    public init(scenario: LabScenario, records: [ClientRecord], access: [[String: Any]], analysis: [String: Any]) {
+    public init(scenario: LabScenario, records: [ClientRecord], access: [ProxyAccessRecord], analysis: ReportDocument) {
         self.scenario = scenario
         self.records = records
         self.access = access
@@ -237,22 +245,27 @@ public final class LabVerifier {
 
     public let scenario: LabScenario
     public let records: [ClientRecord]
-    public let access: [[String: Any]]
-    public let analysis: [String: Any]
+    public let access: [ProxyAccessRecord]
+    public let analysis: ReportDocument
 
-    public static func str(_ v: Any?) -> String { (v as? String) ?? (v.map { "\($0)" } ?? "null") }
+    /// A value as the messages show it (null when absent).
+    public static func str<T>(_ v: T?) -> String { v.map { "\($0)" } ?? "null" }
+
+    /// The access log's HTTP lines by downstream client, in order.
+    static func byClient(_ access: [ProxyAccessRecord]) -> [String: [ProxyAccessRecord]] {
+        var out: [String: [ProxyAccessRecord]] = [:]
+        for a in access where a.protocol == "http" { out[str(a.downstream?.client), default: []].append(a) }
+        return out
+    }
 
     /// hoptrace's proxy: the truth is the client's records (the downstream tuple and index) and
     /// the access log (the upstream local address of the same request, in order per client).
-    public static func truth(records: [ClientRecord], access: [[String: Any]]) -> [TruthRecord] {
-        var accessByClient: [String: [[String: Any]]] = [:]
-        for a in access where str(a["protocol"]) == "http" {
-            accessByClient[str((a["downstream"] as? [String: Any])?["client"]), default: []].append(a)
-        }
+    public static func truth(records: [ClientRecord], access: [ProxyAccessRecord]) -> [TruthRecord] {
+        let accessByClient = byClient(access)
         return records.sorted { ($0.conn, $0.index) < ($1.conn, $1.index) }.map { r in
             let logged = accessByClient[r.local] ?? []
             let a = r.index < logged.count ? logged[r.index] : nil
-            let up = (a?["upstream"] as? [String: Any])?["local"] as? String
+            let up = a?.upstream?.local
             return TruthRecord(client: r.local, index: r.index, requestId: nil, upstream: up, method: r.method, target: r.target, status: r.status)
         }
     }
@@ -282,11 +295,11 @@ public final class LabVerifier {
     public func ruleNotes() -> [String] {
         var counts: [String: (got: [String: Int], total: Int)] = [:]
         let truth = groundTruthRules
-        for c in analysis["chains"] as? [[String: Any]] ?? [] {
-            for h in c["hops"] as? [[String: Any]] ?? [] {
-                let role = Self.str(h["role"])
+        for c in analysis.chains {
+            for h in c.hops {
+                let role = h.role
                 guard let t = truth[role] else { continue }
-                let got = Self.str((h["ruleEvaluation"] as? [String: Any])?["decidingRule"])
+                let got = Self.str(h.ruleEvaluation.decidingRule)
                 var e = counts[role] ?? ([:], 0)
                 e.total += 1
                 if got != t.rule { e.got[got, default: 0] += 1 }
@@ -305,24 +318,15 @@ public final class LabVerifier {
 
     public func differences() -> [String] {
         var diffs: [String] = []
-        let chains = analysis["chains"] as? [[String: Any]] ?? []
         // Chains by the client endpoint of their first hop, in the order of their requests.
-        var byClient: [String: [[String: Any]]] = [:]
-        for c in chains {
-            let first = (c["hops"] as? [[String: Any]])?.first ?? [:]
-            byClient[Self.str(first["client"]), default: []].append(c)
+        var byClient: [String: [ReportChain]] = [:]
+        for c in analysis.chains {
+            byClient[Self.str(c.hops.first?.client), default: []].append(c)
         }
         for k in byClient.keys {
-            byClient[k]!.sort {
-                let a = (($0["hops"] as? [[String: Any]])?.first?["requestStartNs"] as? NSNumber)?.int64Value ?? 0
-                let b = (($1["hops"] as? [[String: Any]])?.first?["requestStartNs"] as? NSNumber)?.int64Value ?? 0
-                return a < b
-            }
+            byClient[k]!.sort { ($0.hops.first?.requestStartNs ?? 0) < ($1.hops.first?.requestStartNs ?? 0) }
         }
-        var accessByClient: [String: [[String: Any]]] = [:]
-        for a in access where Self.str(a["protocol"]) == "http" {
-            accessByClient[Self.str((a["downstream"] as? [String: Any])?["client"]), default: []].append(a)
-        }
+        let accessByClient = Self.byClient(access)
         var used = Set<String>()
         let conns = Dictionary(grouping: records, by: \.local)
         for local in conns.keys.sorted(by: { conns[$0]![0].conn < conns[$1]![0].conn }) {
@@ -332,7 +336,7 @@ public final class LabVerifier {
             let logged = accessByClient[local] ?? []
             let what = sent.map { "\($0.method) \($0.target)" }.joined(separator: ", ")
             if found.count != sent.count {
-                diffs.append("client connection \(local): sent \(sent.count) request\(sent.count == 1 ? "" : "s") (\(what)), the analysis has \(found.count) chain\(found.count == 1 ? "" : "s") starting there\(found.isEmpty ? "" : " (\(found.map { "\(Self.str($0["method"])) \(Self.str($0["target"]))" }.joined(separator: ", ")))")")
+                diffs.append("client connection \(local): sent \(sent.count) request\(sent.count == 1 ? "" : "s") (\(what)), the analysis has \(found.count) chain\(found.count == 1 ? "" : "s") starting there\(found.isEmpty ? "" : " (\(found.map { "\(Self.str($0.method)) \(Self.str($0.target))" }.joined(separator: ", ")))")")
             }
             if scenario.hasSidecar && logged.count != sent.count {
                 diffs.append("client connection \(local): the proxy's access log has \(logged.count) request\(logged.count == 1 ? "" : "s") from it, the client sent \(sent.count)")
@@ -344,59 +348,59 @@ public final class LabVerifier {
         }
         for (k, cs) in byClient.sorted(by: { $0.key < $1.key }) where !used.contains(k) {
             for c in cs {
-                let roles = ((c["hops"] as? [[String: Any]]) ?? []).map { Self.str($0["role"]) }
-                diffs.append("unexplained chain \(Self.str(c["id"])): \(Self.str(c["method"])) \(Self.str(c["target"])) from \(k) [\(roles.joined(separator: ", "))]: the client sent nothing from there")
+                let roles = c.hops.map(\.role)
+                diffs.append("unexplained chain \(c.id): \(Self.str(c.method)) \(Self.str(c.target)) from \(k) [\(roles.joined(separator: ", "))]: the client sent nothing from there")
             }
         }
-        let s = analysis["summary"] as? [String: Any] ?? [:]
-        let dup = (s["unexplainedDuplicates"] as? Int) ?? -1
+        let s = analysis.summary
+        let dup = s.unexplainedDuplicates
         if dup != scenario.unexplainedDuplicates {
             diffs.append("unexplained duplicates: expected \(scenario.unexplainedDuplicates), got \(dup)")
         }
-        if let o = s["orphanUpstreams"] as? Int, o != 0 { diffs.append("orphan upstream copies: expected 0, got \(o)") }
+        if s.orphanUpstreams != 0 { diffs.append("orphan upstream copies: expected 0, got \(s.orphanUpstreams)") }
         return diffs
     }
 
-    public func chainDifferences(_ c: [String: Any], _ r: ClientRecord, access a: [String: Any]?, label: String) -> [String] {
+    public func chainDifferences(_ c: ReportChain, _ r: ClientRecord, access a: ProxyAccessRecord?, label: String) -> [String] {
         var d: [String] = []
-        let hops = c["hops"] as? [[String: Any]] ?? []
-        if Self.str(c["method"]) != r.method || Self.str(c["target"]) != r.target {
-            d.append("\(label): the analysis says \(Self.str(c["method"])) \(Self.str(c["target"]))")
+        let hops = c.hops
+        if Self.str(c.method) != r.method || Self.str(c.target) != r.target {
+            d.append("\(label): the analysis says \(Self.str(c.method)) \(Self.str(c.target))")
         }
-        if (c["status"] as? Int) != r.status { d.append("\(label): status expected \(r.status) (client), got \(Self.str(c["status"]))") }
-        let roles = hops.map { Self.str($0["role"]) }
+        if c.status != r.status { d.append("\(label): status expected \(r.status) (client), got \(Self.str(c.status))") }
+        let roles = hops.map(\.role)
         if roles != scenario.roles {
             d.append("\(label): hop roles expected \(scenario.roles.joined(separator: ", ")), got \(roles.joined(separator: ", "))")
         }
-        if (c["complete"] as? Bool) != scenario.complete {
-            d.append("\(label): complete expected \(scenario.complete), got \(Self.str(c["complete"]))")
+        if c.complete != scenario.complete {
+            d.append("\(label): complete expected \(scenario.complete), got \(c.complete)")
         }
         if !scenario.complete {
-            if Self.str(c["advice"]).isEmpty || c["advice"] is NSNull { d.append("\(label): an incomplete chain without advice") }
-            if Self.str(c["missing"]) != "inbound-forwarded" { d.append("\(label): missing hop expected inbound-forwarded, got \(Self.str(c["missing"]))") }
+            if (c.advice ?? "").isEmpty { d.append("\(label): an incomplete chain without advice") }
+            if Self.str(c.missing) != "inbound-forwarded" { d.append("\(label): missing hop expected inbound-forwarded, got \(Self.str(c.missing))") }
         }
-        for (j, h) in hops.enumerated() where (h["ruleEvaluation"] as? [String: Any])?["decidingRule"] == nil && scenario.hasSidecar {
-            if !(h["rule"] is String) { d.append("\(label): hop \(j + 1) names no rule") }
+        for (j, h) in hops.enumerated() where h.ruleEvaluation.decidingRule == nil && h.rule.isEmpty && scenario.hasSidecar {
+            d.append("\(label): hop \(j + 1) names no rule")
         }
         guard scenario.hasSidecar else { return d }
         guard let a else {
             d.append("\(label): not in the proxy's access log")
             return d
         }
-        if Self.str(a["method"]) != r.method || Self.str(a["target"]) != r.target {
-            d.append("\(label): the access log says \(Self.str(a["method"])) \(Self.str(a["target"]))")
+        if Self.str(a.method) != r.method || Self.str(a.target) != r.target {
+            d.append("\(label): the access log says \(Self.str(a.method)) \(Self.str(a.target))")
         }
-        if (a["status"] as? Int) != r.status { d.append("\(label): the access log's status is \(Self.str(a["status"])), the client got \(r.status)") }
-        let upstream = hops.filter { ["inbound-forwarded", "outbound-forwarded"].contains(Self.str($0["role"])) }
-        let attempts = a["attempts"] as? Int ?? 0
+        if a.status != r.status { d.append("\(label): the access log's status is \(Self.str(a.status)), the client got \(r.status)") }
+        let upstream = hops.filter(\.isUpstream)
+        let attempts = a.attempts ?? 0
         if scenario.complete {
             if upstream.count != attempts {
                 d.append("\(label): \(upstream.count) upstream hop\(upstream.count == 1 ? "" : "s") in the chain, the proxy made \(attempts) attempt\(attempts == 1 ? "" : "s")")
             }
-            let local = Self.str((a["upstream"] as? [String: Any])?["local"])
-            if let last = upstream.last, Self.str(last["client"]) != local {
-                let confidence = (c["confidence"] as? NSNumber)?.doubleValue ?? 1
-                let line = "\(label): paired with the upstream copy from \(Self.str(last["client"])), the proxy sent it from \(local)"
+            let local = Self.str(a.upstream?.local)
+            if let last = upstream.last, last.client != local {
+                let confidence = c.confidence
+                let line = "\(label): paired with the upstream copy from \(last.client), the proxy sent it from \(local)"
                 if confidence < Self.ambiguousBelow {
                     // Identical requests in flight at once: the analysis said it could not tell.
                     ambiguousMispairings.append(line + " (the analysis marked this pairing ambiguous: confidence \(String(format: "%.2f", confidence)))")
@@ -405,8 +409,8 @@ public final class LabVerifier {
                 }
             }
             if scenario.resetOnce && attempts != 2 { d.append("\(label): the proxy made \(attempts) attempts, the scenario expects 2 (one retry)") }
-            if (c["retries"] as? Int) != max(0, attempts - 1) {
-                d.append("\(label): retries expected \(max(0, attempts - 1)), got \(Self.str(c["retries"]))")
+            if c.retries != max(0, attempts - 1) {
+                d.append("\(label): retries expected \(max(0, attempts - 1)), got \(c.retries)")
             }
         }
         return d

@@ -1,4 +1,5 @@
 import Foundation
+import HopReport
 import HopIntercept
 import HopNetfilter
 #if canImport(Glibc)
@@ -32,11 +33,11 @@ public struct LabScenario: Sendable {
     public let roles: [String]
     public let complete: Bool
     public let unexplainedDuplicates: Int
-    public let assertions: [String: Any & Sendable]
+    public let assertions: [String: JSONValue]
 
     public var hasSidecar: Bool { preset != nil }
 
-    public static let sidecarAssertions: [String: Any & Sendable] = [
+    public static let sidecarAssertions: [String: JSONValue] = [
         "noUnexplainedDuplicates": true, "everyRequestAnswered": true, "noRequestBypassedSidecar": true,
     ]
 
@@ -354,11 +355,9 @@ public final class LabScene {
         }
         let r = try Subprocess.run(ip, cmd, timeout: 90)
         var records: [ClientRecord] = []
-        for line in r.stdout.split(separator: "\n") {
-            guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { continue }
-            records.append(ClientRecord(
-                conn: o["conn"] as? Int ?? 0, index: o["index"] as? Int ?? 0, method: o["method"] as? String ?? "",
-                target: o["target"] as? String ?? "", local: o["local"] as? String ?? "", status: o["status"] as? Int ?? 0))
+        for o in try ReportCoding.lines(ClientLine.self, from: r.stdout, skippingInvalid: true) {
+            records.append(ClientRecord(conn: o.conn ?? 0, index: o.index ?? 0, method: o.method ?? "", target: o.target ?? "",
+                                        local: o.local ?? "", status: o.status ?? 0))
         }
         if r.status != 0 || records.isEmpty {
             throw LabError("the client failed (exit \(r.status)): \(r.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
@@ -373,9 +372,9 @@ public final class LabScene {
         for b in background where b.name == "proxy" { b.stop(signal: SIGTERM, timeout: 4) }
     }
 
-    public func accessLog() -> [[String: Any]] {
+    public func accessLog() -> [ProxyAccessRecord] {
         guard let text = try? String(contentsOfFile: accessLogPath, encoding: .utf8) else { return [] }
-        return text.split(separator: "\n").compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any] }
+        return (try? ReportCoding.lines(ProxyAccessRecord.self, from: text, skippingInvalid: true)) ?? []
     }
 
     /// Stops every process this run started (by PID) and deletes its namespaces and temp files.
@@ -390,6 +389,34 @@ public final class LabScene {
         namespaces = []
         if !keep { try? FileManager.default.removeItem(at: dir) }
     }
+}
+
+/// A line of the lab client's output (every key read leniently, as the client wrote it).
+struct ClientLine: Decodable {
+    var conn: Int?
+    var index: Int?
+    var method: String?
+    var target: String?
+    var local: String?
+    var status: Int?
+}
+
+/// What the lab reads of a line of the proxy's access log (`hoptrace proxy --access-log`).
+public struct ProxyAccessRecord: Decodable, Sendable {
+    public struct Side: Decodable, Sendable {
+        public var client: String?
+        public var local: String?
+    }
+
+    /// http, or what the sniffer saw (tcp, …).
+    public var `protocol`: String?
+    public var method: String?
+    public var target: String?
+    public var status: Int?
+    /// Upstream attempts (more than one: retries).
+    public var attempts: Int?
+    public var downstream: Side?
+    public var upstream: Side?
 }
 
 public struct ClientRecord {

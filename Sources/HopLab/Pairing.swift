@@ -1,4 +1,5 @@
 import Foundation
+import HopReport
 
 /// How well the analysis paired downstream and upstream copies, measured against the truth.
 public struct PairingReport: Codable, Sendable, Equatable {
@@ -117,7 +118,7 @@ public struct PairingTruth: Sendable {
     public var neverForwarded: Bool { requestId != nil && upstream == nil }
 
     /// Does `hop` (an upstream copy) carry this request?
-    public func matches(_ hop: LabAnalysis.Hop) -> Bool {
+    public func matches(_ hop: ReportHop) -> Bool {
         if let id = requestId { return hop.requestId == id }
         return hop.client == upstream
     }
@@ -134,7 +135,7 @@ public enum PairingMetrics {
 
     /// The downstream copies of the analysis indexed like the truth: (client tuple, k-th request
     /// on that connection by request start).
-    public static func downstreamIndex(_ a: LabAnalysis) -> [String: [HopRef]] {
+    public static func downstreamIndex(_ a: ReportDocument) -> [String: [HopRef]] {
         var by: [String: [HopRef]] = [:]
         for (ci, c) in a.chains.enumerated() {
             for (hi, h) in c.hops.enumerated() where h.isDownstream && h.method != nil {
@@ -169,7 +170,7 @@ public enum PairingMetrics {
     }
 
     /// Measures the analysis' pairings (and the timing-only baseline's) against `truth`.
-    public static func measure(_ a: LabAnalysis, truth: [PairingTruth], baselineWindow: Int = Baseline.defaultWindow) -> PairingReport {
+    public static func measure(_ a: ReportDocument, truth: [PairingTruth], baselineWindow: Int = Baseline.defaultWindow) -> PairingReport {
         let index = downstreamIndex(a)
         var items: [(confidence: Double, right: Bool)] = []
         var wrong: [PairingReport.Wrong] = []
@@ -207,8 +208,8 @@ public enum PairingMetrics {
         let high = items.filter { $0.confidence >= 0.9 }
         // The baseline over every downstream and upstream copy in the analysis.
         let started = Date()
-        var downs: [(ref: HopRef, hop: LabAnalysis.Hop)] = []
-        var ups: [(ref: HopRef, hop: LabAnalysis.Hop)] = []
+        var downs: [(ref: HopRef, hop: ReportHop)] = []
+        var ups: [(ref: HopRef, hop: ReportHop)] = []
         for (ci, c) in a.chains.enumerated() {
             for (hi, h) in c.hops.enumerated() where h.method != nil {
                 if h.isDownstream { downs.append((HopRef(chain: ci, hop: hi), h)) }
@@ -225,7 +226,7 @@ public enum PairingMetrics {
                                               components: solved.components, windows: solved.windows,
                                               largestComponent: solved.largestComponent)
         // The true pairs' delays, for third-party truth (the upstream copy found by its request id).
-        var upByID: [String: LabAnalysis.Hop] = [:]
+        var upByID: [String: ReportHop] = [:]
         for u in ups where u.hop.requestId != nil { upByID[u.hop.requestId!] = u.hop }
         var fwd: [Double] = [], ret: [Double] = []
         for (ref, t) in truthByHop {

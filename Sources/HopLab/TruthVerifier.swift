@@ -1,4 +1,5 @@
 import Foundation
+import HopReport
 
 /// Exact counts against a third-party sidecar's truth: every request the sidecar logged is one
 /// logical request whose chain has the expected roles, and nothing else is there (no orphans,
@@ -19,11 +20,11 @@ public struct TruthVerifier {
         public var excludedConnections: [String] = []
     }
 
-    public func check(_ truth: [TruthRecord], excluded: [SidecarLogRecord] = [], analysis a: LabAnalysis) -> Outcome {
+    public func check(_ truth: [TruthRecord], excluded: [SidecarLogRecord] = [], analysis a: ReportDocument) -> Outcome {
         var o = Outcome()
         let index = PairingMetrics.downstreamIndex(a)
         let logical = a.summary.logicalRequests
-        if let logical, logical != truth.count {
+        if logical != truth.count {
             o.differences.append("logical requests: the sidecar logged \(truth.count), the analysis has \(logical)")
         }
         let byClient = Dictionary(grouping: truth, by: \.client)
@@ -67,12 +68,13 @@ public struct TruthVerifier {
                 o.differences.append("unexplained chain \(c.id): \(h.method ?? "-") \(h.target ?? "-") from \(client) [\(c.hops.map(\.role).joined(separator: ", "))]: the sidecar logged no request from there\(badClients.contains(client) ? " (only a <BADREQ>)" : "")")
             }
         }
-        if let d = a.summary.unexplainedDuplicates, d != unexplainedDuplicates {
+        let d = a.summary.unexplainedDuplicates
+        if d != unexplainedDuplicates {
             o.differences.append("unexplained duplicates: expected \(unexplainedDuplicates), got \(d)")
         }
-        if let n = a.summary.orphanUpstreams, n != 0 { o.differences.append("orphan upstream copies: expected 0, got \(n)") }
+        if case let n = a.summary.orphanUpstreams, n != 0 { o.differences.append("orphan upstream copies: expected 0, got \(n)") }
         let neverForwarded = truth.filter { PairingTruth($0).neverForwarded }.count
-        if complete, let n = a.summary.incompleteChains, n != neverForwarded {
+        if complete, case let n = a.summary.incompleteChains, n != neverForwarded {
             o.differences.append("incomplete chains: expected \(neverForwarded)\(neverForwarded > 0 ? " (requests the app never saw)" : ""), got \(n)")
         }
         return o

@@ -103,37 +103,36 @@ public struct PipelineResult {
     /// the error that ended the read and the warnings; `extra` are the command's own sections.
     /// `flows`: whether connections were rebuilt (`packets` does not).
     public func summaryJSON(extra: [Section] = [], warnings: [AnalysisWarning] = [], flows showFlows: Bool = true) -> String {
-        var summary = JSONObject()
-        summary.add("linkType", linkType.name)
-        summary.add("packets", decode.packets)
-        summary.add("tcpSegments", decode.tcpSegments)
-        var d = JSONObject()
-        for r in decode.report { d.add(r.name, r.count) }
-        summary.addRaw("decode", d.json)
-        if showFlows {
-            var f = JSONObject()
-            for r in flows.report { f.add(r.name, r.count) }
-            summary.addRaw("flows", f.json)
-        }
-        for section in extra {
-            var s = JSONObject()
-            for r in section.items { s.add(r.name, r.count) }
-            summary.addRaw(section.section, s.json)
-        }
-        if let st = statistics {
-            var s = JSONObject()
-            s.add("received", st.received)
-            s.add("dropped", st.dropped)
-            s.add("interfaceDropped", st.interfaceDropped)
-            summary.addRaw("capture", s.json)
-        }
-        if let e = readError { summary.add("error", e.description) }
         let w = JSONWriter()
+        func counts(_ key: String, _ items: [(name: String, count: Int)]) {
+            w.key(key)
+            w.beginObject()
+            for r in items { w.key(r.name); w.int(r.count) }
+            w.endObject()
+        }
+        w.beginObject()
+        w.key("summary")
+        w.beginObject()
+        w.field("linkType", linkType.name)
+        w.field("packets", decode.packets)
+        w.field("tcpSegments", decode.tcpSegments)
+        counts("decode", decode.report.map { ($0.name, $0.count) })
+        if showFlows { counts("flows", flows.report.map { ($0.name, $0.count) }) }
+        for section in extra { counts(section.section, section.items.map { ($0.name, $0.count) }) }
+        if let st = statistics {
+            w.key("capture")
+            w.beginObject()
+            w.field("received", st.received)
+            w.field("dropped", st.dropped)
+            w.field("interfaceDropped", st.interfaceDropped)
+            w.endObject()
+        }
+        if let e = readError { w.field("error", e.description) }
+        w.key("warnings")
         JSONReport.write(warnings: warnings, to: w)
-        summary.addRaw("warnings", w.string)
-        var wrapper = JSONObject()
-        wrapper.addRaw("summary", summary.json)
-        return wrapper.json
+        w.endObject()
+        w.endObject()
+        return w.string
     }
 
     /// The counters as lines for standard error: what was read, each kind of packet not

@@ -64,17 +64,7 @@ struct Check: ParsableCommand {
                 ? "check: \(results.count) capture\(results.count == 1 ? "" : "s") as expected"
                 : "check: \(failed.count) of \(results.count) capture\(results.count == 1 ? "" : "s") differ from their expectations")
         case .json:
-            let doc: [String: Any] = [
-                "ok": failed.isEmpty,
-                "captures": results.map { r -> [String: Any] in
-                    var o: [String: Any] = ["capture": r.capture, "expectation": r.expectation, "ok": r.ok,
-                                            "chains": r.chains, "differences": r.differences, "updated": r.updated]
-                    if let e = r.error { o["error"] = e }
-                    return o
-                },
-            ]
-            let data = try JSONSerialization.data(withJSONObject: doc, options: [.sortedKeys, .withoutEscapingSlashes])
-            Output.stdout.line(String(decoding: data, as: UTF8.self))
+            Output.stdout.line(try ReportCoding.sortedJSON(CheckReport(ok: failed.isEmpty, captures: results.map(CheckEntry.init))))
         }
         Output.stdout.flush()
         if results.contains(where: { $0.error != nil }) && failed.allSatisfy({ $0.error != nil }) && !failed.isEmpty {
@@ -86,7 +76,13 @@ struct Check: ParsableCommand {
     /// Where check looks when given no PATH (relative to the working directory).
     static let defaultPaths = ["Captures"]
 
-    struct CheckResult {
+    /// `check --format json`.
+    struct CheckReport: Encodable {
+        var ok: Bool
+        var captures: [CheckEntry]
+    }
+
+    struct CheckResult: Encodable {
         var capture: String
         var expectation: String
         var differences: [String] = []
@@ -94,6 +90,18 @@ struct Check: ParsableCommand {
         var error: String?
         var updated = false
         var ok: Bool { error == nil && differences.isEmpty }
+    }
+
+    /// A result as `--format json` prints it: its fields and `ok`.
+    struct CheckEntry: Encodable {
+        var result: CheckResult
+        private enum CodingKeys: String, CodingKey { case ok }
+
+        func encode(to encoder: Encoder) throws {
+            try result.encode(to: encoder)
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(result.ok, forKey: .ok)
+        }
     }
 
     /// The expectation files among `paths` (a capture stands for the expectation beside it).
@@ -137,7 +145,7 @@ struct Check: ParsableCommand {
             // A new expectation: the capture beside it, analyzed with the defaults (rules auto).
             let base = String(expectationPath.dropLast(".expect.json".count))
             let pcap = [".pcap", ".pcapng"].map { base + $0 }.first { FileManager.default.fileExists(atPath: $0) } ?? base + ".pcap"
-            expectation.json["capture"] = (pcap as NSString).lastPathComponent
+            expectation.json["capture"] = .string((pcap as NSString).lastPathComponent)
         } else { do { expectation = try Expectation.load(expectationPath) } catch {
             return CheckResult(capture: expectationPath, expectation: expectationPath, error: "cannot read the expectation: \(error)")
         } }
@@ -147,14 +155,14 @@ struct Check: ParsableCommand {
         if let r = rules, case .file = RuleSource(r), !r.hasPrefix("/") {
             rules = ((expectationPath as NSString).deletingLastPathComponent as NSString).appendingPathComponent(r)
         }
-        let analysis: [String: Any]
+        let analysis: ReportDocument
         do {
             analysis = try analyzeJSON(capture: capture, rules: rules, podIPs: expectation.podIPs, filter: expectation.filter)
         } catch {
             result.error = "\(error)"
             return result
         }
-        result.chains = (analysis["chains"] as? [Any])?.count ?? 0
+        result.chains = analysis.chains.count
         if update {
             let fresh = Expectation.make(from: analysis, capture: (capture as NSString).lastPathComponent, rules: expectation.rules,
                                          podIPs: expectation.podIPs, filter: expectation.filter, assertions: expectation.assertions)
@@ -171,13 +179,12 @@ struct Check: ParsableCommand {
     }
 
     /// The analysis of a capture as `analyze … --format json` makes it (in this process),
-    /// parsed.
-    static func analyzeJSON(capture: String, rules: String?, podIPs: [String], filter: String?) throws -> [String: Any] {
+    /// read as the report schema.
+    static func analyzeJSON(capture: String, rules: String?, podIPs: [String], filter: String?) throws -> ReportDocument {
         let document = try analyzeDocument(capture: capture, rules: rules, podIPs: podIPs, filter: filter)
-        guard let o = try? JSONSerialization.jsonObject(with: document) as? [String: Any] else {
-            throw ExpectationError("hoptrace analyze printed no JSON document")
+        do { return try ReportDocument.decode(document) } catch {
+            throw ExpectationError("hoptrace analyze printed no report document: \(error)")
         }
-        return o
     }
 
     /// The bytes of `hoptrace analyze FILE --format json` for this capture.

@@ -94,35 +94,40 @@ struct Flows: ParsableCommand, PacketReading {
         return out
     }
 
-    static func directionJSON(_ s: DirectionStats) -> String {
-        var o = JSONObject()
-        o.add("bytes", s.bytes)
-        o.add("segments", s.segments)
-        o.add("gapBytes", s.gapBytes)
-        o.add("retransmissions", s.retransmissions)
-        o.add("inconsistentRetransmissions", s.inconsistentRetransmissions)
-        o.add("outOfOrder", s.outOfOrder)
-        o.add("fin", s.sawFIN)
-        o.add("rst", s.sawRST)
-        return o.json
+    static func writeDirection(_ s: DirectionStats, to o: JSONWriter) {
+        o.beginObject()
+        o.field("bytes", s.bytes)
+        o.field("segments", s.segments)
+        o.field("gapBytes", s.gapBytes)
+        o.field("retransmissions", s.retransmissions)
+        o.field("inconsistentRetransmissions", s.inconsistentRetransmissions)
+        o.field("outOfOrder", s.outOfOrder)
+        o.field("fin", s.sawFIN)
+        o.field("rst", s.sawRST)
+        o.endObject()
     }
 
     static func json(_ c: Connection) -> String {
-        var o = JSONObject()
-        o.add("connection", c.id.value)
-        o.add("client", c.client.description)
-        o.add("server", c.server.description)
-        o.add("replySource", c.replySource?.description)
-        o.add("originalDestination", c.originalDestination?.description)
-        o.add("natJoined", c.isNATJoined)
-        o.add("start", Timestamp.iso8601(c.firstTimestamp))
-        o.add("end", Timestamp.iso8601(c.lastTimestamp))
-        o.add("durationNs", Timestamp.elapsed(from: c.firstTimestamp, to: c.lastTimestamp))
-        o.add("handshake", c.sawHandshake)
-        o.add("closed", c.closeReason?.description)
-        o.addRaw("interfaces", "[" + c.interfaceIndexes.map(String.init).joined(separator: ",") + "]")
-        o.addRaw("clientToServer", directionJSON(c[.clientToServer]))
-        o.addRaw("serverToClient", directionJSON(c[.serverToClient]))
-        return o.json
+        let o = JSONWriter(capacity: 1024)
+        o.beginObject()
+        o.field("connection", c.id.value)
+        o.field("client", c.client.description)
+        o.field("server", c.server.description)
+        o.field("replySource", c.replySource?.description)
+        o.field("originalDestination", c.originalDestination?.description)
+        o.field("natJoined", c.isNATJoined)
+        o.field("start", iso8601: c.firstTimestamp)
+        o.field("end", iso8601: c.lastTimestamp)
+        o.field("durationNs", Timestamp.elapsed(from: c.firstTimestamp, to: c.lastTimestamp))
+        o.field("handshake", c.sawHandshake)
+        o.field("closed", c.closeReason?.description)
+        o.key("interfaces")
+        o.ints(c.interfaceIndexes)
+        o.key("clientToServer")
+        writeDirection(c[.clientToServer], to: o)
+        o.key("serverToClient")
+        writeDirection(c[.serverToClient], to: o)
+        o.endObject()
+        return o.string
     }
 }

@@ -180,9 +180,8 @@ struct Lab: ParsableCommand {
         }
         let failed = verdicts.filter { !$0.ok }
         if format == .json {
-            let doc: [String: Any] = ["ok": failed.isEmpty, "scenarios": verdicts.map(\.json)]
-            let data = try JSONSerialization.data(withJSONObject: doc, options: [.sortedKeys, .withoutEscapingSlashes])
-            Output.stdout.line(String(decoding: data, as: UTF8.self))
+            struct LabReport: Encodable { var ok: Bool; var scenarios: [LabVerdict] }
+            Output.stdout.line(try ReportCoding.sortedJSON(LabReport(ok: failed.isEmpty, scenarios: verdicts)))
         } else if verdicts.count > 1 {
             Output.stdout.line(failed.isEmpty
                 ? "lab: all \(verdicts.count) scenarios pass"

@@ -162,26 +162,33 @@ struct Watch: ParsableCommand, PacketReading {
     }
 
     static func json(_ h: Hop, chain: RequestChain?, headers: Bool = false) -> String {
-        var o = JSONObject()
-        o.add("time", Timestamp.iso8601(h.requestStart ?? h.connection.firstTimestamp))
-        o.add("chain", chain?.id)
-        o.add("hopIndex", chain == nil ? nil : 1)
-        o.add("hops", chain?.hops.count)
-        o.add("role", h.role.rawValue)
-        o.add("method", h.exchange.request?.method)
-        o.add("target", h.exchange.request?.target)
-        o.add("status", h.exchange.response.map { $0.status })
-        o.add("client", h.connection.client.description)
-        o.add("server", h.connection.server.description)
-        o.add("originalDestination", h.connection.originalDestination?.description)
-        if let q = h.exchange.request, let r = h.exchange.response { o.add("durationNs", Timestamp.elapsed(from: q.firstTimestamp, to: r.lastTimestamp)) }
+        let o = JSONWriter(capacity: 1024)
+        o.beginObject()
+        o.field("time", iso8601: h.requestStart ?? h.connection.firstTimestamp)
+        o.field("chain", chain?.id)
+        o.field("hopIndex", chain == nil ? nil : 1)
+        o.field("hops", chain?.hops.count)
+        o.field("role", h.role.rawValue)
+        o.field("method", h.exchange.request?.method)
+        o.field("target", h.exchange.request?.target)
+        o.field("status", h.exchange.response.map { $0.status })
+        o.field("client", h.connection.client.description)
+        o.field("server", h.connection.server.description)
+        o.field("originalDestination", h.connection.originalDestination?.description)
+        if let q = h.exchange.request, let r = h.exchange.response { o.field("durationNs", Timestamp.elapsed(from: q.firstTimestamp, to: r.lastTimestamp)) }
         if headers {
-            o.addRaw("requestHeaders", JSONReport.headers(h.exchange.request?.headers))
-            o.addRaw("responseHeaders", JSONReport.headers(h.exchange.response?.headers))
+            o.key("requestHeaders")
+            o.rawValue(JSONReport.headers(h.exchange.request?.headers))
+            o.key("responseHeaders")
+            o.rawValue(JSONReport.headers(h.exchange.response?.headers))
         }
         if let chain {
-            o.addRaw("linked", JSONObject.array(chain.hops.dropFirst().map { JSONReport.hop($0, report: nil) }))
+            o.key("linked")
+            o.beginArray()
+            for hop in chain.hops.dropFirst() { JSONReport.write(hop: hop, report: nil, to: o) }
+            o.endArray()
         }
-        return o.json
+        o.endObject()
+        return o.string
     }
 }

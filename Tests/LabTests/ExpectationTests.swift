@@ -4,51 +4,54 @@ import XCTest
 
 /// The expectation format's comparison and assertions, on synthetic analysis documents.
 final class ExpectationTests: XCTestCase {
-    func analysis(directToApp: Bool = false, duplicates: Int = 0, unanswered: Bool = false, proxyMs: [Double] = [1, 2]) -> [String: Any] {
-        var chains: [[String: Any]] = proxyMs.enumerated().map { i, ms in
-            [
-                "id": i + 1, "method": "HEAD", "target": "/", "status": 200, "complete": true, "retries": 0,
-                "proxyAddedNs": Int(ms * 1e6),
-                "hops": [
-                    ["role": "inbound-intercepted", "client": "198.18.10.1:4000\(i)", "server": "198.18.10.2:80", "status": 200,
-                     "ruleEvaluation": ["decidingRule": "nat/ISTIO_REDIRECT rule 1"]],
-                    ["role": "inbound-forwarded", "client": "127.0.0.1:5000\(i)", "server": "127.0.0.1:80", "status": 200,
-                     "ruleEvaluation": ["decidingRule": NSNull()]],
-                ],
-            ]
-        }
-        if directToApp {
-            chains.append(["id": 9, "method": "GET", "target": "/admin", "status": 200, "complete": true, "retries": 0,
-                           "hops": [["role": "direct", "client": "198.18.10.1:41000", "server": "198.18.10.2:80", "status": 200]]])
-        }
-        if unanswered { chains[0]["status"] = NSNull() }
-        return [
-            "pod": ["addresses": ["198.18.10.2"]],
-            "summary": ["requestsOnWire": 4, "logicalRequests": 2, "unexplainedDuplicates": duplicates,
-                        "roles": ["inbound-intercepted": 2, "inbound-forwarded": 2, "direct": 0]],
-            "chains": chains,
-            "duplicates": duplicates > 0 ? [["method": "HEAD", "target": "/", "client": "198.18.10.1", "copies": 2, "repeatedStream": false]] : [],
-        ]
+    func hop(_ role: String, _ client: String, _ server: String, rule: String?) -> ReportHop {
+        var h = ReportHop(role: role, client: client, server: server, method: "HEAD", target: "/", requestStartNs: nil, responseEndNs: nil)
+        h.ruleEvaluation.decidingRule = rule
+        return h
     }
 
-    func testRecordedExpectationMatchesItself() {
+    func analysis(directToApp: Bool = false, duplicates: Int = 0, unanswered: Bool = false, proxyMs: [Double] = [1, 2]) -> ReportDocument {
+        var chains: [ReportChain] = proxyMs.enumerated().map { i, ms in
+            var c = ReportChain(id: i + 1, confidence: 1, hops: [
+                hop("inbound-intercepted", "198.18.10.1:4000\(i)", "198.18.10.2:80", rule: "nat/ISTIO_REDIRECT rule 1"),
+                hop("inbound-forwarded", "127.0.0.1:5000\(i)", "127.0.0.1:80", rule: nil),
+            ])
+            c.proxyAddedNs = Int64(ms * 1e6)
+            return c
+        }
+        if directToApp {
+            var h = hop("direct", "198.18.10.1:41000", "198.18.10.2:80", rule: nil)
+            h.method = "GET"
+            h.target = "/admin"
+            chains.append(ReportChain(id: 9, confidence: 1, hops: [h]))
+        }
+        if unanswered { chains[0].status = nil }
+        var summary = ReportSummary(logicalRequests: 2, unexplainedDuplicates: duplicates)
+        summary.requestsOnWire = 4
+        summary.roles = ["inbound-intercepted": 2, "inbound-forwarded": 2, "direct": 0]
+        var d = ReportDocument(summary: summary, chains: chains)
+        d.ending.pod = ReportPod(addresses: ["198.18.10.2"], inferred: false)
+        if duplicates > 0 {
+            d.ending.duplicates = [ReportDuplicate(method: "HEAD", target: "/", client: "198.18.10.1", server: "198.18.10.2:80", copies: 2, repeatedStream: false)]
+        }
+        return d
+    }
+
+    func testRecordedExpectationMatchesItself() throws {
         let a = analysis()
         let e = Expectation.make(from: a, capture: "x.pcap", rules: "istio-2018", podIPs: ["198.18.10.2"], filter: nil, assertions: [:])
         XCTAssertEqual(e.differences(a), [])
-        let round = try! JSONSerialization.jsonObject(with: Data(e.render().utf8)) as! [String: Any]
+        let round = try ReportCoding.decode(JSONValue.self, from: Data(e.render().utf8)).object ?? [:]
         XCTAssertEqual(Expectation(json: round).differences(a), [])
         XCTAssertEqual(Expectation(json: round).rules, "istio-2018")
+        XCTAssertEqual(Expectation(json: round).render(), e.render())
     }
 
     func testHopDifferencesAreNamed() {
         let e = Expectation.make(from: analysis(), capture: "x.pcap", rules: nil, podIPs: [], filter: nil, assertions: [:])
         var other = analysis()
-        var chains = other["chains"] as! [[String: Any]]
-        var hops = chains[1]["hops"] as! [[String: Any]]
-        hops[1]["role"] = "direct"
-        hops[0]["ruleEvaluation"] = ["decidingRule": "nat/ISTIO_INBOUND rule 2"]
-        chains[1]["hops"] = hops
-        other["chains"] = chains
+        other.chains[1].hops[1].role = "direct"
+        other.chains[1].hops[0].ruleEvaluation.decidingRule = "nat/ISTIO_INBOUND rule 2"
         XCTAssertEqual(e.differences(other), [
             "chain 2 hop 1: decidingRule expected nat/ISTIO_REDIRECT rule 1, got nat/ISTIO_INBOUND rule 2",
             "chain 2 hop 2: role expected inbound-forwarded, got direct",
@@ -74,9 +77,9 @@ final class ExpectationTests: XCTestCase {
 
     func testWarningsAreComparedWhenTheExpectationListsThem() {
         var a = analysis()
-        a["warnings"] = [["code": "single-interface", "message": "…"]]
+        a.ending.warnings = [ReportWarning(code: "single-interface", message: "…")]
         let recorded = Expectation.make(from: a, capture: "x.pcap", rules: nil, podIPs: [], filter: nil, assertions: [:])
-        XCTAssertEqual(recorded.json["warnings"] as? [String], ["single-interface"])
+        XCTAssertEqual(recorded.json["warnings"], ["single-interface"])
         XCTAssertEqual(recorded.differences(a), [])
         XCTAssertEqual(recorded.differences(analysis()), ["warnings: expected [single-interface], got []"])
         // An expectation without the key does not check them.

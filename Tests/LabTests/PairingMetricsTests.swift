@@ -1,5 +1,6 @@
 import Foundation
 import HopLab
+import HopReport
 import XCTest
 
 /// The lab's truth joining and pairing metrics, on small synthetic inputs (no root needed).
@@ -99,8 +100,8 @@ final class PairingMetricsTests: XCTestCase {
         XCTAssertEqual(Baseline.hungarian(cost, rows: 2, cols: 3), [1, 0])
     }
 
-    func hop(_ role: String, _ client: String, id: String? = nil, _ start: Int64, _ end: Int64, target: String = "/") -> LabAnalysis.Hop {
-        LabAnalysis.Hop(role: role, client: client, method: "GET", target: target, requestId: id,
+    func hop(_ role: String, _ client: String, id: String? = nil, _ start: Int64, _ end: Int64, target: String = "/") -> ReportHop {
+        ReportHop(role: role, client: client, method: "GET", target: target, requestId: id,
                         requestStartNs: start * 1000, responseEndNs: end * 1000)
     }
 
@@ -118,7 +119,7 @@ final class PairingMetricsTests: XCTestCase {
 
     func testBaselineWindowsAgreeWithOneSolveOnASimpleChain() {
         let d = HopRoles.inboundIntercepted, u = HopRoles.inboundForwarded
-        var downs: [LabAnalysis.Hop] = [], ups: [LabAnalysis.Hop] = []
+        var downs: [ReportHop] = [], ups: [ReportHop] = []
         for i in 0..<300 {
             let s = Int64(i) * 300
             downs.append(hop(d, "c:\(i)", s, s + 1000))
@@ -136,7 +137,7 @@ final class PairingMetricsTests: XCTestCase {
     /// is too big for a unit test; this is the shape of it.)
     func testBaselineRecoversFromAShiftAtAWindowEnd() {
         let d = HopRoles.inboundIntercepted, u = HopRoles.inboundForwarded
-        var downs: [LabAnalysis.Hop] = [], ups: [LabAnalysis.Hop] = []
+        var downs: [ReportHop] = [], ups: [ReportHop] = []
         for i in 0..<400 {
             let s = Int64(i) * 50
             downs.append(hop(d, "c:\(i)", s, s + (i == 60 ? 2000 : 300)))
@@ -153,7 +154,7 @@ final class PairingMetricsTests: XCTestCase {
         let d = HopRoles.inboundIntercepted, u = HopRoles.inboundForwarded
         // Truth: c:1's request went out as id A on p:1, c:2's as B on p:2. The analysis swapped them
         // (confidence 0.6 each); timing says otherwise, so the baseline gets both right.
-        let a = LabAnalysis(chains: [
+        let a = ReportDocument(chains: [
             .init(id: 1, confidence: 0.6, hops: [hop(d, "c:1", 0, 1000), hop(u, "p:2", id: "B", 500, 600)]),
             .init(id: 2, confidence: 0.6, hops: [hop(d, "c:2", 400, 700), hop(u, "p:1", id: "A", 20, 980)]),
             .init(id: 3, confidence: 0.99, hops: [hop(d, "c:3", 2000, 3000, target: "/y"), hop(u, "p:3", id: "C", 2010, 2990, target: "/y")]),
@@ -178,7 +179,7 @@ final class PairingMetricsTests: XCTestCase {
 
     func testVerifierCountsExactly() {
         let d = HopRoles.inboundIntercepted, u = HopRoles.inboundForwarded
-        let a = LabAnalysis(summary: .init(logicalRequests: 3), chains: [
+        let a = ReportDocument(summary: .init(logicalRequests: 3), chains: [
             .init(id: 1, confidence: 1, hops: [hop(d, "c:1", 0, 1000), hop(u, "p:1", id: "A", 20, 980)]),
             .init(id: 2, confidence: 1, complete: false, hops: [hop(d, "c:1", 2000, 3000)]),
             .init(id: 3, confidence: 1, hops: [hop(d, "c:9", 2000, 3000), hop(u, "p:1", id: "Z", 2020, 2980)]),
@@ -198,10 +199,10 @@ final class PairingMetricsTests: XCTestCase {
     /// unpaired is right. Pairing it with something is wrong.
     func testRequestTheAppNeverSawIsExpectedIncompleteAndUnpaired() {
         let d = HopRoles.inboundIntercepted, u = HopRoles.inboundForwarded
-        let a = LabAnalysis(summary: .init(logicalRequests: 2, incompleteChains: 1), chains: [
+        let a = ReportDocument(summary: .init(logicalRequests: 2, incompleteChains: 1), chains: [
             .init(id: 1, confidence: 1, hops: [hop(d, "c:1", 0, 1000), hop(u, "p:1", id: "A", 20, 980)]),
             // The client closed before an answer: no response on the wire.
-            .init(id: 2, confidence: 1, complete: false, hops: [LabAnalysis.Hop(role: d, client: "c:1", method: "GET", target: "/",
+            .init(id: 2, confidence: 1, complete: false, hops: [ReportHop(role: d, client: "c:1", method: "GET", target: "/",
                                                                                   status: nil, requestStartNs: 2_000_000, responseEndNs: nil)]),
         ])
         let truth = [
@@ -215,7 +216,7 @@ final class PairingMetricsTests: XCTestCase {
         XCTAssertEqual(m.neverForwarded, 1)
         XCTAssertEqual(m.wrong.count, 0)
         // The same request paired with an upstream copy: a difference and a wrong pairing.
-        let paired = LabAnalysis(summary: .init(logicalRequests: 2, incompleteChains: 0), chains: [
+        let paired = ReportDocument(summary: .init(logicalRequests: 2, incompleteChains: 0), chains: [
             .init(id: 1, confidence: 1, hops: [hop(d, "c:1", 0, 1000), hop(u, "p:1", id: "A", 20, 980)]),
             .init(id: 2, confidence: 0.7, hops: [hop(d, "c:1", 2000, 3000), hop(u, "p:2", id: "Z", 2020, 2980)]),
         ])

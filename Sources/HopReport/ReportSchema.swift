@@ -1,0 +1,325 @@
+// The typed schema of the JSON reports: what `JSONReport` writes (`analyze --format json`, the
+// lines of `--format jsonl` and `http --format jsonl`), as `Codable` values. The writer stays a
+// streaming byte writer; these types are how the reports are read back (`check`, the lab) and
+// what docs/schema/analyze.schema.json publishes. A key the writer writes as null is optional
+// here; a key it writes only sometimes (`toPort`, `exempt`, `malformedRequestLine`) too.
+
+/// `analyze --format json`: the chains, then what is only known at the end of the capture.
+public struct ReportDocument: Codable, Equatable, Sendable {
+    public var chains: [ReportChain]
+    public var summary: ReportSummary
+    /// Everything else known at the end (the same as in jsonl's trailer).
+    public var ending: ReportEnding
+
+    public init(chains: [ReportChain], summary: ReportSummary, ending: ReportEnding) {
+        self.chains = chains
+        self.summary = summary
+        self.ending = ending
+    }
+
+    private enum CodingKeys: String, CodingKey { case chains, summary }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        chains = try c.decode([ReportChain].self, forKey: .chains)
+        summary = try c.decode(ReportSummary.self, forKey: .summary)
+        ending = try ReportEnding(from: decoder)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(chains, forKey: .chains)
+        try c.encode(summary, forKey: .summary)
+        try ending.encode(to: encoder)
+    }
+}
+
+/// The last line of `analyze --format jsonl`: `{"summary": {…, "totals": …}}`.
+public struct ReportTrailer: Codable, Equatable, Sendable {
+    public var summary: Body
+
+    public struct Body: Codable, Equatable, Sendable {
+        public var totals: ReportSummary
+        public var ending: ReportEnding
+
+        private enum CodingKeys: String, CodingKey { case totals }
+
+        public init(from decoder: Decoder) throws {
+            totals = try decoder.container(keyedBy: CodingKeys.self).decode(ReportSummary.self, forKey: .totals)
+            ending = try ReportEnding(from: decoder)
+        }
+
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(totals, forKey: .totals)
+            try ending.encode(to: encoder)
+        }
+    }
+}
+
+/// What the document and jsonl's trailer both end with (besides the summary, whose key differs).
+public struct ReportEnding: Codable, Equatable, Sendable {
+    public var capture: ReportCapture
+    public var rules: ReportRules
+    public var pod: ReportPod
+    /// One paragraph: why the capture shows its requests more than once.
+    public var answer: String
+    public var duplicates: [ReportDuplicate]
+    public var orphanResponses: [ReportHop]
+    /// Counter sections (decode, flows, http, correlation, …) of named counts.
+    public var counters: [String: [String: Int]]
+    public var warnings: [ReportWarning]
+
+    public init(capture: ReportCapture = ReportCapture(source: "", linkType: "", packets: 0), rules: ReportRules = ReportRules(name: "none", origin: ""),
+                pod: ReportPod = ReportPod(addresses: [], inferred: false), answer: String = "", duplicates: [ReportDuplicate] = [],
+                orphanResponses: [ReportHop] = [], counters: [String: [String: Int]] = [:], warnings: [ReportWarning] = []) {
+        self.capture = capture; self.rules = rules; self.pod = pod; self.answer = answer; self.duplicates = duplicates
+        self.orphanResponses = orphanResponses; self.counters = counters; self.warnings = warnings
+    }
+}
+
+public struct ReportCapture: Codable, Equatable, Sendable {
+    public var source: String
+    public var linkType: String
+    public var packets: Int
+    public var readError: String?
+
+    public init(source: String, linkType: String, packets: Int, readError: String? = nil) {
+        self.source = source; self.linkType = linkType; self.packets = packets; self.readError = readError
+    }
+}
+
+public struct ReportRules: Codable, Equatable, Sendable {
+    public var name: String
+    public var origin: String
+
+    public init(name: String, origin: String) { self.name = name; self.origin = origin }
+}
+
+public struct ReportPod: Codable, Equatable, Sendable {
+    public var addresses: [String]
+    public var inferred: Bool
+
+    public init(addresses: [String], inferred: Bool) { self.addresses = addresses; self.inferred = inferred }
+}
+
+/// The counts of the analysis (`summary` of the document, `totals` of jsonl's trailer).
+public struct ReportSummary: Codable, Equatable, Sendable {
+    public var packets: Int
+    public var connections: Int
+    public var exchanges: Int
+    public var requestsOnWire: Int
+    public var logicalRequests: Int
+    public var multiHopChains: Int
+    public var unexplainedDuplicates: Int
+    public var duplicateGroups: Int
+    public var repeatedStreams: Int
+    public var repeatedStreamRequests: Int
+    public var incompleteChains: Int
+    public var retries: Int
+    public var ambiguousPairings: Int
+    public var orphanUpstreams: Int
+    public var orphanResponses: Int
+    /// Hops by role (every role, zeros included).
+    public var roles: [String: Int]
+    public var medianProxyAddedNs: Int64?
+}
+
+/// One logical request and its copies (a line of `analyze --format jsonl`).
+public struct ReportChain: Codable, Equatable, Sendable {
+    public var id: Int
+    public var method: String?
+    public var target: String?
+    public var host: String?
+    public var status: Int?
+    /// A probability, to three decimals.
+    public var confidence: Double
+    public var complete: Bool
+    /// The role of the hop the rules imply but the capture lacks (incomplete chains).
+    public var missing: String?
+    public var advice: String?
+    public var retries: Int
+    public var proxyAddedNs: Int64?
+    public var explanation: String
+    public var evidence: [String]
+    public var hops: [ReportHop]
+}
+
+/// One copy of a request on the wire.
+public struct ReportHop: Codable, Equatable, Sendable {
+    public var role: String
+    public var attempt: Int
+    public var connection: Int
+    public var client: String
+    public var server: String
+    public var originalDestination: String?
+    public var replySource: String?
+    public var interface: String?
+    public var method: String?
+    public var target: String?
+    public var host: String?
+    public var requestId: String?
+    public var status: Int?
+    public var requestStart: String?
+    public var responseEnd: String?
+    public var requestStartNs: Int64?
+    public var requestEndNs: Int64?
+    public var responseStartNs: Int64?
+    public var responseEndNs: Int64?
+    public var flags: [String]
+    /// The deciding rule, or the evaluation's sentence when no rule decided.
+    public var rule: String
+    public var ruleEvaluation: ReportRuleEvaluation
+    public var roleReason: String
+}
+
+/// How the netfilter rules treat a hop's SYN.
+public struct ReportRuleEvaluation: Codable, Equatable, Sendable {
+    /// redirected, not-redirected, owner-dependent or no-rules.
+    public var outcome: String
+    /// Where the SYN was redirected (redirected, owner-dependent).
+    public var toPort: Int?
+    /// The owners the rules exempt (owner-dependent).
+    public var exempt: [String]?
+    public var decidingRule: String?
+    public var sentence: String
+    public var traversal: [String]
+
+    public init(outcome: String, toPort: Int? = nil, exempt: [String]? = nil, decidingRule: String? = nil, sentence: String, traversal: [String]) {
+        self.outcome = outcome; self.toPort = toPort; self.exempt = exempt; self.decidingRule = decidingRule
+        self.sentence = sentence; self.traversal = traversal
+    }
+}
+
+/// Copies of one request that no proxy hop explains.
+public struct ReportDuplicate: Codable, Equatable, Sendable {
+    public var method: String
+    public var target: String
+    public var host: String?
+    public var client: String
+    public var server: String
+    public var copies: Int
+    public var repeatedStream: Bool
+    public var chains: [Int]
+    public var explanation: String
+
+    public init(method: String, target: String, host: String? = nil, client: String, server: String, copies: Int,
+                repeatedStream: Bool, chains: [Int] = [], explanation: String = "") {
+        self.method = method; self.target = target; self.host = host; self.client = client; self.server = server
+        self.copies = copies; self.repeatedStream = repeatedStream; self.chains = chains; self.explanation = explanation
+    }
+}
+
+/// What the analysis can't tell, and why.
+public struct ReportWarning: Codable, Equatable, Sendable {
+    public var code: String
+    public var message: String
+    public var reason: String
+    public var counts: [String: Int]
+    public var evidence: [String]
+
+    public init(code: String, message: String, reason: String = "", counts: [String: Int] = [:], evidence: [String] = []) {
+        self.code = code; self.message = message; self.reason = reason; self.counts = counts; self.evidence = evidence
+    }
+}
+
+/// One exchange of `http --format jsonl`.
+public struct ReportExchange: Codable, Equatable, Sendable {
+    public var connection: Int
+    public var sequence: Int
+    public var method: String?
+    public var target: String?
+    /// The request line as it was, when it could not be parsed.
+    public var malformedRequestLine: String?
+    public var host: String?
+    public var version: String?
+    public var status: Int?
+    public var reason: String?
+    public var client: String
+    public var server: String
+    public var replySource: String?
+    public var originalDestination: String?
+    public var requestStart: String?
+    public var requestEnd: String?
+    public var responseStart: String?
+    public var responseEnd: String?
+    public var requestStartNs: Int64?
+    public var requestEndNs: Int64?
+    public var responseStartNs: Int64?
+    public var responseEndNs: Int64?
+    public var durationNs: Int64?
+    public var requestBodyBytes: Int?
+    public var responseBodyBytes: Int?
+    /// Statuses of the interim (1xx) responses.
+    public var interim: [Int]
+    public var pipelinePosition: Int
+    public var flags: [String]
+}
+
+extension ReportDocument {
+    /// Decodes `analyze --format json` (Foundation's decoder: reading is not the hot path).
+    public static func decode(_ data: some Collection<UInt8>) throws -> ReportDocument {
+        try ReportCoding.decode(ReportDocument.self, from: data)
+    }
+
+    public var capture: ReportCapture { ending.capture }
+    public var pod: ReportPod { ending.pod }
+    public var duplicates: [ReportDuplicate] { ending.duplicates }
+    public var counters: [String: [String: Int]] { ending.counters }
+    public var warnings: [ReportWarning] { ending.warnings }
+}
+
+extension ReportHop {
+    /// The hop carries the request towards the proxy (inbound-intercepted, outbound-redirected).
+    public var isDownstream: Bool { role == "inbound-intercepted" || role == "outbound-redirected" }
+    /// The proxy's own copy (inbound-forwarded, outbound-forwarded).
+    public var isUpstream: Bool { role == "inbound-forwarded" || role == "outbound-forwarded" }
+    /// inbound or outbound.
+    public var direction: String { role.hasPrefix("inbound") ? "inbound" : "outbound" }
+}
+
+// MARK: building values (tests, tools that write documents of their own)
+
+extension ReportDocument {
+    /// A document of `chains`; what is not given is empty.
+    public init(summary: ReportSummary = ReportSummary(), chains: [ReportChain]) {
+        self.init(chains: chains, summary: summary, ending: ReportEnding())
+    }
+}
+
+
+
+
+
+extension ReportSummary {
+    /// A summary with the given counts, the others zero.
+    public init(logicalRequests: Int = 0, incompleteChains: Int = 0, unexplainedDuplicates: Int = 0, orphanUpstreams: Int = 0) {
+        packets = 0; connections = 0; exchanges = 0; requestsOnWire = 0; multiHopChains = 0; duplicateGroups = 0
+        repeatedStreams = 0; repeatedStreamRequests = 0; retries = 0; ambiguousPairings = 0; orphanResponses = 0; roles = [:]
+        self.logicalRequests = logicalRequests; self.incompleteChains = incompleteChains
+        self.unexplainedDuplicates = unexplainedDuplicates; self.orphanUpstreams = orphanUpstreams
+    }
+}
+
+extension ReportChain {
+    /// A chain of `hops` whose request and status are its first hop's.
+    public init(id: Int, confidence: Double, complete: Bool = true, hops: [ReportHop]) {
+        self.id = id; self.confidence = confidence; self.complete = complete; self.hops = hops
+        method = hops.first?.method; target = hops.first?.target; host = hops.first?.host; status = hops.first?.status
+        retries = max(0, hops.filter(\.isUpstream).count - 1); explanation = ""; evidence = []
+    }
+}
+
+extension ReportHop {
+    /// A hop with its request's times; the rest empty (no rule decided).
+    public init(role: String, client: String, server: String = "", method: String?, target: String?, requestId: String? = nil,
+                status: Int? = 200, requestStartNs: Int64?, requestEndNs: Int64? = nil, responseStartNs: Int64? = nil,
+                responseEndNs: Int64?) {
+        self.role = role; self.client = client; self.server = server; self.method = method; self.target = target
+        self.requestId = requestId; self.status = status; self.requestStartNs = requestStartNs; self.requestEndNs = requestEndNs
+        self.responseStartNs = responseStartNs; self.responseEndNs = responseEndNs
+        attempt = 1; connection = 0; flags = []; rule = ""; roleReason = ""
+        ruleEvaluation = ReportRuleEvaluation(outcome: "no-rules", sentence: "", traversal: [])
+    }
+}
+
