@@ -161,6 +161,8 @@ public struct ReportHop: Codable, Equatable, Sendable {
     public var requestId: String?
     public var status: Int?
     public var requestStart: String?
+    public var requestEnd: String?
+    public var responseStart: String?
     public var responseEnd: String?
     public var requestStartNs: Int64?
     public var requestEndNs: Int64?
