@@ -193,6 +193,11 @@ public final class Correlator {
     /// How often the forward and return orders agree on a pairing among several candidates
     /// (a moving average; starts undecided).
     private var agreement: Double = 0.5
+    /// How often, where the orders disagree, return order's choice is the likelier one (a
+    /// moving average of `DelayModel.posterior`).
+    private var returnRight: Double = 0.5
+    /// The proxy's forwarding and return delays among pairings both orders agree on.
+    private var delayModel = DelayModel()
     private var pool: [Pending] = []
     /// When the newest copy in the pool ended.
     private var poolNewestEnd: Int64 = .min
@@ -775,8 +780,18 @@ public final class Correlator {
                     let agrees = forward[i] == backward[i]
                     agree = agrees
                     agreement += ((agrees ? 1 : 0) - agreement) / 256
-                    let rate = min(0.99, max(0.01, agreement))
-                    confidence = agrees ? 1 - (1 - rate) * (1 - rate) : 0.9 * rate
+                    if !agrees, let f = forward[i], let b = backward[i] {
+                        // Which order is right here: the choice whose delays are more typical of
+                        // the pairings both orders agree on.
+                        let q = delayModel.posterior(chosen: delays(pending[i].facts.times, columns[b].facts.times),
+                                                     other: delays(pending[i].facts.times, columns[f].facts.times))
+                        returnRight += (q - returnRight) / 64
+                        confidence = min(0.98, max(0.02, q))
+                    } else {
+                        // Return order is wrong only where the orders disagree and it loses.
+                        let p = min(0.999, max(0.01, 1 - (1 - agreement) * (1 - returnRight)))
+                        confidence = 1 - (1 - p) * (1 - p)
+                    }
                 }
             }
             commit(pending[i].hop, facts: pending[i].facts, slot: pending[i].slot, chosen: chosen,
@@ -800,6 +815,10 @@ public final class Correlator {
         }
         observeTiming(facts: df, slot: slot, candidates: candidates, chosen: u)
         let exact = df.exactKeys(u.facts) == true
+        if certain || ordersAgree == true {
+            let (f, r) = delays(df.times, u.facts.times)
+            delayModel.observe(forward: f, return: r)
+        }
         if certain {
             let (f, r) = delays(df.times, u.facts.times)
             learnedDelays += 1
@@ -1120,5 +1139,44 @@ public final class Correlator {
             s += ", and the rules (\(rules.name)) do not intercept that connection: no proxy hop explains the copies, the client sent them"
         }
         return s
+    }
+}
+
+/// The distributions of a proxy's forwarding and return delays (µs), as histograms over
+/// quarter-octaves (log scale: delays from microseconds to seconds), learned from pairings that
+/// are certain or on which both orders agree; `posterior` weighs two choices for one copy.
+struct DelayModel {
+    static let bins = 96
+    private var forward = [Double](repeating: 0, count: bins)
+    private var back = [Double](repeating: 0, count: bins)
+    private var total = 0.0
+
+    @inline(__always)
+    static func bin(_ us: Double) -> Int {
+        guard us > 1 else { return 0 }
+        return min(bins - 1, Int((log2(us) * 4).rounded(.down)) + 1)
+    }
+
+    mutating func observe(forward f: Double, return r: Double) {
+        // Old observations fade (a proxy's delays change with its load).
+        if total > 4096 {
+            for i in 0..<Self.bins { forward[i] *= 0.5; back[i] *= 0.5 }
+            total *= 0.5
+        }
+        forward[Self.bin(f)] += 1
+        back[Self.bin(r)] += 1
+        total += 1
+    }
+
+    /// The probability that `chosen` (forward and return delay) rather than `other` is the
+    /// right pairing, from how typical each one's delays are (the two delays taken as
+    /// independent; add-one smoothing).
+    func posterior(chosen: (forward: Double, return: Double), other: (forward: Double, return: Double)) -> Double {
+        guard total >= 64 else { return 0.5 }
+        func likelihood(_ d: (forward: Double, return: Double)) -> Double {
+            (forward[Self.bin(d.forward)] + 0.5) * (back[Self.bin(d.return)] + 0.5)
+        }
+        let a = likelihood(chosen), b = likelihood(other)
+        return a / (a + b)
     }
 }

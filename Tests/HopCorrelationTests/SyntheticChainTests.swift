@@ -64,7 +64,9 @@ final class SyntheticChainTests: XCTestCase {
             XCTAssertGreaterThanOrEqual(c.confidence, 0.5)
             XCTAssertLessThanOrEqual(c.confidence, 1)
         }
-        XCTAssertGreaterThan(corr.summary.ambiguousPairings, 0, "the HEADs overlap: several candidates each")
+        // The HEADs overlap: several candidates each (every one paired right, and the orders agree,
+        // so the confidence need not be low: `ambiguousPairings` counts those stated below 0.9).
+        XCTAssertGreaterThan(chains.filter { ($0.pairing?.alternatives ?? 0) > 0 }.count, 16, "the HEADs overlap: several candidates each")
         XCTAssertTrue(chains.contains { $0.evidence.contains { $0.contains("identical requests in flight could take this copy") } })
     }
 
