@@ -56,7 +56,7 @@ final class SyntheticChainTests: XCTestCase {
             xs.append(exchange(u, start: uStart, end: uEnd))
             truth[d.id] = u.id
         }
-        let (chains, corr) = run(xs, rules: NetfilterOracle.preset("istio-2018")!)
+        let (chains, _) = run(xs, rules: NetfilterOracle.preset("istio-2018")!)
         XCTAssertEqual(chains.count, 32)
         for c in chains {
             XCTAssertEqual(c.hops.map(\.role), [.inboundIntercepted, .inboundForwarded])
