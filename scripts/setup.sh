@@ -26,9 +26,10 @@ for pkg in "${!NEED[@]}"; do
 done
 # python3 may come from elsewhere (pyenv): accept any python3 on PATH.
 if command -v python3 >/dev/null 2>&1; then
-  missing=("${missing[@]/python3}")
+  kept=()
+  for pkg in "${missing[@]}"; do [ "$pkg" = python3 ] || kept+=("$pkg"); done
+  missing=("${kept[@]}")
 fi
-read -r -a missing <<<"${missing[*]:-}"
 
 if [ "${#missing[@]}" -eq 0 ]; then
   echo "setup: all system packages present"
