@@ -36,13 +36,15 @@ fi
 echo "== hoptrace check Captures"
 "$bin" check Captures
 
-# Fuzzing, briefly (each target 20 s) when root or in CI; longer runs are a benchmark
-# (Benchmarks/README.md, "Fuzzing"). A toolchain that cannot build the fuzzer is a skip.
+# Fuzzing, briefly when root or in CI: 2,000 inputs per target from a fixed seed, so the
+# verdict is the same on every run (a crash found here is reproducible, not luck); longer
+# runs are a benchmark (Benchmarks/README.md, "Fuzzing"). A toolchain that cannot build the
+# fuzzer is a skip.
 if [ "$(id -u)" -eq 0 ] || [ -n "${CI:-}" ]; then
   for target in capture http netfilter wire; do
-    echo "== scripts/fuzz.sh $target 20"
+    echo "== scripts/fuzz.sh $target 60 -seed=1 -runs=2000"
     set +e
-    bash scripts/fuzz.sh "$target" 20
+    bash scripts/fuzz.sh "$target" 60 -seed=1 -runs=2000
     status=$?
     set -e
     if [ $status -eq 3 ]; then
