@@ -213,9 +213,10 @@ def big_header(path, small):
 
 
 # The classic overlap shapes (Ptacek & Newsham; Novak's target-based reassembly). Each is a
-# list of (offset, which copy, start, end): bytes [start, end) of the real or the fake request
-# sent at stream offset `offset`, in capture order. The two requests differ only in bytes 5..8
-# ("real" / "FAKE"), so first-wins reassembly reads /real/ and last-wins reads /FAKE/.
+# list of (which copy, start, end): bytes [start, end) of the real or the fake request (end None:
+# to its end), sent at stream offset `start`, in capture order. The two requests differ only in bytes 5..8
+# ("real" / "FAKE"), so first-wins reassembly reads /real/ and last-wins reads /FAKE/; in
+# three-way, where each byte's first copy comes from either, first-wins reads /reKE/.
 OVERLAP_SHAPES = [
     ("same-range", [("real", 0, None), ("fake", 0, None)]),
     ("covered", [("real", 0, None), ("fake", 5, 9)]),
@@ -229,8 +230,8 @@ OVERLAP_SHAPES = [
 
 def overlap(path, small):
     """Each request arrives as overlapping segments whose overlapping bytes conflict, in one
-    of the classic shapes; then the server answers it. hoptrace keeps the first copy (and
-    counts inconsistent-retransmissions): every target it reports must be /real/."""
+    of the classic shapes; then the server answers it. hoptrace keeps the first copy of every
+    byte (and counts inconsistent-retransmissions): no target it reports may be /FAKE/."""
     p = Pcap(path)
     for i in range(len(OVERLAP_SHAPES) * (3 if small else 300)):
         _, sends = OVERLAP_SHAPES[i % len(OVERLAP_SHAPES)]
@@ -290,7 +291,7 @@ def seq_wrap(path, small):
 
 def time_backwards(path, small):
     p = Pcap(path)
-    c = Conn(p, 33000, 5_000_000)
+    c = Conn(p, 33000, 1_000_000_000)
     for i in range(50 if small else 5000):
         c.send(True, get(b"/back/%d" % i))
         c.t -= 700 if i % 3 == 0 else 0

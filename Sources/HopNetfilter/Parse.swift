@@ -246,7 +246,10 @@ extension RuleSet {
                 default:
                     throw fail("unknown policy '\(parts[1])' (expected ACCEPT, DROP or -)")
                 }
-                t.chains.append(Chain(name: name, policy: policy, counters: counters))
+                // A user chain has no counters of its own: iptables-save prints `- [0:0]` for
+                // every one and iptables-restore ignores what stands there, so the model keeps
+                // none either (a listing's `-N CHAIN` has no place for them).
+                t.chains.append(Chain(name: name, policy: policy, counters: policy == nil ? .zero : counters))
                 set[table: s.name] = t
                 continue
             }

@@ -120,7 +120,7 @@ public enum TextReport {
     }
 
     static func isProblem(_ section: String, _ name: String) -> Bool {
-        let keys = ["malformed", "truncated", "gap", "inconsistent", "cap", "evict", "lost", "error", "bad-", "unknown", "tls", "non-http", "fragments"]
+        let keys = ["malformed", "truncated", "gap", "inconsistent", "cap", "evict", "lost", "error", "bad-", "unknown", "tls", "non-http", "fragments", "overflow", "backwards"]
         return keys.contains { name.contains($0) }
     }
 

@@ -170,6 +170,22 @@ final class ParseRenderTests: XCTestCase {
         XCTAssertTrue(r.render(.save, counters: false).contains(":OUTPUT ACCEPT [1:60]"))
     }
 
+    func testUserChainCountersAreIgnoredLikeIptablesRestore() throws {
+        // A fuzz finding: user-chain counters were kept from the save form but a listing's
+        // `-N CHAIN` cannot carry them, so parse(render(.listing)) differed. iptables-save prints
+        // `- [0:0]` for every user chain and iptables-restore ignores what stands there.
+        for table in ["garbage", "nat"] {
+            let text = "*\(table)\n:MINE - [9:0]\n-A MINE -j RETURN\nCOMMIT\n"
+            let r = try RuleSet.parse(text)
+            let t = try XCTUnwrap(r.tables.first)
+            XCTAssertEqual(t.chain("MINE")?.counters, .zero, table)
+            XCTAssertEqual(try RuleSet.parse(r.render(.listing, counters: true), defaultTable: t.name), r, table)
+            XCTAssertEqual(try RuleSet.parse(r.render(.save)), r, table)
+        }
+        // A built-in chain keeps its counters.
+        XCTAssertEqual(try RuleSet.parse("*nat\n:OUTPUT ACCEPT [9:0]\nCOMMIT\n").chain("OUTPUT")?.counters, Counters(packets: 9, bytes: 0))
+    }
+
     func testStructureOfParsedRules() throws {
         let r = try RuleSet.parse(savedMiscRules)
         let zzz = try XCTUnwrap(r.chain("ZZZ")).rules
