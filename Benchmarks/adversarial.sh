@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # adversarial.sh — hostile captures through every command and format, with peak memory.
 #
-# Usage: Benchmarks/adversarial.sh [--small] [--no-build] [--body-size BYTES] [--cap-mb MB]
-#                                  [--out DIR] [NAME ...]
+# Usage: Benchmarks/adversarial.sh [--small] [--no-build] [--remake] [--body-size BYTES]
+#                                  [--cap-mb MB] [--out DIR] [NAME ...]
 #
 # Makes the captures of scripts/make-adversarial.py (all, or the NAMEs given) in DIR
-# (default Benchmarks/data/adversarial, or .../adversarial-small with --small; gitignored), then
+# (default Benchmarks/data/adversarial, or .../adversarial-small with --small; gitignored;
+# captures already there are kept unless --remake), then
 # runs each through `packets`, `flows`, `http` and `analyze` in every format (text, json, jsonl,
 # mermaid, html) with the release binary, under /usr/bin/time. A run passes when it exits 0 or 2
 # (2: an input error, said on stderr), was not ended by a signal, and its peak resident memory
@@ -19,15 +20,16 @@
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-SMALL=""; BUILD=1; BODY=""; CAP_MB=200; OUT=""; NAMES=()
+SMALL=""; BUILD=1; BODY=""; CAP_MB=200; OUT=""; NAMES=(); REMAKE=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --small) SMALL="--small" ;;
         --no-build) BUILD=0 ;;
+        --remake) REMAKE=1 ;;
         --body-size) BODY="$2"; shift ;;
         --cap-mb) CAP_MB="$2"; shift ;;
         --out) OUT="$2"; shift ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
         -*) echo "unknown option $1" >&2; exit 2 ;;
         *) NAMES+=("$1") ;;
     esac
@@ -45,8 +47,16 @@ BIN="$ROOT/.build/release/hoptrace"
 [ -x "$BIN" ] || { echo "no release binary at $BIN (run without --no-build)" >&2; exit 2; }
 
 mkdir -p "$OUT"
-echo "== making the captures in $OUT ${SMALL:+(small)}"
-python3 scripts/make-adversarial.py "$OUT" $SMALL ${BODY:+--body-size "$BODY"} "${NAMES[@]}" || exit 2
+# Captures already made are kept (the 1 GB one takes minutes); --remake makes them again.
+ALL=$(python3 scripts/make-adversarial.py --list) || exit 2
+MISSING=()
+for name in ${NAMES[@]:-$ALL}; do
+    if [ -n "$REMAKE" ] || { [ ! -f "$OUT/$name.pcap" ] && [ ! -f "$OUT/$name.pcapng" ]; }; then MISSING+=("$name"); fi
+done
+if [ ${#MISSING[@]} -gt 0 ]; then
+    echo "== making ${MISSING[*]} in $OUT ${SMALL:+(small)}"
+    python3 scripts/make-adversarial.py "$OUT" $SMALL ${BODY:+--body-size "$BODY"} "${MISSING[@]}" || exit 2
+fi
 
 COMMANDS=(packets flows http analyze)
 FORMATS=(text json jsonl mermaid html)

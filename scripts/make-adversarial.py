@@ -2,6 +2,7 @@
 """make-adversarial.py — hostile captures for hoptrace, made on demand (not committed).
 
 Usage: scripts/make-adversarial.py OUTDIR [--small] [--body-size BYTES] [NAME ...]
+       scripts/make-adversarial.py --list      (the scenarios' names)
 
 Writes OUTDIR/NAME.pcap (NAME.pcapng for pcapng-interfaces) for each scenario (all when none
 is named). --small makes the CI-sized variants (a few thousand packets each, none over 2 MB);
@@ -25,6 +26,8 @@ Scenarios:
                          reassembly read different requests (/real/ first, /FAKE/ last)
   seq-wrap               a keep-alive connection whose sequence numbers wrap past 2^32
   time-backwards         timestamps that go backwards in the middle of exchanges
+  hole-flood             200 connections each holding ~1 MB behind a hole at once (more than the
+                         64 MiB all connections may buffer), then filled and answered
   pcapng-interfaces      a pcapng with four interfaces: two Ethernet, one LINUX_SLL and one
                          RAW (link types that differ; each interface declared before its packets)
   snaplen64              snaplen 64: every packet cut after 64 bytes
@@ -279,6 +282,37 @@ def big_body(path, small, size=None):
     p.close()
 
 
+def hole_flood(path, small):
+    """Many connections, each missing its first client segment, then sending up to 1 MB past
+    the hole, round-robin so every hole is open at once (200 x ~1 MB: more than the 64 MiB
+    hoptrace buffers over all connections); then the holes are filled and each request is
+    answered. --small: 2 connections x 1.1 MB, past the 1 MiB cap of one direction."""
+    p = Pcap(path)
+    n, segments = (2, 760) if small else (200, 700)
+    mss = 1448
+    body = b"P" * (segments * mss)
+    conns = [Conn(p, 39000 + i, 1_000_000 + i * 1000, mss=mss) for i in range(n)]
+    heads = [b"POST /hole/%d HTTP/1.1\r\nHost: adversarial.test\r\nContent-Length: %d\r\n\r\n" % (i, len(body))
+             for i in range(n)]
+    chunk = body[:mss]
+    chunk_sum = ones_sum(chunk)
+    t = 2_000_000
+    for k in range(segments):
+        for i, c in enumerate(conns):
+            t += 5
+            off = len(heads[i]) + k * mss
+            p.write(t, tcp_packet(CLIENT, SERVER, c.sport, 80, c.cseq + off, c.sseq, ACK, chunk, chunk_sum))
+    for i, c in enumerate(conns):
+        c.t = t = t + 5
+        p.write(c.tick(), tcp_packet(CLIENT, SERVER, c.sport, 80, c.cseq, c.sseq, ACK | PSH, heads[i]))
+        c.cseq += len(heads[i]) + len(body)
+        c.ack(False)
+        c.send(False, response(200, b"filled"))
+        c.close()
+        t = c.t
+    p.close()
+
+
 def seq_wrap(path, small):
     p = Pcap(path)
     c = Conn(p, 32000, 1_000_000, isn_c=0xFFFFFF00, isn_s=0xFFFFF000)
@@ -419,6 +453,7 @@ SCENARIOS = {
     "big-header": big_header,
     "big-body": big_body,
     "overlap": overlap,
+    "hole-flood": hole_flood,
     "pcapng-interfaces": pcapng_interfaces,
     "seq-wrap": seq_wrap,
     "time-backwards": time_backwards,
@@ -439,6 +474,9 @@ def main(argv):
             print("--body-size needs a number of bytes", file=sys.stderr)
             return 2
         del argv[k:k + 2]
+    if "--list" in argv:
+        print("\n".join(SCENARIOS))
+        return 0
     args = [a for a in argv if not a.startswith("--")]
     small = "--small" in argv
     if not args or "--help" in argv:

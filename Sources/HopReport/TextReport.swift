@@ -31,7 +31,11 @@ public enum TextReport {
             let first = r.orphanResponses.prefix(3).map { h in
                 "\(h.exchange.client) → \(h.exchange.server) \(h.exchange.response.map { String($0.status) } ?? "?")"
             }.joined(separator: ", ")
-            out.append("orphans  \(n) response\(n == 1 ? "" : "s") whose request is not in the capture (not counted as requests): \(first)\(n > 3 ? ", …" : "")")
+            // Responses to requests the queue's cap emitted early are orphans too, but their
+            // request was in the capture: say so rather than blame the capture.
+            let overflowed = r.counters.lazy.flatMap(\.items).first { $0.name == "queue-overflow-responses" }?.count ?? 0
+            let cap = overflowed > 0 ? " (\(overflowed) of them answer requests emitted unanswered by the per-connection queue's cap: queue-overflows)" : ""
+            out.append("orphans  \(n) response\(n == 1 ? "" : "s") whose request is not in the capture (not counted as requests)\(cap): \(first)\(n > 3 ? ", …" : "")")
         }
 
         let detailed = r.chains.filter { $0.isMultiHop || $0.isIncomplete || $0.hops.first?.role != .direct || options.showDirect }
@@ -120,7 +124,7 @@ public enum TextReport {
     }
 
     static func isProblem(_ section: String, _ name: String) -> Bool {
-        let keys = ["malformed", "truncated", "gap", "inconsistent", "cap", "evict", "lost", "error", "bad-", "unknown", "tls", "non-http", "fragments", "overflow", "backwards"]
+        let keys = ["malformed", "truncated", "gap", "inconsistent", "cap", "evict", "lost", "error", "bad-", "unknown", "tls", "non-http", "fragments", "overflow", "backwards", "limit"]
         return keys.contains { name.contains($0) }
     }
 

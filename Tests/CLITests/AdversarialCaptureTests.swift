@@ -47,7 +47,7 @@ final class AdversarialCaptureTests: XCTestCase {
         let dir = try captures()
         let files = try FileManager.default.contentsOfDirectory(atPath: dir.path)
             .filter { $0.hasSuffix(".pcap") || $0.hasSuffix(".pcapng") }.sorted()
-        XCTAssertEqual(files.count, 12, "every scenario of make-adversarial.py: \(files)")
+        XCTAssertEqual(files.count, 13, "every scenario of make-adversarial.py: \(files)")
         let out = dir.appendingPathComponent("out").path, err = dir.appendingPathComponent("err").path
         for name in files {
             let path = dir.appendingPathComponent(name).path
@@ -116,6 +116,12 @@ final class AdversarialCaptureTests: XCTestCase {
         // snaplen 64: every payload cut, said as truncated gaps.
         let (snap, _, _) = try jsonlSummary("flows", "snaplen64")
         XCTAssertTrue(snap.contains("\"gaps-truncated\":20"), snap)
+
+        // Holes with more than a direction's buffer behind them: the cap is hit, the hole
+        // becomes a counted gap, the bytes behind it are delivered, the answers kept.
+        let (holes, _, _) = try jsonlSummary("flows", "hole-flood")
+        XCTAssertTrue(holes.contains("\"buffer-cap-per-direction\":2"), holes)
+        XCTAssertTrue(holes.contains("\"gaps-cap-hit\":2"), holes)
 
         // The SYN flood: every connection one-sided, said in a warning.
         let (flood, _, _) = try jsonlSummary("flows", "syn-flood")
