@@ -50,15 +50,9 @@ public enum TextReport {
             out.append("… \(more) more chain\(more == 1 ? "" : "s") (--all shows every chain; --format json lists them)")
             out.append("")
         }
-        var groups = r.directCounts
-        for c in r.chains where !c.isMultiHop && !c.isIncomplete && c.hops.first?.role == .direct && !options.showDirect {
-            let k = "\(c.method ?? "?") \(c.target ?? "?")"
-            if let i = groups.firstIndex(where: { $0.key == k }) { groups[i].count += 1 } else { groups.append((k, 1)) }
-        }
-        let directTotal = groups.reduce(0) { $0 + $1.count }
-        if directTotal > 0 && !options.showDirect {
-            let list = groups.prefix(8).map { "\($0.key) ×\($0.count)" }.joined(separator: ", ")
-            out.append("direct (not intercepted): \(directTotal) request\(directTotal == 1 ? "" : "s") — \(list)\(groups.count > 8 ? ", …" : "")")
+        let direct = r.directRequests
+        if direct.count > 0 && !options.showDirect {
+            out.append("direct (not intercepted): \(direct.count) request\(direct.count == 1 ? "" : "s") — \(direct.summary)")
             out.append("")
         }
         let real = r.duplicates.filter { !$0.isRepeatedStream }

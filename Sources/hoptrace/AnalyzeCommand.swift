@@ -127,6 +127,7 @@ struct Analyze: ParsableCommand {
         let aggregateDirect = format == .text && !all
         let keep = aggregateDirect ? TextReport.Options().detailLimit : Int.max
         var direct = DirectCounts()
+        var diagramKeep = DiagramKeep()
         let reportChain: (RequestChain) -> Void = { chain in
             switch format {
             case .jsonl:
@@ -136,13 +137,22 @@ struct Analyze: ParsableCommand {
             case .json:
                 document!.chain(chain)
                 omitted.add(chain)
-            case .text, .mermaid, .html:
+            case .text:
                 if aggregateDirect && !chain.isMultiHop && !chain.isIncomplete && chain.firstRole == .direct {
                     direct.count(method: chain.method ?? "?", target: chain.target ?? "?")
                 } else if chains.count < keep {
                     chains.append(chain)
                 } else {
                     omitted.add(chain)
+                }
+            case .mermaid, .html:
+                // What the diagrams, the table and the lists show, and no more: memory stays
+                // bounded whatever the capture; the rest is counted (`omitted`, `direct`).
+                if diagramKeep.keeps(chain, kept: chains.count) {
+                    chains.append(chain)
+                } else {
+                    omitted.add(chain)
+                    if chain.isDirect { direct.count(method: chain.method ?? "?", target: chain.target ?? "?") }
                 }
             }
         }
@@ -204,6 +214,7 @@ struct Analyze: ParsableCommand {
             ],
             readError: result.readError?.description)
         report.directCounts = direct.counts
+        report.directOthers = direct.others
         report.orphanResponses = correlator.orphanResponses
         report.omitted = omitted
         report.warnings = AnalysisWarnings.detect(correlator: correlator, flows: result.flows, http: http.counters,
@@ -228,6 +239,26 @@ struct Analyze: ParsableCommand {
         }
         out.flush()
         if let e = result.readError { throw InputError(message: e.description) }
+    }
+}
+
+/// The chains `--format mermaid|html` keep: the first ones (the HTML table's rows) and, past
+/// them, the first touched (drawn) and incomplete (listed) ones; the rest are counted.
+struct DiagramKeep {
+    static let first = HTMLReport.Options().tableLimit
+    static let touched = max(HTMLReport.Options().diagramLimit, MermaidReport.Options().chainLimit)
+    static let incomplete = HTMLReport.Options().listLimit
+    private var touchedKept = 0
+    private var incompleteKept = 0
+
+    mutating func keeps(_ chain: RequestChain, kept: Int) -> Bool {
+        let keep = kept < Self.first || (!chain.isDirect && touchedKept < Self.touched)
+            || (chain.isIncomplete && incompleteKept < Self.incomplete)
+        if keep {
+            if !chain.isDirect { touchedKept += 1 }
+            if chain.isIncomplete { incompleteKept += 1 }
+        }
+        return keep
     }
 }
 
@@ -259,6 +290,9 @@ struct DirectCounts {
         let i: Int
         if let known = index[key] {
             i = known
+        } else if keys.count >= Self.maxKeys {
+            others += 1
+            return
         } else {
             i = keys.count
             index[key] = i
@@ -271,6 +305,10 @@ struct DirectCounts {
 
     /// `METHOD target` and its count, in first-seen order.
     var counts: [(String, Int)] { keys.indices.map { ("\(keys[$0].method) \(keys[$0].target)", totals[$0]) } }
+    /// Requests whose `METHOD target` came after `maxKeys` others: counted, not named (the
+    /// reports name the first eight; a capture of distinct targets must not grow the table).
+    private(set) var others = 0
+    static let maxKeys = 64
 }
 
 /// Addresses seen leaving the host, shared between the capture and analysis threads.
