@@ -389,7 +389,7 @@ final class ConnectionState {
     /// whether the roles are the other way round (a status line from the "client", a request
     /// line from the "server"). Returns whether `bytes` are to be parsed now (false: held).
     func probeRoles(_ dir: FlowDirection, _ bytes: UnsafeRawBufferPointer, first: Int64, last: Int64) -> Bool {
-        var probe = roleProbe ?? RoleProbe(direction: dir, first: first)
+        var probe = roleProbe ?? RoleProbe(direction: dir)
         guard dir == probe.direction else {
             // The other side spoke before a verdict: judge what is held.
             settleRolesNow()
@@ -397,7 +397,7 @@ final class ConnectionState {
         }
         let verdict = probe.verdict(adding: bytes)
         if verdict == .undecided {
-            probe.hold(bytes, last: last)
+            probe.hold(bytes, first: first, last: last)
             roleProbe = probe
             return false
         }
@@ -412,7 +412,7 @@ final class ConnectionState {
         settleRoles(roleProbe?.verdict(adding: UnsafeRawBufferPointer(start: nil, count: 0)) ?? .asIs)
     }
 
-    /// Ends the probe: swaps the roles when reversed, then parses the bytes it held.
+    /// Ends the probe: swaps the roles when reversed, then parses the bytes it held, event by event.
     private func settleRoles(_ verdict: RoleProbe.Verdict) {
         rolesSettled = true
         if verdict == .reversed && !connection.isNATJoined {
@@ -422,9 +422,9 @@ final class ConnectionState {
         }
         guard let probe = roleProbe.take(), !probe.held.isEmpty else { return }
         hadData = true
-        probe.held.withUnsafeBytes {
-            parser(swapped ? probe.direction.reversed : probe.direction)
-                .consume($0, first: probe.firstTimestamp, last: probe.lastTimestamp, conn: self)
+        let side = parser(swapped ? probe.direction.reversed : probe.direction)
+        for event in probe.events {
+            event.bytes.withUnsafeBytes { side.consume($0, first: event.first, last: event.last, conn: self) }
         }
     }
 

@@ -12,14 +12,14 @@ struct RoleProbe {
     static let window = 16
 
     let direction: FlowDirection
+    /// The bytes held, in one piece for the verdict.
     private(set) var held: [UInt8] = []
-    private(set) var firstTimestamp: Int64
-    private(set) var lastTimestamp: Int64
+    /// The same bytes as the events that brought them, with their times: parsed as they came,
+    /// so that a message's times do not depend on which events the probe held.
+    private(set) var events: [(bytes: [UInt8], first: Int64, last: Int64)] = []
 
-    init(direction: FlowDirection, first: Int64) {
+    init(direction: FlowDirection) {
         self.direction = direction
-        firstTimestamp = first
-        lastTimestamp = first
     }
 
     /// The verdict on the held bytes followed by `more`.
@@ -29,9 +29,9 @@ struct RoleProbe {
     }
 
     /// Holds `more` (only while the verdict is undecided: less than `window` bytes in all).
-    mutating func hold(_ more: UnsafeRawBufferPointer, last: Int64) {
+    mutating func hold(_ more: UnsafeRawBufferPointer, first: Int64, last: Int64) {
         held.append(contentsOf: more)
-        lastTimestamp = last
+        events.append((Array(more), first, last))
     }
 
     /// The verdict on a prefix of one direction's bytes. Once decided, a longer prefix gives

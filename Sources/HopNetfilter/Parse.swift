@@ -190,7 +190,9 @@ extension RuleSet {
                                  text: line <= lines.count ? String(lines[line - 1]) : "")
             }
             gotoLines[name] = nil
-            set[table: name] = t
+            // A section that declares nothing holds nothing: kept, it would be a table that no
+            // listing (`-S`) can show.
+            set[table: name] = t.chains.isEmpty ? nil : t
         }
 
         for rawLine in lines {

@@ -182,6 +182,11 @@ final class ParseRenderTests: XCTestCase {
             XCTAssertEqual(try RuleSet.parse(r.render(.listing, counters: true), defaultTable: t.name), r, table)
             XCTAssertEqual(try RuleSet.parse(r.render(.save)), r, table)
         }
+        // A fuzz finding: a section declaring nothing rendered as an empty listing, which parses
+        // back to no table at all. It holds nothing, so it is not kept.
+        XCTAssertEqual(try RuleSet.parse("*na0:0]\nCOMMIT\n").tables.count, 0)
+        XCTAssertEqual(try RuleSet.parse("*nat\nCOMMIT\n").tables.count, 0)
+        XCTAssertEqual(try RuleSet.parse("*nat\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n").table(.nat)?.chains.map(\.name), ["OUTPUT"])
         // A built-in chain keeps its counters.
         XCTAssertEqual(try RuleSet.parse("*nat\n:OUTPUT ACCEPT [9:0]\nCOMMIT\n").chain("OUTPUT")?.counters, Counters(packets: 9, bytes: 0))
     }
