@@ -50,6 +50,18 @@ func resolveOption(_ given: String, among names: [String]) -> String? {
 }
 
 /// Numbers as strtoul(…, 0): `0x` hex, leading-0 octal, else decimal.
+/// What is wrong with a chain name, nil when nothing: iptables takes at most 28 characters and
+/// no leading `-` or `!`; hoptrace also wants printable ASCII without quotes or backslashes,
+/// which every form it reads and writes (iptables-save, `-S`) can carry as they are.
+func chainNameProblem(_ name: String) -> String? {
+    if name.utf8.count > 28 { return "chain name '\(name)' is longer than iptables' 28 characters" }
+    if name.hasPrefix("-") || name.hasPrefix("!") { return "chain name '\(name)' starts with '-' or '!', which iptables refuses" }
+    if let bad = name.unicodeScalars.first(where: { $0.value < 0x21 || $0.value > 0x7e || $0 == "\"" || $0 == "'" || $0 == "\\" }) {
+        return "chain name '\(name.debugDescription.dropFirst().dropLast())' holds \(bad.value < 0x80 ? "byte 0x" + String(bad.value, radix: 16) : "a non-ASCII character"): hoptrace reads chain names of printable ASCII without quotes or backslashes"
+    }
+    return nil
+}
+
 func parseNumber(_ s: String) -> UInt32? {
     if s.hasPrefix("0x") || s.hasPrefix("0X") { return UInt32(s.dropFirst(2), radix: 16) }
     if s.count > 1, s.hasPrefix("0") { return UInt32(s.dropFirst(), radix: 8) }
@@ -227,6 +239,7 @@ extension RuleSet {
                     throw fail("expected ':CHAIN POLICY [packets:bytes]'")
                 }
                 let name = String(parts[0])
+                if let why = chainNameProblem(name) { throw fail(why) }
                 var counters = Counters.zero
                 if parts.count == 3 {
                     guard let c = parseBracketCounters(parts[2]) else { throw fail("bad counters '\(parts[2])', expected [packets:bytes]") }
@@ -296,6 +309,7 @@ extension RuleSet {
             case "-N", "--new-chain", "--new":
                 guard tokens.count == 2 else { throw fail("expected '-N CHAIN'") }
                 let name = tokens[1].value
+                if let why = chainNameProblem(name) { throw fail(why) }
                 if table.chain(name) != nil { throw fail("chain '\(name)' declared twice") }
                 if tableName.builtinChains.contains(name) { throw fail("'\(name)' is a built-in chain; it cannot be created with -N") }
                 table.chains.append(Chain(name: name))

@@ -187,6 +187,13 @@ final class ParseRenderTests: XCTestCase {
         XCTAssertEqual(try RuleSet.parse("*na0:0]\nCOMMIT\n").tables.count, 0)
         XCTAssertEqual(try RuleSet.parse("*nat\nCOMMIT\n").tables.count, 0)
         XCTAssertEqual(try RuleSet.parse("*nat\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n").table(.nat)?.chains.map(\.name), ["OUTPUT"])
+        // A fuzz finding: a chain name with a quote and NULs listed as `-N "…`, which the
+        // tokenizer reads back as a quoted string. Such names are refused, saying why.
+        for bad in ["\"\0\0OUT", "a'b", "with\\slash", "-dash", String(repeating: "x", count: 29), "caf\u{e9}"] {
+            XCTAssertThrowsError(try RuleSet.parse("*nat\n:\(bad) - [0:0]\nCOMMIT\n"), bad)
+            XCTAssertThrowsError(try RuleSet.parse("-N \(bad)"), bad)
+        }
+        XCTAssertNoThrow(try RuleSet.parse("*nat\n:ISTIO_IN-REDIRECT.v2 - [0:0]\nCOMMIT\n"))
         // A built-in chain keeps its counters.
         XCTAssertEqual(try RuleSet.parse("*nat\n:OUTPUT ACCEPT [9:0]\nCOMMIT\n").chain("OUTPUT")?.counters, Counters(packets: 9, bytes: 0))
     }
