@@ -9,6 +9,9 @@ public enum CaptureError: Error, Equatable, CustomStringConvertible {
     case compressedFile(path: String, format: String, decompressor: String)
     /// The file ended (or broke) after `packetsRead` good packets.
     case truncatedFile(path: String, packetsRead: Int, detail: String)
+    /// A pcapng whose interfaces have different link types (libpcap reads one link type per
+    /// file): read up to the first interface of another type, after `packetsRead` packets.
+    case mixedLinkTypes(path: String, packetsRead: Int, detail: String)
     case unsupportedLinkType(LinkType)
     case badFilter(expression: String, detail: String)
     case permissionDenied(interface: String, detail: String)
@@ -33,6 +36,9 @@ public enum CaptureError: Error, Equatable, CustomStringConvertible {
             return "\(path): a \(format)-compressed file; hoptrace reads pcap and pcapng: decompress it first, e.g. `\(decompressor) \(shown) | hoptrace analyze -r -`"
         case .truncatedFile(let path, let n, let detail):
             return "\(path): the file is truncated or corrupt after packet \(n) (\(n) packet\(n == 1 ? "" : "s") read; libpcap: \(detail))"
+        case .mixedLinkTypes(let path, let n, let detail):
+            let shown = path == "-" ? "FILE" : path
+            return "\(path): the pcapng's interfaces have different link types and libpcap reads one link type per file: read up to the first interface of another type, after packet \(n) (libpcap: \(detail)); the packets after it are not analyzed: split the file by interface, e.g. `tshark -r \(shown) -Y 'frame.interface_id == N' -w part-N.pcapng`, and analyze each part"
         case .unsupportedLinkType(let lt):
             let names = LinkType.supported.map(\.name).joined(separator: ", ")
             return "unsupported link type \(lt.name) (\(lt.longDescription), DLT \(lt.rawValue)); hoptrace decodes \(names)"

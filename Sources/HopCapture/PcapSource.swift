@@ -270,6 +270,9 @@ public final class PcapSource {
         default:
             let detail = String(cString: pcap_geterr(handle))
             if isLive { throw .liveCaptureFailed(interface: name, detail: detail) }
+            if detail.contains("different from the type of the first interface") {
+                throw .mixedLinkTypes(path: name, packetsRead: packetsRead, detail: detail)
+            }
             throw .truncatedFile(path: name, packetsRead: packetsRead, detail: detail)
         }
     }

@@ -294,6 +294,8 @@ public struct RequestChain: Sendable, Hashable {
     public var firstRole: HopRole? { hops.isEmpty ? nil : hops[0].role }
     public var isMultiHop: Bool { hops.count > 1 }
     public var isIncomplete: Bool { if case .incomplete = completeness { true } else { false } }
+    /// One complete copy sent directly: not intercepted.
+    public var isDirect: Bool { !isMultiHop && !isIncomplete && firstRole == .direct }
     /// Retries: upstream attempts beyond the first.
     public var retries: Int {
         var n = 0

@@ -291,7 +291,7 @@ public final class ConnectionTable {
     private func handle(_ st: FlowState, _ h: HalfFlow, _ o: HalfFlow, _ dir: FlowDirection, _ seg: TCPSegment,
                         _ key: FlowKey)
     {
-        let t = seg.timestamp
+        var t = seg.timestamp
         if let i = seg.interfaceIndex { st.noteInterface(i) }
         let sig = SegmentSignature(seg)
         if h.isCaptureDuplicate(sig, window: configuration.duplicateWindow) {
@@ -299,7 +299,14 @@ public final class ConnectionTable {
             return
         }
         h.remember(sig)
-        if t > st.lastTimestamp { st.lastTimestamp = t }
+        if t < st.lastTimestamp {
+            // Captured after, timed before, the connection's latest packet: the capture's clock
+            // went back. The capture order is the order the bytes were seen in; the time is
+            // moved up to the latest so that pairing by time keeps that order.
+            counters.timestampsBackwards += 1
+            t = st.lastTimestamp
+        }
+        st.lastTimestamp = t
         active.moveToTail(st)
         h.stats.segments += 1
         if h.stats.segments == 1 && o.stats.segments > 0 { leaveHalfIndex(st) }

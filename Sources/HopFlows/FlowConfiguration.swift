@@ -4,8 +4,11 @@ public struct FlowConfiguration: Sendable, Hashable {
     /// Out-of-order bytes buffered per connection and direction before reassembly gives up on
     /// the hole (emits a gap and delivers what it holds).
     public var maxBufferedBytesPerDirection: Int = 1 << 20
-    /// Out-of-order bytes buffered over all connections.
-    public var maxBufferedBytesTotal: Int = 256 << 20
+    /// Out-of-order bytes buffered over all connections. 64 MiB (about 70 MB resident with
+    /// the chunks' own cost) keeps a capture of many connections with holes under the 200 MB
+    /// that hoptrace stays under whatever the capture (Benchmarks/README.md, adversarial
+    /// captures: hole-flood).
+    public var maxBufferedBytesTotal: Int = 64 << 20
     /// Connection states kept at once (open ones plus closed ones lingering); when full, the
     /// least recently active is dropped (a lingering closed one first, else an open one is
     /// closed with `.evicted`).

@@ -64,6 +64,9 @@ public struct FlowCounters: Sendable, Hashable {
     /// Segments or ACKs more than 1 GiB (the largest TCP window) beyond the stream position;
     /// ignored rather than turned into a huge gap.
     public var implausibleSequenceNumbers = 0
+    /// Segments timed before the latest packet of their connection (the capture's clock went
+    /// back); their time was moved up to it, keeping the capture order.
+    public var timestampsBackwards = 0
     /// RSTs on no known connection; ignored.
     public var strayResets = 0
     /// Closes by reason.
@@ -114,6 +117,8 @@ public struct FlowCounters: Sendable, Hashable {
         add("segments-after-close", segmentsAfterClose, "segments with new content on a closed connection, ignored")
         add("implausible-sequence-numbers", implausibleSequenceNumbers,
             "segment or ACK more than 1 GiB beyond the stream position, ignored")
+        add("timestamps-backwards", timestampsBackwards,
+            "segments timed before the latest packet of their connection (the clock went back): time moved up to it, keeping the capture order")
         add("stray-resets", strayResets, "RST on no known connection, ignored")
         add("closed-fin", closedByFIN, "connections closed by FIN both ways")
         add("closed-rst", closedByReset, "connections closed by RST")

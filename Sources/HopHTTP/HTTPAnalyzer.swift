@@ -46,7 +46,7 @@ public final class HTTPAnalyzer: StreamEventConsumer {
                 counters.eventsForUnknownConnections += 1
                 return
             }
-            if !st.hadData && st.midstream { st.detectReversedRoles(dir, bytes) }
+            if !st.rolesSettled && !st.probeRoles(dir, bytes, first: first, last: last) { return }
             st.hadData = true
             st.parser(st.swapped ? dir.reversed : dir).consume(bytes, first: first, last: last, conn: st)
         case .gap(let id, let dir, let length, let at):
@@ -56,12 +56,14 @@ public final class HTTPAnalyzer: StreamEventConsumer {
             }
             counters.gaps += 1
             counters.gapBytes += Int64(length)
+            st.settleRolesNow()
             st.parser(st.swapped ? dir.reversed : dir).gap(length: length, at: at, conn: st)
         case .closed(let c):
             guard let st = state(c.id) else {
                 counters.eventsForUnknownConnections += 1
                 return
             }
+            st.settleRolesNow()
             st.adopt(c)
             st.close(cleanly: Self.isClean(st.connection.closeReason))
             states[c.id.value] = nil
@@ -325,6 +327,9 @@ final class ConnectionState {
     @exclusivity(unchecked) var currentResponse: HTTPResponse?
     @exclusivity(unchecked) var currentResponseFlags: HTTPExchangeFlags = []
     /// Responses whose request has not been seen (yet): paired with a late request or emitted.
+    /// Requests emitted unanswered by the queue's cap (`maxOutstandingRequests`) whose responses
+    /// have not started yet: the next responses are theirs.
+    @exclusivity(unchecked) var responsesOwedToDroppedRequests = 0
     @exclusivity(unchecked) var heldResponses: [(response: HTTPResponse, flags: HTTPExchangeFlags, sequence: Int)] = []
     /// A CONNECT tunnel's exchange, emitted once the client's first tunnel bytes tell whether it is TLS.
     @exclusivity(unchecked) var tunnelPending: SlotRef?
@@ -345,6 +350,7 @@ final class ConnectionState {
         resp = DirectionParser(isRequestSide: false, config: analyzer.configuration)
         midstream = !connection.sawHandshake
         if midstream {
+            rolesSettled = false
             analyzer.counters.midstreamConnections += 1
             req.enterResync(.midstream)
             resp.enterResync(.midstream)
@@ -373,23 +379,52 @@ final class ConnectionState {
         return r
     }
 
-    /// Before the first byte of a mid-stream connection is parsed: a status line from the
-    /// "client", or a request line from the "server", means the roles are the other way round.
-    func detectReversedRoles(_ dir: FlowDirection, _ b: UnsafeRawBufferPointer) {
-        guard !connection.isNATJoined else { return }
-        let reversed: Bool
-        if dir == .clientToServer {
-            reversed = b.count >= 12 && b[0] == 0x48 && b[1] == 0x54 && b[2] == 0x54 && b[3] == 0x50
-                && b[4] == 0x2f && b[5] == 0x31 && b[6] == 0x2e && b[8] == 0x20  // "HTTP/1.x "
-        } else {
-            var k = 0
-            while k < b.count && k < 16 && b[k] != 0x20 { k += 1 }
-            reversed = k > 0 && k < b.count && isKnownMethod(b, 0, k)
+    /// Whether the roles of the connection are known: from the start with a handshake; for a
+    /// mid-stream connection once `roleProbe` has judged its first bytes.
+    @exclusivity(unchecked) var rolesSettled = true
+    /// The first bytes of a mid-stream connection, held until they show which side is the client.
+    @exclusivity(unchecked) var roleProbe: RoleProbe?
+
+    /// Before the first bytes of a mid-stream connection are parsed: holds them until they say
+    /// whether the roles are the other way round (a status line from the "client", a request
+    /// line from the "server"). Returns whether `bytes` are to be parsed now (false: held).
+    func probeRoles(_ dir: FlowDirection, _ bytes: UnsafeRawBufferPointer, first: Int64, last: Int64) -> Bool {
+        var probe = roleProbe ?? RoleProbe(direction: dir)
+        guard dir == probe.direction else {
+            // The other side spoke before a verdict: judge what is held.
+            settleRolesNow()
+            return true
         }
-        if reversed {
+        let verdict = probe.verdict(adding: bytes)
+        if verdict == .undecided {
+            probe.hold(bytes, first: first, last: last)
+            roleProbe = probe
+            return false
+        }
+        settleRoles(verdict)
+        return true
+    }
+
+    /// A probe still undecided (a gap, a close, the end of the capture, the other side's bytes)
+    /// is judged on what it holds: too few bytes for a status line or a method keep the roles.
+    func settleRolesNow() {
+        guard !rolesSettled else { return }
+        settleRoles(roleProbe?.verdict(adding: UnsafeRawBufferPointer(start: nil, count: 0)) ?? .asIs)
+    }
+
+    /// Ends the probe: swaps the roles when reversed, then parses the bytes it held, event by event.
+    private func settleRoles(_ verdict: RoleProbe.Verdict) {
+        rolesSettled = true
+        if verdict == .reversed && !connection.isNATJoined {
             swapped = true
             connection = Self.reversed(connection)
             analyzer.counters.midstreamRolesSwapped += 1
+        }
+        guard let probe = roleProbe.take(), !probe.held.isEmpty else { return }
+        hadData = true
+        let side = parser(swapped ? probe.direction.reversed : probe.direction)
+        for event in probe.events {
+            event.bytes.withUnsafeBytes { side.consume($0, first: event.first, last: event.last, conn: self) }
         }
     }
 
@@ -468,7 +503,11 @@ final class ConnectionState {
             analyzer.counters.queueOverflows += 1
             slots[head].requestDone = true
             slots[head].responseDone = true
-            if respCursor == head { respCursor += 1 }
+            if respCursor == head {
+                // Its response is still to come, in order: it must not be paired with a later request.
+                respCursor += 1
+                responsesOwedToDroppedRequests += 1
+            }
             drain()
         }
         let requestStart = p.msgFirst
@@ -596,7 +635,17 @@ final class ConnectionState {
                              lastTimestamp: p.msgLast)
         var flags: HTTPExchangeFlags = []
         if p.msgResyncedAfterGap { flags.insert(.responseAfterGap) }
-        let slot = pickSlot(p)
+        let slot: SlotRef?
+        if responsesOwedToDroppedRequests > 0 && !p.msgResyncedAfterGap {
+            // The answer to a request emitted early by the queue's cap: emitted on its own,
+            // flagged, rather than paired with the next request in the queue.
+            responsesOwedToDroppedRequests -= 1
+            analyzer.counters.responsesToOverflowedRequests += 1
+            flags.insert(.queueOverflow)
+            slot = nil
+        } else {
+            slot = pickSlot(p)
+        }
         respSlot = slot
         if let slot, !slots[slot].interim.isEmpty { r.interim = slots[slot].interim }
         if h.hasTransferEncoding && h.contentLength != nil {
@@ -718,6 +767,8 @@ final class ConnectionState {
                 respSlot = nil
                 if let i = index(ref) { attach(r, flags, to: i) }
                 drain()
+            } else if flags.contains(.queueOverflow) {
+                emitOrphan(r, flags)
             } else if respCursor < tail, slots[respCursor].request.firstTimestamp <= r.firstTimestamp {
                 // Its request arrived while the response was being read.
                 let i = respCursor
@@ -801,6 +852,7 @@ final class ConnectionState {
     // MARK: Close
 
     func close(cleanly: Bool) {
+        settleRolesNow()
         // The response side first: a close-delimited body ends here.
         resp.close(conn: self, cleanly: cleanly)
         req.close(conn: self, cleanly: cleanly)

@@ -96,6 +96,8 @@ public struct HTTPCounters: Sendable, Equatable {
     public var incompleteRequests = 0
     public var incompleteResponses = 0
     public var queueOverflows = 0
+    /// Responses to requests the queue's cap emitted early: emitted on their own, flagged.
+    public var responsesToOverflowedRequests = 0
     /// Data events for a connection that was never opened (contract violation upstream).
     public var eventsForUnknownConnections = 0
 
@@ -152,7 +154,8 @@ public struct HTTPCounters: Sendable, Equatable {
         add("obs-folded-headers", obsFoldedHeaders, "header continuation lines joined (obs-fold)")
         add("incomplete-requests", incompleteRequests, "requests cut by a gap, an error, a cap or the connection's end")
         add("incomplete-responses", incompleteResponses, "responses cut by a gap, an error, a cap or the connection's end")
-        add("queue-overflows", queueOverflows, "requests emitted unanswered because too many were outstanding")
+        add("queue-overflows", queueOverflows, "requests emitted unanswered because too many were outstanding (the cap: maxOutstandingRequests per connection)")
+        add("queue-overflow-responses", responsesToOverflowedRequests, "responses to those requests, emitted on their own (flagged queue-overflow) rather than paired with a later request")
         add("events-for-unknown-connections", eventsForUnknownConnections, "stream events for a connection never opened")
         return out
     }

@@ -50,6 +50,18 @@ func resolveOption(_ given: String, among names: [String]) -> String? {
 }
 
 /// Numbers as strtoul(…, 0): `0x` hex, leading-0 octal, else decimal.
+/// What is wrong with a chain name, nil when nothing: iptables takes at most 28 characters and
+/// no leading `-` or `!`; hoptrace also wants printable ASCII without quotes or backslashes,
+/// which every form it reads and writes (iptables-save, `-S`) can carry as they are.
+func chainNameProblem(_ name: String) -> String? {
+    if name.utf8.count > 28 { return "chain name '\(name)' is longer than iptables' 28 characters" }
+    if name.hasPrefix("-") || name.hasPrefix("!") { return "chain name '\(name)' starts with '-' or '!', which iptables refuses" }
+    if let bad = name.unicodeScalars.first(where: { $0.value < 0x21 || $0.value > 0x7e || $0 == "\"" || $0 == "'" || $0 == "\\" }) {
+        return "chain name '\(name.debugDescription.dropFirst().dropLast())' holds \(bad.value < 0x80 ? "byte 0x" + String(bad.value, radix: 16) : "a non-ASCII character"): hoptrace reads chain names of printable ASCII without quotes or backslashes"
+    }
+    return nil
+}
+
 func parseNumber(_ s: String) -> UInt32? {
     if s.hasPrefix("0x") || s.hasPrefix("0X") { return UInt32(s.dropFirst(2), radix: 16) }
     if s.count > 1, s.hasPrefix("0") { return UInt32(s.dropFirst(), radix: 8) }
@@ -190,7 +202,9 @@ extension RuleSet {
                                  text: line <= lines.count ? String(lines[line - 1]) : "")
             }
             gotoLines[name] = nil
-            set[table: name] = t
+            // A section that declares nothing holds nothing: kept, it would be a table that no
+            // listing (`-S`) can show.
+            set[table: name] = t.chains.isEmpty ? nil : t
         }
 
         for rawLine in lines {
@@ -225,6 +239,7 @@ extension RuleSet {
                     throw fail("expected ':CHAIN POLICY [packets:bytes]'")
                 }
                 let name = String(parts[0])
+                if let why = chainNameProblem(name) { throw fail(why) }
                 var counters = Counters.zero
                 if parts.count == 3 {
                     guard let c = parseBracketCounters(parts[2]) else { throw fail("bad counters '\(parts[2])', expected [packets:bytes]") }
@@ -246,7 +261,10 @@ extension RuleSet {
                 default:
                     throw fail("unknown policy '\(parts[1])' (expected ACCEPT, DROP or -)")
                 }
-                t.chains.append(Chain(name: name, policy: policy, counters: counters))
+                // A user chain has no counters of its own: iptables-save prints `- [0:0]` for
+                // every one and iptables-restore ignores what stands there, so the model keeps
+                // none either (a listing's `-N CHAIN` has no place for them).
+                t.chains.append(Chain(name: name, policy: policy, counters: policy == nil ? .zero : counters))
                 set[table: s.name] = t
                 continue
             }
@@ -291,6 +309,7 @@ extension RuleSet {
             case "-N", "--new-chain", "--new":
                 guard tokens.count == 2 else { throw fail("expected '-N CHAIN'") }
                 let name = tokens[1].value
+                if let why = chainNameProblem(name) { throw fail(why) }
                 if table.chain(name) != nil { throw fail("chain '\(name)' declared twice") }
                 if tableName.builtinChains.contains(name) { throw fail("'\(name)' is a built-in chain; it cannot be created with -N") }
                 table.chains.append(Chain(name: name))

@@ -41,6 +41,9 @@ public enum ChainOutput {
     /// Kept for a report rendered at the end (text, Mermaid, HTML): at most `limit` chains;
     /// with `aggregateDirect`, plain direct requests are only counted by method and target.
     case keep(limit: Int, aggregateDirect: Bool)
+    /// What Mermaid and HTML show and no more (`DiagramKeep`): memory stays bounded whatever
+    /// the capture; the rest is counted (`omitted`, direct requests by method and target).
+    case diagrams
 }
 
 /// source → flows → HTTP → correlation → report, as `analyze` runs it.
@@ -76,6 +79,16 @@ public enum Analysis {
                 document!.chain(chain)
                 omitted.add(chain)
             }
+        case .diagrams:
+            var keep = DiagramKeep()
+            reportChain = { chain in
+                if keep.keeps(chain, kept: chains.count) {
+                    chains.append(chain)
+                } else {
+                    omitted.add(chain)
+                    if chain.isDirect { direct.count(method: chain.method ?? "?", target: chain.target ?? "?") }
+                }
+            }
         case .keep(let limit, let aggregateDirect):
             reportChain = { chain in
                 if aggregateDirect && !chain.isMultiHop && !chain.isIncomplete && chain.firstRole == .direct {
@@ -89,7 +102,10 @@ public enum Analysis {
         }
         let threaded = !source.isLive && settings.exchangeLimit == nil
         var streaming = false
-        if case .keep = output {} else { streaming = true }
+        switch output {
+        case .keep, .diagrams: break
+        case .jsonDocument, .jsonLines: streaming = true
+        }
         let writing = threaded && streaming ? HandOff<RequestChain>(batchSize: 64) { reportChain($0) } : nil
         let correlator = Correlator(configuration: settings.correlator) { chain in
             if let writing { writing.send(chain) } else { reportChain(chain) }
@@ -126,6 +142,7 @@ public enum Analysis {
             correlator: correlator, rulesOrigin: RuleSource.origin(settings.rules, evidence: correlator.evidence),
             chains: chains, readError: result.readError?.description)
         report.directCounts = direct.counts
+        report.directOthers = direct.others
         report.orphanResponses = correlator.orphanResponses
         report.omitted = omitted
         report.warnings = AnalysisWarnings.detect(correlator: correlator, flows: result.flows, http: http.counters,
@@ -138,7 +155,7 @@ public enum Analysis {
             JSONReport.write(trailer: report, to: writer)
             writer.newline()
             writer.flush()
-        case .keep:
+        case .keep, .diagrams:
             break
         }
         return Outcome(report: report, result: result)
@@ -193,6 +210,9 @@ public struct DirectCounts {
         let i: Int
         if let known = index[key] {
             i = known
+        } else if keys.count >= Self.maxKeys {
+            others += 1
+            return
         } else {
             i = keys.count
             index[key] = i
@@ -205,6 +225,32 @@ public struct DirectCounts {
 
     /// `METHOD target` and its count, in first-seen order.
     public var counts: [(String, Int)] { keys.indices.map { ("\(keys[$0].method) \(keys[$0].target)", totals[$0]) } }
+    /// Requests whose `METHOD target` came after `maxKeys` others: counted, not named (the
+    /// reports name the first eight; a capture of distinct targets must not grow the table).
+    public private(set) var others = 0
+    public static let maxKeys = 64
+}
+
+/// The chains `--format mermaid|html` keep: the first ones (the HTML table's rows) and, past
+/// them, the first touched (drawn) and incomplete (listed) ones; the rest are counted.
+public struct DiagramKeep {
+    static let first = HTMLReport.Options().tableLimit
+    static let touched = max(HTMLReport.Options().diagramLimit, MermaidReport.Options().chainLimit)
+    static let incomplete = HTMLReport.Options().listLimit
+    private var touchedKept = 0
+    private var incompleteKept = 0
+
+    public init() {}
+
+    public mutating func keeps(_ chain: RequestChain, kept: Int) -> Bool {
+        let keep = kept < Self.first || (!chain.isDirect && touchedKept < Self.touched)
+            || (chain.isIncomplete && incompleteKept < Self.incomplete)
+        if keep {
+            if !chain.isDirect { touchedKept += 1 }
+            if chain.isIncomplete { incompleteKept += 1 }
+        }
+        return keep
+    }
 }
 
 /// Addresses seen leaving the host, shared between the capture and analysis threads.

@@ -35,9 +35,30 @@ public struct AnalysisReport: Sendable {
     /// Direct single-hop requests not kept in `chains` (text reports of large captures),
     /// counted by "METHOD target" in first-seen order.
     public var directCounts: [(key: String, count: Int)] = []
+    /// Direct requests counted past the keys `directCounts` names (it names the first 64).
+    public var directOthers = 0
     /// Chains already written out (a streamed JSON document) or left out of `chains` (text
     /// past its detail limit), counted for what the reports say about every chain.
     public var omitted = ChainTally()
+    /// Every chain: those kept in `chains` and those counted in `omitted`.
+    public var chainCount: Int { chains.count + omitted.chains }
+
+    /// Direct requests, kept and counted: how many, and `GET / ×3, HEAD /x ×1, …` (the first
+    /// eight `METHOD target` in first-seen order).
+    public var directRequests: (count: Int, summary: String) {
+        var groups: [(key: String, count: Int)] = []
+        for c in chains where c.isDirect {
+            let k = "\(c.method ?? "?") \(c.target ?? "?")"
+            if let i = groups.firstIndex(where: { $0.key == k }) { groups[i].count += 1 } else { groups.append((k, 1)) }
+        }
+        for (k, n) in directCounts {
+            if let i = groups.firstIndex(where: { $0.key == k }) { groups[i].count += n } else { groups.append((k, n)) }
+        }
+        let total = groups.reduce(directOthers) { $0 + $1.count }
+        let list = groups.prefix(8).map { "\($0.key) ×\($0.count)" }.joined(separator: ", ")
+        return (total, list + (groups.count > 8 || directOthers > 0 ? ", …" : ""))
+    }
+
     /// Responses whose request is not in the capture (the first 1000): orphans on their hop,
     /// counted in `summary.orphanResponses`, never logical requests.
     public var orphanResponses: [Hop] = []
@@ -145,6 +166,8 @@ public struct AnalysisReport: Sendable {
 public struct ChainTally: Sendable {
     /// Chains counted.
     public var chains = 0
+    /// Of them, those that are not direct requests (what the diagrams draw).
+    public var touched = 0
     public var inboundMultiHop = 0
     public var outboundMultiHop = 0
     /// `proxyAddedNs` of every counted chain that has one.
@@ -154,8 +177,12 @@ public struct ChainTally: Sendable {
 
     public init() {}
 
+    /// Of them, the incomplete ones.
+    public var incomplete: Int { incompleteAdvice.values.reduce(0, +) }
+
     public mutating func add(_ c: RequestChain) {
         chains += 1
+        if !c.isDirect { touched += 1 }
         if c.isMultiHop {
             switch c.firstRole {
             case .inboundIntercepted: inboundMultiHop += 1

@@ -46,8 +46,8 @@ public enum HTMLReport {
         chainTable(&h, r, options)
 
         let shown = Array(SequenceModel.interesting(r).prefix(max(0, options.diagramLimit)))
-        let interestingCount = SequenceModel.interesting(r).count
-        let direct = interestingCount < r.chains.count
+        let interestingCount = SequenceModel.interestingCount(r)
+        let direct = interestingCount < r.chainCount
         if !shown.isEmpty {
             h.raw("<section id=\"sequence\">\n<h2>Sequence</h2>\n")
             h.raw("<p class=\"note\">Requests are solid arrows, responses dashed, the iptables REDIRECT dotted; notes name the rule. Times are relative to each chain's first request.\(direct ? " Direct (not intercepted) requests are in the table only." : "")</p>\n")
@@ -188,7 +188,7 @@ public enum HTMLReport {
             h.raw("</ul>\n</details></td></tr>\n")
         }
         h.raw("</tbody>\n</table>\n</div>\n")
-        leftOut(&h, r.chains.count - min(r.chains.count, max(0, o.tableLimit)), "chain", "not listed")
+        leftOut(&h, r.chainCount - min(r.chains.count, max(0, o.tableLimit)), "chain", "not listed")
         h.raw("</section>\n")
     }
 
@@ -199,9 +199,11 @@ public enum HTMLReport {
     }
 
     static func problemsSection(_ h: inout HTMLWriter, _ r: AnalysisReport, _ o: Options) {
-        let direct = r.chains.filter { !$0.isMultiHop && !$0.isIncomplete && $0.hops.first?.role == .direct }
+        // Chains the command counted without keeping are in `omitted` and `directRequests`.
+        let direct = r.directRequests
         let incomplete = r.chains.filter(\.isIncomplete)
-        guard !direct.isEmpty || !incomplete.isEmpty || !r.duplicates.isEmpty else { return }
+        let incompleteCount = incomplete.count + r.omitted.incomplete
+        guard direct.count > 0 || incompleteCount > 0 || !r.duplicates.isEmpty else { return }
         h.raw("<section id=\"problems\">\n<h2>Duplicates, incomplete and direct requests</h2>\n")
         if !r.duplicates.isEmpty {
             h.raw("<h3>Unexplained duplicates</h3>\n<table>\n<thead><tr><th>request</th><th class=\"num\">copies</th><th>from → to</th><th>chains</th><th>explanation</th></tr></thead>\n<tbody>\n")
@@ -225,9 +227,9 @@ public enum HTMLReport {
             h.raw("</tbody>\n</table>\n")
             leftOut(&h, r.duplicates.count - min(r.duplicates.count, o.listLimit), "duplicate group", "not listed")
         }
-        if !incomplete.isEmpty {
-            h.raw("<h3>Incomplete chains: \(incomplete.count)</h3>\n<ul class=\"advice\">\n")
-            for (text, n) in SequenceModel.adviceCounts(incomplete) {
+        if incompleteCount > 0 {
+            h.raw("<h3>Incomplete chains: \(incompleteCount)</h3>\n<ul class=\"advice\">\n")
+            for (text, n) in SequenceModel.adviceCounts(incomplete, plus: r.omitted.incompleteAdvice) {
                 h.raw("<li><strong>\(n)×</strong> ")
                 h.text(text)
                 h.raw("</li>\n")
@@ -237,12 +239,12 @@ public enum HTMLReport {
                 if i > 0 { h.raw(", ") }
                 h.raw("<a href=\"#chain-\(c.id)\">\(c.id)</a>")
             }
-            if incomplete.count > o.listLimit { h.raw(", … \(incomplete.count - o.listLimit) more") }
+            if incompleteCount > o.listLimit { h.raw(", … \(incompleteCount - min(incomplete.count, o.listLimit)) more") }
             h.raw("</p>\n")
         }
-        if !direct.isEmpty {
+        if direct.count > 0 {
             h.raw("<h3>Direct (not intercepted)</h3>\n<p>")
-            h.text("\(direct.count) request\(direct.count == 1 ? "" : "s") — \(SequenceModel.directSummary(direct))")
+            h.text("\(direct.count) request\(direct.count == 1 ? "" : "s") — \(direct.summary)")
             h.raw("</p>\n")
         }
         h.raw("</section>\n")

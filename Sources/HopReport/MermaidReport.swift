@@ -20,8 +20,9 @@ public enum MermaidReport {
         var out: [String] = ["sequenceDiagram"]
         out.append("    %% hoptrace analyze — \(escape(r.source))")
         out.append("    %% rules \(escape(r.rulesName)) (\(escape(r.rulesOrigin)))")
-        let touched = r.chains.filter { $0.isMultiHop || $0.isIncomplete || $0.hops.first?.role != .direct }
-        let direct = r.chains.filter { !($0.isMultiHop || $0.isIncomplete || $0.hops.first?.role != .direct) }
+        let touched = r.chains.filter { !$0.isDirect }
+        // Direct requests the command did not keep are counted in the report (`directRequests`).
+        let direct = r.directRequests
         let drawDirect = direct.count <= options.directLimit
         let drawable = drawDirect ? r.chains : touched
         let drawn = Array(drawable.prefix(max(0, options.chainLimit)))
@@ -33,7 +34,7 @@ public enum MermaidReport {
         if model.participants.isEmpty {
             out.append("    participant H as hoptrace")
             out.append("    Note over H: \(escape(r.answer))")
-            if !direct.isEmpty { out.append("    Note over H: direct (not intercepted)#58; \(escape(SequenceModel.directSummary(direct)))") }
+            if direct.count > 0 { out.append("    Note over H: direct (not intercepted)#58; \(escape(direct.summary))") }
             return out.joined(separator: "\n") + "\n"
         }
         for (i, p) in model.participants.enumerated() {
@@ -65,12 +66,13 @@ public enum MermaidReport {
             out.append("    end")
         }
         var notes: [String] = []
-        if drawable.count > drawn.count {
-            let left = drawable.count - drawn.count
+        let drawableCount = drawDirect ? r.chainCount : touched.count + r.omitted.touched
+        if drawableCount > drawn.count {
+            let left = drawableCount - drawn.count
             notes.append("… \(left) more chain\(left == 1 ? "" : "s") not drawn (--format json lists them)")
         }
         if !drawDirect {
-            notes.append("direct (not intercepted): \(direct.count) request\(direct.count == 1 ? "" : "s") — \(SequenceModel.directSummary(direct))")
+            notes.append("direct (not intercepted): \(direct.count) request\(direct.count == 1 ? "" : "s") — \(direct.summary)")
         }
         for g in r.duplicates.prefix(10) {
             notes.append("unexplained duplicate: \(g.method) \(g.target) ×\(g.starts.count) from \(g.client) to \(g.server) (chains \(g.chainIDs.prefix(6).map(String.init).joined(separator: ", "))\(g.chainIDs.count > 6 ? ", …" : ""))")

@@ -52,8 +52,15 @@ struct SequenceModel {
     /// Chains worth drawing: every chain a proxy touched (multi-hop, incomplete, non-direct);
     /// when there are none, the direct ones.
     static func interesting(_ r: AnalysisReport) -> [RequestChain] {
-        let touched = r.chains.filter { $0.isMultiHop || $0.isIncomplete || $0.hops.first?.role != .direct }
+        let touched = r.chains.filter { !$0.isDirect }
         return touched.isEmpty ? r.chains : touched
+    }
+
+    /// How many chains `interesting` stands for, those the command counted without keeping
+    /// included.
+    static func interestingCount(_ r: AnalysisReport) -> Int {
+        let touched = r.chains.lazy.filter { !$0.isDirect }.count + r.omitted.touched
+        return touched == 0 ? r.chainCount : touched
     }
 
     static func proxyPorts(_ chains: [RequestChain]) -> [UInt16] {
@@ -236,21 +243,10 @@ struct SequenceModel {
         }
     }
 
-    /// `GET / ×3, HEAD /x ×1` for direct chains, most common first after first appearance.
-    static func directSummary(_ chains: [RequestChain], limit: Int = 8) -> String {
-        var groups: [String: Int] = [:]
-        var order: [String] = []
-        for c in chains {
-            let k = "\(c.method ?? "?") \(c.target ?? "?")"
-            if groups[k] == nil { order.append(k) }
-            groups[k, default: 0] += 1
-        }
-        return order.prefix(limit).map { "\($0) ×\(groups[$0]!)" }.joined(separator: ", ") + (order.count > limit ? ", …" : "")
-    }
-
-    /// Incomplete-chain advice with counts, most frequent first (ties by text).
-    static func adviceCounts(_ chains: [RequestChain]) -> [(text: String, count: Int)] {
-        var advice: [String: Int] = [:]
+    /// Incomplete-chain advice with counts (`counted`: of chains not kept), most frequent
+    /// first (ties by text).
+    static func adviceCounts(_ chains: [RequestChain], plus counted: [String: Int] = [:]) -> [(text: String, count: Int)] {
+        var advice = counted
         for c in chains {
             if case .incomplete(let m, let a) = c.completeness { advice["missing \(m.rawValue): \(a)", default: 0] += 1 }
         }

@@ -31,7 +31,11 @@ public enum TextReport {
             let first = r.orphanResponses.prefix(3).map { h in
                 "\(h.exchange.client) → \(h.exchange.server) \(h.exchange.response.map { String($0.status) } ?? "?")"
             }.joined(separator: ", ")
-            out.append("orphans  \(n) response\(n == 1 ? "" : "s") whose request is not in the capture (not counted as requests): \(first)\(n > 3 ? ", …" : "")")
+            // Responses to requests the queue's cap emitted early are orphans too, but their
+            // request was in the capture: say so rather than blame the capture.
+            let overflowed = r.counters.lazy.flatMap(\.items).first { $0.name == "queue-overflow-responses" }?.count ?? 0
+            let cap = overflowed > 0 ? " (\(overflowed) of them answer requests emitted unanswered by the per-connection queue's cap: queue-overflows)" : ""
+            out.append("orphans  \(n) response\(n == 1 ? "" : "s") whose request is not in the capture (not counted as requests)\(cap): \(first)\(n > 3 ? ", …" : "")")
         }
 
         let detailed = r.chains.filter { $0.isMultiHop || $0.isIncomplete || $0.hops.first?.role != .direct || options.showDirect }
@@ -46,15 +50,9 @@ public enum TextReport {
             out.append("… \(more) more chain\(more == 1 ? "" : "s") (--all shows every chain; --format json lists them)")
             out.append("")
         }
-        var groups = r.directCounts
-        for c in r.chains where !c.isMultiHop && !c.isIncomplete && c.hops.first?.role == .direct && !options.showDirect {
-            let k = "\(c.method ?? "?") \(c.target ?? "?")"
-            if let i = groups.firstIndex(where: { $0.key == k }) { groups[i].count += 1 } else { groups.append((k, 1)) }
-        }
-        let directTotal = groups.reduce(0) { $0 + $1.count }
-        if directTotal > 0 && !options.showDirect {
-            let list = groups.prefix(8).map { "\($0.key) ×\($0.count)" }.joined(separator: ", ")
-            out.append("direct (not intercepted): \(directTotal) request\(directTotal == 1 ? "" : "s") — \(list)\(groups.count > 8 ? ", …" : "")")
+        let direct = r.directRequests
+        if direct.count > 0 && !options.showDirect {
+            out.append("direct (not intercepted): \(direct.count) request\(direct.count == 1 ? "" : "s") — \(direct.summary)")
             out.append("")
         }
         let real = r.duplicates.filter { !$0.isRepeatedStream }
@@ -120,7 +118,7 @@ public enum TextReport {
     }
 
     static func isProblem(_ section: String, _ name: String) -> Bool {
-        let keys = ["malformed", "truncated", "gap", "inconsistent", "cap", "evict", "lost", "error", "bad-", "unknown", "tls", "non-http", "fragments"]
+        let keys = ["malformed", "truncated", "gap", "inconsistent", "cap", "evict", "lost", "error", "bad-", "unknown", "tls", "non-http", "fragments", "overflow", "backwards", "limit"]
         return keys.contains { name.contains($0) }
     }
 

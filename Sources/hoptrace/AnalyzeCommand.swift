@@ -115,7 +115,8 @@ struct Analyze: ParsableCommand, PacketReading {
         case .json: output = .jsonDocument(writer)
         case .jsonl: output = .jsonLines(writer, flushEachLine: out.lineBuffered)
         case .text where !all: output = .keep(limit: TextReport.Options().detailLimit, aggregateDirect: true)
-        case .text, .mermaid, .html: output = .keep(limit: .max, aggregateDirect: false)
+        case .text: output = .keep(limit: .max, aggregateDirect: false)
+        case .mermaid, .html: output = .diagrams
         }
         let raw = try capture.writer(for: source)
         let outcome = Analysis.run(source: source, sourceName: sourceName, settings: settings, output: output,

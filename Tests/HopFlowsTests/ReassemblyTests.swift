@@ -104,6 +104,28 @@ final class ReassemblyTests: XCTestCase {
             .data(1, .clientToServer, "dddd", first: tD, last: tB),
         ])
         XCTAssertEqual(h.counters.gaps, 0)
+        XCTAssertEqual(h.counters.timestampsBackwards, 0, "held bytes are not a clock going back")
+    }
+
+    /// A capture whose clock goes back (adversarial capture time-backwards): a packet timed
+    /// before the connection's latest one is moved up to it, counted, so the response is not
+    /// timed before the request it answers. Held bytes keep their own first time (above).
+    func testClockGoingBackwardsKeepsTheCaptureOrder() {
+        let h = Harness()
+        handshake(h)
+        h.seg(C, S, seq: 1001, ack: 5001, PSH, "GET")
+        let tRequest = h.time
+        h.seg(S, C, seq: 5001, ack: 1004, PSH, "200", at: tRequest - 700_000)
+        h.seg(C, S, seq: 1004, ack: 5004, PSH, "GET", at: tRequest - 50_000_000)
+        h.seg(S, C, seq: 5004, ack: 1007, PSH, "200", at: tRequest + 1_000)
+        XCTAssertEqual(Array(h.events.suffix(4)), [
+            .data(1, .clientToServer, "GET", first: tRequest, last: tRequest),
+            .data(1, .serverToClient, "200", first: tRequest, last: tRequest),
+            .data(1, .clientToServer, "GET", first: tRequest, last: tRequest),
+            .data(1, .serverToClient, "200", first: tRequest + 1_000, last: tRequest + 1_000),
+        ])
+        XCTAssertEqual(h.counters.timestampsBackwards, 2)
+        XCTAssertTrue(h.counters.report.contains { $0.name == "timestamps-backwards" && $0.count == 2 })
     }
 
     func testRetransmissionDeliveredOnce() {

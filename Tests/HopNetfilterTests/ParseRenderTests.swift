@@ -170,6 +170,34 @@ final class ParseRenderTests: XCTestCase {
         XCTAssertTrue(r.render(.save, counters: false).contains(":OUTPUT ACCEPT [1:60]"))
     }
 
+    func testUserChainCountersAreIgnoredLikeIptablesRestore() throws {
+        // A fuzz finding: user-chain counters were kept from the save form but a listing's
+        // `-N CHAIN` cannot carry them, so parse(render(.listing)) differed. iptables-save prints
+        // `- [0:0]` for every user chain and iptables-restore ignores what stands there.
+        for table in ["garbage", "nat"] {
+            let text = "*\(table)\n:MINE - [9:0]\n-A MINE -j RETURN\nCOMMIT\n"
+            let r = try RuleSet.parse(text)
+            let t = try XCTUnwrap(r.tables.first)
+            XCTAssertEqual(t.chain("MINE")?.counters, .zero, table)
+            XCTAssertEqual(try RuleSet.parse(r.render(.listing, counters: true), defaultTable: t.name), r, table)
+            XCTAssertEqual(try RuleSet.parse(r.render(.save)), r, table)
+        }
+        // A fuzz finding: a section declaring nothing rendered as an empty listing, which parses
+        // back to no table at all. It holds nothing, so it is not kept.
+        XCTAssertEqual(try RuleSet.parse("*na0:0]\nCOMMIT\n").tables.count, 0)
+        XCTAssertEqual(try RuleSet.parse("*nat\nCOMMIT\n").tables.count, 0)
+        XCTAssertEqual(try RuleSet.parse("*nat\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n").table(.nat)?.chains.map(\.name), ["OUTPUT"])
+        // A fuzz finding: a chain name with a quote and NULs listed as `-N "…`, which the
+        // tokenizer reads back as a quoted string. Such names are refused, saying why.
+        for bad in ["\"\0\0OUT", "a'b", "with\\slash", "-dash", String(repeating: "x", count: 29), "caf\u{e9}"] {
+            XCTAssertThrowsError(try RuleSet.parse("*nat\n:\(bad) - [0:0]\nCOMMIT\n"), bad)
+            XCTAssertThrowsError(try RuleSet.parse("-N \(bad)"), bad)
+        }
+        XCTAssertNoThrow(try RuleSet.parse("*nat\n:ISTIO_IN-REDIRECT.v2 - [0:0]\nCOMMIT\n"))
+        // A built-in chain keeps its counters.
+        XCTAssertEqual(try RuleSet.parse("*nat\n:OUTPUT ACCEPT [9:0]\nCOMMIT\n").chain("OUTPUT")?.counters, Counters(packets: 9, bytes: 0))
+    }
+
     func testStructureOfParsedRules() throws {
         let r = try RuleSet.parse(savedMiscRules)
         let zzz = try XCTUnwrap(r.chain("ZZZ")).rules

@@ -91,3 +91,50 @@ public enum TestProcess {
                              signal: p.terminationReason == .uncaughtSignal ? p.terminationStatus : nil)
     }
 }
+
+/// How a measured run ended and what it cost.
+public struct MeasuredRun: Sendable {
+    public var status: Int32
+    /// The signal that ended the process, nil when it exited.
+    public var signal: Int32?
+    /// Peak resident memory (`ru_maxrss` of this child alone), in KiB.
+    public var peakKiB: Int
+    public var seconds: Double
+    public var timedOut: Bool
+}
+
+extension TestProcess {
+    /// Runs a program with its standard output and error written to files (no pipe to drain)
+    /// and measures its own peak memory: `wait4` gives the resource use of this child alone,
+    /// where `getrusage(RUSAGE_CHILDREN)` would mix in every earlier child of the test process.
+    public static func runMeasured(_ executable: String, _ arguments: [String], stdout: String, stderr: String,
+                                   timeout: TimeInterval = 120) -> MeasuredRun {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let started = Date()
+        guard posix_spawn(&pid, executable, &actions, nil, argv, environ) == 0 else {
+            return MeasuredRun(status: 127, signal: nil, peakKiB: 0, seconds: 0, timedOut: false)
+        }
+        var status: Int32 = 0
+        var usage = rusage()
+        var timedOut = false
+        while wait4(pid, &status, WNOHANG, &usage) == 0 {
+            if Date().timeIntervalSince(started) > timeout && !timedOut {
+                timedOut = true
+                kill(pid, SIGKILL)  // our own child, by its PID
+            }
+            usleep(5_000)
+        }
+        let seconds = Date().timeIntervalSince(started)
+        let signalled = status & 0x7f != 0 && status & 0x7f != 0x7f
+        return MeasuredRun(status: signalled ? -1 : (status >> 8) & 0xff, signal: signalled ? status & 0x7f : nil,
+                           peakKiB: Int(usage.ru_maxrss), seconds: seconds, timedOut: timedOut)
+    }
+}
