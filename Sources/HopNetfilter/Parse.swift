@@ -24,6 +24,11 @@ func tokenize(_ line: Substring) -> Result<[Token], ParseLineError> {
     var value = "", raw = ""
     var inWord = false, quoted = false, escaped = false
     for c in line {
+        // iptables-save and `-S` print no control characters (comments are printable): a line
+        // holding one is not rule text, and could not be written back as it was read.
+        if let v = c.unicodeScalars.first?.value, (v < 0x20 && c != "\t") || v == 0x7f {
+            return .failure(ParseLineError("control character 0x\(String(v, radix: 16)) in the line"))
+        }
         if quoted {
             raw.append(c)
             if escaped { value.append(c); escaped = false } else if c == "\\" { escaped = true } else if c == "\"" { quoted = false } else { value.append(c) }
