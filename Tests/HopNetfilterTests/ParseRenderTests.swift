@@ -200,6 +200,10 @@ final class ParseRenderTests: XCTestCase {
             XCTAssertTrue("\(e)".contains("control character 0x1"), "\(e)")
         }
         XCTAssertNoThrow(try RuleSet.parse("-A PREROUTING -m comment --comment \"caf\u{e9}\tok\" -j ACCEPT"))
+        // A fuzz finding: quotes inside a match name (`-m DROPcp"&"#`) did not survive render
+        // and parse; an extension's name is a word.
+        XCTAssertThrowsError(try RuleSet.parse("-A PREROUTING -m DROPcp\"&\"x -j ACCEPT"))
+        XCTAssertNoThrow(try RuleSet.parse("-A PREROUTING -m my_match-2.0 -j ACCEPT"))
         // A built-in chain keeps its counters.
         XCTAssertEqual(try RuleSet.parse("*nat\n:OUTPUT ACCEPT [9:0]\nCOMMIT\n").chain("OUTPUT")?.counters, Counters(packets: 9, bytes: 0))
     }
