@@ -24,6 +24,11 @@ func tokenize(_ line: Substring) -> Result<[Token], ParseLineError> {
     var value = "", raw = ""
     var inWord = false, quoted = false, escaped = false
     for c in line {
+        // iptables-save and `-S` print no control characters (comments are printable): a line
+        // holding one is not rule text, and could not be written back as it was read.
+        if let v = c.unicodeScalars.first?.value, (v < 0x20 && c != "\t") || v == 0x7f {
+            return .failure(ParseLineError("control character 0x\(String(v, radix: 16)) in the line"))
+        }
         if quoted {
             raw.append(c)
             if escaped { value.append(c); escaped = false } else if c == "\\" { escaped = true } else if c == "\"" { quoted = false } else { value.append(c) }
@@ -454,6 +459,12 @@ func parseRule(_ tokens: [Token]) throws(ParseLineError) -> Rule {
         case "-m", "--match":
             if negated { throw ParseLineError("'!' before -m") }
             let name = try p.next("match name after -m").value
+            // An extension's name is a word (letters, digits, '_', '-', '.'); anything else
+            // could not be written back as it was read.
+            let isWord = !name.isEmpty && name.utf8.allSatisfy { b in
+                (b >= 0x30 && b <= 0x39) || (b | 0x20 >= 0x61 && b | 0x20 <= 0x7a) || b == 0x5f || b == 0x2d || b == 0x2e
+            }
+            if !isWord { throw ParseLineError("match name '\(name)' is not an iptables extension name (letters, digits, '_', '-', '.')") }
             clauses.append(Clause(name: name, items: matchOptions[name] == nil ? nil : []))
             current = clauses.count - 1
         case "-j", "--jump", "-g", "--goto":
