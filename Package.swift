@@ -1,12 +1,11 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
-/// No unsafe flags: SwiftPM refuses packages with them as versioned dependencies. The hot
-/// stages keep exclusivity checks off only where they mark it themselves (`@exclusivity(unchecked)`
-/// on single-thread state); dropping the module-wide `-enforce-exclusivity=unchecked` cost 0–7% of
-/// CPU time on the identical-load capture (http 67.9 → 72.7 ms user, analyze 136.3 → 136.7,
-/// analyze --format json 199.7 → 204.5; hyperfine, 15 runs each, same machine and run).
-let hotPath: [SwiftSetting] = []
+// No unsafe flags: SwiftPM refuses packages with them as versioned dependencies. The hot
+// stages keep exclusivity checks off only where they mark it themselves (`@exclusivity(unchecked)`
+// on single-thread state); dropping the module-wide `-enforce-exclusivity=unchecked` cost 0–7% of
+// CPU time on the identical-load capture (http 67.9 → 72.7 ms user, analyze 136.3 → 136.7,
+// analyze --format json 199.7 → 204.5; hyperfine, 15 runs each, same machine and run).
 
 let package = Package(
     name: "hoptrace",
@@ -40,16 +39,16 @@ let package = Package(
         // epoll, eventfd and accept4 for the proxy's own event loop (not in Swift's Glibc module).
         .target(name: "CHopSys"),
         // Stage 1: capture sources and zero-copy decoders down to TCP segments.
-        .target(name: "HopCapture", dependencies: ["CPcap"], swiftSettings: hotPath),
+        .target(name: "HopCapture", dependencies: ["CPcap"]),
         // Stage 2: TCP connection table and reassembly (joins NAT-split halves).
-        .target(name: "HopFlows", dependencies: ["HopCapture"], swiftSettings: hotPath),
+        .target(name: "HopFlows", dependencies: ["HopCapture"]),
         // Stage 3: incremental HTTP/1.x parser over reassembled streams.
-        .target(name: "HopHTTP", dependencies: ["HopFlows", "HopCapture"], swiftSettings: hotPath),
+        .target(name: "HopHTTP", dependencies: ["HopFlows", "HopCapture"]),
         // A value model of iptables nat/mangle rules: parse, render, evaluate; presets.
         // Shared by the correlator's explanations and the rule installer.
         .target(name: "HopNetfilter"),
         // Stage 4: pairs the copies of each request across proxy hops and explains them.
-        .target(name: "HopCorrelation", dependencies: ["HopHTTP", "HopFlows", "HopCapture", "HopNetfilter"], swiftSettings: hotPath),
+        .target(name: "HopCorrelation", dependencies: ["HopHTTP", "HopFlows", "HopCapture", "HopNetfilter"]),
         // Stage 5: renderers (text, JSON, Mermaid, HTML) and expectation checks.
         .target(name: "HopReport", dependencies: ["HopCorrelation", "HopHTTP", "HopFlows", "HopCapture"]),
         // The interceptor: rule installer and the transparent proxy (its own epoll loops;
@@ -59,8 +58,7 @@ let package = Package(
             dependencies: [
                 "HopNetfilter", "CHopSys",
                 .product(name: "NIOCore", package: "swift-nio"),
-            ],
-            swiftSettings: hotPath
+            ]
         ),
         // The lab: scenes in network namespaces (sidecars: hoptrace's proxy, HAProxy, nginx),
         // their traffic and capture, ground truth from the peers' own logs, the verifier and
@@ -71,8 +69,7 @@ let package = Package(
         // threads), watch's one-thread pipeline, and one rule source (preset | file | live | auto).
         .target(
             name: "HopPipeline",
-            dependencies: ["CHopSys", "HopCapture", "HopFlows", "HopHTTP", "HopNetfilter", "HopCorrelation", "HopReport", "HopIntercept"],
-            swiftSettings: hotPath
+            dependencies: ["CHopSys", "HopCapture", "HopFlows", "HopHTTP", "HopNetfilter", "HopCorrelation", "HopReport", "HopIntercept"]
         ),
         // The command line: argument parsing and output choice.
         .executableTarget(
@@ -80,8 +77,7 @@ let package = Package(
             dependencies: [
                 "HopCapture", "HopFlows", "HopHTTP", "HopNetfilter", "HopCorrelation", "HopReport", "HopIntercept", "HopLab", "HopPipeline",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ],
-            swiftSettings: hotPath
+            ]
         ),
         // The fuzz targets (capture → reports, the HTTP parser, the rule parser and evaluator,
         // the proxy's framing) and their driver: libFuzzer's entry point when built with

@@ -815,12 +815,9 @@ public final class Correlator {
         }
         observeTiming(facts: df, slot: slot, candidates: candidates, chosen: u)
         let exact = df.exactKeys(u.facts) == true
-        if certain || ordersAgree == true {
-            let (f, r) = delays(df.times, u.facts.times)
-            delayModel.observe(forward: f, return: r)
-        }
+        let (f, r) = delays(df.times, u.facts.times)
+        if certain || ordersAgree == true { delayModel.observe(forward: f, return: r) }
         if certain {
-            let (f, r) = delays(df.times, u.facts.times)
             learnedDelays += 1
             let rate = 1 / Double(min(learnedDelays, 128))
             forwardDelay += (f - forwardDelay) * rate

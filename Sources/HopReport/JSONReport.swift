@@ -439,20 +439,24 @@ struct JSONStringSink: ExplanationSink {
     let w: JSONWriter
     private var open = false
     init(_ w: JSONWriter) { self.w = w }
-    mutating func text(_ s: String) {
+    /// Opens the item's string on its first piece.
+    private mutating func begin() {
         if !open { w.beginString(); open = true }
+    }
+    mutating func text(_ s: String) {
+        begin()
         w.piece(s)
     }
     mutating func endpoint(_ e: Endpoint) {
-        if !open { w.beginString(); open = true }
+        begin()
         w.endpointText(e)
     }
     mutating func duration(_ ns: Int64) {
-        if !open { w.beginString(); open = true }
+        begin()
         w.durationText(ns)
     }
     mutating func endItem() {
-        if !open { w.beginString() }
+        begin()
         w.endString()
         open = false
     }
