@@ -193,8 +193,9 @@ public final class Correlator {
     /// How often the forward and return orders agree on a pairing among several candidates
     /// (a moving average; starts undecided).
     private var agreement: Double = 0.5
-    /// How often, where the orders disagree, return order's choice is the likelier one (a
-    /// moving average of `DelayModel.posterior`).
+    /// How often, where the orders disagree, return order's choice is the right one: the prior
+    /// of each disagreement's posterior, and the moving average of those posteriors (an online
+    /// EM estimate of the mixture's weight, learned from this capture; kept within 5–95%).
     private var returnRight: Double = 0.5
     /// The proxy's forwarding and return delays among pairings both orders agree on.
     private var delayModel = DelayModel()
@@ -764,9 +765,20 @@ public final class Correlator {
                 u.column = -1
             }
         }
+        var backwardOwner = [Int?](repeating: nil, count: columns.count)
+        for (i, k) in backward.enumerated() { if let k { backwardOwner[k] = i } }
         let commitCount = all ? rows : max(1, rows / 2)
         let pending = pool
         pool = []
+        // The pairings both orders agree on teach the delay model first, so that the
+        // disagreements of the same pool (all of a capture's first pool, when every connection
+        // opens at once) are weighed by it.
+        for i in 0..<commitCount where feasible[i].count > 1 {
+            if let b = backward[i], forward[i] == b {
+                let (f, r) = delays(pending[i].facts.times, columns[b].facts.times)
+                delayModel.observe(forward: f, return: r)
+            }
+        }
         for i in 0..<commitCount {
             // Return order decides: a proxy queues less on the way back.
             let chosen = backward[i].map { columns[$0] }
@@ -782,10 +794,19 @@ public final class Correlator {
                     agreement += ((agrees ? 1 : 0) - agreement) / 256
                     if !agrees, let f = forward[i], let b = backward[i] {
                         // Which order is right here: the choice whose delays are more typical of
-                        // the pairings both orders agree on.
-                        let q = delayModel.posterior(chosen: delays(pending[i].facts.times, columns[b].facts.times),
-                                                     other: delays(pending[i].facts.times, columns[f].facts.times))
-                        returnRight += (q - returnRight) / 64
+                        // the pairings both orders agree on, weighed by how often return order
+                        // has won so far (the prior, learned from this capture the same way). Where
+                        // the two orders swap two copies, both rows' delays count.
+                        let times = pending[i].facts.times
+                        var chosenL = delayModel.likelihood(delays(times, columns[b].facts.times))
+                        var otherL = delayModel.likelihood(delays(times, columns[f].facts.times))
+                        if let j = backwardOwner[f], j != i, forward[j] == b {
+                            let other = pending[j].facts.times
+                            chosenL *= delayModel.likelihood(delays(other, columns[f].facts.times))
+                            otherL *= delayModel.likelihood(delays(other, columns[b].facts.times))
+                        }
+                        let q = DelayModel.posterior(chosen: chosenL, other: otherL, prior: returnRight)
+                        returnRight = min(0.95, max(0.05, returnRight + (q - returnRight) / 64))
                         confidence = min(0.98, max(0.02, q))
                     } else {
                         // Return order is wrong only where the orders disagree and it loses.
@@ -816,8 +837,8 @@ public final class Correlator {
         observeTiming(facts: df, slot: slot, candidates: candidates, chosen: u)
         let exact = df.exactKeys(u.facts) == true
         let (f, r) = delays(df.times, u.facts.times)
-        if certain || ordersAgree == true { delayModel.observe(forward: f, return: r) }
         if certain {
+            delayModel.observe(forward: f, return: r)
             learnedDelays += 1
             let rate = 1 / Double(min(learnedDelays, 128))
             forwardDelay += (f - forwardDelay) * rate
@@ -1165,15 +1186,20 @@ struct DelayModel {
         total += 1
     }
 
-    /// The probability that `chosen` (forward and return delay) rather than `other` is the
-    /// right pairing, from how typical each one's delays are (the two delays taken as
-    /// independent; add-one smoothing).
-    func posterior(chosen: (forward: Double, return: Double), other: (forward: Double, return: Double)) -> Double {
-        guard total >= 64 else { return 0.5 }
-        func likelihood(_ d: (forward: Double, return: Double)) -> Double {
-            (forward[Self.bin(d.forward)] + 0.5) * (back[Self.bin(d.return)] + 0.5)
-        }
-        let a = likelihood(chosen), b = likelihood(other)
-        return a / (a + b)
+    /// Enough pairings seen for `likelihood` to say something.
+    var isReady: Bool { total >= 64 }
+
+    /// How typical a pairing's forward and return delays are (the two taken as independent;
+    /// add-half smoothing); 1 until the model has seen enough pairings to say.
+    func likelihood(_ d: (forward: Double, return: Double)) -> Double {
+        guard isReady else { return 1 }
+        return (forward[Self.bin(d.forward)] + 0.5) * (back[Self.bin(d.return)] + 0.5)
+    }
+
+    /// The probability that the choice with likelihood `chosen` rather than the one with
+    /// `other` is the right pairing, where `prior` is how often such a choice has been right.
+    static func posterior(chosen: Double, other: Double, prior: Double) -> Double {
+        let a = prior * chosen, b = (1 - prior) * other
+        return a + b > 0 ? a / (a + b) : prior
     }
 }
