@@ -60,6 +60,7 @@ enum HeadDecision {
 /// The end of a message, as the connection learns it.
 struct MessageEnd {
     var bodyLength: Int64
+    var bodyPrefix: [UInt8]
     var bodyMissing: Int64
     var lastTimestamp: Int64
     /// The framing reached the message's end (bytes may still be missing: see `bodyMissing`).
@@ -95,6 +96,8 @@ final class DirectionParser {
     @exclusivity(unchecked) var msgLast: Int64 = 0
     @exclusivity(unchecked) var bodyLength: Int64 = 0
     @exclusivity(unchecked) var bodyMissing: Int64 = 0
+    /// The body's first bytes (`HTTPConfiguration.bodyPrefixBytes`).
+    @exclusivity(unchecked) var bodyPrefix: [UInt8] = []
     @exclusivity(unchecked) var trailers = HTTPHeaders()
     /// The message was found by resynchronising after a gap (or mid-stream).
     @exclusivity(unchecked) var msgResyncedAfterGap = false
@@ -143,6 +146,7 @@ final class DirectionParser {
                 i = scanHead(buf, i, first: first, last: last, conn: conn)
             case .body:
                 let take = min(Int64(n - i), remaining)
+                if bodyPrefix.count < config.bodyPrefixBytes { keepBody(buf, i, Int(take)) }
                 bodyLength += take
                 remaining -= take
                 i += Int(take)
@@ -152,6 +156,7 @@ final class DirectionParser {
                 i = scanChunkLine(buf, i, last: last, conn: conn)
             case .chunkData:
                 let take = min(Int64(n - i), remaining)
+                if bodyPrefix.count < config.bodyPrefixBytes { keepBody(buf, i, Int(take)) }
                 bodyLength += take
                 remaining -= take
                 i += Int(take)
@@ -173,6 +178,7 @@ final class DirectionParser {
                     fail(.badChunkTerminator, conn: conn)
                 }
             case .untilClose:
+                if bodyPrefix.count < config.bodyPrefixBytes { keepBody(buf, i, n - i) }
                 bodyLength += Int64(n - i)
                 msgLast = last
                 i = n
@@ -199,6 +205,14 @@ final class DirectionParser {
         lastDataTimestamp = last
     }
 
+    /// Keeps what the body prefix still lacks of `count` bytes at `i`.
+    private func keepBody(_ buf: UnsafeRawBufferPointer, _ i: Int, _ count: Int) {
+        // After a gap the bytes are no longer the body's start.
+        guard bodyMissing == 0 else { return }
+        let k = min(count, config.bodyPrefixBytes - bodyPrefix.count)
+        bodyPrefix.append(contentsOf: UnsafeRawBufferPointer(rebasing: buf[i..<(i + k)]))
+    }
+
     private func beginHead(_ first: Int64, candidate: Bool) {
         state = .head
         self.candidate = candidate
@@ -211,6 +225,7 @@ final class DirectionParser {
         msgLast = first
         bodyLength = 0
         bodyMissing = 0
+        if !bodyPrefix.isEmpty { bodyPrefix = [] }
         trailers = HTTPHeaders()
         msgResyncedAfterGap = candidate && resyncReason == .gap
         inMessage = false
@@ -670,7 +685,7 @@ final class DirectionParser {
     // MARK: Message end, errors, gaps
 
     func finishMessage(_ conn: ConnectionState, complete: Bool, malformed: Bool = false, headerLimit: Bool = false) {
-        let end = MessageEnd(bodyLength: bodyLength, bodyMissing: bodyMissing, lastTimestamp: msgLast,
+        let end = MessageEnd(bodyLength: bodyLength, bodyPrefix: bodyPrefix, bodyMissing: bodyMissing, lastTimestamp: msgLast,
                              complete: complete, malformed: malformed, headerLimit: headerLimit, trailers: trailers)
         let had = inMessage
         inMessage = false

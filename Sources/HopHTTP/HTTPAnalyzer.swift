@@ -736,6 +736,7 @@ final class ConnectionState {
             reqSlot = nil
             if let i = index(ref) {
                 slots[i].request.bodyLength = end.bodyLength
+                if !end.bodyPrefix.isEmpty { slots[i].request.bodyPrefix = end.bodyPrefix }
                 slots[i].request.bodyMissing = end.bodyMissing
                 slots[i].request.lastTimestamp = end.lastTimestamp
                 slots[i].request.complete = end.complete
@@ -754,6 +755,7 @@ final class ConnectionState {
         } else {
             guard var r = currentResponse.take() else { return }
             r.bodyLength = end.bodyLength
+            if !end.bodyPrefix.isEmpty { r.bodyPrefix = end.bodyPrefix }
             r.bodyMissing = end.bodyMissing
             r.lastTimestamp = end.lastTimestamp
             r.complete = end.complete

@@ -315,6 +315,8 @@ public struct HTTPRequest: Sendable, Hashable {
     public var bodyLength: Int64 = 0
     /// Body bytes known to be missing (lost in a capture gap) while the framing was kept.
     public var bodyMissing: Int64 = 0
+    /// The body's first bytes, as captured (at most `HTTPConfiguration.bodyPrefixBytes`).
+    public var bodyPrefix: [UInt8] = []
     /// Capture time of the first byte of the request line.
     public var firstTimestamp: Int64
     /// Capture time of the last byte of the message (or of the last byte seen).
@@ -370,6 +372,8 @@ public struct HTTPResponse: Sendable, Hashable {
     public var framing: HTTPBodyFraming = .none
     public var bodyLength: Int64 = 0
     public var bodyMissing: Int64 = 0
+    /// The body's first bytes, as captured (at most `HTTPConfiguration.bodyPrefixBytes`).
+    public var bodyPrefix: [UInt8] = []
     public var firstTimestamp: Int64
     public var lastTimestamp: Int64
     public var complete: Bool = false
@@ -573,6 +577,9 @@ public struct HTTPConfiguration: Sendable {
     public var maxOutstandingRequests: Int = 1024
     /// Responses whose request was not (yet) seen, kept per connection to pair with late requests.
     public var maxHeldResponses: Int = 16
+    /// Body bytes kept from the start of each message (the payload, without chunk framing),
+    /// for views that show a body prefix (`http -A`); 0 keeps none.
+    public var bodyPrefixBytes: Int = 0
 
     public init() {}
 }

@@ -18,8 +18,16 @@ public struct AnalysisSettings {
     public var filter: String?
     /// Stop after this many HTTP exchanges (everything then runs on one thread).
     public var exchangeLimit: Int?
+    /// Body bytes kept from the start of each message (`HTTPConfiguration.bodyPrefixBytes`).
+    public var bodyPrefixBytes: Int = 0
 
     public init(rules: RuleSource.Resolved) { self.rules = rules }
+
+    var http: HTTPConfiguration {
+        var c = HTTPConfiguration()
+        c.bodyPrefixBytes = bodyPrefixBytes
+        return c
+    }
 
     var correlator: CorrelatorConfiguration {
         var c = CorrelatorConfiguration()
@@ -118,7 +126,7 @@ public enum Analysis {
         let limit = settings.exchangeLimit ?? .max
         var exchanges = 0
         let pairing = threaded ? HandOff<HTTPExchange> { correlator.add($0) } : nil
-        let http = HTTPAnalyzer { x in
+        let http = HTTPAnalyzer(configuration: settings.http) { x in
             // With a limit, the exchanges completed when the read stops are not analyzed.
             guard exchanges < limit else { return }
             exchanges += 1

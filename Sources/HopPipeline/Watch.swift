@@ -39,7 +39,7 @@ public enum WatchPipeline {
         // faster than that: classifying an exchange decides the pod's addresses and the rules,
         // which a file leaves to the first exchanges (`inferenceSample`); its upstream copies
         // are reported with their chain, before its downstream copy.
-        let http = HTTPAnalyzer { x in
+        let http = HTTPAnalyzer(configuration: settings.http) { x in
             if early {
                 let (role, _) = correlator.role(of: x)
                 if role.isUpstream { onUpstream(Hop(role: role, exchange: x, rule: .none, attempt: 0, roleReason: "")) }

@@ -355,7 +355,9 @@ extension JSONReport {
     /// `responseEndNs`); null when not captured.
     /// One exchange of `http --format jsonl`; `headers`: with `requestHeaders` and
     /// `responseHeaders` (arrays of {name, value} in the order sent; null when not captured).
-    public static func write(exchange x: HTTPExchange, headers: Bool = false, to w: JSONWriter) {
+    /// `bodies`: with `requestBodyPrefix` and `responseBodyPrefix`, the bodies' kept first bytes
+    /// (`HTTPConfiguration.bodyPrefixBytes`) decoded as UTF-8 (U+FFFD for invalid bytes).
+    public static func write(exchange x: HTTPExchange, headers: Bool = false, bodies: Bool = false, to w: JSONWriter) {
         let q = x.request, r = x.response
         w.beginObject()
         w.field("connection", x.connectionID.value)
@@ -403,6 +405,10 @@ extension JSONReport {
             fields(q?.headers, to: w)
             w.key("responseHeaders")
             fields(r?.headers, to: w)
+        }
+        if bodies {
+            w.field("requestBodyPrefix", q.map { String(decoding: $0.bodyPrefix, as: UTF8.self) })
+            w.field("responseBodyPrefix", r.map { String(decoding: $0.bodyPrefix, as: UTF8.self) })
         }
         w.endObject()
     }

@@ -32,7 +32,9 @@ struct HTTP: ParsableCommand, PacketReading {
 
     static let countsWhat = "HTTP exchanges"
     static let printing: PrintingOptions = [.timestamps, .ascii]
-    static let asciiHelp = "Show each exchange's request and response heads after its line (the same as --headers)."
+    static let asciiHelp = "Show each exchange's request and response heads after its line, and the first \(bodyPrefixBytes) bytes of each body in ASCII ('.' for what is not printable; as `requestBodyPrefix` / `responseBodyPrefix` in jsonl)."
+    /// Body bytes `-A` shows of each message.
+    static let bodyPrefixBytes = 256
 
     @OptionGroup var capture: CaptureOptions<HTTP>
 
@@ -55,19 +57,21 @@ struct HTTP: ParsableCommand, PacketReading {
         let jsonl = format == .jsonl
         let limit = capture.count ?? Int.max
         var printed = 0
-        let quiet = self.quiet, heads = headers || capture.ascii
+        let quiet = self.quiet, heads = headers || capture.ascii, bodies = capture.ascii
         var connections = ConnectionTextCache()
         var clock = capture.clock
         let plainClock = capture.timestampLevel == 0
         // jsonl: each exchange is written into the JSON writer's bytes, handed to standard
         // output in 64 KiB blocks (every line at once when line-buffered).
         let writer = JSONWriter(capacity: Output.flushBytes + 8192, flushThreshold: Output.flushBytes) { out.write(bytes: $0) }
-        let analyzer = HTTPAnalyzer { exchange in
+        var configuration = HTTPConfiguration()
+        if bodies { configuration.bodyPrefixBytes = Self.bodyPrefixBytes }
+        let analyzer = HTTPAnalyzer(configuration: configuration) { exchange in
             guard printed < limit else { return }
             printed += 1
             if quiet { return }
             if jsonl {
-                JSONReport.write(exchange: exchange, headers: heads, to: writer)
+                JSONReport.write(exchange: exchange, headers: heads, bodies: bodies, to: writer)
                 writer.newline()
                 if out.lineBuffered { writer.flush() } else { writer.flushIfNeeded() }
             } else {
@@ -77,7 +81,7 @@ struct HTTP: ParsableCommand, PacketReading {
                     } else {
                         Self.text(exchange, into: &b, connections: &connections, clock: &clock)
                     }
-                    if heads { Self.heads(exchange, into: &b) }
+                    if heads { Self.heads(exchange, bodies: bodies, into: &b) }
                 }
             }
         }
@@ -94,15 +98,37 @@ struct HTTP: ParsableCommand, PacketReading {
         if let e = result.readError { throw InputError(message: e.description) }
     }
 
-    /// The request and response heads, indented, after an exchange's line.
-    static func heads(_ x: HTTPExchange, into b: inout LineBuilder) {
+    /// The request and response heads, indented, after an exchange's line; with `bodies`,
+    /// each body's kept prefix after its head (as tcpdump -A: printable ASCII, '.' for the
+    /// rest, a line per LF).
+    static func heads(_ x: HTTPExchange, bodies: Bool = false, into b: inout LineBuilder) {
         if let q = x.request, q.malformedLine == nil {
             b.ascii("\n    > "); b.text(q.method); b.byte(0x20); b.text(q.target); b.byte(0x20); b.text(q.version.description)
             for h in q.headers { b.ascii("\n    > "); b.text(h.name); b.ascii(": "); b.text(h.value) }
+            if bodies { body(q.bodyPrefix, of: q.bodyLength, mark: 0x3e, into: &b) }
         }
         if let r = x.response {
             b.ascii("\n    < "); b.text(r.version.description); b.byte(0x20); b.int(r.status); b.byte(0x20); b.text(r.reason)
             for h in r.headers { b.ascii("\n    < "); b.text(h.name); b.ascii(": "); b.text(h.value) }
+            if bodies { body(r.bodyPrefix, of: r.bodyLength, mark: 0x3c, into: &b) }
+        }
+    }
+
+    /// A body prefix under its head: a blank marked line, then its lines (CR dropped before
+    /// LF), then how much of the body that was when it is not all of it.
+    static func body(_ prefix: [UInt8], of length: Int64, mark: UInt8, into b: inout LineBuilder) {
+        guard length > 0 else { return }
+        func start() { b.ascii("\n    "); b.byte(mark); b.byte(0x20) }
+        b.ascii("\n    "); b.byte(mark)
+        start()
+        for (i, c) in prefix.enumerated() {
+            if c == 0x0a { start(); continue }
+            if c == 0x0d, i + 1 < prefix.count, prefix[i + 1] == 0x0a { continue }
+            b.byte(c >= 0x20 && c < 0x7f ? c : 0x2e)
+        }
+        if Int64(prefix.count) < length {
+            start()
+            b.byte(0x5b); b.int(prefix.count); b.ascii(" of "); b.int(length); b.ascii(" body bytes shown]")
         }
     }
 

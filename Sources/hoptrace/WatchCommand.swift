@@ -37,7 +37,7 @@ struct Watch: ParsableCommand, PacketReading {
 
     static let countsWhat = "HTTP exchanges"
     static let printing: PrintingOptions = [.timestamps, .ascii]
-    static let asciiHelp = "Show each exchange's request and response heads after its line."
+    static let asciiHelp = "Show each exchange's request and response heads after its line, and the first \(HTTP.bodyPrefixBytes) bytes of each body in ASCII ('.' for what is not printable; `requestBodyPrefix` / `responseBodyPrefix` in jsonl)."
     static let defaultInterface: String? = "any"
 
     @OptionGroup var capture: CaptureOptions<Watch>
@@ -67,6 +67,7 @@ struct Watch: ParsableCommand, PacketReading {
         settings.podAddresses = !podIPs.isEmpty ? Set(podIPs.compactMap { IPAddress($0) })
             : source.isLive ? NetworkNamespace.localAddresses() : []
         settings.filter = capture.filterExpression
+        if capture.ascii { settings.bodyPrefixBytes = HTTP.bodyPrefixBytes }
         if let u = user { try Self.dropPrivileges(to: u) }
 
         let out = Output.stdout
@@ -85,7 +86,7 @@ struct Watch: ParsableCommand, PacketReading {
                 out.line(Self.json(hop, chain: chain, headers: heads))
             } else {
                 out.line(Self.text(hop, chain: chain, color: color, names: &names, clock: &clock)
-                         + (heads ? LineBuilder.string { HTTP.heads(hop.exchange, into: &$0) } : ""))
+                         + (heads ? LineBuilder.string { HTTP.heads(hop.exchange, bodies: true, into: &$0) } : ""))
             }
         }
         let outcome = WatchPipeline.run(
@@ -181,6 +182,8 @@ struct Watch: ParsableCommand, PacketReading {
             o.rawValue(JSONReport.headers(h.exchange.request?.headers))
             o.key("responseHeaders")
             o.rawValue(JSONReport.headers(h.exchange.response?.headers))
+            o.field("requestBodyPrefix", h.exchange.request.map { String(decoding: $0.bodyPrefix, as: UTF8.self) })
+            o.field("responseBodyPrefix", h.exchange.response.map { String(decoding: $0.bodyPrefix, as: UTF8.self) })
         }
         if let chain {
             o.key("linked")

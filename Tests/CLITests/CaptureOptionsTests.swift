@@ -151,10 +151,25 @@ final class CaptureOptionsTests: XCTestCase {
             XCTAssertTrue(r.stdout.contains("\n    > HEAD / HTTP/1.1\n    > Host: 198.18.10.2"), "\(c): \(r.stdout)")
             XCTAssertTrue(r.stdout.contains("\n    < HTTP/1.1 200 OK\n    < Server: nginx"), "\(c): \(r.stdout)")
         }
+        // HEAD responses have no body: -A adds nothing to the heads there.
         XCTAssertEqual(try ok(utc(["http", seed, "--headers"])).stdout, try ok(utc(["http", seed, "-A"])).stdout)
         for c in ["flows", "analyze"] {
             try refused([c, seed, "-A"], saying: "-A does not apply to this command")
         }
+    }
+
+    func testAsciiShowsABodyPrefix() throws {
+        let load = TestEnv.captures.appendingPathComponent("lab-load.pcap").path
+        let text = try ok(utc(["http", load, "-A"])).stdout
+        // GET /big: 100,000 bytes, the first 256 shown, '.' for what is not printable.
+        XCTAssertTrue(text.contains("\n    < Accept-Ranges: bytes\n    <\n    < .....#*18?FMT[bipw~"), text)
+        XCTAssertTrue(text.contains("\n    < [256 of 100000 body bytes shown]"), text)
+        XCTAssertFalse(try ok(utc(["http", load, "--headers"])).stdout.contains("body bytes shown"))
+        let json = try ok(["http", load, "-A", "--format", "jsonl"]).stdout
+        let big = json.split(separator: "\n").first { $0.contains(#""responseBodyBytes":100000"#) }.map(String.init) ?? ""
+        XCTAssertTrue(big.contains(#""responseBodyPrefix":""#), json)
+        XCTAssertTrue(big.contains(#""requestBodyPrefix":"""#), big)
+        XCTAssertFalse(try ok(["http", load, "--headers", "--format", "jsonl"]).stdout.contains("BodyPrefix"))
     }
 
     func testHeadersInJSON() throws {
