@@ -51,6 +51,24 @@ final class ProxyShared: Sendable {
 
     var isDraining: Bool { connections.withLock { $0.draining } }
 
+    /// Idle keep-alive connections closed to make room, and when the last line said so.
+    private let reclaimed = LockedBox<(total: Int, unreported: Int, reportedAt: UInt64)>((0, 0, 0))
+
+    /// Counts idle connections closed to make room; says so on stderr at most once a second.
+    func noteReclaimed(_ count: Int, why: String) {
+        let now = monotonicNanos()
+        let line = reclaimed.withLock { r -> String? in
+            r.total += count
+            r.unreported += count
+            guard r.reportedAt == 0 || now &- r.reportedAt >= 1_000_000_000 else { return nil }
+            defer { r.unreported = 0; r.reportedAt = now }
+            return "hoptrace proxy: closed \(r.unreported) idle keep-alive connection(s) to make room (\(why)); \(r.total) so far"
+        }
+        if let line { writeDiagnostic(line) }
+    }
+
+    var reclaimedIdleConnections: Int { reclaimed.withLock { $0.total } }
+
     /// Logs one record; `reactor` (the connection's) delays the batch's write a little.
     func log(_ record: AccessRecord, on reactor: Reactor? = nil) {
         accessLog.write(record, on: reactor)
