@@ -83,7 +83,7 @@ public final class TransparentProxy: @unchecked Sendable {
         for (i, reactor) in reactors.enumerated() {
             let mine = listeners.indices.contains(i) ? listeners[i] : []
             let peers = reactors.filter { $0 !== reactor }
-            reactor.onIdleReclaimed = { n, why in shared.noteReclaimed(n, why: why) }
+            reactor.onIdleReclaimed = { [unowned reactor] n, why in shared.noteReclaimed(n, why: why, on: reactor) }
             for listener in mine {
                 let l = listener
                 l.onAccept = { fd in TransparentProxy.accepted(fd, on: reactor, peers: peers, shared: shared) }
