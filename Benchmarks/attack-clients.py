@@ -9,7 +9,8 @@ attack test: asyncio clients that hold many connections, timed with the monotoni
   smuggle    each request-smuggling shape on its own connection; records the status and
              whether the connection was closed after it.
   reset      COUNT GETs (CONCURRENCY at a time) to an upstream that resets mid-body; records
-             the status and how the response ended.
+             the status and how the response ended (complete, cut short by a reset or by an end
+             of file).
   reset-server  that upstream: answers every request with a head promising 1 MB, sends
              64 KiB of it, then resets the connection (SO_LINGER 0).
 
@@ -243,12 +244,19 @@ async def reset(args):
                 await writer.drain()
                 deadline = time.monotonic() + args.max_seconds
                 while time.monotonic() < deadline:
-                    done = await read_until_closed(reader, data, max(0.0, deadline - time.monotonic()))
-                    if done:
-                        how = "complete" if response_length(data) is not None else "cut short"
+                    # A reset and an end of file are told apart: only the reset says "cut"
+                    # whatever the framing (an end of file ends a close-delimited response).
+                    try:
+                        chunk = await asyncio.wait_for(reader.read(65536), max(0.0, deadline - time.monotonic()))
+                    except asyncio.TimeoutError:
                         break
-                    if done is False:
+                    except OSError:
+                        how = "complete, then reset" if response_length(data) is not None else "cut short by a reset"
                         break
+                    if not chunk:
+                        how = "complete" if response_length(data) is not None else "cut short by an end of file"
+                        break
+                    data.extend(chunk)
                 writer.transport.abort()
             except (OSError, asyncio.TimeoutError):
                 how = "connect failed"

@@ -12,7 +12,11 @@
 # nginx on :80 (reached through the proxy) and :8080 (direct), the upstream that resets
 # mid-body on 127.0.0.1:81 (Benchmarks/attack-clients.py reset-server), and `hoptrace proxy`
 # as the sidecar with its access log, its default timeouts (--header-timeout 30,
-# --keep-alive-timeout 30) and room for the attack (--max-connections 20000, 65,536 fds).
+# --keep-alive-timeout 30) and room for the attack (--max-connections 20000, 65,536 fds, or
+# the hard limit when that is lower: a container without CAP_SYS_RESOURCE can't raise it; the
+# limit the proxy got is in the summary's first line). Each proxied client holds two
+# descriptors (its own and its upstream's), so at a 20,000 limit the 10,000 idle connections
+# fill it: the proxy then closes the connections kept alive and idle the longest.
 #
 # Attacks, one after the other; legitimate load is wrk -t1 -c16 for 5 s, run before, during
 # (once every attack connection is open) and after each:
@@ -97,7 +101,7 @@ PIDS+=($!)
 ip netns exec "$POD" python3 "$CLIENTS" reset-server --host 127.0.0.1 --port 81 --max-seconds 3600 2> "$TMP/reset-server.err" &
 PIDS+=($!)
 ACCESS="$TMP/access.jsonl"
-( ulimit -n 65536; exec ip netns exec "$POD" "$BIN" proxy --access-log "$ACCESS" --max-connections 20000 "${QUICK_ARGS[@]}" ${PROXY_ARGS:-} ) \
+( ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec ip netns exec "$POD" "$BIN" proxy --access-log "$ACCESS" --max-connections 20000 "${QUICK_ARGS[@]}" ${PROXY_ARGS:-} ) \
     > "$TMP/proxy.out" 2> "$TMP/proxy.err" &
 PIDS+=($!)
 PROXY_PID=$!
@@ -191,7 +195,7 @@ attack() {
 legit 2 > /dev/null
 sleep 1
 FDS0="$(fds)"; RSS0="$(rss)"
-say "hoptrace proxy under attack ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores; proxy: --max-connections 20000 ${QUICK_ARGS[*]} ${PROXY_ARGS:-})"
+say "hoptrace proxy under attack ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores; proxy: --max-connections 20000 ${QUICK_ARGS[*]} ${PROXY_ARGS:-}; $(awk '/Max open files/ {print $4}' "/proc/$PROXY_PID/limits") fds allowed)"
 say "proxy before: $FDS0 fds, $RSS0 KiB RSS"
 
 attack slowloris slowloris --host 198.18.77.2 --port 80 --count "$SLOW" --interval 1 --max-seconds "$HOLD"
@@ -199,6 +203,7 @@ say "  access log: $(grep -c '"error":"header_timeout"' "$ACCESS") lines with er
 : > "$ACCESS"
 
 attack idle idle --host 198.18.77.2 --port 80 --count "$IDLE" --max-seconds "$HOLD" --open-concurrency 500
+say "  proxy: $(grep -c 'Too many open files' "$TMP/proxy.err") 'cannot accept' lines; last 'closed … idle keep-alive connection(s) to make room' line: $(grep 'to make room' "$TMP/proxy.err" | tail -1 | sed 's/.*; //')"
 : > "$ACCESS"
 
 attack reset reset --host 198.18.77.2 --port 81 --count 2000 --concurrency 20 --max-seconds 10
@@ -210,7 +215,7 @@ TARGET=http://198.18.77.2:82/
 MAIN_PID="$PROXY_PID"; PROXY_PID="$LIMITED_PID"
 say "limited proxy before: $(fds) fds, $(rss) KiB RSS, limit $(awk '/Max open files/ {print $4}' "/proc/$PROXY_PID/limits")"
 attack fd-limit idle --host 198.18.77.2 --port 82 --count 1500 --max-seconds 8 --open-concurrency 500
-say "  limited proxy: $(grep -c 'pausing 100 ms' "$TMP/limited.err") 'cannot accept … pausing 100 ms' lines while at the limit; $(grep -c '"status":503' "$TMP/limited.jsonl") 503s logged"
+say "  limited proxy: $(grep -c 'pausing 100 ms' "$TMP/limited.err") 'cannot accept … pausing 100 ms' lines while at the limit; $(grep -c '"status":503' "$TMP/limited.jsonl") 503s logged; idle closed to make room: $(grep 'to make room' "$TMP/limited.err" | tail -1 | sed 's/.*; //')"
 sleep 2
 say "limited proxy after: $(fds) fds, $(rss) KiB RSS"
 TARGET=; PROXY_PID="$MAIN_PID"

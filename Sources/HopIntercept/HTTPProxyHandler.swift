@@ -54,7 +54,7 @@ final class Exchange {
     }
 }
 
-final class HTTPProxyHandler: ConnectionDelegate, DrainableSession {
+final class HTTPProxyHandler: ConnectionDelegate, DrainableSession, IdleReclaimable {
     /// Stop reading from the client while this many bytes of requests that can't be
     /// forwarded yet are queued.
     static let queueByteLimit = 64 * 1024
@@ -93,6 +93,8 @@ final class HTTPProxyHandler: ConnectionDelegate, DrainableSession {
     private var headScratch = ByteBuffer()
     /// Request ids: seeded once per connection from the system's generator (no syscall per request).
     private var random = Xoshiro256(seed: SystemRandomNumberGenerator())
+    /// Its place in the reactor's idle list while kept alive with nothing in flight.
+    private lazy var idleNode = IdleNode(owner: self)
 
     /// Serves `connection` from now on (bytes it already read come through `connectionRead`;
     /// `firstByteAt` is when the first of them arrived, for the header timeout).
@@ -110,6 +112,7 @@ final class HTTPProxyHandler: ConnectionDelegate, DrainableSession {
     func connectionRead(_ connection: Connection, _ incoming: ByteBuffer) {
         var buffer = incoming
         lastActivity = monotonicNanos()
+        reactor.idle.remove(idleNode)
         if pending.readableBytes == 0 {
             pending = buffer
         } else {
@@ -161,6 +164,7 @@ final class HTTPProxyHandler: ConnectionDelegate, DrainableSession {
     }
 
     func connectionClosed(_ connection: Connection, error: Int32?) {
+        reactor.idle.remove(idleNode)
         if error != nil, let ex = exchange, ex.record.error == nil, !switching { ex.record.error = "downstream_reset" }
         closing = true
         timer?.cancel()
@@ -242,7 +246,12 @@ final class HTTPProxyHandler: ConnectionDelegate, DrainableSession {
             pending.moveReaderIndex(forwardBy: 1)
         }
         if pending.readableBytes == 0 {
-            if inputClosed || draining { closeDownstream() }
+            if inputClosed || draining {
+                closeDownstream()
+            } else if !closing && !switching {
+                // Kept alive, waiting for the next request: may be closed to make room.
+                reactor.idle.append(idleNode)
+            }
             return false
         }
         let strings = shared.accessLog.isEnabled
@@ -432,10 +441,11 @@ final class HTTPProxyHandler: ConnectionDelegate, DrainableSession {
         ex.record.error = failure.token
         if ex.record.upstreamRemote == nil { ex.record.upstreamRemote = route.upstream?.hopDescription }
         if ex.responseStarted {
-            // Part of the response is out: the only honest signal left is closing the connection.
+            // Part of the response is out: the only honest signal left is resetting the
+            // client's connection (an end of file could pass for the end of the response).
             exchange = nil
             log(ex)
-            closeDownstream()
+            abortDownstream()
             return
         }
         let target = route.upstream?.hopDescription ?? "?"
@@ -694,7 +704,7 @@ final class HTTPProxyHandler: ConnectionDelegate, DrainableSession {
         if ex.responseStarted {
             exchange = nil
             log(ex)
-            closeDownstream()
+            abortDownstream()
         } else {
             let target = route.upstream?.hopDescription ?? "?"
             sendLocalResponse(502, "hoptrace proxy: upstream \(target) sent a response that is not valid HTTP/1.x: \(why)", closeAfter: true)
@@ -717,6 +727,14 @@ final class HTTPProxyHandler: ConnectionDelegate, DrainableSession {
         }
     }
 
+    /// Resets the client connection now (a response cut short): see `Connection.abort`.
+    private func abortDownstream() {
+        guard down.isOpen else { return }
+        closing = true
+        downstreamNeedsFlush = false
+        down.abort()
+    }
+
     /// Closes the client connection once everything written to it is out.
     private func closeDownstream() {
         guard down.isOpen, !closing else { return }
@@ -734,6 +752,7 @@ final class HTTPProxyHandler: ConnectionDelegate, DrainableSession {
         }
         switching = true
         timer?.cancel()
+        reactor.idle.remove(idleNode)
         var record = ex.record
         record.proto = "tunnel"
         exchange = nil
@@ -802,6 +821,17 @@ final class HTTPProxyHandler: ConnectionDelegate, DrainableSession {
         return false
     }
 
+    /// Closed to make room (the connection cap or the descriptor limit): the connection is
+    /// kept alive with nothing in flight, as at the keep-alive timeout (nothing to log).
+    func reclaimIdle() -> Bool {
+        guard down.isOpen, !closing, !switching, awaitingRequest else { return false }
+        dropUpstream()
+        closing = true
+        downstreamNeedsFlush = false
+        down.close()
+        return true
+    }
+
     private func idleTimedOut() {
         let seconds = shared.configuration.idleTimeoutSeconds
         if let ex = exchange, !ex.responseStarted, !ex.local {
@@ -815,6 +845,12 @@ final class HTTPProxyHandler: ConnectionDelegate, DrainableSession {
             ex.record.error = "idle_timeout"
             exchange = nil
             log(ex)
+            if ex.responseStarted && !ex.responseEnded {
+                // A response cut short: reset, as when the upstream fails mid-response.
+                dropUpstream()
+                abortDownstream()
+                return
+            }
         }
         dropUpstream()
         closeDownstream()

@@ -44,7 +44,17 @@ final class ProtocolSniffer: ConnectionDelegate, DrainableSession {
         self.route = route
         self.connection = connection
         connection.delegate = self
-        timer = connection.reactor.schedule(in: shared.configuration.protocolDetectionTimeoutNanos) { [self] in
+        armTimer(shared.configuration.protocolDetectionTimeoutNanos)
+    }
+
+    private func armTimer(_ nanos: UInt64) {
+        timer = connection.reactor.schedule(in: nanos) { [self] in
+            // Bytes waiting in the socket, not read yet (their event is in a later batch of a
+            // busy loop), are not a client that sent nothing: let the read decide.
+            if firstByteAt == nil, connection.isOpen, connection.hasBytesWaiting {
+                armTimer(100_000_000)
+                return
+            }
             // Only a method's first letters came (anything else is decided at once).
             decide(firstByteAt == nil ? .raw : .needMore)
         }

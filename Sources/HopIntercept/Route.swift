@@ -51,6 +51,37 @@ final class ProxyShared: Sendable {
 
     var isDraining: Bool { connections.withLock { $0.draining } }
 
+    /// Idle keep-alive connections closed to make room, and when the last line said so.
+    private let reclaimed = LockedBox<(total: Int, unreported: Int, reportedAt: UInt64, flushPending: Bool)>((0, 0, 0, false))
+
+    /// Counts idle connections closed to make room; says so on stderr at most once a second
+    /// (what a second holds back is said a second later, by a timer on `reactor`).
+    func noteReclaimed(_ count: Int, why: String, on reactor: Reactor) {
+        let now = monotonicNanos()
+        let (line, scheduleFlush) = reclaimed.withLock { r -> (String?, Bool) in
+            r.total += count
+            r.unreported += count
+            guard r.reportedAt == 0 || now &- r.reportedAt >= 1_000_000_000 else {
+                defer { r.flushPending = true }
+                return (nil, !r.flushPending)
+            }
+            defer { r.unreported = 0; r.reportedAt = now }
+            return ("hoptrace proxy: closed \(r.unreported) idle keep-alive connection(s) to make room (\(why)); \(r.total) so far", false)
+        }
+        if let line { writeDiagnostic(line) }
+        if scheduleFlush {
+            reactor.schedule(in: 1_000_000_000) { [self] in
+                let held = reclaimed.withLock { r -> (Int, Int) in
+                    r.flushPending = false
+                    return (r.unreported, r.total)
+                }
+                if held.0 > 0 { noteReclaimed(0, why: why, on: reactor) }
+            }
+        }
+    }
+
+    var reclaimedIdleConnections: Int { reclaimed.withLock { $0.total } }
+
     /// Logs one record; `reactor` (the connection's) delays the batch's write a little.
     func log(_ record: AccessRecord, on reactor: Reactor? = nil) {
         accessLog.write(record, on: reactor)

@@ -82,9 +82,11 @@ public final class TransparentProxy: @unchecked Sendable {
         let shared = self.shared
         for (i, reactor) in reactors.enumerated() {
             let mine = listeners.indices.contains(i) ? listeners[i] : []
+            let peers = reactors.filter { $0 !== reactor }
+            reactor.onIdleReclaimed = { [unowned reactor] n, why in shared.noteReclaimed(n, why: why, on: reactor) }
             for listener in mine {
                 let l = listener
-                l.onAccept = { fd in TransparentProxy.accepted(fd, on: reactor, shared: shared) }
+                l.onAccept = { fd in TransparentProxy.accepted(fd, on: reactor, peers: peers, shared: shared) }
             }
             let box = UnsafeSendable(mine)
             let thread = startThread(name: "hop-proxy-\(i)") {
@@ -123,11 +125,24 @@ public final class TransparentProxy: @unchecked Sendable {
 
     /// Per accepted connection: admit (connection cap), find the original destination and
     /// route, and start sniffing the protocol.
-    private static func accepted(_ fd: Int32, on reactor: Reactor, shared: ProxyShared) {
+    ///
+    /// At the cap, the connection kept alive and idle the longest on this reactor is closed to
+    /// make room (nginx's reusable connections): idle clients can't lock new ones out for the
+    /// keep-alive timeout. When this reactor has none, the other reactors are asked to close
+    /// theirs and this connection is refused (the next one finds the room).
+    private static func accepted(_ fd: Int32, on reactor: Reactor, peers: [Reactor], shared: ProxyShared) {
         let local = SocketAddresses.of(fd, peer: false)
         let remote = SocketAddresses.of(fd, peer: true)
         let connection = Connection(fd: fd, reactor: reactor, local: local, remote: remote)
-        let admission = shared.admit(SessionHandle(connection, on: reactor))
+        var admission = shared.admit(SessionHandle(connection, on: reactor))
+        if !admission.admitted, !shared.isDraining {
+            let why = "--max-connections \(shared.configuration.maxConnections) reached"
+            if reactor.reclaimIdle(1, why: why) > 0 {
+                admission = shared.admit(SessionHandle(connection, on: reactor))
+            } else {
+                for peer in peers { peer.execute { peer.reclaimIdle(1, why: why) } }
+            }
+        }
         guard admission.admitted else {
             let who = remote?.hopDescription ?? "?"
             if shared.isDraining {

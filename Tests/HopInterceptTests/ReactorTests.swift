@@ -131,4 +131,39 @@ final class ReactorTests: XCTestCase {
         let address = try SocketAddress(ipAddress: "127.0.0.1", port: config.port)
         XCTAssertNotEqual(SocketAddresses.withSockaddr(address) { connect(e, $0, $1) }, 0, "no listener after draining")
     }
+
+    /// The idle list gives back the session idle the longest; one taken off (a byte came)
+    /// or closed already is skipped.
+    func testIdleListReclaimsOldestFirstAndSkipsTheGone() throws {
+        final class Session: IdleReclaimable {
+            let name: String
+            var open = true
+            init(_ name: String) { self.name = name }
+            lazy var node = IdleNode(owner: self)
+            func reclaimIdle() -> Bool {
+                guard open else { return false }
+                open = false
+                return true
+            }
+        }
+        let reactor = try Reactor()
+        var reported: [(Int, String)] = []
+        reactor.onIdleReclaimed = { reported.append(($0, $1)) }
+        let a = Session("a"), b = Session("b"), c = Session("c"), d = Session("d")
+        for s in [a, b, c, d] { reactor.idle.append(s.node) }
+        reactor.idle.append(a.node)  // listed once, in its first place
+        XCTAssertEqual(reactor.idle.count, 4)
+        reactor.idle.remove(b.node)  // a request came
+        c.open = false  // closed on its own, still listed
+        XCTAssertEqual(reactor.reclaimIdle(2, why: "test"), 2)
+        XCTAssertFalse(a.open)
+        XCTAssertFalse(d.open)
+        XCTAssertTrue(b.open)
+        XCTAssertEqual(reactor.idle.count, 0)
+        XCTAssertEqual(reactor.reclaimIdle(1, why: "test"), 0)
+        XCTAssertEqual(reported.map { $0.0 }, [2])
+        reactor.idle.append(b.node)
+        XCTAssertEqual(reactor.reclaimIdle(1, why: "test"), 1)
+        XCTAssertFalse(b.open)
+    }
 }

@@ -261,6 +261,16 @@ final class Connection: ReactorSource, DrainableSession {
 
     func close() { finish(error: nil) }
 
+    /// Closes with a reset (SO_LINGER 0): the peer sees its read fail, not an end of file, and
+    /// what it has not read yet is dropped. For a response cut short, where a clean end would
+    /// pass for a complete (close-delimited) response.
+    func abort() {
+        guard isOpen else { return }
+        var l = linger(l_onoff: 1, l_linger: 0)
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, socklen_t(MemoryLayout<linger>.size))
+        finish(error: nil)
+    }
+
     private func finish(error: Int32?) {
         guard isOpen else { return }
         isOpen = false
@@ -274,6 +284,13 @@ final class Connection: ReactorSource, DrainableSession {
         let done = onClose
         onClose = nil
         done?()
+    }
+
+    /// Whether bytes wait in the socket's receive queue (read or not).
+    var hasBytesWaiting: Bool {
+        guard isOpen else { return false }
+        var byte: UInt8 = 0
+        return Glibc.recv(fd, &byte, 1, Int32(MSG_PEEK) | Int32(MSG_DONTWAIT)) > 0
     }
 
     /// The proxy drains: passed to whoever serves the connection now.

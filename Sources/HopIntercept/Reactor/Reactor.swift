@@ -42,6 +42,9 @@ final class Reactor: @unchecked Sendable {
     /// next read then gets a copy (ByteBuffer's copy on write).
     private var readBuffer = ByteBufferAllocator().buffer(capacity: Reactor.readSize)
     static let readSize = 64 * 1024
+    /// This reactor's client connections kept alive between requests, oldest idle first:
+    /// closed to make room when the connection cap or the descriptor limit is reached.
+    var idle = IdleList()
 
     init() throws {
         epollFD = epoll_create1(Int32(EPOLL_CLOEXEC))
@@ -107,6 +110,20 @@ final class Reactor: @unchecked Sendable {
 
     func returnReadBuffer(_ buffer: ByteBuffer) {
         readBuffer = buffer
+    }
+
+    /// Told how many idle connections were closed to make room, and why (for a diagnostic).
+    var onIdleReclaimed: (Int, String) -> Void = { _, _ in }
+
+    /// Closes up to `count` of the connections idle the longest; how many it closed.
+    @discardableResult
+    func reclaimIdle(_ count: Int = 1, why: String) -> Int {
+        var closed = 0
+        while closed < count, let node = idle.popOldest() {
+            if let owner = node.owner, owner.reclaimIdle() { closed += 1 }
+        }
+        if closed > 0 { onIdleReclaimed(closed, why) }
+        return closed
     }
 
     // MARK: timers and tasks
@@ -248,5 +265,57 @@ struct TimerHeap {
             }
         }
         return top
+    }
+}
+
+/// A session that can be closed to make room: a client connection kept alive between
+/// requests, with nothing in flight (nginx's "reusable" connections).
+protocol IdleReclaimable: AnyObject {
+    /// Closes the connection now (on its reactor) if it is still idle; whether it did.
+    func reclaimIdle() -> Bool
+}
+
+/// A place in a reactor's list of idle sessions.
+final class IdleNode {
+    weak var owner: IdleReclaimable?
+    fileprivate var prev: IdleNode?
+    fileprivate var next: IdleNode?
+    fileprivate(set) var isListed = false
+
+    init(owner: IdleReclaimable) { self.owner = owner }
+}
+
+/// A reactor's idle sessions, oldest idle first: listed when a session starts waiting for
+/// its next request, taken off when a byte comes or it closes (both O(1)).
+struct IdleList {
+    private var head: IdleNode?
+    private var tail: IdleNode?
+    private(set) var count = 0
+
+    mutating func append(_ node: IdleNode) {
+        guard !node.isListed else { return }
+        node.isListed = true
+        node.prev = tail
+        node.next = nil
+        if let t = tail { t.next = node } else { head = node }
+        tail = node
+        count += 1
+    }
+
+    mutating func remove(_ node: IdleNode) {
+        guard node.isListed else { return }
+        node.isListed = false
+        if let p = node.prev { p.next = node.next } else { head = node.next }
+        if let n = node.next { n.prev = node.prev } else { tail = node.prev }
+        node.prev = nil
+        node.next = nil
+        count -= 1
+    }
+
+    /// Takes the session idle the longest off the list.
+    mutating func popOldest() -> IdleNode? {
+        guard let h = head else { return nil }
+        remove(h)
+        return h
     }
 }

@@ -87,6 +87,12 @@ final class Listener: ReactorSource {
             let c = chopsys_accept(fd, nil, nil)
             if c < 0 {
                 let e = errno
+                if e == EMFILE || e == ENFILE {
+                    // Out of descriptors: close the connections kept alive and idle the
+                    // longest (two: the client's and its upstream's each hold one, and the
+                    // new connection needs both), then accept again.
+                    if reactor.reclaimIdle(2, why: "out of file descriptors") > 0 { continue }
+                }
                 if e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM {
                     // Out of descriptors: the listener stays readable, so stop watching it
                     // for a while instead of spinning (connections wait in the backlog).
@@ -144,7 +150,12 @@ final class Connector: ReactorSource {
             completion(.failure(ConnectFailure(errno: EAFNOSUPPORT)))
             return nil
         }
-        let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let type = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+        var fd = socket(family, type, 0)
+        if fd < 0, errno == EMFILE || errno == ENFILE, reactor.reclaimIdle(1, why: "out of file descriptors") > 0 {
+            // Out of descriptors: the connection kept alive and idle the longest made room.
+            fd = socket(family, type, 0)
+        }
         guard fd >= 0 else {
             completion(.failure(ConnectFailure(errno: errno)))
             return nil
