@@ -7,14 +7,15 @@ import XCTest
 /// exits 0, or 2 with a message (never a crash or a signal); json output is one JSON document,
 /// jsonl output one JSON object per line.
 final class EveryCaptureTests: XCTestCase {
-    /// Every .pcap / .pcapng under Captures/ (reference/ holds tshark's outputs, not captures).
+    /// Every .pcap / .pcapng file under Captures/ (reference/ holds tshark's outputs, golden/
+    /// the printers' outputs, not captures).
     static func captures() throws -> [String] {
         let root = TestEnv.captures
         guard let e = FileManager.default.enumerator(at: root, includingPropertiesForKeys: nil) else { return [] }
         var out: [String] = []
         for case let url as URL in e {
             let rel = url.path.dropFirst(root.path.count + 1)
-            if rel.hasPrefix("reference/") { continue }
+            if rel.hasPrefix("reference/") || rel.hasPrefix("golden/") { continue }
             if url.pathExtension == "pcap" || url.pathExtension == "pcapng" { out.append(url.path) }
         }
         return out.sorted()

@@ -51,11 +51,13 @@ public enum TestProcess {
     /// are read concurrently so a chatty child cannot block on a full pipe.
     @discardableResult
     public static func run(_ executable: String, _ arguments: [String], stdin: Data? = nil,
-                           timeout: TimeInterval = 60, environment: [String: String] = [:]) throws -> ProcessResult {
+                           timeout: TimeInterval = 60, environment: [String: String] = [:],
+                           currentDirectory: URL? = nil) throws -> ProcessResult {
         signal(SIGPIPE, SIG_IGN)  // a child that exits early must not take the test process with it
         let p = Process()
         p.executableURL = URL(fileURLWithPath: executable)
         p.arguments = arguments
+        if let currentDirectory { p.currentDirectoryURL = currentDirectory }
         if !environment.isEmpty {
             p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         }
