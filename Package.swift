@@ -91,7 +91,7 @@ let package = Package(
         .target(name: "HopTestSupport", dependencies: ["HopCapture"], path: "Tests/HopTestSupport"),
         .testTarget(name: "HopCaptureTests", dependencies: ["HopCapture", "HopTestSupport"]),
         // Runs the built `hoptrace` binary: messages, exit codes, live capture in a namespace.
-        .testTarget(name: "CLITests", dependencies: ["hoptrace", "HopCapture", "HopTestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["hoptrace", "HopCapture", "HopReport", "HopTestSupport"]),
         .testTarget(name: "HopFlowsTests", dependencies: ["HopFlows"]),
         .testTarget(name: "HopHTTPTests", dependencies: ["HopHTTP", "HopFlows", "HopCapture"]),
         .testTarget(name: "HopNetfilterTests", dependencies: ["HopNetfilter"]),

@@ -152,7 +152,7 @@ struct Lab: ParsableCommand {
         options.waitForFile = waitForFile
         options.namespacePrefix = namespacePrefix
         let runner = LabRunner(options: options, ip: ip, python: python) { capture, rules, podIPs in
-            try Check.analyzeDocument(capture: capture, rules: rules, podIPs: podIPs, filter: nil)
+            try CheckRun.analyzeDocument(capture: capture, rules: rules, podIPs: podIPs, filter: nil)
         }
         var verdicts: [LabVerdict] = []
         for s in chosen {
@@ -192,25 +192,7 @@ struct Lab: ParsableCommand {
     }
 
     func printVerdict(_ v: LabVerdict) {
-        let t = String(format: "%.1f s", v.seconds)
-        let name = v.sidecar == LabSidecar.hoptrace.rawValue ? v.scenario : "\(v.scenario) (\(v.sidecar))"
-        if let reason = v.skipped {
-            Output.stdout.line("lab \(name): skipped: \(reason)")
-            Output.stdout.flush()
-            return
-        }
-        if let e = v.error {
-            Output.stdout.line("lab \(name): error: \(e) (\(t))")
-        } else if v.differences.isEmpty {
-            Output.stdout.line("lab \(name): ok — \(v.requests) request\(v.requests == 1 ? "" : "s"), \(v.chains) chain\(v.chains == 1 ? "" : "s"), \(v.note) (\(t))")
-        } else {
-            Output.stdout.line("lab \(name): \(v.differences.count) difference\(v.differences.count == 1 ? "" : "s") from ground truth (\(t))")
-            for d in v.differences.prefix(30) { Output.stdout.line("  \(d)") }
-            if v.differences.count > 30 { Output.stdout.line("  … \(v.differences.count - 30) more") }
-        }
-        if let p = v.pairing { for l in p.textLines() { Output.stdout.line("  " + l) } }
-        for n in v.notes { Output.stdout.line("  note: \(n)") }
-        for f in v.files { Output.stdout.line("  wrote \(f)") }
+        for l in v.textLines() { Output.stdout.line(l) }
         Output.stdout.flush()
     }
 }

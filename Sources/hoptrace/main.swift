@@ -1,3 +1,4 @@
+import HopReport
 import ArgumentParser
 import HopPipeline
 import HopCapture

@@ -1,5 +1,5 @@
 import HopCapture
-@testable import hoptrace
+import HopReport
 import XCTest
 
 /// The byte-level line writer must spell everything exactly as the String formatters do.

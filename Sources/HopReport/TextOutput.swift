@@ -9,29 +9,29 @@ import HopCapture
 /// formatted straight into it and a flush writes it and rewinds, so the steady state
 /// allocates nothing (an `[UInt8]` emptied with `removeAll(keepingCapacity:)` was
 /// reallocated — and page-faulted — on every flush).
-final class Output {
+public final class Output {
     // Touched only by the thread that writes this stream; no dynamic exclusivity checks.
     @exclusivity(unchecked) private var buffer = LineBuilder(capacity: Output.flushBytes + 4096)
     private let fd: Int32
-    var lineBuffered: Bool
+    public var lineBuffered: Bool
 
     /// A flush happens once this many bytes are buffered.
-    static let flushBytes = 1 << 16
+    public static let flushBytes = 1 << 16
 
-    init(fd: Int32, lineBuffered: Bool = false) {
+    public init(fd: Int32, lineBuffered: Bool = false) {
         self.fd = fd
         self.lineBuffered = lineBuffered
     }
 
-    nonisolated(unsafe) static let stdout = Output(fd: 1)
-    nonisolated(unsafe) static let stderr = Output(fd: 2, lineBuffered: true)
+    nonisolated(unsafe) public static let stdout = Output(fd: 1)
+    nonisolated(unsafe) public static let stderr = Output(fd: 2, lineBuffered: true)
 
-    func write(_ s: String) {
+    public func write(_ s: String) {
         buffer.text(s)
         if buffer.count >= Output.flushBytes { flush() }
     }
 
-    func line(_ s: String) {
+    public func line(_ s: String) {
         buffer.text(s)
         buffer.byte(10)
         if lineBuffered || buffer.count >= Output.flushBytes { flush() }
@@ -39,20 +39,20 @@ final class Output {
 
     /// Appends a line built with `LineBuilder` (no String on the way).
     @inline(__always)
-    func line(_ build: (inout LineBuilder) -> Void) {
+    public func line(_ build: (inout LineBuilder) -> Void) {
         build(&buffer)
         buffer.byte(10)
         if lineBuffered || buffer.count >= Output.flushBytes { flush() }
     }
 
-    func flush() {
+    public func flush() {
         writeAll(UnsafeRawBufferPointer(start: buffer.base, count: buffer.count))
         buffer.count = 0
     }
 
     /// Writes bytes made elsewhere (a `JSONWriter`'s block) after what is buffered, without
     /// copying them into the buffer.
-    func write(bytes: UnsafeRawBufferPointer) {
+    public func write(bytes: UnsafeRawBufferPointer) {
         if buffer.count + bytes.count <= Output.flushBytes {
             buffer.append(bytes)
             if lineBuffered { flush() }
@@ -86,28 +86,28 @@ final class Output {
 ///
 /// It owns its memory manually (no array bounds or uniqueness checks per byte): whoever
 /// makes one calls `deallocate()` (`Output` does in deinit; `LineBuilder.string` does itself).
-struct LineBuilder {
-    private(set) var base: UnsafeMutablePointer<UInt8>
-    var count = 0
-    private(set) var capacity: Int
+public struct LineBuilder {
+    public private(set) var base: UnsafeMutablePointer<UInt8>
+    public var count = 0
+    public private(set) var capacity: Int
     /// The second (since the epoch) last written by `timeOfDay`, and its text.
     private var cachedSecond: Int64 = .min
     private var cachedSecondText: UInt64 = 0
 
-    init(capacity: Int = 256) {
+    public init(capacity: Int = 256) {
         self.capacity = max(capacity, 64)
         base = .allocate(capacity: self.capacity)
     }
 
-    func deallocate() { base.deallocate() }
+    public func deallocate() { base.deallocate() }
 
     /// The text `build` makes, as a String.
-    static func string(_ build: (inout LineBuilder) -> Void) -> String {
+    public static func string(_ build: (inout LineBuilder) -> Void) -> String {
         made(by: build) { String(decoding: $0, as: UTF8.self) }
     }
 
     /// The bytes `build` makes.
-    static func bytes(_ build: (inout LineBuilder) -> Void) -> [UInt8] {
+    public static func bytes(_ build: (inout LineBuilder) -> Void) -> [UInt8] {
         made(by: build) { Array($0) }
     }
 
@@ -120,7 +120,7 @@ struct LineBuilder {
     }
 
     /// Makes room for `n` more bytes.
-    @inline(__always) mutating func reserve(_ n: Int) {
+    @inline(__always) public mutating func reserve(_ n: Int) {
         if count + n > capacity { grow(count + n) }
     }
 
@@ -134,42 +134,42 @@ struct LineBuilder {
         capacity = c
     }
 
-    @inline(__always) mutating func append(_ p: UnsafeRawBufferPointer) {
+    @inline(__always) public mutating func append(_ p: UnsafeRawBufferPointer) {
         guard p.count > 0 else { return }
         reserve(p.count)
         UnsafeMutableRawPointer(base + count).copyMemory(from: p.baseAddress!, byteCount: p.count)
         count += p.count
     }
 
-    @inline(__always) mutating func ascii(_ s: StaticString) {
+    @inline(__always) public mutating func ascii(_ s: StaticString) {
         s.withUTF8Buffer { append(UnsafeRawBufferPointer($0)) }
     }
 
     /// Removes the byte at `index` (the rest moves down by one).
-    mutating func remove(at index: Int) {
+    public mutating func remove(at index: Int) {
         guard index < count else { return }
         memmove(base + index, base + index + 1, count - index - 1)
         count -= 1
     }
 
-    @inline(__always) mutating func byte(_ b: UInt8) {
+    @inline(__always) public mutating func byte(_ b: UInt8) {
         reserve(1)
         base[count] = b
         count += 1
     }
 
-    mutating func text(_ s: String) {
+    public mutating func text(_ s: String) {
         var s = s
         s.withUTF8 { append(UnsafeRawBufferPointer($0)) }
     }
 
-    mutating func int<I: BinaryInteger>(_ v: I) {
+    public mutating func int<I: BinaryInteger>(_ v: I) {
         reserve(21)
         count = writeDecimal(v, to: base, at: count)
     }
 
     /// `v` zero-padded to `width` digits (at most 20).
-    mutating func padded(_ v: Int64, _ width: Int) {
+    public mutating func padded(_ v: Int64, _ width: Int) {
         reserve(width)
         var x = UInt64(v.magnitude)
         var i = count + width
@@ -182,7 +182,7 @@ struct LineBuilder {
     }
 
     /// `HH:MM:SS.nnnnnnnnn` (UTC, or local time), like `Timestamp.timeOfDay`.
-    mutating func timeOfDay(_ ns: Int64) {
+    public mutating func timeOfDay(_ ns: Int64) {
         var secs = ns / 1_000_000_000
         var nanos = ns % 1_000_000_000
         if nanos < 0 { nanos += 1_000_000_000; secs -= 1 }
@@ -207,7 +207,7 @@ struct LineBuilder {
 
     /// A duration as `Timestamp.duration` spells it (`840 ns`, `12.3 µs`, `4.56 ms`, `1.234 s`);
     /// any `Int64` (no multiplication, so no overflow).
-    mutating func duration(_ ns: Int64) {
+    public mutating func duration(_ ns: Int64) {
         let (negative, q, decimals, unit) = Timestamp.durationParts(ns)
         if negative { byte(0x2d) }
         if decimals == 0 {
@@ -221,7 +221,7 @@ struct LineBuilder {
     }
 
     /// `ip:port`, IPv6 in brackets (as `Endpoint.description`).
-    mutating func endpoint(_ e: Endpoint) {
+    public mutating func endpoint(_ e: Endpoint) {
         if let v4 = e.address.ipv4Value {
             int(v4 >> 24); byte(0x2e); int((v4 >> 16) & 0xff); byte(0x2e); int((v4 >> 8) & 0xff); byte(0x2e); int(v4 & 0xff)
         } else {
