@@ -417,3 +417,60 @@ public final class LabVerifier {
     }
 }
 
+
+extension LabRunner {
+    /// A reason the lab cannot run here (root, iproute2, iptables, python3, namespaces).
+    public struct PreflightError: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Checks what the lab needs and finds `ip` and `python3`.
+    public static func preflight() throws(PreflightError) -> (ip: String, python: String) {
+        guard geteuid() == 0 else {
+            throw PreflightError(description: "lab needs root: it creates network namespaces and veth pairs, installs iptables rules inside them and captures live (run it as root, e.g. sudo hoptrace lab …)")
+        }
+        guard let ip = Subprocess.which("ip") else { throw PreflightError(description: "lab needs `ip`: install the Debian package iproute2") }
+        guard Subprocess.which("iptables-restore") != nil else { throw PreflightError(description: "lab needs iptables-restore: install the Debian package iptables") }
+        guard let python = Subprocess.which("python3") else { throw PreflightError(description: "lab needs python3 (its client and built-in app): install the Debian package python3") }
+        guard let probe = try? Subprocess.run(ip, ["netns", "list"], timeout: 10) else {
+            throw PreflightError(description: "lab cannot run `ip netns list`")
+        }
+        if probe.status != 0 { throw PreflightError(description: "lab cannot list network namespaces: \(probe.stderr.trimmingCharacters(in: .whitespacesAndNewlines))") }
+        return (ip, python)
+    }
+
+    /// An interruption (SIGINT, SIGTERM, SIGHUP) during a scenario, after the lab removed what
+    /// it made.
+    public struct Stopped: Error, CustomStringConvertible {
+        public var scenario: String
+        public var interruption: Interrupted
+        public var description: String { interruption.description }
+    }
+
+    /// Runs the scenarios in turn (each skipped with its reason when its sidecar is missing),
+    /// handing each verdict to `onVerdict` as it is made.
+    public func run(_ scenarios: [LabScenario], onVerdict: (LabVerdict) -> Void) throws(Stopped) -> [LabVerdict] {
+        var verdicts: [LabVerdict] = []
+        for s in scenarios {
+            let index = LabScenario.all.firstIndex { $0.name == s.name }!
+            let started = Date()
+            var v = LabVerdict(scenario: s.name)
+            v.sidecar = options.sidecar.rawValue
+            if let reason = LabScene.skipReason(scenario: s, sidecar: options.sidecar) {
+                v.skipped = reason
+            } else {
+                do {
+                    try run(s, index: index, verdict: &v)
+                } catch let e as Interrupted {
+                    throw Stopped(scenario: s.name, interruption: e)
+                } catch {
+                    v.error = "\(error)"
+                }
+                v.seconds = Date().timeIntervalSince(started)
+            }
+            onVerdict(v)
+            verdicts.append(v)
+        }
+        return verdicts
+    }
+}

@@ -57,3 +57,31 @@ public enum WatchPipeline {
                        unansweredRequests: http.counters.unansweredRequests, http: http.counters, warnings: warnings)
     }
 }
+
+extension WatchPipeline.Outcome {
+    /// The final summary object of `watch --format jsonl`: the counters, the chains, the
+    /// warnings.
+    public func summaryJSON() -> String {
+        let s = summary
+        return result.summaryJSON(extra: [("http", http.report), ("chains", [
+            ("exchanges", s.exchanges, "HTTP exchanges"), ("chains", chains, "chains reported"),
+            ("multiHop", multiHop, "chains with more than one hop"),
+            ("unexplainedDuplicates", s.unexplainedDuplicates, "requests sent twice with no proxy to explain it"),
+            ("incomplete", incomplete, "chains missing a hop"),
+        ])], warnings: warnings)
+    }
+
+    /// What `watch` says on standard error when it stops, as tcpdump does.
+    public func counterLines() -> [String] {
+        let s = summary
+        var lines = ["\(s.exchanges) exchanges, \(chains) chains (\(multiHop) multi-hop), \(s.unexplainedDuplicates) unexplained duplicate\(s.unexplainedDuplicates == 1 ? "" : "s"), \(incomplete) incomplete chain\(incomplete == 1 ? "" : "s")",
+                     "\(result.decode.packets) packets captured"]
+        if let st = result.statistics {
+            lines.append("\(st.received) packets received by filter")
+            lines.append("\(st.dropped) packets dropped by kernel")
+            lines.append("\(st.interfaceDropped) packets dropped by interface")
+        }
+        lines.append("\(result.flows.closedIdle) idle connections expired, \(unansweredRequests) requests unanswered")
+        return lines
+    }
+}

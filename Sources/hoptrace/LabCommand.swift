@@ -117,15 +117,9 @@ struct Lab: ParsableCommand {
             for s in LabScenario.all { Output.stdout.line("\(s.name.padding(toLength: 14, withPad: " ", startingAt: 0)) \(s.summary)") }
             return
         }
-        guard geteuid() == 0 else {
-            throw InputError(message: "lab needs root: it creates network namespaces and veth pairs, installs iptables rules inside them and captures live (run it as root, e.g. sudo hoptrace lab …)")
-        }
-        guard let ip = Subprocess.which("ip") else { throw InputError(message: "lab needs `ip`: install the Debian package iproute2") }
-        guard Subprocess.which("iptables-restore") != nil else { throw InputError(message: "lab needs iptables-restore: install the Debian package iptables") }
-        guard let python = Subprocess.which("python3") else { throw InputError(message: "lab needs python3 (its client and built-in app): install the Debian package python3") }
-        let probe = try Subprocess.run(ip, ["netns", "list"], timeout: 10)
-        if probe.status != 0 { throw InputError(message: "lab cannot list network namespaces: \(probe.stderr.trimmingCharacters(in: .whitespacesAndNewlines))") }
-
+        let tools: (ip: String, python: String)
+        do { tools = try LabRunner.preflight() } catch { throw InputError(message: error.description) }
+        let ip = tools.ip, python = tools.python
         signal(SIGINT) { labInterruptSignal = $0 }
         signal(SIGTERM) { labInterruptSignal = $0 }
         signal(SIGHUP) { labInterruptSignal = $0 }
@@ -154,29 +148,12 @@ struct Lab: ParsableCommand {
         let runner = LabRunner(options: options, ip: ip, python: python) { capture, rules, podIPs in
             try CheckRun.analyzeDocument(capture: capture, rules: rules, podIPs: podIPs, filter: nil)
         }
-        var verdicts: [LabVerdict] = []
-        for s in chosen {
-            let index = LabScenario.all.firstIndex { $0.name == s.name }!
-            let started = Date()
-            var v = LabVerdict(scenario: s.name)
-            v.sidecar = sidecar.rawValue
-            if let reason = LabScene.skipReason(scenario: s, sidecar: sidecar) {
-                v.skipped = reason
-                if format == .text { printVerdict(v) }
-                verdicts.append(v)
-                continue
-            }
-            do {
-                try runner.run(s, index: index, verdict: &v)
-            } catch let e as Interrupted {
-                Output.stderr.line("hoptrace lab: \(s.name): \(e); everything the lab made was removed")
-                throw ExitCode(130)
-            } catch {
-                v.error = "\(error)"
-            }
-            v.seconds = Date().timeIntervalSince(started)
-            if format == .text { printVerdict(v) }
-            verdicts.append(v)
+        let verdicts: [LabVerdict]
+        do {
+            verdicts = try runner.run(chosen) { if format == .text { printVerdict($0) } }
+        } catch {
+            Output.stderr.line("hoptrace lab: \(error.scenario): \(error); everything the lab made was removed")
+            throw ExitCode(130)
         }
         let failed = verdicts.filter { !$0.ok }
         if format == .json {

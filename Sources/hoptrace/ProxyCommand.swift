@@ -1,7 +1,6 @@
 import HopReport
 import ArgumentParser
 import HopPipeline
-import Dispatch
 import HopIntercept
 #if canImport(Glibc)
 import Glibc
@@ -141,82 +140,10 @@ struct Proxy: ParsableCommand {
         if noAccessLog, let accessLog {
             throw InputError(message: "--no-access-log and --access-log \(accessLog) contradict each other")
         }
-        let log: AccessLog
         do {
-            log = noAccessLog ? .off() : try AccessLog(path: accessLog)
+            try ProxyRuntime.serve(configuration: config, accessLog: !noAccessLog) { Output.stderr.line($0) }
         } catch {
-            throw InputError(message: "\(error)")
+            throw InputError(message: error.description)
         }
-        let proxy: TransparentProxy
-        do {
-            proxy = try TransparentProxy(configuration: config, accessLog: log)
-        } catch {
-            throw InputError(message: "\(error)")
-        }
-        let bound: (bound: [String], warnings: [String])
-        do {
-            bound = try proxy.bind()
-        } catch {
-            proxy.shutdown()
-            throw InputError(message: "\(error)")
-        }
-        for w in bound.warnings { Output.stderr.line("hoptrace proxy: warning: \(w)") }
-        let wasRoot = geteuid() == 0
-        if wasRoot {
-            do {
-                try Privileges.drop(toUID: uid, gid: gid)
-            } catch {
-                proxy.shutdown()
-                throw InputError(message: "cannot drop privileges: \(error)")
-            }
-        }
-
-        // Signals: the first SIGTERM/SIGINT drains, a second one exits at once.
-        let stop = DispatchSemaphore(value: 0)
-        let signalQueue = DispatchQueue(label: "hoptrace.proxy.signals")
-        var sources: [DispatchSourceSignal] = []
-        let received = SignalCount()
-        for sig in [SIGTERM, SIGINT] {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: signalQueue)
-            source.setEventHandler {
-                if received.increment() == 1 {
-                    stop.signal()
-                } else {
-                    writeDiagnostic("hoptrace proxy: second signal: exiting without waiting")
-                    log.flush()
-                    Glibc.exit(0)
-                }
-            }
-            source.resume()
-            sources.append(source)
-        }
-
-        proxy.startAccepting()
-        let pods = config.podAddresses.isEmpty ? "none" : config.podAddresses.joined(separator: ", ")
-        let identity = wasRoot ? "uid \(getuid()) gid \(getgid()) (dropped from root)" : "uid \(getuid()) gid \(getgid())"
-        Output.stderr.line(
-            "hoptrace proxy: listening on \(bound.bound.joined(separator: ", ")); layout \(config.layout.rawValue); pod addresses \(pods); \(identity)")
-
-        stop.wait()
-        let open = proxy.openConnections
-        Output.stderr.line("hoptrace proxy: draining \(open) connection\(open == 1 ? "" : "s") (up to \(drainTimeout) s)")
-        let left = proxy.drain(timeoutSeconds: drainTimeout)
-        if left > 0 {
-            Output.stderr.line("hoptrace proxy: \(left) connection\(left == 1 ? "" : "s") still open after --drain-timeout; closing")
-        }
-        proxy.shutdown()
-        Output.stderr.line("hoptrace proxy: stopped")
-        withExtendedLifetime(sources) {}
-    }
-}
-
-/// Counts signals received (the handler runs on a serial queue; the lock keeps it simple).
-private final class SignalCount: @unchecked Sendable {
-    // @unchecked: `count` is only touched on the serial signal queue.
-    private var count = 0
-    func increment() -> Int {
-        count += 1
-        return count
     }
 }

@@ -102,25 +102,12 @@ struct Watch: ParsableCommand, PacketReading {
             shouldStop: { printed >= limit })
         writer?.flush()
         out.flush()
-        let s = outcome.summary
         if jsonl {
-            out.line(outcome.result.summaryJSON(extra: [("http", outcome.http.report), ("chains", [
-                ("exchanges", s.exchanges, "HTTP exchanges"), ("chains", outcome.chains, "chains reported"),
-                ("multiHop", outcome.multiHop, "chains with more than one hop"),
-                ("unexplainedDuplicates", s.unexplainedDuplicates, "requests sent twice with no proxy to explain it"),
-                ("incomplete", outcome.incomplete, "chains missing a hop"),
-            ])], warnings: outcome.warnings))
+            out.line(outcome.summaryJSON())
             out.flush()
         }
         Output.stderr.line("")
-        Output.stderr.line("\(s.exchanges) exchanges, \(outcome.chains) chains (\(outcome.multiHop) multi-hop), \(s.unexplainedDuplicates) unexplained duplicate\(s.unexplainedDuplicates == 1 ? "" : "s"), \(outcome.incomplete) incomplete chain\(outcome.incomplete == 1 ? "" : "s")")
-        Output.stderr.line("\(outcome.result.decode.packets) packets captured")
-        if let st = outcome.result.statistics {
-            Output.stderr.line("\(st.received) packets received by filter")
-            Output.stderr.line("\(st.dropped) packets dropped by kernel")
-            Output.stderr.line("\(st.interfaceDropped) packets dropped by interface")
-        }
-        Output.stderr.line("\(outcome.result.flows.closedIdle) idle connections expired, \(outcome.unansweredRequests) requests unanswered")
+        for l in outcome.counterLines() { Output.stderr.line(l) }
         if !jsonl { printWarnings(outcome.warnings) }
         if let e = outcome.result.readError { throw InputError(message: e.description) }
     }
