@@ -54,6 +54,11 @@ public final class JSONWriter {
         if count >= flushThreshold { flush() }
     }
 
+    /// The bytes written (and not flushed) in `range`.
+    func withBytes(_ range: Range<Int>, _ body: (UnsafeRawBufferPointer) -> Void) {
+        body(UnsafeRawBufferPointer(start: base + range.lowerBound, count: range.count))
+    }
+
     /// Forgets what was written (and the comma state).
     public func reset() {
         count = 0
