@@ -10,6 +10,8 @@ public protocol ExplanationSink {
     mutating func endpoint(_ e: Endpoint)
     /// A duration as `Timestamp.duration` spells it.
     mutating func duration(_ ns: Int64)
+    /// An integer's digits.
+    mutating func int(_ v: Int)
     /// Ends the current item (one sentence of the explanation, one fact of the evidence).
     mutating func endItem()
 }
@@ -29,12 +31,13 @@ public struct StringSink: ExplanationSink {
 
 extension ExplanationSink {
     public mutating func duration(_ ns: Int64) { text(Timestamp.duration(ns)) }
-    mutating func int(_ v: Int) { text(String(v)) }
+    public mutating func int(_ v: Int) { text(String(v)) }
     /// `client → server` of a hop.
     mutating func tuple(_ h: Hop) {
-        endpoint(h.connection.client)
+        // The exchange's accessors: `h.connection` would copy the connection.
+        endpoint(h.exchange.client)
         text(" → ")
-        endpoint(h.connection.server)
+        endpoint(h.exchange.server)
     }
     mutating func plural(_ n: Int, _ one: String, _ many: String) { text(n == 1 ? one : many) }
 
@@ -202,7 +205,8 @@ public enum Explain {
     /// one item each.
     public static func evidence<S: ExplanationSink>(_ c: RequestChain, _ note: PairingNote, into s: inout S) {
         guard c.hops.count >= 2, let dq = c.hops[0].exchange.request, let uq = c.hops[c.hops.count - 1].exchange.request else { return }
-        let d = c.hops[0], u = c.hops[c.hops.count - 1]
+        // The exchanges read in place (copying the hops would retain every field of both).
+        let last = c.hops.count - 1
         s.text("same method and target (")
         s.text(dq.method)
         s.text(" ")
@@ -254,13 +258,13 @@ public enum Explain {
         s.text("time nesting: upstream request ")
         s.duration(uq.firstTimestamp &- dq.firstTimestamp)
         s.text(" after the downstream one")
-        if let a = d.exchange.response?.lastTimestamp, let b = u.exchange.response?.lastTimestamp {
+        if let a = c.hops[0].exchange.response?.lastTimestamp, let b = c.hops[last].exchange.response?.lastTimestamp {
             s.text(", upstream response ended ")
             s.duration(a &- b)
             s.text(" before the downstream one")
         }
         s.endItem()
-        if let ds = d.exchange.response?.status, let us = u.exchange.response?.status {
+        if let ds = c.hops[0].exchange.response?.status, let us = c.hops[last].exchange.response?.status {
             if ds == us {
                 s.text("same status ")
                 s.int(ds)
@@ -273,7 +277,7 @@ public enum Explain {
             }
             s.endItem()
         }
-        if d.role == .outboundRedirected, let o = d.connection.originalDestination {
+        if c.hops[0].role == .outboundRedirected, let o = c.hops[0].exchange.originalDestination {
             s.text("the proxy connected to the original destination ")
             s.endpoint(o)
             s.endItem()

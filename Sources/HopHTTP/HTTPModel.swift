@@ -498,6 +498,11 @@ public struct HTTPExchange: Sendable, Hashable {
     /// The connection's original destination (a REDIRECTed connection), and when it was first seen.
     public var originalDestination: Endpoint? { connectionBox.value.originalDestination }
     public var connectionFirstTimestamp: Int64 { connectionBox.value.firstTimestamp }
+    /// The source of the server's replies when it differs from `server` (without copying the
+    /// whole `connection`).
+    public var replySource: Endpoint? { connectionBox.value.replySource }
+    /// The interface indexes the connection's packets were seen on.
+    public var interfaceIndexes: [Int32] { connectionBox.value.interfaceIndexes }
     public var isAnswered: Bool { request != nil && response != nil }
     /// Response start minus request start (ns), when both are known.
     public var latency: Int64? {

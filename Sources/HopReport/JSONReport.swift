@@ -44,18 +44,19 @@ public enum JSONReport {
     /// record's (written there, once) and the hop carries them only when its verdict differs
     /// from the record's; without, the hop carries them (`JSONReport.hop`, watch's lines).
     public static func write(hop h: Hop, report: AnalysisReport?, connections: ConnectionRecords? = nil, to w: JSONWriter) {
-        let c = h.connection
+        // Read through the exchange's accessors: `h.connection` would copy the connection.
+        let x = h.exchange
         w.beginObject()
         w.field("role", h.role.rawValue)
         w.field("attempt", h.attempt)
-        w.field("connection", c.id.value)
-        w.field("client", endpoint: c.client)
-        w.field("server", endpoint: c.server)
-        w.field("originalDestination", endpoint: c.originalDestination)
-        w.field("replySource", endpoint: c.replySource)
+        w.field("connection", x.connectionID.value)
+        w.field("client", endpoint: x.client)
+        w.field("server", endpoint: x.server)
+        w.field("originalDestination", endpoint: x.originalDestination)
+        w.field("replySource", endpoint: x.replySource)
         w.key("interface")
         interface(of: h, report: report, to: w)
-        let q = h.exchange.request, r = h.exchange.response
+        let q = x.request, r = x.response
         w.field("method", q?.method)
         w.field("target", q?.target)
         w.field("host", q?.host)
@@ -70,11 +71,15 @@ public enum JSONReport {
         w.field("responseStartNs", r?.firstTimestamp)
         w.field("responseEndNs", r?.lastTimestamp)
         w.key("flags")
-        flags(h.exchange.flags, to: w)
+        flags(x.flags, to: w)
         // The same for every hop of a connection: encoded once.
-        let v = verdictRendering(h)
-        w.members(v.perHop)
-        if connections?.refers(h) != true { w.members(v.perConnection) }
+        if let connections, let v = connections.verdict(referredBy: h) {
+            w.members(v.perHop)
+        } else {
+            let v = verdictRendering(h)
+            w.members(v.perHop)
+            w.members(v.perConnection)
+        }
         w.endObject()
     }
 
@@ -84,7 +89,7 @@ public enum JSONReport {
             w.string(report.interface(of: h))
             return
         }
-        let idx = h.connection.interfaceIndexes
+        let idx = h.exchange.interfaceIndexes
         if idx.isEmpty {
             w.null()
         } else {
@@ -128,12 +133,12 @@ public enum JSONReport {
 
     /// The members of a connection's record before its verdict (inside an open object).
     static func writeFacts(of h: Hop, report: AnalysisReport?, to w: JSONWriter) {
-        let c = h.connection
-        w.field("id", c.id.value)
-        w.field("client", endpoint: c.client)
-        w.field("server", endpoint: c.server)
-        w.field("originalDestination", endpoint: c.originalDestination)
-        w.field("replySource", endpoint: c.replySource)
+        let x = h.exchange
+        w.field("id", x.connectionID.value)
+        w.field("client", endpoint: x.client)
+        w.field("server", endpoint: x.server)
+        w.field("originalDestination", endpoint: x.originalDestination)
+        w.field("replySource", endpoint: x.replySource)
         w.key("interface")
         interface(of: h, report: report, to: w)
     }
@@ -192,7 +197,10 @@ public enum JSONReport {
         }
         w.key("hops")
         w.beginArray()
-        for i in c.hops.indices { write(hop: c.hops[i], report: report, connections: connections, to: w) }
+        // The hops lent in place (`c.hops[i]` would copy each hop for the call).
+        c.hops.withUnsafeBufferPointer { hops in
+            for i in hops.indices { write(hop: hops[i], report: report, connections: connections, to: w) }
+        }
         w.endArray()
         w.endObject()
     }
@@ -327,7 +335,9 @@ public enum JSONReport {
 
         public func chain(_ c: RequestChain, report: AnalysisReport? = nil) {
             open()
-            for i in c.hops.indices { connections.note(c.hops[i], report: report) }
+            c.hops.withUnsafeBufferPointer { hops in
+                for i in hops.indices { connections.note(hops[i], report: report) }
+            }
             write(chain: c, report: report, connections: connections, to: writer)
             writer.flushIfNeeded()
         }
@@ -359,7 +369,9 @@ public enum JSONReport {
 
         /// The chain's line, after the lines of the connections it is the first to refer to.
         public func chain(_ c: RequestChain) {
-            for i in c.hops.indices { connections.note(c.hops[i], report: nil) }
+            c.hops.withUnsafeBufferPointer { hops in
+                for i in hops.indices { connections.note(hops[i], report: nil) }
+            }
             write(chain: c, report: nil, connections: connections, to: writer)
             writer.newline()
             writer.flushIfNeeded()
@@ -546,6 +558,10 @@ struct JSONStringSink: ExplanationSink {
         begin()
         w.durationText(ns)
     }
+    mutating func int(_ v: Int) {
+        begin()
+        w.digits(v)
+    }
     mutating func endItem() {
         begin()
         w.endString()
@@ -561,53 +577,67 @@ struct JSONStringSink: ExplanationSink {
 /// document) its facts encoded (about a hundred bytes) with the index of its verdict's
 /// encoding, which connections with the same verdict share.
 public final class ConnectionRecords {
-    private struct Entry {
-        /// The verdict object of the hops last seen on the connection.
-        var identity: ObjectIdentifier
-        /// Index of the record's verdict in `verdicts`.
-        var verdict: Int
+    /// A connection described: the identity of the verdict its hops were last seen with (0:
+    /// none) and the index of its record's verdict in `verdicts` (-1: not described).
+    private struct Slot {
+        var identity: UInt = 0
+        var verdict: Int32 = -1
     }
-    private var entries: [Int: Entry] = [:]
-    /// The last connection looked up: a chain's hops come in runs of a few connections.
-    private var last: (id: Int, identity: ObjectIdentifier)?
+    /// By connection id (ids are small and dense: the connection table numbers them); others
+    /// (ids beyond `denseLimit` or negative) in `sparse`.
+    private var slots: [Slot] = []
+    private var sparse: [Int: Slot] = [:]
+    private static let denseLimit = 1 << 24
     /// Distinct verdict encodings, and their index.
     private var verdicts: [VerdictRendering] = []
-    private var verdictIndex: [[UInt8]: Int] = [:]
+    private var verdictIndex: [[UInt8]: Int32] = [:]
     /// The document's records: facts encoded one after the other, and where each ends.
     private let facts = JSONWriter(capacity: 1024)
-    private var kept: [(end: Int, verdict: Int)] = []
+    private var kept: [(end: Int, verdict: Int32)] = []
     /// jsonl: where the `{"connection": …}` lines go (nil: kept for the document).
     private let lines: JSONWriter?
 
     public init(lines: JSONWriter? = nil) { self.lines = lines }
 
-    private func intern(_ v: VerdictRendering) -> Int {
+    @inline(__always) private func slot(_ id: Int) -> Slot {
+        if id >= 0 && id < slots.count { return slots[id] }
+        if id >= 0 && id < Self.denseLimit { return Slot() }
+        return sparse[id] ?? Slot()
+    }
+
+    private func set(_ id: Int, _ s: Slot) {
+        if id >= 0 && id < Self.denseLimit {
+            if id >= slots.count { slots.append(contentsOf: repeatElement(Slot(), count: id + 1 - slots.count)) }
+            slots[id] = s
+        } else {
+            sparse[id] = s
+        }
+    }
+
+    private func intern(_ v: VerdictRendering) -> Int32 {
         let key = v.perHop + v.perConnection
         if let i = verdictIndex[key] { return i }
         verdicts.append(v)
-        verdictIndex[key] = verdicts.count - 1
-        return verdicts.count - 1
+        let i = Int32(verdicts.count - 1)
+        verdictIndex[key] = i
+        return i
     }
 
     /// Describes the hop's connection if it has not been: writes its line (jsonl) or keeps its
     /// record (document).
     public func note(_ h: Hop, report: AnalysisReport?) {
-        let id = h.connection.id.value, identity = h.verdictIdentity
-        if let l = last, l.id == id, l.identity == identity { return }
-        if let e = entries[id] {
-            // Described; a hop given another verdict carries it itself (`refers`).
-            if e.identity == identity {
-                last = (id, identity)
-            } else if e.verdict == intern(JSONReport.verdictRendering(h)) {
-                entries[id]!.identity = identity
-                last = (id, identity)
+        let id = h.exchange.connectionID.value, identity = UInt(bitPattern: h.verdictIdentity)
+        var s = slot(id)
+        if s.verdict >= 0 {
+            // Described; a hop given another verdict carries it itself (`verdict(referredBy:)`).
+            if s.identity != identity, s.verdict == intern(JSONReport.verdictRendering(h)) {
+                s.identity = identity
+                set(id, s)
             }
             return
         }
-        let v = JSONReport.verdictRendering(h)
-        let index = intern(v)
-        entries[id] = Entry(identity: identity, verdict: index)
-        last = (id, identity)
+        let index = intern(JSONReport.verdictRendering(h))
+        set(id, Slot(identity: identity, verdict: index))
         if let lines {
             lines.beginObject()
             lines.key("connection")
@@ -621,18 +651,20 @@ public final class ConnectionRecords {
         }
     }
 
-    /// True when the hop's verdict is its connection's record's (the hop then refers to it);
-    /// false for a connection not described, or a hop given another verdict.
-    public func refers(_ h: Hop) -> Bool {
-        let id = h.connection.id.value, identity = h.verdictIdentity
-        if let l = last, l.id == id, l.identity == identity { return true }
-        guard let e = entries[id] else { return false }
-        if e.identity == identity || e.verdict == intern(JSONReport.verdictRendering(h)) {
-            last = (id, identity)
-            return true
+    /// The verdict of the hop's connection's record when it is the hop's (the hop then refers
+    /// to it); nil for a connection not described, or a hop given another verdict.
+    public func verdict(referredBy h: Hop) -> VerdictRendering? {
+        let id = h.exchange.connectionID.value
+        let s = slot(id)
+        guard s.verdict >= 0 else { return nil }
+        if s.identity == UInt(bitPattern: h.verdictIdentity) || s.verdict == intern(JSONReport.verdictRendering(h)) {
+            return verdicts[Int(s.verdict)]
         }
-        return false
+        return nil
     }
+
+    /// True when the hop's verdict is its connection's record's.
+    public func refers(_ h: Hop) -> Bool { verdict(referredBy: h) != nil }
 
     /// The document's `connections`: every record kept, in the order the connections were
     /// first referred to.
@@ -643,7 +675,7 @@ public final class ConnectionRecords {
             w.beginObject()
             facts.withBytes(start..<k.end) { w.append($0) }
             w.needsComma = true
-            let v = verdicts[k.verdict]
+            let v = verdicts[Int(k.verdict)]
             w.members(v.perHop)
             w.members(v.perConnection)
             w.endObject()
