@@ -78,7 +78,8 @@ public enum Explain {
     /// A chain's explanation: one item.
     public static func chain<S: ExplanationSink>(_ c: RequestChain, into s: inout S) {
         defer { s.endItem() }
-        guard let first = c.hops.first else { return }
+        guard !c.hops.isEmpty else { return }
+        // `c.hops[0]` read in place: a `first` copy would retain every field of the hop.
         func subject() {
             let method = c.method, target = c.target
             switch (method, target) {
@@ -91,16 +92,16 @@ public enum Explain {
         if case .incomplete(let missing, let advice) = c.completeness {
             subject()
             s.text(" was captured only as the ")
-            s.text(first.role.phrase)
+            s.text(c.hops[0].role.phrase)
             s.text(" copy (")
-            s.tuple(first)
-            if first.role.isUpstream {
+            s.tuple(c.hops[0])
+            if c.hops[0].role.isUpstream {
                 s.text("); the ")
                 s.text(missing.phrase)
                 s.text(" copy is missing: ")
             } else {
                 s.text("); ")
-                s.rulePhrase(first.rule)
+                s.rulePhrase(c.hops[0].rule)
                 s.text(" The ")
                 s.text(missing.phrase)
                 s.text(" copy is missing: ")
@@ -111,25 +112,25 @@ public enum Explain {
         }
         if c.hops.count == 1 {
             subject()
-            switch first.role {
+            switch c.hops[0].role {
             case .direct:
                 s.text(" was captured once (")
-                s.tuple(first)
+                s.tuple(c.hops[0])
                 s.text("): not intercepted — ")
-                s.text(first.roleReason)
+                s.text(c.hops[0].roleReason)
                 s.text(".")
             case .inboundIntercepted, .outboundRedirected:
                 s.text(" was REDIRECTed to the proxy (")
-                s.tuple(first)
+                s.tuple(c.hops[0])
                 s.text("), which answered ")
                 if let st = c.status { s.int(st) } else { s.text("-") }
                 s.text(" by itself without an upstream copy. ")
-                s.rulePhrase(first.rule)
+                s.rulePhrase(c.hops[0].rule)
             default:
                 s.text(" was captured once as the ")
-                s.text(first.role.phrase)
+                s.text(c.hops[0].role.phrase)
                 s.text(" copy (")
-                s.tuple(first)
+                s.tuple(c.hops[0])
                 s.text(").")
             }
             return
@@ -153,14 +154,14 @@ public enum Explain {
             }
         }
         subject()
-        switch first.role {
+        switch c.hops[0].role {
         case .inboundIntercepted:
             s.text(" appears ")
             s.int(c.hops.count)
             s.text(" times because iptables REDIRECTed the client's connection ")
-            s.tuple(first)
+            s.tuple(c.hops[0])
             s.text(" to the sidecar proxy (")
-            s.rulePhrase(first.rule, bare: true)
+            s.rulePhrase(c.hops[0].rule, bare: true)
             s.text("), and the proxy sent its own copy to the app as ")
             s.tuple(c.hops[last])
             s.text(" (")
@@ -168,13 +169,13 @@ public enum Explain {
             s.text(").")
             retriesAndAdded()
         case .outboundRedirected:
-            let conn = first.connection
+            let conn = c.hops[0].connection
             s.text(" to ")
             if let o = conn.originalDestination { s.endpoint(o) } else { s.text("the remote") }
             s.text(" appears ")
             s.int(c.hops.count)
             s.text(" times because the app's connection was REDIRECTed on lo to the sidecar proxy (")
-            s.rulePhrase(first.rule, bare: true)
+            s.rulePhrase(c.hops[0].rule, bare: true)
             s.text(") — captured as ")
             s.endpoint(conn.client)
             s.text(" → ")

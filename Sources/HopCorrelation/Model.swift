@@ -162,7 +162,7 @@ public struct Hop: Sendable, Hashable {
     /// The verdict and the reason, shared by every hop of a connection (the correlator
     /// classifies a connection once): copying a hop copies one reference, not the
     /// verdict's strings and arrays.
-    var details: HopDetails
+    @usableFromInline var details: HopDetails
 
     public init(role: HopRole, exchange: HTTPExchange, rule: RuleVerdict, attempt: Int, roleReason: String) {
         self.init(role: role, exchange: exchange, details: HopDetails(rule: rule, roleReason: roleReason), attempt: attempt)
@@ -185,7 +185,7 @@ public struct Hop: Sendable, Hashable {
     public func verdictJSON(_ make: () -> VerdictRendering) -> VerdictRendering { details.rendering(make) }
     /// Names the verdict this hop shares with the other hops of its connection: equal for hops
     /// the correlator classified together (a report writes the verdict once per connection).
-    public var verdictIdentity: ObjectIdentifier { ObjectIdentifier(details) }
+    @inlinable public var verdictIdentity: ObjectIdentifier { ObjectIdentifier(details) }
     public var responseEnd: Int64? { exchange.response?.lastTimestamp }
 
     public static func == (a: Hop, b: Hop) -> Bool {
@@ -204,6 +204,7 @@ public struct Hop: Sendable, Hashable {
 
 /// A hop's verdict and role reason (immutable, shared by the hops of a connection), and a
 /// report's rendering of them, made once.
+@usableFromInline
 final class HopDetails: @unchecked Sendable {
     // @unchecked Sendable: `rendered` is read and written under `lock`; the rest is immutable.
     let rule: RuleVerdict

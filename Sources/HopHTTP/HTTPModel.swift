@@ -436,14 +436,15 @@ public struct HTTPExchangeFlags: OptionSet, Sendable, Hashable, CustomStringConv
 
 /// A connection's view, shared by the exchanges emitted while it did not change (an exchange
 /// carries a reference, not a copy of the `Connection` and its arrays).
+@usableFromInline
 final class ConnectionBox: Sendable {
-    let value: Connection
+    @usableFromInline let value: Connection
     init(_ value: Connection) { self.value = value }
 }
 
 /// One request and its response, as seen on one connection.
 public struct HTTPExchange: Sendable, Hashable {
-    var connectionBox: ConnectionBox
+    @usableFromInline var connectionBox: ConnectionBox
     /// The connection, as last known when the exchange was emitted.
     public var connection: Connection {
         get { connectionBox.value }
@@ -491,7 +492,8 @@ public struct HTTPExchange: Sendable, Hashable {
         hasher.combine(pipelinePosition)
     }
 
-    public var connectionID: ConnectionID { connectionBox.value.id }
+    // Inlinable: a report reads these for every hop, where a call would copy the exchange.
+    @inlinable public var connectionID: ConnectionID { connectionBox.value.id }
     /// The connection's client and server (without copying the whole `connection`).
     public var client: Endpoint { connectionBox.value.client }
     public var server: Endpoint { connectionBox.value.server }

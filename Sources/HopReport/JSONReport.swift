@@ -335,9 +335,7 @@ public enum JSONReport {
 
         public func chain(_ c: RequestChain, report: AnalysisReport? = nil) {
             open()
-            c.hops.withUnsafeBufferPointer { hops in
-                for i in hops.indices { connections.note(hops[i], report: report) }
-            }
+            for i in c.hops.indices { connections.note(c.hops[i], report: report) }
             write(chain: c, report: report, connections: connections, to: writer)
             writer.flushIfNeeded()
         }
@@ -369,9 +367,7 @@ public enum JSONReport {
 
         /// The chain's line, after the lines of the connections it is the first to refer to.
         public func chain(_ c: RequestChain) {
-            c.hops.withUnsafeBufferPointer { hops in
-                for i in hops.indices { connections.note(hops[i], report: nil) }
-            }
+            for i in c.hops.indices { connections.note(c.hops[i], report: nil) }
             write(chain: c, report: nil, connections: connections, to: writer)
             writer.newline()
             writer.flushIfNeeded()
@@ -585,11 +581,12 @@ public final class ConnectionRecords {
     }
     /// By connection id (ids are small and dense: the connection table numbers them); others
     /// (ids beyond `denseLimit` or negative) in `sparse`.
-    private var slots: [Slot] = []
-    private var sparse: [Int: Slot] = [:]
+    // Used by one thread (the writer's): no dynamic exclusivity checks.
+    @exclusivity(unchecked) private var slots: [Slot] = []
+    @exclusivity(unchecked) private var sparse: [Int: Slot] = [:]
     private static let denseLimit = 1 << 24
     /// Distinct verdict encodings, and their index.
-    private var verdicts: [VerdictRendering] = []
+    @exclusivity(unchecked) private var verdicts: [VerdictRendering] = []
     private var verdictIndex: [[UInt8]: Int32] = [:]
     /// The document's records: facts encoded one after the other, and where each ends.
     private let facts = JSONWriter(capacity: 1024)
@@ -625,8 +622,15 @@ public final class ConnectionRecords {
 
     /// Describes the hop's connection if it has not been: writes its line (jsonl) or keeps its
     /// record (document).
+    @inline(__always)
     public func note(_ h: Hop, report: AnalysisReport?) {
         let id = h.exchange.connectionID.value, identity = UInt(bitPattern: h.verdictIdentity)
+        let s = slot(id)
+        if s.verdict >= 0 && s.identity == identity { return }
+        describe(h, id: id, identity: identity, report: report)
+    }
+
+    private func describe(_ h: Hop, id: Int, identity: UInt, report: AnalysisReport?) {
         var s = slot(id)
         if s.verdict >= 0 {
             // Described; a hop given another verdict carries it itself (`verdict(referredBy:)`).
