@@ -6,10 +6,13 @@ import HopHTTP
 /// `--format json` (one document) and `--format jsonl` (one chain per line), written by a
 /// `JSONWriter` as chains are produced.
 ///
-/// The document streams: `{"chains": [ … each chain as it comes … ], "capture": …, "rules": …,
-/// "pod": …, "summary": …, "answer": …, "duplicates": …, "counters": …, "warnings": […]}`. What is only known at
-/// the end of the capture (the counts, the pod's addresses, the rules auto-detection chose)
-/// follows the chains; the keys and their types are those readers (`check`, the lab) know.
+/// The document streams: `{"schemaVersion": 2, "chains": [ … each chain as it comes … ],
+/// "connections": [ … ], "capture": …, "rules": …, "pod": …, "summary": …, "answer": …,
+/// "duplicates": …, "counters": …, "warnings": […]}`. Each connection is described once (its
+/// rule evaluation and role reason, in `connections` or a jsonl `{"connection": …}` line) and
+/// hops refer to it by id (`ConnectionRecords`). What is only known at the end of the capture
+/// (the counts, the pod's addresses, the rules auto-detection chose) follows the chains; the
+/// keys and their types are those readers (`check`, the lab) know.
 public enum JSONReport {
     public static func write(verdict v: RuleVerdict, to w: JSONWriter) {
         w.beginObject()
