@@ -3,7 +3,8 @@
 
 usage: validate-report.py SCHEMA KIND FILE...
   KIND document: FILE is `analyze --format json`
-  KIND jsonl:    FILE is `analyze --format jsonl` (chains, then the {"summary": …} trailer)
+  KIND jsonl:    FILE is `analyze --format jsonl` (chains, each connection's {"connection": …} line before
+                 the first chain that refers to it, then the {"summary": …} trailer)
   KIND http:     FILE is `http --format jsonl` (exchanges; the final {"summary": …} line is not checked)
 Prints one line per invalid value and exits 1 if there is any; exit 2 without the jsonschema module.
 """
@@ -28,6 +29,7 @@ def main():
         return jsonschema.Draft202012Validator(sub)
 
     document, chain, trailer, exchange = validator(None), validator("chain"), validator("trailer"), validator("exchange")
+    connection_line = validator("connectionLine")
     problems = 0
     checked = 0
     for path in files:
@@ -38,10 +40,21 @@ def main():
         else:
             lines = [l for l in text.split("\n") if l.strip()]
             values = []
+            described = set()
             for i, line in enumerate(lines):
                 v = json.loads(line)
                 if kind == "jsonl":
-                    values.append((trailer if i == len(lines) - 1 else chain, v, "line %d" % (i + 1)))
+                    if i == len(lines) - 1:
+                        values.append((trailer, v, "line %d" % (i + 1)))
+                    elif "connection" in v and "hops" not in v:
+                        values.append((connection_line, v, "line %d" % (i + 1)))
+                        described.add(v["connection"].get("id"))
+                    else:
+                        values.append((chain, v, "line %d" % (i + 1)))
+                        for h in v.get("hops", []):
+                            if h.get("connection") not in described and "ruleEvaluation" not in h:
+                                problems += 1
+                                print("%s: line %d: connection %s is not described before" % (path, i + 1, h.get("connection")))
                 elif "summary" not in v:
                     values.append((exchange, v, "line %d" % (i + 1)))
         for val, v, where in values:

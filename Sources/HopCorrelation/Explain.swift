@@ -10,6 +10,8 @@ public protocol ExplanationSink {
     mutating func endpoint(_ e: Endpoint)
     /// A duration as `Timestamp.duration` spells it.
     mutating func duration(_ ns: Int64)
+    /// An integer's digits.
+    mutating func int(_ v: Int)
     /// Ends the current item (one sentence of the explanation, one fact of the evidence).
     mutating func endItem()
 }
@@ -29,12 +31,13 @@ public struct StringSink: ExplanationSink {
 
 extension ExplanationSink {
     public mutating func duration(_ ns: Int64) { text(Timestamp.duration(ns)) }
-    mutating func int(_ v: Int) { text(String(v)) }
+    public mutating func int(_ v: Int) { text(String(v)) }
     /// `client → server` of a hop.
     mutating func tuple(_ h: Hop) {
-        endpoint(h.connection.client)
+        // The exchange's accessors: `h.connection` would copy the connection.
+        endpoint(h.exchange.client)
         text(" → ")
-        endpoint(h.connection.server)
+        endpoint(h.exchange.server)
     }
     mutating func plural(_ n: Int, _ one: String, _ many: String) { text(n == 1 ? one : many) }
 
@@ -75,7 +78,8 @@ public enum Explain {
     /// A chain's explanation: one item.
     public static func chain<S: ExplanationSink>(_ c: RequestChain, into s: inout S) {
         defer { s.endItem() }
-        guard let first = c.hops.first else { return }
+        guard !c.hops.isEmpty else { return }
+        // `c.hops[0]` read in place: a `first` copy would retain every field of the hop.
         func subject() {
             let method = c.method, target = c.target
             switch (method, target) {
@@ -88,16 +92,16 @@ public enum Explain {
         if case .incomplete(let missing, let advice) = c.completeness {
             subject()
             s.text(" was captured only as the ")
-            s.text(first.role.phrase)
+            s.text(c.hops[0].role.phrase)
             s.text(" copy (")
-            s.tuple(first)
-            if first.role.isUpstream {
+            s.tuple(c.hops[0])
+            if c.hops[0].role.isUpstream {
                 s.text("); the ")
                 s.text(missing.phrase)
                 s.text(" copy is missing: ")
             } else {
                 s.text("); ")
-                s.rulePhrase(first.rule)
+                s.rulePhrase(c.hops[0].rule)
                 s.text(" The ")
                 s.text(missing.phrase)
                 s.text(" copy is missing: ")
@@ -108,25 +112,25 @@ public enum Explain {
         }
         if c.hops.count == 1 {
             subject()
-            switch first.role {
+            switch c.hops[0].role {
             case .direct:
                 s.text(" was captured once (")
-                s.tuple(first)
+                s.tuple(c.hops[0])
                 s.text("): not intercepted — ")
-                s.text(first.roleReason)
+                s.text(c.hops[0].roleReason)
                 s.text(".")
             case .inboundIntercepted, .outboundRedirected:
                 s.text(" was REDIRECTed to the proxy (")
-                s.tuple(first)
+                s.tuple(c.hops[0])
                 s.text("), which answered ")
                 if let st = c.status { s.int(st) } else { s.text("-") }
                 s.text(" by itself without an upstream copy. ")
-                s.rulePhrase(first.rule)
+                s.rulePhrase(c.hops[0].rule)
             default:
                 s.text(" was captured once as the ")
-                s.text(first.role.phrase)
+                s.text(c.hops[0].role.phrase)
                 s.text(" copy (")
-                s.tuple(first)
+                s.tuple(c.hops[0])
                 s.text(").")
             }
             return
@@ -150,14 +154,14 @@ public enum Explain {
             }
         }
         subject()
-        switch first.role {
+        switch c.hops[0].role {
         case .inboundIntercepted:
             s.text(" appears ")
             s.int(c.hops.count)
             s.text(" times because iptables REDIRECTed the client's connection ")
-            s.tuple(first)
+            s.tuple(c.hops[0])
             s.text(" to the sidecar proxy (")
-            s.rulePhrase(first.rule, bare: true)
+            s.rulePhrase(c.hops[0].rule, bare: true)
             s.text("), and the proxy sent its own copy to the app as ")
             s.tuple(c.hops[last])
             s.text(" (")
@@ -165,13 +169,13 @@ public enum Explain {
             s.text(").")
             retriesAndAdded()
         case .outboundRedirected:
-            let conn = first.connection
+            let conn = c.hops[0].connection
             s.text(" to ")
             if let o = conn.originalDestination { s.endpoint(o) } else { s.text("the remote") }
             s.text(" appears ")
             s.int(c.hops.count)
             s.text(" times because the app's connection was REDIRECTed on lo to the sidecar proxy (")
-            s.rulePhrase(first.rule, bare: true)
+            s.rulePhrase(c.hops[0].rule, bare: true)
             s.text(") — captured as ")
             s.endpoint(conn.client)
             s.text(" → ")
@@ -202,7 +206,8 @@ public enum Explain {
     /// one item each.
     public static func evidence<S: ExplanationSink>(_ c: RequestChain, _ note: PairingNote, into s: inout S) {
         guard c.hops.count >= 2, let dq = c.hops[0].exchange.request, let uq = c.hops[c.hops.count - 1].exchange.request else { return }
-        let d = c.hops[0], u = c.hops[c.hops.count - 1]
+        // The exchanges read in place (copying the hops would retain every field of both).
+        let last = c.hops.count - 1
         s.text("same method and target (")
         s.text(dq.method)
         s.text(" ")
@@ -254,13 +259,13 @@ public enum Explain {
         s.text("time nesting: upstream request ")
         s.duration(uq.firstTimestamp &- dq.firstTimestamp)
         s.text(" after the downstream one")
-        if let a = d.exchange.response?.lastTimestamp, let b = u.exchange.response?.lastTimestamp {
+        if let a = c.hops[0].exchange.response?.lastTimestamp, let b = c.hops[last].exchange.response?.lastTimestamp {
             s.text(", upstream response ended ")
             s.duration(a &- b)
             s.text(" before the downstream one")
         }
         s.endItem()
-        if let ds = d.exchange.response?.status, let us = u.exchange.response?.status {
+        if let ds = c.hops[0].exchange.response?.status, let us = c.hops[last].exchange.response?.status {
             if ds == us {
                 s.text("same status ")
                 s.int(ds)
@@ -273,7 +278,7 @@ public enum Explain {
             }
             s.endItem()
         }
-        if d.role == .outboundRedirected, let o = d.connection.originalDestination {
+        if c.hops[0].role == .outboundRedirected, let o = c.hops[0].exchange.originalDestination {
             s.text("the proxy connected to the original destination ")
             s.endpoint(o)
             s.endItem()

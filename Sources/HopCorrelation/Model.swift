@@ -162,7 +162,7 @@ public struct Hop: Sendable, Hashable {
     /// The verdict and the reason, shared by every hop of a connection (the correlator
     /// classifies a connection once): copying a hop copies one reference, not the
     /// verdict's strings and arrays.
-    var details: HopDetails
+    @usableFromInline var details: HopDetails
 
     public init(role: HopRole, exchange: HTTPExchange, rule: RuleVerdict, attempt: Int, roleReason: String) {
         self.init(role: role, exchange: exchange, details: HopDetails(rule: rule, roleReason: roleReason), attempt: attempt)
@@ -178,10 +178,14 @@ public struct Hop: Sendable, Hashable {
     public var connection: Connection { exchange.connection }
     public var requestStart: Int64? { exchange.request?.firstTimestamp }
 
-    /// The JSON report's encoding of `rule` and `roleReason`, made by `make` once for all the
-    /// hops of a connection (they share the verdict) and reused: a large capture repeats a
-    /// few connections' verdicts on every request.
-    public func verdictJSON(_ make: () -> [UInt8]) -> [UInt8] { details.rendering(make) }
+    /// A report's encodings of `rule` and `roleReason` (the JSON report's: the hop's `rule`
+    /// member and its connection's record), made by `make` once for all the hops of a
+    /// connection (they share the verdict) and reused: a large capture repeats a few
+    /// connections' verdicts on every request.
+    public func verdictJSON(_ make: () -> VerdictRendering) -> VerdictRendering { details.rendering(make) }
+    /// Names the verdict this hop shares with the other hops of its connection: equal for hops
+    /// the correlator classified together (a report writes the verdict once per connection).
+    @inlinable public var verdictIdentity: ObjectIdentifier { ObjectIdentifier(details) }
     public var responseEnd: Int64? { exchange.response?.lastTimestamp }
 
     public static func == (a: Hop, b: Hop) -> Bool {
@@ -200,24 +204,36 @@ public struct Hop: Sendable, Hashable {
 
 /// A hop's verdict and role reason (immutable, shared by the hops of a connection), and a
 /// report's rendering of them, made once.
+@usableFromInline
 final class HopDetails: @unchecked Sendable {
     // @unchecked Sendable: `rendered` is read and written under `lock`; the rest is immutable.
     let rule: RuleVerdict
     let roleReason: String
-    private var rendered: [UInt8]?
+    private var rendered: VerdictRendering?
     private let lock = NSLockish()
     init(rule: RuleVerdict, roleReason: String) {
         self.rule = rule
         self.roleReason = roleReason
     }
 
-    func rendering(_ make: () -> [UInt8]) -> [UInt8] {
+    func rendering(_ make: () -> VerdictRendering) -> VerdictRendering {
         lock.lock()
         defer { lock.unlock() }
         if let rendered { return rendered }
         let r = make()
         rendered = r
         return r
+    }
+}
+
+/// A report's encoding of a connection's verdict, cached with it (`Hop.verdictJSON`): what
+/// each hop repeats (`perHop`) and what is written once per connection (`perConnection`).
+public struct VerdictRendering: Sendable {
+    public var perHop: [UInt8]
+    public var perConnection: [UInt8]
+    public init(perHop: [UInt8], perConnection: [UInt8]) {
+        self.perHop = perHop
+        self.perConnection = perConnection
     }
 }
 

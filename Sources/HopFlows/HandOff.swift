@@ -73,7 +73,11 @@ public final class HandOff<Element>: @unchecked Sendable {
                 done.signal()
                 return
             }
-            for value in batch { consume(value) }
+            // Each value lent to `consume` in place: iterating the array would copy (retain and
+            // release) every value, whose exchanges and chains hold many references.
+            batch.withUnsafeBufferPointer { values in
+                for i in values.indices { consume(values[i]) }
+            }
             slots.signal()
         }
     }

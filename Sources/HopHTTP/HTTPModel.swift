@@ -440,14 +440,15 @@ public struct HTTPExchangeFlags: OptionSet, Sendable, Hashable, CustomStringConv
 
 /// A connection's view, shared by the exchanges emitted while it did not change (an exchange
 /// carries a reference, not a copy of the `Connection` and its arrays).
+@usableFromInline
 final class ConnectionBox: Sendable {
-    let value: Connection
+    @usableFromInline let value: Connection
     init(_ value: Connection) { self.value = value }
 }
 
 /// One request and its response, as seen on one connection.
 public struct HTTPExchange: Sendable, Hashable {
-    var connectionBox: ConnectionBox
+    @usableFromInline var connectionBox: ConnectionBox
     /// The connection, as last known when the exchange was emitted.
     public var connection: Connection {
         get { connectionBox.value }
@@ -495,13 +496,19 @@ public struct HTTPExchange: Sendable, Hashable {
         hasher.combine(pipelinePosition)
     }
 
-    public var connectionID: ConnectionID { connectionBox.value.id }
+    // Inlinable: a report reads these for every hop, where a call would copy the exchange.
+    @inlinable public var connectionID: ConnectionID { connectionBox.value.id }
     /// The connection's client and server (without copying the whole `connection`).
     public var client: Endpoint { connectionBox.value.client }
     public var server: Endpoint { connectionBox.value.server }
     /// The connection's original destination (a REDIRECTed connection), and when it was first seen.
     public var originalDestination: Endpoint? { connectionBox.value.originalDestination }
     public var connectionFirstTimestamp: Int64 { connectionBox.value.firstTimestamp }
+    /// The source of the server's replies when it differs from `server` (without copying the
+    /// whole `connection`).
+    public var replySource: Endpoint? { connectionBox.value.replySource }
+    /// The interface indexes the connection's packets were seen on.
+    public var interfaceIndexes: [Int32] { connectionBox.value.interfaceIndexes }
     public var isAnswered: Bool { request != nil && response != nil }
     /// Response start minus request start (ns), when both are known.
     public var latency: Int64? {

@@ -295,11 +295,12 @@ public final class LabVerifier {
     public func ruleNotes() -> [String] {
         var counts: [String: (got: [String: Int], total: Int)] = [:]
         let truth = groundTruthRules
+        let connections = analysis.connectionsByID
         for c in analysis.chains {
             for h in c.hops {
                 let role = h.role
                 guard let t = truth[role] else { continue }
-                let got = Self.str(h.ruleEvaluation.decidingRule)
+                let got = Self.str(analysis.ruleEvaluation(of: h, in: connections)?.decidingRule)
                 var e = counts[role] ?? ([:], 0)
                 e.total += 1
                 if got != t.rule { e.got[got, default: 0] += 1 }
@@ -379,7 +380,7 @@ public final class LabVerifier {
             if (c.advice ?? "").isEmpty { d.append("\(label): an incomplete chain without advice") }
             if Self.str(c.missing) != "inbound-forwarded" { d.append("\(label): missing hop expected inbound-forwarded, got \(Self.str(c.missing))") }
         }
-        for (j, h) in hops.enumerated() where h.ruleEvaluation.decidingRule == nil && h.rule.isEmpty && scenario.hasSidecar {
+        for (j, h) in hops.enumerated() where analysis.ruleEvaluation(of: h)?.decidingRule == nil && h.rule.isEmpty && scenario.hasSidecar {
             d.append("\(label): hop \(j + 1) names no rule")
         }
         guard scenario.hasSidecar else { return d }

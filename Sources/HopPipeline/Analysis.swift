@@ -74,11 +74,14 @@ public enum Analysis {
         var direct = DirectCounts()
         let document: JSONReport.DocumentWriter?
         if case .jsonDocument(let w) = output { document = JSONReport.DocumentWriter(w) } else { document = nil }
+        var linesWriter: JSONReport.LinesWriter?
         let reportChain: (RequestChain) -> Void
         switch output {
         case .jsonLines(let writer, let flushEachLine):
+            let lines = JSONReport.LinesWriter(writer)
+            linesWriter = lines
             reportChain = { chain in
-                JSONReport.writeLine(chain: chain, to: writer)
+                lines.chain(chain)
                 if flushEachLine { writer.flush() }
                 omitted.add(chain)
             }
@@ -160,8 +163,7 @@ public enum Analysis {
             document!.finish(report)
             writer.flush()
         case .jsonLines(let writer, _):
-            JSONReport.write(trailer: report, to: writer)
-            writer.newline()
+            linesWriter!.finish(report)
             writer.flush()
         case .keep, .diagrams:
             break

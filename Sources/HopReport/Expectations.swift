@@ -59,7 +59,8 @@ public struct Expectation {
         var summary: [String: JSONValue] = [:]
         for k in summaryKeys + ["roles"] { if let v = s[k] { summary[k] = v } }
         o["summary"] = .object(summary)
-        o["chains"] = .array(analysis.chains.map(chainShape))
+        let connections = analysis.connectionsByID
+        o["chains"] = .array(analysis.chains.map { chainShape($0, in: analysis, connections: connections) })
         o["warnings"] = .array(warningCodes(analysis).map(JSONValue.string))
         if !assertions.isEmpty { o["assertions"] = .object(assertions) }
         return Expectation(json: o)
@@ -72,14 +73,19 @@ public struct Expectation {
         return o
     }
 
-    static func chainShape(_ c: ReportChain) -> JSONValue {
+    static func chainShape(_ c: ReportChain, in analysis: ReportDocument, connections: [Int: ReportConnection]) -> JSONValue {
         var o = pick(["method", "target", "status", "complete", "missing", "retries"], from: JSONValue(encoding: c))
         o["hops"] = .array(c.hops.map { h in
             var x = pick(["role", "attempt", "client", "server", "originalDestination", "method", "target", "status"], from: JSONValue(encoding: h))
-            x["decidingRule"] = h.ruleEvaluation.decidingRule.map(JSONValue.string) ?? .null
+            x["decidingRule"] = decidingRule(of: h, in: analysis, connections: connections)
             return .object(x)
         })
         return .object(o)
+    }
+
+    /// The hop's deciding rule (its own evaluation's, else its connection's), or null.
+    static func decidingRule(of h: ReportHop, in analysis: ReportDocument, connections: [Int: ReportConnection]) -> JSONValue {
+        analysis.ruleEvaluation(of: h, in: connections)?.decidingRule.map(JSONValue.string) ?? .null
     }
 
     /// Serialised for review and diffs: one line per top-level key, per chain and per hop.
@@ -129,7 +135,17 @@ public struct Expectation {
                 }
             }
         }
-        let chains = analysis.chains.map { JSONValue(encoding: $0) }
+        // Each actual hop with its `decidingRule` (from its connection's record).
+        let connections = analysis.connectionsByID
+        let chains = analysis.chains.map { c -> JSONValue in
+            var o = JSONValue(encoding: c).object ?? [:]
+            o["hops"] = .array(c.hops.map { h in
+                var x = JSONValue(encoding: h).object ?? [:]
+                x["decidingRule"] = Self.decidingRule(of: h, in: analysis, connections: connections)
+                return .object(x)
+            })
+            return .object(o)
+        }
         if let ec = json["chains"]?.array {
             if ec.count != chains.count { diffs.append("chains: expected \(ec.count), got \(chains.count)") }
             for (i, (e, a)) in zip(ec, chains).enumerated() {
@@ -185,8 +201,7 @@ public struct Expectation {
                 diffs.append("\(label): hops expected \(eh.count) (\(eh.map { $0["role"]?.string ?? "?" }.joined(separator: ", "))), got \(ah.count) (\(ah.map { $0["role"]?.string ?? "?" }.joined(separator: ", ")))")
             }
             for (j, (x, y)) in zip(eh, ah).enumerated() {
-                var y = y.object ?? [:]
-                if y["decidingRule"] == nil { y["decidingRule"] = y["ruleEvaluation"]?["decidingRule"] ?? .null }
+                let y = y.object ?? [:]
                 let x = x.object ?? [:]
                 for k in x.keys.sorted() where !same(x[k], y[k]) {
                     diffs.append("\(label) hop \(j + 1): \(k) expected \(show(x[k])), got \(show(y[k]))")

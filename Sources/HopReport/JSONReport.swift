@@ -6,10 +6,13 @@ import HopHTTP
 /// `--format json` (one document) and `--format jsonl` (one chain per line), written by a
 /// `JSONWriter` as chains are produced.
 ///
-/// The document streams: `{"chains": [ … each chain as it comes … ], "capture": …, "rules": …,
-/// "pod": …, "summary": …, "answer": …, "duplicates": …, "counters": …, "warnings": […]}`. What is only known at
-/// the end of the capture (the counts, the pod's addresses, the rules auto-detection chose)
-/// follows the chains; the keys and their types are those readers (`check`, the lab) know.
+/// The document streams: `{"schemaVersion": 2, "chains": [ … each chain as it comes … ],
+/// "connections": [ … ], "capture": …, "rules": …, "pod": …, "summary": …, "answer": …,
+/// "duplicates": …, "counters": …, "warnings": […]}`. Each connection is described once (its
+/// rule evaluation and role reason, in `connections` or a jsonl `{"connection": …}` line) and
+/// hops refer to it by id (`ConnectionRecords`). What is only known at the end of the capture
+/// (the counts, the pod's addresses, the rules auto-detection chose) follows the chains; the
+/// keys and their types are those readers (`check`, the lab) know.
 public enum JSONReport {
     public static func write(verdict v: RuleVerdict, to w: JSONWriter) {
         w.beginObject()
@@ -31,34 +34,32 @@ public enum JSONReport {
         return w.string
     }
 
+    /// The version of the report's schema (`schemaVersion` of the document and of jsonl's
+    /// trailer). 2: connections are described once (`connections`, jsonl's `{"connection": …}`
+    /// lines) and hops refer to them; 1 (unstated): every hop carried its connection's
+    /// `ruleEvaluation` and `roleReason`.
+    public static let schemaVersion = 2
+
     /// One hop. `requestStartNs`/`requestEndNs` are the first and last byte of the request,
     /// `responseStartNs`/`responseEndNs` those of the response (null when not captured).
-    public static func write(hop h: Hop, report: AnalysisReport?, to w: JSONWriter) {
-        let c = h.connection
+    ///
+    /// With `connections`, the hop's `ruleEvaluation` and `roleReason` are its connection's
+    /// record's (written there, once) and the hop carries them only when its verdict differs
+    /// from the record's; without, the hop carries them (`JSONReport.hop`, watch's lines).
+    public static func write(hop h: Hop, report: AnalysisReport?, connections: ConnectionRecords? = nil, to w: JSONWriter) {
+        // Read through the exchange's accessors: `h.connection` would copy the connection.
+        let x = h.exchange
         w.beginObject()
         w.field("role", h.role.rawValue)
         w.field("attempt", h.attempt)
-        w.field("connection", c.id.value)
-        w.field("client", endpoint: c.client)
-        w.field("server", endpoint: c.server)
-        w.field("originalDestination", endpoint: c.originalDestination)
-        w.field("replySource", endpoint: c.replySource)
+        w.field("connection", x.connectionID.value)
+        w.field("client", endpoint: x.client)
+        w.field("server", endpoint: x.server)
+        w.field("originalDestination", endpoint: x.originalDestination)
+        w.field("replySource", endpoint: x.replySource)
         w.key("interface")
-        if let report {
-            w.string(report.interface(of: h))
-        } else if c.interfaceIndexes.isEmpty {
-            w.null()
-        } else {
-            w.separator()
-            w.byte(0x22)
-            for (i, n) in c.interfaceIndexes.enumerated() {
-                if i > 0 { w.byte(0x2c) }
-                w.ascii("if"); w.digits(n)
-            }
-            w.byte(0x22)
-            w.needsComma = true
-        }
-        let q = h.exchange.request, r = h.exchange.response
+        interface(of: h, report: report, to: w)
+        let q = x.request, r = x.response
         w.field("method", q?.method)
         w.field("target", q?.target)
         w.field("host", q?.host)
@@ -73,18 +74,76 @@ public enum JSONReport {
         w.field("responseStartNs", r?.firstTimestamp)
         w.field("responseEndNs", r?.lastTimestamp)
         w.key("flags")
-        flags(h.exchange.flags, to: w)
+        flags(x.flags, to: w)
         // The same for every hop of a connection: encoded once.
-        w.members(h.verdictJSON {
-            let m = JSONWriter(capacity: 1024)
+        if let connections, let v = connections.verdict(referredBy: h) {
+            w.members(v.perHop)
+        } else {
+            let v = verdictRendering(h)
+            w.members(v.perHop)
+            w.members(v.perConnection)
+        }
+        w.endObject()
+    }
+
+    /// The hop's interface names (`if2` without a report's names), or null.
+    static func interface(of h: Hop, report: AnalysisReport?, to w: JSONWriter) {
+        if let report {
+            w.string(report.interface(of: h))
+            return
+        }
+        let idx = h.exchange.interfaceIndexes
+        if idx.isEmpty {
+            w.null()
+        } else {
+            w.separator()
+            w.byte(0x22)
+            for i in idx.indices {
+                if i > 0 { w.byte(0x2c) }
+                w.ascii("if"); w.digits(idx[i])
+            }
+            w.byte(0x22)
+            w.needsComma = true
+        }
+    }
+
+    /// The hop's verdict encoded (once per connection): `"rule": …` for every hop,
+    /// `"ruleEvaluation": …, "roleReason": …` for its connection's record.
+    static func verdictRendering(_ h: Hop) -> VerdictRendering {
+        h.verdictJSON {
             let rule = h.rule
+            let m = JSONWriter(capacity: 1024)
             m.field("rule", rule.decidingRule ?? rule.sentence)
+            let perHop = m.bytes
+            m.reset()
             m.key("ruleEvaluation")
             write(verdict: rule, to: m)
             m.field("roleReason", h.roleReason)
-            return m.bytes
-        })
+            return VerdictRendering(perHop: perHop, perConnection: m.bytes)
+        }
+    }
+
+    /// A connection's record: `{id, client, server, originalDestination, replySource, interface,
+    /// rule, ruleEvaluation, roleReason}`, its facts as its first reported hop saw them.
+    public static func write(connectionOf h: Hop, report: AnalysisReport?, to w: JSONWriter) {
+        w.beginObject()
+        writeFacts(of: h, report: report, to: w)
+        let v = verdictRendering(h)
+        w.members(v.perHop)
+        w.members(v.perConnection)
         w.endObject()
+    }
+
+    /// The members of a connection's record before its verdict (inside an open object).
+    static func writeFacts(of h: Hop, report: AnalysisReport?, to w: JSONWriter) {
+        let x = h.exchange
+        w.field("id", x.connectionID.value)
+        w.field("client", endpoint: x.client)
+        w.field("server", endpoint: x.server)
+        w.field("originalDestination", endpoint: x.originalDestination)
+        w.field("replySource", endpoint: x.replySource)
+        w.key("interface")
+        interface(of: h, report: report, to: w)
     }
 
     /// An exchange's flags as an array of names.
@@ -102,7 +161,7 @@ public enum JSONReport {
         return w.string
     }
 
-    public static func write(chain c: RequestChain, report: AnalysisReport?, to w: JSONWriter) {
+    public static func write(chain c: RequestChain, report: AnalysisReport?, connections: ConnectionRecords? = nil, to w: JSONWriter) {
         w.beginObject()
         w.field("id", c.id)
         w.field("method", c.method)
@@ -141,7 +200,10 @@ public enum JSONReport {
         }
         w.key("hops")
         w.beginArray()
-        for h in c.hops { write(hop: h, report: report, to: w) }
+        // The hops lent in place (`c.hops[i]` would copy each hop for the call).
+        c.hops.withUnsafeBufferPointer { hops in
+            for i in hops.indices { write(hop: hops[i], report: report, connections: connections, to: w) }
+        }
         w.endArray()
         w.endObject()
     }
@@ -254,9 +316,14 @@ public enum JSONReport {
 
     /// Writes `--format json` as the chains come: `chain` for each, then `finish` with the
     /// report (its `chains` are not written again). The writer is flushed to its sink as it fills.
+    ///
+    /// `{"schemaVersion": 2, "chains": [ … ], "connections": [ … ], "capture": …, …}`: the
+    /// connections the hops refer to are kept (a few bytes each, their verdicts shared) and
+    /// written after the chains.
     public final class DocumentWriter {
         public let writer: JSONWriter
         private var opened = false
+        private let connections = ConnectionRecords()
 
         public init(_ writer: JSONWriter) { self.writer = writer }
 
@@ -264,27 +331,61 @@ public enum JSONReport {
             guard !opened else { return }
             opened = true
             writer.beginObject()
+            writer.field("schemaVersion", JSONReport.schemaVersion)
             writer.key("chains")
             writer.beginArray()
         }
 
         public func chain(_ c: RequestChain, report: AnalysisReport? = nil) {
             open()
-            write(chain: c, report: report, to: writer)
+            for i in c.hops.indices { connections.note(c.hops[i], report: report) }
+            write(chain: c, report: report, connections: connections, to: writer)
             writer.flushIfNeeded()
         }
 
-        /// Closes the chains and writes what is known at the end; a newline ends the document.
+        /// Closes the chains, writes the connections and what is known at the end; a newline
+        /// ends the document.
         public func finish(_ r: AnalysisReport) {
             open()
             writer.endArray()
-            JSONReport.write(ending: r, summaryKey: "summary", to: writer)
+            for h in r.orphanResponses { connections.note(h, report: r) }
+            writer.key("connections")
+            connections.writeKept(to: writer)
+            JSONReport.write(ending: r, summaryKey: "summary", connections: connections, to: writer)
             writer.endObject()
             writer.newline()
         }
     }
 
-    /// One line of `--format jsonl`: the chain and a newline.
+    /// Writes `--format jsonl`: a `{"connection": …}` line before the first chain line that
+    /// refers to a connection, one line per chain, and the `{"summary": …}` line at the end.
+    public final class LinesWriter {
+        public let writer: JSONWriter
+        private let connections: ConnectionRecords
+
+        public init(_ writer: JSONWriter) {
+            self.writer = writer
+            connections = ConnectionRecords(lines: writer)
+        }
+
+        /// The chain's line, after the lines of the connections it is the first to refer to.
+        public func chain(_ c: RequestChain) {
+            for i in c.hops.indices { connections.note(c.hops[i], report: nil) }
+            write(chain: c, report: nil, connections: connections, to: writer)
+            writer.newline()
+            writer.flushIfNeeded()
+        }
+
+        /// The last line: `{"summary": …}` (after the lines of the orphan responses' connections).
+        public func finish(_ r: AnalysisReport) {
+            for h in r.orphanResponses { connections.note(h, report: r) }
+            write(trailer: r, connections: connections, to: writer)
+            writer.newline()
+        }
+    }
+
+    /// One chain line of `--format jsonl` on its own: the chain (its hops carrying their
+    /// verdicts) and a newline. `LinesWriter` writes the stream.
     public static func writeLine(chain c: RequestChain, to w: JSONWriter) {
         write(chain: c, report: nil, to: w)
         w.newline()
@@ -292,11 +393,12 @@ public enum JSONReport {
     }
 
     /// The final line of `--format jsonl`: `{"summary": …}` with the header and the duplicates.
-    public static func write(trailer r: AnalysisReport, to w: JSONWriter) {
+    public static func write(trailer r: AnalysisReport, connections: ConnectionRecords? = nil, to w: JSONWriter) {
         w.beginObject()
         w.key("summary")
         w.beginObject()
-        write(ending: r, summaryKey: "totals", to: w)
+        w.field("schemaVersion", JSONReport.schemaVersion)
+        write(ending: r, summaryKey: "totals", connections: connections, to: w)
         w.endObject()
         w.endObject()
     }
@@ -304,7 +406,7 @@ public enum JSONReport {
     /// What is only known at the end of a capture, the same in the document and in jsonl's
     /// last line: the header, the summary (under `summaryKey`), the answer, the duplicates,
     /// the orphan responses, the counters and the warnings.
-    static func write(ending r: AnalysisReport, summaryKey: String, to w: JSONWriter) {
+    static func write(ending r: AnalysisReport, summaryKey: String, connections: ConnectionRecords? = nil, to w: JSONWriter) {
         writeHeader(r, to: w)
         w.key(summaryKey)
         write(summary: r, to: w)
@@ -315,7 +417,7 @@ public enum JSONReport {
         w.endArray()
         w.key("orphanResponses")
         w.beginArray()
-        for h in r.orphanResponses { write(hop: h, report: r, to: w) }
+        for h in r.orphanResponses { write(hop: h, report: r, connections: connections, to: w) }
         w.endArray()
         w.key("counters")
         write(counters: r, to: w)
@@ -461,9 +563,138 @@ struct JSONStringSink: ExplanationSink {
         begin()
         w.durationText(ns)
     }
+    mutating func int(_ v: Int) {
+        begin()
+        w.digits(v)
+    }
     mutating func endItem() {
         begin()
         w.endString()
         open = false
+    }
+}
+
+/// The connections a JSON stream has described, so each is described once: their records are
+/// written as lines as they come (jsonl: `{"connection": …}` before the first chain line that
+/// refers to one), or kept and written as the document's `connections` array.
+///
+/// Kept per connection: its id, the identity of its hops' shared verdict, and (for the
+/// document) its facts encoded (about a hundred bytes) with the index of its verdict's
+/// encoding, which connections with the same verdict share.
+public final class ConnectionRecords {
+    /// A connection described: the identity of the verdict its hops were last seen with (0:
+    /// none) and the index of its record's verdict in `verdicts` (-1: not described).
+    private struct Slot {
+        var identity: UInt = 0
+        var verdict: Int32 = -1
+    }
+    /// By connection id (ids are small and dense: the connection table numbers them); others
+    /// (ids beyond `denseLimit` or negative) in `sparse`.
+    // Used by one thread (the writer's): no dynamic exclusivity checks.
+    @exclusivity(unchecked) private var slots: [Slot] = []
+    @exclusivity(unchecked) private var sparse: [Int: Slot] = [:]
+    private static let denseLimit = 1 << 24
+    /// Distinct verdict encodings, and their index.
+    @exclusivity(unchecked) private var verdicts: [VerdictRendering] = []
+    private var verdictIndex: [[UInt8]: Int32] = [:]
+    /// The document's records: facts encoded one after the other, and where each ends.
+    private let facts = JSONWriter(capacity: 1024)
+    private var kept: [(end: Int, verdict: Int32)] = []
+    /// jsonl: where the `{"connection": …}` lines go (nil: kept for the document).
+    private let lines: JSONWriter?
+
+    public init(lines: JSONWriter? = nil) { self.lines = lines }
+
+    @inline(__always) private func slot(_ id: Int) -> Slot {
+        if id >= 0 && id < slots.count { return slots[id] }
+        if id >= 0 && id < Self.denseLimit { return Slot() }
+        return sparse[id] ?? Slot()
+    }
+
+    private func set(_ id: Int, _ s: Slot) {
+        if id >= 0 && id < Self.denseLimit {
+            if id >= slots.count { slots.append(contentsOf: repeatElement(Slot(), count: id + 1 - slots.count)) }
+            slots[id] = s
+        } else {
+            sparse[id] = s
+        }
+    }
+
+    private func intern(_ v: VerdictRendering) -> Int32 {
+        let key = v.perHop + v.perConnection
+        if let i = verdictIndex[key] { return i }
+        verdicts.append(v)
+        let i = Int32(verdicts.count - 1)
+        verdictIndex[key] = i
+        return i
+    }
+
+    /// Describes the hop's connection if it has not been: writes its line (jsonl) or keeps its
+    /// record (document).
+    @inline(__always)
+    public func note(_ h: Hop, report: AnalysisReport?) {
+        let id = h.exchange.connectionID.value, identity = UInt(bitPattern: h.verdictIdentity)
+        let s = slot(id)
+        if s.verdict >= 0 && s.identity == identity { return }
+        describe(h, id: id, identity: identity, report: report)
+    }
+
+    private func describe(_ h: Hop, id: Int, identity: UInt, report: AnalysisReport?) {
+        var s = slot(id)
+        if s.verdict >= 0 {
+            // Described; a hop given another verdict carries it itself (`verdict(referredBy:)`).
+            if s.identity != identity, s.verdict == intern(JSONReport.verdictRendering(h)) {
+                s.identity = identity
+                set(id, s)
+            }
+            return
+        }
+        let index = intern(JSONReport.verdictRendering(h))
+        set(id, Slot(identity: identity, verdict: index))
+        if let lines {
+            lines.beginObject()
+            lines.key("connection")
+            JSONReport.write(connectionOf: h, report: report, to: lines)
+            lines.endObject()
+            lines.newline()
+        } else {
+            JSONReport.writeFacts(of: h, report: report, to: facts)
+            facts.needsComma = false
+            kept.append((facts.count, index))
+        }
+    }
+
+    /// The verdict of the hop's connection's record when it is the hop's (the hop then refers
+    /// to it); nil for a connection not described, or a hop given another verdict.
+    public func verdict(referredBy h: Hop) -> VerdictRendering? {
+        let id = h.exchange.connectionID.value
+        let s = slot(id)
+        guard s.verdict >= 0 else { return nil }
+        if s.identity == UInt(bitPattern: h.verdictIdentity) || s.verdict == intern(JSONReport.verdictRendering(h)) {
+            return verdicts[Int(s.verdict)]
+        }
+        return nil
+    }
+
+    /// True when the hop's verdict is its connection's record's.
+    public func refers(_ h: Hop) -> Bool { verdict(referredBy: h) != nil }
+
+    /// The document's `connections`: every record kept, in the order the connections were
+    /// first referred to.
+    func writeKept(to w: JSONWriter) {
+        w.beginArray()
+        var start = 0
+        for k in kept {
+            w.beginObject()
+            facts.withBytes(start..<k.end) { w.append($0) }
+            w.needsComma = true
+            let v = verdicts[Int(k.verdict)]
+            w.members(v.perHop)
+            w.members(v.perConnection)
+            w.endObject()
+            w.flushIfNeeded()
+            start = k.end
+        }
+        w.endArray()
     }
 }

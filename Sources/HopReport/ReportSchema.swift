@@ -4,34 +4,77 @@
 // what docs/schema/analyze.schema.json publishes. A key the writer writes as null is optional
 // here; a key it writes only sometimes (`toPort`, `exempt`, `malformedRequestLine`) too.
 
-/// `analyze --format json`: the chains, then what is only known at the end of the capture.
+/// `analyze --format json`: the chains, the connections their hops refer to, then what is only
+/// known at the end of the capture.
 public struct ReportDocument: Codable, Equatable, Sendable {
+    /// The version of the schema (`JSONReport.schemaVersion`; 2 since connections are
+    /// described once, in `connections`).
+    public var schemaVersion: Int
     public var chains: [ReportChain]
+    /// Every connection a hop (of a chain or an orphan response) refers to, once.
+    public var connections: [ReportConnection]
     public var summary: ReportSummary
     /// Everything else known at the end (the same as in jsonl's trailer).
     public var ending: ReportEnding
 
-    public init(chains: [ReportChain], summary: ReportSummary, ending: ReportEnding) {
+    public init(chains: [ReportChain], connections: [ReportConnection] = [], summary: ReportSummary, ending: ReportEnding) {
+        schemaVersion = JSONReport.schemaVersion
         self.chains = chains
+        self.connections = connections
         self.summary = summary
         self.ending = ending
     }
 
-    private enum CodingKeys: String, CodingKey { case chains, summary }
+    private enum CodingKeys: String, CodingKey { case schemaVersion, chains, connections, summary }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
+        schemaVersion = try c.decode(Int.self, forKey: .schemaVersion)
         chains = try c.decode([ReportChain].self, forKey: .chains)
+        connections = try c.decode([ReportConnection].self, forKey: .connections)
         summary = try c.decode(ReportSummary.self, forKey: .summary)
         ending = try ReportEnding(from: decoder)
     }
 
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(schemaVersion, forKey: .schemaVersion)
         try c.encode(chains, forKey: .chains)
+        try c.encode(connections, forKey: .connections)
         try c.encode(summary, forKey: .summary)
         try ending.encode(to: encoder)
     }
+}
+
+/// A connection, described once (`connections[]` of the document, a `{"connection": …}` line
+/// of jsonl before the first chain line that refers to it): its facts as its first reported
+/// hop saw them and what the rules say about it.
+public struct ReportConnection: Codable, Equatable, Sendable {
+    /// The id hops refer to (their `connection`).
+    public var id: Int
+    public var client: String
+    public var server: String
+    public var originalDestination: String?
+    public var replySource: String?
+    public var interface: String?
+    /// The deciding rule, or the evaluation's sentence when no rule decided.
+    public var rule: String
+    public var ruleEvaluation: ReportRuleEvaluation
+    /// Why its hops were given their role (one line).
+    public var roleReason: String
+
+    public init(id: Int, client: String, server: String, originalDestination: String? = nil, replySource: String? = nil,
+                interface: String? = nil, rule: String = "", ruleEvaluation: ReportRuleEvaluation = ReportRuleEvaluation(outcome: "no-rules", sentence: "", traversal: []),
+                roleReason: String = "") {
+        self.id = id; self.client = client; self.server = server; self.originalDestination = originalDestination
+        self.replySource = replySource; self.interface = interface; self.rule = rule; self.ruleEvaluation = ruleEvaluation
+        self.roleReason = roleReason
+    }
+}
+
+/// A connection line of `analyze --format jsonl`: `{"connection": {…}}`.
+public struct ReportConnectionLine: Codable, Equatable, Sendable {
+    public var connection: ReportConnection
 }
 
 /// The last line of `analyze --format jsonl`: `{"summary": {…, "totals": …}}`.
@@ -39,18 +82,23 @@ public struct ReportTrailer: Codable, Equatable, Sendable {
     public var summary: Body
 
     public struct Body: Codable, Equatable, Sendable {
+        /// The version of the schema (`JSONReport.schemaVersion`).
+        public var schemaVersion: Int
         public var totals: ReportSummary
         public var ending: ReportEnding
 
-        private enum CodingKeys: String, CodingKey { case totals }
+        private enum CodingKeys: String, CodingKey { case schemaVersion, totals }
 
         public init(from decoder: Decoder) throws {
-            totals = try decoder.container(keyedBy: CodingKeys.self).decode(ReportSummary.self, forKey: .totals)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            schemaVersion = try c.decode(Int.self, forKey: .schemaVersion)
+            totals = try c.decode(ReportSummary.self, forKey: .totals)
             ending = try ReportEnding(from: decoder)
         }
 
         public func encode(to encoder: Encoder) throws {
             var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(schemaVersion, forKey: .schemaVersion)
             try c.encode(totals, forKey: .totals)
             try ending.encode(to: encoder)
         }
@@ -171,8 +219,12 @@ public struct ReportHop: Codable, Equatable, Sendable {
     public var flags: [String]
     /// The deciding rule, or the evaluation's sentence when no rule decided.
     public var rule: String
-    public var ruleEvaluation: ReportRuleEvaluation
-    public var roleReason: String
+    /// The connection's (`ReportConnection`), given here only when this hop's verdict differs
+    /// from its connection's record, or the hop is written on its own (watch's lines); read
+    /// it with `ReportDocument.ruleEvaluation(of:)`.
+    public var ruleEvaluation: ReportRuleEvaluation?
+    /// As `ruleEvaluation`: read it with `ReportDocument.roleReason(of:)`.
+    public var roleReason: String?
 }
 
 /// How the netfilter rules treat a hop's SYN.
@@ -271,6 +323,23 @@ extension ReportDocument {
     public var warnings: [ReportWarning] { ending.warnings }
 }
 
+extension ReportDocument {
+    /// The connections by id.
+    public var connectionsByID: [Int: ReportConnection] {
+        Dictionary(connections.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    /// The hop's rule evaluation: its own, else its connection's.
+    public func ruleEvaluation(of hop: ReportHop, in byID: [Int: ReportConnection]? = nil) -> ReportRuleEvaluation? {
+        hop.ruleEvaluation ?? (byID ?? connectionsByID)[hop.connection]?.ruleEvaluation
+    }
+
+    /// Why the hop got its role: its own reason, else its connection's.
+    public func roleReason(of hop: ReportHop, in byID: [Int: ReportConnection]? = nil) -> String? {
+        hop.roleReason ?? (byID ?? connectionsByID)[hop.connection]?.roleReason
+    }
+}
+
 extension ReportHop {
     /// The hop carries the request towards the proxy (inbound-intercepted, outbound-redirected).
     public var isDownstream: Bool { role == "inbound-intercepted" || role == "outbound-redirected" }
@@ -320,8 +389,7 @@ extension ReportHop {
         self.role = role; self.client = client; self.server = server; self.method = method; self.target = target
         self.requestId = requestId; self.status = status; self.requestStartNs = requestStartNs; self.requestEndNs = requestEndNs
         self.responseStartNs = responseStartNs; self.responseEndNs = responseEndNs
-        attempt = 1; connection = 0; flags = []; rule = ""; roleReason = ""
-        ruleEvaluation = ReportRuleEvaluation(outcome: "no-rules", sentence: "", traversal: [])
+        attempt = 1; connection = 0; flags = []; rule = ""
     }
 }
 

@@ -108,10 +108,28 @@ final class AnalyzeCommandTests: XCTestCase {
     func testJSONLStreamsOneChainPerLineThenASummary() throws {
         let r = try TestEnv.run(TestEnv.hoptrace, ["analyze", capture("nat-split.pcap"), "--format", "jsonl"])
         XCTAssertEqual(r.status, 0)
-        let lines = r.stdout.split(separator: "\n")
-        XCTAssertEqual(lines.count, 5)
-        let last = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(lines.last!.utf8)) as? [String: Any])
-        XCTAssertNotNil(last["summary"])
+        let lines = try r.stdout.split(separator: "\n").map { try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
+        // 4 chains of 2 hops, each hop on a connection of its own: each connection's line
+        // comes before the chain that refers to it.
+        XCTAssertEqual(lines.count, 13)
+        XCTAssertEqual(lines.filter { $0["hops"] != nil }.count, 4)
+        var described = Set<Int>()
+        for line in lines.dropLast() {
+            if let c = line["connection"] as? [String: Any] {
+                XCTAssertEqual(line.count, 1)
+                XCTAssertNotNil(c["ruleEvaluation"] as? [String: Any])
+                XCTAssertNotNil(c["roleReason"] as? String)
+                XCTAssertTrue(described.insert(c["id"] as? Int ?? -1).inserted)
+            } else {
+                for h in line["hops"] as? [[String: Any]] ?? [] {
+                    XCTAssertTrue(described.contains(h["connection"] as? Int ?? -2), "\(h)")
+                    XCTAssertNil(h["ruleEvaluation"])
+                    XCTAssertNotNil(h["rule"] as? String)
+                }
+            }
+        }
+        XCTAssertEqual(described.count, 8)
+        XCTAssertEqual((lines.last!["summary"] as? [String: Any])?["schemaVersion"] as? Int, 2)
     }
 
     /// The README shows `hoptrace analyze`'s output on the bundled capture; it must stay true.

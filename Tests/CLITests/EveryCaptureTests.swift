@@ -120,7 +120,9 @@ final class EveryCaptureTests: XCTestCase {
         let r = try TestEnv.run(TestEnv.hoptrace, ["analyze", TestEnv.captures.appendingPathComponent("lab-load.pcap").path, "--format", "json"])
         XCTAssertEqual(r.status, 0, r.stderr)
         let d = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
-        XCTAssertEqual(Set(d.keys), ["capture", "rules", "pod", "summary", "answer", "chains", "duplicates", "orphanResponses", "counters", "warnings"])
+        XCTAssertEqual(Set(d.keys), ["schemaVersion", "capture", "rules", "pod", "summary", "answer", "chains", "connections", "duplicates",
+                                     "orphanResponses", "counters", "warnings"])
+        XCTAssertEqual(d["schemaVersion"] as? Int, 2)
         XCTAssertEqual((d["warnings"] as? [Any])?.count, 0, "a full capture of a pod: nothing the analysis can't tell")
         let s = try XCTUnwrap(d["summary"] as? [String: Any])
         XCTAssertNotNil(s["medianProxyAddedNs"] as? Int)
@@ -131,10 +133,12 @@ final class EveryCaptureTests: XCTestCase {
         let qs = hop["requestStartNs"] as! Int, qe = hop["requestEndNs"] as! Int
         let rs = hop["responseStartNs"] as! Int, re = hop["responseEndNs"] as! Int
         XCTAssertTrue(qs <= qe && qe <= rs && rs <= re, "\(qs) \(qe) \(rs) \(re)")
-        // jsonl: the same chains, one a line, and the summary (with the same answer) last.
+        // jsonl: the same chains, one a line, each connection's line before the first chain
+        // that refers to it, and the summary (with the same answer) last.
         let l = try TestEnv.run(TestEnv.hoptrace, ["analyze", TestEnv.captures.appendingPathComponent("lab-load.pcap").path, "--format", "jsonl"])
         let lines = l.stdout.split(separator: "\n")
-        XCTAssertEqual(lines.count, (d["chains"] as? [Any])!.count + 1)
+        XCTAssertEqual(lines.count, (d["chains"] as? [Any])!.count + (d["connections"] as? [Any])!.count + 1)
+        XCTAssertEqual(lines.filter { $0.hasPrefix(#"{"connection":"#) }.count, (d["connections"] as? [Any])!.count)
         let last = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(lines.last!.utf8)) as? [String: Any])
         let summary = try XCTUnwrap(last["summary"] as? [String: Any])
         XCTAssertEqual(summary["answer"] as? String, d["answer"] as? String)

@@ -31,10 +31,16 @@ final class ReportSchemaValidationTests: XCTestCase {
             XCTAssertEqual(r.status, 0, "\(kind): \(r.stdout.suffix(3000)) \(r.stderr)")
             XCTAssertTrue(r.stdout.contains(" 0 problem(s)"), r.stdout)
         }
-        // The validator can fail: a document with a key the schema does not know.
+        // The validator can fail: a document with a key the schema does not know, a jsonl chain
+        // whose connection was not described before it.
         let bad = dir.appendingPathComponent("bad.json")
         let first = try String(contentsOfFile: files["document"]![0], encoding: .utf8)
-        try Data(first.replacingOccurrences(of: "{\"chains\":", with: "{\"unknown\":1,\"chains\":").utf8).write(to: bad)
+        try Data(first.replacingOccurrences(of: "{\"schemaVersion\":", with: "{\"unknown\":1,\"schemaVersion\":").utf8).write(to: bad)
         XCTAssertEqual(try TestEnv.run(python, [script, schema, "document", bad.path]).status, 1)
+        let described = try XCTUnwrap(files["jsonl"]!.lazy.map { try? String(contentsOfFile: $0, encoding: .utf8) }.first { $0?.hasPrefix("{\"connection\":") == true } ?? nil)
+        let lines = described.split(separator: "\n")
+        let undescribed = dir.appendingPathComponent("undescribed.jsonl")
+        try Data(lines.filter { !$0.hasPrefix("{\"connection\":") }.joined(separator: "\n").utf8).write(to: undescribed)
+        XCTAssertEqual(try TestEnv.run(python, [script, schema, "jsonl", undescribed.path]).status, 1)
     }
 }

@@ -101,6 +101,11 @@ final class WarningsCommandTests: XCTestCase {
         let hops = (d["chains"] as? [[String: Any]] ?? []).flatMap { $0["hops"] as? [[String: Any]] ?? [] }
         let redirected = hops.filter { $0["role"] as? String == "outbound-redirected" }
         XCTAssertEqual(redirected.count, 2)
-        for h in redirected { XCTAssertTrue((h["roleReason"] as? String)?.contains("not the rules in force") == true, "\(h)") }
+        // The reason is the connection's, in its record.
+        let connections = Dictionary(uniqueKeysWithValues: (d["connections"] as? [[String: Any]] ?? []).map { ($0["id"] as? Int ?? -1, $0) })
+        for h in redirected {
+            let c = connections[h["connection"] as? Int ?? -2]
+            XCTAssertTrue((c?["roleReason"] as? String)?.contains("not the rules in force") == true, "\(h) \(String(describing: c))")
+        }
     }
 }

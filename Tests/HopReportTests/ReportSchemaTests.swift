@@ -59,6 +59,12 @@ final class ReportSchemaTests: XCTestCase {
             for section in report.counters {
                 for item in section.items { XCTAssertEqual(doc.counters[section.name]?[item.name], item.count, "\(name) \(section.name)/\(item.name)") }
             }
+            XCTAssertEqual(doc.schemaVersion, JSONReport.schemaVersion, name)
+            // Every connection a hop refers to is described once.
+            let byID = doc.connectionsByID
+            XCTAssertEqual(byID.count, doc.connections.count, "\(name): a connection described twice")
+            let referred = Set(report.chains.flatMap { $0.hops.map(\.connection.id.value) } + report.orphanResponses.map(\.connection.id.value))
+            XCTAssertEqual(Set(byID.keys), referred, name)
             for (typed, chain) in zip(doc.chains, report.chains) {
                 chainsSeen += 1
                 XCTAssertEqual(typed.id, chain.id, name)
@@ -78,23 +84,61 @@ final class ReportSchemaTests: XCTestCase {
                     XCTAssertEqual(h.requestStartNs, hop.exchange.request?.firstTimestamp, name)
                     XCTAssertEqual(h.responseEndNs, hop.exchange.response?.lastTimestamp, name)
                     XCTAssertEqual(h.requestStart, hop.exchange.request.map { Timestamp.iso8601($0.firstTimestamp) }, name)
-                    XCTAssertEqual(h.ruleEvaluation.decidingRule, hop.rule.decidingRule, name)
-                    XCTAssertEqual(h.roleReason, hop.roleReason, name)
+                    XCTAssertEqual(h.rule, hop.rule.decidingRule ?? hop.rule.sentence, name)
+                    // The verdict is the connection's record's (the hop does not repeat it).
+                    XCTAssertNil(h.ruleEvaluation, name)
+                    XCTAssertNil(h.roleReason, name)
+                    let record = try XCTUnwrap(byID[h.connection], name)
+                    XCTAssertEqual(record.client, h.client, name)
+                    XCTAssertEqual(record.server, h.server, name)
+                    XCTAssertEqual(record.rule, h.rule, name)
+                    XCTAssertEqual(record.ruleEvaluation.decidingRule, hop.rule.decidingRule, name)
+                    XCTAssertEqual(record.ruleEvaluation.sentence, hop.rule.sentence, name)
+                    XCTAssertEqual(record.ruleEvaluation.traversal, hop.rule.traversal, name)
+                    XCTAssertEqual(record.roleReason, hop.roleReason, name)
+                    XCTAssertEqual(doc.ruleEvaluation(of: h, in: byID)?.decidingRule, hop.rule.decidingRule, name)
+                    XCTAssertEqual(doc.roleReason(of: h, in: byID), hop.roleReason, name)
                 }
             }
+            for (h, hop) in zip(doc.ending.orphanResponses, report.orphanResponses) {
+                XCTAssertNil(h.ruleEvaluation, name)
+                XCTAssertEqual(byID[h.connection]?.roleReason, hop.roleReason, name)
+            }
 
-            // jsonl: the same chains, one a line, and a trailer with the same ending.
+            // jsonl: each connection's line before the first chain line that refers to it, the
+            // same chains, one a line, and a trailer with the same ending.
             let lines = JSONWriter(capacity: 1 << 16)
-            for c in report.chains { JSONReport.writeLine(chain: c, to: lines) }
-            JSONReport.write(trailer: report, to: lines)
+            let stream = JSONReport.LinesWriter(lines)
+            for c in report.chains { stream.chain(c) }
+            stream.finish(report)
             let text = lines.string.split(separator: "\n")
-            XCTAssertEqual(text.count, report.chains.count + 1, name)
-            let jsonlChains = try text.dropLast().enumerated().map { i, l in try roundTrip(ReportChain.self, Array(l.utf8), "\(name) jsonl line \(i + 1)") }
-            XCTAssertEqual(jsonlChains.map(\.id), doc.chains.map(\.id), name)
-            XCTAssertEqual(jsonlChains.map(\.explanation), doc.chains.map(\.explanation), name)
+            XCTAssertEqual(text.count, report.chains.count + doc.connections.count + 1, name)
+            var jsonlChains: [ReportChain] = [], jsonlConnections: [ReportConnection] = []
+            var described = Set<Int>()
+            for (i, l) in text.dropLast().enumerated() {
+                if l.hasPrefix(#"{"connection":"#) {
+                    let c = try roundTrip(ReportConnectionLine.self, Array(l.utf8), "\(name) jsonl line \(i + 1)").connection
+                    XCTAssertTrue(described.insert(c.id).inserted, "\(name) jsonl line \(i + 1): connection \(c.id) described twice")
+                    jsonlConnections.append(c)
+                } else {
+                    let c = try roundTrip(ReportChain.self, Array(l.utf8), "\(name) jsonl line \(i + 1)")
+                    for h in c.hops { XCTAssertTrue(described.contains(h.connection), "\(name) jsonl line \(i + 1): connection \(h.connection) not described before") }
+                    jsonlChains.append(c)
+                }
+            }
+            XCTAssertEqual(jsonlChains, doc.chains, name)
+            XCTAssertEqual(jsonlConnections, doc.connections, name)
             let trailer = try roundTrip(ReportTrailer.self, Array(text.last!.utf8), "\(name) jsonl trailer")
+            XCTAssertEqual(trailer.summary.schemaVersion, JSONReport.schemaVersion, name)
             XCTAssertEqual(trailer.summary.totals, doc.summary, name)
             XCTAssertEqual(trailer.summary.ending, doc.ending, name)
+
+            // A chain written on its own carries its hops' verdicts.
+            if let c = report.chains.first, let hop = c.hops.first {
+                let alone = try ReportCoding.decode(ReportChain.self, from: Array(JSONReport.chain(c, report: nil).utf8))
+                XCTAssertEqual(alone.hops.first?.ruleEvaluation?.decidingRule, hop.rule.decidingRule, name)
+                XCTAssertEqual(alone.hops.first?.roleReason, hop.roleReason, name)
+            }
         }
         XCTAssertGreaterThan(chainsSeen, 100)
         XCTAssertGreaterThan(hopsSeen, chainsSeen)

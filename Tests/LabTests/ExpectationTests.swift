@@ -4,13 +4,20 @@ import XCTest
 
 /// The expectation format's comparison and assertions, on synthetic analysis documents.
 final class ExpectationTests: XCTestCase {
+    /// A hop on a connection of its own, whose record (`connections`) has the deciding rule.
     func hop(_ role: String, _ client: String, _ server: String, rule: String?) -> ReportHop {
         var h = ReportHop(role: role, client: client, server: server, method: "HEAD", target: "/", requestStartNs: nil, responseEndNs: nil)
-        h.ruleEvaluation.decidingRule = rule
+        h.connection = pendingConnections.count + 1
+        h.rule = rule ?? ""
+        pendingConnections.append(ReportConnection(id: h.connection, client: client, server: server, rule: h.rule,
+                                                   ruleEvaluation: ReportRuleEvaluation(outcome: rule == nil ? "not-redirected" : "redirected",
+                                                                                        decidingRule: rule, sentence: "", traversal: [])))
         return h
     }
+    private var pendingConnections: [ReportConnection] = []
 
     func analysis(directToApp: Bool = false, duplicates: Int = 0, unanswered: Bool = false, proxyMs: [Double] = [1, 2]) -> ReportDocument {
+        pendingConnections = []
         var chains: [ReportChain] = proxyMs.enumerated().map { i, ms in
             var c = ReportChain(id: i + 1, confidence: 1, hops: [
                 hop("inbound-intercepted", "198.18.10.1:4000\(i)", "198.18.10.2:80", rule: "nat/ISTIO_REDIRECT rule 1"),
@@ -30,6 +37,7 @@ final class ExpectationTests: XCTestCase {
         summary.requestsOnWire = 4
         summary.roles = ["inbound-intercepted": 2, "inbound-forwarded": 2, "direct": 0]
         var d = ReportDocument(summary: summary, chains: chains)
+        d.connections = pendingConnections
         d.ending.pod = ReportPod(addresses: ["198.18.10.2"], inferred: false)
         if duplicates > 0 {
             d.ending.duplicates = [ReportDuplicate(method: "HEAD", target: "/", client: "198.18.10.1", server: "198.18.10.2:80", copies: 2, repeatedStream: false)]
@@ -51,7 +59,8 @@ final class ExpectationTests: XCTestCase {
         let e = Expectation.make(from: analysis(), capture: "x.pcap", rules: nil, podIPs: [], filter: nil, assertions: [:])
         var other = analysis()
         other.chains[1].hops[1].role = "direct"
-        other.chains[1].hops[0].ruleEvaluation.decidingRule = "nat/ISTIO_INBOUND rule 2"
+        let id = other.chains[1].hops[0].connection
+        other.connections[other.connections.firstIndex { $0.id == id }!].ruleEvaluation.decidingRule = "nat/ISTIO_INBOUND rule 2"
         XCTAssertEqual(e.differences(other), [
             "chain 2 hop 1: decidingRule expected nat/ISTIO_REDIRECT rule 1, got nat/ISTIO_INBOUND rule 2",
             "chain 2 hop 2: role expected inbound-forwarded, got direct",
