@@ -14,6 +14,14 @@ final class PipelineTests: XCTestCase {
 
     func capture(_ name: String) -> String { Self.captures.appendingPathComponent(name).path }
 
+    /// `hoptrace analyze` with no FILE reads the embedded seed capture: it must be the file's
+    /// bytes (Captures/tools/embed-seed.py remakes it).
+    func testTheBundledCaptureIsTheSeedFile() throws {
+        let file = try Data(contentsOf: URL(fileURLWithPath: capture("seed-doubled-head.pcap")))
+        XCTAssertEqual(BundledCapture.name, "Captures/seed-doubled-head.pcap")
+        XCTAssertEqual(BundledCapture.bytes, [UInt8](file), "run Captures/tools/embed-seed.py")
+    }
+
     func testRuleSourceReadsKeywordsPresetsAndPaths() {
         XCTAssertEqual(RuleSource("auto"), .auto)
         XCTAssertEqual(RuleSource("live"), .live)
