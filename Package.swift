@@ -63,7 +63,11 @@ let package = Package(
         // The lab: scenes in network namespaces (sidecars: hoptrace's proxy, HAProxy, nginx),
         // their traffic and capture, ground truth from the peers' own logs, the verifier and
         // the pairing metrics (calibration, the timing-only baseline).
-        .target(name: "HopLab", dependencies: ["HopIntercept", "HopNetfilter", "HopReport"]),
+        // The lab's peers (the app, the client, nginx's configuration, wrk's and curl's scripts)
+        // are files, embedded in the code: the binary needs no resource bundle beside it.
+        .target(name: "HopLab", dependencies: ["HopIntercept", "HopNetfilter", "HopReport"],
+                resources: [.embedInCode("Scripts/app.py"), .embedInCode("Scripts/client.py"), .embedInCode("Scripts/nginx.conf"),
+                            .embedInCode("Scripts/wrk-unique.lua"), .embedInCode("Scripts/curl-loop.sh")]),
         // The stages wired together for files, live captures and namespaces: capture sources
         // (`--netns`), the flow pipeline, the analysis (its capture, pairing and writing
         // threads), watch's one-thread pipeline, and one rule source (preset | file | live | auto).
