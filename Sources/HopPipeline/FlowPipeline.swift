@@ -2,6 +2,7 @@ import Dispatch
 import HopCapture
 import HopCorrelation
 import HopFlows
+import HopHTTP
 import HopReport
 #if canImport(Glibc)
 import Glibc
@@ -204,5 +205,27 @@ struct Progress {
     private static func stderr(_ text: String) {
         var text = text
         text.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+    }
+}
+
+/// capture → flows → HTTP: every exchange handed to `onExchange` as it completes (`http`).
+public enum ExchangePipeline {
+    public struct Outcome {
+        public var result: PipelineResult
+        public var counters: HTTPCounters
+        /// The warning when a BPF filter left connections one-sided.
+        public var warnings: [AnalysisWarning]
+    }
+
+    /// Reads `source` to its end (or until `shouldStop`); a file on two threads unless
+    /// `threaded` is false (`-c` stops from the consumer's side: keep one thread then).
+    public static func run(source: PcapSource, configuration: HTTPConfiguration = .init(), filter: String? = nil,
+                           threaded: Bool = true, raw: ((RawPacket) -> Void)? = nil, shouldStop: () -> Bool = { false },
+                           onExchange: @escaping (HTTPExchange) -> Void) -> Outcome {
+        let analyzer = HTTPAnalyzer(configuration: configuration, onExchange: onExchange)
+        let result = FlowPipeline.run(source: source, consumer: analyzer, threaded: threaded, raw: raw, shouldStop: shouldStop)
+        analyzer.finish()
+        let warnings = [AnalysisWarnings.oneSided(flows: result.flows, http: analyzer.counters, filter: filter)].compactMap { $0 }
+        return Outcome(result: result, counters: analyzer.counters, warnings: warnings)
     }
 }

@@ -64,7 +64,11 @@ struct HTTP: ParsableCommand, PacketReading {
         let writer = JSONWriter(capacity: Output.flushBytes + 8192, flushThreshold: Output.flushBytes) { out.write(bytes: $0) }
         var configuration = HTTPConfiguration()
         if bodies { configuration.bodyPrefixBytes = ExchangeText.bodyPrefixBytes }
-        let analyzer = HTTPAnalyzer(configuration: configuration) { exchange in
+        let raw = try capture.writer(for: source)
+        // -c stops the read from the analysis side: keep both on one thread then.
+        let outcome = ExchangePipeline.run(source: source, configuration: configuration, filter: capture.filterExpression,
+                                           threaded: capture.count == nil, raw: raw.map { w in { w.write($0) } },
+                                           shouldStop: { printed >= limit }) { exchange in
             guard printed < limit else { return }
             printed += 1
             if quiet { return }
@@ -83,16 +87,10 @@ struct HTTP: ParsableCommand, PacketReading {
                 }
             }
         }
-        let raw = try capture.writer(for: source)
-        // -c stops the read from the analysis side: keep both on one thread then.
-        let result = FlowPipeline.run(source: source, consumer: analyzer, threaded: capture.count == nil,
-                                      raw: raw.map { w in { w.write($0) } }, shouldStop: { printed >= limit })
         raw?.flush()
-        analyzer.finish()
         writer.flush()
         out.flush()
-        report(result, jsonl: jsonl, extra: [("http", analyzer.counters.report)],
-               warnings: [AnalysisWarnings.oneSided(flows: result.flows, http: analyzer.counters, filter: capture.filterExpression)].compactMap { $0 })
-        if let e = result.readError { throw InputError(message: e.description) }
+        report(outcome.result, jsonl: jsonl, extra: [("http", outcome.counters.report)], warnings: outcome.warnings)
+        if let e = outcome.result.readError { throw InputError(message: e.description) }
     }
 }
