@@ -33,7 +33,8 @@ public enum JSONReport {
 
     /// One hop. `requestStartNs`/`requestEndNs` are the first and last byte of the request,
     /// `responseStartNs`/`responseEndNs` those of the response (null when not captured).
-    public static func write(hop h: Hop, report: AnalysisReport?, to w: JSONWriter) {
+    /// `names`: interface names known while the report is not (a pcapng file's, streamed).
+    public static func write(hop h: Hop, report: AnalysisReport?, to w: JSONWriter, names: InterfaceNameTable? = nil) {
         let c = h.connection
         w.beginObject()
         w.field("role", h.role.rawValue)
@@ -46,6 +47,8 @@ public enum JSONReport {
         w.key("interface")
         if let report {
             w.string(report.interface(of: h))
+        } else if let names, !c.interfaceIndexes.isEmpty {
+            w.string(c.interfaceIndexes.map { names.name($0) ?? "if\($0)" }.joined(separator: ","))
         } else if c.interfaceIndexes.isEmpty {
             w.null()
         } else {
@@ -102,7 +105,7 @@ public enum JSONReport {
         return w.string
     }
 
-    public static func write(chain c: RequestChain, report: AnalysisReport?, to w: JSONWriter) {
+    public static func write(chain c: RequestChain, report: AnalysisReport?, to w: JSONWriter, names: InterfaceNameTable? = nil) {
         w.beginObject()
         w.field("id", c.id)
         w.field("method", c.method)
@@ -141,7 +144,7 @@ public enum JSONReport {
         }
         w.key("hops")
         w.beginArray()
-        for h in c.hops { write(hop: h, report: report, to: w) }
+        for h in c.hops { write(hop: h, report: report, to: w, names: names) }
         w.endArray()
         w.endObject()
     }
@@ -257,6 +260,8 @@ public enum JSONReport {
     public final class DocumentWriter {
         public let writer: JSONWriter
         private var opened = false
+        /// The interfaces' names, as the capture is read (a pcapng file's).
+        public var names: InterfaceNameTable?
 
         public init(_ writer: JSONWriter) { self.writer = writer }
 
@@ -270,7 +275,7 @@ public enum JSONReport {
 
         public func chain(_ c: RequestChain, report: AnalysisReport? = nil) {
             open()
-            write(chain: c, report: report, to: writer)
+            write(chain: c, report: report, to: writer, names: names)
             writer.flushIfNeeded()
         }
 
@@ -285,8 +290,8 @@ public enum JSONReport {
     }
 
     /// One line of `--format jsonl`: the chain and a newline.
-    public static func writeLine(chain c: RequestChain, to w: JSONWriter) {
-        write(chain: c, report: nil, to: w)
+    public static func writeLine(chain c: RequestChain, to w: JSONWriter, names: InterfaceNameTable? = nil) {
+        write(chain: c, report: nil, to: w, names: names)
         w.newline()
         w.flushIfNeeded()
     }
@@ -465,5 +470,27 @@ struct JSONStringSink: ExplanationSink {
         begin()
         w.endString()
         open = false
+    }
+}
+
+/// Interface names learnt as a capture is read (a pcapng file's `if_name`s), for chains written
+/// on another thread before the report is made.
+public final class InterfaceNameTable: @unchecked Sendable {
+    // @unchecked Sendable: every access holds `lock`.
+    private let lock = NSLockish()
+    private var names: [Int32: String] = [:]
+
+    public init() {}
+
+    public func set(_ index: Int32, _ name: String) {
+        lock.lock()
+        names[index] = name
+        lock.unlock()
+    }
+
+    public func name(_ index: Int32) -> String? {
+        lock.lock()
+        defer { lock.unlock() }
+        return names[index]
     }
 }
