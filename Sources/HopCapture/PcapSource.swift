@@ -48,17 +48,17 @@ public final class PcapSource {
     public let name: String
     public let isLive: Bool
     /// Packets read so far.
-    public private(set) var packetsRead = 0
+    @exclusivity(unchecked) public private(set) var packetsRead = 0
     /// The BPF expression applied, if any.
-    public private(set) var filter: String?
+    @exclusivity(unchecked) public private(set) var filter: String?
     /// A warning from pcap_activate (e.g. promiscuous mode not supported), if any.
     public private(set) var activationWarning: String?
 
     /// The pcapng reader of a pcapng file (nil: libpcap reads).
     private let pcapng: PcapngReader?
-    private var pcapngPacket = PcapngPacket()
+    @exclusivity(unchecked) private var pcapngPacket = PcapngPacket()
     /// Set by `breakLoop()` for the pcapng reader.
-    private var stopRequested = false
+    @exclusivity(unchecked) private var stopRequested = false
     /// The BPF filter of a pcapng file, compiled for each link type met (nil: it does not compile for it).
     private var filterPrograms: [Int32: UnsafeMutablePointer<bpf_program>?] = [:]
 
@@ -377,7 +377,7 @@ public final class PcapSource {
     }
 
     /// The program of the last packet's link type (most files have one).
-    private var lastFilter: (linkType: LinkType?, program: UnsafeMutablePointer<bpf_program>?) = (nil, nil)
+    @exclusivity(unchecked) private var lastFilter: (linkType: LinkType?, program: UnsafeMutablePointer<bpf_program>?) = (nil, nil)
 
     /// Packets of a pcapng file left out because the filter does not compile for their
     /// interface's link type (e.g. `ether host` on a RAW interface).

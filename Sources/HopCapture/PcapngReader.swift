@@ -50,7 +50,8 @@ enum PcapngFailure: Error {
 /// enhanced, simple and (obsolete) packet blocks; every other block is skipped by its length.
 /// Unlike libpcap it reads interfaces of different link types: every packet comes with its
 /// interface. Every length is checked before it is used (a hostile file is an error, never a
-/// trap); a block is read in place from one buffer (no copy per packet).
+/// trap); a block is read in place from one buffer (no copy per packet). Its state is used by
+/// one thread: `@exclusivity(unchecked)` spares a dynamic check at every field read.
 final class PcapngReader {
     /// A block larger than this is corrupt (libpcap's bound is 16 MiB too).
     static let maxBlockBytes = 16 << 20
@@ -58,11 +59,11 @@ final class PcapngReader {
     static let byteOrderMagic: UInt32 = 0x1A2B_3C4D
 
     /// Every interface declared so far, in file order.
-    private(set) var interfaces: [CaptureInterface] = []
+    @exclusivity(unchecked) private(set) var interfaces: [CaptureInterface] = []
     /// What each packet needs of its interface, by ordinal (no strings: nothing to retain per packet).
-    private(set) var clocks: [Clock] = []
-    private(set) var linkTypes: [LinkType] = []
-    private(set) var named: [Bool] = []
+    @exclusivity(unchecked) private(set) var clocks: [Clock] = []
+    @exclusivity(unchecked) private(set) var linkTypes: [LinkType] = []
+    @exclusivity(unchecked) private(set) var named: [Bool] = []
 
     /// An interface's time resolution and offset.
     struct Clock {
@@ -76,20 +77,20 @@ final class PcapngReader {
         }
     }
     /// Sections started so far.
-    private(set) var sections = 0
+    @exclusivity(unchecked) private(set) var sections = 0
 
-    private var buffer: UnsafeMutableRawPointer
-    private var capacity: Int
+    @exclusivity(unchecked) private var buffer: UnsafeMutableRawPointer
+    @exclusivity(unchecked) private var capacity: Int
     private let ownsBuffer: Bool
-    private var position = 0
-    private var end = 0
+    @exclusivity(unchecked) private var position = 0
+    @exclusivity(unchecked) private var end = 0
     /// The file offset of `buffer[0]`.
-    private var base: Int64 = 0
+    @exclusivity(unchecked) private var base: Int64 = 0
     private let file: UnsafeMutablePointer<FILE>?
     /// The current section's byte order is not this machine's.
-    private var swapped = false
+    @exclusivity(unchecked) private var swapped = false
     /// The ordinals of the current section's interfaces, by ID.
-    private var sectionInterfaces: [Int] = []
+    @exclusivity(unchecked) private var sectionInterfaces: [Int] = []
 
     /// A reader of `file` (hoptrace closes it), whose first bytes `head` were read already.
     init(file: UnsafeMutablePointer<FILE>, head: [UInt8], bufferBytes: Int = 1 << 20) {
