@@ -90,6 +90,7 @@ struct HTTP: ParsableCommand, PacketReading {
         let result = FlowPipeline.run(source: source, consumer: analyzer, threaded: capture.count == nil,
                                       raw: raw.map { w in { w.write($0) } }, shouldStop: { printed >= limit })
         raw?.flush()
+        capture.reportUnwritten(raw, source: source)
         analyzer.finish()
         writer.flush()
         out.flush()

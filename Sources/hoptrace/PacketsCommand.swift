@@ -60,6 +60,7 @@ struct Packets: ParsableCommand, PacketReading {
         }
         out.flush()
         writer?.flush()
+        capture.reportUnwritten(writer, source: source)
         var result = PipelineResult(linkType: source.linkType, decode: decoder.counters, flows: FlowCounters(),
                                     statistics: source.statistics(), readError: readError, connections: 0)
         result.linkTypeName = source.linkTypeDescription

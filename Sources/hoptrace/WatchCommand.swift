@@ -101,6 +101,7 @@ struct Watch: ParsableCommand, PacketReading {
             },
             shouldStop: { printed >= limit })
         writer?.flush()
+        capture.reportUnwritten(writer, source: source)
         out.flush()
         let s = outcome.summary
         if jsonl {

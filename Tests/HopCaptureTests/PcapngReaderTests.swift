@@ -226,14 +226,14 @@ final class PcapngReaderTests: XCTestCase {
         var f = PcapngBuilder()
         f.bytes += f.block(0x0000_0BAD, [1, 2, 3, 4, 5])        // custom
         f.bytes += f.block(4, [0, 0, 0, 0])                      // name resolution
-        f.interface(Self.ethernetLink, snaplen: 40)
+        f.interface(Self.ethernetLink, snaplen: 54)
         f.bytes += f.block(5, [UInt8](repeating: 7, count: 24))  // interface statistics
         f.bytes += f.block(10, [UInt8](repeating: 9, count: 16)) // decryption secrets
         f.bytes += f.block(0x7777_7777, [])                      // unknown, empty
         f.simplePacket(Self.ethernet(1))
         let r = try read(f.bytes)
         XCTAssertNil(r.error)
-        XCTAssertEqual(r.lengths, [40])
+        XCTAssertEqual(r.lengths, [54])  // the headers, not the 1-byte payload
         XCTAssertEqual(r.ports, [1])
     }
 
