@@ -167,6 +167,17 @@ final class AdversarialCaptureTests: XCTestCase {
         // As tshark counts them (frame.interface_name).
         XCTAssertEqual(perInterface, ["eth0": 40, "eth1": 30, "any": 30, "tun0": 30])
         XCTAssertTrue(packets.stderr.contains("130 packets read"), packets.stderr)
+        // analyze names each hop's interface (streamed jsonl and the text report), and does not
+        // say the capture holds one interface.
+        let analyzed = try TestEnv.hoptrace("analyze", "-r", try file("pcapng-interfaces"), "--format", "jsonl")
+        XCTAssertEqual(analyzed.status, 0, analyzed.stderr)
+        for name in ["eth0", "eth1", "any", "tun0"] {
+            XCTAssertTrue(analyzed.stdout.contains("\"interface\":\"\(name)\""), "hops on \(name)")
+        }
+        XCTAssertFalse(analyzed.stdout.contains("single-interface"), analyzed.stdout)
+        let text = try TestEnv.hoptrace("analyze", "-r", try file("pcapng-interfaces"), "--all")
+        XCTAssertTrue(text.stdout.contains("130 packets (EN10MB, LINUX_SLL, RAW)"), text.stdout)
+        XCTAssertTrue(text.stdout.contains("on tun0"), text.stdout)
         // A BPF filter applies to every interface, compiled for its link type.
         let filtered = try TestEnv.hoptrace("packets", "-r", try file("pcapng-interfaces"), "-q", "tcp[tcpflags] & tcp-syn != 0")
         XCTAssertEqual(filtered.status, 0, filtered.stderr)
