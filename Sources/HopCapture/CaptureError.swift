@@ -9,9 +9,6 @@ public enum CaptureError: Error, Equatable, CustomStringConvertible {
     case compressedFile(path: String, format: String, decompressor: String)
     /// The file ended (or broke) after `packetsRead` good packets.
     case truncatedFile(path: String, packetsRead: Int, detail: String)
-    /// A pcapng whose interfaces have different link types (libpcap reads one link type per
-    /// file): read up to the first interface of another type, after `packetsRead` packets.
-    case mixedLinkTypes(path: String, packetsRead: Int, detail: String)
     case unsupportedLinkType(LinkType)
     case badFilter(expression: String, detail: String)
     case permissionDenied(interface: String, detail: String)
@@ -20,6 +17,11 @@ public enum CaptureError: Error, Equatable, CustomStringConvertible {
     case liveCaptureFailed(interface: String, detail: String)
     case writeFailed(path: String, detail: String)
 
+    /// A detail as said: hoptrace's pcapng reader's start with "pcapng: ", libpcap's are named so.
+    static func origin(_ detail: String) -> String {
+        detail.hasPrefix("pcapng: ") ? detail : "libpcap: " + detail
+    }
+
     public var description: String {
         switch self {
         case .fileNotFound(let path):
@@ -27,7 +29,7 @@ public enum CaptureError: Error, Equatable, CustomStringConvertible {
         case .fileNotReadable(let path, let reason):
             return "\(path): cannot be read: \(reason)"
         case .notACaptureFile(let path, let detail):
-            return "\(path): not a pcap or pcapng capture file (libpcap: \(detail))"
+            return "\(path): not a pcap or pcapng capture file (\(Self.origin(detail)))"
         case .emptyFile(let path):
             let what = path == "-" ? "standard input is empty" : "\(path): the file is empty"
             return "\(what) (0 bytes, not even a capture file header): the capture was stopped before it wrote anything, or it was written elsewhere"
@@ -35,10 +37,7 @@ public enum CaptureError: Error, Equatable, CustomStringConvertible {
             let shown = path == "-" ? "FILE" : path
             return "\(path): a \(format)-compressed file; hoptrace reads pcap and pcapng: decompress it first, e.g. `\(decompressor) \(shown) | hoptrace analyze -r -`"
         case .truncatedFile(let path, let n, let detail):
-            return "\(path): the file is truncated or corrupt after packet \(n) (\(n) packet\(n == 1 ? "" : "s") read; libpcap: \(detail))"
-        case .mixedLinkTypes(let path, let n, let detail):
-            let shown = path == "-" ? "FILE" : path
-            return "\(path): the pcapng's interfaces have different link types and libpcap reads one link type per file: read up to the first interface of another type, after packet \(n) (libpcap: \(detail)); the packets after it are not analyzed: split the file by interface, e.g. `tshark -r \(shown) -Y 'frame.interface_id == N' -w part-N.pcapng`, and analyze each part"
+            return "\(path): the file is truncated or corrupt after packet \(n) (\(n) packet\(n == 1 ? "" : "s") read; \(Self.origin(detail)))"
         case .unsupportedLinkType(let lt):
             let names = LinkType.supported.map(\.name).joined(separator: ", ")
             return "unsupported link type \(lt.name) (\(lt.longDescription), DLT \(lt.rawValue)); hoptrace decodes \(names)"

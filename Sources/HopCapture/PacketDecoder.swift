@@ -8,12 +8,21 @@ public struct RawPacket {
     public var bytes: UnsafeRawBufferPointer
     /// 1-based index of the packet in the capture.
     public var index: Int
+    /// The link type of the packet's interface, when the capture has interfaces of several
+    /// (a pcapng file); nil: the capture's one link type.
+    public var linkType: LinkType?
+    /// The pcapng interface the packet was captured on (`PcapSource.interfaces`' ordinal),
+    /// when the file names its interface or has several; nil otherwise.
+    public var interface: Int32?
 
-    public init(timestamp: Int64, wireLength: Int, bytes: UnsafeRawBufferPointer, index: Int) {
+    public init(timestamp: Int64, wireLength: Int, bytes: UnsafeRawBufferPointer, index: Int,
+                linkType: LinkType? = nil, interface: Int32? = nil) {
         self.timestamp = timestamp
         self.wireLength = wireLength
         self.bytes = bytes
         self.index = index
+        self.linkType = linkType
+        self.interface = interface
     }
 }
 
@@ -63,9 +72,10 @@ public struct PacketDecoder {
     public mutating func decode(_ packet: RawPacket, into segment: inout TCPSegment) -> Bool {
         tally.packets += 1
         let b = packet.bytes
-        var ctx = Context(timestamp: packet.timestamp, index: packet.index, cut: packet.wireLength > b.count)
+        var ctx = Context(timestamp: packet.timestamp, index: packet.index, cut: packet.wireLength > b.count,
+                          interfaceIndex: packet.interface)
         // The link layer tells where the network header starts and which IP version it is.
-        let (offset, version) = linkLayer(b, &ctx)
+        let (offset, version) = linkLayer(b, packet.linkType ?? linkType, &ctx)
         switch version {
         case 4: return decodeIPv4(b, offset, &ctx, &segment)
         case 6: return decodeIPv6(b, offset, &ctx, &segment)
@@ -76,7 +86,7 @@ public struct PacketDecoder {
     /// Returns the network header's offset and IP version (4 or 6), or version 0 when the
     /// packet was counted and is done with.
     @inline(__always)
-    mutating func linkLayer(_ b: UnsafeRawBufferPointer, _ ctx: inout Context) -> (Int, Int) {
+    mutating func linkLayer(_ b: UnsafeRawBufferPointer, _ linkType: LinkType, _ ctx: inout Context) -> (Int, Int) {
         switch linkType {
         case .ethernet:
             guard b.count >= 14 else { linkTooShort(ctx); return (0, 0) }

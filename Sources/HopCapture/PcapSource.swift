@@ -35,31 +35,110 @@ public struct CaptureStatistics: Sendable, Equatable {
     public var interfaceDropped: UInt32
 }
 
-/// A libpcap handle over a file or a live interface. Reads packets as views into libpcap's
-/// buffer (valid until the next read).
+/// A libpcap handle over a classic pcap file or a live interface, or hoptrace's own pcapng
+/// reader (`PcapngReader`) over a pcapng file, whose interfaces may have different link types.
+/// Reads packets as views into the reader's buffer (valid until the next read).
 public final class PcapSource {
+    /// libpcap's handle: of the file or interface read, or, for a pcapng file, a handle of the
+    /// first interface's link type (what `-w` writes with).
     public let handle: OpaquePointer
+    /// The capture's link type: of a pcapng file, its first interface's (`interfaces` has each one's).
     public let linkType: LinkType
     /// The file path or interface name.
     public let name: String
     public let isLive: Bool
     /// Packets read so far.
-    public private(set) var packetsRead = 0
+    @exclusivity(unchecked) public private(set) var packetsRead = 0
     /// The BPF expression applied, if any.
-    public private(set) var filter: String?
+    @exclusivity(unchecked) public private(set) var filter: String?
     /// A warning from pcap_activate (e.g. promiscuous mode not supported), if any.
     public private(set) var activationWarning: String?
 
-    private init(handle: OpaquePointer, name: String, isLive: Bool) {
+    /// The pcapng reader of a pcapng file (nil: libpcap reads).
+    private let pcapng: PcapngReader?
+    @exclusivity(unchecked) private var pcapngPacket = PcapngPacket()
+    /// Set by `breakLoop()` for the pcapng reader.
+    @exclusivity(unchecked) private var stopRequested = false
+    /// The BPF filter of a pcapng file, compiled for each link type met (nil: it does not compile for it).
+    private var filterPrograms: [Int32: UnsafeMutablePointer<bpf_program>?] = [:]
+
+    private init(handle: OpaquePointer, name: String, isLive: Bool, pcapng: PcapngReader? = nil) {
         self.handle = handle
         self.name = name
         self.isLive = isLive
+        self.pcapng = pcapng
         self.linkType = LinkType(rawValue: pcap_datalink(handle))
     }
 
     deinit {
         pcap_close(handle)  // closes the FILE of a memory capture too
+        for case let program? in filterPrograms.values {
+            pcap_freecode(program)
+            program.deallocate()
+        }
         memory?.deallocate()
+    }
+
+    /// The interfaces of a pcapng file declared so far (its interface description blocks,
+    /// every section's, in file order); empty for a classic pcap file or a live capture.
+    public var interfaces: [CaptureInterface] { pcapng?.interfaces ?? [] }
+
+    /// The capture's link type's name; of a pcapng file whose interfaces have several, each
+    /// one's (`EN10MB, LINUX_SLL, RAW`), in the order they were met so far.
+    public var linkTypeDescription: String {
+        var names: [String] = []
+        for i in interfaces where !names.contains(i.linkType.name) { names.append(i.linkType.name) }
+        return names.count > 1 ? names.joined(separator: ", ") : linkType.name
+    }
+
+    /// How many interfaces the capture holds as far as read: a pcapng file's declared ones, 1 otherwise.
+    public var interfaceCount: Int { max(interfaces.count, 1) }
+
+    /// The name of the pcapng interface `RawPacket.interface` names (its `if_name`, or `ifN`).
+    /// Nil when the file has a LINUX_SLL2 interface: its packets carry the capturing host's
+    /// interface index instead, which a pcapng ordinal cannot be told from.
+    public func interfaceName(ordinal: Int32) -> String? {
+        guard let all = pcapng?.interfaces, ordinal >= 0, Int(ordinal) < all.count,
+              !all.contains(where: { $0.linkType == .linuxSLL2 }) else { return nil }
+        return all[Int(ordinal)].displayName
+    }
+
+    /// The names of every pcapng interface by ordinal (for reports), as `interfaceName(ordinal:)`.
+    public var interfaceNames: [Int32: String] {
+        var out: [Int32: String] = [:]
+        for i in interfaces.indices { if let n = interfaceName(ordinal: Int32(i)) { out[Int32(i)] = n } }
+        return out
+    }
+
+    /// Opens a pcapng file with hoptrace's reader, its first bytes `head` read already from
+    /// `file` (or the bytes in `memory`).
+    private static func openPcapng(
+        file: UnsafeMutablePointer<FILE>?, head: [UInt8], memory: UnsafeMutableRawBufferPointer?, path: String
+    ) throws(CaptureError) -> PcapSource {
+        let reader: PcapngReader
+        if let file {
+            reader = PcapngReader(file: file, head: head)
+        } else {
+            reader = PcapngReader(memory: UnsafeRawBufferPointer(memory!))
+        }
+        do {
+            try reader.start()
+        } catch {
+            switch error {
+            case .notPcapng(let detail): throw .notACaptureFile(path: path, detail: "pcapng: " + detail)
+            case .corrupt(let detail):
+                if detail.hasPrefix("truncated") { throw .truncatedFile(path: path, packetsRead: 0, detail: "pcapng: " + detail) }
+                throw .notACaptureFile(path: path, detail: "pcapng: " + detail)
+            }
+        }
+        guard let first = reader.interfaces.first else {
+            throw .notACaptureFile(path: path, detail: "pcapng: the file has no interface description block before its first packet or its end")
+        }
+        let snaplen = first.snaplen == 0 || first.snaplen > 262_144 ? 262_144 : Int32(first.snaplen)
+        guard let dead = pcap_open_dead_with_tstamp_precision(first.linkType.rawValue, snaplen, UInt32(PCAP_TSTAMP_PRECISION_NANO)) else {
+            throw .notACaptureFile(path: path, detail: "pcapng: libpcap cannot make a handle for \(first.linkType.name)")
+        }
+        return PcapSource(handle: dead, name: path, isLive: false, pcapng: reader)
     }
 
     /// Opens a pcap or pcapng file (or `-` for standard input) with nanosecond timestamps.
@@ -80,12 +159,33 @@ public final class PcapSource {
         var errbuf = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE) + 1)
         let handle: OpaquePointer?
         var readBuffer: UnsafeMutableRawBufferPointer?
+        // A pcapng file (its first 4 bytes say so) is read by hoptrace's reader, which reads
+        // interfaces of several link types; anything else by libpcap, the 4 bytes put back.
+        let opened = path == "-" ? fdopen(dup(0), "rb") : fopen(path, "rb")
+        guard let file = opened else {
+            throw .fileNotReadable(path: path, reason: String(cString: strerror(errno)))
+        }
+        var head = [UInt8](repeating: 0, count: 4)
+        let got = fread(&head, 1, 4, file)
+        head.removeLast(4 - got)
+        if PcapngReader.isPcapng(head) && !readPcapngWithLibpcap {
+            return try openPcapng(file: file, head: head, memory: nil, path: path)
+        }
+        if path == "-" && got == 0 {
+            fclose(file)
+            throw .emptyFile(path: path)
+        }
+        // libpcap reads a file with stdio, whose default buffer is one 4 KiB page: a read(2)
+        // per 4 KiB. A 1 MiB buffer of our own cuts the system calls 256-fold and the
+        // reading thread's time by a third (Benchmarks/README.md). The buffer must be set
+        // before the first read: the file is opened again (standard input: the bytes read
+        // are put back, in stdio's own buffer).
         if path == "-" {
-            handle = pcap_open_offline_with_tstamp_precision(path, UInt32(PCAP_TSTAMP_PRECISION_NANO), &errbuf)
+            for b in head.reversed() { ungetc(Int32(b), file) }
+            handle = pcap_fopen_offline_with_tstamp_precision(file, UInt32(PCAP_TSTAMP_PRECISION_NANO), &errbuf)
+            if handle == nil { fclose(file) }
         } else {
-            // libpcap reads a file with stdio, whose default buffer is one 4 KiB page: a read(2)
-            // per 4 KiB. A 1 MiB buffer of our own cuts the system calls 256-fold and the
-            // reading thread's time by a third (Benchmarks/README.md).
+            fclose(file)
             guard let file = fopen(path, "rb") else {
                 throw .fileNotReadable(path: path, reason: String(cString: strerror(errno)))
             }
@@ -140,6 +240,10 @@ public final class PcapSource {
     /// libpcap's own description of its version (`libpcap version 1.10.3 (with TPACKET_V3)`).
     public static var libraryVersion: String { String(cString: pcap_lib_version()) }
 
+    /// `HOPTRACE_PCAPNG_READER=libpcap`: pcapng files are read by libpcap as before hoptrace had
+    /// its reader (one link type per file), to compare the two (Benchmarks/README.md).
+    static let readPcapngWithLibpcap = getenv("HOPTRACE_PCAPNG_READER").map { String(cString: $0) } == "libpcap"
+
     /// The stdio buffer of a capture file.
     static let fileBufferBytes = 1 << 20
 
@@ -152,6 +256,18 @@ public final class PcapSource {
     public static func openMemory(_ bytes: [UInt8], name: String) throws(CaptureError) -> PcapSource {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(bytes.count, 1), alignment: 8)
         bytes.withUnsafeBytes { buffer.copyMemory(from: $0) }
+        if PcapngReader.isPcapng(bytes) {
+            let source: PcapSource
+            do {
+                source = try openPcapng(file: nil, head: [], memory: UnsafeMutableRawBufferPointer(rebasing: buffer[..<bytes.count]), path: name)
+            } catch {
+                buffer.deallocate()
+                throw error
+            }
+            source.memory = buffer
+            source.isMemoryCapture = true
+            return source
+        }
         guard let file = fmemopen(buffer.baseAddress, bytes.count, "rb") else {
             buffer.deallocate()
             throw .fileNotReadable(path: name, reason: String(cString: strerror(errno)))
@@ -213,6 +329,13 @@ public final class PcapSource {
 
     /// Compiles and installs a BPF filter, as tcpdump takes it.
     public func setFilter(_ expression: String) throws(CaptureError) {
+        if pcapng != nil {
+            // Compiled for each link type of the file as it is met; the first one now, so that
+            // a bad expression is said at once.
+            filter = expression
+            _ = try program(for: linkType)
+            return
+        }
         var program = bpf_program()
         let netmask: bpf_u_int32 = PCAP_NETMASK_UNKNOWN
         if pcap_compile(handle, &program, expression, 1, netmask) != 0 {
@@ -224,6 +347,41 @@ public final class PcapSource {
         }
         filter = expression
     }
+
+    /// The filter compiled for `linkType` (nil: no filter). An expression that does not
+    /// compile for the file's first link type is an error; for a later interface's link type,
+    /// no packet of it passes (`filterUnmatched` counts them).
+    private func program(for linkType: LinkType) throws(CaptureError) -> UnsafeMutablePointer<bpf_program>? {
+        guard let expression = filter else { return nil }
+        if linkType == lastFilter.linkType { return lastFilter.program }
+        if let known = filterPrograms[linkType.rawValue] {
+            lastFilter = (linkType, known)
+            return known
+        }
+        let snaplen: Int32 = 262_144
+        guard let dead = pcap_open_dead(linkType.rawValue, snaplen) else {
+            throw .badFilter(expression: expression, detail: "libpcap cannot make a handle for \(linkType.name)")
+        }
+        defer { pcap_close(dead) }
+        let program = UnsafeMutablePointer<bpf_program>.allocate(capacity: 1)
+        program.initialize(to: bpf_program())
+        if pcap_compile(dead, program, expression, 1, PCAP_NETMASK_UNKNOWN) != 0 {
+            let detail = String(cString: pcap_geterr(dead))
+            program.deallocate()
+            if filterPrograms.isEmpty { throw .badFilter(expression: expression, detail: detail) }
+            filterPrograms[linkType.rawValue] = .some(nil)
+            return nil
+        }
+        filterPrograms[linkType.rawValue] = program
+        return program
+    }
+
+    /// The program of the last packet's link type (most files have one).
+    @exclusivity(unchecked) private var lastFilter: (linkType: LinkType?, program: UnsafeMutablePointer<bpf_program>?) = (nil, nil)
+
+    /// Packets of a pcapng file left out because the filter does not compile for their
+    /// interface's link type (e.g. `ether host` on a RAW interface).
+    public private(set) var filterUnmatched = 0
 
     /// The result of one read.
     public enum ReadResult {
@@ -249,6 +407,7 @@ public final class PcapSource {
     /// packets before it were returned.
     @inline(__always)
     public func next() throws(CaptureError) -> ReadResult {
+        if let pcapng { return try nextPcapng(pcapng) }
         var header: UnsafeMutablePointer<pcap_pkthdr>?
         var data: UnsafePointer<UInt8>?
         let rc = pcap_next_ex(handle, &header, &data)
@@ -270,17 +429,51 @@ public final class PcapSource {
         default:
             let detail = String(cString: pcap_geterr(handle))
             if isLive { throw .liveCaptureFailed(interface: name, detail: detail) }
-            if detail.contains("different from the type of the first interface") {
-                throw .mixedLinkTypes(path: name, packetsRead: packetsRead, detail: detail)
-            }
             throw .truncatedFile(path: name, packetsRead: packetsRead, detail: detail)
+        }
+    }
+
+    /// The next packet of a pcapng file that passes the filter, with its interface's link type
+    /// (and the interface, when the file names it or has several).
+    @inline(__always)
+    private func nextPcapng(_ reader: PcapngReader) throws(CaptureError) -> ReadResult {
+        while true {
+            if stopRequested { return .end }
+            let more: Bool
+            do {
+                more = try reader.next(&pcapngPacket)
+            } catch {
+                switch error {
+                case .notPcapng(let detail), .corrupt(let detail):
+                    throw .truncatedFile(path: name, packetsRead: packetsRead, detail: "pcapng: " + detail)
+                }
+            }
+            guard more else { return .end }
+            let p = pcapngPacket
+            let linkType = reader.linkTypes[p.interface]
+            if filter != nil {
+                guard let program = try program(for: linkType) else {
+                    filterUnmatched += 1
+                    continue
+                }
+                var header = pcap_pkthdr()
+                header.caplen = UInt32(p.capturedLength)
+                header.len = UInt32(truncatingIfNeeded: p.wireLength)
+                if pcap_offline_filter(program, &header, p.data?.assumingMemoryBound(to: UInt8.self)) == 0 { continue }
+            }
+            packetsRead += 1
+            let named = reader.named[p.interface] || reader.named.count > 1
+            return .packet(RawPacket(
+                timestamp: p.timestamp, wireLength: p.wireLength,
+                bytes: UnsafeRawBufferPointer(start: p.data, count: p.capturedLength), index: packetsRead,
+                linkType: linkType, interface: named ? Int32(truncatingIfNeeded: p.interface) : nil))
         }
     }
 
     /// Bytes of the file read so far and the file's size (nil for live captures, stdin and
     /// memory): for progress indicators.
     public func fileProgress() -> (read: Int64, total: Int64)? {
-        guard !isLive, name != "-", !isMemoryCapture, let f = pcap_file(handle) else { return nil }
+        guard !isLive, name != "-", !isMemoryCapture, let f = pcapng?.stdioFile ?? pcap_file(handle) else { return nil }
         let pos = Int64(ftello(f))
         var st = stat()
         guard fstat(fileno(f), &st) == 0, st.st_size > 0 else { return nil }
@@ -288,7 +481,10 @@ public final class PcapSource {
     }
 
     /// Makes a blocked `next()` return `.end` (safe from a signal handler).
-    public func breakLoop() { pcap_breakloop(handle) }
+    public func breakLoop() {
+        stopRequested = true
+        pcap_breakloop(handle)
+    }
 
     /// libpcap's counters for a live capture; nil for files.
     public func statistics() -> CaptureStatistics? {
@@ -350,6 +546,7 @@ public final class PcapWriter {
         }
         dumper = d
         deadHandle = nil
+        sourceHandle = source.handle
         self.path = path
     }
 
@@ -368,7 +565,17 @@ public final class PcapWriter {
         self.path = path
     }
 
+    /// Packets not written because their interface's link type is not the file's (a pcapng
+    /// source with interfaces of several link types: a pcap file holds one).
+    public private(set) var skippedOtherLinkType = 0
+    private lazy var linkType = LinkType(rawValue: pcap_datalink(deadHandle ?? sourceHandle!))
+    private var sourceHandle: OpaquePointer?
+
     public func write(_ packet: RawPacket) {
+        if let lt = packet.linkType, lt != linkType, !(lt == .rawFileValue && linkType == .raw) {
+            skippedOtherLinkType += 1
+            return
+        }
         var header = pcap_pkthdr()
         header.ts.tv_sec = Int(packet.timestamp / 1_000_000_000)
         header.ts.tv_usec = Int(packet.timestamp % 1_000_000_000)

@@ -96,12 +96,13 @@ public struct CaptureObservations: Sendable {
 public enum AnalysisWarnings {
     /// Every warning of an `analyze` run: the capture's (one-sided connections, one interface)
     /// and the inputs' (pod address, rules, roles against rules).
+    /// `interfaces`: how many the capture holds (a pcapng file's; 1 otherwise).
     public static func detect(correlator: Correlator, flows: FlowCounters, http: HTTPCounters, linkType: LinkType,
-                              filter: String?) -> [AnalysisWarning] {
+                              filter: String?, interfaces: Int = 1) -> [AnalysisWarning] {
         var out: [AnalysisWarning] = []
         let seen = correlator.observations
         if let w = oneSided(flows: flows, http: http, filter: filter) { out.append(w) }
-        if let w = singleInterface(correlator: correlator, linkType: linkType) { out.append(w) }
+        if interfaces <= 1, let w = singleInterface(correlator: correlator, linkType: linkType) { out.append(w) }
         if let w = podAddressAbsent(correlator: correlator) { out.append(w) }
         if let w = rulesRedirectNothing(correlator: correlator) { out.append(w) }
         if !seen.contradictions.isEmpty {

@@ -69,16 +69,21 @@ public enum Analysis {
     public static func run(source: PcapSource, sourceName: String, settings: AnalysisSettings, output: ChainOutput,
                            raw: ((RawPacket) -> Void)? = nil) -> Outcome {
         var chains: [RequestChain] = []
+        // A pcapng file names its interfaces: chains streamed as json or jsonl say the names too.
+        let names: InterfaceNameTable? = source.interfaces.isEmpty ? nil : InterfaceNameTable()
+        var named = [Bool](repeating: false, count: 256)
         // What the end of the report says about every chain not kept is counted in `omitted`.
         var omitted = ChainTally()
         var direct = DirectCounts()
         let document: JSONReport.DocumentWriter?
         if case .jsonDocument(let w) = output { document = JSONReport.DocumentWriter(w) } else { document = nil }
+        document?.names = names
         var linesWriter: JSONReport.LinesWriter?
         let reportChain: (RequestChain) -> Void
         switch output {
         case .jsonLines(let writer, let flushEachLine):
             let lines = JSONReport.LinesWriter(writer)
+            lines.names = names
             linesWriter = lines
             reportChain = { chain in
                 lines.chain(chain)
@@ -141,6 +146,10 @@ public enum Analysis {
         correlator.localAddressSource = { local.snapshot() }
         let result = FlowPipeline.run(source: source, consumer: http, raw: raw, observe: { seg in
             if seg.direction == .outgoing { local.insert(seg.source.address) }
+            if let names, let i = seg.interfaceIndex, i >= 0, i < 256, !named[Int(i)] {
+                named[Int(i)] = true
+                if let n = source.interfaceName(ordinal: i) { names.set(i, n) }
+            }
         }, shouldStop: { exchanges >= limit })
         http.finish()
         pairing?.finish()
@@ -152,12 +161,15 @@ public enum Analysis {
             source: sourceName, linkType: result.linkType, decode: result.decode, flows: result.flows, http: http.counters,
             correlator: correlator, rulesOrigin: RuleSource.origin(settings.rules, evidence: correlator.evidence),
             chains: chains, readError: result.readError?.description)
+        report.interfaceNames = source.interfaceNames
+        report.linkType = result.linkTypeName
         report.directCounts = direct.counts
         report.directOthers = direct.others
         report.orphanResponses = correlator.orphanResponses
         report.omitted = omitted
         report.warnings = AnalysisWarnings.detect(correlator: correlator, flows: result.flows, http: http.counters,
-                                                  linkType: result.linkType, filter: settings.filter)
+                                                  linkType: result.linkType, filter: settings.filter,
+                                                  interfaces: result.interfaceCount)
         switch output {
         case .jsonDocument(let writer):
             document!.finish(report)

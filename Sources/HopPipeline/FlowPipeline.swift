@@ -33,8 +33,11 @@ public enum FlowPipeline {
         progress.done()
         table.finish()
         pipe?.finish()
-        return PipelineResult(linkType: source.linkType, decode: decoder.counters, flows: table.counters,
-                              statistics: source.statistics(), readError: readError, connections: table.counters.connections)
+        var result = PipelineResult(linkType: source.linkType, decode: decoder.counters, flows: table.counters,
+                                    statistics: source.statistics(), readError: readError, connections: table.counters.connections)
+        result.linkTypeName = source.linkTypeDescription
+        result.interfaceCount = source.interfaceCount
+        return result
     }
 }
 
@@ -89,10 +92,15 @@ public struct PipelineResult {
     public var statistics: CaptureStatistics?
     public var readError: CaptureError?
     public var connections: Int
+    /// The link type as said: of a pcapng file with interfaces of several, each one's.
+    public var linkTypeName: String
+    /// The interfaces the capture holds (a pcapng file's; 1 otherwise).
+    public var interfaceCount = 1
 
     public init(linkType: LinkType, decode: DecodeCounters, flows: FlowCounters, statistics: CaptureStatistics?,
                 readError: CaptureError?, connections: Int) {
         self.linkType = linkType
+        self.linkTypeName = linkType.name
         self.decode = decode
         self.flows = flows
         self.statistics = statistics
@@ -114,7 +122,7 @@ public struct PipelineResult {
         w.beginObject()
         w.key("summary")
         w.beginObject()
-        w.field("linkType", linkType.name)
+        w.field("linkType", linkTypeName)
         w.field("packets", decode.packets)
         w.field("tcpSegments", decode.tcpSegments)
         counts("decode", decode.report.map { ($0.name, $0.count) })
@@ -139,7 +147,7 @@ public struct PipelineResult {
     /// The counters as lines for standard error: what was read, each kind of packet not
     /// analyzed, the connections' and the command's own counters, libpcap's statistics.
     public func counterLines(extra: [Section] = []) -> [String] {
-        var lines = Self.decodeLines(decode, linkType: linkType)
+        var lines = Self.decodeLines(decode, linkTypeName: linkTypeName)
         let flowItems = flows.report
         if !flowItems.isEmpty {
             lines.append("connections:")
@@ -155,7 +163,13 @@ public struct PipelineResult {
 
     /// The decoder's counters, as lines for standard error.
     public static func decodeLines(_ c: DecodeCounters, linkType: LinkType) -> [String] {
-        var lines = ["\(c.packets) packet\(c.packets == 1 ? "" : "s") read (\(linkType.name)), \(c.tcpSegments) TCP segment\(c.tcpSegments == 1 ? "" : "s")"]
+        decodeLines(c, linkTypeName: linkType.name)
+    }
+
+    /// The decoder's counters, as lines for standard error (`linkTypeName`: `EN10MB`, or a
+    /// pcapng file's several).
+    public static func decodeLines(_ c: DecodeCounters, linkTypeName: String) -> [String] {
+        var lines = ["\(c.packets) packet\(c.packets == 1 ? "" : "s") read (\(linkTypeName)), \(c.tcpSegments) TCP segment\(c.tcpSegments == 1 ? "" : "s")"]
         for r in c.report {
             lines.append("  \(r.count) \(r.name) (first: packet \(r.firstPacket)): \(r.explanation)")
         }

@@ -52,7 +52,8 @@ public enum WatchPipeline {
         http.finish()
         correlator.finish()
         let warnings = AnalysisWarnings.detect(correlator: correlator, flows: result.flows, http: http.counters,
-                                               linkType: result.linkType, filter: settings.filter)
+                                               linkType: result.linkType, filter: settings.filter,
+                                               interfaces: result.interfaceCount)
         return Outcome(result: result, summary: correlator.summary, chains: chains, multiHop: multiHop, incomplete: incomplete,
                        unansweredRequests: http.counters.unansweredRequests, http: http.counters, warnings: warnings)
     }

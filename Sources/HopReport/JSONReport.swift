@@ -46,7 +46,8 @@ public enum JSONReport {
     /// With `connections`, the hop's `ruleEvaluation` and `roleReason` are its connection's
     /// record's (written there, once) and the hop carries them only when its verdict differs
     /// from the record's; without, the hop carries them (`JSONReport.hop`, watch's lines).
-    public static func write(hop h: Hop, report: AnalysisReport?, connections: ConnectionRecords? = nil, to w: JSONWriter) {
+    public static func write(hop h: Hop, report: AnalysisReport?, connections: ConnectionRecords? = nil,
+                             names: InterfaceNameTable? = nil, to w: JSONWriter) {
         // Read through the exchange's accessors: `h.connection` would copy the connection.
         let x = h.exchange
         w.beginObject()
@@ -58,7 +59,7 @@ public enum JSONReport {
         w.field("originalDestination", endpoint: x.originalDestination)
         w.field("replySource", endpoint: x.replySource)
         w.key("interface")
-        interface(of: h, report: report, to: w)
+        interface(of: h, report: report, names: names, to: w)
         let q = x.request, r = x.response
         w.field("method", q?.method)
         w.field("target", q?.target)
@@ -86,8 +87,9 @@ public enum JSONReport {
         w.endObject()
     }
 
-    /// The hop's interface names (`if2` without a report's names), or null.
-    static func interface(of h: Hop, report: AnalysisReport?, to w: JSONWriter) {
+    /// The hop's interface names (`if2` without a report's names or `names`), or null.
+    /// `names`: interface names known while the report is not (a pcapng file's, streamed).
+    static func interface(of h: Hop, report: AnalysisReport?, names: InterfaceNameTable? = nil, to w: JSONWriter) {
         if let report {
             w.string(report.interface(of: h))
             return
@@ -95,6 +97,8 @@ public enum JSONReport {
         let idx = h.exchange.interfaceIndexes
         if idx.isEmpty {
             w.null()
+        } else if let names {
+            w.string(idx.map { names.name($0) ?? "if\($0)" }.joined(separator: ","))
         } else {
             w.separator()
             w.byte(0x22)
@@ -125,9 +129,9 @@ public enum JSONReport {
 
     /// A connection's record: `{id, client, server, originalDestination, replySource, interface,
     /// rule, ruleEvaluation, roleReason}`, its facts as its first reported hop saw them.
-    public static func write(connectionOf h: Hop, report: AnalysisReport?, to w: JSONWriter) {
+    public static func write(connectionOf h: Hop, report: AnalysisReport?, names: InterfaceNameTable? = nil, to w: JSONWriter) {
         w.beginObject()
-        writeFacts(of: h, report: report, to: w)
+        writeFacts(of: h, report: report, names: names, to: w)
         let v = verdictRendering(h)
         w.members(v.perHop)
         w.members(v.perConnection)
@@ -135,7 +139,7 @@ public enum JSONReport {
     }
 
     /// The members of a connection's record before its verdict (inside an open object).
-    static func writeFacts(of h: Hop, report: AnalysisReport?, to w: JSONWriter) {
+    static func writeFacts(of h: Hop, report: AnalysisReport?, names: InterfaceNameTable? = nil, to w: JSONWriter) {
         let x = h.exchange
         w.field("id", x.connectionID.value)
         w.field("client", endpoint: x.client)
@@ -143,7 +147,7 @@ public enum JSONReport {
         w.field("originalDestination", endpoint: x.originalDestination)
         w.field("replySource", endpoint: x.replySource)
         w.key("interface")
-        interface(of: h, report: report, to: w)
+        interface(of: h, report: report, names: names, to: w)
     }
 
     /// An exchange's flags as an array of names.
@@ -161,7 +165,8 @@ public enum JSONReport {
         return w.string
     }
 
-    public static func write(chain c: RequestChain, report: AnalysisReport?, connections: ConnectionRecords? = nil, to w: JSONWriter) {
+    public static func write(chain c: RequestChain, report: AnalysisReport?, connections: ConnectionRecords? = nil,
+                             names: InterfaceNameTable? = nil, to w: JSONWriter) {
         w.beginObject()
         w.field("id", c.id)
         w.field("method", c.method)
@@ -202,7 +207,7 @@ public enum JSONReport {
         w.beginArray()
         // The hops lent in place (`c.hops[i]` would copy each hop for the call).
         c.hops.withUnsafeBufferPointer { hops in
-            for i in hops.indices { write(hop: hops[i], report: report, connections: connections, to: w) }
+            for i in hops.indices { write(hop: hops[i], report: report, connections: connections, names: names, to: w) }
         }
         w.endArray()
         w.endObject()
@@ -324,6 +329,8 @@ public enum JSONReport {
         public let writer: JSONWriter
         private var opened = false
         private let connections = ConnectionRecords()
+        /// The interfaces' names, as the capture is read (a pcapng file's).
+        public var names: InterfaceNameTable? { didSet { connections.names = names } }
 
         public init(_ writer: JSONWriter) { self.writer = writer }
 
@@ -339,7 +346,7 @@ public enum JSONReport {
         public func chain(_ c: RequestChain, report: AnalysisReport? = nil) {
             open()
             for i in c.hops.indices { connections.note(c.hops[i], report: report) }
-            write(chain: c, report: report, connections: connections, to: writer)
+            write(chain: c, report: report, connections: connections, names: names, to: writer)
             writer.flushIfNeeded()
         }
 
@@ -362,6 +369,8 @@ public enum JSONReport {
     public final class LinesWriter {
         public let writer: JSONWriter
         private let connections: ConnectionRecords
+        /// The interfaces' names, as the capture is read (a pcapng file's).
+        public var names: InterfaceNameTable? { didSet { connections.names = names } }
 
         public init(_ writer: JSONWriter) {
             self.writer = writer
@@ -371,7 +380,7 @@ public enum JSONReport {
         /// The chain's line, after the lines of the connections it is the first to refer to.
         public func chain(_ c: RequestChain) {
             for i in c.hops.indices { connections.note(c.hops[i], report: nil) }
-            write(chain: c, report: nil, connections: connections, to: writer)
+            write(chain: c, report: nil, connections: connections, names: names, to: writer)
             writer.newline()
             writer.flushIfNeeded()
         }
@@ -386,8 +395,8 @@ public enum JSONReport {
 
     /// One chain line of `--format jsonl` on its own: the chain (its hops carrying their
     /// verdicts) and a newline. `LinesWriter` writes the stream.
-    public static func writeLine(chain c: RequestChain, to w: JSONWriter) {
-        write(chain: c, report: nil, to: w)
+    public static func writeLine(chain c: RequestChain, to w: JSONWriter, names: InterfaceNameTable? = nil) {
+        write(chain: c, report: nil, names: names, to: w)
         w.newline()
         w.flushIfNeeded()
     }
@@ -602,6 +611,8 @@ public final class ConnectionRecords {
     private var kept: [(end: Int, verdict: Int32)] = []
     /// jsonl: where the `{"connection": …}` lines go (nil: kept for the document).
     private let lines: JSONWriter?
+    /// Interface names known while the report is not (a pcapng file's, streamed).
+    public var names: InterfaceNameTable?
 
     public init(lines: JSONWriter? = nil) { self.lines = lines }
 
@@ -654,11 +665,11 @@ public final class ConnectionRecords {
         if let lines {
             lines.beginObject()
             lines.key("connection")
-            JSONReport.write(connectionOf: h, report: report, to: lines)
+            JSONReport.write(connectionOf: h, report: report, names: names, to: lines)
             lines.endObject()
             lines.newline()
         } else {
-            JSONReport.writeFacts(of: h, report: report, to: facts)
+            JSONReport.writeFacts(of: h, report: report, names: names, to: facts)
             facts.needsComma = false
             kept.append((facts.count, index))
         }
@@ -696,5 +707,27 @@ public final class ConnectionRecords {
             start = k.end
         }
         w.endArray()
+    }
+}
+
+/// Interface names learnt as a capture is read (a pcapng file's `if_name`s), for chains written
+/// on another thread before the report is made.
+public final class InterfaceNameTable: @unchecked Sendable {
+    // @unchecked Sendable: every access holds `lock`.
+    private let lock = NSLockish()
+    private var names: [Int32: String] = [:]
+
+    public init() {}
+
+    public func set(_ index: Int32, _ name: String) {
+        lock.lock()
+        names[index] = name
+        lock.unlock()
+    }
+
+    public func name(_ index: Int32) -> String? {
+        lock.lock()
+        defer { lock.unlock() }
+        return names[index]
     }
 }

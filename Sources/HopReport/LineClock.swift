@@ -6,16 +6,20 @@ public struct InterfaceNames {
     let device: String?
     private var cache: [Int32: String] = [:]
 
+    /// A pcapng file's interfaces are named by the file (`if_name`).
     public init(source: PcapSource) {
         live = source.isLive
         device = source.isLive && source.name != "any" ? source.name : nil
+        file = source.isLive ? nil : source
     }
+
+    private let file: PcapSource?
 
     public mutating func name(for index: Int32?) -> String? {
         if let device { return device }
         guard let index else { return nil }
         if let n = cache[index] { return n }
-        let n = (live ? PcapSource.interfaceName(index: index) : nil) ?? "if\(index)"
+        let n = (live ? PcapSource.interfaceName(index: index) : file?.interfaceName(ordinal: index)) ?? "if\(index)"
         cache[index] = n
         return n
     }

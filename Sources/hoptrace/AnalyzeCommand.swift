@@ -122,6 +122,7 @@ struct Analyze: ParsableCommand, PacketReading {
         let outcome = Analysis.run(source: source, sourceName: sourceName, settings: settings, output: output,
                                    raw: raw.map { w in { w.write($0) } })
         raw?.flush()
+        capture.reportUnwritten(raw, source: source)
         let report = outcome.report
         if format != .json && format != .jsonl { printWarnings(report.warnings) }
         switch format {

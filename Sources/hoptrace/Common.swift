@@ -205,6 +205,14 @@ struct CaptureOptions<Command: PacketReading>: ParsableArguments {
         return source
     }
 
+    /// Says on standard error what `-w` could not write: packets of a pcapng interface whose
+    /// link type is not the first one's (a pcap file holds one link type).
+    func reportUnwritten(_ writer: PcapWriter?, source: PcapSource) {
+        guard let writer, writer.skippedOtherLinkType > 0 else { return }
+        let n = writer.skippedOtherLinkType
+        Output.stderr.line("hoptrace: warning: \(writer.path): \(n) packet\(n == 1 ? "" : "s") not written: \(n == 1 ? "its" : "their") interface's link type is not \(source.linkType.name), the first interface's, and a pcap file holds one link type (the capture's link types: \(source.linkTypeDescription)); filter by interface, e.g. `tshark -r FILE -Y 'frame.interface_id == N' -w part-N.pcapng`")
+    }
+
     /// The `-w` file, open on `source`.
     func writer(for source: PcapSource) throws -> PcapWriter? {
         guard let w = writeFile else { return nil }

@@ -54,6 +54,7 @@ struct Flows: ParsableCommand, PacketReading {
         let result = FlowPipeline.run(source: source, consumer: printer, raw: writer.map { w in { w.write($0) } },
                                       shouldStop: { printed >= limit })
         writer?.flush()
+        capture.reportUnwritten(writer, source: source)
         out.flush()
         report(result, jsonl: jsonl,
                warnings: [AnalysisWarnings.oneSided(flows: result.flows, http: HTTPCounters(), filter: capture.filterExpression)].compactMap { $0 })

@@ -88,6 +88,7 @@ struct HTTP: ParsableCommand, PacketReading {
             }
         }
         raw?.flush()
+        capture.reportUnwritten(raw, source: source)
         writer.flush()
         out.flush()
         report(outcome.result, jsonl: jsonl, extra: [("http", outcome.counters.report)], warnings: outcome.warnings)

@@ -60,13 +60,15 @@ struct Packets: ParsableCommand, PacketReading {
         }
         out.flush()
         writer?.flush()
-        let result = PipelineResult(linkType: source.linkType, decode: decoder.counters, flows: FlowCounters(),
+        capture.reportUnwritten(writer, source: source)
+        var result = PipelineResult(linkType: source.linkType, decode: decoder.counters, flows: FlowCounters(),
                                     statistics: source.statistics(), readError: readError, connections: 0)
+        result.linkTypeName = source.linkTypeDescription
         if jsonl {
             out.line(result.summaryJSON(flows: false))
             out.flush()
         }
-        for l in PipelineResult.decodeLines(decoder.counters, linkType: source.linkType) { Output.stderr.line(l) }
+        for l in PipelineResult.decodeLines(decoder.counters, linkTypeName: result.linkTypeName) { Output.stderr.line(l) }
         if let stats = source.statistics() { Output.stderr.line(PipelineResult.statisticsLine(stats)) }
         if let readError { throw InputError(message: readError.description) }
     }

@@ -101,6 +101,7 @@ struct Watch: ParsableCommand, PacketReading {
             },
             shouldStop: { printed >= limit })
         writer?.flush()
+        capture.reportUnwritten(writer, source: source)
         out.flush()
         if jsonl {
             out.line(outcome.summaryJSON())

@@ -147,11 +147,40 @@ final class AdversarialCaptureTests: XCTestCase {
         XCTAssertTrue(cut.stderr.contains("truncated or corrupt after packet 95"), cut.stderr)
         XCTAssertEqual(cut.stdout.components(separatedBy: "\"/cut/").count - 1, 10)
 
-        // Interfaces of several link types: exit 2, said as such, with the way out.
+        // Interfaces of several link types (Ethernet, Ethernet, LINUX_SLL, RAW): read whole,
+        // every packet decoded with its interface's link type and named by its interface.
         let mixed = try TestEnv.hoptrace("http", "-r", try file("pcapng-interfaces"), "--format", "jsonl")
-        XCTAssertEqual(mixed.status, 2)
-        XCTAssertTrue(mixed.stderr.contains("different link types"), mixed.stderr)
-        XCTAssertTrue(mixed.stderr.contains("tshark -r"), mixed.stderr)
-        XCTAssertEqual(mixed.stdout.components(separatedBy: "\"/if/eth").count - 1, 6, "both Ethernet interfaces were read")
+        XCTAssertEqual(mixed.status, 0, mixed.stderr)
+        for (name, n) in [("eth0", 4), ("eth1", 3), ("any", 3), ("tun0", 3)] {
+            XCTAssertEqual(mixed.stdout.components(separatedBy: "\"/if/\(name)/").count - 1, n, "the exchanges on \(name)")
+        }
+        XCTAssertEqual(mixed.stdout.components(separatedBy: "\"/if/eth0/last\"").count - 1, 1, "the exchange after the change of link type")
+        let packets = try TestEnv.hoptrace("packets", "-r", try file("pcapng-interfaces"), "--format", "jsonl")
+        XCTAssertEqual(packets.status, 0, packets.stderr)
+        var perInterface: [String: Int] = [:]
+        for line in packets.stdout.split(separator: "\n") where !line.hasPrefix("{\"summary\"") {
+            guard let r = line.range(of: "\"interface\":\""), let e = line[r.upperBound...].firstIndex(of: "\"") else {
+                XCTFail("no interface: \(line)"); continue
+            }
+            perInterface[String(line[r.upperBound..<e]), default: 0] += 1
+        }
+        // As tshark counts them (frame.interface_name).
+        XCTAssertEqual(perInterface, ["eth0": 40, "eth1": 30, "any": 30, "tun0": 30])
+        XCTAssertTrue(packets.stderr.contains("130 packets read"), packets.stderr)
+        // analyze names each hop's interface (streamed jsonl and the text report), and does not
+        // say the capture holds one interface.
+        let analyzed = try TestEnv.hoptrace("analyze", "-r", try file("pcapng-interfaces"), "--format", "jsonl")
+        XCTAssertEqual(analyzed.status, 0, analyzed.stderr)
+        for name in ["eth0", "eth1", "any", "tun0"] {
+            XCTAssertTrue(analyzed.stdout.contains("\"interface\":\"\(name)\""), "hops on \(name)")
+        }
+        XCTAssertFalse(analyzed.stdout.contains("single-interface"), analyzed.stdout)
+        let text = try TestEnv.hoptrace("analyze", "-r", try file("pcapng-interfaces"), "--all")
+        XCTAssertTrue(text.stdout.contains("130 packets (EN10MB, LINUX_SLL, RAW)"), text.stdout)
+        XCTAssertTrue(text.stdout.contains("on tun0"), text.stdout)
+        // A BPF filter applies to every interface, compiled for its link type.
+        let filtered = try TestEnv.hoptrace("packets", "-r", try file("pcapng-interfaces"), "-q", "tcp[tcpflags] & tcp-syn != 0")
+        XCTAssertEqual(filtered.status, 0, filtered.stderr)
+        XCTAssertTrue(filtered.stderr.contains("26 packets read"), filtered.stderr)
     }
 }

@@ -60,4 +60,36 @@ final class FuzzRegressionTests: XCTestCase {
         FuzzTarget.netfilter.run(Array(rules.utf8))
         FuzzTarget.capture.run(Array("not a capture".utf8))
     }
+
+    /// The capture target reads pcapng with hoptrace's own reader: the bundled pcapng, cut at
+    /// every length and with hostile block lengths written over every block length field,
+    /// runs through every stage without a trap.
+    func testCaptureTargetOnDamagedPcapng() throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Captures/ethernet.pcapng")
+        let whole = try [UInt8](Data(contentsOf: url))
+        XCTAssertEqual(Array(whole.prefix(4)), [0x0A, 0x0D, 0x0D, 0x0A])
+        FuzzTarget.capture.run(whole)
+        for cut in stride(from: 0, to: whole.count, by: 7) { FuzzTarget.capture.run(Array(whole.prefix(cut))) }
+        // Walk the blocks, overwriting each length (at its start, then at its end) with hostile values.
+        var offsets: [Int] = []
+        var o = 0
+        while o + 8 <= whole.count {
+            offsets.append(o)
+            let len = Int(whole[o + 4]) | Int(whole[o + 5]) << 8 | Int(whole[o + 6]) << 16 | Int(whole[o + 7]) << 24
+            guard len >= 12 else { break }
+            o += len
+        }
+        XCTAssertGreaterThan(offsets.count, 40)
+        let hostile: [UInt32] = [0, 4, 8, 12, 13, 0x7fff_fffc, 0x8000_0000, 0xffff_fffc, 0xffff_ffff, 16 << 20, (16 << 20) + 4]
+        for start in offsets.prefix(8) + offsets.suffix(3) {
+            for v in hostile {
+                for field in [start + 4, start + 8, start + 20, start + 24] where field + 4 <= whole.count {
+                    var b = whole
+                    withUnsafeBytes(of: v.littleEndian) { for (k, x) in $0.enumerated() { b[field + k] = x } }
+                    FuzzTarget.capture.run(b)
+                }
+            }
+        }
+    }
 }
