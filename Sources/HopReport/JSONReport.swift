@@ -54,12 +54,7 @@ public enum JSONReport {
         w.field("role", h.role.rawValue)
         w.field("attempt", h.attempt)
         w.field("connection", x.connectionID.value)
-        w.field("client", endpoint: x.client)
-        w.field("server", endpoint: x.server)
-        w.field("originalDestination", endpoint: x.originalDestination)
-        w.field("replySource", endpoint: x.replySource)
-        w.key("interface")
-        interface(of: h, report: report, names: names, to: w)
+        writeEndpoints(of: h, report: report, names: names, to: w)
         let q = x.request, r = x.response
         w.field("method", q?.method)
         w.field("target", q?.target)
@@ -140,8 +135,15 @@ public enum JSONReport {
 
     /// The members of a connection's record before its verdict (inside an open object).
     static func writeFacts(of h: Hop, report: AnalysisReport?, names: InterfaceNameTable? = nil, to w: JSONWriter) {
+        w.field("id", h.exchange.connectionID.value)
+        writeEndpoints(of: h, report: report, names: names, to: w)
+    }
+
+    /// `client`, `server`, `originalDestination`, `replySource` and `interface` of a hop's
+    /// connection (a hop's members and its connection's record's).
+    @inline(__always)
+    static func writeEndpoints(of h: Hop, report: AnalysisReport?, names: InterfaceNameTable?, to w: JSONWriter) {
         let x = h.exchange
-        w.field("id", x.connectionID.value)
         w.field("client", endpoint: x.client)
         w.field("server", endpoint: x.server)
         w.field("originalDestination", endpoint: x.originalDestination)
