@@ -118,6 +118,10 @@ public struct DecodeCounters: Sendable, Equatable {
     /// Packets cut by snaplen before the TCP header ended: not delivered.
     public var truncatedHeaders = CountWithFirst()
     public var unsupportedLinkType = CountWithFirst()
+    /// Packets of a pcapng file's interfaces whose link type the BPF filter cannot be compiled
+    /// for (`ether host` on a RAW interface): left out by the reader, so not counted in
+    /// `packets` (first packet: the number the next packet read got).
+    public var filterNotApplicable = CountWithFirst()
     public var malformed = [CountWithFirst](repeating: CountWithFirst(), count: MalformedReason.allCases.count)
 
     public init() {}
@@ -163,6 +167,7 @@ public struct DecodeCounters: Sendable, Equatable {
         add("truncated-payload", truncatedPayload, "cut by snaplen; the known payload bytes are used")
         add("truncated-headers", truncatedHeaders, "cut by snaplen inside the headers; not decoded")
         add("unsupported-link-type", unsupportedLinkType, "link type hoptrace does not decode")
+        add("filter-not-applicable", filterNotApplicable, "packets of interfaces whose link type the BPF filter cannot be compiled for (e.g. `ether host` on a RAW interface): left out, not counted as read; use a filter every link type understands, such as 'tcp port 80'")
         for r in MalformedReason.allCases {
             add("malformed:\(r.name)", self[r], r.explanation)
         }

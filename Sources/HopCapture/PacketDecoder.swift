@@ -52,6 +52,12 @@ public struct PacketDecoder {
         return c
     }
     private var tally = DecodeCounters()
+
+    /// Counts the packets a reader left out because the filter could not apply to their link
+    /// type (`PcapSource.filterUnmatched`).
+    public mutating func countFilterNotApplicable(_ c: CountWithFirst) {
+        tally.filterNotApplicable = c
+    }
     /// Made at the first fragmented TCP segment.
     private var reassembler: FragmentReassembler?
 

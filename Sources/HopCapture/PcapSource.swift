@@ -382,6 +382,14 @@ public final class PcapSource {
     /// Packets of a pcapng file left out because the filter does not compile for their
     /// interface's link type (e.g. `ether host` on a RAW interface).
     public private(set) var filterUnmatched = 0
+    /// The number the packet read after the first of them got (`DecodeCounters.filterNotApplicable`).
+    public private(set) var firstFilterUnmatched = 0
+
+    /// Adds the packets the filter could not apply to (`filterUnmatched`) to the decoder's counters.
+    public func countFilterUnmatched(into decoder: inout PacketDecoder) {
+        guard filterUnmatched > 0 else { return }
+        decoder.countFilterNotApplicable(CountWithFirst(count: filterUnmatched, firstPacket: firstFilterUnmatched))
+    }
 
     /// The result of one read.
     public enum ReadResult {
@@ -453,6 +461,7 @@ public final class PcapSource {
             let linkType = reader.linkTypes[p.interface]
             if filter != nil {
                 guard let program = try program(for: linkType) else {
+                    if filterUnmatched == 0 { firstFilterUnmatched = packetsRead + 1 }
                     filterUnmatched += 1
                     continue
                 }

@@ -30,6 +30,7 @@ public enum FlowPipeline {
             progress.tick()
             return !shouldStop()
         }
+        source.countFilterUnmatched(into: &decoder)
         progress.done()
         table.finish()
         pipe?.finish()

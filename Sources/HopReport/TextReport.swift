@@ -118,7 +118,7 @@ public enum TextReport {
     }
 
     static func isProblem(_ section: String, _ name: String) -> Bool {
-        let keys = ["malformed", "truncated", "gap", "inconsistent", "cap", "evict", "lost", "error", "bad-", "unknown", "tls", "non-http", "fragments", "overflow", "backwards", "limit"]
+        let keys = ["malformed", "truncated", "gap", "inconsistent", "cap", "evict", "lost", "error", "bad-", "unknown", "tls", "non-http", "fragments", "overflow", "backwards", "limit", "not-applicable"]
         return keys.contains { name.contains($0) }
     }
 

@@ -58,6 +58,7 @@ struct Packets: ParsableCommand, PacketReading {
             }
             return printed < limit
         }
+        source.countFilterUnmatched(into: &decoder)
         out.flush()
         writer?.flush()
         capture.reportUnwritten(writer, source: source)

@@ -182,5 +182,15 @@ final class AdversarialCaptureTests: XCTestCase {
         let filtered = try TestEnv.hoptrace("packets", "-r", try file("pcapng-interfaces"), "-q", "tcp[tcpflags] & tcp-syn != 0")
         XCTAssertEqual(filtered.status, 0, filtered.stderr)
         XCTAssertTrue(filtered.stderr.contains("26 packets read"), filtered.stderr)
+        // A filter that cannot apply to the LINUX_SLL and RAW interfaces (ether host): their
+        // 60 packets are left out, counted and said, in every command and format.
+        let ether = "ether host 02:00:00:00:00:01"
+        let etherPackets = try TestEnv.hoptrace("packets", "-r", try file("pcapng-interfaces"), "-q", ether)
+        XCTAssertEqual(etherPackets.status, 0, etherPackets.stderr)
+        XCTAssertTrue(etherPackets.stderr.contains("60 filter-not-applicable (first: packet 1): packets of interfaces whose link type"), etherPackets.stderr)
+        let http = try TestEnv.hoptrace("http", "-r", try file("pcapng-interfaces"), "--format", "jsonl", ether)
+        XCTAssertTrue(http.stdout.contains(#""filter-not-applicable":60"#), http.stdout)
+        let etherAnalyzed = try TestEnv.hoptrace("analyze", "-r", try file("pcapng-interfaces"), ether)
+        XCTAssertTrue(etherAnalyzed.stdout.contains("capture notes: 60 filter-not-applicable"), etherAnalyzed.stdout)
     }
 }
