@@ -18,16 +18,19 @@ struct Token: Hashable {
 }
 
 /// Splits a line as iptables-restore does: on blanks; double quotes group words,
-/// and inside them a backslash escapes the next character.
+/// and inside them a backslash escapes the next character. Like iptables-restore, which reads
+/// bytes, it goes by Unicode scalars, not by characters: a quote or a blank next to a
+/// combining mark is still a quote or a blank (as characters, `"` + U+0301 is one character
+/// that is not a quote, and a word written after a blank could merge with it).
 func tokenize(_ line: Substring) -> Result<[Token], ParseLineError> {
     var tokens: [Token] = []
-    var value = "", raw = ""
+    var value = String.UnicodeScalarView(), raw = String.UnicodeScalarView()
     var inWord = false, quoted = false, escaped = false
-    for c in line {
+    for c in line.unicodeScalars {
         // iptables-save and `-S` print no control characters (comments are printable): a line
         // holding one is not rule text, and could not be written back as it was read.
-        if let v = c.unicodeScalars.first?.value, (v < 0x20 && c != "\t") || v == 0x7f {
-            return .failure(ParseLineError("control character 0x\(String(v, radix: 16)) in the line"))
+        if (c.value < 0x20 && c != "\t") || c.value == 0x7f {
+            return .failure(ParseLineError("control character 0x\(String(c.value, radix: 16)) in the line"))
         }
         if quoted {
             raw.append(c)
@@ -35,7 +38,10 @@ func tokenize(_ line: Substring) -> Result<[Token], ParseLineError> {
             continue
         }
         if c == " " || c == "\t" {
-            if inWord { tokens.append(Token(value: value, raw: raw)); value = ""; raw = ""; inWord = false }
+            if inWord {
+                tokens.append(Token(value: String(value), raw: String(raw)))
+                value = String.UnicodeScalarView(); raw = String.UnicodeScalarView(); inWord = false
+            }
             continue
         }
         inWord = true
@@ -43,7 +49,7 @@ func tokenize(_ line: Substring) -> Result<[Token], ParseLineError> {
         if c == "\"" { quoted = true } else { value.append(c) }
     }
     if quoted { return .failure(ParseLineError("unterminated quote")) }
-    if inWord { tokens.append(Token(value: value, raw: raw)) }
+    if inWord { tokens.append(Token(value: String(value), raw: String(raw))) }
     return .success(tokens)
 }
 
