@@ -440,5 +440,19 @@ final class ParseRenderTests: XCTestCase {
         // a combining mark still opens a quoted word.
         XCTAssertEqual(try RuleSet.parse("-A PREROUTING -m comment --comment \"\u{301}a b\" -j ACCEPT")
             .chain("PREROUTING")?.rules.first?.matches, [.comment("\u{301}a b")])
+        // A fuzz finding: `--new ""` declared a chain without a name, which `:NAME - [0:0]` cannot
+        // carry; iptables refuses it, so does the parser.
+        XCTAssertThrowsError(try RuleSet.parse(#"--new """#)) { e in XCTAssertTrue("\(e)".contains("empty chain name"), "\(e)") }
+        // `-t` takes a quoted word, but the save form's `*NAME` carries no blank and no empty name
+        // (iptables-restore cuts it at the first blank): such a name is refused, not kept.
+        for bad in ["x y", "", " x", "x\t"] {
+            XCTAssertThrowsError(try RuleSet.parse("-t \"\(bad)\" -N A"), bad) { e in XCTAssertTrue("\(e)".contains("is not a table name"), "\(e)") }
+        }
+        // -P in a table without built-in chains skipped the chain-name checks of -N and ':'.
+        for bad in ["x y", "", "-x", "a\"b"] {
+            XCTAssertThrowsError(try RuleSet.parse("-t foo -P \"\(bad.replacingOccurrences(of: "\"", with: "\\\""))\" DROP"), bad)
+        }
+        XCTAssertEqual(try RuleSet.parse("-t foo -P MINE DROP").chain("MINE", table: "foo")?.policy, .drop)
+        XCTAssertEqual(try RuleSet.parse(#"-t "my\\table" -N A"#).tables.map(\.name.rawValue), [#"my\table"#])
     }
 }
