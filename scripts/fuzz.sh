@@ -9,9 +9,11 @@
 # scratch path: the normal build is untouched), seeds a corpus in fuzz-corpus/TARGET from
 # Captures/ (capture), HTTP snippets from the tests and captures (http, wire) or rule files
 # (netfilter), runs libFuzzer, keeps crashes as fuzz-crashes/TARGET/crash-* (gitignored,
-# like the corpus), and prints the figures: execs, exec/s, coverage (cov/ft), corpus size,
-# crashes. A crash is replayed with `.build/debug/hoptrace-fuzz TARGET FILE` and becomes a
-# regression input under Tests/HopFuzzTests/Inputs/TARGET/ once fixed.
+# like the corpus), and prints the figures: wall and CPU seconds of the fuzzer itself (user +
+# system, by /usr/bin/time: on a shared, nice'd machine they differ), execs, exec/s, coverage
+# (cov/ft), corpus size, crashes (all kept, and new in this run). A crash is replayed with
+# `.build/debug/hoptrace-fuzz TARGET FILE` and becomes a regression input under
+# Tests/HopFuzzTests/Inputs/TARGET/ once fixed.
 # Exit: 0 no crash, 1 crashes found, 2 usage, 3 the fuzz build failed (toolchain).
 set -uo pipefail
 
@@ -97,7 +99,14 @@ PY
 esac
 
 LOG="$ROOT/fuzz-crashes/$TARGET.log"
-HOPTRACE_FUZZ_TARGET="$TARGET" SWIFT_BACKTRACE=enable=no "$BIN" "$CORPUS" "$SEEDS" \
+# The fuzzer's own CPU time (user + system, without the build and the seeding), which on a
+# shared machine is what a run is worth; wall time is not (a nice'd run gets what is left).
+CPU_FILE="$ROOT/fuzz-crashes/$TARGET.cpu"
+rm -f "$CPU_FILE"
+TIMER=()
+[ -x /usr/bin/time ] && TIMER=(/usr/bin/time -o "$CPU_FILE" -f '%U %S %e')
+before=$(find "$CRASHES" -maxdepth 1 -type f | wc -l)
+HOPTRACE_FUZZ_TARGET="$TARGET" SWIFT_BACKTRACE=enable=no "${TIMER[@]}" "$BIN" "$CORPUS" "$SEEDS" \
     -max_total_time="$SECONDS_TO_RUN" -max_len="$MAXLEN" -timeout=20 -rss_limit_mb=3000 \
     -artifact_prefix="$CRASHES/" -print_final_stats=1 -fork=0 "$@" > "$LOG" 2>&1
 status=$?
@@ -108,7 +117,13 @@ last=$(grep -E '^#[0-9]+' "$LOG" | tail -1)
 cov=$(echo "$last" | grep -oE 'cov: [0-9]+' | awk '{print $2}')
 ft=$(echo "$last" | grep -oE 'ft: [0-9]+' | awk '{print $2}')
 crashes=$(find "$CRASHES" -maxdepth 1 -type f \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' -o -name 'oom-*' \) | wc -l)
-echo "target=$TARGET seconds=$SECONDS_TO_RUN execs=${execs:-?} exec/s=${rate:-?} cov=${cov:-?} ft=${ft:-?} corpus=$(ls "$CORPUS" | wc -l) crashes=$crashes (log: $LOG)"
+new=$(( $(find "$CRASHES" -maxdepth 1 -type f | wc -l) - before ))
+cpu="?"; wall="?"
+if [ -s "$CPU_FILE" ]; then
+    read -r u s e < <(grep -E '^[0-9.]+ [0-9.]+ [0-9.]+$' "$CPU_FILE" | tail -1)
+    [ -n "${u:-}" ] && cpu=$(awk -v u="$u" -v s="$s" 'BEGIN { printf "%.0f", u + s }') && wall=$(printf '%.0f' "$e")
+fi
+echo "target=$TARGET seconds=$SECONDS_TO_RUN wall=$wall cpu=$cpu execs=${execs:-?} exec/s=${rate:-?} cov=${cov:-?} ft=${ft:-?} corpus=$(ls "$CORPUS" | wc -l) crashes=$crashes (new: $new) (log: $LOG)"
 if [ "$crashes" -gt 0 ] || { [ $status -ne 0 ] && grep -q 'ERROR: libFuzzer\|Fatal error\|AddressSanitizer' "$LOG"; }; then
     grep -m3 -E 'Fatal error|ERROR: AddressSanitizer|ERROR: libFuzzer' "$LOG" >&2
     exit 1

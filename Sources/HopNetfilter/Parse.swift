@@ -18,16 +18,19 @@ struct Token: Hashable {
 }
 
 /// Splits a line as iptables-restore does: on blanks; double quotes group words,
-/// and inside them a backslash escapes the next character.
+/// and inside them a backslash escapes the next character. Like iptables-restore, which reads
+/// bytes, it goes by Unicode scalars, not by characters: a quote or a blank next to a
+/// combining mark is still a quote or a blank (as characters, `"` + U+0301 is one character
+/// that is not a quote, and a word written after a blank could merge with it).
 func tokenize(_ line: Substring) -> Result<[Token], ParseLineError> {
     var tokens: [Token] = []
-    var value = "", raw = ""
+    var value = String.UnicodeScalarView(), raw = String.UnicodeScalarView()
     var inWord = false, quoted = false, escaped = false
-    for c in line {
+    for c in line.unicodeScalars {
         // iptables-save and `-S` print no control characters (comments are printable): a line
         // holding one is not rule text, and could not be written back as it was read.
-        if let v = c.unicodeScalars.first?.value, (v < 0x20 && c != "\t") || v == 0x7f {
-            return .failure(ParseLineError("control character 0x\(String(v, radix: 16)) in the line"))
+        if (c.value < 0x20 && c != "\t") || c.value == 0x7f {
+            return .failure(ParseLineError("control character 0x\(String(c.value, radix: 16)) in the line"))
         }
         if quoted {
             raw.append(c)
@@ -35,7 +38,10 @@ func tokenize(_ line: Substring) -> Result<[Token], ParseLineError> {
             continue
         }
         if c == " " || c == "\t" {
-            if inWord { tokens.append(Token(value: value, raw: raw)); value = ""; raw = ""; inWord = false }
+            if inWord {
+                tokens.append(Token(value: String(value), raw: String(raw)))
+                value = String.UnicodeScalarView(); raw = String.UnicodeScalarView(); inWord = false
+            }
             continue
         }
         inWord = true
@@ -43,7 +49,7 @@ func tokenize(_ line: Substring) -> Result<[Token], ParseLineError> {
         if c == "\"" { quoted = true } else { value.append(c) }
     }
     if quoted { return .failure(ParseLineError("unterminated quote")) }
-    if inWord { tokens.append(Token(value: value, raw: raw)) }
+    if inWord { tokens.append(Token(value: String(value), raw: String(raw))) }
     return .success(tokens)
 }
 
@@ -54,11 +60,12 @@ func resolveOption(_ given: String, among names: [String]) -> String? {
     return hits.count == 1 ? hits[0] : nil
 }
 
-/// Numbers as strtoul(…, 0): `0x` hex, leading-0 octal, else decimal.
 /// What is wrong with a chain name, nil when nothing: iptables takes at most 28 characters and
 /// no leading `-` or `!`; hoptrace also wants printable ASCII without quotes or backslashes,
 /// which every form it reads and writes (iptables-save, `-S`) can carry as they are.
 func chainNameProblem(_ name: String) -> String? {
+    // iptables refuses an empty name too; iptables-save's `:NAME POLICY [p:b]` could not carry it.
+    if name.isEmpty { return "empty chain name" }
     if name.utf8.count > 28 { return "chain name '\(name)' is longer than iptables' 28 characters" }
     if name.hasPrefix("-") || name.hasPrefix("!") { return "chain name '\(name)' starts with '-' or '!', which iptables refuses" }
     if let bad = name.unicodeScalars.first(where: { $0.value < 0x21 || $0.value > 0x7e || $0 == "\"" || $0 == "'" || $0 == "\\" }) {
@@ -67,6 +74,7 @@ func chainNameProblem(_ name: String) -> String? {
     return nil
 }
 
+/// Numbers as strtoul(…, 0): `0x` hex, leading-0 octal, else decimal.
 func parseNumber(_ s: String) -> UInt32? {
     if s.hasPrefix("0x") || s.hasPrefix("0X") { return UInt32(s.dropFirst(2), radix: 16) }
     if s.count > 1, s.hasPrefix("0") { return UInt32(s.dropFirst(), radix: 8) }
@@ -295,7 +303,13 @@ extension RuleSet {
             if let ti = tokens.firstIndex(where: { $0.value == "-t" || $0.value == "--table" }) {
                 if section != nil { throw fail("-t is not allowed inside a '*TABLE' section") }
                 guard ti + 1 < tokens.count else { throw fail("-t needs a table name") }
-                tableName = TableName(tokens[ti + 1].value)
+                let given = tokens[ti + 1].value
+                // The save form's `*NAME` carries no empty name and none with a blank (as a
+                // quoted word `-t` takes any); iptables knows no such table either.
+                if given.isEmpty || given.unicodeScalars.contains(where: { $0 == " " || $0 == "\t" }) {
+                    throw fail("'\(given)' is not a table name")
+                }
+                tableName = TableName(given)
                 tokens.removeSubrange(ti...(ti + 1))
             }
             guard let command = tokens.first else { throw fail("empty command") }
@@ -324,6 +338,9 @@ extension RuleSet {
                 }
                 guard let policy = Policy(rawValue: tokens[2].value) else { throw fail("unknown policy '\(tokens[2].value)' (expected ACCEPT or DROP)") }
                 let name = tokens[1].value
+                // A table without built-in chains (one hoptrace does not know) takes any name after
+                // -P: it must still be one `:NAME POLICY [p:b]` can carry, as for -N and ':'.
+                if let why = chainNameProblem(name) { throw fail(why) }
                 if !tableName.builtinChains.isEmpty, !tableName.builtinChains.contains(name) {
                     throw fail("'\(name)' is not a built-in chain of table \(tableName); only built-in chains have a policy")
                 }

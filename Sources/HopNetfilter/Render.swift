@@ -11,18 +11,35 @@ public enum RenderFormat: Hashable, Sendable {
 func hex(_ v: UInt32) -> String { "0x" + String(v, radix: 16) }
 
 /// Quotes a string the way iptables-save does (xtables_save_string): bare when it
-/// consists of `[A-Za-z0-9_-]` only, else in double quotes with `"`, `\` and `'` escaped.
+/// consists of `[A-Za-z0-9_-]` only, else in double quotes with `"`, `\` and `'` escaped
+/// (by Unicode scalars, as the tokenizer reads them).
 func saveString(_ s: String) -> String {
     let bare = !s.isEmpty && s.unicodeScalars.allSatisfy {
         ($0 >= "a" && $0 <= "z") || ($0 >= "A" && $0 <= "Z") || ($0 >= "0" && $0 <= "9") || $0 == "_" || $0 == "-"
     }
-    if bare { return s }
-    var out = "\""
-    for c in s {
-        if c == "\"" || c == "\\" || c == "'" { out.append("\\") }
+    return bare ? s : quoted(s, escaping: ["\"", "\\", "'"])
+}
+
+/// A word the model keeps as it was read (an interface name, the name after `-j` or `-g`),
+/// written so that the tokenizer reads it back as it is: bare when it is not empty and holds no
+/// blank, quote or backslash (every name iptables-save prints: `eth0`, `veth+`, `ISTIO_REDIRECT`),
+/// else in double quotes with `"` and `\` escaped. The render → parse round trip rests on it:
+/// written bare, `-i "a b"` would read back as `-i a` and a stray `b`.
+func ruleWord(_ s: String) -> String {
+    let bare = !s.isEmpty && !s.unicodeScalars.contains { $0 == " " || $0 == "\t" || $0 == "\"" || $0 == "\\" }
+    return bare ? s : quoted(s, escaping: ["\"", "\\"])
+}
+
+/// `s` in double quotes, a backslash before each scalar of `escaping`.
+private func quoted(_ s: String, escaping: Set<Unicode.Scalar>) -> String {
+    var out = String.UnicodeScalarView()
+    out.append("\"")
+    for c in s.unicodeScalars {
+        if escaping.contains(c) { out.append("\\") }
         out.append(c)
     }
-    return out + "\""
+    out.append("\"")
+    return String(out)
 }
 
 extension Match {
@@ -64,8 +81,8 @@ extension Target {
     /// `-j NAME …` (or `-g CHAIN`) as iptables-save prints it.
     public var text: String {
         switch self {
-        case .jump(let c): return "-j \(c)"
-        case .goto(let c): return "-g \(c)"
+        case .jump(let c): return "-j \(ruleWord(c))"
+        case .goto(let c): return "-g \(ruleWord(c))"
         case .accept, .drop, .return: return "-j \(name)"
         case .redirect(let ports, let random):
             var s = "-j REDIRECT"
@@ -83,7 +100,7 @@ extension Target {
         case .connmark(.restore(let nf, let ct)):
             return "-j CONNMARK --restore-mark --nfmask \(hex(nf)) --ctmask \(hex(ct))"
         case .other(let name, let args):
-            return (["-j", name] + args).joined(separator: " ")
+            return (["-j", ruleWord(name)] + args).joined(separator: " ")
         }
     }
 }
@@ -94,8 +111,8 @@ extension Rule {
         var parts: [String] = []
         if let s = source { parts.append("\(s.bang)-s \(s.value)") }
         if let d = destination { parts.append("\(d.bang)-d \(d.value)") }
-        if let i = inInterface { parts.append("\(i.bang)-i \(i.value)") }
-        if let o = outInterface { parts.append("\(o.bang)-o \(o.value)") }
+        if let i = inInterface { parts.append("\(i.bang)-i \(ruleWord(i.value))") }
+        if let o = outInterface { parts.append("\(o.bang)-o \(ruleWord(o.value))") }
         if let p = proto { parts.append("\(p.bang)-p \(p.value)") }
         if let f = fragment { parts.append(f ? "-f" : "! -f") }
         parts.append(contentsOf: matches.map(\.text))
