@@ -200,6 +200,8 @@ public final class Correlator {
     /// The proxy's forwarding and return delays among pairings both orders agree on.
     private var delayModel = DelayModel()
     private var pool: [Pending] = []
+    /// The pool's two orders (its arrays reused from one pool to the next).
+    private var orders = PoolOrders()
     /// When the newest copy in the pool ended.
     private var poolNewestEnd: Int64 = .min
     /// Capture time after the pool's newest copy when the pool is settled (ns).
@@ -682,82 +684,18 @@ public final class Correlator {
         for (k, u) in columns.enumerated() { u.column = k }
         // Each row's feasible columns (in send order): its worker group's, then the others'
         // (taken only when its own are gone: a worker may borrow another's connection).
-        var feasible: [[Int]] = []
-        var fallback: [[Int]] = []
-        feasible.reserveCapacity(rows)
-        fallback.reserveCapacity(rows)
-        var own: [Int] = [], other: [Int] = []
+        orders.reset(columns: columns.count)
         for i in 0..<rows {
-            own.removeAll(keepingCapacity: true)
-            other.removeAll(keepingCapacity: true)
             let status = pool[i].facts.times.status, slot = pool[i].slot
-            for u in pool[i].candidates {
-                let k = u.column
-                guard k >= 0, Self.isFinalAttempt(u.facts.times.status, for: status) else { continue }
-                if groups.differ(down: slot, up: u.slot) { other.append(k) } else { own.append(k) }
-            }
-            own.sort()
-            other.sort()
-            feasible.append(own.isEmpty ? other : own)
-            fallback.append(own.isEmpty ? [] : other)
+            orders.addRow(pool[i].candidates.lazy
+                .filter { $0.column >= 0 && Self.isFinalAttempt($0.facts.times.status, for: status) }
+                .map { (column: $0.column, own: !self.groups.differ(down: slot, up: $0.slot)) })
         }
-        // Forward order.
-        var forward = [Int?](repeating: nil, count: rows)
-        var takenForward = [Bool](repeating: false, count: columns.count)
-        for i in 0..<rows {
-            if let k = feasible[i].first(where: { !takenForward[$0] }) ?? fallback[i].first(where: { !takenForward[$0] }) {
-                forward[i] = k
-                takenForward[k] = true
-            }
-        }
-        // A copy left without a candidate while others could give it one (forward order across
-        // workers not yet known strands copies): augmenting paths (Kuhn) re-route the fewest
-        // choices so that every copy that can be paired is.
-        func maximize(_ matching: inout [Int?]) {
-            var owner = [Int?](repeating: nil, count: columns.count)
-            for (i, k) in matching.enumerated() { if let k { owner[k] = i } }
-            var visited = [Bool](repeating: false, count: columns.count)
-            func augment(_ i: Int) -> Bool {
-                for k in feasible[i] where !visited[k] {
-                    visited[k] = true
-                    if owner[k] == nil || augment(owner[k]!) {
-                        owner[k] = i
-                        matching[i] = k
-                        return true
-                    }
-                }
-                for k in fallback[i] where !visited[k] {
-                    visited[k] = true
-                    if owner[k] == nil || augment(owner[k]!) {
-                        owner[k] = i
-                        matching[i] = k
-                        return true
-                    }
-                }
-                return false
-            }
-            for i in 0..<rows where matching[i] == nil && !(feasible[i].isEmpty && fallback[i].isEmpty) {
-                for k in visited.indices { visited[k] = false }
-                _ = augment(i)
-            }
-        }
-        maximize(&forward)
-        // Return order: upstream copies by response start, each to the row whose response
-        // began first after it.
-        var rowsOfColumn = [[Int]](repeating: [], count: columns.count)
-        for (i, f) in feasible.enumerated() { for k in f { rowsOfColumn[k].append(i) } }
-        let responseStarts = columns.map { $0.facts.times.responseStart ?? .max }
-        let byResponse = columns.indices.sorted { responseStarts[$0] < responseStarts[$1] }
-        let rowResponseStarts = pool.map { $0.facts.times.responseStart ?? .max }
-        var backward = [Int?](repeating: nil, count: rows)
-        for k in byResponse {
-            var best: Int? = nil
-            for i in rowsOfColumn[k] where backward[i] == nil {
-                if best == nil || rowResponseStarts[i] < rowResponseStarts[best!] { best = i }
-            }
-            if let best { backward[best] = k }
-        }
-        maximize(&backward)
+        // Forward order, and return order: upstream copies by response start, each to the row
+        // whose response began first after it.
+        orders.solve(columnResponseStarts: columns.map { $0.facts.times.responseStart ?? .max },
+                     rowResponseStarts: pool.map { $0.facts.times.responseStart ?? .max })
+        let forward = orders.forward, backward = orders.backward, backwardOwner = orders.backwardOwner
         // The pool lets go of its candidates (the rows that wait take theirs again below).
         for i in 0..<rows {
             for u in pool[i].candidates {
@@ -765,24 +703,23 @@ public final class Correlator {
                 u.column = -1
             }
         }
-        var backwardOwner = [Int?](repeating: nil, count: columns.count)
-        for (i, k) in backward.enumerated() { if let k { backwardOwner[k] = i } }
         let commitCount = all ? rows : max(1, rows / 2)
         let pending = pool
         pool = []
         // The pairings both orders agree on teach the delay model first, so that the
         // disagreements of the same pool (all of a capture's first pool, when every connection
         // opens at once) are weighed by it.
-        for i in 0..<commitCount where feasible[i].count > 1 {
-            if let b = backward[i], forward[i] == b {
+        for i in 0..<commitCount where orders.feasibleCount(i) > 1 {
+            let b = backward[i]
+            if b >= 0, forward[i] == b {
                 let (f, r) = delays(pending[i].facts.times, columns[b].facts.times)
                 delayModel.observe(forward: f, return: r)
             }
         }
         for i in 0..<commitCount {
             // Return order decides: a proxy queues less on the way back.
-            let chosen = backward[i].map { columns[$0] }
-            let alternatives = max(0, feasible[i].count - 1)
+            let chosen = backward[i] >= 0 ? columns[backward[i]] : nil
+            let alternatives = max(0, orders.feasibleCount(i) - 1)
             var confidence: Double? = nil
             var agree: Bool? = nil
             if chosen != nil {
@@ -792,7 +729,8 @@ public final class Correlator {
                     let agrees = forward[i] == backward[i]
                     agree = agrees
                     agreement += ((agrees ? 1 : 0) - agreement) / 256
-                    if !agrees, let f = forward[i], let b = backward[i] {
+                    if !agrees, forward[i] >= 0, backward[i] >= 0 {
+                        let f = forward[i], b = backward[i]
                         // Which order is right here: the choice whose delays are more typical of
                         // the pairings both orders agree on, weighed by how often return order
                         // has won so far (the prior, learned from this capture the same way). Where
@@ -800,7 +738,7 @@ public final class Correlator {
                         let times = pending[i].facts.times
                         var chosenL = delayModel.likelihood(delays(times, columns[b].facts.times))
                         var otherL = delayModel.likelihood(delays(times, columns[f].facts.times))
-                        if let j = backwardOwner[f], j != i, forward[j] == b {
+                        if case let j = backwardOwner[f], j >= 0, j != i, forward[j] == b {
                             let other = pending[j].facts.times
                             chosenL *= delayModel.likelihood(delays(other, columns[f].facts.times))
                             otherL *= delayModel.likelihood(delays(other, columns[b].facts.times))

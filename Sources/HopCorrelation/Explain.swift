@@ -77,6 +77,13 @@ extension ExplanationSink {
 public enum Explain {
     /// A chain's explanation: one item.
     public static func chain<S: ExplanationSink>(_ c: RequestChain, into s: inout S) {
+        chain(c, into: &s) { s in clause(c, into: &s) }
+    }
+
+    /// A chain's explanation, its clause (see `clause(_:into:)`) written by `writeClause`: a
+    /// report that writes many chains through the same connections writes the clause of each
+    /// pair once and copies it after (`ClauseKey` says when two chains share it).
+    public static func chain<S: ExplanationSink>(_ c: RequestChain, into s: inout S, clause writeClause: (inout S) -> Void) {
         defer { s.endItem() }
         guard !c.hops.isEmpty else { return }
         // `c.hops[0]` read in place: a `first` copy would retain every field of the hop.
@@ -154,6 +161,19 @@ public enum Explain {
             }
         }
         subject()
+        writeClause(&s)
+        switch c.hops[0].role {
+        case .inboundIntercepted, .outboundRedirected: retriesAndAdded()
+        default: break
+        }
+    }
+
+    /// The part of a multi-hop chain's explanation between its subject ("GET /") and its
+    /// retries and the time the proxy added: what its hops' count, roles, connections and
+    /// verdicts say (" appears 2 times because iptables REDIRECTed …").
+    public static func clause<S: ExplanationSink>(_ c: RequestChain, into s: inout S) {
+        guard c.hops.count > 1 else { return }
+        let last = c.hops.count - 1
         switch c.hops[0].role {
         case .inboundIntercepted:
             s.text(" appears ")
@@ -167,7 +187,6 @@ public enum Explain {
             s.text(" (")
             s.exemption(c.hops[last].rule)
             s.text(").")
-            retriesAndAdded()
         case .outboundRedirected:
             let conn = c.hops[0].connection
             s.text(" to ")
@@ -187,7 +206,6 @@ public enum Explain {
             s.text(" (")
             s.exemption(c.hops[last].rule)
             s.text(").")
-            retriesAndAdded()
         default:
             s.text(" appears ")
             s.int(c.hops.count)
@@ -200,6 +218,21 @@ public enum Explain {
             }
             s.text(".")
         }
+    }
+
+    /// What a complete chain's clause depends on, when it is an intercepted request and its
+    /// forwarded copy: two chains with equal keys have the same clause. Nil for the chains
+    /// whose clause is written each time (one hop, incomplete, other roles).
+    public static func clauseKey(_ c: RequestChain) -> ClauseKey? {
+        guard c.hops.count > 1, !c.isIncomplete else { return nil }
+        let role = c.hops[0].role
+        guard role == .inboundIntercepted || role == .outboundRedirected else { return nil }
+        let first = c.hops[0].exchange, last = c.hops[c.hops.count - 1].exchange
+        return ClauseKey(count: c.hops.count, role: role,
+                         firstClient: first.client, firstServer: first.server,
+                         originalDestination: first.originalDestination, replySource: first.replySource,
+                         lastClient: last.client, lastServer: last.server,
+                         firstVerdict: c.hops[0].details, lastVerdict: c.hops[c.hops.count - 1].details)
     }
 
     /// The facts that tie a paired chain's downstream copy to the upstream copy that answered:
@@ -315,5 +348,32 @@ public enum Explain {
             s.plural(failed, " failed upstream attempt before the one that answered", " failed upstream attempts before the one that answered")
             s.endItem()
         }
+    }
+}
+
+/// What a chain's explanation clause depends on (`Explain.clauseKey`): its hop count, first
+/// role, the endpoints it names, and its first and last hops' verdicts (held, so that their
+/// identities stay theirs while the key lives).
+public struct ClauseKey: Hashable, @unchecked Sendable {
+    let count: Int
+    let role: HopRole
+    let firstClient: Endpoint, firstServer: Endpoint
+    let originalDestination: Endpoint?, replySource: Endpoint?
+    let lastClient: Endpoint, lastServer: Endpoint
+    let firstVerdict: HopDetails
+    let lastVerdict: HopDetails
+
+    public static func == (a: ClauseKey, b: ClauseKey) -> Bool {
+        a.count == b.count && a.role == b.role && a.firstVerdict === b.firstVerdict && a.lastVerdict === b.lastVerdict
+            && a.firstClient == b.firstClient && a.firstServer == b.firstServer && a.lastClient == b.lastClient
+            && a.lastServer == b.lastServer && a.originalDestination == b.originalDestination && a.replySource == b.replySource
+    }
+
+    public func hash(into h: inout Hasher) {
+        h.combine(count)
+        h.combine(ObjectIdentifier(firstVerdict))
+        h.combine(ObjectIdentifier(lastVerdict))
+        h.combine(firstClient)
+        h.combine(lastClient)
     }
 }

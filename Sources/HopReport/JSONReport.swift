@@ -48,29 +48,30 @@ public enum JSONReport {
     /// from the record's; without, the hop carries them (`JSONReport.hop`, watch's lines).
     public static func write(hop h: Hop, report: AnalysisReport?, connections: ConnectionRecords? = nil,
                              names: InterfaceNameTable? = nil, to w: JSONWriter) {
-        // Read through the exchange's accessors: `h.connection` would copy the connection.
-        let x = h.exchange
+        // Every field read where it is (`h.exchange.request?.…`): binding the exchange, its
+        // request or its response would copy it, retaining each of its strings and arrays.
         w.beginObject()
         w.field("role", h.role.rawValue)
         w.field("attempt", h.attempt)
-        w.field("connection", x.connectionID.value)
+        w.field("connection", h.exchange.connectionID.value)
         writeEndpoints(of: h, report: report, names: names, to: w)
-        let q = x.request, r = x.response
-        w.field("method", q?.method)
-        w.field("target", q?.target)
-        w.field("host", q?.host)
-        w.field("requestId", q?.headers["x-request-id"])
-        w.field("status", r?.status)
-        w.field("requestStart", iso8601: q?.firstTimestamp)
-        w.field("responseEnd", iso8601: r?.lastTimestamp)
-        w.field("requestEnd", iso8601: q?.lastTimestamp)
-        w.field("responseStart", iso8601: r?.firstTimestamp)
-        w.field("requestStartNs", q?.firstTimestamp)
-        w.field("requestEndNs", q?.lastTimestamp)
-        w.field("responseStartNs", r?.firstTimestamp)
-        w.field("responseEndNs", r?.lastTimestamp)
+        w.field("method", h.exchange.request?.method)
+        w.field("target", h.exchange.request?.target)
+        w.field("host", h.exchange.request?.host)
+        w.field("requestId", h.exchange.request?.headers["x-request-id"])
+        w.field("status", h.exchange.response?.status)
+        let requestStart = h.exchange.request?.firstTimestamp, requestEnd = h.exchange.request?.lastTimestamp
+        let responseStart = h.exchange.response?.firstTimestamp, responseEnd = h.exchange.response?.lastTimestamp
+        w.field("requestStart", iso8601: requestStart)
+        w.field("responseEnd", iso8601: responseEnd)
+        w.field("requestEnd", iso8601: requestEnd)
+        w.field("responseStart", iso8601: responseStart)
+        w.field("requestStartNs", requestStart)
+        w.field("requestEndNs", requestEnd)
+        w.field("responseStartNs", responseStart)
+        w.field("responseEndNs", responseEnd)
         w.key("flags")
-        flags(x.flags, to: w)
+        if let connections { connections.flags(h.exchange.flags, to: w) } else { flags(h.exchange.flags, to: w) }
         // The same for every hop of a connection: encoded once.
         if let connections, let v = connections.verdict(referredBy: h) {
             w.members(v.perHop)
@@ -192,6 +193,8 @@ public enum JSONReport {
         w.key("explanation")
         if let text = c.explanationOverride {
             w.string(text)
+        } else if let connections {
+            connections.explain(c, to: w)
         } else {
             var sink = JSONStringSink(w)
             Explain.chain(c, into: &sink)
@@ -559,7 +562,7 @@ struct JSONStringSink: ExplanationSink {
     private var open = false
     init(_ w: JSONWriter) { self.w = w }
     /// Opens the item's string on its first piece.
-    private mutating func begin() {
+    mutating func begin() {
         if !open { w.beginString(); open = true }
     }
     mutating func text(_ s: String) {
@@ -688,6 +691,50 @@ public final class ConnectionRecords {
         }
         return nil
     }
+
+    /// A chain's explanation as a JSON string. The clause a pair of connections gives its
+    /// chains (" appears 2 times because iptables REDIRECTed …", about 500 bytes) is encoded
+    /// once and copied after: a capture of many requests repeats a few pairs.
+    func explain(_ c: RequestChain, to w: JSONWriter) {
+        var sink = JSONStringSink(w)
+        guard let key = Explain.clauseKey(c) else {
+            Explain.chain(c, into: &sink)
+            return
+        }
+        Explain.chain(c, into: &sink) { s in
+            s.begin()
+            if let bytes = clauses[key] {
+                bytes.withUnsafeBytes { w.append($0) }
+                return
+            }
+            let start = w.count
+            Explain.clause(c, into: &s)
+            if clauses.count >= Self.clauseLimit { clauses.removeAll(keepingCapacity: true) }
+            w.withBytes(start..<w.count) { clauses[key] = Array($0) }
+        }
+    }
+
+    /// An exchange's flags as an array of names, each set of flags encoded once.
+    func flags(_ f: HTTPExchangeFlags, to w: JSONWriter) {
+        if f.isEmpty {
+            w.beginArray(); w.endArray()
+            return
+        }
+        if let i = flagSets.firstIndex(where: { $0.flags == f }) {
+            w.separator()
+            flagSets[i].json.withUnsafeBytes { w.append($0) }
+            w.needsComma = true
+            return
+        }
+        let start = w.count + (w.needsComma ? 1 : 0)
+        JSONReport.flags(f, to: w)
+        if flagSets.count < 64 { w.withBytes(start..<w.count) { flagSets.append((f, Array($0))) } }
+    }
+    @exclusivity(unchecked) private var flagSets: [(flags: HTTPExchangeFlags, json: [UInt8])] = []
+
+    /// Clauses kept (each holds its connections' verdicts): beyond this many pairs, forgotten.
+    private static let clauseLimit = 4096
+    @exclusivity(unchecked) private var clauses: [ClauseKey: [UInt8]] = [:]
 
     /// True when the hop's verdict is its connection's record's.
     public func refers(_ h: Hop) -> Bool { verdict(referredBy: h) != nil }
