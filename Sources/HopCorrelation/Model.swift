@@ -321,8 +321,10 @@ public struct RequestChain: Sendable, Hashable {
 
     /// Time the proxy added: downstream duration minus the successful upstream's duration.
     public var proxyAddedNs: Int64? {
-        guard hops.count >= 2, let d = hops.first, let u = hops.last,
-              let ds = d.requestStart, let de = d.responseEnd, let us = u.requestStart, let ue = u.responseEnd else { return nil }
+        // By index: `hops.first` would copy a whole hop (each of its strings retained).
+        let last = hops.count - 1
+        guard last >= 1, let ds = hops[0].exchange.request?.firstTimestamp, let de = hops[0].exchange.response?.lastTimestamp,
+              let us = hops[last].exchange.request?.firstTimestamp, let ue = hops[last].exchange.response?.lastTimestamp else { return nil }
         return (de - ds) - (ue - us)
     }
 }

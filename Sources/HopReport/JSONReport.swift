@@ -66,10 +66,10 @@ public enum JSONReport {
         w.field("responseEnd", iso8601: responseEnd)
         w.field("requestEnd", iso8601: requestEnd)
         w.field("responseStart", iso8601: responseStart)
-        w.field("requestStartNs", requestStart)
-        w.field("requestEndNs", requestEnd)
-        w.field("responseStartNs", responseStart)
-        w.field("responseEndNs", responseEnd)
+        w.field("requestStartNs", epochNanos: requestStart)
+        w.field("requestEndNs", epochNanos: requestEnd)
+        w.field("responseStartNs", epochNanos: responseStart)
+        w.field("responseEndNs", epochNanos: responseEnd)
         w.key("flags")
         if let connections { connections.flags(h.exchange.flags, to: w) } else { flags(h.exchange.flags, to: w) }
         // The same for every hop of a connection: encoded once.
@@ -210,9 +210,11 @@ public enum JSONReport {
         }
         w.key("hops")
         w.beginArray()
-        // The hops lent in place (`c.hops[i]` would copy each hop for the call).
+        // The hops lent in place (`c.hops[i]`, or a buffer's subscript, would copy each hop for
+        // the call: a pointer's `pointee` is read where it is).
         c.hops.withUnsafeBufferPointer { hops in
-            for i in hops.indices { write(hop: hops[i], report: report, connections: connections, names: names, to: w) }
+            guard let base = hops.baseAddress else { return }
+            for i in hops.indices { write(hop: (base + i).pointee, report: report, connections: connections, names: names, to: w) }
         }
         w.endArray()
         w.endObject()

@@ -22,9 +22,12 @@ public final class JSONWriter {
     private let sink: ((UnsafeRawBufferPointer) -> Void)?
     /// `flushIfNeeded` hands the buffer to the sink once it holds this many bytes.
     public var flushThreshold: Int
-    /// The day last written by `iso8601`, and its `YYYY-MM-DDT` text.
-    @exclusivity(unchecked) private var cachedDay: Int64 = .min
-    @exclusivity(unchecked) private var cachedDayText: (UInt64, UInt64) = (0, 0)
+    /// The second last written by `iso8601`, and its `"YYYY-MM-DDTHH:MM:SS.` text (21 bytes).
+    @exclusivity(unchecked) private var cachedSecond: Int64 = .min
+    @exclusivity(unchecked) private var cachedSecondText: (UInt64, UInt64, UInt64) = (0, 0, 0)
+    /// The second last written by `epochNanos`, and its digits.
+    @exclusivity(unchecked) private var cachedDigitsSecond: Int64 = .min
+    @exclusivity(unchecked) private var cachedSecondDigits: [UInt8] = []
 
     /// A writer that keeps everything (read it with `string` or `bytes`), or, with a `sink`,
     /// hands its bytes over on `flush` / `flushIfNeeded`.
@@ -332,49 +335,68 @@ public final class JSONWriter {
     }
 
     /// `"2026-11-26T13:50:01.123456789Z"`, as `Timestamp.iso8601` spells it; null for nil.
+    /// The text up to the second (`"2026-11-26T13:50:01.`, 21 bytes) is made once per second
+    /// and copied after: a report's times come in order, many to a second.
     public func iso8601(_ ns: Int64?) {
         separator()
         needsComma = true
         guard let ns else { ascii("null"); return }
-        let (days, sod, nanos) = Timestamp.split(ns)
-        if days != cachedDay {
+        var second = ns / 1_000_000_000
+        var nanos = ns % 1_000_000_000
+        if nanos < 0 { nanos += 1_000_000_000; second -= 1 }
+        if second != cachedSecond {
+            let (days, sod, _) = Timestamp.split(second &* 1_000_000_000)
             let (y, m, d) = Timestamp.civil(days: days)
             guard (0...9999).contains(y) else { escaped(Timestamp.iso8601(ns)); return }
-            cachedDay = days
-            // `YYYY-MM-DDT`: 11 bytes, kept as two words.
-            let text: [UInt8] = [
-                UInt8(0x30 + y / 1000), UInt8(0x30 + y / 100 % 10), UInt8(0x30 + y / 10 % 10), UInt8(0x30 + y % 10), 0x2d,
-                UInt8(0x30 + m / 10), UInt8(0x30 + m % 10), 0x2d, UInt8(0x30 + d / 10), UInt8(0x30 + d % 10), 0x54, 0, 0, 0, 0, 0,
-            ]
-            var a: UInt64 = 0, b: UInt64 = 0
-            for i in 0..<8 { a |= UInt64(text[i]) << (8 * UInt64(i)) }
-            for i in 0..<8 { b |= UInt64(text[8 + i]) << (8 * UInt64(i)) }
-            cachedDayText = (a, b)
+            cachedSecond = second
+            let h = sod / 3600, mi = sod / 60 % 60, sec = sod % 60
+            func two(_ v: Int64) -> [UInt8] { [UInt8(0x30 + v / 10), UInt8(0x30 + v % 10)] }
+            let text: [UInt8] = [0x22, UInt8(0x30 + y / 1000), UInt8(0x30 + y / 100 % 10), UInt8(0x30 + y / 10 % 10), UInt8(0x30 + y % 10), 0x2d]
+                + two(m) + [0x2d] + two(d) + [0x54] + two(h) + [0x3a] + two(mi) + [0x3a] + two(sec) + [0x2e]
+            withUnsafeMutableBytes(of: &cachedSecondText) { t in
+                for i in 0..<21 { t[i] = text[i] }
+            }
         }
         reserve(32)
-        base[count] = 0x22
-        count += 1
-        let (a, b) = cachedDayText
-        for i in 0..<8 { base[count + i] = UInt8(truncatingIfNeeded: a >> (8 * UInt64(i))) }
-        for i in 0..<3 { base[count + 8 + i] = UInt8(truncatingIfNeeded: b >> (8 * UInt64(i))) }
-        count += 11
-        // `HH:MM:SS.nnnnnnnnnZ"`: 21 bytes, two digits at a time.
-        let h = Int(sod / 3600), mi = Int(sod / 60 % 60), s = Int(sod % 60)
-        var i = count
-        pair(h, at: i); base[i + 2] = 0x3a
-        pair(mi, at: i + 3); base[i + 5] = 0x3a
-        pair(s, at: i + 6); base[i + 8] = 0x2e
+        withUnsafeBytes(of: cachedSecondText) { t in Self.copy(t.baseAddress!, 21, to: UnsafeMutableRawPointer(base + count)) }
+        // `nnnnnnnnnZ"`: nine digits, two at a time.
         var q = Int(nanos)
-        i = count + 16
+        var i = count + 28
         for _ in 0..<4 {
             pair(q % 100, at: i)
             q /= 100
             i -= 2
         }
         base[i + 1] = 0x30 &+ UInt8(truncatingIfNeeded: q)
-        base[count + 18] = 0x5a
-        base[count + 19] = 0x22
-        count += 20
+        base[count + 30] = 0x5a
+        base[count + 31] = 0x22
+        count += 32
+    }
+
+    /// Nanoseconds since the epoch as an integer (`1796590540921047000`); null for nil. Its
+    /// seconds' digits are made once per second, as `iso8601`'s text.
+    public func epochNanos(_ ns: Int64?) {
+        guard let ns, ns >= 1_000_000_000 else { int(ns); return }
+        separator()
+        needsComma = true
+        let second = ns / 1_000_000_000
+        if second != cachedDigitsSecond {
+            cachedDigitsSecond = second
+            let w = JSONWriter(capacity: 32)
+            w.digits(second)
+            cachedSecondDigits = w.bytes
+        }
+        reserve(32)
+        cachedSecondDigits.withUnsafeBytes { append($0) }
+        var q = Int(ns % 1_000_000_000)
+        var i = count + 7
+        for _ in 0..<4 {
+            pair(q % 100, at: i)
+            q /= 100
+            i -= 2
+        }
+        base[i + 1] = 0x30 &+ UInt8(truncatingIfNeeded: q)
+        count += 9
     }
 
     // MARK: key and value
@@ -385,6 +407,7 @@ public final class JSONWriter {
     public func field(_ k: StaticString, _ v: Double?) { key(k); double(v) }
     public func field(_ k: StaticString, endpoint v: Endpoint?) { key(k); endpoint(v) }
     public func field(_ k: StaticString, iso8601 v: Int64?) { key(k); iso8601(v) }
+    public func field(_ k: StaticString, epochNanos v: Int64?) { key(k); epochNanos(v) }
     public func field(_ k: StaticString, strings v: [String]) { key(k); strings(v) }
 
     // MARK: text
