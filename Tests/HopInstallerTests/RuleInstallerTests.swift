@@ -1,5 +1,5 @@
 import Foundation
-@testable import HopIntercept
+@testable import HopInstaller
 import HopNetfilter
 import XCTest
 
