@@ -53,7 +53,8 @@ let package = Package(
         // Stage 5: renderers (text, JSON, Mermaid, HTML) and expectation checks.
         .target(name: "HopReport", dependencies: ["HopCorrelation", "HopHTTP", "HopFlows", "HopCapture"]),
         // The rule installer: a HopNetfilter rule set installed, shown and removed with
-        // iptables-restore (atomic, rolled back on failure), in a named network namespace when asked.
+        // iptables-restore (atomic, rolled back on failure), in a named network namespace when
+        // asked; and the package's one process runner (posix_spawn, no Foundation Process).
         .target(name: "HopInstaller", dependencies: ["HopNetfilter"]),
         // The transparent proxy: its own epoll reactors, the original destination of REDIRECTed
         // connections, HTTP/1 framing and forwarding, raw relays, the access log, the runtime
@@ -96,8 +97,9 @@ let package = Package(
             dependencies: ["HopCapture", "HopFlows", "HopHTTP", "HopNetfilter", "HopCorrelation", "HopReport", "HopProxy"]
         ),
         .executableTarget(name: "hoptrace-fuzz", dependencies: ["HopFuzz"]),
-        // Packet builders shared by the test targets.
-        .target(name: "HopTestSupport", dependencies: ["HopCapture"], path: "Tests/HopTestSupport"),
+        // Packet builders, paths and process running (through HopInstaller's runner), shared by
+        // the test targets.
+        .target(name: "HopTestSupport", dependencies: ["HopCapture", "HopInstaller"], path: "Tests/HopTestSupport"),
         .testTarget(name: "HopCaptureTests", dependencies: ["HopCapture", "HopTestSupport"]),
         // Runs the built `hoptrace` binary: messages, exit codes, live capture in a namespace.
         .testTarget(name: "CLITests", dependencies: ["hoptrace", "HopCapture", "HopReport", "HopTestSupport"]),

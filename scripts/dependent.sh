@@ -43,9 +43,10 @@ import HopInstaller
 import HopNetfilter
 import HopProxy
 
-func interception() -> (rules: String, proxyPort: Int) {
+func interception() throws -> (rules: String, proxyPort: Int, date: String) {
     let rules = RuleInstaller(config: InterceptConfig.istio2018, runner: IptablesRunner(netns: "pod")).renderSave()
-    return (rules, ProxyConfiguration().port)
+    let date = try ProcessRunner.run("/bin/date", ["-u"], timeout: 5).stdoutText
+    return (rules, ProxyConfiguration().port, date)
 }
 SWIFT
 swift build --package-path "$work/app" -q
