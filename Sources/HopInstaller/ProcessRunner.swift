@@ -52,12 +52,15 @@ public enum ProcessRunner {
     /// Runs `executable` with `arguments` and waits for it.
     ///
     /// - Parameters:
+    ///   - executable: the program's path (not looked up on PATH: see ``which(_:)``).
+    ///   - arguments: its arguments, after `argv[0]`.
     ///   - argv0: the program's `argv[0]` (default: `executable`).
     ///   - stdin: its standard input (nil: `/dev/null`).
     ///   - environment: variables set on top of this process's environment.
     ///   - currentDirectory: where it starts (default: here).
-    ///   - timeout: seconds it may run (nil: no limit); then it gets SIGTERM and, after
-    ///     `terminateGrace` seconds, SIGKILL (SIGKILL at once when the grace is 0).
+    ///   - timeout: seconds it may run (nil: no limit).
+    ///   - terminateGrace: at the time limit it gets SIGTERM and, this many seconds later,
+    ///     SIGKILL; 0 (the default): SIGKILL at once.
     ///   - shouldStop: asked every 10 ms while it runs; true kills it with SIGKILL.
     ///
     /// Returns when the program has ended and both of its outputs are closed (or, once it was
