@@ -18,7 +18,8 @@ let package = Package(
         .library(name: "HopNetfilter", targets: ["HopNetfilter"]),
         .library(name: "HopCorrelation", targets: ["HopCorrelation"]),
         .library(name: "HopReport", targets: ["HopReport"]),
-        .library(name: "HopIntercept", targets: ["HopIntercept"]),
+        .library(name: "HopInstaller", targets: ["HopInstaller"]),
+        .library(name: "HopProxy", targets: ["HopProxy"]),
         .library(name: "HopLab", targets: ["HopLab"]),
         .library(name: "HopPipeline", targets: ["HopPipeline"]),
     ],
@@ -45,18 +46,23 @@ let package = Package(
         // Stage 3: incremental HTTP/1.x parser over reassembled streams.
         .target(name: "HopHTTP", dependencies: ["HopFlows", "HopCapture"]),
         // A value model of iptables nat/mangle rules: parse, render, evaluate; presets.
-        // Shared by the correlator's explanations and the rule installer.
+        // Shared by the correlator's explanations and HopInstaller.
         .target(name: "HopNetfilter"),
         // Stage 4: pairs the copies of each request across proxy hops and explains them.
         .target(name: "HopCorrelation", dependencies: ["HopHTTP", "HopFlows", "HopCapture", "HopNetfilter"]),
         // Stage 5: renderers (text, JSON, Mermaid, HTML) and expectation checks.
         .target(name: "HopReport", dependencies: ["HopCorrelation", "HopHTTP", "HopFlows", "HopCapture"]),
-        // The interceptor: rule installer and the transparent proxy (its own epoll loops;
-        // NIOCore for ByteBuffer and SocketAddress).
+        // The rule installer: a HopNetfilter rule set installed, shown and removed with
+        // iptables-restore (atomic, rolled back on failure), in a named network namespace when
+        // asked; and the package's one process runner (posix_spawn, no Foundation Process).
+        .target(name: "HopInstaller", dependencies: ["HopNetfilter"]),
+        // The transparent proxy: its own epoll reactors, the original destination of REDIRECTed
+        // connections, HTTP/1 framing and forwarding, raw relays, the access log, the runtime
+        // (bind, drop root, drain). NIOCore for ByteBuffer and SocketAddress only.
         .target(
-            name: "HopIntercept",
+            name: "HopProxy",
             dependencies: [
-                "HopNetfilter", "CHopSys",
+                "CHopSys",
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
@@ -65,7 +71,7 @@ let package = Package(
         // the pairing metrics (calibration, the timing-only baseline).
         // The lab's peers (the app, the client, nginx's configuration, wrk's and curl's scripts)
         // are files, embedded in the code: the binary needs no resource bundle beside it.
-        .target(name: "HopLab", dependencies: ["HopIntercept", "HopNetfilter", "HopReport"],
+        .target(name: "HopLab", dependencies: ["HopInstaller", "HopNetfilter", "HopReport"],
                 resources: [.embedInCode("Scripts/app.py"), .embedInCode("Scripts/client.py"), .embedInCode("Scripts/nginx.conf"),
                             .embedInCode("Scripts/wrk-unique.lua"), .embedInCode("Scripts/curl-loop.sh")]),
         // The stages wired together for files, live captures and namespaces: capture sources
@@ -73,13 +79,13 @@ let package = Package(
         // threads), watch's one-thread pipeline, and one rule source (preset | file | live | auto).
         .target(
             name: "HopPipeline",
-            dependencies: ["CHopSys", "HopCapture", "HopFlows", "HopHTTP", "HopNetfilter", "HopCorrelation", "HopReport", "HopIntercept"]
+            dependencies: ["CHopSys", "HopCapture", "HopFlows", "HopHTTP", "HopNetfilter", "HopCorrelation", "HopReport", "HopInstaller"]
         ),
         // The command line: argument parsing and output choice.
         .executableTarget(
             name: "hoptrace",
             dependencies: [
-                "HopCapture", "HopFlows", "HopHTTP", "HopNetfilter", "HopCorrelation", "HopReport", "HopIntercept", "HopLab", "HopPipeline",
+                "HopCapture", "HopFlows", "HopHTTP", "HopNetfilter", "HopCorrelation", "HopReport", "HopInstaller", "HopProxy", "HopLab", "HopPipeline",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -88,11 +94,12 @@ let package = Package(
         // `-sanitize=fuzzer -DFUZZING` (scripts/fuzz.sh), else a replayer of kept inputs.
         .target(
             name: "HopFuzz",
-            dependencies: ["HopCapture", "HopFlows", "HopHTTP", "HopNetfilter", "HopCorrelation", "HopReport", "HopIntercept"]
+            dependencies: ["HopCapture", "HopFlows", "HopHTTP", "HopNetfilter", "HopCorrelation", "HopReport", "HopProxy"]
         ),
         .executableTarget(name: "hoptrace-fuzz", dependencies: ["HopFuzz"]),
-        // Packet builders shared by the test targets.
-        .target(name: "HopTestSupport", dependencies: ["HopCapture"], path: "Tests/HopTestSupport"),
+        // Packet builders, paths and process running (through HopInstaller's runner), shared by
+        // the test targets.
+        .target(name: "HopTestSupport", dependencies: ["HopCapture", "HopInstaller"], path: "Tests/HopTestSupport"),
         .testTarget(name: "HopCaptureTests", dependencies: ["HopCapture", "HopTestSupport"]),
         // Runs the built `hoptrace` binary: messages, exit codes, live capture in a namespace.
         .testTarget(name: "CLITests", dependencies: ["hoptrace", "HopCapture", "HopReport", "HopTestSupport"]),
@@ -104,11 +111,14 @@ let package = Package(
         .testTarget(name: "HopFuzzTests", dependencies: ["HopFuzz"], resources: [.copy("Inputs")]),
         .testTarget(name: "HopCorrelationTests", dependencies: ["HopCorrelation", "HopHTTP", "HopFlows", "HopCapture", "HopNetfilter"]),
         .testTarget(name: "HopReportTests", dependencies: ["HopReport", "HopCorrelation", "HopCapture", "HopFlows", "HopHTTP", "HopNetfilter"]),
-        // The scripted peers of the forwarding tests run on SwiftNIO.
+        // The rule installer against real iptables in namespaces made for each test (root).
+        .testTarget(name: "HopInstallerTests", dependencies: ["HopInstaller", "HopNetfilter", "hoptrace", "HopTestSupport"]),
+        // The proxy: its framing, reactor and access log, and forwarding in namespaces (root);
+        // the scripted peers of the forwarding tests run on SwiftNIO.
         .testTarget(
-            name: "HopInterceptTests",
+            name: "HopProxyTests",
             dependencies: [
-                "HopIntercept", "HopNetfilter", "hoptrace", "HopTestSupport",
+                "HopProxy", "HopInstaller", "HopNetfilter", "hoptrace", "HopTestSupport",
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]),
         // Runs `hoptrace lab` scenarios and `hoptrace check` through the built binary.

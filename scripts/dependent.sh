@@ -27,12 +27,28 @@ let package = Package(
             .product(name: "HopHTTP", package: "hoptrace"),
             .product(name: "HopCorrelation", package: "hoptrace"),
             .product(name: "HopReport", package: "hoptrace"),
+            .product(name: "HopNetfilter", package: "hoptrace"),
+            .product(name: "HopInstaller", package: "hoptrace"),
+            .product(name: "HopProxy", package: "hoptrace"),
         ]),
     ]
 )
 SWIFT
 # The ExplainChains snippet is the app: the whole pipeline through the public API.
 cp Snippets/ExplainChains.swift "$work/app/Sources/app/main.swift"
+# The interception libraries' public API, compiled and linked (installing rules or serving
+# needs root, so nothing of it runs here).
+cat > "$work/app/Sources/app/Interception.swift" <<'SWIFT'
+import HopInstaller
+import HopNetfilter
+import HopProxy
+
+func interception() throws -> (rules: String, proxyPort: Int, date: String) {
+    let rules = RuleInstaller(config: InterceptConfig.istio2018, runner: IptablesRunner(netns: "pod")).renderSave()
+    let date = try ProcessRunner.run("/bin/date", ["-u"], timeout: 5).stdoutText
+    return (rules, ProxyConfiguration().port, date)
+}
+SWIFT
 swift build --package-path "$work/app" -q
 out="$("$work/app/.build/debug/app" "$root/Captures/lab-seed.pcap")"
 echo "$out" | tail -1

@@ -44,7 +44,7 @@ seed_http_snippets() {
     local n=0 f
     # Request and response heads from the test sources, one snippet per line found.
     grep -hoE '"(GET|POST|HEAD|PUT|CONNECT|OPTIONS|HTTP/1\.[01]) [^"]{0,200}"' "$ROOT"/Tests/HopHTTPTests/*.swift \
-        "$ROOT"/Tests/HopInterceptTests/*.swift 2>/dev/null | sort -u | head -200 | while IFS= read -r line; do
+        "$ROOT"/Tests/HopProxyTests/*.swift 2>/dev/null | sort -u | head -200 | while IFS= read -r line; do
         n=$((n + 1))
         printf '%b' "$(printf '%s' "${line:1:${#line}-2}" | sed 's|\\u{[0-9a-fA-F]*}||g')" > "$SEEDS/snippet-$n"
     done

@@ -62,7 +62,7 @@ fi
 # The libraries' documentation (DocC catalogs and their snippets) builds without a warning.
 echo "== swift package generate-documentation (warnings are errors)"
 swift package generate-documentation --warnings-as-errors \
-  $(for t in HopCapture HopFlows HopHTTP HopNetfilter HopCorrelation HopReport HopIntercept HopLab; do echo --target $t; done)
+  $(for t in HopCapture HopFlows HopHTTP HopNetfilter HopCorrelation HopReport HopInstaller HopProxy HopLab; do echo --target $t; done)
 
 # The snippets the documentation shows run (they are built by `swift build`).
 echo "== snippets"

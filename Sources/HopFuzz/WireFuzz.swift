@@ -1,4 +1,4 @@
-import HopIntercept
+import HopProxy
 
 /// The proxy's framing over a conversation read from the bytes (byte 0 splits them into
 /// what the client sent and what the server sent): heads parsed, bodies walked, message after

@@ -1,6 +1,6 @@
 import Foundation
 import HopReport
-import HopIntercept
+import HopInstaller
 import HopNetfilter
 #if canImport(Glibc)
 import Glibc

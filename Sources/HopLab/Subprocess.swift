@@ -1,4 +1,5 @@
 import Foundation
+import HopInstaller
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -11,7 +12,7 @@ public struct Interrupted: Error, CustomStringConvertible {
     public var description: String { "interrupted by signal \(signal)" }
 }
 
-/// Running programs to completion (bounded) or in the background (stopped by PID).
+/// Running programs to completion (bounded, interruptible) or in the background (stopped by PID).
 public enum Subprocess {
     public struct Result {
         public var status: Int32
@@ -25,53 +26,22 @@ public enum Subprocess {
         return CommandLine.arguments[0]
     }
 
-    public static func which(_ tool: String) -> String? {
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
-        for dir in path.split(separator: ":").map(String.init) + ["/usr/sbin", "/sbin", "/usr/bin", "/bin"] {
-            let p = dir + "/" + tool
-            if FileManager.default.isExecutableFile(atPath: p) { return p }
-        }
-        return nil
-    }
+    /// A tool on PATH or in the sbin folders (`ProcessRunner.which`).
+    public static func which(_ tool: String) -> String? { ProcessRunner.which(tool) }
 
     public static func checkInterrupt() throws {
         if labInterruptSignal != 0 { throw Interrupted(signal: labInterruptSignal) }
     }
 
-    /// Runs to completion; killed after `timeout` seconds (and when the lab is interrupted).
+    /// Runs to completion (HopInstaller's `ProcessRunner`); killed after `timeout` seconds
+    /// (status -1, said on stderr) and when the lab is interrupted (then throws `Interrupted`).
+    /// A program killed by a signal has the signal as its status.
     public static func run(_ executable: String, _ arguments: [String], stdin: String? = nil, timeout: TimeInterval = 60, interruptible: Bool = true) throws -> Result {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: executable)
-        p.arguments = arguments
-        let out = Pipe(), err = Pipe(), input = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        p.standardInput = stdin == nil ? FileHandle.nullDevice : input
-        try p.run()
-        if let stdin {
-            input.fileHandleForWriting.write(Data(stdin.utf8))
-            try? input.fileHandleForWriting.close()
-        }
-        nonisolated(unsafe) var outData = Data(), errData = Data()
-        let group = DispatchGroup()
-        group.enter()
-        DispatchQueue.global().async { outData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        group.enter()
-        DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        let deadline = Date().addingTimeInterval(timeout)
-        var timedOut = false
-        while p.isRunning {
-            if Date() > deadline { timedOut = true; break }
-            if interruptible && labInterruptSignal != 0 { break }
-            usleep(5_000)
-        }
-        if p.isRunning { kill(p.processIdentifier, SIGKILL) }
-        p.waitUntilExit()
-        group.wait()
+        let p = try ProcessRunner.run(executable, arguments, stdin: stdin.map { Array($0.utf8) }, timeout: timeout,
+                                      shouldStop: interruptible ? { labInterruptSignal != 0 } : nil)
         if interruptible { try checkInterrupt() }
-        var r = Result(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                       stderr: String(decoding: errData, as: UTF8.self))
-        if timedOut {
+        var r = Result(status: p.signal ?? p.status, stdout: p.stdoutText, stderr: p.stderrText)
+        if p.timedOut {
             r.status = -1
             r.stderr += "\n(killed after \(Int(timeout)) s)"
         }

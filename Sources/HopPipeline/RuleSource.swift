@@ -1,6 +1,6 @@
 import Foundation
 import HopCorrelation
-import HopIntercept
+import HopInstaller
 import HopNetfilter
 
 /// Where the interception rules of an analysis come from (`--rules`): one of the presets, a

@@ -1,7 +1,7 @@
 import HopReport
 import ArgumentParser
 import HopPipeline
-import HopIntercept
+import HopInstaller
 import HopNetfilter
 
 /// The rule flags, mirroring istio-iptables.

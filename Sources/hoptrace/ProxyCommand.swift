@@ -1,7 +1,7 @@
 import HopReport
 import ArgumentParser
 import HopPipeline
-import HopIntercept
+import HopProxy
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -4,7 +4,7 @@ import HopCapture
 import HopCorrelation
 import HopFlows
 import HopHTTP
-import HopIntercept
+import HopProxy
 import HopNetfilter
 import HopPipeline
 import HopReport
@@ -113,7 +113,7 @@ struct Watch: ParsableCommand, PacketReading {
         if let e = outcome.result.readError { throw InputError(message: e.description) }
     }
 
-    /// `-Z USER`: the capture is open; run on as USER (one privilege drop: HopIntercept's).
+    /// `-Z USER`: the capture is open; run on as USER (one privilege drop: HopProxy's).
     static func dropPrivileges(to user: String) throws {
         guard let pw = getpwnam(user) else { throw InputError(message: "-Z \(user): no such user") }
         do { try Privileges.drop(toUID: pw.pointee.pw_uid, gid: pw.pointee.pw_gid) } catch {

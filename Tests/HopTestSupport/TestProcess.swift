@@ -1,4 +1,5 @@
 import Foundation
+import HopInstaller
 
 /// Paths every test target needs: the built products (the `hoptrace` binary) and the repository.
 public enum TestPaths {
@@ -24,14 +25,7 @@ public enum TestPaths {
     public static var captures: URL { repoRoot.appendingPathComponent("Captures") }
 
     /// A tool on PATH (or in the sbin folders, where iproute2 and iptables live).
-    public static func which(_ tool: String) -> String? {
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-        for dir in path.split(separator: ":").map(String.init) + ["/usr/sbin", "/sbin", "/usr/bin", "/bin"] {
-            let p = "\(dir)/\(tool)"
-            if FileManager.default.isExecutableFile(atPath: p) { return p }
-        }
-        return nil
-    }
+    public static func which(_ tool: String) -> String? { ProcessRunner.which(tool) }
 }
 
 /// What a finished process printed.
@@ -47,50 +41,19 @@ public struct ProcessResult: Sendable {
 }
 
 public enum TestProcess {
-    /// Runs a program to completion (killed after `timeout`) and captures its output; both pipes
-    /// are read concurrently so a chatty child cannot block on a full pipe.
+    /// Runs a program to completion with HopInstaller's `ProcessRunner` (both pipes read
+    /// together, so a chatty child cannot block on a full pipe) and captures its output; after
+    /// `timeout` it gets SIGTERM, and SIGKILL 0.2 s later. A program killed by a signal has the
+    /// signal as its status, as Foundation's `Process` says.
     @discardableResult
     public static func run(_ executable: String, _ arguments: [String], stdin: Data? = nil,
                            timeout: TimeInterval = 60, environment: [String: String] = [:],
                            currentDirectory: URL? = nil) throws -> ProcessResult {
         signal(SIGPIPE, SIG_IGN)  // a child that exits early must not take the test process with it
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: executable)
-        p.arguments = arguments
-        if let currentDirectory { p.currentDirectoryURL = currentDirectory }
-        if !environment.isEmpty {
-            p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        }
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        let input = Pipe()
-        p.standardInput = stdin == nil ? FileHandle.nullDevice : input
-        try p.run()
-        if let stdin {
-            DispatchQueue.global().async {
-                try? input.fileHandleForWriting.write(contentsOf: stdin)
-                try? input.fileHandleForWriting.close()
-            }
-        }
-        nonisolated(unsafe) var outData = Data(), errData = Data()
-        let group = DispatchGroup()
-        group.enter()
-        DispatchQueue.global().async { outData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        group.enter()
-        DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        let deadline = Date().addingTimeInterval(timeout)
-        while p.isRunning && Date() < deadline { usleep(10_000) }
-        if p.isRunning {
-            p.terminate()
-            usleep(200_000)
-            if p.isRunning { kill(p.processIdentifier, SIGKILL) }
-        }
-        p.waitUntilExit()
-        group.wait()
-        return ProcessResult(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                             stderr: String(decoding: errData, as: UTF8.self), stdoutData: outData,
-                             signal: p.terminationReason == .uncaughtSignal ? p.terminationStatus : nil)
+        let r = try ProcessRunner.run(executable, arguments, stdin: stdin.map { [UInt8]($0) }, environment: environment,
+                                      currentDirectory: currentDirectory?.path, timeout: timeout, terminateGrace: 0.2)
+        return ProcessResult(status: r.signal ?? r.status, stdout: r.stdoutText, stderr: r.stderrText,
+                             stdoutData: Data(r.stdout), signal: r.signal)
     }
 }
 

@@ -1,5 +1,5 @@
 import Foundation
-@testable import HopIntercept
+@testable import HopInstaller
 import HopNetfilter
 import XCTest
 
@@ -31,17 +31,12 @@ final class RuleInstallerTests: XCTestCase {
     static var hoptrace: String { productsDirectory.appendingPathComponent("hoptrace").path }
 
     func sh(_ args: [String], input: String? = nil) -> IptablesRunner.Result {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: IptablesRunner.which(args[0]) ?? args[0])
-        p.arguments = Array(args.dropFirst())
-        let o = Pipe(), e = Pipe(), i = Pipe()
-        p.standardOutput = o; p.standardError = e; p.standardInput = i
-        do { try p.run() } catch { return .init(status: -1, stdout: "", stderr: "\(error)") }
-        if let input { i.fileHandleForWriting.write(Data(input.utf8)) }
-        try? i.fileHandleForWriting.close()
-        let out = o.fileHandleForReading.readDataToEndOfFile(), err = e.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return .init(status: p.terminationStatus, stdout: String(decoding: out, as: UTF8.self), stderr: String(decoding: err, as: UTF8.self))
+        do {
+            let r = try ProcessRunner.run(IptablesRunner.which(args[0]) ?? args[0], Array(args.dropFirst()), stdin: Array((input ?? "").utf8))
+            return .init(status: r.signal ?? r.status, stdout: r.stdoutText, stderr: r.stderrText)
+        } catch {
+            return .init(status: -1, stdout: "", stderr: "\(error)")
+        }
     }
 
     /// A fresh network namespace (root only), removed in tearDown.

@@ -3,7 +3,7 @@ import NIOCore
 import NIOPosix
 import XCTest
 
-@testable import HopIntercept
+@testable import HopProxy
 
 /// The HTTP handler on real sockets in this process (no namespaces, no rules): a client sends
 /// crafted bytes in pieces, a scripted upstream answers with crafted bytes in pieces, and the

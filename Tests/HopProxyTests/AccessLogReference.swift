@@ -5,7 +5,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-@testable import HopIntercept
+@testable import HopProxy
 
 /// Builds one JSON object as text, keys in insertion order.
 struct JSONLine {

@@ -1,5 +1,6 @@
 import Foundation
-import HopIntercept
+import HopInstaller
+import HopProxy
 import HopTestSupport
 import XCTest
 

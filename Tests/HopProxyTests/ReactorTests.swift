@@ -2,7 +2,7 @@ import Dispatch
 import NIOCore
 import XCTest
 
-@testable import HopIntercept
+@testable import HopProxy
 
 #if canImport(Glibc)
 import Glibc

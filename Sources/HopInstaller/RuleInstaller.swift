@@ -20,14 +20,8 @@ public struct IptablesRunner: Sendable {
         public var stderr: String
     }
 
-    public static func which(_ tool: String) -> String? {
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
-        for dir in path.split(separator: ":").map(String.init) + ["/usr/sbin", "/sbin", "/usr/bin", "/bin"] {
-            let p = dir + "/" + tool
-            if FileManager.default.isExecutableFile(atPath: p) { return p }
-        }
-        return nil
-    }
+    /// A tool on PATH or in the sbin folders (`ProcessRunner.which`).
+    public static func which(_ tool: String) -> String? { ProcessRunner.which(tool) }
 
     /// Checks the tools are there, with the Debian package to install when they are not.
     public func checkTools() throws(InterceptError) {
@@ -43,81 +37,23 @@ public struct IptablesRunner: Sendable {
     }
 
     public func run(_ tool: String, _ arguments: [String], input: String? = nil) throws(InterceptError) -> Result {
-        let executable: String, argv: [String]
+        let executable: String, argv0: String, argv: [String]
         if let ns = netns {
             executable = Self.which("ip") ?? "/usr/sbin/ip"
-            argv = ["ip", "netns", "exec", ns, Self.which(tool) ?? tool] + arguments
+            argv0 = "ip"
+            argv = ["netns", "exec", ns, Self.which(tool) ?? tool] + arguments
         } else {
             executable = Self.which(tool) ?? tool
-            argv = [tool] + arguments
+            argv0 = tool
+            argv = arguments
         }
-        guard let r = Self.spawn(executable, argv, input: Array((input ?? "").utf8)) else {
-            throw InterceptError("cannot run \(tool): \(String(cString: strerror(errno)))")
+        let r: ProcessRunner.Result
+        do {
+            r = try ProcessRunner.run(executable, argv, argv0: argv0, stdin: Array((input ?? "").utf8))
+        } catch {
+            throw InterceptError("cannot run \(tool): \(String(cString: strerror(error.errno)))")
         }
-        return Result(status: r.status, stdout: String(decoding: r.stdout, as: UTF8.self), stderr: String(decoding: r.stderr, as: UTF8.self))
-    }
-
-    /// Runs `path` with `argv`, `input` on its standard input, and collects its output; waits
-    /// with `waitpid`. (Foundation's `Process` was used here: when its run loop cannot make its
-    /// wakeup socket pair — seen as an unprivileged user — it never learns that the child
-    /// exited and waits forever on a zombie.) Nil when the program cannot be started.
-    static func spawn(_ path: String, _ argv: [String], input: [UInt8]) -> (status: Int32, stdout: [UInt8], stderr: [UInt8])? {
-        var inPipe: [Int32] = [-1, -1], outPipe: [Int32] = [-1, -1], errPipe: [Int32] = [-1, -1]
-        guard pipe(&inPipe) == 0 else { return nil }
-        guard pipe(&outPipe) == 0 else { close(inPipe[0]); close(inPipe[1]); return nil }
-        guard pipe(&errPipe) == 0 else { for fd in inPipe + outPipe { close(fd) }; return nil }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, inPipe[0], 0)
-        posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
-        for fd in inPipe + outPipe + errPipe { posix_spawn_file_actions_addclose(&actions, fd) }
-        let cArgs = argv.map { strdup($0) } + [nil]
-        defer { for a in cArgs { free(a) } }
-        var pid = pid_t()
-        let rc = posix_spawn(&pid, path, &actions, nil, cArgs, environ)
-        close(inPipe[0]); close(outPipe[1]); close(errPipe[1])
-        guard rc == 0 else {
-            close(inPipe[1]); close(outPipe[0]); close(errPipe[0])
-            errno = rc
-            return nil
-        }
-        // The input is small (a rule set): written whole before the output is read.
-        input.withUnsafeBytes { b in
-            var off = 0
-            while off < b.count {
-                let n = write(inPipe[1], b.baseAddress! + off, b.count - off)
-                if n > 0 { off += n } else if n < 0 && errno == EINTR { continue } else { break }
-            }
-        }
-        close(inPipe[1])
-        var out: [UInt8] = [], err: [UInt8] = []
-        var fds = [pollfd(fd: outPipe[0], events: Int16(POLLIN), revents: 0), pollfd(fd: errPipe[0], events: Int16(POLLIN), revents: 0)]
-        var open = 2
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while open > 0 {
-            if poll(&fds, nfds_t(fds.count), -1) < 0 {
-                if errno == EINTR { continue }
-                break
-            }
-            for i in fds.indices where fds[i].fd >= 0 && fds[i].revents != 0 {
-                let n = buffer.withUnsafeMutableBytes { read(fds[i].fd, $0.baseAddress!, $0.count) }
-                if n > 0 {
-                    if i == 0 { out += buffer[0..<n] } else { err += buffer[0..<n] }
-                } else if n == 0 || errno != EINTR {
-                    close(fds[i].fd)
-                    fds[i].fd = -1
-                    open -= 1
-                }
-            }
-        }
-        for f in fds where f.fd >= 0 { close(f.fd) }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        // WIFEXITED: the exit status; killed by a signal: 128 + the signal, as a shell says.
-        let code = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-        return (code, out, err)
+        return Result(status: r.status, stdout: r.stdoutText, stderr: r.stderrText)
     }
 }
 

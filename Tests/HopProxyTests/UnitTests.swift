@@ -1,7 +1,7 @@
 import NIOCore
 import XCTest
 
-@testable import HopIntercept
+@testable import HopProxy
 
 /// The proxy's pure parts: protocol sniffing, request ids, JSON lines, routing, the uid rule.
 final class ProxyUnitTests: XCTestCase {

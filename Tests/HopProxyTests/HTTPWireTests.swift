@@ -2,7 +2,7 @@ import Dispatch
 import NIOCore
 import XCTest
 
-@testable import HopIntercept
+@testable import HopProxy
 
 /// The proxy's byte-level HTTP/1.x reading: heads, framing headers, chunked bodies, each fed
 /// whole and in every split.
