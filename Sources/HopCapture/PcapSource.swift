@@ -510,6 +510,16 @@ public final class PcapSource {
         public var isUp: Bool
         public var isRunning: Bool
         public var isLoopback: Bool
+
+        /// The interface as `tcpdump -D` lists it, numbered from 1:
+        /// `1.eth0 (description) [Up, Running]`.
+        public func listingLine(number: Int) -> String {
+            var flags: [String] = []
+            if isUp { flags.append("Up") }
+            if isRunning { flags.append("Running") }
+            if isLoopback { flags.append("Loopback") }
+            return "\(number).\(name)\(description.map { " (\($0))" } ?? "")\(flags.isEmpty ? "" : " [\(flags.joined(separator: ", "))]")"
+        }
     }
 
     /// The interfaces of this network namespace libpcap can capture on (`pcap_findalldevs`).
@@ -596,6 +606,22 @@ public final class PcapWriter {
     }
 
     public func flush() { pcap_dump_flush(dumper) }
+
+    /// What the writer could not write from `source` (`skippedOtherLinkType`), as one warning
+    /// (without the `hoptrace: warning:` prefix); nil when every packet was written.
+    public func unwrittenWarning(source: PcapSource) -> String? {
+        guard skippedOtherLinkType > 0 else { return nil }
+        return Self.unwrittenWarning(path: path, count: skippedOtherLinkType, linkType: source.linkType.name,
+                                     linkTypes: source.linkTypeDescription)
+    }
+
+    /// `count` packets not written to `path` because their interface's link type is not
+    /// `linkType`, the file's: a pcap file holds one (`linkTypes`: the capture's).
+    public static func unwrittenWarning(path: String, count n: Int, linkType: String, linkTypes: String) -> String {
+        "\(path): \(n) packet\(n == 1 ? "" : "s") not written: \(n == 1 ? "its" : "their") interface's link type is not \(linkType), "
+            + "the first interface's, and a pcap file holds one link type (the capture's link types: \(linkTypes)); "
+            + "filter by interface, e.g. `tshark -r FILE -Y 'frame.interface_id == N' -w part-N.pcapng`"
+    }
 
     deinit {
         pcap_dump_close(dumper)

@@ -96,6 +96,13 @@ public struct RuleInstaller: Sendable {
     /// in an empty table): what `render` prints.
     public func renderSave() -> String { desired.render(.save, counters: false) }
 
+    /// What `install` would apply now (`intercept install --dry-run`): the transaction for the
+    /// nat table as it is (as if empty when it cannot be read); nothing changes.
+    public func dryRun() throws(InterceptError) -> String {
+        try runner.checkTools()
+        return installPlan(current: try? current())
+    }
+
     /// The transaction `install` applies to a table currently holding `current`.
     public func installPlan(current: RuleSet?) -> String {
         var lines = ["*nat"]
@@ -241,6 +248,20 @@ public struct RuleInstaller: Sendable {
         /// /proc/1/ns/net cannot be read (a sandbox, no CAP_SYS_PTRACE): it cannot be told,
         /// so callers must treat it as the host's.
         case unknown(String)
+    }
+
+    /// Why rules must not be installed in this network namespace when none was named (nil when
+    /// they may): it is the host's, or it cannot be told from the host's. The message names
+    /// the way out (`--netns NAME`, `--allow-root-netns`).
+    public static func hostNamespaceRefusal(_ check: NamespaceCheck = networkNamespaceCheck()) -> String? {
+        let why = "these rules would redirect every TCP connection of the host to a proxy on the capture ports that may not be running. "
+            + "Use --netns NAME for a pod/lab namespace, or --allow-root-netns if you really mean this namespace"
+        switch check {
+        case .host: return "refusing to change the host's network namespace: \(why)"
+        case .unknown(let detail):
+            return "refusing to change this network namespace: it may be the host's (cannot compare with PID 1's: \(detail)); \(why)"
+        case .other: return nil
+        }
     }
 
     public static func networkNamespaceCheck() -> NamespaceCheck {

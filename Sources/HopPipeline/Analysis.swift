@@ -190,10 +190,7 @@ public enum Analysis {
         let source = try spec.open()
         try CaptureSpec.requireSupported(source)
         var settings = AnalysisSettings(rules: try RuleSource(rules ?? "auto").resolve(live: false))
-        for ip in podIPs {
-            guard let a = IPAddress(ip) else { throw InputError(message: "--pod-ip \(ip) is not an IPv4 or IPv6 address") }
-            settings.podAddresses.insert(a)
-        }
+        settings.podAddresses = try AnalysisSettings.podAddresses(podIPs)
         settings.filter = spec.filter
         var bytes: [UInt8] = []
         let writer = JSONWriter(capacity: 1 << 16 + 8192, flushThreshold: 1 << 16) { bytes.append(contentsOf: $0) }

@@ -7,6 +7,9 @@ public enum InboundLayout: String, Sendable, CaseIterable {
     case istio2018 = "istio-2018"
     /// Current Istio: inbound arrives on 15006 and is forwarded from `127.0.0.6` to `podIP:port`.
     case istioCurrent = "istio-current"
+
+    /// The inbound port when none is given: the proxy's own in the 2018 layout, 15006 now.
+    public func defaultInboundPort(proxyPort: Int) -> Int { self == .istioCurrent ? 15006 : proxyPort }
 }
 
 public struct ProxyConfiguration: Sendable {
@@ -60,6 +63,39 @@ public struct ProxyConfiguration: Sendable {
     var protocolDetectionTimeoutNanos: UInt64 { nanoseconds(protocolDetectionTimeoutSeconds) }
 
     private func nanoseconds(_ seconds: Double) -> UInt64 { UInt64(max(0, (seconds * 1e9).rounded())) }
+
+    /// A setting the proxy cannot run with; the message names `hoptrace proxy`'s option.
+    public struct Invalid: Error, CustomStringConvertible, Equatable {
+        public var description: String
+    }
+
+    /// Refuses what the proxy cannot run with, in this order: a port outside 1…65535, a pod or
+    /// listen address that is not IPv4 or IPv6 (`podAddresses` may be as given, not yet
+    /// normalised), negative retries, a timeout that is not a positive number of seconds, no
+    /// connection or no thread.
+    public func validate() throws(Invalid) {
+        for p in listenPorts where !(1...65535).contains(p) {
+            throw Invalid(description: "ports must be between 1 and 65535 (got \(p))")
+        }
+        for ip in podAddresses + listenAddresses where InterfaceAddresses.normalise(ip) == nil {
+            throw Invalid(description: "'\(ip)' is not an IPv4 or IPv6 address")
+        }
+        if retries < 0 { throw Invalid(description: "--retries must be 0 or more") }
+        let timeouts = [("--connect-timeout", connectTimeoutSeconds), ("--idle-timeout", idleTimeoutSeconds),
+                        ("--header-timeout", headerTimeoutSeconds), ("--keep-alive-timeout", keepAliveTimeoutSeconds),
+                        ("--drain-timeout", drainTimeoutSeconds), ("--protocol-detection-timeout", protocolDetectionTimeoutSeconds)]
+        for (name, v) in timeouts where !(v > 0) {
+            throw Invalid(description: "\(name) must be a positive number of seconds")
+        }
+        if maxConnections < 1 { throw Invalid(description: "--max-connections must be at least 1") }
+        if threads < 1 { throw Invalid(description: "--threads must be at least 1") }
+    }
+
+    /// The pod's addresses as connections spell them: this network namespace's interfaces'
+    /// when none are given, else each given one normalised (`InterfaceAddresses.normalise`).
+    public mutating func resolvePodAddresses() {
+        podAddresses = podAddresses.isEmpty ? InterfaceAddresses.podAddresses() : podAddresses.compactMap(InterfaceAddresses.normalise)
+    }
 }
 
 /// Why the proxy refuses to start under the current uid (nil when it may).

@@ -204,4 +204,13 @@ public enum Privileges {
         if setuid(uid_t(uid)) != 0 { throw ProxyError("setuid(\(uid)) failed: \(String(cString: strerror(errno)))") }
         if setuid(0) == 0 { throw ProxyError("could still regain root after setuid(\(uid))") }
     }
+
+    /// Runs on as `user` (a name from the password database) and its primary group: `no such
+    /// user`, or `cannot drop privileges: …`.
+    public static func drop(toUser user: String) throws(ProxyError) {
+        guard let pw = getpwnam(user) else { throw ProxyError("no such user") }
+        do { try drop(toUID: pw.pointee.pw_uid, gid: pw.pointee.pw_gid) } catch {
+            throw ProxyError("cannot drop privileges: \(error)")
+        }
+    }
 }

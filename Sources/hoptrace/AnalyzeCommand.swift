@@ -1,9 +1,5 @@
 import ArgumentParser
 import HopCapture
-import HopCorrelation
-import HopFlows
-import HopHTTP
-import HopNetfilter
 import HopPipeline
 import HopReport
 
@@ -47,7 +43,7 @@ struct Analyze: ParsableCommand, PacketReading {
     var podIPs: [String] = []
 
     @Option(name: .long, help: "Output: text, json (one document), jsonl (one chain per line, then a summary), mermaid, html.")
-    var format: AnalyzeFormat = .text
+    var format: ReportFormat = .text
 
     @Flag(name: .long, help: "Text: show every chain in full, including direct requests.")
     var all = false
@@ -58,21 +54,11 @@ struct Analyze: ParsableCommand, PacketReading {
     @Option(name: .customLong("duplicate-window"), parsing: .unconditional, help: ArgumentHelp("Identical direct requests closer than this are reported as duplicates (0: off), in ms.", valueName: "ms"))
     var duplicateWindow: Double = 1000
 
-    enum AnalyzeFormat: String, ExpressibleByArgument, CaseIterable {
-        case text, json, jsonl, mermaid, html
-    }
-
     func validate() throws {
         try validatePodIPs(podIPs)
-        for (name, ms) in [("--tolerance", tolerance), ("--duplicate-window", duplicateWindow)] where !(ms >= 0 && ms <= 86_400_000) {
-            throw ValidationError("\(name) \(ms): must be a number of milliseconds from 0 to 86400000 (a day)")
+        do { try AnalysisSettings.checkMilliseconds(tolerance: tolerance, duplicateWindow: duplicateWindow) } catch {
+            throw ValidationError(error.message)
         }
-    }
-
-    func rulesResolved(live: Bool) throws -> RuleSource.Resolved {
-        let resolved = try RuleSource(rules).resolve(live: live)
-        for note in resolved.notes { Output.stderr.line("hoptrace: \(note)") }
-        return resolved
     }
 
     func run() throws {
@@ -80,7 +66,7 @@ struct Analyze: ParsableCommand, PacketReading {
         // A file's rules are read first (their errors come first); a live capture's once the
         // capture is open, in its network namespace.
         let live = capture.hasSource && capture.captureFile == nil
-        let resolved = live ? nil : try rulesResolved(live: false)
+        let resolved = live ? nil : try RuleSource.resolve(rules, live: false)
         let sourceName: String
         let source: PcapSource
         if capture.hasSource {
@@ -90,54 +76,17 @@ struct Analyze: ParsableCommand, PacketReading {
         } else {
             capture.applyTimeZone()
             sourceName = "\(BundledCapture.name) (bundled seed scenario: give a FILE to analyze yours)"
-            do {
-                source = try PcapSource.openMemory(BundledCapture.bytes, name: BundledCapture.name)
-                if let f = capture.filterExpression { try source.setFilter(f) }
-            } catch {
-                throw InputError(message: error.description)
-            }
+            source = try BundledCapture.open(filter: capture.filterExpression)
             Output.stderr.line("hoptrace: no capture given: analyzing the bundled seed capture \(BundledCapture.name)")
         }
-        var settings = AnalysisSettings(rules: try resolved ?? rulesResolved(live: true))
-        settings.podAddresses = Set(podIPs.compactMap { IPAddress($0) })
-        settings.tolerance = Int64(tolerance * 1_000_000)
-        settings.duplicateWindow = Int64(duplicateWindow * 1_000_000)
+        var settings = try AnalysisSettings(rules: resolved ?? RuleSource.resolve(rules, live: true), podIPs: podIPs,
+                                            toleranceMs: tolerance, duplicateWindowMs: duplicateWindow)
         settings.filter = capture.filterExpression
         settings.exchangeLimit = capture.count
 
-        let out = Output.stdout
-        // json and jsonl write each chain as it comes (the document streams: memory stays flat
-        // in the capture's length). Text shows direct requests as counts and the first chains
-        // in full: keep only those.
-        let writer = JSONWriter(capacity: Output.flushBytes + 8192, flushThreshold: Output.flushBytes) { out.write(bytes: $0) }
-        let output: ChainOutput
-        switch format {
-        case .json: output = .jsonDocument(writer)
-        case .jsonl: output = .jsonLines(writer, flushEachLine: out.lineBuffered)
-        case .text where !all: output = .keep(limit: TextReport.Options().detailLimit, aggregateDirect: true)
-        case .text: output = .keep(limit: .max, aggregateDirect: false)
-        case .mermaid, .html: output = .diagrams
-        }
-        let raw = try capture.writer(for: source)
-        let outcome = Analysis.run(source: source, sourceName: sourceName, settings: settings, output: output,
-                                   raw: raw.map { w in { w.write($0) } })
-        raw?.flush()
-        capture.reportUnwritten(raw, source: source)
-        let report = outcome.report
-        if format != .json && format != .jsonl { printWarnings(report.warnings) }
-        switch format {
-        case .text:
-            var o = TextReport.Options()
-            if all { o.detailLimit = .max; o.showDirect = true }
-            out.write(TextReport.render(report, options: o))
-        case .json, .jsonl:
-            break
-        case .mermaid:
-            out.write(MermaidReport.render(report))
-        case .html:
-            out.write(HTMLReport.render(report))
-        }
-        out.flush()
-        if let e = outcome.result.readError { throw InputError(message: e.description) }
+        try Analysis.print(source: source, sourceName: sourceName, settings: settings, format: format, all: all,
+                           writer: try capture.writer(for: source))
     }
 }
+
+extension ReportFormat: ExpressibleByArgument {}

@@ -1,8 +1,5 @@
 import ArgumentParser
-import Foundation
-import HopLab
 import HopPipeline
-import HopReport
 
 struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -38,57 +35,9 @@ struct Check: ParsableCommand {
     enum CheckFormat: String, ExpressibleByArgument, CaseIterable { case text, json }
 
     func run() throws {
-        let targets = try CheckRun.collect(paths.isEmpty ? CheckRun.defaultPaths : paths, creating: update)
-        guard !targets.isEmpty else {
-            throw InputError(message: "no expectation files (NAME.expect.json beside NAME.pcap) in \((paths.isEmpty ? CheckRun.defaultPaths : paths).joined(separator: ", "))")
-        }
-        var results: [CheckRun.Result] = []
-        for t in targets {
-            results.append(CheckRun.check(expectationPath: t, update: update))
-        }
-        let failed = results.filter { !$0.ok }
-        switch format {
-        case .text:
-            for r in results {
-                if let e = r.error {
-                    Output.stdout.line("capture \(r.capture): error: \(e)")
-                } else if r.differences.isEmpty {
-                    Output.stdout.line("capture \(r.capture): ok (\(r.chains) chain\(r.chains == 1 ? "" : "s"))\(r.updated ? ", expectation rewritten" : "")")
-                } else {
-                    Output.stdout.line("capture \(r.capture): \(r.differences.count) difference\(r.differences.count == 1 ? "" : "s") from \(r.expectation)")
-                    for d in r.differences.prefix(40) { Output.stdout.line("  capture \(r.capture): \(d)") }
-                    if r.differences.count > 40 { Output.stdout.line("  … \(r.differences.count - 40) more") }
-                }
-            }
-            Output.stdout.line(failed.isEmpty
-                ? "check: \(results.count) capture\(results.count == 1 ? "" : "s") as expected"
-                : "check: \(failed.count) of \(results.count) capture\(results.count == 1 ? "" : "s") differ from their expectations")
-        case .json:
-            Output.stdout.line(try ReportCoding.sortedJSON(CheckReport(ok: failed.isEmpty, captures: results.map(CheckEntry.init))))
-        }
-        Output.stdout.flush()
-        if results.contains(where: { $0.error != nil }) && failed.allSatisfy({ $0.error != nil }) && !failed.isEmpty {
-            throw ExitCode(ExitStatus.inputError)
-        }
-        if !failed.isEmpty { throw ExitCode(ExitStatus.differences) }
-    }
-
-
-    /// `check --format json`.
-    struct CheckReport: Encodable {
-        var ok: Bool
-        var captures: [CheckEntry]
-    }
-
-    /// A result as `--format json` prints it: its fields and `ok`.
-    struct CheckEntry: Encodable {
-        var result: CheckRun.Result
-        private enum CodingKeys: String, CodingKey { case ok }
-
-        func encode(to encoder: Encoder) throws {
-            try result.encode(to: encoder)
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(result.ok, forKey: .ok)
-        }
+        let results = try CheckRun.run(paths: paths, update: update)
+        try CheckRun.print(results, json: format == .json)
+        let status = CheckRun.exitStatus(results)
+        if status != ExitStatus.ok { throw ExitCode(status) }
     }
 }

@@ -1,6 +1,5 @@
 import ArgumentParser
 import HopCapture
-import HopCorrelation
 import HopPipeline
 import HopReport
 
@@ -145,10 +144,7 @@ struct CaptureOptions<Command: PacketReading>: ParsableArguments {
         if (readFile != nil || interface != nil), let f = file, [".pcap", ".pcapng"].contains(where: { f.hasSuffix($0) }) {
             throw ValidationError("give the capture once: as FILE or with -r/-i")
         }
-        if netns != nil && captureFile != nil { throw ValidationError("--netns applies to live captures (-i), not to a capture file") }
-        if let c = count, c <= 0 { throw ValidationError("-c \(c): the count must be a positive number") }
-        if snaplen <= 0 { throw ValidationError("-s \(snaplen): the snaplen must be a positive number of bytes") }
-        if let b = bufferKiB, b <= 0 { throw ValidationError("-B \(b): the buffer size must be a positive number of KiB") }
+        do { try spec.validate(count: count) } catch { throw ValidationError(error.description) }
         if timestampLevel > 5 { throw ValidationError("-t is given at most five times (-ttttt)") }
         for (given, option, name) in [(timestampLevel > 0, PrintingOptions.timestamps, "-t"), (ascii, .ascii, "-A"),
                                       (verbose, .verbose, "-v"), (absoluteSequence, .absoluteSequence, "-S"), (number, .number, "-#")]
@@ -185,32 +181,12 @@ struct CaptureOptions<Command: PacketReading>: ParsableArguments {
     func open() throws -> PcapSource? {
         applyTimeZone()
         if listInterfaces {
-            if let ns = netns { try NetworkNamespace.enter(ns) }
-            let list: [PcapSource.Interface]
-            do { list = try PcapSource.interfaces() } catch { throw InputError(message: error.description) }
-            for (i, d) in list.enumerated() {
-                var flags: [String] = []
-                if d.isUp { flags.append("Up") }
-                if d.isRunning { flags.append("Running") }
-                if d.isLoopback { flags.append("Loopback") }
-                Output.stdout.line("\(i + 1).\(d.name)\(d.description.map { " (\($0))" } ?? "")\(flags.isEmpty ? "" : " [\(flags.joined(separator: ", "))]")")
-            }
+            for line in try CaptureSpec.interfaceListing(netns: netns) { Output.stdout.line(line) }
             return nil
         }
-        let source = try spec.open()
-        if let w = source.activationWarning { Output.stderr.line("hoptrace: warning: \(w)") }
-        try CaptureSpec.requireSupported(source)
+        let source = try spec.openAnnounced()
         Output.stdout.lineBuffered = lineBuffered || source.isLive
-        if source.isLive { Output.stderr.line(listeningLine(source, snaplen: snaplen)) }
         return source
-    }
-
-    /// Says on standard error what `-w` could not write: packets of a pcapng interface whose
-    /// link type is not the first one's (a pcap file holds one link type).
-    func reportUnwritten(_ writer: PcapWriter?, source: PcapSource) {
-        guard let writer, writer.skippedOtherLinkType > 0 else { return }
-        let n = writer.skippedOtherLinkType
-        Output.stderr.line("hoptrace: warning: \(writer.path): \(n) packet\(n == 1 ? "" : "s") not written: \(n == 1 ? "its" : "their") interface's link type is not \(source.linkType.name), the first interface's, and a pcap file holds one link type (the capture's link types: \(source.linkTypeDescription)); filter by interface, e.g. `tshark -r FILE -Y 'frame.interface_id == N' -w part-N.pcapng`")
     }
 
     /// The `-w` file, open on `source`.
@@ -219,27 +195,13 @@ struct CaptureOptions<Command: PacketReading>: ParsableArguments {
         do { return try PcapWriter(path: w, source: source) } catch { throw InputError(message: error.description) }
     }
 
-    /// How lines begin with their time.
-    var clock: LineClock { LineClock(level: timestampLevel) }
-}
-
-/// The counters, libpcap's statistics and the warnings of a run: on standard error, and as
-/// a final summary object when the stream is jsonl.
-func report(_ result: PipelineResult, jsonl: Bool, extra: [PipelineResult.Section] = [], warnings: [AnalysisWarning] = []) {
-    if jsonl {
-        Output.stdout.line(result.summaryJSON(extra: extra, warnings: warnings))
-        Output.stdout.flush()
+    /// How a streaming command prints: jsonl or text, `-c`, the times (`-t`…), the filter.
+    func stream(jsonl: Bool) -> StreamOptions {
+        StreamOptions(jsonl: jsonl, limit: count, clock: LineClock(level: timestampLevel), filter: filterExpression)
     }
-    for l in result.counterLines(extra: extra) { Output.stderr.line(l) }
-    if !jsonl { printWarnings(warnings) }
-}
-
-/// The analysis's warnings, one line each on standard error.
-func printWarnings(_ warnings: [AnalysisWarning]) {
-    for w in warnings { Output.stderr.line("hoptrace: warning: " + TextReport.warningLine(w)) }
 }
 
 /// Pod addresses given with --pod-ip.
 func validatePodIPs(_ ips: [String]) throws {
-    for ip in ips where IPAddress(ip) == nil { throw ValidationError("--pod-ip \(ip) is not an IPv4 or IPv6 address") }
+    do { _ = try AnalysisSettings.podAddresses(ips) } catch { throw ValidationError(error.message) }
 }

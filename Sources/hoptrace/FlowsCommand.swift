@@ -1,10 +1,5 @@
 import ArgumentParser
-import HopCapture
-import HopCorrelation
-import HopFlows
-import HopHTTP
 import HopPipeline
-import HopReport
 
 struct Flows: ParsableCommand, PacketReading {
     static let configuration = CommandConfiguration(
@@ -40,24 +35,6 @@ struct Flows: ParsableCommand, PacketReading {
 
     func run() throws {
         guard let source = try capture.open() else { return }
-        let out = Output.stdout
-        let jsonl = format == .jsonl
-        let limit = capture.count ?? .max
-        var printed = 0
-        var clock = capture.clock
-        let printer = ClosedConnections { conn in
-            guard printed < limit else { return }
-            printed += 1
-            out.line(jsonl ? FlowText.json(conn) : FlowText.text(conn, clock: &clock))
-        }
-        let writer = try capture.writer(for: source)
-        let result = FlowPipeline.run(source: source, consumer: printer, raw: writer.map { w in { w.write($0) } },
-                                      shouldStop: { printed >= limit })
-        writer?.flush()
-        capture.reportUnwritten(writer, source: source)
-        out.flush()
-        report(result, jsonl: jsonl,
-               warnings: [AnalysisWarnings.oneSided(flows: result.flows, http: HTTPCounters(), filter: capture.filterExpression)].compactMap { $0 })
-        if let e = result.readError { throw InputError(message: e.description) }
+        try FlowPipeline.print(source: source, writer: try capture.writer(for: source), options: capture.stream(jsonl: format == .jsonl))
     }
 }

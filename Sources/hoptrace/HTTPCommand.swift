@@ -1,9 +1,5 @@
 import ArgumentParser
-import HopCapture
-import HopCorrelation
 import HopReport
-import HopFlows
-import HopHTTP
 import HopPipeline
 
 struct HTTP: ParsableCommand, PacketReading {
@@ -51,47 +47,7 @@ struct HTTP: ParsableCommand, PacketReading {
 
     func run() throws {
         guard let source = try capture.open() else { return }
-        let out = Output.stdout
-        let jsonl = format == .jsonl
-        let limit = capture.count ?? Int.max
-        var printed = 0
-        let quiet = self.quiet, heads = headers || capture.ascii, bodies = capture.ascii
-        var connections = ConnectionTextCache()
-        var clock = capture.clock
-        let plainClock = capture.timestampLevel == 0
-        // jsonl: each exchange is written into the JSON writer's bytes, handed to standard
-        // output in 64 KiB blocks (every line at once when line-buffered).
-        let writer = JSONWriter(capacity: Output.flushBytes + 8192, flushThreshold: Output.flushBytes) { out.write(bytes: $0) }
-        var configuration = HTTPConfiguration()
-        if bodies { configuration.bodyPrefixBytes = ExchangeText.bodyPrefixBytes }
-        let raw = try capture.writer(for: source)
-        // -c stops the read from the analysis side: keep both on one thread then.
-        let outcome = ExchangePipeline.run(source: source, configuration: configuration, filter: capture.filterExpression,
-                                           threaded: capture.count == nil, raw: raw.map { w in { w.write($0) } },
-                                           shouldStop: { printed >= limit }) { exchange in
-            guard printed < limit else { return }
-            printed += 1
-            if quiet { return }
-            if jsonl {
-                JSONReport.write(exchange: exchange, headers: heads, bodies: bodies, to: writer)
-                writer.newline()
-                if out.lineBuffered { writer.flush() } else { writer.flushIfNeeded() }
-            } else {
-                out.line { b in
-                    if plainClock {
-                        ExchangeText.text(exchange, into: &b, connections: &connections)
-                    } else {
-                        ExchangeText.text(exchange, into: &b, connections: &connections, clock: &clock)
-                    }
-                    if heads { ExchangeText.heads(exchange, bodies: bodies, into: &b) }
-                }
-            }
-        }
-        raw?.flush()
-        capture.reportUnwritten(raw, source: source)
-        writer.flush()
-        out.flush()
-        report(outcome.result, jsonl: jsonl, extra: [("http", outcome.counters.report)], warnings: outcome.warnings)
-        if let e = outcome.result.readError { throw InputError(message: e.description) }
+        try ExchangePipeline.print(source: source, writer: try capture.writer(for: source), options: capture.stream(jsonl: format == .jsonl),
+                                   headers: headers, bodies: capture.ascii, quiet: quiet)
     }
 }

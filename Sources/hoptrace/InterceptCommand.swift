@@ -36,52 +36,22 @@ struct InterceptOptions: ParsableArguments {
     @Option(name: .customShort("o"), help: ArgumentHelp("Outbound ports never captured.", valueName: "ports"))
     var excludedOutboundPorts: String?
 
-    static func ports(_ s: String, flag: String) throws -> [UInt16] {
-        try s.split(separator: ",").map { p in
-            guard let v = UInt16(p.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("\(flag): '\(p)' is not a port") }
-            return v
-        }
-    }
-
-    static func ids(_ s: String, flag: String) throws -> [UInt32] {
-        try s.split(separator: ",").map { p in
-            guard let v = UInt32(p.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("\(flag): '\(p)' is not a number") }
-            return v
-        }
-    }
-
-    static func cidrs(_ s: String, flag: String) throws -> [CIDR] {
-        try s.split(separator: ",").map { p in
-            guard let v = CIDR(p.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("\(flag): '\(p)' is not an address or CIDR") }
-            return v
-        }
-    }
-
     /// Bad flags are found while parsing, so the error comes with this subcommand's usage.
     func validate() throws { _ = try config() }
 
     func config() throws -> InterceptConfig {
-        guard var c = InterceptConfig.preset(preset) else {
-            throw ValidationError("--preset \(preset): unknown (\(InterceptConfig.presetNames.joined(separator: ", ")))")
-        }
-        if let p = proxyPort {
-            // In the 2018 layout inbound shares the proxy port unless -z says otherwise.
-            if c.style == .istio2018 && c.inboundCapturePort == c.proxyPort && inboundPort == nil { c.inboundCapturePort = p }
-            c.proxyPort = p
-        }
-        if let z = inboundPort { c.inboundCapturePort = z }
-        if let u = uids { c.proxyUIDs = try Self.ids(u, flag: "-u") }
-        if let g = gids { c.proxyGIDs = try Self.ids(g, flag: "-g") }
-        if let b = inboundPorts {
-            c.inbound = b == "*" ? .all : b.isEmpty ? .disabled : .ports(try Self.ports(b, flag: "-b"))
-        }
-        if let d = excludedInboundPorts { c.excludedInboundPorts = try Self.ports(d, flag: "-d") }
-        if let i = outboundCIDRs {
-            c.outbound = i == "*" ? .all : i.isEmpty ? .disabled : .networks(try Self.cidrs(i, flag: "-i"))
-        }
-        if let x = excludedCIDRs { c.excludedOutboundNetworks = try Self.cidrs(x, flag: "-x") }
-        if let o = excludedOutboundPorts { c.excludedOutboundPorts = try Self.ports(o, flag: "-o") }
-        return c
+        var f = InterceptFlags()
+        f.preset = preset
+        f.proxyPort = proxyPort
+        f.inboundPort = inboundPort
+        f.uids = uids
+        f.gids = gids
+        f.inboundPorts = inboundPorts
+        f.excludedInboundPorts = excludedInboundPorts
+        f.outboundCIDRs = outboundCIDRs
+        f.excludedCIDRs = excludedCIDRs
+        f.excludedOutboundPorts = excludedOutboundPorts
+        do { return try f.config() } catch { throw ValidationError(error.description) }
     }
 }
 
@@ -94,16 +64,8 @@ struct TargetNamespace: ParsableArguments {
     var allowRootNetns = false
 
     func runner() throws -> IptablesRunner {
-        if netns == nil && !allowRootNetns {
-            let why = "these rules would redirect every TCP connection of the host to a proxy on the capture ports that may not be running. Use --netns NAME for a pod/lab namespace, or --allow-root-netns if you really mean this namespace"
-            switch RuleInstaller.networkNamespaceCheck() {
-            case .host:
-                throw InputError(message: "refusing to change the host's network namespace: \(why)")
-            case .unknown(let detail):
-                throw InputError(message: "refusing to change this network namespace: it may be the host's (cannot compare with PID 1's: \(detail)); \(why)")
-            case .other:
-                break
-            }
+        if netns == nil && !allowRootNetns, let refusal = RuleInstaller.hostNamespaceRefusal() {
+            throw InputError(message: refusal)
         }
         return IptablesRunner(netns: netns)
     }
@@ -147,9 +109,7 @@ struct Intercept: ParsableCommand {
             let installer = RuleInstaller(config: try rules.config(), runner: try target.runner())
             do {
                 if dryRun {
-                    try installer.runner.checkTools()
-                    let current = try? installer.current()
-                    Output.stdout.write(installer.installPlan(current: current))
+                    Output.stdout.write(try installer.dryRun())
                     return
                 }
                 try installer.install()

@@ -1,11 +1,7 @@
 import ArgumentParser
 import HopPipeline
-import Foundation
 import HopLab
 import HopReport
-#if canImport(Glibc)
-import Glibc
-#endif
 
 struct Lab: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -103,33 +99,10 @@ struct Lab: ParsableCommand {
             throw ValidationError("unknown scenario '\(s)' (one of: \(LabScenario.all.map(\.name).joined(separator: ", ")))")
         }
         if write != nil && all { throw ValidationError("--write keeps one capture: with --all use --write-dir DIR") }
-        if updateExpectations && writeDir == nil { throw ValidationError("--update-expectations needs --write-dir DIR") }
-        if !(1...100_000).contains(requests) { throw ValidationError("--requests must be between 1 and 100000") }
-        if !(1...30).contains(duration) { throw ValidationError("--duration must be between 1 and 30 seconds") }
-        if !(1...256).contains(connections) { throw ValidationError("--connections must be between 1 and 256") }
-        if !namespacePrefix.hasPrefix("hoplab") || namespacePrefix.contains("/") {
-            throw ValidationError("--namespace-prefix must start with hoplab")
-        }
+        do { try options.validate() } catch { throw ValidationError(error.description) }
     }
 
-    func run() throws {
-        if list {
-            for s in LabScenario.all { Output.stdout.line("\(s.name.padding(toLength: 14, withPad: " ", startingAt: 0)) \(s.summary)") }
-            return
-        }
-        let tools: (ip: String, python: String)
-        do { tools = try LabRunner.preflight() } catch { throw InputError(message: error.description) }
-        let ip = tools.ip, python = tools.python
-        signal(SIGINT) { labInterruptSignal = $0 }
-        signal(SIGTERM) { labInterruptSignal = $0 }
-        signal(SIGHUP) { labInterruptSignal = $0 }
-
-        let stale = LabScene.removeStale(namespacePrefix: namespacePrefix, ip: ip)
-        if !stale.isEmpty { Output.stderr.line("hoptrace lab: removed \(stale.count) namespace\(stale.count == 1 ? "" : "s") left by an earlier run: \(stale.joined(separator: ", "))") }
-
-        if let d = writeDir { try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true) }
-        if let d = truthDir { try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true) }
-        let chosen = all ? LabScenario.all : [LabScenario.named(scenario!)!]
+    var options: LabOptions {
         var options = LabOptions()
         options.requests = requests
         options.connections = connections
@@ -145,32 +118,27 @@ struct Lab: ParsableCommand {
         options.keep = keep
         options.waitForFile = waitForFile
         options.namespacePrefix = namespacePrefix
-        let runner = LabRunner(options: options, ip: ip, python: python) { capture, rules, podIPs in
+        return options
+    }
+
+    func run() throws {
+        if list {
+            for s in LabScenario.all { Output.stdout.line(s.listLine) }
+            return
+        }
+        let tools: (ip: String, python: String)
+        do { tools = try LabRunner.preflight() } catch { throw InputError(message: error.description) }
+        let runner = LabRunner(options: options, ip: tools.ip, python: tools.python) { capture, rules, podIPs in
             try CheckRun.analyzeDocument(capture: capture, rules: rules, podIPs: podIPs, filter: nil)
         }
-        let verdicts: [LabVerdict]
+        if let note = runner.prepare() { Output.stderr.line(note) }
+        let chosen = all ? LabScenario.all : [LabScenario.named(scenario!)!]
         do {
-            verdicts = try runner.run(chosen) { if format == .text { printVerdict($0) } }
-        } catch {
+            if try !runner.runPrinting(chosen, json: format == .json) { throw ExitCode(ExitStatus.differences) }
+        } catch let error as LabRunner.Stopped {
             Output.stderr.line("hoptrace lab: \(error.scenario): \(error); everything the lab made was removed")
             throw ExitCode(130)
         }
-        let failed = verdicts.filter { !$0.ok }
-        if format == .json {
-            struct LabReport: Encodable { var ok: Bool; var scenarios: [LabVerdict] }
-            Output.stdout.line(try ReportCoding.sortedJSON(LabReport(ok: failed.isEmpty, scenarios: verdicts)))
-        } else if verdicts.count > 1 {
-            Output.stdout.line(failed.isEmpty
-                ? "lab: all \(verdicts.count) scenarios pass"
-                : "lab: \(failed.count) of \(verdicts.count) scenarios fail: \(failed.map(\.scenario).joined(separator: ", "))")
-        }
-        Output.stdout.flush()
-        if !failed.isEmpty { throw ExitCode(ExitStatus.differences) }
-    }
-
-    func printVerdict(_ v: LabVerdict) {
-        for l in v.textLines() { Output.stdout.line(l) }
-        Output.stdout.flush()
     }
 }
 

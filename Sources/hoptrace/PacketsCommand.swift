@@ -1,6 +1,4 @@
 import ArgumentParser
-import HopCapture
-import HopFlows
 import HopPipeline
 import HopReport
 
@@ -40,43 +38,7 @@ struct Packets: ParsableCommand, PacketReading {
 
     func run() throws {
         guard let source = try capture.open() else { return }
-        let out = Output.stdout
-        let writer = try capture.writer(for: source)
-        var decoder = PacketDecoder(linkType: source.linkType)
-        var names = InterfaceNames(source: source)
-        var printed = 0
-        let limit = capture.count ?? Int.max
-        let jsonl = format == .jsonl
-        // Read once: property wrappers are slow in the per-packet closure.
-        let quiet = self.quiet, style = PacketText.Style(capture)
-        var clock = capture.clock
-        let readError = readSegments(from: source, decoder: &decoder, raw: writer.map { w in { w.write($0) } }) { seg in
-            printed += 1
-            if !quiet {
-                let iface = names.name(for: seg.interfaceIndex)
-                out.line(jsonl ? PacketText.json(seg, interface: iface) : PacketText.text(seg, interface: iface, style: style, clock: &clock))
-            }
-            return printed < limit
-        }
-        source.countFilterUnmatched(into: &decoder)
-        out.flush()
-        writer?.flush()
-        capture.reportUnwritten(writer, source: source)
-        var result = PipelineResult(linkType: source.linkType, decode: decoder.counters, flows: FlowCounters(),
-                                    statistics: source.statistics(), readError: readError, connections: 0)
-        result.linkTypeName = source.linkTypeDescription
-        if jsonl {
-            out.line(result.summaryJSON(flows: false))
-            out.flush()
-        }
-        for l in PipelineResult.decodeLines(decoder.counters, linkTypeName: result.linkTypeName) { Output.stderr.line(l) }
-        if let stats = source.statistics() { Output.stderr.line(PipelineResult.statisticsLine(stats)) }
-        if let readError { throw InputError(message: readError.description) }
-    }
-}
-
-extension PacketText.Style {
-    init(_ o: CaptureOptions<Packets>) {
-        self.init(ascii: o.ascii, verbose: o.verbose, number: o.number)
+        try PacketPipeline.print(source: source, writer: try capture.writer(for: source), options: capture.stream(jsonl: format == .jsonl),
+                                 style: PacketText.Style(ascii: capture.ascii, verbose: capture.verbose, number: capture.number), quiet: quiet)
     }
 }

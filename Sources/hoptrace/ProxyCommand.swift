@@ -99,30 +99,16 @@ struct Proxy: ParsableCommand {
         guard InboundLayout(rawValue: layout) != nil else {
             throw ValidationError("--layout must be one of \(InboundLayout.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        for p in [port] + (inboundPort.map { [$0] } ?? []) where !(1...65535).contains(p) {
-            throw ValidationError("ports must be between 1 and 65535 (got \(p))")
-        }
-        for ip in podIP + listen where InterfaceAddresses.normalise(ip) == nil {
-            throw ValidationError("'\(ip)' is not an IPv4 or IPv6 address")
-        }
-        if retries < 0 { throw ValidationError("--retries must be 0 or more") }
-        for (name, v) in [("--connect-timeout", connectTimeout), ("--idle-timeout", idleTimeout), ("--header-timeout", headerTimeout), ("--keep-alive-timeout", keepAliveTimeout), ("--drain-timeout", drainTimeout), ("--protocol-detection-timeout", protocolDetectionTimeout)] where !(v > 0) {
-            throw ValidationError("\(name) must be a positive number of seconds")
-        }
-        if maxConnections < 1 { throw ValidationError("--max-connections must be at least 1") }
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        do { try configuration.validate() } catch { throw ValidationError(error.description) }
     }
 
-    func run() throws {
-        if !noUidCheck, let message = uidCheckMessage(currentUID: getuid(), proxyUID: uid) {
-            throw InputError(message: message)
-        }
+    /// What the options say (the pod's addresses as given: `resolvePodAddresses` reads them).
+    var configuration: ProxyConfiguration {
         var config = ProxyConfiguration()
-        config.layout = InboundLayout(rawValue: layout)!
+        config.layout = InboundLayout(rawValue: layout) ?? .istio2018
         config.port = port
-        config.inboundPort = inboundPort ?? (config.layout == .istioCurrent ? 15006 : port)
-        config.podAddresses = podIP.isEmpty
-            ? InterfaceAddresses.podAddresses() : podIP.compactMap(InterfaceAddresses.normalise)
+        config.inboundPort = inboundPort ?? config.layout.defaultInboundPort(proxyPort: port)
+        config.podAddresses = podIP
         if !listen.isEmpty { config.listenAddresses = listen }
         config.uid = uid
         config.gid = gid
@@ -136,7 +122,15 @@ struct Proxy: ParsableCommand {
         config.maxConnections = maxConnections
         if let threads { config.threads = threads }
         config.accessLogPath = accessLog
+        return config
+    }
 
+    func run() throws {
+        if !noUidCheck, let message = uidCheckMessage(currentUID: getuid(), proxyUID: uid) {
+            throw InputError(message: message)
+        }
+        var config = configuration
+        config.resolvePodAddresses()
         if noAccessLog, let accessLog {
             throw InputError(message: "--no-access-log and --access-log \(accessLog) contradict each other")
         }

@@ -1,15 +1,9 @@
 import ArgumentParser
 import Foundation
-import HopCapture
-import HopCorrelation
-import HopFlows
-import HopHTTP
 import HopProxy
-import HopNetfilter
 import HopPipeline
 import HopReport
 #if canImport(Glibc)
-import Glibc
 #endif
 
 struct Watch: ParsableCommand, PacketReading {
@@ -61,63 +55,15 @@ struct Watch: ParsableCommand, PacketReading {
     func run() throws {
         guard let source = try capture.open() else { return }
         let writer = try capture.writer(for: source)
-        let resolved = try RuleSource(rules).resolve(live: source.isLive)
-        for note in resolved.notes { Output.stderr.line("hoptrace: \(note)") }
-        var settings = AnalysisSettings(rules: resolved)
-        settings.podAddresses = !podIPs.isEmpty ? Set(podIPs.compactMap { IPAddress($0) })
-            : source.isLive ? NetworkNamespace.localAddresses() : []
-        settings.filter = capture.filterExpression
-        if capture.ascii { settings.bodyPrefixBytes = ExchangeText.bodyPrefixBytes }
-        if let u = user { try Self.dropPrivileges(to: u) }
-
-        let out = Output.stdout
-        out.lineBuffered = capture.lineBuffered || isatty(1) == 1 || source.isLive
+        let settings = try WatchPipeline.settings(rules: rules, podIPs: podIPs, live: source.isLive, filter: capture.filterExpression,
+                                                  bodies: capture.ascii)
+        if let u = user {
+            // -Z USER: the capture is open; run on as USER.
+            do { try Privileges.drop(toUser: u) } catch { throw InputError(message: "-Z \(u): \(error)") }
+        }
+        Output.stdout.lineBuffered = capture.lineBuffered || isatty(1) == 1 || source.isLive
         let color = isatty(1) == 1 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
-        let jsonl = format == .jsonl
-        let limit = capture.count ?? .max
-        let heads = capture.ascii
-        var printed = 0
-        var names = InterfaceNames(source: source)
-        var clock = capture.clock
-        if source.isLive { Output.stderr.line("hoptrace: rules: \(resolved.origin)") }
-        let print: (Hop, RequestChain?) -> Void = { hop, chain in
-            printed += 1
-            if jsonl {
-                out.line(HopLine.json(hop, chain: chain, headers: heads))
-            } else {
-                out.line(HopLine.text(hop, chain: chain, color: color, names: &names, clock: &clock)
-                         + (heads ? LineBuilder.string { ExchangeText.heads(hop.exchange, bodies: true, into: &$0) } : ""))
-            }
-        }
-        let outcome = WatchPipeline.run(
-            source: source, settings: settings, raw: writer.map { w in { w.write($0) } },
-            onUpstream: { hop in if printed < limit { print(hop, nil) } },
-            onChain: { chain in
-                // Upstream copies were printed as they completed; the downstream copy completes
-                // last and carries the links.
-                guard printed < limit, let first = chain.hops.first, !first.role.isUpstream || chain.hops.count == 1 else { return }
-                if first.role.isUpstream { return }  // an orphan upstream copy, already printed
-                print(first, chain)
-            },
-            shouldStop: { printed >= limit })
-        writer?.flush()
-        capture.reportUnwritten(writer, source: source)
-        out.flush()
-        if jsonl {
-            out.line(outcome.summaryJSON())
-            out.flush()
-        }
-        Output.stderr.line("")
-        for l in outcome.counterLines() { Output.stderr.line(l) }
-        if !jsonl { printWarnings(outcome.warnings) }
-        if let e = outcome.result.readError { throw InputError(message: e.description) }
-    }
-
-    /// `-Z USER`: the capture is open; run on as USER (one privilege drop: HopProxy's).
-    static func dropPrivileges(to user: String) throws {
-        guard let pw = getpwnam(user) else { throw InputError(message: "-Z \(user): no such user") }
-        do { try Privileges.drop(toUID: pw.pointee.pw_uid, gid: pw.pointee.pw_gid) } catch {
-            throw InputError(message: "-Z \(user): cannot drop privileges: \(error)")
-        }
+        try WatchPipeline.print(source: source, writer: writer, settings: settings, options: capture.stream(jsonl: format == .jsonl),
+                                heads: capture.ascii, color: color)
     }
 }

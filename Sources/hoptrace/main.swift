@@ -28,8 +28,7 @@ struct Hoptrace: ParsableCommand {
         guard let first = arguments.first, !first.hasPrefix("-") else { return nil }
         let names = hoptraceSubcommands.map { $0._commandName }
         if names.contains(first) || first == "help" { return nil }
-        let ranked = names.map { ($0, editDistance(first.lowercased(), $0)) }.sorted { $0.1 < $1.1 }
-        if let (best, distance) = ranked.first, distance <= max(1, best.count / 3) || best.hasPrefix(first.lowercased()) {
+        if let best = Suggestion.closest(to: first, among: names) {
             return "unknown command '\(first)'; did you mean '\(best)'? (`hoptrace --help` lists the commands)"
         }
         return "unknown command '\(first)'; the commands are \(names.joined(separator: ", ")) (`hoptrace --help` says what each does)"
@@ -38,22 +37,6 @@ struct Hoptrace: ParsableCommand {
 
 /// hoptrace's version, printed by `--version`.
 let hoptraceVersion = "0.1.0"
-
-/// Levenshtein distance between two words (short: subcommand names).
-func editDistance(_ a: String, _ b: String) -> Int {
-    let x = Array(a), y = Array(b)
-    var row = Array(0...y.count)
-    for i in 1...max(1, x.count) where !x.isEmpty {
-        var previous = row[0]
-        row[0] = i
-        for j in stride(from: 1, through: y.count, by: 1) {
-            let substitution = previous + (x[i - 1] == y[j - 1] ? 0 : 1)
-            previous = row[j]
-            row[j] = min(substitution, row[j] + 1, row[j - 1] + 1)
-        }
-    }
-    return x.isEmpty ? y.count : row[y.count]
-}
 
 /// Runs the command line; maps errors to messages and the documented exit codes.
 func hoptraceMain() -> Never {

@@ -82,6 +82,9 @@ final class RuleInstallerTests: XCTestCase {
         let before = natRules(ns)
         for preset in ["istio-2018", "istio-current"] {
             let installer = RuleInstaller(config: InterceptConfig.preset(preset)!, runner: IptablesRunner(netns: ns))
+            // A dry run plans for the table as it is and changes nothing.
+            XCTAssertEqual(try installer.dryRun(), installer.installPlan(current: try installer.current()))
+            XCTAssertEqual(natRules(ns), before)
             try installer.install()
             let once = natRules(ns)
             try installer.install()

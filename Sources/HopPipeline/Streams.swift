@@ -1,0 +1,203 @@
+import Foundation
+import HopCapture
+import HopCorrelation
+import HopFlows
+import HopHTTP
+import HopReport
+
+// The streaming commands (`packets`, `flows`, `http`, `watch`) as they print: one line per
+// item as it comes (text or jsonl) on standard output, at most `limit`, then the counters,
+// libpcap's statistics and the warnings (a final summary object with jsonl); the error that
+// ended the read early is thrown last, once everything read was printed.
+
+/// How a streaming command prints, besides its source.
+public struct StreamOptions {
+    /// One JSON object per line, then a `{"summary": …}` object (else text lines).
+    public var jsonl = false
+    /// Stop after this many items (`-c`).
+    public var limit: Int?
+    /// How text lines begin with their time (`-t`…).
+    public var clock = LineClock(level: 0)
+    /// The BPF filter the capture was read with (the warnings look at it).
+    public var filter: String?
+
+    public init(jsonl: Bool = false, limit: Int? = nil, clock: LineClock = LineClock(level: 0), filter: String? = nil) {
+        self.jsonl = jsonl
+        self.limit = limit
+        self.clock = clock
+        self.filter = filter
+    }
+}
+
+extension PcapWriter {
+    /// Flushes the file and says on `err` what it could not write (`unwrittenWarning`).
+    public func finish(source: PcapSource, err: Output = .stderr) {
+        flush()
+        if let w = unwrittenWarning(source: source) { err.warning(w) }
+    }
+
+    /// The writer as a pipeline's `raw` sink.
+    var sink: (RawPacket) -> Void { { self.write($0) } }
+}
+
+extension PacketPipeline {
+    /// `packets`: each TCP segment as a tcpdump-like line (`style`: `-A`, `-v`, `-#`) or a JSON
+    /// object; `quiet` decodes everything but prints only the counters.
+    public static func print(source: PcapSource, writer: PcapWriter?, options: StreamOptions, style: PacketText.Style,
+                             quiet: Bool = false, out: Output = .stdout, err: Output = .stderr) throws(InputError) {
+        var names = InterfaceNames(source: source)
+        var printed = 0
+        let limit = options.limit ?? .max, jsonl = options.jsonl
+        var clock = options.clock
+        let result = run(source: source, raw: writer?.sink) { seg in
+            printed += 1
+            if !quiet {
+                let iface = names.name(for: seg.interfaceIndex)
+                out.line(jsonl ? PacketText.json(seg, interface: iface) : PacketText.text(seg, interface: iface, style: style, clock: &clock))
+            }
+            return printed < limit
+        }
+        out.flush()
+        writer?.finish(source: source, err: err)
+        result.report(jsonl: jsonl, flows: false, out: out, err: err)
+        if let e = result.readError { throw InputError(message: e.description) }
+    }
+}
+
+extension FlowPipeline {
+    /// `flows`: each connection as it closes (`FlowText`), NAT-split halves joined; the
+    /// warning when the filter left connections one-sided.
+    public static func print(source: PcapSource, writer: PcapWriter?, options: StreamOptions,
+                             out: Output = .stdout, err: Output = .stderr) throws(InputError) {
+        let limit = options.limit ?? .max, jsonl = options.jsonl
+        var printed = 0
+        var clock = options.clock
+        let printer = ClosedConnections { conn in
+            guard printed < limit else { return }
+            printed += 1
+            out.line(jsonl ? FlowText.json(conn) : FlowText.text(conn, clock: &clock))
+        }
+        let result = run(source: source, consumer: printer, raw: writer?.sink, shouldStop: { printed >= limit })
+        writer?.finish(source: source, err: err)
+        out.flush()
+        let oneSided = AnalysisWarnings.oneSided(flows: result.flows, http: HTTPCounters(), filter: options.filter)
+        result.report(jsonl: jsonl, warnings: oneSided.map { [$0] } ?? [], out: out, err: err)
+        if let e = result.readError { throw InputError(message: e.description) }
+    }
+}
+
+extension ExchangePipeline {
+    /// `http`: each exchange as it completes (`ExchangeLines`; `headers`, `bodies` as there);
+    /// `quiet` analyzes everything but prints only the counters. A file is read on two
+    /// threads unless a limit stops the read from the analysis side.
+    public static func print(source: PcapSource, writer: PcapWriter?, options: StreamOptions, headers: Bool, bodies: Bool,
+                             quiet: Bool = false, out: Output = .stdout, err: Output = .stderr) throws(InputError) {
+        let limit = options.limit ?? .max
+        var printed = 0
+        let lines = ExchangeLines(out: out, jsonl: options.jsonl, headers: headers || bodies, bodies: bodies, clock: options.clock)
+        var configuration = HTTPConfiguration()
+        if bodies { configuration.bodyPrefixBytes = ExchangeText.bodyPrefixBytes }
+        let outcome = run(source: source, configuration: configuration, filter: options.filter, threaded: options.limit == nil,
+                          raw: writer?.sink, shouldStop: { printed >= limit }) { exchange in
+            guard printed < limit else { return }
+            printed += 1
+            if !quiet { lines.write(exchange) }
+        }
+        writer?.finish(source: source, err: err)
+        lines.finish()
+        out.flush()
+        outcome.result.report(jsonl: options.jsonl, extra: [("http", outcome.counters.report)], warnings: outcome.warnings,
+                              out: out, err: err)
+        if let e = outcome.result.readError { throw InputError(message: e.description) }
+    }
+}
+
+extension WatchPipeline {
+    /// `watch`'s settings: `rules` resolved (a live capture may read the namespace's, each
+    /// note said on `err`); the pod's addresses given, else (live) the namespace's own; the
+    /// filter; with `bodies`, the first bytes of each body kept.
+    public static func settings(rules: String, podIPs: [String], live: Bool, filter: String?, bodies: Bool,
+                                err: Output = .stderr) throws(InputError) -> AnalysisSettings {
+        var settings = AnalysisSettings(rules: try RuleSource.resolve(rules, live: live, notesTo: err))
+        settings.podAddresses = !podIPs.isEmpty ? try AnalysisSettings.podAddresses(podIPs) : live ? NetworkNamespace.localAddresses() : []
+        settings.filter = filter
+        if bodies { settings.bodyPrefixBytes = ExchangeText.bodyPrefixBytes }
+        return settings
+    }
+
+    /// `watch`: each hop as it completes (`HopLine`), linked to the other copies of its request
+    /// once its chain is known; `heads` adds each exchange's heads and body prefixes; `color`
+    /// for a terminal. A live capture first says where its rules come from.
+    public static func print(source: PcapSource, writer: PcapWriter?, settings: AnalysisSettings, options: StreamOptions,
+                             heads: Bool, color: Bool, out: Output = .stdout, err: Output = .stderr) throws(InputError) {
+        let limit = options.limit ?? .max, jsonl = options.jsonl
+        var printed = 0
+        var names = InterfaceNames(source: source)
+        var clock = options.clock
+        if source.isLive { err.line("hoptrace: rules: \(settings.rules.origin)") }
+        let outcome = run(source: source, settings: settings, raw: writer?.sink, shouldStop: { printed >= limit }) { hop, chain in
+            printed += 1
+            if jsonl {
+                out.line(HopLine.json(hop, chain: chain, headers: heads))
+            } else {
+                out.line(HopLine.text(hop, chain: chain, color: color, names: &names, clock: &clock)
+                         + (heads ? LineBuilder.string { ExchangeText.heads(hop.exchange, bodies: true, into: &$0) } : ""))
+            }
+        }
+        writer?.finish(source: source, err: err)
+        out.flush()
+        outcome.report(jsonl: jsonl, out: out, err: err)
+        if let e = outcome.result.readError { throw InputError(message: e.description) }
+    }
+}
+
+/// The forms of `analyze`'s report.
+public enum ReportFormat: String, CaseIterable, Sendable {
+    /// For people (`TextReport`).
+    case text
+    /// One JSON document.
+    case json
+    /// One chain per line, then a summary object.
+    case jsonl
+    /// A Mermaid sequence diagram.
+    case mermaid
+    /// One self-contained HTML page.
+    case html
+}
+
+extension Analysis {
+    /// `analyze`: the analysis of `source` printed on `out` in `format`. json and jsonl are
+    /// written as the chains come (memory stays flat in the capture's length) and carry the
+    /// warnings; the others are rendered at the end, the warnings first on `err`. Text shows
+    /// the first chains in full and counts direct requests, or with `all` every chain in full.
+    public static func print(source: PcapSource, sourceName: String, settings: AnalysisSettings, format: ReportFormat,
+                             all: Bool = false, writer: PcapWriter?, out: Output = .stdout, err: Output = .stderr) throws(InputError) {
+        let json = JSONWriter(capacity: Output.flushBytes + 8192, flushThreshold: Output.flushBytes) { out.write(bytes: $0) }
+        let output: ChainOutput
+        switch format {
+        case .json: output = .jsonDocument(json)
+        case .jsonl: output = .jsonLines(json, flushEachLine: out.lineBuffered)
+        case .text where !all: output = .keep(limit: TextReport.Options().detailLimit, aggregateDirect: true)
+        case .text: output = .keep(limit: .max, aggregateDirect: false)
+        case .mermaid, .html: output = .diagrams
+        }
+        let outcome = run(source: source, sourceName: sourceName, settings: settings, output: output, raw: writer?.sink)
+        writer?.finish(source: source, err: err)
+        let report = outcome.report
+        if format != .json && format != .jsonl { err.warnings(report.warnings) }
+        switch format {
+        case .text:
+            var o = TextReport.Options()
+            if all { o.detailLimit = .max; o.showDirect = true }
+            out.write(TextReport.render(report, options: o))
+        case .json, .jsonl:
+            break
+        case .mermaid:
+            out.write(MermaidReport.render(report))
+        case .html:
+            out.write(HTMLReport.render(report))
+        }
+        out.flush()
+        if let e = outcome.result.readError { throw InputError(message: e.description) }
+    }
+}
