@@ -79,7 +79,8 @@ public struct SidecarEvidence: Sendable, Hashable {
 public final class Correlator {
     public let configuration: CorrelatorConfiguration
     @exclusivity(unchecked) public private(set) var summary = AnalysisSummary()
-    @exclusivity(unchecked) public private(set) var duplicates: [DuplicateGroup] = []
+    /// Groups of direct requests repeated within the duplicate window (final after `finish`).
+    public var duplicates: [DuplicateGroup] { duplicateDetector.groups }
     /// The pod addresses in use (given or inferred), once decided.
     @exclusivity(unchecked) public private(set) var podAddresses: Set<IPAddress> = []
     @exclusivity(unchecked) public private(set) var podAddressesInferred = false
@@ -247,52 +248,13 @@ public final class Correlator {
     @exclusivity(unchecked) private var roleCache: [ConnectionID: Classified] = [:]
     /// The last connection classified: exchanges of one connection come in runs.
     private var lastClassified: (id: ConnectionID, c: Classified)?
-    // Duplicate detection among direct single-hop requests.
-    private struct DupKey: Hashable {
-        var client: IPAddress
-        var server: Endpoint
-        var method: String
-        var target: String
-        var host: String?
-        /// FNV-1a over the strings, so hashing feeds one word instead of SipHashing each string.
-        var fingerprint: UInt64
-
-        init(client: IPAddress, server: Endpoint, method: String, target: String, host: String?) {
-            self.client = client
-            self.server = server
-            self.method = method
-            self.target = target
-            self.host = host
-            var h: UInt64 = 0xcbf2_9ce4_8422_2325
-            Self.mix(method, into: &h)
-            Self.mix(target, into: &h)
-            Self.mix(host ?? "", into: &h)
-            h ^= client.low &* 0x9e37_79b9_7f4a_7c15 ^ client.high
-            h ^= UInt64(server.port) << 48 ^ server.address.low
-            fingerprint = h
-        }
-
-        /// FNV-1a over the string's bytes, then a separator.
-        @inline(__always)
-        static func mix(_ s: String, into h: inout UInt64) {
-            var s = s
-            s.withUTF8 { bytes in
-                for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-            }
-            h = (h ^ 0xff) &* 0x100_0000_01b3
-        }
-
-        func hash(into hasher: inout Hasher) { hasher.combine(fingerprint) }
-        static func == (a: DupKey, b: DupKey) -> Bool {
-            a.fingerprint == b.fingerprint && a.client == b.client && a.server == b.server && a.method == b.method
-                && a.target == b.target && a.host == b.host
-        }
-    }
-    @exclusivity(unchecked) private var lastDirect: [DupKey: (start: Int64, group: Int?, chain: Int)] = [:]
+    /// Copies of direct requests with no proxy hop to explain them (see `DuplicateDetector`).
+    private var duplicateDetector: DuplicateDetector
 
     public init(configuration: CorrelatorConfiguration = .init(), onChain: @escaping (RequestChain) -> Void) {
         self.configuration = configuration
         self.onChain = onChain
+        duplicateDetector = DuplicateDetector(window: configuration.duplicateWindow, maxCopies: configuration.maxDuplicateCopies)
     }
 
     // MARK: Input
@@ -329,11 +291,7 @@ public final class Correlator {
         for u in upOrder[upOrderHead...] { expireUp(u) }
         upOrder.removeAll()
         upOrderHead = 0
-        duplicates.sort { ($0.starts.first ?? 0) < ($1.starts.first ?? 0) }
-        for i in duplicates.indices {
-            duplicates[i].isRepeatedStream = duplicates[i].copies > configuration.maxDuplicateCopies
-            duplicates[i].explanation = Self.duplicateExplanation(duplicates[i], rules: rules)
-        }
+        duplicateDetector.finish(rules: rules)
         let streams = duplicates.filter(\.isRepeatedStream)
         summary.repeatedStreams = streams.count
         summary.repeatedStreamRequests = streams.reduce(0) { $0 + $1.copies }
@@ -924,35 +882,8 @@ public final class Correlator {
         }
         let id = nextChainID
         var evidence: [String] = []
-        // Fields are read through `x.request?.…`: binding the request would copy it.
-        if configuration.duplicateWindow > 0, let start = x.request?.firstTimestamp {
-            let key = DupKey(client: x.client.address, server: x.server,
-                             method: x.request!.method, target: x.request!.target, host: x.request!.host)
-            var group: Int? = nil
-            let previous = lastDirect[key]
-            // Exchanges arrive as their responses complete, so a copy may have started before the last one seen.
-            if let last = previous, abs(start - last.start) <= configuration.duplicateWindow {
-                let g: Int
-                if let existing = last.group {
-                    g = existing
-                } else {
-                    g = duplicates.count
-                    duplicates.append(DuplicateGroup(method: key.method, target: key.target, host: key.host, client: key.client,
-                                                     server: key.server, chainIDs: [last.chain], starts: [last.start],
-                                                     copies: 1, explanation: "", isRepeatedStream: false))
-                }
-                duplicates[g].copies += 1
-                if duplicates[g].chainIDs.count < 1000 {
-                    duplicates[g].chainIDs.append(id)
-                    duplicates[g].starts.append(start)
-                }
-                if duplicates[g].copies <= configuration.maxDuplicateCopies {
-                    evidence.append("copy \(duplicates[g].copies) of the same request from \(key.client) within \(configuration.duplicateWindow / 1_000_000) ms, with no proxy hop to explain it")
-                }
-                group = g
-            }
-            lastDirect[key] = (max(start, previous?.start ?? start), group, id)
-            if lastDirect.count > 100_000 { lastDirect.removeAll(keepingCapacity: true) }
+        if let start = x.request?.firstTimestamp, let note = duplicateDetector.observe(x, start: start, chain: id) {
+            evidence.append(note)
         }
         if evidence.isEmpty, let sink = onPlainDirect {
             nextChainID += 1
@@ -1093,62 +1024,4 @@ public final class Correlator {
         return false
     }
 
-    static func duplicateExplanation(_ g: DuplicateGroup, rules: any RuleOracle) -> String {
-        let n = g.copies
-        let span = (g.starts.last ?? 0) - (g.starts.first ?? 0)
-        if g.isRepeatedStream {
-            return "\(g.method) \(g.target) was sent \(n) times by \(g.client) to \(g.server), each within the duplicate window of the one before: a client repeating the request (load), more copies than a proxy makes; not counted as duplicates"
-        }
-        var s = "\(g.method) \(g.target) was sent \(n) times by \(g.client) to \(g.server) within \(Timestamp.duration(span))"
-        if rules is NoRules {
-            s += ", and no interception rules are in force: these are separate requests from the client (a genuine duplicate), not proxy copies"
-        } else {
-            s += ", and the rules (\(rules.name)) do not intercept that connection: no proxy hop explains the copies, the client sent them"
-        }
-        return s
-    }
-}
-
-/// The distributions of a proxy's forwarding and return delays (µs), as histograms over
-/// quarter-octaves (log scale: delays from microseconds to seconds), learned from pairings that
-/// are certain or on which both orders agree; `posterior` weighs two choices for one copy.
-struct DelayModel {
-    static let bins = 96
-    private var forward = [Double](repeating: 0, count: bins)
-    private var back = [Double](repeating: 0, count: bins)
-    private var total = 0.0
-
-    @inline(__always)
-    static func bin(_ us: Double) -> Int {
-        guard us > 1 else { return 0 }
-        return min(bins - 1, Int((log2(us) * 4).rounded(.down)) + 1)
-    }
-
-    mutating func observe(forward f: Double, return r: Double) {
-        // Old observations fade (a proxy's delays change with its load).
-        if total > 4096 {
-            for i in 0..<Self.bins { forward[i] *= 0.5; back[i] *= 0.5 }
-            total *= 0.5
-        }
-        forward[Self.bin(f)] += 1
-        back[Self.bin(r)] += 1
-        total += 1
-    }
-
-    /// Enough pairings seen for `likelihood` to say something.
-    var isReady: Bool { total >= 64 }
-
-    /// How typical a pairing's forward and return delays are (the two taken as independent;
-    /// add-half smoothing); 1 until the model has seen enough pairings to say.
-    func likelihood(_ d: (forward: Double, return: Double)) -> Double {
-        guard isReady else { return 1 }
-        return (forward[Self.bin(d.forward)] + 0.5) * (back[Self.bin(d.return)] + 0.5)
-    }
-
-    /// The probability that the choice with likelihood `chosen` rather than the one with
-    /// `other` is the right pairing, where `prior` is how often such a choice has been right.
-    static func posterior(chosen: Double, other: Double, prior: Double) -> Double {
-        let a = prior * chosen, b = (1 - prior) * other
-        return a + b > 0 ? a / (a + b) : prior
-    }
 }

@@ -4,7 +4,7 @@ import HopPipeline
 import HopReport
 
 struct Analyze: ParsableCommand, PacketReading {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "analyze",
         abstract: "Pair the copies of each request across proxy hops and explain why each exists.",
         discussion: """
         Reads a capture (a FILE, -r FILE, or live with -i, in --netns NAME), rebuilds every connection (joining \

@@ -2,7 +2,7 @@ import ArgumentParser
 import HopPipeline
 
 struct Check: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "check",
         abstract: "Compare the analysis of saved captures with their expectation files (a golden test for your CI).",
         discussion: """
         For every capture NAME.pcap (or .pcapng) that has NAME.expect.json beside it, runs the \

@@ -2,7 +2,7 @@ import ArgumentParser
 import HopPipeline
 
 struct Flows: ParsableCommand, PacketReading {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "flows",
         abstract: "Print one line per TCP connection, with NAT-split halves joined.",
         discussion: """
         Rebuilds every TCP connection of the capture. A connection that iptables REDIRECTed \

@@ -4,7 +4,7 @@ import HopLab
 import HopReport
 
 struct Lab: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "lab",
         abstract: "Build a sidecar scene in network namespaces, capture it, and check the analysis against ground truth.",
         discussion: """
         Each scenario builds namespaces for a client, the pod and (outbound) a remote service, \

@@ -3,7 +3,7 @@ import HopPipeline
 import HopReport
 
 struct Packets: ParsableCommand, PacketReading {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "packets",
         abstract: "Print one line per TCP segment, tcpdump style.",
         discussion: """
         Reads a capture file (FILE or -r) or a live interface (-i) through libpcap, decodes \

@@ -7,7 +7,7 @@ import HopReport
 #endif
 
 struct Watch: ParsableCommand, PacketReading {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "watch",
         abstract: "Watch HTTP hops live, tcpdump style: one line per exchange as it completes.",
         discussion: """
         Captures live (immediate mode), rebuilds connections, parses HTTP/1.x and prints one \
