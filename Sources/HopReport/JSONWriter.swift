@@ -435,8 +435,39 @@ public final class JSONWriter {
         byte(0x22)
     }
 
+    /// Whether any of the 8 bytes of `x` is below 0x20, `"` or `\` (SWAR: such a byte sets its
+    /// high bit in the result; a false alarm only sends the text the slow way).
+    @inline(__always) static func special(_ x: UInt64) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101, high: UInt64 = 0x8080_8080_8080_8080
+        let quote = x ^ (ones &* 0x22), backslash = x ^ (ones &* 0x5c)
+        return ((x &- ones &* 0x20) & ~x | (quote &- ones) & ~quote | (backslash &- ones) & ~backslash) & high != 0
+    }
+
+    /// Whether `p` holds a byte that JSON escapes: a word at a time, the last word overlapping
+    /// the one before, a short text padded with `A`s (no per-byte loop for the short pieces a
+    /// report's sentences are made of).
+    @inline(__always) static func needsEscape(_ p: UnsafeRawBufferPointer) -> Bool {
+        let n = p.count
+        if n >= 8 {
+            var i = 0
+            while i + 8 <= n {
+                if special(p.loadUnaligned(fromByteOffset: i, as: UInt64.self)) { return true }
+                i += 8
+            }
+            return i < n && special(p.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self))
+        }
+        var x: UInt64 = 0x4141_4141_4141_4141
+        withUnsafeMutableBytes(of: &x) { $0.baseAddress!.copyMemory(from: p.baseAddress!, byteCount: n) }
+        return special(x)
+    }
+
     /// The bytes of a JSON string without its quotes.
     func escapedBody(_ p: UnsafeRawBufferPointer) {
+        guard p.count > 0 else { return }
+        if !Self.needsEscape(p) {
+            append(p)
+            return
+        }
         var start = 0
         var i = 0
         let n = p.count
