@@ -188,20 +188,7 @@ final class PcapngReader {
         let bodyLength = length - 12
         switch type {
         case 6:  // enhanced packet block
-            guard bodyLength >= 20 else { throw .corrupt("enhanced packet block at byte \(at) is too short (\(length) bytes)") }
-            let id = Int(load(8))
-            let caplen = Int(load(20))
-            guard caplen <= bodyLength - 20 else {
-                throw .corrupt("enhanced packet block at byte \(at) says \(caplen) bytes were captured, the block holds \(bodyLength - 20)")
-            }
-            let ordinal = try interface(id, at)
-            let ticks = UInt64(load(12)) << 32 | UInt64(load(16))
-            packet.timestamp = Self.nanoseconds(ticks, clocks[ordinal])
-            packet.capturedLength = caplen
-            packet.wireLength = Int(load(24))
-            packet.data = UnsafeRawPointer(buffer + position + 28)
-            packet.interface = ordinal
-            return .packet
+            return try readPacketBlock(&packet, type: type, interfaceIDBits: 32, bodyLength: bodyLength, length: length, at: at)
         case 3:  // simple packet block: interface 0, no time
             guard bodyLength >= 4 else { throw .corrupt("simple packet block at byte \(at) is too short (\(length) bytes)") }
             let ordinal = try interface(0, at)
@@ -216,20 +203,7 @@ final class PcapngReader {
             packet.interface = ordinal
             return .packet
         case 2:  // packet block (obsolete): a 16-bit interface ID and a drops count
-            guard bodyLength >= 20 else { throw .corrupt("packet block at byte \(at) is too short (\(length) bytes)") }
-            let id = Int(load16(8))
-            let caplen = Int(load(20))
-            guard caplen <= bodyLength - 20 else {
-                throw .corrupt("packet block at byte \(at) says \(caplen) bytes were captured, the block holds \(bodyLength - 20)")
-            }
-            let ordinal = try interface(id, at)
-            let ticks = UInt64(load(12)) << 32 | UInt64(load(16))
-            packet.timestamp = Self.nanoseconds(ticks, clocks[ordinal])
-            packet.capturedLength = caplen
-            packet.wireLength = Int(load(24))
-            packet.data = UnsafeRawPointer(buffer + position + 28)
-            packet.interface = ordinal
-            return .packet
+            return try readPacketBlock(&packet, type: type, interfaceIDBits: 16, bodyLength: bodyLength, length: length, at: at)
         case 1:
             try readInterface(bodyLength: bodyLength, at: at)
             return .other
@@ -237,6 +211,28 @@ final class PcapngReader {
             // Name resolution, statistics, decryption secrets, custom and unknown blocks.
             return .other
         }
+    }
+
+    /// An enhanced packet block, or an obsolete packet block: the same layout but for the
+    /// interface ID, 32 bits in the first, 16 bits (then a 16-bit drops count) in the second.
+    /// Body: interface ID, timestamp (high, low), captured length, wire length, data.
+    @inline(__always)
+    private func readPacketBlock(_ packet: inout PcapngPacket, type: UInt32, interfaceIDBits: Int, bodyLength: Int,
+                                 length: Int, at: Int64) throws(PcapngFailure) -> BlockKind {
+        guard bodyLength >= 20 else { throw .corrupt("\(Self.blockName(type)) at byte \(at) is too short (\(length) bytes)") }
+        let id = interfaceIDBits == 16 ? Int(load16(8)) : Int(load(8))
+        let caplen = Int(load(20))
+        guard caplen <= bodyLength - 20 else {
+            throw .corrupt("\(Self.blockName(type)) at byte \(at) says \(caplen) bytes were captured, the block holds \(bodyLength - 20)")
+        }
+        let ordinal = try interface(id, at)
+        let ticks = UInt64(load(12)) << 32 | UInt64(load(16))
+        packet.timestamp = Self.nanoseconds(ticks, clocks[ordinal])
+        packet.capturedLength = caplen
+        packet.wireLength = Int(load(24))
+        packet.data = UnsafeRawPointer(buffer + position + 28)
+        packet.interface = ordinal
+        return .packet
     }
 
     @inline(__always)

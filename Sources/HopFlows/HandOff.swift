@@ -1,8 +1,3 @@
-import Dispatch
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// Hands values to a consumer running on a thread of its own, in the order they were sent, in
 /// batches (one lock round per batch, not per value). At most `maxBatches` batches are in
 /// flight: a slow consumer makes the sender wait, so memory stays bounded.
@@ -14,23 +9,21 @@ import Glibc
 /// consumer has seen everything (what it wrote is then visible to the caller).
 public final class HandOff<Element>: @unchecked Sendable {
     // @unchecked Sendable: `current` is touched only by the sender; batches cross threads only
-    // through the `lock`-protected `queue`; `consume` runs only on the consumer's thread.
+    // through the channel.
     private var current: [Element] = []
-    private var queue: [[Element]?] = []
-    private let lock = NSLockish()
-    private let available = DispatchSemaphore(value: 0)
-    private let slots: DispatchSemaphore
-    private let done = DispatchSemaphore(value: 0)
     private let batchSize: Int
-    private let consume: (Element) -> Void
-    private var thread: pthread_t?
+    private let channel: BatchChannel<[Element]>
 
     public init(maxBatches: Int = 8, batchSize: Int = 256, consume: @escaping (Element) -> Void) {
         self.batchSize = max(1, batchSize)
-        self.consume = consume
-        slots = DispatchSemaphore(value: max(1, maxBatches))
         current.reserveCapacity(self.batchSize)
-        thread = startThread { [self] in consumerLoop() }
+        channel = BatchChannel(maxBatches: maxBatches) { batch in
+            // Each value lent to `consume` in place: iterating the array would copy (retain and
+            // release) every value, whose exchanges and chains hold many references.
+            batch.withUnsafeBufferPointer { values in
+                for i in values.indices { consume(values[i]) }
+            }
+        }
     }
 
     public func send(_ value: Element) {
@@ -40,62 +33,15 @@ public final class HandOff<Element>: @unchecked Sendable {
 
     private func ship() {
         guard !current.isEmpty else { return }
-        slots.wait()
         let batch = current
         current = []
+        _ = channel.send(batch)
         current.reserveCapacity(batchSize)
-        lock.lock()
-        queue.append(batch)
-        lock.unlock()
-        available.signal()
     }
 
     /// Sends what is left and waits until the consumer has handled every value. Once only.
     public func finish() {
-        guard let t = thread else { return }
         ship()
-        lock.lock()
-        queue.append(nil)
-        lock.unlock()
-        available.signal()
-        done.wait()
-        pthread_join(t, nil)
-        thread = nil
+        channel.finish()
     }
-
-    private func consumerLoop() {
-        while true {
-            available.wait()
-            lock.lock()
-            let next = queue.removeFirst()
-            lock.unlock()
-            guard let batch = next else {
-                done.signal()
-                return
-            }
-            // Each value lent to `consume` in place: iterating the array would copy (retain and
-            // release) every value, whose exchanges and chains hold many references.
-            batch.withUnsafeBufferPointer { values in
-                for i in values.indices { consume(values[i]) }
-            }
-            slots.signal()
-        }
-    }
-}
-
-/// A thread that runs `body` (a non-generic trampoline for `pthread_create`).
-private final class ThreadBody {
-    let body: () -> Void
-    init(_ body: @escaping () -> Void) { self.body = body }
-}
-
-private func startThread(_ body: @escaping () -> Void) -> pthread_t {
-    let box = Unmanaged.passRetained(ThreadBody(body))
-    var t = pthread_t()
-    let rc = pthread_create(&t, nil, { arg in
-        Unmanaged<ThreadBody>.fromOpaque(arg!).takeRetainedValue().body()
-        return nil
-    }, box.toOpaque())
-    precondition(rc == 0, "cannot start the analysis thread (pthread_create: \(rc))")
-    return t
 }

@@ -1,8 +1,4 @@
-import Dispatch
 import HopCapture
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Hands stream events to a consumer running on a second thread, so reassembly (with the
 /// libpcap read and the decoders) and the protocol analysis above it use both cores.
@@ -13,10 +9,10 @@ import Glibc
 /// events in exactly the order they were produced.
 ///
 /// Use from one producing thread: `handle` for every event, then `finish()`, which waits
-/// until the consumer has seen everything and then runs `onFinish` on the consumer thread.
+/// until the consumer has seen everything and then runs its `then` on the consumer thread.
 public final class StreamEventPipe: StreamEventConsumer, @unchecked Sendable {
     // @unchecked Sendable: `current` is touched only by the producer; batches cross threads
-    // only through `lock`-protected `queue`, and the consumer only runs on its thread.
+    // only through the channel (`BatchChannel`), and the consumer only runs on its thread.
 
     /// `indirect` for the rare cases carrying a `Connection` (about 180 bytes): an item is then
     /// the size of a `.data` (about 50), and items are appended and read once per event.
@@ -61,18 +57,10 @@ public final class StreamEventPipe: StreamEventConsumer, @unchecked Sendable {
         }
     }
 
-    private let consumer: StreamEventConsumer
     private let maxBatchBytes: Int
     private let maxBatchItems: Int
     private var current: Batch
-    private var queue: [Batch?] = []
-    private var free: [Batch] = []
-    private let lock = NSLockish()
-    private let itemsAvailable = DispatchSemaphore(value: 0)
-    private let slots: DispatchSemaphore
-    private let done = DispatchSemaphore(value: 0)
-    private var onFinish: (() -> Void)?
-    private var thread: pthread_t?
+    private let channel: BatchChannel<Batch>
 
     /// - Parameters:
     ///   - consumer: runs on the pipe's thread.
@@ -80,21 +68,16 @@ public final class StreamEventPipe: StreamEventConsumer, @unchecked Sendable {
     ///   - maxBatchBytes: `.data` bytes after which a batch is shipped.
     ///   - maxBatchItems: events after which a batch is shipped.
     public init(consumer: StreamEventConsumer, maxBatches: Int = 8, maxBatchBytes: Int = 256 << 10, maxBatchItems: Int = 1024) {
-        self.consumer = consumer
         self.maxBatchBytes = maxBatchBytes
         self.maxBatchItems = maxBatchItems
-        self.slots = DispatchSemaphore(value: maxBatches)
         // A data event can end a batch past its byte budget by up to one segment's bytes.
         current = Batch(capacity: maxBatchBytes + (64 << 10))
-        let box = Unmanaged.passRetained(self)
-        var t = pthread_t()
-        let rc = pthread_create(&t, nil, { arg in
-            let pipe = Unmanaged<StreamEventPipe>.fromOpaque(arg!).takeRetainedValue()
-            pipe.consumerLoop()
-            return nil
-        }, box.toOpaque())
-        precondition(rc == 0, "cannot start the analysis thread (pthread_create: \(rc))")
-        thread = t
+        // Up to 4 consumed batches kept for reuse (their blocks of bytes allocated once).
+        channel = BatchChannel(maxBatches: maxBatches, keepSpare: 4) { batch in
+            Self.deliver(batch, to: consumer)
+            batch.items.removeAll(keepingCapacity: true)
+            batch.byteCount = 0
+        }
     }
 
     public func handle(_ event: StreamEvent) {
@@ -111,77 +94,27 @@ public final class StreamEventPipe: StreamEventConsumer, @unchecked Sendable {
 
     private func ship() {
         guard !current.items.isEmpty else { return }
-        slots.wait()
-        lock.lock()
-        queue.append(current)
-        current = free.popLast() ?? Batch(capacity: maxBatchBytes + (64 << 10))
-        lock.unlock()
-        itemsAvailable.signal()
+        current = channel.send(current) ?? Batch(capacity: maxBatchBytes + (64 << 10))
     }
 
     /// Sends what is left, waits for the consumer to process everything, then runs
     /// `then` on the consumer's thread (e.g. the analyzer's own `finish()`) before returning.
     public func finish(then: @escaping () -> Void = {}) {
         ship()
-        lock.lock()
-        onFinish = then
-        queue.append(nil)
-        lock.unlock()
-        itemsAvailable.signal()
-        done.wait()
-        if let t = thread { pthread_join(t, nil) }
-        thread = nil
+        channel.finish(then: then)
     }
 
-    private func consumerLoop() {
-        while true {
-            itemsAvailable.wait()
-            lock.lock()
-            let next = queue.removeFirst()
-            lock.unlock()
-            guard let batch = next else {
-                lock.lock()
-                let f = onFinish
-                lock.unlock()
-                f?()
-                done.signal()
-                return
+    /// Hands a batch's events to `consumer`, in order, on the consumer's thread.
+    private static func deliver(_ batch: Batch, to consumer: StreamEventConsumer) {
+        let all = UnsafeRawBufferPointer(start: batch.bytes, count: batch.byteCount)
+        for item in batch.items {
+            switch item {
+            case .opened(let c): consumer.handle(.opened(c))
+            case .data(let id, let dir, let offset, let count, let first, let last):
+                consumer.handle(.data(id, dir, UnsafeRawBufferPointer(rebasing: all[offset..<(offset + count)]), first: first, last: last))
+            case .gap(let id, let dir, let length, let at): consumer.handle(.gap(id, dir, length: length, at: at))
+            case .closed(let c): consumer.handle(.closed(c))
             }
-            do {
-                let all = UnsafeRawBufferPointer(start: batch.bytes, count: batch.byteCount)
-                for item in batch.items {
-                    switch item {
-                    case .opened(let c): consumer.handle(.opened(c))
-                    case .data(let id, let dir, let offset, let count, let first, let last):
-                        consumer.handle(.data(id, dir, UnsafeRawBufferPointer(rebasing: all[offset..<(offset + count)]), first: first, last: last))
-                    case .gap(let id, let dir, let length, let at): consumer.handle(.gap(id, dir, length: length, at: at))
-                    case .closed(let c): consumer.handle(.closed(c))
-                    }
-                }
-            }
-            batch.items.removeAll(keepingCapacity: true)
-            batch.byteCount = 0
-            lock.lock()
-            if free.count < 4 { free.append(batch) }
-            lock.unlock()
-            slots.signal()
         }
     }
-}
-
-/// A pthread mutex (Foundation-free).
-public final class NSLockish: @unchecked Sendable {
-    // @unchecked Sendable: the mutex lives at a fixed heap address and is the synchronisation.
-    private let m: UnsafeMutablePointer<pthread_mutex_t>
-    public init() {
-        m = .allocate(capacity: 1)
-        m.initialize(to: pthread_mutex_t())
-        pthread_mutex_init(m, nil)
-    }
-    deinit {
-        pthread_mutex_destroy(m)
-        m.deallocate()
-    }
-    public func lock() { pthread_mutex_lock(m) }
-    public func unlock() { pthread_mutex_unlock(m) }
 }

@@ -36,12 +36,77 @@ import Musl
 import Darwin
 #endif
 
-enum ParserState: Equatable {
-    case idle, head, body, chunkSize, chunkData, chunkDataEnd, trailers, untilClose
-    case resync, held, tunnel, ignored
+/// Where a `DirectionParser` is, with what only that place needs.
+///
+/// The message under way (its times, body counts and prefix, trailers) spans the head, body and
+/// trailer states and stays in the parser's own fields; so do the counts that outlive a state
+/// (gaps seen, the last resynchronisation's reason and gap).
+///
+/// Mutating a payload that holds an array (`HeadScan.bytes`, `chunkSize`'s line, `Resync.carry`,
+/// `TunnelPeek.bytes`): take it out of `state` first (and leave a payload-free state behind)
+/// so the array is uniquely referenced, then put it back; a copy bound by `case .x(var p)`
+/// with the state still holding it would copy the array on the first append.
+enum ParserState {
+    /// Between messages (leading CR/LF skipped).
+    case idle
+    /// A start line and header fields.
+    case head(HeadScan)
+    /// A Content-Length body: its bytes still to come.
+    case body(remaining: Int64)
+    /// A chunk-size line; `line`: its bytes so far when a chunk ended inside it (else empty).
+    case chunkSize(line: [UInt8])
+    /// A chunk's data: its bytes still to come.
+    case chunkData(remaining: Int64)
+    /// The CRLF after a chunk's data; `sawCR`: its CR was read.
+    case chunkDataEnd(sawCR: Bool)
+    /// The trailer fields after the last chunk (`HeadScan` with no start line).
+    case trailers(HeadScan)
+    /// A body delimited by the connection's close.
+    case untilClose
+    /// Looking for a plausible start line.
+    case resync(Resync)
+    /// After an Upgrade/CONNECT request, until its response decides: bytes counted, not parsed.
+    case held(bytes: Int64)
+    /// The rest of the connection is a tunnel.
+    case tunnel(TunnelPeek)
+    /// A non-HTTP or TLS connection.
+    case ignored
     /// The connection's first request line was malformed: the request side's bytes are counted,
     /// not parsed, until the response side shows whether the connection is HTTP.
-    case awaitingVerdict
+    case awaitingVerdict(bytes: Int64)
+
+    var isIdle: Bool { if case .idle = self { true } else { false } }
+    var isResync: Bool { if case .resync = self { true } else { false } }
+}
+
+/// A head (or trailer block) being read.
+struct HeadScan {
+    /// The bytes so far, when a chunk ended inside the head (empty while it is read in place).
+    var bytes: [UInt8] = []
+    /// Lines ended so far (trailers start at 1: no start line).
+    var lineIndex = 0
+    var atLineStart = false
+    var crAtLineStart = false
+    /// The first bytes are not yet known to be able to begin a start line.
+    var prefixPending = false
+    /// The head began at a resync candidate: strict start line, small cap.
+    var candidate = false
+}
+
+/// The search for a start line.
+struct Resync {
+    /// Undecided bytes at the end of the previous chunk that may start a start line.
+    var carry: [UInt8] = []
+    /// Skip to the end of the current line before looking for a start line again.
+    var skipToLF = false
+    /// The bytes skipped to the end of the line count as skipped by the resync.
+    var skipCounts = true
+}
+
+/// The first bytes of a tunnel from the client (TLS detection), and the bytes counted.
+struct TunnelPeek {
+    var bytes: [UInt8] = []
+    var count: Int64 = 0
 }
 
 enum ResyncReason { case gap, error, midstream }
@@ -70,27 +135,18 @@ struct MessageEnd {
     var trailers: HTTPHeaders
 }
 
+
 final class DirectionParser {
     let isRequestSide: Bool
     let config: HTTPConfiguration
     @exclusivity(unchecked) var state: ParserState = .idle
 
-    // Head scanning.
-    @exclusivity(unchecked) var headBuf: [UInt8] = []
     let scratch = HeadScratch()
-    @exclusivity(unchecked) var lineIndex = 0
-    @exclusivity(unchecked) var atLineStart = false
-    @exclusivity(unchecked) var crAtLineStart = false
-    @exclusivity(unchecked) var prefixPending = false
-    /// The head began at a resync candidate: strict start line, small cap.
-    @exclusivity(unchecked) var candidate = false
+    /// A byte buffer's capacity kept between heads and chunk-size lines cut by a chunk's end
+    /// (their bytes live in the state; emptied when taken).
+    @exclusivity(unchecked) private var spareBytes: [UInt8] = []
 
-    // Body.
-    @exclusivity(unchecked) var remaining: Int64 = 0
-    @exclusivity(unchecked) var chunkCR = false
-    @exclusivity(unchecked) var lineBuf: [UInt8] = []
-
-    // Message being parsed.
+    // Message being parsed: from its head to its end, across the head, body and trailer states.
     @exclusivity(unchecked) var inMessage = false
     @exclusivity(unchecked) var msgFirst: Int64 = 0
     @exclusivity(unchecked) var msgLast: Int64 = 0
@@ -102,32 +158,31 @@ final class DirectionParser {
     /// The message was found by resynchronising after a gap (or mid-stream).
     @exclusivity(unchecked) var msgResyncedAfterGap = false
 
-    // Resync.
-    /// Undecided bytes at the end of the previous chunk that may start a start line.
-    @exclusivity(unchecked) var carry: [UInt8] = []
-    /// Skip to the end of the current line before looking for a start line again.
-    @exclusivity(unchecked) var skipToLF = false
-    @exclusivity(unchecked) var skipCounts = true
+    // The last resynchronisation: set when it starts, read by its candidate heads and, for the
+    // message it found, by the connection pairing that message (`ConnectionState.pickSlot`).
     @exclusivity(unchecked) var resyncReason: ResyncReason = .gap
     /// Time of the last data seen before the gap that started the current resync.
     @exclusivity(unchecked) var gapPrevTimestamp: Int64?
-    @exclusivity(unchecked) var lastDataTimestamp: Int64?
-    @exclusivity(unchecked) var gapsSeen = 0
     /// Messages known to have started inside the gap of the current resync (0 or 1: a gap that
     /// began at a message boundary hides at least the message that started there).
     @exclusivity(unchecked) var lostMessageStarts = 0
 
+    @exclusivity(unchecked) var lastDataTimestamp: Int64?
+    @exclusivity(unchecked) var gapsSeen = 0
     /// A start line was validated in this direction.
     @exclusivity(unchecked) var sawStartLine = false
-    /// Bytes counted, not parsed, while `.held` or `.awaitingVerdict`.
-    @exclusivity(unchecked) var heldBytes: Int64 = 0
-    @exclusivity(unchecked) var tunnelBytes: Int64 = 0
-    /// The first bytes of a CONNECT tunnel from the client (TLS detection).
-    @exclusivity(unchecked) var tunnelPeek: [UInt8] = []
 
     init(isRequestSide: Bool, config: HTTPConfiguration) {
         self.isRequestSide = isRequestSide
         self.config = config
+    }
+
+    /// Bytes counted, not parsed, while `.held` or `.awaitingVerdict` (else 0).
+    var heldBytes: Int64 {
+        switch state {
+        case .held(let n), .awaitingVerdict(let n): n
+        default: 0
+        }
     }
 
     // MARK: Data
@@ -144,35 +199,33 @@ final class DirectionParser {
                 beginHead(first, candidate: false)
             case .head, .trailers:
                 i = scanHead(buf, i, first: first, last: last, conn: conn)
-            case .body:
+            case .body(let remaining):
                 let take = min(Int64(n - i), remaining)
                 if bodyPrefix.count < config.bodyPrefixBytes { keepBody(buf, i, Int(take)) }
                 bodyLength += take
-                remaining -= take
                 i += Int(take)
                 msgLast = last
-                if remaining == 0 { finishMessage(conn, complete: true) }
+                if take == remaining {
+                    finishMessage(conn, complete: true)
+                } else {
+                    state = .body(remaining: remaining - take)
+                }
             case .chunkSize:
                 i = scanChunkLine(buf, i, last: last, conn: conn)
-            case .chunkData:
+            case .chunkData(let remaining):
                 let take = min(Int64(n - i), remaining)
                 if bodyPrefix.count < config.bodyPrefixBytes { keepBody(buf, i, Int(take)) }
                 bodyLength += take
-                remaining -= take
                 i += Int(take)
                 msgLast = last
-                if remaining == 0 {
-                    state = .chunkDataEnd
-                    chunkCR = false
-                }
-            case .chunkDataEnd:
+                state = take == remaining ? .chunkDataEnd(sawCR: false) : .chunkData(remaining: remaining - take)
+            case .chunkDataEnd(let sawCR):
                 let b = buf[i]
                 if b == LF {
                     i += 1
-                    state = .chunkSize
-                    lineBuf.removeAll(keepingCapacity: true)
-                } else if b == CR && !chunkCR {
-                    chunkCR = true
+                    state = .chunkSize(line: [])
+                } else if b == CR && !sawCR {
+                    state = .chunkDataEnd(sawCR: true)
                     i += 1
                 } else {
                     fail(.badChunkTerminator, conn: conn)
@@ -184,19 +237,21 @@ final class DirectionParser {
                 i = n
             case .resync:
                 i = scanResync(buf, i, first: first, conn: conn)
-            case .held:
-                heldBytes += Int64(n - i)
+            case .held(let held):
+                state = .held(bytes: held + Int64(n - i))
                 i = n
-            case .awaitingVerdict:
+            case .awaitingVerdict(let held):
                 conn.pendingMalformedRequest?.extend(UnsafeRawBufferPointer(rebasing: buf[i..<n]), last: last)
-                heldBytes += Int64(n - i)
+                state = .awaitingVerdict(bytes: held + Int64(n - i))
                 i = n
-            case .tunnel:
-                if tunnelPeek.count < 3 && isRequestSide && conn.tunnelPending != nil {
-                    tunnelPeek.append(contentsOf: UnsafeRawBufferPointer(rebasing: buf[i..<min(n, i + 3 - tunnelPeek.count)]))
-                    if tunnelPeek.count == 3 { conn.tunnelFirstBytes(tunnelPeek) }
+            case .tunnel(var peek):
+                state = .ignored // `peek` alone holds its bytes while they grow
+                if peek.bytes.count < 3 && isRequestSide && conn.tunnelPending != nil {
+                    peek.bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: buf[i..<min(n, i + 3 - peek.bytes.count)]))
+                    if peek.bytes.count == 3 { conn.tunnelFirstBytes(peek.bytes) }
                 }
-                tunnelBytes += Int64(n - i)
+                peek.count += Int64(n - i)
+                state = .tunnel(peek)
                 i = n
             case .ignored:
                 i = n
@@ -213,14 +268,34 @@ final class DirectionParser {
         bodyPrefix.append(contentsOf: UnsafeRawBufferPointer(rebasing: buf[i..<(i + k)]))
     }
 
+    // MARK: Byte buffers
+
+    /// `bytes` (empty, no capacity yet, or an accumulation in progress) with `more` appended;
+    /// the first bytes go into the spare buffer's capacity.
+    @inline(__always)
+    private func accumulate(_ bytes: inout [UInt8], _ more: UnsafeRawBufferPointer) {
+        if bytes.capacity == 0 && spareBytes.capacity > 0 {
+            swap(&bytes, &spareBytes)
+            bytes.removeAll(keepingCapacity: true)
+        }
+        bytes.append(contentsOf: more)
+    }
+
+    /// Keeps `bytes`' capacity for the next accumulation (not past 16 KiB: a rare huge head
+    /// gives its memory back).
+    private func recycle(_ bytes: inout [UInt8]) {
+        guard bytes.capacity > spareBytes.capacity && bytes.capacity <= 16 * 1024 else {
+            bytes = []
+            return
+        }
+        swap(&bytes, &spareBytes)
+        bytes = []
+    }
+
+    // MARK: Heads
+
     private func beginHead(_ first: Int64, candidate: Bool) {
-        state = .head
-        self.candidate = candidate
-        headBuf.removeAll(keepingCapacity: true)
-        lineIndex = 0
-        atLineStart = false
-        crAtLineStart = false
-        prefixPending = !candidate
+        state = .head(HeadScan(prefixPending: !candidate, candidate: candidate))
         msgFirst = first
         msgLast = first
         bodyLength = 0
@@ -239,55 +314,72 @@ final class DirectionParser {
         return UnsafeRawPointer(p) - base
     }
 
-    /// Runs `body` over the head so far, `headBuf + buf[seg..<end]`, contiguous.
-    private func withHead<R>(_ buf: UnsafeRawBufferPointer, _ seg: inout Int, _ end: Int,
+    /// Runs `body` over the head so far, `bytes + buf[seg..<end]`, contiguous.
+    private func withHead<R>(_ bytes: inout [UInt8], _ buf: UnsafeRawBufferPointer, _ seg: inout Int, _ end: Int,
                              _ body: (UnsafeRawBufferPointer) -> R) -> R {
-        if headBuf.isEmpty { return body(UnsafeRawBufferPointer(rebasing: buf[seg..<end])) }
-        headBuf.append(contentsOf: UnsafeRawBufferPointer(rebasing: buf[seg..<end]))
+        if bytes.isEmpty { return body(UnsafeRawBufferPointer(rebasing: buf[seg..<end])) }
+        bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: buf[seg..<end]))
         seg = end
-        return headBuf.withUnsafeBytes(body)
+        return bytes.withUnsafeBytes(body)
     }
 
-    private var headCap: Int { candidate ? config.maxResyncLineBytes : config.maxHeaderBytes }
+    @inline(__always)
+    private func headCap(candidate: Bool) -> Int { candidate ? config.maxResyncLineBytes : config.maxHeaderBytes }
 
     /// Scans a head (or trailer block) from `start`; returns the index after what it consumed.
+    ///
+    /// The scan's progress is taken out of `state` (which says `.idle` meanwhile) and put back
+    /// when the chunk ends inside the head; every other way out sets the next state itself.
     private func scanHead(_ buf: UnsafeRawBufferPointer, _ start: Int, first: Int64, last: Int64,
                           conn: ConnectionState) -> Int {
+        var h: HeadScan
+        let isTrailers: Bool
+        switch state {
+        case .head(let x):
+            h = x
+            isTrailers = false
+        case .trailers(let x):
+            h = x
+            isTrailers = true
+        default:
+            return start
+        }
+        state = .idle
         let n = buf.count
         var i = start
         var seg = start
         msgLast = last
-        if state == .head && lineIndex == 0 && headBuf.isEmpty, let end = fastHead(buf, start, conn: conn) {
+        if !isTrailers && h.lineIndex == 0 && h.bytes.isEmpty, let end = fastHead(buf, start, &h, conn: conn) {
             return end
         }
-        if prefixPending && state == .head {
-            let have = headBuf.count
+        if h.prefixPending && !isTrailers {
+            let have = h.bytes.count
             let verdict = prefixVerdict(isRequest: isRequestSide, count: have + (n - seg)) { k in
-                k < have ? self.headBuf[k] : buf[seg + k - have]
+                k < have ? h.bytes[k] : buf[seg + k - have]
             }
             switch verdict {
-            case .plausible: prefixPending = false
+            case .plausible: h.prefixPending = false
             case .undecided: break
             case .implausible, .tls:
-                return rejectPrefix(buf, conn, tls: verdict == .tls, resumeAt: start, end: n)
+                return rejectPrefix(buf, &h, conn, tls: verdict == .tls, resumeAt: start, end: n)
             }
         }
         while true {
-            if atLineStart {
+            if h.atLineStart {
                 if i == n { break }
                 let b = buf[i]
-                if crAtLineStart {
-                    if b == LF { return completeHead(buf, seg, i + 1, conn: conn) }
-                    crAtLineStart = false
-                    atLineStart = false
+                if h.crAtLineStart {
+                    if b == LF { return completeHead(buf, &h, isTrailers: isTrailers, seg, i + 1, conn: conn) }
+                    h.crAtLineStart = false
+                    h.atLineStart = false
                 } else if b == LF {
-                    return completeHead(buf, seg, i + 1, conn: conn)
+                    return completeHead(buf, &h, isTrailers: isTrailers, seg, i + 1, conn: conn)
                 } else if b == CR {
-                    crAtLineStart = true
+                    h.crAtLineStart = true
                     i += 1
                     continue
                 } else {
-                    atLineStart = false
+                    h.atLineStart = false
                 }
             }
             guard let lf = findLF(buf, i) else {
@@ -295,48 +387,56 @@ final class DirectionParser {
                 break
             }
             i = lf + 1
-            if headBuf.count + (i - seg) > headCap { return headLimit(buf, seg, i, atLF: true, conn: conn) }
-            if lineIndex == 0 && state == .head {
-                let strict = candidate
-                let isReq = isRequestSide
-                let ok = withHead(buf, &seg, i) { h -> Bool in
-                    let e = trimCR(h, 0, h.count - 1)
-                    return isReq ? parseRequestLine(h, 0, e, strict: strict) != nil
-                        : parseStatusLine(h, 0, e) != nil
-                }
-                if !ok { return rejectStartLine(buf, seg, conn, skipped: headBuf.count + (i - seg), end: i) }
-                startLineAccepted(conn)
+            if h.bytes.count + (i - seg) > headCap(candidate: h.candidate) {
+                return headLimit(buf, &h, isTrailers: isTrailers, seg, i, atLF: true, conn: conn)
             }
-            lineIndex += 1
-            atLineStart = true
-            crAtLineStart = false
+            if h.lineIndex == 0 && !isTrailers {
+                let strict = h.candidate
+                let isReq = isRequestSide
+                let ok = withHead(&h.bytes, buf, &seg, i) { b -> Bool in
+                    let e = trimCR(b, 0, b.count - 1)
+                    return isReq ? parseRequestLine(b, 0, e, strict: strict) != nil
+                        : parseStatusLine(b, 0, e) != nil
+                }
+                if !ok {
+                    let skipped = h.bytes.count + (i - seg)
+                    return rejectStartLine(buf, &h, seg, conn, skipped: skipped, end: i)
+                }
+                startLineAccepted(&h, conn)
+            }
+            h.lineIndex += 1
+            h.atLineStart = true
+            h.crAtLineStart = false
         }
         // The chunk ended inside the head.
-        if headBuf.count + (n - seg) > headCap { return headLimit(buf, seg, n, atLF: false, conn: conn) }
-        headBuf.append(contentsOf: UnsafeRawBufferPointer(rebasing: buf[seg..<n]))
+        if h.bytes.count + (n - seg) > headCap(candidate: h.candidate) {
+            return headLimit(buf, &h, isTrailers: isTrailers, seg, n, atLF: false, conn: conn)
+        }
+        accumulate(&h.bytes, UnsafeRawBufferPointer(rebasing: buf[seg..<n]))
+        state = isTrailers ? .trailers(h) : .head(h)
         return n
     }
 
     /// The common case: a whole head at the start of this chunk. Parsed in one pass straight
     /// from the chunk's bytes; nil when the general path must decide (head cut by the chunk's
     /// end, over the cap, an undecided or rejected start, obs-fold).
-    private func fastHead(_ buf: UnsafeRawBufferPointer, _ start: Int, conn: ConnectionState) -> Int? {
+    private func fastHead(_ buf: UnsafeRawBufferPointer, _ start: Int, _ h: inout HeadScan, conn: ConnectionState) -> Int? {
         let b = UnsafeRawBufferPointer(rebasing: buf[start...])
-        if prefixPending {
+        if h.prefixPending {
             let verdict = prefixVerdict(isRequest: isRequestSide, count: b.count) { b[$0] }
             guard verdict == .plausible else { return nil }
         }
         let head = parseHead(b, isRequest: isRequestSide, hasStartLine: true, partial: false,
-                             scan: true, strict: candidate, scratch: scratch)
-        guard head.end > 0, head.end <= headCap else { return nil }
-        startLineAccepted(conn)
+                             scan: true, strict: h.candidate, scratch: scratch)
+        guard head.end > 0, head.end <= headCap(candidate: h.candidate) else { return nil }
+        startLineAccepted(&h, conn)
         return headDone(head, isTrailers: false, end: start + head.end, conn: conn)
     }
 
-    private func startLineAccepted(_ conn: ConnectionState) {
-        prefixPending = false
-        if candidate {
-            candidate = false
+    private func startLineAccepted(_ h: inout HeadScan, _ conn: ConnectionState) {
+        h.prefixPending = false
+        if h.candidate {
+            h.candidate = false
             switch resyncReason {
             case .gap: conn.analyzer.counters.resyncsAfterGap += 1
             case .error: conn.analyzer.counters.resyncsAfterError += 1
@@ -348,40 +448,44 @@ final class DirectionParser {
     }
 
     /// The first bytes of a message cannot start a start line (decided before its end).
-    private func rejectPrefix(_ buf: UnsafeRawBufferPointer, _ conn: ConnectionState, tls: Bool, resumeAt: Int, end: Int) -> Int {
+    private func rejectPrefix(_ buf: UnsafeRawBufferPointer, _ h: inout HeadScan, _ conn: ConnectionState, tls: Bool,
+                              resumeAt: Int, end: Int) -> Int {
         if conn.mayDeclareNonHTTP {
             if !tls && isRequestSide {
-                let line = headBuf + UnsafeRawBufferPointer(rebasing: buf[resumeAt..<min(end, resumeAt + malformedLinePrefix)])
-                return awaitVerdict(line, consumed: headBuf.count + end - resumeAt, conn, end: end)
+                let line = h.bytes + UnsafeRawBufferPointer(rebasing: buf[resumeAt..<min(end, resumeAt + malformedLinePrefix)])
+                let consumed = h.bytes.count + end - resumeAt
+                return awaitVerdict(line, &h, consumed: consumed, conn, end: end)
             }
-            headBuf.removeAll(keepingCapacity: true)
+            recycle(&h.bytes)
             conn.declare(tls ? .tls : .nonHTTP)
             return end
         }
         conn.analyzer.counters[isRequestSide ? .badRequestLine : .badStatusLine] += 1
         // Scan the rejected bytes too: a start line may begin inside them.
-        let kept = headBuf
+        let kept = h.bytes
+        h.bytes = []
         enterResync(.error)
-        carry = kept
+        state = .resync(Resync(carry: kept))
         return resumeAt
     }
 
-    /// The complete first line of a message, `headBuf` (when not empty) or `buf[seg..<end]`, is
+    /// The complete first line of a message, `h.bytes` (when not empty) or `buf[seg..<end]`, is
     /// not a start line.
-    private func rejectStartLine(_ buf: UnsafeRawBufferPointer, _ seg: Int, _ conn: ConnectionState, skipped: Int, end: Int) -> Int {
-        if candidate {
+    private func rejectStartLine(_ buf: UnsafeRawBufferPointer, _ h: inout HeadScan, _ seg: Int, _ conn: ConnectionState,
+                                 skipped: Int, end: Int) -> Int {
+        if h.candidate {
             conn.analyzer.counters.resyncSkippedBytes += Int64(skipped)
-            headBuf.removeAll(keepingCapacity: true)
-            state = .resync
+            recycle(&h.bytes)
+            state = .resync(Resync())
             return end
         }
         if conn.mayDeclareNonHTTP && isRequestSide {
-            let line = headBuf.isEmpty ? Array(UnsafeRawBufferPointer(rebasing: buf[seg..<min(end, seg + malformedLinePrefix)])) : headBuf
-            return awaitVerdict(line, consumed: skipped, conn, end: end)
+            let line = h.bytes.isEmpty ? Array(UnsafeRawBufferPointer(rebasing: buf[seg..<min(end, seg + malformedLinePrefix)])) : h.bytes
+            return awaitVerdict(line, &h, consumed: skipped, conn, end: end)
         }
+        recycle(&h.bytes)
         if conn.mayDeclareNonHTTP {
             // Not skipped: the connection is not parsed (as when the first bytes decide it).
-            headBuf.removeAll(keepingCapacity: true)
             conn.declare(.nonHTTP)
             return end
         }
@@ -396,57 +500,50 @@ final class DirectionParser {
     /// makes this line a malformed request, answered (`ConnectionState.startLineSeen`); anything
     /// else makes the connection non-HTTP, as it would have been.
     /// `consumed`: the message's bytes read so far (all counted in `heldBytes`, whatever the cuts).
-    private func awaitVerdict(_ line: [UInt8], consumed: Int, _ conn: ConnectionState, end: Int) -> Int {
+    private func awaitVerdict(_ line: [UInt8], _ h: inout HeadScan, consumed: Int, _ conn: ConnectionState, end: Int) -> Int {
         conn.pendingMalformedRequest = MalformedRequest(bytes: line, firstTimestamp: msgFirst, lastTimestamp: msgLast)
-        headBuf.removeAll(keepingCapacity: true)
-        state = .awaitingVerdict
-        heldBytes = Int64(consumed)
+        h.bytes = []
+        state = .awaitingVerdict(bytes: Int64(consumed))
         return end
     }
 
     /// The head grew past its cap. `atLF`: `end` is just after a line's LF (else a chunk's end).
-    private func headLimit(_ buf: UnsafeRawBufferPointer, _ seg: Int, _ end: Int, atLF: Bool, conn: ConnectionState) -> Int {
-        if candidate && state == .head {
+    private func headLimit(_ buf: UnsafeRawBufferPointer, _ h: inout HeadScan, isTrailers: Bool, _ seg: Int, _ end: Int,
+                           atLF: Bool, conn: ConnectionState) -> Int {
+        if h.candidate && !isTrailers {
             // Not a start line after all (too long): skip the rest of the line.
-            conn.analyzer.counters.resyncSkippedBytes += Int64(headBuf.count + end - seg)
-            headBuf.removeAll(keepingCapacity: true)
-            state = .resync
-            skipToLF = !atLF
-            skipCounts = true
+            conn.analyzer.counters.resyncSkippedBytes += Int64(h.bytes.count + end - seg)
+            recycle(&h.bytes)
+            state = .resync(Resync(skipToLF: !atLF, skipCounts: true))
             return end
         }
         conn.analyzer.counters.headerLimitHits += 1
         var s = seg
         let cap = config.maxHeaderBytes
-        let partial = withHead(buf, &s, end) { h in
-            parseHead(UnsafeRawBufferPointer(rebasing: h[0..<min(h.count, cap)]), isRequest: isRequestSide,
-                      hasStartLine: state == .head, partial: true, scratch: scratch)
+        let partial = withHead(&h.bytes, buf, &s, end) { b in
+            parseHead(UnsafeRawBufferPointer(rebasing: b[0..<min(b.count, cap)]), isRequest: isRequestSide,
+                      hasStartLine: !isTrailers, partial: true, scratch: scratch)
         }
-        if state == .head {
-            if lineIndex > 0 { deliverPartialHead(partial, conn: conn) }
+        if !isTrailers {
+            if h.lineIndex > 0 { deliverPartialHead(partial, conn: conn) }
         } else {
             trailers = scratch.takeHeaders()
         }
         finishMessage(conn, complete: false, malformed: true, headerLimit: true)
-        shrinkHeadBuffer()
+        recycle(&h.bytes)
         enterResync(.error)
-        skipToLF = !atLF
-        skipCounts = false
+        state = .resync(Resync(skipToLF: !atLF, skipCounts: false))
         return end
     }
 
-    private func shrinkHeadBuffer() {
-        if headBuf.capacity > 16 * 1024 { headBuf = [] } else { headBuf.removeAll(keepingCapacity: true) }
-    }
-
     /// The empty line ending the head (or trailers) was found at `end - 1`.
-    private func completeHead(_ buf: UnsafeRawBufferPointer, _ seg: Int, _ end: Int, conn: ConnectionState) -> Int {
+    private func completeHead(_ buf: UnsafeRawBufferPointer, _ h: inout HeadScan, isTrailers: Bool, _ seg: Int, _ end: Int,
+                              conn: ConnectionState) -> Int {
         var s = seg
-        let isTrailers = state == .trailers
-        let head = withHead(buf, &s, end) { h in
-            parseHead(h, isRequest: isRequestSide, hasStartLine: !isTrailers, partial: false, scratch: scratch)
+        let head = withHead(&h.bytes, buf, &s, end) { b in
+            parseHead(b, isRequest: isRequestSide, hasStartLine: !isTrailers, partial: false, scratch: scratch)
         }
-        shrinkHeadBuffer()
+        recycle(&h.bytes)
         return headDone(head, isTrailers: isTrailers, end: end, conn: conn)
     }
 
@@ -465,7 +562,7 @@ final class DirectionParser {
             state = .idle
         case .tunnel:
             inMessage = false
-            state = .tunnel
+            state = .tunnel(TunnelPeek())
         case .reject(let e):
             fail(e, conn: conn)
         case .body(let framing):
@@ -473,11 +570,9 @@ final class DirectionParser {
             case .none, .contentLength(0):
                 finishMessage(conn, complete: true)
             case .contentLength(let len):
-                remaining = len
-                state = .body
+                state = .body(remaining: len)
             case .chunked:
-                state = .chunkSize
-                lineBuf.removeAll(keepingCapacity: true)
+                state = .chunkSize(line: [])
             case .untilClose:
                 state = .untilClose
             }
@@ -492,42 +587,44 @@ final class DirectionParser {
 
     // MARK: Chunked
 
+    /// Reads a chunk-size line from `start` (the line's bytes so far taken out of `state`, which
+    /// says `.idle` meanwhile).
     private func scanChunkLine(_ buf: UnsafeRawBufferPointer, _ start: Int, last: Int64, conn: ConnectionState) -> Int {
+        guard case .chunkSize(var line) = state else { return start }
+        state = .idle
         let n = buf.count
         msgLast = last
         guard let lf = findLF(buf, start) else {
-            if lineBuf.count + (n - start) > config.maxChunkLineBytes {
+            if line.count + (n - start) > config.maxChunkLineBytes {
+                recycle(&line)
                 fail(.chunkLineTooLong, conn: conn)
             } else {
-                lineBuf.append(contentsOf: UnsafeRawBufferPointer(rebasing: buf[start..<n]))
+                accumulate(&line, UnsafeRawBufferPointer(rebasing: buf[start..<n]))
+                state = .chunkSize(line: line)
             }
             return n
         }
-        if lineBuf.count + (lf - start) > config.maxChunkLineBytes {
+        if line.count + (lf - start) > config.maxChunkLineBytes {
+            recycle(&line)
             fail(.chunkLineTooLong, conn: conn)
             return lf + 1
         }
         let size: Int64?
-        if lineBuf.isEmpty {
+        if line.isEmpty {
             size = parseChunkSize(UnsafeRawBufferPointer(rebasing: buf[start..<lf]))
         } else {
-            lineBuf.append(contentsOf: UnsafeRawBufferPointer(rebasing: buf[start..<lf]))
-            size = lineBuf.withUnsafeBytes { parseChunkSize($0) }
-            lineBuf.removeAll(keepingCapacity: true)
+            line.append(contentsOf: UnsafeRawBufferPointer(rebasing: buf[start..<lf]))
+            size = line.withUnsafeBytes { parseChunkSize($0) }
+            recycle(&line)
         }
         guard let size else {
             fail(.badChunkSize, conn: conn)
             return lf + 1
         }
         if size == 0 {
-            state = .trailers
-            headBuf.removeAll(keepingCapacity: true)
-            lineIndex = 1
-            atLineStart = true
-            crAtLineStart = false
+            state = .trailers(HeadScan(lineIndex: 1, atLineStart: true))
         } else {
-            remaining = size
-            state = .chunkData
+            state = .chunkData(remaining: size)
         }
         return lf + 1
     }
@@ -559,36 +656,44 @@ final class DirectionParser {
 
     // MARK: Resync
 
+    /// Looks for a start line from `start` (the search's progress taken out of `state`, which
+    /// says `.idle` meanwhile, and put back unless a candidate head begins).
     private func scanResync(_ buf: UnsafeRawBufferPointer, _ start: Int, first: Int64, conn: ConnectionState) -> Int {
+        guard case .resync(var r) = state else { return start }
+        state = .idle
         let n = buf.count
         var i = start
         var skipped: Int64 = 0
         defer { conn.analyzer.counters.resyncSkippedBytes += skipped }
-        if skipToLF {
+        if r.skipToLF {
             guard let lf = findLF(buf, i) else {
-                if skipCounts { skipped += Int64(n - i) }
+                if r.skipCounts { skipped += Int64(n - i) }
+                state = .resync(r)
                 return n
             }
-            if skipCounts { skipped += Int64(lf + 1 - i) }
+            if r.skipCounts { skipped += Int64(lf + 1 - i) }
             i = lf + 1
-            skipToLF = false
+            r.skipToLF = false
         }
-        if !carry.isEmpty {
+        if !r.carry.isEmpty {
             // Positions in the carried bytes, decided with the help of this chunk's first bytes.
-            let cc = carry.count
-            var view = carry
+            var view = r.carry
+            r.carry = []
+            let cc = view.count
             view.append(contentsOf: UnsafeRawBufferPointer(rebasing: buf[i..<min(n, i + 32)]))
-            carry = []
             for k in 0..<cc where isCandidateFirst(view[k]) {
                 switch view.withUnsafeBytes({ matchStartLine($0, k) }) {
                 case .match:
                     skipped += Int64(k)
                     beginHead(first, candidate: true)
-                    headBuf.append(contentsOf: view[k..<cc])
+                    var h = HeadScan(prefixPending: false, candidate: true)
+                    view.withUnsafeBytes { accumulate(&h.bytes, UnsafeRawBufferPointer(rebasing: $0[k..<cc])) }
+                    state = .head(h)
                     return i
                 case .needMore:
                     skipped += Int64(k)
-                    carry = Array(view[k...])
+                    r.carry = Array(view[k...])
+                    state = .resync(r)
                     return n
                 case .noMatch:
                     continue
@@ -615,13 +720,15 @@ final class DirectionParser {
                 return k
             case .needMore:
                 skipped += Int64(k - i)
-                carry = Array(buf[k..<n])
+                r.carry = Array(buf[k..<n])
+                state = .resync(r)
                 return n
             case .noMatch:
                 k += 1
             }
         }
         skipped += Int64(n - i)
+        state = .resync(r)
         return n
     }
 
@@ -665,7 +772,13 @@ final class DirectionParser {
     }
 
     func enterResync(_ reason: ResyncReason) {
-        if state != .resync && !(state == .head && candidate) {
+        let searching: Bool
+        switch state {
+        case .resync: searching = true
+        case .head(let h): searching = h.candidate
+        default: searching = false
+        }
+        if !searching {
             lostMessageStarts = 0
             resyncReason = reason
             if reason != .error { gapPrevTimestamp = lastDataTimestamp }
@@ -674,12 +787,8 @@ final class DirectionParser {
             if resyncReason == .error { gapPrevTimestamp = lastDataTimestamp }
             resyncReason = .gap
         }
-        headBuf.removeAll(keepingCapacity: true)
         inMessage = false
-        state = .resync
-        carry = []
-        skipToLF = false
-        skipCounts = true
+        state = .resync(Resync())
     }
 
     // MARK: Message end, errors, gaps
@@ -707,37 +816,32 @@ final class DirectionParser {
             // A message began right where the bytes went missing.
             enterResync(.gap)
             lostMessageStarts = 1
-        case .head, .trailers:
-            if state == .head && candidate {
+        case .head(let h):
+            if h.candidate {
                 enterResync(.gap)
                 return
             }
             conn.analyzer.counters.gapsInsideMessages += 1
-            if state == .head && lineIndex > 0 {
-                let partial = headBuf.withUnsafeBytes {
+            if h.lineIndex > 0 {
+                let partial = h.bytes.withUnsafeBytes {
                     parseHead($0, isRequest: isRequestSide, hasStartLine: true, partial: true, scratch: scratch)
                 }
                 deliverPartialHead(partial, conn: conn)
             }
-            let startLost = state == .head && lineIndex == 0
             finishMessage(conn, complete: false)
             enterResync(.gap)
-            if startLost { lostMessageStarts = 1 }
-        case .body, .chunkData:
+            if h.lineIndex == 0 { lostMessageStarts = 1 }
+        case .trailers:
+            conn.analyzer.counters.gapsInsideMessages += 1
+            finishMessage(conn, complete: false)
+            enterResync(.gap)
+        case .body(let remaining):
             conn.analyzer.counters.gapsInsideMessages += 1
             if bodyMissing == 0 { conn.analyzer.counters.bodiesTruncatedByGap += 1 }
             let lost = min(len, remaining)
             bodyMissing += lost
-            remaining -= lost
-            if remaining > 0 { return }
-            if state == .chunkData {
-                if len == lost {
-                    state = .chunkDataEnd
-                    chunkCR = false
-                    return
-                }
-                finishMessage(conn, complete: false)
-                enterResync(.gap)
+            if remaining > lost {
+                state = .body(remaining: remaining - lost)
                 return
             }
             finishMessage(conn, complete: true)
@@ -745,6 +849,21 @@ final class DirectionParser {
                 enterResync(.gap)
                 lostMessageStarts = 1
             }
+        case .chunkData(let remaining):
+            conn.analyzer.counters.gapsInsideMessages += 1
+            if bodyMissing == 0 { conn.analyzer.counters.bodiesTruncatedByGap += 1 }
+            let lost = min(len, remaining)
+            bodyMissing += lost
+            if remaining > lost {
+                state = .chunkData(remaining: remaining - lost)
+                return
+            }
+            if len == lost {
+                state = .chunkDataEnd(sawCR: false)
+                return
+            }
+            finishMessage(conn, complete: false)
+            enterResync(.gap)
         case .chunkSize, .chunkDataEnd:
             conn.analyzer.counters.gapsInsideMessages += 1
             finishMessage(conn, complete: false)
@@ -765,10 +884,10 @@ final class DirectionParser {
         switch state {
         case .untilClose:
             finishMessage(conn, complete: cleanly)
-        case .head:
-            if candidate { break }
-            if lineIndex > 0 {
-                let partial = headBuf.withUnsafeBytes {
+        case .head(let h):
+            if h.candidate { break }
+            if h.lineIndex > 0 {
+                let partial = h.bytes.withUnsafeBytes {
                     parseHead($0, isRequest: isRequestSide, hasStartLine: true, partial: true, scratch: scratch)
                 }
                 deliverPartialHead(partial, conn: conn)
@@ -779,7 +898,6 @@ final class DirectionParser {
         default:
             break
         }
-        headBuf = []
-        lineBuf = []
+        spareBytes = []
     }
 }

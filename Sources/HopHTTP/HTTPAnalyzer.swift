@@ -462,7 +462,6 @@ final class ConnectionState {
         slots[i].flags.insert(.requestMalformed)
         slots[i].requestDone = true
         analyzer.counters.resyncSkippedBytes += req.heldBytes
-        req.heldBytes = 0
         req.enterResync(.error)
     }
 
@@ -665,8 +664,8 @@ final class ConnectionState {
         if let i = slot, slots[i].holdsRequestSide {
             // The server declined the CONNECT/Upgrade: the client side parses again.
             slots[i].holdsRequestSide = false
-            if req.state == .held {
-                if req.heldBytes == 0 { req.state = .idle } else { req.enterResync(.error) }
+            if case .held(let held) = req.state {
+                if held == 0 { req.state = .idle } else { req.enterResync(.error) }
             }
         }
         let framing: HTTPBodyFraming
@@ -701,7 +700,7 @@ final class ConnectionState {
         var flags = currentResponseFlags
         flags.insert(.tunnel)
         respSlot = nil
-        req.state = .tunnel
+        req.state = .tunnel(TunnelPeek())
         if let slot {
             if !slots[slot].requestDone {
                 // The body (if any) ends where the tunnel begins.
@@ -710,7 +709,7 @@ final class ConnectionState {
                 slots[slot].request.complete = true
             }
             attach(r, flags, to: slot)
-            if connect && req.tunnelBytes == 0 && req.tunnelPeek.isEmpty { tunnelPending = slot }
+            if connect, case .tunnel(let peek) = req.state, peek.count == 0 && peek.bytes.isEmpty { tunnelPending = slot }
             drain()
         } else {
             emitOrphan(r, flags)
@@ -746,9 +745,8 @@ final class ConnectionState {
                 if end.headerLimit { slots[i].flags.insert(.headerLimitExceeded) }
                 if end.bodyMissing > 0 { slots[i].flags.insert(.requestAfterGap) }
                 slots[i].requestDone = true
-                if slots[i].holdsRequestSide && end.complete && !slots[i].responseDone && req.state == .idle {
-                    req.state = .held
-                    req.heldBytes = 0
+                if slots[i].holdsRequestSide && end.complete && !slots[i].responseDone && req.state.isIdle {
+                    req.state = .held(bytes: 0)
                 }
             }
             drain()
@@ -859,7 +857,7 @@ final class ConnectionState {
         resp.close(conn: self, cleanly: cleanly)
         req.close(conn: self, cleanly: cleanly)
         tunnelPending = nil
-        let responseLost = resp.state == .resync
+        let responseLost = resp.state.isResync
         for k in head..<tail {
             slots[k].requestDone = true
             if !slots[k].responseDone {
