@@ -97,8 +97,13 @@ extension ExchangePipeline {
         let lines = ExchangeLines(out: out, jsonl: options.jsonl, headers: headers || bodies, bodies: bodies, clock: options.clock)
         var configuration = HTTPConfiguration()
         if bodies { configuration.bodyPrefixBytes = ExchangeText.bodyPrefixBytes }
-        let outcome = run(source: source, configuration: configuration, filter: options.filter, threaded: options.limit == nil,
-                          raw: writer?.sink, shouldStop: { printed >= limit }) { exchange in
+        // Threaded (no limit), nothing stops the read from the analysis side: the reading
+        // thread must not read `printed`, which the analysis thread writes (ThreadSanitizer
+        // saw that race in 2 of 480 runs).
+        let threaded = options.limit == nil
+        let stop: () -> Bool = threaded ? { false } : { printed >= limit }
+        let outcome = run(source: source, configuration: configuration, filter: options.filter, threaded: threaded,
+                          raw: writer?.sink, shouldStop: stop) { exchange in
             guard printed < limit else { return }
             printed += 1
             if !quiet { lines.write(exchange) }
