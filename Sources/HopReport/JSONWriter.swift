@@ -359,15 +359,8 @@ public final class JSONWriter {
         }
         reserve(32)
         withUnsafeBytes(of: cachedSecondText) { t in Self.copy(t.baseAddress!, 21, to: UnsafeMutableRawPointer(base + count)) }
-        // `nnnnnnnnnZ"`: nine digits, two at a time.
-        var q = Int(nanos)
-        var i = count + 28
-        for _ in 0..<4 {
-            pair(q % 100, at: i)
-            q /= 100
-            i -= 2
-        }
-        base[i + 1] = 0x30 &+ UInt8(truncatingIfNeeded: q)
+        // `nnnnnnnnnZ"`.
+        nineDigits(Int(nanos), at: count + 21)
         base[count + 30] = 0x5a
         base[count + 31] = 0x22
         count += 32
@@ -388,15 +381,21 @@ public final class JSONWriter {
         }
         reserve(32)
         cachedSecondDigits.withUnsafeBytes { append($0) }
-        var q = Int(ns % 1_000_000_000)
-        var i = count + 7
+        nineDigits(Int(ns % 1_000_000_000), at: count)
+        count += 9
+    }
+
+    /// `v` (0…999,999,999) as nine digits at `i`, zero-padded, two at a time (the caller
+    /// reserved them).
+    @inline(__always) private func nineDigits(_ v: Int, at start: Int) {
+        var q = v
+        var i = start + 7
         for _ in 0..<4 {
             pair(q % 100, at: i)
             q /= 100
             i -= 2
         }
-        base[i + 1] = 0x30 &+ UInt8(truncatingIfNeeded: q)
-        count += 9
+        base[start] = 0x30 &+ UInt8(truncatingIfNeeded: q)
     }
 
     // MARK: key and value
