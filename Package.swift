@@ -29,6 +29,9 @@ let package = Package(
         // `swift package generate-documentation`: the libraries' DocC catalogs (a plugin only:
         // nothing of it is linked).
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
+        // HdrHistogram: the latency percentiles of the reports (p50…p99.9, max) in bounded
+        // memory, 3 significant digits, however many requests.
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // libpcap, through its own header; Debian: libpcap-dev.
@@ -51,7 +54,8 @@ let package = Package(
         // Stage 4: pairs the copies of each request across proxy hops and explains them.
         .target(name: "HopCorrelation", dependencies: ["HopHTTP", "HopFlows", "HopCapture", "HopNetfilter"]),
         // Stage 5: renderers (text, JSON, Mermaid, HTML) and expectation checks.
-        .target(name: "HopReport", dependencies: ["HopCorrelation", "HopHTTP", "HopFlows", "HopCapture"]),
+        .target(name: "HopReport", dependencies: ["HopCorrelation", "HopHTTP", "HopFlows", "HopCapture",
+                                                  .product(name: "Histogram", package: "hdrhistogram-swift")]),
         // The rule installer: a HopNetfilter rule set installed, shown and removed with
         // iptables-restore (atomic, rolled back on failure), in a named network namespace when
         // asked; and the package's one process runner (posix_spawn, no Foundation Process).

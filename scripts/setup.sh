@@ -15,6 +15,7 @@ declare -A NEED=(
   [wrk]="load for hoptrace lab --sidecar haproxy|nginx"
   [curl]="the lab's mixed scenario (curl HEAD/GET beside the load)"
   [python3-jsonschema]="validates the JSON output against docs/schema/analyze.schema.json (ReportSchemaValidationTests)"
+  [python3-numpy]="recomputes the latency percentiles of the JSON output (scripts/check-latency.py, LatencyPercentileTests)"
 )
 # Without nginx, `hoptrace lab` falls back to a built-in Python app (hoptrace sidecar only).
 

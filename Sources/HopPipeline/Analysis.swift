@@ -74,6 +74,8 @@ public enum Analysis {
         var named = [Bool](repeating: false, count: 256)
         // What the end of the report says about every chain not kept is counted in `omitted`.
         var omitted = ChainTally()
+        // The latency distributions count every chain, whatever the output keeps of it.
+        var latency = LatencyModel()
         var direct = DirectCounts()
         let document: JSONReport.DocumentWriter?
         if case .jsonDocument(let w) = output { document = JSONReport.DocumentWriter(w) } else { document = nil }
@@ -86,18 +88,21 @@ public enum Analysis {
             lines.names = names
             linesWriter = lines
             reportChain = { chain in
+                latency.add(chain)
                 lines.chain(chain)
                 if flushEachLine { writer.flush() }
                 omitted.add(chain)
             }
         case .jsonDocument:
             reportChain = { chain in
+                latency.add(chain)
                 document!.chain(chain)
                 omitted.add(chain)
             }
         case .diagrams:
             var keep = DiagramKeep()
             reportChain = { chain in
+                latency.add(chain)
                 if keep.keeps(chain, kept: chains.count) {
                     chains.append(chain)
                 } else {
@@ -107,6 +112,7 @@ public enum Analysis {
             }
         case .keep(let limit, let aggregateDirect):
             reportChain = { chain in
+                latency.add(chain)
                 if aggregateDirect && !chain.isMultiHop && !chain.isIncomplete && chain.firstRole == .direct {
                     direct.count(method: chain.method ?? "?", target: chain.target ?? "?")
                 } else if chains.count < limit {
@@ -128,6 +134,7 @@ public enum Analysis {
         }
         if case .keep(_, true) = output {
             correlator.onPlainDirect = { x in
+                latency.add(direct: x)
                 direct.count(method: x.request?.method ?? "?", target: x.request?.target ?? "?")
             }
         }
@@ -167,6 +174,7 @@ public enum Analysis {
         report.directOthers = direct.others
         report.orphanResponses = correlator.orphanResponses
         report.omitted = omitted
+        report.latency = latency
         report.warnings = AnalysisWarnings.detect(correlator: correlator, flows: result.flows, http: http.counters,
                                                   linkType: result.linkType, filter: settings.filter,
                                                   interfaces: result.interfaceCount)

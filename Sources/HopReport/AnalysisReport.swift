@@ -40,6 +40,8 @@ public struct AnalysisReport: Sendable {
     /// Chains already written out (a streamed JSON document) or left out of `chains` (text
     /// past its detail limit), counted for what the reports say about every chain.
     public var omitted = ChainTally()
+    /// What the sidecar costs, over every chain (kept, omitted or streamed).
+    public var latency = LatencyModel()
     /// Every chain: those kept in `chains` and those counted in `omitted`.
     public var chainCount: Int { chains.count + omitted.chains }
 

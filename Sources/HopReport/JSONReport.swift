@@ -420,13 +420,16 @@ public enum JSONReport {
     }
 
     /// What is only known at the end of a capture, the same in the document and in jsonl's
-    /// last line: the header, the summary (under `summaryKey`), the answer, the duplicates,
+    /// last line: the header, the summary (under `summaryKey`), the answer, the latency
+    /// distributions (`LatencyModel`), the duplicates,
     /// the orphan responses, the counters and the warnings.
     static func write(ending r: AnalysisReport, summaryKey: String, connections: ConnectionRecords? = nil, to w: JSONWriter) {
         writeHeader(r, to: w)
         w.key(summaryKey)
         write(summary: r, to: w)
         w.field("answer", r.answer)
+        w.key("latency")
+        write(latency: r.latency, to: w)
         w.key("duplicates")
         w.beginArray()
         for g in r.duplicates { write(duplicate: g, to: w) }

@@ -112,6 +112,9 @@ public struct ReportEnding: Codable, Equatable, Sendable {
     public var pod: ReportPod
     /// One paragraph: why the capture shows its requests more than once.
     public var answer: String
+    /// What the sidecar costs, as distributions (`LatencyModel`); absent in reports written
+    /// before it was added.
+    public var latency: ReportLatency?
     public var duplicates: [ReportDuplicate]
     public var orphanResponses: [ReportHop]
     /// Counter sections (decode, flows, http, correlation, …) of named counts.
@@ -393,3 +396,57 @@ extension ReportHop {
     }
 }
 
+
+/// `latency`: the distributions of a report's complete chains, overall and per route.
+public struct ReportLatency: Codable, Equatable, Sendable {
+    public var overall: ReportLatencyGroup
+    public var routes: [ReportLatencyRoute]
+}
+
+/// One group of chains: how many, values below zero counted as 0, and each measure.
+public struct ReportLatencyGroup: Codable, Equatable, Sendable {
+    public var chains: Int
+    public var negative: Int
+    /// The client's time: downstream request start to response end.
+    public var client: ReportLatencyMeasure
+    /// The app's: the answering upstream hop's request start to response end.
+    public var app: ReportLatencyMeasure
+    public var proxyBefore: ReportLatencyMeasure
+    public var proxyAfter: ReportLatencyMeasure
+    public var proxyAdded: ReportLatencyMeasure
+}
+
+/// A route (`GET /users/{id}`) and its group's members beside it.
+public struct ReportLatencyRoute: Codable, Equatable, Sendable {
+    public var route: String
+    public var group: ReportLatencyGroup
+
+    private enum CodingKeys: String, CodingKey { case route }
+
+    public init(from decoder: Decoder) throws {
+        route = try decoder.container(keyedBy: CodingKeys.self).decode(String.self, forKey: .route)
+        group = try ReportLatencyGroup(from: decoder)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(route, forKey: .route)
+        try group.encode(to: encoder)
+    }
+}
+
+/// One measure: its samples, those from ambiguous pairings, and its percentiles in ns (null
+/// without samples).
+public struct ReportLatencyMeasure: Codable, Equatable, Sendable {
+    public var count: Int
+    public var ambiguous: Int
+    public var p50Ns: Int64?
+    public var p90Ns: Int64?
+    public var p99Ns: Int64?
+    public var p999Ns: Int64?
+    public var maxNs: Int64?
+
+    private enum CodingKeys: String, CodingKey {
+        case count, ambiguous, p50Ns, p90Ns, p99Ns, p999Ns = "p99.9Ns", maxNs
+    }
+}

@@ -1,0 +1,195 @@
+import HopCorrelation
+import HopHTTP
+import Histogram
+
+/// What the sidecar costs, as distributions: for every chain its client's time (request start
+/// to response end on the downstream hop), the app's time (the same on the upstream hop that
+/// answered), and the time the proxy added before the app (downstream request start to upstream
+/// request start) and after it (upstream response end to downstream response end); overall and
+/// per route (method and target with numbers and ids folded: `GET /users/{id}`).
+///
+/// Kept as HdrHistograms (3 significant digits, memory bounded whatever the capture's length),
+/// fed chain by chain as a report streams. A pairing stated below 0.9 is ambiguous: each
+/// distribution says how many of its samples come from one.
+public struct LatencyModel: Sendable {
+    /// The measures of a chain, in ns.
+    public enum Measure: String, CaseIterable, Sendable {
+        /// Downstream request start to downstream response end: what the client waited.
+        case client
+        /// Upstream request start to upstream response end: what the app took.
+        case app
+        /// Downstream request start to upstream request start.
+        case proxyBefore
+        /// Upstream response end to downstream response end.
+        case proxyAfter
+        /// Both: the client's time less the app's.
+        case proxyAdded
+    }
+
+    /// One group of chains (all, or a route): a histogram per measure.
+    public struct Group: Sendable {
+        var histograms: [Histogram<UInt64>] = Measure.allCases.map { _ in Histogram(numberOfSignificantValueDigits: .three) }
+        /// Samples per measure that come from ambiguous pairings.
+        public fileprivate(set) var ambiguous = [Int](repeating: 0, count: Measure.allCases.count)
+        /// Values below zero (capture points whose clocks differ), recorded as 0.
+        public fileprivate(set) var negative = 0
+        /// Chains counted (each gives `client`; multi-hop ones every measure).
+        public fileprivate(set) var chains = 0
+
+        mutating func record(_ m: Measure, _ ns: Int64, ambiguous isAmbiguous: Bool) {
+            let i = m.index
+            if ns < 0 { negative += 1 }
+            _ = histograms[i].record(UInt64(max(0, ns)))
+            if isAmbiguous { ambiguous[i] += 1 }
+        }
+
+        /// How many samples `m` has.
+        public func count(_ m: Measure) -> Int { Int(histograms[m.index].totalCount) }
+        /// The value at percentile `p` (0…100) of `m`, in ns: the sample of rank ⌈p·n/100⌉ in
+        /// sorted order, rounded up within 3 significant digits (at most the largest sample;
+        /// `p` = 100: the largest sample); nil without samples.
+        public func percentile(_ m: Measure, _ p: Double) -> Int64? {
+            let h = histograms[m.index]
+            guard h.totalCount > 0 else { return nil }
+            return Int64(clamping: h.valueAtPercentile(p))  // 100: the largest value recorded, exactly
+        }
+        /// Samples of `m` from ambiguous pairings.
+        public func ambiguousSamples(_ m: Measure) -> Int { ambiguous[m.index] }
+    }
+
+    /// The percentiles a report states.
+    public static let percentiles: [(name: String, value: Double)] = [("p50", 50), ("p90", 90), ("p99", 99), ("p99.9", 99.9), ("max", 100)]
+    /// Routes kept apart; the rest are counted together as `(other routes)`.
+    public static let routeLimit = 200
+
+    public private(set) var overall = Group()
+    /// Per route, in the order first seen.
+    public private(set) var routes: [(route: String, group: Group)] = []
+    private var routeIndex: [String: Int] = [:]
+
+    public init() {}
+
+    /// Counts a chain: complete ones only (an incomplete chain has no client's time to state).
+    public mutating func add(_ c: RequestChain) {
+        guard !c.isIncomplete, let first = c.hops.indices.first else { return }
+        let last = c.hops.count - 1
+        guard let ds = c.hops[first].exchange.request?.firstTimestamp, let de = c.hops[first].exchange.response?.lastTimestamp else { return }
+        let route = Self.route(method: c.method, target: c.target)
+        // Ambiguous as the reports state it: the confidence to three decimals, below 0.9.
+        let ambiguous = c.pairing != nil && (c.confidence * 1000).rounded() / 1000 < 0.9
+        var measures: [(Measure, Int64)] = [(.client, de &- ds)]
+        if last >= 1, let us = c.hops[last].exchange.request?.firstTimestamp, let ue = c.hops[last].exchange.response?.lastTimestamp {
+            measures += [(.app, ue &- us), (.proxyBefore, us &- ds), (.proxyAfter, de &- ue), (.proxyAdded, (de &- ds) &- (ue &- us))]
+        }
+        record(route: route, measures, ambiguous: ambiguous)
+    }
+
+    /// Counts a direct request handed over as its exchange (no chain made): its client's time.
+    public mutating func add(direct x: HTTPExchange) {
+        guard let ds = x.request?.firstTimestamp, let de = x.response?.lastTimestamp else { return }
+        record(route: Self.route(method: x.request?.method, target: x.request?.target), [(.client, de &- ds)], ambiguous: false)
+    }
+
+    private mutating func record(route: String, _ measures: [(Measure, Int64)], ambiguous: Bool) {
+        let i: Int
+        if let known = routeIndex[route] {
+            i = known
+        } else if routes.count < Self.routeLimit {
+            i = routes.count
+            routes.append((route, Group()))
+            routeIndex[route] = i
+        } else {
+            i = routeIndex["(other routes)"] ?? {
+                routes.append(("(other routes)", Group()))
+                routeIndex["(other routes)"] = routes.count - 1
+                return routes.count - 1
+            }()
+        }
+        overall.chains += 1
+        routes[i].group.chains += 1
+        for (m, ns) in measures {
+            overall.record(m, ns, ambiguous: ambiguous)
+            routes[i].group.record(m, ns, ambiguous: ambiguous)
+        }
+    }
+
+    /// `METHOD /path` with the query left out and every path segment that is a number or an id
+    /// (digits; a UUID; hex or letters-and-digits of 16 or more with a digit) folded to `{id}`.
+    public static func route(method: String?, target: String?) -> String {
+        let m = method ?? "?"
+        guard let t = target else { return m + " ?" }
+        let path = t.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? t
+        let folded = path.split(separator: "/", omittingEmptySubsequences: false).map { seg -> Substring in
+            isID(seg) ? "{id}" : seg
+        }.joined(separator: "/")
+        return m + " " + folded
+    }
+
+    static func isID(_ s: Substring) -> Bool {
+        guard !s.isEmpty else { return false }
+        let u = s.utf8
+        let digits = u.filter { $0 >= 0x30 && $0 <= 0x39 }.count
+        if digits == u.count { return true }
+        guard digits > 0 else { return false }
+        let hexOrDash = u.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x66) || $0 == 0x2d }
+        if hexOrDash && u.count == 36 && u.filter({ $0 == 0x2d }).count == 4 { return true }  // a UUID
+        let alnum = u.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7a) || $0 == 0x2d || $0 == 0x5f }
+        return alnum && u.count >= 16
+    }
+}
+
+extension LatencyModel.Measure {
+    var index: Int {
+        switch self {
+        case .client: 0
+        case .app: 1
+        case .proxyBefore: 2
+        case .proxyAfter: 3
+        case .proxyAdded: 4
+        }
+    }
+}
+
+extension JSONReport {
+    /// `"latency": {"overall": GROUP, "routes": [{"route": "GET /users/{id}", …GROUP}]}`, GROUP
+    /// being `{"chains": n, "negative": n, "client": {"count", "ambiguous", "p50Ns", "p90Ns",
+    /// "p99Ns", "p99.9Ns", "maxNs"}, "app": …, "proxyBefore": …, "proxyAfter": …, "proxyAdded": …}`
+    /// (a measure without samples has count 0 and null percentiles).
+    public static func write(latency l: LatencyModel, to w: JSONWriter) {
+        w.beginObject()
+        w.key("overall")
+        write(group: l.overall, to: w)
+        w.key("routes")
+        w.beginArray()
+        for r in l.routes {
+            w.beginObject()
+            w.field("route", r.route)
+            writeMembers(group: r.group, to: w)
+            w.endObject()
+        }
+        w.endArray()
+        w.endObject()
+    }
+
+    static func write(group g: LatencyModel.Group, to w: JSONWriter) {
+        w.beginObject()
+        writeMembers(group: g, to: w)
+        w.endObject()
+    }
+
+    static func writeMembers(group g: LatencyModel.Group, to w: JSONWriter) {
+        w.field("chains", g.chains)
+        w.field("negative", g.negative)
+        for m in LatencyModel.Measure.allCases {
+            w.key(m.rawValue)
+            w.beginObject()
+            w.field("count", g.count(m))
+            w.field("ambiguous", g.ambiguousSamples(m))
+            for (name, p) in LatencyModel.percentiles {
+                w.key(name + "Ns")
+                w.int(g.percentile(m, p))
+            }
+            w.endObject()
+        }
+    }
+}
