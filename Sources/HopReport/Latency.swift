@@ -8,7 +8,8 @@ import Histogram
 /// request start) and after it (upstream response end to downstream response end); overall and
 /// per route (method and target with numbers and ids folded: `GET /users/{id}`).
 ///
-/// Kept as HdrHistograms (3 significant digits, memory bounded whatever the capture's length),
+/// Kept as HdrHistograms (3 significant digits overall, 2 per route; memory bounded whatever the
+/// capture's length),
 /// fed chain by chain as a report streams. A pairing stated below 0.9 is ambiguous: each
 /// distribution says how many of its samples come from one.
 public struct LatencyModel: Sendable {
@@ -28,7 +29,17 @@ public struct LatencyModel: Sendable {
 
     /// One group of chains (all, or a route): a histogram per measure.
     public struct Group: Sendable {
-        var histograms: [Histogram<UInt64>] = Measure.allCases.map { _ in Histogram(numberOfSignificantValueDigits: .three) }
+        /// A fixed range (1 ns to an hour: a value beyond is recorded as an hour), not
+        /// auto-resized: the histogram resized itself at every new maximum, most of the cost of
+        /// a report. Overall 3 significant digits (33,000 counts), per route 2 (3,800): a
+        /// capture of 200 routes stays within 15 MB.
+        var histograms: [Histogram<UInt32>]
+
+        init(digits: SignificantDigits) {
+            histograms = Measure.allCases.map { _ in
+                Histogram(lowestDiscernibleValue: 1, highestTrackableValue: LatencyModel.highest, numberOfSignificantValueDigits: digits)
+            }
+        }
         /// Samples per measure that come from ambiguous pairings.
         public fileprivate(set) var ambiguous = [Int](repeating: 0, count: Measure.allCases.count)
         /// Values below zero (capture points whose clocks differ), recorded as 0.
@@ -39,14 +50,14 @@ public struct LatencyModel: Sendable {
         mutating func record(_ m: Measure, _ ns: Int64, ambiguous isAmbiguous: Bool) {
             let i = m.index
             if ns < 0 { negative += 1 }
-            _ = histograms[i].record(UInt64(max(0, ns)))
+            histograms[i].record(UInt64(min(max(0, ns), Int64(LatencyModel.highest))))
             if isAmbiguous { ambiguous[i] += 1 }
         }
 
         /// How many samples `m` has.
         public func count(_ m: Measure) -> Int { Int(histograms[m.index].totalCount) }
         /// The value at percentile `p` (0…100) of `m`, in ns: the sample of rank ⌈p·n/100⌉ in
-        /// sorted order, rounded up within 3 significant digits (at most the largest sample;
+        /// sorted order, rounded up within the histogram's precision (at most the largest sample;
         /// `p` = 100: the largest sample); nil without samples.
         public func percentile(_ m: Measure, _ p: Double) -> Int64? {
             let h = histograms[m.index]
@@ -62,56 +73,84 @@ public struct LatencyModel: Sendable {
     /// Routes kept apart; the rest are counted together as `(other routes)`.
     public static let routeLimit = 200
 
-    public private(set) var overall = Group()
+    /// The largest value a histogram tells apart: an hour, in ns.
+    static let highest: UInt64 = 3_600_000_000_000
+
+    public private(set) var overall = Group(digits: .three)
     /// Per route, in the order first seen.
     public private(set) var routes: [(route: String, group: Group)] = []
     private var routeIndex: [String: Int] = [:]
+    /// The route of each method and target seen (a cache: forgotten past 10,000 targets).
+    private var rawIndex: [RawRoute: Int] = [:]
+    private struct RawRoute: Hashable {
+        var method: String?
+        var target: String?
+    }
 
     public init() {}
 
     /// Counts a chain: complete ones only (an incomplete chain has no client's time to state).
     public mutating func add(_ c: RequestChain) {
-        guard !c.isIncomplete, let first = c.hops.indices.first else { return }
+        guard !c.isIncomplete, !c.hops.isEmpty else { return }
         let last = c.hops.count - 1
-        guard let ds = c.hops[first].exchange.request?.firstTimestamp, let de = c.hops[first].exchange.response?.lastTimestamp else { return }
-        let route = Self.route(method: c.method, target: c.target)
+        guard let ds = c.hops[0].exchange.request?.firstTimestamp, let de = c.hops[0].exchange.response?.lastTimestamp else { return }
+        let i = routeSlot(method: c.hops[0].exchange.request?.method, target: c.hops[0].exchange.request?.target)
         // Ambiguous as the reports state it: the confidence to three decimals, below 0.9.
         let ambiguous = c.pairing != nil && (c.confidence * 1000).rounded() / 1000 < 0.9
-        var measures: [(Measure, Int64)] = [(.client, de &- ds)]
+        overall.chains += 1
+        routes[i].group.chains += 1
+        record(.client, de &- ds, route: i, ambiguous: ambiguous)
         if last >= 1, let us = c.hops[last].exchange.request?.firstTimestamp, let ue = c.hops[last].exchange.response?.lastTimestamp {
-            measures += [(.app, ue &- us), (.proxyBefore, us &- ds), (.proxyAfter, de &- ue), (.proxyAdded, (de &- ds) &- (ue &- us))]
+            record(.app, ue &- us, route: i, ambiguous: ambiguous)
+            record(.proxyBefore, us &- ds, route: i, ambiguous: ambiguous)
+            record(.proxyAfter, de &- ue, route: i, ambiguous: ambiguous)
+            record(.proxyAdded, (de &- ds) &- (ue &- us), route: i, ambiguous: ambiguous)
         }
-        record(route: route, measures, ambiguous: ambiguous)
     }
 
     /// Counts a direct request handed over as its exchange (no chain made): its client's time.
     public mutating func add(direct x: HTTPExchange) {
         guard let ds = x.request?.firstTimestamp, let de = x.response?.lastTimestamp else { return }
-        record(route: Self.route(method: x.request?.method, target: x.request?.target), [(.client, de &- ds)], ambiguous: false)
+        let i = routeSlot(method: x.request?.method, target: x.request?.target)
+        overall.chains += 1
+        routes[i].group.chains += 1
+        record(.client, de &- ds, route: i, ambiguous: false)
     }
 
-    private mutating func record(route: String, _ measures: [(Measure, Int64)], ambiguous: Bool) {
+    private mutating func record(_ m: Measure, _ ns: Int64, route i: Int, ambiguous: Bool) {
+        overall.record(m, ns, ambiguous: ambiguous)
+        routes[i].group.record(m, ns, ambiguous: ambiguous)
+    }
+
+    /// The index in `routes` of a method and target's route (made on first sight).
+    private mutating func routeSlot(method: String?, target: String?) -> Int {
+        // Requests come in runs of one route: the last one is compared before any hashing.
+        if let l = lastRaw, l.raw.target == target, l.raw.method == method { return l.slot }
+        let raw = RawRoute(method: method, target: target)
+        if let i = rawIndex[raw] {
+            lastRaw = (raw, i)
+            return i
+        }
+        let route = Self.route(method: method, target: target)
         let i: Int
         if let known = routeIndex[route] {
             i = known
-        } else if routes.count < Self.routeLimit {
-            i = routes.count
-            routes.append((route, Group()))
-            routeIndex[route] = i
         } else {
-            i = routeIndex["(other routes)"] ?? {
-                routes.append(("(other routes)", Group()))
-                routeIndex["(other routes)"] = routes.count - 1
-                return routes.count - 1
-            }()
+            let name = routes.count < Self.routeLimit ? route : "(other routes)"
+            if let other = routeIndex[name] {
+                i = other
+            } else {
+                i = routes.count
+                routes.append((name, Group(digits: .two)))
+                routeIndex[name] = i
+            }
         }
-        overall.chains += 1
-        routes[i].group.chains += 1
-        for (m, ns) in measures {
-            overall.record(m, ns, ambiguous: ambiguous)
-            routes[i].group.record(m, ns, ambiguous: ambiguous)
-        }
+        if rawIndex.count >= 10_000 { rawIndex.removeAll(keepingCapacity: true) }
+        rawIndex[raw] = i
+        lastRaw = (raw, i)
+        return i
     }
+    private var lastRaw: (raw: RawRoute, slot: Int)?
 
     /// `METHOD /path` with the query left out and every path segment that is a number or an id
     /// (digits; a UUID; hex or letters-and-digits of 16 or more with a digit) folded to `{id}`.
