@@ -26,6 +26,11 @@ public enum TextReport {
             return "\(role.rawValue) \(n)"
         }.joined(separator: ", ")
         if !roleLine.isEmpty { out.append("hops     \(roleLine)") }
+        let latency = latencyBlock(r.latency)
+        if !latency.isEmpty {
+            out.append("")
+            out.append(contentsOf: latency)
+        }
         if s.orphanResponses > 0 {
             let n = s.orphanResponses
             let first = r.orphanResponses.prefix(3).map { h in
@@ -39,7 +44,7 @@ public enum TextReport {
         }
 
         let detailed = r.chains.filter { $0.isMultiHop || $0.isIncomplete || $0.hops.first?.role != .direct || options.showDirect }
-        if !detailed.isEmpty { out.append("") }
+        if !detailed.isEmpty || !latency.isEmpty { out.append("") }
         for c in detailed.prefix(options.detailLimit) {
             out.append(contentsOf: chainBlock(c, report: r))
             out.append("")
@@ -90,6 +95,46 @@ public enum TextReport {
         }
         out.append("answer: " + r.answer)
         return out.joined(separator: "\n") + "\n"
+    }
+
+    /// What the sidecar costs (`LatencyModel`): a table of percentiles of the client's time, the
+    /// app's and the proxy's before, after and in all, then the routes whose proxy added the
+    /// most at p99 (at most 5). Empty when no chain was complete; only the client's row when no
+    /// chain has a proxy hop.
+    static func latencyBlock(_ l: LatencyModel) -> [String] {
+        let g = l.overall
+        guard g.count(.client) > 0 else { return [] }
+        func cell(_ v: Int64?) -> String {
+            let t = v.map { Timestamp.duration($0) } ?? "-"
+            return String(repeating: " ", count: max(0, 10 - t.count)) + t
+        }
+        func pad(_ s: String, _ n: Int) -> String { s + String(repeating: " ", count: max(1, n - s.count)) }
+        let proxied = g.count(.proxyAdded) > 0
+        let ambiguous = g.ambiguousSamples(.proxyAdded)
+        var out = [pad("latency  \(g.count(.client)) chain\(g.count(.client) == 1 ? "" : "s")", 30)
+                   + ["p50", "p90", "p99", "p99.9", "max"].map { String(repeating: " ", count: 10 - $0.count) + $0 }.joined()]
+        let rows: [(String, LatencyModel.Measure)] = proxied
+            ? [("client waited", .client), ("app took", .app), ("proxy before the app", .proxyBefore),
+               ("proxy after the app", .proxyAfter), ("proxy added", .proxyAdded)]
+            : [("client waited", .client)]
+        for (label, m) in rows {
+            out.append(pad("  " + label + (m == .client || g.count(m) == g.count(.client) ? "" : " (\(g.count(m)))"), 30)
+                       + LatencyModel.percentiles.map { cell(g.percentile(m, $0.value)) }.joined())
+        }
+        if ambiguous > 0 {
+            out.append("  (\(ambiguous) of the proxy's samples come from ambiguous pairings, stated below 0.9)")
+        }
+        let measure: LatencyModel.Measure = proxied ? .proxyAdded : .client
+        let ranked = l.routes.filter { $0.group.count(measure) > 0 }
+            .sorted { ($0.group.percentile(measure, 99) ?? 0) > ($1.group.percentile(measure, 99) ?? 0) }
+        if ranked.count > 1 || (ranked.count == 1 && l.routes.count > 1) {
+            out.append("  routes by p99 \(proxied ? "proxy added" : "client time") (\(l.routes.count) in all):")
+            for r in ranked.prefix(5) {
+                let n = r.group.count(measure)
+                out.append("    \(r.route) ×\(n): p50 \(Timestamp.duration(r.group.percentile(measure, 50) ?? 0)), p99 \(Timestamp.duration(r.group.percentile(measure, 99) ?? 0))")
+            }
+        }
+        return out
     }
 
     /// `COUNT NAME` of every counter that signals a problem. Stages count some events each
