@@ -64,6 +64,30 @@ public struct LatencyModel: Sendable {
             guard h.totalCount > 0 else { return nil }
             return Int64(clamping: h.valueAtPercentile(p))  // 100: the largest value recorded, exactly
         }
+        /// `percentiles`' values of `m` (p50, p90, p99, p99.9, max; nil without samples), each as
+        /// `percentile(_:_:)` gives it, in one pass over the histogram's recorded values (a
+        /// pass per percentile scanned up to 33,000 slots each: most of a small report's time).
+        public func percentiles(_ m: Measure) -> [Int64?] {
+            let h = histograms[m.index]
+            let total = h.totalCount
+            let ps = LatencyModel.percentiles.map(\.value)
+            guard total > 0 else { return ps.map { _ in nil } }
+            // The count each percentile reaches, as `valueAtPercentile` works it out.
+            let targets = ps.map { p -> UInt64 in
+                p >= 100 ? total : Swift.max(1, UInt64(((Swift.min(Swift.max(p.nextDown, 0), 100) * Double(total)) / 100).rounded(.up)))
+            }
+            var out = [Int64?](repeating: nil, count: ps.count)
+            var next = 0
+            for v in h.recordedValues() {
+                while next < targets.count && targets[next] <= v.totalCountToThisValue {
+                    out[next] = Int64(clamping: ps[next] >= 100 ? h.maxRecorded : Swift.min(v.value, h.maxRecorded))
+                    next += 1
+                }
+                if next == targets.count { break }
+            }
+            return out
+        }
+
         /// Samples of `m` from ambiguous pairings.
         public func ambiguousSamples(_ m: Measure) -> Int { ambiguous[m.index] }
     }
@@ -224,9 +248,9 @@ extension JSONReport {
             w.beginObject()
             w.field("count", g.count(m))
             w.field("ambiguous", g.ambiguousSamples(m))
-            for (name, p) in LatencyModel.percentiles {
-                w.key(name + "Ns")
-                w.int(g.percentile(m, p))
+            for (k, v) in g.percentiles(m).enumerated() {
+                w.key(LatencyModel.percentiles[k].name + "Ns")
+                w.int(v)
             }
             w.endObject()
         }
