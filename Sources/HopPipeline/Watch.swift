@@ -3,7 +3,8 @@ import HopCorrelation
 import HopFlows
 import HopHTTP
 
-/// source → flows → HTTP → correlation on one thread, each exchange reported as it
+/// source → flows → HTTP → correlation on one thread (a live source's capture thread only
+/// queues packets for it: `PcapSource`, `PacketQueue`), each exchange reported as it
 /// completes (`watch`): a proxy's upstream copy completes first and is handed over at once
 /// (`onUpstream`), every chain when its downstream copy completes (`onChain`). A file is
 /// replayed the same way, its upstream copies handed over just before their chain.
@@ -81,6 +82,7 @@ extension WatchPipeline.Outcome {
             lines.append("\(st.received) packets received by filter")
             lines.append("\(st.dropped) packets dropped by kernel")
             lines.append("\(st.interfaceDropped) packets dropped by interface")
+            if let q = st.queue { lines.append(PipelineResult.queueText(q)) }
         }
         lines.append("\(result.flows.closedIdle) idle connections expired, \(unansweredRequests) requests unanswered")
         return lines

@@ -10,7 +10,8 @@ struct Watch: ParsableCommand, PacketReading {
     static let configuration = CommandConfiguration(commandName: "watch",
         abstract: "Watch HTTP hops live, tcpdump style: one line per exchange as it completes.",
         discussion: """
-        Captures live (immediate mode), rebuilds connections, parses HTTP/1.x and prints one \
+        Captures live (a capture thread moves packets from the kernel into a bounded queue; \
+        the analysis runs on another), rebuilds connections, parses HTTP/1.x and prints one \
         line per exchange as soon as its response completes: time, hop role, method, target, \
         status, response time and tuples. When another copy of the same request has been \
         seen, the line links them ("hop 1 of chain 17, with hop 2: proxy → app c5, +0.4 ms").
