@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# live-load.sh — does a live capture keep up with a loaded pod? (issue 21)
+#
+# Usage: sudo Benchmarks/live-load.sh [--no-build] [--duration S] [--paced "8 16 32"] [--peak-connections N]
+#                                     [--rounds N] [--only "watch packets tcpdump"] [--analyze]
+#   --no-build            use the hoptrace already built in .build-bench (release)
+#   --duration S          seconds of load per run (default 6)
+#   --paced "C…"          paced loads: wrk -t2 with C keep-alive connections, each waiting 2 ms
+#                         between its requests (a Lua delay()); default "8 16 32" (~3k, ~5k, ~10k req/s)
+#   --peak-connections N  the peak load: wrk -t2 -cN, no delay (default 16)
+#   --rounds N            each load N times, the capturers interleaved (default 1)
+#   --only "…"            the capturers to measure (default "watch packets tcpdump")
+#   --analyze             also `hoptrace analyze -i any` (its report to /dev/null)
+# Environment: HOPTRACE_BIN=/path/to/hoptrace measures that binary (no build);
+#   PERF_OUT=file records `perf record -g` of watch during its (first) peak run;
+#   WATCH_ARGS="…" adds flags to `hoptrace watch` (e.g. "-B 65536").
+#
+# Scene: namespaces hilive-<pid>-client and hilive-<pid>-pod joined by a veth pair
+# (198.18.7.1/24, 198.18.7.2/24); in the pod the 2018 Istio rules (iptables REDIRECT of port
+# 80 to 15001, installed by `hoptrace intercept install --preset istio-2018`), `hoptrace proxy`
+# as the sidecar (uid 1337, no access log) and nginx as the app (one worker, access_log off,
+# port 80). wrk in the client namespace sends `GET /` to 198.18.7.2:80: each request crosses
+# the veth (client → proxy) and lo (proxy → nginx), as in the issue.
+#
+# For each load, one capturer at a time, in the pod, on `any`, started before wrk and stopped
+# (SIGTERM) after it:
+#   watch    hoptrace watch -i any --netns POD --rules istio-2018 > /dev/null   (text lines)
+#   packets  hoptrace packets -i any --netns POD -q -w /dev/null
+#   tcpdump  tcpdump -i any -w /dev/null  (its defaults: 2 MiB buffer, 262144 snaplen)
+#   analyze  hoptrace analyze -i any --netns POD --rules istio-2018 > /dev/null  (--analyze)
+# Printed per run: wrk's requests/s, the packets the capturer's filter received, the kernel's
+# drops, hoptrace's queue drops and its high-water mark, the drop share (kernel + queue over
+# received) and the capturer's CPU time (user + system, all its threads, to its exit, so a
+# queue drained after SIGTERM is counted) per packet received.
+# Target (issue 21): watch drops 0 packets at ~10k req/s paced and <= 1% at wrk's peak.
+# Output: the table on stdout and in Benchmarks/data/live-load-results.txt; each capturer's
+# standard error and wrk's output in Benchmarks/data/live-load-*.txt.
+set -uo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/.." && pwd)"
+DATA="$HERE/data"
+BUILD=1
+DURATION=6
+PACED="8 16 32"
+PEAK_CONNS=16
+ROUNDS=1
+ONLY="watch packets tcpdump"
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --no-build) BUILD=0; shift ;;
+        --duration) DURATION="${2:?--duration needs seconds}"; shift 2 ;;
+        --paced) PACED="${2?--paced needs connection counts}"; shift 2 ;;
+        --peak-connections) PEAK_CONNS="${2:?--peak-connections needs a number}"; shift 2 ;;
+        --rounds) ROUNDS="${2:?--rounds needs a number}"; shift 2 ;;
+        --only) ONLY="${2:?--only needs capturers}"; shift 2 ;;
+        --analyze) ONLY="$ONLY analyze"; shift ;;
+        -h|--help) sed -n '2,/^set -uo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "live-load.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+
+[ "$(id -u)" = 0 ] || { echo "live-load.sh: needs root (network namespaces, iptables, capture)" >&2; exit 2; }
+for tool in ip wrk nginx tcpdump; do
+    command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || { echo "live-load.sh: $tool is missing" >&2; exit 2; }
+done
+[ -x /opt/swift/usr/bin/swift ] && export PATH="/opt/swift/usr/bin:$PATH"
+NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
+TCPDUMP="$(command -v tcpdump || echo /usr/sbin/tcpdump)"
+mkdir -p "$DATA"
+rm -f "$DATA"/live-load-*.txt
+
+NAME=live-load.sh
+. "$HERE/scene.sh"
+scene_binary live-load-build.log
+scene_start hilive 198.18.7 hv
+"$BIN" intercept install --netns "$POD" --preset istio-2018 >/dev/null || { echo "$NAME: cannot install the rules" >&2; exit 2; }
+
+cat > "$TMP/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $TMP/nginx.pid;
+error_log $TMP/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 60s;
+    client_body_temp_path $TMP/body;
+    proxy_temp_path $TMP/proxy;
+    fastcgi_temp_path $TMP/fastcgi;
+    uwsgi_temp_path $TMP/uwsgi;
+    scgi_temp_path $TMP/scgi;
+    server {
+        listen 80;
+        location / { default_type text/plain; return 200 "hello from nginx\n"; }
+    }
+}
+EOF
+ip netns exec "$POD" "$NGINX" -c "$TMP/nginx.conf" -e "$TMP/nginx-error.log" > "$TMP/nginx.out" 2>&1 &
+PIDS+=($!)
+ip netns exec "$POD" "$BIN" proxy --no-access-log > "$TMP/proxy.out" 2> "$TMP/proxy.err" &
+PIDS+=($!)
+URL=http://198.18.7.2:80/
+ready=0
+for _ in $(seq 1 100); do
+    if grep -q "listening on" "$TMP/proxy.err" 2>/dev/null \
+        && ip netns exec "$C" wrk -t1 -c1 -d1s "$URL" 2>/dev/null | grep -q "requests in"; then ready=1; break; fi
+    sleep 0.1
+done
+[ "$ready" = 1 ] || { echo "$NAME: nginx or the proxy did not start"; cat "$TMP/proxy.err" "$TMP/nginx-error.log" 2>/dev/null; exit 2; }
+echo 'function delay() return 2 end' > "$TMP/pace.lua"
+
+HZ=$(getconf CLK_TCK)
+rps() { awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$1"; }
+
+# capture NAME LOAD-NAME WRK-ARGS…: one capturer during one wrk run; appends a row to $TMP/rows.
+capture() {
+    local who="$1" load="$2"; shift 2
+    local err="$DATA/live-load-$load-$who-$r.txt" wrkout="$DATA/live-load-$load-$who-$r-wrk.txt"
+    local cmd
+    case "$who" in
+        watch) cmd=("$BIN" watch -i any --netns "$POD" --rules istio-2018 ${WATCH_ARGS:-}) ;;
+        packets) cmd=("$BIN" packets -i any --netns "$POD" -q -w /dev/null) ;;
+        analyze) cmd=("$BIN" analyze -i any --netns "$POD" --rules istio-2018) ;;
+        tcpdump) cmd=(ip netns exec "$POD" "$TCPDUMP" -i any -w /dev/null) ;;
+    esac
+    # The capturer under a shell that forwards SIGTERM to it, waits for its exit and prints the
+    # CPU time of its children (bash's `times`): the capturer's, every thread, to its end.
+    export ERR="$err"
+    bash -c 'trap "kill -TERM \$p 2>/dev/null" TERM; "$@" > /dev/null 2> "$ERR" & p=$!; wait $p; wait $p; times' \
+        _ "${cmd[@]}" > "$TMP/times" 2>&1 &
+    local wrapper=$!
+    for _ in $(seq 1 100); do grep -q "listening on" "$err" 2>/dev/null && break; sleep 0.05; done
+    sleep 0.3
+    local perf_pid=""
+    if [ "$who" = watch ] && [ "$load" = peak ] && [ -n "${PERF_OUT:-}" ] && [ ! -e "$PERF_OUT" ]; then
+        local wp; wp=$(pgrep -P "$wrapper" | head -1)
+        perf record -g -o "$PERF_OUT" -p "$wp" -- sleep "$DURATION" > /dev/null 2>&1 &
+        perf_pid=$!
+    fi
+    ip netns exec "$C" wrk -t2 "$@" -d"${DURATION}s" "$URL" > "$wrkout" 2>&1
+    sleep 0.3
+    kill -TERM "$wrapper" 2>/dev/null
+    local waited=0
+    while kill -0 "$wrapper" 2>/dev/null && [ $waited -lt 600 ]; do sleep 0.1; waited=$((waited + 1)); done
+    wait "$wrapper" 2>/dev/null
+    [ -n "$perf_pid" ] && wait "$perf_pid" 2>/dev/null
+    # `times`: the shell's user and system time, then its children's (e.g. 0m1.234s 0m0.567s).
+    local cpu
+    cpu=$(awk 'NR == 2 { t = 0; for (i = 1; i <= 2; i++) { split($i, a, "m"); sub("s", "", a[2]); t += a[1] * 60 + a[2] } printf "%.3f", t }' "$TMP/times")
+    local received dropped qdrop qhigh
+    received=$(grep -oE '^[0-9]+ packets received by filter' "$err" | awk '{print $1}' | tail -1)
+    dropped=$(grep -oE '[0-9]+ packets dropped by kernel' "$err" | awk '{print $1}' | tail -1)
+    qdrop=$(grep -oE "[0-9]+ packets dropped by hoptrace's queue" "$err" | awk '{print $1}' | tail -1)
+    qhigh=$(grep -oE "high-water mark [0-9]+ packets, [0-9.]+ of [0-9.]+ MiB" "$err" | awk '{print $3, "(" $5, "MiB)"}' | tail -1)
+    [ "$who" = tcpdump ] && { qdrop="-"; qhigh="-"; }
+    printf '%-10s %-8s %9s %10s %10s %8s %-20s %8s %9s\n' "$load" "$who" "$(rps "$wrkout")" "${received:-?}" "${dropped:-?}" "${qdrop:-?}" "${qhigh:-?}" \
+        "$(awk -v r="${received:-0}" -v d="${dropped:-0}" -v q="${qdrop:-0}" 'BEGIN { if (q == "-") q = 0; if (r > 0) printf "%.2f%%", 100 * (d + q) / r; else print "?" }')" \
+        "$(awk -v c="${cpu:-0}" -v r="${received:-0}" 'BEGIN { if (r > 0) printf "%.2f", c * 1e6 / r; else print "?" }')" >> "$TMP/rows"
+}
+
+# Warm up the path (connections, caches).
+ip netns exec "$C" wrk -t2 -c16 -d1s "$URL" > /dev/null 2>&1
+: > "$TMP/rows"
+for r in $(seq 1 "$ROUNDS"); do
+    for c in $PACED; do
+        for who in $ONLY; do capture "$who" "paced-c$c" -c"$c" -s "$TMP/pace.lua"; done
+    done
+    for who in $ONLY; do capture "$who" peak -c"$PEAK_CONNS"; done
+done
+
+{
+    echo "live capture under load: $(nproc) cores, wrk -t2 keep-alive GET / through hoptrace proxy (Istio 2018 rules) to nginx, ${DURATION}s per run, $ROUNDS round(s)"
+    echo "binary: $BIN ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)); paced: 2 ms between a connection's requests"
+    echo
+    printf '%-10s %-8s %9s %10s %10s %8s %-20s %8s %9s\n' load capturer "req/s" received "kernel" "queue" "queue high-water" "dropped" "CPU us/pkt"
+    cat "$TMP/rows"
+    echo
+    echo "dropped = (kernel + queue) / received; CPU = the capturer's user + system time (all threads, to its exit) / received"
+} | tee "$DATA/live-load-results.txt"
