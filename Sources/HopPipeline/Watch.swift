@@ -18,6 +18,8 @@ public enum WatchPipeline {
         public var unansweredRequests = 0
         public var http: HTTPCounters
         public var warnings: [AnalysisWarning]
+        /// A live capture's losses and what they explain (nil for a file).
+        public var loss: LossAttribution.Figures?
     }
 
     public static func run(source: PcapSource, settings: AnalysisSettings, raw: ((RawPacket) -> Void)? = nil,
@@ -29,10 +31,14 @@ public enum WatchPipeline {
         // Live, an upstream copy is classified (and reported) as it completes; see below.
         let early = source.isLive
         var chains = 0, multiHop = 0, incomplete = 0
+        var attribution = LossAttribution()
         let correlator = Correlator(configuration: configuration) { chain in
             chains += 1
             if chain.isMultiHop { multiHop += 1 }
-            if chain.isIncomplete { incomplete += 1 }
+            if chain.isIncomplete {
+                incomplete += 1
+                if early { attribution.incompleteChain(chain) }
+            }
             if !early { for hop in chain.hops where hop.role.isUpstream { onUpstream(hop) } }
             onChain(chain)
         }
@@ -41,6 +47,9 @@ public enum WatchPipeline {
         // which a file leaves to the first exchanges (`inferenceSample`); its upstream copies
         // are reported with their chain, before its downstream copy.
         let http = HTTPAnalyzer(configuration: settings.http) { x in
+            if early, x.response == nil, let q = x.request {
+                attribution.unansweredRequest(from: q.firstTimestamp, to: q.lastTimestamp)
+            }
             if early {
                 let (role, _) = correlator.role(of: x)
                 if role.isUpstream { onUpstream(Hop(role: role, exchange: x, rule: .none, attempt: 0, roleReason: "")) }
@@ -55,8 +64,12 @@ public enum WatchPipeline {
         let warnings = AnalysisWarnings.detect(correlator: correlator, flows: result.flows, http: http.counters,
                                                linkType: result.linkType, filter: settings.filter,
                                                interfaces: result.interfaceCount)
+        var loss: LossAttribution.Figures? = nil
+        if let st = result.statistics {
+            loss = attribution.figures(windows: st.lossWindows, lostPackets: st.lost)
+        }
         return Outcome(result: result, summary: correlator.summary, chains: chains, multiHop: multiHop, incomplete: incomplete,
-                       unansweredRequests: http.counters.unansweredRequests, http: http.counters, warnings: warnings)
+                       unansweredRequests: http.counters.unansweredRequests, http: http.counters, warnings: warnings, loss: loss)
     }
 }
 
@@ -70,7 +83,18 @@ extension WatchPipeline.Outcome {
             ("multiHop", multiHop, "chains with more than one hop"),
             ("unexplainedDuplicates", s.unexplainedDuplicates, "requests sent twice with no proxy to explain it"),
             ("incomplete", incomplete, "chains missing a hop"),
-        ])], warnings: warnings)
+        ])] + lossSection, warnings: warnings)
+    }
+
+    /// A live capture's losses and what they explain, as a summary section (none for a file).
+    var lossSection: [PipelineResult.Section] {
+        guard let l = loss else { return [] }
+        return [("loss", [
+            ("lostPackets", l.lostPackets, "packets lost before analysis (kernel and queue)"),
+            ("windows", l.windows, "spans of time in which packets were lost"),
+            ("incompleteChains", l.incompleteChains, "incomplete chains within a loss window: their missing hop was likely lost"),
+            ("unansweredRequests", l.unansweredRequests, "requests without a response whose response would have come in a loss window"),
+        ])]
     }
 
     /// What `watch` says on standard error when it stops, as tcpdump does.
@@ -84,7 +108,15 @@ extension WatchPipeline.Outcome {
             lines.append("\(st.interfaceDropped) packets dropped by interface")
             if let q = st.queue { lines.append(PipelineResult.queueText(q)) }
         }
-        lines.append("\(result.flows.closedIdle) idle connections expired, \(unansweredRequests) requests unanswered")
+        if let l = loss, l.lostPackets > 0 {
+            let span = l.first.flatMap { f in l.last.map { " between \(Timestamp.timeOfDay(f)) and \(Timestamp.timeOfDay($0))" } } ?? ""
+            lines.append("\(l.lostPackets) packets lost before analysis, in \(l.windows) window\(l.windows == 1 ? "" : "s")\(span): "
+                         + "\(l.incompleteChains) of the \(incomplete) incomplete chains lie in them (a hop lost with the packets, not missing on the wire)")
+            lines.append("\(result.flows.closedIdle) idle connections expired, \(unansweredRequests - l.unansweredRequests) requests unanswered "
+                         + "(and \(l.unansweredRequests) whose response would have come while packets were lost)")
+        } else {
+            lines.append("\(result.flows.closedIdle) idle connections expired, \(unansweredRequests) requests unanswered")
+        }
         return lines
     }
 }
