@@ -549,6 +549,10 @@ public final class PcapSource {
     @exclusivity(unchecked) private var batch: PacketBatch?
     @exclusivity(unchecked) private var cursor = 0
 
+    /// Called on the reading thread each time a live capture's batch of packets has been read
+    /// (e.g. to flush output written a batch at a time).
+    public var onBatchDone: (() -> Void)?
+
     /// The capture thread's figures so far (nil before the first read of a live capture).
     public var queueFigures: PacketQueue.Figures? { capture?.queue.figures }
 
@@ -567,6 +571,7 @@ public final class PcapSource {
                 }
                 capture.queue.recycle(b)
                 batch = nil
+                onBatchDone?()
             }
             switch capture.queue.take(timeoutMilliseconds: Int(liveOptions?.timeoutMilliseconds ?? 100)) {
             case .batch(let b):

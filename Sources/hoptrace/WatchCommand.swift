@@ -62,7 +62,10 @@ struct Watch: ParsableCommand, PacketReading {
             // -Z USER: the capture is open; run on as USER.
             do { try Privileges.drop(toUser: u) } catch { throw InputError(message: "-Z \(u): \(error)") }
         }
-        Output.stdout.lineBuffered = capture.lineBuffered || isatty(1) == 1 || source.isLive
+        // Live, lines are written a batch of packets at a time (at most ~100 ms late: the
+        // kernel hands packets over in blocks anyway), not a write(2) each; -l for each line.
+        Output.stdout.lineBuffered = capture.lineBuffered || (isatty(1) == 1 && !source.isLive)
+        if source.isLive && !capture.lineBuffered { source.onBatchDone = { Output.stdout.flush() } }
         let color = isatty(1) == 1 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
         try WatchPipeline.print(source: source, writer: writer, settings: settings, options: capture.stream(jsonl: format == .jsonl),
                                 heads: capture.ascii, color: color)
