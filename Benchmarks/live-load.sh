@@ -11,6 +11,7 @@
 #   --rounds N            each load N times, the capturers interleaved (default 1)
 #   --only "…"            the capturers to measure (default "watch packets tcpdump")
 #   --analyze             also `hoptrace analyze -i any` (its report to /dev/null)
+#   --no-file             skip the file-path comparison (below)
 # Environment: HOPTRACE_BIN=/path/to/hoptrace measures that binary (no build);
 #   PERF_OUT=file records `perf record -g` of watch during its (first) peak run;
 #   WATCH_ARGS="…" adds flags to `hoptrace watch` (e.g. "-B 65536").
@@ -32,6 +33,9 @@
 # drops, hoptrace's queue drops and its high-water mark, the drop share (kernel + queue over
 # received) and the capturer's CPU time (user + system, all its threads, to its exit, so a
 # queue drained after SIGTERM is counted) per packet received.
+# Then, unless --no-file, the file path on the same traffic: one more peak run captured with
+# `hoptrace packets -w`, and `hoptrace watch -r` on that file: its CPU per packet beside the
+# live watch's (issue 21, item 2: live within 1.5x of the file path).
 # Target (issue 21): watch drops 0 packets at ~10k req/s paced and <= 1% at wrk's peak.
 # Output: the table on stdout and in Benchmarks/data/live-load-results.txt; each capturer's
 # standard error and wrk's output in Benchmarks/data/live-load-*.txt.
@@ -46,6 +50,7 @@ PACED="8 16 32"
 PEAK_CONNS=16
 ROUNDS=1
 ONLY="watch packets tcpdump"
+FILE_COMPARE=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --no-build) BUILD=0; shift ;;
@@ -55,6 +60,7 @@ while [ $# -gt 0 ]; do
         --rounds) ROUNDS="${2:?--rounds needs a number}"; shift 2 ;;
         --only) ONLY="${2:?--only needs capturers}"; shift 2 ;;
         --analyze) ONLY="$ONLY analyze"; shift ;;
+        --no-file) FILE_COMPARE=0; shift ;;
         -h|--help) sed -n '2,/^set -uo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "live-load.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -157,7 +163,8 @@ capture() {
     [ "$who" = tcpdump ] && { qdrop="-"; qhigh="-"; }
     printf '%-10s %-8s %9s %10s %10s %8s %-20s %8s %9s\n' "$load" "$who" "$(rps "$wrkout")" "${received:-?}" "${dropped:-?}" "${qdrop:-?}" "${qhigh:-?}" \
         "$(awk -v r="${received:-0}" -v d="${dropped:-0}" -v q="${qdrop:-0}" 'BEGIN { if (q == "-") q = 0; if (r > 0) printf "%.2f%%", 100 * (d + q) / r; else print "?" }')" \
-        "$(awk -v c="${cpu:-0}" -v r="${received:-0}" 'BEGIN { if (r > 0) printf "%.2f", c * 1e6 / r; else print "?" }')" >> "$TMP/rows"
+        "$(awk -v c="${cpu:-0}" -v r="${received:-0}" -v d="${dropped:-0}" -v q="${qdrop:-0}" 'BEGIN { if (q == "-") q = 0; n = r - d - q; if (n > 0) printf "%.2f", c * 1e6 / n; else print "?" }')" >> "$TMP/rows"
+    if [ "$who" = watch ] && [ "$load" = peak ]; then echo "$cpu $received $dropped $qdrop" > "$TMP/watch-peak"; fi
 }
 
 # Warm up the path (connections, caches).
@@ -170,6 +177,32 @@ for r in $(seq 1 "$ROUNDS"); do
     for who in $ONLY; do capture "$who" peak -c"$PEAK_CONNS"; done
 done
 
+# The file path on the same traffic: a peak run captured to a file (hoptrace packets -w), then
+# `hoptrace watch -r` on it, its CPU per packet beside the live watch's (issue 21, item 2).
+FILE_LINE=""
+if [ "$FILE_COMPARE" = 1 ]; then
+    export ERR="$DATA/live-load-file-capture.txt"
+    bash -c 'trap "kill -TERM \$p 2>/dev/null" TERM; "$@" > /dev/null 2> "$ERR" & p=$!; wait $p; wait $p' \
+        _ "$BIN" packets -i any --netns "$POD" -q -w "$TMP/peak.pcap" &
+    fc=$!
+    for _ in $(seq 1 100); do grep -q "listening on" "$ERR" 2>/dev/null && break; sleep 0.05; done
+    sleep 0.3
+    ip netns exec "$C" wrk -t2 -c"$PEAK_CONNS" -d"${DURATION}s" "$URL" > "$DATA/live-load-file-wrk.txt" 2>&1
+    sleep 0.3; kill -TERM "$fc"; wait "$fc" 2>/dev/null
+    fdrop=$(grep -oE '[0-9]+ packets dropped by kernel' "$ERR" | awk '{print $1}')
+    fq=$(grep -oE "[0-9]+ packets dropped by hoptrace's queue" "$ERR" | awk '{print $1}')
+    fcpu=$(bash -c '"$@" > /dev/null 2> "'"$DATA/live-load-file-watch.txt"'"; times' _ "$BIN" watch -r "$TMP/peak.pcap" --rules istio-2018 \
+        | awk 'NR == 2 { t = 0; for (i = 1; i <= 2; i++) { split($i, a, "m"); sub("s", "", a[2]); t += a[1] * 60 + a[2] } printf "%.3f", t }')
+    fpk=$(grep -oE '^[0-9]+ packets captured' "$DATA/live-load-file-watch.txt" | awk '{print $1}')
+    FILE_LINE=$(awk -v c="$fcpu" -v n="${fpk:-0}" -v rq="$(rps "$DATA/live-load-file-wrk.txt")" -v d="${fdrop:-?}" -v q="${fq:-?}" 'BEGIN {
+        if (n > 0) printf "file path: watch -r on a peak run captured with packets -w (%s req/s, %d packets, %s kernel / %s queue drops while capturing): %.2f us CPU/packet", rq, n, d, q, c * 1e6 / n }')
+    if [ -s "$TMP/watch-peak" ]; then
+        read -r lc lr ld lq < "$TMP/watch-peak"
+        FILE_LINE="$FILE_LINE; live watch at peak: $(awk -v c="$lc" -v r="$lr" -v d="$ld" -v q="$lq" -v f="$fcpu" -v n="${fpk:-0}" 'BEGIN {
+            m = r - d - q; if (m > 0 && n > 0 && f > 0) printf "%.2f us/packet analysed, %.2fx the file path (target <= 1.5x)", c * 1e6 / m, (c / m) / (f / n) }')"
+    fi
+fi
+
 {
     echo "live capture under load: $(nproc) cores, wrk -t2 keep-alive GET / through hoptrace proxy (Istio 2018 rules) to nginx, ${DURATION}s per run, $ROUNDS round(s)"
     echo "binary: $BIN ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)); paced: 2 ms between a connection's requests"
@@ -177,5 +210,6 @@ done
     printf '%-10s %-8s %9s %10s %10s %8s %-20s %8s %9s\n' load capturer "req/s" received "kernel" "queue" "queue high-water" "dropped" "CPU us/pkt"
     cat "$TMP/rows"
     echo
-    echo "dropped = (kernel + queue) / received; CPU = the capturer's user + system time (all threads, to its exit) / received"
+    echo "dropped = (kernel + queue) / received; CPU = the capturer's user + system time (all threads, to its exit) / packets it kept (received - dropped)"
+    [ -n "$FILE_LINE" ] && echo "$FILE_LINE"
 } | tee "$DATA/live-load-results.txt"
