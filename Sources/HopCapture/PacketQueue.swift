@@ -141,14 +141,24 @@ public final class PacketQueue: @unchecked Sendable {
         }
     }
 
-    /// Ships the current batch (if it holds packets) to the consumer.
-    public func flush() {
-        if let c = current, c.count > 0 { ship() }
+    /// Ships the current batch (if it holds packets) to the consumer, unless batches are
+    /// waiting for it already (`force`: even then): the consumer is busy, and this batch fills
+    /// on. Shipping each of libpcap's reads as a batch of its own would run out of batches
+    /// long before bytes when reads are short and the analysis is behind.
+    public func flush(force: Bool = false) {
+        guard let c = current, c.count > 0 else { return }
+        if !force {
+            pthread_mutex_lock(&mutex)
+            let backlog = readyHead < ready.count
+            pthread_mutex_unlock(&mutex)
+            if backlog { return }
+        }
+        ship()
     }
 
     /// Ships what is left and tells the consumer the capture ended (with an error, if any).
     public func close(error: String? = nil) {
-        flush()
+        flush(force: true)
         pthread_mutex_lock(&mutex)
         if let c = current { free.append(c); current = nil }
         closed = true

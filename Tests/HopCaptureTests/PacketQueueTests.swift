@@ -46,6 +46,19 @@ final class PacketQueueTests: XCTestCase {
         XCTAssertEqual(q.figures.shed, 0)
     }
 
+    /// Short reads while the consumer is behind go into the batch being filled, not one batch
+    /// each: a queue of few batches holds many short reads.
+    func testShortReadsShareABatchWhileTheConsumerIsBehind() {
+        let q = PacketQueue(batchBytes: 4096, maxBatches: 2)
+        for i in 0..<200 {
+            Self.append(q, i)
+            q.flush()
+        }
+        XCTAssertEqual(q.figures.shed, 0)
+        q.close()
+        XCTAssertEqual(drain(q), Array(0..<200))
+    }
+
     func testAFullQueueShedsAndCountsWithoutWaiting() {
         // Two batches of 4 KiB: packets of 1,008 bytes, four to a batch.
         let q = PacketQueue(batchBytes: 4096, maxBatches: 2)
@@ -73,6 +86,8 @@ final class PacketQueueTests: XCTestCase {
         XCTAssertEqual(q.figures.highWaterBytes, 24)
         for i in 3..<5 { Self.append(q, i) }
         q.flush()
+        XCTAssertEqual(q.figures.highWaterPackets, 3, "a batch is waiting: the next one fills on")
+        q.flush(force: true)
         XCTAssertEqual(q.figures.highWaterPackets, 5, "two batches queued at once")
         guard case .batch(let a) = q.take(timeoutMilliseconds: 100), case .batch(let b) = q.take(timeoutMilliseconds: 100) else {
             return XCTFail("batches missing")
