@@ -198,6 +198,8 @@ extension Analysis {
             out.write(HTMLReport.render(report))
         }
         out.flush()
+        // A live capture: libpcap's figures and the capture queue's, as the other commands say them.
+        if let st = outcome.result.statistics { err.line(PipelineResult.statisticsLine(st)) }
         if let e = outcome.result.readError { throw InputError(message: e.description) }
     }
 }
