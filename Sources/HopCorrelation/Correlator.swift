@@ -227,6 +227,8 @@ public final class Correlator {
         }
     }
     @exclusivity(unchecked) private var upsByKey: [PairKey: UpList] = [:]
+    /// Upstream copies looked at by `candidates`, all told (for tests: pairing's work).
+    @exclusivity(unchecked) private(set) var candidateChecks = 0
     @exclusivity(unchecked) private var upOrder: [Up] = []  // arrival order, for expiry
     @exclusivity(unchecked) private var upOrderHead = 0
 
@@ -466,7 +468,9 @@ public final class Correlator {
         let original = key.outbound ? d.connection.originalDestination : nil
         var out: [Up] = []
         let waiting = list.ups
-        for i in list.firstIndex(startingFrom: dt.headEnd - tol)..<waiting.count {
+        let first = list.firstIndex(startingFrom: dt.headEnd - tol)
+        candidateChecks &+= waiting.count - first
+        for i in first..<waiting.count {
             let u = waiting[i]
             guard !u.taken, !u.removed else { continue }
             let ut = u.facts.times
