@@ -147,9 +147,11 @@ capture() {
     fi
     ip netns exec "$C" wrk -t2 "$@" -d"${DURATION}s" "$URL" > "$wrkout" 2>&1
     sleep 0.3
+    local t_stop; t_stop=$(date +%s.%N)
     kill -TERM "$wrapper" 2>/dev/null
     local waited=0
-    while kill -0 "$wrapper" 2>/dev/null && [ $waited -lt 600 ]; do sleep 0.1; waited=$((waited + 1)); done
+    while kill -0 "$wrapper" 2>/dev/null && [ $waited -lt 6000 ]; do sleep 0.01; waited=$((waited + 1)); done
+    local drain; drain=$(awk -v a="$t_stop" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
     wait "$wrapper" 2>/dev/null
     [ -n "$perf_pid" ] && wait "$perf_pid" 2>/dev/null
     # `times`: the shell's user and system time, then its children's (e.g. 0m1.234s 0m0.567s).
@@ -161,9 +163,9 @@ capture() {
     qdrop=$(grep -oE "[0-9]+ packets dropped by hoptrace's queue" "$err" | awk '{print $1}' | tail -1)
     qhigh=$(grep -oE "high-water mark [0-9]+ packets, [0-9.]+ of [0-9.]+ MiB" "$err" | awk '{print $3, "(" $5, "MiB)"}' | tail -1)
     [ "$who" = tcpdump ] && { qdrop="-"; qhigh="-"; }
-    printf '%-10s %-8s %9s %10s %10s %8s %-20s %8s %9s\n' "$load" "$who" "$(rps "$wrkout")" "${received:-?}" "${dropped:-?}" "${qdrop:-?}" "${qhigh:-?}" \
+    printf '%-10s %-8s %9s %10s %10s %8s %-20s %8s %9s %7s\n' "$load" "$who" "$(rps "$wrkout")" "${received:-?}" "${dropped:-?}" "${qdrop:-?}" "${qhigh:-?}" \
         "$(awk -v r="${received:-0}" -v d="${dropped:-0}" -v q="${qdrop:-0}" 'BEGIN { if (q == "-") q = 0; if (r > 0) printf "%.2f%%", 100 * (d + q) / r; else print "?" }')" \
-        "$(awk -v c="${cpu:-0}" -v r="${received:-0}" -v d="${dropped:-0}" -v q="${qdrop:-0}" 'BEGIN { if (q == "-") q = 0; n = r - d - q; if (n > 0) printf "%.2f", c * 1e6 / n; else print "?" }')" >> "$TMP/rows"
+        "$(awk -v c="${cpu:-0}" -v r="${received:-0}" -v d="${dropped:-0}" -v q="${qdrop:-0}" 'BEGIN { if (q == "-") q = 0; n = r - d - q; if (n > 0) printf "%.2f", c * 1e6 / n; else print "?" }')" "$drain" >> "$TMP/rows"
     if [ "$who" = watch ] && [ "$load" = peak ]; then echo "$cpu $received $dropped $qdrop" > "$TMP/watch-peak"; fi
 }
 
@@ -207,9 +209,10 @@ fi
     echo "live capture under load: $(nproc) cores, wrk -t2 keep-alive GET / through hoptrace proxy (Istio 2018 rules) to nginx, ${DURATION}s per run, $ROUNDS round(s)"
     echo "binary: $BIN ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)); paced: 2 ms between a connection's requests"
     echo
-    printf '%-10s %-8s %9s %10s %10s %8s %-20s %8s %9s\n' load capturer "req/s" received "kernel" "queue" "queue high-water" "dropped" "CPU us/pkt"
+    printf '%-10s %-8s %9s %10s %10s %8s %-20s %8s %9s %7s\n' load capturer "req/s" received "kernel" "queue" "queue high-water" "dropped" "CPU us/pkt" "exit s"
     cat "$TMP/rows"
     echo
-    echo "dropped = (kernel + queue) / received; CPU = the capturer's user + system time (all threads, to its exit) / packets it kept (received - dropped)"
+    echo "dropped = (kernel + queue) / received; CPU = the capturer's user + system time (all threads, to its exit) / packets it kept (received - dropped);"
+    echo "exit s = from SIGTERM to its exit (hoptrace analyses what its queue holds first: a backlog shows here and in the high-water mark)"
     [ -n "$FILE_LINE" ] && echo "$FILE_LINE"
 } | tee "$DATA/live-load-results.txt"
