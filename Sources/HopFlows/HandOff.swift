@@ -38,6 +38,16 @@ public final class HandOff<Element>: @unchecked Sendable {
         if current.count >= batchSize { ship() }
     }
 
+    /// Sends the values not yet sent (a partial batch) now (a live capture: its lines should
+    /// not wait for a batch to fill). Waits, as `send`, when `maxBatches` are in flight.
+    public func flush() {
+        ship()
+    }
+
+    /// Called on the consumer's thread after each batch (e.g. to write out what it printed).
+    /// Set before the first `send`.
+    public var onBatchEnd: (() -> Void)?
+
     private func ship() {
         guard !current.isEmpty else { return }
         slots.wait()
@@ -78,6 +88,7 @@ public final class HandOff<Element>: @unchecked Sendable {
             batch.withUnsafeBufferPointer { values in
                 for i in values.indices { consume(values[i]) }
             }
+            onBatchEnd?()
             slots.signal()
         }
     }

@@ -135,7 +135,10 @@ extension WatchPipeline {
         var names = InterfaceNames(source: source)
         var clock = options.clock
         if source.isLive { err.line("hoptrace: rules: \(settings.rules.origin)") }
-        let outcome = run(source: source, settings: settings, raw: writer?.sink, shouldStop: { printed >= limit }) { hop, chain in
+        // Live with no -c: the correlation and the lines on a second thread (the capture has a
+        // thread of its own already); HOPTRACE_WATCH_THREADS=1 keeps them on the reading thread.
+        let threaded = source.isLive && options.limit == nil && getenv("HOPTRACE_WATCH_THREADS").map { String(cString: $0) } != "1"
+        let outcome = run(source: source, settings: settings, raw: writer?.sink, threaded: threaded, shouldStop: { printed >= limit }) { hop, chain in
             printed += 1
             if jsonl {
                 out.line(HopLine.json(hop, chain: chain, headers: heads))

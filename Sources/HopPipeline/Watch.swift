@@ -22,9 +22,14 @@ public enum WatchPipeline {
         public var loss: LossAttribution.Figures?
     }
 
+    /// `threaded` (a live capture with no limit): the correlation and `onUpstream`/`onChain`
+    /// run on a thread of their own, fed the exchanges in order through a `HandOff`; the
+    /// source's `onBatchDone` then runs on that thread too, after the exchanges of the batch.
+    /// `shouldStop` is then not consulted by the reading thread.
     public static func run(source: PcapSource, settings: AnalysisSettings, raw: ((RawPacket) -> Void)? = nil,
+                           threaded: Bool = false,
                            onUpstream: @escaping (Hop) -> Void, onChain: @escaping (RequestChain) -> Void,
-                           shouldStop: () -> Bool) -> Outcome {
+                           shouldStop: @escaping () -> Bool) -> Outcome {
         var configuration = settings.correlator
         // Live, the pod's addresses come from the namespace: decide at the first exchange.
         if source.isLive { configuration.inferenceSample = 1 }
@@ -46,7 +51,7 @@ public enum WatchPipeline {
         // faster than that: classifying an exchange decides the pod's addresses and the rules,
         // which a file leaves to the first exchanges (`inferenceSample`); its upstream copies
         // are reported with their chain, before its downstream copy.
-        let http = HTTPAnalyzer(configuration: settings.http) { x in
+        let analyse: (HTTPExchange) -> Void = { x in
             if early, x.response == nil, let q = x.request {
                 attribution.unansweredRequest(from: q.firstTimestamp, to: q.lastTimestamp)
             }
@@ -56,10 +61,25 @@ public enum WatchPipeline {
             }
             correlator.add(x)
         }
+        let pairing = threaded ? HandOff<HTTPExchange>(batchSize: 128, consume: analyse) : nil
+        let local = LocalAddresses()
+        if let pairing {
+            // Lines are written out on the pairing thread, after each batch it was handed; the
+            // reading thread hands over what it has at the end of each batch of packets.
+            pairing.onBatchEnd = source.onBatchDone
+            source.onBatchDone = { pairing.flush() }
+            correlator.localAddressSource = { local.snapshot() }
+        }
+        let http = HTTPAnalyzer(configuration: settings.http) { x in
+            if let pairing { pairing.send(x) } else { analyse(x) }
+        }
         let result = FlowPipeline.run(source: source, consumer: http, raw: raw, observe: { seg in
-            if seg.direction == .outgoing { correlator.observeLocalAddress(seg.source.address) }
-        }, shouldStop: shouldStop)
+            guard seg.direction == .outgoing else { return }
+            if threaded { local.insert(seg.source.address) } else { correlator.observeLocalAddress(seg.source.address) }
+        }, shouldStop: threaded ? { false } : shouldStop)
         http.finish()
+        pairing?.finish()
+        if threaded { source.onBatchDone = pairing?.onBatchEnd }
         correlator.finish()
         let warnings = AnalysisWarnings.detect(correlator: correlator, flows: result.flows, http: http.counters,
                                                linkType: result.linkType, filter: settings.filter,
