@@ -29,6 +29,7 @@
 #   packets  hoptrace packets -i any --netns POD -q -w /dev/null
 #   tcpdump  tcpdump -i any -w /dev/null  (its defaults: 2 MiB buffer, 262144 snaplen)
 #   analyze  hoptrace analyze -i any --netns POD --rules istio-2018 > /dev/null  (--analyze)
+#   watch1   watch with HOPTRACE_WATCH_THREADS=1: its correlation on the reading thread (--only)
 # Printed per run: wrk's requests/s, the packets the capturer's filter received, the kernel's
 # drops, hoptrace's queue drops and its high-water mark, the drop share (kernel + queue over
 # received) and the capturer's CPU time (user + system, all its threads, to its exit, so a
@@ -127,6 +128,7 @@ capture() {
     local cmd
     case "$who" in
         watch) cmd=("$BIN" watch -i any --netns "$POD" --rules istio-2018 ${WATCH_ARGS:-}) ;;
+        watch1) cmd=(env HOPTRACE_WATCH_THREADS=1 "$BIN" watch -i any --netns "$POD" --rules istio-2018 ${WATCH_ARGS:-}) ;;
         packets) cmd=("$BIN" packets -i any --netns "$POD" -q -w /dev/null) ;;
         analyze) cmd=("$BIN" analyze -i any --netns "$POD" --rules istio-2018) ;;
         tcpdump) cmd=(ip netns exec "$POD" "$TCPDUMP" -i any -w /dev/null) ;;
@@ -163,6 +165,7 @@ capture() {
     qdrop=$(grep -oE "[0-9]+ packets dropped by hoptrace's queue" "$err" | awk '{print $1}' | tail -1)
     qhigh=$(grep -oE "high-water mark [0-9]+ packets, [0-9.]+ of [0-9.]+ MiB" "$err" | awk '{print $3, "(" $5, "MiB)"}' | tail -1)
     [ "$who" = tcpdump ] && { qdrop="-"; qhigh="-"; }
+    [ -z "$qdrop" ] && qdrop="-"  # a hoptrace without a capture queue
     printf '%-10s %-8s %9s %10s %10s %8s %-20s %8s %9s %7s\n' "$load" "$who" "$(rps "$wrkout")" "${received:-?}" "${dropped:-?}" "${qdrop:-?}" "${qhigh:-?}" \
         "$(awk -v r="${received:-0}" -v d="${dropped:-0}" -v q="${qdrop:-0}" 'BEGIN { if (q == "-") q = 0; if (r > 0) printf "%.2f%%", 100 * (d + q) / r; else print "?" }')" \
         "$(awk -v c="${cpu:-0}" -v r="${received:-0}" -v d="${dropped:-0}" -v q="${qdrop:-0}" 'BEGIN { if (q == "-") q = 0; n = r - d - q; if (n > 0) printf "%.2f", c * 1e6 / n; else print "?" }')" "$drain" >> "$TMP/rows"
