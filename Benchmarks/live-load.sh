@@ -30,10 +30,11 @@
 #   tcpdump  tcpdump -i any -w /dev/null  (its defaults: 2 MiB buffer, 262144 snaplen)
 #   analyze  hoptrace analyze -i any --netns POD --rules istio-2018 > /dev/null  (--analyze)
 #   watch1   watch with HOPTRACE_WATCH_THREADS=1: its correlation on the reading thread (--only)
-# Printed per run: wrk's requests/s, the packets the capturer's filter received, the kernel's
-# drops, hoptrace's queue drops and its high-water mark, the drop share (kernel + queue over
-# received) and the capturer's CPU time (user + system, all its threads, to its exit, so a
-# queue drained after SIGTERM is counted) per packet received.
+# Printed per run: wrk's requests/s, the packets the capturer's filter received (ps_recv: on
+# `any` each packet on lo counts twice) and those it captured, the kernel's drops, hoptrace's
+# queue drops and its high-water mark, the drop share ((kernel + queue) over captured + both)
+# and the capturer's CPU time (user + system, all its threads, to its exit, so a queue drained
+# after SIGTERM is counted) per packet captured.
 # Then, unless --no-file, the file path on the same traffic: one more peak run captured with
 # `hoptrace packets -w`, and `hoptrace watch -r` on that file: its CPU per packet beside the
 # live watch's (issue 21, item 2: live within 1.5x of the file path).
@@ -159,17 +160,21 @@ capture() {
     # `times`: the shell's user and system time, then its children's (e.g. 0m1.234s 0m0.567s).
     local cpu
     cpu=$(awk 'NR == 2 { t = 0; for (i = 1; i <= 2; i++) { split($i, a, "m"); sub("s", "", a[2]); t += a[1] * 60 + a[2] } printf "%.3f", t }' "$TMP/times")
-    local received dropped qdrop qhigh
+    local received dropped qdrop qhigh captured
     received=$(grep -oE '^[0-9]+ packets received by filter' "$err" | awk '{print $1}' | tail -1)
+    # What libpcap handed over and the capturer kept: "N packets captured" (tcpdump, watch),
+    # "N packets read" (packets, analyze). On `any` the kernel counts each packet on lo twice
+    # (out and in) in "received" and libpcap drops the outgoing copy: received overstates.
+    captured=$(grep -oE '^[0-9]+ packets (captured|read)' "$err" | awk '{print $1}' | tail -1)
     dropped=$(grep -oE '[0-9]+ packets dropped by kernel' "$err" | awk '{print $1}' | tail -1)
     qdrop=$(grep -oE "[0-9]+ packets dropped by hoptrace's queue" "$err" | awk '{print $1}' | tail -1)
     qhigh=$(grep -oE "high-water mark [0-9]+ packets, [0-9.]+ of [0-9.]+ MiB" "$err" | awk '{print $3, "(" $5, "MiB)"}' | tail -1)
     [ "$who" = tcpdump ] && { qdrop="-"; qhigh="-"; }
     [ -z "$qdrop" ] && qdrop="-"  # a hoptrace without a capture queue
-    printf '%-10s %-8s %9s %10s %10s %8s %-20s %8s %9s %7s\n' "$load" "$who" "$(rps "$wrkout")" "${received:-?}" "${dropped:-?}" "${qdrop:-?}" "${qhigh:-?}" \
-        "$(awk -v r="${received:-0}" -v d="${dropped:-0}" -v q="${qdrop:-0}" 'BEGIN { if (q == "-") q = 0; if (r > 0) printf "%.2f%%", 100 * (d + q) / r; else print "?" }')" \
-        "$(awk -v c="${cpu:-0}" -v r="${received:-0}" -v d="${dropped:-0}" -v q="${qdrop:-0}" 'BEGIN { if (q == "-") q = 0; n = r - d - q; if (n > 0) printf "%.2f", c * 1e6 / n; else print "?" }')" "$drain" >> "$TMP/rows"
-    if [ "$who" = watch ] && [ "$load" = peak ]; then echo "$cpu $received $dropped $qdrop" > "$TMP/watch-peak"; fi
+    printf '%-10s %-8s %9s %10s %10s %10s %8s %-20s %8s %9s %7s\n' "$load" "$who" "$(rps "$wrkout")" "${received:-?}" "${captured:-?}" "${dropped:-?}" "${qdrop:-?}" "${qhigh:-?}" \
+        "$(awk -v c="${captured:-0}" -v d="${dropped:-0}" -v q="${qdrop:-0}" 'BEGIN { if (q == "-") q = 0; n = c + d + q; if (n > 0) printf "%.2f%%", 100 * (d + q) / n; else print "?" }')" \
+        "$(awk -v c="${cpu:-0}" -v n="${captured:-0}" 'BEGIN { if (n > 0) printf "%.2f", c * 1e6 / n; else print "?" }')" "$drain" >> "$TMP/rows"
+    if [ "$who" = watch ] && [ "$load" = peak ]; then echo "$cpu ${captured:-0}" > "$TMP/watch-peak"; fi
 }
 
 # Warm up the path (connections, caches).
@@ -202,9 +207,9 @@ if [ "$FILE_COMPARE" = 1 ]; then
     FILE_LINE=$(awk -v c="$fcpu" -v n="${fpk:-0}" -v rq="$(rps "$DATA/live-load-file-wrk.txt")" -v d="${fdrop:-?}" -v q="${fq:-?}" 'BEGIN {
         if (n > 0) printf "file path: watch -r on a peak run captured with packets -w (%s req/s, %d packets, %s kernel / %s queue drops while capturing): %.2f us CPU/packet", rq, n, d, q, c * 1e6 / n }')
     if [ -s "$TMP/watch-peak" ]; then
-        read -r lc lr ld lq < "$TMP/watch-peak"
-        FILE_LINE="$FILE_LINE; live watch at peak: $(awk -v c="$lc" -v r="$lr" -v d="$ld" -v q="$lq" -v f="$fcpu" -v n="${fpk:-0}" 'BEGIN {
-            m = r - d - q; if (m > 0 && n > 0 && f > 0) printf "%.2f us/packet analysed, %.2fx the file path (target <= 1.5x)", c * 1e6 / m, (c / m) / (f / n) }')"
+        read -r lc lm < "$TMP/watch-peak"
+        FILE_LINE="$FILE_LINE; live watch at peak: $(awk -v c="$lc" -v m="$lm" -v f="$fcpu" -v n="${fpk:-0}" 'BEGIN {
+            if (m > 0 && n > 0 && f > 0) printf "%.2f us/packet analysed, %.2fx the file path (target <= 1.5x)", c * 1e6 / m, (c / m) / (f / n) }')"
     fi
 fi
 
@@ -212,10 +217,11 @@ fi
     echo "live capture under load: $(nproc) cores, wrk -t2 keep-alive GET / through hoptrace proxy (Istio 2018 rules) to nginx, ${DURATION}s per run, $ROUNDS round(s)"
     echo "binary: $BIN ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)); paced: 2 ms between a connection's requests"
     echo
-    printf '%-10s %-8s %9s %10s %10s %8s %-20s %8s %9s %7s\n' load capturer "req/s" received "kernel" "queue" "queue high-water" "dropped" "CPU us/pkt" "exit s"
+    printf '%-10s %-8s %9s %10s %10s %10s %8s %-20s %8s %9s %7s\n' load capturer "req/s" received captured "kernel" "queue" "queue high-water" "dropped" "CPU us/pkt" "exit s"
     cat "$TMP/rows"
     echo
-    echo "dropped = (kernel + queue) / received; CPU = the capturer's user + system time (all threads, to its exit) / packets it kept (received - dropped);"
+    echo "received: libpcap's ps_recv (on any it counts each packet on lo twice, out and in); captured: the packets the capturer got (libpcap drops lo's outgoing copy)"
+    echo "dropped = (kernel + queue) / (captured + kernel + queue); CPU = the capturer's user + system time (all threads, to its exit) / packets captured;"
     echo "exit s = from SIGTERM to its exit (hoptrace analyses what its queue holds first: a backlog shows here and in the high-water mark)"
     [ -n "$FILE_LINE" ] && echo "$FILE_LINE"
 } | tee "$DATA/live-load-results.txt"
