@@ -12,15 +12,24 @@ public struct LiveCaptureOptions: Sendable {
     public var snaplen: Int32 = 262_144
     /// Promiscuous mode: off unless asked (`-p` inverts tcpdump's default; hoptrace defaults to off).
     public var promiscuous: Bool = false
-    /// Deliver packets as they arrive rather than when the kernel buffer fills.
-    public var immediate: Bool = true
-    /// Kernel buffer size in bytes (`-B`, given in KiB on the command line). 8 MiB by
-    /// default, four times libpcap's: with a 256 KiB snaplen the ring holds only a few
-    /// dozen frames of a veth/lo that carries 64 KiB GSO packets, and a 2 MiB one drops
-    /// under a short burst (seen in the lab).
-    public var bufferSize: Int32? = 8 << 20
+    /// Deliver each packet as it arrives (`--immediate-mode`). Off by default: libpcap then
+    /// reads the ring with TPACKET_V3, packets packed into large blocks handed over when full
+    /// or after `timeoutMilliseconds` (a line appears at most that late). Immediate mode
+    /// reads with TPACKET_V2, one fixed slot per packet sized for the snaplen: with 262144
+    /// bytes a 32 MiB ring holds 128 packets, and a loaded interface overflows it (issue 21).
+    /// For a person watching a quiet interface with a small snaplen.
+    public var immediate: Bool = false
+    /// Kernel buffer size in bytes (`-B`, given in KiB on the command line). 32 MiB by
+    /// default, sixteen times libpcap's: 512 of the 64 KiB GSO frames lo and veths carry, a
+    /// burst the capture thread drains while the other processes have the cores (8 MiB
+    /// dropped under load in the lab, issue 21).
+    public var bufferSize: Int32? = 32 << 20
     /// How long a read waits for packets, in milliseconds.
     public var timeoutMilliseconds: Int32 = 100
+    /// The in-process queue between the capture thread and the analysis: batches of this
+    /// many bytes, at most `queueBatches` of them (64 MiB by default, allocated as needed).
+    public var queueBatchBytes = 1 << 20
+    public var queueBatches = 64
 
     public init(interface: String) { self.interface = interface }
 }
@@ -33,6 +42,28 @@ public struct CaptureStatistics: Sendable, Equatable {
     public var dropped: UInt32
     /// Packets dropped by the interface or its driver (`ps_ifdrop`).
     public var interfaceDropped: UInt32
+    /// The capture thread's queue: packets it shed, its high-water mark (nil: no capture thread).
+    public var queue: PacketQueue.Figures?
+    /// When the kernel dropped packets, as the capture thread saw its counter grow (about
+    /// every 50 ms), with how many.
+    public var kernelLossWindows: [LossWindow] = []
+
+    public init(received: UInt32, dropped: UInt32, interfaceDropped: UInt32,
+                queue: PacketQueue.Figures? = nil, kernelLossWindows: [LossWindow] = []) {
+        self.received = received
+        self.dropped = dropped
+        self.interfaceDropped = interfaceDropped
+        self.queue = queue
+        self.kernelLossWindows = kernelLossWindows
+    }
+
+    /// Packets lost before the analysis saw them: by the kernel and by the queue.
+    public var lost: Int { Int(dropped) + (queue?.shed ?? 0) }
+
+    /// Every loss window, the kernel's and the queue's, in time order.
+    public var lossWindows: [LossWindow] {
+        (kernelLossWindows + (queue?.shedWindows ?? [])).sorted { $0.start < $1.start }
+    }
 }
 
 /// A libpcap handle over a classic pcap file or a live interface, or hoptrace's own pcapng
@@ -71,6 +102,7 @@ public final class PcapSource {
     }
 
     deinit {
+        stopCapture()
         pcap_close(handle)  // closes the FILE of a memory capture too
         for case let program? in filterPrograms.values {
             pcap_freecode(program)
@@ -321,6 +353,7 @@ public final class PcapSource {
             }
         }
         let source = PcapSource(handle: h, name: iface, isLive: true)
+        source.liveOptions = options
         if status > 0 {
             source.activationWarning = String(cString: pcap_statustostr(status)) + ": " + String(cString: pcap_geterr(h))
         }
@@ -416,6 +449,7 @@ public final class PcapSource {
     @inline(__always)
     public func next() throws(CaptureError) -> ReadResult {
         if let pcapng { return try nextPcapng(pcapng) }
+        if isLive { return try nextQueued() }
         var header: UnsafeMutablePointer<pcap_pkthdr>?
         var data: UnsafePointer<UInt8>?
         let rc = pcap_next_ex(handle, &header, &data)
@@ -495,12 +529,78 @@ public final class PcapSource {
         pcap_breakloop(handle)
     }
 
-    /// libpcap's counters for a live capture; nil for files.
+    /// libpcap's counters for a live capture, and its queue's; nil for files. Stops the
+    /// capture thread first (the read is over): libpcap's handle is not shared between threads.
     public func statistics() -> CaptureStatistics? {
         guard isLive else { return nil }
+        stopCapture()
         var st = pcap_stat()
         guard pcap_stats(handle, &st) == 0 else { return nil }
-        return CaptureStatistics(received: st.ps_recv, dropped: st.ps_drop, interfaceDropped: st.ps_ifdrop)
+        return CaptureStatistics(received: st.ps_recv, dropped: st.ps_drop, interfaceDropped: st.ps_ifdrop,
+                                 queue: capture?.queue.figures, kernelLossWindows: capture?.kernelLossWindows ?? [])
+    }
+
+    // MARK: live capture on a thread of its own
+
+    /// The options a live capture was opened with.
+    private var liveOptions: LiveCaptureOptions?
+    /// The capture thread (started at the first read) and the batch being read.
+    private var capture: CaptureThread?
+    @exclusivity(unchecked) private var batch: PacketBatch?
+    @exclusivity(unchecked) private var cursor = 0
+
+    /// Called on the reading thread each time a live capture's batch of packets has been read
+    /// (e.g. to flush output written a batch at a time).
+    public var onBatchDone: (() -> Void)?
+
+    /// The capture thread's figures so far (nil before the first read of a live capture).
+    public var queueFigures: PacketQueue.Figures? { capture?.queue.figures }
+
+    /// The next packet a live capture's thread queued. The thread only moves packets out of
+    /// libpcap's ring into the queue; this one (the analysis) never makes it wait.
+    @inline(__always)
+    private func nextQueued() throws(CaptureError) -> ReadResult {
+        let capture = self.capture ?? startCapture()
+        while true {
+            if let b = batch {
+                if cursor < b.count {
+                    packetsRead += 1
+                    let p = b.packet(at: cursor, index: packetsRead)
+                    cursor += 1
+                    return .packet(p)
+                }
+                capture.queue.recycle(b)
+                batch = nil
+                onBatchDone?()
+            }
+            switch capture.queue.take(timeoutMilliseconds: Int(liveOptions?.timeoutMilliseconds ?? 100)) {
+            case .batch(let b):
+                batch = b
+                cursor = 0
+            case .timeout:
+                return .timeout
+            case .end(let error):
+                capture.join()
+                if let error { throw .liveCaptureFailed(interface: name, detail: error) }
+                return .end
+            }
+        }
+    }
+
+    private func startCapture() -> CaptureThread {
+        let o = liveOptions ?? LiveCaptureOptions(interface: name)
+        let batchBytes = max(o.queueBatchBytes, Int(o.snaplen) + 64)
+        let t = CaptureThread(handle: handle, queue: PacketQueue(batchBytes: batchBytes, maxBatches: o.queueBatches))
+        capture = t
+        t.start()
+        return t
+    }
+
+    /// Ends the capture thread (the packets it queued stay readable) and waits for it.
+    private func stopCapture() {
+        guard let t = capture, t.isRunning else { return }
+        pcap_breakloop(handle)
+        t.join()
     }
 
     /// An interface libpcap can capture on, as `tcpdump -D` lists it.

@@ -182,7 +182,53 @@ public final class Correlator {
             return verdict
         }
     }
-    @exclusivity(unchecked) private var upsByKey: [PairKey: [Up]] = [:]
+    /// The upstream copies waiting for their downstream copy, of one key, in arrival order.
+    /// A copy taken or expired is only marked (`removed`) and skipped; the list is compacted
+    /// once most of it is removed. `prefixMax[i]`: the latest request start among `ups[0...i]`
+    /// (nondecreasing), so that `candidates` skips at once every copy sent before a
+    /// downstream copy's head arrived: a capture that lost the downstream copies of many
+    /// requests (kernel drops) keeps their upstream copies for `holdTime`, hundreds of
+    /// thousands of identical `GET /`, and scanning them all for each request made the
+    /// analysis slower the more it lost (issue 21).
+    private final class UpList {
+        @exclusivity(unchecked) var ups: [Up] = []
+        @exclusivity(unchecked) var prefixMax: [Int64] = []
+        @exclusivity(unchecked) var removedCount = 0
+        var live: Int { ups.count - removedCount }
+
+        func append(_ u: Up) {
+            ups.append(u)
+            prefixMax.append(max(prefixMax.last ?? .min, u.facts.times.requestStart))
+        }
+
+        func markRemoved() {
+            removedCount += 1
+            if ups.count > 64 && removedCount * 2 > ups.count {
+                ups.removeAll { $0.removed }
+                removedCount = 0
+                prefixMax.removeAll(keepingCapacity: true)
+                var m = Int64.min
+                for u in ups {
+                    m = max(m, u.facts.times.requestStart)
+                    prefixMax.append(m)
+                }
+            }
+        }
+
+        /// The first index whose copy, or an earlier one, started at or after `start`: every
+        /// copy before it started earlier.
+        func firstIndex(startingFrom start: Int64) -> Int {
+            var lo = 0, hi = prefixMax.count
+            while lo < hi {
+                let mid = (lo + hi) >> 1
+                if prefixMax[mid] < start { lo = mid + 1 } else { hi = mid }
+            }
+            return lo
+        }
+    }
+    @exclusivity(unchecked) private var upsByKey: [PairKey: UpList] = [:]
+    /// Upstream copies looked at by `candidates`, all told (for tests: pairing's work).
+    @exclusivity(unchecked) private(set) var candidateChecks = 0
     @exclusivity(unchecked) private var upOrder: [Up] = []  // arrival order, for expiry
     @exclusivity(unchecked) private var upOrderHead = 0
 
@@ -341,7 +387,13 @@ public final class Correlator {
             }
             let key = PairKey(outbound: role == .outboundForwarded, method: q.method, target: q.target)
             let u = Up(hop: hop, key: key, slot: c.slot)
-            upsByKey[key, default: []].append(u)
+            if let list = upsByKey[key] {
+                list.append(u)
+            } else {
+                let list = UpList()
+                list.append(u)
+                upsByKey[key] = list
+            }
             upOrder.append(u)
         case .inboundIntercepted, .outboundRedirected:
             guard let q = x.request else {
@@ -408,15 +460,19 @@ public final class Correlator {
     /// and the app's response began before the client's did and ended before it ended
     /// (`tolerance` of slack for capture points whose clocks differ).
     private func candidates(for d: Hop, facts df: CopyFacts, key: PairKey) -> [Up] {
-        guard let waiting = upsByKey[key] else { return [] }
+        guard let list = upsByKey[key] else { return [] }
         let tol = configuration.tolerance
         let dt = df.times
         let dRespStart = dt.responseStart ?? now
         let dRespEnd = dt.responseEnd ?? now
         let original = key.outbound ? d.connection.originalDestination : nil
         var out: [Up] = []
-        for u in waiting {
-            guard !u.taken else { continue }
+        let waiting = list.ups
+        let first = list.firstIndex(startingFrom: dt.headEnd - tol)
+        candidateChecks &+= waiting.count - first
+        for i in first..<waiting.count {
+            let u = waiting[i]
+            guard !u.taken, !u.removed else { continue }
             let ut = u.facts.times
             if ut.requestStart < dt.headEnd - tol || ut.requestStart > dRespStart + tol { continue }
             if let urs = ut.responseStart, let ure = ut.responseEnd {
@@ -665,9 +721,9 @@ public final class Correlator {
     private func removeUp(_ u: Up) {
         guard !u.removed else { return }
         u.removed = true
-        // In place through the table's subscript (binding the list would copy it).
-        if let i = upsByKey[u.key]?.firstIndex(where: { $0 === u }) { upsByKey[u.key]!.remove(at: i) }
-        if upsByKey[u.key]?.isEmpty == true { upsByKey[u.key] = nil }
+        guard let list = upsByKey[u.key] else { return }
+        list.markRemoved()
+        if list.live == 0 { upsByKey[u.key] = nil }
     }
 
     private func expireUps() {

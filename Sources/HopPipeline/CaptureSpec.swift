@@ -14,6 +14,8 @@ public struct CaptureSpec: Sendable {
     public var snaplen: Int32 = 262_144
     /// Kernel buffer size in KiB (libpcap's default when nil).
     public var bufferKiB: Int32?
+    /// Deliver each packet as it arrives (`--immediate-mode`; see `LiveCaptureOptions.immediate`).
+    public var immediate = false
     public var promiscuous = false
     public var filter: String?
 
@@ -35,6 +37,7 @@ public struct CaptureSpec: Sendable {
                 live.snaplen = snaplen
                 live.promiscuous = promiscuous
                 if let kib = bufferKiB { live.bufferSize = kib * 1024 }
+                live.immediate = immediate
                 source = try PcapSource.openLive(live)
             }
             if let filter { try source.setFilter(filter) }

@@ -134,9 +134,9 @@ extension WatchPipeline {
     /// `run` for a printer of hops (`watch`): each upstream copy as it completes, without its
     /// chain; each chain's downstream copy when it completes, with its chain (whose links it
     /// shows); nothing once `shouldStop` says so. An orphan upstream copy is handed over once.
-    public static func run(source: PcapSource, settings: AnalysisSettings, raw: ((RawPacket) -> Void)? = nil,
+    public static func run(source: PcapSource, settings: AnalysisSettings, raw: ((RawPacket) -> Void)? = nil, threaded: Bool = false,
                            shouldStop: @escaping () -> Bool, onHop: @escaping (Hop, RequestChain?) -> Void) -> Outcome {
-        run(source: source, settings: settings, raw: raw, onUpstream: { hop in if !shouldStop() { onHop(hop, nil) } },
+        run(source: source, settings: settings, raw: raw, threaded: threaded, onUpstream: { hop in if !shouldStop() { onHop(hop, nil) } },
             onChain: { chain in
                 guard !shouldStop(), let first = chain.hops.first, !first.role.isUpstream else { return }
                 onHop(first, chain)

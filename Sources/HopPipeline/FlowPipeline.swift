@@ -12,8 +12,9 @@ import Glibc
 /// capture, Ctrl-C, or until `shouldStop` says so.
 public enum FlowPipeline {
     /// Reads `source` to its end. `threaded`: a file's reassembly stays on this thread and the
-    /// consumer runs on a second one (both cores; the output is the same); live captures stay
-    /// on one thread so every line appears at once. `raw` sees every packet read (`-w`),
+    /// consumer runs on a second one (both cores; the output is the same). A live capture's
+    /// packets come off the kernel on a capture thread of its own (`PcapSource.next()` reads
+    /// its queue); everything here stays on this thread so every line appears at once. `raw` sees every packet read (`-w`),
     /// `observe` every TCP segment before reassembly.
     public static func run(
         source: PcapSource, consumer: StreamEventConsumer, configuration: FlowConfiguration = .init(),
@@ -135,6 +136,12 @@ public struct PipelineResult {
             w.field("received", st.received)
             w.field("dropped", st.dropped)
             w.field("interfaceDropped", st.interfaceDropped)
+            if let q = st.queue {
+                w.field("queueDropped", q.shed)
+                w.field("queueHighWaterPackets", q.highWaterPackets)
+                w.field("queueHighWaterBytes", q.highWaterBytes)
+                w.field("queueCapacityBytes", q.capacityBytes)
+            }
             w.endObject()
         }
         if let e = readError { w.field("error", e.description) }
@@ -177,9 +184,20 @@ public struct PipelineResult {
         return lines
     }
 
-    /// libpcap's statistics as tcpdump prints them.
+    /// libpcap's statistics as tcpdump prints them, then the capture queue's.
     public static func statisticsLine(_ s: CaptureStatistics) -> String {
         "\(s.received) packets received by filter, \(s.dropped) packets dropped by kernel, \(s.interfaceDropped) packets dropped by interface"
+            + (s.queue.map { ", " + queueText($0) } ?? "")
+    }
+
+    /// The capture queue's figures in words: what it shed, its high-water mark.
+    public static func queueText(_ q: PacketQueue.Figures) -> String {
+        "\(q.shed) packets dropped by hoptrace's queue (analysis behind; high-water mark \(q.highWaterPackets) packets, \(mib(q.highWaterBytes)) of \(mib(q.capacityBytes)) MiB)"
+    }
+
+    static func mib(_ bytes: Int) -> String {
+        let tenths = (bytes * 10 + (1 << 19)) >> 20
+        return "\(tenths / 10).\(tenths % 10)"
     }
 }
 

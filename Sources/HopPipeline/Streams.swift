@@ -140,7 +140,10 @@ extension WatchPipeline {
         var names = InterfaceNames(source: source)
         var clock = options.clock
         if source.isLive { err.line("hoptrace: rules: \(settings.rules.origin)") }
-        let outcome = run(source: source, settings: settings, raw: writer?.sink, shouldStop: { printed >= limit }) { hop, chain in
+        // Live with no -c: the correlation and the lines on a second thread (the capture has a
+        // thread of its own already); HOPTRACE_WATCH_THREADS=1 keeps them on the reading thread.
+        let threaded = source.isLive && options.limit == nil && getenv("HOPTRACE_WATCH_THREADS").map { String(cString: $0) } != "1"
+        let outcome = run(source: source, settings: settings, raw: writer?.sink, threaded: threaded, shouldStop: { printed >= limit }) { hop, chain in
             printed += 1
             if jsonl {
                 out.line(HopLine.json(hop, chain: chain, headers: heads))
@@ -203,6 +206,8 @@ extension Analysis {
             out.write(HTMLReport.render(report))
         }
         out.flush()
+        // A live capture: libpcap's figures and the capture queue's, as the other commands say them.
+        if let st = outcome.result.statistics { err.line(PipelineResult.statisticsLine(st)) }
         if let e = outcome.result.readError { throw InputError(message: e.description) }
     }
 }

@@ -46,6 +46,7 @@ public final class Output {
     }
 
     public func flush() {
+        if buffer.count == 0 { return }
         writeAll(UnsafeRawBufferPointer(start: buffer.base, count: buffer.count))
         buffer.count = 0
     }

@@ -80,8 +80,11 @@ struct CaptureOptions<Command: PacketReading>: ParsableArguments {
     @Option(name: .customShort("s"), parsing: .unconditional, help: ArgumentHelp("Live capture: bytes to keep of each packet (snaplen).", valueName: "snaplen"))
     var snaplen: Int32 = 262_144
 
-    @Option(name: .customShort("B"), parsing: .unconditional, help: ArgumentHelp("Live capture: kernel buffer size in KiB.", valueName: "KiB"))
+    @Option(name: .customShort("B"), parsing: .unconditional, help: ArgumentHelp("Live capture: kernel buffer size in KiB (default 32768).", valueName: "KiB"))
     var bufferKiB: Int32?
+
+    @Flag(name: .customLong("immediate-mode"), help: "Live capture: hand over each packet as it arrives (default: in blocks, at most 100 ms late). For a quiet interface with a small snaplen (-s): under load it drops packets.")
+    var immediate = false
 
     @Flag(name: .long, help: "Live capture: put the interface into promiscuous mode (off by default).")
     var promiscuous = false
@@ -167,6 +170,7 @@ struct CaptureOptions<Command: PacketReading>: ParsableArguments {
         spec.netns = netns
         spec.snaplen = snaplen
         spec.bufferKiB = bufferKiB
+        spec.immediate = immediate
         spec.promiscuous = promiscuous
         return spec
     }

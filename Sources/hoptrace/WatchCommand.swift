@@ -10,7 +10,8 @@ struct Watch: ParsableCommand, PacketReading {
     static let configuration = CommandConfiguration(commandName: "watch",
         abstract: "Watch HTTP hops live, tcpdump style: one line per exchange as it completes.",
         discussion: """
-        Captures live (immediate mode), rebuilds connections, parses HTTP/1.x and prints one \
+        Captures live (a capture thread moves packets from the kernel into a bounded queue; \
+        the analysis runs on another), rebuilds connections, parses HTTP/1.x and prints one \
         line per exchange as soon as its response completes: time, hop role, method, target, \
         status, response time and tuples. When another copy of the same request has been \
         seen, the line links them ("hop 1 of chain 17, with hop 2: proxy → app c5, +0.4 ms").
@@ -61,7 +62,10 @@ struct Watch: ParsableCommand, PacketReading {
             // -Z USER: the capture is open; run on as USER.
             do { try Privileges.drop(toUser: u) } catch { throw InputError(message: "-Z \(u): \(error)") }
         }
-        Output.stdout.lineBuffered = capture.lineBuffered || isatty(1) == 1 || source.isLive
+        // Live, lines are written a batch of packets at a time (at most ~100 ms late: the
+        // kernel hands packets over in blocks anyway), not a write(2) each; -l for each line.
+        Output.stdout.lineBuffered = capture.lineBuffered || (isatty(1) == 1 && !source.isLive)
+        if source.isLive && !capture.lineBuffered { source.onBatchDone = { Output.stdout.flush() } }
         let color = isatty(1) == 1 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
         try WatchPipeline.print(source: source, writer: writer, settings: settings, options: capture.stream(jsonl: format == .jsonl),
                                 heads: capture.ascii, color: color)

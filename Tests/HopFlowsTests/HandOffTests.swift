@@ -1,3 +1,4 @@
+import Dispatch
 @testable import HopFlows
 import XCTest
 
@@ -42,5 +43,25 @@ final class HandOffTests: XCTestCase {
         writing.send(-1)  // from the first thread now that the pairing thread has ended
         writing.finish()
         XCTAssertEqual(sink.seen.map { $0[0] }, (0..<3_000).map { $0 * 2 } + [-1])
+    }
+
+    /// Live watch: the reading thread hands over a partial batch at the end of each batch of
+    /// packets (`flush`), and the consumer writes its lines out after each batch (`onBatchEnd`),
+    /// on its own thread, after the batch's values.
+    func testFlushShipsAPartialBatchAndOnBatchEndFollowsIt() {
+        let sink = Values()
+        let handOff = HandOff<Int>(batchSize: 100) { sink.seen.append([$0]) }
+        let ended = DispatchSemaphore(value: 0)
+        handOff.onBatchEnd = {
+            sink.seen.append([-1])
+            ended.signal()
+        }
+        handOff.send(1)
+        handOff.send(2)
+        handOff.flush()
+        XCTAssertEqual(ended.wait(timeout: .now() + 10), .success, "a flushed partial batch reaches the consumer")
+        handOff.send(3)
+        handOff.finish()
+        XCTAssertEqual(sink.seen.map { $0[0] }, [1, 2, -1, 3, -1])
     }
 }

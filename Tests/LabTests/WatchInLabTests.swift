@@ -90,11 +90,17 @@ final class WatchInLabTests: XCTestCase {
         let err = try String(contentsOf: watchErr, encoding: .utf8)
         XCTAssertTrue(err.contains("packets received by filter"), err)
         XCTAssertTrue(err.contains("packets dropped by kernel"), err)
+        XCTAssertTrue(err.contains("\n0 packets dropped by hoptrace's queue (analysis behind; high-water mark "), err)
         var lines = try String(contentsOf: watchOut, encoding: .utf8).split(separator: "\n")
             .compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any] }
         // The stream ends with its summary object.
         let summary = lines.popLast()?["summary"] as? [String: Any]
         XCTAssertEqual((summary?["chains"] as? [String: Any])?["multiHop"] as? Int, 3, "\(summary ?? [:])")
+        // Beside libpcap's figures, the capture queue's: nothing shed, a high-water mark.
+        let capture = summary?["capture"] as? [String: Any]
+        XCTAssertEqual(capture?["queueDropped"] as? Int, 0, "\(summary ?? [:])")
+        XCTAssertGreaterThan(capture?["queueHighWaterPackets"] as? Int ?? 0, 0, "\(summary ?? [:])")
+        XCTAssertEqual(capture?["queueCapacityBytes"] as? Int, 64 << 20, "\(summary ?? [:])")
         XCTAssertEqual(lines.count, 6, "\(lines)\n\(err)")
         let downstream = lines.filter { $0["role"] as? String == "inbound-intercepted" }
         let upstream = lines.filter { $0["role"] as? String == "inbound-forwarded" }
@@ -157,6 +163,7 @@ final class WatchInLabTests: XCTestCase {
 
             let err = try String(contentsOf: watchErr, encoding: .utf8)
             XCTAssertTrue(err.contains("\n0 packets dropped by kernel"), "kernel drops during the soak:\n\(err)")
+            XCTAssertTrue(err.contains("\n0 packets dropped by hoptrace's queue"), "queue drops during the soak:\n\(err)")
             let lines = try String(contentsOf: watchOut, encoding: .utf8).split(separator: "\n")
             let downstream = lines.filter { $0.contains(#""role":"inbound-intercepted""#) }
             XCTAssertEqual(downstream.count, 2000, err)
