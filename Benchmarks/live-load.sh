@@ -84,29 +84,7 @@ scene_binary live-load-build.log
 scene_start hilive 198.18.7 hv
 "$BIN" intercept install --netns "$POD" --preset istio-2018 >/dev/null || { echo "$NAME: cannot install the rules" >&2; exit 2; }
 
-cat > "$TMP/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $TMP/nginx.pid;
-error_log $TMP/nginx-error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    keepalive_timeout 60s;
-    client_body_temp_path $TMP/body;
-    proxy_temp_path $TMP/proxy;
-    fastcgi_temp_path $TMP/fastcgi;
-    uwsgi_temp_path $TMP/uwsgi;
-    scgi_temp_path $TMP/scgi;
-    server {
-        listen 80;
-        location / { default_type text/plain; return 200 "hello from nginx\n"; }
-    }
-}
-EOF
-ip netns exec "$POD" "$NGINX" -c "$TMP/nginx.conf" -e "$TMP/nginx-error.log" > "$TMP/nginx.out" 2>&1 &
-PIDS+=($!)
+scene_app 80
 ip netns exec "$POD" "$BIN" proxy --no-access-log > "$TMP/proxy.out" 2> "$TMP/proxy.err" &
 PIDS+=($!)
 URL=http://198.18.7.2:80/

@@ -89,31 +89,7 @@ scene_start hibench 198.18.4 hb
 # connections to 127.0.0.1:81 leave as uid 1337, which the preset's OUTPUT rules exempt.)
 ip netns exec "$POD" iptables -t nat -I PREROUTING 1 -p tcp --dport 81 -j REDIRECT --to-ports 15002
 
-cat > "$TMP/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $TMP/nginx.pid;
-error_log $TMP/nginx-error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    keepalive_timeout 60s;
-    client_body_temp_path $TMP/body;
-    proxy_temp_path $TMP/proxy;
-    fastcgi_temp_path $TMP/fastcgi;
-    uwsgi_temp_path $TMP/uwsgi;
-    scgi_temp_path $TMP/scgi;
-    server {
-        listen 80;
-        listen 81;
-        listen 8080;
-        location / { default_type text/plain; return 200 "hello from nginx\n"; }
-    }
-}
-EOF
-ip netns exec "$POD" "$NGINX" -c "$TMP/nginx.conf" -e "$TMP/nginx-error.log" > "$TMP/nginx.out" 2>&1 &
-PIDS+=($!)
+scene_app 80 81 8080
 # A reference L7 proxy in C: a second nginx (one worker) on :8081 proxying to 127.0.0.1:8080
 # with kept-alive upstream connections: what a mature proxy achieves on this machine. On :8082
 # the same, doing what hoptrace's proxy does besides: a request id sent upstream, and one JSON

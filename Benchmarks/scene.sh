@@ -1,5 +1,5 @@
 # scene.sh — sourced by the benchmark scripts that run a scene in network namespaces
-# (proxy.sh, attack.sh): the hoptrace binary, a client and a pod namespace joined by a veth
+# (proxy.sh, attack.sh, live-load.sh): the hoptrace binary, a client and a pod namespace joined by a veth
 # pair, the processes started in them, and the cleanup (also of an earlier run that crashed).
 # The sourcing script sets NAME (for messages), ROOT, DATA and BUILD (0: no build) first.
 
@@ -55,4 +55,35 @@ scene_cleanup() {
     ip netns del "$C" 2>/dev/null
     ip netns del "$POD" 2>/dev/null
     rm -rf "$TMP"
+}
+
+# The app: nginx (one worker, no access log, keep-alive for the load) in $POD, answering
+# "hello from nginx" on each port given; its pid joins PIDS. Sets NGINX when unset.
+scene_app() {
+    NGINX="${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}"
+    local listens="" p
+    for p in "$@"; do listens="$listens        listen $p;
+"; done
+    cat > "$TMP/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $TMP/nginx.pid;
+error_log $TMP/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 60s;
+    client_body_temp_path $TMP/body;
+    proxy_temp_path $TMP/proxy;
+    fastcgi_temp_path $TMP/fastcgi;
+    uwsgi_temp_path $TMP/uwsgi;
+    scgi_temp_path $TMP/scgi;
+    server {
+${listens}        location / { default_type text/plain; return 200 "hello from nginx\n"; }
+    }
+}
+EOF
+    ip netns exec "$POD" "$NGINX" -c "$TMP/nginx.conf" -e "$TMP/nginx-error.log" > "$TMP/nginx.out" 2>&1 &
+    PIDS+=($!)
 }
