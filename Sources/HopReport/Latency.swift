@@ -44,8 +44,8 @@ public struct LatencyModel: Sendable {
         public fileprivate(set) var ambiguous = [Int](repeating: 0, count: Measure.allCases.count)
         /// Values below zero (capture points whose clocks differ), recorded as 0.
         public fileprivate(set) var negative = 0
-        /// Chains counted (each gives `client`; multi-hop ones every measure).
-        public fileprivate(set) var chains = 0
+        /// Chains counted: each gives `client` (multi-hop ones every measure), so it is that count.
+        public var chains: Int { count(.client) }
 
         mutating func record(_ m: Measure, _ ns: Int64, ambiguous isAmbiguous: Bool) {
             let i = m.index
@@ -121,8 +121,6 @@ public struct LatencyModel: Sendable {
         let i = routeSlot(method: c.hops[0].exchange.request?.method, target: c.hops[0].exchange.request?.target)
         // Ambiguous as the reports state it: the confidence to three decimals, below 0.9.
         let ambiguous = c.pairing != nil && (c.confidence * 1000).rounded() / 1000 < 0.9
-        overall.chains += 1
-        routes[i].group.chains += 1
         record(.client, de &- ds, route: i, ambiguous: ambiguous)
         if last >= 1, let us = c.hops[last].exchange.request?.firstTimestamp, let ue = c.hops[last].exchange.response?.lastTimestamp {
             record(.app, ue &- us, route: i, ambiguous: ambiguous)
@@ -136,8 +134,6 @@ public struct LatencyModel: Sendable {
     public mutating func add(direct x: HTTPExchange) {
         guard let ds = x.request?.firstTimestamp, let de = x.response?.lastTimestamp else { return }
         let i = routeSlot(method: x.request?.method, target: x.request?.target)
-        overall.chains += 1
-        routes[i].group.chains += 1
         record(.client, de &- ds, route: i, ambiguous: false)
     }
 
