@@ -12,6 +12,7 @@
 #   --only "…"            the capturers to measure (default "watch packets tcpdump")
 #   --analyze             also `hoptrace analyze -i any` (its report to /dev/null)
 #   --no-file             skip the file-path comparison (below)
+#   --keep-file PATH      keep the file path's peak capture at PATH (to profile `watch -r` on it)
 # Environment: HOPTRACE_BIN=/path/to/hoptrace measures that binary (no build);
 #   PERF_OUT=file records `perf record -g` of watch during its (first) peak run;
 #   WATCH_ARGS="…" adds flags to `hoptrace watch` (e.g. "-B 65536").
@@ -53,6 +54,7 @@ PEAK_CONNS=16
 ROUNDS=1
 ONLY="watch packets tcpdump"
 FILE_COMPARE=1
+KEEP_FILE=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --no-build) BUILD=0; shift ;;
@@ -63,6 +65,7 @@ while [ $# -gt 0 ]; do
         --only) ONLY="${2:?--only needs capturers}"; shift 2 ;;
         --analyze) ONLY="$ONLY analyze"; shift ;;
         --no-file) FILE_COMPARE=0; shift ;;
+        --keep-file) KEEP_FILE="${2:?--keep-file needs a path}"; shift 2 ;;
         -h|--help) sed -n '2,/^set -uo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "live-load.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -182,6 +185,7 @@ if [ "$FILE_COMPARE" = 1 ]; then
     fcpu=$(bash -c '"$@" > /dev/null 2> "'"$DATA/live-load-file-watch.txt"'"; times' _ "$BIN" watch -r "$TMP/peak.pcap" --rules istio-2018 \
         | awk 'NR == 2 { t = 0; for (i = 1; i <= 2; i++) { split($i, a, "m"); sub("s", "", a[2]); t += a[1] * 60 + a[2] } printf "%.3f", t }')
     fpk=$(grep -oE '^[0-9]+ packets captured' "$DATA/live-load-file-watch.txt" | awk '{print $1}')
+    [ -n "$KEEP_FILE" ] && cp "$TMP/peak.pcap" "$KEEP_FILE"
     FILE_LINE=$(awk -v c="$fcpu" -v n="${fpk:-0}" -v rq="$(rps "$DATA/live-load-file-wrk.txt")" -v d="${fdrop:-?}" -v q="${fq:-?}" 'BEGIN {
         if (n > 0) printf "file path: watch -r on a peak run captured with packets -w (%s req/s, %d packets, %s kernel / %s queue drops while capturing): %.2f us CPU/packet", rq, n, d, q, c * 1e6 / n }')
     if [ -s "$TMP/watch-peak" ]; then

@@ -148,8 +148,10 @@ extension WatchPipeline {
             if jsonl {
                 out.line(HopLine.json(hop, chain: chain, headers: heads))
             } else {
-                out.line(HopLine.text(hop, chain: chain, color: color, names: &names, clock: &clock)
-                         + (heads ? LineBuilder.string { ExchangeText.heads(hop.exchange, bodies: true, into: &$0) } : ""))
+                out.line { b in
+                    HopLine.write(hop, chain: chain, color: color, names: &names, clock: &clock, into: &b)
+                    if heads { ExchangeText.heads(hop.exchange, bodies: true, into: &b) }
+                }
             }
         }
         writer?.finish(source: source, err: err)

@@ -6,32 +6,57 @@ import HopCorrelation
 /// copy carries the links to its other hops.
 public enum HopLine {
     public static func text(_ h: Hop, chain: RequestChain?, color: Bool, names: inout InterfaceNames, clock: inout LineClock) -> String {
-        let x = h.exchange
-        let c = h.connection
-        let start = x.request?.firstTimestamp ?? x.response?.firstTimestamp ?? c.firstTimestamp
-        var line = clock.prefix(start)
-        let role = h.role.rawValue.padding(toLength: 19, withPad: " ", startingAt: 0)
-        line += color ? "\u{1b}[\(h.role.isDownstream ? "34" : h.role.isUpstream ? "32" : "90")m\(role)\u{1b}[0m" : role
-        line += " \(x.request?.method ?? "-") \(x.request?.target ?? "(request not seen)")"
-        line += " → \(x.response.map { String($0.status) } ?? "-")"
-        if let q = x.request, let r = x.response { line += " \(Timestamp.duration(Timestamp.elapsed(from: q.firstTimestamp, to: r.lastTimestamp)))" }
-        line += "  \(c.client) > \(c.server)"
-        if let o = c.originalDestination { line += " (for \(o))" }
-        if let i = c.interfaceIndexes.first, let n = names.name(for: i) { line += " on \(n)" }
-        if let chain, chain.hops.count > 1 {
-            let others = chain.hops.enumerated().filter { $0.element.exchange.connection.id != c.id }
-            let links = others.map { i, o -> String in
-                // A hop whose request was not captured is timed by its response's first byte.
-                let from = h.requestStart ?? h.exchange.response?.firstTimestamp
-                let to = o.requestStart ?? o.exchange.response?.firstTimestamp
-                guard let from, let to else { return "hop \(i + 1): \(o.role.phrase) \(o.connection.id)" }
-                return "hop \(i + 1): \(o.role.phrase) \(o.connection.id) +\(Timestamp.duration(Timestamp.elapsed(from: from, to: to)))"
-            }
-            line += "  — hop 1 of chain \(chain.id); " + links.joined(separator: "; ")
-        } else if let chain, chain.isIncomplete, case .incomplete(let m, _) = chain.completeness {
-            line += "  — chain \(chain.id) incomplete: no \(m.rawValue) copy"
+        LineBuilder.string { write(h, chain: chain, color: color, names: &names, clock: &clock, into: &$0) }
+    }
+
+    /// The role column, padded to 19, plain and in each role's colour: made once.
+    private static let roleColumns: [(plain: [UInt8], colored: [UInt8])] = HopRole.allCases.map { role in
+        let padded = Array(role.rawValue.utf8) + [UInt8](repeating: 0x20, count: max(0, 19 - role.rawValue.utf8.count))
+        let code = role.isDownstream ? "34" : role.isUpstream ? "32" : "90"
+        return (padded, Array("\u{1b}[\(code)m".utf8) + padded + Array("\u{1b}[0m".utf8))
+    }
+    private static let phrases: [[UInt8]] = HopRole.allCases.map { Array($0.phrase.utf8) }
+
+    /// The line written straight into `b` (watch's hot path: no String on the way; the
+    /// connection's endpoints formatted into bytes, the role column made once).
+    public static func write(_ h: Hop, chain: RequestChain?, color: Bool, names: inout InterfaceNames, clock: inout LineClock,
+                             into b: inout LineBuilder) {
+        // Fields are read in place: binding the exchange, its request or its connection would
+        // copy each, with its strings and headers, for every line.
+        let start = h.exchange.request?.firstTimestamp ?? h.exchange.response?.firstTimestamp ?? h.exchange.connectionFirstTimestamp
+        if clock.write(start, into: &b) { b.byte(0x20) }
+        let column = roleColumns[h.role.index]
+        (color ? column.colored : column.plain).withUnsafeBytes { b.append($0) }
+        b.byte(0x20)
+        if h.exchange.request != nil {
+            b.text(h.exchange.request!.method); b.byte(0x20); b.text(h.exchange.request!.target)
+        } else {
+            b.ascii("- (request not seen)")
         }
-        return line
+        b.ascii(" → ")
+        if h.exchange.response != nil { b.int(h.exchange.response!.status) } else { b.byte(0x2d) }
+        if let qs = h.exchange.request?.firstTimestamp, let re = h.exchange.response?.lastTimestamp {
+            b.byte(0x20); b.duration(Timestamp.elapsed(from: qs, to: re))
+        }
+        b.ascii("  "); b.endpoint(h.exchange.client); b.ascii(" > "); b.endpoint(h.exchange.server)
+        if let o = h.exchange.originalDestination { b.ascii(" (for "); b.endpoint(o); b.byte(0x29) }
+        if let i = h.exchange.interfaceIndexes.first, let n = names.name(for: i) { b.ascii(" on "); b.text(n) }
+        guard let chain else { return }
+        if chain.hops.count > 1 {
+            let id = h.exchange.connectionID
+            // A hop whose request was not captured is timed by its response's first byte.
+            let from = h.requestStart ?? h.exchange.response?.firstTimestamp
+            b.ascii("  — hop 1 of chain "); b.int(chain.id)
+            for i in chain.hops.indices where chain.hops[i].exchange.connectionID != id {
+                b.ascii("; hop "); b.int(i + 1); b.ascii(": ")
+                phrases[chain.hops[i].role.index].withUnsafeBytes { b.append($0) }
+                b.ascii(" c"); b.int(chain.hops[i].exchange.connectionID.value)
+                let to = chain.hops[i].requestStart ?? chain.hops[i].exchange.response?.firstTimestamp
+                if let from, let to { b.ascii(" +"); b.duration(Timestamp.elapsed(from: from, to: to)) }
+            }
+        } else if chain.isIncomplete, case .incomplete(let m, _) = chain.completeness {
+            b.ascii("  — chain "); b.int(chain.id); b.ascii(" incomplete: no "); b.text(m.rawValue); b.ascii(" copy")
+        }
     }
 
     public static func json(_ h: Hop, chain: RequestChain?, headers: Bool = false) -> String {

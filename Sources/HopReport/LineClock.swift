@@ -52,6 +52,20 @@ public struct LineClock {
         }
     }
 
+    /// The time text written into `b`, and whether there is one (-t: none). The time of day
+    /// (the default) is formatted straight into the bytes.
+    public mutating func write(_ ns: Int64, into b: inout LineBuilder) -> Bool {
+        guard level == 0 else {
+            guard let t = text(ns) else { return false }
+            b.text(t)
+            return true
+        }
+        previous = ns
+        if first == nil { first = ns }
+        b.timeOfDay(ns)
+        return true
+    }
+
     /// `text` and a space, or nothing.
     public mutating func prefix(_ ns: Int64) -> String {
         text(ns).map { $0 + " " } ?? ""
