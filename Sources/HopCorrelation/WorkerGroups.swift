@@ -31,8 +31,33 @@ struct WorkerGroups {
         var up: Slot
     }
 
-    /// Timing-only evidence per connection pair (see `observe`).
-    private var counts: [Link: Double] = [:]
+    /// Timing-only evidence per connection pair (see `observe`), in the order the pairs first
+    /// appeared: the sums below run in that order, so a capture groups the same way on every
+    /// run (a dictionary's order changes from process to process, and with it the last bits of
+    /// the floating-point sums: the same capture numbered its groups differently run to run).
+    struct LinkCounts {
+        private var index: [Link: Int] = [:]
+        private(set) var links: [Link] = []
+        private(set) var weights: [Double] = []
+        var count: Int { links.count }
+
+        mutating func add(_ link: Link, _ weight: Double) {
+            if let i = index[link] {
+                weights[i] += weight
+            } else {
+                index[link] = links.count
+                links.append(link)
+                weights.append(weight)
+            }
+        }
+
+        mutating func removeAll() {
+            index.removeAll(keepingCapacity: true)
+            links.removeAll(keepingCapacity: true)
+            weights.removeAll(keepingCapacity: true)
+        }
+    }
+    private var counts = LinkCounts()
     /// Certain pairings per connection pair (these validate a split).
     private var certain: [Link: Int] = [:]
     private(set) var certainPairings = 0
@@ -61,10 +86,10 @@ struct WorkerGroups {
     /// Timing-only evidence that these connections carried one request's two copies.
     mutating func observe(down: Slot, up: Slot, weight: Double) {
         if counts.count >= Self.maximumLinks {
-            counts.removeAll(keepingCapacity: true)
+            counts.removeAll()
             certain.removeAll(keepingCapacity: true)
         }
-        counts[Link(down: down, up: up), default: 0] += weight
+        counts.add(Link(down: down, up: up), weight)
     }
 
     /// A pairing made (certain: one candidate, or an exact key on both copies).
@@ -97,7 +122,7 @@ struct WorkerGroups {
     mutating func regroup() {
         var rowTotals: [Slot: Double] = [:]
         var colTotals: [Slot: Double] = [:]
-        for (l, n) in counts {
+        for (l, n) in zip(counts.links, counts.weights) {
             rowTotals[l.down, default: 0] += n
             colTotals[l.up, default: 0] += n
         }
@@ -152,7 +177,7 @@ struct WorkerGroups {
     /// Spectral co-clustering (Dhillon 2001) of the count matrix into two: the second left and
     /// right singular vectors of D_r^-1/2 · W · D_c^-1/2, by power iteration with the first
     /// (known: √row totals, √column totals) projected out; sides by sign.
-    static func bisect(rows: [Slot], cols: [Slot], counts: [Link: Double])
+    static func bisect(rows: [Slot], cols: [Slot], counts: LinkCounts)
         -> ([Slot: Bool], [Slot: Bool])?
     {
         let n = rows.count, m = cols.count
@@ -160,7 +185,7 @@ struct WorkerGroups {
         for (i, r) in rows.enumerated() { rowIndex[r] = i }
         for (j, c) in cols.enumerated() { colIndex[c] = j }
         var w = [Double](repeating: 0, count: n * m)
-        for (l, k) in counts {
+        for (l, k) in zip(counts.links, counts.weights) {
             if let i = rowIndex[l.down], let j = colIndex[l.up] { w[i * m + j] += k }
         }
         var r = [Double](repeating: 0, count: n), c = [Double](repeating: 0, count: m)

@@ -1,0 +1,26 @@
+import XCTest
+@testable import HopCorrelation
+
+final class WorkerGroupsTests: XCTestCase {
+    /// The timing evidence is summed in the order its connection pairs first appeared, never in
+    /// a dictionary's order (which changes from process to process: the same capture numbered
+    /// its worker groups differently from one run to the next).
+    func testLinkCountsKeepFirstAppearanceOrderAndSumWeights() {
+        var c = WorkerGroups.LinkCounts()
+        let links = (0..<500).map { WorkerGroups.Link(down: ($0 * 37) % 101, up: ($0 * 53) % 97) }
+        for (i, l) in links.enumerated() { c.add(l, Double(i % 7) + 0.5) }
+        for (i, l) in links.enumerated().reversed() { c.add(l, Double(i % 3)) }
+        var seen = Set<WorkerGroups.Link>(), order: [WorkerGroups.Link] = []
+        for l in links where seen.insert(l).inserted { order.append(l) }
+        XCTAssertEqual(c.links, order)
+        var expected: [WorkerGroups.Link: Double] = [:]
+        for (i, l) in links.enumerated() { expected[l, default: 0] += Double(i % 7) + 0.5 }
+        for (i, l) in links.enumerated().reversed() { expected[l, default: 0] += Double(i % 3) }
+        for (l, w) in zip(c.links, c.weights) { XCTAssertEqual(w, expected[l]!, accuracy: 1e-9) }
+        c.removeAll()
+        XCTAssertEqual(c.count, 0)
+        c.add(links[3], 2)
+        XCTAssertEqual(c.links, [links[3]])
+        XCTAssertEqual(c.weights, [2])
+    }
+}
