@@ -209,7 +209,10 @@ extension Analysis {
         }
         out.flush()
         // A live capture: libpcap's figures and the capture queue's, as the other commands say them.
-        if let st = outcome.result.statistics { err.line(PipelineResult.statisticsLine(st)) }
+        if let st = outcome.result.statistics {
+            err.line("\(outcome.result.decode.packets) packets captured")
+            err.line(PipelineResult.statisticsLine(st))
+        }
         if let e = outcome.result.readError { throw InputError(message: e.description) }
     }
 }

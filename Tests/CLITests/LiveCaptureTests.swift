@@ -59,4 +59,58 @@ final class LiveCaptureTests: XCTestCase {
         XCTAssertTrue(rest.contains("packets received by filter"), rest)
         XCTAssertTrue(rest.contains("packets dropped by kernel"), rest)
     }
+
+    /// `analyze -i`: the report of what it captured, then the capture's figures as the other
+    /// live commands give them (the packets it captured first: Benchmarks/live-load.sh reads
+    /// that line to put its CPU per packet beside watch's).
+    func testLiveAnalyzeReportsItsChainsAndTheCapturesFigures() throws {
+        guard TestEnv.isRoot else { throw XCTSkip("live capture test needs root (CAP_NET_RAW, CAP_SYS_ADMIN for network namespaces)") }
+        guard let ip = TestEnv.which("ip") else { throw XCTSkip("`ip` (iproute2) is missing: cannot create a network namespace") }
+        guard let python = TestEnv.which("python3") else { throw XCTSkip("python3 is missing: it drives the test traffic") }
+        let ns = "hoptest-live-analyze-\(getpid())"
+        _ = try? TestEnv.run(ip, ["netns", "del", ns])
+        let add = try TestEnv.run(ip, ["netns", "add", ns])
+        guard add.status == 0 else { throw XCTSkip("cannot create a network namespace here: \(add.stderr.trimmingCharacters(in: .whitespacesAndNewlines))") }
+        defer { _ = try? TestEnv.run(ip, ["netns", "del", ns]) }
+        XCTAssertEqual(try TestEnv.run(ip, ["-n", ns, "link", "set", "lo", "up"]).status, 0)
+
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: ip)
+        p.arguments = ["netns", "exec", ns, TestEnv.hoptrace, "analyze", "-i", "lo", "-c", "1", "--rules", "none", "tcp", "port", "8098"]
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        defer { if p.isRunning { p.terminate() } }
+        let first = String(decoding: err.fileHandleForReading.availableData, as: UTF8.self)
+        XCTAssertTrue(first.contains("listening on lo"), first)
+
+        let script = """
+        import socket
+        s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", 8098)); s.listen(1)
+        c = socket.create_connection(("127.0.0.1", 8098))
+        a, _ = s.accept()
+        c.sendall(b"GET /live-analyze HTTP/1.1\\r\\nHost: live\\r\\n\\r\\n")
+        a.recv(200); a.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\n\\r\\nok")
+        c.recv(200); a.close(); c.close(); s.close()
+        """
+        let traffic = try TestEnv.run(ip, ["netns", "exec", ns, python, "-c", script], timeout: 20)
+        XCTAssertEqual(traffic.status, 0, traffic.stderr)
+
+        let deadline = Date().addingTimeInterval(15)
+        while p.isRunning && Date() < deadline { usleep(20_000) }
+        XCTAssertFalse(p.isRunning, "analyze should stop by itself after -c 1")
+        if p.isRunning { p.terminate() }
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0)
+        let report = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        XCTAssertTrue(report.contains("GET /live-analyze"), report)
+        let rest = first + String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let captured = rest.split(separator: "\n").first { $0.hasSuffix(" packets captured") }
+        XCTAssertNotNil(captured, rest)
+        XCTAssertGreaterThanOrEqual(Int(captured?.split(separator: " ").first ?? "") ?? 0, 4, rest)
+        XCTAssertTrue(rest.contains("packets received by filter"), rest)
+        XCTAssertTrue(rest.contains("packets dropped by hoptrace's queue"), rest)
+    }
 }
