@@ -470,6 +470,7 @@ public final class Correlator {
         let waiting = list.ups
         let first = list.firstIndex(startingFrom: dt.headEnd - tol)
         candidateChecks &+= waiting.count - first
+        out.reserveCapacity(waiting.count - first)
         for i in first..<waiting.count {
             let u = waiting[i]
             guard !u.taken, !u.removed else { continue }
@@ -561,9 +562,14 @@ public final class Correlator {
         orders.reset(columns: columns.count)
         for i in 0..<rows {
             let status = pool[i].facts.times.status, slot = pool[i].slot
-            orders.addRow(pool[i].candidates.lazy
-                .filter { $0.column >= 0 && Self.isFinalAttempt($0.facts.times.status, for: status) }
-                .map { (column: $0.column, own: !self.groups.differ(down: slot, up: $0.slot)) })
+            let candidates = pool[i].candidates
+            orders.beginRow()
+            for k in candidates.indices {
+                let u = candidates[k]
+                guard u.column >= 0, Self.isFinalAttempt(u.facts.times.status, for: status) else { continue }
+                orders.addColumn(u.column, own: !groups.differ(down: slot, up: u.slot))
+            }
+            orders.endRow()
         }
         // Forward order, and return order: upstream copies by response start, each to the row
         // whose response began first after it.

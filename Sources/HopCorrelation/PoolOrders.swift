@@ -46,11 +46,24 @@ struct PoolOrders {
 
     /// Adds the next row: its columns, each marked whether it is of the row's worker group.
     mutating func addRow<S: Sequence<(column: Int, own: Bool)>>(_ candidates: S) {
-        let start = edges.count
+        beginRow()
+        for c in candidates { addColumn(c.column, own: c.own) }
+        endRow()
+    }
+
+    /// The same, a column at a time (`beginRow`, `addColumn`…, `endRow`): the correlator's
+    /// loop feeds its candidates straight in, without a closure per candidate.
+    mutating func beginRow() {
         other.removeAll(keepingCapacity: true)
-        for c in candidates {
-            if c.own { edges.append(c.column) } else { other.append(c.column) }
-        }
+    }
+
+    @inline(__always)
+    mutating func addColumn(_ column: Int, own: Bool) {
+        if own { edges.append(column) } else { other.append(column) }
+    }
+
+    mutating func endRow() {
+        let start = rowStart[rowStart.count - 1]
         edges[start...].sort()
         let mid = edges.count
         other.sort()

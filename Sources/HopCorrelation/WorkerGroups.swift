@@ -199,16 +199,25 @@ struct WorkerGroups {
         // A deterministic start that is not parallel to the first vector.
         var x = (0..<n).map { Double(($0 * 7919) % 13) - 6 }
         var y = [Double](repeating: 0, count: m)
+        var next = [Double](repeating: 0, count: n)
+        // At most 300 rounds; stopped once the vector no longer moves (within 1e-13 per entry,
+        // far below any sign decided from it): a regrouping took ~6.7M instructions with its
+        // 300 rounds, 7% of `watch` at a pooling proxy's peak, and most had converged long before.
         for _ in 0..<300 {
             let dot = zip(x, first).reduce(0) { $0 + $1.0 * $1.1 }
             for i in 0..<n { x[i] -= dot * first[i] }
             for j in 0..<m { y[j] = 0 }
             for i in 0..<n where x[i] != 0 { for j in 0..<m { y[j] += w[i * m + j] * x[i] } }
-            var next = [Double](repeating: 0, count: n)
             for i in 0..<n { var s = 0.0; for j in 0..<m { s += w[i * m + j] * y[j] }; next[i] = s }
             let len = next.reduce(0) { $0 + $1 * $1 }.squareRoot()
             guard len > 1e-12 else { return nil }
-            x = next.map { $0 / len }
+            var moved = 0.0
+            for i in 0..<n {
+                let v = next[i] / len
+                moved = max(moved, abs(v - x[i]))
+                x[i] = v
+            }
+            if moved < 1e-13 { break }
         }
         let dot = zip(x, first).reduce(0) { $0 + $1.0 * $1.1 }
         for i in 0..<n { x[i] -= dot * first[i] }
