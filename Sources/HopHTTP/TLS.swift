@@ -1,0 +1,349 @@
+/// TLS as a hop carries it, read without decrypting: the records of each direction, what the
+/// handshake says in the clear (SNI, ALPN, versions, cipher suite), and the application data
+/// cut into turns — a run of records one way, then a run the other way — which is what one
+/// HTTP/1 request and its response look like encrypted (issue 20: an mTLS hop between sidecars
+/// is paired with its plaintext copy on lo by time nesting and size).
+
+/// What a TLS handshake says in the clear.
+public struct TLSHello: Sendable, Hashable {
+    /// The server name the client asked for (SNI), if any.
+    public var serverName: String?
+    /// The application protocols the client offered (ALPN), in its order: `h2`, `http/1.1`,
+    /// Istio's `istio-peer-exchange`, `istio-http/1.1`, `istio-h2`.
+    public var alpnOffered: [String] = []
+    /// The protocol the server chose, when the ServerHello carries it (TLS 1.2 and earlier;
+    /// TLS 1.3 sends it encrypted, in EncryptedExtensions).
+    public var alpnSelected: String?
+    /// The versions the client offered (supported_versions, else its legacy version).
+    public var versionsOffered: [UInt16] = []
+    /// The version the server chose (its supported_versions, else its legacy version).
+    public var version: UInt16?
+    /// The cipher suite the server chose.
+    public var cipherSuite: UInt16?
+    /// The client's legacy session id was non-empty and the server echoed it (a resumption in
+    /// TLS 1.2; in TLS 1.3 middlebox-compatibility mode echoes it too).
+    public var sessionEchoed = false
+
+    public init() {}
+
+    /// `TLS 1.3`, `TLS 1.2`, … for a wire version (0x0304, 0x0303, …).
+    public static func versionName(_ v: UInt16) -> String {
+        switch v {
+        case 0x0300: "SSL 3.0"
+        case 0x0301: "TLS 1.0"
+        case 0x0302: "TLS 1.1"
+        case 0x0303: "TLS 1.2"
+        case 0x0304: "TLS 1.3"
+        default: "TLS 0x" + String(v, radix: 16)
+        }
+    }
+}
+
+/// One TLS record's header, as it crossed the wire.
+public struct TLSRecord: Sendable, Hashable {
+    public enum ContentType: UInt8, Sendable {
+        case changeCipherSpec = 20, alert = 21, handshake = 22, applicationData = 23, heartbeat = 24
+    }
+    public var type: ContentType
+    public var version: UInt16
+    /// The record's payload length (the bytes after its 5-byte header).
+    public var length: Int
+    /// Capture times of the record's first and last bytes.
+    public var firstTimestamp: Int64
+    public var lastTimestamp: Int64
+    /// A handshake record's payload (its first 64 KiB), for `TLSHelloParser`; nil otherwise.
+    public var handshakePayload: [UInt8]? = nil
+}
+
+/// Cuts one direction of a reassembled TCP stream into TLS records.
+///
+/// Only headers are kept (and a handshake record's payload, for `TLSHelloParser`, up to
+/// 64 KiB). After a gap the next record boundary is unknown: the reader looks for a
+/// header it can trust — a known content type, version 3.x and a length within the limit, and
+/// another such header right after it — and resumes there; the bytes skipped are counted.
+public struct TLSRecordReader {
+    /// The largest record payload TLS allows (2^14 plus expansion: 2^14 + 2048).
+    public static let maximumLength = 16_384 + 2_048
+
+    /// Bytes of a header or a handshake payload that straddle segments.
+    private var pending: [UInt8] = []
+    /// The payload bytes of the current record still to come (not handshake: not kept).
+    private var skipping = 0
+    private var current: TLSRecord?
+    private var resyncing = false
+    /// Handshake payload bytes of the current record, kept for the hello parser.
+    private var handshakeBytes: [UInt8] = []
+    public private(set) var skippedBytes = 0
+    public private(set) var gaps = 0
+
+    public init() {}
+
+    /// The records the bytes complete, in order. `timestamp` is the segment's capture time.
+    public mutating func consume(_ bytes: UnsafeRawBufferPointer, at timestamp: Int64) -> [TLSRecord] {
+        var out: [TLSRecord] = []
+        var i = 0
+        let n = bytes.count
+        while i < n {
+            if skipping > 0, var r = current {
+                let take = min(skipping, n - i)
+                if r.type == .handshake, handshakeBytes.count + take <= 65_536 {
+                    handshakeBytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[i..<(i + take)]))
+                }
+                skipping -= take
+                i += take
+                r.lastTimestamp = timestamp
+                current = r
+                if skipping == 0 {
+                    if r.type == .handshake { r.handshakePayload = handshakeBytes }
+                    out.append(r)
+                    current = nil
+                }
+                continue
+            }
+            if resyncing {
+                // Look for two trustworthy headers in a row within what is here.
+                var found: Int?
+                var k = i
+                while k + 5 <= n {
+                    if Self.plausible(bytes, at: k), case let len = Self.length(bytes, at: k),
+                       k + 5 + len + 5 <= n, Self.plausible(bytes, at: k + 5 + len) {
+                        found = k
+                        break
+                    }
+                    k += 1
+                }
+                guard let f = found else {
+                    // Two headers in a row are not in these bytes: skip them (a boundary that
+                    // straddles segments is found at the next one instead).
+                    skippedBytes += n - i
+                    return out
+                }
+                skippedBytes += f - i
+                i = f
+                resyncing = false
+                continue
+            }
+            // A header, perhaps in pieces.
+            let need = 5 - pending.count
+            if n - i < need {
+                pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[i..<n]))
+                return out
+            }
+            var header = pending
+            header.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[i..<(i + need)]))
+            pending.removeAll(keepingCapacity: true)
+            i += need
+            let ok = header.withUnsafeBytes { Self.plausible($0, at: 0) }
+            guard ok, let type = TLSRecord.ContentType(rawValue: header[0]) else {
+                // Not a record boundary after all: hunt for one from here.
+                skippedBytes += 5
+                resyncing = true
+                continue
+            }
+            let length = Int(header[3]) << 8 | Int(header[4])
+            if type == .handshake { handshakeBytes.removeAll(keepingCapacity: true) }
+            let r = TLSRecord(type: type, version: UInt16(header[1]) << 8 | UInt16(header[2]), length: length,
+                              firstTimestamp: timestamp, lastTimestamp: timestamp)
+            if length == 0 { out.append(r); continue }
+            current = r
+            skipping = length
+        }
+        return out
+    }
+
+    /// Bytes were lost: the record being read is given up, and the next boundary is searched for.
+    public mutating func gap() {
+        gaps += 1
+        pending.removeAll()
+        skipping = 0
+        current = nil
+        handshakeBytes.removeAll()
+        resyncing = true
+    }
+
+    static func plausible(_ b: UnsafeRawBufferPointer, at k: Int) -> Bool {
+        guard k + 5 <= b.count, (20...24).contains(b[k]), b[k + 1] == 3, b[k + 2] <= 4 else { return false }
+        return length(b, at: k) <= maximumLength
+    }
+
+    static func length(_ b: UnsafeRawBufferPointer, at k: Int) -> Int { Int(b[k + 3]) << 8 | Int(b[k + 4]) }
+}
+
+/// Reads a ClientHello or a ServerHello (a handshake record's payload) into a `TLSHello`.
+public enum TLSHelloParser {
+    /// Adds what `payload` (the handshake bytes of the client's or the server's first flight)
+    /// says to `hello`; false when it is not a hello it could read.
+    @discardableResult
+    public static func read(_ payload: [UInt8], into hello: inout TLSHello) -> Bool {
+        var r = Reader(payload)
+        guard let type = r.u8(), let length = r.u24(), length <= r.remaining else { return false }
+        var body = Reader(Array(payload[4..<(4 + length)]))
+        switch type {
+        case 1: return client(&body, &hello)
+        case 2: return server(&body, &hello)
+        default: return false
+        }
+    }
+
+    private static func client(_ r: inout Reader, _ hello: inout TLSHello) -> Bool {
+        guard let legacy = r.u16(), r.skip(32), let sid = r.u8(), r.skip(Int(sid)),
+              let suites = r.u16(), r.skip(Int(suites)), let comp = r.u8(), r.skip(Int(comp)) else { return false }
+        hello.versionsOffered = [legacy]
+        guard let extLength = r.u16(), var exts = r.sub(Int(extLength)) else { return true }
+        while let type = exts.u16(), let len = exts.u16(), var e = exts.sub(Int(len)) {
+            switch type {
+            case 0:  // server_name: a list of (type, name); host_name is type 0
+                guard let listLength = e.u16(), var list = e.sub(Int(listLength)) else { break }
+                while let nameType = list.u8(), let nameLength = list.u16(), let name = list.bytes(Int(nameLength)) {
+                    if nameType == 0 { hello.serverName = String(decoding: name, as: UTF8.self); break }
+                }
+            case 16:  // ALPN
+                hello.alpnOffered = protocols(&e)
+            case 43:  // supported_versions: a list of 2-byte versions
+                guard let n = e.u8(), var list = e.sub(Int(n)) else { break }
+                var versions: [UInt16] = []
+                while let v = list.u16() { if v & 0x0f0f != 0x0a0a { versions.append(v) } }  // GREASE dropped
+                if !versions.isEmpty { hello.versionsOffered = versions }
+            default:
+                break
+            }
+        }
+        return true
+    }
+
+    private static func server(_ r: inout Reader, _ hello: inout TLSHello) -> Bool {
+        guard let legacy = r.u16(), r.skip(32), let sid = r.u8() else { return false }
+        hello.sessionEchoed = sid > 0
+        guard r.skip(Int(sid)), let suite = r.u16(), r.skip(1) else { return false }
+        hello.version = legacy
+        hello.cipherSuite = suite
+        guard let extLength = r.u16(), var exts = r.sub(Int(extLength)) else { return true }
+        while let type = exts.u16(), let len = exts.u16(), var e = exts.sub(Int(len)) {
+            switch type {
+            case 16: hello.alpnSelected = protocols(&e).first
+            case 43: if let v = e.u16() { hello.version = v }
+            default: break
+            }
+        }
+        return true
+    }
+
+    private static func protocols(_ e: inout Reader) -> [String] {
+        guard let listLength = e.u16(), var list = e.sub(Int(listLength)) else { return [] }
+        var out: [String] = []
+        while let n = list.u8(), let p = list.bytes(Int(n)) { out.append(String(decoding: p, as: UTF8.self)) }
+        return out
+    }
+
+    /// Big-endian reads that fail (nil) instead of reading past the end.
+    struct Reader {
+        let b: [UInt8]
+        var i = 0
+        init(_ b: [UInt8]) { self.b = b }
+        var remaining: Int { b.count - i }
+        mutating func u8() -> UInt8? { guard remaining >= 1 else { return nil }; defer { i += 1 }; return b[i] }
+        mutating func u16() -> UInt16? {
+            guard remaining >= 2 else { return nil }
+            defer { i += 2 }
+            return UInt16(b[i]) << 8 | UInt16(b[i + 1])
+        }
+        mutating func u24() -> Int? {
+            guard remaining >= 3 else { return nil }
+            defer { i += 3 }
+            return Int(b[i]) << 16 | Int(b[i + 1]) << 8 | Int(b[i + 2])
+        }
+        mutating func skip(_ n: Int) -> Bool { guard n >= 0, remaining >= n else { return false }; i += n; return true }
+        mutating func bytes(_ n: Int) -> ArraySlice<UInt8>? {
+            guard n >= 0, remaining >= n else { return nil }
+            defer { i += n }
+            return b[i..<(i + n)]
+        }
+        mutating func sub(_ n: Int) -> Reader? { bytes(n).map { Reader(Array($0)) } }
+    }
+}
+
+/// A run of application-data records in one direction.
+public struct TLSTurn: Sendable, Hashable {
+    public var records = 0
+    /// The records' payload bytes (ciphertext, with each record's tag and, in TLS 1.3, its
+    /// inner content type: a few dozen bytes a record more than the plaintext).
+    public var bytes = 0
+    public var firstTimestamp: Int64
+    public var lastTimestamp: Int64
+}
+
+/// One request turn and the response turn after it: what an HTTP/1 exchange looks like
+/// encrypted.
+public struct TLSTurnPair: Sendable, Hashable {
+    public var request: TLSTurn
+    public var response: TLSTurn?
+    /// The first pair of a TLS 1.3 connection: the client's Finished (and, under mTLS, its
+    /// certificate) and the server's session tickets travel as application data too, in the
+    /// same runs as the first request and response: their sizes say less.
+    public var includesHandshake: Bool
+}
+
+/// Cuts a TLS connection's application data into turns, from its records in capture order.
+///
+/// A turn is a run of application-data records one way; a request turn is the client's, and
+/// the server's next turn answers it. Before the client has sent application data, the
+/// server's application data is TLS 1.3's encrypted handshake (EncryptedExtensions,
+/// Certificate, Finished), not a response; it is counted, not turned.
+public struct TLSTurnTracker {
+    private var request: TLSTurn?
+    private var response: TLSTurn?
+    private var clientSent = false
+    private var firstDone = false
+    public var tls13 = false
+    /// Server application data before the client's first (TLS 1.3 handshake flights).
+    public private(set) var serverHandshakeRecords = 0
+    /// Alerts seen (an alert ends a connection, or warns).
+    public private(set) var alerts = 0
+
+    public init() {}
+
+    /// A record in capture order; `fromClient` says its direction. Returns the pair a new
+    /// request turn completed (the previous request and its response), if any.
+    public mutating func add(_ r: TLSRecord, fromClient: Bool) -> TLSTurnPair? {
+        if r.type == .alert { alerts += 1; return nil }
+        guard r.type == .applicationData else { return nil }
+        if fromClient {
+            clientSent = true
+            if response != nil { return startRequest(r) }
+            if request == nil { return startRequest(r) }
+            request!.records += 1
+            request!.bytes += r.length
+            request!.lastTimestamp = r.lastTimestamp
+            return nil
+        }
+        guard clientSent, request != nil else { serverHandshakeRecords += 1; return nil }
+        if response == nil {
+            response = TLSTurn(records: 1, bytes: r.length, firstTimestamp: r.firstTimestamp, lastTimestamp: r.lastTimestamp)
+        } else {
+            response!.records += 1
+            response!.bytes += r.length
+            response!.lastTimestamp = r.lastTimestamp
+        }
+        return nil
+    }
+
+    /// The last turn pair, at the connection's end (its response may be missing).
+    public mutating func finish() -> TLSTurnPair? {
+        guard let q = request else { return nil }
+        defer { request = nil; response = nil }
+        return pair(q, response)
+    }
+
+    private mutating func startRequest(_ r: TLSRecord) -> TLSTurnPair? {
+        let done = request.map { pair($0, response) }
+        request = TLSTurn(records: 1, bytes: r.length, firstTimestamp: r.firstTimestamp, lastTimestamp: r.lastTimestamp)
+        response = nil
+        return done
+    }
+
+    private mutating func pair(_ q: TLSTurn, _ a: TLSTurn?) -> TLSTurnPair {
+        let p = TLSTurnPair(request: q, response: a, includesHandshake: tls13 && !firstDone)
+        firstDone = true
+        return p
+    }
+}

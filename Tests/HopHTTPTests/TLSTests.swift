@@ -1,0 +1,163 @@
+import XCTest
+@testable import HopHTTP
+
+final class TLSTests: XCTestCase {
+    // MARK: Hand-built handshake messages and records
+
+    private func u16(_ v: Int) -> [UInt8] { [UInt8(v >> 8 & 0xff), UInt8(v & 0xff)] }
+    private func u24(_ v: Int) -> [UInt8] { [UInt8(v >> 16 & 0xff), UInt8(v >> 8 & 0xff), UInt8(v & 0xff)] }
+    private func ext(_ type: Int, _ body: [UInt8]) -> [UInt8] { u16(type) + u16(body.count) + body }
+    private func alpn(_ protocols: [String]) -> [UInt8] {
+        let list = protocols.flatMap { [UInt8($0.utf8.count)] + Array($0.utf8) }
+        return u16(list.count) + list
+    }
+    private func record(_ type: UInt8, _ payload: [UInt8]) -> [UInt8] { [type, 3, 3] + u16(payload.count) + payload }
+
+    private func clientHello(sni: String?, alpn protocols: [String], versions: [Int]) -> [UInt8] {
+        var exts: [UInt8] = []
+        if let sni {
+            let name = Array(sni.utf8)
+            let entry = [UInt8(0)] + u16(name.count) + name
+            exts += ext(0, u16(entry.count) + entry)
+        }
+        if !protocols.isEmpty { exts += ext(16, alpn(protocols)) }
+        if !versions.isEmpty {
+            let list = versions.flatMap { u16($0) }
+            exts += ext(43, [UInt8(list.count)] + list)
+        }
+        let body = u16(0x0303) + [UInt8](repeating: 7, count: 32) + [32] + [UInt8](repeating: 9, count: 32)
+            + u16(4) + u16(0x1301) + u16(0x1302) + [1, 0] + u16(exts.count) + exts
+        return [1] + u24(body.count) + body
+    }
+
+    private func serverHello(version: Int?, alpn selected: String?, suite: Int = 0x1301) -> [UInt8] {
+        var exts: [UInt8] = []
+        if let version { exts += ext(43, u16(version)) }
+        if let selected { exts += ext(16, alpn([selected])) }
+        let body = u16(0x0303) + [UInt8](repeating: 5, count: 32) + [32] + [UInt8](repeating: 9, count: 32)
+            + u16(suite) + [0] + u16(exts.count) + exts
+        return [2] + u24(body.count) + body
+    }
+
+    private func read(_ reader: inout TLSRecordReader, _ bytes: [UInt8], at t: Int64 = 0) -> [TLSRecord] {
+        bytes.withUnsafeBytes { reader.consume($0, at: t) }
+    }
+
+    // MARK: Tests
+
+    func testClientAndServerHelloSayWhatIsInTheClear() {
+        var hello = TLSHello()
+        XCTAssertTrue(TLSHelloParser.read(clientHello(sni: "reviews.default.svc.cluster.local",
+                                                      alpn: ["istio-peer-exchange", "istio-http/1.1", "h2"],
+                                                      versions: [0x0a0a, 0x0304, 0x0303]), into: &hello))
+        XCTAssertTrue(TLSHelloParser.read(serverHello(version: 0x0304, alpn: nil), into: &hello))
+        XCTAssertEqual(hello.serverName, "reviews.default.svc.cluster.local")
+        XCTAssertEqual(hello.alpnOffered, ["istio-peer-exchange", "istio-http/1.1", "h2"])
+        XCTAssertEqual(hello.versionsOffered, [0x0304, 0x0303], "GREASE values are not versions")
+        XCTAssertEqual(hello.version, 0x0304)
+        XCTAssertEqual(TLSHello.versionName(hello.version!), "TLS 1.3")
+        XCTAssertEqual(hello.cipherSuite, 0x1301)
+        XCTAssertNil(hello.alpnSelected, "TLS 1.3 sends the chosen protocol encrypted")
+        XCTAssertTrue(hello.sessionEchoed)
+
+        var twelve = TLSHello()
+        TLSHelloParser.read(clientHello(sni: nil, alpn: ["h2", "http/1.1"], versions: []), into: &twelve)
+        TLSHelloParser.read(serverHello(version: nil, alpn: "http/1.1", suite: 0xc02f), into: &twelve)
+        XCTAssertNil(twelve.serverName)
+        XCTAssertEqual(twelve.versionsOffered, [0x0303])
+        XCTAssertEqual(twelve.version, 0x0303)
+        XCTAssertEqual(twelve.alpnSelected, "http/1.1")
+    }
+
+    func testTruncatedOrForeignHandshakesAreRefusedNotMisread() {
+        let full = clientHello(sni: "a.example", alpn: ["h2"], versions: [0x0304])
+        for cut in [0, 1, 3, 4, 10, 40, full.count - 1] {
+            var hello = TLSHello()
+            XCTAssertFalse(TLSHelloParser.read(Array(full.prefix(cut)), into: &hello), "cut at \(cut)")
+            XCTAssertNil(hello.serverName)
+        }
+        var hello = TLSHello()
+        XCTAssertFalse(TLSHelloParser.read([11] + u24(3) + [0, 0, 0], into: &hello), "a Certificate message is not a hello")
+        // An extension whose length runs past the end: the fields before it stand, nothing is invented.
+        var bad = clientHello(sni: "x.example", alpn: ["h2"], versions: [])
+        bad.replaceSubrange(79..<81, with: u16(500))  // the extensions' length, past the message's end
+        XCTAssertTrue(TLSHelloParser.read(bad, into: &hello))
+        XCTAssertEqual(hello.versionsOffered, [0x0303])
+        XCTAssertNil(hello.serverName)
+        XCTAssertEqual(hello.alpnOffered, [])
+    }
+
+    func testRecordsAreTheSameHoweverTheStreamIsCut() {
+        let hello = clientHello(sni: "pod", alpn: ["h2"], versions: [0x0304])
+        let stream = record(22, hello) + record(20, [1]) + record(23, [UInt8](repeating: 0xab, count: 700))
+            + record(23, [UInt8](repeating: 0xcd, count: 3)) + record(21, [1, 0])
+        var whole = TLSRecordReader()
+        let expected = read(&whole, stream)
+        XCTAssertEqual(expected.map(\.type), [.handshake, .changeCipherSpec, .applicationData, .applicationData, .alert])
+        XCTAssertEqual(expected.map(\.length), [hello.count, 1, 700, 3, 2])
+        XCTAssertEqual(expected[0].handshakePayload, hello)
+        XCTAssertNil(expected[2].handshakePayload, "application data is not kept")
+        for cut in 1..<stream.count {
+            var r = TLSRecordReader()
+            let got = read(&r, Array(stream[..<cut]), at: 1) + read(&r, Array(stream[cut...]), at: 2)
+            XCTAssertEqual(got.map(\.type), expected.map(\.type), "cut at \(cut)")
+            XCTAssertEqual(got.map(\.length), expected.map(\.length), "cut at \(cut)")
+            XCTAssertEqual(got[0].handshakePayload, hello, "cut at \(cut)")
+            XCTAssertEqual(r.skippedBytes, 0)
+        }
+    }
+
+    func testAfterAGapTheReaderResumesAtTwoTrustworthyHeaders() {
+        var r = TLSRecordReader()
+        _ = read(&r, record(23, [UInt8](repeating: 1, count: 100)).prefix(40).map { $0 })
+        r.gap()
+        // The rest of the lost record's payload, then whole records.
+        let tail = [UInt8](repeating: 0x17, count: 37) + [3, 3, 0xff]  // looks like a header, but its length is too long
+        let next = record(23, [UInt8](repeating: 2, count: 50)) + record(23, [UInt8](repeating: 3, count: 60))
+        let got = read(&r, tail + next, at: 5)
+        XCTAssertEqual(got.map(\.length), [50, 60])
+        XCTAssertEqual(r.skippedBytes, tail.count)
+        XCTAssertEqual(r.gaps, 1)
+        // Garbage that is not TLS at all is skipped, never read as records.
+        var g = TLSRecordReader()
+        XCTAssertEqual(read(&g, Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8)).count, 0)
+        XCTAssertGreaterThan(g.skippedBytes, 0)
+    }
+
+    func testApplicationDataIsCutIntoRequestAndResponseTurns() {
+        func rec(_ type: TLSRecord.ContentType, _ length: Int, _ t: Int64) -> TLSRecord {
+            TLSRecord(type: type, version: 0x0303, length: length, firstTimestamp: t, lastTimestamp: t + 1)
+        }
+        var tracker = TLSTurnTracker()
+        tracker.tls13 = true
+        var pairs: [TLSTurnPair] = []
+        let flow: [(TLSRecord, Bool)] = [
+            (rec(.handshake, 512, 0), true), (rec(.handshake, 122, 10), false), (rec(.changeCipherSpec, 1, 10), false),
+            (rec(.applicationData, 2000, 11), false), (rec(.applicationData, 300, 12), false),  // encrypted handshake
+            (rec(.changeCipherSpec, 1, 20), true), (rec(.applicationData, 53, 20), true),     // client Finished
+            (rec(.applicationData, 120, 21), true),                                            // request 1
+            (rec(.applicationData, 250, 30), false), (rec(.applicationData, 900, 31), false), // tickets + response 1
+            (rec(.applicationData, 140, 40), true),                                            // request 2
+            (rec(.applicationData, 16401, 50), false), (rec(.applicationData, 900, 51), false),
+            (rec(.alert, 19, 60), true),
+        ]
+        for (r, fromClient) in flow { if let p = tracker.add(r, fromClient: fromClient) { pairs.append(p) } }
+        if let p = tracker.finish() { pairs.append(p) }
+        XCTAssertEqual(pairs.count, 2)
+        XCTAssertEqual(tracker.serverHandshakeRecords, 2)
+        XCTAssertEqual(tracker.alerts, 1)
+        XCTAssertEqual(pairs[0].request.records, 2)
+        XCTAssertEqual(pairs[0].request.bytes, 173)
+        XCTAssertEqual(pairs[0].response?.bytes, 1150)
+        XCTAssertTrue(pairs[0].includesHandshake)
+        XCTAssertEqual(pairs[1].request.bytes, 140)
+        XCTAssertEqual(pairs[1].response?.records, 2)
+        XCTAssertEqual(pairs[1].response?.firstTimestamp, 50)
+        XCTAssertEqual(pairs[1].response?.lastTimestamp, 52)
+        XCTAssertFalse(pairs[1].includesHandshake)
+        // A request with no answer yet is still a turn at the end, without a response.
+        var open = TLSTurnTracker()
+        _ = open.add(rec(.applicationData, 80, 1), fromClient: true)
+        XCTAssertNil(open.finish()?.response)
+    }
+}
