@@ -176,16 +176,23 @@ public enum ReportFormat: String, CaseIterable, Sendable {
 extension Analysis {
     /// `analyze`: the analysis of `source` printed on `out` in `format`. json and jsonl are
     /// written as the chains come (memory stays flat in the capture's length) and carry the
-    /// warnings; the others are rendered at the end, the warnings first on `err`. Text shows
-    /// the first chains in full and counts direct requests, or with `all` every chain in full.
+    /// warnings; the others are rendered at the end, the warnings first on `err`. Text lists the
+    /// first chains one line each and counts direct requests; with `all` every chain in full;
+    /// with `chains` only those ids, in full. `style`: the text's width and colour (nil: as
+    /// standard output calls for, `TextStyle.standardOutput`).
     public static func print(source: PcapSource, sourceName: String, settings: AnalysisSettings, format: ReportFormat,
-                             all: Bool = false, writer: PcapWriter?, out: Output = .stdout, err: Output = .stderr) throws(InputError) {
+                             all: Bool = false, chains selected: [Int] = [], style: TextStyle? = nil, writer: PcapWriter?,
+                             out: Output = .stdout, err: Output = .stderr) throws(InputError) {
+        if !selected.isEmpty && format != .text {
+            throw InputError(message: "--chain shows chains in the text report: leave out --format \(format.rawValue)")
+        }
         let json = JSONWriter(capacity: Output.flushBytes + 8192, flushThreshold: Output.flushBytes) { out.write(bytes: $0) }
         let output: ChainOutput
         switch format {
         case .json: output = .jsonDocument(json)
         case .jsonl: output = .jsonLines(json, flushEachLine: out.lineBuffered)
-        case .text where !all: output = .keep(limit: TextReport.Options().detailLimit, aggregateDirect: true)
+        case .text where !selected.isEmpty: output = .select(Set(selected))
+        case .text where !all: output = .keep(limit: TextReport.Options().chainLimit, aggregateDirect: true)
         case .text: output = .keep(limit: .max, aggregateDirect: false)
         case .mermaid, .html: output = .diagrams
         }
@@ -196,7 +203,9 @@ extension Analysis {
         switch format {
         case .text:
             var o = TextReport.Options()
-            if all { o.detailLimit = .max; o.showDirect = true }
+            o.style = style ?? .standardOutput()
+            o.full = all
+            if !selected.isEmpty { o.selected = selected }
             out.write(TextReport.render(report, options: o))
         case .json, .jsonl:
             break
