@@ -37,12 +37,12 @@ LOOP = bytes([127, 0, 0, 1])
 
 # route template, method, weight, median app time (ms), sigma, body bytes
 ROUTES = [
-    ("/api/users/{id}", "GET", 40, 2.0, 0.5, 420),
-    ("/api/orders/{id}", "GET", 20, 4.0, 0.6, 900),
+    ("/api/users/{id}", "GET", 40, 2.0, 0.5, 220),
+    ("/api/orders/{id}", "GET", 20, 4.0, 0.6, 300),
     ("/api/orders", "POST", 10, 9.0, 0.7, 120),
-    ("/api/search?q={q}", "GET", 8, 25.0, 0.8, 2400),
+    ("/api/search?q={q}", "GET", 8, 25.0, 0.8, 600),
     ("/health", "GET", 15, 0.15, 0.3, 2),
-    ("/static/app.js", "GET", 7, 0.8, 0.4, 1300),
+    ("/static/app.js", "GET", 7, 0.8, 0.4, 500),
 ]
 
 

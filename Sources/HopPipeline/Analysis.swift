@@ -78,7 +78,8 @@ public enum Analysis {
         var omitted = ChainTally()
         // The latency distributions, the problems and the timeline count every chain, whatever
         // the output keeps of it (`AnalysisReport.count`).
-        var counted = AnalysisReport.Counted()
+        var counted: AnalysisReport.Counted
+        if case .diagrams = output { counted = .init(rows: true) } else { counted = .init() }
         var direct = DirectCounts()
         let document: JSONReport.DocumentWriter?
         if case .jsonDocument(let w) = output { document = JSONReport.DocumentWriter(w) } else { document = nil }
@@ -185,6 +186,7 @@ public enum Analysis {
         report.latency = counted.latency
         report.problems = counted.problems
         report.timeline = counted.timeline
+        report.chainRows = counted.rows ?? ChainRows()
         report.warnings = AnalysisWarnings.detect(correlator: correlator, flows: result.flows, http: http.counters,
                                                   linkType: result.linkType, filter: settings.filter,
                                                   interfaces: result.interfaceCount)

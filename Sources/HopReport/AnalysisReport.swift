@@ -46,6 +46,8 @@ public struct AnalysisReport: Sendable {
     public var problems = ProblemModel()
     /// Requests and the time the proxy added over the capture's time, over every chain.
     public var timeline = Timeline()
+    /// Every chain in a few numbers (`--format html` only; empty otherwise).
+    public var chainRows = ChainRows()
     /// Every chain: those kept in `chains` and those counted in `omitted`.
     public var chainCount: Int { chains.count + omitted.chains }
 
@@ -120,13 +122,18 @@ public struct AnalysisReport: Sendable {
         public var latency = LatencyModel()
         public var problems = ProblemModel()
         public var timeline = Timeline()
+        /// Every chain in a few numbers (the HTML report's table), when asked for.
+        public var rows: ChainRows?
 
-        public init() {}
+        public init(rows keepRows: Bool = false) {
+            rows = keepRows ? ChainRows() : nil
+        }
 
         public mutating func add(_ c: RequestChain) {
             latency.add(c)
             problems.add(c)
             timeline.add(c)
+            rows?.add(c)
         }
 
         /// A direct request handed over as its exchange (`Correlator.onPlainDirect`).
@@ -134,6 +141,7 @@ public struct AnalysisReport: Sendable {
             latency.add(direct: x)
             problems.add(direct: x, chainID: chainID)
             timeline.add(direct: x)
+            rows?.add(direct: x, chainID: chainID)
         }
     }
 

@@ -117,10 +117,11 @@ final class TextLayoutTests: XCTestCase {
 /// `r` with its latency, problems and timeline counted from its chains (as `Analysis.run` does).
 func counted(_ r: AnalysisReport) -> AnalysisReport {
     var r = r
-    var c = AnalysisReport.Counted()
+    var c = AnalysisReport.Counted(rows: true)
     for chain in r.chains { c.add(chain) }
     r.latency = c.latency
     r.problems = c.problems
     r.timeline = c.timeline
+    r.chainRows = c.rows!
     return r
 }
