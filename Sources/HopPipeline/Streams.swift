@@ -132,9 +132,11 @@ extension WatchPipeline {
 
     /// `watch`: each hop as it completes (`HopLine`), linked to the other copies of its request
     /// once its chain is known; `heads` adds each exchange's heads and body prefixes; `color`
-    /// for a terminal. A live capture first says where its rules come from.
+    /// for a terminal. A live capture first says where its rules come from. `summaryInterval`
+    /// (text only): a `LiveSummary` every so many seconds of capture time and at the end.
     public static func print(source: PcapSource, writer: PcapWriter?, settings: AnalysisSettings, options: StreamOptions,
-                             heads: Bool, color: Bool, out: Output = .stdout, err: Output = .stderr) throws(InputError) {
+                             heads: Bool, color: Bool, summaryInterval: Double? = nil,
+                             out: Output = .stdout, err: Output = .stderr) throws(InputError) {
         let limit = options.limit ?? .max, jsonl = options.jsonl
         var printed = 0
         var names = InterfaceNames(source: source)
@@ -143,8 +145,13 @@ extension WatchPipeline {
         // Live with no -c: the correlation and the lines on a second thread (the capture has a
         // thread of its own already); HOPTRACE_WATCH_THREADS=1 keeps them on the reading thread.
         let threaded = source.isLive && options.limit == nil && getenv("HOPTRACE_WATCH_THREADS").map { String(cString: $0) } != "1"
+        var summary = jsonl ? nil : summaryInterval.map(LiveSummary.init(intervalSeconds:))
+        let style = TextStyle.standardOutput()
         let outcome = run(source: source, settings: settings, raw: writer?.sink, threaded: threaded, shouldStop: { printed >= limit }) { hop, chain in
             printed += 1
+            if let chain, summary?.add(chain) == true {
+                for line in summary!.render(style: style) { out.line(line) }
+            }
             if jsonl {
                 out.line(HopLine.json(hop, chain: chain, headers: heads))
             } else {
@@ -153,6 +160,7 @@ extension WatchPipeline {
             }
         }
         writer?.finish(source: source, err: err)
+        if let summary { for line in summary.render(style: style, final: true) { out.line(line) } }
         out.flush()
         outcome.report(jsonl: jsonl, out: out, err: err)
         if let e = outcome.result.readError { throw InputError(message: e.description) }
