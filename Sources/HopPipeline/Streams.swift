@@ -20,12 +20,15 @@ public struct StreamOptions {
     public var clock = LineClock(level: 0)
     /// The BPF filter the capture was read with (the warnings look at it).
     public var filter: String?
+    /// Text lines in colour (a terminal: `TextStyle.colorOn`).
+    public var color = false
 
-    public init(jsonl: Bool = false, limit: Int? = nil, clock: LineClock = LineClock(level: 0), filter: String? = nil) {
+    public init(jsonl: Bool = false, limit: Int? = nil, clock: LineClock = LineClock(level: 0), filter: String? = nil, color: Bool = false) {
         self.jsonl = jsonl
         self.limit = limit
         self.clock = clock
         self.filter = filter
+        self.color = color && !jsonl
     }
 }
 
@@ -53,7 +56,12 @@ extension PacketPipeline {
             printed += 1
             if !quiet {
                 let iface = names.name(for: seg.interfaceIndex)
-                out.line(jsonl ? PacketText.json(seg, interface: iface) : PacketText.text(seg, interface: iface, style: style, clock: &clock))
+                if jsonl {
+                    out.line(PacketText.json(seg, interface: iface))
+                } else {
+                    let line = PacketText.text(seg, interface: iface, style: style, clock: &clock)
+                    out.line(options.color ? TextStyle(color: true).packetLine(line, reset: seg.flags.contains(.rst)) : line)
+                }
             }
             return printed < limit
         }
@@ -75,7 +83,12 @@ extension FlowPipeline {
         let printer = ClosedConnections { conn in
             guard printed < limit else { return }
             printed += 1
-            out.line(jsonl ? FlowText.json(conn) : FlowText.text(conn, clock: &clock))
+            if jsonl {
+                out.line(FlowText.json(conn))
+            } else {
+                let line = FlowText.text(conn, clock: &clock)
+                out.line(options.color ? TextStyle(color: true).flowLine(line) : line)
+            }
         }
         let result = run(source: source, consumer: printer, raw: writer?.sink, shouldStop: { printed >= limit })
         writer?.finish(source: source, err: err)
@@ -94,7 +107,8 @@ extension ExchangePipeline {
                              quiet: Bool = false, out: Output = .stdout, err: Output = .stderr) throws(InputError) {
         let limit = options.limit ?? .max
         var printed = 0
-        let lines = ExchangeLines(out: out, jsonl: options.jsonl, headers: headers || bodies, bodies: bodies, clock: options.clock)
+        let lines = ExchangeLines(out: out, jsonl: options.jsonl, headers: headers || bodies, bodies: bodies, clock: options.clock,
+                                  color: options.color)
         var configuration = HTTPConfiguration()
         if bodies { configuration.bodyPrefixBytes = ExchangeText.bodyPrefixBytes }
         // Threaded (no limit), nothing stops the read from the analysis side: the reading

@@ -80,6 +80,32 @@ public struct TextStyle: Sendable, Equatable {
         return paint(String(line[..<i]), c) + line[i...]
     }
 
+    /// A `packets` line with its flags in colour: red for a reset.
+    public func packetLine(_ line: String, reset: Bool) -> String {
+        guard color, reset else { return line }
+        return line.replacingFirst("Flags [", with: "\u{1B}[31mFlags [").replacingFirst("], ", with: "]\u{1B}[0m, ")
+    }
+
+    /// A `flows` line with a reset in red and its anomalies in yellow.
+    public func flowLine(_ line: String) -> String {
+        guard color else { return line }
+        var l = line
+        for reason in [" rst-by-client", " rst-by-server"] where l.contains(reason) {
+            l = l.replacingFirst(reason, with: paint(reason, .red))
+            break
+        }
+        return l.replacingFirst(" anomalies:", with: paint(" anomalies:", .yellow))
+    }
+
+    /// A `check` line: ok in green, differences and errors in red.
+    public func checkLine(_ line: String) -> String {
+        guard color else { return line }
+        for (word, c) in [(": ok", Color.green), (": error:", .red), (" difference", .red)] where line.contains(word) {
+            return line.replacingFirst(word, with: paint(word, c))
+        }
+        return line
+    }
+
     // MARK: wrapping
 
     /// `text` after `first` on lines of at most `width` characters, words kept whole (a word

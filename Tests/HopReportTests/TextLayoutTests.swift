@@ -125,3 +125,19 @@ func counted(_ r: AnalysisReport) -> AnalysisReport {
     r.chainRows = c.rows!
     return r
 }
+
+/// The colours of the streaming commands' lines.
+final class LineColorTests: XCTestCase {
+    func testResetsDifferencesAndStatusesAreColoured() {
+        let on = TextStyle(color: true), off = TextStyle()
+        let flow = "c3 15:02:19.068652633 198.18.13.1:37832 > 198.18.13.2:80 → 77 B 1 seg ← 0 B 0 seg 1.00 ms rst-by-server anomalies: → 1 gap"
+        XCTAssertEqual(on.flowLine(flow), flow.replacingOccurrences(of: " rst-by-server", with: "\u{1B}[31m rst-by-server\u{1B}[0m")
+                                               .replacingOccurrences(of: " anomalies:", with: "\u{1B}[33m anomalies:\u{1B}[0m"))
+        XCTAssertEqual(off.flowLine(flow), flow)
+        let packet = "15:02:19.068652633 IP 198.18.13.1.37832 > 198.18.13.2.80: Flags [R.], seq 1, ack 2, win 0, length 0"
+        XCTAssertEqual(on.packetLine(packet, reset: true), "15:02:19.068652633 IP 198.18.13.1.37832 > 198.18.13.2.80: \u{1B}[31mFlags [R.]\u{1B}[0m, seq 1, ack 2, win 0, length 0")
+        XCTAssertEqual(on.packetLine(packet, reset: false), packet)
+        XCTAssertEqual(on.checkLine("capture Captures/lab-seed.pcap: ok (3 chains)"), "capture Captures/lab-seed.pcap\u{1B}[32m: ok\u{1B}[0m (3 chains)")
+        XCTAssertEqual(on.checkLine("capture x.pcap: 2 differences from x.expect.json"), "capture x.pcap: 2\u{1B}[31m difference\u{1B}[0ms from x.expect.json")
+    }
+}
