@@ -129,7 +129,10 @@ public enum TextReport {
     static func problemBlock(_ r: AnalysisReport, limit: Int, style st: TextStyle) -> [String] {
         let sections = r.problemSections
         guard !sections.isEmpty else { return [st.paint("problems", .bold) + " none found"] }
-        var out = st.wrap("the worst \(limit) of each kind; --chain ID shows one in full", first: "problems ", indent: 9)
+        // Many kinds: the worst one of each, so that the answer, the routes and the problems
+        // stay on one screen.
+        let limit = sections.count > 4 ? min(limit, 1) : limit
+        var out = st.wrap("the worst \(limit == 1 ? "one" : String(limit)) of each kind; --chain ID shows one in full", first: "problems ", indent: 9)
         out[0] = st.paint(out[0], prefix: 8, .bold)
         for sec in sections {
             let head = "  \(sec.kind.title): \(sec.countText)"
