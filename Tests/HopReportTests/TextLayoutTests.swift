@@ -141,3 +141,31 @@ final class LineColorTests: XCTestCase {
         XCTAssertEqual(on.checkLine("capture x.pcap: 2 differences from x.expect.json"), "capture x.pcap: 2\u{1B}[31m difference\u{1B}[0ms from x.expect.json")
     }
 }
+
+/// The timeline stays within its buckets whatever the capture's length, losing no chain.
+final class TimelineTests: XCTestCase {
+    func testBucketsWidenAndNothingIsLost() throws {
+        let r = try analyze("seed-doubled-head.pcap")
+        let base = try XCTUnwrap(r.chains.first { $0.proxyAddedNs != nil })
+        func shifted(_ seconds: Int64) -> RequestChain {
+            var c = base
+            for i in c.hops.indices {
+                c.hops[i].exchange.request?.firstTimestamp += seconds * 1_000_000_000
+                c.hops[i].exchange.response?.lastTimestamp += seconds * 1_000_000_000
+            }
+            return c
+        }
+        var t = Timeline()
+        for s in stride(from: Int64(0), to: 2000, by: 1) { t.add(shifted(s)) }
+        XCTAssertLessThanOrEqual(t.buckets.count, Timeline.maxBuckets)
+        XCTAssertEqual(t.width, 4_000_000_000, "1 s doubled until 2000 s fit in 600 buckets")
+        XCTAssertEqual(t.buckets.reduce(0) { $0 + $1.requests }, 2000)
+        XCTAssertEqual(t.buckets.reduce(0) { $0 + $1.proxied }, 2000)
+        XCTAssertEqual(t.buckets.map(\.proxyAddedMax).max(), base.proxyAddedNs)
+        // A chain from before the first bucket: buckets in front, still none lost.
+        t.add(shifted(-100))
+        XCTAssertEqual(t.buckets.reduce(0) { $0 + $1.requests }, 2001)
+        XCTAssertLessThanOrEqual(t.buckets.count, Timeline.maxBuckets)
+        XCTAssertEqual(t.buckets.first?.requests, 1)
+    }
+}
