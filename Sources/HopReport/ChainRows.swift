@@ -6,7 +6,8 @@ import HopHTTP
 /// the time the proxy added, flags, and each hop's role and times. About 60 bytes a chain plus
 /// its target; at most `limit` chains (the rest counted in `left`), so the page and the memory
 /// stay bounded: 250,000 chains are about 20 MB of page (100,000: 8.1 MB, rendered in about half
-/// a second by headless Chromium) and 50 MB of memory at most.
+/// a second by headless Chromium). Measured on 100,000 chains: `--format html` peaks at 146 MB
+/// RSS against 112 MB for text, the rows and the page's text together.
 public struct ChainRows: Sendable {
     public static let limit = 250_000
 
