@@ -37,6 +37,8 @@ public struct ChainRows: Sendable {
     /// -1 when not captured); `hopStart[i]..<hopStart[i+1]` are chain i's hops.
     public private(set) var hopRoles: [UInt8] = []
     public private(set) var hopTimes: [(Int64, Int64)] = []
+    /// Per hop: the status of its response (0: none).
+    public private(set) var hopStatuses: [Int16] = []
     public private(set) var hopStart: [Int] = [0]
     /// Strings by index (methods and targets), each kept once.
     public private(set) var strings: [String] = []
@@ -71,6 +73,7 @@ public struct ChainRows: Sendable {
             let x = c.hops[i].exchange
             hopRoles.append(UInt8(c.hops[i].role.index))
             hopTimes.append((x.request.map { $0.firstTimestamp - t0 } ?? -1, x.response.map { $0.lastTimestamp - t0 } ?? -1))
+            hopStatuses.append(Int16(clamping: x.response?.status ?? 0))
         }
         hopStart.append(hopRoles.count)
     }
@@ -92,6 +95,7 @@ public struct ChainRows: Sendable {
         flags.append(f)
         hopRoles.append(UInt8(HopRole.direct.index))
         hopTimes.append((x.request == nil ? -1 : 0, x.response.map { $0.lastTimestamp - t0 } ?? -1))
+        hopStatuses.append(Int16(clamping: x.response?.status ?? 0))
         hopStart.append(hopRoles.count)
     }
 

@@ -37,7 +37,7 @@ extension HTMLReport {
         h.raw("</script>\n</section>\n")
     }
 
-    /// `{"t0", "strings", "id", "t", "m", "g", "s", "c", "p", "f", "hs", "hr", "ha", "hb", "x"}`:
+    /// `{"t0", "strings", "id", "t", "m", "g", "s", "c", "p", "f", "hs", "hr", "ha", "hb", "hx", "x"}`:
     /// columns of `ChainRows` (times in µs: start from `t0`, durations; hop times from the
     /// chain's start, -1 when not captured), and `x` the kept chains' explanation, evidence and
     /// hops by id.
@@ -72,6 +72,7 @@ extension HTMLReport {
         column("hr", rows.hopRoles) { Int64($0) }
         column("ha", rows.hopTimes) { micro($0.0) }
         column("hb", rows.hopTimes) { micro($0.1) }
+        column("hx", rows.hopStatuses) { Int64($0) }
         b.raw(",\"x\":{")
         for (i, c) in r.chains.prefix(max(0, o.tableLimit)).enumerated() {
             if i > 0 { b.raw(",") }
@@ -243,7 +244,7 @@ extension HTMLReport {
             var label = S[D.m[i]] + ' ' + S[D.g[i]];
             if (D.ha[k] >= 0) events.push({ t: D.ha[k], from: a, to: b, text: label, resp: false, role: role });
             else events.push({ t: D.hb[k] - 0.5, from: a, to: b, text: 'request not captured', resp: false, lost: true, role: role });
-            if (D.hb[k] >= 0) events.push({ t: D.hb[k], from: b, to: a, text: 'response', resp: true, role: role });
+            if (D.hb[k] >= 0) events.push({ t: D.hb[k], from: b, to: a, text: D.hx[k] ? String(D.hx[k]) : 'response', resp: true, role: role });
             else events.push({ t: Math.max(D.ha[k], 0) + 0.5, from: b, to: a, text: 'no response', resp: true, lost: true, role: role });
           }
           events.sort(function (x, y) { return x.t - y.t; });
