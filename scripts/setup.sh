@@ -16,6 +16,7 @@ declare -A NEED=(
   [curl]="the lab's mixed scenario (curl HEAD/GET beside the load)"
   [python3-jsonschema]="validates the JSON output against docs/schema/analyze.schema.json (ReportSchemaValidationTests)"
   [python3-numpy]="recomputes the latency percentiles of the JSON output (scripts/check-latency.py, LatencyPercentileTests)"
+  [chromium]="renders the HTML report headless: its render time, errors and a screenshot (HTMLBrowserTests)"
 )
 # Without nginx, `hoptrace lab` falls back to a built-in Python app (hoptrace sidecar only).
 

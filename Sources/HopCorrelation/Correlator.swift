@@ -97,7 +97,7 @@ public final class Correlator {
     /// capture without a sidecar) is handed here as its exchange instead of as a `RequestChain` to
     /// `onChain` (it still gets a chain id and counts in the summary). For reports that only
     /// count such requests: no hop or chain is built for each.
-    public var onPlainDirect: ((HTTPExchange) -> Void)?
+    public var onPlainDirect: ((_ exchange: HTTPExchange, _ chainID: Int) -> Void)?
     @exclusivity(unchecked) private var decided = false
     @exclusivity(unchecked) private var sample: [HTTPExchange] = []
     @exclusivity(unchecked) private var localAddresses: [IPAddress: Int] = [:]
@@ -800,7 +800,7 @@ public final class Correlator {
             nextChainID += 1
             summary.logicalRequests += 1
             summary.roleCounts[HopRole.direct.index] += 1
-            sink(x)
+            sink(x, id)
             return
         }
         emit(RequestChain(id: id, hops: [Hop(role: .direct, exchange: x, details: details, attempt: 0)],

@@ -49,6 +49,8 @@ public enum ChainOutput {
     /// Kept for a report rendered at the end (text, Mermaid, HTML): at most `limit` chains;
     /// with `aggregateDirect`, plain direct requests are only counted by method and target.
     case keep(limit: Int, aggregateDirect: Bool)
+    /// Only the chains with these ids (`analyze --chain ID`); the rest are counted.
+    case select(Set<Int>)
     /// What Mermaid and HTML show and no more (`DiagramKeep`): memory stays bounded whatever
     /// the capture; the rest is counted (`omitted`, direct requests by method and target).
     case diagrams
@@ -74,8 +76,10 @@ public enum Analysis {
         var named = [Bool](repeating: false, count: 256)
         // What the end of the report says about every chain not kept is counted in `omitted`.
         var omitted = ChainTally()
-        // The latency distributions count every chain, whatever the output keeps of it.
-        var latency = LatencyModel()
+        // The latency distributions, the problems and the timeline count every chain, whatever
+        // the output keeps of it (`AnalysisReport.count`).
+        var counted: AnalysisReport.Counted
+        if case .diagrams = output { counted = .init(rows: true) } else { counted = .init() }
         var direct = DirectCounts()
         let document: JSONReport.DocumentWriter?
         if case .jsonDocument(let w) = output { document = JSONReport.DocumentWriter(w) } else { document = nil }
@@ -88,21 +92,21 @@ public enum Analysis {
             lines.names = names
             linesWriter = lines
             reportChain = { chain in
-                latency.add(chain)
+                counted.add(chain)
                 lines.chain(chain)
                 if flushEachLine { writer.flush() }
                 omitted.add(chain)
             }
         case .jsonDocument:
             reportChain = { chain in
-                latency.add(chain)
+                counted.add(chain)
                 document!.chain(chain)
                 omitted.add(chain)
             }
         case .diagrams:
             var keep = DiagramKeep()
             reportChain = { chain in
-                latency.add(chain)
+                counted.add(chain)
                 if keep.keeps(chain, kept: chains.count) {
                     chains.append(chain)
                 } else {
@@ -110,9 +114,14 @@ public enum Analysis {
                     if chain.isDirect { direct.count(method: chain.method ?? "?", target: chain.target ?? "?") }
                 }
             }
+        case .select(let ids):
+            reportChain = { chain in
+                counted.add(chain)
+                if ids.contains(chain.id) { chains.append(chain) } else { omitted.add(chain) }
+            }
         case .keep(let limit, let aggregateDirect):
             reportChain = { chain in
-                latency.add(chain)
+                counted.add(chain)
                 if aggregateDirect && !chain.isMultiHop && !chain.isIncomplete && chain.firstRole == .direct {
                     direct.count(method: chain.method ?? "?", target: chain.target ?? "?")
                 } else if chains.count < limit {
@@ -125,7 +134,7 @@ public enum Analysis {
         let threaded = !source.isLive && settings.exchangeLimit == nil
         var streaming = false
         switch output {
-        case .keep, .diagrams: break
+        case .keep, .diagrams, .select: break
         case .jsonDocument, .jsonLines: streaming = true
         }
         let writing = threaded && streaming ? HandOff<RequestChain>(batchSize: 64) { reportChain($0) } : nil
@@ -133,8 +142,8 @@ public enum Analysis {
             if let writing { writing.send(chain) } else { reportChain(chain) }
         }
         if case .keep(_, true) = output {
-            correlator.onPlainDirect = { x in
-                latency.add(direct: x)
+            correlator.onPlainDirect = { x, id in
+                counted.add(direct: x, chainID: id)
                 direct.count(method: x.request?.method ?? "?", target: x.request?.target ?? "?")
             }
         }
@@ -174,7 +183,10 @@ public enum Analysis {
         report.directOthers = direct.others
         report.orphanResponses = correlator.orphanResponses
         report.omitted = omitted
-        report.latency = latency
+        report.latency = counted.latency
+        report.problems = counted.problems
+        report.timeline = counted.timeline
+        report.chainRows = counted.rows ?? ChainRows()
         report.warnings = AnalysisWarnings.detect(correlator: correlator, flows: result.flows, http: http.counters,
                                                   linkType: result.linkType, filter: settings.filter,
                                                   interfaces: result.interfaceCount)
@@ -185,7 +197,7 @@ public enum Analysis {
         case .jsonLines(let writer, _):
             linesWriter!.finish(report)
             writer.flush()
-        case .keep, .diagrams:
+        case .keep, .diagrams, .select:
             break
         }
         return Outcome(report: report, result: result)

@@ -188,11 +188,12 @@ extension CheckRun {
 
     /// `check`'s output on `out`: in text each result's lines and a summary line, or the
     /// JSON report.
-    public static func print(_ results: [Result], json: Bool, out: Output = .stdout) throws {
+    public static func print(_ results: [Result], json: Bool, color: Bool = false, out: Output = .stdout) throws {
         if json {
             out.line(try jsonReport(results))
         } else {
-            for line in results.flatMap(\.textLines) { out.line(line) }
+            let style = TextStyle(color: color)
+            for line in results.flatMap(\.textLines) { out.line(style.checkLine(line)) }
             out.line(summaryLine(results))
         }
         out.flush()

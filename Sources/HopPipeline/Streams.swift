@@ -20,12 +20,15 @@ public struct StreamOptions {
     public var clock = LineClock(level: 0)
     /// The BPF filter the capture was read with (the warnings look at it).
     public var filter: String?
+    /// Text lines in colour (a terminal: `TextStyle.colorOn`).
+    public var color = false
 
-    public init(jsonl: Bool = false, limit: Int? = nil, clock: LineClock = LineClock(level: 0), filter: String? = nil) {
+    public init(jsonl: Bool = false, limit: Int? = nil, clock: LineClock = LineClock(level: 0), filter: String? = nil, color: Bool = false) {
         self.jsonl = jsonl
         self.limit = limit
         self.clock = clock
         self.filter = filter
+        self.color = color && !jsonl
     }
 }
 
@@ -53,7 +56,12 @@ extension PacketPipeline {
             printed += 1
             if !quiet {
                 let iface = names.name(for: seg.interfaceIndex)
-                out.line(jsonl ? PacketText.json(seg, interface: iface) : PacketText.text(seg, interface: iface, style: style, clock: &clock))
+                if jsonl {
+                    out.line(PacketText.json(seg, interface: iface))
+                } else {
+                    let line = PacketText.text(seg, interface: iface, style: style, clock: &clock)
+                    out.line(options.color ? TextStyle(color: true).packetLine(line, reset: seg.flags.contains(.rst)) : line)
+                }
             }
             return printed < limit
         }
@@ -75,7 +83,12 @@ extension FlowPipeline {
         let printer = ClosedConnections { conn in
             guard printed < limit else { return }
             printed += 1
-            out.line(jsonl ? FlowText.json(conn) : FlowText.text(conn, clock: &clock))
+            if jsonl {
+                out.line(FlowText.json(conn))
+            } else {
+                let line = FlowText.text(conn, clock: &clock)
+                out.line(options.color ? TextStyle(color: true).flowLine(line) : line)
+            }
         }
         let result = run(source: source, consumer: printer, raw: writer?.sink, shouldStop: { printed >= limit })
         writer?.finish(source: source, err: err)
@@ -94,7 +107,8 @@ extension ExchangePipeline {
                              quiet: Bool = false, out: Output = .stdout, err: Output = .stderr) throws(InputError) {
         let limit = options.limit ?? .max
         var printed = 0
-        let lines = ExchangeLines(out: out, jsonl: options.jsonl, headers: headers || bodies, bodies: bodies, clock: options.clock)
+        let lines = ExchangeLines(out: out, jsonl: options.jsonl, headers: headers || bodies, bodies: bodies, clock: options.clock,
+                                  color: options.color)
         var configuration = HTTPConfiguration()
         if bodies { configuration.bodyPrefixBytes = ExchangeText.bodyPrefixBytes }
         // Threaded (no limit), nothing stops the read from the analysis side: the reading
@@ -132,9 +146,11 @@ extension WatchPipeline {
 
     /// `watch`: each hop as it completes (`HopLine`), linked to the other copies of its request
     /// once its chain is known; `heads` adds each exchange's heads and body prefixes; `color`
-    /// for a terminal. A live capture first says where its rules come from.
+    /// for a terminal. A live capture first says where its rules come from. `summaryInterval`
+    /// (text only): a `LiveSummary` every so many seconds of capture time and at the end.
     public static func print(source: PcapSource, writer: PcapWriter?, settings: AnalysisSettings, options: StreamOptions,
-                             heads: Bool, color: Bool, out: Output = .stdout, err: Output = .stderr) throws(InputError) {
+                             heads: Bool, color: Bool, summaryInterval: Double? = nil,
+                             out: Output = .stdout, err: Output = .stderr) throws(InputError) {
         let limit = options.limit ?? .max, jsonl = options.jsonl
         var printed = 0
         var names = InterfaceNames(source: source)
@@ -143,8 +159,13 @@ extension WatchPipeline {
         // Live with no -c: the correlation and the lines on a second thread (the capture has a
         // thread of its own already); HOPTRACE_WATCH_THREADS=1 keeps them on the reading thread.
         let threaded = source.isLive && options.limit == nil && getenv("HOPTRACE_WATCH_THREADS").map { String(cString: $0) } != "1"
+        var summary = jsonl ? nil : summaryInterval.map(LiveSummary.init(intervalSeconds:))
+        let style = TextStyle.standardOutput()
         let outcome = run(source: source, settings: settings, raw: writer?.sink, threaded: threaded, shouldStop: { printed >= limit }) { hop, chain in
             printed += 1
+            if let chain, summary?.add(chain) == true {
+                for line in summary!.render(style: style) { out.line(line) }
+            }
             if jsonl {
                 out.line(HopLine.json(hop, chain: chain, headers: heads))
             } else {
@@ -155,6 +176,7 @@ extension WatchPipeline {
             }
         }
         writer?.finish(source: source, err: err)
+        if let summary { for line in summary.render(style: style, final: true) { out.line(line) } }
         out.flush()
         outcome.report(jsonl: jsonl, out: out, err: err)
         if let e = outcome.result.readError { throw InputError(message: e.description) }
@@ -178,16 +200,23 @@ public enum ReportFormat: String, CaseIterable, Sendable {
 extension Analysis {
     /// `analyze`: the analysis of `source` printed on `out` in `format`. json and jsonl are
     /// written as the chains come (memory stays flat in the capture's length) and carry the
-    /// warnings; the others are rendered at the end, the warnings first on `err`. Text shows
-    /// the first chains in full and counts direct requests, or with `all` every chain in full.
+    /// warnings; the others are rendered at the end, the warnings first on `err`. Text lists the
+    /// first chains one line each and counts direct requests; with `all` every chain in full;
+    /// with `chains` only those ids, in full. `style`: the text's width and colour (nil: as
+    /// standard output calls for, `TextStyle.standardOutput`).
     public static func print(source: PcapSource, sourceName: String, settings: AnalysisSettings, format: ReportFormat,
-                             all: Bool = false, writer: PcapWriter?, out: Output = .stdout, err: Output = .stderr) throws(InputError) {
+                             all: Bool = false, chains selected: [Int] = [], style: TextStyle? = nil, writer: PcapWriter?,
+                             out: Output = .stdout, err: Output = .stderr) throws(InputError) {
+        if !selected.isEmpty && format != .text {
+            throw InputError(message: "--chain shows chains in the text report: leave out --format \(format.rawValue)")
+        }
         let json = JSONWriter(capacity: Output.flushBytes + 8192, flushThreshold: Output.flushBytes) { out.write(bytes: $0) }
         let output: ChainOutput
         switch format {
         case .json: output = .jsonDocument(json)
         case .jsonl: output = .jsonLines(json, flushEachLine: out.lineBuffered)
-        case .text where !all: output = .keep(limit: TextReport.Options().detailLimit, aggregateDirect: true)
+        case .text where !selected.isEmpty: output = .select(Set(selected))
+        case .text where !all: output = .keep(limit: TextReport.Options().chainLimit, aggregateDirect: true)
         case .text: output = .keep(limit: .max, aggregateDirect: false)
         case .mermaid, .html: output = .diagrams
         }
@@ -198,7 +227,9 @@ extension Analysis {
         switch format {
         case .text:
             var o = TextReport.Options()
-            if all { o.detailLimit = .max; o.showDirect = true }
+            o.style = style ?? .standardOutput()
+            o.full = all
+            if !selected.isEmpty { o.selected = selected }
             out.write(TextReport.render(report, options: o))
         case .json, .jsonl:
             break

@@ -42,8 +42,19 @@ public struct AnalysisReport: Sendable {
     public var omitted = ChainTally()
     /// What the sidecar costs, over every chain (kept, omitted or streamed).
     public var latency = LatencyModel()
+    /// What is wrong, over every chain (kept, omitted or streamed): see `problemSections`.
+    public var problems = ProblemModel()
+    /// Requests and the time the proxy added over the capture's time, over every chain.
+    public var timeline = Timeline()
+    /// Every chain in a few numbers (`--format html` only; empty otherwise).
+    public var chainRows = ChainRows()
     /// Every chain: those kept in `chains` and those counted in `omitted`.
     public var chainCount: Int { chains.count + omitted.chains }
+
+    /// Each kind of problem found, with its count and worst few (`ProblemModel`).
+    public var problemSections: [ProblemModel.Section] {
+        problems.sections(summary: summary, duplicates: duplicates, orphans: orphanResponses, latency: latency)
+    }
 
     /// Direct requests, kept and counted: how many, and `GET / ×3, HEAD /x ×1, …` (the first
     /// eight `METHOD target` in first-seen order).
@@ -105,6 +116,35 @@ public struct AnalysisReport: Sendable {
             readError: readError)
     }
 
+    /// The models that count every chain, whatever a report keeps of it: fed as chains come,
+    /// then set on the report (`latency`, `problems`, `timeline`).
+    public struct Counted: Sendable {
+        public var latency = LatencyModel()
+        public var problems = ProblemModel()
+        public var timeline = Timeline()
+        /// Every chain in a few numbers (the HTML report's table), when asked for.
+        public var rows: ChainRows?
+
+        public init(rows keepRows: Bool = false) {
+            rows = keepRows ? ChainRows() : nil
+        }
+
+        public mutating func add(_ c: RequestChain) {
+            latency.add(c)
+            problems.add(c)
+            timeline.add(c)
+            rows?.add(c)
+        }
+
+        /// A direct request handed over as its exchange (`Correlator.onPlainDirect`).
+        public mutating func add(direct x: HTTPExchange, chainID: Int) {
+            latency.add(direct: x)
+            problems.add(direct: x, chainID: chainID)
+            timeline.add(direct: x)
+            rows?.add(direct: x, chainID: chainID)
+        }
+    }
+
     /// The interface(s) a hop's packets were seen on: names where known, `ifN` otherwise.
     public func interface(of hop: Hop) -> String? {
         let idx = hop.connection.interfaceIndexes
@@ -140,7 +180,7 @@ public struct AnalysisReport: Sendable {
         }
         if s.retries > 0 { text += " \(s.retries) upstream attempt\(s.retries == 1 ? " was a retry" : "s were retries")." }
         if s.incompleteChains > 0 {
-            text += " \(s.incompleteChains) chain\(s.incompleteChains == 1 ? " is" : "s are") incomplete: a hop the rules imply is not in the capture (see below)."
+            text += " \(s.incompleteChains) chain\(s.incompleteChains == 1 ? " is" : "s are") incomplete: a hop the rules imply is not in the capture."
         }
         let cantTell = warnings.map(\.reason).joined(separator: "; ")
         if s.unexplainedDuplicates > 0 {

@@ -18,7 +18,7 @@ extension Output {
 /// at once when the output is line-buffered).
 public final class ExchangeLines {
     let out: Output
-    let jsonl: Bool, headers: Bool, bodies: Bool, plainClock: Bool
+    let jsonl: Bool, headers: Bool, bodies: Bool, plainClock: Bool, color: Bool
     let writer: JSONWriter
     // Touched only by the thread that writes the stream.
     @exclusivity(unchecked) var clock: LineClock
@@ -26,9 +26,10 @@ public final class ExchangeLines {
 
     /// `headers`: each exchange's request and response heads too; `bodies`: the first bytes of
     /// each body (what the parser kept, `ExchangeText.bodyPrefixBytes`), in ASCII; `clock`:
-    /// how text lines begin with their time.
-    public init(out: Output, jsonl: Bool, headers: Bool, bodies: Bool, clock: LineClock) {
+    /// how text lines begin with their time; `color`: the status in colour (a terminal).
+    public init(out: Output, jsonl: Bool, headers: Bool, bodies: Bool, clock: LineClock, color: Bool = false) {
         self.out = out
+        self.color = color
         self.jsonl = jsonl
         self.headers = headers
         self.bodies = bodies
@@ -45,10 +46,10 @@ public final class ExchangeLines {
             return
         }
         out.line { b in
-            if plainClock {
+            if plainClock && !color {
                 ExchangeText.text(exchange, into: &b, connections: &connections)
             } else {
-                ExchangeText.text(exchange, into: &b, connections: &connections, clock: &clock)
+                ExchangeText.text(exchange, into: &b, connections: &connections, clock: &clock, color: color)
             }
             if headers { ExchangeText.heads(exchange, bodies: bodies, into: &b) }
         }

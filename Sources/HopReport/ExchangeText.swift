@@ -55,18 +55,19 @@ public enum ExchangeText {
         rest(x, into: &b, connections: &connections)
     }
 
-    /// The line with its time as `clock` says (-t…).
-    public static func text(_ x: HTTPExchange, into b: inout LineBuilder, connections: inout ConnectionTextCache, clock: inout LineClock) {
+    /// The line with its time as `clock` says (-t…); `color`: its status in colour.
+    public static func text(_ x: HTTPExchange, into b: inout LineBuilder, connections: inout ConnectionTextCache, clock: inout LineClock,
+                            color: Bool = false) {
         let start = x.request?.firstTimestamp ?? x.response?.firstTimestamp ?? x.connectionFirstTimestamp
         let time = clock.text(start)
         if let time { b.text(time) }
         let lineStart = b.count
-        rest(x, into: &b, connections: &connections)
+        rest(x, into: &b, connections: &connections, color: color)
         if time == nil { b.remove(at: lineStart) }  // -t: no time, no space before the connection
     }
 
     /// The line after its time.
-    public static func rest(_ x: HTTPExchange, into b: inout LineBuilder, connections: inout ConnectionTextCache) {
+    public static func rest(_ x: HTTPExchange, into b: inout LineBuilder, connections: inout ConnectionTextCache, color: Bool = false) {
         connections.append(x, into: &b)
         if let line = x.request?.malformedLine {
             b.ascii(" (malformed request line \""); b.text(line); b.ascii("\")")
@@ -77,7 +78,12 @@ public enum ExchangeText {
             b.ascii(" (request not seen)")
         }
         if x.response != nil {
-            b.ascii(" → "); b.int(x.response!.status); b.byte(0x20); b.text(x.response!.reason)
+            b.ascii(" → ")
+            let status = x.response!.status
+            // Colour: 5xx red, 4xx yellow, the rest green.
+            if color { b.ascii(status >= 500 ? "\u{1B}[31m" : status >= 400 ? "\u{1B}[33m" : "\u{1B}[32m") }
+            b.int(status); b.byte(0x20); b.text(x.response!.reason)
+            if color { b.ascii("\u{1B}[0m") }
         } else {
             b.ascii(" → -")
         }

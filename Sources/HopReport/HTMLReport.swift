@@ -3,11 +3,19 @@ import HopCorrelation
 
 /// `--format html`: one self-contained page.
 ///
-/// No network access: the style is inline, the diagrams are inline SVG, there is no script, and a
-/// Content-Security-Policy forbids loading anything. Every string from the capture is escaped.
+/// An instrument for a capture of any size: the answer under a heading that fits the capture,
+/// what the sidecar costs (the latency split, histograms of the client's time and of the time the
+/// proxy added), requests and proxy added over time, the routes (sortable), the problems, then
+/// every chain in a table rendered a page at a time from compact JSON, each chain's sequence
+/// diagram drawn on demand; then the first chains' diagrams and waterfall, and the counters.
+///
+/// No network access: the style and the script are inline, the charts inline SVG, and a
+/// Content-Security-Policy forbids loading anything. Every string from the capture is escaped
+/// (in the JSON too: no `<`, `>` or `&` raw).
 public enum HTMLReport {
     public struct Options: Sendable {
-        /// Rows in the chain table (the rest are counted).
+        /// Chains whose explanation, evidence and rules the page carries (every chain is in the
+        /// table; these are the ones kept whole).
         public var tableLimit: Int = 500
         /// Chains drawn in the sequence diagram and the waterfall.
         public var diagramLimit: Int = 50
@@ -21,7 +29,7 @@ public enum HTMLReport {
         let s = r.summary
         h.raw("<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\" />\n")
         h.raw("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\" />\n")
-        h.raw("<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\" />\n")
+        h.raw("<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:\" />\n")
         h.raw("<title>hoptrace — ")
         h.text(r.source)
         h.raw("</title>\n<style>\n\(css)</style>\n</head>\n<body>\n<main>\n")
@@ -38,12 +46,18 @@ public enum HTMLReport {
         h.raw("</dl>\n</header>\n")
 
         // The answer.
-        h.raw("<section id=\"answer\">\n<h2>Why does every request show up twice?</h2>\n<p class=\"answer\">")
+        h.raw("<section id=\"answer\">\n<h2>")
+        h.text(answerHeading(r))
+        h.raw("</h2>\n<p class=\"answer\">")
         h.text(r.answer)
         h.raw("</p>\n</section>\n")
 
         summarySection(&h, r)
-        chainTable(&h, r, options)
+        latencySection(&h, r)
+        timelineSection(&h, r)
+        routesSection(&h, r)
+        problemsPanel(&h, r)
+        chainsSection(&h, r, options)
 
         let shown = Array(SequenceModel.interesting(r).prefix(max(0, options.diagramLimit)))
         let interestingCount = SequenceModel.interestingCount(r)
@@ -70,7 +84,8 @@ public enum HTMLReport {
         problemsSection(&h, r, options)
         countersSection(&h, r)
         h.raw("<footer>hoptrace analyze --format html · every copy explained by the rule that made it, or said to be unexplained</footer>\n")
-        h.raw("</main>\n</body>\n</html>\n")
+        // In a CDATA section behind JS comments: the page stays well-formed XML as well.
+        h.raw("</main>\n<script>\n//<![CDATA[\n\(script)//]]>\n</script>\n</body>\n</html>\n")
         return h.out
     }
 
@@ -106,92 +121,6 @@ public enum HTMLReport {
         h.raw("</tbody>\n</table>\n</section>\n")
     }
 
-    static func chainTable(_ h: inout HTMLWriter, _ r: AnalysisReport, _ o: Options) {
-        h.raw("<section id=\"chains\">\n<h2>Chains</h2>\n")
-        if r.chains.isEmpty {
-            h.raw("<p class=\"note\">No HTTP requests were found in this capture.</p>\n</section>\n")
-            return
-        }
-        h.raw("<div class=\"scroll\">\n<table class=\"chains\">\n<thead><tr><th class=\"num\">#</th><th class=\"req\">request</th><th class=\"num\">status</th><th>hops</th><th class=\"num\">confidence</th><th class=\"num\">proxy added</th><th class=\"expl\">explanation</th></tr></thead>\n<tbody>\n")
-        for c in r.chains.prefix(max(0, o.tableLimit)) {
-            h.raw("<tr id=\"chain-\(c.id)\"\(c.isIncomplete ? " class=\"incomplete\"" : "")><td class=\"num\">\(c.id)</td><td><span class=\"method\">")
-            h.text(c.method ?? "?")
-            h.raw("</span> <code class=\"target\">")
-            h.text(c.target ?? "?")
-            h.raw("</code>")
-            if let host = c.host {
-                h.raw("<div class=\"host\">host ")
-                h.text(host)
-                h.raw("</div>")
-            }
-            h.raw("</td><td class=\"num\">")
-            h.text(c.status.map(String.init) ?? "–")
-            h.raw("</td><td><ol class=\"hops\">")
-            for hop in c.hops {
-                let cn = hop.connection
-                h.raw("<li>")
-                roleChip(&h, hop.role)
-                h.raw(" <code>")
-                var tuple = "\(cn.client) → \(cn.server)"
-                if let od = cn.originalDestination { tuple += " (for \(od))" }
-                h.text(tuple)
-                h.raw("</code>")
-                var extra: [String] = []
-                if let iface = r.interface(of: hop) { extra.append("on \(iface)") }
-                if hop.attempt > 0 && c.retries > 0 { extra.append("attempt \(hop.attempt)") }
-                if let st = hop.exchange.response?.status { extra.append("\(st)") } else { extra.append("no response") }
-                h.raw(" <span class=\"dim\">")
-                h.text(extra.joined(separator: " · "))
-                h.raw("</span></li>")
-            }
-            h.raw("</ol>")
-            if case .incomplete(let missing, _) = c.completeness {
-                h.raw("<span class=\"badge warn\">missing ")
-                h.text(missing.rawValue)
-                h.raw("</span>")
-            }
-            h.raw("</td><td class=\"num\">\(TextReport.format2(c.confidence))</td><td class=\"num\">")
-            h.text(c.proxyAddedNs.map(Timestamp.duration) ?? "–")
-            h.raw("</td><td><details><summary>")
-            h.text(summaryLine(c))
-            h.raw("</summary>\n")
-            if !c.explanation.isEmpty {
-                h.raw("<p>")
-                h.text(c.explanation)
-                h.raw("</p>\n")
-            }
-            if case .incomplete(_, let advice) = c.completeness {
-                h.raw("<p class=\"advice\">")
-                h.text(advice)
-                h.raw("</p>\n")
-            }
-            if !c.evidence.isEmpty {
-                h.raw("<p class=\"sub\">evidence</p><ul>")
-                for e in c.evidence {
-                    h.raw("<li>")
-                    h.text(e)
-                    h.raw("</li>")
-                }
-                h.raw("</ul>\n")
-            }
-            h.raw("<p class=\"sub\">rules</p><ul>")
-            for (i, hop) in c.hops.enumerated() {
-                h.raw("<li>")
-                h.text("\(i + 1). \(hop.role.rawValue): \(hop.rule.sentence)")
-                if !hop.roleReason.isEmpty {
-                    h.raw("<br /><span class=\"dim\">")
-                    h.text("role: \(hop.roleReason)")
-                    h.raw("</span>")
-                }
-                h.raw("</li>")
-            }
-            h.raw("</ul>\n</details></td></tr>\n")
-        }
-        h.raw("</tbody>\n</table>\n</div>\n")
-        leftOut(&h, r.chainCount - min(r.chains.count, max(0, o.tableLimit)), "chain", "not listed")
-        h.raw("</section>\n")
-    }
-
     static func summaryLine(_ c: RequestChain) -> String {
         if c.isIncomplete { return "incomplete: a hop is not in the capture" }
         if c.isMultiHop { return "\(c.hops.count) copies of one request" + (c.retries > 0 ? ", \(c.retries) retr\(c.retries == 1 ? "y" : "ies")" : "") }
@@ -204,7 +133,7 @@ public enum HTMLReport {
         let incomplete = r.chains.filter(\.isIncomplete)
         let incompleteCount = incomplete.count + r.omitted.incomplete
         guard direct.count > 0 || incompleteCount > 0 || !r.duplicates.isEmpty else { return }
-        h.raw("<section id=\"problems\">\n<h2>Duplicates, incomplete and direct requests</h2>\n")
+        h.raw("<section id=\"details\">\n<h2>Duplicates, incomplete and direct requests</h2>\n")
         if !r.duplicates.isEmpty {
             h.raw("<h3>Unexplained duplicates</h3>\n<table>\n<thead><tr><th>request</th><th class=\"num\">copies</th><th>from → to</th><th>chains</th><th>explanation</th></tr></thead>\n<tbody>\n")
             for g in r.duplicates.prefix(o.listLimit) {
@@ -596,6 +525,32 @@ public enum HTMLReport {
     svg .wf-label { font-size: 11px; fill: var(--fg); }
     svg .bar.open { opacity: .55; }
     footer { color: var(--dim); font-size: 12px; text-align: center; margin-top: 24px; }
+    .charts { display: flex; flex-wrap: wrap; gap: 16px; margin-top: 12px; }
+    table.latency { width: auto; }
+    svg .chart-title { font-size: 13px; font-weight: 650; fill: var(--fg); }
+    svg .tick.y { text-anchor: end; }
+    svg .tick.y2 { text-anchor: start; }
+    svg .pline { stroke: #1d2330; stroke-dasharray: 3 3; }
+    svg .ptext { font-size: 11px; fill: var(--fg); }
+    svg .tbar { fill: #7fa6e8; }
+    svg .ebar { fill: #c0392b; }
+    svg .tline { fill: none; stroke: #d9822b; stroke-width: 2; }
+    .problems { display: grid; grid-template-columns: repeat(auto-fill, minmax(380px, 1fr)); gap: 12px; }
+    .problem { border: 1px solid var(--line); border-left: 4px solid #e0b050; border-radius: 6px; padding: 8px 12px; background: var(--soft); }
+    .problem.severe { border-left-color: #c0392b; }
+    .problem h3 { margin: 0 0 2px; }
+    .problem .count { color: var(--warn); font-weight: 650; }
+    .problem ul { margin: 6px 0 0; padding-left: 18px; }
+    .ok { color: #3f9a5a; font-weight: 600; }
+    .controls { display: flex; flex-wrap: wrap; gap: 10px; align-items: center; margin-bottom: 8px; }
+    .sortable-head { cursor: pointer; }
+    th[data-order="asc"]::after { content: " ▲"; }
+    th[data-order="desc"]::after { content: " ▼"; }
+    #chain-rows tr { cursor: pointer; }
+    #chain-rows tr:hover td { background: #eef3fb; }
+    td.bad { color: #c0392b; font-weight: 650; }
+    td.flags { color: var(--warn); }
+    .detail { border-top: 2px solid var(--accent); margin-top: 12px; padding-top: 8px; }
 
     """
 }

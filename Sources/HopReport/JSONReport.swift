@@ -421,7 +421,7 @@ public enum JSONReport {
 
     /// What is only known at the end of a capture, the same in the document and in jsonl's
     /// last line: the header, the summary (under `summaryKey`), the answer, the latency
-    /// distributions (`LatencyModel`), the duplicates,
+    /// distributions (`LatencyModel`), the problems (`ProblemModel`), the duplicates,
     /// the orphan responses, the counters and the warnings.
     static func write(ending r: AnalysisReport, summaryKey: String, connections: ConnectionRecords? = nil, to w: JSONWriter) {
         writeHeader(r, to: w)
@@ -430,6 +430,8 @@ public enum JSONReport {
         w.field("answer", r.answer)
         w.key("latency")
         write(latency: r.latency, to: w)
+        w.key("problems")
+        write(problems: r.problemSections, to: w)
         w.key("duplicates")
         w.beginArray()
         for g in r.duplicates { write(duplicate: g, to: w) }
@@ -442,6 +444,31 @@ public enum JSONReport {
         write(counters: r, to: w)
         w.key("warnings")
         write(warnings: r.warnings, to: w)
+    }
+
+    /// `[{"kind": "5xx", "count": n, "worst": [{"chains": [id, …], "text": …}, …]}, …]`: each
+    /// kind of problem found (`ProblemModel.Kind`, in its order), how many, and the worst few.
+    public static func write(problems: [ProblemModel.Section], to w: JSONWriter) {
+        w.beginArray()
+        for sec in problems {
+            w.beginObject()
+            w.field("kind", sec.kind.rawValue)
+            w.field("count", sec.count)
+            w.key("worst")
+            w.beginArray()
+            for item in sec.items {
+                w.beginObject()
+                w.key("chains")
+                w.beginArray()
+                for id in item.chainIDs { w.int(id) }
+                w.endArray()
+                w.field("text", item.text)
+                w.endObject()
+            }
+            w.endArray()
+            w.endObject()
+        }
+        w.endArray()
     }
 
     /// `[{"code": …, "message": …, "reason": …, "counts": {name: n, …}, "evidence": […]}, …]`.

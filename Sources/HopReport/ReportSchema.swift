@@ -115,6 +115,9 @@ public struct ReportEnding: Codable, Equatable, Sendable {
     /// What the sidecar costs, as distributions (`LatencyModel`); absent in reports written
     /// before it was added.
     public var latency: ReportLatency?
+    /// Each kind of problem found, its count and the worst few (`ProblemModel`); absent in
+    /// reports written before it was added.
+    public var problems: [ReportProblem]?
     public var duplicates: [ReportDuplicate]
     public var orphanResponses: [ReportHop]
     /// Counter sections (decode, flows, http, correlation, …) of named counts.
@@ -396,6 +399,20 @@ extension ReportHop {
     }
 }
 
+
+/// One kind of problem: `kind` (`ProblemModel.Kind`'s raw value: unexplained-duplicates,
+/// incomplete, retries, 5xx, resets, orphans, slow, ambiguous), how many, and the worst few.
+public struct ReportProblem: Codable, Equatable, Sendable {
+    public var kind: String
+    public var count: Int
+    public var worst: [Item]
+
+    public struct Item: Codable, Equatable, Sendable {
+        /// The chains the problem names (none for an orphan response).
+        public var chains: [Int]
+        public var text: String
+    }
+}
 
 /// `latency`: the distributions of a report's complete chains, overall and per route.
 public struct ReportLatency: Codable, Equatable, Sendable {

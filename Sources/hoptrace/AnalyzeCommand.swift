@@ -28,6 +28,8 @@ struct Analyze: ParsableCommand, PacketReading {
         Examples:
           hoptrace analyze
           hoptrace analyze capture.pcap --rules istio-current --pod-ip 10.0.0.7
+          hoptrace analyze capture.pcap --chain 812      # one chain in full
+          hoptrace analyze capture.pcap --all            # every chain in full
           hoptrace analyze capture.pcap --format html > report.html
         """)
 
@@ -47,6 +49,9 @@ struct Analyze: ParsableCommand, PacketReading {
 
     @Flag(name: .long, help: "Text: show every chain in full, including direct requests.")
     var all = false
+
+    @Option(name: .customLong("chain"), help: ArgumentHelp("Text: show only this chain, in full (repeatable; ids as the report lists them).", valueName: "id"))
+    var chains: [Int] = []
 
     @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Slack for time nesting between capture points, in ms.", valueName: "ms"))
     var tolerance: Double = 0.2
@@ -84,7 +89,7 @@ struct Analyze: ParsableCommand, PacketReading {
         settings.filter = capture.filterExpression
         settings.exchangeLimit = capture.count
 
-        try Analysis.print(source: source, sourceName: sourceName, settings: settings, format: format, all: all,
+        try Analysis.print(source: source, sourceName: sourceName, settings: settings, format: format, all: all, chains: chains,
                            writer: try capture.writer(for: source))
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import HopPipeline
+import HopReport
 
 struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "check",
@@ -36,7 +37,7 @@ struct Check: ParsableCommand {
 
     func run() throws {
         let results = try CheckRun.run(paths: paths, update: update)
-        try CheckRun.print(results, json: format == .json)
+        try CheckRun.print(results, json: format == .json, color: TextStyle.colorOn())
         let status = CheckRun.exitStatus(results)
         if status != ExitStatus.ok { throw ExitCode(status) }
     }

@@ -201,7 +201,8 @@ struct CaptureOptions<Command: PacketReading>: ParsableArguments {
 
     /// How a streaming command prints: jsonl or text, `-c`, the times (`-t`…), the filter.
     func stream(jsonl: Bool) -> StreamOptions {
-        StreamOptions(jsonl: jsonl, limit: count, clock: LineClock(level: timestampLevel), filter: filterExpression)
+        StreamOptions(jsonl: jsonl, limit: count, clock: LineClock(level: timestampLevel), filter: filterExpression,
+                      color: TextStyle.colorOn())
     }
 }
 

@@ -28,6 +28,7 @@ struct Watch: ParsableCommand, PacketReading {
           hoptrace watch -i any --netns pod1 -l port 80 or port 15001
           hoptrace watch -i eth0 -c 10 -w hops.pcap -Z nobody
           hoptrace watch -r Captures/lab-seed.pcap --format jsonl
+          hoptrace watch -i any --summary-interval 10
         """)
 
     static let countsWhat = "HTTP exchanges"
@@ -49,8 +50,14 @@ struct Watch: ParsableCommand, PacketReading {
     @Option(name: .customLong("pod-ip"), help: ArgumentHelp("The pod's address (repeatable); default: the namespace's addresses (live), inferred (a file).", valueName: "ip"))
     var podIPs: [String] = []
 
+    @Option(name: .customLong("summary-interval"), parsing: .unconditional, help: ArgumentHelp("Text: every so many seconds (of capture time) and at the end, a one-screen summary of the latency, routes and problems since the start.", valueName: "seconds"))
+    var summaryInterval: Double?
+
     func validate() throws {
         try validatePodIPs(podIPs)
+        if let s = summaryInterval, !(s > 0 && s <= 86_400) {
+            throw ValidationError("--summary-interval \(s): must be a number of seconds above 0, at most 86400 (a day)")
+        }
     }
 
     func run() throws {
@@ -66,8 +73,7 @@ struct Watch: ParsableCommand, PacketReading {
         // kernel hands packets over in blocks anyway), not a write(2) each; -l for each line.
         Output.stdout.lineBuffered = capture.lineBuffered || (isatty(1) == 1 && !source.isLive)
         if source.isLive && !capture.lineBuffered { source.onBatchDone = { Output.stdout.flush() } }
-        let color = isatty(1) == 1 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
         try WatchPipeline.print(source: source, writer: writer, settings: settings, options: capture.stream(jsonl: format == .jsonl),
-                                heads: capture.ascii, color: color)
+                                heads: capture.ascii, color: TextStyle.colorOn(), summaryInterval: summaryInterval)
     }
 }

@@ -120,8 +120,8 @@ final class EveryCaptureTests: XCTestCase {
         let r = try TestEnv.run(TestEnv.hoptrace, ["analyze", TestEnv.captures.appendingPathComponent("lab-load.pcap").path, "--format", "json"])
         XCTAssertEqual(r.status, 0, r.stderr)
         let d = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
-        XCTAssertEqual(Set(d.keys), ["schemaVersion", "capture", "rules", "pod", "summary", "answer", "latency", "chains", "connections", "duplicates",
-                                     "orphanResponses", "counters", "warnings"])
+        XCTAssertEqual(Set(d.keys), ["schemaVersion", "capture", "rules", "pod", "summary", "answer", "latency", "problems", "chains", "connections",
+                                     "duplicates", "orphanResponses", "counters", "warnings"])
         XCTAssertEqual(d["schemaVersion"] as? Int, 2)
         XCTAssertEqual((d["warnings"] as? [Any])?.count, 0, "a full capture of a pod: nothing the analysis can't tell")
         let s = try XCTUnwrap(d["summary"] as? [String: Any])

@@ -231,7 +231,7 @@ final class SyntheticChainTests: XCTestCase {
         var chains: [RequestChain] = []
         var sunk: [String] = []
         let sinking = Correlator(configuration: cfg) { chains.append($0) }
-        sinking.onPlainDirect = { sunk.append($0.request!.target) }
+        sinking.onPlainDirect = { x, _ in sunk.append(x.request!.target) }
         for x in xs { sinking.add(x) }
         sinking.finish()
         XCTAssertEqual(all.count, 6)

@@ -12,9 +12,12 @@ final class HTMLReportTests: XCTestCase {
         let c = HTMLChecker(html)
         XCTAssertEqual(c.problems, [], file: file, line: line)
         XCTAssertTrue(html.hasPrefix("<!doctype html>\n<html"), file: file, line: line)
-        // Self-contained: nothing is loaded from anywhere.
+        // Self-contained: nothing is loaded from anywhere. The only scripts are the page's own
+        // (inline) and its chain data (JSON).
+        XCTAssertLessThanOrEqual(c.count("script") { $0.attribute("src") == nil && ($0.attribute("type") == nil || $0.attribute("type") == "application/json") }, 2, file: file, line: line)
+        XCTAssertEqual(c.count("script") { $0.attribute("src") != nil }, 0, file: file, line: line)
         for e in c.elements {
-            XCTAssertFalse(["script", "link", "img", "iframe", "object", "embed", "image", "use", "audio", "video", "source", "base", "form"].contains(e.name),
+            XCTAssertFalse(["link", "img", "iframe", "object", "embed", "image", "use", "audio", "video", "source", "base", "form"].contains(e.name),
                            "<\(e.name)> in the page", file: file, line: line)
             for (name, value) in e.attributes {
                 XCTAssertFalse(name.lowercased().hasPrefix("on"), "event handler \(name) on <\(e.name)>", file: file, line: line)
@@ -48,25 +51,29 @@ final class HTMLReportTests: XCTestCase {
     }
 
     func testSeedCapturePage() throws {
-        let r = try analyze("seed-doubled-head.pcap")
+        let r = counted(try analyze("seed-doubled-head.pcap"))
         let html = HTMLReport.render(r)
         let c = check(html)
         assertParsesAsXML(html)
-        XCTAssertFalse(html.contains("http://"))
+        XCTAssertFalse(html.replacingOccurrences(of: "http://www.w3.org/2000/svg", with: "").contains("http://"))
         XCTAssertFalse(html.contains("https://"))
         XCTAssertTrue(c.text.contains(r.answer), "the answer paragraph")
         XCTAssertTrue(c.text.contains("Captures/seed-doubled-head.pcap"))
         XCTAssertTrue(c.text.contains("istio-2018 (given with --rules)"))
         XCTAssertTrue(c.text.contains("198.18.1.40 (inferred; --pod-ip to set)"))
         XCTAssertTrue(c.text.contains("6 → 3"))
-        // One table row per chain, each with its explanation in a <details>.
-        XCTAssertEqual(c.count("tr") { $0.attribute("id")?.hasPrefix("chain-") == true }, 3)
-        XCTAssertEqual(c.count("details"), 3)
-        for ch in r.chains { XCTAssertTrue(c.text.contains(ch.explanation), "chain \(ch.id)") }
-        XCTAssertTrue(c.text.contains("198.18.1.30:50932 → 198.18.1.40:80"))
+        // Every chain in the table's data, each kept chain with its explanation and hops.
+        let data = try chainData(html)
+        XCTAssertEqual(data["id"] as? [Int], [1, 2, 3])
+        let kept = try XCTUnwrap(data["x"] as? [String: [String: Any]])
+        for ch in r.chains { XCTAssertEqual(kept[String(ch.id)]?["e"] as? String, ch.explanation, "chain \(ch.id)") }
+        XCTAssertTrue(html.contains("198.18.1.30:50932 → 198.18.1.40:80"))
         XCTAssertTrue(c.text.contains("1.06 ms"))
-        // Two diagrams: the sequence and the waterfall with one bar per hop.
-        XCTAssertEqual(c.count("svg"), 2)
+        XCTAssertEqual(answerHeading(html), "Why 6 requests on the wire are 3 requests")
+        // The sequence and the waterfall with one bar per hop, two histograms and the timeline.
+        XCTAssertEqual(c.count("svg"), 5)
+        XCTAssertEqual(c.count("svg") { $0.classes.contains("histogram") }, 2)
+        XCTAssertEqual(c.count("svg") { $0.classes.contains("timeline") }, 1)
         XCTAssertEqual(c.count("svg") { $0.classes.contains("waterfall") }, 1)
         let bars = waterfallBars(c)
         XCTAssertEqual(bars.count, r.hopCount)
@@ -90,30 +97,32 @@ final class HTMLReportTests: XCTestCase {
     }
 
     func testNATSplitPage() throws {
-        let r = try analyze("nat-split.pcap")
+        let r = counted(try analyze("nat-split.pcap"))
         let html = HTMLReport.render(r)
         let c = check(html)
         assertParsesAsXML(html)
-        XCTAssertEqual(c.count("tr") { $0.attribute("id")?.hasPrefix("chain-") == true }, 4)
+        XCTAssertEqual((try chainData(html)["id"] as? [Int])?.count, 4)
         let bars = waterfallBars(c)
         XCTAssertEqual(bars.count, 8)
         XCTAssertEqual(bars.filter { $0.classes.contains("outbound-redirected") }.count, 4)
         XCTAssertEqual(bars.filter { $0.classes.contains("outbound-forwarded") }.count, 4)
-        XCTAssertTrue(c.text.contains("198.18.1.10:56876 → 127.0.0.1:15001 (for 198.18.1.20:80)"))
+        XCTAssertTrue(html.contains("198.18.1.10:56876 → 127.0.0.1:15001 (for 198.18.1.20:80)"))
         XCTAssertTrue(c.text.contains("not redirected: uid 1337 is exempt (nat/ISTIO_OUTPUT rule 2)"))
         XCTAssertTrue(c.text.contains(r.answer))
     }
 
     func testCaptureTextIsEscaped() throws {
-        let r = planted(try analyze("seed-doubled-head.pcap"), target: "/<script>alert(1)</script>?u=https://evil.example/x&y='1'")
+        let r = counted(planted(try analyze("seed-doubled-head.pcap"), target: "/<script>alert(1)</script>?u=https://evil.example/x&y='1'"))
         let html = HTMLReport.render(r)
         let c = check(html)
         assertParsesAsXML(html)
-        XCTAssertFalse(html.lowercased().contains("<script"), "a planted script must not survive")
+        XCTAssertEqual(html.lowercased().components(separatedBy: "<script").count - 1, 2, "a planted script must not survive: only the page's own two")
+        // In the chain data the planted text is JSON with <, > and & escaped.
+        XCTAssertTrue(html.contains(#"/\u003cscript\u003ealert(1)\u003c/script\u003e?u=https://evil.example/x\u0026y='1'"#))
+        XCTAssertEqual((try chainData(html)["strings"] as? [String])?.contains("/<script>alert(1)</script>?u=https://evil.example/x&y='1'"), true)
         XCTAssertFalse(html.lowercased().contains("<img"))
         XCTAssertTrue(html.contains("/&lt;script&gt;alert(1)&lt;/script&gt;?u=https://evil.example/x&amp;y=&#39;1&#39;"))
-        XCTAssertTrue(html.contains("evil&quot;&gt;&lt;img src=x onerror=alert(1)&gt;"))
-        XCTAssertTrue(html.contains("explained &lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; more"))
+        XCTAssertTrue(html.contains(#"explained \u003cscript\u003ealert('x')\u003c/script\u003e \u0026 more"#))
         XCTAssertTrue(html.contains("<title>hoptrace — capture &lt;script&gt;.pcap</title>"))
         // The planted URL only appears as escaped text, never in an attribute.
         for e in c.elements { for (_, v) in e.attributes { XCTAssertFalse(v.contains("evil.example"), "\(e.name)") } }
@@ -129,10 +138,13 @@ final class HTMLReportTests: XCTestCase {
             c.id = i + 1
             return c
         }
+        r = counted(r)
         let html = HTMLReport.render(r)
         let c = check(html)
-        XCTAssertEqual(c.count("tr") { $0.attribute("id")?.hasPrefix("chain-") == true }, 500)
-        XCTAssertTrue(c.text.contains("… 120 more chains not listed (--format json lists them)"))
+        // Every chain in the table's data; the first 500 with their explanation.
+        let data = try chainData(html)
+        XCTAssertEqual((data["id"] as? [Int])?.count, 620)
+        XCTAssertEqual((data["x"] as? [String: Any])?.count, 500)
         XCTAssertEqual(c.count("g") { $0.attribute("id")?.hasPrefix("wf-chain-") == true }, 50)
         XCTAssertEqual(c.count("g") { $0.attribute("id")?.hasPrefix("seq-chain-") == true }, 50)
         XCTAssertEqual(waterfallBars(c).count, 100)
@@ -140,8 +152,9 @@ final class HTMLReportTests: XCTestCase {
         var o = HTMLReport.Options()
         o.tableLimit = 10
         o.diagramLimit = 2
-        let small = HTMLChecker(HTMLReport.render(r, options: o))
-        XCTAssertEqual(small.count("tr") { $0.attribute("id")?.hasPrefix("chain-") == true }, 10)
+        let smallHTML = HTMLReport.render(r, options: o)
+        let small = HTMLChecker(smallHTML)
+        XCTAssertEqual((try chainData(smallHTML)["x"] as? [String: Any])?.count, 10)
         XCTAssertEqual(waterfallBars(small).count, 4)
     }
 
@@ -167,6 +180,7 @@ final class HTMLReportTests: XCTestCase {
         r.chains = [incomplete, retried, direct]
         r.summary.incompleteChains = 1
         r.summary.retries = 1
+        r = counted(r)
         let html = HTMLReport.render(r)
         let c = check(html)
         assertParsesAsXML(html)
@@ -177,8 +191,11 @@ final class HTMLReportTests: XCTestCase {
         XCTAssertTrue(c.text.contains("attempt 2"))
         XCTAssertTrue(c.text.contains("503 Service Unavailable"))
         XCTAssertTrue(c.text.contains("1 request — HEAD / ×1"), "direct summary")
-        XCTAssertEqual(c.count("tr") { $0.attribute("id")?.hasPrefix("chain-") == true }, 3)
-        XCTAssertEqual(c.count("tr") { $0.classes.contains("incomplete") }, 1)
+        let data = try chainData(html)
+        XCTAssertEqual(data["f"] as? [Int], [1, 2, 32], "flags: incomplete, retried, direct")
+        // The problems panel names them.
+        XCTAssertEqual(c.count("div") { $0.attribute("data-kind") == "incomplete" }, 1)
+        XCTAssertEqual(c.count("div") { $0.attribute("data-kind") == "retries" }, 1)
 
         let m = MermaidReport.render(r)
         XCTAssertTrue(m.contains("proxy--xclient1: no response captured"), m)
@@ -194,8 +211,23 @@ final class HTMLReportTests: XCTestCase {
         r.summary = AnalysisSummary()
         let html = HTMLReport.render(r)
         let c = check(html)
+        XCTAssertEqual(answerHeading(html), "No HTTP requests in this capture")
         XCTAssertTrue(c.text.contains("No HTTP requests were found in this capture."))
         XCTAssertEqual(c.count("svg"), 0)
+    }
+
+    /// The heading over the answer fits the capture: copies explained, or no sidecar at all.
+    func testHeadingFitsTheCapture() throws {
+        var r = counted(try analyze("ipv4.pcap"))
+        XCTAssertEqual(answerHeading(HTMLReport.render(r)), "No request was copied by a proxy")
+        r.rulesName = "none"
+        XCTAssertEqual(answerHeading(HTMLReport.render(r)), "No sidecar copies in this capture")
+    }
+
+    func answerHeading(_ html: String) -> String? {
+        let open = "<section id=\"answer\">\n<h2>"
+        guard let a = html.range(of: open), let b = html.range(of: "</h2>", range: a.upperBound..<html.endIndex) else { return nil }
+        return String(html[a.upperBound..<b.lowerBound])
     }
 
     func testOutputIsDeterministic() throws {
@@ -237,4 +269,14 @@ final class HTMLReportTests: XCTestCase {
         print("note: no XMLParser here; pages are checked by HTMLChecker only")
         #endif
     }
+}
+
+/// The chain table's data (the JSON in `script#chain-data`).
+func chainData(_ html: String, file: StaticString = #filePath, line: UInt = #line) throws -> [String: Any] {
+    let open = "<script type=\"application/json\" id=\"chain-data\">"
+    let start = try XCTUnwrap(html.range(of: open), "no chain data", file: file, line: line)
+    let end = try XCTUnwrap(html.range(of: "</script>", range: start.upperBound..<html.endIndex), file: file, line: line)
+    let text = String(html[start.upperBound..<end.lowerBound])
+    XCTAssertFalse(text.contains("<") || text.contains(">") || text.contains("&"), "raw markup in the chain data", file: file, line: line)
+    return try XCTUnwrap(JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], file: file, line: line)
 }

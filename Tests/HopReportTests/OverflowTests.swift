@@ -27,7 +27,7 @@ final class OverflowTests: XCTestCase {
         let offsets = matches(#"\+([0-9.]+) (ns|µs|ms|s)\b"#, in: lines.joined(separator: "\n"))
         XCTAssertFalse(offsets.isEmpty, lines.joined(separator: "\n"))
         for o in offsets { XCTAssertNotEqual(o[2], "s", "an offset in seconds: \(o[0])") }
-        _ = TextReport.render(r, options: { var o = TextReport.Options(); o.showDirect = true; return o }())
+        _ = TextReport.render(r, options: { var o = TextReport.Options(); o.full = true; return o }())
     }
 
     func testEveryFormatOfAChainWithoutRequestStart() throws {
