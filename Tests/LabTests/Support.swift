@@ -9,8 +9,10 @@ enum LabEnv {
     static var repoRoot: URL { TestPaths.repoRoot }
     static var captures: URL { TestPaths.captures }
 
-    /// Namespaces made by these tests start with this (the lab's own runs use `hoplab-`).
-    static let prefix = "hoplabtest-"
+    /// Namespaces made by these tests start with this (the lab's own runs use `hoplab-`); the
+    /// test process's pid in it, so that suites run side by side neither sweep nor count each
+    /// other's namespaces (CrashCleanupTests once saw another suite's lab run as a leak).
+    static let prefix = "hoplabtest-\(getpid())-"
 
     static func which(_ tool: String) -> String? { TestPaths.which(tool) }
 
