@@ -5,6 +5,8 @@
 # tcpdump on the loopback of a network namespace of its own (h2r7-cap-PID, deleted on exit).
 #
 # usage: sudo Captures/make-h2c-capture.sh [OUT.pcap]   (default Captures/h2c-nghttpd.pcap)
+#        H2LOAD_REQUESTS=N H2LOAD_CLIENTS=C: h2load's share (default 24 requests, 2 connections,
+#        4 streams in flight each); Benchmarks/run.sh --h2c makes a large one this way.
 # Needs root (the namespace); Debian packages nghttp2-server, nghttp2-client, curl, tcpdump,
 # iproute2. Every process it starts is stopped by its PID. Port 18080 inside the namespace.
 set -euo pipefail
@@ -60,9 +62,10 @@ in_ns nghttp -n -d "$TMP/post.txt" "$URL/a.txt" >/dev/null
 # curl with prior knowledge: one stream per connection.
 in_ns curl -s --http2-prior-knowledge -o /dev/null "$URL/big.txt"
 in_ns curl -s --http2-prior-knowledge -o /dev/null -H 'x-request-id: h2c-curl-1' "$URL/a.txt"
-# h2load: 2 connections, 4 streams in flight on each, 24 requests.
-in_ns h2load -n 24 -c 2 -m 4 "$URL/a.txt" >"$TMP/h2load.log"
-grep -q "24 succeeded" "$TMP/h2load.log" || die "h2load: $(grep -E 'requests:' "$TMP/h2load.log")"
+# h2load: 2 connections, 4 streams in flight on each, 24 requests (by default).
+N="${H2LOAD_REQUESTS:-24}"
+in_ns h2load -n "$N" -c "${H2LOAD_CLIENTS:-2}" -m 4 "$URL/a.txt" >"$TMP/h2load.log"
+grep -q " $N succeeded" "$TMP/h2load.log" || die "h2load: $(grep -E 'requests:' "$TMP/h2load.log")"
 sleep 1
 kill -INT "${PIDS[0]}"   # tcpdump writes its last packets and exits
 wait "${PIDS[0]}" 2>/dev/null || true
