@@ -592,24 +592,25 @@ final class HTTP2Connection {
         }
     }
 
-    /// Largest resync buffer: beyond it the oldest bytes are skipped.
-    static let resyncWindow = 64 * 1024
-
+    /// Scans the gathered bytes for a boundary: bytes before the first offset still in
+    /// question are skipped (so the buffer holds at most one frame's worth and a header).
     private func tryResync(_ d: Int, first: Int64, last: Int64) {
-        let found = dirs[d].resyncBuffer.withUnsafeBytes {
+        let scan = dirs[d].resyncBuffer.withUnsafeBytes {
             HTTP2BoundaryScan.firstBoundary(in: $0, maxFrameSize: midstream ? HTTP2BoundaryScan.defaultMaxFrameSize : dirs[d].maxFrameSize)
         }
-        if let o = found {
+        switch scan {
+        case .found(let o):
             analyzer.counters.http2.resyncs += 1
             analyzer.counters.http2.resyncSkippedBytes += Int64(o)
             let rest = Array(dirs[d].resyncBuffer[o...])
             dirs[d].resyncBuffer.removeAll()
             dirs[d].state = .header
             rest.withUnsafeBytes { consume(d, $0, first: first, last: last) }
-        } else if dirs[d].resyncBuffer.count > Self.resyncWindow {
-            let drop = dirs[d].resyncBuffer.count - HTTP2FrameHeader.size
-            analyzer.counters.http2.resyncSkippedBytes += Int64(drop)
-            dirs[d].resyncBuffer.removeFirst(drop)
+        case .needMore(let o):
+            if o > 0 {
+                analyzer.counters.http2.resyncSkippedBytes += Int64(o)
+                dirs[d].resyncBuffer.removeFirst(o)
+            }
         }
     }
 

@@ -156,46 +156,45 @@ enum HTTP2BoundaryScan {
     /// were seen.
     static let defaultMaxFrameSize = 16_384
 
-    /// The first offset (scanning at most `limit` offsets) from which a chain of trustworthy
-    /// frames runs to exactly the end of `buf`, or covers at least `minFrames` frames.
-    /// Nil: none found (the bytes may still hold a boundary once more arrive).
-    static func firstBoundary(in buf: UnsafeRawBufferPointer, maxFrameSize: Int, minFrames: Int = 2,
-                              limit: Int = .max) -> Int? {
-        let n = buf.count
-        var o = 0
-        while o + HTTP2FrameHeader.size <= n && o < limit {
-            if chainHolds(buf, from: o, maxFrameSize: maxFrameSize, minFrames: minFrames) { return o }
-            o += 1
-        }
-        return nil
+    /// Where a scan of bytes without a known boundary stands.
+    enum Scan: Equatable {
+        /// A boundary to trust at this offset.
+        case found(Int)
+        /// Every offset before this one is no boundary; from it on, more bytes are needed.
+        case needMore(Int)
     }
 
-    /// Whether frames starting at `from` chain to the buffer's end, or for `minFrames` frames.
-    static func chainHolds(_ buf: UnsafeRawBufferPointer, from: Int, maxFrameSize: Int, minFrames: Int) -> Bool {
+    /// The first offset from which `minFrames` trustworthy frame headers chain (each the
+    /// previous one's end). Judged only on bytes present, and an offset that needs more bytes
+    /// stops the scan: the answer depends on the bytes, never on how they were cut.
+    static func firstBoundary(in buf: UnsafeRawBufferPointer, maxFrameSize: Int, minFrames: Int = 2) -> Scan {
+        var o = 0
+        while o < buf.count {
+            switch chainVerdict(buf, from: o, maxFrameSize: maxFrameSize, minFrames: minFrames) {
+            case true?: return .found(o)
+            case nil: return .needMore(o)
+            case false?: o += 1
+            }
+        }
+        return .needMore(o)
+    }
+
+    /// Whether `minFrames` trustworthy headers chain from `from`; nil: more bytes needed.
+    static func chainVerdict(_ buf: UnsafeRawBufferPointer, from: Int, maxFrameSize: Int, minFrames: Int) -> Bool? {
         var o = from
-        var frames = 0
-        while o + HTTP2FrameHeader.size <= buf.count {
+        for _ in 0..<minFrames {
+            guard o + HTTP2FrameHeader.size <= buf.count else { return nil }
             let h = HTTP2FrameHeader(buf, at: o)
             guard h.trustworthy(maxFrameSize: maxFrameSize) else { return false }
-            frames += 1
             o += HTTP2FrameHeader.size + h.length
-            if frames >= minFrames { return true }
-            if o == buf.count { return true }
         }
-        return false
+        return true
     }
 
     /// Whether a mid-stream connection's first bytes (of one direction, so far) are HTTP/2
-    /// frames: a trustworthy frame from the first byte, complete, followed by the end of the
-    /// bytes or by another trustworthy frame header. Nil: too few bytes to say.
+    /// frames: two trustworthy frame headers chained from the first byte. Nil: too few bytes
+    /// to say (the verdict never depends on how the bytes were cut).
     static func midstreamVerdict(_ buf: UnsafeRawBufferPointer) -> Bool? {
-        guard buf.count >= HTTP2FrameHeader.size else { return nil }
-        let h = HTTP2FrameHeader(buf, at: 0)
-        guard h.trustworthy(maxFrameSize: defaultMaxFrameSize) else { return false }
-        let next = HTTP2FrameHeader.size + h.length
-        if buf.count < next { return nil }
-        if buf.count == next { return true }
-        if buf.count < next + HTTP2FrameHeader.size { return nil }
-        return HTTP2FrameHeader(buf, at: next).trustworthy(maxFrameSize: defaultMaxFrameSize)
+        chainVerdict(buf, from: 0, maxFrameSize: defaultMaxFrameSize, minFrames: 2)
     }
 }
