@@ -50,7 +50,10 @@ final class HTTP2Connection {
     /// Streams emitted lately (frames for them — WINDOW_UPDATE, a late RST_STREAM — are not new
     /// streams), bounded.
     var closed = Set<UInt32>()
-    var closedOrder: [UInt32] = []
+    /// The last `closedMemory` emitted ids, oldest replaced first (a ring).
+    var closedRing: [UInt32] = []
+    var closedNext = 0
+    static let closedMemory = 4096
     var nextSequence: Int
     var streamCount = 0
     var requestCount = 0
@@ -124,7 +127,16 @@ final class HTTP2Connection {
                     }
                 }
             case .payload:
-                let take = min(dirs[d].frame.length - dirs[d].payload.count, n - i)
+                let length = dirs[d].frame.length
+                if dirs[d].payload.isEmpty && n - i >= length {
+                    // The whole payload is in this segment: read in place, no copy.
+                    dirs[d].state = .header
+                    let h = dirs[d].frame
+                    frameEnded(d, h, UnsafeRawBufferPointer(rebasing: buf[i..<(i + length)]), last: last)
+                    i += length
+                    continue
+                }
+                let take = min(length - dirs[d].payload.count, n - i)
                 dirs[d].payload.append(contentsOf: UnsafeRawBufferPointer(rebasing: buf[i..<(i + take)]))
                 i += take
                 if dirs[d].payload.count == dirs[d].frame.length {
@@ -490,9 +502,12 @@ final class HTTP2Connection {
     private func emit(_ s: HTTP2Stream) {
         guard streams.removeValue(forKey: s.id) != nil else { return }
         closed.insert(s.id)
-        closedOrder.append(s.id)
-        if closedOrder.count > 4096 {
-            closed.remove(closedOrder.removeFirst())
+        if closedRing.count < Self.closedMemory {
+            closedRing.append(s.id)
+        } else {
+            closed.remove(closedRing[closedNext])
+            closedRing[closedNext] = s.id
+            closedNext = (closedNext + 1) % Self.closedMemory
         }
         let c = analyzer
         var flags: HTTPExchangeFlags = []
