@@ -89,6 +89,19 @@ final class HTTP2Connection {
         if preface { conn.analyzer.counters.http2.prefaceConnections += 1 } else { conn.analyzer.counters.http2.midstreamConnections += 1 }
     }
 
+    /// Stream 1 of an `Upgrade: h2c` connection answers the HTTP/1.1 request that asked for
+    /// it (sent whole before the switch: its side of the stream is closed).
+    func adoptUpgradedRequest(_ q: HTTPRequest) {
+        let s = HTTP2Stream(id: 1, sequence: nextSequence, position: 0)
+        nextSequence += 1
+        streamCount += 1
+        analyzer.counters.http2.streams += 1
+        s.upgradedRequest = q
+        s.request.state = .decoded
+        s.request.ended = true
+        streams[1] = s
+    }
+
     // MARK: Bytes
 
     /// `d`: 0 client → server, 1 server → client.
@@ -513,8 +526,8 @@ final class HTTP2Connection {
         var flags: HTTPExchangeFlags = []
         if midstream { flags.insert(.midstream) }
         if s.headerLimit { flags.insert(.headerLimitExceeded) }
-        var request: HTTPRequest?
-        if let fields = s.request.fields {
+        var request: HTTPRequest? = s.upgradedRequest
+        if request == nil, let fields = s.request.fields {
             let method = s.request.value(":method") ?? ""
             let target = s.request.value(":path") ?? (method == "CONNECT" ? s.request.value(":authority") ?? "" : "")
             var q = HTTPRequest(method: method, target: target, version: .http2, headers: HTTPHeaders(fields),

@@ -100,6 +100,20 @@ extension ConnectionState {
         }
     }
 
+    /// Whether a 101's Upgrade field names h2c.
+    static func upgradesToH2C(_ headers: HTTPHeaders) -> Bool {
+        headers.values(for: "upgrade").contains { $0.split(separator: ",").contains { $0.trimmingASCIISpaces().lowercasedASCII() == "h2c" } }
+    }
+
+    /// After `101 Switching Protocols` to h2c: the client sends the preface, the server its
+    /// SETTINGS, and stream 1 carries the response to `request` (RFC 7540 §3.2).
+    func startUpgradedHTTP2(request: HTTPRequest) {
+        startHTTP2(preface: true)
+        analyzer.counters.http2.upgradeConnections += 1
+        analyzer.counters.http2.prefaceConnections -= 1
+        http2!.adoptUpgradedRequest(request)
+    }
+
     private func startHTTP2(preface: Bool) {
         rolesSettled = true
         roleProbe = nil

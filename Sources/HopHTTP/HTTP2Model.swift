@@ -138,6 +138,8 @@ public struct HTTP2Counters: Sendable, Equatable {
     /// Connections parsed as HTTP/2: with the client preface, or recognised mid-way.
     public var connections = 0
     public var prefaceConnections = 0
+    /// Connections that switched to HTTP/2 by `Upgrade: h2c` (101).
+    public var upgradeConnections = 0
     public var midstreamConnections = 0
     /// Streams seen (one exchange each).
     public var streams = 0
@@ -179,6 +181,7 @@ public struct HTTP2Counters: Sendable, Equatable {
         func add(_ name: String, _ c: Int, _ why: String) { if c > 0 { out.append((name, c, why)) } }
         add("http2-connections", connections, "connections parsed as HTTP/2 (h2c)")
         add("http2-preface-connections", prefaceConnections, "HTTP/2 connections that began with the client preface (prior knowledge)")
+        add("http2-upgrade-connections", upgradeConnections, "connections that switched to HTTP/2 by Upgrade: h2c (101); stream 1 answers the upgraded request")
         add("http2-midstream-connections", midstreamConnections, "HTTP/2 connections recognised mid-way by their frames (HPACK table lost at the start)")
         add("http2-streams", streams, "HTTP/2 streams (one exchange each)")
         for t in HTTP2FrameType.allCases {

@@ -68,6 +68,8 @@ final class HTTP2Stream {
     var pushed = false
     var note: String?
     var isGRPC = false
+    /// Stream 1 of an `Upgrade: h2c`: the HTTP/1.1 request it answers.
+    var upgradedRequest: HTTPRequest?
     var grpcStatusCode: Int?
     var grpcMessage: String?
     var headerLimit = false

@@ -717,8 +717,15 @@ final class ConnectionState {
     }
 
     private func startTunnel(slot: SlotRef?, connect: Bool) {
-        tunnel = true
-        analyzer.counters.tunnels += 1
+        // `Upgrade: h2c` accepted (101 with Upgrade: h2c): HTTP/2 follows, stream 1 answers
+        // the request (HTTP2Detection.swift).
+        let h2c = !connect && currentResponse.map { $0.status == 101 && Self.upgradesToH2C($0.headers) } == true
+        if h2c, let slot {
+            startUpgradedHTTP2(request: slots[slot].request)
+        } else {
+            tunnel = true
+            analyzer.counters.tunnels += 1
+        }
         guard var r = currentResponse.take() else { return }
         r.complete = true
         var flags = currentResponseFlags

@@ -291,6 +291,35 @@ final class HTTP2ParserTests: XCTestCase {
         XCTAssertEqual(one?.http2?.requestHeaders, .unrecoverable)
     }
 
+    /// `Upgrade: h2c` (RFC 7540 §3.2): the 101 is an HTTP/1.1 exchange; HTTP/2 follows in the
+    /// same segment; stream 1 answers the upgraded request.
+    func testUpgradeToH2CAnswersTheRequestOnStreamOne() {
+        var c = H2Peer(), s = H2Peer()
+        let steps: [Step] = [
+            .c2s("GET /up HTTP/1.1\r\nHost: u.example\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n", 1),
+            .s2cBytes(Array("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n".utf8)
+                      + H2Peer.settings + s.headers(1, [(":status", "200")], endStream: false)
+                      + H2Peer.data(1, Array("up!".utf8), endStream: true), 2),
+            .c2sBytes(H2Peer.clientStart + c.headers(3, get("/next"), endStream: true), 3),
+            .s2cBytes(s.headers(3, [(":status", "404")], endStream: true), 4),
+        ]
+        let r = runSplitInvariant(steps, everyCut: false)
+        XCTAssertEqual(r.exchanges.count, 3, describe(r))
+        let switching = r.exchanges.first { $0.http2 == nil }
+        XCTAssertEqual(switching?.response?.status, 101)
+        let one = r.exchanges.first { $0.http2?.streamID == 1 }
+        XCTAssertEqual(one?.request?.target, "/up")
+        XCTAssertEqual(one?.request?.version, .http11, "the request as it was sent, before the switch")
+        XCTAssertEqual(one?.response?.status, 200)
+        XCTAssertEqual(one?.response?.bodyLength, 3)
+        let three = r.exchanges.first { $0.http2?.streamID == 3 }
+        XCTAssertEqual(three?.request?.target, "/next")
+        XCTAssertEqual(three?.response?.status, 404)
+        XCTAssertEqual(r.counters.http2.upgradeConnections, 1)
+        XCTAssertEqual(r.counters.tunnels, 0)
+        XCTAssertEqual(r.summaries.first?.kind, .http2)
+    }
+
     func testHTTP1IsNotTakenForHTTP2() {
         let r = feed([.c2s("GET / HTTP/1.1\r\nHost: a\r\n\r\n", 1), .s2c("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 2)])
         XCTAssertEqual(r.exchanges.count, 1)
