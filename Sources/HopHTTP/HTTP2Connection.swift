@@ -45,8 +45,10 @@ struct HTTP2Direction {
 /// frames recognised mid-way); emits through the analyzer like HTTP/1.
 final class HTTP2Connection {
     unowned(unsafe) let conn: ConnectionState
-    var dirs: [HTTP2Direction]
-    var streams: [UInt32: HTTP2Stream] = [:]
+    // Single-thread state (the analyzer's thread), read and written for every frame: without
+    // exclusivity checks (measured below, beside `HTTP2Stream.request`).
+    @exclusivity(unchecked) var dirs: [HTTP2Direction]
+    @exclusivity(unchecked) var streams: [UInt32: HTTP2Stream] = [:]
     /// Streams emitted lately (frames for them — WINDOW_UPDATE, a late RST_STREAM — are not new
     /// streams), bounded.
     var closed = Set<UInt32>()
@@ -407,7 +409,7 @@ final class HTTP2Connection {
             if let status, status >= 100 && status < 200 && s.response.fields == nil {
                 analyzer.counters.http2.interimResponses += 1
                 if status == 100 { analyzer.counters.continueResponses += 1 } else { analyzer.counters.otherInterimResponses += 1 }
-                s.interim.append(HTTPInterimResponse(status: status, reason: "", headers: HTTPHeaders(fields),
+                s.interim.append(HTTPInterimResponse(status: status, reason: "", headers: HTTPHeaders(packing: fields),
                                                      firstTimestamp: block.first, lastTimestamp: last))
             } else if s.response.fields == nil && s.response.state != .unrecoverable && status != nil {
                 analyzer.counters.responses += 1
@@ -530,25 +532,25 @@ final class HTTP2Connection {
         if request == nil, let fields = s.request.fields {
             let method = s.request.value(":method") ?? ""
             let target = s.request.value(":path") ?? (method == "CONNECT" ? s.request.value(":authority") ?? "" : "")
-            var q = HTTPRequest(method: method, target: target, version: .http2, headers: HTTPHeaders(fields),
+            var q = HTTPRequest(method: method, target: target, version: .http2, headers: HTTPHeaders(packing: fields),
                                 firstTimestamp: s.request.firstTimestamp ?? 0,
                                 lastTimestamp: s.request.lastTimestamp ?? s.request.firstTimestamp ?? 0)
             q.bodyLength = s.request.bodyLength
             q.bodyPrefix = s.request.bodyPrefix
             q.complete = s.request.ended && !s.request.gap
-            if let t = s.request.trailers { q.trailers = HTTPHeaders(t) }
+            if let t = s.request.trailers { q.trailers = HTTPHeaders(packing: t) }
             request = q
         }
         var response: HTTPResponse?
         if let fields = s.response.fields {
             let status = s.response.value(":status").flatMap { Int($0) } ?? 0
-            var r = HTTPResponse(status: status, reason: "", version: .http2, headers: HTTPHeaders(fields),
+            var r = HTTPResponse(status: status, reason: "", version: .http2, headers: HTTPHeaders(packing: fields),
                                  firstTimestamp: s.response.firstTimestamp ?? 0,
                                  lastTimestamp: s.response.lastTimestamp ?? s.response.firstTimestamp ?? 0)
             r.bodyLength = s.response.bodyLength
             r.bodyPrefix = s.response.bodyPrefix
             r.complete = s.response.ended && !s.response.gap
-            if let t = s.response.trailers { r.trailers = HTTPHeaders(t) }
+            if let t = s.response.trailers { r.trailers = HTTPHeaders(packing: t) }
             r.interim = s.interim
             response = r
         }
