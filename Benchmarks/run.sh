@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # run.sh — hoptrace's benchmarks. See Benchmarks/README.md.
 #
-# Usage: sudo Benchmarks/run.sh [--no-build] [--no-tshark] [--runs N] [--strict] [--identical]
+# Usage: sudo Benchmarks/run.sh [--no-build] [--no-tshark] [--runs N] [--strict] [--identical] [--h2c]
 #   --no-build    use the hoptrace already built in .build-bench
 #   --no-tshark   skip the tshark comparison (slow) and its memory figures
 #   --runs N      hyperfine runs for the bare loop and hoptrace (default 5)
@@ -10,6 +10,11 @@
 #                 (made by make-capture.sh --identical when missing); every format of
 #                 analyze and http --format jsonl against http, tshark, peak RSS of each
 #                 on both captures; writes Benchmarks/data/identical-results.txt
+#   --h2c         only the HTTP/2 benchmark: Benchmarks/data/h2c.pcap (h2load against nghttpd,
+#                 made by Captures/make-h2c-capture.sh with H2LOAD_REQUESTS=60000 when
+#                 missing; root); hoptrace http vs the bare loop (<= 4x) and vs tshark's HTTP/2
+#                 dissector on the same streams (>= 50x), stream counts of both compared;
+#                 writes Benchmarks/data/h2c-results.txt
 # Environment: HOPTRACE_BIN=/path/to/hoptrace benchmarks that binary (no build).
 #   BASELINE_BIN=/path/to/older/hoptrace (--identical): the same commands of an older build,
 #   timed in a run of their own right after, and their peak RSS (a crash shows as "failed").
@@ -43,6 +48,7 @@ TSHARK=1
 RUNS=5
 STRICT=0
 IDENTICAL=0
+H2C=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --no-build) BUILD=0; shift ;;
@@ -50,6 +56,7 @@ while [ $# -gt 0 ]; do
         --runs) RUNS="${2:?--runs needs a number}"; shift 2 ;;
         --strict) STRICT=1; shift ;;
         --identical) IDENTICAL=1; shift ;;
+        --h2c) H2C=1; shift ;;
         -h|--help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "run.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -233,6 +240,78 @@ print("%.2fx" % (cpu(r[2]) / cpu(r[0])))' "$json"))"
     exit 0
 }
 
+# ---------------------------------------------------------------- h2c (--h2c)
+# An h2c capture of real peers (h2load -c 4 -m 4 against nghttpd --no-tls, on the loopback of
+# a namespace): hoptrace http against the bare libpcap loop and against tshark decoding the
+# same streams (-d tcp.port==18080,http2, every HEADERS frame's stream id), in one run.
+h2c_bench() {
+    local file="$DATA/h2c.pcap" json="$DATA/h2c.json" tjson="$DATA/h2c-tshark.json"
+    if [ ! -s "$file" ]; then
+        say "h2c capture missing: making it with Captures/make-h2c-capture.sh (H2LOAD_REQUESTS=60000)"
+        [ "$(id -u)" = 0 ] || { echo "run.sh: making the capture needs root (a network namespace): sudo Benchmarks/run.sh --h2c" >&2; exit 2; }
+        H2LOAD_REQUESTS=60000 H2LOAD_CLIENTS=4 "$ROOT/Captures/make-h2c-capture.sh" "$file" || { echo "run.sh: make-h2c-capture.sh failed" >&2; exit 2; }
+    fi
+    [ -n "$HOPTRACE" ] || { echo "run.sh: no hoptrace binary" >&2; exit 2; }
+    command -v tshark >/dev/null || TSHARK=0
+    local commit packets streams tstreams bare http r tshark_mean
+    commit="$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')"
+    (cd "$ROOT" && git diff --quiet HEAD -- Sources Package.swift 2>/dev/null) || commit="$commit+dirty"
+    packets="$("$BARE" "$file" | awk '{print $2}')"
+    streams="$("$HOPTRACE" http -r "$file" --format jsonl 2>/dev/null | grep -c '"http2":{')"
+    {
+        echo "hoptrace h2c benchmark — $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+        echo "commit $commit; $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) cores; runs $RUNS"
+        echo "$(basename "$file"): $packets packets, $streams HTTP/2 streams (hoptrace), $(( $(stat -c %s "$file") / 1048576 )) MiB"
+        echo
+    } > "$SUMMARY"
+    say "h2c: bare loop vs hoptrace http (hyperfine, $RUNS runs)"
+    hyperfine -N --warmup 1 --runs "$RUNS" --export-json "$json" \
+        -n bare-loop "$BARE $file" -n "hoptrace http" "$HOPTRACE http -r $file" >&2
+    bare="$(mean_of "$json" 0)"; http="$(mean_of "$json" 1)"
+    row "measure" "value" "target" "verdict"
+    row "bare loop" "$(fmt_time "$bare" "$(stddev_of "$json" 0)")" "" ""
+    row "hoptrace http" "$(fmt_time "$http" "$(stddev_of "$json" 1)")" "" ""
+    r="$(ratio "$http" "$bare")"
+    le "$r" 4; row "http: hoptrace http / bare loop" "${r}x" "<= 4x" "$(verdict $?)"
+    note "  ($(other_ratios "$json" 1 0))"
+    if [ "$TSHARK" = 1 ]; then
+        say "h2c: tshark's HTTP/2 dissector on the same file (2 runs)"
+        local tcmd="tshark -n -r $file -d tcp.port==18080,http2 -Y http2.type==1 -T fields -e tcp.stream -e http2.streamid -e http2.type"
+        hyperfine --warmup 0 --runs 2 --export-json "$tjson" -n tshark "$tcmd" >&2
+        tshark_mean="$(mean_of "$tjson" 0)"
+        tstreams="$($tcmd 2>/dev/null | python3 -c '
+import sys
+s = set()
+for line in sys.stdin:
+    f = line.rstrip("\n").split("\t")
+    if len(f) < 3: continue
+    for i, t in zip(f[1].split(","), f[2].split(",")):
+        if t == "1": s.add((f[0], i))
+print(len(s))')"
+        row "tshark -d tcp.port==18080,http2 -Y http2.type==1" "$(fmt_time "$tshark_mean" "$(stddev_of "$tjson" 0)")" "" ""
+        r="$(ratio "$tshark_mean" "$http")"
+        python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) >= 50 else 1)' "$r"
+        row "http: tshark / hoptrace http" "${r}x" ">= 50x" "$(verdict $?)"
+        if [ "$tstreams" = "$streams" ]; then
+            row "streams: hoptrace / tshark" "$streams / $tstreams" "equal" "PASS"
+        else
+            row "streams: hoptrace / tshark" "$streams / $tstreams" "equal" "MISS"; MISSED=1
+        fi
+    else
+        note "tshark skipped (--no-tshark or not installed)"
+    fi
+    if [ -n "$TIME" ]; then
+        note "peak RSS: hoptrace http $(peak_kb "$HOPTRACE" http -r "$file") KB"
+    fi
+    cp "$SUMMARY" "$DATA/h2c-results.txt"
+    chmod 644 "$DATA/h2c-results.txt"
+    echo
+    cat "$DATA/h2c-results.txt"
+    echo "(written to $DATA/h2c-results.txt)"
+    if [ "$STRICT" = 1 ] && [ "$MISSED" = 1 ]; then exit 1; fi
+    exit 0
+}
+
 # ---------------------------------------------------------------- build
 HOPTRACE=""
 if [ -n "${HOPTRACE_BIN:-}" ]; then
@@ -256,6 +335,7 @@ BARE="$BIN/bare-loop"
 cc -O2 -Wall -o "$BARE" "$HERE/bare-loop.c" -lpcap || { echo "run.sh: bare-loop did not build (libpcap-dev?)" >&2; exit 2; }
 
 [ "$IDENTICAL" = 1 ] && identical_bench
+[ "$H2C" = 1 ] && h2c_bench
 
 # ---------------------------------------------------------------- captures
 if [ ! -s "$LARGE" ] || [ ! -s "$SMALL" ]; then

@@ -2,7 +2,7 @@
 # fuzz.sh — run one libFuzzer target of hoptrace for a while.
 #
 # Usage: scripts/fuzz.sh TARGET SECONDS [libFuzzer options...]
-#   TARGET   capture | http | netfilter | wire   (Sources/HopFuzz/FuzzTarget.swift)
+#   TARGET   capture | http | http2 | netfilter | wire   (Sources/HopFuzz/FuzzTarget.swift)
 #   SECONDS  how long to fuzz (-max_total_time)
 #
 # Builds `hoptrace-fuzz` with `-sanitize=fuzzer,address -DFUZZING` in .build-fuzz (a separate
@@ -20,7 +20,7 @@ set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TARGET="${1:-}"
 SECONDS_TO_RUN="${2:-}"
-case "$TARGET" in capture|http|netfilter|wire) ;; *) echo "usage: $0 capture|http|netfilter|wire SECONDS [libFuzzer options]" >&2; exit 2 ;; esac
+case "$TARGET" in capture|http|http2|netfilter|wire) ;; *) echo "usage: $0 capture|http|http2|netfilter|wire SECONDS [libFuzzer options]" >&2; exit 2 ;; esac
 [[ "$SECONDS_TO_RUN" =~ ^[0-9]+$ ]] || { echo "usage: $0 TARGET SECONDS" >&2; exit 2; }
 shift 2
 
@@ -85,6 +85,10 @@ while b:
 open(p, "wb").write(bytes(out))
 PY
         done
+        MAXLEN=8192 ;;
+    http2)
+        python3 "$ROOT/scripts/h2-fuzz-seed.py" "$SEEDS/h2-get-rst"
+        cp "$ROOT"/Tests/HopFuzzTests/Inputs/http2/* "$SEEDS/" 2>/dev/null
         MAXLEN=8192 ;;
     wire)
         seed_http_snippets

@@ -17,6 +17,10 @@ declare -A NEED=(
   [python3-jsonschema]="validates the JSON output against docs/schema/analyze.schema.json (ReportSchemaValidationTests)"
   [python3-numpy]="recomputes the latency percentiles of the JSON output (scripts/check-latency.py, LatencyPercentileTests)"
   [chromium]="renders the HTML report headless: its render time, errors and a screenshot (HTMLBrowserTests)"
+  [nghttp2-server]="nghttpd, the h2c app of HTTP2CaptureTests (Captures/make-h2c-capture.sh)"
+  [nghttp2-client]="nghttp and h2load, h2c clients of HTTP2CaptureTests"
+  [tcpdump]="captures the h2c traffic of HTTP2CaptureTests"
+  [tshark]="HTTP/2 ground truth: stream counts and fields compared with hoptrace's (HTTP2CaptureTests)"
 )
 # Without nginx, `hoptrace lab` falls back to a built-in Python app (hoptrace sidecar only).
 

@@ -830,8 +830,10 @@ public final class Correlator {
         "x-envoy-decorator-operation", "x-envoy-peer-metadata", "x-envoy-peer-metadata-id", "x-real-ip", "content-length",
     ]
 
+    /// Also HTTP/2's pseudo-header fields (`:method`, `:path`, `:authority`, `:scheme`): not
+    /// end-to-end fields, their values are compared as the method, target and host.
     static func isProxyHeader(_ lower: String) -> Bool {
-        proxyHeaders.contains(lower) || proxyHeaderPrefixes.contains { lower.hasPrefix($0) } || lower == "b3"
+        lower.hasPrefix(":") || proxyHeaders.contains(lower) || proxyHeaderPrefixes.contains { lower.hasPrefix($0) } || lower == "b3"
     }
 
     static let proxyHeaderPrefixes = ["x-envoy-", "x-b3-", "x-forwarded-", "x-ot-span", "x-datadog-"]
@@ -850,6 +852,7 @@ public final class Correlator {
 
     /// `isProxyHeader` for a name's bytes (any case), without making a String.
     static func isProxyHeader(bytes name: UnsafeRawBufferPointer) -> Bool {
+        if name.first == 0x3a { return true }  // ":…", HTTP/2 pseudo-header fields
         let table = proxyHeaderTable
         return table.bytes.withUnsafeBufferPointer { b in
             for e in table.entries where e.exact ? name.count == e.count : name.count >= e.count {
@@ -868,11 +871,14 @@ public final class Correlator {
     static func endToEndHeaderDifferences(_ a: HTTPHeaders, _ b: HTTPHeaders) -> [String] {
         // Fast path: the same end-to-end fields in the same order (a proxy appends its own).
         if sameEndToEndFields(a, b) { return [] }
+        // HTTP/1.1 on one hop, HTTP/2 on the other: Host is :authority there (both are compared
+        // as the request's host, not as fields).
+        let crossProtocol = a.contains(":authority") != b.contains(":authority")
         func table(_ h: HTTPHeaders) -> [String: [String]] {
             var t: [String: [String]] = [:]
             for f in h {
                 let n = f.name.lowercased()
-                if isProxyHeader(n) { continue }
+                if isProxyHeader(n) || (crossProtocol && n == "host") { continue }
                 t[n, default: []].append(f.value)
             }
             return t

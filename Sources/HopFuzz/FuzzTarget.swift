@@ -9,6 +9,8 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case capture
     /// The HTTP/1.x parser over byte streams in both directions, with gaps, cut anywhere.
     case http
+    /// The HTTP/2 parser: the same records, read as frames after the client preface.
+    case http2
     /// iptables-save / `iptables -S` text → rule set → render → parse again, and evaluation.
     case netfilter
     /// The proxy's request and response framing, fed whole and in pieces.
@@ -19,6 +21,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         switch self {
         case .capture: CaptureFuzz.run(bytes)
         case .http: HTTPStreamFuzz.run(bytes)
+        case .http2: HTTP2StreamFuzz.run(bytes)
         case .netfilter: NetfilterFuzz.run(bytes)
         case .wire: WireFuzz.run(bytes)
         }

@@ -244,6 +244,10 @@ final class DirectionParser {
                 conn.pendingMalformedRequest?.extend(UnsafeRawBufferPointer(rebasing: buf[i..<n]), last: last)
                 state = .awaitingVerdict(bytes: held + Int64(n - i))
                 i = n
+            case .tunnel where conn.http2 != nil:
+                // An accepted `Upgrade: h2c`: the rest is HTTP/2's.
+                conn.http2!.consume(isRequestSide ? 0 : 1, UnsafeRawBufferPointer(rebasing: buf[i..<n]), first: first, last: last)
+                i = n
             case .tunnel(var peek):
                 state = .ignored // `peek` alone holds its bytes while they grow
                 if peek.bytes.count < 3 && isRequestSide && conn.tunnelPending != nil {

@@ -46,9 +46,16 @@ public final class HTTPAnalyzer: StreamEventConsumer {
                 counters.eventsForUnknownConnections += 1
                 return
             }
-            if !st.rolesSettled && !st.probeRoles(dir, bytes, first: first, last: last) { return }
-            st.hadData = true
-            st.parser(st.swapped ? dir.reversed : dir).consume(bytes, first: first, last: last, conn: st)
+            if let h2 = st.http2 {
+                st.hadData = true
+                h2.consume(dir == .clientToServer ? 0 : 1, bytes, first: first, last: last)
+                return
+            }
+            if st.prefaceProbe != nil && !st.probeHTTP2(dir, bytes, first: first, last: last) {
+                st.hadData = true
+                return
+            }
+            http1Data(st, dir, bytes, first: first, last: last)
         case .gap(let id, let dir, let length, let at):
             guard let st = state(id) else {
                 counters.eventsForUnknownConnections += 1
@@ -56,6 +63,11 @@ public final class HTTPAnalyzer: StreamEventConsumer {
             }
             counters.gaps += 1
             counters.gapBytes += Int64(length)
+            if let h2 = st.http2 {
+                h2.gap(dir == .clientToServer ? 0 : 1, length: length)
+                return
+            }
+            if !st.midstream { st.settlePrefaceProbe() }
             st.settleRolesNow()
             st.parser(st.swapped ? dir.reversed : dir).gap(length: length, at: at, conn: st)
         case .closed(let c):
@@ -86,6 +98,14 @@ public final class HTTPAnalyzer: StreamEventConsumer {
             cacheIDs[k] = Int.min
             cacheStates[k] = nil
         }
+    }
+
+    /// Bytes of a connection parsed as HTTP/1.x (roles probed first on a mid-stream one).
+    @inline(__always)
+    func http1Data(_ st: ConnectionState, _ dir: FlowDirection, _ bytes: UnsafeRawBufferPointer, first: Int64, last: Int64) {
+        if !st.rolesSettled && !st.probeRoles(dir, bytes, first: first, last: last) { return }
+        st.hadData = true
+        st.parser(st.swapped ? dir.reversed : dir).consume(bytes, first: first, last: last, conn: st)
     }
 
     @inline(__always)
@@ -314,6 +334,10 @@ final class ConnectionState {
     @exclusivity(unchecked) var kind: HTTPConnectionKind?
     @exclusivity(unchecked) var sawStartLine = false
     @exclusivity(unchecked) var tunnel = false
+    /// HTTP/2 (HTTP2Connection.swift): the connection's parser once it is known to be HTTP/2.
+    @exclusivity(unchecked) var http2: HTTP2Connection?
+    /// While the connection's first bytes may be HTTP/2's (HTTP2Detection.swift); nil once decided.
+    @exclusivity(unchecked) var prefaceProbe: PrefaceProbe? = PrefaceProbe()
 
     /// Requests not yet emitted, oldest first: `slots[head..<tail]`.
     @exclusivity(unchecked) var slots = SlotRing(capacity: 4)
@@ -693,8 +717,15 @@ final class ConnectionState {
     }
 
     private func startTunnel(slot: SlotRef?, connect: Bool) {
-        tunnel = true
-        analyzer.counters.tunnels += 1
+        // `Upgrade: h2c` accepted (101 with Upgrade: h2c): HTTP/2 follows, stream 1 answers
+        // the request (HTTP2Detection.swift).
+        let h2c = !connect && currentResponse.map { $0.status == 101 && Self.upgradesToH2C($0.headers) } == true
+        if h2c, let slot {
+            startUpgradedHTTP2(request: slots[slot].request)
+        } else {
+            tunnel = true
+            analyzer.counters.tunnels += 1
+        }
         guard var r = currentResponse.take() else { return }
         r.complete = true
         var flags = currentResponseFlags
@@ -852,6 +883,15 @@ final class ConnectionState {
     // MARK: Close
 
     func close(cleanly: Bool) {
+        settlePrefaceProbe()
+        if let h2 = http2 {
+            h2.close()
+            if let cb = analyzer.onConnectionSummary {
+                cb(HTTPConnectionSummary(connection: connection, kind: .http2, tunnel: false, requests: h2.requestCount,
+                                         responses: h2.responseCount, exchanges: h2.exchangeCount))
+            }
+            return
+        }
         settleRolesNow()
         // The response side first: a close-delimited body ends here.
         resp.close(conn: self, cleanly: cleanly)

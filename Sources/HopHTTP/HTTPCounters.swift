@@ -100,6 +100,8 @@ public struct HTTPCounters: Sendable, Equatable {
     public var responsesToOverflowedRequests = 0
     /// Data events for a connection that was never opened (contract violation upstream).
     public var eventsForUnknownConnections = 0
+    /// The HTTP/2 parser's counters (reported as `http2-…` and `grpc-…`).
+    public var http2 = HTTP2Counters()
 
     public init() {}
 
@@ -157,6 +159,7 @@ public struct HTTPCounters: Sendable, Equatable {
         add("queue-overflows", queueOverflows, "requests emitted unanswered because too many were outstanding (the cap: maxOutstandingRequests per connection)")
         add("queue-overflow-responses", responsesToOverflowedRequests, "responses to those requests, emitted on their own (flagged queue-overflow) rather than paired with a later request")
         add("events-for-unknown-connections", eventsForUnknownConnections, "stream events for a connection never opened")
+        out.append(contentsOf: http2.report)
         return out
     }
 }

@@ -344,6 +344,7 @@ public struct HTTPRequest: Sendable, Hashable {
 
     static func host(method: String, target: String, headers: HTTPHeaders) -> String? {
         if let h = headers["host"] { return h }
+        if let a = headers[":authority"] { return a }  // HTTP/2 (the field stays in the headers)
         if method == "CONNECT" { return target }
         if let r = target.range(of: "://") {
             let rest = target[r.upperBound...]
@@ -464,6 +465,8 @@ public struct HTTPExchange: Sendable, Hashable {
     /// How many earlier requests on the connection were still unanswered when this one was
     /// sent: 0 for the usual one-at-a-time client, 1, 2… for pipelined requests.
     public var pipelinePosition: Int
+    /// HTTP/2: the stream's protocol facts (HTTP2Model.swift); nil for HTTP/1.x.
+    public var http2: HTTP2StreamInfo?
 
     init(connection: ConnectionBox, sequence: Int, request: HTTPRequest?, response: HTTPResponse?,
          flags: HTTPExchangeFlags, pipelinePosition: Int) {
@@ -483,7 +486,7 @@ public struct HTTPExchange: Sendable, Hashable {
 
     public static func == (a: HTTPExchange, b: HTTPExchange) -> Bool {
         a.sequence == b.sequence && a.flags == b.flags && a.pipelinePosition == b.pipelinePosition
-            && a.request == b.request && a.response == b.response
+            && a.request == b.request && a.response == b.response && a.http2 == b.http2
             && (a.connectionBox === b.connectionBox || a.connection == b.connection)
     }
 
@@ -494,6 +497,7 @@ public struct HTTPExchange: Sendable, Hashable {
         hasher.combine(response)
         hasher.combine(flags)
         hasher.combine(pipelinePosition)
+        hasher.combine(http2)
     }
 
     // Inlinable: a report reads these for every hop, where a call would copy the exchange.
@@ -550,6 +554,8 @@ extension Substring {
 public enum HTTPConnectionKind: String, Sendable, Hashable {
     /// HTTP/1.x was parsed on it.
     case http
+    /// HTTP/2 (h2c) was parsed on it.
+    case http2
     /// TLS (ClientHello or ServerHello in the first bytes): encrypted, not parsed.
     case tls
     /// Bytes that are not HTTP/1.x (first bytes are not a request or status line).

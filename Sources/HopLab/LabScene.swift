@@ -246,6 +246,8 @@ public final class LabScene {
             chmod(big.path, 0o644)
             let conf = LabScripts.nginx.replacingOccurrences(of: "BIGFILE", with: big.path).replacingOccurrences(of: "LOGFORMAT", with: LabLogFormats.app)
                 .replacingOccurrences(of: "DIR", with: d.path)
+                // The h2c app of `--sidecar haproxy-h2`: HTTP/2 with prior knowledge on :80.
+                .replacingOccurrences(of: "listen 0.0.0.0:80;", with: sidecar == .haproxyH2 ? "listen 0.0.0.0:80 http2;" : "listen 0.0.0.0:80;")
             let confURL = d.appendingPathComponent("nginx.conf")
             try conf.write(to: confURL, atomically: true, encoding: .utf8)
             let b = try start(in: ns, [nginx, "-e", d.appendingPathComponent("nginx-error.log").path, "-p", d.path, "-c", confURL.path], name: name)
@@ -260,7 +262,7 @@ public final class LabScene {
                 usleep(10_000)
             }
             usleep(50_000)
-            log("nginx on :80 in \(ns)")
+            log("nginx on :80 in \(ns)\(sidecar == .haproxyH2 ? " (h2c)" : "")")
             return
         }
         let script = dir.appendingPathComponent("app.py")

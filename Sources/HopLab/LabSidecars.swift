@@ -54,9 +54,9 @@ extension LabScene {
         let asProxy = [setpriv, "--reuid=1337", "--regid=1337", "--clear-groups"]
         let b: Subprocess.Background
         switch sidecar {
-        case .haproxy:
+        case .haproxy, .haproxyH2:
             let cfg = sidecarDir.appendingPathComponent("haproxy.cfg")
-            try plan.haproxyConfig().write(to: cfg, atomically: true, encoding: .utf8)
+            try plan.haproxyConfig(h2: sidecar == .haproxyH2).write(to: cfg, atomically: true, encoding: .utf8)
             chmod(cfg.path, 0o644)
             b = try start(in: pod, asProxy + [exe, "-db", "-f", cfg.path], name: "proxy")
         case .nginx:
@@ -140,7 +140,7 @@ extension LabScene {
     /// The sidecar's own log, parsed.
     public func sidecarLog() -> [SidecarLogRecord] {
         switch sidecar {
-        case .haproxy:
+        case .haproxy, .haproxyH2:
             return LabLogFormats.parseHAProxy((try? String(contentsOf: dir.appendingPathComponent("proxy.out"), encoding: .utf8)) ?? "")
         case .nginx:
             return LabLogFormats.parseNginxSidecar((try? String(contentsOf: sidecarDir.appendingPathComponent("access.log"), encoding: .utf8)) ?? "")

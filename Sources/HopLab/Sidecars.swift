@@ -8,12 +8,16 @@ public enum LabSidecar: String, CaseIterable, Sendable {
     case haproxy
     /// nginx as a reverse proxy with an upstream keepalive pool.
     case nginx
+    /// HAProxy speaking HTTP/2 upstream (`proto h2`, prior knowledge) to an h2c app (nginx
+    /// `listen 80 http2`): each request HTTP/1.1 on the client's hop and an HTTP/2 stream,
+    /// multiplexed on the pool's connections, on the proxy → app hop.
+    case haproxyH2 = "haproxy-h2"
 
     public var isThirdParty: Bool { self != .hoptrace }
     public var executable: String? {
         switch self {
         case .hoptrace: nil
-        case .haproxy: "haproxy"
+        case .haproxy, .haproxyH2: "haproxy"
         case .nginx: "nginx"
         }
     }
@@ -36,8 +40,9 @@ public struct SidecarPlan: Sendable {
 
     /// HAProxy's configuration: run as uid/gid 1337 (through setpriv, so it never holds root),
     /// its log on stdout in `LabLogFormats.haproxy`, one upstream pool shared by every client
-    /// connection (`http-reuse always`), a unique id per request sent as X-Request-Id.
-    public func haproxyConfig() -> String {
+    /// connection (`http-reuse always`), a unique id per request sent as X-Request-Id; with
+    /// `h2`, HTTP/2 to the upstream (`proto h2`).
+    public func haproxyConfig(h2: Bool = false) -> String {
         """
         global
             log stdout format raw local0
@@ -65,7 +70,7 @@ public struct SidecarPlan: Sendable {
 
         backend upstream
             http-reuse always
-            server s \(upstream)\(sourceAddress.map { " source \($0)" } ?? "")
+            server s \(upstream)\(sourceAddress.map { " source \($0)" } ?? "")\(h2 ? " proto h2" : "")
 
         """
     }

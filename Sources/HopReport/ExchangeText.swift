@@ -74,6 +74,8 @@ public enum ExchangeText {
         } else if x.request != nil {
             b.byte(0x20); b.text(x.request!.method); b.byte(0x20); b.text(x.request!.target)
             if let h = x.request!.host { b.ascii(" host="); b.text(h) }
+        } else if let info = x.http2 {
+            b.byte(0x20); b.text(HTTP2Rendering.missingRequest(info))
         } else {
             b.ascii(" (request not seen)")
         }
@@ -82,7 +84,8 @@ public enum ExchangeText {
             let status = x.response!.status
             // Colour: 5xx red, 4xx yellow, the rest green.
             if color { b.ascii(status >= 500 ? "\u{1B}[31m" : status >= 400 ? "\u{1B}[33m" : "\u{1B}[32m") }
-            b.int(status); b.byte(0x20); b.text(x.response!.reason)
+            b.int(status)
+            if !x.response!.reason.isEmpty { b.byte(0x20); b.text(x.response!.reason) }
             if color { b.ascii("\u{1B}[0m") }
         } else {
             b.ascii(" → -")
@@ -91,7 +94,11 @@ public enum ExchangeText {
         if let qs = x.request?.firstTimestamp, let re = x.response?.lastTimestamp {
             b.byte(0x20); b.duration(Timestamp.elapsed(from: qs, to: re))
         }
-        if x.pipelinePosition > 0 { b.ascii(" pipelined#"); b.int(x.pipelinePosition) }
+        if let info = x.http2 {
+            // Streams run side by side: the position is how many were open, not a pipeline.
+            b.byte(0x20); b.text(HTTP2Rendering.text(info))
+            if x.pipelinePosition > 0 { b.ascii(" concurrent#"); b.int(x.pipelinePosition) }
+        } else if x.pipelinePosition > 0 { b.ascii(" pipelined#"); b.int(x.pipelinePosition) }
         if !x.flags.isEmpty { b.byte(0x20); b.text(x.flags.description) }
     }
 }

@@ -72,6 +72,7 @@ public enum JSONReport {
         w.field("responseEndNs", epochNanos: responseEnd)
         w.key("flags")
         if let connections { connections.flags(h.exchange.flags, to: w) } else { flags(h.exchange.flags, to: w) }
+        HTTP2Rendering.write(h.exchange.http2, to: w)
         // The same for every hop of a connection: encoded once.
         if let connections, let v = connections.verdict(referredBy: h) {
             w.members(v.perHop)
@@ -548,6 +549,7 @@ extension JSONReport {
         w.field("pipelinePosition", x.pipelinePosition)
         w.key("flags")
         flags(x.flags, to: w)
+        HTTP2Rendering.write(x.http2, to: w)
         if headers {
             w.key("requestHeaders")
             fields(q?.headers, to: w)

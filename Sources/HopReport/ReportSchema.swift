@@ -223,6 +223,8 @@ public struct ReportHop: Codable, Equatable, Sendable {
     public var responseStartNs: Int64?
     public var responseEndNs: Int64?
     public var flags: [String]
+    /// HTTP/2 streams only (absent for HTTP/1.x).
+    public var http2: ReportHTTP2?
     /// The deciding rule, or the evaluation's sentence when no rule decided.
     public var rule: String
     /// The connection's (`ReportConnection`), given here only when this hop's verdict differs
@@ -314,6 +316,41 @@ public struct ReportExchange: Codable, Equatable, Sendable {
     public var interim: [Int]
     public var pipelinePosition: Int
     public var flags: [String]
+    /// HTTP/2 streams only (absent for HTTP/1.x).
+    public var http2: ReportHTTP2?
+}
+
+/// An HTTP/2 stream's protocol facts (`HTTP2StreamInfo`), on an exchange or a hop.
+public struct ReportHTTP2: Codable, Equatable, Sendable {
+    public var stream: Int
+    /// decoded, unrecoverable (HPACK table lost), not-captured, none.
+    public var requestHeaders: String
+    public var responseHeaders: String
+    public var note: String?
+    public var reset: ReportHTTP2Reset?
+    public var requestDataFrames: Int
+    public var responseDataFrames: Int
+    public var paddingBytes: Int
+    public var pushed: Bool
+    public var grpc: ReportGRPC?
+}
+
+public struct ReportHTTP2Reset: Codable, Equatable, Sendable {
+    public var code: Int
+    public var name: String
+    /// client or server.
+    public var by: String
+}
+
+public struct ReportGRPC: Codable, Equatable, Sendable {
+    public var service: String?
+    public var method: String?
+    public var status: Int?
+    public var statusName: String?
+    public var message: String?
+    public var requestMessages: Int
+    public var responseMessages: Int
+    public var framingLost: Bool
 }
 
 extension ReportDocument {

@@ -99,6 +99,7 @@ struct SequenceModel {
                 let cn = h.connection
                 var text = "\(h.exchange.request?.method ?? "?") \(h.exchange.request?.target ?? "(request not captured)")"
                 if h.attempt > 0 && c.retries > 0 { text += " (attempt \(h.attempt))" }
+                if let info = h.exchange.http2 { text += " [" + HTTP2Rendering.text(info) + "]" }
                 var detail = "\(cn.client) → \(cn.server)"
                 if let o = cn.originalDestination { detail += " for \(o)" }
                 if let s = h.requestStart { detail += s == t0 ? " at " + Timestamp.timeOfDay(s) : " at " + at(s) }

@@ -330,6 +330,7 @@ public enum TextReport {
             if let o = cn.originalDestination { line += " (original destination \(o))" }
             if let iface = r.interface(of: h) { line += "  on \(iface)" }
             if h.attempt > 0 && c.retries > 0 { line += "  attempt \(h.attempt)" }
+            if let info = h.exchange.http2 { line += "  " + HTTP2Rendering.text(info) }
             out.append(contentsOf: st.wrap(line, first: "  \(i + 1). ", indent: 7))
             var timing = ""
             if let t0 {

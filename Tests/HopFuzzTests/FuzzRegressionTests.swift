@@ -46,6 +46,24 @@ final class FuzzRegressionTests: XCTestCase {
         FuzzTarget.http.run(input)
     }
 
+    /// The http2 target reads its records as frames after the preface: the hand-made input
+    /// (scripts/h2-fuzz-seed.py) is two streams, one answered, one reset.
+    func testHTTP2TargetReadsFrames() throws {
+        let input = try XCTUnwrap(try inputs(.http2).first { $0.0 == "hand-made-get-rst" }).1
+        var events = input.withUnsafeBytes { HTTPStreamFuzz.events($0) }
+        events.insert(.data(.clientToServer, Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8), 1_000), at: 0)
+        let r = HTTPStreamFuzz.feed(events, handshake: true, close: .fin, cuts: nil)
+        XCTAssertEqual(r.exchanges.count, 2)
+        let one = try XCTUnwrap(r.exchanges.first { $0.http2?.streamID == 1 })
+        XCTAssertEqual(one.request?.host, "a")
+        XCTAssertEqual(one.response?.status, 200)
+        XCTAssertEqual(one.response?.bodyLength, 5)
+        let three = try XCTUnwrap(r.exchanges.first { $0.http2?.streamID == 3 })
+        XCTAssertEqual(three.request?.host, "a", "the dynamic table entry stream 1 inserted")
+        XCTAssertEqual(three.http2?.reset?.codeName, "CANCEL")
+        FuzzTarget.http2.run(input)
+    }
+
     func testWireTargetWalksMessages() {
         let stream = Array("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET / HTTP/1.1\r\n\r\n".utf8)
         let outcome = stream.withUnsafeBytes { WireFuzz.walk($0, isRequest: true, piece: { 2 }) }

@@ -169,6 +169,9 @@ final class ReportSchemaTests: XCTestCase {
                 XCTAssertEqual(e.client, x.client.description, name)
                 XCTAssertEqual(e.responseEndNs, x.response?.lastTimestamp, name)
                 XCTAssertEqual(e.flags, x.flags.isEmpty ? [] : x.flags.names, name)
+                XCTAssertEqual(e.http2?.stream, x.http2.map { Int($0.streamID) }, name)
+                XCTAssertEqual(e.http2?.requestHeaders, x.http2?.requestHeaders.rawValue, name)
+                XCTAssertEqual(e.http2?.grpc?.status, x.http2?.grpc?.status, name)
             }
         }
         XCTAssertGreaterThan(seen, 100)

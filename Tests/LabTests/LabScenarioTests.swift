@@ -49,6 +49,36 @@ final class LabScenarioTests: XCTestCase {
         XCTAssertEqual(r.status, 0, "lab load --sidecar haproxy failed (exact counts):\n\(r.stdout.prefix(4000))\n\(r.stderr)")
     }
 
+    /// HAProxy with `proto h2` upstream to an h2c app (issue 20): each request is HTTP/1.1 on
+    /// the client's hop and an HTTP/2 stream, multiplexed on one upstream connection, on the
+    /// proxy → app hop. Every request is paired as HAProxy's and the app's logs say (by
+    /// request id, per stream, never per connection).
+    func testLoadWithHAProxySpeakingHTTP2Upstream() throws {
+        try LabEnv.requireLab()
+        for tool in ["haproxy", "wrk", "nginx", "setpriv"] where LabEnv.which(tool) == nil {
+            throw XCTSkip("\(tool) is missing (scripts/setup.sh installs it)")
+        }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hoplab-h2-\(getpid())")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let r = try LabEnv.hoptrace(["lab", "load", "--sidecar", "haproxy-h2", "--identical-targets", "--connections", "8", "--duration", "1",
+                                     "--namespace-prefix", LabEnv.prefix, "--truth-dir", dir.path, "--format", "json"], timeout: 300)
+        let doc = (try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8))) as? [String: Any]
+        let s = (doc?["scenarios"] as? [[String: Any]])?.first
+        XCTAssertEqual(s?["sidecar"] as? String, "haproxy-h2")
+        XCTAssertNil(s?["skipped"], r.stdout)
+        let requests = s?["requests"] as? Int ?? 0
+        XCTAssertGreaterThan(requests, 100, r.stdout.prefix(2000) + r.stderr)
+        let p = s?["pairing"] as? [String: Any]
+        XCTAssertEqual(p?["total"] as? Int, requests)
+        XCTAssertEqual(p?["right"] as? Int, requests, "every request paired as the logs say: \(p ?? [:])")
+        XCTAssertEqual(r.status, 0, "lab load --sidecar haproxy-h2 failed:\n\(r.stdout.prefix(4000))\n\(r.stderr)")
+        // The proxy → app hop was HTTP/2: as many streams as requests.
+        let pcap = dir.appendingPathComponent("load-haproxy-h2-c8-identical.pcap").path
+        let http = try LabEnv.run(LabEnv.hoptrace, ["http", "-r", pcap, "--format", "jsonl"], timeout: 120)
+        let streams = http.stdout.split(separator: "\n").filter { $0.contains("\"http2\":{") }.count
+        XCTAssertEqual(streams, requests, "HTTP/2 streams on the upstream hop")
+    }
+
     /// The built-in Python app is used when nginx is not installed: force it once.
     func testSeedWithTheBuiltInApp() throws {
         try LabEnv.requireLab()

@@ -1,0 +1,653 @@
+import NIOCore
+import NIOHPACK
+
+/// One direction of an HTTP/2 connection: where its reader is in the frame sequence, and the
+/// HPACK decoder of the header blocks it carries.
+struct HTTP2Direction {
+    enum ReadState {
+        /// The client preface: bytes still to check (client side of a preface connection).
+        case preface(matched: Int)
+        /// Between frames: a frame header (9 bytes, maybe split across segments) comes next.
+        case header
+        /// A non-DATA frame's payload, gathered in `payload`.
+        case payload
+        /// A DATA frame's payload, streamed: data bytes left, then padding bytes left; the
+        /// pad-length byte first when `needPadLength`.
+        case data(dataLeft: Int, padLeft: Int, needPadLength: Bool)
+        /// Payload bytes skipped (an extension frame, a bad or too large one).
+        case skip(Int)
+        /// The boundary is lost: bytes gathered in `resyncBuffer` until a frame chain is trusted.
+        case resync
+    }
+
+    var state: ReadState
+    var headerBytes: [UInt8] = []
+    var frame = HTTP2FrameHeader(length: 0, type: 0, flags: 0, streamID: 0)
+    var frameFirst: Int64 = 0
+    var payload: [UInt8] = []
+    var resyncBuffer: [UInt8] = []
+    /// Largest frame this direction may send: the receiver's SETTINGS_MAX_FRAME_SIZE.
+    var maxFrameSize: Int
+    var hpack: HPACKDecoder
+    /// Why the dynamic table is not the sender's (nil: in step since the preface).
+    var tableLost: String?
+    /// A header block being gathered (HEADERS or PUSH_PROMISE, then CONTINUATIONs).
+    var openBlock: (stream: UInt32, fragment: [UInt8], endStream: Bool, promised: UInt32?, first: Int64)?
+    var gaps = 0
+
+    static func decoder(maxHeaderBytes: Int, tableSize: Int = HPACKDecoder.maxDynamicTableSize) -> HPACKDecoder {
+        HPACKDecoder(allocator: ByteBufferAllocator(), maxDynamicTableSize: tableSize, maxHeaderListSize: max(1, maxHeaderBytes))
+    }
+}
+
+/// The HTTP/2 parser of one connection: both directions' frames, the streams, their exchanges.
+/// Driven by `ConnectionState` once the connection is known to be HTTP/2 (client preface, or
+/// frames recognised mid-way); emits through the analyzer like HTTP/1.
+final class HTTP2Connection {
+    unowned(unsafe) let conn: ConnectionState
+    // Single-thread state (the analyzer's thread), read and written for every frame: without
+    // exclusivity checks (measured below, beside `HTTP2Stream.request`).
+    @exclusivity(unchecked) var dirs: [HTTP2Direction]
+    @exclusivity(unchecked) var streams: [UInt32: HTTP2Stream] = [:]
+    /// Streams emitted lately (frames for them — WINDOW_UPDATE, a late RST_STREAM — are not new
+    /// streams), bounded.
+    var closed = Set<UInt32>()
+    /// The last `closedMemory` emitted ids, oldest replaced first (a ring).
+    var closedRing: [UInt32] = []
+    var closedNext = 0
+    static let closedMemory = 4096
+    var nextSequence: Int
+    var streamCount = 0
+    var requestCount = 0
+    var responseCount = 0
+    var exchangeCount = 0
+    let midstream: Bool
+    /// Largest table size a pickup decoder accepts (the sender's is unknown).
+    static let pickupTableSize = 1 << 16
+
+    var analyzer: HTTPAnalyzer { conn.analyzer }
+    var configuration: HTTPConfiguration { conn.analyzer.configuration }
+
+    /// `preface`: the connection began with the client preface (the client direction starts
+    /// by checking it); else it was recognised mid-way and both decoders start without a table.
+    init(conn: ConnectionState, preface: Bool, firstSequence: Int) {
+        self.conn = conn
+        midstream = !preface
+        nextSequence = firstSequence
+        let maxHeader = conn.analyzer.configuration.maxHeaderBytes
+        if preface {
+            let d = HTTP2Direction(state: .preface(matched: 0), maxFrameSize: HTTP2BoundaryScan.defaultMaxFrameSize,
+                                   hpack: HTTP2Direction.decoder(maxHeaderBytes: maxHeader))
+            var s = d
+            s.state = .header
+            dirs = [d, s]
+        } else {
+            var d = HTTP2Direction(state: .header, maxFrameSize: (1 << 24) - 1,
+                                   hpack: HTTP2Direction.decoder(maxHeaderBytes: maxHeader, tableSize: Self.pickupTableSize))
+            d.tableLost = "the connection was picked up mid-way (HPACK dynamic table not captured)"
+            dirs = [d, d]
+        }
+        conn.analyzer.counters.http2.connections += 1
+        if preface { conn.analyzer.counters.http2.prefaceConnections += 1 } else { conn.analyzer.counters.http2.midstreamConnections += 1 }
+    }
+
+    /// Stream 1 of an `Upgrade: h2c` connection answers the HTTP/1.1 request that asked for
+    /// it (sent whole before the switch: its side of the stream is closed).
+    func adoptUpgradedRequest(_ q: HTTPRequest) {
+        let s = HTTP2Stream(id: 1, sequence: nextSequence, position: 0)
+        nextSequence += 1
+        streamCount += 1
+        analyzer.counters.http2.streams += 1
+        s.upgradedRequest = q
+        s.request.state = .decoded
+        s.request.ended = true
+        streams[1] = s
+    }
+
+    // MARK: Bytes
+
+    /// `d`: 0 client → server, 1 server → client.
+    func consume(_ d: Int, _ buf: UnsafeRawBufferPointer, first: Int64, last: Int64) {
+        let n = buf.count
+        var i = 0
+        while i < n {
+            switch dirs[d].state {
+            case .preface(let matched):
+                let take = min(http2Preface.count - matched, n - i)
+                for k in 0..<take where buf[i + k] != http2Preface[matched + k] {
+                    // Not the preface after all (the detection saw its first bytes): lose the boundary.
+                    analyzer.counters.http2[.badFrameForType] += 1
+                    i += k
+                    enterResync(d, reason: nil)
+                    break
+                }
+                if case .resync = dirs[d].state { continue }
+                i += take
+                dirs[d].state = matched + take == http2Preface.count ? .header : .preface(matched: matched + take)
+            case .header:
+                if dirs[d].headerBytes.isEmpty && n - i >= HTTP2FrameHeader.size {
+                    let h = HTTP2FrameHeader(buf, at: i)
+                    dirs[d].frameFirst = i == 0 ? first : last
+                    i += HTTP2FrameHeader.size
+                    begin(d, h, last: last)
+                } else {
+                    if dirs[d].headerBytes.isEmpty { dirs[d].frameFirst = i == 0 ? first : last }
+                    let take = min(HTTP2FrameHeader.size - dirs[d].headerBytes.count, n - i)
+                    dirs[d].headerBytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: buf[i..<(i + take)]))
+                    i += take
+                    if dirs[d].headerBytes.count == HTTP2FrameHeader.size {
+                        let h = dirs[d].headerBytes.withUnsafeBytes { HTTP2FrameHeader($0, at: 0) }
+                        dirs[d].headerBytes.removeAll(keepingCapacity: true)
+                        begin(d, h, last: last)
+                    }
+                }
+            case .payload:
+                let length = dirs[d].frame.length
+                if dirs[d].payload.isEmpty && n - i >= length {
+                    // The whole payload is in this segment: read in place, no copy.
+                    dirs[d].state = .header
+                    let h = dirs[d].frame
+                    frameEnded(d, h, UnsafeRawBufferPointer(rebasing: buf[i..<(i + length)]), last: last)
+                    i += length
+                    continue
+                }
+                let take = min(length - dirs[d].payload.count, n - i)
+                dirs[d].payload.append(contentsOf: UnsafeRawBufferPointer(rebasing: buf[i..<(i + take)]))
+                i += take
+                if dirs[d].payload.count == dirs[d].frame.length {
+                    dirs[d].state = .header
+                    let p = dirs[d].payload
+                    dirs[d].payload.removeAll(keepingCapacity: true)
+                    p.withUnsafeBytes { frameEnded(d, dirs[d].frame, $0, last: last) }
+                }
+            case .data(var dataLeft, var padLeft, let needPadLength):
+                if needPadLength {
+                    let pad = Int(buf[i])
+                    i += 1
+                    dataLeft -= 1
+                    if pad > dataLeft {
+                        analyzer.counters.http2[.badPadding] += 1
+                        dirs[d].state = .skip(dataLeft)
+                        if dataLeft == 0 { dataFrameEnded(d, last: last) }
+                        continue
+                    }
+                    dataLeft -= pad
+                    padLeft = pad
+                    if let s = streams[dirs[d].frame.streamID] { s.padding += Int64(pad + 1) }
+                } else if dataLeft > 0 {
+                    let take = min(dataLeft, n - i)
+                    dataBytes(d, UnsafeRawBufferPointer(rebasing: buf[i..<(i + take)]))
+                    i += take
+                    dataLeft -= take
+                } else {
+                    let take = min(padLeft, n - i)
+                    i += take
+                    padLeft -= take
+                }
+                if dataLeft == 0 && padLeft == 0 {
+                    dirs[d].state = .header
+                    dataFrameEnded(d, last: last)
+                } else {
+                    dirs[d].state = .data(dataLeft: dataLeft, padLeft: padLeft, needPadLength: false)
+                }
+            case .skip(let left):
+                let take = min(left, n - i)
+                i += take
+                dirs[d].state = left == take ? .header : .skip(left - take)
+            case .resync:
+                dirs[d].resyncBuffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: buf[i..<n]))
+                i = n
+                tryResync(d, first: first, last: last)
+            }
+        }
+    }
+
+    /// A frame header was read.
+    private func begin(_ d: Int, _ h: HTTP2FrameHeader, last: Int64) {
+        dirs[d].frame = h
+        guard h.length <= dirs[d].maxFrameSize else {
+            analyzer.counters.http2[.frameTooLarge] += 1
+            enterResync(d, reason: nil)
+            return
+        }
+        guard let type = h.known else {
+            analyzer.counters.http2.unknownTypeFrames += 1
+            dirs[d].state = h.length == 0 ? .header : .skip(h.length)
+            return
+        }
+        analyzer.counters.http2[type] += 1
+        if let block = dirs[d].openBlock, type != .continuation || h.streamID != block.stream {
+            // RFC 9113 §6.10: nothing may come between a header block's frames.
+            analyzer.counters.http2[.badContinuation] += 1
+            dirs[d].openBlock = nil
+            blockLost(d, stream: block.stream, promised: block.promised,
+                      why: "its header block was interrupted by another frame")
+        }
+        guard h.obeysTypeRules else {
+            analyzer.counters.http2[.badFrameForType] += 1
+            dirs[d].state = h.length == 0 ? .header : .skip(h.length)
+            return
+        }
+        switch type {
+        case .data:
+            dirs[d].state = .data(dataLeft: h.length, padLeft: 0, needPadLength: h.flags & HTTP2Flags.padded != 0)
+            if h.flags & HTTP2Flags.padded != 0 && h.length == 0 {
+                analyzer.counters.http2[.badPadding] += 1
+                dirs[d].state = .header
+            }
+            _ = stream(h.streamID, from: d, opening: false, at: dirs[d].frameFirst)
+            if h.length == 0 {
+                dirs[d].state = .header
+                dataFrameEnded(d, last: last)
+            }
+        case .headers, .continuation, .pushPromise:
+            let gathered = dirs[d].openBlock?.fragment.count ?? 0
+            if gathered + h.length > configuration.maxHeaderBytes {
+                analyzer.counters.http2[.headerBlockTooLarge] += 1
+                analyzer.counters.headerLimitHits += 1
+                let block = dirs[d].openBlock
+                dirs[d].openBlock = nil
+                let sid = block?.stream ?? h.streamID
+                if let s = streams[sid] ?? (type == .headers ? stream(sid, from: d, opening: d == 0, at: dirs[d].frameFirst) : nil) {
+                    s.headerLimit = true
+                    if h.flags & HTTP2Flags.endStream != 0 && type == .headers { s[side: d].ended = true }
+                }
+                blockLost(d, stream: sid, promised: block?.promised, why: "a header block was larger than the cap")
+                dirs[d].state = h.length == 0 ? .header : .skip(h.length)
+                return
+            }
+            fallthrough
+        default:
+            if h.length == 0 {
+                dirs[d].state = .header
+                frameEnded(d, h, UnsafeRawBufferPointer(start: nil, count: 0), last: last)
+            } else {
+                dirs[d].state = .payload
+                dirs[d].payload.reserveCapacity(h.length)
+            }
+        }
+    }
+
+    // MARK: Frames
+
+    private func frameEnded(_ d: Int, _ h: HTTP2FrameHeader, _ p: UnsafeRawBufferPointer, last: Int64) {
+        switch h.known! {
+        case .headers:
+            var lo = 0, hi = p.count
+            if h.flags & HTTP2Flags.padded != 0 {
+                guard hi >= 1, Int(p[0]) <= hi - 1 else {
+                    analyzer.counters.http2[.badPadding] += 1
+                    blockLost(d, stream: h.streamID, promised: nil, why: "a HEADERS frame had bad padding")
+                    return
+                }
+                lo = 1
+                hi -= Int(p[0])
+            }
+            if h.flags & HTTP2Flags.priority != 0 {
+                guard hi - lo >= 5 else {
+                    analyzer.counters.http2[.badFrameForType] += 1
+                    blockLost(d, stream: h.streamID, promised: nil, why: "a HEADERS frame was too short for its priority")
+                    return
+                }
+                lo += 5
+            }
+            let s = stream(h.streamID, from: d, opening: d == 0, at: dirs[d].frameFirst)
+            if let s, h.flags & HTTP2Flags.padded != 0 { s.padding += Int64(p[0]) + 1 }
+            dirs[d].openBlock = (h.streamID, Array(p[lo..<hi]), h.flags & HTTP2Flags.endStream != 0, nil, dirs[d].frameFirst)
+            if h.flags & HTTP2Flags.endHeaders != 0 { blockEnded(d, last: last) }
+        case .continuation:
+            guard dirs[d].openBlock != nil else {
+                analyzer.counters.http2[.badContinuation] += 1
+                return
+            }
+            dirs[d].openBlock!.fragment.append(contentsOf: p)
+            if h.flags & HTTP2Flags.endHeaders != 0 { blockEnded(d, last: last) }
+        case .pushPromise:
+            var lo = 0, hi = p.count
+            if h.flags & HTTP2Flags.padded != 0 {
+                guard hi >= 1, Int(p[0]) <= hi - 1 else {
+                    analyzer.counters.http2[.badPadding] += 1
+                    blockLost(d, stream: h.streamID, promised: nil, why: "a PUSH_PROMISE frame had bad padding")
+                    return
+                }
+                lo = 1
+                hi -= Int(p[0])
+            }
+            guard hi - lo >= 4 else {
+                analyzer.counters.http2[.badFrameForType] += 1
+                return
+            }
+            let promised = (UInt32(p[lo]) << 24 | UInt32(p[lo + 1]) << 16 | UInt32(p[lo + 2]) << 8 | UInt32(p[lo + 3])) & 0x7fff_ffff
+            dirs[d].openBlock = (h.streamID, Array(p[(lo + 4)..<hi]), false, promised, dirs[d].frameFirst)
+            if h.flags & HTTP2Flags.endHeaders != 0 { blockEnded(d, last: last) }
+        case .rstStream:
+            let code = UInt32(p[0]) << 24 | UInt32(p[1]) << 16 | UInt32(p[2]) << 8 | UInt32(p[3])
+            guard let s = stream(h.streamID, from: d, opening: false, at: dirs[d].frameFirst) else { return }
+            analyzer.counters.http2.resets += 1
+            s.reset = HTTP2Reset(code: code, byClient: d == 0)
+            if s[side: d].lastTimestamp == nil { s[side: d].lastTimestamp = last }
+            emit(s)
+        case .settings:
+            guard h.flags & HTTP2Flags.ack == 0 else { return }
+            var k = 0
+            while k + 6 <= p.count {
+                let id = UInt16(p[k]) << 8 | UInt16(p[k + 1])
+                let v = Int(UInt32(p[k + 2]) << 24 | UInt32(p[k + 3]) << 16 | UInt32(p[k + 4]) << 8 | UInt32(p[k + 5]))
+                k += 6
+                // The sender is the decoder of the other direction's blocks and the receiver
+                // of its frames.
+                switch id {
+                case 0x1: dirs[1 - d].hpack.maxDynamicTableLength = max(v, dirs[1 - d].hpack.maxDynamicTableLength)
+                case 0x5 where v >= HTTP2BoundaryScan.defaultMaxFrameSize && v < 1 << 24:
+                    if !midstream { dirs[1 - d].maxFrameSize = v }
+                default: break
+                }
+            }
+        case .goAway:
+            analyzer.counters.http2.goAways += 1
+        case .data, .priority, .ping, .windowUpdate:
+            break
+        }
+    }
+
+    private func dataBytes(_ d: Int, _ p: UnsafeRawBufferPointer) {
+        guard let s = streams[dirs[d].frame.streamID] else { return }
+        s[side: d].bodyLength += Int64(p.count)
+        let keep = configuration.bodyPrefixBytes - s[side: d].bodyPrefix.count
+        if keep > 0 { s[side: d].bodyPrefix.append(contentsOf: p.prefix(keep)) }
+        if s.isGRPC { s[side: d].grpc.feed(p) }
+    }
+
+    private func dataFrameEnded(_ d: Int, last: Int64) {
+        let h = dirs[d].frame
+        guard let s = streams[h.streamID] else { return }
+        s[side: d].dataFrames += 1
+        s[side: d].lastTimestamp = last
+        if h.flags & HTTP2Flags.endStream != 0 { sideEnded(s, d) }
+    }
+
+    // MARK: Header blocks
+
+    /// The open block is complete: decode it and give it to its stream.
+    private func blockEnded(_ d: Int, last: Int64) {
+        guard let block = dirs[d].openBlock else { return }
+        dirs[d].openBlock = nil
+        var buffer = ByteBuffer(bytes: block.fragment)
+        var fields: [HTTPHeader]?
+        do {
+            let decoded = try dirs[d].hpack.decodeHeaders(from: &buffer)
+            fields = decoded.map { HTTPHeader(name: $0.name, value: $0.value) }
+        } catch {
+            if dirs[d].tableLost == nil {
+                analyzer.counters.http2[.badHeaderBlock] += 1
+            }
+        }
+        guard let fields else {
+            blockLost(d, stream: block.stream, promised: block.promised,
+                      why: dirs[d].tableLost ?? "a header block could not be decoded", first: block.first, last: last,
+                      endStream: block.endStream)
+            return
+        }
+        if let promised = block.promised {
+            guard d == 1, let s = stream(promised, from: d, opening: true, at: block.first) else { return }
+            s.pushed = true
+            requestFields(s, fields, first: block.first, last: last)
+            s.request.ended = true
+            return
+        }
+        guard let s = stream(block.stream, from: d, opening: d == 0, at: block.first) else { return }
+        if d == 0 {
+            let isRequest = s.request.state == .none || (s.request.state == .notCaptured && fields.contains { $0.name == ":method" })
+            if isRequest {
+                requestFields(s, fields, first: block.first, last: last)
+            } else {
+                analyzer.counters.http2.trailers += 1
+                s.request.trailers = fields
+            }
+        } else {
+            let status = fields.first(where: { $0.name == ":status" }).flatMap { Int($0.value) }
+            if let status, status >= 100 && status < 200 && s.response.fields == nil {
+                analyzer.counters.http2.interimResponses += 1
+                if status == 100 { analyzer.counters.continueResponses += 1 } else { analyzer.counters.otherInterimResponses += 1 }
+                s.interim.append(HTTPInterimResponse(status: status, reason: "", headers: HTTPHeaders(packing: fields),
+                                                     firstTimestamp: block.first, lastTimestamp: last))
+            } else if s.response.fields == nil && s.response.state != .unrecoverable && status != nil {
+                analyzer.counters.responses += 1
+                responseCount += 1
+                s.response.fields = fields
+                s.response.state = .decoded
+                s.response.firstTimestamp = block.first
+                s.response.lastTimestamp = last
+                if s.isGRPC { grpcStatus(s, fields) }
+            } else {
+                analyzer.counters.http2.trailers += 1
+                s.response.trailers = fields
+                if s.isGRPC { grpcStatus(s, fields) }
+            }
+        }
+        if block.endStream { sideEnded(s, d, at: last) }
+    }
+
+    private func requestFields(_ s: HTTP2Stream, _ fields: [HTTPHeader], first: Int64, last: Int64) {
+        analyzer.counters.requests += 1
+        requestCount += 1
+        s.request.fields = fields
+        s.request.state = .decoded
+        s.request.firstTimestamp = first
+        s.request.lastTimestamp = last
+        if let ct = s.request.value("content-type"), ct.hasPrefix("application/grpc") {
+            s.isGRPC = true
+            analyzer.counters.http2.grpcStreams += 1
+        }
+    }
+
+    /// grpc-status and grpc-message, from the trailers (or a trailers-only response).
+    private func grpcStatus(_ s: HTTP2Stream, _ fields: [HTTPHeader]) {
+        for f in fields {
+            if f.name == "grpc-status", let v = Int(f.value) { s.grpcStatusCode = v }
+            if f.name == "grpc-message" { s.grpcMessage = f.value }
+        }
+    }
+
+    /// A header block that will not be decoded: its stream says so, and the direction's table
+    /// no longer follows the sender's (its insertions are lost), so it starts again empty.
+    private func blockLost(_ d: Int, stream sid: UInt32, promised: UInt32?, why: String,
+                           first: Int64? = nil, last: Int64? = nil, endStream: Bool = false) {
+        analyzer.counters.http2.headersUnrecoverable += 1
+        let note = "headers unrecoverable: \(why)"
+        if let promised {
+            if d == 1, let s = stream(promised, from: d, opening: true, at: first ?? 0) {
+                s.pushed = true
+                s.request.state = .unrecoverable
+                s.request.ended = true
+                s.noteOnce(note)
+            }
+        } else if let s = streams[sid] ?? stream(sid, from: d, opening: d == 0, at: first ?? 0) {
+            if s[side: d].state == .none || s[side: d].state == .notCaptured {
+                s[side: d].state = .unrecoverable
+                if s[side: d].firstTimestamp == nil { s[side: d].firstTimestamp = first }
+            }
+            if let last { s[side: d].lastTimestamp = last }
+            s.noteOnce(note)
+            if endStream { sideEnded(s, d) }
+        }
+        resetTable(d, because: dirs[d].tableLost ?? "an earlier header block was not decoded")
+    }
+
+    private func resetTable(_ d: Int, because why: String) {
+        dirs[d].hpack = HTTP2Direction.decoder(maxHeaderBytes: configuration.maxHeaderBytes, tableSize: Self.pickupTableSize)
+        dirs[d].tableLost = why
+    }
+
+    // MARK: Streams
+
+    /// The stream `sid`, made when new: `opening` when its first frame is the client's HEADERS
+    /// (else its request was not captured). Nil for stream 0 and for streams already emitted.
+    private func stream(_ sid: UInt32, from d: Int, opening: Bool, at first: Int64) -> HTTP2Stream? {
+        if let s = streams[sid] { return s }
+        guard sid != 0, !closed.contains(sid) else { return nil }
+        if streams.count >= configuration.maxOutstandingRequests,
+           let oldest = streams.values.min(by: { $0.sequence < $1.sequence }) {
+            analyzer.counters.http2.streamCapHits += 1
+            emit(oldest)
+        }
+        var open = 0
+        for s in streams.values where !s.response.ended { open += 1 }
+        let s = HTTP2Stream(id: sid, sequence: nextSequence, position: open)
+        nextSequence += 1
+        streamCount += 1
+        analyzer.counters.http2.streams += 1
+        if !opening {
+            s.request.state = .notCaptured
+            s.noteOnce(midstream ? "request headers not captured: the stream began before the capture picked the connection up"
+                                 : "request headers not captured: the stream's HEADERS fell in a capture gap")
+            analyzer.counters.http2.streamsWithoutHeaders += 1
+        }
+        streams[sid] = s
+        return s
+    }
+
+    private func sideEnded(_ s: HTTP2Stream, _ d: Int, at last: Int64? = nil) {
+        s[side: d].ended = true
+        if let last { s[side: d].lastTimestamp = last }
+        if s.finished { emit(s) }
+    }
+
+    /// Emits the stream's exchange and forgets the stream.
+    private func emit(_ s: HTTP2Stream) {
+        guard streams.removeValue(forKey: s.id) != nil else { return }
+        closed.insert(s.id)
+        if closedRing.count < Self.closedMemory {
+            closedRing.append(s.id)
+        } else {
+            closed.remove(closedRing[closedNext])
+            closedRing[closedNext] = s.id
+            closedNext = (closedNext + 1) % Self.closedMemory
+        }
+        let c = analyzer
+        var flags: HTTPExchangeFlags = []
+        if midstream { flags.insert(.midstream) }
+        if s.headerLimit { flags.insert(.headerLimitExceeded) }
+        var request: HTTPRequest? = s.upgradedRequest
+        if request == nil, let fields = s.request.fields {
+            let method = s.request.value(":method") ?? ""
+            let target = s.request.value(":path") ?? (method == "CONNECT" ? s.request.value(":authority") ?? "" : "")
+            var q = HTTPRequest(method: method, target: target, version: .http2, headers: HTTPHeaders(packing: fields),
+                                firstTimestamp: s.request.firstTimestamp ?? 0,
+                                lastTimestamp: s.request.lastTimestamp ?? s.request.firstTimestamp ?? 0)
+            q.bodyLength = s.request.bodyLength
+            q.bodyPrefix = s.request.bodyPrefix
+            q.complete = s.request.ended && !s.request.gap
+            if let t = s.request.trailers { q.trailers = HTTPHeaders(packing: t) }
+            request = q
+        }
+        var response: HTTPResponse?
+        if let fields = s.response.fields {
+            let status = s.response.value(":status").flatMap { Int($0) } ?? 0
+            var r = HTTPResponse(status: status, reason: "", version: .http2, headers: HTTPHeaders(packing: fields),
+                                 firstTimestamp: s.response.firstTimestamp ?? 0,
+                                 lastTimestamp: s.response.lastTimestamp ?? s.response.firstTimestamp ?? 0)
+            r.bodyLength = s.response.bodyLength
+            r.bodyPrefix = s.response.bodyPrefix
+            r.complete = s.response.ended && !s.response.gap
+            if let t = s.response.trailers { r.trailers = HTTPHeaders(packing: t) }
+            r.interim = s.interim
+            response = r
+        }
+        if s.request.gap { flags.insert(.requestAfterGap) }
+        if s.response.gap { flags.insert(.responseAfterGap) }
+        if let q = request, !q.complete { flags.insert(.requestIncomplete); c.counters.incompleteRequests += 1 }
+        if let r = response, !r.complete, s.reset == nil { flags.insert(.responseIncomplete); c.counters.incompleteResponses += 1 }
+        if request == nil {
+            flags.insert(.responseWithoutRequest)
+            if response != nil { c.counters.responsesWithoutRequest += 1 }
+        } else if response == nil {
+            c.counters.unansweredRequests += 1
+            if s.response.gap { flags.insert(.lostInGap); c.counters.lostInGap += 1 }
+        } else {
+            c.counters.pairedExchanges += 1
+        }
+        var grpc: GRPCCall?
+        if s.isGRPC {
+            let parts = (s.request.value(":path")).flatMap(GRPCCall.split(path:))
+            grpc = GRPCCall(service: parts?.service, method: parts?.method, status: s.grpcStatusCode,
+                            message: s.grpcMessage, requestMessages: s.request.grpc.messages,
+                            responseMessages: s.response.grpc.messages,
+                            framingLost: s.request.grpc.lost || s.response.grpc.lost)
+            c.counters.http2.grpcMessages += s.request.grpc.messages + s.response.grpc.messages
+        }
+        let info = HTTP2StreamInfo(streamID: s.id, requestHeaders: s.request.state, responseHeaders: s.response.state,
+                                   headersNote: s.note, reset: s.reset, requestDataFrames: s.request.dataFrames,
+                                   responseDataFrames: s.response.dataFrames, paddingBytes: s.padding,
+                                   pushed: s.pushed, grpc: grpc)
+        c.counters.exchanges += 1
+        exchangeCount += 1
+        var x = HTTPExchange(connection: conn.connectionBox, sequence: s.sequence, request: request, response: response,
+                             flags: flags, pipelinePosition: s.position)
+        x.http2 = info
+        c.onExchange(x)
+    }
+
+    // MARK: Gaps and resynchronisation
+
+    /// `length` bytes of direction `d` were lost.
+    func gap(_ d: Int, length: Int) {
+        dirs[d].gaps += 1
+        for s in streams.values where !s[side: d].ended {
+            s[side: d].gap = true
+            s[side: d].grpc.lost = true
+        }
+        if let block = dirs[d].openBlock {
+            dirs[d].openBlock = nil
+            blockLost(d, stream: block.stream, promised: block.promised, why: "a capture gap cut its header block")
+        }
+        dirs[d].headerBytes.removeAll()
+        dirs[d].payload.removeAll()
+        resetTable(d, because: "a capture gap (\(length) bytes) may have held header blocks, so the HPACK dynamic table was lost")
+        enterResync(d, reason: "gap")
+    }
+
+    /// The frame boundary is lost (a gap, a length that cannot be): bytes are gathered until a
+    /// chain of frames can be trusted. Whatever is skipped may hold header blocks, so the
+    /// direction's HPACK table is dropped (a gap drops it itself, with its own reason).
+    private func enterResync(_ d: Int, reason: String?) {
+        dirs[d].state = .resync
+        dirs[d].resyncBuffer.removeAll(keepingCapacity: true)
+        if let block = dirs[d].openBlock {
+            dirs[d].openBlock = nil
+            blockLost(d, stream: block.stream, promised: block.promised, why: "the frame boundary was lost inside its header block")
+        }
+        if reason == nil {
+            resetTable(d, because: "bytes were skipped while the frame boundary was lost (they may have held header blocks)")
+        }
+    }
+
+    /// Scans the gathered bytes for a boundary: bytes before the first offset still in
+    /// question are skipped (so the buffer holds at most one frame's worth and a header).
+    private func tryResync(_ d: Int, first: Int64, last: Int64) {
+        let scan = dirs[d].resyncBuffer.withUnsafeBytes {
+            HTTP2BoundaryScan.firstBoundary(in: $0, maxFrameSize: midstream ? HTTP2BoundaryScan.defaultMaxFrameSize : dirs[d].maxFrameSize)
+        }
+        switch scan {
+        case .found(let o):
+            analyzer.counters.http2.resyncs += 1
+            analyzer.counters.http2.resyncSkippedBytes += Int64(o)
+            let rest = Array(dirs[d].resyncBuffer[o...])
+            dirs[d].resyncBuffer.removeAll()
+            dirs[d].state = .header
+            rest.withUnsafeBytes { consume(d, $0, first: first, last: last) }
+        case .needMore(let o):
+            if o > 0 {
+                analyzer.counters.http2.resyncSkippedBytes += Int64(o)
+                dirs[d].resyncBuffer.removeFirst(o)
+            }
+        }
+    }
+
+    // MARK: Close
+
+    func close() {
+        for s in streams.values.sorted(by: { $0.sequence < $1.sequence }) { emit(s) }
+        analyzer.counters.http2.resyncSkippedBytes += Int64(dirs[0].resyncBuffer.count + dirs[1].resyncBuffer.count)
+    }
+}

@@ -1,0 +1,80 @@
+import HopCapture
+@testable import HopCorrelation
+import HopFlows
+import HopHTTP
+import XCTest
+
+/// A request that is HTTP/1.1 on one hop and HTTP/2 on the next (HAProxy `proto h2`, a gRPC
+/// sidecar): one chain, and streams multiplexed on one upstream connection pair per exchange.
+final class CrossProtocolChainTests: XCTestCase {
+    let pod = IPAddress("198.18.0.1")!
+    let client = IPAddress("198.18.0.2")!
+    let lo = IPAddress("127.0.0.1")!
+
+    func run(_ xs: [HTTPExchange]) -> [RequestChain] {
+        var cfg = CorrelatorConfiguration()
+        cfg.podAddresses = [pod]
+        cfg.rules = .fixed(NetfilterOracle.preset("istio-2018")!)
+        var chains: [RequestChain] = []
+        let c = Correlator(configuration: cfg) { chains.append($0) }
+        for x in xs.sorted(by: { ($0.response?.lastTimestamp ?? 0) < ($1.response?.lastTimestamp ?? 0) }) { c.add(x) }
+        c.finish()
+        return chains
+    }
+
+    func testHTTP1DownstreamCopiesPairWithTheirOwnStreamsOfOneHTTP2Connection() throws {
+        let us: Int64 = 1_000
+        let upstream = Connection(id: ConnectionID(100), client: Endpoint(lo, 50000), server: Endpoint(lo, 80), firstTimestamp: 0, sawHandshake: true)
+        var xs: [HTTPExchange] = []
+        var truth: [ConnectionID: UInt32] = [:]
+        // Eight clients, each its own connection; their requests overlap in time and the proxy
+        // multiplexes them on one HTTP/2 connection (streams 1, 3, 5, …), answered out of order.
+        let app = [700, 200, 500, 100, 650, 300, 450, 250].map { Int64($0) * us }
+        for i in 0..<8 {
+            let d = Connection(id: ConnectionID(i + 1), client: Endpoint(client, UInt16(40000 + i)), server: Endpoint(pod, 80),
+                               firstTimestamp: 0, sawHandshake: true)
+            let target = "/items/\(i)"
+            let dStart = Int64(i) * 40 * us
+            let uStart = dStart + 120 * us
+            let uEnd = uStart + app[i]
+            let dEnd = uEnd + 80 * us
+            let dq = HTTPRequest(method: "GET", target: target, version: .http11,
+                                 headers: [("Host", "shop.example"), ("User-Agent", "wrk"), ("Accept", "*/*")],
+                                 firstTimestamp: dStart, lastTimestamp: dStart)
+            let dr = HTTPResponse(status: 200, reason: "OK", version: .http11, headers: [("Content-Length", "2")],
+                                  firstTimestamp: dEnd - 10 * us, lastTimestamp: dEnd)
+            xs.append(HTTPExchange(d, sequence: 1, request: dq, response: dr))
+            let stream = UInt32(2 * i + 1)
+            let uq = HTTPRequest(method: "GET", target: target, version: .http2,
+                                 headers: [(":method", "GET"), (":scheme", "http"), (":authority", "shop.example"), (":path", target),
+                                           ("user-agent", "wrk"), ("accept", "*/*"), ("x-request-id", "hl-\(i)")],
+                                 firstTimestamp: uStart, lastTimestamp: uStart)
+            let ur = HTTPResponse(status: 200, reason: "", version: .http2, headers: [(":status", "200")],
+                                  firstTimestamp: uEnd - 5 * us, lastTimestamp: uEnd)
+            var ux = HTTPExchange(upstream, sequence: i + 1, request: uq, response: ur, pipelinePosition: i == 0 ? 0 : 1)
+            ux.http2 = HTTP2StreamInfo(streamID: stream, requestHeaders: .decoded, responseHeaders: .decoded, headersNote: nil,
+                                       reset: nil, requestDataFrames: 0, responseDataFrames: 1, paddingBytes: 0, pushed: false, grpc: nil)
+            xs.append(ux)
+            truth[d.id] = stream
+        }
+        let chains = run(xs)
+        XCTAssertEqual(chains.count, 8)
+        for c in chains {
+            XCTAssertEqual(c.hops.map(\.role), [.inboundIntercepted, .inboundForwarded], "chain \(c.id)")
+            guard c.hops.count == 2 else { continue }
+            XCTAssertEqual(c.hops[1].exchange.http2?.streamID, truth[c.hops[0].connection.id], "chain \(c.id): paired with another stream")
+            XCTAssertEqual(c.hops[0].exchange.request?.target, c.hops[1].exchange.request?.target)
+            // Host and :authority, lower-case names and pseudo-header fields are not differences.
+            XCTAssertFalse(c.evidence.contains { $0.contains("differ") && ($0.contains(":authority") || $0.contains("host")) },
+                           "chain \(c.id): \(c.evidence)")
+        }
+    }
+
+    func testHeaderComparisonAcrossProtocols() {
+        let h1: HTTPHeaders = [("Host", "a"), ("Accept", "*/*"), ("X-Custom", "1")]
+        let h2: HTTPHeaders = [(":method", "GET"), (":authority", "a"), (":path", "/"), ("accept", "*/*"), ("x-custom", "1")]
+        XCTAssertEqual(Correlator.endToEndHeaderDifferences(h1, h2), [])
+        let changed: HTTPHeaders = [(":method", "GET"), (":authority", "a"), (":path", "/"), ("accept", "*/*"), ("x-custom", "2")]
+        XCTAssertEqual(Correlator.endToEndHeaderDifferences(h1, changed), ["x-custom"], "a field that differs still does")
+    }
+}
