@@ -270,19 +270,24 @@ final class HTTP2Connection {
 
     // MARK: Frames
 
+    /// The payload's bounds without its padding (HEADERS, PUSH_PROMISE); nil, counted and the
+    /// header block given up, when the pad length runs past the payload.
+    private func unpadded(_ d: Int, _ h: HTTP2FrameHeader, _ p: UnsafeRawBufferPointer, frame: String) -> (Int, Int)? {
+        guard h.flags & HTTP2Flags.padded != 0 else { return (0, p.count) }
+        guard p.count >= 1, Int(p[0]) <= p.count - 1 else {
+            analyzer.counters.http2[.badPadding] += 1
+            blockLost(d, stream: h.streamID, promised: nil, why: "a \(frame) frame had bad padding")
+            return nil
+        }
+        return (1, p.count - Int(p[0]))
+    }
+
     private func frameEnded(_ d: Int, _ h: HTTP2FrameHeader, _ p: UnsafeRawBufferPointer, last: Int64) {
         switch h.known! {
         case .headers:
-            var lo = 0, hi = p.count
-            if h.flags & HTTP2Flags.padded != 0 {
-                guard hi >= 1, Int(p[0]) <= hi - 1 else {
-                    analyzer.counters.http2[.badPadding] += 1
-                    blockLost(d, stream: h.streamID, promised: nil, why: "a HEADERS frame had bad padding")
-                    return
-                }
-                lo = 1
-                hi -= Int(p[0])
-            }
+            guard let bounds = unpadded(d, h, p, frame: "HEADERS") else { return }
+            var lo = bounds.0
+            let hi = bounds.1
             if h.flags & HTTP2Flags.priority != 0 {
                 guard hi - lo >= 5 else {
                     analyzer.counters.http2[.badFrameForType] += 1
@@ -303,16 +308,7 @@ final class HTTP2Connection {
             dirs[d].openBlock!.fragment.append(contentsOf: p)
             if h.flags & HTTP2Flags.endHeaders != 0 { blockEnded(d, last: last) }
         case .pushPromise:
-            var lo = 0, hi = p.count
-            if h.flags & HTTP2Flags.padded != 0 {
-                guard hi >= 1, Int(p[0]) <= hi - 1 else {
-                    analyzer.counters.http2[.badPadding] += 1
-                    blockLost(d, stream: h.streamID, promised: nil, why: "a PUSH_PROMISE frame had bad padding")
-                    return
-                }
-                lo = 1
-                hi -= Int(p[0])
-            }
+            guard let (lo, hi) = unpadded(d, h, p, frame: "PUSH_PROMISE") else { return }
             guard hi - lo >= 4 else {
                 analyzer.counters.http2[.badFrameForType] += 1
                 return
