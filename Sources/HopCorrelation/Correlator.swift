@@ -61,10 +61,11 @@ public struct SidecarEvidence: Sendable, Hashable {
     }
     public var description: String {
         var parts: [String] = []
-        if natJoinedConnections > 0 { parts.append("\(natJoinedConnections) NAT-split connection(s) to the proxy") }
-        if proxyPortConnections > 0 { parts.append("\(proxyPortConnections) connection(s) on the proxy's ports") }
-        if inboundSourceAddressConnections > 0 { parts.append("\(inboundSourceAddressConnections) connection(s) from 127.0.0.6") }
-        if loopbackCopies > 0 { parts.append("\(loopbackCopies) request(s) repeated on lo") }
+        func s(_ n: Int) -> String { AnalysisWarnings.plural(n) }
+        if natJoinedConnections > 0 { parts.append("\(natJoinedConnections) NAT-split connection\(s(natJoinedConnections)) to the proxy") }
+        if proxyPortConnections > 0 { parts.append("\(proxyPortConnections) connection\(s(proxyPortConnections)) on the proxy's ports") }
+        if inboundSourceAddressConnections > 0 { parts.append("\(inboundSourceAddressConnections) connection\(s(inboundSourceAddressConnections)) from 127.0.0.6") }
+        if loopbackCopies > 0 { parts.append("\(loopbackCopies) request\(s(loopbackCopies)) repeated on lo") }
         return parts.isEmpty ? "no sidecar traces" : parts.joined(separator: ", ")
     }
 }

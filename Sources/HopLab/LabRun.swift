@@ -124,7 +124,7 @@ public struct LabRunner {
                 v.notes.append("\(joined.excluded.count) sidecar log line\(joined.excluded.count == 1 ? "" : "s") without a request left out of the truth (\(joined.excluded.map { "\($0.client) \($0.method) \($0.status) \($0.termination ?? "")" }.prefix(3).joined(separator: "; "))); the analysis has \(inCapture.count) chain\(inCapture.count == 1 ? "" : "s") on those connections\(inCapture.isEmpty ? "" : ": " + inCapture.prefix(3).map { "#\($0.id) \($0.method ?? "no request") status \($0.status.map(String.init) ?? "-") [\($0.hops.map(\.role).joined(separator: ","))]" }.joined(separator: "; "))")
             }
             v.notes += LabVerifier(scenario: s, records: [], access: [], analysis: analysis).ruleNotes()
-            v.note = "\(summary.multiHopChains) multi-hop, \(summary.incompleteChains) incomplete, \(summary.orphanUpstreams) orphan(s), \(summary.unexplainedDuplicates) unexplained duplicate(s), \(truth.count) request(s) in the \(sidecar.rawValue) log"
+            v.note = "\(summary.multiHopChains) multi-hop, \(summary.incompleteChains) incomplete, \(TextReport.plural(summary.orphanUpstreams, "orphan")), \(TextReport.plural(summary.unexplainedDuplicates, "unexplained duplicate")), \(TextReport.plural(truth.count, "request")) in the \(sidecar.rawValue) log"
         } else {
             let access = scene.accessLog()
             v.requests = records.count
@@ -136,7 +136,7 @@ public struct LabRunner {
                 let n = verifier.ambiguousMispairings.count
                 v.notes.append("\(n) pairing\(n == 1 ? "" : "s") differ from the proxy's among identical requests in flight at once, each flagged ambiguous by the analysis; first: \(verifier.ambiguousMispairings[0])")
             }
-            v.note = "\(summary.multiHopChains) multi-hop, \(summary.incompleteChains) incomplete, \(summary.unexplainedDuplicates) unexplained duplicate(s), \(access.count) access-log line(s)"
+            v.note = "\(summary.multiHopChains) multi-hop, \(summary.incompleteChains) incomplete, \(TextReport.plural(summary.unexplainedDuplicates, "unexplained duplicate")), \(TextReport.plural(access.count, "access-log line"))"
             truth = LabVerifier.truth(records: records, access: access)
         }
         v.counts = ["truth": truth.count, "chains": analysis.chains.count,
