@@ -82,11 +82,10 @@ public enum ExchangeText {
         if x.response != nil {
             b.ascii(" → ")
             let status = x.response!.status
-            // Colour: 5xx red, 4xx yellow, the rest green.
-            if color { b.ascii(status >= 500 ? "\u{1B}[31m" : status >= 400 ? "\u{1B}[33m" : "\u{1B}[32m") }
+            if color { b.text(TextStyle.Color.status(status).start) }
             b.int(status)
             if !x.response!.reason.isEmpty { b.byte(0x20); b.text(x.response!.reason) }
-            if color { b.ascii("\u{1B}[0m") }
+            if color { b.text(TextStyle.Color.end) }
         } else {
             b.ascii(" → -")
         }

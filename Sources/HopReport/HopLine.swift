@@ -12,8 +12,8 @@ public enum HopLine {
     /// The role column, padded to 19, plain and in each role's colour: made once.
     private static let roleColumns: [(plain: [UInt8], colored: [UInt8])] = HopRole.allCases.map { role in
         let padded = Array(role.rawValue.utf8) + [UInt8](repeating: 0x20, count: max(0, 19 - role.rawValue.utf8.count))
-        let code = role.isDownstream ? "34" : role.isUpstream ? "32" : "90"
-        return (padded, Array("\u{1b}[\(code)m".utf8) + padded + Array("\u{1b}[0m".utf8))
+        let c: TextStyle.Color = role.isDownstream ? .blue : role.isUpstream ? .green : .gray
+        return (padded, Array(c.start.utf8) + padded + Array(TextStyle.Color.end.utf8))
     }
     private static let phrases: [[UInt8]] = HopRole.allCases.map { Array($0.phrase.utf8) }
 

@@ -65,12 +65,21 @@ public struct TextStyle: Sendable, Equatable {
         case red = "31"
         case green = "32"
         case yellow = "33"
+        case blue = "34"
         case cyan = "36"
+        case gray = "90"
+
+        /// A response's status: 5xx red, 4xx yellow, the rest green.
+        public static func status(_ status: Int) -> Color { status >= 500 ? .red : status >= 400 ? .yellow : .green }
+
+        /// The escape that starts this colour, and the one that ends any.
+        public var start: String { "\u{1B}[\(rawValue)m" }
+        public static let end = "\u{1B}[0m"
     }
 
     /// `s` in colour `c` when colour is on.
     public func paint(_ s: String, _ c: Color) -> String {
-        color && !s.isEmpty ? "\u{1B}[\(c.rawValue)m\(s)\u{1B}[0m" : s
+        color && !s.isEmpty ? c.start + s + Color.end : s
     }
 
     /// `line` with its first `prefix` characters in colour `c`.
