@@ -467,6 +467,9 @@ public struct HTTPExchange: Sendable, Hashable {
     public var pipelinePosition: Int
     /// HTTP/2: the stream's protocol facts (HTTP2Model.swift); nil for HTTP/1.x.
     public var http2: HTTP2StreamInfo?
+    /// An encrypted turn (TLSModel.swift): `request` and `response` are then nil; nil for
+    /// plaintext.
+    public var tls: TLSTurnInfo?
 
     init(connection: ConnectionBox, sequence: Int, request: HTTPRequest?, response: HTTPResponse?,
          flags: HTTPExchangeFlags, pipelinePosition: Int) {
@@ -486,7 +489,7 @@ public struct HTTPExchange: Sendable, Hashable {
 
     public static func == (a: HTTPExchange, b: HTTPExchange) -> Bool {
         a.sequence == b.sequence && a.flags == b.flags && a.pipelinePosition == b.pipelinePosition
-            && a.request == b.request && a.response == b.response && a.http2 == b.http2
+            && a.request == b.request && a.response == b.response && a.http2 == b.http2 && a.tls == b.tls
             && (a.connectionBox === b.connectionBox || a.connection == b.connection)
     }
 
@@ -498,6 +501,7 @@ public struct HTTPExchange: Sendable, Hashable {
         hasher.combine(flags)
         hasher.combine(pipelinePosition)
         hasher.combine(http2)
+        hasher.combine(tls)
     }
 
     // Inlinable: a report reads these for every hop, where a call would copy the exchange.
@@ -514,8 +518,11 @@ public struct HTTPExchange: Sendable, Hashable {
     /// The interface indexes the connection's packets were seen on.
     public var interfaceIndexes: [Int32] { connectionBox.value.interfaceIndexes }
     public var isAnswered: Bool { request != nil && response != nil }
+    /// An encrypted turn (`tls`): no request or response can be read.
+    public var isEncrypted: Bool { tls != nil }
     /// Response start minus request start (ns), when both are known.
     public var latency: Int64? {
+        if let t = tls { return t.latency }
         guard let q = request, let r = response else { return nil }
         return r.firstTimestamp - q.firstTimestamp
     }

@@ -1,0 +1,55 @@
+// What an encrypted turn is as an exchange: one value, `HTTPExchange.tls`, nil for plaintext.
+// An encrypted exchange has no `request` and no `response` (nothing of either can be read
+// without the keys); its times and sizes are the turns' (TLS.swift), and the correlator pairs
+// it with the plaintext copy of the same request on another hop by time nesting and size.
+
+/// One request turn of a TLS connection and the response turn after it.
+public struct TLSTurnInfo: Sendable, Hashable {
+    /// From the ClientHello (nil when the handshake was not captured).
+    public var serverName: String?
+    /// ALPN protocols the client offered (Istio's `istio-peer-exchange`, `istio-http/1.1`,
+    /// `istio-h2` among them), and the one the server chose (TLS ≤ 1.2 only: TLS 1.3 encrypts
+    /// it).
+    public var alpnOffered: [String] = []
+    public var alpnSelected: String?
+    /// The negotiated version (`TLSHello.versionName`), when the ServerHello was captured.
+    public var version: String?
+    /// True when the client presented a certificate (TLS ≤ 1.2: seen in clear) or the server
+    /// asked for one (a CertificateRequest seen in clear); nil when it cannot be told (TLS 1.3
+    /// encrypts both).
+    public var clientCertificate: Bool?
+    /// The request turn: application-data records from the client and their payload bytes
+    /// (ciphertext: each record adds its tag, and in TLS 1.3 its inner content type, to the
+    /// plaintext).
+    public var requestRecords: Int
+    public var requestBytes: Int
+    public var requestFirstTimestamp: Int64
+    public var requestLastTimestamp: Int64
+    /// The response turn: nil fields when the server sent nothing back before the next request
+    /// turn or the end.
+    public var responseRecords: Int = 0
+    public var responseBytes: Int = 0
+    public var responseFirstTimestamp: Int64?
+    public var responseLastTimestamp: Int64?
+    /// The connection's first turn under TLS 1.3: it also carries the client's Finished (and
+    /// under mTLS its certificate) and the server's session tickets, so its sizes say less.
+    public var includesHandshake = false
+    /// A gap cut this turn (records were skipped): its sizes are lower bounds.
+    public var cutByGap = false
+
+    public init(requestRecords: Int, requestBytes: Int, requestFirstTimestamp: Int64, requestLastTimestamp: Int64) {
+        self.requestRecords = requestRecords
+        self.requestBytes = requestBytes
+        self.requestFirstTimestamp = requestFirstTimestamp
+        self.requestLastTimestamp = requestLastTimestamp
+    }
+
+    /// Bytes each record adds to its plaintext, by version: TLS 1.3's AEAD tag and inner
+    /// content type (17), TLS 1.2's AES-GCM explicit nonce and tag (24).
+    public var overheadPerRecord: Int { version == "TLS 1.3" || version == nil ? 17 : 24 }
+    /// The plaintext sizes the turns stand for (the ciphertext less each record's overhead).
+    public var requestPlaintextBytes: Int { max(0, requestBytes - requestRecords * overheadPerRecord) }
+    public var responsePlaintextBytes: Int { max(0, responseBytes - responseRecords * overheadPerRecord) }
+    /// Response start minus request start (ns), when a response turn was seen.
+    public var latency: Int64? { responseFirstTimestamp.map { $0 - requestFirstTimestamp } }
+}
