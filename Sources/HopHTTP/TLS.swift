@@ -71,15 +71,28 @@ public struct TLSRecordReader {
     private var skipping = 0
     private var current: TLSRecord?
     private var resyncing = false
+    /// Bytes held while looking for a boundary (a candidate header whose successor has not
+    /// arrived yet).
+    private var scan: [UInt8] = []
     /// Handshake payload bytes of the current record, kept for the hello parser.
     private var handshakeBytes: [UInt8] = []
     public private(set) var skippedBytes = 0
     public private(set) var gaps = 0
 
+    /// A direction picked up mid-way is read the same way: its first bytes are taken for a
+    /// record header when they look like one (segments mostly start at record boundaries), else
+    /// the next boundary is searched for, as after a gap.
     public init() {}
 
     /// The records the bytes complete, in order. `timestamp` is the segment's capture time.
     public mutating func consume(_ bytes: UnsafeRawBufferPointer, at timestamp: Int64) -> [TLSRecord] {
+        consume(bytes, first: timestamp, last: timestamp)
+    }
+
+    /// The records the bytes complete, in order: a record begun in them starts at `first`, and
+    /// one that ends in them ends at `last` (the capture times of the bytes' first and last
+    /// packets).
+    public mutating func consume(_ bytes: UnsafeRawBufferPointer, first: Int64, last timestamp: Int64) -> [TLSRecord] {
         var out: [TLSRecord] = []
         var i = 0
         let n = bytes.count
@@ -101,27 +114,42 @@ public struct TLSRecordReader {
                 continue
             }
             if resyncing {
-                // Look for two trustworthy headers in a row within what is here.
+                // Look for two trustworthy headers in a row, in what was held back and what is
+                // here: the same boundary is found however the stream was cut.
+                scan.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[i..<n]))
+                i = n
+                var keepFrom = scan.count
                 var found: Int?
-                var k = i
-                while k + 5 <= n {
-                    if Self.plausible(bytes, at: k), case let len = Self.length(bytes, at: k),
-                       k + 5 + len + 5 <= n, Self.plausible(bytes, at: k + 5 + len) {
-                        found = k
-                        break
+                let held = scan
+                held.withUnsafeBytes { b in
+                    var k = 0
+                    while k < b.count {
+                        if k + 5 > b.count { keepFrom = k; break }
+                        if Self.plausible(b, at: k) {
+                            let next = k + 5 + Self.length(b, at: k)
+                            // Its successor has not arrived: decided by the bytes to come.
+                            if next + 5 > b.count { keepFrom = k; break }
+                            if Self.plausible(b, at: next) { found = k; break }
+                        }
+                        k += 1
                     }
-                    k += 1
                 }
-                guard let f = found else {
-                    // Two headers in a row are not in these bytes: skip them (a boundary that
-                    // straddles segments is found at the next one instead).
-                    skippedBytes += n - i
+                if let f = found {
+                    skippedBytes += f
+                    resyncing = false
+                    scan = []
+                    let rest = Array(held[f...])
+                    out += rest.withUnsafeBytes { consume($0, first: first, last: timestamp) }
                     return out
                 }
-                skippedBytes += f - i
-                i = f
-                resyncing = false
-                continue
+                // Bytes before the first candidate that is still open can no longer start one.
+                skippedBytes += keepFrom
+                scan.removeFirst(keepFrom)
+                if scan.count > 2 * Self.maximumLength + 10 {
+                    skippedBytes += scan.count
+                    scan = []
+                }
+                return out
             }
             // A header, perhaps in pieces.
             let need = 5 - pending.count
@@ -135,15 +163,16 @@ public struct TLSRecordReader {
             i += need
             let ok = header.withUnsafeBytes { Self.plausible($0, at: 0) }
             guard ok, let type = TLSRecord.ContentType(rawValue: header[0]) else {
-                // Not a record boundary after all: hunt for one from here.
-                skippedBytes += 5
+                // Not a record boundary after all: hunt for one from its next byte.
+                skippedBytes += 1
+                scan = Array(header.dropFirst())
                 resyncing = true
                 continue
             }
             let length = Int(header[3]) << 8 | Int(header[4])
             if type == .handshake { handshakeBytes.removeAll(keepingCapacity: true) }
             let r = TLSRecord(type: type, version: UInt16(header[1]) << 8 | UInt16(header[2]), length: length,
-                              firstTimestamp: timestamp, lastTimestamp: timestamp)
+                              firstTimestamp: first, lastTimestamp: timestamp)
             if length == 0 { out.append(r); continue }
             current = r
             skipping = length
@@ -158,6 +187,8 @@ public struct TLSRecordReader {
         skipping = 0
         current = nil
         handshakeBytes.removeAll()
+        if resyncing { skippedBytes += scan.count }
+        scan = []
         resyncing = true
     }
 
@@ -183,6 +214,20 @@ public enum TLSHelloParser {
         case 2: return server(&body, &hello)
         default: return false
         }
+    }
+
+    /// The handshake message types that start in a handshake record's payload (the first
+    /// message, and each that follows whole in the same record): 11 Certificate, 13
+    /// CertificateRequest… Only meaningful before the direction's ChangeCipherSpec.
+    public static func messageTypes(_ payload: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        var i = 0
+        while i + 4 <= payload.count {
+            out.append(payload[i])
+            let length = Int(payload[i + 1]) << 16 | Int(payload[i + 2]) << 8 | Int(payload[i + 3])
+            i += 4 + length
+        }
+        return out
     }
 
     private static func client(_ r: inout Reader, _ hello: inout TLSHello) -> Bool {
@@ -299,6 +344,11 @@ public struct TLSTurnTracker {
     public private(set) var serverHandshakeRecords = 0
     /// Alerts seen (an alert ends a connection, or warns).
     public private(set) var alerts = 0
+    /// Server application data after a turn pair was given up early (`flush`) and before the
+    /// client's next: part of a response that paused longer than the settle time.
+    public private(set) var lateServerRecords = 0
+    /// The response turn being read, if one has begun.
+    public var responseInProgress: TLSTurn? { response }
 
     public init() {}
 
@@ -316,7 +366,8 @@ public struct TLSTurnTracker {
             request!.lastTimestamp = r.lastTimestamp
             return nil
         }
-        guard clientSent, request != nil else { serverHandshakeRecords += 1; return nil }
+        guard clientSent else { serverHandshakeRecords += 1; return nil }
+        guard request != nil else { lateServerRecords += 1; return nil }
         if response == nil {
             response = TLSTurn(records: 1, bytes: r.length, firstTimestamp: r.firstTimestamp, lastTimestamp: r.lastTimestamp)
         } else {
@@ -325,6 +376,13 @@ public struct TLSTurnTracker {
             response!.lastTimestamp = r.lastTimestamp
         }
         return nil
+    }
+
+    /// The current pair now that its response has begun and then paused (the response looks
+    /// whole): the turn pair is given out without waiting for the client's next request.
+    public mutating func flush() -> TLSTurnPair? {
+        guard response != nil else { return nil }
+        return finish()
     }
 
     /// The last turn pair, at the connection's end (its response may be missing).

@@ -53,3 +53,31 @@ public struct TLSTurnInfo: Sendable, Hashable {
     /// Response start minus request start (ns), when a response turn was seen.
     public var latency: Int64? { responseFirstTimestamp.map { $0 - requestFirstTimestamp } }
 }
+
+extension HTTPHeaders {
+    /// The fields' size as an HTTP/1 head writes them (`name: value` and CRLF each).
+    public var http1Bytes: Int {
+        var n = 0
+        for h in self { n += h.name.utf8.count + h.value.utf8.count + 4 }
+        return n
+    }
+}
+
+extension HTTPExchange {
+    /// The request's and response's sizes as HTTP/1 sends them (start line, fields, the blank
+    /// line and the body; chunk framing not counted), for comparing a plaintext copy with an
+    /// encrypted one; nil for an HTTP/2 stream (HPACK's sizes are not comparable) and for an
+    /// encrypted turn.
+    public var http1Sizes: (request: Int?, response: Int?) {
+        guard http2 == nil, tls == nil else { return (nil, nil) }
+        let q = request.map { $0.method.utf8.count + $0.target.utf8.count + 12 + $0.headers.http1Bytes + 2 + Int($0.bodyLength) }
+        let r = response.map { 15 + $0.reason.utf8.count + $0.headers.http1Bytes + 2 + Int($0.bodyLength) }
+        return (q, r)
+    }
+
+    /// When the request began, on the wire: its first byte, or the encrypted turn's.
+    public var requestFirstTimestamp: Int64? { request?.firstTimestamp ?? tls?.requestFirstTimestamp }
+    public var requestLastTimestamp: Int64? { request?.lastTimestamp ?? tls?.requestLastTimestamp }
+    public var responseFirstTimestamp: Int64? { response?.firstTimestamp ?? tls?.responseFirstTimestamp }
+    public var responseLastTimestamp: Int64? { response?.lastTimestamp ?? tls?.responseLastTimestamp }
+}
