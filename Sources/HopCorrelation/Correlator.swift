@@ -52,8 +52,13 @@ public struct SidecarEvidence: Sendable, Hashable {
     public var proxyPortConnections = 0
     public var inboundSourceAddressConnections = 0
     public var loopbackCopies = 0
+    /// Encrypted requests into the pod with a plaintext request on lo inside their time (an
+    /// mTLS sidecar: the copy between sidecars is TLS, the proxy's copy to the app is not).
+    public var encryptedLoopbackCopies = 0
     public var port15006 = false
-    public var detected: Bool { natJoinedConnections + proxyPortConnections + inboundSourceAddressConnections + loopbackCopies > 0 }
+    public var detected: Bool {
+        natJoinedConnections + proxyPortConnections + inboundSourceAddressConnections + loopbackCopies + encryptedLoopbackCopies > 0
+    }
     /// `istio-current` when its traces (15006, 127.0.0.6) are there, else `istio-2018`.
     public var preset: String? {
         guard detected else { return nil }
@@ -66,6 +71,9 @@ public struct SidecarEvidence: Sendable, Hashable {
         if proxyPortConnections > 0 { parts.append("\(proxyPortConnections) connection\(s(proxyPortConnections)) on the proxy's ports") }
         if inboundSourceAddressConnections > 0 { parts.append("\(inboundSourceAddressConnections) connection\(s(inboundSourceAddressConnections)) from 127.0.0.6") }
         if loopbackCopies > 0 { parts.append("\(loopbackCopies) request\(s(loopbackCopies)) repeated on lo") }
+        if encryptedLoopbackCopies > 0 {
+            parts.append("\(encryptedLoopbackCopies) encrypted request\(s(encryptedLoopbackCopies)) repeated in plaintext on lo")
+        }
         return parts.isEmpty ? "no sidecar traces" : parts.joined(separator: ", ")
     }
 }
@@ -161,7 +169,7 @@ public final class Correlator {
                 times = CopyTimes(
                     requestStart: t.requestFirstTimestamp,
                     headEnd: t.requestRecords <= 1 ? t.requestLastTimestamp : t.requestFirstTimestamp,
-                    responseStart: t.responseFirstTimestamp, responseEnd: t.responseLastTimestamp,
+                    responseStart: t.responseSurelyBegun, responseEnd: t.responseLastTimestamp,
                     last: t.responseLastTimestamp ?? t.requestLastTimestamp, status: nil)
                 return
             }
@@ -322,8 +330,8 @@ public final class Correlator {
     /// One exchange, as HopHTTP emits it.
     public func add(_ x: HTTPExchange) {
         summary.exchanges += 1
-        if x.request != nil { summary.requestsOnWire += 1 }
-        if let t = x.response?.lastTimestamp ?? x.request?.lastTimestamp, t > now { now = t }
+        if x.request != nil || x.tls != nil { summary.requestsOnWire += 1 }
+        if let t = x.responseLastTimestamp ?? x.requestLastTimestamp, t > now { now = t }
         if !decided {
             sample.append(x)
             if sample.count >= configuration.inferenceSample { decide() }
@@ -472,7 +480,7 @@ public final class Correlator {
             } else {
                 for u in cands { u.inPool += 1 }
                 pool.append(Pending(hop: hop, facts: facts, slot: c.slot, candidates: cands))
-                poolNewestEnd = max(poolNewestEnd, x.response?.lastTimestamp ?? now)
+                poolNewestEnd = max(poolNewestEnd, x.responseLastTimestamp ?? now)
                 if pool.count >= configuration.maxPool { solvePool(all: false) }
             }
         case .direct:
@@ -865,7 +873,9 @@ public final class Correlator {
             return
         }
         let advice: String
-        if d.exchange.tls != nil && sawLoopback {
+        if d.exchange.tls?.answeredByAlert == true {
+            advice = "the server answered this encrypted turn with a TLS alert and nothing else: it refused the connection (a client certificate it did not accept, under mTLS), so the proxy forwarded nothing"
+        } else if d.exchange.tls != nil && sawLoopback {
             advice = "no plaintext copy that fits this encrypted turn's time and size was found on the proxy's upstream hop: the proxy may have answered it itself, or the turn carries more than one request (HTTP/2 or pipelining inside TLS)"
         } else if missing == .inboundForwarded {
             advice = sawLoopback

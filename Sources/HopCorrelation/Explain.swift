@@ -301,7 +301,7 @@ public enum Explain {
         s.text("time nesting: upstream request ")
         s.duration(uq.firstTimestamp &- dq.firstTimestamp)
         s.text(" after the downstream one")
-        if let a = c.hops[0].exchange.response?.lastTimestamp, let b = c.hops[last].exchange.response?.lastTimestamp {
+        if let a = c.hops[0].exchange.responseLastTimestamp, let b = c.hops[last].exchange.responseLastTimestamp {
             s.text(", upstream response ended ")
             s.duration(a &- b)
             s.text(" before the downstream one")

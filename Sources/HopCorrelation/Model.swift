@@ -302,6 +302,16 @@ public struct RequestChain: Sendable, Hashable {
         hops.isEmpty ? nil : hops[0].exchange.request?.target ?? hops[hops.count - 1].exchange.request?.target
     }
     public var host: String? { hops.isEmpty ? nil : hops[0].exchange.request?.host ?? hops[hops.count - 1].exchange.request?.host }
+    /// The method and target as reports show them: `?` when not captured, `encrypted request`
+    /// for a chain of encrypted copies only (no plaintext copy to read them from).
+    public var shownMethod: String {
+        if let m = method { return m }
+        return !hops.isEmpty && hops[0].exchange.tls != nil ? "encrypted" : "?"
+    }
+    public var shownTarget: String {
+        if let t = target { return t }
+        return !hops.isEmpty && hops[0].exchange.tls != nil ? "request" : "?"
+    }
     /// The status the client saw (downstream hop), else the last hop's.
     public var status: Int? {
         hops.isEmpty ? nil : hops[0].exchange.response?.status ?? hops[hops.count - 1].exchange.response?.status

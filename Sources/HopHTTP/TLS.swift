@@ -315,6 +315,23 @@ public struct TLSTurn: Sendable, Hashable {
     public var bytes = 0
     public var firstTimestamp: Int64
     public var lastTimestamp: Int64
+    /// When the turn's last record began.
+    public var lastRecordFirstTimestamp: Int64
+
+    public init(records: Int = 1, bytes: Int, firstTimestamp: Int64, lastTimestamp: Int64) {
+        self.records = records
+        self.bytes = bytes
+        self.firstTimestamp = firstTimestamp
+        self.lastTimestamp = lastTimestamp
+        lastRecordFirstTimestamp = firstTimestamp
+    }
+
+    mutating func add(_ r: TLSRecord) {
+        records += 1
+        bytes += r.length
+        lastTimestamp = r.lastTimestamp
+        lastRecordFirstTimestamp = r.firstTimestamp
+    }
 }
 
 /// One request turn and the response turn after it: what an HTTP/1 exchange looks like
@@ -326,6 +343,8 @@ public struct TLSTurnPair: Sendable, Hashable {
     /// certificate) and the server's session tickets travel as application data too, in the
     /// same runs as the first request and response: their sizes say less.
     public var includesHandshake: Bool
+    /// The server's only answer was an alert.
+    public var answeredByAlert = false
 }
 
 /// Cuts a TLS connection's application data into turns, from its records in capture order.
@@ -340,6 +359,22 @@ public struct TLSTurnTracker {
     private var clientSent = false
     private var firstDone = false
     public var tls13 = false
+    /// TLS 1.3: the length of the client's Finished record, from the cipher suite's hash (nil:
+    /// the suite was not seen, the client's flight cannot be told from a request).
+    public var finishedLength: Int?
+    private var clientHandshakeDone = false
+    /// TLS 1.3 client handshake records (Certificate, CertificateVerify, Finished) seen as
+    /// application data.
+    public private(set) var clientHandshakeRecords = 0
+
+    /// Sets the version and cipher suite the ServerHello chose.
+    public mutating func negotiated(version: UInt16?, cipherSuite: UInt16?) {
+        tls13 = version == 0x0304
+        guard tls13, let suite = cipherSuite else { return }
+        // Finished: a 4-byte handshake header and the hash's length, the inner content type
+        // and a 16-byte tag. SHA-384 for TLS_AES_256_GCM_SHA384, SHA-256 for the others.
+        finishedLength = 4 + (suite == 0x1302 ? 48 : 32) + 1 + 16
+    }
     /// Server application data before the client's first (TLS 1.3 handshake flights).
     public private(set) var serverHandshakeRecords = 0
     /// Alerts seen (an alert ends a connection, or warns).
@@ -355,28 +390,48 @@ public struct TLSTurnTracker {
     /// A record in capture order; `fromClient` says its direction. Returns the pair a new
     /// request turn completed (the previous request and its response), if any.
     public mutating func add(_ r: TLSRecord, fromClient: Bool) -> TLSTurnPair? {
-        if r.type == .alert { alerts += 1; return nil }
+        if r.type == .alert { return alert(fromClient: fromClient) }
         guard r.type == .applicationData else { return nil }
+        if tls13 {
+            // An encrypted alert (close_notify, or a refusal): 2 bytes, its type and the tag. No
+            // HTTP message is that short.
+            if r.length == 19 { return alert(fromClient: fromClient) }
+            // The client's second flight (its Certificate and CertificateVerify under mTLS, and
+            // its Finished) is application data on the wire: it ends with the Finished, whose
+            // size the cipher suite's hash fixes. Not a request.
+            if fromClient, !clientHandshakeDone, let f = finishedLength {
+                clientHandshakeRecords += 1
+                if r.length == f { clientHandshakeDone = true }
+                return nil
+            }
+        }
         if fromClient {
             clientSent = true
             if response != nil { return startRequest(r) }
             if request == nil { return startRequest(r) }
-            request!.records += 1
-            request!.bytes += r.length
-            request!.lastTimestamp = r.lastTimestamp
+            request!.add(r)
             return nil
         }
         guard clientSent else { serverHandshakeRecords += 1; return nil }
         guard request != nil else { lateServerRecords += 1; return nil }
         if response == nil {
-            response = TLSTurn(records: 1, bytes: r.length, firstTimestamp: r.firstTimestamp, lastTimestamp: r.lastTimestamp)
+            response = TLSTurn(bytes: r.length, firstTimestamp: r.firstTimestamp, lastTimestamp: r.lastTimestamp)
         } else {
-            response!.records += 1
-            response!.bytes += r.length
-            response!.lastTimestamp = r.lastTimestamp
+            response!.add(r)
         }
         return nil
     }
+
+    /// An alert; one from the server while no response has begun is the answer the next
+    /// (or current) request turn gets (it refused the connection: a failed certificate check, say).
+    private mutating func alert(fromClient: Bool) -> TLSTurnPair? {
+        alerts += 1
+        // Before the request turn too: a server that rejects the client's certificate alerts
+        // on its handshake flight, and the request that follows is never read.
+        if !fromClient, response == nil { refused = true }
+        return nil
+    }
+    private var refused = false
 
     /// The current pair now that its response has begun and then paused (the response looks
     /// whole): the turn pair is given out without waiting for the client's next request.
@@ -394,13 +449,15 @@ public struct TLSTurnTracker {
 
     private mutating func startRequest(_ r: TLSRecord) -> TLSTurnPair? {
         let done = request.map { pair($0, response) }
-        request = TLSTurn(records: 1, bytes: r.length, firstTimestamp: r.firstTimestamp, lastTimestamp: r.lastTimestamp)
+        request = TLSTurn(bytes: r.length, firstTimestamp: r.firstTimestamp, lastTimestamp: r.lastTimestamp)
         response = nil
         return done
     }
 
     private mutating func pair(_ q: TLSTurn, _ a: TLSTurn?) -> TLSTurnPair {
-        let p = TLSTurnPair(request: q, response: a, includesHandshake: tls13 && !firstDone)
+        var p = TLSTurnPair(request: q, response: a, includesHandshake: tls13 && !firstDone)
+        p.answeredByAlert = refused && a == nil
+        refused = false
         firstDone = true
         return p
     }

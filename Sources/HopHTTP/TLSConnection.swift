@@ -10,7 +10,7 @@ public struct TLSCounters: Sendable, Hashable {
     public var settledTurns = 0
     /// Server application-data records after such a turn and before the client's next one.
     public var lateServerRecords = 0
-    /// TLS 1.3's encrypted handshake flights (server application data before the client's first).
+    /// TLS 1.3 handshake records sent as application data (not turns).
     public var handshakeRecords = 0
     public var alerts = 0
     /// Bytes skipped looking for a record boundary after a gap or a mid-way pickup.
@@ -29,8 +29,8 @@ public struct TLSCounters: Sendable, Hashable {
         add("tls-unanswered-turns", unansweredTurns, "encrypted request turns with no response turn before the next one or the end")
         add("tls-settled-turns", settledTurns, "encrypted turns given out once their response paused, before the client's next turn")
         add("tls-late-server-records", lateServerRecords, "server records after a settled turn and before the client's next (a response that paused longer than the settle time)")
-        add("tls-handshake-records", handshakeRecords, "TLS 1.3 encrypted handshake records (server data before the client's first application data)")
-        add("tls-alerts", alerts, "TLS alert records")
+        add("tls-handshake-records", handshakeRecords, "TLS 1.3 handshake records sent as application data (the server's flight before the client's Finished, the client's Certificate, CertificateVerify and Finished): not turns")
+        add("tls-alerts", alerts, "TLS alert records (in clear, or TLS 1.3's encrypted 19-byte ones): not turns")
         add("tls-skipped-bytes", skippedBytes, "bytes skipped looking for a TLS record boundary after a gap or a mid-way pickup")
         add("tls-midstream-connections", midstreamConnections, "TLS connections picked up mid-way (no hello: no SNI or ALPN)")
         add("tls-client-certificates", clientCertificates, "TLS connections whose client sent a certificate in clear (TLS ≤ 1.2)")
@@ -63,6 +63,8 @@ final class TLSConnection {
     var awaitingSettle = false
     private var skippedCounted = 0
     private var lateCounted = 0
+    private var handshakeCounted = 0
+    private var alertsCounted = 0
 
     init(midstream: Bool) {
         self.midstream = midstream
@@ -91,7 +93,7 @@ final class TLSConnection {
                 var h = hello
                 if TLSHelloParser.read(payload, into: &h) {
                     hello = h
-                    if dir == 1, let v = h.version { tracker.tls13 = v == 0x0304 }
+                    if dir == 1 { tracker.negotiated(version: h.version, cipherSuite: h.cipherSuite) }
                 }
                 let types = TLSHelloParser.messageTypes(payload)
                 if dir == 0, types.contains(11), !clientSentCertificate {
@@ -150,6 +152,15 @@ final class TLSConnection {
             counters.tls.lateServerRecords += late - lateCounted
             lateCounted = late
         }
+        let handshake = tracker.serverHandshakeRecords + tracker.clientHandshakeRecords
+        if handshake != handshakeCounted {
+            counters.tls.handshakeRecords += handshake - handshakeCounted
+            handshakeCounted = handshake
+        }
+        if tracker.alerts != alertsCounted {
+            counters.tls.alerts += tracker.alerts - alertsCounted
+            alertsCounted = tracker.alerts
+        }
     }
 
     /// The exchange's `tls` value for a turn pair.
@@ -166,8 +177,10 @@ final class TLSConnection {
             t.responseBytes = r.bytes
             t.responseFirstTimestamp = r.firstTimestamp
             t.responseLastTimestamp = r.lastTimestamp
+            t.responseLastRecordFirstTimestamp = r.lastRecordFirstTimestamp
         }
         t.includesHandshake = p.includesHandshake
+        t.answeredByAlert = p.answeredByAlert
         t.cutByGap = cutByGap
         return t
     }

@@ -31,11 +31,17 @@ public struct TLSTurnInfo: Sendable, Hashable {
     public var responseBytes: Int = 0
     public var responseFirstTimestamp: Int64?
     public var responseLastTimestamp: Int64?
+    /// When the response turn's last record began: by then the response had surely begun,
+    /// even when the turn opened with TLS 1.3 session tickets (`includesHandshake`).
+    public var responseLastRecordFirstTimestamp: Int64?
     /// The connection's first turn under TLS 1.3: it also carries the client's Finished (and
     /// under mTLS its certificate) and the server's session tickets, so its sizes say less.
     public var includesHandshake = false
     /// A gap cut this turn (records were skipped): its sizes are lower bounds.
     public var cutByGap = false
+    /// No response turn, and the server sent an alert instead: it refused the request or the
+    /// connection (a client certificate it would not accept, say).
+    public var answeredByAlert = false
 
     public init(requestRecords: Int, requestBytes: Int, requestFirstTimestamp: Int64, requestLastTimestamp: Int64) {
         self.requestRecords = requestRecords
@@ -52,6 +58,9 @@ public struct TLSTurnInfo: Sendable, Hashable {
     public var responsePlaintextBytes: Int { max(0, responseBytes - responseRecords * overheadPerRecord) }
     /// Response start minus request start (ns), when a response turn was seen.
     public var latency: Int64? { responseFirstTimestamp.map { $0 - requestFirstTimestamp } }
+    /// The latest the response can have begun: its first record's time, or, on a first turn
+    /// whose session tickets may have come before the response, its last record's.
+    public var responseSurelyBegun: Int64? { includesHandshake ? responseLastRecordFirstTimestamp : responseFirstTimestamp }
 }
 
 extension HTTPHeaders {

@@ -239,18 +239,22 @@ final class TLSTests: XCTestCase {
         XCTAssertEqual(out.count, 1, "the first turn pair settled")
         guard out.count == 1 else { return }
         XCTAssertEqual(out[0].tls?.version, "TLS 1.3")
-        XCTAssertEqual(out[0].tls?.requestBytes, 173)
+        XCTAssertEqual(out[0].tls?.requestBytes, 120, "the client's Finished (53 bytes under a SHA-256 suite) is handshake, not request")
         XCTAssertEqual(out[0].tls?.responseBytes, 1_150)
         XCTAssertEqual(out[0].tls?.includesHandshake, true)
-        XCTAssertEqual(analyzer.counters.tls.handshakeRecords + 0, 0)
+        XCTAssertEqual(analyzer.counters.tls.handshakeRecords, 3, "the server's encrypted flight and the client's Finished")
         send(conn, .clientToServer, appData(140), 300 * ms)
         send(conn, .serverToClient, appData(700), 301 * ms)
+        // close_notify both ways: TLS 1.3 alerts are encrypted, 19 bytes.
+        send(conn, .clientToServer, appData(19), 302 * ms)
+        send(conn, .serverToClient, appData(19), 302 * ms)
         analyzer.handle(.closed(conn))
         let turns = out.filter(\.isEncrypted)
         XCTAssertEqual(turns.count, 2)
         XCTAssertEqual(turns[1].sequence, 2)
         XCTAssertEqual(turns[1].tls?.includesHandshake, false)
         XCTAssertEqual(analyzer.counters.tls.settledTurns, 1)
+        XCTAssertEqual(analyzer.counters.tls.alerts, 2)
     }
 
     /// A connection picked up mid-way whose first bytes are a record header is still read; a
