@@ -30,5 +30,10 @@ public enum LabScripts {
     /// one line per request: METHOD TARGET LOCAL STATUS.
     public static var curlLoop: String { text(PackageResources.curl_loop_sh) }
 
+    /// h2c-clients.sh CURL NGHTTP BASEURL PAIRS same|unique BODYFILE: curl with prior knowledge
+    /// (HEAD, GET) and nghttp (three streams on one connection; a POST every other time);
+    /// one line per curl request: METHOD TARGET LOCAL STATUS.
+    public static var h2cClients: String { text(PackageResources.h2c_clients_sh) }
+
     private static func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
 }

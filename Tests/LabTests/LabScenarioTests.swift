@@ -79,6 +79,69 @@ final class LabScenarioTests: XCTestCase {
         XCTAssertEqual(streams, requests, "HTTP/2 streams on the upstream hop")
     }
 
+    /// h2c clients with prior knowledge (h2load, nghttp, curl --http2-prior-knowledge) and
+    /// HTTP/1.1 clients (wrk, curl) at once through HAProxy's one frontend, HTTP/2 upstream to
+    /// the h2c app (issue 20, item 4): every request paired as HAProxy's and the app's logs say,
+    /// and the capture's HTTP/2 streams, on both hops, those tshark's dissector finds.
+    func testMixedWithH2CClientsThroughHAProxyToAnH2CApp() throws {
+        try LabEnv.requireLab()
+        for tool in ["haproxy", "wrk", "nginx", "setpriv", "h2load", "nghttp", "curl", "tshark"] where LabEnv.which(tool) == nil {
+            throw XCTSkip("\(tool) is missing (scripts/setup.sh installs it)")
+        }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hoplab-h2c-\(getpid())")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let r = try LabEnv.hoptrace(["lab", "mixed", "--sidecar", "haproxy-h2c", "--connections", "8", "--duration", "1", "--requests", "200",
+                                     "--namespace-prefix", LabEnv.prefix, "--truth-dir", dir.path, "--format", "json"], timeout: 300)
+        let doc = (try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8))) as? [String: Any]
+        let s = (doc?["scenarios"] as? [[String: Any]])?.first
+        XCTAssertEqual(s?["sidecar"] as? String, "haproxy-h2c")
+        XCTAssertNil(s?["skipped"], r.stdout)
+        let requests = s?["requests"] as? Int ?? 0
+        XCTAssertGreaterThan(requests, 300, r.stdout.prefix(2000) + r.stderr)
+        let p = s?["pairing"] as? [String: Any]
+        XCTAssertEqual(p?["total"] as? Int, requests)
+        XCTAssertEqual(p?["right"] as? Int, requests, "every request paired as the logs say: \(p ?? [:])")
+        XCTAssertEqual(r.status, 0, "lab mixed --sidecar haproxy-h2c failed:\n\(r.stdout.prefix(4000))\n\(r.stderr)")
+
+        let pcap = dir.appendingPathComponent("mixed-haproxy-h2c-c8.pcap").path
+        let http = try LabEnv.run(LabEnv.hoptrace, ["http", "-r", pcap, "--format", "jsonl"], timeout: 180)
+        XCTAssertEqual(http.status, 0, http.stderr)
+        var upstream = 0, downstream = 0, methods: [String: Int] = [:]
+        for line in http.stdout.split(separator: "\n") {
+            guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], o["http2"] is [String: Any] else { continue }
+            if o["server"] as? String == "127.0.0.1:80" { upstream += 1 } else { downstream += 1 }
+            methods[o["method"] as? String ?? "-", default: 0] += 1
+        }
+        // Every request went to the app as a stream; h2load alone sent 200 on the client's hop.
+        XCTAssertEqual(upstream, requests, "HTTP/2 streams on the proxy → app hop")
+        XCTAssertGreaterThanOrEqual(downstream, 200, "h2c streams on the client → pod hop")
+        let tshark = try Self.tsharkHTTP2Streams(pcap, port: 80)
+        XCTAssertEqual(upstream + downstream, tshark.streams, "HTTP/2 streams: hoptrace's against tshark's")
+        XCTAssertEqual(methods, tshark.methods, "requests by :method: hoptrace's against tshark's")
+    }
+
+    /// tshark's HTTP/2 streams on `port` (`-d tcp.port==N,http2`): the (TCP stream, stream id)
+    /// pairs that carry a HEADERS frame, and the request header blocks by :method.
+    static func tsharkHTTP2Streams(_ file: String, port: Int) throws -> (streams: Int, methods: [String: Int]) {
+        guard let tshark = LabEnv.which("tshark") else { throw XCTSkip("tshark is missing (scripts/setup.sh installs it)") }
+        let r = try LabEnv.run(tshark, ["-r", file, "-d", "tcp.port==\(port),http2", "-Y", "http2.type==1", "-T", "fields",
+                                        "-E", "occurrence=a", "-E", "aggregator=|",
+                                        "-e", "tcp.stream", "-e", "http2.streamid", "-e", "http2.type", "-e", "http2.headers.method"],
+                               timeout: 300)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        var streams = Set<String>(), methods: [String: Int] = [:]
+        for line in r.stdout.split(separator: "\n") {
+            let f = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
+            guard f.count >= 4 else { continue }
+            // One id and one type per frame of the packet; HEADERS frames are type 1.
+            for (id, type) in zip(f[1].split(separator: "|"), f[2].split(separator: "|")) where type == "1" {
+                streams.insert("\(f[0])/\(id)")
+            }
+            for m in f[3].split(separator: "|") { methods[String(m), default: 0] += 1 }
+        }
+        return (streams.count, methods)
+    }
+
     /// The built-in Python app is used when nginx is not installed: force it once.
     func testSeedWithTheBuiltInApp() throws {
         try LabEnv.requireLab()
