@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # make-grpc-capture.sh — a gRPC capture from real peers: grpcio's server and client
-# (Captures/grpc-peer.py: unary, server-, client- and bidi-streaming calls, calls ending
-# NOT_FOUND, ABORTED mid-stream, INVALID_ARGUMENT with a non-ASCII grpc-message, UNIMPLEMENTED,
-# a client deadline, three calls in flight at once), h2c on the loopback of a network namespace
-# of its own (hoplab-grpccap-PID, deleted on exit), captured by tcpdump.
+# (Sources/HopLab/Scripts/grpc-peer.py, the lab's gRPC peer too: unary, server-, client- and
+# bidi-streaming calls, calls ending NOT_FOUND, ABORTED mid-stream, INVALID_ARGUMENT with a
+# non-ASCII grpc-message, UNIMPLEMENTED, a call the client cancels, three calls in flight at
+# once), h2c on the loopback of a network namespace of its own (hoplab-grpccap-PID, deleted on
+# exit), captured by tcpdump.
 #
 # usage: sudo Captures/make-grpc-capture.sh [OUT.pcap]   (default Captures/grpc-grpcio.pcap)
 # Needs root (the namespace); grpcio for python3 (Debian python3-grpcio, or pip's grpcio),
@@ -11,6 +12,7 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 OUT="${1:-$HERE/grpc-grpcio.pcap}"
+PEER="$HERE/../Sources/HopLab/Scripts/grpc-peer.py"
 PORT=50051
 NS="hoplab-grpccap-$$"
 die() { printf 'make-grpc-capture.sh: %s\n' "$*" >&2; exit 1; }
@@ -47,7 +49,7 @@ in_ns ip link set lo up
 # Started by `ip netns exec` itself (which execs them): $! is their own PID.
 ip netns exec "$NS" tcpdump -i lo -U -s 0 -w "$OUT.tmp" "tcp port $PORT" 2>"$TMP/tcpdump.log" &
 PIDS+=($!)
-ip netns exec "$NS" "$PY" "$HERE/grpc-peer.py" server "$PORT" >"$TMP/server.log" 2>&1 &
+ip netns exec "$NS" "$PY" "$PEER" server "$PORT" >"$TMP/server.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 100); do
   # Listening? (asked of the socket table: a probe connection would be in the capture)
@@ -55,7 +57,7 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 sleep 0.5
-in_ns "$PY" "$HERE/grpc-peer.py" client "$PORT" >"$TMP/client.log" 2>&1 || die "the client failed: $(cat "$TMP/client.log")"
+in_ns "$PY" "$PEER" client "$PORT" >"$TMP/client.log" 2>&1 || die "the client failed: $(cat "$TMP/client.log")"
 cat "$TMP/client.log" >&2
 sleep 1
 kill -INT "${PIDS[0]}"   # tcpdump writes its last packets and exits

@@ -237,6 +237,7 @@ public final class LabScene {
 
     /// The app on :80 in `ns`: nginx when installed (not for the reset-once app), else Python.
     public func startApp(in ns: String, name: String, resetOnce: Bool) throws {
+        if sidecar == .haproxyGRPC { return try startGRPCApp(in: ns, name: name) }
         let nginx = "/usr/sbin/nginx"
         if !resetOnce && FileManager.default.isExecutableFile(atPath: nginx) && ProcessInfo.processInfo.environment["HOPLAB_NO_NGINX"] == nil {
             let d = dir.appendingPathComponent(name)
@@ -329,6 +330,7 @@ public final class LabScene {
 
     /// Runs the scenario's client; returns what it sent and received (the ground truth).
     public func drive() throws -> [ClientRecord] {
+        if sidecar == .haproxyGRPC { return try driveGRPC() }
         if sidecar == .haproxyH2C, case .load = scenario.traffic { return try driveH2CClients(small: false) }
         if sidecar == .haproxyH2C, case .mixed = scenario.traffic { return try driveH2CClients(small: true) }
         if sidecar.isThirdParty, case .load = scenario.traffic { return try driveWrk(curl: false) }
