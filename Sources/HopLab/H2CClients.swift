@@ -15,17 +15,23 @@ extension LabScene {
         return nil
     }
 
-    /// h2load's connections: a quarter of wrk's (at least 2), 4 streams in flight on each.
+    /// h2load's connections: a quarter of wrk's (at least 2), 4 streams in flight on each; one
+    /// h2load per connection, each with targets of its own.
     public var h2loadConnections: Int { max(2, connections / 4) }
     public static let h2loadStreams = 4
 
-    /// h2load's targets, one line each (it cycles through them on every connection, so each of
-    /// its connections sends each target at most once while `requests` lines are there): unique
-    /// ones, every 25th the large body, or `/` only with identical targets.
-    public func h2loadTargets() -> String {
+    /// The requests of h2load `k` of `h2loadConnections`: `requests` shared out, the first ones
+    /// taking the remainder.
+    public func h2loadRequests(_ k: Int) -> Int {
+        requests / h2loadConnections + (k < requests % h2loadConnections ? 1 : 0)
+    }
+
+    /// The targets of h2load `k`, one line each (h2load sends them in order): unique ones, every
+    /// 25th the large body, or `/` only with identical targets.
+    public func h2loadTargets(_ k: Int) -> String {
         let base = "http://\(targetHost):80"
         if identicalTargets { return base + "/\n" }
-        return (1...max(1, requests)).map { i in base + (i % 25 == 7 ? "/big?h2load=\(i)" : "/?h2load=\(i)") + "\n" }.joined()
+        return (1...max(1, h2loadRequests(k))).map { i in base + (i % 25 == 7 ? "/big?h2load=\(k)-\(i)" : "/?h2load=\(k)-\(i)") + "\n" }.joined()
     }
 
     /// h2load (`requests` streams over `h2loadConnections` connections) beside wrk, and with
@@ -36,12 +42,15 @@ extension LabScene {
         guard let h2load = Subprocess.which("h2load"), let nghttp = Subprocess.which("nghttp"), let curl = Subprocess.which("curl") else {
             throw LabError(Self.h2cClientsMissing ?? "the h2c clients are missing")
         }
-        let targets = dir.appendingPathComponent("h2load-targets.txt")
-        try h2loadTargets().write(to: targets, atomically: true, encoding: .utf8)
-        chmod(targets.path, 0o644)
-        let load = clientSide([h2load, "-n", "\(requests)", "-c", "\(h2loadConnections)", "-m", "\(Self.h2loadStreams)",
-                               "-i", targets.path])
-        let h2loadRun = try start(in: load.namespace, load.arguments, name: "h2load")
+        var loads: [(run: Subprocess.Background, requests: Int)] = []
+        for k in 0..<h2loadConnections where h2loadRequests(k) > 0 {
+            let targets = dir.appendingPathComponent("h2load-targets-\(k).txt")
+            try h2loadTargets(k).write(to: targets, atomically: true, encoding: .utf8)
+            chmod(targets.path, 0o644)
+            let n = h2loadRequests(k)
+            let load = clientSide([h2load, "-n", "\(n)", "-c", "1", "-m", "\(Self.h2loadStreams)", "-i", targets.path])
+            loads.append((try start(in: load.namespace, load.arguments, name: "h2load-\(k)"), n))
+        }
         var h2c: Subprocess.Background?
         if small {
             let script = dir.appendingPathComponent("h2c-clients.sh"), body = dir.appendingPathComponent("h2c-body.txt")
@@ -53,11 +62,13 @@ extension LabScene {
             h2c = try start(in: c.namespace, c.arguments, name: "h2c-clients")
         }
         var records = try driveWrk(curl: small)
-        try wait(for: h2loadRun, seconds: 60)
-        let summary = h2loadRun.stdout.split(separator: "\n").first { $0.hasPrefix("requests:") }.map(String.init) ?? ""
-        log("h2load: \(summary)")
-        if h2loadRun.process.terminationStatus != 0 || !summary.contains(" \(requests) succeeded") {
-            throw LabError("h2load failed (exit \(h2loadRun.process.terminationStatus)): \(summary) \(h2loadRun.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
+        for (run, n) in loads {
+            try wait(for: run, seconds: 60)
+            let summary = run.stdout.split(separator: "\n").first { $0.hasPrefix("requests:") }.map(String.init) ?? ""
+            log("\(run.name): \(summary)")
+            if run.process.terminationStatus != 0 || !summary.contains(" \(n) succeeded") {
+                throw LabError("\(run.name) failed (exit \(run.process.terminationStatus)): \(summary) \(run.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
+            }
         }
         if let h2c {
             try wait(for: h2c, seconds: 60)
