@@ -332,7 +332,7 @@ public final class Correlator {
     /// One exchange, as HopHTTP emits it.
     public func add(_ x: HTTPExchange) {
         summary.exchanges += 1
-        if x.request != nil || x.tls != nil { summary.requestsOnWire += 1 }
+        if x.request != nil || x.isEncrypted { summary.requestsOnWire += 1 }
         if let t = x.responseLastTimestamp ?? x.requestLastTimestamp, t > now { now = t }
         if !decided {
             sample.append(x)
@@ -403,7 +403,7 @@ public final class Correlator {
         switch role {
         case .inboundForwarded, .outboundForwarded:
             let key: PairKey
-            if x.tls != nil {
+            if x.isEncrypted {
                 key = Self.encryptedKey(outbound: role == .outboundForwarded)
             } else if let q = x.request {
                 key = PairKey(outbound: role == .outboundForwarded, method: q.method, target: q.target)
@@ -412,7 +412,8 @@ public final class Correlator {
                 return
             }
             let u = Up(hop: hop, key: key, slot: c.slot)
-            if let all = allUps[key.outbound] { all.append(u) }
+            if let all = key.outbound ? allUpsOut : allUpsIn { all.append(u) }
+            if x.isEncrypted { encryptedUps[key.outbound ? 1 : 0] = true }
             if let list = upsByKey[key] {
                 list.append(u)
             } else {
@@ -425,13 +426,13 @@ public final class Correlator {
             let outbound = role == .outboundRedirected
             let facts = CopyFacts(x)
             let cands: [Up]
-            if x.tls != nil {
+            if x.isEncrypted {
                 // Encrypted: any plaintext copy of its direction may be its own (by time and size).
                 cands = encryptedCandidates(for: hop, facts: facts, outbound: outbound)
             } else if let q = x.request {
                 let key = PairKey(outbound: outbound, method: q.method, target: q.target)
                 var found = candidates(for: hop, facts: facts, key: key)
-                if upsByKey[Self.encryptedKey(outbound: outbound)] != nil {
+                if encryptedUps[outbound ? 1 : 0], upsByKey[Self.encryptedKey(outbound: outbound)] != nil {
                     found += candidates(for: hop, facts: facts, key: Self.encryptedKey(outbound: outbound))
                 }
                 cands = found
@@ -497,20 +498,24 @@ public final class Correlator {
 
     /// Every waiting upstream copy of each direction, whatever its key, in arrival order: kept
     /// once an encrypted downstream copy has been seen (its candidates are not one key's).
-    @exclusivity(unchecked) private var allUps: [Bool: UpList] = [:]
+    @exclusivity(unchecked) private var allUpsIn: UpList?
+    @exclusivity(unchecked) private var allUpsOut: UpList?
+    /// Whether an encrypted upstream copy was seen, inbound and outbound (else plaintext
+    /// downstream copies look no further than their own key).
+    @exclusivity(unchecked) private var encryptedUps = [false, false]
 
     /// Upstream copies that could belong to an encrypted downstream copy: any key of its
     /// direction, causally possible as for `candidates`, and of a size that fits the turns'
     /// (`sizesFit`).
     private func encryptedCandidates(for d: Hop, facts df: CopyFacts, outbound: Bool) -> [Up] {
         let list: UpList
-        if let l = allUps[outbound] {
+        if let l = outbound ? allUpsOut : allUpsIn {
             list = l
         } else {
             // The first encrypted copy of this direction: every copy still waiting joins.
             list = UpList()
             for u in upOrder[upOrderHead...] where !u.removed && u.key.outbound == outbound { list.append(u) }
-            allUps[outbound] = list
+            if outbound { allUpsOut = list } else { allUpsIn = list }
         }
         guard let turn = d.exchange.tls else { return [] }
         let tol = configuration.tolerance
@@ -524,7 +529,7 @@ public final class Correlator {
         candidateChecks &+= waiting.count - first
         for i in first..<waiting.count {
             let u = waiting[i]
-            guard !u.taken, !u.removed, let ux = u.hop?.exchange, ux.tls == nil else { continue }
+            guard !u.taken, !u.removed, let ux = u.hop?.exchange, !ux.isEncrypted else { continue }
             let ut = u.facts.times
             if ut.requestStart < dt.headEnd - tol || ut.requestStart > dRespStart + tol { continue }
             if let urs = ut.responseStart, let ure = ut.responseEnd {
@@ -837,7 +842,7 @@ public final class Correlator {
     private func removeUp(_ u: Up) {
         guard !u.removed else { return }
         u.removed = true
-        if let all = allUps[u.key.outbound] { all.markRemoved() }
+        if let all = u.key.outbound ? allUpsOut : allUpsIn { all.markRemoved() }
         guard let list = upsByKey[u.key] else { return }
         list.markRemoved()
         if list.live == 0 { upsByKey[u.key] = nil }
@@ -885,7 +890,7 @@ public final class Correlator {
         let advice: String
         if d.exchange.tls?.answeredByAlert == true {
             advice = "the server answered this encrypted turn with a TLS alert and nothing else: it refused the connection (a client certificate it did not accept, under mTLS), so the proxy forwarded nothing"
-        } else if d.exchange.tls != nil && sawLoopback {
+        } else if d.exchange.isEncrypted && sawLoopback {
             advice = "no plaintext copy that fits this encrypted turn's time and size was found on the proxy's upstream hop: the proxy may have answered it itself, or the turn carries more than one request (HTTP/2 or pipelining inside TLS)"
         } else if missing == .inboundForwarded {
             advice = sawLoopback
@@ -902,7 +907,7 @@ public final class Correlator {
     /// A direct (not intercepted) exchange: a chain of one, unless it is a copy of a request
     /// the same client sent just before with no proxy hop to explain it (a duplicate).
     private func emitDirect(_ x: HTTPExchange, details: HopDetails) {
-        if x.tls != nil {
+        if x.isEncrypted {
             // An encrypted exchange nobody intercepted: one copy, nothing to compare it with.
             emit(RequestChain(id: nextChainID, hops: [Hop(role: .direct, exchange: x, details: details, attempt: 0)],
                               completeness: .complete, confidence: 1, evidence: []))

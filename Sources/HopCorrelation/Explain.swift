@@ -91,7 +91,7 @@ public enum Explain {
         func subject() {
             let method = c.method, target = c.target
             switch (method, target) {
-            case (nil, nil) where c.hops[0].exchange.tls != nil:
+            case (nil, nil) where c.hops[0].exchange.isEncrypted:
                 s.text("This encrypted request (TLS turn ")
                 s.int(c.hops[0].exchange.sequence)
                 s.text(")")
@@ -243,7 +243,7 @@ public enum Explain {
     /// The facts that tie a paired chain's downstream copy to the upstream copy that answered:
     /// one item each.
     public static func evidence<S: ExplanationSink>(_ c: RequestChain, _ note: PairingNote, into s: inout S) {
-        if c.hops.count >= 2, c.hops[0].exchange.tls != nil || c.hops[c.hops.count - 1].exchange.tls != nil {
+        if c.hops.count >= 2, c.hops[0].exchange.isEncrypted || c.hops[c.hops.count - 1].exchange.isEncrypted {
             encryptedEvidence(c, note, into: &s)
             return
         }
@@ -333,24 +333,7 @@ public enum Explain {
             s.text(differing.joined(separator: ", "))
         }
         s.endItem()
-        if let g = note.workerGroup {
-            s.text("both connections belong to worker group ")
-            s.int(g + 1)
-            s.text(" of ")
-            s.int(note.workerGroups)
-            s.text(" the proxy showed in this capture")
-            s.endItem()
-        }
-        if note.alternatives > 0 {
-            s.int(note.alternatives + 1)
-            s.text(" identical requests in flight could take this copy: ")
-            switch note.ordersAgree {
-            case true?: s.text("the proxy's forwarding order and its return order both give this copy")
-            case false?: s.text("assigned by the proxy's return order (its forwarding order gives another copy)")
-            case nil: s.text("assigned by the proxy's arrival order")
-            }
-            s.endItem()
-        }
+        poolEvidence(note, alternatives: " identical requests in flight could take this copy: ", into: &s)
         let failed = c.hops.count - 2
         if failed > 0 {
             s.int(failed)
@@ -378,15 +361,38 @@ extension Explain {
         if t.clientCertificate == true { s.text(", client certificate") }
     }
 
+    /// The pool's part of the evidence: the worker group both connections belong to, and how
+    /// the copy was chosen among the alternatives (`alternatives`: what they are, after their
+    /// count).
+    static func poolEvidence<S: ExplanationSink>(_ note: PairingNote, alternatives: String, into s: inout S) {
+        if let g = note.workerGroup {
+            s.text("both connections belong to worker group ")
+            s.int(g + 1)
+            s.text(" of ")
+            s.int(note.workerGroups)
+            s.text(" the proxy showed in this capture")
+            s.endItem()
+        }
+        guard note.alternatives > 0 else { return }
+        s.int(note.alternatives + 1)
+        s.text(alternatives)
+        switch note.ordersAgree {
+        case true?: s.text("the proxy's forwarding order and its return order both give this copy")
+        case false?: s.text("assigned by the proxy's return order (its forwarding order gives another copy)")
+        case nil: s.text("assigned by the proxy's arrival order")
+        }
+        s.endItem()
+    }
+
     /// The evidence of a chain with an encrypted copy: what its TLS says in clear, the sizes
     /// and the time nesting that tie the turn to its plaintext copy.
     static func encryptedEvidence<S: ExplanationSink>(_ c: RequestChain, _ note: PairingNote, into s: inout S) {
         let last = c.hops.count - 1
         let down = c.hops[0].exchange, up = c.hops[last].exchange
-        let encrypted = down.tls != nil ? down : up
-        let plain = down.tls != nil ? up : down
+        let encrypted = down.isEncrypted ? down : up
+        let plain = down.isEncrypted ? up : down
         guard let t = encrypted.tls else { return }
-        s.text(down.tls != nil ? "the client's copy is encrypted (" : "the proxy's copy is encrypted (")
+        s.text(down.isEncrypted ? "the client's copy is encrypted (" : "the proxy's copy is encrypted (")
         tlsSummary(t, into: &s)
         s.text("): its method, target, headers and status are the plaintext copy's")
         s.endItem()
@@ -421,24 +427,8 @@ extension Explain {
             }
             s.endItem()
         }
-        if let g = note.workerGroup {
-            s.text("both connections belong to worker group ")
-            s.int(g + 1)
-            s.text(" of ")
-            s.int(note.workerGroups)
-            s.text(" the proxy showed in this capture")
-            s.endItem()
-        }
-        if note.alternatives > 0 {
-            s.int(note.alternatives + 1)
-            s.text(" copies in flight fit this turn's time and size: ")
-            switch note.ordersAgree {
-            case true?: s.text("the proxy's forwarding order and its return order both give this copy")
-            case false?: s.text("assigned by the proxy's return order (its forwarding order gives another copy)")
-            case nil: s.text("assigned by the proxy's arrival order")
-            }
-            s.endItem()
-        } else {
+        poolEvidence(note, alternatives: " copies in flight fit this turn's time and size: ", into: &s)
+        if note.alternatives == 0 {
             s.text("the only plaintext copy in flight that fits this turn's time and size")
             s.endItem()
         }

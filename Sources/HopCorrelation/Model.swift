@@ -306,11 +306,11 @@ public struct RequestChain: Sendable, Hashable {
     /// for a chain of encrypted copies only (no plaintext copy to read them from).
     public var shownMethod: String {
         if let m = method { return m }
-        return !hops.isEmpty && hops[0].exchange.tls != nil ? "encrypted" : "?"
+        return !hops.isEmpty && hops[0].exchange.isEncrypted ? "encrypted" : "?"
     }
     public var shownTarget: String {
         if let t = target { return t }
-        return !hops.isEmpty && hops[0].exchange.tls != nil ? "request" : "?"
+        return !hops.isEmpty && hops[0].exchange.isEncrypted ? "request" : "?"
     }
     /// The status the client saw (downstream hop), else the last hop's.
     public var status: Int? {

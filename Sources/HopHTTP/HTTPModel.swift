@@ -468,8 +468,15 @@ public struct HTTPExchange: Sendable, Hashable {
     /// HTTP/2: the stream's protocol facts (HTTP2Model.swift); nil for HTTP/1.x.
     public var http2: HTTP2StreamInfo?
     /// An encrypted turn (TLSModel.swift): `request` and `response` are then nil; nil for
-    /// plaintext.
-    public var tls: TLSTurnInfo?
+    /// plaintext. Kept behind a reference: a plaintext exchange (nearly all) carries one nil
+    /// pointer, not the turn's fields, through every copy.
+    public var tls: TLSTurnInfo? {
+        @inlinable get { tlsBox?.value }
+        set { tlsBox = newValue.map(TLSTurnBox.init) }
+    }
+    @usableFromInline var tlsBox: TLSTurnBox?
+    /// Whether the exchange is an encrypted turn (without copying the turn).
+    @inlinable public var isEncrypted: Bool { tlsBox != nil }
 
     init(connection: ConnectionBox, sequence: Int, request: HTTPRequest?, response: HTTPResponse?,
          flags: HTTPExchangeFlags, pipelinePosition: Int) {
@@ -518,8 +525,6 @@ public struct HTTPExchange: Sendable, Hashable {
     /// The interface indexes the connection's packets were seen on.
     public var interfaceIndexes: [Int32] { connectionBox.value.interfaceIndexes }
     public var isAnswered: Bool { request != nil && response != nil }
-    /// An encrypted turn (`tls`): no request or response can be read.
-    public var isEncrypted: Bool { tls != nil }
     /// Response start minus request start (ns), when both are known.
     public var latency: Int64? {
         if let t = tls { return t.latency }

@@ -66,6 +66,13 @@ public struct TLSTurnInfo: Sendable, Hashable {
     public var responseSurelyBegun: Int64? { includesHandshake ? responseLastRecordFirstTimestamp : responseFirstTimestamp }
 }
 
+/// An encrypted turn's facts behind a reference (`HTTPExchange.tls`).
+@usableFromInline
+final class TLSTurnBox: Sendable {
+    @usableFromInline let value: TLSTurnInfo
+    init(_ value: TLSTurnInfo) { self.value = value }
+}
+
 extension HTTPHeaders {
     /// The fields' size as an HTTP/1 head writes them (`name: value` and CRLF each).
     public var http1Bytes: Int {
@@ -81,15 +88,15 @@ extension HTTPExchange {
     /// encrypted one; nil for an HTTP/2 stream (HPACK's sizes are not comparable) and for an
     /// encrypted turn.
     public var http1Sizes: (request: Int?, response: Int?) {
-        guard http2 == nil, tls == nil else { return (nil, nil) }
+        guard http2 == nil, tlsBox == nil else { return (nil, nil) }
         let q = request.map { $0.method.utf8.count + $0.target.utf8.count + 12 + $0.headers.http1Bytes + 2 + Int($0.bodyLength) }
         let r = response.map { 15 + $0.reason.utf8.count + $0.headers.http1Bytes + 2 + Int($0.bodyLength) }
         return (q, r)
     }
 
     /// When the request began, on the wire: its first byte, or the encrypted turn's.
-    public var requestFirstTimestamp: Int64? { request?.firstTimestamp ?? tls?.requestFirstTimestamp }
-    public var requestLastTimestamp: Int64? { request?.lastTimestamp ?? tls?.requestLastTimestamp }
-    public var responseFirstTimestamp: Int64? { response?.firstTimestamp ?? tls?.responseFirstTimestamp }
-    public var responseLastTimestamp: Int64? { response?.lastTimestamp ?? tls?.responseLastTimestamp }
+    @inlinable public var requestFirstTimestamp: Int64? { request?.firstTimestamp ?? tlsBox?.value.requestFirstTimestamp }
+    @inlinable public var requestLastTimestamp: Int64? { request?.lastTimestamp ?? tlsBox?.value.requestLastTimestamp }
+    @inlinable public var responseFirstTimestamp: Int64? { response?.firstTimestamp ?? tlsBox?.value.responseFirstTimestamp }
+    @inlinable public var responseLastTimestamp: Int64? { response?.lastTimestamp ?? tlsBox?.value.responseLastTimestamp }
 }
