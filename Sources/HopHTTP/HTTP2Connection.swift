@@ -31,8 +31,9 @@ struct HTTP2Direction {
     var hpack: HPACKDecoder
     /// Why the dynamic table is not the sender's (nil: in step since the preface).
     var tableLost: String?
-    /// A header block being gathered (HEADERS or PUSH_PROMISE, then CONTINUATIONs).
-    var openBlock: (stream: UInt32, fragment: [UInt8], endStream: Bool, promised: UInt32?, first: Int64)?
+    /// A header block being gathered (HEADERS or PUSH_PROMISE, then CONTINUATIONs); its
+    /// bytes are in the connection's `blocks[d]`.
+    var openBlock: (stream: UInt32, endStream: Bool, promised: UInt32?, first: Int64)?
     var gaps = 0
 
     static func decoder(maxHeaderBytes: Int, tableSize: Int = HPACKDecoder.maxDynamicTableSize) -> HPACKDecoder {
@@ -49,6 +50,9 @@ final class HTTP2Connection {
     // exclusivity checks (measured below, beside `HTTP2Stream.request`).
     @exclusivity(unchecked) var dirs: [HTTP2Direction]
     @exclusivity(unchecked) var streams: [UInt32: HTTP2Stream] = [:]
+    /// Each direction's open header block's bytes, in a buffer kept for the connection (NIOHPACK
+    /// decodes from a `ByteBuffer`: one made per block cost an allocation and a copy).
+    @exclusivity(unchecked) var blocks = [ByteBuffer](repeating: ByteBufferAllocator().buffer(capacity: 0), count: 2)
     /// Streams emitted lately (frames for them — WINDOW_UPDATE, a late RST_STREAM — are not new
     /// streams), bounded.
     var closed = Set<UInt32>()
@@ -241,7 +245,7 @@ final class HTTP2Connection {
                 dataFrameEnded(d, last: last)
             }
         case .headers, .continuation, .pushPromise:
-            let gathered = dirs[d].openBlock?.fragment.count ?? 0
+            let gathered = dirs[d].openBlock == nil ? 0 : blocks[d].readableBytes
             if gathered + h.length > configuration.maxHeaderBytes {
                 analyzer.counters.http2[.headerBlockTooLarge] += 1
                 analyzer.counters.headerLimitHits += 1
@@ -298,14 +302,15 @@ final class HTTP2Connection {
             }
             let s = stream(h.streamID, from: d, opening: d == 0, at: dirs[d].frameFirst)
             if let s, h.flags & HTTP2Flags.padded != 0 { s.padding += Int64(p[0]) + 1 }
-            dirs[d].openBlock = (h.streamID, Array(p[lo..<hi]), h.flags & HTTP2Flags.endStream != 0, nil, dirs[d].frameFirst)
+            openBlock(d, UnsafeRawBufferPointer(rebasing: p[lo..<hi]))
+            dirs[d].openBlock = (h.streamID, h.flags & HTTP2Flags.endStream != 0, nil, dirs[d].frameFirst)
             if h.flags & HTTP2Flags.endHeaders != 0 { blockEnded(d, last: last) }
         case .continuation:
             guard dirs[d].openBlock != nil else {
                 analyzer.counters.http2[.badContinuation] += 1
                 return
             }
-            dirs[d].openBlock!.fragment.append(contentsOf: p)
+            blocks[d].writeBytes(p)
             if h.flags & HTTP2Flags.endHeaders != 0 { blockEnded(d, last: last) }
         case .pushPromise:
             guard let (lo, hi) = unpadded(d, h, p, frame: "PUSH_PROMISE") else { return }
@@ -314,7 +319,8 @@ final class HTTP2Connection {
                 return
             }
             let promised = (UInt32(p[lo]) << 24 | UInt32(p[lo + 1]) << 16 | UInt32(p[lo + 2]) << 8 | UInt32(p[lo + 3])) & 0x7fff_ffff
-            dirs[d].openBlock = (h.streamID, Array(p[(lo + 4)..<hi]), false, promised, dirs[d].frameFirst)
+            openBlock(d, UnsafeRawBufferPointer(rebasing: p[(lo + 4)..<hi]))
+            dirs[d].openBlock = (h.streamID, false, promised, dirs[d].frameFirst)
             if h.flags & HTTP2Flags.endHeaders != 0 { blockEnded(d, last: last) }
         case .rstStream:
             let code = UInt32(p[0]) << 24 | UInt32(p[1]) << 16 | UInt32(p[2]) << 8 | UInt32(p[3])
@@ -364,15 +370,19 @@ final class HTTP2Connection {
 
     // MARK: Header blocks
 
+    /// A header block's first fragment, in the direction's buffer (its storage reused).
+    private func openBlock(_ d: Int, _ fragment: UnsafeRawBufferPointer) {
+        blocks[d].clear()
+        blocks[d].writeBytes(fragment)
+    }
+
     /// The open block is complete: decode it and give it to its stream.
     private func blockEnded(_ d: Int, last: Int64) {
         guard let block = dirs[d].openBlock else { return }
         dirs[d].openBlock = nil
-        var buffer = ByteBuffer(bytes: block.fragment)
-        var fields: [HTTPHeader]?
+        var fields: HTTPHeaders?
         do {
-            let decoded = try dirs[d].hpack.decodeHeaders(from: &buffer)
-            fields = decoded.map { HTTPHeader(name: $0.name, value: $0.value) }
+            fields = HTTPHeaders(packing: try dirs[d].hpack.decodeHeaders(from: &blocks[d]))
         } catch {
             if dirs[d].tableLost == nil {
                 analyzer.counters.http2[.badHeaderBlock] += 1
@@ -393,7 +403,7 @@ final class HTTP2Connection {
         }
         guard let s = stream(block.stream, from: d, opening: d == 0, at: block.first) else { return }
         if d == 0 {
-            let isRequest = s.request.state == .none || (s.request.state == .notCaptured && fields.contains { $0.name == ":method" })
+            let isRequest = s.request.state == .none || (s.request.state == .notCaptured && fields.firstIndex(exactly: ":method") != nil)
             if isRequest {
                 requestFields(s, fields, first: block.first, last: last)
             } else {
@@ -401,11 +411,11 @@ final class HTTP2Connection {
                 s.request.trailers = fields
             }
         } else {
-            let status = fields.first(where: { $0.name == ":status" }).flatMap { Int($0.value) }
+            let status = fields.value(exactly: ":status").flatMap { Int($0) }
             if let status, status >= 100 && status < 200 && s.response.fields == nil {
                 analyzer.counters.http2.interimResponses += 1
                 if status == 100 { analyzer.counters.continueResponses += 1 } else { analyzer.counters.otherInterimResponses += 1 }
-                s.interim.append(HTTPInterimResponse(status: status, reason: "", headers: HTTPHeaders(packing: fields),
+                s.interim.append(HTTPInterimResponse(status: status, reason: "", headers: fields,
                                                      firstTimestamp: block.first, lastTimestamp: last))
             } else if s.response.fields == nil && s.response.state != .unrecoverable && status != nil {
                 analyzer.counters.responses += 1
@@ -424,21 +434,21 @@ final class HTTP2Connection {
         if block.endStream { sideEnded(s, d, at: last) }
     }
 
-    private func requestFields(_ s: HTTP2Stream, _ fields: [HTTPHeader], first: Int64, last: Int64) {
+    private func requestFields(_ s: HTTP2Stream, _ fields: HTTPHeaders, first: Int64, last: Int64) {
         analyzer.counters.requests += 1
         requestCount += 1
         s.request.fields = fields
         s.request.state = .decoded
         s.request.firstTimestamp = first
         s.request.lastTimestamp = last
-        if let ct = s.request.value("content-type"), ct.hasPrefix("application/grpc") {
+        if let ct = fields.value(exactly: "content-type"), ct.hasPrefix("application/grpc") {
             s.isGRPC = true
             analyzer.counters.http2.grpcStreams += 1
         }
     }
 
     /// grpc-status and grpc-message, from the trailers (or a trailers-only response).
-    private func grpcStatus(_ s: HTTP2Stream, _ fields: [HTTPHeader]) {
+    private func grpcStatus(_ s: HTTP2Stream, _ fields: HTTPHeaders) {
         for f in fields {
             if f.name == "grpc-status", let v = Int(f.value) { s.grpcStatusCode = v }
             if f.name == "grpc-message" { s.grpcMessage = f.value }
@@ -528,25 +538,25 @@ final class HTTP2Connection {
         if request == nil, let fields = s.request.fields {
             let method = s.request.value(":method") ?? ""
             let target = s.request.value(":path") ?? (method == "CONNECT" ? s.request.value(":authority") ?? "" : "")
-            var q = HTTPRequest(method: method, target: target, version: .http2, headers: HTTPHeaders(packing: fields),
+            var q = HTTPRequest(method: method, target: target, version: .http2, headers: fields,
                                 firstTimestamp: s.request.firstTimestamp ?? 0,
                                 lastTimestamp: s.request.lastTimestamp ?? s.request.firstTimestamp ?? 0)
             q.bodyLength = s.request.bodyLength
             q.bodyPrefix = s.request.bodyPrefix
             q.complete = s.request.ended && !s.request.gap
-            if let t = s.request.trailers { q.trailers = HTTPHeaders(packing: t) }
+            if let t = s.request.trailers { q.trailers = t }
             request = q
         }
         var response: HTTPResponse?
         if let fields = s.response.fields {
             let status = s.response.value(":status").flatMap { Int($0) } ?? 0
-            var r = HTTPResponse(status: status, reason: "", version: .http2, headers: HTTPHeaders(packing: fields),
+            var r = HTTPResponse(status: status, reason: "", version: .http2, headers: fields,
                                  firstTimestamp: s.response.firstTimestamp ?? 0,
                                  lastTimestamp: s.response.lastTimestamp ?? s.response.firstTimestamp ?? 0)
             r.bodyLength = s.response.bodyLength
             r.bodyPrefix = s.response.bodyPrefix
             r.complete = s.response.ended && !s.response.gap
-            if let t = s.response.trailers { r.trailers = HTTPHeaders(packing: t) }
+            if let t = s.response.trailers { r.trailers = t }
             r.interim = s.interim
             response = r
         }

@@ -37,10 +37,11 @@ struct GRPCMessageFramer {
 
 /// The request or the response side of a stream as it is being read.
 struct HTTP2Side {
-    /// The decoded fields of the first (non-1xx) header block, pseudo-header fields included.
-    var fields: [HTTPHeader]?
+    /// The decoded fields of the first (non-1xx) header block, pseudo-header fields included,
+    /// packed as the message will carry them (no copy at emission).
+    var fields: HTTPHeaders?
     var state: HTTP2HeaderBlockState = .none
-    var trailers: [HTTPHeader]?
+    var trailers: HTTPHeaders?
     var firstTimestamp: Int64?
     var lastTimestamp: Int64?
     var ended = false
@@ -51,7 +52,7 @@ struct HTTP2Side {
     /// A gap fell in this direction while the side was open.
     var gap = false
 
-    func value(_ name: String) -> String? { fields?.first(where: { $0.name == name })?.value }
+    func value(_ name: StaticString) -> String? { fields?.value(exactly: name) }
 }
 
 /// A stream from its first frame to its emission.
