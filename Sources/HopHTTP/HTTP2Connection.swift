@@ -534,40 +534,47 @@ final class HTTP2Connection {
         var flags: HTTPExchangeFlags = []
         if midstream { flags.insert(.midstream) }
         if s.headerLimit { flags.insert(.headerLimitExceeded) }
-        var request: HTTPRequest? = s.upgradedRequest
-        if request == nil, let fields = s.request.fields {
-            let method = s.request.value(":method") ?? ""
-            let target = s.request.value(":path") ?? (method == "CONNECT" ? s.request.value(":authority") ?? "" : "")
-            var q = HTTPRequest(method: method, target: target, version: .http2, headers: fields,
-                                firstTimestamp: s.request.firstTimestamp ?? 0,
-                                lastTimestamp: s.request.lastTimestamp ?? s.request.firstTimestamp ?? 0)
-            q.bodyLength = s.request.bodyLength
-            q.bodyPrefix = s.request.bodyPrefix
-            q.complete = s.request.ended && !s.request.gap
-            if let t = s.request.trailers { q.trailers = t }
-            request = q
+        // The messages are built in place in the exchange and their facts read from the
+        // stream: binding an `HTTPRequest?` or `HTTPResponse?` copies it with every field (seven
+        // such copies a stream were 3.6% of `http` on the h2c benchmark capture, callgrind).
+        var x = HTTPExchange(connection: conn.connectionBox, sequence: s.sequence, request: s.upgradedRequest, response: nil,
+                             flags: [], pipelinePosition: s.position)
+        var requestComplete = x.request?.complete
+        if requestComplete == nil, let fields = s.request.fields {
+            let method = fields.value(exactly: ":method") ?? ""
+            let target = fields.value(exactly: ":path") ?? (method == "CONNECT" ? fields.value(exactly: ":authority") ?? "" : "")
+            let complete = s.request.ended && !s.request.gap
+            x.request = HTTPRequest(method: method, target: target, version: .http2, headers: fields,
+                                    firstTimestamp: s.request.firstTimestamp ?? 0,
+                                    lastTimestamp: s.request.lastTimestamp ?? s.request.firstTimestamp ?? 0)
+            x.request!.bodyLength = s.request.bodyLength
+            x.request!.bodyPrefix = s.request.bodyPrefix
+            x.request!.complete = complete
+            if let t = s.request.trailers { x.request!.trailers = t }
+            requestComplete = complete
         }
-        var response: HTTPResponse?
+        var responseComplete: Bool?
         if let fields = s.response.fields {
-            let status = s.response.value(":status").flatMap { Int($0) } ?? 0
-            var r = HTTPResponse(status: status, reason: "", version: .http2, headers: fields,
-                                 firstTimestamp: s.response.firstTimestamp ?? 0,
-                                 lastTimestamp: s.response.lastTimestamp ?? s.response.firstTimestamp ?? 0)
-            r.bodyLength = s.response.bodyLength
-            r.bodyPrefix = s.response.bodyPrefix
-            r.complete = s.response.ended && !s.response.gap
-            if let t = s.response.trailers { r.trailers = t }
-            r.interim = s.interim
-            response = r
+            let status = fields.value(exactly: ":status").flatMap { Int($0) } ?? 0
+            let complete = s.response.ended && !s.response.gap
+            x.response = HTTPResponse(status: status, reason: "", version: .http2, headers: fields,
+                                      firstTimestamp: s.response.firstTimestamp ?? 0,
+                                      lastTimestamp: s.response.lastTimestamp ?? s.response.firstTimestamp ?? 0)
+            x.response!.bodyLength = s.response.bodyLength
+            x.response!.bodyPrefix = s.response.bodyPrefix
+            x.response!.complete = complete
+            if let t = s.response.trailers { x.response!.trailers = t }
+            if !s.interim.isEmpty { x.response!.interim = s.interim }
+            responseComplete = complete
         }
         if s.request.gap { flags.insert(.requestAfterGap) }
         if s.response.gap { flags.insert(.responseAfterGap) }
-        if let q = request, !q.complete { flags.insert(.requestIncomplete); c.counters.incompleteRequests += 1 }
-        if let r = response, !r.complete, s.reset == nil { flags.insert(.responseIncomplete); c.counters.incompleteResponses += 1 }
-        if request == nil {
+        if requestComplete == false { flags.insert(.requestIncomplete); c.counters.incompleteRequests += 1 }
+        if responseComplete == false, s.reset == nil { flags.insert(.responseIncomplete); c.counters.incompleteResponses += 1 }
+        if requestComplete == nil {
             flags.insert(.responseWithoutRequest)
-            if response != nil { c.counters.responsesWithoutRequest += 1 }
-        } else if response == nil {
+            if responseComplete != nil { c.counters.responsesWithoutRequest += 1 }
+        } else if responseComplete == nil {
             c.counters.unansweredRequests += 1
             if s.response.gap { flags.insert(.lostInGap); c.counters.lostInGap += 1 }
         } else {
@@ -575,22 +582,20 @@ final class HTTP2Connection {
         }
         var grpc: GRPCCall?
         if s.isGRPC {
-            let parts = (s.request.value(":path")).flatMap(GRPCCall.split(path:))
+            let parts = s.request.value(":path").flatMap(GRPCCall.split(path:))
             grpc = GRPCCall(service: parts?.service, method: parts?.method, status: s.grpcStatusCode,
                             message: s.grpcMessage, requestMessages: s.request.grpc.messages,
                             responseMessages: s.response.grpc.messages,
                             framingLost: s.request.grpc.lost || s.response.grpc.lost)
             c.counters.http2.grpcMessages += s.request.grpc.messages + s.response.grpc.messages
         }
-        let info = HTTP2StreamInfo(streamID: s.id, requestHeaders: s.request.state, responseHeaders: s.response.state,
-                                   headersNote: s.note, reset: s.reset, requestDataFrames: s.request.dataFrames,
-                                   responseDataFrames: s.response.dataFrames, paddingBytes: s.padding,
-                                   pushed: s.pushed, grpc: grpc)
+        x.flags = flags
+        x.http2 = HTTP2StreamInfo(streamID: s.id, requestHeaders: s.request.state, responseHeaders: s.response.state,
+                                  headersNote: s.note, reset: s.reset, requestDataFrames: s.request.dataFrames,
+                                  responseDataFrames: s.response.dataFrames, paddingBytes: s.padding,
+                                  pushed: s.pushed, grpc: grpc)
         c.counters.exchanges += 1
         exchangeCount += 1
-        var x = HTTPExchange(connection: conn.connectionBox, sequence: s.sequence, request: request, response: response,
-                             flags: flags, pipelinePosition: s.position)
-        x.http2 = info
         c.onExchange(x)
     }
 

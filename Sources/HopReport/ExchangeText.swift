@@ -95,7 +95,7 @@ public enum ExchangeText {
         }
         if let info = x.http2 {
             // Streams run side by side: the position is how many were open, not a pipeline.
-            b.byte(0x20); b.text(HTTP2Rendering.text(info))
+            b.byte(0x20); HTTP2Rendering.write(info, into: &b)
             if x.pipelinePosition > 0 { b.ascii(" concurrent#"); b.int(x.pipelinePosition) }
         } else if x.pipelinePosition > 0 { b.ascii(" pipelined#"); b.int(x.pipelinePosition) }
         if !x.flags.isEmpty { b.byte(0x20); b.text(x.flags.description) }
