@@ -71,20 +71,21 @@ public enum ExchangeText {
         connections.append(x, into: &b)
         if let line = x.request?.malformedLine {
             b.ascii(" (malformed request line \""); b.text(line); b.ascii("\")")
-        } else if x.request != nil {
-            b.byte(0x20); b.text(x.request!.method); b.byte(0x20); b.text(x.request!.target)
-            if let h = x.request!.host { b.ascii(" host="); b.text(h) }
+        } else if let method = x.request?.method {
+            // Each field through `?.`: `x.request != nil` and `x.request!` copied the whole
+            // request (and `x.response != nil` the response) for every line.
+            b.byte(0x20); b.text(method); b.byte(0x20); b.text(x.request?.target ?? "")
+            if let h = x.request?.host { b.ascii(" host="); b.text(h) }
         } else if let info = x.http2 {
             b.byte(0x20); b.text(HTTP2Rendering.missingRequest(info))
         } else {
             b.ascii(" (request not seen)")
         }
-        if x.response != nil {
+        if let status = x.response?.status {
             b.ascii(" → ")
-            let status = x.response!.status
             if color { b.text(TextStyle.Color.status(status).start) }
             b.int(status)
-            if !x.response!.reason.isEmpty { b.byte(0x20); b.text(x.response!.reason) }
+            if let reason = x.response?.reason, !reason.isEmpty { b.byte(0x20); b.text(reason) }
             if color { b.text(TextStyle.Color.end) }
         } else {
             b.ascii(" → -")
