@@ -55,7 +55,7 @@ final class HTTP2Connection {
     @exclusivity(unchecked) var blocks = [ByteBuffer](repeating: ByteBufferAllocator().buffer(capacity: 0), count: 2)
     /// Streams emitted lately (frames for them — WINDOW_UPDATE, a late RST_STREAM — are not new
     /// streams), bounded.
-    @exclusivity(unchecked) var closed = Set<UInt32>()
+    @exclusivity(unchecked) var closed = StreamIDSet()
     /// The last `closedMemory` emitted ids, oldest replaced first (a ring).
     @exclusivity(unchecked) var closedRing: [UInt32] = []
     @exclusivity(unchecked) var closedNext = 0
@@ -415,7 +415,7 @@ final class HTTP2Connection {
                 s.request.trailers = fields
             }
         } else {
-            let status = fields.value(exactly: ":status").flatMap { Int($0) }
+            let status = fields.intValue(exactly: ":status")
             if let status, status >= 100 && status < 200 && s.response.fields == nil {
                 analyzer.counters.http2.interimResponses += 1
                 if status == 100 { analyzer.counters.continueResponses += 1 } else { analyzer.counters.otherInterimResponses += 1 }
@@ -570,7 +570,7 @@ final class HTTP2Connection {
         }
         var responseComplete: Bool?
         if let fields = s.response.fields {
-            let status = fields.value(exactly: ":status").flatMap { Int($0) } ?? 0
+            let status = fields.intValue(exactly: ":status") ?? 0
             let complete = s.response.ended && !s.response.gap
             x.response = HTTPResponse(status: status, reason: "", version: .http2, headers: fields,
                                       firstTimestamp: s.response.firstTimestamp ?? 0,

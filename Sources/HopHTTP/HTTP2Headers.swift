@@ -76,4 +76,34 @@ extension HTTPHeaders {
     func value(exactly name: StaticString) -> String? {
         firstIndex(exactly: name).map { value(at: $0) }
     }
+
+    /// `Int(value)` of the first field named exactly `name`, read from its bytes as `Int(_:)`
+    /// reads a String (an optional `+` or `-`, then ASCII digits only; nil when there are none,
+    /// for anything else, and on overflow), without making the String.
+    func intValue(exactly name: StaticString) -> Int? {
+        guard let i = firstIndex(exactly: name) else { return nil }
+        let sp = span(i)
+        return withExtendedLifetime(self) { () -> Int? in
+            let r = raw
+            var k = Int(sp.valueStart)
+            let end = Int(sp.valueEnd)
+            var negative = false
+            if k < end && (r[k] == 0x2b || r[k] == 0x2d) {
+                negative = r[k] == 0x2d
+                k += 1
+            }
+            guard k < end else { return nil }
+            var v = 0
+            while k < end {
+                let digit = r[k] &- 0x30
+                guard digit < 10 else { return nil }
+                let (m, o1) = v.multipliedReportingOverflow(by: 10)
+                let (n, o2) = negative ? m.subtractingReportingOverflow(Int(digit)) : m.addingReportingOverflow(Int(digit))
+                if o1 || o2 { return nil }
+                v = n
+                k += 1
+            }
+            return v
+        }
+    }
 }

@@ -97,3 +97,72 @@ final class HTTP2Stream {
     /// A note about lost headers, the first one kept.
     func noteOnce(_ s: String) { if note == nil { note = s } }
 }
+
+/// A set of non-zero stream ids (the connection's recently emitted ones): open addressing with
+/// linear probing and a multiplicative hash, removal by shifting back (no tombstones). `Set`'s
+/// seeded SipHash for its insert, remove and lookup per stream was 2% of `http` on the h2c
+/// benchmark capture (callgrind). Grows to stay at most half full.
+struct StreamIDSet {
+    private var slots = [UInt32](repeating: 0, count: 16)
+    private var shift: UInt32 = 28  // 32 - log2(slots.count)
+    private(set) var count = 0
+
+    @inline(__always)
+    private func home(_ id: UInt32) -> Int { Int((id &* 0x9E37_79B1) >> shift) }
+
+    func contains(_ id: UInt32) -> Bool {
+        let mask = slots.count - 1
+        var i = home(id)
+        while true {
+            let v = slots[i]
+            if v == id { return true }
+            if v == 0 { return false }
+            i = (i + 1) & mask
+        }
+    }
+
+    mutating func insert(_ id: UInt32) {
+        precondition(id != 0)
+        if (count + 1) * 2 > slots.count { grow() }
+        let mask = slots.count - 1
+        var i = home(id)
+        while slots[i] != 0 {
+            if slots[i] == id { return }
+            i = (i + 1) & mask
+        }
+        slots[i] = id
+        count += 1
+    }
+
+    mutating func remove(_ id: UInt32) {
+        let mask = slots.count - 1
+        var i = home(id)
+        while slots[i] != id {
+            if slots[i] == 0 { return }
+            i = (i + 1) & mask
+        }
+        // Shift back the entries after it whose home does not lie in (i, j].
+        var j = i
+        while true {
+            j = (j + 1) & mask
+            let v = slots[j]
+            if v == 0 { break }
+            let h = home(v)
+            let between = i <= j ? (h > i && h <= j) : (h > i || h <= j)
+            if !between {
+                slots[i] = v
+                i = j
+            }
+        }
+        slots[i] = 0
+        count -= 1
+    }
+
+    private mutating func grow() {
+        let old = slots
+        slots = [UInt32](repeating: 0, count: old.count * 2)
+        shift -= 1
+        count = 0
+        for v in old where v != 0 { insert(v) }
+    }
+}
