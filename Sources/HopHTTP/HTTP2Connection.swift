@@ -359,7 +359,8 @@ final class HTTP2Connection {
     private func dataBytes(_ d: Int, _ p: UnsafeRawBufferPointer) {
         guard let s = lookup(dirs[d].frame.streamID) else { return }
         s[side: d].bodyLength += Int64(p.count)
-        let keep = configuration.bodyPrefixBytes - s[side: d].bodyPrefix.count
+        // Read through the side itself: `s[side: d].x` as a value copies the whole side.
+        let keep = configuration.bodyPrefixBytes - (d == 0 ? s.request.bodyPrefix.count : s.response.bodyPrefix.count)
         if keep > 0 { s[side: d].bodyPrefix.append(contentsOf: p.prefix(keep)) }
         if s.isGRPC { s[side: d].grpc.feed(p) }
     }
