@@ -105,6 +105,14 @@ public struct HTTPHeaders: @unchecked Sendable, Hashable, RandomAccessCollection
         count = spans.count
     }
 
+    /// A storage already filled: field bytes, then `count` spans from `spanBase` (its header
+    /// the bytes initialized, spans included).
+    init(storage: HeadStorage, spanBase: Int, count: Int) {
+        buffer = count > 0 ? storage : nil
+        self.spanBase = spanBase
+        self.count = count
+    }
+
     init(bytes: [UInt8], spans: [Span]) {
         self = bytes.withUnsafeBytes { b in spans.withUnsafeBufferPointer { HTTPHeaders(bytes: b, extra: [], spans: $0) } }
     }

@@ -71,9 +71,11 @@ public enum ExchangeText {
         connections.append(x, into: &b)
         if let line = x.request?.malformedLine {
             b.ascii(" (malformed request line \""); b.text(line); b.ascii("\")")
-        } else if x.request != nil {
-            b.byte(0x20); b.text(x.request!.method); b.byte(0x20); b.text(x.request!.target)
-            if let h = x.request!.host { b.ascii(" host="); b.text(h) }
+        } else if let method = x.request?.method {
+            // Each field through `?.`: `x.request != nil` and `x.request!` copied the whole
+            // request (and `x.response != nil` the response) for every line.
+            b.byte(0x20); b.text(method); b.byte(0x20); b.text(x.request?.target ?? "")
+            if let h = x.request?.host { b.ascii(" host="); b.text(h) }
         } else if let info = x.http2 {
             b.byte(0x20); b.text(HTTP2Rendering.missingRequest(info))
         } else if let t = x.tls {
@@ -88,12 +90,11 @@ public enum ExchangeText {
         } else {
             b.ascii(" (request not seen)")
         }
-        if x.response != nil {
+        if let status = x.response?.status {
             b.ascii(" → ")
-            let status = x.response!.status
             if color { b.text(TextStyle.Color.status(status).start) }
             b.int(status)
-            if !x.response!.reason.isEmpty { b.byte(0x20); b.text(x.response!.reason) }
+            if let reason = x.response?.reason, !reason.isEmpty { b.byte(0x20); b.text(reason) }
             if color { b.text(TextStyle.Color.end) }
         } else {
             b.ascii(" → -")
@@ -104,7 +105,7 @@ public enum ExchangeText {
         }
         if let info = x.http2 {
             // Streams run side by side: the position is how many were open, not a pipeline.
-            b.byte(0x20); b.text(HTTP2Rendering.text(info))
+            b.byte(0x20); HTTP2Rendering.write(info, into: &b)
             if x.pipelinePosition > 0 { b.ascii(" concurrent#"); b.int(x.pipelinePosition) }
         } else if x.pipelinePosition > 0 { b.ascii(" pipelined#"); b.int(x.pipelinePosition) }
         if !x.flags.isEmpty { b.byte(0x20); b.text(x.flags.description) }

@@ -6,7 +6,21 @@ public enum HTTP2Rendering {
     /// `h2 stream 3`, then the gRPC call and what is unusual:
     /// `h2 stream 3 grpc helloworld.Greeter/SayHello status 5 NOT_FOUND "msg" msgs 2/1 rst CANCEL by client`.
     public static func text(_ info: HTTP2StreamInfo) -> String {
-        var s = "h2 stream \(info.streamID)"
+        "h2 stream \(info.streamID)" + details(info)
+    }
+
+    /// The same text written as bytes into a line (`http`'s line: no String for the usual
+    /// stream, whose details are empty).
+    public static func write(_ info: HTTP2StreamInfo, into b: inout LineBuilder) {
+        b.ascii("h2 stream ")
+        b.int(info.streamID)
+        let rest = details(info)
+        if !rest.isEmpty { b.text(rest) }
+    }
+
+    /// What follows `h2 stream N`: empty unless the stream was pushed, is gRPC or lost something.
+    static func details(_ info: HTTP2StreamInfo) -> String {
+        var s = ""
         if info.pushed { s += " pushed" }
         if let g = info.grpc {
             s += " grpc"
