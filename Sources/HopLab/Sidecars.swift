@@ -12,12 +12,15 @@ public enum LabSidecar: String, CaseIterable, Sendable {
     /// `listen 80 http2`): each request HTTP/1.1 on the client's hop and an HTTP/2 stream,
     /// multiplexed on the pool's connections, on the proxy → app hop.
     case haproxyH2 = "haproxy-h2"
+    /// Two HAProxies with mutual TLS between them (MTLSScene.swift): a client sidecar in the
+    /// client namespace and the pod's sidecar terminating TLS before the plaintext app.
+    case haproxyMTLS = "haproxy-mtls"
 
     public var isThirdParty: Bool { self != .hoptrace }
     public var executable: String? {
         switch self {
         case .hoptrace: nil
-        case .haproxy, .haproxyH2: "haproxy"
+        case .haproxy, .haproxyH2, .haproxyMTLS: "haproxy"
         case .nginx: "nginx"
         }
     }
