@@ -1,4 +1,5 @@
 import Foundation
+import HopReport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -29,6 +30,10 @@ public struct MeshCertificates: Sendable {
     public static let clientIdentity = "spiffe://cluster.local/ns/hoplab/sa/client"
 
     public var dir: URL
+
+    /// The certificates `make` writes in `dir`.
+    public init(dir: URL) { self.dir = dir }
+
     /// The CA's certificate: each side verifies the other's against it.
     public var caPath: String { dir.appendingPathComponent("ca.pem").path }
     /// The pod sidecar's certificate and key, one PEM (HAProxy's `crt`).
@@ -258,9 +263,36 @@ extension LabScene {
         LabLogFormats.parseHAProxyTLS((try? String(contentsOf: dir.appendingPathComponent("proxy.out"), encoding: .utf8)) ?? "")
     }
 
+    /// The mTLS scene's own differences (none for other sidecars): `MTLSCheck`.
+    func mtlsDifferences(truth: [TruthRecord], analysis: ReportDocument) -> [String] {
+        guard sidecar == .haproxyMTLS else { return [] }
+        return MTLSCheck.sceneDifferences(truth: truth, facts: tlsLogFacts())
+    }
+
     /// The client sidecar's log lines (`hoplab-client …`).
     public func meshClientLogLines() -> [String] {
         let text = (try? String(contentsOf: dir.appendingPathComponent("client-proxy.out"), encoding: .utf8)) ?? ""
         return text.split(separator: "\n").filter { $0.hasPrefix("hoplab-client ") }.map(String.init)
+    }
+}
+
+/// What the mTLS scene checks beyond the exact counts: that the scene was what it claims (each
+/// client connection of the truth was TLS with the client certificate, the SNI and the ALPN the
+/// client sidecar sends, as the pod sidecar logged them).
+public enum MTLSCheck {
+    public static func sceneDifferences(truth: [TruthRecord], facts: [String: TLSLogFacts]) -> [String] {
+        var d: [String] = []
+        for client in Set(truth.map(\.client)).sorted() {
+            guard let f = facts[client] else {
+                d.append("client connection \(client): the pod sidecar logged no TLS there")
+                continue
+            }
+            var wrong: [String] = []
+            if f.serverName != MeshCertificates.sni { wrong.append("SNI \(f.serverName ?? "none")") }
+            if f.alpn != MTLSPlan.clientALPN { wrong.append("ALPN \(f.alpn ?? "none")") }
+            if f.peerName != MeshCertificates.clientName { wrong.append("client certificate \(f.peerName ?? "none")") }
+            if !wrong.isEmpty { d.append("client connection \(client): the pod sidecar logged \(wrong.joined(separator: ", ")) (\(f.versionName))") }
+        }
+        return d
     }
 }

@@ -1,0 +1,78 @@
+import Foundation
+import HopLab
+import XCTest
+
+/// The mTLS scene's parts that need no root: its log's TLS facts, its certificates (openssl) and
+/// its two HAProxy configurations (checked by HAProxy itself when it is installed).
+final class MTLSSceneTests: XCTestCase {
+    func testTLSFactsPerConnection() {
+        let text = """
+            [NOTICE]   (7160) : haproxy version is 2.6.12
+            hoplab 198.18.13.1:56416 hl-7160-0 127.0.0.1:56842 200 GET "/" 0 1796638197.060 07/Dec/2026:10:09:57.060 ---- TLSv1.3 outbound_.80_._.app.hoplab.svc.cluster.local istio-http/1.1 client.hoplab.svc.cluster.local
+            hoplab 198.18.13.1:56416 hl-7160-1 127.0.0.1:56842 200 GET "/" 1 1796638197.069 07/Dec/2026:10:09:57.072 ---- TLSv1.3 outbound_.80_._.app.hoplab.svc.cluster.local istio-http/1.1 client.hoplab.svc.cluster.local
+            hoplab 198.18.13.1:56422 hl-7160-3 127.0.0.1:56842 200 GET "/" 3 1796638197.066 07/Dec/2026:10:09:57.072 ---- TLSv1.2 - - -
+            hoplab 198.18.13.1:56430 - -:- 400 <BADREQ> "<BADREQ>" 4 1796638197.070 07/Dec/2026:10:09:57.070 CR-- - - - -
+            """
+        let facts = LabLogFormats.parseHAProxyTLS(text)
+        XCTAssertEqual(facts.count, 2)
+        XCTAssertEqual(facts["198.18.13.1:56416"], TLSLogFacts(client: "198.18.13.1:56416", version: "TLSv1.3", serverName: MeshCertificates.sni,
+                                                               alpn: "istio-http/1.1", peerName: MeshCertificates.clientName))
+        XCTAssertEqual(facts["198.18.13.1:56416"]?.versionName, "TLS 1.3")
+        XCTAssertEqual(facts["198.18.13.1:56422"]?.serverName, nil)
+        // The same lines are the truth's HAProxy lines: the TLS fields come after them.
+        let records = LabLogFormats.parseHAProxy(text)
+        XCTAssertEqual(records.map(\.requestId), ["hl-7160-0", "hl-7160-1", "hl-7160-3", "-"])
+        XCTAssertEqual(records[2].termination, "----")
+        let truth = JoinedTruth.join(sidecar: records, app: [
+            AppLogRecord(requestId: "hl-7160-0", peer: "127.0.0.1:56842", method: "GET", target: "/", status: 200, time: 1),
+            AppLogRecord(requestId: "hl-7160-1", peer: "127.0.0.1:56842", method: "GET", target: "/", status: 200, time: 2),
+            AppLogRecord(requestId: "hl-7160-3", peer: "127.0.0.1:56842", method: "GET", target: "/", status: 200, time: 3),
+        ]).records
+        XCTAssertEqual(MTLSCheck.sceneDifferences(truth: truth, facts: facts),
+                       ["client connection 198.18.13.1:56422: the pod sidecar logged SNI none, ALPN none, client certificate none (TLS 1.2)"])
+        XCTAssertEqual(MTLSCheck.sceneDifferences(truth: truth, facts: [:]).count, 2)
+    }
+
+    func testCertificatesVerifyForTheirUse() throws {
+        guard let openssl = LabEnv.which("openssl") else { throw XCTSkip("openssl is missing (Debian package openssl)") }
+        let dir = try LabEnv.temporaryDirectory("mtls-certificates")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let c = try MeshCertificates.make(in: dir, podIP: "198.18.13.2", openssl: openssl, owner: getuid())
+        for (pem, purpose) in [(c.serverPath, "sslserver"), (c.clientPath, "sslclient")] {
+            let ok = try LabEnv.run(openssl, ["verify", "-CAfile", c.caPath, "-purpose", purpose, pem])
+            XCTAssertEqual(ok.status, 0, ok.stdout + ok.stderr)
+            // Each leaf is for its own side only.
+            let other = try LabEnv.run(openssl, ["verify", "-CAfile", c.caPath, "-purpose", purpose == "sslserver" ? "sslclient" : "sslserver", pem])
+            XCTAssertNotEqual(other.status, 0, "\(pem) verifies for the other side too")
+            XCTAssertTrue(try String(contentsOfFile: pem, encoding: .utf8).contains("PRIVATE KEY"), "\(pem) lacks its key (HAProxy's crt)")
+        }
+        let text = try LabEnv.run(openssl, ["x509", "-in", c.serverPath, "-noout", "-ext", "subjectAltName"]).stdout
+        for name in [MeshCertificates.serverName, MeshCertificates.sni, "198.18.13.2", MeshCertificates.serverIdentity] {
+            XCTAssertTrue(text.contains(name), "the server certificate lacks \(name): \(text)")
+        }
+    }
+
+    func testConfigurationsAreMutualTLSAndHAProxyAcceptsThem() throws {
+        let dir = try LabEnv.temporaryDirectory("mtls-configs")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let certs = MeshCertificates(dir: dir)
+        let plan = MTLSPlan(pod: SidecarPlan(listenPort: 15001, upstream: "127.0.0.1:80", sourceAddress: nil, dir: dir.path),
+                            podTarget: "198.18.13.2:80", clientDir: dir.path, certificates: certs)
+        let client = plan.clientConfig(), pod = plan.podConfig()
+        XCTAssertTrue(client.contains("server pod 198.18.13.2:80 ssl crt \(certs.clientPath) ca-file \(certs.caPath) verify required"), client)
+        XCTAssertTrue(client.contains("sni str(\(MeshCertificates.sni)) alpn istio-http/1.1"), client)
+        XCTAssertTrue(client.contains("http-reuse always"), client)
+        XCTAssertTrue(pod.contains("bind 0.0.0.0:15001 ssl crt \(certs.serverPath) ca-file \(certs.caPath) verify required"), pod)
+        XCTAssertTrue(pod.contains("unique-id-header X-Request-Id"), pod)
+        guard let haproxy = LabEnv.which("haproxy"), let openssl = LabEnv.which("openssl") else {
+            throw XCTSkip("haproxy or openssl is missing (scripts/setup.sh installs them)")
+        }
+        _ = try MeshCertificates.make(in: dir, podIP: "198.18.13.2", openssl: openssl, owner: getuid())
+        for (name, text) in [("client.cfg", client), ("pod.cfg", pod)] {
+            let cfg = dir.appendingPathComponent(name)
+            try text.write(to: cfg, atomically: true, encoding: .utf8)
+            let r = try LabEnv.run(haproxy, ["-c", "-f", cfg.path])
+            XCTAssertEqual(r.status, 0, "haproxy -c \(name): \(r.stdout)\(r.stderr)")
+        }
+    }
+}
