@@ -76,3 +76,34 @@ final class MTLSSceneTests: XCTestCase {
         }
     }
 }
+
+extension LabScenarioTests {
+    /// The mTLS scene (issue 20): the client → pod copy of each request is TLS between two HAProxy
+    /// sidecars (client certificates, verify required), the sidecar → app copy plaintext. The
+    /// exact counts hold against the pod sidecar's log (every request one chain, with both
+    /// roles: no encrypted turn left without its plaintext copy), and every encrypted turn of the
+    /// truth is paired (right or wrong is the pairing report's figure, not a failure here).
+    func testLoadWithMutualTLSBetweenSidecars() throws {
+        try LabEnv.requireLab()
+        for tool in ["haproxy", "wrk", "nginx", "setpriv", "openssl"] where LabEnv.which(tool) == nil {
+            throw XCTSkip("\(tool) is missing (scripts/setup.sh installs it)")
+        }
+        let r = try LabEnv.hoptrace(["lab", "load", "--sidecar", "haproxy-mtls", "--identical-targets", "--connections", "8", "--duration", "1",
+                                     "--namespace-prefix", LabEnv.prefix, "--format", "json"], timeout: 300)
+        let doc = (try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8))) as? [String: Any]
+        let s = (doc?["scenarios"] as? [[String: Any]])?.first
+        XCTAssertEqual(s?["sidecar"] as? String, "haproxy-mtls")
+        XCTAssertNil(s?["skipped"], r.stdout)
+        XCTAssertNil(s?["error"], r.stdout)
+        let requests = s?["requests"] as? Int ?? 0
+        XCTAssertGreaterThan(requests, 100, r.stdout.prefix(2000) + r.stderr)
+        XCTAssertEqual((s?["differences"] as? [String]) ?? ["none decoded"], [], r.stdout.prefix(4000) + "")
+        let p = s?["pairing"] as? [String: Any]
+        XCTAssertEqual(p?["total"] as? Int, requests)
+        XCTAssertEqual(p?["notFound"] as? Int, 0, "encrypted turns the analysis does not have: \(p ?? [:])")
+        XCTAssertEqual(p?["unpaired"] as? Int, 0, "encrypted turns without a plaintext copy: \(p ?? [:])")
+        XCTAssertEqual((p?["bands"] as? [[String: Any]])?.reduce(0) { $0 + ($1["count"] as? Int ?? 0) }, requests,
+                       "every pairing has a stated confidence in the calibration table")
+        XCTAssertEqual(r.status, 0, "lab load --sidecar haproxy-mtls failed:\n\(r.stdout.prefix(4000))\n\(r.stderr)")
+    }
+}
