@@ -52,8 +52,13 @@ public struct SidecarEvidence: Sendable, Hashable {
     public var proxyPortConnections = 0
     public var inboundSourceAddressConnections = 0
     public var loopbackCopies = 0
+    /// Encrypted requests into the pod with a plaintext request on lo inside their time (an
+    /// mTLS sidecar: the copy between sidecars is TLS, the proxy's copy to the app is not).
+    public var encryptedLoopbackCopies = 0
     public var port15006 = false
-    public var detected: Bool { natJoinedConnections + proxyPortConnections + inboundSourceAddressConnections + loopbackCopies > 0 }
+    public var detected: Bool {
+        natJoinedConnections + proxyPortConnections + inboundSourceAddressConnections + loopbackCopies + encryptedLoopbackCopies > 0
+    }
     /// `istio-current` when its traces (15006, 127.0.0.6) are there, else `istio-2018`.
     public var preset: String? {
         guard detected else { return nil }
@@ -66,6 +71,9 @@ public struct SidecarEvidence: Sendable, Hashable {
         if proxyPortConnections > 0 { parts.append("\(proxyPortConnections) connection\(s(proxyPortConnections)) on the proxy's ports") }
         if inboundSourceAddressConnections > 0 { parts.append("\(inboundSourceAddressConnections) connection\(s(inboundSourceAddressConnections)) from 127.0.0.6") }
         if loopbackCopies > 0 { parts.append("\(loopbackCopies) request\(s(loopbackCopies)) repeated on lo") }
+        if encryptedLoopbackCopies > 0 {
+            parts.append("\(encryptedLoopbackCopies) encrypted request\(s(encryptedLoopbackCopies)) repeated in plaintext on lo")
+        }
         return parts.isEmpty ? "no sidecar traces" : parts.joined(separator: ", ")
     }
 }
@@ -155,6 +163,16 @@ public final class Correlator {
         var trace: (header: String, value: String)?
 
         init(_ x: HTTPExchange) {
+            if let t = x.tls {
+                // An encrypted turn: its head is whole once its record is (one record), else the
+                // proxy may forward from the first; no status, Host or keys can be read.
+                times = CopyTimes(
+                    requestStart: t.requestFirstTimestamp,
+                    headEnd: t.requestRecords <= 1 ? t.requestLastTimestamp : t.requestFirstTimestamp,
+                    responseStart: t.responseSurelyBegun, responseEnd: t.responseLastTimestamp,
+                    last: t.responseLastTimestamp ?? t.requestLastTimestamp, status: nil)
+                return
+            }
             let requestStart = x.request?.firstTimestamp ?? 0
             times = CopyTimes(
                 requestStart: requestStart,
@@ -312,8 +330,8 @@ public final class Correlator {
     /// One exchange, as HopHTTP emits it.
     public func add(_ x: HTTPExchange) {
         summary.exchanges += 1
-        if x.request != nil { summary.requestsOnWire += 1 }
-        if let t = x.response?.lastTimestamp ?? x.request?.lastTimestamp, t > now { now = t }
+        if x.request != nil || x.tls != nil { summary.requestsOnWire += 1 }
+        if let t = x.responseLastTimestamp ?? x.requestLastTimestamp, t > now { now = t }
         if !decided {
             sample.append(x)
             if sample.count >= configuration.inferenceSample { decide() }
@@ -382,12 +400,17 @@ public final class Correlator {
         let hop = Hop(role: role, exchange: x, details: c.details, attempt: 0)
         switch role {
         case .inboundForwarded, .outboundForwarded:
-            guard let q = x.request else {
+            let key: PairKey
+            if x.tls != nil {
+                key = Self.encryptedKey(outbound: role == .outboundForwarded)
+            } else if let q = x.request {
+                key = PairKey(outbound: role == .outboundForwarded, method: q.method, target: q.target)
+            } else {
                 recordOrphanResponse(hop)
                 return
             }
-            let key = PairKey(outbound: role == .outboundForwarded, method: q.method, target: q.target)
             let u = Up(hop: hop, key: key, slot: c.slot)
+            if let all = allUps[key.outbound] { all.append(u) }
             if let list = upsByKey[key] {
                 list.append(u)
             } else {
@@ -397,13 +420,23 @@ public final class Correlator {
             }
             upOrder.append(u)
         case .inboundIntercepted, .outboundRedirected:
-            guard let q = x.request else {
+            let outbound = role == .outboundRedirected
+            let facts = CopyFacts(x)
+            let cands: [Up]
+            if x.tls != nil {
+                // Encrypted: any plaintext copy of its direction may be its own (by time and size).
+                cands = encryptedCandidates(for: hop, facts: facts, outbound: outbound)
+            } else if let q = x.request {
+                let key = PairKey(outbound: outbound, method: q.method, target: q.target)
+                var found = candidates(for: hop, facts: facts, key: key)
+                if upsByKey[Self.encryptedKey(outbound: outbound)] != nil {
+                    found += candidates(for: hop, facts: facts, key: Self.encryptedKey(outbound: outbound))
+                }
+                cands = found
+            } else {
                 recordOrphanResponse(hop)
                 return
             }
-            let key = PairKey(outbound: role == .outboundRedirected, method: q.method, target: q.target)
-            let facts = CopyFacts(x)
-            let cands = candidates(for: hop, facts: facts, key: key)
             // An exact key (request id, trace id) on both copies settles it.
             if facts.requestID != nil || facts.trace != nil {
                 let matching = cands.filter { facts.exactKeys($0.facts) == true }
@@ -447,12 +480,76 @@ public final class Correlator {
             } else {
                 for u in cands { u.inPool += 1 }
                 pool.append(Pending(hop: hop, facts: facts, slot: c.slot, candidates: cands))
-                poolNewestEnd = max(poolNewestEnd, x.response?.lastTimestamp ?? now)
+                poolNewestEnd = max(poolNewestEnd, x.responseLastTimestamp ?? now)
                 if pool.count >= configuration.maxPool { solvePool(all: false) }
             }
         case .direct:
             break  // handled above
         }
+    }
+
+    /// The key of encrypted upstream copies (an encrypted turn has no method or target: every
+    /// plaintext downstream copy of its direction may be its own). No request line escapes to
+    /// this target.
+    static func encryptedKey(outbound: Bool) -> PairKey { PairKey(outbound: outbound, method: "", target: "\u{1}tls") }
+
+    /// Every waiting upstream copy of each direction, whatever its key, in arrival order: kept
+    /// once an encrypted downstream copy has been seen (its candidates are not one key's).
+    @exclusivity(unchecked) private var allUps: [Bool: UpList] = [:]
+
+    /// Upstream copies that could belong to an encrypted downstream copy: any key of its
+    /// direction, causally possible as for `candidates`, and of a size that fits the turns'
+    /// (`sizesFit`).
+    private func encryptedCandidates(for d: Hop, facts df: CopyFacts, outbound: Bool) -> [Up] {
+        let list: UpList
+        if let l = allUps[outbound] {
+            list = l
+        } else {
+            // The first encrypted copy of this direction: every copy still waiting joins.
+            list = UpList()
+            for u in upOrder[upOrderHead...] where !u.removed && u.key.outbound == outbound { list.append(u) }
+            allUps[outbound] = list
+        }
+        guard let turn = d.exchange.tls else { return [] }
+        let tol = configuration.tolerance
+        let dt = df.times
+        let dRespStart = dt.responseStart ?? now
+        let dRespEnd = dt.responseEnd ?? now
+        let original = outbound ? d.connection.originalDestination : nil
+        var out: [Up] = []
+        let waiting = list.ups
+        let first = list.firstIndex(startingFrom: dt.headEnd - tol)
+        candidateChecks &+= waiting.count - first
+        for i in first..<waiting.count {
+            let u = waiting[i]
+            guard !u.taken, !u.removed, let ux = u.hop?.exchange, ux.tls == nil else { continue }
+            let ut = u.facts.times
+            if ut.requestStart < dt.headEnd - tol || ut.requestStart > dRespStart + tol { continue }
+            if let urs = ut.responseStart, let ure = ut.responseEnd {
+                if urs > dRespStart + tol || ure > dRespEnd + tol { continue }
+            }
+            if let o = original, ux.server != o { continue }
+            if !Self.sizesFit(turn, ux) { continue }
+            out.append(u)
+        }
+        return out
+    }
+
+    /// Whether a plaintext copy's sizes fit an encrypted turn's: each within a quarter (at least
+    /// 1 KiB) of the other, since a proxy adds and drops headers (X-Request-Id,
+    /// X-Forwarded-For, its own Server…); a turn that carries handshake bytes, or was cut by a
+    /// gap, only bounds them.
+    static func sizesFit(_ t: TLSTurnInfo, _ x: HTTPExchange) -> Bool {
+        let sizes = x.http1Sizes
+        func fits(_ encrypted: Int, _ plain: Int?, loose: Bool) -> Bool {
+            guard let plain else { return true }
+            let slack = max(1_024, max(encrypted, plain) / 4)
+            if loose { return encrypted + slack >= plain || t.cutByGap }
+            return abs(encrypted - plain) <= slack
+        }
+        guard fits(t.requestPlaintextBytes, sizes.request, loose: t.includesHandshake || t.cutByGap) else { return false }
+        guard t.responseFirstTimestamp != nil, x.response != nil else { return true }
+        return fits(t.responsePlaintextBytes, sizes.response, loose: t.includesHandshake || t.cutByGap)
     }
 
     /// Upstream copies that could belong to this downstream copy: same method and target,
@@ -467,6 +564,7 @@ public final class Correlator {
         let dRespStart = dt.responseStart ?? now
         let dRespEnd = dt.responseEnd ?? now
         let original = key.outbound ? d.connection.originalDestination : nil
+        let encrypted = key.method.isEmpty && key == Self.encryptedKey(outbound: key.outbound)
         var out: [Up] = []
         let waiting = list.ups
         let first = list.firstIndex(startingFrom: dt.headEnd - tol)
@@ -483,6 +581,7 @@ public final class Correlator {
             if df.host != u.facts.host && !hostsCompatible(df.host, u.facts.host) { continue }
             if let o = original, u.hop?.exchange.server != o { continue }
             if df.exactKeys(u.facts) == false { continue }
+            if encrypted, let t = u.hop?.exchange.tls, !Self.sizesFit(t, d.exchange) { continue }
             out.append(u)
         }
         return out
@@ -728,6 +827,7 @@ public final class Correlator {
     private func removeUp(_ u: Up) {
         guard !u.removed else { return }
         u.removed = true
+        if let all = allUps[u.key.outbound] { all.markRemoved() }
         guard let list = upsByKey[u.key] else { return }
         list.markRemoved()
         if list.live == 0 { upsByKey[u.key] = nil }
@@ -773,7 +873,11 @@ public final class Correlator {
             return
         }
         let advice: String
-        if missing == .inboundForwarded {
+        if d.exchange.tls?.answeredByAlert == true {
+            advice = "the server answered this encrypted turn with a TLS alert and nothing else: it refused the connection (a client certificate it did not accept, under mTLS), so the proxy forwarded nothing"
+        } else if d.exchange.tls != nil && sawLoopback {
+            advice = "no plaintext copy that fits this encrypted turn's time and size was found on the proxy's upstream hop: the proxy may have answered it itself, or the turn carries more than one request (HTTP/2 or pipelining inside TLS)"
+        } else if missing == .inboundForwarded {
             advice = sawLoopback
                 ? "no proxy → app copy was found on lo: the proxy may have failed to forward it, or forwarded it outside the capture window"
                 : "the proxy → app hop runs on lo, which is not in this capture: capture with -i any inside the pod"
@@ -788,6 +892,12 @@ public final class Correlator {
     /// A direct (not intercepted) exchange: a chain of one, unless it is a copy of a request
     /// the same client sent just before with no proxy hop to explain it (a duplicate).
     private func emitDirect(_ x: HTTPExchange, details: HopDetails) {
+        if x.tls != nil {
+            // An encrypted exchange nobody intercepted: one copy, nothing to compare it with.
+            emit(RequestChain(id: nextChainID, hops: [Hop(role: .direct, exchange: x, details: details, attempt: 0)],
+                              completeness: .complete, confidence: 1, evidence: []))
+            return
+        }
         guard x.request != nil else {
             recordOrphanResponse(Hop(role: .direct, exchange: x, details: details, attempt: 0))
             return

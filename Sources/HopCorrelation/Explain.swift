@@ -1,3 +1,4 @@
+import HopHTTP
 import HopCapture
 
 /// Where the sentences of a chain go, piece by piece: into Strings (`RequestChain.explanation`
@@ -90,6 +91,10 @@ public enum Explain {
         func subject() {
             let method = c.method, target = c.target
             switch (method, target) {
+            case (nil, nil) where c.hops[0].exchange.tls != nil:
+                s.text("This encrypted request (TLS turn ")
+                s.int(c.hops[0].exchange.sequence)
+                s.text(")")
             case (nil, nil): s.text("This response")
             case (let m?, nil): s.text(m)
             case (nil, let t?): s.text(t)
@@ -238,6 +243,10 @@ public enum Explain {
     /// The facts that tie a paired chain's downstream copy to the upstream copy that answered:
     /// one item each.
     public static func evidence<S: ExplanationSink>(_ c: RequestChain, _ note: PairingNote, into s: inout S) {
+        if c.hops.count >= 2, c.hops[0].exchange.tls != nil || c.hops[c.hops.count - 1].exchange.tls != nil {
+            encryptedEvidence(c, note, into: &s)
+            return
+        }
         guard c.hops.count >= 2, let dq = c.hops[0].exchange.request, let uq = c.hops[c.hops.count - 1].exchange.request else { return }
         // The exchanges read in place (copying the hops would retain every field of both).
         let last = c.hops.count - 1
@@ -292,7 +301,7 @@ public enum Explain {
         s.text("time nesting: upstream request ")
         s.duration(uq.firstTimestamp &- dq.firstTimestamp)
         s.text(" after the downstream one")
-        if let a = c.hops[0].exchange.response?.lastTimestamp, let b = c.hops[last].exchange.response?.lastTimestamp {
+        if let a = c.hops[0].exchange.responseLastTimestamp, let b = c.hops[last].exchange.responseLastTimestamp {
             s.text(", upstream response ended ")
             s.duration(a &- b)
             s.text(" before the downstream one")
@@ -346,6 +355,91 @@ public enum Explain {
         if failed > 0 {
             s.int(failed)
             s.plural(failed, " failed upstream attempt before the one that answered", " failed upstream attempts before the one that answered")
+            s.endItem()
+        }
+    }
+}
+
+extension Explain {
+    /// A TLS turn's facts in clear: "TLS 1.3, SNI reviews.default, ALPN offered istio-http/1.1, h2".
+    public static func tlsSummary<S: ExplanationSink>(_ t: TLSTurnInfo, into s: inout S) {
+        s.text(t.version ?? "TLS (handshake not captured)")
+        if let n = t.serverName {
+            s.text(", SNI ")
+            s.text(n)
+        }
+        if let a = t.alpnSelected {
+            s.text(", ALPN ")
+            s.text(a)
+        } else if !t.alpnOffered.isEmpty {
+            s.text(", ALPN offered ")
+            s.text(t.alpnOffered.joined(separator: ", "))
+        }
+        if t.clientCertificate == true { s.text(", client certificate") }
+    }
+
+    /// The evidence of a chain with an encrypted copy: what its TLS says in clear, the sizes
+    /// and the time nesting that tie the turn to its plaintext copy.
+    static func encryptedEvidence<S: ExplanationSink>(_ c: RequestChain, _ note: PairingNote, into s: inout S) {
+        let last = c.hops.count - 1
+        let down = c.hops[0].exchange, up = c.hops[last].exchange
+        let encrypted = down.tls != nil ? down : up
+        let plain = down.tls != nil ? up : down
+        guard let t = encrypted.tls else { return }
+        s.text(down.tls != nil ? "the client's copy is encrypted (" : "the proxy's copy is encrypted (")
+        tlsSummary(t, into: &s)
+        s.text("): its method, target, headers and status are the plaintext copy's")
+        s.endItem()
+        let sizes = plain.http1Sizes
+        s.text("sizes fit: request turn ")
+        s.int(t.requestBytes)
+        s.text(" bytes in ")
+        s.int(t.requestRecords)
+        s.text(t.requestRecords == 1 ? " record" : " records")
+        if let q = sizes.request {
+            s.text(", plaintext copy ")
+            s.int(q)
+        }
+        if t.responseFirstTimestamp != nil {
+            s.text("; response turn ")
+            s.int(t.responseBytes)
+            if let r = sizes.response {
+                s.text(", plaintext ")
+                s.int(r)
+            }
+        }
+        if t.includesHandshake { s.text(" (the first turn also carries handshake bytes)") }
+        s.endItem()
+        if let ds = down.requestFirstTimestamp, let us = up.requestFirstTimestamp {
+            s.text("time nesting: upstream request ")
+            s.duration(us &- ds)
+            s.text(" after the downstream one")
+            if let a = down.responseLastTimestamp, let b = up.responseLastTimestamp {
+                s.text(", upstream response ended ")
+                s.duration(a &- b)
+                s.text(" before the downstream one")
+            }
+            s.endItem()
+        }
+        if let g = note.workerGroup {
+            s.text("both connections belong to worker group ")
+            s.int(g + 1)
+            s.text(" of ")
+            s.int(note.workerGroups)
+            s.text(" the proxy showed in this capture")
+            s.endItem()
+        }
+        if note.alternatives > 0 {
+            s.int(note.alternatives + 1)
+            s.text(" copies in flight fit this turn's time and size: ")
+            switch note.ordersAgree {
+            case true?: s.text("the proxy's forwarding order and its return order both give this copy")
+            case false?: s.text("assigned by the proxy's return order (its forwarding order gives another copy)")
+            case nil: s.text("assigned by the proxy's arrival order")
+            }
+            s.endItem()
+        } else {
+            s.text("the only plaintext copy in flight that fits this turn's time and size")
             s.endItem()
         }
     }

@@ -176,7 +176,7 @@ public struct Hop: Sendable, Hashable {
     }
 
     public var connection: Connection { exchange.connection }
-    public var requestStart: Int64? { exchange.request?.firstTimestamp }
+    public var requestStart: Int64? { exchange.requestFirstTimestamp }
 
     /// A report's encodings of `rule` and `roleReason` (the JSON report's: the hop's `rule`
     /// member and its connection's record), made by `make` once for all the hops of a
@@ -186,7 +186,7 @@ public struct Hop: Sendable, Hashable {
     /// Names the verdict this hop shares with the other hops of its connection: equal for hops
     /// the correlator classified together (a report writes the verdict once per connection).
     @inlinable public var verdictIdentity: ObjectIdentifier { ObjectIdentifier(details) }
-    public var responseEnd: Int64? { exchange.response?.lastTimestamp }
+    public var responseEnd: Int64? { exchange.responseLastTimestamp }
 
     public static func == (a: Hop, b: Hop) -> Bool {
         a.role == b.role && a.attempt == b.attempt && a.exchange == b.exchange
@@ -301,7 +301,17 @@ public struct RequestChain: Sendable, Hashable {
     public var target: String? {
         hops.isEmpty ? nil : hops[0].exchange.request?.target ?? hops[hops.count - 1].exchange.request?.target
     }
-    public var host: String? { hops.isEmpty ? nil : hops[0].exchange.request?.host }
+    public var host: String? { hops.isEmpty ? nil : hops[0].exchange.request?.host ?? hops[hops.count - 1].exchange.request?.host }
+    /// The method and target as reports show them: `?` when not captured, `encrypted request`
+    /// for a chain of encrypted copies only (no plaintext copy to read them from).
+    public var shownMethod: String {
+        if let m = method { return m }
+        return !hops.isEmpty && hops[0].exchange.tls != nil ? "encrypted" : "?"
+    }
+    public var shownTarget: String {
+        if let t = target { return t }
+        return !hops.isEmpty && hops[0].exchange.tls != nil ? "request" : "?"
+    }
     /// The status the client saw (downstream hop), else the last hop's.
     public var status: Int? {
         hops.isEmpty ? nil : hops[0].exchange.response?.status ?? hops[hops.count - 1].exchange.response?.status
@@ -323,8 +333,8 @@ public struct RequestChain: Sendable, Hashable {
     public var proxyAddedNs: Int64? {
         // By index: `hops.first` would copy a whole hop (each of its strings retained).
         let last = hops.count - 1
-        guard last >= 1, let ds = hops[0].exchange.request?.firstTimestamp, let de = hops[0].exchange.response?.lastTimestamp,
-              let us = hops[last].exchange.request?.firstTimestamp, let ue = hops[last].exchange.response?.lastTimestamp else { return nil }
+        guard last >= 1, let ds = hops[0].exchange.requestFirstTimestamp, let de = hops[0].exchange.responseLastTimestamp,
+              let us = hops[last].exchange.requestFirstTimestamp, let ue = hops[last].exchange.responseLastTimestamp else { return nil }
         return (de - ds) - (ue - us)
     }
 }

@@ -88,10 +88,21 @@ final class RoleClassifier {
                 inboundKeys.insert(q.method + " " + q.target)
             }
         }
+        var loopbackStarts: [Int64] = []
         for x in sample {
             let c = x.connection
-            if let q = x.request, c.client.address.isLoopback, c.server.address.isLoopback, inboundKeys.contains(q.method + " " + q.target) {
-                evidence.loopbackCopies += 1
+            if let q = x.request, c.client.address.isLoopback, c.server.address.isLoopback {
+                loopbackStarts.append(q.firstTimestamp)
+                if inboundKeys.contains(q.method + " " + q.target) { evidence.loopbackCopies += 1 }
+            }
+        }
+        // Encrypted turns into the pod whose time holds a plaintext request on lo.
+        for x in sample {
+            let c = x.connection
+            guard let t = x.tls, podAddresses.contains(c.server.address), !c.client.address.isLoopback,
+                  let end = t.responseLastTimestamp else { continue }
+            if loopbackStarts.contains(where: { $0 >= t.requestFirstTimestamp && $0 <= end }) {
+                evidence.encryptedLoopbackCopies += 1
             }
         }
         switch configuration.rules {

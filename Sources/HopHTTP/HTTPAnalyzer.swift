@@ -46,25 +46,43 @@ public final class HTTPAnalyzer: StreamEventConsumer {
                 counters.eventsForUnknownConnections += 1
                 return
             }
+            if !tlsAwaiting.isEmpty && last > lastTLSSweep &+ 10_000_000 { settleTLS(now: last) }
             if let h2 = st.http2 {
                 st.hadData = true
                 h2.consume(dir == .clientToServer ? 0 : 1, bytes, first: first, last: last)
                 return
             }
-            if st.prefaceProbe != nil && !st.probeHTTP2(dir, bytes, first: first, last: last) {
-                st.hadData = true
+            if let t = st.tls {
+                st.tlsData(t, dir, bytes, first: first, last: last)
                 return
             }
-            http1Data(st, dir, bytes, first: first, last: last)
+            if !st.firstBytesSeen {
+                switch st.probeTLS(dir, bytes, first: first, last: last) {
+                case .held: return
+                case .tls: return
+                case .notTLS(let held):
+                    if let held {
+                        // The bytes held while undecided, then these, down the usual path.
+                        held.bytes.withUnsafeBytes { plainData(st, held.dir, $0, first: held.first, last: held.last) }
+                    }
+                }
+            }
+            plainData(st, dir, bytes, first: first, last: last)
         case .gap(let id, let dir, let length, let at):
+
             guard let st = state(id) else {
                 counters.eventsForUnknownConnections += 1
                 return
             }
+            flushTLSProbe(st)
             counters.gaps += 1
             counters.gapBytes += Int64(length)
             if let h2 = st.http2 {
                 h2.gap(dir == .clientToServer ? 0 : 1, length: length)
+                return
+            }
+            if let t = st.tls {
+                t.gap(dir == .clientToServer ? 0 : 1)
                 return
             }
             if !st.midstream { st.settlePrefaceProbe() }
@@ -75,6 +93,7 @@ public final class HTTPAnalyzer: StreamEventConsumer {
                 counters.eventsForUnknownConnections += 1
                 return
             }
+            flushTLSProbe(st)
             st.settleRolesNow()
             st.adopt(c)
             st.close(cleanly: Self.isClean(st.connection.closeReason))
@@ -87,17 +106,58 @@ public final class HTTPAnalyzer: StreamEventConsumer {
         }
     }
 
+    /// TLS connections whose response turn has begun (`TLSConnection.settle`).
+    @exclusivity(unchecked) private var tlsAwaiting: [ConnectionState] = []
+    @exclusivity(unchecked) private var lastTLSSweep: Int64 = .min
+
+    func awaitSettle(_ st: ConnectionState) { tlsAwaiting.append(st) }
+
+    /// Gives out the turn pairs whose response paused for the settle time.
+    private func settleTLS(now: Int64) {
+        lastTLSSweep = now
+        tlsAwaiting.removeAll { st in
+            guard let t = st.tls, t.awaitingSettle else { return true }
+            guard let p = t.settle(now: now, into: &counters) else { return false }
+            t.awaitingSettle = false
+            st.emitTurn(p)
+            return true
+        }
+    }
+
     /// Ends every connection still open (the capture ended): emits their unanswered and
     /// incomplete exchanges, in connection order.
     public func finish() {
         for key in states.keys.sorted() {
-            states[key]?.close(cleanly: false)
+            guard let st = states[key] else { continue }
+            flushTLSProbe(st)
+            st.close(cleanly: false)
         }
         states.removeAll()
         for k in 0..<256 {
             cacheIDs[k] = Int.min
             cacheStates[k] = nil
         }
+    }
+
+    /// First bytes still held by the TLS probe when a gap or the end comes: not TLS, parsed now.
+    private func flushTLSProbe(_ st: ConnectionState) {
+        guard st.tlsProbe != nil, let held = st.releaseTLSProbe() else { return }
+        held.bytes.withUnsafeBytes { plainData(st, held.dir, $0, first: held.first, last: held.last) }
+    }
+
+    /// Bytes of a connection that is not TLS: HTTP/2 when its preface says so, else HTTP/1.x.
+    @inline(__always)
+    func plainData(_ st: ConnectionState, _ dir: FlowDirection, _ bytes: UnsafeRawBufferPointer, first: Int64, last: Int64) {
+        if let h2 = st.http2 {
+            st.hadData = true
+            h2.consume(dir == .clientToServer ? 0 : 1, bytes, first: first, last: last)
+            return
+        }
+        if st.prefaceProbe != nil && !st.probeHTTP2(dir, bytes, first: first, last: last) {
+            st.hadData = true
+            return
+        }
+        http1Data(st, dir, bytes, first: first, last: last)
     }
 
     /// Bytes of a connection parsed as HTTP/1.x (roles probed first on a mid-stream one).
@@ -336,6 +396,12 @@ final class ConnectionState {
     @exclusivity(unchecked) var tunnel = false
     /// HTTP/2 (HTTP2Connection.swift): the connection's parser once it is known to be HTTP/2.
     @exclusivity(unchecked) var http2: HTTP2Connection?
+    /// TLS (TLSConnection.swift): the connection's record reader once its first bytes were TLS's.
+    @exclusivity(unchecked) var tls: TLSConnection?
+    /// Whether the connection's first payload bytes have been looked at (for TLS).
+    @exclusivity(unchecked) var firstBytesSeen = false
+    /// The first bytes, held while too few to tell whether they are TLS (`probeTLS`).
+    @exclusivity(unchecked) var tlsProbe: TLSProbe?
     /// While the connection's first bytes may be HTTP/2's (HTTP2Detection.swift); nil once decided.
     @exclusivity(unchecked) var prefaceProbe: PrefaceProbe? = PrefaceProbe()
 
@@ -883,6 +949,15 @@ final class ConnectionState {
     // MARK: Close
 
     func close(cleanly: Bool) {
+        if let t = tls {
+            t.awaitingSettle = false
+            if let p = t.finish(into: &analyzer.counters) { emitTurn(p) }
+            if let cb = analyzer.onConnectionSummary {
+                cb(HTTPConnectionSummary(connection: connection, kind: .tls, tunnel: false, requests: requestCount,
+                                         responses: responseCount, exchanges: exchangeCount))
+            }
+            return
+        }
         settlePrefaceProbe()
         if let h2 = http2 {
             h2.close()

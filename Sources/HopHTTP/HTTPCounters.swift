@@ -102,6 +102,8 @@ public struct HTTPCounters: Sendable, Equatable {
     public var eventsForUnknownConnections = 0
     /// The HTTP/2 parser's counters (reported as `http2-…` and `grpc-…`).
     public var http2 = HTTP2Counters()
+    /// The TLS reader's counters (reported as `tls-…`).
+    public var tls = TLSCounters()
 
     public init() {}
 
@@ -140,7 +142,7 @@ public struct HTTPCounters: Sendable, Equatable {
         add("midstream-connections", midstreamConnections, "connections picked up mid-stream (scanned for a message boundary)")
         add("midstream-roles-swapped", midstreamRolesSwapped, "mid-stream connections whose client and server were swapped (requests came from the side taken for the server)")
         add("non-http-connections", nonHTTPConnections, "connections whose first bytes are not HTTP/1.x; not parsed")
-        add("tls-connections", tlsConnections, "connections starting with a TLS handshake; encrypted, not parsed")
+        add("tls-connections", tlsConnections, "connections starting with a TLS handshake (or TLS records, picked up mid-way): read as records and turns, not decrypted")
         add("unknown-connections", unknownConnections, "mid-stream connections where no HTTP message was found")
         add("tunnels", tunnels, "CONNECT or Upgrade: the rest of the connection is a tunnel (bytes ignored)")
         add("tunnels-with-tls", tunnelsWithTLS, "tunnels whose client bytes start with a TLS ClientHello")
@@ -160,6 +162,7 @@ public struct HTTPCounters: Sendable, Equatable {
         add("queue-overflow-responses", responsesToOverflowedRequests, "responses to those requests, emitted on their own (flagged queue-overflow) rather than paired with a later request")
         add("events-for-unknown-connections", eventsForUnknownConnections, "stream events for a connection never opened")
         out.append(contentsOf: http2.report)
+        out.append(contentsOf: tls.report)
         return out
     }
 }

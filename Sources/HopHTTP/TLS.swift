@@ -71,15 +71,28 @@ public struct TLSRecordReader {
     private var skipping = 0
     private var current: TLSRecord?
     private var resyncing = false
+    /// Bytes held while looking for a boundary (a candidate header whose successor has not
+    /// arrived yet).
+    private var scan: [UInt8] = []
     /// Handshake payload bytes of the current record, kept for the hello parser.
     private var handshakeBytes: [UInt8] = []
     public private(set) var skippedBytes = 0
     public private(set) var gaps = 0
 
+    /// A direction picked up mid-way is read the same way: its first bytes are taken for a
+    /// record header when they look like one (segments mostly start at record boundaries), else
+    /// the next boundary is searched for, as after a gap.
     public init() {}
 
     /// The records the bytes complete, in order. `timestamp` is the segment's capture time.
     public mutating func consume(_ bytes: UnsafeRawBufferPointer, at timestamp: Int64) -> [TLSRecord] {
+        consume(bytes, first: timestamp, last: timestamp)
+    }
+
+    /// The records the bytes complete, in order: a record begun in them starts at `first`, and
+    /// one that ends in them ends at `last` (the capture times of the bytes' first and last
+    /// packets).
+    public mutating func consume(_ bytes: UnsafeRawBufferPointer, first: Int64, last timestamp: Int64) -> [TLSRecord] {
         var out: [TLSRecord] = []
         var i = 0
         let n = bytes.count
@@ -101,27 +114,42 @@ public struct TLSRecordReader {
                 continue
             }
             if resyncing {
-                // Look for two trustworthy headers in a row within what is here.
+                // Look for two trustworthy headers in a row, in what was held back and what is
+                // here: the same boundary is found however the stream was cut.
+                scan.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[i..<n]))
+                i = n
+                var keepFrom = scan.count
                 var found: Int?
-                var k = i
-                while k + 5 <= n {
-                    if Self.plausible(bytes, at: k), case let len = Self.length(bytes, at: k),
-                       k + 5 + len + 5 <= n, Self.plausible(bytes, at: k + 5 + len) {
-                        found = k
-                        break
+                let held = scan
+                held.withUnsafeBytes { b in
+                    var k = 0
+                    while k < b.count {
+                        if k + 5 > b.count { keepFrom = k; break }
+                        if Self.plausible(b, at: k) {
+                            let next = k + 5 + Self.length(b, at: k)
+                            // Its successor has not arrived: decided by the bytes to come.
+                            if next + 5 > b.count { keepFrom = k; break }
+                            if Self.plausible(b, at: next) { found = k; break }
+                        }
+                        k += 1
                     }
-                    k += 1
                 }
-                guard let f = found else {
-                    // Two headers in a row are not in these bytes: skip them (a boundary that
-                    // straddles segments is found at the next one instead).
-                    skippedBytes += n - i
+                if let f = found {
+                    skippedBytes += f
+                    resyncing = false
+                    scan = []
+                    let rest = Array(held[f...])
+                    out += rest.withUnsafeBytes { consume($0, first: first, last: timestamp) }
                     return out
                 }
-                skippedBytes += f - i
-                i = f
-                resyncing = false
-                continue
+                // Bytes before the first candidate that is still open can no longer start one.
+                skippedBytes += keepFrom
+                scan.removeFirst(keepFrom)
+                if scan.count > 2 * Self.maximumLength + 10 {
+                    skippedBytes += scan.count
+                    scan = []
+                }
+                return out
             }
             // A header, perhaps in pieces.
             let need = 5 - pending.count
@@ -135,15 +163,16 @@ public struct TLSRecordReader {
             i += need
             let ok = header.withUnsafeBytes { Self.plausible($0, at: 0) }
             guard ok, let type = TLSRecord.ContentType(rawValue: header[0]) else {
-                // Not a record boundary after all: hunt for one from here.
-                skippedBytes += 5
+                // Not a record boundary after all: hunt for one from its next byte.
+                skippedBytes += 1
+                scan = Array(header.dropFirst())
                 resyncing = true
                 continue
             }
             let length = Int(header[3]) << 8 | Int(header[4])
             if type == .handshake { handshakeBytes.removeAll(keepingCapacity: true) }
             let r = TLSRecord(type: type, version: UInt16(header[1]) << 8 | UInt16(header[2]), length: length,
-                              firstTimestamp: timestamp, lastTimestamp: timestamp)
+                              firstTimestamp: first, lastTimestamp: timestamp)
             if length == 0 { out.append(r); continue }
             current = r
             skipping = length
@@ -158,6 +187,8 @@ public struct TLSRecordReader {
         skipping = 0
         current = nil
         handshakeBytes.removeAll()
+        if resyncing { skippedBytes += scan.count }
+        scan = []
         resyncing = true
     }
 
@@ -183,6 +214,20 @@ public enum TLSHelloParser {
         case 2: return server(&body, &hello)
         default: return false
         }
+    }
+
+    /// The handshake message types that start in a handshake record's payload (the first
+    /// message, and each that follows whole in the same record): 11 Certificate, 13
+    /// CertificateRequest… Only meaningful before the direction's ChangeCipherSpec.
+    public static func messageTypes(_ payload: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        var i = 0
+        while i + 4 <= payload.count {
+            out.append(payload[i])
+            let length = Int(payload[i + 1]) << 16 | Int(payload[i + 2]) << 8 | Int(payload[i + 3])
+            i += 4 + length
+        }
+        return out
     }
 
     private static func client(_ r: inout Reader, _ hello: inout TLSHello) -> Bool {
@@ -270,6 +315,23 @@ public struct TLSTurn: Sendable, Hashable {
     public var bytes = 0
     public var firstTimestamp: Int64
     public var lastTimestamp: Int64
+    /// When the turn's last record began.
+    public var lastRecordFirstTimestamp: Int64
+
+    public init(records: Int = 1, bytes: Int, firstTimestamp: Int64, lastTimestamp: Int64) {
+        self.records = records
+        self.bytes = bytes
+        self.firstTimestamp = firstTimestamp
+        self.lastTimestamp = lastTimestamp
+        lastRecordFirstTimestamp = firstTimestamp
+    }
+
+    mutating func add(_ r: TLSRecord) {
+        records += 1
+        bytes += r.length
+        lastTimestamp = r.lastTimestamp
+        lastRecordFirstTimestamp = r.firstTimestamp
+    }
 }
 
 /// One request turn and the response turn after it: what an HTTP/1 exchange looks like
@@ -281,6 +343,8 @@ public struct TLSTurnPair: Sendable, Hashable {
     /// certificate) and the server's session tickets travel as application data too, in the
     /// same runs as the first request and response: their sizes say less.
     public var includesHandshake: Bool
+    /// The server's only answer was an alert.
+    public var answeredByAlert = false
 }
 
 /// Cuts a TLS connection's application data into turns, from its records in capture order.
@@ -295,36 +359,85 @@ public struct TLSTurnTracker {
     private var clientSent = false
     private var firstDone = false
     public var tls13 = false
+    /// TLS 1.3: the length of the client's Finished record, from the cipher suite's hash (nil:
+    /// the suite was not seen, the client's flight cannot be told from a request).
+    public var finishedLength: Int?
+    private var clientHandshakeDone = false
+    /// TLS 1.3 client handshake records (Certificate, CertificateVerify, Finished) seen as
+    /// application data.
+    public private(set) var clientHandshakeRecords = 0
+
+    /// Sets the version and cipher suite the ServerHello chose.
+    public mutating func negotiated(version: UInt16?, cipherSuite: UInt16?) {
+        tls13 = version == 0x0304
+        guard tls13, let suite = cipherSuite else { return }
+        // Finished: a 4-byte handshake header and the hash's length, the inner content type
+        // and a 16-byte tag. SHA-384 for TLS_AES_256_GCM_SHA384, SHA-256 for the others.
+        finishedLength = 4 + (suite == 0x1302 ? 48 : 32) + 1 + 16
+    }
     /// Server application data before the client's first (TLS 1.3 handshake flights).
     public private(set) var serverHandshakeRecords = 0
     /// Alerts seen (an alert ends a connection, or warns).
     public private(set) var alerts = 0
+    /// Server application data after a turn pair was given up early (`flush`) and before the
+    /// client's next: part of a response that paused longer than the settle time.
+    public private(set) var lateServerRecords = 0
+    /// The response turn being read, if one has begun.
+    public var responseInProgress: TLSTurn? { response }
 
     public init() {}
 
     /// A record in capture order; `fromClient` says its direction. Returns the pair a new
     /// request turn completed (the previous request and its response), if any.
     public mutating func add(_ r: TLSRecord, fromClient: Bool) -> TLSTurnPair? {
-        if r.type == .alert { alerts += 1; return nil }
+        if r.type == .alert { return alert(fromClient: fromClient) }
         guard r.type == .applicationData else { return nil }
+        if tls13 {
+            // An encrypted alert (close_notify, or a refusal): 2 bytes, its type and the tag. No
+            // HTTP message is that short.
+            if r.length == 19 { return alert(fromClient: fromClient) }
+            // The client's second flight (its Certificate and CertificateVerify under mTLS, and
+            // its Finished) is application data on the wire: it ends with the Finished, whose
+            // size the cipher suite's hash fixes. Not a request.
+            if fromClient, !clientHandshakeDone, let f = finishedLength {
+                clientHandshakeRecords += 1
+                if r.length == f { clientHandshakeDone = true }
+                return nil
+            }
+        }
         if fromClient {
             clientSent = true
             if response != nil { return startRequest(r) }
             if request == nil { return startRequest(r) }
-            request!.records += 1
-            request!.bytes += r.length
-            request!.lastTimestamp = r.lastTimestamp
+            request!.add(r)
             return nil
         }
-        guard clientSent, request != nil else { serverHandshakeRecords += 1; return nil }
+        guard clientSent else { serverHandshakeRecords += 1; return nil }
+        guard request != nil else { lateServerRecords += 1; return nil }
         if response == nil {
-            response = TLSTurn(records: 1, bytes: r.length, firstTimestamp: r.firstTimestamp, lastTimestamp: r.lastTimestamp)
+            response = TLSTurn(bytes: r.length, firstTimestamp: r.firstTimestamp, lastTimestamp: r.lastTimestamp)
         } else {
-            response!.records += 1
-            response!.bytes += r.length
-            response!.lastTimestamp = r.lastTimestamp
+            response!.add(r)
         }
         return nil
+    }
+
+    /// An alert; one from the server while no response has begun is the answer the next
+    /// (or current) request turn gets (it refused the connection: a failed certificate check, say).
+    private mutating func alert(fromClient: Bool) -> TLSTurnPair? {
+        alerts += 1
+        // Before the request turn too: a server that rejects the client's certificate alerts
+        // on its handshake flight, and the request that follows is never read.
+        if !fromClient, response == nil { refused = true }
+        return nil
+    }
+    private var refused = false
+
+    /// The current pair now that its response has begun and then paused (the response looks
+    /// whole): the turn pair is given out without waiting for the client's next request.
+    public mutating func flush() -> TLSTurnPair? {
+        guard response != nil else { return nil }
+        return finish()
     }
 
     /// The last turn pair, at the connection's end (its response may be missing).
@@ -336,13 +449,15 @@ public struct TLSTurnTracker {
 
     private mutating func startRequest(_ r: TLSRecord) -> TLSTurnPair? {
         let done = request.map { pair($0, response) }
-        request = TLSTurn(records: 1, bytes: r.length, firstTimestamp: r.firstTimestamp, lastTimestamp: r.lastTimestamp)
+        request = TLSTurn(bytes: r.length, firstTimestamp: r.firstTimestamp, lastTimestamp: r.lastTimestamp)
         response = nil
         return done
     }
 
     private mutating func pair(_ q: TLSTurn, _ a: TLSTurn?) -> TLSTurnPair {
-        let p = TLSTurnPair(request: q, response: a, includesHandshake: tls13 && !firstDone)
+        var p = TLSTurnPair(request: q, response: a, includesHandshake: tls13 && !firstDone)
+        p.answeredByAlert = refused && a == nil
+        refused = false
         firstDone = true
         return p
     }

@@ -31,11 +31,17 @@ public struct TLSTurnInfo: Sendable, Hashable {
     public var responseBytes: Int = 0
     public var responseFirstTimestamp: Int64?
     public var responseLastTimestamp: Int64?
+    /// When the response turn's last record began: by then the response had surely begun,
+    /// even when the turn opened with TLS 1.3 session tickets (`includesHandshake`).
+    public var responseLastRecordFirstTimestamp: Int64?
     /// The connection's first turn under TLS 1.3: it also carries the client's Finished (and
     /// under mTLS its certificate) and the server's session tickets, so its sizes say less.
     public var includesHandshake = false
     /// A gap cut this turn (records were skipped): its sizes are lower bounds.
     public var cutByGap = false
+    /// No response turn, and the server sent an alert instead: it refused the request or the
+    /// connection (a client certificate it would not accept, say).
+    public var answeredByAlert = false
 
     public init(requestRecords: Int, requestBytes: Int, requestFirstTimestamp: Int64, requestLastTimestamp: Int64) {
         self.requestRecords = requestRecords
@@ -52,4 +58,35 @@ public struct TLSTurnInfo: Sendable, Hashable {
     public var responsePlaintextBytes: Int { max(0, responseBytes - responseRecords * overheadPerRecord) }
     /// Response start minus request start (ns), when a response turn was seen.
     public var latency: Int64? { responseFirstTimestamp.map { $0 - requestFirstTimestamp } }
+    /// The latest the response can have begun: its first record's time, or, on a first turn
+    /// whose session tickets may have come before the response, its last record's.
+    public var responseSurelyBegun: Int64? { includesHandshake ? responseLastRecordFirstTimestamp : responseFirstTimestamp }
+}
+
+extension HTTPHeaders {
+    /// The fields' size as an HTTP/1 head writes them (`name: value` and CRLF each).
+    public var http1Bytes: Int {
+        var n = 0
+        for h in self { n += h.name.utf8.count + h.value.utf8.count + 4 }
+        return n
+    }
+}
+
+extension HTTPExchange {
+    /// The request's and response's sizes as HTTP/1 sends them (start line, fields, the blank
+    /// line and the body; chunk framing not counted), for comparing a plaintext copy with an
+    /// encrypted one; nil for an HTTP/2 stream (HPACK's sizes are not comparable) and for an
+    /// encrypted turn.
+    public var http1Sizes: (request: Int?, response: Int?) {
+        guard http2 == nil, tls == nil else { return (nil, nil) }
+        let q = request.map { $0.method.utf8.count + $0.target.utf8.count + 12 + $0.headers.http1Bytes + 2 + Int($0.bodyLength) }
+        let r = response.map { 15 + $0.reason.utf8.count + $0.headers.http1Bytes + 2 + Int($0.bodyLength) }
+        return (q, r)
+    }
+
+    /// When the request began, on the wire: its first byte, or the encrypted turn's.
+    public var requestFirstTimestamp: Int64? { request?.firstTimestamp ?? tls?.requestFirstTimestamp }
+    public var requestLastTimestamp: Int64? { request?.lastTimestamp ?? tls?.requestLastTimestamp }
+    public var responseFirstTimestamp: Int64? { response?.firstTimestamp ?? tls?.responseFirstTimestamp }
+    public var responseLastTimestamp: Int64? { response?.lastTimestamp ?? tls?.responseLastTimestamp }
 }

@@ -29,8 +29,8 @@ public struct LossAttribution {
         var start = Int64.max, end = Int64.min
         for i in chain.hops.indices {
             let x = chain.hops[i].exchange
-            if let t = x.request?.firstTimestamp ?? x.response?.firstTimestamp { start = min(start, t) }
-            if let t = x.response?.lastTimestamp ?? x.request?.lastTimestamp { end = max(end, t) }
+            if let t = x.requestFirstTimestamp ?? x.response?.firstTimestamp { start = min(start, t) }
+            if let t = x.responseLastTimestamp ?? x.requestLastTimestamp { end = max(end, t) }
         }
         if start <= end { incompleteChain(from: start, to: end) }
     }

@@ -61,7 +61,7 @@ public struct AnalysisReport: Sendable {
     public var directRequests: (count: Int, summary: String) {
         var groups: [(key: String, count: Int)] = []
         for c in chains where c.isDirect {
-            let k = "\(c.method ?? "?") \(c.target ?? "?")"
+            let k = "\(c.shownMethod) \(c.shownTarget)"
             if let i = groups.firstIndex(where: { $0.key == k }) { groups[i].count += 1 } else { groups.append((k, 1)) }
         }
         for (k, n) in directCounts {

@@ -56,8 +56,8 @@ public struct ChainRows: Sendable {
         let t0 = TextReport.chainOrigin(c) ?? 0
         ids.append(c.id)
         starts.append(t0)
-        methods.append(intern(c.method ?? "?"))
-        targets.append(intern(c.target ?? "?"))
+        methods.append(intern(c.shownMethod))
+        targets.append(intern(c.shownTarget))
         statuses.append(Int16(clamping: c.status ?? 0))
         clientTimes.append(ProblemModel.clientTime(c) ?? -1)
         proxyAdded.append(c.proxyAddedNs ?? -1)
@@ -72,7 +72,7 @@ public struct ChainRows: Sendable {
         for i in c.hops.indices {
             let x = c.hops[i].exchange
             hopRoles.append(UInt8(c.hops[i].role.index))
-            hopTimes.append((x.request.map { $0.firstTimestamp - t0 } ?? -1, x.response.map { $0.lastTimestamp - t0 } ?? -1))
+            hopTimes.append((x.requestFirstTimestamp.map { $0 - t0 } ?? -1, x.responseLastTimestamp.map { $0 - t0 } ?? -1))
             hopStatuses.append(Int16(clamping: x.response?.status ?? 0))
         }
         hopStart.append(hopRoles.count)
@@ -81,7 +81,7 @@ public struct ChainRows: Sendable {
     /// A direct request handed over as its exchange (`Correlator.onPlainDirect`).
     public mutating func add(direct x: HTTPExchange, chainID: Int) {
         guard ids.count < Self.limit else { left += 1; return }
-        let t0 = x.request?.firstTimestamp ?? x.response?.firstTimestamp ?? 0
+        let t0 = x.requestFirstTimestamp ?? x.response?.firstTimestamp ?? 0
         ids.append(chainID)
         starts.append(t0)
         methods.append(intern(x.request?.method ?? "?"))

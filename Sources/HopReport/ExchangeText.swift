@@ -51,14 +51,14 @@ public enum ExchangeText {
     public static func text(_ x: HTTPExchange, into b: inout LineBuilder, connections: inout ConnectionTextCache) {
         // Fields are read in place (`x.request?.…`): binding the request, the response or the
         // connection would copy each, with its strings and headers, for every line.
-        b.timeOfDay(x.request?.firstTimestamp ?? x.response?.firstTimestamp ?? x.connectionFirstTimestamp)
+        b.timeOfDay(x.request?.firstTimestamp ?? x.response?.firstTimestamp ?? x.tls?.requestFirstTimestamp ?? x.connectionFirstTimestamp)
         rest(x, into: &b, connections: &connections)
     }
 
     /// The line with its time as `clock` says (-t…); `color`: its status in colour.
     public static func text(_ x: HTTPExchange, into b: inout LineBuilder, connections: inout ConnectionTextCache, clock: inout LineClock,
                             color: Bool = false) {
-        let start = x.request?.firstTimestamp ?? x.response?.firstTimestamp ?? x.connectionFirstTimestamp
+        let start = x.request?.firstTimestamp ?? x.response?.firstTimestamp ?? x.tls?.requestFirstTimestamp ?? x.connectionFirstTimestamp
         let time = clock.text(start)
         if let time { b.text(time) }
         let lineStart = b.count
@@ -76,6 +76,15 @@ public enum ExchangeText {
             if let h = x.request!.host { b.ascii(" host="); b.text(h) }
         } else if let info = x.http2 {
             b.byte(0x20); b.text(HTTP2Rendering.missingRequest(info))
+        } else if let t = x.tls {
+            b.byte(0x20); b.text(TLSRendering.text(t, turn: x.sequence))
+            b.ascii(x.tls!.responseFirstTimestamp == nil ? " → - " : " → ")
+            b.text(TLSRendering.sizes(t))
+            if let end = t.responseLastTimestamp {
+                b.byte(0x20); b.duration(Timestamp.elapsed(from: t.requestFirstTimestamp, to: end))
+            }
+            if !x.flags.isEmpty { b.byte(0x20); b.text(x.flags.description) }
+            return
         } else {
             b.ascii(" (request not seen)")
         }

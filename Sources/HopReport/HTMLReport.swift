@@ -324,8 +324,8 @@ public enum HTMLReport {
         let width = gutter + plot + right
         func span(_ hop: Hop) -> (start: Int64, end: Int64)? {
             let x = hop.exchange
-            guard let start = x.request?.firstTimestamp ?? x.response?.firstTimestamp else { return nil }
-            let end = x.response?.lastTimestamp ?? x.request?.lastTimestamp ?? start
+            guard let start = x.requestFirstTimestamp ?? x.response?.firstTimestamp else { return nil }
+            let end = x.responseLastTimestamp ?? x.requestLastTimestamp ?? start
             return (start, max(start, end))
         }
         func origin(_ c: RequestChain) -> Int64 { c.hops.compactMap { span($0)?.start }.min() ?? 0 }
@@ -354,7 +354,7 @@ public enum HTMLReport {
         for c in chains {
             let t0 = origin(c)
             h.raw("<g class=\"chain\" id=\"wf-chain-\(c.id)\">\n")
-            var title = "chain \(c.id)  \(c.method ?? "?") \(c.target ?? "?")  → \(c.status.map(String.init) ?? "-")"
+            var title = "chain \(c.id)  \(c.shownMethod) \(c.shownTarget)  → \(c.status.map(String.init) ?? "-")"
             if c.isIncomplete { title += "  [incomplete]" }
             h.raw("<text class=\"wf-title\" x=\"8\" y=\"\(num(y + 15))\">")
             h.text(fit(title, gutter - 16, 7.0))
@@ -373,7 +373,7 @@ public enum HTMLReport {
                 let s = span(hop) ?? (t0, t0)
                 let bx = x(Timestamp.elapsed(from: t0, to: s.start))
                 let bw = max(2, x(Timestamp.elapsed(from: t0, to: s.end)) - bx)
-                let complete = hop.exchange.response != nil
+                let complete = hop.exchange.responseLastTimestamp != nil
                 h.raw("<rect class=\"bar \(hop.role.rawValue)\(complete ? "" : " open")\" x=\"\(num(bx))\" y=\"\(num(y + 3))\" width=\"\(num(bw))\" height=\"\(num(rowH - 6))\" rx=\"2\" fill=\"\(colour(hop.role))\"><title>")
                 var tip = "\(hop.role.rawValue) \(cn.client) → \(cn.server): +\(Timestamp.duration(Timestamp.elapsed(from: t0, to: s.start))) … +\(Timestamp.duration(Timestamp.elapsed(from: t0, to: s.end)))"
                 if !complete { tip += " (no response captured)" }

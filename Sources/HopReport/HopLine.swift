@@ -23,19 +23,29 @@ public enum HopLine {
                              into b: inout LineBuilder) {
         // Fields are read in place: binding the exchange, its request or its connection would
         // copy each, with its strings and headers, for every line.
-        let start = h.exchange.request?.firstTimestamp ?? h.exchange.response?.firstTimestamp ?? h.exchange.connectionFirstTimestamp
+        let start = h.exchange.requestFirstTimestamp ?? h.exchange.response?.firstTimestamp ?? h.exchange.connectionFirstTimestamp
         if clock.write(start, into: &b) { b.byte(0x20) }
         let column = roleColumns[h.role.index]
         (color ? column.colored : column.plain).withUnsafeBytes { b.append($0) }
         b.byte(0x20)
         if h.exchange.request != nil {
             b.text(h.exchange.request!.method); b.byte(0x20); b.text(h.exchange.request!.target)
+        } else if let t = h.exchange.tls {
+            // The method and target are the chain's plaintext copy's, when it has one.
+            if let c = chain, let m = c.method, let tg = c.target { b.text(m); b.byte(0x20); b.text(tg); b.byte(0x20) }
+            b.byte(0x5b); b.text(TLSRendering.text(t, turn: h.exchange.sequence)); b.byte(0x5d)
         } else {
             b.ascii("- (request not seen)")
         }
         b.ascii(" → ")
-        if h.exchange.response != nil { b.int(h.exchange.response!.status) } else { b.byte(0x2d) }
-        if let qs = h.exchange.request?.firstTimestamp, let re = h.exchange.response?.lastTimestamp {
+        if h.exchange.response != nil {
+            b.int(h.exchange.response!.status)
+        } else if h.exchange.tls?.responseFirstTimestamp != nil {
+            b.ascii("encrypted")
+        } else {
+            b.byte(0x2d)
+        }
+        if let qs = h.exchange.requestFirstTimestamp, let re = h.exchange.responseLastTimestamp {
             b.byte(0x20); b.duration(Timestamp.elapsed(from: qs, to: re))
         }
         b.ascii("  "); b.endpoint(h.exchange.client); b.ascii(" > "); b.endpoint(h.exchange.server)

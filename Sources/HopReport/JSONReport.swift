@@ -60,8 +60,8 @@ public enum JSONReport {
         w.field("host", h.exchange.request?.host)
         w.field("requestId", h.exchange.request?.headers["x-request-id"])
         w.field("status", h.exchange.response?.status)
-        let requestStart = h.exchange.request?.firstTimestamp, requestEnd = h.exchange.request?.lastTimestamp
-        let responseStart = h.exchange.response?.firstTimestamp, responseEnd = h.exchange.response?.lastTimestamp
+        let requestStart = h.exchange.requestFirstTimestamp, requestEnd = h.exchange.requestLastTimestamp
+        let responseStart = h.exchange.responseFirstTimestamp, responseEnd = h.exchange.responseLastTimestamp
         w.field("requestStart", iso8601: requestStart)
         w.field("responseEnd", iso8601: responseEnd)
         w.field("requestEnd", iso8601: requestEnd)
@@ -73,6 +73,7 @@ public enum JSONReport {
         w.key("flags")
         if let connections { connections.flags(h.exchange.flags, to: w) } else { flags(h.exchange.flags, to: w) }
         HTTP2Rendering.write(h.exchange.http2, to: w)
+        TLSRendering.write(h.exchange.tls, turn: h.exchange.sequence, to: w)
         // The same for every hop of a connection: encoded once.
         if let connections, let v = connections.verdict(referredBy: h) {
             w.members(v.perHop)
@@ -527,16 +528,17 @@ extension JSONReport {
         w.field("server", endpoint: x.server)
         w.field("replySource", endpoint: x.connection.replySource)
         w.field("originalDestination", endpoint: x.originalDestination)
-        w.field("requestStart", iso8601: q?.firstTimestamp)
-        w.field("requestEnd", iso8601: q?.lastTimestamp)
-        w.field("responseStart", iso8601: r?.firstTimestamp)
-        w.field("responseEnd", iso8601: r?.lastTimestamp)
-        w.field("requestStartNs", q?.firstTimestamp)
-        w.field("requestEndNs", q?.lastTimestamp)
-        w.field("responseStartNs", r?.firstTimestamp)
-        w.field("responseEndNs", r?.lastTimestamp)
-        if let q, let r {
-            w.field("durationNs", Timestamp.elapsed(from: q.firstTimestamp, to: r.lastTimestamp))
+        let requestStart = x.requestFirstTimestamp, responseEnd = x.responseLastTimestamp
+        w.field("requestStart", iso8601: requestStart)
+        w.field("requestEnd", iso8601: x.requestLastTimestamp)
+        w.field("responseStart", iso8601: x.responseFirstTimestamp)
+        w.field("responseEnd", iso8601: responseEnd)
+        w.field("requestStartNs", requestStart)
+        w.field("requestEndNs", x.requestLastTimestamp)
+        w.field("responseStartNs", x.responseFirstTimestamp)
+        w.field("responseEndNs", responseEnd)
+        if let qs = requestStart, let re = responseEnd {
+            w.field("durationNs", Timestamp.elapsed(from: qs, to: re))
         } else {
             w.key("durationNs"); w.null()
         }
@@ -550,6 +552,7 @@ extension JSONReport {
         w.key("flags")
         flags(x.flags, to: w)
         HTTP2Rendering.write(x.http2, to: w)
+        TLSRendering.write(x.tls, turn: x.sequence, to: w)
         if headers {
             w.key("requestHeaders")
             fields(q?.headers, to: w)

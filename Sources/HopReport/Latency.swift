@@ -117,12 +117,12 @@ public struct LatencyModel: Sendable {
     public mutating func add(_ c: RequestChain) {
         guard !c.isIncomplete, !c.hops.isEmpty else { return }
         let last = c.hops.count - 1
-        guard let ds = c.hops[0].exchange.request?.firstTimestamp, let de = c.hops[0].exchange.response?.lastTimestamp else { return }
+        guard let ds = c.hops[0].exchange.requestFirstTimestamp, let de = c.hops[0].exchange.responseLastTimestamp else { return }
         let i = routeSlot(method: c.hops[0].exchange.request?.method, target: c.hops[0].exchange.request?.target)
         // Ambiguous as the reports state it: the confidence to three decimals, below 0.9.
         let ambiguous = c.pairing != nil && (c.confidence * 1000).rounded() / 1000 < 0.9
         record(.client, de &- ds, route: i, ambiguous: ambiguous)
-        if last >= 1, let us = c.hops[last].exchange.request?.firstTimestamp, let ue = c.hops[last].exchange.response?.lastTimestamp {
+        if last >= 1, let us = c.hops[last].exchange.requestFirstTimestamp, let ue = c.hops[last].exchange.responseLastTimestamp {
             record(.app, ue &- us, route: i, ambiguous: ambiguous)
             record(.proxyBefore, us &- ds, route: i, ambiguous: ambiguous)
             record(.proxyAfter, de &- ue, route: i, ambiguous: ambiguous)
@@ -132,7 +132,7 @@ public struct LatencyModel: Sendable {
 
     /// Counts a direct request handed over as its exchange (no chain made): its client's time.
     public mutating func add(direct x: HTTPExchange) {
-        guard let ds = x.request?.firstTimestamp, let de = x.response?.lastTimestamp else { return }
+        guard let ds = x.requestFirstTimestamp, let de = x.responseLastTimestamp else { return }
         let i = routeSlot(method: x.request?.method, target: x.request?.target)
         record(.client, de &- ds, route: i, ambiguous: false)
     }

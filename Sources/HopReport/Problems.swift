@@ -101,7 +101,7 @@ public struct ProblemModel: Sendable {
     /// Counts a chain's problems.
     public mutating func add(_ c: RequestChain) {
         guard !c.hops.isEmpty else { return }
-        let request = Request(id: c.id, method: c.method, target: c.target, status: c.status, client: Self.clientTime(c))
+        let request = Request(id: c.id, method: c.shownMethod, target: c.shownTarget, status: c.status, client: Self.clientTime(c))
         if case .incomplete(let missing, _) = c.completeness {
             note(.incomplete, request, rank: -Int64(c.id), detail: "missing \(missing.rawValue)")
         }
@@ -215,7 +215,7 @@ public struct ProblemModel: Sendable {
 
     /// Downstream request start to downstream response end (a direct chain's only hop).
     static func clientTime(_ c: RequestChain) -> Int64? {
-        guard let s = c.hops[0].exchange.request?.firstTimestamp, let e = c.hops[0].exchange.response?.lastTimestamp else { return nil }
+        guard let s = c.hops[0].exchange.requestFirstTimestamp, let e = c.hops[0].exchange.responseLastTimestamp else { return nil }
         return e &- s
     }
 
@@ -226,6 +226,7 @@ public struct ProblemModel: Sendable {
 
     static func wasReset(_ x: HTTPExchange) -> Bool {
         guard case .reset? = x.connection.closeReason else { return false }
+        if let t = x.tls { return t.responseFirstTimestamp == nil }
         return x.response == nil || x.flags.contains(.responseIncomplete)
     }
 

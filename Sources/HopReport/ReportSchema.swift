@@ -225,6 +225,9 @@ public struct ReportHop: Codable, Equatable, Sendable {
     public var flags: [String]
     /// HTTP/2 streams only (absent for HTTP/1.x).
     public var http2: ReportHTTP2?
+    /// Encrypted turns only (absent for plaintext): method, target, host and status are then
+    /// null and the chain's plaintext hop has them.
+    public var tls: ReportTLS?
     /// The deciding rule, or the evaluation's sentence when no rule decided.
     public var rule: String
     /// The connection's (`ReportConnection`), given here only when this hop's verdict differs
@@ -318,6 +321,33 @@ public struct ReportExchange: Codable, Equatable, Sendable {
     public var flags: [String]
     /// HTTP/2 streams only (absent for HTTP/1.x).
     public var http2: ReportHTTP2?
+    /// Encrypted turns only (absent for plaintext).
+    public var tls: ReportTLS?
+}
+
+/// An encrypted turn's facts (`TLSTurnInfo`), on an exchange or a hop: what the handshake said
+/// in clear and the turns' sizes (ciphertext: record payloads).
+public struct ReportTLS: Codable, Equatable, Sendable {
+    /// The turn's number on its connection (1, 2, …): the n-th request sent on it.
+    public var turn: Int
+    /// `TLS 1.3`, `TLS 1.2`…; null when the handshake was not captured.
+    public var version: String?
+    public var sni: String?
+    public var alpnOffered: [String]
+    /// The protocol the server chose, when in clear (TLS ≤ 1.2).
+    public var alpn: String?
+    /// True when the client sent a certificate in clear or the server asked for one; null
+    /// when it cannot be told (TLS 1.3).
+    public var clientCertificate: Bool?
+    public var requestRecords: Int
+    public var requestBytes: Int
+    public var responseRecords: Int
+    public var responseBytes: Int
+    /// The first turn of a TLS 1.3 connection: handshake bytes ride along, sizes are looser.
+    public var includesHandshake: Bool
+    public var cutByGap: Bool
+    /// No response turn: the server sent only an alert (it refused the connection).
+    public var answeredByAlert: Bool
 }
 
 /// An HTTP/2 stream's protocol facts (`HTTP2StreamInfo`), on an exchange or a hop.

@@ -97,7 +97,8 @@ struct SequenceModel {
             func at(_ ns: Int64?) -> String { ns.map { "+" + Timestamp.duration(Timestamp.elapsed(from: t0, to: $0)) } ?? "" }
             func request(_ h: Hop) -> (text: String, detail: String) {
                 let cn = h.connection
-                var text = "\(h.exchange.request?.method ?? "?") \(h.exchange.request?.target ?? "(request not captured)")"
+                var text = h.exchange.tls.map { TLSRendering.text($0, turn: h.exchange.sequence) }
+                    ?? "\(h.exchange.request?.method ?? "?") \(h.exchange.request?.target ?? "(request not captured)")"
                 if h.attempt > 0 && c.retries > 0 { text += " (attempt \(h.attempt))" }
                 if let info = h.exchange.http2 { text += " [" + HTTP2Rendering.text(info) + "]" }
                 var detail = "\(cn.client) → \(cn.server)"
@@ -106,6 +107,9 @@ struct SequenceModel {
                 return (text, detail)
             }
             func response(_ h: Hop) -> (text: String, detail: String, style: Style) {
+                if let t = h.exchange.tls, t.responseFirstTimestamp != nil {
+                    return ("encrypted response, \(t.responseBytes) B", at(t.responseLastTimestamp), .response)
+                }
                 guard let r = h.exchange.response else { return ("no response captured", "", .lost) }
                 var text = "\(r.status)"
                 if !r.reason.isEmpty { text += " \(r.reason)" }
@@ -170,7 +174,7 @@ struct SequenceModel {
                                    text: "missing \(missing.rawValue) copy: \(advice)", warning: true))
             }
             for (from, to, t, style) in closing.reversed() { add(from, to, t, style) }
-            var title = "chain \(c.id): \(c.method ?? "?") \(c.target ?? "?") → \(c.status.map(String.init) ?? "-")"
+            var title = "chain \(c.id): \(c.shownMethod) \(c.shownTarget) → \(c.status.map(String.init) ?? "-")"
             if let p = c.proxyAddedNs { title += ", proxy added \(Timestamp.duration(p))" }
             if c.retries > 0 { title += ", \(c.retries) retr\(c.retries == 1 ? "y" : "ies")" }
             if c.isIncomplete { title += " [incomplete]" }

@@ -174,9 +174,9 @@ public enum TextReport {
         if let p = c.proxyAddedNs { tail += "  proxy +\(Timestamp.duration(p))" }
         if c.retries > 0 { tail += "  \(plural(c.retries, "retry"))" }
         if c.isIncomplete { tail += "  [incomplete]" }
-        let head = "  #\(c.id) \(c.method ?? "?") "
+        let head = "  #\(c.id) \(c.shownMethod) "
         let room = max(8, st.width - head.count - tail.count)
-        var target = c.target ?? "?"
+        var target = c.shownTarget
         if target.count > room { target = String(target.prefix(room - 1)) + "…" }
         var line = head + target + tail
         if st.color {
@@ -311,7 +311,7 @@ public enum TextReport {
     /// the evidence, each wrapped with a hanging indent.
     public static func chainBlock(_ c: RequestChain, report r: AnalysisReport, style st: TextStyle = .plain) -> [String] {
         var out: [String] = []
-        var head = "chain \(c.id)  \(c.method ?? "?") \(c.target ?? "?")"
+        var head = "chain \(c.id)  \(c.shownMethod) \(c.shownTarget)"
         if let h = c.host { head += "  host \(h)" }
         head += "  → \(c.status.map(String.init) ?? "-")"
         head += "  confidence \(String(format2(c.confidence)))"
@@ -331,6 +331,7 @@ public enum TextReport {
             if let iface = r.interface(of: h) { line += "  on \(iface)" }
             if h.attempt > 0 && c.retries > 0 { line += "  attempt \(h.attempt)" }
             if let info = h.exchange.http2 { line += "  " + HTTP2Rendering.text(info) }
+            if let t = h.exchange.tls { line += "  " + TLSRendering.text(t, turn: h.exchange.sequence) }
             out.append(contentsOf: st.wrap(line, first: "  \(i + 1). ", indent: 7))
             var timing = ""
             if let t0 {
@@ -342,7 +343,11 @@ public enum TextReport {
                 }
                 if let e = h.responseEnd { timing += " … +" + Timestamp.duration(Timestamp.elapsed(from: t0, to: e)) }
             }
-            timing += "  status \(h.exchange.response.map { String($0.status) } ?? "-")"
+            if let t = h.exchange.tls {
+                timing += "  " + TLSRendering.sizes(t)
+            } else {
+                timing += "  status \(h.exchange.response.map { String($0.status) } ?? "-")"
+            }
             out.append(contentsOf: st.wrap(timing, first: "     ", indent: 7))
             let rule = h.rule.sentence
             if !explanation.contains(rule) {

@@ -52,7 +52,7 @@ public struct Timeline: Sendable {
 
     /// Counts a direct request handed over as its exchange (no chain made).
     public mutating func add(direct x: HTTPExchange) {
-        guard let t = x.request?.firstTimestamp else { return }
+        guard let t = x.requestFirstTimestamp else { return }
         let i = slot(t)
         buckets[i].requests += 1
         if let s = x.response?.status, s >= 500, s <= 599 { buckets[i].serverErrors += 1 }

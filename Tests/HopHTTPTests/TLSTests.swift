@@ -1,3 +1,5 @@
+import HopCapture
+import HopFlows
 import XCTest
 @testable import HopHTTP
 
@@ -159,5 +161,120 @@ final class TLSTests: XCTestCase {
         var open = TLSTurnTracker()
         _ = open.add(rec(.applicationData, 80, 1), fromClient: true)
         XCTAssertNil(open.finish()?.response)
+    }
+
+    // MARK: Through the analyzer: turns as encrypted exchanges
+
+    private func appData(_ n: Int, _ fill: UInt8 = 0xee) -> [UInt8] { record(23, [UInt8](repeating: fill, count: n)) }
+
+    /// A TLS 1.2 connection with a client certificate: the hello says SNI and ALPN in clear,
+    /// each request turn and its response turn become one exchange with `tls`, however the
+    /// stream is cut.
+    func testTLSConnectionTurnsBecomeEncryptedExchanges() {
+        let serverFlight = record(22, serverHello(version: nil, alpn: "istio-http/1.1", suite: 0xc02f)
+                                      + [11] + u24(3) + [0, 0, 0] + [13] + u24(4) + [1, 1, 0, 0] + [14] + u24(0))
+        let clientFlight = record(22, [11] + u24(3) + [0, 0, 0] + [16] + u24(2) + [0, 0]) + record(20, [1]) + record(22, [UInt8](repeating: 0x5a, count: 40))
+        let steps: [Step] = [
+            .c2sBytes(record(22, clientHello(sni: "reviews.default.svc.cluster.local", alpn: ["istio-peer-exchange", "istio-http/1.1"], versions: [])), 1_000),
+            .s2cBytes(serverFlight, 2_000),
+            .c2sBytes(clientFlight, 3_000),
+            .s2cBytes(record(20, [1]) + record(22, [UInt8](repeating: 0x5b, count: 40)), 4_000),
+            .c2sBytes(appData(300), 10_000),
+            .s2cBytes(appData(1_000), 20_000),
+            .s2cBytes(appData(200), 21_000),
+            .c2sBytes(appData(310) + appData(90), 30_000),
+            .s2cBytes(appData(640), 40_000),
+            .c2sBytes(appData(50), 50_000),  // unanswered
+        ]
+        let r = runSplitInvariant(steps, everyCut: false)
+        XCTAssertEqual(r.exchanges.count, 3, describe(r))
+        XCTAssertEqual(r.exchanges.map(\.sequence), [1, 2, 3])
+        XCTAssertTrue(r.exchanges.allSatisfy { $0.request == nil && $0.response == nil && $0.isEncrypted })
+        let t = r.exchanges.map { $0.tls! }
+        XCTAssertEqual(t[0].serverName, "reviews.default.svc.cluster.local")
+        XCTAssertEqual(t[0].alpnOffered, ["istio-peer-exchange", "istio-http/1.1"])
+        XCTAssertEqual(t[0].alpnSelected, "istio-http/1.1")
+        XCTAssertEqual(t[0].version, "TLS 1.2")
+        XCTAssertEqual(t[0].clientCertificate, true)
+        XCTAssertEqual(t.map(\.requestBytes), [300, 400, 50])
+        XCTAssertEqual(t.map(\.requestRecords), [1, 2, 1])
+        XCTAssertEqual(t.map(\.responseBytes), [1_200, 640, 0])
+        XCTAssertEqual(t[0].requestPlaintextBytes, 300 - 24, "TLS 1.2 AES-GCM: 24 bytes a record")
+        XCTAssertEqual(t[0].requestFirstTimestamp, 10_000)
+        XCTAssertEqual(t[0].responseFirstTimestamp, 20_000)
+        XCTAssertEqual(t[0].responseLastTimestamp, 21_000)
+        XCTAssertEqual(r.exchanges[0].latency, 10_000)
+        XCTAssertNil(t[2].responseFirstTimestamp)
+        XCTAssertFalse(t[0].includesHandshake, "TLS 1.2's handshake is all in clear")
+        XCTAssertEqual(r.counters.tlsConnections, 1)
+        XCTAssertEqual(r.counters.tls.turns, 3)
+        XCTAssertEqual(r.counters.tls.unansweredTurns, 1)
+        XCTAssertEqual(r.counters.tls.clientCertificates, 1)
+        XCTAssertEqual(r.summaries.first?.kind, .tls)
+        XCTAssertEqual(r.summaries.first?.requests, 3)
+    }
+
+    /// A response that pauses longer than the settle time is given out before the client's
+    /// next turn (an idle keep-alive connection must not hold its last exchange back); TLS 1.3's
+    /// encrypted handshake flight is not a turn.
+    func testTLS13TurnsSettleWhenTheResponsePauses() {
+        var out: [HTTPExchange] = []
+        let analyzer = HTTPAnalyzer { out.append($0) }
+        let conn = makeConnection(id: 1)
+        let other = Connection(id: ConnectionID(2), client: Endpoint(IPAddress(ipv4: 0xC612_0003), 40001), server: serverEP,
+                               firstTimestamp: 0, sawHandshake: true)
+        analyzer.handle(.opened(conn))
+        analyzer.handle(.opened(other))
+        func send(_ c: Connection, _ d: FlowDirection, _ b: [UInt8], _ t: Int64) {
+            b.withUnsafeBytes { analyzer.handle(.data(c.id, d, $0, first: t, last: t)) }
+        }
+        let ms: Int64 = 1_000_000
+        send(conn, .clientToServer, record(22, clientHello(sni: "pod", alpn: ["h2", "http/1.1"], versions: [0x0304])), 0)
+        send(conn, .serverToClient, record(22, serverHello(version: 0x0304, alpn: nil)) + record(20, [1]) + appData(2_000) + appData(300), 1 * ms)
+        send(conn, .clientToServer, record(20, [1]) + appData(53) + appData(120), 2 * ms)
+        send(conn, .serverToClient, appData(250) + appData(900), 3 * ms)
+        XCTAssertTrue(out.isEmpty)
+        // Another connection's traffic moves the clock on past the settle time.
+        send(other, .clientToServer, Array("GET / HTTP/1.1\r\nHost: a\r\n\r\n".utf8), 200 * ms)
+        XCTAssertEqual(out.count, 1, "the first turn pair settled")
+        guard out.count == 1 else { return }
+        XCTAssertEqual(out[0].tls?.version, "TLS 1.3")
+        XCTAssertEqual(out[0].tls?.requestBytes, 120, "the client's Finished (53 bytes under a SHA-256 suite) is handshake, not request")
+        XCTAssertEqual(out[0].tls?.responseBytes, 1_150)
+        XCTAssertEqual(out[0].tls?.includesHandshake, true)
+        XCTAssertEqual(analyzer.counters.tls.handshakeRecords, 3, "the server's encrypted flight and the client's Finished")
+        send(conn, .clientToServer, appData(140), 300 * ms)
+        send(conn, .serverToClient, appData(700), 301 * ms)
+        // close_notify both ways: TLS 1.3 alerts are encrypted, 19 bytes.
+        send(conn, .clientToServer, appData(19), 302 * ms)
+        send(conn, .serverToClient, appData(19), 302 * ms)
+        analyzer.handle(.closed(conn))
+        let turns = out.filter(\.isEncrypted)
+        XCTAssertEqual(turns.count, 2)
+        XCTAssertEqual(turns[1].sequence, 2)
+        XCTAssertEqual(turns[1].tls?.includesHandshake, false)
+        XCTAssertEqual(analyzer.counters.tls.settledTurns, 1)
+        XCTAssertEqual(analyzer.counters.tls.alerts, 2)
+    }
+
+    /// A connection picked up mid-way whose first bytes are a record header is still read; a
+    /// gap cuts the turn it falls in, and the reader resumes.
+    func testMidwayTLSAndAGap() {
+        let steps: [Step] = [
+            .c2sBytes(appData(200), 1_000),
+            .s2cBytes(appData(800), 2_000),
+            .c2sBytes(appData(210), 3_000),
+            .gap(.serverToClient, 500, 4_000),
+            .s2cBytes(appData(100) + appData(120), 5_000),
+            .c2sBytes(appData(220), 6_000),
+            .s2cBytes(appData(810), 7_000),
+        ]
+        let r = runSplitInvariant(steps, handshake: false, everyCut: false)
+        XCTAssertEqual(r.exchanges.count, 3, describe(r))
+        XCTAssertTrue(r.exchanges.allSatisfy { $0.flags.contains(.midstream) && $0.tls?.serverName == nil })
+        XCTAssertEqual(r.exchanges.map { $0.tls!.cutByGap }, [false, true, false])
+        XCTAssertEqual(r.exchanges.map { $0.tls!.responseBytes }, [800, 220, 810], "after the gap, two headers in a row are a boundary again")
+        XCTAssertEqual(r.counters.tls.skippedBytes, 0)
+        XCTAssertEqual(r.counters.tls.midstreamConnections, 1)
     }
 }

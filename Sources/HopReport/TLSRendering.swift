@@ -1,0 +1,50 @@
+import HopHTTP
+
+/// How every printer shows an encrypted turn (`HTTPExchange.tls`): one short text for the
+/// line-oriented and diagram formats, one JSON object (`"tls"`, absent for plaintext).
+public enum TLSRendering {
+    /// `encrypted turn 2 (TLS 1.3, SNI orders.default, ALPN offered istio-http/1.1, client certificate)`.
+    public static func text(_ t: TLSTurnInfo, turn: Int) -> String {
+        var s = "encrypted turn \(turn) ("
+        s += t.version ?? "TLS, handshake not captured"
+        if let n = t.serverName { s += ", SNI " + n }
+        if let a = t.alpnSelected {
+            s += ", ALPN " + a
+        } else if !t.alpnOffered.isEmpty {
+            s += ", ALPN offered " + t.alpnOffered.joined(separator: ",")
+        }
+        if t.clientCertificate == true { s += ", client certificate" }
+        s += ")"
+        return s
+    }
+
+    /// `req 116 B resp 262 B ciphertext (1/1 records)` and what makes the sizes loose.
+    public static func sizes(_ t: TLSTurnInfo) -> String {
+        var s = "req \(t.requestBytes) B resp \(t.responseBytes) B ciphertext (\(t.requestRecords)/\(t.responseRecords) records)"
+        if t.includesHandshake { s += " with handshake bytes" }
+        if t.cutByGap { s += " cut by a gap" }
+        if t.answeredByAlert { s += " answered by a TLS alert" }
+        return s
+    }
+
+    /// `"tls": {…}` (only for encrypted exchanges).
+    static func write(_ t: TLSTurnInfo?, turn: Int, to w: JSONWriter) {
+        guard let t else { return }
+        w.key("tls")
+        w.beginObject()
+        w.field("turn", turn)
+        w.field("version", t.version)
+        w.field("sni", t.serverName)
+        w.field("alpnOffered", strings: t.alpnOffered)
+        w.field("alpn", t.alpnSelected)
+        w.field("clientCertificate", t.clientCertificate)
+        w.field("requestRecords", t.requestRecords)
+        w.field("requestBytes", t.requestBytes)
+        w.field("responseRecords", t.responseRecords)
+        w.field("responseBytes", t.responseBytes)
+        w.field("includesHandshake", t.includesHandshake)
+        w.field("cutByGap", t.cutByGap)
+        w.field("answeredByAlert", t.answeredByAlert)
+        w.endObject()
+    }
+}

@@ -1,0 +1,165 @@
+import HopCapture
+@testable import HopCorrelation
+import HopFlows
+import HopHTTP
+import XCTest
+
+/// Under mTLS the client's copy of a request is encrypted (sidecar to sidecar) and only the
+/// proxy's copy to the app, on lo, is plaintext: each encrypted turn pairs with its own
+/// plaintext copy by time nesting and size.
+final class EncryptedChainTests: XCTestCase {
+    let pod = IPAddress("198.18.0.1")!
+    let peer = IPAddress("198.18.0.2")!
+    let lo = IPAddress("127.0.0.1")!
+    let us: Int64 = 1_000
+
+    func run(_ xs: [HTTPExchange]) -> [RequestChain] {
+        var cfg = CorrelatorConfiguration()
+        cfg.podAddresses = [pod]
+        cfg.rules = .fixed(NetfilterOracle.preset("istio-2018")!)
+        var chains: [RequestChain] = []
+        let c = Correlator(configuration: cfg) { chains.append($0) }
+        for x in xs.sorted(by: { ($0.responseLastTimestamp ?? 0) < ($1.responseLastTimestamp ?? 0) }) { c.add(x) }
+        c.finish()
+        return chains
+    }
+
+    /// A plaintext copy on lo and the encrypted turn that carried it: the turn's records are
+    /// the plaintext plus TLS 1.3's 17 bytes each.
+    func pair(_ i: Int, body: Int, response: Int, start: Int64, app: Int64, tls: Connection, turn: Int, up: Connection,
+              upSequence: Int) -> (HTTPExchange, HTTPExchange) {
+        let target = "/orders/\(i)"
+        let uq = HTTPRequest(method: "POST", target: target, version: .http11,
+                             headers: [("Host", "orders"), ("Content-Length", "\(body)"), ("X-Request-Id", "r-\(i)")],
+                             firstTimestamp: start + 100 * us, lastTimestamp: start + 110 * us)
+        var uqb = uq
+        uqb.bodyLength = Int64(body)
+        var ur = HTTPResponse(status: 200, reason: "OK", version: .http11, headers: [("Content-Length", "\(response)")],
+                              firstTimestamp: start + 100 * us + app, lastTimestamp: start + 110 * us + app)
+        ur.bodyLength = Int64(response)
+        let ux = HTTPExchange(up, sequence: upSequence, request: uqb, response: ur)
+        let sizes = ux.http1Sizes
+        var t = TLSTurnInfo(requestRecords: 1, requestBytes: sizes.request! - 40 + 17, // the proxy adds X-Request-Id
+                            requestFirstTimestamp: start, requestLastTimestamp: start + 20 * us)
+        t.serverName = "orders.default.svc.cluster.local"
+        t.alpnOffered = ["istio-http/1.1"]
+        t.version = "TLS 1.3"
+        t.responseRecords = 1
+        t.responseBytes = sizes.response! + 17
+        t.responseFirstTimestamp = start + 150 * us + app
+        t.responseLastTimestamp = start + 160 * us + app
+        var dx = HTTPExchange(tls, sequence: turn, request: nil, response: nil)
+        dx.tls = t
+        return (dx, ux)
+    }
+
+    func testEachEncryptedTurnPairsWithItsPlaintextCopyByTimeAndSize() {
+        // Two pooled TLS connections from the peer's sidecar; two pooled connections from the
+        // proxy to the app. Requests on the two TLS connections overlap in time, so timing
+        // alone leaves two candidates for each; their sizes differ by far more than a proxy
+        // changes.
+        let tlsA = Connection(id: ConnectionID(1), client: Endpoint(peer, 41000), server: Endpoint(pod, 80), firstTimestamp: 0, sawHandshake: true)
+        let tlsB = Connection(id: ConnectionID(2), client: Endpoint(peer, 41001), server: Endpoint(pod, 80), firstTimestamp: 0, sawHandshake: true)
+        let upA = Connection(id: ConnectionID(3), client: Endpoint(lo, 50000), server: Endpoint(lo, 80), firstTimestamp: 0, sawHandshake: true)
+        let upB = Connection(id: ConnectionID(4), client: Endpoint(lo, 50001), server: Endpoint(lo, 80), firstTimestamp: 0, sawHandshake: true)
+        var xs: [HTTPExchange] = []
+        var truth: [String: String] = [:]  // "tls conn/turn" → target
+        for k in 0..<4 {
+            let start = Int64(k) * 2_000 * us
+            // A: a small request, B: a large upload, at nearly the same time; the upstream copies
+            // cross over (B's goes out on A's pooled connection first).
+            let (da, ua) = pair(2 * k, body: 60, response: 300, start: start, app: 400 * us, tls: tlsA, turn: k + 1,
+                                up: upB, upSequence: k + 1)
+            let (db, ub) = pair(2 * k + 1, body: 6_000, response: 4_000, start: start + 5 * us, app: 380 * us, tls: tlsB,
+                                turn: k + 1, up: upA, upSequence: k + 1)
+            xs += [da, ua, db, ub]
+            truth["1/\(k + 1)"] = "/orders/\(2 * k)"
+            truth["2/\(k + 1)"] = "/orders/\(2 * k + 1)"
+        }
+        let chains = run(xs)
+        XCTAssertEqual(chains.count, 8)
+        for c in chains {
+            XCTAssertEqual(c.hops.map(\.role), [.inboundIntercepted, .inboundForwarded], "chain \(c.id)")
+            guard c.hops.count == 2 else { continue }
+            let key = "\(c.hops[0].connection.id.value)/\(c.hops[0].exchange.sequence)"
+            XCTAssertEqual(c.target, truth[key], "turn \(key) paired with another request's copy")
+            XCTAssertEqual(c.method, "POST", "the chain's method is the plaintext copy's")
+            XCTAssertNotNil(c.proxyAddedNs)
+            XCTAssertGreaterThan(c.confidence, 0.9)
+            let evidence = c.evidence.joined(separator: " | ")
+            XCTAssertTrue(evidence.contains("encrypted (TLS 1.3, SNI orders.default.svc.cluster.local"), evidence)
+            XCTAssertTrue(evidence.contains("sizes fit"), evidence)
+            XCTAssertTrue(c.explanation.contains("REDIRECTed"), c.explanation)
+        }
+    }
+
+    func testIdenticalEncryptedTurnsOnPooledConnectionsPairInOrder() {
+        // Identical requests: sizes cannot tell them apart; timing does, with the confidence the
+        // pool's orders give.
+        var xs: [HTTPExchange] = []
+        var truth: [String: String] = [:]
+        var upSeq = [0, 0]
+        let ups = (0..<2).map { Connection(id: ConnectionID(10 + $0), client: Endpoint(lo, UInt16(50010 + $0)), server: Endpoint(lo, 80),
+                                           firstTimestamp: 0, sawHandshake: true) }
+        let tlss = (0..<4).map { Connection(id: ConnectionID(1 + $0), client: Endpoint(peer, UInt16(41010 + $0)), server: Endpoint(pod, 80),
+                                            firstTimestamp: 0, sawHandshake: true) }
+        for k in 0..<40 {
+            let c = k % 4
+            let start = Int64(k) * 150 * us
+            let u = k % 2
+            upSeq[u] += 1
+            var (d, x) = pair(k, body: 0, response: 612, start: start, app: 200 * us, tls: tlss[c], turn: k / 4 + 1,
+                              up: ups[u], upSequence: upSeq[u])
+            // The same target for all: only time tells them apart.
+            x.request!.target = "/"
+            x.request!.headers = [("Host", "orders"), ("X-Request-Id", "r-\(k)")]
+            xs += [d, x]
+            d.tls = nil
+            truth["\(tlss[c].id.value)/\(k / 4 + 1)"] = "r-\(k)"
+        }
+        let chains = run(xs)
+        XCTAssertEqual(chains.count, 40)
+        var right = 0
+        for c in chains where c.hops.count == 2 {
+            let key = "\(c.hops[0].connection.id.value)/\(c.hops[0].exchange.sequence)"
+            if c.hops[1].exchange.request?.headers["x-request-id"] == truth[key] { right += 1 }
+        }
+        XCTAssertEqual(right, 40)
+    }
+
+    func testAnEncryptedTurnWithNoFittingCopyIsIncompleteAndSaysWhy() {
+        let tls = Connection(id: ConnectionID(1), client: Endpoint(peer, 41000), server: Endpoint(pod, 80), firstTimestamp: 0, sawHandshake: true)
+        let up = Connection(id: ConnectionID(2), client: Endpoint(lo, 50000), server: Endpoint(lo, 80), firstTimestamp: 0, sawHandshake: true)
+        let (d, u) = pair(0, body: 10, response: 200, start: 0, app: 100 * us, tls: tls, turn: 1, up: up, upSequence: 1)
+        // The plaintext copy in flight is ten times larger than the turn: not its copy.
+        var big = u
+        big.response!.bodyLength = 40_000
+        let chains = run([d, big])
+        let encrypted = chains.first { $0.hops[0].exchange.isEncrypted }
+        XCTAssertEqual(encrypted?.isIncomplete, true)
+        XCTAssertTrue(encrypted?.explanation.contains("encrypted turn") ?? false, encrypted?.explanation ?? "")
+        XCTAssertTrue(encrypted?.explanation.hasPrefix("This encrypted request (TLS turn 1)") ?? false, encrypted?.explanation ?? "")
+    }
+
+    func testSizesFitWithinWhatAProxyChanges() {
+        let up = Connection(id: ConnectionID(2), client: Endpoint(lo, 50000), server: Endpoint(lo, 80), firstTimestamp: 0, sawHandshake: true)
+        let q = HTTPRequest(method: "GET", target: "/", version: .http11, headers: [("Host", "a")], firstTimestamp: 0, lastTimestamp: 0)
+        var r = HTTPResponse(status: 200, reason: "OK", version: .http11, headers: [("Content-Length", "100000")], firstTimestamp: 1, lastTimestamp: 2)
+        r.bodyLength = 100_000
+        let x = HTTPExchange(up, sequence: 1, request: q, response: r)
+        func turn(_ q: Int, _ a: Int, handshake: Bool = false) -> TLSTurnInfo {
+            var t = TLSTurnInfo(requestRecords: 1, requestBytes: q, requestFirstTimestamp: 0, requestLastTimestamp: 0)
+            t.version = "TLS 1.3"
+            t.responseRecords = 7
+            t.responseBytes = a
+            t.responseFirstTimestamp = 1
+            t.includesHandshake = handshake
+            return t
+        }
+        XCTAssertTrue(Correlator.sizesFit(turn(60, 100_150), x))
+        XCTAssertTrue(Correlator.sizesFit(turn(900, 101_000), x), "a proxy's extra headers (Envoy's x-forwarded-client-cert, b3…)")
+        XCTAssertFalse(Correlator.sizesFit(turn(60, 50_000), x), "half the response")
+        XCTAssertFalse(Correlator.sizesFit(turn(5_000, 100_150), x), "a request turn far larger than the copy")
+        XCTAssertTrue(Correlator.sizesFit(turn(5_000, 100_900, handshake: true), x), "handshake bytes only add")
+    }
+}
