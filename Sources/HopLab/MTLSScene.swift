@@ -266,7 +266,8 @@ extension LabScene {
     /// The mTLS scene's own differences (none for other sidecars): `MTLSCheck`.
     func mtlsDifferences(truth: [TruthRecord], analysis: ReportDocument) -> [String] {
         guard sidecar == .haproxyMTLS else { return [] }
-        return MTLSCheck.sceneDifferences(truth: truth, facts: tlsLogFacts())
+        let facts = tlsLogFacts()
+        return MTLSCheck.sceneDifferences(truth: truth, facts: facts) + MTLSCheck.analysisDifferences(facts: facts, analysis: analysis)
     }
 
     /// The client sidecar's log lines (`hoplab-client …`).
@@ -278,7 +279,8 @@ extension LabScene {
 
 /// What the mTLS scene checks beyond the exact counts: that the scene was what it claims (each
 /// client connection of the truth was TLS with the client certificate, the SNI and the ALPN the
-/// client sidecar sends, as the pod sidecar logged them).
+/// client sidecar sends, as the pod sidecar logged them), and that the analysis' TLS facts are
+/// the logged ones.
 public enum MTLSCheck {
     public static func sceneDifferences(truth: [TruthRecord], facts: [String: TLSLogFacts]) -> [String] {
         var d: [String] = []
@@ -294,5 +296,30 @@ public enum MTLSCheck {
             if !wrong.isEmpty { d.append("client connection \(client): the pod sidecar logged \(wrong.joined(separator: ", ")) (\(f.versionName))") }
         }
         return d
+    }
+
+    /// Differences between the TLS facts the analysis gives each encrypted downstream copy and
+    /// what the pod sidecar logged for its connection (SNI, version, the negotiated ALPN among
+    /// those offered); one line per connection.
+    public static func analysisDifferences(facts: [String: TLSLogFacts], analysis a: ReportDocument) -> [String] {
+        var found: [String: String] = [:]
+        for c in a.chains {
+            for h in c.hops where h.isDownstream {
+                guard let f = facts[h.client], found[h.client] == nil else { continue }
+                guard let tls = h.tls else {
+                    found[h.client] = "the pod sidecar logged \(f.versionName), the analysis has a plaintext copy there (chain \(c.id))"
+                    continue
+                }
+                var wrong: [String] = []
+                if tls.sni != f.serverName { wrong.append("SNI \(tls.sni ?? "none") (logged \(f.serverName ?? "none"))") }
+                if let v = tls.version, v != f.versionName { wrong.append("version \(v) (logged \(f.versionName))") }
+                if let alpn = f.alpn, !tls.alpnOffered.contains(alpn) {
+                    wrong.append("ALPN offered \(tls.alpnOffered.joined(separator: ",")) (negotiated \(alpn))")
+                }
+                if let chosen = tls.alpn, chosen != f.alpn { wrong.append("ALPN \(chosen) (logged \(f.alpn ?? "none"))") }
+                if !wrong.isEmpty { found[h.client] = "turn \(tls.turn) (chain \(c.id)): " + wrong.joined(separator: ", ") }
+            }
+        }
+        return found.keys.sorted().map { "client connection \($0): \(found[$0]!)" }
     }
 }

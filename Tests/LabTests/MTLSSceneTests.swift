@@ -1,5 +1,6 @@
 import Foundation
 import HopLab
+import HopReport
 import XCTest
 
 /// The mTLS scene's parts that need no root: its log's TLS facts, its certificates (openssl) and
@@ -74,6 +75,96 @@ final class MTLSSceneTests: XCTestCase {
             let r = try LabEnv.run(haproxy, ["-c", "-f", cfg.path])
             XCTAssertEqual(r.status, 0, "haproxy -c \(name): \(r.stdout)\(r.stderr)")
         }
+    }
+}
+
+/// Encrypted downstream copies in the truth checks and the pairing metrics (no root needed).
+final class EncryptedCopyTruthTests: XCTestCase {
+    let d = HopRoles.inboundIntercepted, u = HopRoles.inboundForwarded
+
+    /// The n-th turn of a TLS connection (times in µs), as the analysis reports it.
+    func turn(_ client: String, _ n: Int, _ start: Int64, _ end: Int64, sni: String? = MeshCertificates.sni) throws -> ReportHop {
+        var h = ReportHop(role: d, client: client, method: nil, target: nil, status: nil, requestStartNs: start * 1000, responseEndNs: end * 1000)
+        let json = """
+            {"turn": \(n), "version": "TLS 1.3", "sni": \(sni.map { "\"\($0)\"" } ?? "null"), "alpnOffered": ["istio-http/1.1"],
+             "requestRecords": 1, "requestBytes": 58, "responseRecords": 1, "responseBytes": 139,
+             "includesHandshake": \(n == 1), "cutByGap": false, "answeredByAlert": false}
+            """
+        h.tls = try JSONDecoder().decode(ReportTLS.self, from: Data(json.utf8))
+        return h
+    }
+
+    func plain(_ client: String, id: String, _ start: Int64, _ end: Int64, target: String = "/") -> ReportHop {
+        ReportHop(role: u, client: client, method: "GET", target: target, requestId: id, requestStartNs: start * 1000, responseEndNs: end * 1000)
+    }
+
+    let truth = [
+        TruthRecord(client: "c:1", index: 0, requestId: "A", upstream: "p:1", method: "GET", target: "/", status: 200),
+        TruthRecord(client: "c:1", index: 1, requestId: "B", upstream: "p:2", method: "GET", target: "/", status: 200),
+        TruthRecord(client: "c:2", index: 0, requestId: "C", upstream: "p:1", method: "GET", target: "/x", status: 200),
+    ]
+
+    func verify(_ chains: [ReportChain]) -> [String] {
+        TruthVerifier(roles: [d, u], complete: true, unexplainedDuplicates: 0)
+            .check(truth, analysis: ReportDocument(summary: .init(logicalRequests: chains.count), chains: chains)).differences
+    }
+
+    func testTheNthTurnIsTheNthLoggedRequestReadThroughItsPlaintextCopy() throws {
+        // Listed out of order: the index is by turn number, not by the chains' order.
+        let right: [ReportChain] = [
+            .init(id: 2, confidence: 0.99, hops: [try turn("c:1", 2, 2000, 3000), plain("p:2", id: "B", 2100, 2900)]),
+            .init(id: 1, confidence: 0.99, hops: [try turn("c:1", 1, 0, 1000), plain("p:1", id: "A", 100, 900)]),
+            .init(id: 3, confidence: 0.6, hops: [try turn("c:2", 1, 500, 1500), plain("p:1", id: "C", 1000, 1400, target: "/x")]),
+        ]
+        XCTAssertEqual(verify(right), [])
+        let m = PairingMetrics.measure(ReportDocument(chains: right), truth: truth.map(PairingTruth.init))
+        XCTAssertEqual(m.right, 3)
+        XCTAssertEqual(m.unpaired, 0)
+        XCTAssertEqual(m.bands.reduce(0) { $0 + $1.count }, 3)
+        // Timing alone: the encrypted copies have no method or target to group them by.
+        XCTAssertEqual(m.baseline.right, 3)
+    }
+
+    func testSwappedTurnsAreWrongPairingsAndAWrongTargetADifference() throws {
+        // c:1's two turns swapped: both GET /, so the counts hold; the pairing is wrong twice.
+        let swapped: [ReportChain] = [
+            .init(id: 1, confidence: 0.5, hops: [try turn("c:1", 1, 0, 1000), plain("p:2", id: "B", 2100, 2900)]),
+            .init(id: 2, confidence: 0.5, hops: [try turn("c:1", 2, 2000, 3000), plain("p:1", id: "A", 100, 900)]),
+            .init(id: 3, confidence: 0.6, hops: [try turn("c:2", 1, 500, 1500), plain("p:1", id: "C", 1000, 1400)]),
+        ]
+        let differences = verify(swapped)
+        XCTAssertEqual(differences, ["request GET /x #1 on c:2 (id C): the analysis pairs the encrypted turn there with GET / there"])
+        let m = PairingMetrics.measure(ReportDocument(chains: swapped), truth: truth.map(PairingTruth.init))
+        XCTAssertEqual(m.right, 1)
+        XCTAssertEqual(Set(m.wrong.compactMap(\.gotRequestId)), ["A", "B"])
+    }
+
+    func testATurnWithoutItsPlaintextCopyOrMisnumberedIsADifference() throws {
+        let chains: [ReportChain] = [
+            .init(id: 1, confidence: 0.99, hops: [try turn("c:1", 1, 0, 1000), plain("p:1", id: "A", 100, 900)]),
+            .init(id: 2, confidence: 0, complete: false, hops: [try turn("c:1", 3, 2000, 3000)]),
+            .init(id: 3, confidence: 0.6, hops: [try turn("c:2", 1, 500, 1500), plain("p:1", id: "C", 1000, 1400, target: "/x")]),
+        ]
+        let differences = verify(chains)
+        XCTAssertTrue(differences.contains { $0.contains("#2 on c:1") && $0.contains("hop roles") }, "\(differences)")
+        XCTAssertTrue(differences.contains { $0.contains("#2 on c:1") && $0.contains("numbers the encrypted turn there 3") }, "\(differences)")
+        let m = PairingMetrics.measure(ReportDocument(chains: chains), truth: truth.map(PairingTruth.init))
+        XCTAssertEqual(m.unpaired, 1)
+        XCTAssertEqual(m.right, 2)
+    }
+
+    func testTheAnalysisTLSFactsAgainstThePodSidecarsLog() throws {
+        let logged = TLSLogFacts(client: "c:1", version: "TLSv1.3", serverName: MeshCertificates.sni, alpn: "istio-http/1.1",
+                                 peerName: MeshCertificates.clientName)
+        let facts = ["c:1": logged, "c:2": TLSLogFacts(client: "c:2", version: "TLSv1.2", serverName: "other", alpn: "h2", peerName: nil)]
+        let doc = ReportDocument(chains: [
+            .init(id: 1, confidence: 1, hops: [try turn("c:1", 1, 0, 1000), plain("p:1", id: "A", 100, 900)]),
+            .init(id: 2, confidence: 1, hops: [try turn("c:2", 1, 0, 1000), plain("p:1", id: "C", 100, 900)]),
+            .init(id: 3, confidence: 1, hops: [plain("c:9", id: "Z", 100, 900)]),
+        ])
+        XCTAssertEqual(MTLSCheck.analysisDifferences(facts: facts, analysis: doc), [
+            "client connection c:2: turn 1 (chain 2): SNI \(MeshCertificates.sni) (logged other), version TLS 1.3 (logged TLS 1.2), ALPN offered istio-http/1.1 (negotiated h2)",
+        ])
     }
 }
 
