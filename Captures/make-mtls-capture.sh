@@ -5,7 +5,7 @@
 # present a certificate signed by the capture's CA) and forwarding plaintext over its pool
 # (`http-reuse always`) to nginx on 127.0.0.1:80; the client (namespace hoptls-cli-PID,
 # 198.18.6.2) runs curl with a client certificate against 198.18.6.1:80, several requests per
-# connection, under TLS 1.3 and TLS 1.2, GETs and a POST. tcpdump -i any in the pod writes the
+# connection, under TLS 1.3 and TLS 1.2, GETs and a PUT. tcpdump -i any in the pod writes the
 # capture: each request appears encrypted (client → pod:80) and in plaintext (HAProxy → nginx
 # on lo). Certificates are made with openssl for the run and thrown away. HAProxy's log (stdout)
 # is kept beside the capture as OUT.haproxy.log: its ground truth.
@@ -62,7 +62,9 @@ cd "$ROOT"
 mkdir -p "$WORK/www" "$WORK/tmp"
 printf '<html><body>orders</body></html>\n' > "$WORK/www/index.html"
 head -c 20000 /dev/zero | tr '\0' 'o' > "$WORK/www/orders.json"
+mkdir -p "$WORK/www/upload"
 chmod -R a+rX "$WORK/www"
+chmod 777 "$WORK/www/upload"
 cat > "$WORK/nginx.conf" <<NGINX
 worker_processes 1;
 pid $WORK/nginx.pid;
@@ -81,7 +83,8 @@ http {
         listen 80;
         root $WORK/www;
         location / { }
-        location /submit { return 201 "created\n"; }
+        # PUT stores the body (read whole before the answer, as an app that reads its request).
+        location /upload/ { dav_methods PUT; create_full_put_path on; dav_access user:rw all:r; }
     }
 }
 NGINX
@@ -133,9 +136,9 @@ sleep 1
 URL="https://orders.default.svc.cluster.local:80"
 CURL=(curl -sS --fail-with-body -o /dev/null --resolve "orders.default.svc.cluster.local:80:$POD"
       --cacert "$WORK/ca.pem" --cert "$WORK/client.crt" --key "$WORK/client.key" --http1.1)
-# TLS 1.3: three requests on one connection, then a POST and a large download on another.
+# TLS 1.3: three requests on one connection, then a PUT and a large download on another.
 ip netns exec "$NS_C" "${CURL[@]}" -o /dev/null "$URL/" -o /dev/null "$URL/orders.json" -o /dev/null "$URL/"
-ip netns exec "$NS_C" "${CURL[@]}" --data-binary "@$WORK/www/orders.json" "$URL/submit" --next "${CURL[@]:1}" "$URL/orders.json"
+ip netns exec "$NS_C" "${CURL[@]}" -T "$WORK/www/orders.json" "$URL/upload/orders.json" --next "${CURL[@]:1}" "$URL/orders.json"
 # TLS 1.2: the client's certificate travels in clear.
 ip netns exec "$NS_C" "${CURL[@]}" --tls-max 1.2 -o /dev/null "$URL/" -o /dev/null "$URL/orders.json"
 # Without a client certificate the handshake is refused (verify required): no request gets through.

@@ -153,6 +153,8 @@ public final class Correlator {
         /// The last byte seen of the exchange.
         var last: Int64
         var status: Int?
+        /// An encrypted turn: no status can be read.
+        var encrypted = false
     }
 
     /// What pairing reads of a copy, read once: its times, Host and exact keys.
@@ -170,7 +172,7 @@ public final class Correlator {
                     requestStart: t.requestFirstTimestamp,
                     headEnd: t.requestRecords <= 1 ? t.requestLastTimestamp : t.requestFirstTimestamp,
                     responseStart: t.responseSurelyBegun, responseEnd: t.responseLastTimestamp,
-                    last: t.responseLastTimestamp ?? t.requestLastTimestamp, status: nil)
+                    last: t.responseLastTimestamp ?? t.requestLastTimestamp, status: nil, encrypted: true)
                 return
             }
             let requestStart = x.request?.firstTimestamp ?? 0
@@ -453,7 +455,7 @@ public final class Correlator {
             var anyInPool = false
             for u in cands {
                 if u.inPool > 0 { anyInPool = true }
-                guard Self.isFinalAttempt(u.facts.times.status, for: status) else { continue }
+                guard Self.isFinalAttempt(u.facts.times, for: status) else { continue }
                 finals += 1
                 lastFinal = u
                 if Self.strictlyCausal(facts.times, u.facts.times) {
@@ -600,6 +602,12 @@ public final class Correlator {
 
     /// Whether an upstream attempt answered with `upstream` is the one that gave the client
     /// `downstream` (its final attempt).
+    private static func isFinalAttempt(_ upstream: CopyTimes, for downstream: Int?) -> Bool {
+        // An encrypted copy that was answered: its status cannot be read, any may be its own.
+        if upstream.encrypted { return upstream.responseStart != nil || downstream == nil }
+        return isFinalAttempt(upstream.status, for: downstream)
+    }
+
     private static func isFinalAttempt(_ upstream: Int?, for downstream: Int?) -> Bool {
         guard let us = upstream else { return downstream == nil }
         guard let ds = downstream else { return true }
@@ -652,7 +660,7 @@ public final class Correlator {
             let status = pool[i].facts.times.status
             for u in pool[i].candidates where u.column == -1 {
                 u.column = -2
-                if !u.taken && Self.isFinalAttempt(u.facts.times.status, for: status) { columns.append(u) }
+                if !u.taken && Self.isFinalAttempt(u.facts.times, for: status) { columns.append(u) }
             }
         }
         columns.sort { $0.facts.times.requestStart < $1.facts.times.requestStart }
@@ -666,7 +674,7 @@ public final class Correlator {
             orders.beginRow()
             for k in candidates.indices {
                 let u = candidates[k]
-                guard u.column >= 0, Self.isFinalAttempt(u.facts.times.status, for: status) else { continue }
+                guard u.column >= 0, Self.isFinalAttempt(u.facts.times, for: status) else { continue }
                 orders.addColumn(u.column, own: !groups.differ(down: slot, up: u.slot))
             }
             orders.endRow()
@@ -768,6 +776,8 @@ public final class Correlator {
         var attempts: [Up] = []
         for f in candidates where f !== u && !f.taken && !f.removed && f.facts.times.requestStart < uStart {
             let s = f.facts.times.status
+            // An encrypted copy that was answered is not a failed attempt one can tell.
+            if f.facts.times.encrypted && f.facts.times.responseStart != nil { continue }
             if s == nil || (s! >= 500 && s != dStatus) { attempts.append(f) }
         }
         attempts.sort { $0.facts.times.requestStart < $1.facts.times.requestStart }

@@ -315,8 +315,9 @@ public struct TLSTurn: Sendable, Hashable {
     public var bytes = 0
     public var firstTimestamp: Int64
     public var lastTimestamp: Int64
-    /// When the turn's last record began.
+    /// When the turn's last record began, and its payload bytes.
     public var lastRecordFirstTimestamp: Int64
+    public var lastRecordBytes: Int
 
     public init(records: Int = 1, bytes: Int, firstTimestamp: Int64, lastTimestamp: Int64) {
         self.records = records
@@ -324,6 +325,7 @@ public struct TLSTurn: Sendable, Hashable {
         self.firstTimestamp = firstTimestamp
         self.lastTimestamp = lastTimestamp
         lastRecordFirstTimestamp = firstTimestamp
+        lastRecordBytes = bytes
     }
 
     mutating func add(_ r: TLSRecord) {
@@ -331,6 +333,7 @@ public struct TLSTurn: Sendable, Hashable {
         bytes += r.length
         lastTimestamp = r.lastTimestamp
         lastRecordFirstTimestamp = r.firstTimestamp
+        lastRecordBytes = r.length
     }
 }
 
@@ -345,6 +348,8 @@ public struct TLSTurnPair: Sendable, Hashable {
     public var includesHandshake: Bool
     /// The server's only answer was an alert.
     public var answeredByAlert = false
+    /// An interim response (100 Continue) came between the request's head and its body.
+    public var interimResponse = false
 }
 
 /// Cuts a TLS connection's application data into turns, from its records in capture order.
@@ -407,6 +412,19 @@ public struct TLSTurnTracker {
         }
         if fromClient {
             clientSent = true
+            if let a = response, a.records == 1 || (a.records <= 3 && tls13 && !firstDone), !interimTaken, let q = request,
+               (20...32).contains(a.lastRecordBytes - (tls13 ? 17 : 24)) {
+                // A record of 20–32 bytes of plaintext (after a first turn's session tickets),
+                // then the client goes on: an interim response (`HTTP/1.1 100 Continue` and its
+                // blank line is 25), the body follows in the same request turn. No final
+                // response is that short.
+                interimTaken = true
+                response = nil
+                var more = q
+                more.add(r)
+                request = more
+                return nil
+            }
             if response != nil { return startRequest(r) }
             if request == nil { return startRequest(r) }
             request!.add(r)
@@ -432,6 +450,8 @@ public struct TLSTurnTracker {
         return nil
     }
     private var refused = false
+    /// The current request turn already went on past an interim response.
+    private var interimTaken = false
 
     /// The current pair now that its response has begun and then paused (the response looks
     /// whole): the turn pair is given out without waiting for the client's next request.
@@ -449,6 +469,7 @@ public struct TLSTurnTracker {
 
     private mutating func startRequest(_ r: TLSRecord) -> TLSTurnPair? {
         let done = request.map { pair($0, response) }
+        interimTaken = false
         request = TLSTurn(bytes: r.length, firstTimestamp: r.firstTimestamp, lastTimestamp: r.lastTimestamp)
         response = nil
         return done
@@ -456,6 +477,7 @@ public struct TLSTurnTracker {
 
     private mutating func pair(_ q: TLSTurn, _ a: TLSTurn?) -> TLSTurnPair {
         var p = TLSTurnPair(request: q, response: a, includesHandshake: tls13 && !firstDone)
+        p.interimResponse = interimTaken
         p.answeredByAlert = refused && a == nil
         refused = false
         firstDone = true

@@ -181,6 +181,7 @@ final class TLSConnection {
         }
         t.includesHandshake = p.includesHandshake
         t.answeredByAlert = p.answeredByAlert
+        t.interimResponse = p.interimResponse
         t.cutByGap = cutByGap
         return t
     }

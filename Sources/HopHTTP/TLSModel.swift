@@ -42,6 +42,9 @@ public struct TLSTurnInfo: Sendable, Hashable {
     /// No response turn, and the server sent an alert instead: it refused the request or the
     /// connection (a client certificate it would not accept, say).
     public var answeredByAlert = false
+    /// A short record from the server between the request's head and its body (100 Continue)
+    /// was taken for an interim response: the request turn went on after it.
+    public var interimResponse = false
 
     public init(requestRecords: Int, requestBytes: Int, requestFirstTimestamp: Int64, requestLastTimestamp: Int64) {
         self.requestRecords = requestRecords

@@ -118,7 +118,8 @@ public struct LatencyModel: Sendable {
         guard !c.isIncomplete, !c.hops.isEmpty else { return }
         let last = c.hops.count - 1
         guard let ds = c.hops[0].exchange.requestFirstTimestamp, let de = c.hops[0].exchange.responseLastTimestamp else { return }
-        let i = routeSlot(method: c.hops[0].exchange.request?.method, target: c.hops[0].exchange.request?.target)
+        // The chain's method and target: an encrypted downstream copy's are its plaintext copy's.
+        let i = routeSlot(method: c.method, target: c.target)
         // Ambiguous as the reports state it: the confidence to three decimals, below 0.9.
         let ambiguous = c.pairing != nil && (c.confidence * 1000).rounded() / 1000 < 0.9
         record(.client, de &- ds, route: i, ambiguous: ambiguous)

@@ -348,6 +348,8 @@ public struct ReportTLS: Codable, Equatable, Sendable {
     public var cutByGap: Bool
     /// No response turn: the server sent only an alert (it refused the connection).
     public var answeredByAlert: Bool
+    /// A 100 Continue (a short server record) came between the request's head and its body.
+    public var interimResponse: Bool
 }
 
 /// An HTTP/2 stream's protocol facts (`HTTP2StreamInfo`), on an exchange or a hop.

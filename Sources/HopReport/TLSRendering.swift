@@ -24,6 +24,7 @@ public enum TLSRendering {
         if t.includesHandshake { s += " with handshake bytes" }
         if t.cutByGap { s += " cut by a gap" }
         if t.answeredByAlert { s += " answered by a TLS alert" }
+        if t.interimResponse { s += " after an interim response" }
         return s
     }
 
@@ -45,6 +46,7 @@ public enum TLSRendering {
         w.field("includesHandshake", t.includesHandshake)
         w.field("cutByGap", t.cutByGap)
         w.field("answeredByAlert", t.answeredByAlert)
+        w.field("interimResponse", t.interimResponse)
         w.endObject()
     }
 }

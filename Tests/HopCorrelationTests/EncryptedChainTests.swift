@@ -162,4 +162,56 @@ final class EncryptedChainTests: XCTestCase {
         XCTAssertFalse(Correlator.sizesFit(turn(5_000, 100_150), x), "a request turn far larger than the copy")
         XCTAssertTrue(Correlator.sizesFit(turn(5_000, 100_900, handshake: true), x), "handshake bytes only add")
     }
+
+    /// Outbound under mTLS: the app's plaintext request goes to the sidecar on lo (REDIRECTed,
+    /// with its original destination), and the sidecar's copy to the remote pod is encrypted.
+    func testOutboundPlaintextCopiesPairWithTheSidecarsEncryptedCopies() {
+        let remote = IPAddress("198.18.0.9")!
+        let ms: Int64 = 1_000_000
+        var xs: [HTTPExchange] = []
+        var truth: [String: Int] = [:]  // target → the encrypted connection's id
+        // Two app requests in flight at once, of very different sizes, on two pooled TLS
+        // connections to the remote.
+        let tlsConns = (0..<2).map { Connection(id: ConnectionID(10 + $0), client: Endpoint(pod, UInt16(45000 + $0)), server: Endpoint(remote, 80),
+                                                firstTimestamp: 0, sawHandshake: true) }
+        for i in 0..<2 {
+            var d = Connection(id: ConnectionID(1 + i), client: Endpoint(pod, UInt16(40000 + i)), server: Endpoint(lo, 15001),
+                               firstTimestamp: 0, sawHandshake: true)
+            d.originalDestination = Endpoint(remote, 80)
+            d.replySource = Endpoint(remote, 80)
+            let target = "/items/\(i)"
+            var q = HTTPRequest(method: "PUT", target: target, version: .http11, headers: [("Host", "items")],
+                                firstTimestamp: Int64(i) * 10_000, lastTimestamp: Int64(i) * 10_000)
+            q.bodyLength = i == 0 ? 20 : 9_000
+            var r = HTTPResponse(status: 200, reason: "OK", version: .http11, headers: [("Content-Length", "2")],
+                                 firstTimestamp: 5 * ms, lastTimestamp: 5 * ms + Int64(i) * 1_000)
+            r.bodyLength = 2
+            let dx = HTTPExchange(d, sequence: 1, request: q, response: r)
+            xs.append(dx)
+            // The sidecar's copies cross over: the small request goes out on the second TLS
+            // connection, after the large one.
+            let c = tlsConns[1 - i]
+            let sizes = dx.http1Sizes
+            var t = TLSTurnInfo(requestRecords: 1, requestBytes: sizes.request! + 17 + 60, requestFirstTimestamp: 1 * ms - Int64(i) * 10_000,
+                                requestLastTimestamp: 1 * ms)
+            t.version = "TLS 1.3"
+            t.serverName = "items.default.svc.cluster.local"
+            t.responseRecords = 1
+            t.responseBytes = sizes.response! + 17
+            t.responseFirstTimestamp = 4 * ms
+            t.responseLastTimestamp = 4 * ms + 10_000
+            var ux = HTTPExchange(c, sequence: 1, request: nil, response: nil)
+            ux.tls = t
+            xs.append(ux)
+            truth[target] = c.id.value
+        }
+        let chains = run(xs)
+        XCTAssertEqual(chains.count, 2)
+        for c in chains {
+            XCTAssertEqual(c.hops.map(\.role), [.outboundRedirected, .outboundForwarded], c.explanation)
+            guard c.hops.count == 2, let target = c.target else { continue }
+            XCTAssertEqual(c.hops[1].connection.id.value, truth[target], "\(target) paired with the other encrypted copy")
+            XCTAssertTrue(c.evidence.joined().contains("the proxy's copy is encrypted"), c.evidence.joined(separator: " | "))
+        }
+    }
 }

@@ -277,4 +277,33 @@ final class TLSTests: XCTestCase {
         XCTAssertEqual(r.counters.tls.skippedBytes, 0)
         XCTAssertEqual(r.counters.tls.midstreamConnections, 1)
     }
+
+    /// `Expect: 100-continue` inside TLS: the server's short record between the head and the
+    /// body is an interim response, and the body stays in the request turn.
+    func testAHundredContinueInsideTLSKeepsTheBodyInItsTurn() {
+        var tracker = TLSTurnTracker()
+        tracker.negotiated(version: 0x0304, cipherSuite: 0x1301)
+        func rec(_ length: Int, _ t: Int64) -> TLSRecord {
+            TLSRecord(type: .applicationData, version: 0x0303, length: length, firstTimestamp: t, lastTimestamp: t)
+        }
+        var pairs: [TLSTurnPair] = []
+        let flow: [(Int, Bool, Int64)] = [
+            (53, true, 1),                      // the client's Finished
+            (1002, false, 2), (1002, false, 3), // session tickets
+            (179, true, 4),                     // PUT head, Expect: 100-continue
+            (42, false, 5),                     // HTTP/1.1 100 Continue (25 + 17)
+            (16401, true, 6), (3633, true, 7),  // the body
+            (189, false, 8),                    // 201 Created
+            (127, true, 9), (640, false, 10),   // the next request
+        ]
+        for (length, fromClient, t) in flow { if let p = tracker.add(rec(length, t), fromClient: fromClient) { pairs.append(p) } }
+        if let p = tracker.finish() { pairs.append(p) }
+        XCTAssertEqual(pairs.count, 2)
+        XCTAssertEqual(pairs[0].request.bytes, 179 + 16401 + 3633)
+        XCTAssertEqual(pairs[0].response?.bytes, 189)
+        XCTAssertEqual(pairs[0].response?.firstTimestamp, 8)
+        XCTAssertTrue(pairs[0].interimResponse)
+        XCTAssertFalse(pairs[1].interimResponse)
+        XCTAssertEqual(pairs[1].request.bytes, 127)
+    }
 }
