@@ -88,7 +88,7 @@ final class EncryptedCopyTruthTests: XCTestCase {
         let json = """
             {"turn": \(n), "version": "TLS 1.3", "sni": \(sni.map { "\"\($0)\"" } ?? "null"), "alpnOffered": ["istio-http/1.1"],
              "requestRecords": 1, "requestBytes": 58, "responseRecords": 1, "responseBytes": 139,
-             "includesHandshake": \(n == 1), "cutByGap": false, "answeredByAlert": false}
+             "includesHandshake": \(n == 1), "cutByGap": false, "answeredByAlert": false, "interimResponse": false}
             """
         h.tls = try JSONDecoder().decode(ReportTLS.self, from: Data(json.utf8))
         return h
