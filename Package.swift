@@ -89,7 +89,8 @@ let package = Package(
         // are files, embedded in the code: the binary needs no resource bundle beside it.
         .target(name: "HopLab", dependencies: ["HopInstaller", "HopNetfilter", "HopReport"],
                 resources: [.embedInCode("Scripts/app.py"), .embedInCode("Scripts/client.py"), .embedInCode("Scripts/nginx.conf"),
-                            .embedInCode("Scripts/wrk-unique.lua"), .embedInCode("Scripts/curl-loop.sh")]),
+                            .embedInCode("Scripts/wrk-unique.lua"), .embedInCode("Scripts/curl-loop.sh"),
+                            .embedInCode("Scripts/h2c-clients.sh"), .embedInCode("Scripts/grpc-peer.py")]),
         // The stages wired together for files, live captures and namespaces: capture sources
         // (`--netns`), the flow pipeline, the analysis (its capture, pairing and writing
         // threads), watch's one-thread pipeline, and one rule source (preset | file | live | auto).

@@ -21,6 +21,7 @@ declare -A NEED=(
   [nghttp2-client]="nghttp and h2load, h2c clients of HTTP2CaptureTests"
   [tcpdump]="captures the h2c traffic of HTTP2CaptureTests"
   [tshark]="HTTP/2 ground truth: stream counts and fields compared with hoptrace's (HTTP2CaptureTests)"
+  [python3-grpcio]="a real gRPC server and client (Captures/make-grpc-capture.sh, GRPCCaptureTests)"
 )
 # Without nginx, `hoptrace lab` falls back to a built-in Python app (hoptrace sidecar only).
 

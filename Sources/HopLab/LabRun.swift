@@ -110,6 +110,11 @@ public struct LabRunner {
                 v.differences.append("request \(r.method) \(r.target) #\(r.index + 1) on \(r.local): the client sent it, the sidecar did not log it")
             }
             v.notes += joined.problems
+            if sidecar == .haproxyGRPC {
+                let g = scene.grpcDifferences(analysis)
+                v.differences += g.differences
+                v.notes.append(g.note)
+            }
             // Lost bytes or unparsed streams explain missing copies better than the correlator does.
             var odd: [String] = []
             for (section, items) in analysis.counters.sorted(by: { $0.key < $1.key }) {

@@ -237,6 +237,7 @@ public final class LabScene {
 
     /// The app on :80 in `ns`: nginx when installed (not for the reset-once app), else Python.
     public func startApp(in ns: String, name: String, resetOnce: Bool) throws {
+        if sidecar == .haproxyGRPC { return try startGRPCApp(in: ns, name: name) }
         let nginx = "/usr/sbin/nginx"
         if !resetOnce && FileManager.default.isExecutableFile(atPath: nginx) && ProcessInfo.processInfo.environment["HOPLAB_NO_NGINX"] == nil {
             let d = dir.appendingPathComponent(name)
@@ -247,7 +248,7 @@ public final class LabScene {
             let conf = LabScripts.nginx.replacingOccurrences(of: "BIGFILE", with: big.path).replacingOccurrences(of: "LOGFORMAT", with: LabLogFormats.app)
                 .replacingOccurrences(of: "DIR", with: d.path)
                 // The h2c app of `--sidecar haproxy-h2`: HTTP/2 with prior knowledge on :80.
-                .replacingOccurrences(of: "listen 0.0.0.0:80;", with: sidecar == .haproxyH2 ? "listen 0.0.0.0:80 http2;" : "listen 0.0.0.0:80;")
+                .replacingOccurrences(of: "listen 0.0.0.0:80;", with: sidecar.speaksHTTP2Upstream ? "listen 0.0.0.0:80 http2;" : "listen 0.0.0.0:80;")
             let confURL = d.appendingPathComponent("nginx.conf")
             try conf.write(to: confURL, atomically: true, encoding: .utf8)
             let b = try start(in: ns, [nginx, "-e", d.appendingPathComponent("nginx-error.log").path, "-p", d.path, "-c", confURL.path], name: name)
@@ -262,7 +263,7 @@ public final class LabScene {
                 usleep(10_000)
             }
             usleep(50_000)
-            log("nginx on :80 in \(ns)\(sidecar == .haproxyH2 ? " (h2c)" : "")")
+            log("nginx on :80 in \(ns)\(sidecar.speaksHTTP2Upstream ? " (h2c)" : "")")
             return
         }
         let script = dir.appendingPathComponent("app.py")
@@ -329,6 +330,9 @@ public final class LabScene {
 
     /// Runs the scenario's client; returns what it sent and received (the ground truth).
     public func drive() throws -> [ClientRecord] {
+        if sidecar == .haproxyGRPC { return try driveGRPC() }
+        if sidecar == .haproxyH2C, case .load = scenario.traffic { return try driveH2CClients(small: false) }
+        if sidecar == .haproxyH2C, case .mixed = scenario.traffic { return try driveH2CClients(small: true) }
         if sidecar.isThirdParty, case .load = scenario.traffic { return try driveWrk(curl: false) }
         if sidecar.isThirdParty, case .mixed = scenario.traffic { return try driveWrk(curl: true) }
         var curl: Subprocess.Background?

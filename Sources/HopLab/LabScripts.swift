@@ -30,5 +30,14 @@ public enum LabScripts {
     /// one line per request: METHOD TARGET LOCAL STATUS.
     public static var curlLoop: String { text(PackageResources.curl_loop_sh) }
 
+    /// h2c-clients.sh CURL NGHTTP BASEURL PAIRS same|unique BODYFILE: curl with prior knowledge
+    /// (HEAD, GET) and nghttp (three streams on one connection; a POST every other time);
+    /// one line per curl request: METHOD TARGET LOCAL STATUS.
+    public static var h2cClients: String { text(PackageResources.h2c_clients_sh) }
+
+    /// grpc-peer.py: grpcio's server (`server PORT [ADDRESS [LOG]]`, the app log per call) and
+    /// client (`client [HOST:]PORT [ROUNDS [CHANNELS]]`, one `NAME CODE DETAIL` line per call).
+    public static var grpcPeer: String { text(PackageResources.grpc_peer_py) }
+
     private static func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
 }

@@ -23,6 +23,7 @@ extension LabScene {
         if !scenario.hasSidecar { return "no sidecar in this scenario (it is the same with every --sidecar)" }
         if scenario.resetOnce { return "the retry scenario needs the built-in app that resets a connection (hoptrace sidecar only)" }
         if let exe = sidecar.executable, Subprocess.which(exe) == nil { return "\(exe) is missing (Debian package \(exe))" }
+        if sidecar == .haproxyGRPC { return grpcSkipReason(scenario, python: Subprocess.which("python3") ?? "python3") }
         if !FileManager.default.isExecutableFile(atPath: "/usr/sbin/nginx") {
             return "the app's request-id log needs nginx as the app (Debian package nginx)"
         }
@@ -30,6 +31,7 @@ extension LabScene {
         if wantsLoad && Subprocess.which("wrk") == nil { return "wrk is missing (Debian package wrk)" }
         if case .mixed = scenario.traffic, Subprocess.which("curl") == nil { return "curl is missing (Debian package curl)" }
         if ProcessInfo.processInfo.environment["HOPLAB_NO_NGINX"] != nil { return "HOPLAB_NO_NGINX is set: the app's log needs nginx" }
+        if sidecar == .haproxyH2C, wantsLoad, let missing = h2cClientsMissing { return missing }
         if sidecar == .haproxyMTLS { return mtlsSkipReason(scenario: scenario) }
         return nil
     }
@@ -55,9 +57,9 @@ extension LabScene {
         let asProxy = [setpriv, "--reuid=1337", "--regid=1337", "--clear-groups"]
         let b: Subprocess.Background
         switch sidecar {
-        case .haproxy, .haproxyH2:
+        case .haproxy, .haproxyH2, .haproxyH2C, .haproxyGRPC:
             let cfg = sidecarDir.appendingPathComponent("haproxy.cfg")
-            try plan.haproxyConfig(h2: sidecar == .haproxyH2).write(to: cfg, atomically: true, encoding: .utf8)
+            try plan.haproxyConfig(h2: sidecar.speaksHTTP2Upstream).write(to: cfg, atomically: true, encoding: .utf8)
             chmod(cfg.path, 0o644)
             b = try start(in: pod, asProxy + [exe, "-db", "-f", cfg.path], name: "proxy")
         case .haproxyMTLS:
@@ -143,7 +145,7 @@ extension LabScene {
     /// The sidecar's own log, parsed.
     public func sidecarLog() -> [SidecarLogRecord] {
         switch sidecar {
-        case .haproxy, .haproxyH2, .haproxyMTLS:
+        case .haproxy, .haproxyH2, .haproxyH2C, .haproxyGRPC, .haproxyMTLS:
             return LabLogFormats.parseHAProxy((try? String(contentsOf: dir.appendingPathComponent("proxy.out"), encoding: .utf8)) ?? "")
         case .nginx:
             return LabLogFormats.parseNginxSidecar((try? String(contentsOf: sidecarDir.appendingPathComponent("access.log"), encoding: .utf8)) ?? "")

@@ -199,11 +199,13 @@ extension LabLogFormats {
     /// The TLS facts per client connection of a log in `haproxyTLS` (the first line of each
     /// connection that has them).
     public static func parseHAProxyTLS(_ text: String) -> [String: TLSLogFacts] {
+        // The TLS fields follow `haproxy`'s (no field of which holds a space).
+        let n = haproxy.split(separator: " ").count
         var out: [String: TLSLogFacts] = [:]
         for line in text.split(separator: "\n") {
-            guard let f = fields(line), f.count >= 15, out[f[1]] == nil, f[11] != "-" else { continue }
+            guard let f = fields(line), f.count >= n + 4, out[f[1]] == nil, f[n] != "-" else { continue }
             func value(_ s: String) -> String? { s == "-" || s.isEmpty ? nil : s }
-            out[f[1]] = TLSLogFacts(client: f[1], version: f[11], serverName: value(f[12]), alpn: value(f[13]), peerName: value(f[14]))
+            out[f[1]] = TLSLogFacts(client: f[1], version: f[n], serverName: value(f[n + 1]), alpn: value(f[n + 2]), peerName: value(f[n + 3]))
         }
         return out
     }

@@ -134,7 +134,8 @@ public enum PairingMetrics {
     }
 
     /// The downstream copies of the analysis indexed like the truth: (client tuple, k-th request
-    /// on that connection by request start).
+    /// on that connection by request start; HTTP/2 streams whose HEADERS came in one segment by
+    /// stream id, the order the sidecar opened them in).
     public static func downstreamIndex(_ a: ReportDocument) -> [String: [HopRef]] {
         var by: [String: [HopRef]] = [:]
         for (ci, c) in a.chains.enumerated() {
@@ -147,8 +148,8 @@ public enum PairingMetrics {
         for k in by.keys {
             by[k]!.sort {
                 let x = a.chains[$0.chain].hops[$0.hop], y = a.chains[$1.chain].hops[$1.hop]
-                return (x.tls?.turn ?? 0, x.requestStartNs ?? x.responseEndNs ?? 0, $0.chain)
-                    < (y.tls?.turn ?? 0, y.requestStartNs ?? y.responseEndNs ?? 0, $1.chain)
+                return (x.tls?.turn ?? 0, x.requestStartNs ?? x.responseEndNs ?? 0, x.http2?.stream ?? 0, $0.chain)
+                    < (y.tls?.turn ?? 0, y.requestStartNs ?? y.responseEndNs ?? 0, y.http2?.stream ?? 0, $1.chain)
             }
         }
         return by

@@ -47,8 +47,8 @@ public struct AppLogRecord: Equatable, Sendable {
 /// that anything else on the same stream (HAProxy's startup warnings) is skipped.
 public enum LabLogFormats {
     /// HAProxy `log-format` (in the frontend): client, unique id, backend source, status, method,
-    /// URI, request counter, accept date (ms), request date, termination state.
-    public static let haproxy = #"hoplab %ci:%cp %ID %bi:%bp %ST %HM %{+Q}HU %rt %Ts.%ms %tr %tsc"#
+    /// URI, request counter, accept date (ms), request date, termination state, HTTP version.
+    public static let haproxy = #"hoplab %ci:%cp %ID %bi:%bp %ST %HM %{+Q}HU %rt %Ts.%ms %tr %tsc %HV"#
     /// nginx (the sidecar) `log_format hoplab …`.
     public static let nginxSidecar = #"'hoplab $remote_addr:$remote_port $request_id $connection $connection_requests $status $request_method "$request_uri" $msec $upstream_addr'"#
     /// nginx (the app) `log_format hoplab …`.
@@ -73,7 +73,10 @@ public enum LabLogFormats {
         var out: [SidecarLogRecord] = []
         for line in text.split(separator: "\n") {
             guard let f = fields(line), f.count >= 11 else { continue }
-            let method = f[5], uri = unquote(f[6])
+            let method = f[5]
+            // An HTTP/2 request is logged in absolute form (its :scheme and :authority before
+            // :path); the stream itself carries the path: the origin form.
+            let uri = f.count > 11 && f[11] == "HTTP/2.0" ? originForm(unquote(f[6])) : unquote(f[6])
             // HAProxy's milliseconds are zero-padded (%ms), so "s.ms" parses as a decimal.
             let bad = line.contains("<BADREQ>") || !isMethod(method)
             // %Ts.%ms is the accept date: the connection's for its first request, the end of
@@ -83,6 +86,14 @@ public enum LabLogFormats {
                 order: Int(f[7]) ?? 0, time: Double(f[8]) ?? 0, backendSource: f[3], termination: f[10], badRequest: bad))
         }
         return out
+    }
+
+    /// `http://host:port/p?q` → `/p?q`; anything else as it is.
+    static func originForm(_ uri: String) -> String {
+        guard let scheme = uri.range(of: "://"), uri.hasPrefix("http") else { return uri }
+        let rest = uri[scheme.upperBound...]
+        guard let slash = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) else { return "/" }
+        return rest[slash] == "?" ? "/" + rest[slash...] : String(rest[slash...])
     }
 
     /// nginx with `LabLogFormats.nginxSidecar`.

@@ -12,6 +12,16 @@ public enum LabSidecar: String, CaseIterable, Sendable {
     /// `listen 80 http2`): each request HTTP/1.1 on the client's hop and an HTTP/2 stream,
     /// multiplexed on the pool's connections, on the proxy → app hop.
     case haproxyH2 = "haproxy-h2"
+    /// `haproxy-h2` with h2c clients as well: HAProxy's one frontend takes HTTP/1.1 and h2c with
+    /// prior knowledge (it detects the HTTP/2 preface), so under load h2load, nghttp and
+    /// `curl --http2-prior-knowledge` run beside wrk and curl (`LabScene.driveH2CClients`).
+    case haproxyH2C = "haproxy-h2c"
+    /// HAProxy (h2c from the clients, `proto h2` upstream) in front of a gRPC app: grpcio's server
+    /// and client (`LabScene.startGRPCApp`, `driveGRPC`), the app's log by request id.
+    case haproxyGRPC = "haproxy-grpc"
+
+    /// HTTP/2 (`proto h2`) from the sidecar to an h2c app.
+    public var speaksHTTP2Upstream: Bool { self == .haproxyH2 || self == .haproxyH2C || self == .haproxyGRPC }
     /// Two HAProxies with mutual TLS between them (MTLSScene.swift): a client sidecar in the
     /// client namespace and the pod's sidecar terminating TLS before the plaintext app.
     case haproxyMTLS = "haproxy-mtls"
@@ -20,7 +30,7 @@ public enum LabSidecar: String, CaseIterable, Sendable {
     public var executable: String? {
         switch self {
         case .hoptrace: nil
-        case .haproxy, .haproxyH2, .haproxyMTLS: "haproxy"
+        case .haproxy, .haproxyH2, .haproxyH2C, .haproxyGRPC, .haproxyMTLS: "haproxy"
         case .nginx: "nginx"
         }
     }

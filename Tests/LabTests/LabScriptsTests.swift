@@ -18,20 +18,24 @@ final class LabScriptsTests: XCTestCase {
         XCTAssertEqual(LabScripts.nginx, try file("nginx.conf"))
         XCTAssertEqual(LabScripts.wrk(identical: false), try file("wrk-unique.lua"))
         XCTAssertEqual(LabScripts.curlLoop, try file("curl-loop.sh"))
+        XCTAssertEqual(LabScripts.h2cClients, try file("h2c-clients.sh"))
+        XCTAssertEqual(LabScripts.grpcPeer, try file("grpc-peer.py"))
         XCTAssertEqual(LabScripts.wrk(identical: true), "wrk.method = \"GET\"\nwrk.path = \"/\"\n")
     }
 
     func testThePythonAndShellScriptsParse() throws {
         if let python = TestPaths.which("python3") {
-            for name in ["app.py", "client.py"] {
+            for name in ["app.py", "client.py", "grpc-peer.py"] {
                 let path = Self.scripts.appendingPathComponent(name).path
                 let r = try TestProcess.run(python, ["-c", "import ast, sys; ast.parse(open(sys.argv[1]).read())", path])
                 XCTAssertEqual(r.status, 0, "\(name): \(r.stderr)")
             }
         }
         if let sh = TestPaths.which("sh") {
-            let r = try TestProcess.run(sh, ["-n", Self.scripts.appendingPathComponent("curl-loop.sh").path])
-            XCTAssertEqual(r.status, 0, r.stderr)
+            for name in ["curl-loop.sh", "h2c-clients.sh"] {
+                let r = try TestProcess.run(sh, ["-n", Self.scripts.appendingPathComponent(name).path])
+                XCTAssertEqual(r.status, 0, "\(name): \(r.stderr)")
+            }
         }
         if let nginx = TestPaths.which("nginx") ?? (FileManager.default.fileExists(atPath: "/usr/sbin/nginx") ? "/usr/sbin/nginx" : nil) {
             // The placeholders the lab fills in, filled with a scratch directory.

@@ -9,10 +9,10 @@ final class MTLSSceneTests: XCTestCase {
     func testTLSFactsPerConnection() {
         let text = """
             [NOTICE]   (7160) : haproxy version is 2.6.12
-            hoplab 198.18.13.1:56416 hl-7160-0 127.0.0.1:56842 200 GET "/" 0 1796638197.060 07/Dec/2026:10:09:57.060 ---- TLSv1.3 outbound_.80_._.app.hoplab.svc.cluster.local istio-http/1.1 client.hoplab.svc.cluster.local
-            hoplab 198.18.13.1:56416 hl-7160-1 127.0.0.1:56842 200 GET "/" 1 1796638197.069 07/Dec/2026:10:09:57.072 ---- TLSv1.3 outbound_.80_._.app.hoplab.svc.cluster.local istio-http/1.1 client.hoplab.svc.cluster.local
-            hoplab 198.18.13.1:56422 hl-7160-3 127.0.0.1:56842 200 GET "/" 3 1796638197.066 07/Dec/2026:10:09:57.072 ---- TLSv1.2 - - -
-            hoplab 198.18.13.1:56430 - -:- 400 <BADREQ> "<BADREQ>" 4 1796638197.070 07/Dec/2026:10:09:57.070 CR-- - - - -
+            hoplab 198.18.13.1:56416 hl-7160-0 127.0.0.1:56842 200 GET "/" 0 1796638197.060 07/Dec/2026:10:09:57.060 ---- HTTP/1.1 TLSv1.3 outbound_.80_._.app.hoplab.svc.cluster.local istio-http/1.1 client.hoplab.svc.cluster.local
+            hoplab 198.18.13.1:56416 hl-7160-1 127.0.0.1:56842 200 GET "/" 1 1796638197.069 07/Dec/2026:10:09:57.072 ---- HTTP/1.1 TLSv1.3 outbound_.80_._.app.hoplab.svc.cluster.local istio-http/1.1 client.hoplab.svc.cluster.local
+            hoplab 198.18.13.1:56422 hl-7160-3 127.0.0.1:56842 200 GET "/" 3 1796638197.066 07/Dec/2026:10:09:57.072 ---- HTTP/1.1 TLSv1.2 - - -
+            hoplab 198.18.13.1:56430 - -:- 400 <BADREQ> "<BADREQ>" 4 1796638197.070 07/Dec/2026:10:09:57.070 CR-- - - - - -
             """
         let facts = LabLogFormats.parseHAProxyTLS(text)
         XCTAssertEqual(facts.count, 2)

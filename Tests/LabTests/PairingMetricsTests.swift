@@ -25,6 +25,34 @@ final class PairingMetricsTests: XCTestCase {
         XCTAssertFalse(r[2].badRequest)
     }
 
+    /// HAProxy logs an HTTP/2 request in absolute form (`%HV` HTTP/2.0); the stream's :path is
+    /// the origin form. An HTTP/1.1 request's URI is kept as the client sent it.
+    func testHAProxyHTTP2LinesAreReadInOriginForm() {
+        let r = LabLogFormats.parseHAProxy("""
+            hoplab 198.18.13.1:36726 hl-1-2 127.0.0.1:40126 200 GET "http://198.18.13.2/?h2load=3" 2 1796590356.626 06/Dec/2026:20:52:36.626 ---- HTTP/2.0
+            hoplab 198.18.13.1:36726 hl-1-3 127.0.0.1:40126 200 POST "http://198.18.13.2:80/hoptrace.lab.Echo/Say" 3 1796590356.626 06/Dec/2026:20:52:36.626 ---- HTTP/2.0
+            hoplab 198.18.13.1:36728 hl-1-4 127.0.0.1:40126 200 GET "http://198.18.13.2?x=1" 4 1796590356.626 06/Dec/2026:20:52:36.626 ---- HTTP/2.0
+            hoplab 198.18.13.1:36730 hl-1-5 127.0.0.1:40126 200 GET "http://example/abs" 5 1796590356.626 06/Dec/2026:20:52:36.626 ---- HTTP/1.1
+            """)
+        XCTAssertEqual(r.map(\.target), ["/?h2load=3", "/hoptrace.lab.Echo/Say", "/?x=1", "http://example/abs"])
+    }
+
+    /// Streams whose HEADERS came in one segment (one timestamp) are indexed by stream id, the
+    /// order HAProxy opened them in (its request counter).
+    func testDownstreamStreamsOfOneSegmentAreIndexedByStreamID() throws {
+        var chains: [ReportChain] = []
+        for (i, (stream, target)) in [(5, "/c"), (1, "/a"), (3, "/b")].enumerated() {
+            var h = ReportHop(role: HopRoles.inboundIntercepted, client: "c:1", method: "GET", target: target,
+                              requestStartNs: 1_000, responseEndNs: 2_000)
+            let json = #"{"stream":\#(stream),"requestHeaders":"decoded","responseHeaders":"decoded","requestDataFrames":0,"responseDataFrames":1,"paddingBytes":0,"pushed":false}"#
+            h.http2 = try ReportCoding.decode(ReportHTTP2.self, from: Array(json.utf8))
+            chains.append(ReportChain(id: i + 1, confidence: 1, hops: [h]))
+        }
+        let a = ReportDocument(chains: chains)
+        let index = try XCTUnwrap(PairingMetrics.downstreamIndex(a)["c:1"])
+        XCTAssertEqual(index.map { a.chains[$0.chain].hops[$0.hop].target }, ["/a", "/b", "/c"])
+    }
+
     func testNginxLines() {
         let side = LabLogFormats.parseNginxSidecar("""
             hoplab 198.18.13.1:40000 0f1e2d3c4b5a69788796a5b4c3d2e1f0 5 2 200 GET "/?i=3" 1796590356.626 127.0.0.1:80
