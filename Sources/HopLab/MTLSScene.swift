@@ -193,7 +193,7 @@ extension LabLogFormats {
     /// SNI, negotiated ALPN and the client certificate's CN (`-` when absent).
     public static let haproxyTLS = haproxy + #" %sslv %[ssl_fc_sni] %[ssl_fc_alpn] %[ssl_c_s_dn(CN)]"#
     /// The client sidecar of the mTLS scene: its client, the TLS connection's source, status,
-    /// termination. Not truth (the first word is not `hoplab`): a diagnostic beside it.
+    /// termination. Not truth (the first word is not `hoplab`): a diagnostic in client-proxy.out.
     public static let haproxyMeshClient = #"hoplab-client %ci:%cp %bi:%bp %ST %tsc"#
 
     /// The TLS facts per client connection of a log in `haproxyTLS` (the first line of each
@@ -270,12 +270,6 @@ extension LabScene {
         guard sidecar == .haproxyMTLS else { return [] }
         let facts = tlsLogFacts()
         return MTLSCheck.sceneDifferences(truth: truth, facts: facts) + MTLSCheck.analysisDifferences(facts: facts, analysis: analysis)
-    }
-
-    /// The client sidecar's log lines (`hoplab-client …`).
-    public func meshClientLogLines() -> [String] {
-        let text = (try? String(contentsOf: dir.appendingPathComponent("client-proxy.out"), encoding: .utf8)) ?? ""
-        return text.split(separator: "\n").filter { $0.hasPrefix("hoplab-client ") }.map(String.init)
     }
 }
 
