@@ -102,7 +102,7 @@ public struct LabRunner {
             v.requests = truth.count
             let outcome = TruthVerifier(roles: s.roles, complete: s.complete, unexplainedDuplicates: s.unexplainedDuplicates)
                 .check(truth, excluded: joined.excluded, analysis: analysis)
-            v.differences = outcome.differences
+            v.differences = outcome.differences + scene.mtlsDifferences(truth: truth, analysis: analysis)
             if truth.isEmpty { v.differences.append("the sidecar logged no request") }
             // Sequential traffic still comes from the lab's client: every request it sent must be in the sidecar's log.
             let logged = Set(truth.map { "\($0.client) \($0.index)" })

@@ -32,6 +32,7 @@ extension LabScene {
         if case .mixed = scenario.traffic, Subprocess.which("curl") == nil { return "curl is missing (Debian package curl)" }
         if ProcessInfo.processInfo.environment["HOPLAB_NO_NGINX"] != nil { return "HOPLAB_NO_NGINX is set: the app's log needs nginx" }
         if sidecar == .haproxyH2C, wantsLoad, let missing = h2cClientsMissing { return missing }
+        if sidecar == .haproxyMTLS { return mtlsSkipReason(scenario: scenario) }
         return nil
     }
 
@@ -61,6 +62,8 @@ extension LabScene {
             try plan.haproxyConfig(h2: sidecar.speaksHTTP2Upstream).write(to: cfg, atomically: true, encoding: .utf8)
             chmod(cfg.path, 0o644)
             b = try start(in: pod, asProxy + [exe, "-db", "-f", cfg.path], name: "proxy")
+        case .haproxyMTLS:
+            b = try startMTLSSidecars(asProxy: asProxy, haproxy: exe)
         case .nginx:
             let cfg = sidecarDir.appendingPathComponent("nginx.conf")
             try plan.nginxConfig().write(to: cfg, atomically: true, encoding: .utf8)
@@ -109,7 +112,7 @@ extension LabScene {
         let threads = min(2, connections)
         let c = curl ? try startCurl() : nil
         let r = try Subprocess.run(ip, clientCommand([wrk, "-t", "\(threads)", "-c", "\(connections)", "-d", "\(duration)s", "--timeout", "5s",
-                                                      "-s", script.path, "http://\(targetHost):80/"]), timeout: Double(duration) + 30)
+                                                      "-s", script.path, loadURL]), timeout: Double(duration) + 30)
         log("wrk: " + r.stdout.split(separator: "\n").filter { $0.contains("requests in") || $0.contains("Non-2xx") || $0.contains("Socket errors") }.joined(separator: "; "))
         if r.status != 0 { throw LabError("wrk failed (exit \(r.status)): \(r.stderr.trimmingCharacters(in: .whitespacesAndNewlines))") }
         return try c.map(finishCurl) ?? []
@@ -142,7 +145,7 @@ extension LabScene {
     /// The sidecar's own log, parsed.
     public func sidecarLog() -> [SidecarLogRecord] {
         switch sidecar {
-        case .haproxy, .haproxyH2, .haproxyH2C, .haproxyGRPC:
+        case .haproxy, .haproxyH2, .haproxyH2C, .haproxyGRPC, .haproxyMTLS:
             return LabLogFormats.parseHAProxy((try? String(contentsOf: dir.appendingPathComponent("proxy.out"), encoding: .utf8)) ?? "")
         case .nginx:
             return LabLogFormats.parseNginxSidecar((try? String(contentsOf: sidecarDir.appendingPathComponent("access.log"), encoding: .utf8)) ?? "")

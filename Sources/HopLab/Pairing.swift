@@ -139,15 +139,17 @@ public enum PairingMetrics {
     public static func downstreamIndex(_ a: ReportDocument) -> [String: [HopRef]] {
         var by: [String: [HopRef]] = [:]
         for (ci, c) in a.chains.enumerated() {
-            for (hi, h) in c.hops.enumerated() where h.isDownstream && h.method != nil {
+            for (hi, h) in c.hops.enumerated() where h.isIndexedDownstream {
                 by[h.client, default: []].append(HopRef(chain: ci, hop: hi))
             }
         }
+        // An encrypted connection's copies in turn order (its turns' numbers), a plaintext one's
+        // by request start.
         for k in by.keys {
             by[k]!.sort {
                 let x = a.chains[$0.chain].hops[$0.hop], y = a.chains[$1.chain].hops[$1.hop]
-                return (x.requestStartNs ?? x.responseEndNs ?? 0, x.http2?.stream ?? 0, $0.chain)
-                    < (y.requestStartNs ?? y.responseEndNs ?? 0, y.http2?.stream ?? 0, $1.chain)
+                return (x.tls?.turn ?? 0, x.requestStartNs ?? x.responseEndNs ?? 0, x.http2?.stream ?? 0, $0.chain)
+                    < (y.tls?.turn ?? 0, y.requestStartNs ?? y.responseEndNs ?? 0, y.http2?.stream ?? 0, $1.chain)
             }
         }
         return by
@@ -208,12 +210,17 @@ public enum PairingMetrics {
         }
         let (bands, ece) = calibration(items)
         let high = items.filter { $0.confidence >= 0.9 }
-        // The baseline over every downstream and upstream copy in the analysis.
+        // The baseline over every downstream and upstream copy in the analysis. Encrypted
+        // downstream copies have no method or target: timing alone pairs them, with every
+        // upstream copy of their direction the plaintext ones left.
         let started = Date()
         var downs: [(ref: HopRef, hop: ReportHop)] = []
+        var encryptedDowns: [(ref: HopRef, hop: ReportHop)] = []
         var ups: [(ref: HopRef, hop: ReportHop)] = []
         for (ci, c) in a.chains.enumerated() {
-            for (hi, h) in c.hops.enumerated() where h.method != nil {
+            for (hi, h) in c.hops.enumerated() {
+                if h.isDownstream && h.isEncrypted { encryptedDowns.append((HopRef(chain: ci, hop: hi), h)) }
+                guard h.method != nil else { continue }
                 if h.isDownstream { downs.append((HopRef(chain: ci, hop: hi), h)) }
                 if h.isUpstream { ups.append((HopRef(chain: ci, hop: hi), h)) }
             }
@@ -224,9 +231,22 @@ public enum PairingMetrics {
             guard let t = truthByHop[d.ref], let u = solved.assignment[di] else { continue }
             if t.matches(ups[u].hop) { bRight += 1 }
         }
+        var stats = (components: solved.components, windows: solved.windows, largest: solved.largestComponent)
+        if !encryptedDowns.isEmpty {
+            let used = Set(solved.assignment.compactMap { $0 })
+            let left = ups.indices.filter { !used.contains($0) }
+            func timingOnly(_ h: ReportHop) -> ReportHop { var h = h; h.method = nil; h.target = nil; return h }
+            let blind = Baseline.assign(downstream: encryptedDowns.map { timingOnly($0.hop) }, upstream: left.map { timingOnly(ups[$0].hop) },
+                                        window: baselineWindow)
+            for (di, d) in encryptedDowns.enumerated() {
+                guard let t = truthByHop[d.ref], let u = blind.assignment[di] else { continue }
+                if t.matches(ups[left[u]].hop) { bRight += 1 }
+            }
+            stats = (stats.components + blind.components, stats.windows + blind.windows, max(stats.largest, blind.largestComponent))
+        }
         let baseline = PairingReport.Baseline(right: bRight, total: truth.count, seconds: Date().timeIntervalSince(started),
-                                              components: solved.components, windows: solved.windows,
-                                              largestComponent: solved.largestComponent)
+                                              components: stats.components, windows: stats.windows,
+                                              largestComponent: stats.largest)
         // The true pairs' delays, for third-party truth (the upstream copy found by its request id).
         var upByID: [String: ReportHop] = [:]
         for u in ups where u.hop.requestId != nil { upByID[u.hop.requestId!] = u.hop }

@@ -22,12 +22,15 @@ public enum LabSidecar: String, CaseIterable, Sendable {
 
     /// HTTP/2 (`proto h2`) from the sidecar to an h2c app.
     public var speaksHTTP2Upstream: Bool { self == .haproxyH2 || self == .haproxyH2C || self == .haproxyGRPC }
+    /// Two HAProxies with mutual TLS between them (MTLSScene.swift): a client sidecar in the
+    /// client namespace and the pod's sidecar terminating TLS before the plaintext app.
+    case haproxyMTLS = "haproxy-mtls"
 
     public var isThirdParty: Bool { self != .hoptrace }
     public var executable: String? {
         switch self {
         case .hoptrace: nil
-        case .haproxy, .haproxyH2, .haproxyH2C, .haproxyGRPC: "haproxy"
+        case .haproxy, .haproxyH2, .haproxyH2C, .haproxyGRPC, .haproxyMTLS: "haproxy"
         case .nginx: "nginx"
         }
     }

@@ -39,11 +39,17 @@ public struct TruthVerifier {
                 let c = a.chains[ref.chain]
                 let h = c.hops[ref.hop]
                 let label = "request \(t.method) \(t.target) #\(t.index + 1) on \(client) (id \(t.requestId ?? "-"))"
-                if h.method != t.method || h.target != t.target {
-                    o.differences.append("\(label): the analysis has \(h.method ?? "-") \(h.target ?? "-") there")
+                // An encrypted turn: the request its chain's plaintext copy says it is.
+                let r = c.request(ofHop: ref.hop)
+                let copy = h.isEncrypted ? "the analysis pairs the encrypted turn there with" : "the analysis has"
+                if r.method != t.method || r.target != t.target {
+                    o.differences.append("\(label): \(copy) \(r.method ?? "-") \(r.target ?? "-") there")
                 }
-                if t.status > 0, let s = h.status, s != t.status {
+                if t.status > 0, let s = r.status, s != t.status {
                     o.differences.append("\(label): status \(t.status) in the sidecar's log, \(s) in the analysis")
+                }
+                if let turn = h.tls?.turn, turn != t.index + 1 {
+                    o.differences.append("\(label): the analysis numbers the encrypted turn there \(turn)")
                 }
                 // A request the app never saw (the client gave up first) has only its downstream
                 // copy: an incomplete chain.
@@ -65,7 +71,8 @@ public struct TruthVerifier {
                 let c = a.chains[ref.chain]
                 let h = c.hops[ref.hop]
                 if badClients.contains(client) { o.excludedConnections.append(client) }
-                o.differences.append("unexplained chain \(c.id): \(h.method ?? "-") \(h.target ?? "-") from \(client) [\(c.hops.map(\.role).joined(separator: ", "))]: the sidecar logged no request from there\(badClients.contains(client) ? " (only a <BADREQ>)" : "")")
+                let r = c.request(ofHop: ref.hop)
+                o.differences.append("unexplained chain \(c.id): \(h.isEncrypted ? "encrypted turn of " : "")\(r.method ?? "-") \(r.target ?? "-") from \(client) [\(c.hops.map(\.role).joined(separator: ", "))]: the sidecar logged no request from there\(badClients.contains(client) ? " (only a <BADREQ>)" : "")")
             }
         }
         let d = a.summary.unexplainedDuplicates
