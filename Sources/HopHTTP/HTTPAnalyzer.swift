@@ -106,6 +106,9 @@ public final class HTTPAnalyzer: StreamEventConsumer {
         }
     }
 
+    /// The last turns of TLS connections the capture's end closed, held for `finish` to emit
+    /// in time order (`closed`: the connection's summary follows its turn).
+    @exclusivity(unchecked) var heldTurns: [(end: Int64, state: ConnectionState, pair: TLSTurnPair, closed: Bool)] = []
     /// TLS connections whose response turn has begun (`TLSConnection.settle`).
     @exclusivity(unchecked) private var tlsAwaiting: [ConnectionState] = []
     @exclusivity(unchecked) private var lastTLSSweep: Int64 = .min
@@ -127,6 +130,22 @@ public final class HTTPAnalyzer: StreamEventConsumer {
     /// Ends every connection still open (the capture ended): emits their unanswered and
     /// incomplete exchanges, in connection order.
     public func finish() {
+        // The TLS connections' last turns first, in the order their responses ended (as they
+        // would have been emitted had the capture gone on), not in connection order: the
+        // correlator pairs copies in the order they come, and the end of a busy capture holds
+        // the last turn of every open connection at once.
+        var last = heldTurns
+        heldTurns = []
+        for st in states.values {
+            guard let t = st.tls, let p = t.finish(into: &counters) else { continue }
+            t.awaitingSettle = false
+            last.append((p.response?.lastTimestamp ?? p.request.lastTimestamp, st, p, false))
+        }
+        last.sort { ($0.end, $0.state.connection.id.value) < ($1.end, $1.state.connection.id.value) }
+        for (_, st, p, closed) in last {
+            st.emitTurn(p)
+            if closed { st.reportTLSSummary() }
+        }
         for key in states.keys.sorted() {
             guard let st = states[key] else { continue }
             flushTLSProbe(st)
@@ -951,11 +970,16 @@ final class ConnectionState {
     func close(cleanly: Bool) {
         if let t = tls {
             t.awaitingSettle = false
-            if let p = t.finish(into: &analyzer.counters) { emitTurn(p) }
-            if let cb = analyzer.onConnectionSummary {
-                cb(HTTPConnectionSummary(connection: connection, kind: .tls, tunnel: false, requests: requestCount,
-                                         responses: responseCount, exchanges: exchangeCount))
+            if let p = t.finish(into: &analyzer.counters) {
+                if connection.closeReason == .endOfCapture {
+                    // Every open connection closes at once at the end: `finish` emits their last
+                    // turns in time order.
+                    analyzer.heldTurns.append((p.response?.lastTimestamp ?? p.request.lastTimestamp, self, p, true))
+                    return
+                }
+                emitTurn(p)
             }
+            reportTLSSummary()
             return
         }
         settlePrefaceProbe()

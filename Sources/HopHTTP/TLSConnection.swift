@@ -280,6 +280,12 @@ extension ConnectionState {
         }
     }
 
+    func reportTLSSummary() {
+        guard let cb = analyzer.onConnectionSummary else { return }
+        cb(HTTPConnectionSummary(connection: connection, kind: .tls, tunnel: false, requests: requestCount,
+                                 responses: responseCount, exchanges: exchangeCount))
+    }
+
     func emitTurn(_ p: TLSTurnPair) {
         guard let t = tls else { return }
         let info = t.info(p, cutByGap: t.takeCut())
