@@ -346,6 +346,7 @@ public final class Correlator {
     public func finish() {
         if !decided { decide() }
         solvePool(all: true)
+        expireLateDowns(all: true)
         // Upstream copies nobody claimed.
         for u in upOrder[upOrderHead...] { expireUp(u) }
         upOrder.removeAll()
@@ -422,6 +423,7 @@ public final class Correlator {
                 upsByKey[key] = list
             }
             upOrder.append(u)
+            if !lateDowns.isEmpty { claimLateDown(u) }
         case .inboundIntercepted, .outboundRedirected:
             let outbound = role == .outboundRedirected
             let facts = CopyFacts(x)
@@ -438,6 +440,14 @@ public final class Correlator {
                 cands = found
             } else {
                 recordOrphanResponse(hop)
+                return
+            }
+            // A copy the client gave up on (reset before any response) may be ended before the
+            // proxy's copy is (the proxy cancels its own when the reset reaches it): with no
+            // candidate yet, it waits for one (`lateDowns`).
+            if cands.isEmpty, x.response == nil, x.request != nil, Self.endedByReset(x) {
+                lateDowns.append(LateDown(hop: hop, facts: facts, slot: c.slot,
+                                          key: PairKey(outbound: outbound, method: x.request!.method, target: x.request!.target)))
                 return
             }
             // An exact key (request id, trace id) on both copies settles it.
@@ -489,6 +499,61 @@ public final class Correlator {
         case .direct:
             break  // handled above
         }
+    }
+
+    /// A downstream copy the client reset before any response, still waiting for the proxy's
+    /// copy (which the proxy ends later, when the reset reaches it).
+    private struct LateDown {
+        var hop: Hop
+        var facts: CopyFacts
+        var slot: Int
+        var key: PairKey
+    }
+    @exclusivity(unchecked) private var lateDowns: [LateDown] = []
+    /// How long (capture time) a reset downstream copy waits for its upstream copy.
+    static let lateWait: Int64 = 2_000_000_000
+
+    /// Whether the exchange ended with a reset: its HTTP/2 stream was reset, or its connection.
+    static func endedByReset(_ x: HTTPExchange) -> Bool {
+        if x.http2?.reset != nil { return true }
+        if case .reset? = x.connection.closeReason { return true }
+        return false
+    }
+
+    /// A new upstream copy that began after a waiting reset downstream copy's head (and within
+    /// the wait) completes it: the earliest such downstream copy takes it.
+    private func claimLateDown(_ u: Up) {
+        let tol = configuration.tolerance
+        let ut = u.facts.times
+        var matches: [Int] = []
+        for (i, d) in lateDowns.enumerated() where d.key == u.key {
+            let dt = d.facts.times
+            // Sent after the client's head, and before the client gave up (its reset is not
+            // kept apart from the request's end: within the wait).
+            guard ut.requestStart >= dt.headEnd - tol, ut.requestStart <= dt.last + Self.lateWait else { continue }
+            if d.facts.host != u.facts.host && !hostsCompatible(d.facts.host, u.facts.host) { continue }
+            if d.facts.exactKeys(u.facts) == false { continue }
+            matches.append(i)
+        }
+        guard let first = matches.min(by: { lateDowns[$0].facts.times.headEnd < lateDowns[$1].facts.times.headEnd }) else { return }
+        let d = lateDowns.remove(at: first)
+        let exact = d.facts.exactKeys(u.facts) == true
+        // One reset copy in flight with this request: the proxy's copy is its own; with more,
+        // the earliest takes it (an even guess among them).
+        let confidence = exact ? 1.0 : matches.count == 1 ? 0.9 : 1 / Double(matches.count)
+        commit(d.hop, facts: d.facts, slot: d.slot, chosen: u, candidates: [u], ambiguous: !exact && matches.count > 1,
+               confidence: confidence, certain: exact, alternatives: matches.count - 1)
+    }
+
+    /// Reset downstream copies that waited long enough (or all, at the end): incomplete.
+    private func expireLateDowns(all: Bool) {
+        guard !lateDowns.isEmpty else { return }
+        let limit = now &- Self.lateWait
+        var kept: [LateDown] = []
+        for d in lateDowns {
+            if all || d.facts.times.last < limit { emitIncomplete(d.hop) } else { kept.append(d) }
+        }
+        lateDowns = kept
     }
 
     /// The key of encrypted upstream copies (an encrypted turn has no method or target: every
@@ -849,6 +914,7 @@ public final class Correlator {
     }
 
     private func expireUps() {
+        if !lateDowns.isEmpty { expireLateDowns(all: false) }
         let limit = now &- configuration.holdTime
         while upOrderHead < upOrder.count {
             let u = upOrder[upOrderHead]

@@ -23,6 +23,11 @@ public struct HTTP2Reset: Sendable, Hashable {
     /// True when the client sent it.
     public var byClient: Bool
 
+    public init(code: UInt32, byClient: Bool) {
+        self.code = code
+        self.byClient = byClient
+    }
+
     public var codeName: String {
         switch code {
         case 0x0: "NO_ERROR"

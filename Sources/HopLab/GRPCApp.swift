@@ -42,11 +42,10 @@ extension LabScene {
         log("gRPC app (grpcio) on :80 in \(ns)")
     }
 
-    /// Whether grpcio's client also cancels a call per round (`HOPLAB_GRPC_CANCEL=1`). Off by
-    /// default: the correlator settles a downstream copy without a response (the client's
-    /// RST_STREAM) before its upstream copy ends (HAProxy's RST_STREAM, later), so each cancelled
-    /// call is an incomplete chain beside an orphan upstream copy — a known gap, shown this way.
-    public static var grpcCancels: Bool { ProcessInfo.processInfo.environment["HOPLAB_GRPC_CANCEL"] == "1" }
+    /// Whether grpcio's client also cancels a call per round (on unless `HOPLAB_GRPC_CANCEL=0`):
+    /// the client's RST_STREAM ends its copy before HAProxy's reset ends the proxy's copy, and
+    /// the correlator keeps such a copy waiting for its upstream copy (`Correlator.lateDowns`).
+    public static var grpcCancels: Bool { ProcessInfo.processInfo.environment["HOPLAB_GRPC_CANCEL"] != "0" }
 
     /// grpcio's client: the call set (11 calls, 12 with a cancel) in rounds on min(connections, 4)
     /// channels (a connection each), about `requests` calls in all. The truth is the sidecar's

@@ -77,4 +77,46 @@ final class CrossProtocolChainTests: XCTestCase {
         let changed: HTTPHeaders = [(":method", "GET"), (":authority", "a"), (":path", "/"), ("accept", "*/*"), ("x-custom", "2")]
         XCTAssertEqual(Correlator.endToEndHeaderDifferences(h1, changed), ["x-custom"], "a field that differs still does")
     }
+
+    /// A gRPC call the client cancels: its stream ends at the client's RST_STREAM, before the
+    /// proxy's copy (the proxy resets its own when the cancel reaches it): the client's copy waits
+    /// for the proxy's and the two are one chain, not an incomplete chain beside an orphan.
+    func testACancelledCallWaitsForTheProxysCopy() {
+        let us: Int64 = 1_000
+        let down = Connection(id: ConnectionID(1), client: Endpoint(client, 40000), server: Endpoint(pod, 80), firstTimestamp: 0, sawHandshake: true)
+        let up = Connection(id: ConnectionID(2), client: Endpoint(lo, 50000), server: Endpoint(lo, 80), firstTimestamp: 0, sawHandshake: true)
+        func stream(_ c: Connection, _ id: UInt32, start: Int64, reset: Int64, byClient: Bool) -> HTTPExchange {
+            var q = HTTPRequest(method: "POST", target: "/lab.Echo/Slow", version: .http2,
+                                headers: [(":method", "POST"), (":path", "/lab.Echo/Slow"), (":authority", "app"), ("content-type", "application/grpc")],
+                                firstTimestamp: start, lastTimestamp: start + 10 * us)
+            q.bodyLength = 7
+            var x = HTTPExchange(c, sequence: Int(id), request: q, response: nil)
+            x.http2 = HTTP2StreamInfo(streamID: id, requestHeaders: .decoded, responseHeaders: .none, headersNote: nil,
+                                      reset: HTTP2Reset(code: 8, byClient: byClient), requestDataFrames: 1, responseDataFrames: 0,
+                                      paddingBytes: 0, pushed: false, grpc: nil)
+            return x
+        }
+        // The client cancels at 100 ms; HAProxy forwarded the call at 0.2 ms and resets its copy
+        // at 100.4 ms, so the proxy's copy comes after the client's.
+        let d = stream(down, 1, start: 0, reset: 100_000 * us, byClient: true)
+        let u = stream(up, 3, start: 200 * us, reset: 100_400 * us, byClient: false)
+        var cfg = CorrelatorConfiguration()
+        cfg.podAddresses = [pod]
+        cfg.rules = .fixed(NetfilterOracle.preset("istio-2018")!)
+        var chains: [RequestChain] = []
+        let c = Correlator(configuration: cfg) { chains.append($0) }
+        c.add(d)
+        c.add(u)
+        c.finish()
+        XCTAssertEqual(chains.count, 1)
+        XCTAssertEqual(chains.first?.hops.map(\.role), [.inboundIntercepted, .inboundForwarded])
+        XCTAssertEqual(chains.first?.confidence, 0.9)
+        XCTAssertEqual(c.summary.orphanUpstreams, 0)
+        // With no proxy copy at all, the cancelled call is incomplete at the end, as before.
+        var alone: [RequestChain] = []
+        let c2 = Correlator(configuration: cfg) { alone.append($0) }
+        c2.add(d)
+        c2.finish()
+        XCTAssertEqual(alone.first?.isIncomplete, true)
+    }
 }
