@@ -474,7 +474,13 @@ public struct HTTPExchange: Sendable, Hashable {
     /// sent: 0 for the usual one-at-a-time client, 1, 2… for pipelined requests.
     public var pipelinePosition: Int
     /// HTTP/2: the stream's protocol facts (HTTP2Model.swift); nil for HTTP/1.x.
-    public var http2: HTTP2StreamInfo?
+    public var http2: HTTP2StreamInfo? {
+        @inlinable get { http2Box?.value }
+        set { http2Box = newValue.map(HTTP2StreamBox.init) }
+    }
+    /// Behind a reference, as `tls`: an HTTP/1 exchange carries one nil pointer through every
+    /// copy instead of the stream's fields.
+    @usableFromInline var http2Box: HTTP2StreamBox?
     /// An encrypted turn (TLSModel.swift): `request` and `response` are then nil; nil for
     /// plaintext. Kept behind a reference: a plaintext exchange (nearly all) carries one nil
     /// pointer, not the turn's fields, through every copy.
@@ -483,6 +489,8 @@ public struct HTTPExchange: Sendable, Hashable {
         set { tlsBox = newValue.map(TLSTurnBox.init) }
     }
     @usableFromInline var tlsBox: TLSTurnBox?
+    /// Whether the exchange is an HTTP/2 stream (without copying its facts).
+    @inlinable public var isHTTP2: Bool { http2Box != nil }
     /// Whether the exchange is an encrypted turn (without copying the turn).
     @inlinable public var isEncrypted: Bool { tlsBox != nil }
 
