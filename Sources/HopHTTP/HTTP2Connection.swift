@@ -115,7 +115,24 @@ final class HTTP2Connection {
     // MARK: Bytes
 
     /// `d`: 0 client → server, 1 server → client.
+    /// How long (capture time) a stream the client reset waits for the server's frames in flight.
+    static let resetGrace: Int64 = 20_000_000
+    /// Streams reset by the client, waiting out their grace (`resetGraceEnd`).
+    var pendingResets: [HTTP2Stream] = []
+
+    /// Emits the reset streams whose grace ended before `now` (or that finished meanwhile).
+    private func settleResets(now: Int64) {
+        pendingResets.removeAll { s in
+            guard streams[s.id] === s else { return true }  // emitted since (the server ended its side)
+            guard let end = s.resetGraceEnd, end < now else { return false }
+            s.resetGraceEnd = nil
+            emit(s)
+            return true
+        }
+    }
+
     func consume(_ d: Int, _ buf: UnsafeRawBufferPointer, first: Int64, last: Int64) {
+        if !pendingResets.isEmpty { settleResets(now: first) }
         let n = buf.count
         var i = 0
         while i < n {
@@ -330,8 +347,19 @@ final class HTTP2Connection {
             let code = UInt32(p[0]) << 24 | UInt32(p[1]) << 16 | UInt32(p[2]) << 8 | UInt32(p[3])
             guard let s = stream(h.streamID, from: d, opening: false, at: dirs[d].frameFirst) else { return }
             analyzer.counters.http2.resets += 1
-            s.reset = HTTP2Reset(code: code, byClient: d == 0)
+            // The first reset is the stream's (the server answers a client's with its own).
+            if s.reset == nil { s.reset = HTTP2Reset(code: code, byClient: d == 0) }
             if s[side: d].lastTimestamp == nil { s[side: d].lastTimestamp = last }
+            s.resetGraceEnd = nil
+            if d == 0, !s.response.ended {
+                // The client gave up while the server may already have answered: what the server
+                // sent before the reset reached it (trailers with grpc-status, a body) is still
+                // on its way. The stream waits for it, a short while.
+                s[side: 0].ended = true
+                s.resetGraceEnd = last &+ Self.resetGrace
+                pendingResets.append(s)
+                return
+            }
             emit(s)
         case .settings:
             guard h.flags & HTTP2Flags.ack == 0 else { return }
@@ -512,7 +540,7 @@ final class HTTP2Connection {
             emit(oldest)
         }
         var open = 0
-        for s in streams.values where !s.response.ended { open += 1 }
+        for s in streams.values where !s.response.ended && s.resetGraceEnd == nil { open += 1 }
         let s = HTTP2Stream(id: sid, sequence: nextSequence, position: open)
         nextSequence += 1
         streamCount += 1
@@ -674,7 +702,11 @@ final class HTTP2Connection {
     // MARK: Close
 
     func close() {
-        for s in streams.values.sorted(by: { $0.sequence < $1.sequence }) { emit(s) }
+        pendingResets.removeAll()
+        for s in streams.values.sorted(by: { $0.sequence < $1.sequence }) {
+            s.resetGraceEnd = nil
+            emit(s)
+        }
         analyzer.counters.http2.resyncSkippedBytes += Int64(dirs[0].resyncBuffer.count + dirs[1].resyncBuffer.count)
     }
 }

@@ -85,7 +85,10 @@ final class HTTP2Stream {
         self.position = position
     }
 
-    var finished: Bool { reset != nil || (request.ended && response.ended) }
+    /// Reset by the client while the server's side was still open: the server's frames already
+    /// in flight (its trailers, a deadline's grpc-status) may still come, until `resetGraceEnd`.
+    var resetGraceEnd: Int64?
+    var finished: Bool { (reset != nil && resetGraceEnd == nil) || (request.ended && response.ended) }
 
     subscript(side d: Int) -> HTTP2Side {
         get { d == 0 ? request : response }

@@ -143,6 +143,39 @@ final class HTTP2ParserTests: XCTestCase {
         XCTAssertEqual(r.counters.http2.streams, 1)
     }
 
+    /// A client deadline: the client's RST_STREAM crosses the server's trailers-only answer
+    /// (DEADLINE_EXCEEDED) on the wire. The server's frames that come within the grace are the
+    /// stream's; the reset is still the client's.
+    func testServerTrailersThatCrossTheClientsResetAreKept() {
+        var c = H2Peer(), s = H2Peer()
+        let req: [(String, String)] = [(":method", "POST"), (":scheme", "http"), (":path", "/lab.Echo/Slow"),
+                                       (":authority", "app"), ("content-type", "application/grpc"), ("te", "trailers")]
+        let ms: Int64 = 1_000_000
+        let steps: [Step] = [
+            .c2sBytes(H2Peer.clientStart + c.headers(1, req, endStream: false) + H2Peer.data(1, H2Peer.grpcMessage(3), endStream: true), 1 * ms),
+            .c2sBytes(H2Peer.frame(3, stream: 1, [0, 0, 0, 8]), 100 * ms),  // the client's deadline: CANCEL
+            .s2cBytes(H2Peer.settings + s.headers(1, [(":status", "200"), ("content-type", "application/grpc"),
+                                                      ("grpc-status", "4"), ("grpc-message", "deadline")], endStream: true), 101 * ms),
+        ]
+        let r = runSplitInvariant(steps, everyCut: false)
+        XCTAssertEqual(r.exchanges.count, 1)
+        let x = r.exchanges[0]
+        XCTAssertEqual(x.http2?.reset, HTTP2Reset(code: 8, byClient: true))
+        XCTAssertEqual(x.http2?.grpc?.status, 4, "the server's trailers that crossed the reset")
+        XCTAssertEqual(x.response?.status, 200)
+        // After the grace, the server's frames for the stream are no longer its.
+        var c2 = H2Peer(), s2 = H2Peer()
+        let late: [Step] = [
+            .c2sBytes(H2Peer.clientStart + c2.headers(1, req, endStream: false) + H2Peer.data(1, H2Peer.grpcMessage(3), endStream: true), 1 * ms),
+            .c2sBytes(H2Peer.frame(3, stream: 1, [0, 0, 0, 8]), 100 * ms),
+            .s2cBytes(H2Peer.settings, 150 * ms),
+            .s2cBytes(s2.headers(1, [(":status", "200"), ("grpc-status", "4")], endStream: true), 151 * ms),
+        ]
+        let l = runSplitInvariant(late, everyCut: false)
+        XCTAssertEqual(l.exchanges.count, 1)
+        XCTAssertNil(l.exchanges[0].response, "emitted at the end of its grace, before the late answer")
+    }
+
     func testGRPCTrailersStatusAndMessages() {
         var c = H2Peer(), s = H2Peer()
         let req: [(String, String)] = [(":method", "POST"), (":scheme", "http"), (":path", "/helloworld.Greeter/SayHello"),
