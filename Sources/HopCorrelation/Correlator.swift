@@ -163,6 +163,18 @@ public final class Correlator {
         var host: String?
         var requestID: String?
         var trace: (header: String, value: String)?
+        /// Reset before any response (the client gave up): the proxy's copy, if any, was sent
+        /// soon after the request, not any time until now.
+        var abandoned = false
+        /// When the client reset it (its RST_STREAM), when known.
+        var gaveUpAt: Int64?
+        /// The latest a proxy's copy of it can have started, given `now`: before the client gave
+        /// up on it.
+        func latestUpstreamStart(now: Int64) -> Int64 {
+            if let r = times.responseStart { return r }
+            guard abandoned else { return now }
+            return min(now, gaveUpAt ?? (times.last &+ Correlator.abandonedForwardWindow))
+        }
 
         init(_ x: HTTPExchange) {
             if let t = x.tls {
@@ -186,6 +198,8 @@ public final class Correlator {
                 requestID = Correlator.requestID(q)
                 trace = Correlator.traceID(q)
             }
+            abandoned = x.response == nil && x.request != nil && Correlator.endedByReset(x)
+            if abandoned, let r = x.http2?.reset, r.byClient, r.at > 0 { gaveUpAt = r.at }
         }
 
         /// Whether exact keys tie two copies: true when they share a request id or a trace
@@ -512,6 +526,9 @@ public final class Correlator {
     @exclusivity(unchecked) private var lateDowns: [LateDown] = []
     /// How long (capture time) a reset downstream copy waits for its upstream copy.
     static let lateWait: Int64 = 2_000_000_000
+    /// How long after a reset copy's last byte the proxy's copy of it may start (a proxy
+    /// forwards a request when it arrives, not when the client gives up on it).
+    static let abandonedForwardWindow: Int64 = 1_000_000_000
 
     /// Whether the exchange ended with a reset: its HTTP/2 stream was reset, or its connection.
     static func endedByReset(_ x: HTTPExchange) -> Bool {
@@ -530,7 +547,7 @@ public final class Correlator {
             let dt = d.facts.times
             // Sent after the client's head, and before the client gave up (its reset is not
             // kept apart from the request's end: within the wait).
-            guard ut.requestStart >= dt.headEnd - tol, ut.requestStart <= dt.last + Self.lateWait else { continue }
+            guard ut.requestStart >= dt.headEnd - tol, ut.requestStart <= d.facts.latestUpstreamStart(now: now) + tol else { continue }
             if d.facts.host != u.facts.host && !hostsCompatible(d.facts.host, u.facts.host) { continue }
             if d.facts.exactKeys(u.facts) == false { continue }
             matches.append(i)
@@ -633,7 +650,7 @@ public final class Correlator {
         guard let list = upsByKey[key] else { return [] }
         let tol = configuration.tolerance
         let dt = df.times
-        let dRespStart = dt.responseStart ?? now
+        let dRespStart = df.latestUpstreamStart(now: now)
         let dRespEnd = dt.responseEnd ?? now
         let original = key.outbound ? d.connection.originalDestination : nil
         let encrypted = key.method.isEmpty && key == Self.encryptedKey(outbound: key.outbound)
@@ -775,8 +792,10 @@ public final class Correlator {
             }
         }
         for i in 0..<commitCount {
-            // Return order decides: a proxy queues less on the way back.
-            let chosen = backward[i] >= 0 ? columns[backward[i]] : nil
+            // Return order decides: a proxy queues less on the way back. A copy the client gave
+            // up on has no response to order by: forward order decides it.
+            let decided = pending[i].facts.abandoned ? forward[i] : backward[i]
+            let chosen = decided >= 0 ? columns[decided] : nil
             let alternatives = max(0, orders.feasibleCount(i) - 1)
             var confidence: Double? = nil
             var agree: Bool? = nil
@@ -844,8 +863,15 @@ public final class Correlator {
         let uStart = u.facts.times.requestStart
         let dStatus = df.times.status
         var attempts: [Up] = []
-        for f in candidates where f !== u && !f.taken && !f.removed && f.facts.times.requestStart < uStart {
+        // A proxy retries after an attempt failed: a failed attempt ended before the one that
+        // answered began (two copies in flight at once are two requests, not a retry).
+        let retryBound = uStart &+ configuration.tolerance
+        for f in candidates where f !== u && !f.taken && !f.removed && f.facts.times.requestStart < uStart
+            && f.facts.times.last <= retryBound {
             let s = f.facts.times.status
+            // A copy the proxy itself reset (it passed on a client's cancel) was given up, not
+            // failed: another request's, never a retry.
+            if f.facts.abandoned, f.hop?.exchange.http2?.reset?.byClient == true { continue }
             // An encrypted copy that was answered is not a failed attempt one can tell.
             if f.facts.times.encrypted && f.facts.times.responseStart != nil { continue }
             if s == nil || (s! >= 500 && s != dStatus) { attempts.append(f) }

@@ -348,7 +348,7 @@ final class HTTP2Connection {
             guard let s = stream(h.streamID, from: d, opening: false, at: dirs[d].frameFirst) else { return }
             analyzer.counters.http2.resets += 1
             // The first reset is the stream's (the server answers a client's with its own).
-            if s.reset == nil { s.reset = HTTP2Reset(code: code, byClient: d == 0) }
+            if s.reset == nil { s.reset = HTTP2Reset(code: code, byClient: d == 0, at: last) }
             if s[side: d].lastTimestamp == nil { s[side: d].lastTimestamp = last }
             s.resetGraceEnd = nil
             if d == 0, !s.response.ended {

@@ -22,10 +22,13 @@ public struct HTTP2Reset: Sendable, Hashable {
     public var code: UInt32
     /// True when the client sent it.
     public var byClient: Bool
+    /// Capture time of the RST_STREAM frame (0 when not known).
+    public var at: Int64
 
-    public init(code: UInt32, byClient: Bool) {
+    public init(code: UInt32, byClient: Bool, at: Int64 = 0) {
         self.code = code
         self.byClient = byClient
+        self.at = at
     }
 
     public var codeName: String {

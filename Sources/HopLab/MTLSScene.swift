@@ -108,27 +108,7 @@ public struct MTLSPlan: Sendable {
         self.pod = pod; self.podTarget = podTarget; self.clientDir = clientDir; self.certificates = certificates
     }
 
-    static func global(pidfile: String) -> String {
-        """
-        global
-            log stdout format raw local0
-            pidfile \(pidfile)
-            maxconn 4096
-            nbthread 1
-            hard-stop-after 3s
-
-        defaults
-            mode http
-            log global
-            option http-keep-alive
-            timeout connect 2s
-            timeout client 20s
-            timeout server 20s
-            timeout http-request 10s
-            timeout http-keep-alive 20s
-
-        """
-    }
+    static func global(pidfile: String) -> String { SidecarPlan.haproxyGlobal(pidfile: pidfile) }
 
     /// The client sidecar: plain HTTP in on 127.0.0.1, TLS out to the pod with the client
     /// certificate, the server verified against the CA and `MeshCertificates.serverName`, SNI

@@ -51,15 +51,13 @@ public struct SidecarPlan: Sendable {
         self.listenPort = listenPort; self.upstream = upstream; self.sourceAddress = sourceAddress; self.dir = dir
     }
 
-    /// HAProxy's configuration: run as uid/gid 1337 (through setpriv, so it never holds root),
-    /// its log on stdout in `LabLogFormats.haproxy`, one upstream pool shared by every client
-    /// connection (`http-reuse always`), a unique id per request sent as X-Request-Id; with
-    /// `h2`, HTTP/2 to the upstream (`proto h2`).
-    public func haproxyConfig(h2: Bool = false) -> String {
+    /// HAProxy's `global` and `defaults` sections as every lab HAProxy runs them (one thread,
+    /// the log on stdout, keep-alive), ending with a blank line.
+    static func haproxyGlobal(pidfile: String) -> String {
         """
         global
             log stdout format raw local0
-            pidfile \(dir)/haproxy.pid
+            pidfile \(pidfile)
             maxconn 4096
             nbthread 1
             hard-stop-after 3s
@@ -74,6 +72,16 @@ public struct SidecarPlan: Sendable {
             timeout http-request 10s
             timeout http-keep-alive 20s
 
+
+        """
+    }
+
+    /// HAProxy's configuration: run as uid/gid 1337 (through setpriv, so it never holds root),
+    /// its log on stdout in `LabLogFormats.haproxy`, one upstream pool shared by every client
+    /// connection (`http-reuse always`), a unique id per request sent as X-Request-Id; with
+    /// `h2`, HTTP/2 to the upstream (`proto h2`).
+    public func haproxyConfig(h2: Bool = false) -> String {
+        Self.haproxyGlobal(pidfile: "\(dir)/haproxy.pid") + """
         frontend sidecar
             bind 0.0.0.0:\(listenPort)
             unique-id-format hl-%pid-%rt
