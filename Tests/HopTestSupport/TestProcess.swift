@@ -74,6 +74,51 @@ extension TestProcess {
     /// where `getrusage(RUSAGE_CHILDREN)` would mix in every earlier child of the test process.
     public static func runMeasured(_ executable: String, _ arguments: [String], stdout: String, stderr: String,
                                    timeout: TimeInterval = 120) -> MeasuredRun {
+        // posix_spawn starts the child in this process's memory (vfork), and Linux counts what
+        // the child had before exec in its peak: a test process grown large by earlier tests made
+        // every child look that large. A small python3 in between starts the program from its
+        // own small memory and reports the program's own peak.
+        if let python = ["/usr/bin/python3", "/usr/local/bin/python3"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) {
+            let report = stderr + ".peak"
+            let script = """
+                import resource, subprocess, sys
+                out, err, report, timeout = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+                timed_out = False
+                with open(out, "wb") as o, open(err, "wb") as e:
+                    p = subprocess.Popen(sys.argv[5:], stdin=subprocess.DEVNULL, stdout=o, stderr=e)
+                    try:
+                        rc = p.wait(timeout=timeout)
+                    except subprocess.TimeoutExpired:
+                        p.kill()
+                        rc = p.wait()
+                        timed_out = True
+                peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+                with open(report, "w") as r:
+                    r.write("%d %d %d\\n" % (rc, peak, 1 if timed_out else 0))
+                """
+            let started = Date()
+            let run = runMeasuredDirect(python, ["-c", script, stdout, stderr, report, String(timeout)] + [executable] + arguments,
+                                        stdout: "/dev/null", stderr: stderr + ".trampoline", timeout: timeout + 30)
+            let seconds = Date().timeIntervalSince(started)
+            defer {
+                try? FileManager.default.removeItem(atPath: report)
+                try? FileManager.default.removeItem(atPath: stderr + ".trampoline")
+            }
+            if run.status == 0, let text = try? String(contentsOfFile: report, encoding: .utf8) {
+                let f = text.split(separator: " ").compactMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+                if f.count == 3 {
+                    let rc = f[0]
+                    return MeasuredRun(status: rc < 0 ? -1 : Int32(rc), signal: rc < 0 ? Int32(-rc) : nil, peakKiB: f[1],
+                                       seconds: seconds, timedOut: f[2] == 1)
+                }
+            }
+        }
+        return runMeasuredDirect(executable, arguments, stdout: stdout, stderr: stderr, timeout: timeout)
+    }
+
+    /// `runMeasured` without the trampoline (its peak includes this process's memory at spawn).
+    static func runMeasuredDirect(_ executable: String, _ arguments: [String], stdout: String, stderr: String,
+                                  timeout: TimeInterval) -> MeasuredRun {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
