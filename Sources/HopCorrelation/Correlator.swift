@@ -137,6 +137,9 @@ public final class Correlator {
             self.key = key
             self.slot = slot
         }
+        /// Its request's and response's HTTP/1 sizes, worked out once, when an encrypted copy
+        /// first asks (`sizesFit`).
+        lazy var sizes: (request: Int?, response: Int?) = hop?.exchange.http1Sizes ?? (nil, nil)
         /// The hop, moved out: a copy would retain each of its strings and arrays, and the
         /// copy left here release them again.
         func takeHop() -> Hop { hop.take()! }
@@ -611,14 +614,14 @@ public final class Correlator {
         candidateChecks &+= waiting.count - first
         for i in first..<waiting.count {
             let u = waiting[i]
-            guard !u.taken, !u.removed, let ux = u.hop?.exchange, !ux.isEncrypted else { continue }
+            guard !u.taken, !u.removed, !u.facts.times.encrypted else { continue }
             let ut = u.facts.times
             if ut.requestStart < dt.headEnd - tol || ut.requestStart > dRespStart + tol { continue }
             if let urs = ut.responseStart, let ure = ut.responseEnd {
                 if urs > dRespStart + tol || ure > dRespEnd + tol { continue }
             }
-            if let o = original, ux.server != o { continue }
-            if !Self.sizesFit(turn, ux) { continue }
+            if let o = original, u.hop?.exchange.server != o { continue }
+            if !Self.sizesFit(turn, u.sizes, answered: u.facts.times.responseStart != nil) { continue }
             out.append(u)
         }
         return out
@@ -629,7 +632,10 @@ public final class Correlator {
     /// X-Forwarded-For, its own Server…); a turn that carries handshake bytes, or was cut by a
     /// gap, only bounds them.
     static func sizesFit(_ t: TLSTurnInfo, _ x: HTTPExchange) -> Bool {
-        let sizes = x.http1Sizes
+        sizesFit(t, x.http1Sizes, answered: x.response != nil)
+    }
+
+    static func sizesFit(_ t: TLSTurnInfo, _ sizes: (request: Int?, response: Int?), answered: Bool) -> Bool {
         func fits(_ encrypted: Int, _ plain: Int?, loose: Bool) -> Bool {
             guard let plain else { return true }
             let slack = max(1_024, max(encrypted, plain) / 4)
@@ -637,7 +643,7 @@ public final class Correlator {
             return abs(encrypted - plain) <= slack
         }
         guard fits(t.requestPlaintextBytes, sizes.request, loose: t.includesHandshake || t.cutByGap) else { return false }
-        guard t.responseFirstTimestamp != nil, x.response != nil else { return true }
+        guard t.responseFirstTimestamp != nil, answered else { return true }
         return fits(t.responsePlaintextBytes, sizes.response, loose: t.includesHandshake || t.cutByGap)
     }
 

@@ -344,23 +344,6 @@ public enum Explain {
 }
 
 extension Explain {
-    /// A TLS turn's facts in clear: "TLS 1.3, SNI reviews.default, ALPN offered istio-http/1.1, h2".
-    public static func tlsSummary<S: ExplanationSink>(_ t: TLSTurnInfo, into s: inout S) {
-        s.text(t.version ?? "TLS (handshake not captured)")
-        if let n = t.serverName {
-            s.text(", SNI ")
-            s.text(n)
-        }
-        if let a = t.alpnSelected {
-            s.text(", ALPN ")
-            s.text(a)
-        } else if !t.alpnOffered.isEmpty {
-            s.text(", ALPN offered ")
-            s.text(t.alpnOffered.joined(separator: ", "))
-        }
-        if t.clientCertificate == true { s.text(", client certificate") }
-    }
-
     /// The pool's part of the evidence: the worker group both connections belong to, and how
     /// the copy was chosen among the alternatives (`alternatives`: what they are, after their
     /// count).
@@ -393,7 +376,7 @@ extension Explain {
         let plain = down.isEncrypted ? up : down
         guard let t = encrypted.tls else { return }
         s.text(down.isEncrypted ? "the client's copy is encrypted (" : "the proxy's copy is encrypted (")
-        tlsSummary(t, into: &s)
+        s.text(t.summary)
         s.text("): its method, target, headers and status are the plaintext copy's")
         s.endItem()
         let sizes = plain.http1Sizes

@@ -59,6 +59,19 @@ public struct TLSTurnInfo: Sendable, Hashable {
     /// The plaintext sizes the turns stand for (the ciphertext less each record's overhead).
     public var requestPlaintextBytes: Int { max(0, requestBytes - requestRecords * overheadPerRecord) }
     public var responsePlaintextBytes: Int { max(0, responseBytes - responseRecords * overheadPerRecord) }
+    /// What the handshake said in clear, as every report says it: "TLS 1.3, SNI
+    /// reviews.default, ALPN offered istio-http/1.1, h2, client certificate".
+    public var summary: String {
+        var s = version ?? "TLS (handshake not captured)"
+        if let n = serverName { s += ", SNI " + n }
+        if let a = alpnSelected {
+            s += ", ALPN " + a
+        } else if !alpnOffered.isEmpty {
+            s += ", ALPN offered " + alpnOffered.joined(separator: ", ")
+        }
+        if clientCertificate == true { s += ", client certificate" }
+        return s
+    }
     /// Response start minus request start (ns), when a response turn was seen.
     public var latency: Int64? { responseFirstTimestamp.map { $0 - requestFirstTimestamp } }
     /// The latest the response can have begun: its first record's time, or, on a first turn

@@ -4,19 +4,7 @@ import HopHTTP
 /// line-oriented and diagram formats, one JSON object (`"tls"`, absent for plaintext).
 public enum TLSRendering {
     /// `encrypted turn 2 (TLS 1.3, SNI orders.default, ALPN offered istio-http/1.1, client certificate)`.
-    public static func text(_ t: TLSTurnInfo, turn: Int) -> String {
-        var s = "encrypted turn \(turn) ("
-        s += t.version ?? "TLS, handshake not captured"
-        if let n = t.serverName { s += ", SNI " + n }
-        if let a = t.alpnSelected {
-            s += ", ALPN " + a
-        } else if !t.alpnOffered.isEmpty {
-            s += ", ALPN offered " + t.alpnOffered.joined(separator: ",")
-        }
-        if t.clientCertificate == true { s += ", client certificate" }
-        s += ")"
-        return s
-    }
+    public static func text(_ t: TLSTurnInfo, turn: Int) -> String { "encrypted turn \(turn) (\(t.summary))" }
 
     /// `req 116 B resp 262 B ciphertext (1/1 records)` and what makes the sizes loose.
     public static func sizes(_ t: TLSTurnInfo) -> String {
