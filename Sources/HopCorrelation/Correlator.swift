@@ -738,9 +738,10 @@ public final class Correlator {
     ///
     /// Return order decides. With r the capture's running rate of agreement between the two
     /// orders (a proxy whose workers are known and that forwards in order agrees on nearly
-    /// every request), a pairing on which they agree states 1 − (1 − r)², one on which they
-    /// differ 0.9·r (measured against HAProxy's and nginx's logs in the lab: where the orders
-    /// differed, return order was right about 9 times in 10, forward order rarely).
+    /// every request) and w how often return order has won where they differed, a pairing on
+    /// which they agree states 1 − (1 − p)² with p = 1 − (1 − r)(1 − w), or p alone while the
+    /// delay model has not yet seen enough pairings; one on which they differ states the delay
+    /// model's posterior for return order's choice against forward order's (w its prior).
     private func solvePool(all: Bool = true) {
         guard !pool.isEmpty else { return }
         // Oldest request head first (in place: the rows are moved, not copied).
@@ -831,8 +832,14 @@ public final class Correlator {
                         confidence = min(0.98, max(0.02, q))
                     } else {
                         // Return order is wrong only where the orders disagree and it loses.
+                        // Until the delay model has seen the proxy (a capture's first pool,
+                        // every connection opening at once), the two orders are not yet two
+                        // independent witnesses: a proxy opening its upstream connections in a
+                        // burst garbles both alike (HAProxy's logs: at 32-64 connections a third
+                        // of those first agreements were wrong, stated 0.90-0.94), so they count
+                        // as one.
                         let p = min(0.999, max(0.01, 1 - (1 - agreement) * (1 - returnRight)))
-                        confidence = 1 - (1 - p) * (1 - p)
+                        confidence = delayModel.isReady ? 1 - (1 - p) * (1 - p) : p
                     }
                 }
             }
