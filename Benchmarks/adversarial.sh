@@ -41,7 +41,7 @@ OUT="${OUT:-$ROOT/Benchmarks/data/adversarial${SMALL:+-small}}"
 cd "$ROOT"
 
 if [ $BUILD -eq 1 ]; then
-    swift build -c release --product hoptrace >/dev/null || { echo "release build failed" >&2; exit 2; }
+    swift build -c release --static-swift-stdlib --product hoptrace >/dev/null || { echo "release build failed" >&2; exit 2; }
 fi
 BIN="$ROOT/.build/release/hoptrace"
 [ -x "$BIN" ] || { echo "no release binary at $BIN (run without --no-build)" >&2; exit 2; }

@@ -21,7 +21,7 @@
 #
 # Steps (each one skipped, with a one-line reason, when what it needs is
 # missing, e.g. a hoptrace subcommand not written yet):
-#   build     swift build -c release --scratch-path .build-bench; cc bare-loop.c
+#   build     swift build -c release --static-swift-stdlib --scratch-path .build-bench; cc bare-loop.c
 #   captures  Benchmarks/data/load-{large,small}.pcap, made by make-capture.sh
 #             when missing (that part needs root: network namespaces)
 #   decode    hyperfine: bare-loop FILE  vs  hoptrace packets -r FILE -q   (<= 2x)
@@ -319,8 +319,8 @@ if [ -n "${HOPTRACE_BIN:-}" ]; then
     HOPTRACE="$HOPTRACE_BIN"
 elif [ "$BUILD" = 1 ]; then
     say "building hoptrace (release, .build-bench)"
-    if (cd "$ROOT" && swift build -c release --scratch-path .build-bench) > "$DATA/build.log" 2>&1; then
-        HOPTRACE="$(cd "$ROOT" && swift build -c release --scratch-path .build-bench --show-bin-path)/hoptrace"
+    if (cd "$ROOT" && swift build -c release --static-swift-stdlib --scratch-path .build-bench) > "$DATA/build.log" 2>&1; then
+        HOPTRACE="$(cd "$ROOT" && swift build -c release --static-swift-stdlib --scratch-path .build-bench --show-bin-path)/hoptrace"
     else
         echo "run.sh: hoptrace did not build; see $DATA/build.log (last lines below)" >&2
         tail -15 "$DATA/build.log" >&2

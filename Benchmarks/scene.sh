@@ -12,7 +12,7 @@ scene_binary() {
         BIN="$ROOT/.build-bench/release/hoptrace"
         if [ "$BUILD" = 1 ]; then
             echo "building hoptrace (release, .build-bench)…" >&2
-            (cd "$ROOT" && swift build -c release --product hoptrace --scratch-path .build-bench > "$DATA/$1" 2>&1) \
+            (cd "$ROOT" && swift build -c release --static-swift-stdlib --product hoptrace --scratch-path .build-bench > "$DATA/$1" 2>&1) \
                 || { echo "$NAME: build failed, see $DATA/$1" >&2; exit 2; }
         fi
     fi

@@ -18,8 +18,8 @@ while [ $# -gt 0 ]; do
 done
 [ "$(id -u)" = 0 ] || { echo "watch-soak: needs root (network namespaces)" >&2; exit 2; }
 [ -x /opt/swift/usr/bin/swift ] && export PATH="/opt/swift/usr/bin:$PATH"
-swift build -c release --scratch-path .build-bench >/dev/null
-BIN="$(swift build -c release --scratch-path .build-bench --show-bin-path)/hoptrace"
+swift build -c release --static-swift-stdlib --scratch-path .build-bench >/dev/null
+BIN="$(swift build -c release --static-swift-stdlib --scratch-path .build-bench --show-bin-path)/hoptrace"
 DIR="$(mktemp -d /tmp/hopsoak.XXXXXX)"
 LAB_PID="" WATCH_PID=""
 cleanup() {
