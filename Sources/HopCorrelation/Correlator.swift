@@ -158,6 +158,15 @@ public final class Correlator {
         var status: Int?
         /// An encrypted turn: no status can be read.
         var encrypted = false
+        /// Its HTTP/2 stream (0: HTTP/1): orders copies that came in one packet.
+        var stream: UInt32 = 0
+    }
+
+    /// A connection's packet, by its time: copies that share one came together.
+    struct ConnectionInstant: Hashable {
+        var slot: Int
+        var down: Bool
+        var at: Int64
     }
 
     /// What pairing reads of a copy, read once: its times, Host and exact keys.
@@ -195,7 +204,8 @@ public final class Correlator {
                 requestStart: requestStart,
                 headEnd: (x.request?.bodyLength ?? 0) == 0 ? x.request?.lastTimestamp ?? 0 : requestStart,
                 responseStart: x.response?.firstTimestamp, responseEnd: x.response?.lastTimestamp,
-                last: x.response?.lastTimestamp ?? x.request?.lastTimestamp ?? 0, status: x.response?.status)
+                last: x.response?.lastTimestamp ?? x.request?.lastTimestamp ?? 0, status: x.response?.status,
+                stream: x.http2?.streamID ?? 0)
             host = x.request?.host
             if let q = x.request {
                 requestID = Correlator.requestID(q)
@@ -745,7 +755,8 @@ public final class Correlator {
     private func solvePool(all: Bool = true) {
         guard !pool.isEmpty else { return }
         // Oldest request head first (in place: the rows are moved, not copied).
-        pool.sort { $0.facts.times.headEnd < $1.facts.times.headEnd }
+        // Copies in one packet of one connection (HTTP/2 streams) in the order their frames came.
+        pool.sort { ($0.facts.times.headEnd, $0.facts.times.stream) < ($1.facts.times.headEnd, $1.facts.times.stream) }
         let rows = pool.count
         // Columns: every untaken final-attempt candidate, in the order the proxy sent them
         // (-2 marks a copy already looked at).
@@ -757,7 +768,7 @@ public final class Correlator {
                 if !u.taken && Self.isFinalAttempt(u.facts.times, for: status) { columns.append(u) }
             }
         }
-        columns.sort { $0.facts.times.requestStart < $1.facts.times.requestStart }
+        columns.sort { ($0.facts.times.requestStart, $0.facts.times.stream) < ($1.facts.times.requestStart, $1.facts.times.stream) }
         for (k, u) in columns.enumerated() { u.column = k }
         // Each row's feasible columns (in send order): its worker group's, then the others'
         // (taken only when its own are gone: a worker may borrow another's connection).
@@ -798,10 +809,17 @@ public final class Correlator {
                 delayModel.observe(forward: f, return: r)
             }
         }
+        // Return order decides: a proxy queues less on the way back. A copy the client gave up
+        // on has no response to order by: forward order decides it.
+        var decidedColumn = [Int](repeating: -1, count: commitCount)
+        for i in 0..<commitCount { decidedColumn[i] = pending[i].facts.abandoned ? forward[i] : backward[i] }
+        // Responses that came back in one packet of one connection (HTTP/2 streams answered
+        // together) cannot be told apart by return order: among such copies the columns return
+        // order gave them go out in forward order instead (copies in one packet in the order
+        // their frames came; the proxy numbers the streams it opens upstream in that order).
+        let ties = responseTieGroups(pending: pending, columns: columns, decided: &decidedColumn)
         for i in 0..<commitCount {
-            // Return order decides: a proxy queues less on the way back. A copy the client gave
-            // up on has no response to order by: forward order decides it.
-            let decided = pending[i].facts.abandoned ? forward[i] : backward[i]
+            let decided = decidedColumn[i]
             let chosen = decided >= 0 ? columns[decided] : nil
             let alternatives = max(0, orders.feasibleCount(i) - 1)
             var confidence: Double? = nil
@@ -811,9 +829,14 @@ public final class Correlator {
                     confidence = 0.99
                 } else {
                     let agrees = forward[i] == backward[i]
-                    agree = agrees
-                    agreement += ((agrees ? 1 : 0) - agreement) / 256
-                    if !agrees, forward[i] >= 0, backward[i] >= 0 {
+                    agree = ties[i] > 0 ? nil : agrees
+                    // (Among tied responses return order's choice was arbitrary: no lesson there.)
+                    if ties[i] == 0 { agreement += ((agrees ? 1 : 0) - agreement) / 256 }
+                    if ties[i] > 0 {
+                        // Forward order alone: right where the orders agree, and where they
+                        // differ and forward order wins.
+                        confidence = min(0.98, max(0.02, agreement + (1 - agreement) * (1 - returnRight)))
+                    } else if !agrees, forward[i] >= 0, backward[i] >= 0 {
                         let f = forward[i], b = backward[i]
                         // Which order is right here: the choice whose delays are more typical of
                         // the pairings both orders agree on, weighed by how often return order
@@ -845,7 +868,7 @@ public final class Correlator {
             }
             commit(pending[i].takeHop(), facts: pending[i].facts, slot: pending[i].slot, chosen: chosen,
                    candidates: pending[i].candidates, ambiguous: alternatives > 0 && (confidence ?? 0) < 0.9,
-                   confidence: confidence, certain: false, alternatives: alternatives, ordersAgree: agree)
+                   confidence: confidence, certain: false, alternatives: alternatives, ordersAgree: agree, responseTies: ties[i])
         }
         // The rest wait; the copies taken by the committed ones are no longer their candidates.
         for i in commitCount..<rows {
@@ -856,8 +879,55 @@ public final class Correlator {
         }
     }
 
+    /// For each of the first `decided.count` rows, how many other rows' responses came back
+    /// in one packet with its own (on its downstream connection, or on the upstream connection
+    /// of the column it was given); within each such group the group's columns are handed out
+    /// again in forward order (rows by head, columns by send order, both with the HTTP/2
+    /// stream as the order within a packet). Only HTTP/2 copies' connections are looked at: an
+    /// HTTP/1 connection carries one response at a time.
+    private func responseTieGroups(pending: [Pending], columns: [Up], decided: inout [Int]) -> [Int] {
+        let n = decided.count
+        var ties = [Int](repeating: 0, count: n)
+        var first: [ConnectionInstant: Int] = [:]
+        var parent = Array(0..<n)
+        func root(_ x: Int) -> Int {
+            var x = x
+            while parent[x] != x { parent[x] = parent[parent[x]]; x = parent[x] }
+            return x
+        }
+        func join(_ key: ConnectionInstant, _ i: Int) {
+            if let j = first[key] { parent[root(i)] = root(j) } else { first[key] = i }
+        }
+        var multiplexed = [Bool](repeating: false, count: n)
+        for i in 0..<n where !pending[i].facts.abandoned {
+            let t = pending[i].facts.times
+            if t.stream > 0, let r = t.responseStart {
+                join(ConnectionInstant(slot: pending[i].slot, down: true, at: r), i)
+                multiplexed[i] = true
+            }
+            let k = decided[i]
+            if k >= 0, columns[k].facts.times.stream > 0, let r = columns[k].facts.times.responseStart {
+                join(ConnectionInstant(slot: columns[k].slot, down: false, at: r), i)
+                multiplexed[i] = true
+            }
+        }
+        guard !first.isEmpty else { return ties }
+        var groups: [Int: [Int]] = [:]
+        for i in 0..<n where multiplexed[i] { groups[root(i), default: []].append(i) }
+        for (_, rows) in groups where rows.count > 1 {
+            // Rows are in forward order already (the pool is sorted); their columns, sorted, are too.
+            let cols = rows.map { decided[$0] }.filter { $0 >= 0 }.sorted()
+            guard cols.count == rows.count else { continue }
+            for (r, k) in zip(rows, cols) {
+                decided[r] = k
+                ties[r] = rows.count - 1
+            }
+        }
+        return ties
+    }
+
     private func commit(_ d: consuming Hop, facts df: CopyFacts, slot: Int, chosen: Up?, candidates: [Up], ambiguous: Bool,
-                        confidence: Double?, certain: Bool, alternatives: Int = 0, ordersAgree: Bool? = nil) {
+                        confidence: Double?, certain: Bool, alternatives: Int = 0, ordersAgree: Bool? = nil, responseTies: Int = 0) {
         guard let u = chosen, !u.taken, !u.removed else {
             emitIncomplete(d)
             return
@@ -906,7 +976,7 @@ public final class Correlator {
         let groupCount = groups.groupCount
         groups.record(down: slot, up: u.slot, certain: certain)
         let note = PairingNote(alternatives: alternatives, workerGroup: groupCount > 1 ? group : nil,
-                               workerGroups: groupCount, ordersAgree: ordersAgree,
+                               workerGroups: groupCount, ordersAgree: ordersAgree, responseTies: responseTies,
                                downRequestID: df.requestID != nil, upRequestID: u.facts.requestID != nil,
                                traceIDs: df.trace != nil && u.facts.trace != nil)
         let chain = RequestChain(id: nextChainID, hops: hops, completeness: .complete, confidence: exact ? 1.0 : confidence ?? 0.99,

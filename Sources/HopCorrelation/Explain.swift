@@ -362,9 +362,15 @@ extension Explain {
         switch note.ordersAgree {
         case true?: s.text("the proxy's forwarding order and its return order both give this copy")
         case false?: s.text("assigned by the proxy's return order (its forwarding order gives another copy)")
+        case nil where note.responseTies > 0:
+            s.text("assigned by the proxy's forwarding order (streams in the order their frames came): ")
+            s.int(note.responseTies)
+            s.plural(note.responseTies, " other response", " other responses")
+            s.text(" came back in the same packet, so return order cannot tell them apart")
         case nil: s.text("assigned by the proxy's arrival order")
         }
         s.endItem()
+
     }
 
     /// The evidence of a chain with an encrypted copy: what its TLS says in clear, the sizes

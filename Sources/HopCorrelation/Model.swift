@@ -349,6 +349,9 @@ public struct PairingNote: Sendable, Hashable {
     public var workerGroups: Int
     /// Among alternatives: whether the proxy's forwarding order and return order agreed.
     public var ordersAgree: Bool?
+    /// Other copies whose responses came back in one packet with this one's (HTTP/2 streams
+    /// answered together): return order cannot tell them apart, forward order decided.
+    public var responseTies = 0
     /// Which copies carry an x-request-id.
     public var requestIDs: (down: Bool, up: Bool) { (downRequestID, upRequestID) }
     var downRequestID = false

@@ -114,7 +114,7 @@ struct PoolOrders {
                 owner[k] += 1
             }
         }
-        let byResponse = (0..<columns).sorted { columnResponseStarts[$0] < columnResponseStarts[$1] }
+        let byResponse = (0..<columns).sorted { (columnResponseStarts[$0], $0) < (columnResponseStarts[$1], $1) }
         backward.removeAll(keepingCapacity: true)
         backward.append(contentsOf: repeatElement(-1, count: rows))
         for k in byResponse {

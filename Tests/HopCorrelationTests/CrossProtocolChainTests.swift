@@ -70,6 +70,59 @@ final class CrossProtocolChainTests: XCTestCase {
         }
     }
 
+    /// Two identical gRPC calls a client sent in one packet, which the proxy forwarded in one
+    /// packet and whose answers came back in one packet (on one side or both): return order
+    /// cannot tell them apart, so forward order pairs them, streams in the order their frames
+    /// came (the proxy opens its upstream streams in that order), and the chains say so.
+    func testIdenticalStreamsAnsweredInOnePacketPairInStreamOrder() throws {
+        let us: Int64 = 1_000
+        let down = Connection(id: ConnectionID(1), client: Endpoint(client, 40000), server: Endpoint(pod, 80), firstTimestamp: 0, sawHandshake: true)
+        let up = Connection(id: ConnectionID(2), client: Endpoint(lo, 50000), server: Endpoint(lo, 80), firstTimestamp: 0, sawHandshake: true)
+        func call(_ c: Connection, stream: UInt32, sequence: Int, start: Int64, answered: Int64, id: String?) -> HTTPExchange {
+            var headers: HTTPHeaders = [(":method", "POST"), (":scheme", "http"), (":authority", "echo"), (":path", "/lab.Echo/Say"),
+                                        ("content-type", "application/grpc"), ("te", "trailers")]
+            if let id { headers.append(name: "x-request-id", value: id) }
+            let q = HTTPRequest(method: "POST", target: "/lab.Echo/Say", version: .http2, headers: headers,
+                                firstTimestamp: start, lastTimestamp: start)
+            let r = HTTPResponse(status: 200, reason: "", version: .http2, headers: [(":status", "200")],
+                                 firstTimestamp: answered, lastTimestamp: answered)
+            var x = HTTPExchange(c, sequence: sequence, request: q, response: r, pipelinePosition: sequence == 1 ? 0 : 1)
+            x.http2 = HTTP2StreamInfo(streamID: stream, requestHeaders: .decoded, responseHeaders: .decoded, headersNote: nil,
+                                      reset: nil, requestDataFrames: 1, responseDataFrames: 1, paddingBytes: 0, pushed: false, grpc: nil)
+            return x
+        }
+        // Upstream answers in one packet (1) or in two, the later stream's first (2); downstream
+        // in one packet either way.
+        for upstreamTie in [true, false] {
+            for reversed in [false, true] {
+                var xs = [call(down, stream: 5, sequence: 1, start: 100 * us, answered: 900 * us, id: nil),
+                          call(down, stream: 7, sequence: 2, start: 100 * us, answered: 900 * us, id: nil),
+                          call(up, stream: 11, sequence: 1, start: 200 * us, answered: upstreamTie ? 800 * us : 810 * us, id: "a"),
+                          call(up, stream: 13, sequence: 2, start: 200 * us, answered: 800 * us, id: "b")]
+                // In the order the analyzer gives them out (responses ended), ties either way.
+                if reversed { xs.reverse() }
+                xs = xs.enumerated().sorted { ($0.element.response!.lastTimestamp, $0.offset) < ($1.element.response!.lastTimestamp, $1.offset) }.map(\.element)
+                var cfg = CorrelatorConfiguration()
+                cfg.podAddresses = [pod]
+                cfg.rules = .fixed(NetfilterOracle.preset("istio-2018")!)
+                var chains: [RequestChain] = []
+                let c = Correlator(configuration: cfg) { chains.append($0) }
+                for x in xs { c.add(x) }
+                c.finish()
+                let label = "upstream answers in one packet: \(upstreamTie), input reversed: \(reversed)"
+                XCTAssertEqual(chains.count, 2, label)
+                for chain in chains {
+                    XCTAssertEqual(chain.hops.count, 2, label)
+                    guard chain.hops.count == 2 else { continue }
+                    let pair = (chain.hops[0].exchange.http2?.streamID, chain.hops[1].exchange.http2?.streamID)
+                    XCTAssertTrue(pair == (5, 11) || pair == (7, 13), "\(label): stream \(pair.0 ?? 0) paired with \(pair.1 ?? 0)")
+                    XCTAssertLessThan(chain.confidence, 0.99, label)
+                    XCTAssertTrue(chain.evidence.contains { $0.contains("came back in the same packet") }, "\(label): \(chain.evidence)")
+                }
+            }
+        }
+    }
+
     func testHeaderComparisonAcrossProtocols() {
         let h1: HTTPHeaders = [("Host", "a"), ("Accept", "*/*"), ("X-Custom", "1")]
         let h2: HTTPHeaders = [(":method", "GET"), (":authority", "a"), (":path", "/"), ("accept", "*/*"), ("x-custom", "1")]
