@@ -590,10 +590,16 @@ final class HTTP2Connection {
                              flags: [], pipelinePosition: s.position)
         var requestComplete = x.request?.complete
         if requestComplete == nil, let fields = s.request.fields {
-            let method = fields.value(exactly: ":method") ?? ""
-            let target = fields.value(exactly: ":path") ?? (method == "CONNECT" ? fields.value(exactly: ":authority") ?? "" : "")
+            // One pass over the fields for the method, the target and the host (the host as
+            // `HTTPRequest` finds it: a Host field, else :authority, any case).
+            let f = fields.requestFacts()
+            let method = f.method.map { fields.value(at: $0) } ?? ""
+            let authority = f.authorityAnyCase.map { fields.value(at: $0) }
+            let target = f.path.map { fields.value(at: $0) }
+                ?? (method == "CONNECT" ? f.authority.map { $0 == f.authorityAnyCase ? authority! : fields.value(at: $0) } ?? "" : "")
+            let host = f.host.map { fields.value(at: $0) } ?? authority ?? HTTPRequest.host(method: method, target: target, headers: HTTPHeaders())
             let complete = s.request.ended && !s.request.gap
-            x.request = HTTPRequest(method: method, target: target, version: .http2, headers: fields,
+            x.request = HTTPRequest(method: method, target: target, version: .http2, headers: fields, host: host,
                                     firstTimestamp: s.request.firstTimestamp ?? 0,
                                     lastTimestamp: s.request.lastTimestamp ?? s.request.firstTimestamp ?? 0)
             x.request!.bodyLength = s.request.bodyLength

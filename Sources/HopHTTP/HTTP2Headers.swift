@@ -154,19 +154,28 @@ final class HPACKScratch {
     func append(_ p: UnsafeMutablePointer<UInt8>?, _ n: Int) {
         guard n > 0, let p else { return }
         if byteCount + n > byteCapacity { grow(n) }
-        let out = bytes + byteCount
-        // Copied, then checked for bytes above 0x7f, eight at a time.
-        out.update(from: p, count: n)
+        // Copied eight bytes at a time (the last word overlapping the one before), checking for
+        // bytes above 0x7f on the way: no memmove call for names and values this short.
+        let out = UnsafeMutableRawPointer(bytes + byteCount)
+        let src = UnsafeRawPointer(p)
         var high: UInt64 = 0
-        var k = 0
-        let raw = UnsafeRawPointer(out)
-        while k + 8 <= n {
-            high |= raw.loadUnaligned(fromByteOffset: k, as: UInt64.self)
-            k += 8
-        }
-        while k < n {
-            high |= UInt64(out[k])
-            k += 1
+        if n >= 8 {
+            var k = 0
+            while k < n - 8 {
+                let w = src.loadUnaligned(fromByteOffset: k, as: UInt64.self)
+                high |= w
+                out.storeBytes(of: w, toByteOffset: k, as: UInt64.self)
+                k += 8
+            }
+            let w = src.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self)
+            high |= w
+            out.storeBytes(of: w, toByteOffset: n - 8, as: UInt64.self)
+        } else {
+            for k in 0..<n {
+                let c = src.load(fromByteOffset: k, as: UInt8.self)
+                high |= UInt64(c)
+                out.storeBytes(of: c, toByteOffset: k, as: UInt8.self)
+            }
         }
         if high & 0x8080_8080_8080_8080 == 0 {
             byteCount += n
@@ -245,6 +254,47 @@ extension HTTPHeaders {
             }
             return nil
         }
+    }
+
+    /// The first fields an HTTP/2 request is read from, in one pass: `:method`, `:path` and
+    /// `:authority` named exactly; `host` and `:authority` in any ASCII case (as
+    /// `HTTPRequest.host` looks them up).
+    func requestFacts() -> (method: Int?, path: Int?, authority: Int?, host: Int?, authorityAnyCase: Int?) {
+        var method: Int?, path: Int?, authority: Int?, host: Int?, authorityAnyCase: Int?
+        guard count > 0 else { return (nil, nil, nil, nil, nil) }
+        withExtendedLifetime(self) {
+            let r = raw
+            func named(_ sp: Span, _ q: StaticString, anyCase: Bool) -> Bool {
+                let n = q.utf8CodeUnitCount
+                guard Int(sp.nameEnd - sp.nameStart) == n else { return false }
+                let p = q.utf8Start
+                var k = 0
+                let at = Int(sp.nameStart)
+                if anyCase {
+                    while k < n, lowerASCII(r[at + k]) == p[k] { k += 1 }
+                } else {
+                    while k < n, r[at + k] == p[k] { k += 1 }
+                }
+                return k == n
+            }
+            for i in 0..<count {
+                let sp = span(i)
+                switch sp.nameEnd - sp.nameStart {
+                case 4:
+                    if host == nil, named(sp, "host", anyCase: true) { host = i }
+                case 5:
+                    if path == nil, named(sp, ":path", anyCase: false) { path = i }
+                case 7:
+                    if method == nil, named(sp, ":method", anyCase: false) { method = i }
+                case 10:
+                    if authorityAnyCase == nil, named(sp, ":authority", anyCase: true) { authorityAnyCase = i }
+                    if authority == nil, named(sp, ":authority", anyCase: false) { authority = i }
+                default:
+                    break
+                }
+            }
+        }
+        return (method, path, authority, host, authorityAnyCase)
     }
 
     /// The value of the first field named exactly `name`, or nil.
