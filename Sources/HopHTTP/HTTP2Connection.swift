@@ -47,7 +47,7 @@ final class HTTP2Connection {
     // Single-thread state (the analyzer's thread), read and written for every frame: without
     // exclusivity checks (measured below, beside `HTTP2Stream.request`).
     @exclusivity(unchecked) var dirs: [HTTP2Direction]
-    @exclusivity(unchecked) var streams: [UInt32: HTTP2Stream] = [:]
+    @exclusivity(unchecked) var streams = StreamTable()
     /// Each direction's open header block's bytes when it spans frames (HEADERS or PUSH_PROMISE
     /// without END_HEADERS, then CONTINUATIONs), in a buffer kept for the connection.
     @exclusivity(unchecked) var blocks: [[UInt8]] = [[], []]

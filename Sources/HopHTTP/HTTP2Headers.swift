@@ -37,7 +37,7 @@ final class HPACKInflater {
         let rv = nghttp2_hd_inflate_new(&p)
         guard rv == 0, let p else { fatalError("nghttp2_hd_inflate_new: \(rv) (out of memory)") }
         inflater = p
-        self.maxHeaderListSize = max(1, maxHeaderListSize)
+        self.maxHeaderListSize = min(max(1, maxHeaderListSize), Int(Int32.max) / 2)
         tableLimit = 4096
         if tableSize > 4096 {
             raiseTableLimit(to: tableSize)
@@ -92,10 +92,12 @@ final class HPACKInflater {
                 scratch.append(nv.name, nv.namelen)
                 let vs = scratch.byteCount
                 scratch.append(nv.value, nv.valuelen)
-                listSize += scratch.byteCount - ns + 32
+                let end = scratch.byteCount
+                listSize &+= end &- ns &+ 32
                 guard listSize <= maxHeaderListSize else { return nil }
-                scratch.addSpan(HTTPHeaders.Span(nameStart: Int32(ns), nameEnd: Int32(vs), valueStart: Int32(vs),
-                                                 valueEnd: Int32(scratch.byteCount)))
+                // In range: a block's fields stay within the list cap (at most Int32.max / 2).
+                scratch.addSpan(HTTPHeaders.Span(nameStart: Int32(truncatingIfNeeded: ns), nameEnd: Int32(truncatingIfNeeded: vs),
+                                                 valueStart: Int32(truncatingIfNeeded: vs), valueEnd: Int32(truncatingIfNeeded: end)))
             }
             if flags & final != 0 {
                 nghttp2_hd_inflate_end_headers(inflater)
@@ -161,11 +163,11 @@ final class HPACKScratch {
         var high: UInt64 = 0
         if n >= 8 {
             var k = 0
-            while k < n - 8 {
+            while k < n &- 8 {
                 let w = src.loadUnaligned(fromByteOffset: k, as: UInt64.self)
                 high |= w
                 out.storeBytes(of: w, toByteOffset: k, as: UInt64.self)
-                k += 8
+                k &+= 8
             }
             let w = src.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self)
             high |= w
@@ -178,7 +180,7 @@ final class HPACKScratch {
             }
         }
         if high & 0x8080_8080_8080_8080 == 0 {
-            byteCount += n
+            byteCount &+= n
         } else {
             repair(n)
         }

@@ -39,6 +39,38 @@ final class HTTP2PackingTests: XCTestCase {
         }
     }
 
+    /// `StreamTable` answers as `[UInt32: HTTP2Stream]` through inserts, replacements, removes
+    /// (ids absent or present, runs that collide and wrap) and growth.
+    func testStreamTableMatchesDictionary() {
+        var ours = StreamTable()
+        var reference: [UInt32: HTTP2Stream] = [:]
+        var seed: UInt64 = 0x9E37_79B9_7F4A_7C15
+        func next() -> UInt32 {
+            seed = seed &* 6364136223846793005 &+ 1442695040888963407
+            return UInt32(truncatingIfNeeded: seed >> 33)
+        }
+        for step in 0..<40_000 {
+            let id: UInt32 = step % 2 == 0 ? next() % 48 + 1 : (next() % 3_000) * 2 + 1
+            switch next() % 4 {
+            case 0:
+                XCTAssertTrue(ours.removeValue(forKey: id) === reference.removeValue(forKey: id))
+            case 1:
+                ours[id] = nil
+                reference[id] = nil
+            default:
+                let s = HTTP2Stream(id: id, sequence: step, position: 0)
+                ours[id] = s
+                reference[id] = s
+            }
+            XCTAssertTrue(ours[id] === reference[id])
+            XCTAssertEqual(ours.count, reference.count)
+            if step % 1_000 == 0 {
+                for probe in 0...100 as ClosedRange<UInt32> { XCTAssertTrue(ours[probe] === reference[probe], "id \(probe) at step \(step)") }
+                XCTAssertEqual(Set(ours.values.map(ObjectIdentifier.init)), Set(reference.values.map(ObjectIdentifier.init)))
+            }
+        }
+    }
+
     /// A block decoded by nghttp2's inflater into the packed form reads back the fields encoded;
     /// `intValue` reads a value as `Int(_:)` reads its String; exact-name lookup compares bytes.
     func testPackedBlockAndIntValue() throws {
