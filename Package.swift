@@ -26,16 +26,6 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
-        // NIOHPACK: HTTP/2 header blocks (HPACK) decoded by a maintained decoder, not a
-        // hand-written one (HopHTTP's HTTP/2 parser). It brings NIOHPACK, NIOHTTP1, NIO,
-        // NIOPosix and NIOConcurrencyHelpers into the library (before: NIOCore only, for
-        // HopProxy). Clean-build cost, measured in one session on this 2-core machine (CPU
-        // time user+sys, the repeatable figure: the wall times were taken while other builds
-        // shared the cores), the tree before the dependency (99d97cc) against the tree with it
-        // and the first HTTP/2 code (d863883): debug 132 s -> 168 s (+35 s, +27%), release
-        // 264 s -> 316 s (+52 s, +20%); wall time: debug 139 s -> 251 s, release 540 s -> 356 s
-        // (contended both ways, so not a measure of the dependency).
-        .package(url: "https://github.com/apple/swift-nio-http2", from: "1.46.0"),
         // `swift package generate-documentation`: the libraries' DocC catalogs (a plugin only:
         // nothing of it is linked).
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
@@ -52,14 +42,25 @@ let package = Package(
         ),
         // epoll, eventfd and accept4 for the proxy's own event loop (not in Swift's Glibc module).
         .target(name: "CHopSys"),
+        // HTTP/2 header blocks (HPACK) are decoded by nghttp2's inflater (the maintained library
+        // behind curl, nghttpd and h2load), through its own header; Debian: libnghttp2-dev.
+        // It replaced NIOHPACK (swift-nio-http2), whose API made a String per name and value:
+        // `http` on the h2c benchmark capture 1,712M -> 1,342M instructions. Dropping
+        // swift-nio-http2 (and with it NIOHPACK, NIOHTTP1, NIO, NIOPosix in the release binary),
+        // a clean release build on this 2-core machine, one after the other, CPU time
+        // (user+sys): 341.6 s (99bf265) -> 287.7 s (-54 s, -16%); wall 287 s -> 248 s (shared
+        // cores, load average ~3.7 both times); the stripped binary 9.7 MB -> 7.5 MB.
+        .systemLibrary(
+            name: "CNghttp2",
+            pkgConfig: "libnghttp2",
+            providers: [.apt(["libnghttp2-dev"])]
+        ),
         // Stage 1: capture sources and zero-copy decoders down to TCP segments.
         .target(name: "HopCapture", dependencies: ["CPcap"]),
         // Stage 2: TCP connection table and reassembly (joins NAT-split halves).
         .target(name: "HopFlows", dependencies: ["HopCapture"]),
         // Stage 3: incremental HTTP/1.x and HTTP/2 (h2c) parsers over reassembled streams.
-        .target(name: "HopHTTP", dependencies: ["HopFlows", "HopCapture",
-                                                .product(name: "NIOHPACK", package: "swift-nio-http2"),
-                                                .product(name: "NIOCore", package: "swift-nio")]),
+        .target(name: "HopHTTP", dependencies: ["HopFlows", "HopCapture", "CNghttp2"]),
         // A value model of iptables nat/mangle rules: parse, render, evaluate; presets.
         // Shared by the correlator's explanations and HopInstaller.
         .target(name: "HopNetfilter"),
@@ -121,9 +122,8 @@ let package = Package(
         // Runs the built `hoptrace` binary: messages, exit codes, live capture in a namespace.
         .testTarget(name: "CLITests", dependencies: ["hoptrace", "HopCapture", "HopReport", "HopTestSupport"]),
         .testTarget(name: "HopFlowsTests", dependencies: ["HopFlows"]),
-        .testTarget(name: "HopHTTPTests", dependencies: ["HopHTTP", "HopFlows", "HopCapture",
-                                                        .product(name: "NIOHPACK", package: "swift-nio-http2"),
-                                                        .product(name: "NIOCore", package: "swift-nio")]),
+        // Header blocks encoded by nghttp2's deflater (a real peer's encoder).
+        .testTarget(name: "HopHTTPTests", dependencies: ["HopHTTP", "HopFlows", "HopCapture", "CNghttp2"]),
         .testTarget(name: "HopNetfilterTests", dependencies: ["HopNetfilter"]),
         .testTarget(name: "HopPipelineTests", dependencies: ["HopPipeline", "HopCapture", "HopFlows", "HopCorrelation", "HopReport"]),
         // Replays every input the fuzzers kept (Tests/HopFuzzTests/Inputs) through its target.

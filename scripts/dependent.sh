@@ -7,6 +7,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x /opt/swift/usr/bin/swift ] && export PATH="/opt/swift/usr/bin:$PATH"
 root="$(pwd)"
+# The libraries link libpcap and libnghttp2 (system libraries found through pkg-config): a
+# package depending on hoptrace needs their headers too (scripts/setup.sh installs them).
+for pc in libpcap libnghttp2; do
+  pkg-config --exists "$pc" 2>/dev/null || { echo "dependent.sh: $pc's headers are missing (Debian: $pc-dev; scripts/setup.sh installs it)" >&2; exit 2; }
+done
 work="$(mktemp -d /tmp/hoptrace-dependent.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
 git clone -q "$root" "$work/hoptrace"

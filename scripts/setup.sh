@@ -6,6 +6,7 @@ set -euo pipefail
 # package → why
 declare -A NEED=(
   [libpcap-dev]="libpcap headers and library (the capture engine)"
+  [libnghttp2-dev]="nghttp2 headers and library (its HPACK decoder reads HTTP/2 header blocks)"
   [iproute2]="ip netns / veth for the live-capture and lab tests"
   [iptables]="iptables-restore/-save inside test namespaces (rule model and interceptor tests)"
   [util-linux]="setpriv, to test the no-privilege message as root"

@@ -1,6 +1,3 @@
-import NIOCore
-import NIOHPACK
-
 /// One direction of an HTTP/2 connection: where its reader is in the frame sequence, and the
 /// HPACK decoder of the header blocks it carries.
 struct HTTP2Direction {
@@ -28,16 +25,17 @@ struct HTTP2Direction {
     var resyncBuffer: [UInt8] = []
     /// Largest frame this direction may send: the receiver's SETTINGS_MAX_FRAME_SIZE.
     var maxFrameSize: Int
-    var hpack: HPACKDecoder
+    var hpack: HPACKInflater
     /// Why the dynamic table is not the sender's (nil: in step since the preface).
     var tableLost: String?
     /// A header block being gathered (HEADERS or PUSH_PROMISE, then CONTINUATIONs); its
-    /// bytes are in the connection's `blocks[d]`.
+    /// bytes are in the connection's `blocks[d]` (a block whole in its HEADERS frame is decoded
+    /// from the frame, not gathered).
     var openBlock: (stream: UInt32, endStream: Bool, promised: UInt32?, first: Int64)?
     var gaps = 0
 
-    static func decoder(maxHeaderBytes: Int, tableSize: Int = HPACKDecoder.maxDynamicTableSize) -> HPACKDecoder {
-        HPACKDecoder(allocator: ByteBufferAllocator(), maxDynamicTableSize: tableSize, maxHeaderListSize: max(1, maxHeaderBytes))
+    static func decoder(maxHeaderBytes: Int, tableSize: Int = 4096) -> HPACKInflater {
+        HPACKInflater(maxHeaderListSize: maxHeaderBytes, tableSize: tableSize)
     }
 }
 
@@ -49,10 +47,10 @@ final class HTTP2Connection {
     // Single-thread state (the analyzer's thread), read and written for every frame: without
     // exclusivity checks (measured below, beside `HTTP2Stream.request`).
     @exclusivity(unchecked) var dirs: [HTTP2Direction]
-    @exclusivity(unchecked) var streams: [UInt32: HTTP2Stream] = [:]
-    /// Each direction's open header block's bytes, in a buffer kept for the connection (NIOHPACK
-    /// decodes from a `ByteBuffer`: one made per block cost an allocation and a copy).
-    @exclusivity(unchecked) var blocks = [ByteBuffer](repeating: ByteBufferAllocator().buffer(capacity: 0), count: 2)
+    @exclusivity(unchecked) var streams = StreamTable()
+    /// Each direction's open header block's bytes when it spans frames (HEADERS or PUSH_PROMISE
+    /// without END_HEADERS, then CONTINUATIONs), in a buffer kept for the connection.
+    @exclusivity(unchecked) var blocks: [[UInt8]] = [[], []]
     /// Streams emitted lately (frames for them — WINDOW_UPDATE, a late RST_STREAM — are not new
     /// streams), bounded.
     @exclusivity(unchecked) var closed = StreamIDSet()
@@ -86,14 +84,19 @@ final class HTTP2Connection {
         if preface {
             let d = HTTP2Direction(state: .preface(matched: 0), maxFrameSize: HTTP2BoundaryScan.defaultMaxFrameSize,
                                    hpack: HTTP2Direction.decoder(maxHeaderBytes: maxHeader))
-            var s = d
-            s.state = .header
+            // Each direction its own decoder (a class: a copied direction would share it).
+            let s = HTTP2Direction(state: .header, maxFrameSize: HTTP2BoundaryScan.defaultMaxFrameSize,
+                                   hpack: HTTP2Direction.decoder(maxHeaderBytes: maxHeader))
             dirs = [d, s]
         } else {
-            var d = HTTP2Direction(state: .header, maxFrameSize: (1 << 24) - 1,
-                                   hpack: HTTP2Direction.decoder(maxHeaderBytes: maxHeader, tableSize: Self.pickupTableSize))
-            d.tableLost = "the connection was picked up mid-way (HPACK dynamic table not captured)"
-            dirs = [d, d]
+            var pair: [HTTP2Direction] = []
+            for _ in 0..<2 {
+                var d = HTTP2Direction(state: .header, maxFrameSize: (1 << 24) - 1,
+                                       hpack: HTTP2Direction.decoder(maxHeaderBytes: maxHeader, tableSize: Self.pickupTableSize))
+                d.tableLost = "the connection was picked up mid-way (HPACK dynamic table not captured)"
+                pair.append(d)
+            }
+            dirs = pair
         }
         conn.analyzer.counters.http2.connections += 1
         if preface { conn.analyzer.counters.http2.prefaceConnections += 1 } else { conn.analyzer.counters.http2.midstreamConnections += 1 }
@@ -266,7 +269,7 @@ final class HTTP2Connection {
                 dataFrameEnded(d, last: last)
             }
         case .headers, .continuation, .pushPromise:
-            let gathered = dirs[d].openBlock == nil ? 0 : blocks[d].readableBytes
+            let gathered = dirs[d].openBlock == nil ? 0 : blocks[d].count
             if gathered + h.length > configuration.maxHeaderBytes {
                 analyzer.counters.http2[.headerBlockTooLarge] += 1
                 analyzer.counters.headerLimitHits += 1
@@ -323,16 +326,18 @@ final class HTTP2Connection {
             }
             let s = stream(h.streamID, from: d, opening: d == 0, at: dirs[d].frameFirst)
             if let s, h.flags & HTTP2Flags.padded != 0 { s.padding += Int64(p[0]) + 1 }
-            openBlock(d, UnsafeRawBufferPointer(rebasing: p[lo..<hi]))
             dirs[d].openBlock = (h.streamID, h.flags & HTTP2Flags.endStream != 0, nil, dirs[d].frameFirst)
-            if h.flags & HTTP2Flags.endHeaders != 0 { blockEnded(d, last: last) }
+            blockFragment(d, h, UnsafeRawBufferPointer(rebasing: p[lo..<hi]), last: last)
         case .continuation:
             guard dirs[d].openBlock != nil else {
                 analyzer.counters.http2[.badContinuation] += 1
                 return
             }
-            blocks[d].writeBytes(p)
-            if h.flags & HTTP2Flags.endHeaders != 0 { blockEnded(d, last: last) }
+            blocks[d].append(contentsOf: p)
+            if h.flags & HTTP2Flags.endHeaders != 0 {
+                let gathered = blocks[d]
+                gathered.withUnsafeBytes { blockEnded(d, $0, last: last) }
+            }
         case .pushPromise:
             guard let (lo, hi) = unpadded(d, h, p, frame: "PUSH_PROMISE") else { return }
             guard hi - lo >= 4 else {
@@ -340,9 +345,8 @@ final class HTTP2Connection {
                 return
             }
             let promised = (UInt32(p[lo]) << 24 | UInt32(p[lo + 1]) << 16 | UInt32(p[lo + 2]) << 8 | UInt32(p[lo + 3])) & 0x7fff_ffff
-            openBlock(d, UnsafeRawBufferPointer(rebasing: p[(lo + 4)..<hi]))
             dirs[d].openBlock = (h.streamID, false, promised, dirs[d].frameFirst)
-            if h.flags & HTTP2Flags.endHeaders != 0 { blockEnded(d, last: last) }
+            blockFragment(d, h, UnsafeRawBufferPointer(rebasing: p[(lo + 4)..<hi]), last: last)
         case .rstStream:
             let code = UInt32(p[0]) << 24 | UInt32(p[1]) << 16 | UInt32(p[2]) << 8 | UInt32(p[3])
             guard let s = stream(h.streamID, from: d, opening: false, at: dirs[d].frameFirst) else { return }
@@ -371,7 +375,7 @@ final class HTTP2Connection {
                 // The sender is the decoder of the other direction's blocks and the receiver
                 // of its frames.
                 switch id {
-                case 0x1: dirs[1 - d].hpack.maxDynamicTableLength = max(v, dirs[1 - d].hpack.maxDynamicTableLength)
+                case 0x1: dirs[1 - d].hpack.raiseTableLimit(to: v)
                 case 0x5 where v >= HTTP2BoundaryScan.defaultMaxFrameSize && v < 1 << 24:
                     if !midstream { dirs[1 - d].maxFrameSize = v }
                 default: break
@@ -403,23 +407,24 @@ final class HTTP2Connection {
 
     // MARK: Header blocks
 
-    /// A header block's first fragment, in the direction's buffer (its storage reused).
-    private func openBlock(_ d: Int, _ fragment: UnsafeRawBufferPointer) {
-        blocks[d].clear()
-        blocks[d].writeBytes(fragment)
+    /// A header block's first fragment (HEADERS, PUSH_PROMISE): decoded from the frame when
+    /// the block ends there, else gathered in the direction's buffer (its storage reused).
+    private func blockFragment(_ d: Int, _ h: HTTP2FrameHeader, _ fragment: UnsafeRawBufferPointer, last: Int64) {
+        if h.flags & HTTP2Flags.endHeaders != 0 {
+            blockEnded(d, fragment, last: last)
+        } else {
+            blocks[d].removeAll(keepingCapacity: true)
+            blocks[d].append(contentsOf: fragment)
+        }
     }
 
-    /// The open block is complete: decode it and give it to its stream.
-    private func blockEnded(_ d: Int, last: Int64) {
+    /// The open block is complete (its bytes: `bytes`): decode it and give it to its stream.
+    private func blockEnded(_ d: Int, _ bytes: UnsafeRawBufferPointer, last: Int64) {
         guard let block = dirs[d].openBlock else { return }
         dirs[d].openBlock = nil
-        var fields: HTTPHeaders?
-        do {
-            fields = HTTPHeaders(packing: try dirs[d].hpack.decodeHeaders(from: &blocks[d]))
-        } catch {
-            if dirs[d].tableLost == nil {
-                analyzer.counters.http2[.badHeaderBlock] += 1
-            }
+        let fields = dirs[d].hpack.decode(bytes, scratch: analyzer.hpackScratch)
+        if fields == nil && dirs[d].tableLost == nil {
+            analyzer.counters.http2[.badHeaderBlock] += 1
         }
         guard let fields else {
             blockLost(d, stream: block.stream, promised: block.promised,
@@ -585,10 +590,16 @@ final class HTTP2Connection {
                              flags: [], pipelinePosition: s.position)
         var requestComplete = x.request?.complete
         if requestComplete == nil, let fields = s.request.fields {
-            let method = fields.value(exactly: ":method") ?? ""
-            let target = fields.value(exactly: ":path") ?? (method == "CONNECT" ? fields.value(exactly: ":authority") ?? "" : "")
+            // One pass over the fields for the method, the target and the host (the host as
+            // `HTTPRequest` finds it: a Host field, else :authority, any case).
+            let f = fields.requestFacts()
+            let method = f.method.map { fields.value(at: $0) } ?? ""
+            let authority = f.authorityAnyCase.map { fields.value(at: $0) }
+            let target = f.path.map { fields.value(at: $0) }
+                ?? (method == "CONNECT" ? f.authority.map { $0 == f.authorityAnyCase ? authority! : fields.value(at: $0) } ?? "" : "")
+            let host = f.host.map { fields.value(at: $0) } ?? authority ?? HTTPRequest.host(method: method, target: target, headers: HTTPHeaders())
             let complete = s.request.ended && !s.request.gap
-            x.request = HTTPRequest(method: method, target: target, version: .http2, headers: fields,
+            x.request = HTTPRequest(method: method, target: target, version: .http2, headers: fields, host: host,
                                     firstTimestamp: s.request.firstTimestamp ?? 0,
                                     lastTimestamp: s.request.lastTimestamp ?? s.request.firstTimestamp ?? 0)
             x.request!.bodyLength = s.request.bodyLength

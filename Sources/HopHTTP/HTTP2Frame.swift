@@ -66,7 +66,8 @@ public enum HTTP2FrameError: Int, CaseIterable, Sendable {
     case badPadding
     /// A CONTINUATION without a header block open, or another frame inside one.
     case badContinuation
-    /// Header block that NIOHPACK could not decode with a table it trusts (malformed block).
+    /// Header block the HPACK decoder (nghttp2's inflater) could not decode with a table it
+    /// trusts (malformed block).
     case badHeaderBlock
     /// A header block larger than `HTTPConfiguration.maxHeaderBytes`: skipped.
     case headerBlockTooLarge
@@ -88,7 +89,7 @@ public enum HTTP2FrameError: Int, CaseIterable, Sendable {
         case .badFrameForType: "HTTP/2 frame breaking its type's rules (stream id, fixed length); skipped"
         case .badPadding: "HTTP/2 frame whose padding is longer than its payload; skipped"
         case .badContinuation: "HTTP/2 CONTINUATION without an open header block, or another frame inside one"
-        case .badHeaderBlock: "HTTP/2 header block NIOHPACK rejected although its table was intact"
+        case .badHeaderBlock: "HTTP/2 header block the HPACK decoder (nghttp2) rejected although its table was intact"
         case .headerBlockTooLarge: "HTTP/2 header block larger than the header cap; skipped"
         }
     }

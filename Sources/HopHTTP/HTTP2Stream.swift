@@ -169,3 +169,93 @@ struct StreamIDSet {
         for v in old where v != 0 { insert(v) }
     }
 }
+
+/// The connection's open streams by id: open addressing with linear probing and a
+/// multiplicative hash (as `StreamIDSet`), removal by shifting back. `Dictionary`'s seeded
+/// SipHash for the insert, lookups and removal of every stream was 4% of `http` on the h2c
+/// benchmark capture (callgrind). Grows to stay at most half full. Ids are non-zero.
+struct StreamTable {
+    private var keys = [UInt32](repeating: 0, count: 16)
+    private var slots = [HTTP2Stream?](repeating: nil, count: 16)
+    private var shift: UInt32 = 28  // 32 - log2(keys.count)
+    private(set) var count = 0
+
+    @inline(__always)
+    private func home(_ id: UInt32) -> Int { Int((id &* 0x9E37_79B1) >> shift) }
+
+    /// The slot of `id`, or nil.
+    @inline(__always)
+    private func find(_ id: UInt32) -> Int? {
+        let mask = keys.count - 1
+        var i = home(id)
+        while true {
+            let k = keys[i]
+            if k == id { return i }
+            if k == 0 { return nil }
+            i = (i + 1) & mask
+        }
+    }
+
+    subscript(id: UInt32) -> HTTP2Stream? {
+        get {
+            guard id != 0, let i = find(id) else { return nil }
+            return slots[i]
+        }
+        set {
+            if let s = newValue { insert(id, s) } else { removeValue(forKey: id) }
+        }
+    }
+
+    private mutating func insert(_ id: UInt32, _ s: HTTP2Stream) {
+        precondition(id != 0)
+        if let i = find(id) {
+            slots[i] = s
+            return
+        }
+        if (count + 1) * 2 > keys.count { grow() }
+        let mask = keys.count - 1
+        var i = home(id)
+        while keys[i] != 0 { i = (i + 1) & mask }
+        keys[i] = id
+        slots[i] = s
+        count += 1
+    }
+
+    @discardableResult
+    mutating func removeValue(forKey id: UInt32) -> HTTP2Stream? {
+        guard id != 0, var i = find(id) else { return nil }
+        let removed = slots[i]
+        let mask = keys.count - 1
+        // Shift back the entries after it whose home does not lie in (i, j].
+        var j = i
+        while true {
+            j = (j + 1) & mask
+            let v = keys[j]
+            if v == 0 { break }
+            let h = home(v)
+            let between = i <= j ? (h > i && h <= j) : (h > i || h <= j)
+            if !between {
+                keys[i] = v
+                slots[i] = slots[j]
+                i = j
+            }
+        }
+        keys[i] = 0
+        slots[i] = nil
+        count -= 1
+        return removed
+    }
+
+    /// The streams, in no particular order (every use is order-free: a minimum by sequence,
+    /// counts, flags, a sort).
+    var values: some Sequence<HTTP2Stream> { slots.lazy.compactMap { $0 } }
+
+    private mutating func grow() {
+        let oldKeys = keys, oldSlots = slots
+        keys = [UInt32](repeating: 0, count: oldKeys.count * 2)
+        slots = [HTTP2Stream?](repeating: nil, count: oldKeys.count * 2)
+        shift -= 1
+        count = 0
+        for (k, s) in zip(oldKeys, oldSlots) where k != 0 { insert(k, s!) }
+    }
+}

@@ -14,6 +14,9 @@ public final class HTTPAnalyzer: StreamEventConsumer {
     public var onConnectionSummary: ((HTTPConnectionSummary) -> Void)?
 
     let onExchange: (HTTPExchange) -> Void
+    /// Where HTTP/2 header blocks are decoded before being packed (one for every connection:
+    /// the analyzer runs on one thread).
+    let hpackScratch = HPACKScratch()
     @exclusivity(unchecked) private var states: [Int: ConnectionState] = [:]
     /// A direct-mapped cache in front of `states` (connection ids are small consecutive numbers,
     /// so the open connections rarely collide): no hashing per event.

@@ -348,6 +348,18 @@ public struct HTTPRequest: Sendable, Hashable {
         findHost()
     }
 
+    /// A request whose host was already found (as `host(method:target:headers:)` finds it).
+    init(method: String, target: String, version: HTTPVersion, headers: HTTPHeaders, host: String?,
+         firstTimestamp: Int64, lastTimestamp: Int64) {
+        self.method = method
+        self.target = target
+        self.version = version
+        self.headers = headers
+        self.host = host
+        self.firstTimestamp = firstTimestamp
+        self.lastTimestamp = lastTimestamp
+    }
+
     private mutating func findHost() { host = Self.host(method: method, target: target, headers: headers) }
 
     static func host(method: String, target: String, headers: HTTPHeaders) -> String? {

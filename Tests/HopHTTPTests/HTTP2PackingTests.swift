@@ -1,6 +1,4 @@
 @testable import HopHTTP
-import NIOCore
-import NIOHPACK
 import XCTest
 
 /// The HTTP/2 parser's own containers against the standard ones they stand in for.
@@ -41,19 +39,51 @@ final class HTTP2PackingTests: XCTestCase {
         }
     }
 
-    /// A block packed from NIOHPACK's decoded fields reads back the same fields; `intValue`
-    /// reads a value as `Int(_:)` reads its String; exact-name lookup compares bytes.
+    /// `StreamTable` answers as `[UInt32: HTTP2Stream]` through inserts, replacements, removes
+    /// (ids absent or present, runs that collide and wrap) and growth.
+    func testStreamTableMatchesDictionary() {
+        var ours = StreamTable()
+        var reference: [UInt32: HTTP2Stream] = [:]
+        var seed: UInt64 = 0x9E37_79B9_7F4A_7C15
+        func next() -> UInt32 {
+            seed = seed &* 6364136223846793005 &+ 1442695040888963407
+            return UInt32(truncatingIfNeeded: seed >> 33)
+        }
+        for step in 0..<40_000 {
+            let id: UInt32 = step % 2 == 0 ? next() % 48 + 1 : (next() % 3_000) * 2 + 1
+            switch next() % 4 {
+            case 0:
+                XCTAssertTrue(ours.removeValue(forKey: id) === reference.removeValue(forKey: id))
+            case 1:
+                ours[id] = nil
+                reference[id] = nil
+            default:
+                let s = HTTP2Stream(id: id, sequence: step, position: 0)
+                ours[id] = s
+                reference[id] = s
+            }
+            XCTAssertTrue(ours[id] === reference[id])
+            XCTAssertEqual(ours.count, reference.count)
+            if step % 1_000 == 0 {
+                for probe in 0...100 as ClosedRange<UInt32> { XCTAssertTrue(ours[probe] === reference[probe], "id \(probe) at step \(step)") }
+                XCTAssertEqual(Set(ours.values.map(ObjectIdentifier.init)), Set(reference.values.map(ObjectIdentifier.init)))
+            }
+        }
+    }
+
+    /// A block decoded by nghttp2's inflater into the packed form reads back the fields encoded;
+    /// `intValue` reads a value as `Int(_:)` reads its String; exact-name lookup compares bytes.
     func testPackedBlockAndIntValue() throws {
         let values = ["200", "+7", "-0", "-", "+", "", " 1", "1 ", "12a", "9223372036854775807", "9223372036854775808",
                       "-9223372036854775808", "-9223372036854775809", "٣", "0x10", "007", "é1"]
-        var encoder = HPACKEncoder(allocator: ByteBufferAllocator())
-        var decoder = HPACKDecoder(allocator: ByteBufferAllocator())
+        let encoder = HPACKTestEncoder()
+        let decoder = HPACKInflater(maxHeaderListSize: 1 << 16)
+        let scratch = HPACKScratch()
         for v in values {
-            var out = ByteBufferAllocator().buffer(capacity: 64)
-            try encoder.encode(headers: HPACKHeaders([(":status", v), ("X-Trace-Id", "text/plain"), ("x-é", "ü")]), to: &out)
-            let decoded = try decoder.decodeHeaders(from: &out)
-            let packed = HTTPHeaders(packing: decoded)
-            XCTAssertEqual(packed.map { [$0.name, $0.value] }, decoded.map { [$0.name, $0.value] })
+            let fields = [(":status", v), ("X-Trace-Id", "text/plain"), ("x-é", "ü")]
+            let block = encoder.encode(fields)
+            let packed = try XCTUnwrap(block.withUnsafeBytes { decoder.decode($0, scratch: scratch) })
+            XCTAssertEqual(packed.map { [$0.name, $0.value] }, fields.map { [$0.0, $0.1] })
             XCTAssertEqual(packed.intValue(exactly: ":status"), Int(v), "value \"\(v)\"")
             XCTAssertEqual(packed.value(exactly: ":status"), v)
             XCTAssertNil(packed.value(exactly: "x-trace-id"), "exact: no case folding")
@@ -61,6 +91,62 @@ final class HTTP2PackingTests: XCTestCase {
             XCTAssertEqual(packed["x-trace-id"], "text/plain")
             XCTAssertEqual(packed.value(exactly: "x-é"), "ü")
         }
-        XCTAssertEqual(HTTPHeaders(packing: HPACKHeaders()).count, 0)
+        let empty: [UInt8] = []
+        XCTAssertEqual(empty.withUnsafeBytes { decoder.decode($0, scratch: scratch) }?.count, 0)
+    }
+
+    /// What the inflater refuses is what NIOHPACK refused (the same blocks reported bad or
+    /// unrecoverable), and what it repairs it repairs the same way.
+    func testInflaterRejectsWhatNIOHPACKRejected() {
+        let scratch = HPACKScratch()
+        func decode(_ block: [UInt8], limit: Int = 1 << 16, tableSize: Int = 4096) -> HTTPHeaders? {
+            let d = HPACKInflater(maxHeaderListSize: limit, tableSize: tableSize)
+            return block.withUnsafeBytes { d.decode($0, scratch: scratch) }
+        }
+        // Static table entries: :method GET, :path /.
+        XCTAssertEqual(decode([0x82, 0x84])?.map { [$0.name, $0.value] }, [[":method", "GET"], [":path", "/"]])
+        XCTAssertNil(decode([0x80]), "index 0")
+        XCTAssertNil(decode([0xbe]), "index 62: the dynamic table is empty")
+        XCTAssertNil(decode([0x40, 0x00, 0x01, 0x61]), "an empty literal name")
+        XCTAssertNil(decode([0x00, 0x01, 0x61, 0x05, 0x62]), "a value cut short")
+        XCTAssertNil(decode([0x00, 0x81, 0xff, 0x00]), "a name in bad Huffman code")
+        XCTAssertNil(decode([0x82, 0x20]), "a size update after a field")
+        XCTAssertNil(decode([0x3f, 0xe2, 0x1f]), "a size update above the SETTINGS limit (4,096)")
+        XCTAssertEqual(decode([0x3f, 0xe1, 0x1f, 0x82])?.count, 1, "a size update to the limit")
+        XCTAssertEqual(decode([0x20, 0x3f, 0xe1, 0x1f, 0x82])?.count, 1, "two size updates")
+        XCTAssertNil(decode([0x20, 0x20, 0x20, 0x82]), "three size updates")
+        // A pickup decoder's table may be 64 KiB: an update to it is in bounds, one above not.
+        XCTAssertEqual(decode([0x3f, 0xe1, 0xff, 0x03, 0x82], tableSize: 1 << 16)?.count, 1)
+        XCTAssertNil(decode([0x3f, 0xe2, 0xff, 0x03, 0x82], tableSize: 1 << 16))
+        // The header list: names, values and 32 bytes a field, within the cap.
+        let field: [UInt8] = [0x00, 0x01, 0x61, 0x03, 0x62, 0x63, 0x64]   // a: bcd, 1 + 3 + 32 = 36
+        XCTAssertEqual(decode(field + field, limit: 72)?.count, 2)
+        XCTAssertNil(decode(field + field, limit: 71))
+        // Bytes that are not UTF-8 read as NIOHPACK's Strings held them (U+FFFD).
+        let bad = decode([0x00, 0x01, 0x61, 0x02, 0xff, 0x62])
+        XCTAssertEqual(bad?.value(exactly: "a"), "\u{FFFD}b")
+        XCTAssertEqual(bad.map { $0.bytes($0.span(0).valueStart, $0.span(0).valueEnd) }, [0xef, 0xbf, 0xbd, 0x62])
+    }
+
+    /// Entries a block inserts are found by the next block's indices; a raised SETTINGS limit
+    /// lets the sender grow the table.
+    func testInflaterKeepsTheTableAcrossBlocks() {
+        let scratch = HPACKScratch()
+        let encoder = HPACKTestEncoder()
+        let decoder = HPACKInflater(maxHeaderListSize: 1 << 16)
+        let fields = [(":method", "GET"), (":path", "/x"), ("x-request-id", "r-1"), ("user-agent", "t")]
+        let first = encoder.encode(fields)
+        let second = encoder.encode(fields)
+        XCTAssertLessThan(second.count, first.count, "the second block refers to the table")
+        for b in [first, second] {
+            XCTAssertEqual(b.withUnsafeBytes { decoder.decode($0, scratch: scratch) }?.map { [$0.name, $0.value] },
+                           fields.map { [$0.0, $0.1] })
+        }
+        decoder.raiseTableLimit(to: 8192)
+        XCTAssertEqual(decoder.tableLimit, 8192)
+        decoder.raiseTableLimit(to: 100)
+        XCTAssertEqual(decoder.tableLimit, 8192, "the limit only grows")
+        let update: [UInt8] = [0x3f, 0xe1, 0x3f, 0x82]   // 8,192
+        XCTAssertEqual(update.withUnsafeBytes { decoder.decode($0, scratch: scratch) }?.count, 1)
     }
 }

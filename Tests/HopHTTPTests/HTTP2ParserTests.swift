@@ -1,14 +1,12 @@
 import HopCapture
 import HopFlows
 @testable import HopHTTP
-import NIOCore
-import NIOHPACK
 import XCTest
 
-/// Hand-built HTTP/2 frames; header blocks encoded by NIOHPACK's encoder (one per direction,
+/// Hand-built HTTP/2 frames; header blocks encoded by nghttp2's deflater (one per direction,
 /// so its dynamic table evolves as a real peer's does).
 struct H2Peer {
-    var encoder = HPACKEncoder(allocator: ByteBufferAllocator())
+    let encoder = HPACKTestEncoder()
 
     static func frame(_ type: UInt8, flags: UInt8 = 0, stream: UInt32, _ payload: [UInt8]) -> [UInt8] {
         let n = payload.count
@@ -18,9 +16,7 @@ struct H2Peer {
 
     /// An HPACK block of `fields` (incremental indexing, as peers do by default).
     mutating func block(_ fields: [(String, String)]) -> [UInt8] {
-        var buffer = ByteBufferAllocator().buffer(capacity: 256)
-        try! encoder.encode(headers: HPACKHeaders(fields), to: &buffer)
-        return Array(buffer.readableBytesView)
+        encoder.encode(fields)
     }
 
     mutating func headers(_ stream: UInt32, _ fields: [(String, String)], endStream: Bool) -> [UInt8] {

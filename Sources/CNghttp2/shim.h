@@ -1,0 +1,4 @@
+#ifndef HOPTRACE_CNGHTTP2_SHIM_H
+#define HOPTRACE_CNGHTTP2_SHIM_H
+#include <nghttp2/nghttp2.h>
+#endif
