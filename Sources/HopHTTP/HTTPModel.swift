@@ -339,12 +339,8 @@ public struct HTTPRequest: Sendable, Hashable {
 
     public init(method: String, target: String, version: HTTPVersion, headers: HTTPHeaders,
                 firstTimestamp: Int64, lastTimestamp: Int64) {
-        self.method = method
-        self.target = target
-        self.version = version
-        self.headers = headers
-        self.firstTimestamp = firstTimestamp
-        self.lastTimestamp = lastTimestamp
+        self.init(method: method, target: target, version: version, headers: headers, host: nil,
+                  firstTimestamp: firstTimestamp, lastTimestamp: lastTimestamp)
         findHost()
     }
 
