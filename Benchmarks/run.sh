@@ -140,7 +140,7 @@ identical_bench() {
         echo "hoptrace identical-load benchmark — $(date -u +%Y-%m-%dT%H:%M:%SZ)"
         echo "commit $commit; $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) cores; runs $RUNS"
         for f in "$one" "$four"; do
-            echo "$(basename "$f"): $(stat_of "$f" packets) packets, $(stat_of "$f" wrk_responses) responses (wrk), $(( $(stat -c %s "$f") / 1048576 )) MiB"
+            echo "$(basename "$f"): $(stat_of "$f" packets) packets, $(stat_of "$f" wrk_responses) responses (wrk), $(( $(stat -L -c %s "$f") / 1048576 )) MiB"
         done
         echo
     } > "$SUMMARY"
@@ -261,7 +261,7 @@ h2c_bench() {
     {
         echo "hoptrace h2c benchmark — $(date -u +%Y-%m-%dT%H:%M:%SZ)"
         echo "commit $commit; $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) cores; runs $RUNS"
-        echo "$(basename "$file"): $packets packets, $streams HTTP/2 streams (hoptrace), $(( $(stat -c %s "$file") / 1048576 )) MiB"
+        echo "$(basename "$file"): $packets packets, $streams HTTP/2 streams (hoptrace), $(( $(stat -L -c %s "$file") / 1048576 )) MiB"
         echo
     } > "$SUMMARY"
     say "h2c: bare loop vs hoptrace http (hyperfine, $RUNS runs)"
@@ -368,7 +368,7 @@ COMMIT="$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')"
     echo "hoptrace benchmarks — $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "commit $COMMIT; $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) cores; runs $RUNS"
     for f in "$LARGE" "$SMALL"; do
-        echo "$(basename "$f"): $(stat_of "$f" packets) packets, $(stat_of "$f" tshark_requests) requests (tshark), $(( $(stat -c %s "$f") / 1048576 )) MiB"
+        echo "$(basename "$f"): $(stat_of "$f" packets) packets, $(stat_of "$f" tshark_requests) requests (tshark), $(( $(stat -L -c %s "$f") / 1048576 )) MiB"
     done
     echo
 } > "$SUMMARY"
