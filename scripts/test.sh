@@ -41,7 +41,7 @@ echo "== hoptrace check Captures"
 # runs are a benchmark (Benchmarks/README.md, "Fuzzing"). A toolchain that cannot build the
 # fuzzer is a skip.
 if [ "$(id -u)" -eq 0 ] || [ -n "${CI:-}" ]; then
-  for target in capture http netfilter wire; do
+  for target in capture http http2 netfilter wire; do
     echo "== scripts/fuzz.sh $target 60 -seed=1 -runs=2000"
     set +e
     bash scripts/fuzz.sh "$target" 60 -seed=1 -runs=2000
