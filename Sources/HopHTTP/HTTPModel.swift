@@ -339,12 +339,18 @@ public struct HTTPRequest: Sendable, Hashable {
 
     public init(method: String, target: String, version: HTTPVersion, headers: HTTPHeaders,
                 firstTimestamp: Int64, lastTimestamp: Int64) {
-        self.init(method: method, target: target, version: version, headers: headers, host: nil,
-                  firstTimestamp: firstTimestamp, lastTimestamp: lastTimestamp)
+        self.method = method
+        self.target = target
+        self.version = version
+        self.headers = headers
+        self.firstTimestamp = firstTimestamp
+        self.lastTimestamp = lastTimestamp
         findHost()
     }
 
     /// A request whose host was already found (as `host(method:target:headers:)` finds it).
+    /// (The public init writes its fields itself: delegating to this one cost 2% of `http`'s
+    /// instructions on the HTTP/1 benchmark capture, 418M -> 426M.)
     init(method: String, target: String, version: HTTPVersion, headers: HTTPHeaders, host: String?,
          firstTimestamp: Int64, lastTimestamp: Int64) {
         self.method = method
