@@ -817,9 +817,10 @@ public final class Correlator {
         // together) cannot be told apart by return order: among such copies the columns return
         // order gave them go out in forward order instead (copies in one packet in the order
         // their frames came; the proxy numbers the streams it opens upstream in that order).
-        let ties = responseTieGroups(pending: pending, columns: columns, decided: &decidedColumn)
+        let tieCounts = responseTieGroups(pending: pending, columns: columns, decided: &decidedColumn)
         for i in 0..<commitCount {
             let decided = decidedColumn[i]
+            let ties = tieCounts.isEmpty ? 0 : tieCounts[i]
             let chosen = decided >= 0 ? columns[decided] : nil
             let alternatives = max(0, orders.feasibleCount(i) - 1)
             var confidence: Double? = nil
@@ -829,10 +830,10 @@ public final class Correlator {
                     confidence = 0.99
                 } else {
                     let agrees = forward[i] == backward[i]
-                    agree = ties[i] > 0 ? nil : agrees
+                    agree = ties > 0 ? nil : agrees
                     // (Among tied responses return order's choice was arbitrary: no lesson there.)
-                    if ties[i] == 0 { agreement += ((agrees ? 1 : 0) - agreement) / 256 }
-                    if ties[i] > 0 {
+                    if ties == 0 { agreement += ((agrees ? 1 : 0) - agreement) / 256 }
+                    if ties > 0 {
                         // Forward order alone: right where the orders agree, and where they
                         // differ and forward order wins.
                         confidence = min(0.98, max(0.02, agreement + (1 - agreement) * (1 - returnRight)))
@@ -868,7 +869,7 @@ public final class Correlator {
             }
             commit(pending[i].takeHop(), facts: pending[i].facts, slot: pending[i].slot, chosen: chosen,
                    candidates: pending[i].candidates, ambiguous: alternatives > 0 && (confidence ?? 0) < 0.9,
-                   confidence: confidence, certain: false, alternatives: alternatives, ordersAgree: agree, responseTies: ties[i])
+                   confidence: confidence, certain: false, alternatives: alternatives, ordersAgree: agree, responseTies: ties)
         }
         // The rest wait; the copies taken by the committed ones are no longer their candidates.
         for i in commitCount..<rows {
@@ -885,8 +886,13 @@ public final class Correlator {
     /// again in forward order (rows by head, columns by send order, both with the HTTP/2
     /// stream as the order within a packet). Only HTTP/2 copies' connections are looked at: an
     /// HTTP/1 connection carries one response at a time.
+    /// Empty when no copy of the pool is an HTTP/2 stream (nothing allocated for HTTP/1 pools).
     private func responseTieGroups(pending: [Pending], columns: [Up], decided: inout [Int]) -> [Int] {
         let n = decided.count
+        let anyStream = (0..<n).contains { i in
+            pending[i].facts.times.stream > 0 || (decided[i] >= 0 && columns[decided[i]].facts.times.stream > 0)
+        }
+        guard anyStream else { return [] }
         var ties = [Int](repeating: 0, count: n)
         var first: [ConnectionInstant: Int] = [:]
         var parent = Array(0..<n)
