@@ -67,6 +67,19 @@ final class HTTP2Connection {
     /// stream, and so do a block's frames and its decoding (hashing the id was 3% of `http`
     /// on the h2c benchmark capture, callgrind). Forgotten when the stream is emitted.
     @exclusivity(unchecked) private var recent: HTTP2Stream?
+    /// The method, target and host of the last few request heads, and the status of the last
+    /// response heads, by their packed fields: a head shared from the decoder's repeats (the
+    /// same immutable `HeadStorage`, see `HPACKInflater.decode`) has the same ones, so the
+    /// fields are not searched and no String is made again (both were 6% of `http` on the h2c
+    /// benchmark capture, callgrind).
+    /// (Keys compared as plain values: iterating the entries themselves copied each, with its
+    /// Strings, for every request.)
+    @exclusivity(unchecked) private var requestHeadKeys: [HTTPHeaders.StorageKey] = []
+    @exclusivity(unchecked) private var requestHeads: [(fields: HTTPHeaders, method: String, target: String, host: String?)] = []
+    @exclusivity(unchecked) private var requestHeadsNext = 0
+    @exclusivity(unchecked) private var responseHeadKey: HTTPHeaders.StorageKey?
+    @exclusivity(unchecked) private var responseHead: (fields: HTTPHeaders, status: Int)?
+    static let requestHeadMemory = 4
     let midstream: Bool
     /// Largest table size a pickup decoder accepts (the sender's is unknown).
     static let pickupTableSize = 1 << 16
@@ -583,45 +596,9 @@ final class HTTP2Connection {
         var flags: HTTPExchangeFlags = []
         if midstream { flags.insert(.midstream) }
         if s.headerLimit { flags.insert(.headerLimitExceeded) }
-        // The messages are built in place in the exchange and their facts read from the
-        // stream: binding an `HTTPRequest?` or `HTTPResponse?` copies it with every field (seven
-        // such copies a stream were 3.6% of `http` on the h2c benchmark capture, callgrind).
-        var x = HTTPExchange(connection: conn.connectionBox, sequence: s.sequence, request: s.upgradedRequest, response: nil,
-                             flags: [], pipelinePosition: s.position)
-        var requestComplete = x.request?.complete
-        if requestComplete == nil, let fields = s.request.fields {
-            // One pass over the fields for the method, the target and the host (the host as
-            // `HTTPRequest` finds it: a Host field, else :authority, any case).
-            let f = fields.requestFacts()
-            let method = f.method.map { fields.value(at: $0) } ?? ""
-            let authority = f.authorityAnyCase.map { fields.value(at: $0) }
-            let target = f.path.map { fields.value(at: $0) }
-                ?? (method == "CONNECT" ? f.authority.map { $0 == f.authorityAnyCase ? authority! : fields.value(at: $0) } ?? "" : "")
-            let host = f.host.map { fields.value(at: $0) } ?? authority ?? HTTPRequest.host(method: method, target: target, headers: HTTPHeaders())
-            let complete = s.request.ended && !s.request.gap
-            x.request = HTTPRequest(method: method, target: target, version: .http2, headers: fields, host: host,
-                                    firstTimestamp: s.request.firstTimestamp ?? 0,
-                                    lastTimestamp: s.request.lastTimestamp ?? s.request.firstTimestamp ?? 0)
-            x.request!.bodyLength = s.request.bodyLength
-            x.request!.bodyPrefix = s.request.bodyPrefix
-            x.request!.complete = complete
-            if let t = s.request.trailers { x.request!.trailers = t }
-            requestComplete = complete
-        }
-        var responseComplete: Bool?
-        if let fields = s.response.fields {
-            let status = fields.intValue(exactly: ":status") ?? 0
-            let complete = s.response.ended && !s.response.gap
-            x.response = HTTPResponse(status: status, reason: "", version: .http2, headers: fields,
-                                      firstTimestamp: s.response.firstTimestamp ?? 0,
-                                      lastTimestamp: s.response.lastTimestamp ?? s.response.firstTimestamp ?? 0)
-            x.response!.bodyLength = s.response.bodyLength
-            x.response!.bodyPrefix = s.response.bodyPrefix
-            x.response!.complete = complete
-            if let t = s.response.trailers { x.response!.trailers = t }
-            if !s.interim.isEmpty { x.response!.interim = s.interim }
-            responseComplete = complete
-        }
+        let requestComplete = s.upgradedRequest.map { $0.complete }
+            ?? (s.request.fields != nil ? s.request.ended && !s.request.gap : nil)
+        let responseComplete: Bool? = s.response.fields != nil ? s.response.ended && !s.response.gap : nil
         if s.request.gap { flags.insert(.requestAfterGap) }
         if s.response.gap { flags.insert(.responseAfterGap) }
         if requestComplete == false { flags.insert(.requestIncomplete); c.counters.incompleteRequests += 1 }
@@ -644,14 +621,85 @@ final class HTTP2Connection {
                             framingLost: s.request.grpc.lost || s.response.grpc.lost)
             c.counters.http2.grpcMessages += s.request.grpc.messages + s.response.grpc.messages
         }
-        x.flags = flags
-        x.http2 = HTTP2StreamInfo(streamID: s.id, requestHeaders: s.request.state, responseHeaders: s.response.state,
-                                  headersNote: s.note, reset: s.reset, requestDataFrames: s.request.dataFrames,
-                                  responseDataFrames: s.response.dataFrames, paddingBytes: s.padding,
-                                  pushed: s.pushed, grpc: grpc)
         c.counters.exchanges += 1
         exchangeCount += 1
-        c.onExchange(x)
+        c.onExchange(exchange(s, connection: conn.connectionBox, flags: flags, grpc: grpc))
+    }
+
+    /// The stream's exchange. The request, the response and the exchange are each built once,
+    /// in one call, and handed on as they are made (the exchange owned by `onExchange`): built
+    /// in `emit` and written through `x.request!`, or bound to locals and passed on, the
+    /// optimizer copied the messages in and out of their optionals and the 400-byte exchange
+    /// whole (13 moves and 5 optional destroys a stream: callgrind, h2c benchmark capture).
+    @inline(never)
+    private func exchange(_ s: HTTP2Stream, connection: ConnectionBox, flags: HTTPExchangeFlags,
+                          grpc: GRPCCall?) -> HTTPExchange {
+        HTTPExchange(connection: connection, sequence: s.sequence, request: s.upgradedRequest ?? request(of: s),
+                     response: response(of: s), flags: flags, pipelinePosition: s.position,
+                     http2: HTTP2StreamBox(HTTP2StreamInfo(streamID: s.id, requestHeaders: s.request.state,
+                                                           responseHeaders: s.response.state, headersNote: s.note,
+                                                           reset: s.reset, requestDataFrames: s.request.dataFrames,
+                                                           responseDataFrames: s.response.dataFrames,
+                                                           paddingBytes: s.padding, pushed: s.pushed, grpc: grpc)))
+    }
+
+    /// The stream's request, built from its decoded fields (nil when none were decoded).
+    private func request(of s: HTTP2Stream) -> HTTPRequest? {
+        guard let fields = s.request.fields else { return nil }
+        let (method, target, host) = requestHead(fields)
+        return HTTPRequest(method: method, target: target, version: .http2, headers: fields, host: host,
+                           trailers: s.request.trailers ?? HTTPHeaders(), bodyLength: s.request.bodyLength,
+                           bodyPrefix: s.request.bodyPrefix, complete: s.request.ended && !s.request.gap,
+                           firstTimestamp: s.request.firstTimestamp ?? 0,
+                           lastTimestamp: s.request.lastTimestamp ?? s.request.firstTimestamp ?? 0)
+    }
+
+    /// A request head's method, target and host (the host as `HTTPRequest` finds it: a Host
+    /// field, else :authority, any case), from `requestHeads` when the fields are shared.
+    private func requestHead(_ fields: HTTPHeaders) -> (String, String, String?) {
+        if let key = fields.storageKey, let i = requestHeadKeys.firstIndex(of: key) {
+            return (requestHeads[i].method, requestHeads[i].target, requestHeads[i].host)
+        }
+        // One pass over the fields for the three.
+        let f = fields.requestFacts()
+        let method = f.method.map { fields.value(at: $0) } ?? ""
+        let authority = f.authorityAnyCase.map { fields.value(at: $0) }
+        let target = f.path.map { fields.value(at: $0) }
+            ?? (method == "CONNECT" ? f.authority.map { $0 == f.authorityAnyCase ? authority! : fields.value(at: $0) } ?? "" : "")
+        let host = f.host.map { fields.value(at: $0) } ?? authority ?? HTTPRequest.host(method: method, target: target, headers: HTTPHeaders())
+        if let key = fields.storageKey {
+            // The entry holds the fields, so the storage (and its key) stays theirs.
+            let m = (fields: fields, method: method, target: target, host: host)
+            if requestHeads.count < Self.requestHeadMemory {
+                requestHeads.append(m)
+                requestHeadKeys.append(key)
+            } else {
+                requestHeads[requestHeadsNext] = m
+                requestHeadKeys[requestHeadsNext] = key
+                requestHeadsNext = (requestHeadsNext + 1) % Self.requestHeadMemory
+            }
+        }
+        return (method, target, host)
+    }
+
+    /// The stream's final response (nil when its head was not decoded).
+    private func response(of s: HTTP2Stream) -> HTTPResponse? {
+        guard let fields = s.response.fields else { return nil }
+        let status: Int
+        if let key = fields.storageKey, key == responseHeadKey {
+            status = responseHead!.status
+        } else {
+            status = fields.intValue(exactly: ":status") ?? 0
+            if let key = fields.storageKey {
+                responseHead = (fields, status)
+                responseHeadKey = key
+            }
+        }
+        return HTTPResponse(status: status, version: .http2, headers: fields,
+                            trailers: s.response.trailers ?? HTTPHeaders(), bodyLength: s.response.bodyLength,
+                            bodyPrefix: s.response.bodyPrefix, complete: s.response.ended && !s.response.gap,
+                            interim: s.interim, firstTimestamp: s.response.firstTimestamp ?? 0,
+                            lastTimestamp: s.response.lastTimestamp ?? s.response.firstTimestamp ?? 0)
     }
 
     // MARK: Gaps and resynchronisation

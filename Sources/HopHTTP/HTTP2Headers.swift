@@ -64,13 +64,109 @@ final class HPACKInflater {
     func raiseTableLimit(to v: Int) {
         guard v > tableLimit else { return }
         tableLimit = v
+        repeats.removeAll()
+        repeatNext = 0
         let rv = nghttp2_hd_inflate_change_table_size(inflater, v)
         precondition(rv == 0, "nghttp2_hd_inflate_change_table_size: \(rv)")
     }
 
+    /// Blocks that leave the table as it is, each with the fields nghttp2 decoded from it, while
+    /// the table has not changed since (at most `repeatLimit`, the oldest replaced first). An
+    /// indexed field and a literal without indexing or never indexed (RFC 7541 §6.1, §6.2.2,
+    /// §6.2.3) read the table and do not change it, so the same bytes against the same table are
+    /// the same fields: a client that repeats its requests, a server's `:status 200` +
+    /// content-type head, gRPC's `grpc-status: 0` trailers are decoded once and then shared (one
+    /// packed `HeadStorage`, immutable). Any other block (a field added to the table, a size
+    /// update) empties the list before nghttp2 decodes it.
+    private var repeats: [(bytes: [UInt8], fields: HTTPHeaders)] = []
+    private var repeatNext = 0
+    static let repeatLimit = 8
+    /// Longest block kept.
+    static let repeatMaxBytes = 256
+
+    /// Whether the block is a whole run of representations that leave the table alone (§6.1
+    /// indexed `1xxxxxxx`, §6.2.2 `0000xxxx` and §6.2.3 `0001xxxx` literals, their integers and
+    /// string lengths followed to the block's last byte). This only walks the representations'
+    /// lengths: what they mean is nghttp2's to decode. False for anything else (a field added to
+    /// the table `01xxxxxx`, a size update `001xxxxx`, a length that runs past the block), which
+    /// then goes to nghttp2 as any block does.
+    static func leavesTableAlone(_ b: UnsafeRawBufferPointer) -> Bool {
+        let n = b.count
+        guard n > 0 && n <= repeatMaxBytes else { return false }
+        var i = 0
+        while i < n {
+            let c = b[i]
+            if c & 0x80 != 0 {
+                guard integer(b, at: &i, prefix: 7) != nil else { return false }
+            } else if c & 0xe0 == 0 {
+                guard let name = integer(b, at: &i, prefix: 4) else { return false }
+                if name == 0 && !skipString(b, at: &i) { return false }
+                guard skipString(b, at: &i) else { return false }
+            } else {
+                return false
+            }
+        }
+        return true
+    }
+
+    /// An integer with a `prefix`-bit prefix at `i` (RFC 7541 §5.1), `i` moved past it; nil when
+    /// it runs past the block or past 2^21.
+    @inline(__always)
+    private static func integer(_ b: UnsafeRawBufferPointer, at i: inout Int, prefix: Int) -> Int? {
+        let mask = (1 << prefix) - 1
+        var v = Int(b[i]) & mask
+        i += 1
+        guard v == mask else { return v }
+        var shift = 0
+        while true {
+            guard i < b.count, shift <= 14 else { return nil }
+            let c = Int(b[i])
+            i += 1
+            v += (c & 0x7f) << shift
+            shift += 7
+            if c & 0x80 == 0 { return v }
+        }
+    }
+
+    /// A string literal at `i` (§5.2): its length read and its bytes skipped; false when it runs
+    /// past the block.
+    @inline(__always)
+    private static func skipString(_ b: UnsafeRawBufferPointer, at i: inout Int) -> Bool {
+        guard i < b.count, let length = integer(b, at: &i, prefix: 7), length <= b.count - i else { return false }
+        i += length
+        return true
+    }
+
     /// Decodes one whole header block into `scratch` and packs it; nil when the block cannot be
-    /// decoded (the decoder must then be dropped).
+    /// decoded (the decoder must then be dropped). A block that leaves the table alone, decoded
+    /// before with the table as it is now, is answered from `repeats`.
     func decode(_ block: UnsafeRawBufferPointer, scratch: HPACKScratch) -> HTTPHeaders? {
+        let keepsTable = Self.leavesTableAlone(block)
+        if keepsTable {
+            for r in repeats where r.bytes.count == block.count {
+                if r.bytes.withUnsafeBytes({ memcmp($0.baseAddress!, block.baseAddress!, block.count) }) == 0 {
+                    return r.fields
+                }
+            }
+        } else if !repeats.isEmpty {
+            repeats.removeAll(keepingCapacity: true)
+            repeatNext = 0
+        }
+        guard let fields = inflate(block, scratch: scratch) else { return nil }
+        if keepsTable {
+            let r = (bytes: Array(block), fields: fields)
+            if repeats.count < Self.repeatLimit {
+                repeats.append(r)
+            } else {
+                repeats[repeatNext] = r
+                repeatNext = (repeatNext + 1) % Self.repeatLimit
+            }
+        }
+        return fields
+    }
+
+    /// nghttp2's decoding of one whole block into `scratch`, packed.
+    private func inflate(_ block: UnsafeRawBufferPointer, scratch: HPACKScratch) -> HTTPHeaders? {
         if block.count > 0 && block[0] & 0xe0 == 0x20 && Self.leadingSizeUpdates(block) > 2 { return nil }
         scratch.reset()
         let emit = Int32(NGHTTP2_HD_INFLATE_EMIT.rawValue), final = Int32(NGHTTP2_HD_INFLATE_FINAL.rawValue)

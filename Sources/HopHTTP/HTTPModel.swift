@@ -131,6 +131,20 @@ public struct HTTPHeaders: @unchecked Sendable, Hashable, RandomAccessCollection
 
     var spans: [Span] { (0..<count).map(span) }
 
+    /// Which fields of which storage these are: equal keys, while both storages live, are the
+    /// same fields (a storage is never written once packed). Nil when empty.
+    struct StorageKey: Equatable {
+        let storage: ObjectIdentifier
+        let spanBase: Int
+        let count: Int
+    }
+
+    @inline(__always)
+    var storageKey: StorageKey? {
+        guard let buffer else { return nil }
+        return StorageKey(storage: ObjectIdentifier(buffer), spanBase: spanBase, count: count)
+    }
+
     public mutating func append(name: String, value: String) {
         var bytes = withExtendedLifetime(self) { Array(raw[0..<spanBase]) }
         var spans = self.spans
@@ -362,6 +376,24 @@ public struct HTTPRequest: Sendable, Hashable {
         self.lastTimestamp = lastTimestamp
     }
 
+    /// An HTTP/2 stream's request, every field given (built in one go: no copy of a partly
+    /// made request).
+    init(method: String, target: String, version: HTTPVersion, headers: HTTPHeaders, host: String?,
+         trailers: HTTPHeaders, bodyLength: Int64, bodyPrefix: [UInt8], complete: Bool,
+         firstTimestamp: Int64, lastTimestamp: Int64) {
+        self.method = method
+        self.target = target
+        self.version = version
+        self.headers = headers
+        self.host = host
+        self.trailers = trailers
+        self.bodyLength = bodyLength
+        self.bodyPrefix = bodyPrefix
+        self.complete = complete
+        self.firstTimestamp = firstTimestamp
+        self.lastTimestamp = lastTimestamp
+    }
+
     private mutating func findHost() { host = Self.host(method: method, target: target, headers: headers) }
 
     static func host(method: String, target: String, headers: HTTPHeaders) -> String? {
@@ -409,6 +441,22 @@ public struct HTTPResponse: Sendable, Hashable {
         self.reason = reason
         self.version = version
         self.headers = headers
+        self.firstTimestamp = firstTimestamp
+        self.lastTimestamp = lastTimestamp
+    }
+
+    /// An HTTP/2 stream's response (no reason phrase), every field given.
+    init(status: Int, version: HTTPVersion, headers: HTTPHeaders, trailers: HTTPHeaders, bodyLength: Int64,
+         bodyPrefix: [UInt8], complete: Bool, interim: [HTTPInterimResponse], firstTimestamp: Int64, lastTimestamp: Int64) {
+        self.status = status
+        self.reason = ""
+        self.version = version
+        self.headers = headers
+        self.trailers = trailers
+        self.bodyLength = bodyLength
+        self.bodyPrefix = bodyPrefix
+        self.complete = complete
+        self.interim = interim
         self.firstTimestamp = firstTimestamp
         self.lastTimestamp = lastTimestamp
     }
@@ -516,6 +564,18 @@ public struct HTTPExchange: Sendable, Hashable {
         self.response = response
         self.flags = flags
         self.pipelinePosition = pipelinePosition
+    }
+
+    /// An HTTP/2 stream's exchange, its facts already boxed.
+    init(connection: ConnectionBox, sequence: Int, request: HTTPRequest?, response: HTTPResponse?,
+         flags: HTTPExchangeFlags, pipelinePosition: Int, http2: HTTP2StreamBox) {
+        self.connectionBox = connection
+        self.sequence = sequence
+        self.request = request
+        self.response = response
+        self.flags = flags
+        self.pipelinePosition = pipelinePosition
+        self.http2Box = http2
     }
 
     init(connection: Connection, sequence: Int, request: HTTPRequest?, response: HTTPResponse?,

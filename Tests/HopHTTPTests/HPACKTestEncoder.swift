@@ -14,7 +14,8 @@ final class HPACKTestEncoder {
 
     deinit { nghttp2_hd_deflate_del(deflater) }
 
-    func encode(_ fields: [(String, String)]) -> [UInt8] {
+    /// `neverIndexed`: names sent with NGHTTP2_NV_FLAG_NO_INDEX (literals never indexed, §6.2.3).
+    func encode(_ fields: [(String, String)], neverIndexed: Set<String> = []) -> [UInt8] {
         var bytes: [UInt8] = []
         var offsets: [(Int, Int, Int, Int)] = []
         for (n, v) in fields {
@@ -26,9 +27,9 @@ final class HPACKTestEncoder {
         }
         bytes.append(0)
         return bytes.withUnsafeMutableBufferPointer { b -> [UInt8] in
-            var nva = offsets.map { o in
+            var nva = zip(offsets, fields).map { o, f in
                 nghttp2_nv(name: b.baseAddress! + o.0, value: b.baseAddress! + o.2, namelen: o.1, valuelen: o.3,
-                           flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+                           flags: UInt8(neverIndexed.contains(f.0) ? NGHTTP2_NV_FLAG_NO_INDEX.rawValue : NGHTTP2_NV_FLAG_NONE.rawValue))
             }
             let bound = nghttp2_hd_deflate_bound(deflater, &nva, nva.count)
             var out = [UInt8](repeating: 0, count: bound)

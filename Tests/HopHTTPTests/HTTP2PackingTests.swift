@@ -149,4 +149,85 @@ final class HTTP2PackingTests: XCTestCase {
         let update: [UInt8] = [0x3f, 0xe1, 0x3f, 0x82]   // 8,192
         XCTAssertEqual(update.withUnsafeBytes { decoder.decode($0, scratch: scratch) }?.count, 1)
     }
+
+    /// Which blocks leave the table alone: indexed fields and literals without indexing or never
+    /// indexed, walked to the block's last byte; anything else, or a length past the end, not.
+    func testBlocksThatLeaveTheTableAlone() {
+        func alone(_ b: [UInt8]) -> Bool { b.withUnsafeBytes { HPACKInflater.leavesTableAlone($0) } }
+        XCTAssertTrue(alone([0x82, 0x84, 0xbe]))
+        XCTAssertTrue(alone([0xff, 0x01]), "index 128, on two bytes")
+        XCTAssertFalse(alone([0xff, 0x81]), "an index that runs past the block")
+        XCTAssertTrue(alone([0x04, 0x02, 0x2f, 0x78]), "a literal without indexing, indexed name (:path /x)")
+        XCTAssertTrue(alone([0x00, 0x01, 0x61, 0x01, 0x62, 0x82]), "a literal without indexing, new name")
+        XCTAssertTrue(alone([0x10, 0x01, 0x61, 0x01, 0x62]), "never indexed")
+        XCTAssertTrue(alone([0x0f, 0x01, 0x01, 0x62]), "an indexed name on two bytes (16)")
+        XCTAssertFalse(alone([0x00, 0x01, 0x61, 0x05, 0x62]), "a value that runs past the block")
+        XCTAssertFalse(alone([0x00, 0x01, 0x61]), "a value missing")
+        XCTAssertFalse(alone([0x82, 0x41, 0x01, 0x62]), "a field added to the table")
+        XCTAssertFalse(alone([0x20, 0x82]), "a size update")
+        XCTAssertFalse(alone([]))
+        XCTAssertFalse(alone([UInt8](repeating: 0x82, count: HPACKInflater.repeatMaxBytes + 1)), "longer than kept")
+    }
+
+    /// A repeated block that leaves the table alone is decoded once and shared, until a block
+    /// changes the table: then the same bytes are decoded again, against the new table.
+    func testRepeatedBlocksAreSharedOnlyWhileTheTableStays() {
+        let scratch = HPACKScratch()
+        let decoder = HPACKInflater(maxHeaderListSize: 1 << 16)
+        func decode(_ b: [UInt8]) -> HTTPHeaders? { b.withUnsafeBytes { decoder.decode($0, scratch: scratch) } }
+        func fields(_ h: HTTPHeaders?) -> [[String]]? { h?.map { [$0.name, $0.value] } }
+        XCTAssertEqual(fields(decode([0x40, 0x01, 0x78, 0x01, 0x31])), [["x", "1"]])   // x: 1 added, index 62
+        let indexed: [UInt8] = [0x82, 0xbe]
+        let literal: [UInt8] = [0xbe, 0x00, 0x01, 0x61, 0x01, 0x62]                    // x, then a: b not indexed
+        let a = decode(indexed), b = decode(indexed), c = decode(literal), d = decode(literal)
+        XCTAssertEqual(fields(a), [[":method", "GET"], ["x", "1"]])
+        XCTAssertEqual(fields(c), [["x", "1"], ["a", "b"]])
+        XCTAssertTrue(a?.buffer != nil && a?.buffer === b?.buffer, "the second decode is the first one's fields")
+        XCTAssertTrue(c?.buffer != nil && c?.buffer === d?.buffer)
+        XCTAssertTrue(decode(indexed)?.buffer === a?.buffer, "a literal without indexing left the table as it was")
+        XCTAssertEqual(fields(decode([0x40, 0x01, 0x79, 0x01, 0x32])), [["y", "2"]])   // y: 2 is now 62
+        let e = decode(indexed)
+        XCTAssertEqual(fields(e), [[":method", "GET"], ["y", "2"]], "decoded again against the new table")
+        XCTAssertFalse(e?.buffer === a?.buffer)
+        XCTAssertEqual(fields(decode(literal)), [["y", "2"], ["a", "b"]])
+        // A raised SETTINGS limit drops what was kept as well.
+        decoder.raiseTableLimit(to: 8192)
+        XCTAssertFalse(decode(indexed)?.buffer === e?.buffer)
+        // A block that fails is not kept: an index beyond the table fails every time.
+        XCTAssertNil(decode([0xc0]))
+        XCTAssertNil(decode([0xc0]))
+    }
+
+    /// Blocks from nghttp2's deflater (a small table, so entries are evicted and indices move;
+    /// some names never indexed; values that change now and then, so blocks repeat and stop
+    /// repeating) decode to the fields encoded, block after block, with repeats answered from
+    /// what was kept.
+    func testRepeatedBlocksDecodeAsEncodedWhileTheTableMoves() {
+        let scratch = HPACKScratch()
+        var seed: UInt64 = 20_261_207
+        func next() -> UInt64 {
+            seed = seed &* 6364136223846793005 &+ 1442695040888963407
+            return seed >> 33
+        }
+        for tableSize in [256, 4096] {
+            let encoder = HPACKTestEncoder(tableSize: tableSize)
+            let decoder = HPACKInflater(maxHeaderListSize: 1 << 16)
+            var shared = 0
+            var last: [[UInt8]: HeadStorage] = [:]
+            for _ in 0..<3000 {
+                var fields: [(String, String)] = [(":method", ["GET", "POST"][Int(next() % 2)]),
+                                                  (":path", "/p\(next() % 4)"), (":authority", "svc")]
+                if next() % 2 == 0 { fields.append(("grpc-timeout", "\(next() % 3)m")) }
+                if next() % 3 == 0 { fields.append(("x-id", "id-\(next() % 40)")) }
+                if next() % 5 == 0 { fields.append(("authorization", "t\(next() % 2)")) }
+                fields.append(("date", "d\(next() % 50 == 0 ? next() % 9 : 0)"))
+                let block = encoder.encode(fields, neverIndexed: ["authorization"])
+                let h = block.withUnsafeBytes { decoder.decode($0, scratch: scratch) }
+                XCTAssertEqual(h?.map { [$0.name, $0.value] }, fields.map { [$0.0, $0.1] })
+                if let s = h?.buffer, last[block] === s { shared += 1 }
+                if let s = h?.buffer { last[block] = s }
+            }
+            XCTAssertGreaterThan(shared, 20, "table size \(tableSize): repeats were shared")
+        }
+    }
 }
