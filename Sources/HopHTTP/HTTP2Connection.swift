@@ -67,15 +67,16 @@ final class HTTP2Connection {
     /// stream, and so do a block's frames and its decoding (hashing the id was 3% of `http`
     /// on the h2c benchmark capture, callgrind). Forgotten when the stream is emitted.
     @exclusivity(unchecked) private var recent: HTTP2Stream?
-    /// The method, target and host of the last few request heads, and the status of the last
-    /// response heads, by their packed fields: a head shared from the decoder's repeats (the
-    /// same immutable `HeadStorage`, see `HPACKInflater.decode`) has the same ones, so the
-    /// fields are not searched and no String is made again (both were 6% of `http` on the h2c
-    /// benchmark capture, callgrind).
+    /// The method, target, host and gRPC content-type of the last few request heads, and the
+    /// status of the last response heads, by their packed fields: a head shared from the
+    /// decoder's repeats (the same immutable `HeadStorage`, see `HPACKInflater.decode`) has the
+    /// same ones, so the fields are not searched and no String is made again (both were 6% of
+    /// `http` on the h2c benchmark capture, callgrind).
     /// (Keys compared as plain values: iterating the entries themselves copied each, with its
     /// Strings, for every request.)
     @exclusivity(unchecked) private var requestHeadKeys: [HTTPHeaders.StorageKey] = []
-    @exclusivity(unchecked) private var requestHeads: [(fields: HTTPHeaders, method: String, target: String, host: String?)] = []
+    @exclusivity(unchecked) private var requestHeads: [(fields: HTTPHeaders, method: String, target: String, host: String?,
+                                                        grpc: Bool)] = []
     @exclusivity(unchecked) private var requestHeadsNext = 0
     @exclusivity(unchecked) private var responseHeadKey: HTTPHeaders.StorageKey?
     @exclusivity(unchecked) private var responseHead: (fields: HTTPHeaders, status: Int)?
@@ -134,7 +135,7 @@ final class HTTP2Connection {
     /// How long (capture time) a stream the client reset waits for the server's frames in flight.
     static let resetGrace: Int64 = 20_000_000
     /// Streams reset by the client, waiting out their grace (`resetGraceEnd`).
-    var pendingResets: [HTTP2Stream] = []
+    @exclusivity(unchecked) var pendingResets: [HTTP2Stream] = []
 
     /// Emits the reset streams whose grace ended before `now` (or that finished meanwhile).
     private func settleResets(now: Int64) {
@@ -492,10 +493,21 @@ final class HTTP2Connection {
         s.request.state = .decoded
         s.request.firstTimestamp = first
         s.request.lastTimestamp = last
-        if let ct = fields.value(exactly: "content-type"), ct.hasPrefix("application/grpc") {
+        let grpc: Bool
+        if let key = fields.storageKey, let i = requestHeadKeys.firstIndex(of: key) {
+            grpc = requestHeads[i].grpc
+        } else {
+            grpc = Self.isGRPC(fields)
+        }
+        if grpc {
             s.isGRPC = true
             analyzer.counters.http2.grpcStreams += 1
         }
+    }
+
+    /// A request whose content-type is application/grpc….
+    private static func isGRPC(_ fields: HTTPHeaders) -> Bool {
+        fields.valueHasPrefix(exactly: "content-type", "application/grpc")
     }
 
     /// grpc-status and grpc-message, from the trailers (or a trailers-only response).
@@ -634,7 +646,7 @@ final class HTTP2Connection {
     @inline(never)
     private func exchange(_ s: HTTP2Stream, connection: ConnectionBox, flags: HTTPExchangeFlags,
                           grpc: GRPCCall?) -> HTTPExchange {
-        HTTPExchange(connection: connection, sequence: s.sequence, request: s.upgradedRequest ?? request(of: s),
+        HTTPExchange(connection: connection, sequence: s.sequence, request: request(of: s),
                      response: response(of: s), flags: flags, pipelinePosition: s.position,
                      http2: HTTP2StreamBox(HTTP2StreamInfo(streamID: s.id, requestHeaders: s.request.state,
                                                            responseHeaders: s.response.state, headersNote: s.note,
@@ -643,8 +655,10 @@ final class HTTP2Connection {
                                                            paddingBytes: s.padding, pushed: s.pushed, grpc: grpc)))
     }
 
-    /// The stream's request, built from its decoded fields (nil when none were decoded).
+    /// The stream's request: the HTTP/1.1 request of an `Upgrade: h2c`, else built from its
+    /// decoded fields (nil when none were decoded).
     private func request(of s: HTTP2Stream) -> HTTPRequest? {
+        if let u = s.upgradedRequest { return u }
         guard let fields = s.request.fields else { return nil }
         let (method, target, host) = requestHead(fields)
         return HTTPRequest(method: method, target: target, version: .http2, headers: fields, host: host,
@@ -669,7 +683,7 @@ final class HTTP2Connection {
         let host = f.host.map { fields.value(at: $0) } ?? authority ?? HTTPRequest.host(method: method, target: target, headers: HTTPHeaders())
         if let key = fields.storageKey {
             // The entry holds the fields, so the storage (and its key) stays theirs.
-            let m = (fields: fields, method: method, target: target, host: host)
+            let m = (fields: fields, method: method, target: target, host: host, grpc: Self.isGRPC(fields))
             if requestHeads.count < Self.requestHeadMemory {
                 requestHeads.append(m)
                 requestHeadKeys.append(key)

@@ -78,8 +78,9 @@ final class HPACKInflater {
     /// content-type head, gRPC's `grpc-status: 0` trailers are decoded once and then shared (one
     /// packed `HeadStorage`, immutable). Any other block (a field added to the table, a size
     /// update) empties the list before nghttp2 decodes it.
-    private var repeats: [(bytes: [UInt8], fields: HTTPHeaders)] = []
-    private var repeatNext = 0
+    // Single-thread state (the analyzer's), read for every block: no exclusivity checks.
+    @exclusivity(unchecked) private var repeats: [(bytes: [UInt8], fields: HTTPHeaders)] = []
+    @exclusivity(unchecked) private var repeatNext = 0
     static let repeatLimit = 8
     /// Longest block kept.
     static let repeatMaxBytes = 256
@@ -141,14 +142,17 @@ final class HPACKInflater {
     /// decoded (the decoder must then be dropped). A block that leaves the table alone, decoded
     /// before with the table as it is now, is answered from `repeats`.
     func decode(_ block: UnsafeRawBufferPointer, scratch: HPACKScratch) -> HTTPHeaders? {
-        let keepsTable = Self.leavesTableAlone(block)
-        if keepsTable {
-            for r in repeats where r.bytes.count == block.count {
-                if r.bytes.withUnsafeBytes({ memcmp($0.baseAddress!, block.baseAddress!, block.count) }) == 0 {
-                    return r.fields
+        // A block kept was found to leave the table alone: the same bytes are looked up before
+        // they are walked.
+        if block.count > 0 && block.count <= Self.repeatMaxBytes {
+            for i in repeats.indices where repeats[i].bytes.count == block.count {
+                if repeats[i].bytes.withUnsafeBytes({ memcmp($0.baseAddress!, block.baseAddress!, block.count) }) == 0 {
+                    return repeats[i].fields
                 }
             }
-        } else if !repeats.isEmpty {
+        }
+        let keepsTable = Self.leavesTableAlone(block)
+        if !keepsTable && !repeats.isEmpty {
             repeats.removeAll(keepingCapacity: true)
             repeatNext = 0
         }
@@ -398,6 +402,24 @@ extension HTTPHeaders {
     /// The value of the first field named exactly `name`, or nil.
     func value(exactly name: StaticString) -> String? {
         firstIndex(exactly: name).map { value(at: $0) }
+    }
+
+    /// Whether the first field named exactly `name` has a value that begins with `prefix` (ASCII),
+    /// as `value(exactly:)?.hasPrefix(prefix)` answers, without making the String unless a byte
+    /// after the prefix is not ASCII (a combining mark there would join the prefix's last
+    /// character).
+    func valueHasPrefix(exactly name: StaticString, _ prefix: StaticString) -> Bool {
+        guard let i = firstIndex(exactly: name) else { return false }
+        let sp = span(i)
+        let n = prefix.utf8CodeUnitCount
+        guard Int(sp.valueEnd) - Int(sp.valueStart) >= n else { return false }
+        let start = Int(sp.valueStart)
+        let verdict: Bool? = withExtendedLifetime(self) {
+            let r = raw
+            guard memcmp(r.baseAddress! + start, prefix.utf8Start, n) == 0 else { return false }
+            return start + n == Int(sp.valueEnd) || r[start + n] < 0x80 ? true : nil
+        }
+        return verdict ?? value(at: i).hasPrefix(String(describing: prefix))
     }
 
     /// `Int(value)` of the first field named exactly `name`, read from its bytes as `Int(_:)`

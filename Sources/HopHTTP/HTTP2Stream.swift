@@ -67,17 +67,17 @@ final class HTTP2Stream {
     // each, /usr/bin/time, release build, 60,006 streams).
     @exclusivity(unchecked) var request = HTTP2Side()
     @exclusivity(unchecked) var response = HTTP2Side()
-    var interim: [HTTPInterimResponse] = []
-    var reset: HTTP2Reset?
-    var padding: Int64 = 0
-    var pushed = false
-    var note: String?
-    var isGRPC = false
+    @exclusivity(unchecked) var interim: [HTTPInterimResponse] = []
+    @exclusivity(unchecked) var reset: HTTP2Reset?
+    @exclusivity(unchecked) var padding: Int64 = 0
+    @exclusivity(unchecked) var pushed = false
+    @exclusivity(unchecked) var note: String?
+    @exclusivity(unchecked) var isGRPC = false
     /// Stream 1 of an `Upgrade: h2c`: the HTTP/1.1 request it answers.
-    var upgradedRequest: HTTPRequest?
-    var grpcStatusCode: Int?
-    var grpcMessage: String?
-    var headerLimit = false
+    @exclusivity(unchecked) var upgradedRequest: HTTPRequest?
+    @exclusivity(unchecked) var grpcStatusCode: Int?
+    @exclusivity(unchecked) var grpcMessage: String?
+    @exclusivity(unchecked) var headerLimit = false
 
     init(id: UInt32, sequence: Int, position: Int) {
         self.id = id
@@ -87,7 +87,7 @@ final class HTTP2Stream {
 
     /// Reset by the client while the server's side was still open: the server's frames already
     /// in flight (its trailers, a deadline's grpc-status) may still come, until `resetGraceEnd`.
-    var resetGraceEnd: Int64?
+    @exclusivity(unchecked) var resetGraceEnd: Int64?
     var finished: Bool { (reset != nil && resetGraceEnd == nil) || (request.ended && response.ended) }
 
     subscript(side d: Int) -> HTTP2Side {

@@ -13,7 +13,7 @@ public final class Output {
     // Touched only by the thread that writes this stream; no dynamic exclusivity checks.
     @exclusivity(unchecked) private var buffer = LineBuilder(capacity: Output.flushBytes + 4096)
     private let fd: Int32
-    public var lineBuffered: Bool
+    @exclusivity(unchecked) public var lineBuffered: Bool
 
     /// A flush happens once this many bytes are buffered.
     public static let flushBytes = 1 << 16

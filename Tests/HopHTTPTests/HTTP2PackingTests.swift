@@ -230,4 +230,17 @@ final class HTTP2PackingTests: XCTestCase {
             XCTAssertGreaterThan(shared, 20, "table size \(tableSize): repeats were shared")
         }
     }
+
+    /// `valueHasPrefix` answers as the String's `hasPrefix` does, a combining mark after the
+    /// prefix included.
+    func testValueHasPrefixAnswersAsTheString() {
+        for v in ["application/grpc", "application/grpc+proto", "application/grp", "application/grpc\u{301}",
+                  "application/grpc\u{301}+proto", "", "x", "Application/grpc", "application/grpcé"] {
+            let h: HTTPHeaders = [("x", "1"), ("content-type", v), ("content-type", "application/grpc")]
+            XCTAssertEqual(h.valueHasPrefix(exactly: "content-type", "application/grpc"),
+                           h.value(exactly: "content-type")!.hasPrefix("application/grpc"), v)
+        }
+        let none: HTTPHeaders = [("x", "application/grpc")]
+        XCTAssertFalse(none.valueHasPrefix(exactly: "content-type", "application/grpc"))
+    }
 }
