@@ -79,7 +79,7 @@ final class HTTP2Connection {
                                                         grpc: Bool)] = []
     @exclusivity(unchecked) private var requestHeadsNext = 0
     @exclusivity(unchecked) private var responseHeadKey: HTTPHeaders.StorageKey?
-    @exclusivity(unchecked) private var responseHead: (fields: HTTPHeaders, status: Int)?
+    @exclusivity(unchecked) private var responseHead: (fields: HTTPHeaders, status: Int?)?
     static let requestHeadMemory = 4
     let midstream: Bool
     /// Largest table size a pickup decoder accepts (the sender's is unknown).
@@ -124,6 +124,7 @@ final class HTTP2Connection {
         streamCount += 1
         analyzer.counters.http2.streams += 1
         s.upgradedRequest = q
+        s.upgradedRequestComplete = q.complete
         s.request.state = .decoded
         s.request.ended = true
         streams[1] = s
@@ -463,7 +464,7 @@ final class HTTP2Connection {
                 s.request.trailers = fields
             }
         } else {
-            let status = fields.intValue(exactly: ":status")
+            let status = status(of: fields)
             if let status, status >= 100 && status < 200 && s.response.fields == nil {
                 analyzer.counters.http2.interimResponses += 1
                 if status == 100 { analyzer.counters.continueResponses += 1 } else { analyzer.counters.otherInterimResponses += 1 }
@@ -608,8 +609,7 @@ final class HTTP2Connection {
         var flags: HTTPExchangeFlags = []
         if midstream { flags.insert(.midstream) }
         if s.headerLimit { flags.insert(.headerLimitExceeded) }
-        let requestComplete = s.upgradedRequest.map { $0.complete }
-            ?? (s.request.fields != nil ? s.request.ended && !s.request.gap : nil)
+        let requestComplete = s.upgradedRequestComplete ?? (s.request.fields != nil ? s.request.ended && !s.request.gap : nil)
         let responseComplete: Bool? = s.response.fields != nil ? s.response.ended && !s.response.gap : nil
         if s.request.gap { flags.insert(.requestAfterGap) }
         if s.response.gap { flags.insert(.responseAfterGap) }
@@ -696,19 +696,22 @@ final class HTTP2Connection {
         return (method, target, host)
     }
 
+    /// A response head's :status (nil when missing or not a number), from `responseHead` when
+    /// the fields are shared.
+    private func status(of fields: HTTPHeaders) -> Int? {
+        if let key = fields.storageKey, key == responseHeadKey { return responseHead!.status }
+        let status = fields.intValue(exactly: ":status")
+        if let key = fields.storageKey {
+            responseHead = (fields, status)
+            responseHeadKey = key
+        }
+        return status
+    }
+
     /// The stream's final response (nil when its head was not decoded).
     private func response(of s: HTTP2Stream) -> HTTPResponse? {
         guard let fields = s.response.fields else { return nil }
-        let status: Int
-        if let key = fields.storageKey, key == responseHeadKey {
-            status = responseHead!.status
-        } else {
-            status = fields.intValue(exactly: ":status") ?? 0
-            if let key = fields.storageKey {
-                responseHead = (fields, status)
-                responseHeadKey = key
-            }
-        }
+        let status = status(of: fields) ?? 0
         return HTTPResponse(status: status, version: .http2, headers: fields,
                             trailers: s.response.trailers ?? HTTPHeaders(), bodyLength: s.response.bodyLength,
                             bodyPrefix: s.response.bodyPrefix, complete: s.response.ended && !s.response.gap,

@@ -75,6 +75,8 @@ final class HTTP2Stream {
     @exclusivity(unchecked) var isGRPC = false
     /// Stream 1 of an `Upgrade: h2c`: the HTTP/1.1 request it answers.
     @exclusivity(unchecked) var upgradedRequest: HTTPRequest?
+    /// Whether that request was complete, read without copying the request (192 bytes) out.
+    @exclusivity(unchecked) var upgradedRequestComplete: Bool?
     @exclusivity(unchecked) var grpcStatusCode: Int?
     @exclusivity(unchecked) var grpcMessage: String?
     @exclusivity(unchecked) var headerLimit = false
