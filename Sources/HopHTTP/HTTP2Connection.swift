@@ -657,6 +657,7 @@ final class HTTP2Connection {
 
     /// The stream's request: the HTTP/1.1 request of an `Upgrade: h2c`, else built from its
     /// decoded fields (nil when none were decoded).
+    @inline(__always)
     private func request(of s: HTTP2Stream) -> HTTPRequest? {
         if let u = s.upgradedRequest { return u }
         guard let fields = s.request.fields else { return nil }
@@ -709,6 +710,7 @@ final class HTTP2Connection {
     }
 
     /// The stream's final response (nil when its head was not decoded).
+    @inline(__always)
     private func response(of s: HTTP2Stream) -> HTTPResponse? {
         guard let fields = s.response.fields else { return nil }
         let status = status(of: fields) ?? 0
