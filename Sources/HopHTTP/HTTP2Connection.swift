@@ -660,7 +660,8 @@ final class HTTP2Connection {
     @inline(__always)
     private func request(of s: HTTP2Stream) -> HTTPRequest? {
         if let u = s.upgradedRequest { return u }
-        guard let fields = s.request.fields else { return nil }
+        // Taken from the stream, which is dropped once emitted: moved, not retained and released.
+        guard let fields = s.request.fields.take() else { return nil }
         let (method, target, host) = requestHead(fields)
         return HTTPRequest(method: method, target: target, version: .http2, headers: fields, host: host,
                            trailers: s.request.trailers ?? HTTPHeaders(), bodyLength: s.request.bodyLength,
@@ -712,7 +713,7 @@ final class HTTP2Connection {
     /// The stream's final response (nil when its head was not decoded).
     @inline(__always)
     private func response(of s: HTTP2Stream) -> HTTPResponse? {
-        guard let fields = s.response.fields else { return nil }
+        guard let fields = s.response.fields.take() else { return nil }
         let status = status(of: fields) ?? 0
         return HTTPResponse(status: status, version: .http2, headers: fields,
                             trailers: s.response.trailers ?? HTTPHeaders(), bodyLength: s.response.bodyLength,
