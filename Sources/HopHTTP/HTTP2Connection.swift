@@ -46,7 +46,10 @@ final class HTTP2Connection {
     unowned(unsafe) let conn: ConnectionState
     // Single-thread state (the analyzer's thread), read and written for every frame: without
     // exclusivity checks (measured below, beside `HTTP2Stream.request`).
-    @exclusivity(unchecked) var dirs: [HTTP2Direction]
+    /// The two directions (client 0, server 1), in memory of the connection's own: every frame
+    /// reads and writes them in place (`dirs[d].x`), where an array of them was checked for
+    /// uniqueness on every write (1M checks on the h2c benchmark capture).
+    let dirs: UnsafeMutablePointer<HTTP2Direction>
     @exclusivity(unchecked) var streams = StreamTable()
     /// Each direction's open header block's bytes when it spans frames (HEADERS or PUSH_PROMISE
     /// without END_HEADERS, then CONTINUATIONs), in a buffer kept for the connection.
@@ -101,7 +104,9 @@ final class HTTP2Connection {
             // Each direction its own decoder (a class: a copied direction would share it).
             let s = HTTP2Direction(state: .header, maxFrameSize: HTTP2BoundaryScan.defaultMaxFrameSize,
                                    hpack: HTTP2Direction.decoder(maxHeaderBytes: maxHeader))
-            dirs = [d, s]
+            dirs = .allocate(capacity: 2)
+            dirs.initialize(to: d)
+            (dirs + 1).initialize(to: s)
         } else {
             var pair: [HTTP2Direction] = []
             for _ in 0..<2 {
@@ -110,10 +115,17 @@ final class HTTP2Connection {
                 d.tableLost = "the connection was picked up mid-way (HPACK dynamic table not captured)"
                 pair.append(d)
             }
-            dirs = pair
+            dirs = .allocate(capacity: 2)
+            dirs.initialize(to: pair[0])
+            (dirs + 1).initialize(to: pair[1])
         }
         conn.analyzer.counters.http2.connections += 1
         if preface { conn.analyzer.counters.http2.prefaceConnections += 1 } else { conn.analyzer.counters.http2.midstreamConnections += 1 }
+    }
+
+    deinit {
+        dirs.deinitialize(count: 2)
+        dirs.deallocate()
     }
 
     /// Stream 1 of an `Upgrade: h2c` connection answers the HTTP/1.1 request that asked for
