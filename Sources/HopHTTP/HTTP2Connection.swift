@@ -453,12 +453,14 @@ final class HTTP2Connection {
         if fields == nil && dirs[d].tableLost == nil {
             analyzer.counters.http2[.badHeaderBlock] += 1
         }
-        guard let fields else {
+        guard var fields else {
             blockLost(d, stream: block.stream, promised: block.promised,
                       why: dirs[d].tableLost ?? "a header block could not be decoded", first: block.first, last: last,
                       endStream: block.endStream)
             return
         }
+        // Fields the decoder kept (a repeated block) are the memos' to remember.
+        let shared = fields.storageIsShared()
         if let promised = block.promised {
             guard d == 1, let s = stream(promised, from: d, opening: true, at: block.first) else { return }
             s.pushed = true
@@ -476,7 +478,7 @@ final class HTTP2Connection {
                 s.request.trailers = fields
             }
         } else {
-            let status = status(of: fields)
+            let status = status(of: fields, shared: shared)
             if let status, status >= 100 && status < 200 && s.response.fields == nil {
                 analyzer.counters.http2.interimResponses += 1
                 if status == 100 { analyzer.counters.continueResponses += 1 } else { analyzer.counters.otherInterimResponses += 1 }
@@ -486,6 +488,7 @@ final class HTTP2Connection {
                 analyzer.counters.responses += 1
                 responseCount += 1
                 s.response.fields = fields
+                s.response.status = status
                 s.response.state = .decoded
                 s.response.firstTimestamp = block.first
                 s.response.lastTimestamp = last
@@ -676,8 +679,10 @@ final class HTTP2Connection {
     private func request(of s: HTTP2Stream) -> HTTPRequest? {
         if let u = s.upgradedRequest { return u }
         // Taken from the stream, which is dropped once emitted: moved, not retained and released.
-        guard let fields = s.request.fields.take() else { return nil }
-        let (method, target, host) = requestHead(fields)
+        guard var fields = s.request.fields.take() else { return nil }
+        // Asked before the call: asked in its arguments, `fields` was copied first.
+        let shared = fields.storageIsShared()
+        let (method, target, host) = requestHead(fields, shared: shared, grpc: s.isGRPC)
         return HTTPRequest(method: method, target: target, version: .http2, headers: fields, host: host,
                            trailers: s.request.trailers ?? HTTPHeaders(), bodyLength: s.request.bodyLength,
                            bodyPrefix: s.request.bodyPrefix, complete: s.request.ended && !s.request.gap,
@@ -686,39 +691,61 @@ final class HTTP2Connection {
     }
 
     /// A request head's method, target and host (the host as `HTTPRequest` finds it: a Host
-    /// field, else :authority, any case), from `requestHeads` when the fields are shared.
-    private func requestHead(_ fields: HTTPHeaders) -> (String, String, String?) {
+    /// field, else :authority, any case), from `requestHeads` when the fields are shared; kept
+    /// there when they are (`shared`: the decoder kept them, so other streams may carry them),
+    /// with `grpc`, what `requestFields` found of them.
+    private func requestHead(_ fields: HTTPHeaders, shared: Bool, grpc: Bool) -> (String, String, String?) {
         if let key = fields.storageKey, let i = requestHeadKeys.firstIndex(of: key) {
             return (requestHeads[i].method, requestHeads[i].target, requestHeads[i].host)
         }
-        // One pass over the fields for the three.
+        // One pass over the fields for the three. (Written out: through `Optional.map` closures
+        // and `??` chains the optimizer copied and destroyed the optionals twice a request.)
         let f = fields.requestFacts()
-        let method = f.method.map { fields.value(at: $0) } ?? ""
-        let authority = f.authorityAnyCase.map { fields.value(at: $0) }
-        let target = f.path.map { fields.value(at: $0) }
-            ?? (method == "CONNECT" ? f.authority.map { $0 == f.authorityAnyCase ? authority! : fields.value(at: $0) } ?? "" : "")
-        let host = f.host.map { fields.value(at: $0) } ?? authority ?? HTTPRequest.host(method: method, target: target, headers: HTTPHeaders())
-        if let key = fields.storageKey {
-            // The entry holds the fields, so the storage (and its key) stays theirs.
-            let m = (fields: fields, method: method, target: target, host: host, grpc: Self.isGRPC(fields))
-            if requestHeads.count < Self.requestHeadMemory {
-                requestHeads.append(m)
-                requestHeadKeys.append(key)
-            } else {
-                requestHeads[requestHeadsNext] = m
-                requestHeadKeys[requestHeadsNext] = key
-                requestHeadsNext = (requestHeadsNext + 1) % Self.requestHeadMemory
-            }
+        var method = ""
+        if let i = f.method { method = fields.value(at: i) }
+        var authority: String?
+        if let i = f.authorityAnyCase { authority = fields.value(at: i) }
+        var target = ""
+        if let i = f.path {
+            target = fields.value(at: i)
+        } else if method == "CONNECT", let i = f.authority {
+            target = i == f.authorityAnyCase ? authority! : fields.value(at: i)
         }
+        let host: String?
+        if let i = f.host {
+            host = fields.value(at: i)
+        } else if authority != nil {
+            host = authority
+        } else {
+            host = HTTPRequest.host(method: method, target: target, headers: HTTPHeaders())
+        }
+        if shared { remember(fields, method: method, target: target, host: host, grpc: grpc) }
         return (method, target, host)
     }
 
+    /// Keeps a shared request head's facts in `requestHeads` (out of line: the path of a head
+    /// decoded once stays as short as it was without the memo).
+    @inline(never)
+    private func remember(_ fields: HTTPHeaders, method: String, target: String, host: String?, grpc: Bool) {
+        guard let key = fields.storageKey else { return }
+        // The entry holds the fields, so the storage (and its key) stays theirs.
+        let m = (fields: fields, method: method, target: target, host: host, grpc: grpc)
+        if requestHeads.count < Self.requestHeadMemory {
+            requestHeads.append(m)
+            requestHeadKeys.append(key)
+        } else {
+            requestHeads[requestHeadsNext] = m
+            requestHeadKeys[requestHeadsNext] = key
+            requestHeadsNext = (requestHeadsNext + 1) % Self.requestHeadMemory
+        }
+    }
+
     /// A response head's :status (nil when missing or not a number), from `responseHead` when
-    /// the fields are shared.
-    private func status(of fields: HTTPHeaders) -> Int? {
+    /// the fields are shared (and kept there when they are).
+    private func status(of fields: HTTPHeaders, shared: Bool) -> Int? {
         if let key = fields.storageKey, key == responseHeadKey { return responseHead!.status }
         let status = fields.intValue(exactly: ":status")
-        if let key = fields.storageKey {
+        if shared, let key = fields.storageKey {
             responseHead = (fields, status)
             responseHeadKey = key
         }
@@ -729,8 +756,7 @@ final class HTTP2Connection {
     @inline(__always)
     private func response(of s: HTTP2Stream) -> HTTPResponse? {
         guard let fields = s.response.fields.take() else { return nil }
-        let status = status(of: fields) ?? 0
-        return HTTPResponse(status: status, version: .http2, headers: fields,
+        return HTTPResponse(status: s.response.status ?? 0, version: .http2, headers: fields,
                             trailers: s.response.trailers ?? HTTPHeaders(), bodyLength: s.response.bodyLength,
                             bodyPrefix: s.response.bodyPrefix, complete: s.response.ended && !s.response.gap,
                             interim: s.interim, firstTimestamp: s.response.firstTimestamp ?? 0,

@@ -40,6 +40,8 @@ struct HTTP2Side {
     /// The decoded fields of the first (non-1xx) header block, pseudo-header fields included,
     /// packed as the message will carry them (no copy at emission).
     var fields: HTTPHeaders?
+    /// The response's :status, read once when its head was decoded (nil: none, or not a number).
+    var status: Int?
     var state: HTTP2HeaderBlockState = .none
     var trailers: HTTPHeaders?
     var firstTimestamp: Int64?

@@ -139,6 +139,13 @@ public struct HTTPHeaders: @unchecked Sendable, Hashable, RandomAccessCollection
         let count: Int
     }
 
+    /// Whether another value holds the same storage (the decoder's repeats, another stream):
+    /// false for empty fields and for a storage only these hold.
+    @inline(__always)
+    mutating func storageIsShared() -> Bool {
+        buffer != nil && !isKnownUniquelyReferenced(&buffer)
+    }
+
     @inline(__always)
     var storageKey: StorageKey? {
         guard let buffer else { return nil }
@@ -362,22 +369,10 @@ public struct HTTPRequest: Sendable, Hashable {
         findHost()
     }
 
-    /// A request whose host was already found (as `host(method:target:headers:)` finds it).
-    /// (The public init writes its fields itself: delegating to this one cost 2% of `http`'s
-    /// instructions on the HTTP/1 benchmark capture, 418M -> 426M.)
-    init(method: String, target: String, version: HTTPVersion, headers: HTTPHeaders, host: String?,
-         firstTimestamp: Int64, lastTimestamp: Int64) {
-        self.method = method
-        self.target = target
-        self.version = version
-        self.headers = headers
-        self.host = host
-        self.firstTimestamp = firstTimestamp
-        self.lastTimestamp = lastTimestamp
-    }
-
-    /// An HTTP/2 stream's request, every field given (built in one go: no copy of a partly
-    /// made request).
+    /// An HTTP/2 stream's request, every field given, its host already found (as
+    /// `host(method:target:headers:)` finds it): built in one go, no copy of a partly made
+    /// request. (The public init writes its fields itself: delegating to an init like this one
+    /// cost 2% of `http`'s instructions on the HTTP/1 benchmark capture, 418M -> 426M.)
     init(method: String, target: String, version: HTTPVersion, headers: HTTPHeaders, host: String?,
          trailers: HTTPHeaders, bodyLength: Int64, bodyPrefix: [UInt8], complete: Bool,
          firstTimestamp: Int64, lastTimestamp: Int64) {
