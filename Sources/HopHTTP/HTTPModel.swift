@@ -551,19 +551,9 @@ public struct HTTPExchange: Sendable, Hashable {
     /// Whether the exchange is an encrypted turn (without copying the turn).
     @inlinable public var isEncrypted: Bool { tlsBox != nil }
 
+    /// `http2`: an HTTP/2 stream's facts, already boxed.
     init(connection: ConnectionBox, sequence: Int, request: HTTPRequest?, response: HTTPResponse?,
-         flags: HTTPExchangeFlags, pipelinePosition: Int) {
-        self.connectionBox = connection
-        self.sequence = sequence
-        self.request = request
-        self.response = response
-        self.flags = flags
-        self.pipelinePosition = pipelinePosition
-    }
-
-    /// An HTTP/2 stream's exchange, its facts already boxed.
-    init(connection: ConnectionBox, sequence: Int, request: HTTPRequest?, response: HTTPResponse?,
-         flags: HTTPExchangeFlags, pipelinePosition: Int, http2: HTTP2StreamBox) {
+         flags: HTTPExchangeFlags, pipelinePosition: Int, http2: HTTP2StreamBox? = nil) {
         self.connectionBox = connection
         self.sequence = sequence
         self.request = request
