@@ -370,7 +370,6 @@ extension Explain {
         case nil: s.text("assigned by the proxy's arrival order")
         }
         s.endItem()
-
     }
 
     /// The evidence of a chain with an encrypted copy: what its TLS says in clear, the sizes

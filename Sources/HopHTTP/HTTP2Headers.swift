@@ -230,14 +230,9 @@ final class HPACKScratch {
     @exclusivity(unchecked) private var bytes: UnsafeMutablePointer<UInt8>
     @exclusivity(unchecked) private var byteCapacity = 1024
     @exclusivity(unchecked) private(set) var byteCount = 0
-    @exclusivity(unchecked) private var spans: UnsafeMutablePointer<HTTPHeaders.Span>
-    @exclusivity(unchecked) private var spanCapacity = 32
-    @exclusivity(unchecked) private var spanCount = 0
+    @exclusivity(unchecked) private var spans = SpanList()
 
-    init() {
-        bytes = .allocate(capacity: byteCapacity)
-        spans = .allocate(capacity: spanCapacity)
-    }
+    init() { bytes = .allocate(capacity: byteCapacity) }
 
     deinit {
         bytes.deallocate()
@@ -247,7 +242,7 @@ final class HPACKScratch {
     @inline(__always)
     func reset() {
         byteCount = 0
-        spanCount = 0
+        spans.removeAll()
     }
 
     /// Appends a name's or value's bytes; bytes that are not UTF-8 are appended as
@@ -299,20 +294,7 @@ final class HPACKScratch {
     }
 
     @inline(__always)
-    func addSpan(_ sp: HTTPHeaders.Span) {
-        if spanCount == spanCapacity { growSpans() }
-        (spans + spanCount).initialize(to: sp)
-        spanCount += 1
-    }
-
-    @inline(never)
-    private func growSpans() {
-        let grown = UnsafeMutablePointer<HTTPHeaders.Span>.allocate(capacity: spanCapacity * 2)
-        grown.moveInitialize(from: spans, count: spanCount)
-        spans.deallocate()
-        spans = grown
-        spanCapacity *= 2
-    }
+    func addSpan(_ sp: HTTPHeaders.Span) { spans.append(sp) }
 
     @inline(never)
     private func grow(_ n: Int) {
@@ -327,6 +309,7 @@ final class HPACKScratch {
 
     /// The fields as one `HeadStorage` (bytes, zero padding to 8, spans).
     func packed() -> HTTPHeaders {
+        let spanCount = spans.count
         guard spanCount > 0 else { return HTTPHeaders() }
         let base = (byteCount + 7) & ~7
         let total = base + spanCount * MemoryLayout<HTTPHeaders.Span>.stride
@@ -334,7 +317,7 @@ final class HPACKScratch {
         storage.withUnsafeMutablePointerToElements { out in
             if byteCount > 0 { out.update(from: bytes, count: byteCount) }
             if base > byteCount { (out + byteCount).initialize(repeating: 0, count: base - byteCount) }
-            UnsafeMutableRawPointer(out + base).copyMemory(from: spans, byteCount: spanCount * MemoryLayout<HTTPHeaders.Span>.stride)
+            UnsafeMutableRawPointer(out + base).copyMemory(from: spans.base, byteCount: spanCount * MemoryLayout<HTTPHeaders.Span>.stride)
         }
         return HTTPHeaders(storage: storage, spanBase: base, count: spanCount)
     }

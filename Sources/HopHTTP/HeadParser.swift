@@ -253,12 +253,48 @@ struct StringCache {
     }
 }
 
+/// The field spans of a head being parsed or a block being decoded, in memory of its own that
+/// grows and is reused from head to head (`HeadScratch`, `HPACKScratch`). Its owner deallocates it.
+struct SpanList {
+    private(set) var base: UnsafeMutablePointer<HTTPHeaders.Span>
+    private(set) var count = 0
+    private var capacity: Int
+
+    init(capacity: Int = 32) {
+        base = .allocate(capacity: capacity)
+        self.capacity = capacity
+    }
+
+    func deallocate() { base.deallocate() }
+
+    @inline(__always)
+    mutating func removeAll() { count = 0 }
+
+    @inline(__always)
+    mutating func append(_ s: HTTPHeaders.Span) {
+        if count == capacity { grow() }
+        (base + count).initialize(to: s)
+        count += 1
+    }
+
+    @inline(never)
+    private mutating func grow() {
+        let bigger = UnsafeMutablePointer<HTTPHeaders.Span>.allocate(capacity: capacity * 2)
+        bigger.moveInitialize(from: base, count: count)
+        base.deallocate()
+        base = bigger
+        capacity *= 2
+    }
+
+    var buffer: UnsafeBufferPointer<HTTPHeaders.Span> { UnsafeBufferPointer(start: base, count: count) }
+}
+
 /// Reusable buffers for `parseHead` (kept by each direction parser: no allocation per head).
 final class HeadScratch {
     /// Field spans of the head being parsed.
-    @exclusivity(unchecked) private(set) var spans: UnsafeMutablePointer<HTTPHeaders.Span>
-    @exclusivity(unchecked) private(set) var spanCount = 0
-    @exclusivity(unchecked) private var spanCapacity = 32
+    @exclusivity(unchecked) private var spanList = SpanList()
+    var spans: UnsafeMutablePointer<HTTPHeaders.Span> { spanList.base }
+    var spanCount: Int { spanList.count }
     @exclusivity(unchecked) var fold: [UInt8] = []
     @exclusivity(unchecked) var methods = StringCache()
     @exclusivity(unchecked) var targets = StringCache()
@@ -274,31 +310,18 @@ final class HeadScratch {
     func takeReason() -> String { take(&reason, leaving: "") }
     func takeHeaders() -> HTTPHeaders { take(&headers, leaving: HTTPHeaders()) }
 
-    init() { spans = .allocate(capacity: 32) }
-    deinit { spans.deallocate() }
+    deinit { spanList.deallocate() }
 
     @inline(__always)
     func reset() {
-        spanCount = 0
+        spanList.removeAll()
         if !fold.isEmpty { fold.removeAll(keepingCapacity: true) }
     }
 
     @inline(__always)
-    func append(_ s: HTTPHeaders.Span) {
-        if spanCount == spanCapacity { grow() }
-        spans[spanCount] = s
-        spanCount += 1
-    }
+    func append(_ s: HTTPHeaders.Span) { spanList.append(s) }
 
-    private func grow() {
-        let bigger = UnsafeMutablePointer<HTTPHeaders.Span>.allocate(capacity: spanCapacity * 2)
-        bigger.moveInitialize(from: spans, count: spanCount)
-        spans.deallocate()
-        spans = bigger
-        spanCapacity *= 2
-    }
-
-    var spanBuffer: UnsafeBufferPointer<HTTPHeaders.Span> { UnsafeBufferPointer(start: spans, count: spanCount) }
+    var spanBuffer: UnsafeBufferPointer<HTTPHeaders.Span> { spanList.buffer }
 }
 
 /// The index of the first LF in `p[from..<n]`, or `n`. Eight bytes at a time.
