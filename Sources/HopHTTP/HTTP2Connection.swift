@@ -665,11 +665,11 @@ final class HTTP2Connection {
                           grpc: GRPCCall?) -> HTTPExchange {
         HTTPExchange(connection: connection, sequence: s.sequence, request: request(of: s),
                      response: response(of: s), flags: flags, pipelinePosition: s.position,
-                     http2: HTTP2StreamBox(HTTP2StreamInfo(streamID: s.id, requestHeaders: s.request.state,
-                                                           responseHeaders: s.response.state, headersNote: s.note,
-                                                           reset: s.reset, requestDataFrames: s.request.dataFrames,
-                                                           responseDataFrames: s.response.dataFrames,
-                                                           paddingBytes: s.padding, pushed: s.pushed, grpc: grpc)))
+                     http2: HTTP2StreamInfo(streamID: s.id, requestHeaders: s.request.state,
+                                            responseHeaders: s.response.state, headersNote: s.note,
+                                            reset: s.reset, requestDataFrames: s.request.dataFrames,
+                                            responseDataFrames: s.response.dataFrames,
+                                            paddingBytes: s.padding, pushed: s.pushed, grpc: grpc))
     }
 
     /// The stream's request: the HTTP/1.1 request of an `Upgrade: h2c`, else built from its

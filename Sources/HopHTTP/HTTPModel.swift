@@ -727,14 +727,10 @@ public struct HTTPExchange: Sendable, Hashable {
     /// How many earlier requests on the connection were still unanswered when this one was
     /// sent: 0 for the usual one-at-a-time client, 1, 2… for pipelined requests.
     public var pipelinePosition: Int
-    /// HTTP/2: the stream's protocol facts (HTTP2Model.swift); nil for HTTP/1.x.
-    public var http2: HTTP2StreamInfo? {
-        @inlinable get { http2Box?.value }
-        set { http2Box = newValue.map(HTTP2StreamBox.init) }
-    }
-    /// Behind a reference, as `tls`: an HTTP/1 exchange carries one nil pointer through every
-    /// copy instead of the stream's fields.
-    @usableFromInline var http2Box: HTTP2StreamBox?
+    /// HTTP/2: the stream's protocol facts (HTTP2Model.swift); nil for HTTP/1.x. A reference
+    /// (the facts are an immutable class): an HTTP/1 exchange carries one nil pointer through
+    /// every copy instead of the stream's fields.
+    public var http2: HTTP2StreamInfo?
     /// An encrypted turn (TLSModel.swift): `request` and `response` are then nil; nil for
     /// plaintext. Kept behind a reference: a plaintext exchange (nearly all) carries one nil
     /// pointer, not the turn's fields, through every copy.
@@ -744,20 +740,20 @@ public struct HTTPExchange: Sendable, Hashable {
     }
     @usableFromInline var tlsBox: TLSTurnBox?
     /// Whether the exchange is an HTTP/2 stream (without copying its facts).
-    @inlinable public var isHTTP2: Bool { http2Box != nil }
+    @inlinable public var isHTTP2: Bool { http2 != nil }
     /// Whether the exchange is an encrypted turn (without copying the turn).
     @inlinable public var isEncrypted: Bool { tlsBox != nil }
 
-    /// `http2`: an HTTP/2 stream's facts, already boxed.
+    /// `http2`: an HTTP/2 stream's facts.
     init(connection: ConnectionBox, sequence: Int, request: HTTPRequest?, response: HTTPResponse?,
-         flags: HTTPExchangeFlags, pipelinePosition: Int, http2: HTTP2StreamBox? = nil) {
+         flags: HTTPExchangeFlags, pipelinePosition: Int, http2: HTTP2StreamInfo? = nil) {
         self.connectionBox = connection
         self.sequence = sequence
         self.request = request
         self.response = response
         self.flags = flags
         self.pipelinePosition = pipelinePosition
-        self.http2Box = http2
+        self.http2 = http2
     }
 
     init(connection: Connection, sequence: Int, request: HTTPRequest?, response: HTTPResponse?,

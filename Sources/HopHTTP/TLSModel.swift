@@ -79,13 +79,6 @@ public struct TLSTurnInfo: Sendable, Hashable {
     public var responseSurelyBegun: Int64? { includesHandshake ? responseLastRecordFirstTimestamp : responseFirstTimestamp }
 }
 
-/// An HTTP/2 stream's facts behind a reference (`HTTPExchange.http2`).
-@usableFromInline
-final class HTTP2StreamBox: Sendable {
-    @usableFromInline let value: HTTP2StreamInfo
-    init(_ value: HTTP2StreamInfo) { self.value = value }
-}
-
 /// An encrypted turn's facts behind a reference (`HTTPExchange.tls`).
 @usableFromInline
 final class TLSTurnBox: Sendable {
@@ -108,7 +101,7 @@ extension HTTPExchange {
     /// encrypted one; nil for an HTTP/2 stream (HPACK's sizes are not comparable) and for an
     /// encrypted turn.
     public var http1Sizes: (request: Int?, response: Int?) {
-        guard http2Box == nil, tlsBox == nil else { return (nil, nil) }
+        guard http2 == nil, tlsBox == nil else { return (nil, nil) }
         let q = request.map { $0.method.utf8.count + $0.target.utf8.count + 12 + $0.headers.http1Bytes + 2 + Int($0.bodyLength) }
         let r = response.map { 15 + $0.reason.utf8.count + $0.headers.http1Bytes + 2 + Int($0.bodyLength) }
         return (q, r)
