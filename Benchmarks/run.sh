@@ -10,9 +10,10 @@
 #                 (made by make-capture.sh --identical when missing); every format of
 #                 analyze and http --format jsonl against http, tshark, peak RSS of each
 #                 on both captures; writes Benchmarks/data/identical-results.txt
-#   --h2c         only the HTTP/2 benchmark: Benchmarks/data/h2c.pcap (h2load against nghttpd,
-#                 made by Captures/make-h2c-capture.sh with H2LOAD_REQUESTS=60000 when
-#                 missing; root); hoptrace http vs the bare loop (<= 4x) and vs tshark's HTTP/2
+#   --h2c         only the HTTP/2 benchmark: Benchmarks/data/h2c.pcap and h2c-page.pcap
+#                 (h2load against nghttpd for an 18-byte file and for a ~600-byte page, made by
+#                 Captures/make-h2c-capture.sh with H2LOAD_REQUESTS=60000 when missing; root);
+#                 for each, hoptrace http vs the bare loop (<= 4x) and vs tshark's HTTP/2
 #                 dissector on the same streams (>= 50x), stream counts of both compared;
 #                 writes Benchmarks/data/h2c-results.txt
 # Environment: HOPTRACE_BIN=/path/to/hoptrace benchmarks that binary (no build).
@@ -241,30 +242,26 @@ print("%.2fx" % (cpu(r[2]) / cpu(r[0])))' "$json"))"
 }
 
 # ---------------------------------------------------------------- h2c (--h2c)
-# An h2c capture of real peers (h2load -c 4 -m 4 against nghttpd --no-tls, on the loopback of
-# a namespace): hoptrace http against the bare libpcap loop and against tshark decoding the
-# same streams (-d tcp.port==18080,http2, every HEADERS frame's stream id), in one run.
-h2c_bench() {
-    local file="$DATA/h2c.pcap" json="$DATA/h2c.json" tjson="$DATA/h2c-tshark.json"
+# Two h2c captures of real peers (h2load -c 4 -m 4 against nghttpd --no-tls, on the loopback of
+# a namespace), 60,000 requests each: h2c.pcap asks for an 18-byte file (two streams a packet:
+# the densest the peers make), h2c-page.pcap for the HTTP/1 benchmark's ~600-byte page. For
+# each, hoptrace http against the bare libpcap loop and against tshark decoding the same
+# streams (-d tcp.port==18080,http2, every HEADERS frame's stream id), in one run.
+h2c_one() {
+    local file="$1" path="$2" name json tjson
+    name="$(basename "$file" .pcap)"; json="$DATA/$name.json"; tjson="$DATA/$name-tshark.json"
     if [ ! -s "$file" ]; then
-        say "h2c capture missing: making it with Captures/make-h2c-capture.sh (H2LOAD_REQUESTS=60000)"
+        say "$name capture missing: making it with Captures/make-h2c-capture.sh (H2LOAD_REQUESTS=60000, H2LOAD_PATH=$path)"
         [ "$(id -u)" = 0 ] || { echo "run.sh: making the capture needs root (a network namespace): sudo Benchmarks/run.sh --h2c" >&2; exit 2; }
-        H2LOAD_REQUESTS=60000 H2LOAD_CLIENTS=4 "$ROOT/Captures/make-h2c-capture.sh" "$file" || { echo "run.sh: make-h2c-capture.sh failed" >&2; exit 2; }
+        H2LOAD_REQUESTS=60000 H2LOAD_CLIENTS=4 H2LOAD_PATH="$path" "$ROOT/Captures/make-h2c-capture.sh" "$file" || { echo "run.sh: make-h2c-capture.sh failed" >&2; exit 2; }
     fi
-    [ -n "$HOPTRACE" ] || { echo "run.sh: no hoptrace binary" >&2; exit 2; }
-    command -v tshark >/dev/null || TSHARK=0
-    local commit packets streams tstreams bare http r tshark_mean
-    commit="$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')"
-    (cd "$ROOT" && git diff --quiet HEAD -- Sources Package.swift 2>/dev/null) || commit="$commit+dirty"
+    local packets streams tstreams bare http r tshark_mean
     packets="$("$BARE" "$file" | awk '{print $2}')"
     streams="$("$HOPTRACE" http -r "$file" --format jsonl 2>/dev/null | grep -c '"http2":{')"
     {
-        echo "hoptrace h2c benchmark — $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-        echo "commit $commit; $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) cores; runs $RUNS"
-        echo "$(basename "$file"): $packets packets, $streams HTTP/2 streams (hoptrace), $(( $(stat -L -c %s "$file") / 1048576 )) MiB"
-        echo
-    } > "$SUMMARY"
-    say "h2c: bare loop vs hoptrace http (hyperfine, $RUNS runs)"
+        echo "$(basename "$file") (h2load asks for $path): $packets packets, $streams HTTP/2 streams (hoptrace), $(( $(stat -L -c %s "$file") / 1048576 )) MiB"
+    } >> "$SUMMARY"
+    say "$name: bare loop vs hoptrace http (hyperfine, $RUNS runs)"
     hyperfine -N --warmup 1 --runs "$RUNS" --export-json "$json" \
         -n bare-loop "$BARE $file" -n "hoptrace http" "$HOPTRACE http -r $file" >&2
     bare="$(mean_of "$json" 0)"; http="$(mean_of "$json" 1)"
@@ -275,7 +272,7 @@ h2c_bench() {
     le "$r" 4; row "http: hoptrace http / bare loop" "${r}x" "<= 4x" "$(verdict $?)"
     note "  ($(other_ratios "$json" 1 0))"
     if [ "$TSHARK" = 1 ]; then
-        say "h2c: tshark's HTTP/2 dissector on the same file (2 runs)"
+        say "$name: tshark's HTTP/2 dissector on the same file (2 runs)"
         local tcmd="tshark -n -r $file -d tcp.port==18080,http2 -Y http2.type==1 -T fields -e tcp.stream -e http2.streamid -e http2.type"
         hyperfine --warmup 0 --runs 2 --export-json "$tjson" -n tshark "$tcmd" >&2
         tshark_mean="$(mean_of "$tjson" 0)"
@@ -303,6 +300,22 @@ print(len(s))')"
     if [ -n "$TIME" ]; then
         note "peak RSS: hoptrace http $(peak_kb "$HOPTRACE" http -r "$file") KB"
     fi
+    echo >> "$SUMMARY"
+}
+
+h2c_bench() {
+    [ -n "$HOPTRACE" ] || { echo "run.sh: no hoptrace binary" >&2; exit 2; }
+    command -v tshark >/dev/null || TSHARK=0
+    local commit
+    commit="$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')"
+    (cd "$ROOT" && git diff --quiet HEAD -- Sources Package.swift 2>/dev/null) || commit="$commit+dirty"
+    {
+        echo "hoptrace h2c benchmark — $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+        echo "commit $commit; $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) cores; runs $RUNS"
+        echo
+    } > "$SUMMARY"
+    h2c_one "$DATA/h2c.pcap" /a.txt
+    h2c_one "$DATA/h2c-page.pcap" /page.html
     cp "$SUMMARY" "$DATA/h2c-results.txt"
     chmod 644 "$DATA/h2c-results.txt"
     echo

@@ -7,6 +7,8 @@
 # usage: sudo Captures/make-h2c-capture.sh [OUT.pcap]   (default Captures/h2c-nghttpd.pcap)
 #        H2LOAD_REQUESTS=N H2LOAD_CLIENTS=C: h2load's share (default 24 requests, 2 connections,
 #        4 streams in flight each); Benchmarks/run.sh --h2c makes a large one this way.
+#        H2LOAD_PATH=/page.html: h2load asks for the HTTP/1 benchmark's ~600-byte page
+#        (Benchmarks/make-capture.sh) instead of /a.txt (18 bytes).
 # Needs root (the namespace); Debian packages nghttp2-server, nghttp2-client, curl, tcpdump,
 # iproute2. Every process it starts is stopped by its PID. Port 18080 inside the namespace.
 set -euo pipefail
@@ -41,6 +43,14 @@ mkdir -p "$TMP/root"
 printf '<html><body>h2c</body></html>\n' > "$TMP/root/index.html"
 printf 'a small text file\n' > "$TMP/root/a.txt"
 head -c 3000 /dev/zero | tr '\0' 'b' > "$TMP/root/big.txt"
+# The HTTP/1 benchmark's page (Benchmarks/make-capture.sh), fetched only when asked for.
+{
+  printf '<!doctype html>\n<html><head><title>hoptrace benchmark</title></head>\n<body>\n'
+  for i in $(seq 1 9); do
+    printf '<p>line %02d: the quick brown fox jumps over the lazy dog.</p>\n' "$i"
+  done
+  printf '</body></html>\n'
+} > "$TMP/root/page.html"
 printf 'posted body\n' > "$TMP/post.txt"
 
 # Started by `ip netns exec` itself (which execs them): $! is their own PID.
@@ -64,7 +74,7 @@ in_ns curl -s --http2-prior-knowledge -o /dev/null "$URL/big.txt"
 in_ns curl -s --http2-prior-knowledge -o /dev/null -H 'x-request-id: h2c-curl-1' "$URL/a.txt"
 # h2load: 2 connections, 4 streams in flight on each, 24 requests (by default).
 N="${H2LOAD_REQUESTS:-24}"
-in_ns h2load -n "$N" -c "${H2LOAD_CLIENTS:-2}" -m 4 "$URL/a.txt" >"$TMP/h2load.log"
+in_ns h2load -n "$N" -c "${H2LOAD_CLIENTS:-2}" -m 4 "$URL${H2LOAD_PATH:-/a.txt}" >"$TMP/h2load.log"
 grep -q " $N succeeded" "$TMP/h2load.log" || die "h2load: $(grep -E 'requests:' "$TMP/h2load.log")"
 sleep 1
 kill -INT "${PIDS[0]}"   # tcpdump writes its last packets and exits
