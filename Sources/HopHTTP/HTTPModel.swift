@@ -876,3 +876,27 @@ public struct HTTPConfiguration: Sendable {
 
     public init() {}
 }
+
+// Printed and dumped with their fields, as before they moved into storage (a fuzz target's
+// message, a failed test's diff and `dump` show them, not a storage object's address).
+extension HTTPRequest: CustomReflectable {
+    public var customMirror: Mirror {
+        Mirror(self, children: [
+            "method": method, "target": target, "version": version, "headers": headers, "host": host as Any,
+            "trailers": trailers, "framing": framing, "bodyLength": bodyLength, "bodyMissing": bodyMissing,
+            "bodyPrefix": bodyPrefix, "firstTimestamp": firstTimestamp, "lastTimestamp": lastTimestamp,
+            "complete": complete, "malformedLine": malformedLine as Any,
+        ], displayStyle: .struct)
+    }
+}
+
+extension HTTPResponse: CustomReflectable {
+    public var customMirror: Mirror {
+        Mirror(self, children: [
+            "status": status, "reason": reason, "version": version, "headers": headers, "trailers": trailers,
+            "framing": framing, "bodyLength": bodyLength, "bodyMissing": bodyMissing, "bodyPrefix": bodyPrefix,
+            "firstTimestamp": firstTimestamp, "lastTimestamp": lastTimestamp, "complete": complete,
+            "interim": interim,
+        ], displayStyle: .struct)
+    }
+}

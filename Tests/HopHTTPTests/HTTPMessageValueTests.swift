@@ -94,3 +94,14 @@ final class HTTPMessageValueTests: XCTestCase {
         XCTAssertEqual(q.bodyLength, 199)
     }
 }
+
+extension HTTPMessageValueTests {
+    /// Printed (a fuzz target's message, a failed assertion) with their fields.
+    func testMessagesPrintTheirFields() {
+        let q = "\(HTTPRequest(method: "GET", target: "/a", version: .http11, headers: [("Host", "one")], firstTimestamp: 1, lastTimestamp: 2))"
+        XCTAssertTrue(q.hasPrefix("HTTPRequest(method: \"GET\", target: \"/a\""), q)
+        XCTAssertTrue(q.contains("host: Optional(\"one\")"), q)
+        let r = "\(HTTPResponse(status: 204, reason: "No Content", version: .http11, headers: [], firstTimestamp: 1, lastTimestamp: 2))"
+        XCTAssertTrue(r.hasPrefix("HTTPResponse(status: 204, reason: \"No Content\""), r)
+    }
+}

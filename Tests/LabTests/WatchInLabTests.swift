@@ -57,7 +57,12 @@ final class WatchInLabTests: XCTestCase {
 
     /// Releases the lab's traffic and waits for it; returns whether it passed and what it said.
     func releaseLab(_ p: Process, go goFile: URL, out outFile: URL, timeout: TimeInterval) -> (Bool, String) {
-        FileManager.default.createFile(atPath: goFile.path, contents: Data())
+        guard FileManager.default.createFile(atPath: goFile.path, contents: Data()) else {
+            // The lab would wait for a go file that never comes: stop it and say why.
+            kill(p.processIdentifier, SIGTERM)
+            p.waitUntilExit()
+            return (false, "could not create the lab's go file \(goFile.path)")
+        }
         let deadline = Date().addingTimeInterval(timeout)
         while p.isRunning && Date() < deadline { usleep(20_000) }
         if p.isRunning { kill(p.processIdentifier, SIGTERM) }
