@@ -18,7 +18,7 @@ final class WatchInLabTests: XCTestCase {
     func startLab(_ arguments: [String], scenario: String, in dir: URL) throws -> (lab: Process, pod: String, go: URL, out: URL) {
         let goFile = dir.appendingPathComponent("go")
         let outFile = dir.appendingPathComponent("lab.out")
-        FileManager.default.createFile(atPath: outFile.path, contents: nil)
+        XCTAssertTrue(FileManager.default.createFile(atPath: outFile.path, contents: nil), "could not create \(outFile.path)")
         let p = Process()
         p.executableURL = URL(fileURLWithPath: LabEnv.hoptrace)
         p.arguments = ["lab"] + arguments + ["--namespace-prefix", LabEnv.prefix, "--wait-for", goFile.path]
@@ -36,8 +36,8 @@ final class WatchInLabTests: XCTestCase {
     /// Starts `hoptrace watch ARGS` and waits for its "listening on" line.
     func startWatch(_ arguments: [String], in dir: URL) throws -> (watch: Process, out: URL, err: URL) {
         let o = dir.appendingPathComponent("watch.out"), e = dir.appendingPathComponent("watch.err")
-        FileManager.default.createFile(atPath: o.path, contents: nil)
-        FileManager.default.createFile(atPath: e.path, contents: nil)
+        XCTAssertTrue(FileManager.default.createFile(atPath: o.path, contents: nil), "could not create \(o.path)")
+        XCTAssertTrue(FileManager.default.createFile(atPath: e.path, contents: nil), "could not create \(e.path)")
         let p = Process()
         p.executableURL = URL(fileURLWithPath: LabEnv.hoptrace)
         p.arguments = ["watch"] + arguments
