@@ -262,15 +262,19 @@ h2c_one() {
         echo "$(basename "$file") (h2load asks for $path): $packets packets, $streams HTTP/2 streams (hoptrace), $(( $(stat -L -c %s "$file") / 1048576 )) MiB"
     } >> "$SUMMARY"
     say "$name: bare loop vs hoptrace http (hyperfine, $RUNS runs)"
+    # `flows` (libpcap and TCP reassembly, no HTTP) for reference: what HTTP/2 adds to it.
     hyperfine -N --warmup 1 --runs "$RUNS" --export-json "$json" \
-        -n bare-loop "$BARE $file" -n "hoptrace http" "$HOPTRACE http -r $file" >&2
+        -n bare-loop "$BARE $file" -n "hoptrace http" "$HOPTRACE http -r $file" \
+        -n "hoptrace flows" "$HOPTRACE flows -r $file" >&2
     bare="$(mean_of "$json" 0)"; http="$(mean_of "$json" 1)"
     row "measure" "value" "target" "verdict"
     row "bare loop" "$(fmt_time "$bare" "$(stddev_of "$json" 0)")" "" ""
     row "hoptrace http" "$(fmt_time "$http" "$(stddev_of "$json" 1)")" "" ""
+    row "hoptrace flows (reference)" "$(fmt_time "$(mean_of "$json" 2)" "$(stddev_of "$json" 2)")" "" ""
     r="$(ratio "$http" "$bare")"
     le "$r" 4; row "http: hoptrace http / bare loop" "${r}x" "<= 4x" "$(verdict $?)"
     note "  ($(other_ratios "$json" 1 0))"
+    row "  http / flows (reference)" "$(ratio "$http" "$(mean_of "$json" 2)")x" "" ""
     if [ "$TSHARK" = 1 ]; then
         say "$name: tshark's HTTP/2 dissector on the same file (2 runs)"
         local tcmd="tshark -n -r $file -d tcp.port==18080,http2 -Y http2.type==1 -T fields -e tcp.stream -e http2.streamid -e http2.type"
