@@ -23,4 +23,29 @@ final class WorkerGroupsTests: XCTestCase {
         XCTAssertEqual(c.links, [links[3]])
         XCTAssertEqual(c.weights, [2])
     }
+
+    /// Two workers, each with its own downstream and upstream connections: the blocks are
+    /// found at the first regrouping (256 pairings) but used only from the second (512), once
+    /// found again; a split seen by one regrouping alone is never used.
+    func testASplitIsUsedOnceTwoRegroupingsInARowFindIt() {
+        var g = WorkerGroups()
+        func feed(_ n: Int) {
+            for k in 0..<n {
+                let worker = k % 2, d = worker * 4 + (k / 2) % 4, u = 10 + worker * 4 + (k / 8) % 4
+                g.observe(down: d, up: u, weight: 1)
+                g.record(down: d, up: u, certain: k % 3 == 0)
+            }
+        }
+        feed(255)
+        XCTAssertEqual(g.groupCount, 0)
+        feed(1)
+        XCTAssertEqual(g.groupCount, 0, "found once: not used yet")
+        XCTAssertFalse(g.differ(down: 0, up: 14))
+        feed(256)
+        XCTAssertEqual(g.groupCount, 2, "found again at 512 pairings: used")
+        XCTAssertTrue(g.differ(down: 0, up: 14))
+        XCTAssertFalse(g.differ(down: 0, up: 10))
+        XCTAssertEqual(g.group(down: 1), g.group(down: 2))
+        XCTAssertNotEqual(g.group(down: 1), g.group(down: 5))
+    }
 }
