@@ -332,133 +332,105 @@ public enum HTTPBodyFraming: Sendable, Hashable, CustomStringConvertible {
 /// A request as parsed. Its fields live in one storage object shared by copies until one of
 /// them is changed (copy on write, as SwiftNIO's `HTTPRequestHead`): an exchange, a hop, a
 /// pairing candidate each carry a request, and copying one used to retain and release a
-/// dozen references (method, target, headers, trailers, …) each time. A storage is written only
-/// while it is this value's own (`unique()`), so its fields skip run-time exclusivity checks.
+/// dozen references (method, target, headers, trailers, …) each time.
 public struct HTTPRequest: Sendable, Hashable {
-    @usableFromInline final class Storage: @unchecked Sendable {
-        @usableFromInline @exclusivity(unchecked) var method: String
-        @usableFromInline @exclusivity(unchecked) var target: String
-        @usableFromInline @exclusivity(unchecked) var version: HTTPVersion
-        @usableFromInline @exclusivity(unchecked) var headers: HTTPHeaders
-        @usableFromInline @exclusivity(unchecked) var host: String?
-        @usableFromInline @exclusivity(unchecked) var trailers: HTTPHeaders
-        @usableFromInline @exclusivity(unchecked) var framing: HTTPBodyFraming = .none
-        @usableFromInline @exclusivity(unchecked) var bodyLength: Int64
-        @usableFromInline @exclusivity(unchecked) var bodyMissing: Int64 = 0
-        @usableFromInline @exclusivity(unchecked) var bodyPrefix: [UInt8]
-        @usableFromInline @exclusivity(unchecked) var firstTimestamp: Int64
-        @usableFromInline @exclusivity(unchecked) var lastTimestamp: Int64
-        @usableFromInline @exclusivity(unchecked) var complete: Bool
-        @usableFromInline @exclusivity(unchecked) var malformedLine: String?
-
-        init(method: String, target: String, version: HTTPVersion, headers: HTTPHeaders, host: String?,
-             trailers: HTTPHeaders, bodyLength: Int64, bodyPrefix: [UInt8], complete: Bool,
-             firstTimestamp: Int64, lastTimestamp: Int64) {
-            self.method = method
-            self.target = target
-            self.version = version
-            self.headers = headers
-            self.host = host
-            self.trailers = trailers
-            self.bodyLength = bodyLength
-            self.bodyPrefix = bodyPrefix
-            self.complete = complete
-            self.firstTimestamp = firstTimestamp
-            self.lastTimestamp = lastTimestamp
-        }
-
-        func copy() -> Storage {
-            let c = Storage(method: method, target: target, version: version, headers: headers, host: host,
-                            trailers: trailers, bodyLength: bodyLength, bodyPrefix: bodyPrefix, complete: complete,
-                            firstTimestamp: firstTimestamp, lastTimestamp: lastTimestamp)
-            c.framing = framing
-            c.bodyMissing = bodyMissing
-            c.malformedLine = malformedLine
-            return c
-        }
+    @usableFromInline struct Fields: Hashable, Sendable {
+        @usableFromInline var method: String
+        @usableFromInline var target: String
+        @usableFromInline var version: HTTPVersion
+        @usableFromInline var headers: HTTPHeaders
+        @usableFromInline var host: String?
+        @usableFromInline var trailers: HTTPHeaders
+        @usableFromInline var framing: HTTPBodyFraming = .none
+        @usableFromInline var bodyLength: Int64
+        @usableFromInline var bodyMissing: Int64 = 0
+        @usableFromInline var bodyPrefix: [UInt8]
+        @usableFromInline var firstTimestamp: Int64
+        @usableFromInline var lastTimestamp: Int64
+        @usableFromInline var complete: Bool
+        @usableFromInline var malformedLine: String?
     }
 
-    @usableFromInline var storage: Storage
+    @usableFromInline var storage: CopyOnWrite<Fields>
 
-    /// The storage, made this value's own first if a copy shares it.
-    @inline(__always) private mutating func unique() -> Storage {
-        if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
+    @inline(__always) private mutating func unique() -> CopyOnWrite<Fields> {
+        if !isKnownUniquelyReferenced(&storage) { storage = CopyOnWrite(storage.fields) }
         return storage
     }
 
     public var method: String {
-        @inlinable get { storage.method }
-        set { unique().method = newValue; findHost() }
+        @inlinable get { storage.fields.method }
+        set { unique().fields.method = newValue; findHost() }
     }
     public var target: String {
-        @inlinable get { storage.target }
-        set { unique().target = newValue; findHost() }
+        @inlinable get { storage.fields.target }
+        set { unique().fields.target = newValue; findHost() }
     }
     public var version: HTTPVersion {
-        @inlinable get { storage.version }
-        set { unique().version = newValue }
+        @inlinable get { storage.fields.version }
+        set { unique().fields.version = newValue }
     }
     public var headers: HTTPHeaders {
-        @inlinable get { storage.headers }
-        set { unique().headers = newValue; findHost() }
+        @inlinable get { storage.fields.headers }
+        set { unique().fields.headers = newValue; findHost() }
     }
     /// The Host header, or the authority of an absolute-form target (found once, when the
     /// request is made or changed: every report line and every pairing reads it).
-    public var host: String? { @inlinable get { storage.host } }
+    public var host: String? { @inlinable get { storage.fields.host } }
     /// Trailer fields of a chunked body.
     public var trailers: HTTPHeaders {
-        @inlinable get { storage.trailers }
-        set { unique().trailers = newValue }
+        @inlinable get { storage.fields.trailers }
+        set { unique().fields.trailers = newValue }
     }
     public var framing: HTTPBodyFraming {
-        @inlinable get { storage.framing }
-        set { unique().framing = newValue }
+        @inlinable get { storage.fields.framing }
+        set { unique().fields.framing = newValue }
     }
     /// Body bytes seen (for chunked bodies: the decoded payload, without chunk framing).
     public var bodyLength: Int64 {
-        @inlinable get { storage.bodyLength }
-        set { unique().bodyLength = newValue }
+        @inlinable get { storage.fields.bodyLength }
+        set { unique().fields.bodyLength = newValue }
     }
     /// Body bytes known to be missing (lost in a capture gap) while the framing was kept.
     public var bodyMissing: Int64 {
-        @inlinable get { storage.bodyMissing }
-        set { unique().bodyMissing = newValue }
+        @inlinable get { storage.fields.bodyMissing }
+        set { unique().fields.bodyMissing = newValue }
     }
     /// The body's first bytes, as captured (at most `HTTPConfiguration.bodyPrefixBytes`).
     public var bodyPrefix: [UInt8] {
-        @inlinable get { storage.bodyPrefix }
-        set { unique().bodyPrefix = newValue }
+        @inlinable get { storage.fields.bodyPrefix }
+        set { unique().fields.bodyPrefix = newValue }
     }
     /// Capture time of the first byte of the request line.
     public var firstTimestamp: Int64 {
-        @inlinable get { storage.firstTimestamp }
-        set { unique().firstTimestamp = newValue }
+        @inlinable get { storage.fields.firstTimestamp }
+        set { unique().fields.firstTimestamp = newValue }
     }
     /// Capture time of the last byte of the message (or of the last byte seen).
     public var lastTimestamp: Int64 {
-        @inlinable get { storage.lastTimestamp }
-        set { unique().lastTimestamp = newValue }
+        @inlinable get { storage.fields.lastTimestamp }
+        set { unique().fields.lastTimestamp = newValue }
     }
     /// False when the message was cut by a gap, a parse error, a cap, or the connection's end.
     public var complete: Bool {
-        @inlinable get { storage.complete }
-        set { unique().complete = newValue }
+        @inlinable get { storage.fields.complete }
+        set { unique().fields.complete = newValue }
     }
     /// A request whose request line could not be parsed, answered by a valid response: the
     /// line's first bytes (at most 64, escaped: `\\`, `\t`, `\xNN` outside printable ASCII).
     /// The method is then empty, the target is this text (so reports and groupings show the
     /// line) and the exchange is flagged `.requestMalformed`.
     public var malformedLine: String? {
-        @inlinable get { storage.malformedLine }
-        set { unique().malformedLine = newValue }
+        @inlinable get { storage.fields.malformedLine }
+        set { unique().fields.malformedLine = newValue }
     }
 
     public init(method: String, target: String, version: HTTPVersion, headers: HTTPHeaders,
                 firstTimestamp: Int64, lastTimestamp: Int64) {
-        storage = Storage(method: method, target: target, version: version, headers: headers,
-                          host: Self.host(method: method, target: target, headers: headers),
-                          trailers: HTTPHeaders(), bodyLength: 0, bodyPrefix: [], complete: false,
-                          firstTimestamp: firstTimestamp, lastTimestamp: lastTimestamp)
+        storage = CopyOnWrite(Fields(method: method, target: target, version: version, headers: headers,
+                                     host: Self.host(method: method, target: target, headers: headers),
+                                     trailers: HTTPHeaders(), bodyLength: 0, bodyPrefix: [],
+                                     firstTimestamp: firstTimestamp, lastTimestamp: lastTimestamp, complete: false))
     }
 
     /// An HTTP/2 stream's request, every field given, its host already found (as
@@ -466,31 +438,20 @@ public struct HTTPRequest: Sendable, Hashable {
     init(method: String, target: String, version: HTTPVersion, headers: HTTPHeaders, host: String?,
          trailers: HTTPHeaders, bodyLength: Int64, bodyPrefix: [UInt8], complete: Bool,
          firstTimestamp: Int64, lastTimestamp: Int64) {
-        storage = Storage(method: method, target: target, version: version, headers: headers, host: host,
-                          trailers: trailers, bodyLength: bodyLength, bodyPrefix: bodyPrefix, complete: complete,
-                          firstTimestamp: firstTimestamp, lastTimestamp: lastTimestamp)
+        storage = CopyOnWrite(Fields(method: method, target: target, version: version, headers: headers, host: host,
+                                     trailers: trailers, bodyLength: bodyLength, bodyPrefix: bodyPrefix,
+                                     firstTimestamp: firstTimestamp, lastTimestamp: lastTimestamp, complete: complete))
     }
 
     public static func == (a: HTTPRequest, b: HTTPRequest) -> Bool {
-        if a.storage === b.storage { return true }
-        let x = a.storage, y = b.storage
-        return x.method == y.method && x.target == y.target && x.version == y.version && x.headers == y.headers
-            && x.host == y.host && x.trailers == y.trailers && x.framing == y.framing && x.bodyLength == y.bodyLength
-            && x.bodyMissing == y.bodyMissing && x.bodyPrefix == y.bodyPrefix && x.firstTimestamp == y.firstTimestamp
-            && x.lastTimestamp == y.lastTimestamp && x.complete == y.complete && x.malformedLine == y.malformedLine
+        a.storage === b.storage || a.storage.fields == b.storage.fields
     }
 
-    public func hash(into hasher: inout Hasher) {
-        let x = storage
-        hasher.combine(x.method); hasher.combine(x.target); hasher.combine(x.version); hasher.combine(x.headers)
-        hasher.combine(x.host); hasher.combine(x.trailers); hasher.combine(x.framing); hasher.combine(x.bodyLength)
-        hasher.combine(x.bodyMissing); hasher.combine(x.bodyPrefix); hasher.combine(x.firstTimestamp)
-        hasher.combine(x.lastTimestamp); hasher.combine(x.complete); hasher.combine(x.malformedLine)
-    }
+    public func hash(into hasher: inout Hasher) { hasher.combine(storage.fields) }
 
     private mutating func findHost() {
         let x = unique()
-        x.host = Self.host(method: x.method, target: x.target, headers: x.headers)
+        x.fields.host = Self.host(method: x.fields.method, target: x.fields.target, headers: x.fields.headers)
     }
 
     static func host(method: String, target: String, headers: HTTPHeaders) -> String? {
@@ -518,140 +479,116 @@ public struct HTTPInterimResponse: Sendable, Hashable {
 /// A response as parsed, its fields in storage shared by copies until one is changed (as
 /// `HTTPRequest`'s).
 public struct HTTPResponse: Sendable, Hashable {
-    @usableFromInline final class Storage: @unchecked Sendable {
-        @usableFromInline @exclusivity(unchecked) var status: Int
-        @usableFromInline @exclusivity(unchecked) var reason: String
-        @usableFromInline @exclusivity(unchecked) var version: HTTPVersion
-        @usableFromInline @exclusivity(unchecked) var headers: HTTPHeaders
-        @usableFromInline @exclusivity(unchecked) var trailers: HTTPHeaders
-        @usableFromInline @exclusivity(unchecked) var framing: HTTPBodyFraming = .none
-        @usableFromInline @exclusivity(unchecked) var bodyLength: Int64
-        @usableFromInline @exclusivity(unchecked) var bodyMissing: Int64 = 0
-        @usableFromInline @exclusivity(unchecked) var bodyPrefix: [UInt8]
-        @usableFromInline @exclusivity(unchecked) var firstTimestamp: Int64
-        @usableFromInline @exclusivity(unchecked) var lastTimestamp: Int64
-        @usableFromInline @exclusivity(unchecked) var complete: Bool
-        @usableFromInline @exclusivity(unchecked) var interim: [HTTPInterimResponse]
-
-        init(status: Int, reason: String, version: HTTPVersion, headers: HTTPHeaders, trailers: HTTPHeaders,
-             bodyLength: Int64, bodyPrefix: [UInt8], complete: Bool, interim: [HTTPInterimResponse],
-             firstTimestamp: Int64, lastTimestamp: Int64) {
-            self.status = status
-            self.reason = reason
-            self.version = version
-            self.headers = headers
-            self.trailers = trailers
-            self.bodyLength = bodyLength
-            self.bodyPrefix = bodyPrefix
-            self.complete = complete
-            self.interim = interim
-            self.firstTimestamp = firstTimestamp
-            self.lastTimestamp = lastTimestamp
-        }
-
-        func copy() -> Storage {
-            let c = Storage(status: status, reason: reason, version: version, headers: headers, trailers: trailers,
-                            bodyLength: bodyLength, bodyPrefix: bodyPrefix, complete: complete, interim: interim,
-                            firstTimestamp: firstTimestamp, lastTimestamp: lastTimestamp)
-            c.framing = framing
-            c.bodyMissing = bodyMissing
-            return c
-        }
+    @usableFromInline struct Fields: Hashable, Sendable {
+        @usableFromInline var status: Int
+        @usableFromInline var reason: String
+        @usableFromInline var version: HTTPVersion
+        @usableFromInline var headers: HTTPHeaders
+        @usableFromInline var trailers: HTTPHeaders
+        @usableFromInline var framing: HTTPBodyFraming = .none
+        @usableFromInline var bodyLength: Int64
+        @usableFromInline var bodyMissing: Int64 = 0
+        @usableFromInline var bodyPrefix: [UInt8]
+        @usableFromInline var firstTimestamp: Int64
+        @usableFromInline var lastTimestamp: Int64
+        @usableFromInline var complete: Bool
+        @usableFromInline var interim: [HTTPInterimResponse]
     }
 
-    @usableFromInline var storage: Storage
+    @usableFromInline var storage: CopyOnWrite<Fields>
 
-    @inline(__always) private mutating func unique() -> Storage {
-        if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
+    @inline(__always) private mutating func unique() -> CopyOnWrite<Fields> {
+        if !isKnownUniquelyReferenced(&storage) { storage = CopyOnWrite(storage.fields) }
         return storage
     }
 
     public var status: Int {
-        @inlinable get { storage.status }
-        set { unique().status = newValue }
+        @inlinable get { storage.fields.status }
+        set { unique().fields.status = newValue }
     }
     public var reason: String {
-        @inlinable get { storage.reason }
-        set { unique().reason = newValue }
+        @inlinable get { storage.fields.reason }
+        set { unique().fields.reason = newValue }
     }
     public var version: HTTPVersion {
-        @inlinable get { storage.version }
-        set { unique().version = newValue }
+        @inlinable get { storage.fields.version }
+        set { unique().fields.version = newValue }
     }
     public var headers: HTTPHeaders {
-        @inlinable get { storage.headers }
-        set { unique().headers = newValue }
+        @inlinable get { storage.fields.headers }
+        set { unique().fields.headers = newValue }
     }
     public var trailers: HTTPHeaders {
-        @inlinable get { storage.trailers }
-        set { unique().trailers = newValue }
+        @inlinable get { storage.fields.trailers }
+        set { unique().fields.trailers = newValue }
     }
     public var framing: HTTPBodyFraming {
-        @inlinable get { storage.framing }
-        set { unique().framing = newValue }
+        @inlinable get { storage.fields.framing }
+        set { unique().fields.framing = newValue }
     }
     public var bodyLength: Int64 {
-        @inlinable get { storage.bodyLength }
-        set { unique().bodyLength = newValue }
+        @inlinable get { storage.fields.bodyLength }
+        set { unique().fields.bodyLength = newValue }
     }
     public var bodyMissing: Int64 {
-        @inlinable get { storage.bodyMissing }
-        set { unique().bodyMissing = newValue }
+        @inlinable get { storage.fields.bodyMissing }
+        set { unique().fields.bodyMissing = newValue }
     }
     /// The body's first bytes, as captured (at most `HTTPConfiguration.bodyPrefixBytes`).
     public var bodyPrefix: [UInt8] {
-        @inlinable get { storage.bodyPrefix }
-        set { unique().bodyPrefix = newValue }
+        @inlinable get { storage.fields.bodyPrefix }
+        set { unique().fields.bodyPrefix = newValue }
     }
     public var firstTimestamp: Int64 {
-        @inlinable get { storage.firstTimestamp }
-        set { unique().firstTimestamp = newValue }
+        @inlinable get { storage.fields.firstTimestamp }
+        set { unique().fields.firstTimestamp = newValue }
     }
     public var lastTimestamp: Int64 {
-        @inlinable get { storage.lastTimestamp }
-        set { unique().lastTimestamp = newValue }
+        @inlinable get { storage.fields.lastTimestamp }
+        set { unique().fields.lastTimestamp = newValue }
     }
     public var complete: Bool {
-        @inlinable get { storage.complete }
-        set { unique().complete = newValue }
+        @inlinable get { storage.fields.complete }
+        set { unique().fields.complete = newValue }
     }
     /// Interim (1xx) responses that preceded this one, in order.
     public var interim: [HTTPInterimResponse] {
-        @inlinable get { storage.interim }
-        set { unique().interim = newValue }
+        @inlinable get { storage.fields.interim }
+        set { unique().fields.interim = newValue }
     }
 
     public init(status: Int, reason: String, version: HTTPVersion, headers: HTTPHeaders,
                 firstTimestamp: Int64, lastTimestamp: Int64) {
-        storage = Storage(status: status, reason: reason, version: version, headers: headers, trailers: HTTPHeaders(),
-                          bodyLength: 0, bodyPrefix: [], complete: false, interim: [],
-                          firstTimestamp: firstTimestamp, lastTimestamp: lastTimestamp)
+        storage = CopyOnWrite(Fields(status: status, reason: reason, version: version, headers: headers,
+                                     trailers: HTTPHeaders(), bodyLength: 0, bodyPrefix: [],
+                                     firstTimestamp: firstTimestamp, lastTimestamp: lastTimestamp,
+                                     complete: false, interim: []))
     }
 
     /// An HTTP/2 stream's response (no reason phrase), every field given.
     init(status: Int, version: HTTPVersion, headers: HTTPHeaders, trailers: HTTPHeaders, bodyLength: Int64,
          bodyPrefix: [UInt8], complete: Bool, interim: [HTTPInterimResponse], firstTimestamp: Int64, lastTimestamp: Int64) {
-        storage = Storage(status: status, reason: "", version: version, headers: headers, trailers: trailers,
-                          bodyLength: bodyLength, bodyPrefix: bodyPrefix, complete: complete, interim: interim,
-                          firstTimestamp: firstTimestamp, lastTimestamp: lastTimestamp)
+        storage = CopyOnWrite(Fields(status: status, reason: "", version: version, headers: headers, trailers: trailers,
+                                     bodyLength: bodyLength, bodyPrefix: bodyPrefix,
+                                     firstTimestamp: firstTimestamp, lastTimestamp: lastTimestamp,
+                                     complete: complete, interim: interim))
     }
 
     public static func == (a: HTTPResponse, b: HTTPResponse) -> Bool {
-        if a.storage === b.storage { return true }
-        let x = a.storage, y = b.storage
-        return x.status == y.status && x.reason == y.reason && x.version == y.version && x.headers == y.headers
-            && x.trailers == y.trailers && x.framing == y.framing && x.bodyLength == y.bodyLength
-            && x.bodyMissing == y.bodyMissing && x.bodyPrefix == y.bodyPrefix && x.firstTimestamp == y.firstTimestamp
-            && x.lastTimestamp == y.lastTimestamp && x.complete == y.complete && x.interim == y.interim
+        a.storage === b.storage || a.storage.fields == b.storage.fields
     }
 
-    public func hash(into hasher: inout Hasher) {
-        let x = storage
-        hasher.combine(x.status); hasher.combine(x.reason); hasher.combine(x.version); hasher.combine(x.headers)
-        hasher.combine(x.trailers); hasher.combine(x.framing); hasher.combine(x.bodyLength)
-        hasher.combine(x.bodyMissing); hasher.combine(x.bodyPrefix); hasher.combine(x.firstTimestamp)
-        hasher.combine(x.lastTimestamp); hasher.combine(x.complete); hasher.combine(x.interim)
-    }
+    public func hash(into hasher: inout Hasher) { hasher.combine(storage.fields) }
+}
+
+/// A value's fields behind one reference, shared by its copies until one of them changes them
+/// (`HTTPRequest`, `HTTPResponse`: the owner makes a new box first when the box is shared). The
+/// fields are written only while the box is its owner's alone, so they skip run-time
+/// exclusivity checks.
+@usableFromInline
+final class CopyOnWrite<Fields: Sendable>: @unchecked Sendable {
+    @usableFromInline @exclusivity(unchecked) var fields: Fields
+    init(_ fields: Fields) { self.fields = fields }
 }
 
 /// What happened to an exchange besides the plain case.
@@ -881,22 +818,12 @@ public struct HTTPConfiguration: Sendable {
 // message, a failed test's diff and `dump` show them, not a storage object's address).
 extension HTTPRequest: CustomReflectable {
     public var customMirror: Mirror {
-        Mirror(self, children: [
-            "method": method, "target": target, "version": version, "headers": headers, "host": host as Any,
-            "trailers": trailers, "framing": framing, "bodyLength": bodyLength, "bodyMissing": bodyMissing,
-            "bodyPrefix": bodyPrefix, "firstTimestamp": firstTimestamp, "lastTimestamp": lastTimestamp,
-            "complete": complete, "malformedLine": malformedLine as Any,
-        ], displayStyle: .struct)
+        Mirror(self, children: Mirror(reflecting: storage.fields).children, displayStyle: .struct)
     }
 }
 
 extension HTTPResponse: CustomReflectable {
     public var customMirror: Mirror {
-        Mirror(self, children: [
-            "status": status, "reason": reason, "version": version, "headers": headers, "trailers": trailers,
-            "framing": framing, "bodyLength": bodyLength, "bodyMissing": bodyMissing, "bodyPrefix": bodyPrefix,
-            "firstTimestamp": firstTimestamp, "lastTimestamp": lastTimestamp, "complete": complete,
-            "interim": interim,
-        ], displayStyle: .struct)
+        Mirror(self, children: Mirror(reflecting: storage.fields).children, displayStyle: .struct)
     }
 }
