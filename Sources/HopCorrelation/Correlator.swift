@@ -854,14 +854,12 @@ public final class Correlator {
                         let q = DelayModel.posterior(chosen: chosenL, other: otherL, prior: returnRight)
                         returnRight = min(0.95, max(0.05, returnRight + (q - returnRight) / 64))
                         // `q` weighs the two orders' choices against each other; both can be
-                        // wrong. Were each order right with probability p on its own (p² =
-                        // `agreement`), one of two that disagree is right 2p/(1+p) of the time.
-                        // An mTLS pod's start-up at 64 connections (TLS handshakes, the upstream
-                        // pool opening for ~300 ms) agreed 20-40% (factor 0.6-0.77), and there 50
-                        // of 58 disagreements stated >= 0.9 had been wrong; the same run agreed
-                        // 93% later on (factor 0.98).
-                        let each = agreement.squareRoot()
-                        confidence = min(0.98, max(0.02, q * 2 * each / (1 + each)))
+                        // wrong (`oneOfTwoRight`). An mTLS pod's start-up at 64 connections (TLS
+                        // handshakes, the upstream pool opening for ~300 ms) agreed 20-40%, and
+                        // there 50 of 58 disagreements stated >= 0.9 had been wrong. Where return
+                        // order nearly always wins (nginx) the factor stays near 1 however
+                        // rarely the orders agree: forward order is the one that errs.
+                        confidence = min(0.98, max(0.02, q * Self.oneOfTwoRight(agreement: agreement, returnRight: returnRight)))
                     } else {
                         // Return order is wrong only where the orders disagree and it loses.
                         // Until the delay model has seen the proxy (a capture's first pool,
@@ -886,6 +884,23 @@ public final class Correlator {
             for u in p.candidates { u.inPool += 1 }
             pool.append(p)
         }
+    }
+
+    /// The chance that one of two disagreeing orders is right, were each right on its own with
+    /// probabilities a (return) and b (forward): a·b = `agreement`, and of the disagreements with
+    /// one of them right return order has a(1 − b) / (a(1 − b) + b(1 − a)) = `returnRight`.
+    /// Solved for a by bisection (the share rises with a from b = 1 to a = 1); equal a and b give
+    /// 2p/(1 + p), p = √agreement.
+    static func oneOfTwoRight(agreement r: Double, returnRight pi: Double) -> Double {
+        let r = min(0.999, max(0.001, r))
+        var lo = r, hi = 1.0
+        for _ in 0..<40 {
+            let a = (lo + hi) / 2, b = r / a
+            let ret = a * (1 - b), fwd = b * (1 - a)
+            if ret / (ret + fwd) < pi { lo = a } else { hi = a }
+        }
+        let a = (lo + hi) / 2, b = r / a
+        return min(1, (a * (1 - b) + b * (1 - a)) / (1 - r))
     }
 
     /// For each of the first `decided.count` rows, how many other rows' responses came back
