@@ -121,14 +121,14 @@ let package = Package(
         .testTarget(name: "HopCaptureTests", dependencies: ["HopCapture", "HopTestSupport"]),
         // Runs the built `hoptrace` binary: messages, exit codes, live capture in a namespace.
         .testTarget(name: "CLITests", dependencies: ["hoptrace", "HopCapture", "HopReport", "HopTestSupport"]),
-        .testTarget(name: "HopFlowsTests", dependencies: ["HopFlows"]),
+        .testTarget(name: "HopFlowsTests", dependencies: ["HopFlows", "HopTestSupport"]),
         // Header blocks encoded by nghttp2's deflater (a real peer's encoder).
-        .testTarget(name: "HopHTTPTests", dependencies: ["HopHTTP", "HopFlows", "HopCapture", "CNghttp2"]),
+        .testTarget(name: "HopHTTPTests", dependencies: ["HopHTTP", "HopFlows", "HopCapture", "CNghttp2", "HopTestSupport"]),
         .testTarget(name: "HopNetfilterTests", dependencies: ["HopNetfilter"]),
         .testTarget(name: "HopPipelineTests", dependencies: ["HopPipeline", "HopCapture", "HopFlows", "HopCorrelation", "HopReport"]),
         // Replays every input the fuzzers kept (Tests/HopFuzzTests/Inputs) through its target.
         .testTarget(name: "HopFuzzTests", dependencies: ["HopFuzz"], resources: [.copy("Inputs")]),
-        .testTarget(name: "HopCorrelationTests", dependencies: ["HopCorrelation", "HopHTTP", "HopFlows", "HopCapture", "HopNetfilter"]),
+        .testTarget(name: "HopCorrelationTests", dependencies: ["HopCorrelation", "HopHTTP", "HopFlows", "HopCapture", "HopNetfilter", "HopTestSupport"]),
         .testTarget(name: "HopReportTests", dependencies: ["HopReport", "HopCorrelation", "HopCapture", "HopFlows", "HopHTTP", "HopNetfilter"]),
         // The rule installer against real iptables in namespaces made for each test (root).
         .testTarget(name: "HopInstallerTests", dependencies: ["HopInstaller", "HopNetfilter", "hoptrace", "HopTestSupport"]),

@@ -22,7 +22,8 @@ struct DuplicateDetector {
     /// when it is a copy of one seen just before (up to `maxCopies` copies), else nil.
     mutating func observe(_ x: HTTPExchange, start: Int64, chain id: Int) -> String? {
         guard window > 0, x.request != nil else { return nil }
-        // Fields are read through `x.request!.…`: binding the request would copy it.
+        // Fields read in place (`x.request!.…`): binding the request would retain and release its
+        // storage (it copied every field before requests kept them in shared storage).
         let key = DupKey(client: x.client.address, server: x.server,
                          method: x.request!.method, target: x.request!.target, host: x.request!.host)
         var group: Int? = nil

@@ -72,8 +72,8 @@ public enum ExchangeText {
         if let line = x.request?.malformedLine {
             b.ascii(" (malformed request line \""); b.text(line); b.ascii("\")")
         } else if let method = x.request?.method {
-            // Each field through `?.`: `x.request != nil` and `x.request!` copied the whole
-            // request (and `x.response != nil` the response) for every line.
+            // Each field through `?.`, read in place: binding the request retains and releases
+            // its storage (it copied every field before requests kept them in shared storage).
             b.byte(0x20); b.text(method); b.byte(0x20); b.text(x.request?.target ?? "")
             if let h = x.request?.host { b.ascii(" host="); b.text(h) }
         } else if let info = x.http2 {

@@ -1,4 +1,5 @@
 @testable import HopCorrelation
+import HopTestSupport
 import XCTest
 
 /// Where the forward and return orders disagree, the chance that one of them is right
@@ -35,17 +36,5 @@ final class DisagreementConfidenceTests: XCTestCase {
         XCTAssertGreaterThan(Correlator.oneOfTwoRight(agreement: 0.5, returnRight: 0.95), 0.95)
         XCTAssertLessThan(Correlator.oneOfTwoRight(agreement: 0.3, returnRight: 0.5), 0.75)
         XCTAssertLessThanOrEqual(Correlator.oneOfTwoRight(agreement: 0.999, returnRight: 0.05), 1)
-    }
-}
-
-/// A seeded generator: the simulation is the same on every run.
-private struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

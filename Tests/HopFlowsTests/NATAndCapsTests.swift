@@ -1,5 +1,6 @@
 import HopCapture
 @testable import HopFlows
+import HopTestSupport
 import XCTest
 
 let POD = "198.18.1.5:43210"
@@ -240,18 +241,6 @@ final class CapsTests: XCTestCase {
         XCTAssertEqual(h.counters.tableEvictions, 51)
         h.table.finish()
         XCTAssertEqual(h.table.trackedConnections, 0)
-    }
-}
-
-/// SplitMix64: a small deterministic generator for reproducible shuffles.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 

@@ -1,6 +1,7 @@
 import HopCapture
 import HopFlows
 @testable import HopHTTP
+import HopTestSupport
 import XCTest
 
 /// Hand-built HTTP/2 frames; header blocks encoded by nghttp2's deflater (one per direction,

@@ -1,6 +1,7 @@
 import HopCapture
 import HopFlows
 @testable import HopHTTP
+import HopTestSupport
 import XCTest
 
 /// Damaged conversations (byte flips, gaps, cuts) must never crash, must account for every

@@ -2,6 +2,7 @@ import Foundation
 import HopCapture
 import HopFlows
 @testable import HopHTTP
+import HopTestSupport
 import XCTest
 
 /// Regression: `hoptrace analyze` keeps the exchanges handed to `onExchange` and copies them

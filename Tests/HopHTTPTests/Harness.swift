@@ -1,6 +1,7 @@
 import HopCapture
 import HopFlows
 @testable import HopHTTP
+import HopTestSupport
 import XCTest
 
 /// One scripted stream event.
@@ -21,17 +22,6 @@ enum Split {
     case once(step: Int, at: Int)
     /// Every step cut at random points.
     case random(seed: UInt64)
-}
-
-struct SplitMix {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9e37_79b9_7f4a_7c15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-        return z ^ (z >> 31)
-    }
 }
 
 struct RunResult {
