@@ -87,11 +87,10 @@ struct WorkerGroups {
     /// Certain pairings per connection pair (these validate a split).
     private var certain: [Link: Int] = [:]
     private(set) var certainPairings = 0
-    /// Group by slot (-1: outside the blocks), as long as the highest slot grouped.
-    private(set) var groupOfDown: [Int32] = []
-    private(set) var groupOfUp: [Int32] = []
-    /// Blocks found at the last regrouping (0: none, timing alone).
-    private(set) var groupCount = 0
+    /// The split in use (count 0: none, timing alone).
+    private var used = Split.none
+    /// Blocks in use (0: none, timing alone).
+    var groupCount: Int { used.count }
     private var pairings = 0
     private var nextRegroup = 256
 
@@ -135,14 +134,14 @@ struct WorkerGroups {
     /// Whether both connections belong to known, different worker groups.
     @inline(__always)
     func differ(down: Slot, up: Slot) -> Bool {
-        guard down < groupOfDown.count, up < groupOfUp.count else { return false }
-        let a = groupOfDown[down], b = groupOfUp[up]
+        guard down < used.down.count, up < used.up.count else { return false }
+        let a = used.down[down], b = used.up[up]
         return a >= 0 && b >= 0 && a != b
     }
 
     func group(down: Slot) -> Int? {
-        guard down < groupOfDown.count, groupOfDown[down] >= 0 else { return nil }
-        return Int(groupOfDown[down])
+        guard down < used.down.count, used.down[down] >= 0 else { return nil }
+        return Int(used.down[down])
     }
 
     /// The evidence of one regrouping, over the connections it considers (`rows`, `cols`):
@@ -181,7 +180,7 @@ struct WorkerGroups {
         Self.split(Array(e.rows.indices), Array(e.cols.indices), depth: 0, evidence: e, into: &blocks)
         guard blocks.count > 1 else {
             proposal = nil
-            adopt(nil)
+            used = .none
             return
         }
         var split = Split(count: blocks.count,
@@ -198,14 +197,16 @@ struct WorkerGroups {
         // wrongly at confidence >= 0.99 (97.4% right in all, ECE 0.019).
         let confirmed = proposal.map { split.sameBlocks(as: $0) } ?? false
         proposal = split
-        adopt(confirmed ? split : nil)
+        used = confirmed ? split : .none
     }
 
-    /// Blocks found by one regrouping: their number and each slot's block (-1: outside).
+    /// Blocks found by one regrouping: their number and each slot's block (-1: outside), as
+    /// long as the highest slot grouped.
     private struct Split {
         var count: Int
         var down: [Int32]
         var up: [Int32]
+        static let none = Split(count: 0, down: [], up: [])
 
         /// Whether the connections both splits placed are placed alike (the same partition,
         /// whatever the blocks' numbers), with as many blocks.
@@ -230,12 +231,6 @@ struct WorkerGroups {
     }
     /// The last regrouping's split, whether used or not.
     private var proposal: Split?
-
-    private mutating func adopt(_ split: Split?) {
-        groupCount = split?.count ?? 0
-        groupOfDown = split?.down ?? []
-        groupOfUp = split?.up ?? []
-    }
 
     /// Splits the block of `rows` and `cols` (positions in the evidence's) in two while the
     /// certain pairings inside it agree, recursively.
