@@ -71,7 +71,7 @@ final class CrashCleanupTests: XCTestCase {
             p.executableURL = URL(fileURLWithPath: LabEnv.hoptrace)
             p.arguments = ["lab", "load", "--requests", "20000", "--connections", "2", "--namespace-prefix", LabEnv.prefix]
             let errURL = try LabEnv.temporaryDirectory("int\(sig)").appendingPathComponent("err")
-            FileManager.default.createFile(atPath: errURL.path, contents: nil)
+            XCTAssertTrue(FileManager.default.createFile(atPath: errURL.path, contents: nil), "could not create \(errURL.path)")
             p.standardOutput = FileHandle.nullDevice
             p.standardError = try FileHandle(forWritingTo: errURL)
             p.standardInput = FileHandle.nullDevice
