@@ -55,9 +55,13 @@ public struct SidecarEvidence: Sendable, Hashable {
     /// Encrypted requests into the pod with a plaintext request on lo inside their time (an
     /// mTLS sidecar: the copy between sidecars is TLS, the proxy's copy to the app is not).
     public var encryptedLoopbackCopies = 0
+    /// Encrypted HTTP/2 connections into the pod (`TLSTurnInfo.multiplexed`) with plaintext
+    /// requests on lo after they began: the same, between sidecars that speak HTTP/2.
+    public var encryptedHTTP2Connections = 0
     public var port15006 = false
     public var detected: Bool {
-        natJoinedConnections + proxyPortConnections + inboundSourceAddressConnections + loopbackCopies + encryptedLoopbackCopies > 0
+        natJoinedConnections + proxyPortConnections + inboundSourceAddressConnections + loopbackCopies + encryptedLoopbackCopies
+            + encryptedHTTP2Connections > 0
     }
     /// `istio-current` when its traces (15006, 127.0.0.6) are there, else `istio-2018`.
     public var preset: String? {
@@ -73,6 +77,9 @@ public struct SidecarEvidence: Sendable, Hashable {
         if loopbackCopies > 0 { parts.append("\(loopbackCopies) request\(s(loopbackCopies)) repeated on lo") }
         if encryptedLoopbackCopies > 0 {
             parts.append("\(encryptedLoopbackCopies) encrypted request\(s(encryptedLoopbackCopies)) repeated in plaintext on lo")
+        }
+        if encryptedHTTP2Connections > 0 {
+            parts.append("\(encryptedHTTP2Connections) encrypted HTTP/2 connection\(s(encryptedHTTP2Connections)) into the pod with plaintext requests on lo after them")
         }
         return parts.isEmpty ? "no sidecar traces" : parts.joined(separator: ", ")
     }
@@ -359,7 +366,7 @@ public final class Correlator {
     /// One exchange, as HopHTTP emits it.
     public func add(_ x: HTTPExchange) {
         summary.exchanges += 1
-        if x.request != nil || x.isEncrypted { summary.requestsOnWire += 1 }
+        if x.request != nil || (x.isEncrypted && x.tls?.multiplexed == nil) { summary.requestsOnWire += 1 }
         if let t = x.responseLastTimestamp ?? x.requestLastTimestamp, t > now { now = t }
         if !decided {
             sample.append(x)
@@ -425,6 +432,10 @@ public final class Correlator {
         expireUps()
         if role == .direct {
             emitDirect(x, details: c.details)
+            return
+        }
+        if let why = x.tls?.multiplexed {
+            emitCarrier(Hop(role: role, exchange: x, details: c.details, attempt: 0), why: why)
             return
         }
         let hop = Hop(role: role, exchange: x, details: c.details, attempt: 0)
@@ -1067,13 +1078,50 @@ public final class Correlator {
         }
     }
 
+    /// TLS connections carrying HTTP/2 seen so far, by direction (0 inbound: a client's into
+    /// the pod; 1 outbound: the app's out, redirected): the connection and when it began.
+    @exclusivity(unchecked) private var carriers: [[(connection: String, start: Int64)]] = [[], []]
+
+    /// A TLS connection carrying HTTP/2: a chain of its own, paired with nothing (one encrypted
+    /// exchange stands for all the requests multiplexed inside it). The plaintext copies of
+    /// those requests find no encrypted copy of their own and are told so (`expireUp`).
+    private func emitCarrier(_ hop: Hop, why: String) {
+        let x = hop.exchange
+        summary.encryptedHTTP2Connections += 1
+        if hop.role == .inboundIntercepted || hop.role == .outboundRedirected {
+            let k = hop.role == .outboundRedirected ? 1 : 0
+            carriers[k].append(("\(x.client) → \(x.server)", x.tls?.requestFirstTimestamp ?? 0))
+        }
+        let evidence = "an encrypted HTTP/2 connection (\(why)): the requests multiplexed inside it cannot be told apart without the keys, so none is paired with its plaintext copy; those copies are chains of their own"
+        emit(RequestChain(id: nextChainID, hops: [hop], completeness: .complete, confidence: 1, evidence: [evidence]),
+             isRequest: false)
+    }
+
+    /// Where an upstream copy's downstream copy went when it is inside an encrypted HTTP/2
+    /// connection of its direction that began before it (nil: none known).
+    private func carrierNote(outbound: Bool, at t: Int64) -> String? {
+        let before = carriers[outbound ? 1 : 0].filter { $0.start <= t }
+        guard !before.isEmpty else { return nil }
+        let recent = before.suffix(3).map(\.connection)
+        let which = before.count == 1
+            ? "the encrypted HTTP/2 connection \(recent[0])"
+            : "one of \(before.count) encrypted HTTP/2 connections (\(before.count > 3 ? "latest " : "")\(recent.joined(separator: ", ")))"
+        let copy = outbound ? "the app's copy" : "the client's copy"
+        return "\(copy) travelled inside \(which), multiplexed with other requests: it cannot be told apart without the keys, so this chain shows the plaintext copy alone"
+    }
+
     private func expireUp(_ u: Up) {
         guard !u.taken, !u.removed else { return }
         removeUp(u)
-        summary.orphanUpstreams += 1
         var h = u.takeHop()
         h.attempt = 1
         let missing = h.role.downstreamRole!
+        if let note = carrierNote(outbound: missing == .outboundRedirected, at: u.facts.times.requestStart) {
+            summary.requestsInEncryptedHTTP2 += 1
+            emit(RequestChain(id: nextChainID, hops: [h], completeness: .complete, confidence: 1, evidence: [note]))
+            return
+        }
+        summary.orphanUpstreams += 1
         let advice = missing == .inboundIntercepted
             ? "the client's copy (to the pod's port, on the pod's interface) is not in the capture: capture with -i any inside the pod, from before the request"
             : "the app's copy (to 127.0.0.1:15001 on lo) is not in the capture: capture with -i any (or -i lo) inside the pod"
@@ -1137,11 +1185,12 @@ public final class Correlator {
                           completeness: .complete, confidence: 1, evidence: evidence))
     }
 
-    private func emit(_ c: RequestChain) {
+    /// `isRequest`: false for a chain that stands for a connection (`emitCarrier`).
+    private func emit(_ c: RequestChain, isRequest: Bool = true) {
         var chain = c
         chain.id = nextChainID
         nextChainID += 1
-        summary.logicalRequests += 1
+        if isRequest { summary.logicalRequests += 1 }
         if chain.isMultiHop { summary.multiHopChains += 1 }
         if chain.isIncomplete { summary.incompleteChains += 1 }
         summary.retries += chain.retries

@@ -122,6 +122,30 @@ public enum Explain {
             s.text(".")
             return
         }
+        if c.hops.count == 1, c.hops[0].exchange.tls?.multiplexed != nil {
+            // A connection carrying HTTP/2 (`Correlator.emitCarrier`), not a request.
+            s.text("This encrypted HTTP/2 connection (")
+            s.tuple(c.hops[0])
+            s.text(") carries requests multiplexed inside TLS: they cannot be told apart without the keys, so each shows as its plaintext copy alone, a chain of its own.")
+            if c.hops[0].role == .inboundIntercepted || c.hops[0].role == .outboundRedirected {
+                s.text(" ")
+                s.rulePhrase(c.hops[0].rule)
+            }
+            return
+        }
+        if c.hops.count == 1, c.hops[0].role.isUpstream {
+            // Complete alone: its other copy is inside an encrypted HTTP/2 connection
+            // (`Correlator.carrierNote`; an upstream copy otherwise alone is incomplete).
+            subject()
+            s.text(" was captured as the ")
+            s.text(c.hops[0].role.phrase)
+            s.text(" copy (")
+            s.tuple(c.hops[0])
+            s.text(c.hops[0].role == .inboundForwarded
+                ? "); the client's copy came inside an encrypted HTTP/2 connection, multiplexed with other requests, and cannot be told apart without the keys."
+                : "); the app's copy went inside an encrypted HTTP/2 connection, multiplexed with other requests, and cannot be told apart without the keys.")
+            return
+        }
         if c.hops.count == 1 {
             subject()
             switch c.hops[0].role {

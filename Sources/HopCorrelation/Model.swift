@@ -310,7 +310,8 @@ public struct RequestChain: Sendable, Hashable {
     }
     public var shownTarget: String {
         if let t = target { return t }
-        return !hops.isEmpty && hops[0].exchange.isEncrypted ? "request" : "?"
+        guard !hops.isEmpty, hops[0].exchange.isEncrypted else { return "?" }
+        return hops[0].exchange.tls?.multiplexed != nil ? "HTTP/2 connection" : "request"
     }
     /// The status the client saw (downstream hop), else the last hop's.
     public var status: Int? {
@@ -409,5 +410,10 @@ public struct AnalysisSummary: Sendable, Hashable {
     public var orphanUpstreams = 0
     /// Responses whose request is not in the capture (orphans on their hop, not requests).
     public var orphanResponses = 0
+    /// TLS connections carrying HTTP/2 (`TLSTurnInfo.multiplexed`): each a chain of its own,
+    /// neither a request on the wire nor a logical request.
+    public var encryptedHTTP2Connections = 0
+    /// Plaintext copies whose other copy is inside such a connection (a chain of one, complete).
+    public var requestsInEncryptedHTTP2 = 0
     public init() {}
 }

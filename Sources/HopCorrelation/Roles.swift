@@ -99,8 +99,13 @@ final class RoleClassifier {
         // Encrypted turns into the pod whose time holds a plaintext request on lo.
         for x in sample {
             let c = x.connection
-            guard let t = x.tls, podAddresses.contains(c.server.address), !c.client.address.isLoopback,
-                  let end = t.responseLastTimestamp else { continue }
+            guard let t = x.tls, podAddresses.contains(c.server.address), !c.client.address.isLoopback else { continue }
+            if t.multiplexed != nil {
+                // A connection carrying HTTP/2: its requests are somewhere after its start.
+                if loopbackStarts.contains(where: { $0 >= t.requestFirstTimestamp }) { evidence.encryptedHTTP2Connections += 1 }
+                continue
+            }
+            guard let end = t.responseLastTimestamp else { continue }
             if loopbackStarts.contains(where: { $0 >= t.requestFirstTimestamp && $0 <= end }) {
                 evidence.encryptedLoopbackCopies += 1
             }

@@ -350,6 +350,10 @@ public struct TLSTurnPair: Sendable, Hashable {
     public var answeredByAlert = false
     /// An interim response (100 Continue) came between the request's head and its body.
     public var interimResponse = false
+    /// The connection carries HTTP/2 (why that is known): its requests are multiplexed inside
+    /// TLS, so its records are not cut into turns. This pair stands for the connection (its
+    /// records up to the moment it was recognised), not for a request.
+    public var multiplexed: String?
 }
 
 /// Cuts a TLS connection's application data into turns, from its records in capture order.
@@ -389,6 +393,22 @@ public struct TLSTurnTracker {
     public private(set) var lateServerRecords = 0
     /// The response turn being read, if one has begun.
     public var responseInProgress: TLSTurn? { response }
+    /// Why the connection carries HTTP/2 (nil: taken for HTTP/1, one request at a time).
+    /// Multiplexed streams interleave their records both ways: no run of records is one
+    /// request, so none is made a turn.
+    public private(set) var multiplexed: String?
+    /// Set from the handshake: the ALPN that makes the connection HTTP/2 (the client offered
+    /// nothing else, or the server chose it in clear); acted on at the client's first
+    /// application data.
+    public var http2ByALPN: String?
+    /// Application-data records read after the connection was found to carry HTTP/2.
+    public private(set) var multiplexedRecords = 0
+    /// The client's application-data records so far (past its handshake flight).
+    private var clientRecords = 0
+    /// TLS 1.3 client records among its first few whose plaintext is one bare HTTP/2 frame
+    /// header (9 bytes: a SETTINGS acknowledgement): no HTTP/1 request is that short.
+    static let settingsAckPlaintext = 9
+    static let settingsAckWithin = 3
 
     public init() {}
 
@@ -408,6 +428,20 @@ public struct TLSTurnTracker {
                 clientHandshakeRecords += 1
                 if r.length == f { clientHandshakeDone = true }
                 return nil
+            }
+        }
+        if multiplexed != nil {
+            if fromClient { clientSent = true }
+            multiplexedRecords += 1
+            return nil
+        }
+        if fromClient {
+            clientRecords += 1
+            if let why = http2ByALPN {
+                return markMultiplexed(why, at: r)
+            }
+            if tls13, clientRecords <= Self.settingsAckWithin, r.length - 17 == Self.settingsAckPlaintext {
+                return markMultiplexed("the client acknowledged HTTP/2 SETTINGS (a record of 9 bytes of plaintext: one frame header, shorter than any HTTP/1 request)", at: r)
             }
         }
         if fromClient {
@@ -465,6 +499,21 @@ public struct TLSTurnTracker {
         guard let q = request else { return nil }
         defer { request = nil; response = nil }
         return pair(q, response)
+    }
+
+    /// The connection is HTTP/2 from record `r` on (the client's): the pair that stands for
+    /// it, from what was read so far (the turn being read, with `r`).
+    private mutating func markMultiplexed(_ why: String, at r: TLSRecord) -> TLSTurnPair {
+        multiplexed = why
+        clientSent = true
+        var q = request ?? TLSTurn(records: 0, bytes: 0, firstTimestamp: r.firstTimestamp, lastTimestamp: r.lastTimestamp)
+        q.add(r)
+        var p = pair(q, response)
+        p.multiplexed = why
+        p.interimResponse = false
+        request = nil
+        response = nil
+        return p
     }
 
     private mutating func startRequest(_ r: TLSRecord) -> TLSTurnPair? {

@@ -19,6 +19,11 @@ public struct TLSCounters: Sendable, Hashable {
     public var midstreamConnections = 0
     /// Connections whose client presented a certificate (TLS ≤ 1.2, where it is in clear).
     public var clientCertificates = 0
+    /// Connections found to carry HTTP/2 (ALPN, or the client's SETTINGS acknowledgement): one
+    /// encrypted exchange each stands for the connection; their records are not turns.
+    public var multiplexedConnections = 0
+    /// Application-data records of those connections after they were recognised.
+    public var multiplexedRecords = 0
 
     public init() {}
 
@@ -34,6 +39,8 @@ public struct TLSCounters: Sendable, Hashable {
         add("tls-skipped-bytes", skippedBytes, "bytes skipped looking for a TLS record boundary after a gap or a mid-way pickup")
         add("tls-midstream-connections", midstreamConnections, "TLS connections picked up mid-way (no hello: no SNI or ALPN)")
         add("tls-client-certificates", clientCertificates, "TLS connections whose client sent a certificate in clear (TLS ≤ 1.2)")
+        add("tls-http2-connections", multiplexedConnections, "TLS connections carrying HTTP/2 (ALPN, or the client's SETTINGS acknowledgement): requests multiplexed inside TLS cannot be told apart without the keys, so each connection is one encrypted exchange, not turns")
+        add("tls-http2-records", multiplexedRecords, "application-data records of those connections after they were recognised (not cut into turns)")
         return out
     }
 }
@@ -65,9 +72,27 @@ final class TLSConnection {
     private var lateCounted = 0
     private var handshakeCounted = 0
     private var alertsCounted = 0
+    private var multiplexedCounted = 0
 
     init(midstream: Bool) {
         self.midstream = midstream
+    }
+
+    /// ALPN values that mean HTTP/2 (Istio's between sidecars, and the standard one).
+    static let http2ALPN: Set<String> = ["h2", "istio-h2"]
+
+    /// Why the handshake makes the connection HTTP/2, if it does: the server chose an HTTP/2
+    /// protocol in clear (TLS ≤ 1.2), or the client offered nothing else (Istio's
+    /// `istio-peer-exchange` aside). Nil when HTTP/1 is possible: an offer of both is settled
+    /// in TLS 1.3's encrypted part, and the records are read as HTTP/1 turns unless the
+    /// client's SETTINGS acknowledgement shows.
+    static func http2ByALPN(_ h: TLSHello) -> String? {
+        if let chosen = h.alpnSelected {
+            return http2ALPN.contains(chosen) ? "the server chose \(chosen) in ALPN" : nil
+        }
+        let offered = h.alpnOffered.filter { $0 != "istio-peer-exchange" }
+        guard !offered.isEmpty, offered.allSatisfy(http2ALPN.contains) else { return nil }
+        return "the client offered only HTTP/2 in ALPN (\(h.alpnOffered.joined(separator: ", ")))"
     }
 
     /// Whether a connection's first client bytes start a TLS handshake record.
@@ -94,6 +119,7 @@ final class TLSConnection {
                 if TLSHelloParser.read(payload, into: &h) {
                     hello = h
                     if dir == 1 { tracker.negotiated(version: h.version, cipherSuite: h.cipherSuite) }
+                    tracker.http2ByALPN = Self.http2ByALPN(h)
                 }
                 let types = TLSHelloParser.messageTypes(payload)
                 if dir == 0, types.contains(11), !clientSentCertificate {
@@ -157,6 +183,10 @@ final class TLSConnection {
             counters.tls.handshakeRecords += handshake - handshakeCounted
             handshakeCounted = handshake
         }
+        if tracker.multiplexedRecords != multiplexedCounted {
+            counters.tls.multiplexedRecords += tracker.multiplexedRecords - multiplexedCounted
+            multiplexedCounted = tracker.multiplexedRecords
+        }
         if tracker.alerts != alertsCounted {
             counters.tls.alerts += tracker.alerts - alertsCounted
             alertsCounted = tracker.alerts
@@ -182,6 +212,7 @@ final class TLSConnection {
         t.includesHandshake = p.includesHandshake
         t.answeredByAlert = p.answeredByAlert
         t.interimResponse = p.interimResponse
+        t.multiplexed = p.multiplexed
         t.cutByGap = cutByGap
         return t
     }
@@ -289,13 +320,18 @@ extension ConnectionState {
     func emitTurn(_ p: TLSTurnPair) {
         guard let t = tls else { return }
         let info = t.info(p, cutByGap: t.takeCut())
-        t.turns += 1
-        analyzer.counters.tls.turns += 1
-        if p.response == nil { analyzer.counters.tls.unansweredTurns += 1 } else { t.answered += 1 }
+        if p.multiplexed != nil {
+            // The connection, not a request: no turn, request or response counted.
+            analyzer.counters.tls.multiplexedConnections += 1
+        } else {
+            t.turns += 1
+            analyzer.counters.tls.turns += 1
+            if p.response == nil { analyzer.counters.tls.unansweredTurns += 1 } else { t.answered += 1 }
+            requestCount += 1
+            if p.response != nil { responseCount += 1 }
+        }
         analyzer.counters.exchanges += 1
         exchangeCount += 1
-        requestCount += 1
-        if p.response != nil { responseCount += 1 }
         var flags: HTTPExchangeFlags = []
         if midstream { flags.insert(.midstream) }
         var x = HTTPExchange(connection: connectionBox, sequence: nextSequence, request: nil, response: nil,

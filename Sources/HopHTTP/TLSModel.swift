@@ -45,6 +45,11 @@ public struct TLSTurnInfo: Sendable, Hashable {
     /// A short record from the server between the request's head and its body (100 Continue)
     /// was taken for an interim response: the request turn went on after it.
     public var interimResponse = false
+    /// The connection carries HTTP/2 (why that is known, e.g. "the client offered only HTTP/2
+    /// in ALPN (istio-h2)"): its requests are multiplexed inside TLS and cannot be told apart
+    /// without the keys. The exchange then stands for the connection, from its first
+    /// application data to the moment it was recognised, not for one request; nil for a turn.
+    public var multiplexed: String?
 
     public init(requestRecords: Int, requestBytes: Int, requestFirstTimestamp: Int64, requestLastTimestamp: Int64) {
         self.requestRecords = requestRecords

@@ -100,9 +100,16 @@ public struct LabRunner {
             let joined = JoinedTruth.join(sidecar: scene.sidecarLog(), app: scene.appLog())
             truth = joined.records
             v.requests = truth.count
-            let outcome = TruthVerifier(roles: s.roles, complete: s.complete, unexplainedDuplicates: s.unexplainedDuplicates)
-                .check(truth, excluded: joined.excluded, analysis: analysis)
-            v.differences = outcome.differences + scene.mtlsDifferences(truth: truth, analysis: analysis)
+            if sidecar == .haproxyMTLSH2 {
+                // No request has an encrypted copy of its own: no pairing to measure.
+                v.differences = MTLSCheck.multiplexedDifferences(truth: truth, analysis: analysis)
+                    + scene.mtlsDifferences(truth: truth, analysis: analysis)
+                v.notes.append("pairing: none to measure (HTTP/2 between the sidecars: requests multiplexed inside TLS have no encrypted copy of their own); \(TextReport.plural(truth.count, "request")) logged on \(TextReport.plural(Set(truth.map(\.client)).count, "TLS connection"))")
+            } else {
+                let outcome = TruthVerifier(roles: s.roles, complete: s.complete, unexplainedDuplicates: s.unexplainedDuplicates)
+                    .check(truth, excluded: joined.excluded, analysis: analysis)
+                v.differences = outcome.differences + scene.mtlsDifferences(truth: truth, analysis: analysis)
+            }
             if truth.isEmpty { v.differences.append("the sidecar logged no request") }
             // Sequential traffic still comes from the lab's client: every request it sent must be in the sidecar's log.
             let logged = Set(truth.map { "\($0.client) \($0.index)" })
@@ -147,7 +154,7 @@ public struct LabRunner {
         v.counts = ["truth": truth.count, "chains": analysis.chains.count,
                     "logicalRequests": summary.logicalRequests, "orphanUpstreams": summary.orphanUpstreams,
                     "incompleteChains": summary.incompleteChains, "unexplainedDuplicates": summary.unexplainedDuplicates]
-        if s.hasSidecar && s.complete {
+        if s.hasSidecar && s.complete && sidecar != .haproxyMTLSH2 {
             v.pairing = PairingMetrics.measure(analysis, truth: truth.map(PairingTruth.init))
         }
         if let d = truthDir {

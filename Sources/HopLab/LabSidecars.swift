@@ -32,7 +32,7 @@ extension LabScene {
         if case .mixed = scenario.traffic, Subprocess.which("curl") == nil { return "curl is missing (Debian package curl)" }
         if ProcessInfo.processInfo.environment["HOPLAB_NO_NGINX"] != nil { return "HOPLAB_NO_NGINX is set: the app's log needs nginx" }
         if sidecar == .haproxyH2C, wantsLoad, let missing = h2cClientsMissing { return missing }
-        if sidecar == .haproxyMTLS { return mtlsSkipReason(scenario: scenario) }
+        if sidecar.isMTLS { return mtlsSkipReason(scenario: scenario) }
         return nil
     }
 
@@ -62,7 +62,7 @@ extension LabScene {
             try plan.haproxyConfig(h2: sidecar.speaksHTTP2Upstream).write(to: cfg, atomically: true, encoding: .utf8)
             chmod(cfg.path, 0o644)
             b = try start(in: pod, asProxy + [exe, "-db", "-f", cfg.path], name: "proxy")
-        case .haproxyMTLS:
+        case .haproxyMTLS, .haproxyMTLSH2:
             b = try startMTLSSidecars(asProxy: asProxy, haproxy: exe)
         case .nginx:
             let cfg = sidecarDir.appendingPathComponent("nginx.conf")
@@ -145,7 +145,7 @@ extension LabScene {
     /// The sidecar's own log, parsed.
     public func sidecarLog() -> [SidecarLogRecord] {
         switch sidecar {
-        case .haproxy, .haproxyH2, .haproxyH2C, .haproxyGRPC, .haproxyMTLS:
+        case .haproxy, .haproxyH2, .haproxyH2C, .haproxyGRPC, .haproxyMTLS, .haproxyMTLSH2:
             return LabLogFormats.parseHAProxy((try? String(contentsOf: dir.appendingPathComponent("proxy.out"), encoding: .utf8)) ?? "")
         case .nginx:
             return LabLogFormats.parseNginxSidecar((try? String(contentsOf: sidecarDir.appendingPathComponent("access.log"), encoding: .utf8)) ?? "")

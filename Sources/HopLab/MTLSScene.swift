@@ -95,6 +95,19 @@ public struct MTLSPlan: Sendable {
     /// pod sidecar accepts, in its order of preference.
     public static let clientALPN = "istio-http/1.1"
     public static let serverALPN = "istio-http/1.1,http/1.1"
+    /// The same with HTTP/2 between the sidecars (`haproxy-mtls-h2`): the client sidecar offers
+    /// Istio's h2 and HTTP/1.1 tokens both (so the analysis cannot tell HTTP/2 from the offer and
+    /// must see it in the records), the pod sidecar prefers and gets `istio-h2`. HAProxy picks
+    /// its h2 multiplexer only for the token `h2`, so both ends also say `proto h2`.
+    public static let clientALPNH2 = "istio-h2,istio-http/1.1"
+    public static let serverALPNH2 = "istio-h2,h2"
+    /// What the pod sidecar logs as negotiated.
+    public static let negotiatedALPNH2 = "istio-h2"
+
+    /// HTTP/2 between the sidecars.
+    public var http2: Bool
+    /// What the client sidecar offers.
+    public var alpn: String { http2 ? Self.clientALPNH2 : Self.clientALPN }
 
     /// The pod sidecar: listen port, upstream (the app) and its directory.
     public var pod: SidecarPlan
@@ -104,8 +117,9 @@ public struct MTLSPlan: Sendable {
     public var clientDir: String
     public var certificates: MeshCertificates
 
-    public init(pod: SidecarPlan, podTarget: String, clientDir: String, certificates: MeshCertificates) {
+    public init(pod: SidecarPlan, podTarget: String, clientDir: String, certificates: MeshCertificates, http2: Bool = false) {
         self.pod = pod; self.podTarget = podTarget; self.clientDir = clientDir; self.certificates = certificates
+        self.http2 = http2
     }
 
     static func global(pidfile: String) -> String { SidecarPlan.haproxyGlobal(pidfile: pidfile) }
@@ -124,7 +138,7 @@ public struct MTLSPlan: Sendable {
 
         backend mesh
             http-reuse always
-            server pod \(podTarget) ssl crt \(c.clientPath) ca-file \(c.caPath) verify required verifyhost \(MeshCertificates.serverName) sni str(\(MeshCertificates.sni)) alpn \(Self.clientALPN)
+            server pod \(podTarget) ssl crt \(c.clientPath) ca-file \(c.caPath) verify required verifyhost \(MeshCertificates.serverName) sni str(\(MeshCertificates.sni)) alpn \(alpn)\(http2 ? " proto h2" : "")
 
         """
     }
@@ -136,7 +150,7 @@ public struct MTLSPlan: Sendable {
         let c = certificates
         return Self.global(pidfile: "\(pod.dir)/haproxy.pid") + """
         frontend sidecar
-            bind 0.0.0.0:\(pod.listenPort) ssl crt \(c.serverPath) ca-file \(c.caPath) verify required alpn \(Self.serverALPN)
+            bind 0.0.0.0:\(pod.listenPort) ssl crt \(c.serverPath) ca-file \(c.caPath) verify required alpn \(http2 ? Self.serverALPNH2 : Self.serverALPN)\(http2 ? " proto h2" : "")
             unique-id-format hl-%pid-%rt
             unique-id-header X-Request-Id
             log-format "\(LabLogFormats.haproxyTLS)"
@@ -208,7 +222,7 @@ extension LabScene {
 
     /// wrk's target: the client sidecar in the mTLS scene, else the pod (or the remote).
     public var loadURL: String {
-        sidecar == .haproxyMTLS ? "http://127.0.0.1:\(MTLSPlan.clientPort)/" : "http://\(targetHost):80/"
+        sidecar.isMTLS ? "http://127.0.0.1:\(MTLSPlan.clientPort)/" : "http://\(targetHost):80/"
     }
 
     /// Makes the certificates, starts the client sidecar in the client namespace (waiting until
@@ -219,7 +233,8 @@ extension LabScene {
         let certificates = try MeshCertificates.make(in: meshCertificatesDir, podIP: podIP, openssl: openssl, owner: 1337)
         try FileManager.default.createDirectory(at: meshClientDir, withIntermediateDirectories: true)
         chmod(meshClientDir.path, 0o777)
-        let plan = MTLSPlan(pod: sidecarPlan, podTarget: "\(podIP):80", clientDir: meshClientDir.path, certificates: certificates)
+        let plan = MTLSPlan(pod: sidecarPlan, podTarget: "\(podIP):80", clientDir: meshClientDir.path, certificates: certificates,
+                            http2: sidecar == .haproxyMTLSH2)
         let clientCfg = meshClientDir.appendingPathComponent("haproxy.cfg")
         try plan.clientConfig().write(to: clientCfg, atomically: true, encoding: .utf8)
         chmod(clientCfg.path, 0o644)
@@ -236,7 +251,7 @@ extension LabScene {
             }
             usleep(20_000)
         }
-        log("client sidecar (haproxy, uid 1337) on 127.0.0.1:\(MTLSPlan.clientPort) in \(client): mTLS to \(plan.podTarget), SNI \(MeshCertificates.sni), ALPN \(MTLSPlan.clientALPN)")
+        log("client sidecar (haproxy, uid 1337) on 127.0.0.1:\(MTLSPlan.clientPort) in \(client): mTLS to \(plan.podTarget), SNI \(MeshCertificates.sni), ALPN \(plan.alpn)")
         return try start(in: pod, asProxy + [haproxy, "-db", "-f", podCfg.path], name: "proxy")
     }
 
@@ -247,9 +262,10 @@ extension LabScene {
 
     /// The mTLS scene's own differences (none for other sidecars): `MTLSCheck`.
     func mtlsDifferences(truth: [TruthRecord], analysis: ReportDocument) -> [String] {
-        guard sidecar == .haproxyMTLS else { return [] }
+        guard sidecar.isMTLS else { return [] }
         let facts = tlsLogFacts()
-        return MTLSCheck.sceneDifferences(truth: truth, facts: facts) + MTLSCheck.analysisDifferences(facts: facts, analysis: analysis)
+        let alpn = sidecar == .haproxyMTLSH2 ? MTLSPlan.negotiatedALPNH2 : MTLSPlan.clientALPN
+        return MTLSCheck.sceneDifferences(truth: truth, facts: facts, alpn: alpn) + MTLSCheck.analysisDifferences(facts: facts, analysis: analysis)
     }
 }
 
@@ -258,7 +274,7 @@ extension LabScene {
 /// client sidecar sends, as the pod sidecar logged them), and that the analysis' TLS facts are
 /// the logged ones.
 public enum MTLSCheck {
-    public static func sceneDifferences(truth: [TruthRecord], facts: [String: TLSLogFacts]) -> [String] {
+    public static func sceneDifferences(truth: [TruthRecord], facts: [String: TLSLogFacts], alpn: String = MTLSPlan.clientALPN) -> [String] {
         var d: [String] = []
         for client in Set(truth.map(\.client)).sorted() {
             guard let f = facts[client] else {
@@ -267,7 +283,7 @@ public enum MTLSCheck {
             }
             var wrong: [String] = []
             if f.serverName != MeshCertificates.sni { wrong.append("SNI \(f.serverName ?? "none")") }
-            if f.alpn != MTLSPlan.clientALPN { wrong.append("ALPN \(f.alpn ?? "none")") }
+            if f.alpn != alpn { wrong.append("ALPN \(f.alpn ?? "none")") }
             if f.peerName != MeshCertificates.clientName { wrong.append("client certificate \(f.peerName ?? "none")") }
             if !wrong.isEmpty { d.append("client connection \(client): the pod sidecar logged \(wrong.joined(separator: ", ")) (\(f.versionName))") }
         }
@@ -297,5 +313,61 @@ public enum MTLSCheck {
             }
         }
         return found.keys.sorted().map { "client connection \($0): \(found[$0]!)" }
+    }
+
+    /// HTTP/2 between the sidecars (`haproxy-mtls-h2`): no request has an encrypted copy of its
+    /// own, so instead of pairings the check is that each TLS connection the pod sidecar logged
+    /// requests on is one chain, its one hop an encrypted HTTP/2 connection; that each logged
+    /// request the app saw is one complete chain of its plaintext copy alone (its x-request-id,
+    /// method, target and status as logged); and that nothing else is there.
+    public static func multiplexedDifferences(truth: [TruthRecord], analysis a: ReportDocument) -> [String] {
+        var d: [String] = []
+        let forwarded = truth.filter { !PairingTruth($0).neverForwarded }
+        if a.summary.logicalRequests != forwarded.count {
+            d.append("logical requests: the sidecar logged \(forwarded.count) the app saw, the analysis has \(a.summary.logicalRequests)")
+        }
+        var carriers: [String: Int] = [:]
+        var byID: [String: ReportChain] = [:]
+        var others: [String] = []
+        for c in a.chains {
+            let h = c.hops.first
+            if c.hops.count == 1, let h, h.role == HopRoles.inboundIntercepted, h.tls?.multiplexed != nil {
+                carriers[h.client, default: 0] += 1
+            } else if c.hops.count == 1, let h, h.role == HopRoles.inboundForwarded, c.complete, let id = h.requestId, byID[id] == nil {
+                byID[id] = c
+            } else {
+                others.append("chain \(c.id) [\(c.hops.map(\.role).joined(separator: ", "))]\(c.complete ? "" : " incomplete")")
+            }
+        }
+        let clients = Set(truth.map(\.client))
+        for client in clients.sorted() where carriers[client] != 1 {
+            d.append("client connection \(client): the pod sidecar logged requests there, the analysis has \(carriers[client] ?? 0) encrypted HTTP/2 connections there (expected 1)")
+        }
+        for client in carriers.keys.sorted() where !clients.contains(client) {
+            d.append("encrypted HTTP/2 connection from \(client): the pod sidecar logged no request there")
+        }
+        var missing = 0
+        for t in forwarded {
+            guard let id = t.requestId, let c = byID[id] else {
+                missing += 1
+                if missing <= 5 { d.append("request \(t.method) \(t.target) (id \(t.requestId ?? "-")): no complete chain of its plaintext copy alone") }
+                continue
+            }
+            let h = c.hops[0]
+            if h.method != t.method || h.target != t.target {
+                d.append("request id \(id): the sidecar logged \(t.method) \(t.target), the analysis has \(h.method ?? "-") \(h.target ?? "-") (chain \(c.id))")
+            }
+            if t.status > 0, let s = h.status, s != t.status {
+                d.append("request id \(id): status \(t.status) in the sidecar's log, \(s) in the analysis")
+            }
+        }
+        if missing > 5 { d.append("… \(missing - 5) more requests without such a chain") }
+        if !others.isEmpty {
+            d.append("\(others.count) other chain\(others.count == 1 ? "" : "s"): " + others.prefix(3).joined(separator: "; "))
+        }
+        if case let n = a.summary.orphanUpstreams, n != 0 { d.append("orphan upstream copies: expected 0, got \(n)") }
+        if case let n = a.summary.incompleteChains, n != 0 { d.append("incomplete chains: expected 0, got \(n)") }
+        if case let n = a.summary.unexplainedDuplicates, n != 0 { d.append("unexplained duplicates: expected 0, got \(n)") }
+        return d
     }
 }

@@ -25,12 +25,19 @@ public enum LabSidecar: String, CaseIterable, Sendable {
     /// Two HAProxies with mutual TLS between them (MTLSScene.swift): a client sidecar in the
     /// client namespace and the pod's sidecar terminating TLS before the plaintext app.
     case haproxyMTLS = "haproxy-mtls"
+    /// `haproxy-mtls` with HTTP/2 between the sidecars (ALPN `istio-h2`, HAProxy's h2
+    /// multiplexer on both ends), as Istio's sidecars speak when the mesh upgrades to h2: the
+    /// pool's requests multiplexed inside the TLS connections, plaintext HTTP/1.1 to the app.
+    case haproxyMTLSH2 = "haproxy-mtls-h2"
+
+    /// The mTLS scene (MTLSScene.swift), with HTTP/1.1 or HTTP/2 between the sidecars.
+    public var isMTLS: Bool { self == .haproxyMTLS || self == .haproxyMTLSH2 }
 
     public var isThirdParty: Bool { self != .hoptrace }
     public var executable: String? {
         switch self {
         case .hoptrace: nil
-        case .haproxy, .haproxyH2, .haproxyH2C, .haproxyGRPC, .haproxyMTLS: "haproxy"
+        case .haproxy, .haproxyH2, .haproxyH2C, .haproxyGRPC, .haproxyMTLS, .haproxyMTLSH2: "haproxy"
         case .nginx: "nginx"
         }
     }

@@ -160,7 +160,9 @@ public struct AnalysisReport: Sendable {
             return "No HTTP requests were found in this capture."
         }
         let copies = s.requestsOnWire
-        if s.multiHopChains == 0 {
+        if s.multiHopChains == 0 && s.requestsInEncryptedHTTP2 > 0 {
+            text = "The capture holds \(copies) request\(copies == 1 ? "" : "s") on the wire."
+        } else if s.multiHopChains == 0 {
             let copied = warnings.isEmpty ? "no request was copied by a proxy" : "no request was seen copied by a proxy"
             text = "The capture holds \(copies) request\(copies == 1 ? "" : "s") on the wire and \(copied)"
             text += rulesName == "none" ? " (no sidecar traces were found, so no interception rules were assumed)." : " (rules: \(rulesName))."
@@ -177,6 +179,11 @@ public struct AnalysisReport: Sendable {
             }
             text += parts.joined(separator: "; ") + "."
             if let med = medianProxyAdded { text += " The proxy added \(Timestamp.duration(med)) per request (median)." }
+        }
+        if s.requestsInEncryptedHTTP2 > 0 {
+            let n = s.requestsInEncryptedHTTP2, k = s.encryptedHTTP2Connections
+            text += " \(n) request\(n == 1 ? "" : "s") came through \(k == 1 ? "an encrypted HTTP/2 connection" : "\(k) encrypted HTTP/2 connections")"
+            text += " (TLS, as between sidecars under mTLS) and \(n == 1 ? "was" : "were") copied by the proxy in plaintext: the encrypted \(n == 1 ? "copy is" : "copies are") multiplexed inside TLS and cannot be told apart without the keys, so each shows as its plaintext copy alone."
         }
         if s.retries > 0 { text += " \(s.retries) upstream attempt\(s.retries == 1 ? " was a retry" : "s were retries")." }
         if s.incompleteChains > 0 {

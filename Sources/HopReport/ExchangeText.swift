@@ -80,6 +80,11 @@ public enum ExchangeText {
             b.byte(0x20); b.text(HTTP2Rendering.missingRequest(info))
         } else if let t = x.tls {
             b.byte(0x20); b.text(TLSRendering.text(t, turn: x.sequence))
+            if t.multiplexed != nil {
+                b.ascii(": "); b.text(TLSRendering.sizes(t))
+                if !x.flags.isEmpty { b.byte(0x20); b.text(x.flags.description) }
+                return
+            }
             b.ascii(x.tls!.responseFirstTimestamp == nil ? " → - " : " → ")
             b.text(TLSRendering.sizes(t))
             if let end = t.responseLastTimestamp {

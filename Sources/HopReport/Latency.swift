@@ -116,8 +116,16 @@ public struct LatencyModel: Sendable {
     /// Counts a chain: complete ones only (an incomplete chain has no client's time to state).
     public mutating func add(_ c: RequestChain) {
         guard !c.isIncomplete, !c.hops.isEmpty else { return }
+        // An encrypted HTTP/2 connection stands for its requests, it is none of them.
+        if c.hops[0].exchange.tls?.multiplexed != nil { return }
         let last = c.hops.count - 1
         guard let ds = c.hops[0].exchange.requestFirstTimestamp, let de = c.hops[0].exchange.responseLastTimestamp else { return }
+        if last == 0, c.hops[0].role.isUpstream {
+            // A plaintext copy whose client's copy is inside an encrypted HTTP/2 connection:
+            // the app's time only.
+            record(.app, de &- ds, route: routeSlot(method: c.method, target: c.target), ambiguous: false)
+            return
+        }
         // The chain's method and target: an encrypted downstream copy's are its plaintext copy's.
         let i = routeSlot(method: c.method, target: c.target)
         // Ambiguous as the reports state it: the confidence to three decimals, below 0.9.

@@ -350,6 +350,9 @@ public struct ReportTLS: Codable, Equatable, Sendable {
     public var answeredByAlert: Bool
     /// A 100 Continue (a short server record) came between the request's head and its body.
     public var interimResponse: Bool
+    /// Present when the connection carries HTTP/2 (why that is known): the exchange stands
+    /// for the connection, whose multiplexed requests cannot be told apart; absent for a turn.
+    public var multiplexed: String?
 }
 
 /// An HTTP/2 stream's protocol facts (`HTTP2StreamInfo`), on an exchange or a hop.

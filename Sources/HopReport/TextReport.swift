@@ -193,7 +193,7 @@ public enum TextReport {
     /// p90, p99. At most `limit` rows, then how many more; nothing with fewer than two routes
     /// (the latency table says it all).
     static func routeTable(_ l: LatencyModel, limit: Int, style st: TextStyle) -> [String] {
-        guard l.routes.count > 1 else { return [] }
+        guard l.routes.count > 1, l.overall.count(.client) > 0 else { return [] }
         let proxied = l.overall.count(.proxyAdded) > 0
         let ranked = l.routes.map { r -> (route: String, n: Int, client: [Int64?], added: [Int64?]) in
             (r.route, r.group.count(.client), r.group.percentiles(.client), r.group.percentiles(.proxyAdded))
@@ -247,12 +247,22 @@ public enum TextReport {
     /// the client's row when no chain has a proxy hop.
     static func latencyBlock(_ l: LatencyModel, style st: TextStyle = .plain) -> [String] {
         let g = l.overall
-        guard g.count(.client) > 0 else { return [] }
         func cell(_ v: Int64?) -> String {
             let t = v.map { Timestamp.duration($0) } ?? "-"
             return String(repeating: " ", count: max(0, 10 - t.count)) + t
         }
         func pad(_ s: String, _ n: Int) -> String { s + String(repeating: " ", count: max(1, n - s.count)) }
+        guard g.count(.client) > 0 else {
+            // Only plaintext copies whose client's copy is inside encrypted HTTP/2: the app's time.
+            guard g.count(.app) > 0 else { return [] }
+            let names = LatencyModel.percentiles.map(\.name)
+            let shown = [0, 4, 2, 1, 3].prefix(max(2, (st.width - 30) / 10)).sorted()
+            let ps = g.percentiles(.app)
+            return [st.paint(pad("latency  \(plural(g.count(.app), "chain"))", 30), prefix: 7, .bold)
+                        + st.paint(shown.map { String(repeating: " ", count: 10 - names[$0].count) + names[$0] }.joined(), .dim),
+                    pad("  app took", 30) + shown.map { cell(ps[$0]) }.joined(),
+                    "  (the client's copies are inside encrypted HTTP/2 connections: their times cannot be read)"]
+        }
         let proxied = g.count(.proxyAdded) > 0
         let ambiguous = g.ambiguousSamples(.proxyAdded)
         // Every percentile when they fit (80 columns), else the most telling ones that do.

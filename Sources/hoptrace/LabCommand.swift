@@ -54,7 +54,7 @@ struct Lab: ParsableCommand {
     @Flag(name: .customLong("identical-targets"), help: "load: send identical requests (HEAD /, GET /) instead of one target per request, so pairing must rely on timing alone.")
     var identicalTargets = false
 
-    @Option(name: .long, help: "The sidecar: hoptrace (its own proxy), haproxy, haproxy-h2 (HAProxy with HTTP/2 to an h2c app), haproxy-h2c (the same, with h2c clients too: h2load, nghttp and curl --http2-prior-knowledge beside wrk), haproxy-grpc (HAProxy in front of a gRPC app: grpcio's server and client; load only), haproxy-mtls (mutual TLS from a client sidecar to the pod's HAProxy, plaintext to the app; load only) or nginx (third-party: truth from their logs joined with the app's by x-request-id; load is driven by wrk).")
+    @Option(name: .long, help: "The sidecar: hoptrace (its own proxy), haproxy, haproxy-h2 (HAProxy with HTTP/2 to an h2c app), haproxy-h2c (the same, with h2c clients too: h2load, nghttp and curl --http2-prior-knowledge beside wrk), haproxy-grpc (HAProxy in front of a gRPC app: grpcio's server and client; load only), haproxy-mtls (mutual TLS from a client sidecar to the pod's HAProxy, plaintext to the app; load only), haproxy-mtls-h2 (the same with HTTP/2 between the sidecars, ALPN istio-h2: requests multiplexed inside TLS) or nginx (third-party: truth from their logs joined with the app's by x-request-id; load is driven by wrk).")
     var sidecar: LabSidecar = .hoptrace
 
     @Option(name: .long, parsing: .unconditional, help: "Third-party sidecars under load: wrk's duration in seconds.")

@@ -214,4 +214,60 @@ final class EncryptedChainTests: XCTestCase {
             XCTAssertTrue(c.evidence.joined().contains("the proxy's copy is encrypted"), c.evidence.joined(separator: " | "))
         }
     }
+
+    /// HTTP/2 between the sidecars: the TLS connection is one encrypted exchange standing for
+    /// all its requests (`TLSTurnInfo.multiplexed`). It is a chain of its own, neither a request
+    /// on the wire nor a logical one; each plaintext copy after it is a complete chain alone that
+    /// names it; a plaintext copy from before it began is an orphan as before; nothing is paired.
+    func testRequestsMultiplexedInsideEncryptedHTTP2AreTheirPlaintextCopiesAlone() {
+        let tls = Connection(id: ConnectionID(1), client: Endpoint(peer, 41000), server: Endpoint(pod, 80), firstTimestamp: 0, sawHandshake: true)
+        let up = Connection(id: ConnectionID(2), client: Endpoint(lo, 50000), server: Endpoint(lo, 80), firstTimestamp: 0, sawHandshake: true)
+        var t = TLSTurnInfo(requestRecords: 2, requestBytes: 94, requestFirstTimestamp: 1_000 * us, requestLastTimestamp: 1_001 * us)
+        t.version = "TLS 1.3"
+        t.alpnOffered = ["istio-h2"]
+        t.responseRecords = 1
+        t.responseBytes = 47
+        t.responseFirstTimestamp = 1_002 * us
+        t.responseLastTimestamp = 1_002 * us
+        t.multiplexed = "the client offered only HTTP/2 in ALPN (istio-h2)"
+        var carrier = HTTPExchange(tls, sequence: 1, request: nil, response: nil)
+        carrier.tls = t
+        func copy(_ i: Int, at start: Int64) -> HTTPExchange {
+            let q = HTTPRequest(method: "GET", target: "/orders/\(i)", version: .http11, headers: [("Host", "orders"), ("X-Request-Id", "r-\(i)")],
+                                firstTimestamp: start, lastTimestamp: start + 10 * us)
+            let r = HTTPResponse(status: 200, reason: "OK", version: .http11, headers: [("Content-Length", "0")],
+                                 firstTimestamp: start + 100 * us, lastTimestamp: start + 110 * us)
+            return HTTPExchange(up, sequence: i + 1, request: q, response: r)
+        }
+        let xs = [copy(0, at: 10 * us), carrier] + (1...5).map { copy($0, at: 1_000 * us + Int64($0) * 300 * us) }
+        var cfg = CorrelatorConfiguration()
+        cfg.podAddresses = [pod]
+        cfg.rules = .fixed(NetfilterOracle.preset("istio-2018")!)
+        var chains: [RequestChain] = []
+        let c = Correlator(configuration: cfg) { chains.append($0) }
+        for x in xs { c.add(x) }
+        c.finish()
+        XCTAssertEqual(chains.count, 7)
+        let carriers = chains.filter { $0.hops.count == 1 && $0.hops[0].exchange.tls?.multiplexed != nil }
+        XCTAssertEqual(carriers.count, 1)
+        XCTAssertEqual(carriers.first?.hops[0].role, .inboundIntercepted)
+        XCTAssertEqual(carriers.first?.shownTarget, "HTTP/2 connection")
+        let alone = chains.filter { $0.hops.count == 1 && $0.hops[0].role == .inboundForwarded && !$0.isIncomplete }
+        XCTAssertEqual(alone.map(\.target), (1...5).map { "/orders/\($0)" })
+        for chain in alone {
+            XCTAssertTrue(chain.evidence.contains { $0.contains("inside the encrypted HTTP/2 connection 198.18.0.2:41000 → 198.18.0.1:80") }, "\(chain.evidence)")
+            XCTAssertNil(chain.pairing)
+            XCTAssertTrue(chain.explanation.contains("the client's copy came inside an encrypted HTTP/2 connection"), chain.explanation)
+        }
+        // The copy from before the connection began has no encrypted copy it could be in.
+        let early = chains.filter(\.isIncomplete)
+        XCTAssertEqual(early.map(\.target), ["/orders/0"])
+        XCTAssertEqual(c.summary.requestsOnWire, 6, "the connection is not a request")
+        XCTAssertEqual(c.summary.logicalRequests, 6)
+        XCTAssertEqual(c.summary.encryptedHTTP2Connections, 1)
+        XCTAssertEqual(c.summary.requestsInEncryptedHTTP2, 5)
+        XCTAssertEqual(c.summary.orphanUpstreams, 1)
+        XCTAssertEqual(c.summary.multiHopChains, 0)
+    }
 }
+

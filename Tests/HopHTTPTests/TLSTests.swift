@@ -306,4 +306,97 @@ final class TLSTests: XCTestCase {
         XCTAssertFalse(pairs[1].interimResponse)
         XCTAssertEqual(pairs[1].request.bytes, 127)
     }
+
+    // MARK: HTTP/2 inside TLS
+
+    /// TLS 1.3 with ALPN offering both HTTP/2 and HTTP/1.1: the client's SETTINGS
+    /// acknowledgement (a record of 9 bytes of plaintext among its first three) shows HTTP/2.
+    /// From then on no record is a turn; the one pair given out stands for the connection.
+    func testTheClientsSettingsAcknowledgementMakesTheConnectionHTTP2() {
+        var tracker = TLSTurnTracker()
+        tracker.negotiated(version: 0x0304, cipherSuite: 0x1301)
+        func rec(_ length: Int, _ t: Int64) -> TLSRecord {
+            TLSRecord(type: .applicationData, version: 0x0303, length: length, firstTimestamp: t, lastTimestamp: t)
+        }
+        var pairs: [TLSTurnPair] = []
+        let flow: [(Int, Bool, Int64)] = [
+            (53, true, 1),                      // the client's Finished
+            (68, true, 2),                      // preface + SETTINGS (51 bytes)
+            (858, false, 3), (858, false, 4),   // session tickets
+            (47, false, 5),                     // the server's SETTINGS
+            (26, true, 6),                      // SETTINGS ACK: 9 bytes
+            (56, true, 7), (95, false, 8), (43, true, 9), (173, false, 10), (26, false, 11),
+        ]
+        for (length, fromClient, t) in flow { if let p = tracker.add(rec(length, t), fromClient: fromClient) { pairs.append(p) } }
+        XCTAssertNil(tracker.finish())
+        XCTAssertEqual(pairs.count, 1)
+        XCTAssertNotNil(pairs[0].multiplexed)
+        XCTAssertTrue(pairs[0].multiplexed!.contains("SETTINGS"))
+        XCTAssertEqual(pairs[0].request.records, 2)
+        XCTAssertEqual(pairs[0].request.bytes, 68 + 26)
+        XCTAssertEqual(pairs[0].response?.records, 3)
+        XCTAssertEqual(pairs[0].request.firstTimestamp, 2)
+        XCTAssertEqual(tracker.multiplexedRecords, 5)
+        XCTAssertNil(tracker.responseInProgress, "nothing waits to settle")
+    }
+
+    /// HTTP/1 inside TLS 1.3 never looks like that: its requests are longer than 9 bytes, and a
+    /// 9-byte record after the client's third (a chunk of an upload) is not looked at.
+    func testHTTP1RecordsStayTurns() {
+        var tracker = TLSTurnTracker()
+        tracker.negotiated(version: 0x0304, cipherSuite: 0x1301)
+        func rec(_ length: Int, _ t: Int64) -> TLSRecord {
+            TLSRecord(type: .applicationData, version: 0x0303, length: length, firstTimestamp: t, lastTimestamp: t)
+        }
+        var pairs: [TLSTurnPair] = []
+        let flow: [(Int, Bool, Int64)] = [
+            (53, true, 1), (35, true, 2), (858, false, 3), (160, false, 4),  // GET / HTTP/1.0 (18 bytes) and its answer
+            (120, true, 5), (160, false, 6),
+            (200, true, 7), (26, true, 8), (160, false, 9),                   // a chunked upload's "4\r\nabcd\r\n"
+        ]
+        for (length, fromClient, t) in flow { if let p = tracker.add(rec(length, t), fromClient: fromClient) { pairs.append(p) } }
+        if let p = tracker.finish() { pairs.append(p) }
+        XCTAssertEqual(pairs.count, 3)
+        XCTAssertTrue(pairs.allSatisfy { $0.multiplexed == nil })
+        XCTAssertEqual(pairs[2].request.bytes, 226)
+    }
+
+    /// ALPN decides as soon as it can: a server that chose h2 in clear (TLS 1.2), or a client
+    /// that offered only HTTP/2 protocols (Istio's istio-h2, istio-peer-exchange aside). Through
+    /// the analyzer the connection is one encrypted exchange, counted as such, however the
+    /// stream is cut.
+    func testALPNMakesTheConnectionOneEncryptedHTTP2Exchange() {
+        var h = TLSHello()
+        h.alpnOffered = ["istio-peer-exchange", "istio-h2"]
+        XCTAssertNotNil(TLSConnection.http2ByALPN(h))
+        h.alpnOffered = ["istio-h2", "istio-http/1.1"]
+        XCTAssertNil(TLSConnection.http2ByALPN(h), "either may be chosen, in TLS 1.3's encrypted part")
+        h.alpnSelected = "h2"
+        XCTAssertEqual(TLSConnection.http2ByALPN(h), "the server chose h2 in ALPN")
+        h.alpnSelected = "istio-http/1.1"
+        XCTAssertNil(TLSConnection.http2ByALPN(h))
+
+        let serverFlight = record(22, serverHello(version: nil, alpn: "h2", suite: 0xc02f))
+        let steps: [Step] = [
+            .c2sBytes(record(22, clientHello(sni: "reviews.default.svc.cluster.local", alpn: ["h2", "http/1.1"], versions: [])), 1_000),
+            .s2cBytes(serverFlight, 2_000),
+            .c2sBytes(record(20, [1]) + record(22, [UInt8](repeating: 0x5a, count: 40)), 3_000),
+            .s2cBytes(record(20, [1]) + record(22, [UInt8](repeating: 0x5b, count: 40)), 4_000),
+            .c2sBytes(appData(300), 10_000),
+            .s2cBytes(appData(1_000), 20_000),
+            .c2sBytes(appData(310) + appData(90), 30_000),
+            .s2cBytes(appData(640), 40_000),
+        ]
+        let r = runSplitInvariant(steps, everyCut: false)
+        XCTAssertEqual(r.exchanges.count, 1, describe(r))
+        let t = r.exchanges[0].tls!
+        XCTAssertEqual(t.multiplexed, "the server chose h2 in ALPN")
+        XCTAssertEqual(t.requestBytes, 300)
+        XCTAssertEqual(t.requestFirstTimestamp, 10_000)
+        XCTAssertEqual(r.counters.tls.turns, 0)
+        XCTAssertEqual(r.counters.tls.multiplexedConnections, 1)
+        XCTAssertEqual(r.counters.tls.multiplexedRecords, 4)
+        XCTAssertEqual(r.summaries.first?.requests, 0)
+    }
 }
+

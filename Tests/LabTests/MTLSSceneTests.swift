@@ -69,7 +69,12 @@ final class MTLSSceneTests: XCTestCase {
             throw XCTSkip("haproxy or openssl is missing (scripts/setup.sh installs them)")
         }
         _ = try MeshCertificates.make(in: dir, podIP: "198.18.13.2", openssl: openssl, owner: getuid())
-        for (name, text) in [("client.cfg", client), ("pod.cfg", pod)] {
+        // HTTP/2 between the sidecars: both tokens offered, istio-h2 preferred, h2 on both ends.
+        let h2 = MTLSPlan(pod: plan.pod, podTarget: plan.podTarget, clientDir: dir.path, certificates: certs, http2: true)
+        let client2 = h2.clientConfig(), pod2 = h2.podConfig()
+        XCTAssertTrue(client2.contains("alpn istio-h2,istio-http/1.1 proto h2"), client2)
+        XCTAssertTrue(pod2.contains("verify required alpn istio-h2,h2 proto h2"), pod2)
+        for (name, text) in [("client.cfg", client), ("pod.cfg", pod), ("client-h2.cfg", client2), ("pod-h2.cfg", pod2)] {
             let cfg = dir.appendingPathComponent(name)
             try text.write(to: cfg, atomically: true, encoding: .utf8)
             let r = try LabEnv.run(haproxy, ["-c", "-f", cfg.path])
@@ -165,6 +170,80 @@ final class EncryptedCopyTruthTests: XCTestCase {
         XCTAssertEqual(MTLSCheck.analysisDifferences(facts: facts, analysis: doc), [
             "client connection c:2: turn 1 (chain 2): SNI \(MeshCertificates.sni) (logged other), version TLS 1.3 (logged TLS 1.2), ALPN offered istio-http/1.1 (negotiated h2)",
         ])
+    }
+}
+
+/// The check of `haproxy-mtls-h2` (no root needed): with HTTP/2 between the sidecars each TLS
+/// connection is one encrypted HTTP/2 chain and each request its plaintext copy alone.
+final class MultiplexedTruthTests: XCTestCase {
+    let d = HopRoles.inboundIntercepted, u = HopRoles.inboundForwarded
+
+    func carrier(_ client: String) throws -> ReportHop {
+        var h = ReportHop(role: d, client: client, method: nil, target: nil, status: nil, requestStartNs: 0, responseEndNs: 1000)
+        let json = """
+            {"turn": 1, "version": "TLS 1.3", "sni": null, "alpnOffered": ["istio-h2", "istio-http/1.1"],
+             "requestRecords": 2, "requestBytes": 94, "responseRecords": 1, "responseBytes": 47, "includesHandshake": true,
+             "cutByGap": false, "answeredByAlert": false, "interimResponse": false, "multiplexed": "the client acknowledged HTTP/2 SETTINGS"}
+            """
+        h.tls = try JSONDecoder().decode(ReportTLS.self, from: Data(json.utf8))
+        return h
+    }
+
+    func alone(_ id: String, target: String = "/", status: Int = 200) -> ReportHop {
+        ReportHop(role: u, client: "p:1", method: "GET", target: target, requestId: id, status: status, requestStartNs: 100, responseEndNs: 900)
+    }
+
+    let truth = [
+        TruthRecord(client: "c:1", index: 0, requestId: "A", upstream: "p:1", method: "GET", target: "/", status: 200),
+        TruthRecord(client: "c:1", index: 1, requestId: "B", upstream: "p:1", method: "GET", target: "/b", status: 200),
+        TruthRecord(client: "c:1", index: 2, requestId: "N", upstream: nil, method: "GET", target: "/n", status: 0),
+    ]
+
+    func testEachConnectionIsOneEncryptedHTTP2ChainAndEachRequestItsPlaintextCopy() throws {
+        let right: [ReportChain] = [
+            .init(id: 1, confidence: 1, hops: [try carrier("c:1")]),
+            .init(id: 2, confidence: 1, hops: [alone("A")]),
+            .init(id: 3, confidence: 1, hops: [alone("B", target: "/b")]),
+        ]
+        XCTAssertEqual(MTLSCheck.multiplexedDifferences(truth: truth, analysis: ReportDocument(summary: .init(logicalRequests: 2), chains: right)), [])
+        let wrong: [ReportChain] = [
+            .init(id: 2, confidence: 1, hops: [alone("A", status: 503)]),
+            .init(id: 3, confidence: 0, complete: false, hops: [alone("B", target: "/b")]),
+            .init(id: 4, confidence: 1, hops: [try carrier("c:9")]),
+        ]
+        XCTAssertEqual(MTLSCheck.multiplexedDifferences(truth: truth, analysis: ReportDocument(summary: .init(logicalRequests: 3), chains: wrong)), [
+            "logical requests: the sidecar logged 2 the app saw, the analysis has 3",
+            "client connection c:1: the pod sidecar logged requests there, the analysis has 0 encrypted HTTP/2 connections there (expected 1)",
+            "encrypted HTTP/2 connection from c:9: the pod sidecar logged no request there",
+            "request id A: status 200 in the sidecar's log, 503 in the analysis",
+            "request GET /b (id B): no complete chain of its plaintext copy alone",
+            "1 other chain: chain 3 [\(u)] incomplete",
+        ])
+    }
+}
+
+extension LabScenarioTests {
+    /// The mTLS scene with HTTP/2 between the sidecars (`haproxy-mtls-h2`, issue 20): the client
+    /// sidecar offers istio-h2 and istio-http/1.1, so the analysis must see HTTP/2 in the records
+    /// (the client's SETTINGS acknowledgement). Each TLS connection is one encrypted HTTP/2
+    /// chain, every request the pod sidecar logged is one complete chain of its plaintext copy,
+    /// nothing is paired, and nothing is left incomplete or unexplained.
+    func testLoadWithHTTP2InsideMutualTLSBetweenSidecars() throws {
+        try LabEnv.requireLab()
+        for tool in ["haproxy", "wrk", "nginx", "setpriv", "openssl"] where LabEnv.which(tool) == nil {
+            throw XCTSkip("\(tool) is missing (scripts/setup.sh installs it)")
+        }
+        let r = try LabEnv.hoptrace(["lab", "load", "--sidecar", "haproxy-mtls-h2", "--connections", "8", "--duration", "1",
+                                     "--namespace-prefix", LabEnv.prefix, "--format", "json"], timeout: 300)
+        let doc = (try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8))) as? [String: Any]
+        let s = (doc?["scenarios"] as? [[String: Any]])?.first
+        XCTAssertEqual(s?["sidecar"] as? String, "haproxy-mtls-h2")
+        XCTAssertNil(s?["skipped"], r.stdout)
+        XCTAssertNil(s?["error"], r.stdout)
+        XCTAssertGreaterThan(s?["requests"] as? Int ?? 0, 100, r.stdout.prefix(2000) + r.stderr)
+        XCTAssertEqual((s?["differences"] as? [String]) ?? ["none decoded"], [], r.stdout.prefix(4000) + "")
+        XCTAssertNil(s?["pairing"], "nothing to pair: \(r.stdout.prefix(2000))")
+        XCTAssertEqual(r.status, 0, "lab load --sidecar haproxy-mtls-h2 failed:\n\(r.stdout.prefix(4000))\n\(r.stderr)")
     }
 }
 
