@@ -1078,9 +1078,11 @@ public final class Correlator {
         }
     }
 
-    /// TLS connections carrying HTTP/2 seen so far, by direction (0 inbound: a client's into
-    /// the pod; 1 outbound: the app's out, redirected): the connection and when it began.
-    @exclusivity(unchecked) private var carriers: [[(connection: String, start: Int64)]] = [[], []]
+    /// TLS connections carrying HTTP/2 seen so far, by their hop's role (`HopRole.index`): the
+    /// connection and when it began. Inbound, the client's sidecar's into the pod; outbound, the
+    /// pod sidecar's to the remote (its copy of the app's plaintext requests).
+    @exclusivity(unchecked) private var carriers: [[(connection: String, start: Int64)]] =
+        Array(repeating: [], count: HopRole.allCases.count)
 
     /// A TLS connection carrying HTTP/2: a chain of its own, paired with nothing (one encrypted
     /// exchange stands for all the requests multiplexed inside it). The plaintext copies of
@@ -1088,26 +1090,22 @@ public final class Correlator {
     private func emitCarrier(_ hop: Hop, why: String) {
         let x = hop.exchange
         summary.encryptedHTTP2Connections += 1
-        if hop.role == .inboundIntercepted || hop.role == .outboundRedirected {
-            let k = hop.role == .outboundRedirected ? 1 : 0
-            carriers[k].append(("\(x.client) → \(x.server)", x.tls?.requestFirstTimestamp ?? 0))
-        }
+        carriers[hop.role.index].append(("\(x.client) → \(x.server)", x.tls?.requestFirstTimestamp ?? 0))
         let evidence = "an encrypted HTTP/2 connection (\(why)): the requests multiplexed inside it cannot be told apart without the keys, so none is paired with its plaintext copy; those copies are chains of their own"
         emit(RequestChain(id: nextChainID, hops: [hop], completeness: .complete, confidence: 1, evidence: [evidence]),
              isRequest: false)
     }
 
-    /// Where an upstream copy's downstream copy went when it is inside an encrypted HTTP/2
-    /// connection of its direction that began before it (nil: none known).
-    private func carrierNote(outbound: Bool, at t: Int64) -> String? {
-        let before = carriers[outbound ? 1 : 0].filter { $0.start <= t }
+    /// Where a plaintext copy's other copy (of role `missing`) went when it is inside an
+    /// encrypted HTTP/2 connection of that role that began before it (nil: none known).
+    private func carrierNote(missing: HopRole, at t: Int64) -> String? {
+        let before = carriers[missing.index].filter { $0.start <= t }
         guard !before.isEmpty else { return nil }
         let recent = before.suffix(3).map(\.connection)
         let which = before.count == 1
             ? "the encrypted HTTP/2 connection \(recent[0])"
             : "one of \(before.count) encrypted HTTP/2 connections (\(before.count > 3 ? "latest " : "")\(recent.joined(separator: ", ")))"
-        let copy = outbound ? "the app's copy" : "the client's copy"
-        return "\(copy) travelled inside \(which), multiplexed with other requests: it cannot be told apart without the keys, so this chain shows the plaintext copy alone"
+        return "\(missing.copyPhrase) travelled inside \(which), multiplexed with other requests: it cannot be told apart without the keys, so this chain shows the plaintext copy alone"
     }
 
     private func expireUp(_ u: Up) {
@@ -1116,9 +1114,11 @@ public final class Correlator {
         var h = u.takeHop()
         h.attempt = 1
         let missing = h.role.downstreamRole!
-        if let note = carrierNote(outbound: missing == .outboundRedirected, at: u.facts.times.requestStart) {
+        if let note = carrierNote(missing: missing, at: u.facts.times.requestStart) {
             summary.requestsInEncryptedHTTP2 += 1
-            emit(RequestChain(id: nextChainID, hops: [h], completeness: .complete, confidence: 1, evidence: [note]))
+            var chain = RequestChain(id: nextChainID, hops: [h], completeness: .complete, confidence: 1, evidence: [note])
+            chain.otherCopyInEncryptedHTTP2 = missing
+            emit(chain)
             return
         }
         summary.orphanUpstreams += 1
@@ -1136,6 +1136,15 @@ public final class Correlator {
         if let s = d.exchange.response?.status, s == 503 || s == 502 || s == 504 {
             let chain = RequestChain(id: nextChainID, hops: [d], completeness: .complete, confidence: 0.9,
                                      evidence: ["status \(s) with no upstream copy: the proxy answered by itself"])
+            emit(chain)
+            return
+        }
+        if let start = d.exchange.requestFirstTimestamp, let note = carrierNote(missing: missing, at: start) {
+            // The proxy's copy went out inside an encrypted HTTP/2 connection (outbound, to a
+            // remote sidecar under mTLS): not told apart, not missing.
+            summary.requestsInEncryptedHTTP2 += 1
+            var chain = RequestChain(id: nextChainID, hops: [d], completeness: .complete, confidence: 1, evidence: [note])
+            chain.otherCopyInEncryptedHTTP2 = missing
             emit(chain)
             return
         }

@@ -133,17 +133,16 @@ public enum Explain {
             }
             return
         }
-        if c.hops.count == 1, c.hops[0].role.isUpstream {
-            // Complete alone: its other copy is inside an encrypted HTTP/2 connection
-            // (`Correlator.carrierNote`; an upstream copy otherwise alone is incomplete).
+        if c.hops.count == 1, let other = c.otherCopyInEncryptedHTTP2 {
+            // Complete alone (`Correlator.carrierNote`).
             subject()
             s.text(" was captured as the ")
             s.text(c.hops[0].role.phrase)
             s.text(" copy (")
             s.tuple(c.hops[0])
-            s.text(c.hops[0].role == .inboundForwarded
-                ? "); the client's copy came inside an encrypted HTTP/2 connection, multiplexed with other requests, and cannot be told apart without the keys."
-                : "); the app's copy went inside an encrypted HTTP/2 connection, multiplexed with other requests, and cannot be told apart without the keys.")
+            s.text("); ")
+            s.text(other.copyPhrase)
+            s.text(" travelled inside an encrypted HTTP/2 connection, multiplexed with other requests, and cannot be told apart without the keys.")
             return
         }
         if c.hops.count == 1 {

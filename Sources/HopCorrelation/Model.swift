@@ -49,6 +49,17 @@ public enum HopRole: String, Sendable, Hashable, CaseIterable, Codable {
     }
 
     /// A few words for people: "client → proxy (redirected)".
+    /// The copy of this role as a sentence names it: "the client's copy (client → pod)".
+    public var copyPhrase: String {
+        switch self {
+        case .inboundIntercepted: "the client's copy (client → pod)"
+        case .inboundForwarded: "the proxy's copy to the app"
+        case .outboundRedirected: "the app's copy (app → remote)"
+        case .outboundForwarded: "the proxy's copy to the remote"
+        case .direct: "the copy"
+        }
+    }
+
     public var phrase: String {
         switch self {
         case .inboundIntercepted: "client → pod, redirected to the proxy"
@@ -269,6 +280,9 @@ public struct RequestChain: Sendable, Hashable {
     public internal(set) var evidenceOverride: [String]?
     /// How the correlator paired the copies (nil: not paired).
     public var pairing: PairingNote?
+    /// A chain of one plaintext copy, complete: its other copy (this role) is inside an
+    /// encrypted HTTP/2 connection, multiplexed with other requests (`TLSTurnInfo.multiplexed`).
+    public internal(set) var otherCopyInEncryptedHTTP2: HopRole?
 
     init(id: Int, hops: [Hop], completeness: ChainCompleteness, confidence: Double, evidence: [String],
          pairing: PairingNote? = nil) {

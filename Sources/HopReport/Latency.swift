@@ -120,7 +120,7 @@ public struct LatencyModel: Sendable {
         if c.hops[0].exchange.tls?.multiplexed != nil { return }
         let last = c.hops.count - 1
         guard let ds = c.hops[0].exchange.requestFirstTimestamp, let de = c.hops[0].exchange.responseLastTimestamp else { return }
-        if last == 0, c.hops[0].role.isUpstream {
+        if last == 0, c.hops[0].role.isUpstream, c.otherCopyInEncryptedHTTP2 != nil {
             // A plaintext copy whose client's copy is inside an encrypted HTTP/2 connection:
             // the app's time only.
             record(.app, de &- ds, route: routeSlot(method: c.method, target: c.target), ambiguous: false)

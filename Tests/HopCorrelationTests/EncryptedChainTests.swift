@@ -14,14 +14,19 @@ final class EncryptedChainTests: XCTestCase {
     let us: Int64 = 1_000
 
     func run(_ xs: [HTTPExchange]) -> [RequestChain] {
+        correlate(xs.sorted(by: { ($0.responseLastTimestamp ?? 0) < ($1.responseLastTimestamp ?? 0) })).chains
+    }
+
+    /// The chains and summary of `xs`, in this order.
+    func correlate(_ xs: [HTTPExchange]) -> (chains: [RequestChain], summary: AnalysisSummary) {
         var cfg = CorrelatorConfiguration()
         cfg.podAddresses = [pod]
         cfg.rules = .fixed(NetfilterOracle.preset("istio-2018")!)
         var chains: [RequestChain] = []
         let c = Correlator(configuration: cfg) { chains.append($0) }
-        for x in xs.sorted(by: { ($0.responseLastTimestamp ?? 0) < ($1.responseLastTimestamp ?? 0) }) { c.add(x) }
+        for x in xs { c.add(x) }
         c.finish()
-        return chains
+        return (chains, c.summary)
     }
 
     /// A plaintext copy on lo and the encrypted turn that carried it: the turn's records are
@@ -239,14 +244,7 @@ final class EncryptedChainTests: XCTestCase {
                                  firstTimestamp: start + 100 * us, lastTimestamp: start + 110 * us)
             return HTTPExchange(up, sequence: i + 1, request: q, response: r)
         }
-        let xs = [copy(0, at: 10 * us), carrier] + (1...5).map { copy($0, at: 1_000 * us + Int64($0) * 300 * us) }
-        var cfg = CorrelatorConfiguration()
-        cfg.podAddresses = [pod]
-        cfg.rules = .fixed(NetfilterOracle.preset("istio-2018")!)
-        var chains: [RequestChain] = []
-        let c = Correlator(configuration: cfg) { chains.append($0) }
-        for x in xs { c.add(x) }
-        c.finish()
+        let (chains, summary) = correlate([copy(0, at: 10 * us), carrier] + (1...5).map { copy($0, at: 1_000 * us + Int64($0) * 300 * us) })
         XCTAssertEqual(chains.count, 7)
         let carriers = chains.filter { $0.hops.count == 1 && $0.hops[0].exchange.tls?.multiplexed != nil }
         XCTAssertEqual(carriers.count, 1)
@@ -255,19 +253,55 @@ final class EncryptedChainTests: XCTestCase {
         let alone = chains.filter { $0.hops.count == 1 && $0.hops[0].role == .inboundForwarded && !$0.isIncomplete }
         XCTAssertEqual(alone.map(\.target), (1...5).map { "/orders/\($0)" })
         for chain in alone {
-            XCTAssertTrue(chain.evidence.contains { $0.contains("inside the encrypted HTTP/2 connection 198.18.0.2:41000 → 198.18.0.1:80") }, "\(chain.evidence)")
+            XCTAssertTrue(chain.evidence.contains { $0.contains("the client's copy (client → pod) travelled inside the encrypted HTTP/2 connection 198.18.0.2:41000 → 198.18.0.1:80") }, "\(chain.evidence)")
             XCTAssertNil(chain.pairing)
-            XCTAssertTrue(chain.explanation.contains("the client's copy came inside an encrypted HTTP/2 connection"), chain.explanation)
+            XCTAssertEqual(chain.otherCopyInEncryptedHTTP2, .inboundIntercepted)
+            XCTAssertTrue(chain.explanation.contains("the client's copy (client → pod) travelled inside an encrypted HTTP/2 connection"), chain.explanation)
         }
         // The copy from before the connection began has no encrypted copy it could be in.
         let early = chains.filter(\.isIncomplete)
         XCTAssertEqual(early.map(\.target), ["/orders/0"])
-        XCTAssertEqual(c.summary.requestsOnWire, 6, "the connection is not a request")
-        XCTAssertEqual(c.summary.logicalRequests, 6)
-        XCTAssertEqual(c.summary.encryptedHTTP2Connections, 1)
-        XCTAssertEqual(c.summary.requestsInEncryptedHTTP2, 5)
-        XCTAssertEqual(c.summary.orphanUpstreams, 1)
-        XCTAssertEqual(c.summary.multiHopChains, 0)
+        XCTAssertEqual(summary.requestsOnWire, 6, "the connection is not a request")
+        XCTAssertEqual(summary.logicalRequests, 6)
+        XCTAssertEqual(summary.encryptedHTTP2Connections, 1)
+        XCTAssertEqual(summary.requestsInEncryptedHTTP2, 5)
+        XCTAssertEqual(summary.orphanUpstreams, 1)
+        XCTAssertEqual(summary.multiHopChains, 0)
+    }
+
+    /// Outbound: the pod sidecar's copies to the remote go inside one encrypted HTTP/2
+    /// connection; each of the app's plaintext requests (redirected on lo) is complete alone and
+    /// says where the proxy's copy went.
+    func testOutboundRequestsInsideTheSidecarsEncryptedHTTP2AreCompleteAlone() {
+        let remote = IPAddress("198.18.0.9")!
+        let tls = Connection(id: ConnectionID(10), client: Endpoint(pod, 45000), server: Endpoint(remote, 80), firstTimestamp: 0, sawHandshake: true)
+        var t = TLSTurnInfo(requestRecords: 1, requestBytes: 68, requestFirstTimestamp: 500 * us, requestLastTimestamp: 500 * us)
+        t.version = "TLS 1.3"
+        t.alpnOffered = ["istio-peer-exchange", "istio-h2"]
+        t.multiplexed = "the client offered only HTTP/2 in ALPN (istio-peer-exchange, istio-h2)"
+        var carrier = HTTPExchange(tls, sequence: 1, request: nil, response: nil)
+        carrier.tls = t
+        var xs = [carrier]
+        for i in 0..<3 {
+            var d = Connection(id: ConnectionID(1 + i), client: Endpoint(pod, UInt16(40000 + i)), server: Endpoint(lo, 15001),
+                               firstTimestamp: 0, sawHandshake: true)
+            d.originalDestination = Endpoint(remote, 80)
+            d.replySource = Endpoint(remote, 80)
+            let start = 1_000 * us + Int64(i) * 200 * us
+            let q = HTTPRequest(method: "GET", target: "/items/\(i)", version: .http11, headers: [("Host", "items")],
+                                firstTimestamp: start, lastTimestamp: start)
+            let r = HTTPResponse(status: 200, reason: "OK", version: .http11, headers: [("Content-Length", "0")],
+                                 firstTimestamp: start + 150 * us, lastTimestamp: start + 150 * us)
+            xs.append(HTTPExchange(d, sequence: 1, request: q, response: r))
+        }
+        let chains = run(xs)
+        let alone = chains.filter { $0.otherCopyInEncryptedHTTP2 != nil }
+        XCTAssertEqual(alone.map(\.target), ["/items/0", "/items/1", "/items/2"])
+        XCTAssertTrue(alone.allSatisfy { !$0.isIncomplete && $0.hops.map(\.role) == [.outboundRedirected] && $0.otherCopyInEncryptedHTTP2 == .outboundForwarded })
+        XCTAssertTrue(alone[0].evidence.contains { $0.contains("the proxy's copy to the remote travelled inside the encrypted HTTP/2 connection 198.18.0.1:45000 → 198.18.0.9:80") },
+                      "\(alone[0].evidence)")
+        XCTAssertEqual(chains.filter { $0.hops[0].exchange.tls?.multiplexed != nil }.map { $0.hops[0].role }, [.outboundForwarded])
+        XCTAssertEqual(chains.filter(\.isIncomplete).count, 0)
     }
 }
 

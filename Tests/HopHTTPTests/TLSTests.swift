@@ -278,15 +278,24 @@ final class TLSTests: XCTestCase {
         XCTAssertEqual(r.counters.tls.midstreamConnections, 1)
     }
 
+    /// A TLS 1.3 tracker (TLS_AES_128_GCM_SHA256: the client's Finished is 53 bytes) fed
+    /// application-data records (length, from the client, time); the pairs it gave out, and
+    /// with `finish` the one left at the end.
+    private func tls13Pairs(_ flow: [(Int, Bool, Int64)], finish: Bool = true) -> (pairs: [TLSTurnPair], tracker: TLSTurnTracker) {
+        var tracker = TLSTurnTracker()
+        tracker.negotiated(version: 0x0304, cipherSuite: 0x1301)
+        var pairs: [TLSTurnPair] = []
+        for (length, fromClient, t) in flow {
+            let r = TLSRecord(type: .applicationData, version: 0x0303, length: length, firstTimestamp: t, lastTimestamp: t)
+            if let p = tracker.add(r, fromClient: fromClient) { pairs.append(p) }
+        }
+        if finish, let p = tracker.finish() { pairs.append(p) }
+        return (pairs, tracker)
+    }
+
     /// `Expect: 100-continue` inside TLS: the server's short record between the head and the
     /// body is an interim response, and the body stays in the request turn.
     func testAHundredContinueInsideTLSKeepsTheBodyInItsTurn() {
-        var tracker = TLSTurnTracker()
-        tracker.negotiated(version: 0x0304, cipherSuite: 0x1301)
-        func rec(_ length: Int, _ t: Int64) -> TLSRecord {
-            TLSRecord(type: .applicationData, version: 0x0303, length: length, firstTimestamp: t, lastTimestamp: t)
-        }
-        var pairs: [TLSTurnPair] = []
         let flow: [(Int, Bool, Int64)] = [
             (53, true, 1),                      // the client's Finished
             (1002, false, 2), (1002, false, 3), // session tickets
@@ -296,8 +305,7 @@ final class TLSTests: XCTestCase {
             (189, false, 8),                    // 201 Created
             (127, true, 9), (640, false, 10),   // the next request
         ]
-        for (length, fromClient, t) in flow { if let p = tracker.add(rec(length, t), fromClient: fromClient) { pairs.append(p) } }
-        if let p = tracker.finish() { pairs.append(p) }
+        let pairs = tls13Pairs(flow).pairs
         XCTAssertEqual(pairs.count, 2)
         XCTAssertEqual(pairs[0].request.bytes, 179 + 16401 + 3633)
         XCTAssertEqual(pairs[0].response?.bytes, 189)
@@ -313,12 +321,6 @@ final class TLSTests: XCTestCase {
     /// acknowledgement (a record of 9 bytes of plaintext among its first three) shows HTTP/2.
     /// From then on no record is a turn; the one pair given out stands for the connection.
     func testTheClientsSettingsAcknowledgementMakesTheConnectionHTTP2() {
-        var tracker = TLSTurnTracker()
-        tracker.negotiated(version: 0x0304, cipherSuite: 0x1301)
-        func rec(_ length: Int, _ t: Int64) -> TLSRecord {
-            TLSRecord(type: .applicationData, version: 0x0303, length: length, firstTimestamp: t, lastTimestamp: t)
-        }
-        var pairs: [TLSTurnPair] = []
         let flow: [(Int, Bool, Int64)] = [
             (53, true, 1),                      // the client's Finished
             (68, true, 2),                      // preface + SETTINGS (51 bytes)
@@ -327,7 +329,9 @@ final class TLSTests: XCTestCase {
             (26, true, 6),                      // SETTINGS ACK: 9 bytes
             (56, true, 7), (95, false, 8), (43, true, 9), (173, false, 10), (26, false, 11),
         ]
-        for (length, fromClient, t) in flow { if let p = tracker.add(rec(length, t), fromClient: fromClient) { pairs.append(p) } }
+        let fed = tls13Pairs(flow, finish: false)
+        let pairs = fed.pairs
+        var tracker = fed.tracker
         XCTAssertNil(tracker.finish())
         XCTAssertEqual(pairs.count, 1)
         XCTAssertNotNil(pairs[0].multiplexed)
@@ -343,19 +347,12 @@ final class TLSTests: XCTestCase {
     /// HTTP/1 inside TLS 1.3 never looks like that: its requests are longer than 9 bytes, and a
     /// 9-byte record after the client's third (a chunk of an upload) is not looked at.
     func testHTTP1RecordsStayTurns() {
-        var tracker = TLSTurnTracker()
-        tracker.negotiated(version: 0x0304, cipherSuite: 0x1301)
-        func rec(_ length: Int, _ t: Int64) -> TLSRecord {
-            TLSRecord(type: .applicationData, version: 0x0303, length: length, firstTimestamp: t, lastTimestamp: t)
-        }
-        var pairs: [TLSTurnPair] = []
         let flow: [(Int, Bool, Int64)] = [
             (53, true, 1), (35, true, 2), (858, false, 3), (160, false, 4),  // GET / HTTP/1.0 (18 bytes) and its answer
             (120, true, 5), (160, false, 6),
             (200, true, 7), (26, true, 8), (160, false, 9),                   // a chunked upload's "4\r\nabcd\r\n"
         ]
-        for (length, fromClient, t) in flow { if let p = tracker.add(rec(length, t), fromClient: fromClient) { pairs.append(p) } }
-        if let p = tracker.finish() { pairs.append(p) }
+        let pairs = tls13Pairs(flow).pairs
         XCTAssertEqual(pairs.count, 3)
         XCTAssertTrue(pairs.allSatisfy { $0.multiplexed == nil })
         XCTAssertEqual(pairs[2].request.bytes, 226)
