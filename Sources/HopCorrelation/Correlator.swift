@@ -1079,8 +1079,8 @@ public final class Correlator {
     }
 
     /// TLS connections carrying HTTP/2 seen so far, by their hop's role (`HopRole.index`): the
-    /// connection and when it began. Inbound, the client's sidecar's into the pod; outbound, the
-    /// pod sidecar's to the remote (its copy of the app's plaintext requests).
+    /// connection and when it began, in that order. Inbound, the client's sidecar's into the
+    /// pod; outbound, the pod sidecar's to the remote (its copy of the app's plaintext requests).
     @exclusivity(unchecked) private var carriers: [[(connection: String, start: Int64)]] =
         Array(repeating: [], count: HopRole.allCases.count)
 
@@ -1090,7 +1090,12 @@ public final class Correlator {
     private func emitCarrier(_ hop: Hop, why: String) {
         let x = hop.exchange
         summary.encryptedHTTP2Connections += 1
-        carriers[hop.role.index].append(("\(x.client) → \(x.server)", x.tls?.requestFirstTimestamp ?? 0))
+        let start = x.tls?.requestFirstTimestamp ?? 0
+        let k = hop.role.index
+        // Kept in order of start (they come nearly in it): `carrierNote` searches by time.
+        var i = carriers[k].count
+        while i > 0 && carriers[k][i - 1].start > start { i -= 1 }
+        carriers[k].insert(("\(x.client) → \(x.server)", start), at: i)
         let evidence = "an encrypted HTTP/2 connection (\(why)): the requests multiplexed inside it cannot be told apart without the keys, so none is paired with its plaintext copy; those copies are chains of their own"
         emit(RequestChain(id: nextChainID, hops: [hop], completeness: .complete, confidence: 1, evidence: [evidence]),
              isRequest: false)
@@ -1099,12 +1104,18 @@ public final class Correlator {
     /// Where a plaintext copy's other copy (of role `missing`) went when it is inside an
     /// encrypted HTTP/2 connection of that role that began before it (nil: none known).
     private func carrierNote(missing: HopRole, at t: Int64) -> String? {
-        let before = carriers[missing.index].filter { $0.start <= t }
-        guard !before.isEmpty else { return nil }
-        let recent = before.suffix(3).map(\.connection)
-        let which = before.count == 1
+        let all = carriers[missing.index]
+        // How many began by `t` (binary search: `all` is in order of start).
+        var lo = 0, hi = all.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if all[mid].start <= t { lo = mid + 1 } else { hi = mid }
+        }
+        guard lo > 0 else { return nil }
+        let recent = all[max(0, lo - 3)..<lo].map(\.connection)
+        let which = lo == 1
             ? "the encrypted HTTP/2 connection \(recent[0])"
-            : "one of \(before.count) encrypted HTTP/2 connections (\(before.count > 3 ? "latest " : "")\(recent.joined(separator: ", ")))"
+            : "one of \(lo) encrypted HTTP/2 connections (\(lo > 3 ? "latest " : "")\(recent.joined(separator: ", ")))"
         return "\(missing.copyPhrase) travelled inside \(which), multiplexed with other requests: it cannot be told apart without the keys, so this chain shows the plaintext copy alone"
     }
 

@@ -48,7 +48,6 @@ public enum HopRole: String, Sendable, Hashable, CaseIterable, Codable {
         }
     }
 
-    /// A few words for people: "client → proxy (redirected)".
     /// The copy of this role as a sentence names it: "the client's copy (client → pod)".
     public var copyPhrase: String {
         switch self {
@@ -60,6 +59,7 @@ public enum HopRole: String, Sendable, Hashable, CaseIterable, Codable {
         }
     }
 
+    /// A few words for people: "client → proxy (redirected)".
     public var phrase: String {
         switch self {
         case .inboundIntercepted: "client → pod, redirected to the proxy"

@@ -123,6 +123,11 @@ public final class HTTPAnalyzer: StreamEventConsumer {
         lastTLSSweep = now
         tlsAwaiting.removeAll { st in
             guard let t = st.tls, t.awaitingSettle else { return true }
+            // Found to carry HTTP/2 since: nothing of it will settle.
+            if t.tracker.multiplexed != nil {
+                t.awaitingSettle = false
+                return true
+            }
             guard let p = t.settle(now: now, into: &counters) else { return false }
             t.awaitingSettle = false
             st.emitTurn(p)

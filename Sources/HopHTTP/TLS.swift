@@ -440,11 +440,10 @@ public struct TLSTurnTracker {
             if let why = http2ByALPN {
                 return markMultiplexed(why, at: r)
             }
+            // TLS 1.3 adds 17 bytes a record (the AEAD tag and the inner content type).
             if tls13, clientRecords <= Self.settingsAckWithin, r.length - 17 == Self.settingsAckPlaintext {
                 return markMultiplexed("the client acknowledged HTTP/2 SETTINGS (a record of 9 bytes of plaintext: one frame header, shorter than any HTTP/1 request)", at: r)
             }
-        }
-        if fromClient {
             clientSent = true
             if let a = response, a.records == 1 || (a.records <= 3 && tls13 && !firstDone), !interimTaken, let q = request,
                (20...32).contains(a.lastRecordBytes - (tls13 ? 17 : 24)) {
