@@ -247,38 +247,36 @@ public enum TextReport {
     /// the client's row when no chain has a proxy hop.
     static func latencyBlock(_ l: LatencyModel, style st: TextStyle = .plain) -> [String] {
         let g = l.overall
+        // No client's time at all: only plaintext copies whose client's copy is inside an
+        // encrypted HTTP/2 connection, whose app's time is all there is to show.
+        let appOnly = g.count(.client) == 0
+        let lead: LatencyModel.Measure = appOnly ? .app : .client
+        guard g.count(lead) > 0 else { return [] }
         func cell(_ v: Int64?) -> String {
             let t = v.map { Timestamp.duration($0) } ?? "-"
             return String(repeating: " ", count: max(0, 10 - t.count)) + t
         }
         func pad(_ s: String, _ n: Int) -> String { s + String(repeating: " ", count: max(1, n - s.count)) }
-        guard g.count(.client) > 0 else {
-            // Only plaintext copies whose client's copy is inside encrypted HTTP/2: the app's time.
-            guard g.count(.app) > 0 else { return [] }
-            let names = LatencyModel.percentiles.map(\.name)
-            let shown = [0, 4, 2, 1, 3].prefix(max(2, (st.width - 30) / 10)).sorted()
-            let ps = g.percentiles(.app)
-            return [st.paint(pad("latency  \(plural(g.count(.app), "chain"))", 30), prefix: 7, .bold)
-                        + st.paint(shown.map { String(repeating: " ", count: 10 - names[$0].count) + names[$0] }.joined(), .dim),
-                    pad("  app took", 30) + shown.map { cell(ps[$0]) }.joined(),
-                    "  (the client's copies are inside encrypted HTTP/2 connections: their times cannot be read)"]
-        }
         let proxied = g.count(.proxyAdded) > 0
         let ambiguous = g.ambiguousSamples(.proxyAdded)
         // Every percentile when they fit (80 columns), else the most telling ones that do.
         let fit = max(2, (st.width - 30) / 10)
         let shown = [0, 4, 2, 1, 3].prefix(fit).sorted()
         let names = LatencyModel.percentiles.map(\.name)
-        var out = [st.paint(pad("latency  \(plural(g.count(.client), "chain"))", 30), prefix: 7, .bold)
+        var out = [st.paint(pad("latency  \(plural(g.count(lead), "chain"))", 30), prefix: 7, .bold)
                    + st.paint(shown.map { String(repeating: " ", count: 10 - names[$0].count) + names[$0] }.joined(), .dim)]
-        let rows: [(String, LatencyModel.Measure)] = proxied
+        let rows: [(String, LatencyModel.Measure)] = appOnly ? [("app took", .app)]
+            : proxied
             ? [("client waited", .client), ("app took", .app), ("proxy before the app", .proxyBefore),
                ("proxy after the app", .proxyAfter), ("proxy added", .proxyAdded)]
             : [("client waited", .client)]
         for (label, m) in rows {
             let ps = g.percentiles(m)
-            out.append(pad("  " + label + (m == .client || g.count(m) == g.count(.client) ? "" : " (\(g.count(m)))"), 30)
+            out.append(pad("  " + label + (m == lead || g.count(m) == g.count(lead) ? "" : " (\(g.count(m)))"), 30)
                        + shown.map { cell(ps[$0]) }.joined())
+        }
+        if appOnly {
+            out.append("  (the client's copies are inside encrypted HTTP/2 connections: their times cannot be read)")
         }
         if ambiguous > 0 {
             out.append("  (\(ambiguous) of the proxy's samples come from ambiguous pairings, stated below 0.9)")
