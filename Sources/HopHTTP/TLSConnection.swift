@@ -80,17 +80,22 @@ final class TLSConnection {
 
     /// ALPN values that mean HTTP/2 (Istio's between sidecars, and the standard one).
     static let http2ALPN: Set<String> = ["h2", "istio-h2"]
+    /// ALPN values that name no HTTP version: Istio's in-mesh marker (`istio`, which its
+    /// sidecars add to every offer: `istio-h2, istio` for an HTTP/2 upstream, `istio-http/1.1,
+    /// istio` for HTTP/1.1) and its metadata exchange (`istio-peer-exchange`).
+    static let markerALPN: Set<String> = ["istio", "istio-peer-exchange"]
 
     /// Why the handshake makes the connection HTTP/2, if it does: the server chose an HTTP/2
-    /// protocol in clear (TLS ≤ 1.2), or the client offered nothing else (Istio's
-    /// `istio-peer-exchange` aside). Nil when HTTP/1 is possible: an offer of both is settled
-    /// in TLS 1.3's encrypted part, and the records are read as HTTP/1 turns unless the
-    /// client's SETTINGS acknowledgement shows.
+    /// protocol in clear (TLS ≤ 1.2), or the client offered no other HTTP version (Istio's
+    /// markers aside: an Istio sidecar whose upstream speaks HTTP/2 offers `istio-h2, istio`).
+    /// Nil when HTTP/1 is possible: an offer of both is settled in TLS 1.3's encrypted part,
+    /// and the records are read as HTTP/1 turns unless the client's SETTINGS acknowledgement
+    /// shows.
     static func http2ByALPN(_ h: TLSHello) -> String? {
-        if let chosen = h.alpnSelected {
+        if let chosen = h.alpnSelected, !markerALPN.contains(chosen) {
             return http2ALPN.contains(chosen) ? "the server chose \(chosen) in ALPN" : nil
         }
-        let offered = h.alpnOffered.filter { $0 != "istio-peer-exchange" }
+        let offered = h.alpnOffered.filter { !markerALPN.contains($0) }
         guard !offered.isEmpty, offered.allSatisfy(http2ALPN.contains) else { return nil }
         return "the client offered only HTTP/2 in ALPN (\(h.alpnOffered.joined(separator: ", ")))"
     }

@@ -366,6 +366,20 @@ final class TLSTests: XCTestCase {
         var h = TLSHello()
         h.alpnOffered = ["istio-peer-exchange", "istio-h2"]
         XCTAssertNotNil(TLSConnection.http2ByALPN(h))
+        // Istio's sidecars add their in-mesh marker to every offer (`istio-h2, istio` for an
+        // HTTP/2 upstream): it names no HTTP version.
+        h.alpnOffered = ["istio-h2", "istio"]
+        XCTAssertEqual(TLSConnection.http2ByALPN(h), "the client offered only HTTP/2 in ALPN (istio-h2, istio)")
+        h.alpnOffered = ["istio-peer-exchange", "istio-h2", "istio", "h2"]
+        XCTAssertNotNil(TLSConnection.http2ByALPN(h))
+        h.alpnOffered = ["istio-http/1.1", "istio"]
+        XCTAssertNil(TLSConnection.http2ByALPN(h), "Istio's HTTP/1.1 offer")
+        h.alpnOffered = ["istio"]
+        XCTAssertNil(TLSConnection.http2ByALPN(h), "the marker alone names no HTTP version")
+        h.alpnSelected = "istio"
+        h.alpnOffered = ["istio-h2", "istio"]
+        XCTAssertNotNil(TLSConnection.http2ByALPN(h), "a server that chose the marker leaves the client's offer to decide")
+        h.alpnSelected = nil
         h.alpnOffered = ["istio-h2", "istio-http/1.1"]
         XCTAssertNil(TLSConnection.http2ByALPN(h), "either may be chosen, in TLS 1.3's encrypted part")
         h.alpnSelected = "h2"
