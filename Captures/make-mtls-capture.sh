@@ -10,6 +10,11 @@
 # on lo). Certificates are made with openssl for the run and thrown away. HAProxy's log (stdout)
 # is kept beside the capture as OUT.haproxy.log: its ground truth.
 #
+# MTLS_HTTP2=1 makes the HTTP/2 variant (default OUT Captures/mtls-h2-haproxy.pcap): HAProxy
+# offers h2 first, curl --http2 offers h2 and http/1.1 (so under TLS 1.3 only the records can
+# tell), three requests on one connection, three multiplexed at once (--parallel) on another,
+# and a TLS 1.2 connection whose ServerHello names h2 in clear; HAProxy still forwards HTTP/1.1.
+#
 # usage: sudo Captures/make-mtls-capture.sh [OUT.pcap]   (default Captures/mtls-haproxy.pcap)
 # Needs root; Debian packages haproxy, nginx, curl, openssl, tcpdump, iproute2, iptables; a
 # hoptrace binary (HOPTRACE_BIN, else .build/debug or .build/release). Every process it starts
@@ -17,7 +22,8 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
-OUT="${1:-$HERE/mtls-haproxy.pcap}"
+H2="${MTLS_HTTP2:-0}"
+if [ "$H2" = 1 ]; then OUT="${1:-$HERE/mtls-h2-haproxy.pcap}"; ALPN="h2,http/1.1"; else OUT="${1:-$HERE/mtls-haproxy.pcap}"; ALPN="istio-http/1.1,http/1.1"; fi
 NS_S="hoptls-pod-$$"
 NS_C="hoptls-cli-$$"
 POD=198.18.6.1
@@ -102,7 +108,7 @@ defaults
     timeout client 30s
     timeout server 30s
 frontend sidecar
-    bind :15001 ssl crt $WORK/server.pem ca-file $WORK/ca.pem verify required alpn istio-http/1.1,http/1.1
+    bind :15001 ssl crt $WORK/server.pem ca-file $WORK/ca.pem verify required alpn $ALPN
     unique-id-format %{+X}o\ %ci:%cp_%rt
     unique-id-header X-Request-Id
     log-format "%ci:%cp %ID %{+Q}r %ST %sslv %[ssl_c_s_dn(cn)]"
@@ -136,11 +142,22 @@ sleep 1
 URL="https://orders.default.svc.cluster.local:80"
 CURL=(curl -sS --fail-with-body -o /dev/null --resolve "orders.default.svc.cluster.local:80:$POD"
       --cacert "$WORK/ca.pem" --cert "$WORK/client.crt" --key "$WORK/client.key" --http1.1)
-# TLS 1.3: three requests on one connection, then a PUT and a large download on another.
-ip netns exec "$NS_C" "${CURL[@]}" -o /dev/null "$URL/" -o /dev/null "$URL/orders.json" -o /dev/null "$URL/"
-ip netns exec "$NS_C" "${CURL[@]}" -T "$WORK/www/orders.json" "$URL/upload/orders.json" --next "${CURL[@]:1}" "$URL/orders.json"
-# TLS 1.2: the client's certificate travels in clear.
-ip netns exec "$NS_C" "${CURL[@]}" --tls-max 1.2 -o /dev/null "$URL/" -o /dev/null "$URL/orders.json"
+if [ "$H2" = 1 ]; then
+  CURL=("${CURL[@]/--http1.1/--http2}")
+  # TLS 1.3: three requests one after another on one connection; then three at once,
+  # multiplexed on another.
+  ip netns exec "$NS_C" "${CURL[@]}" -o /dev/null "$URL/" -o /dev/null "$URL/orders.json" -o /dev/null "$URL/"
+  ip netns exec "$NS_C" "${CURL[@]}" --no-progress-meter --parallel --parallel-max 3 \
+    -o /dev/null "$URL/?p=1" -o /dev/null "$URL/orders.json?p=2" -o /dev/null "$URL/?p=3"
+  # TLS 1.2: the server's choice (h2) is in clear.
+  ip netns exec "$NS_C" "${CURL[@]}" --tls-max 1.2 -o /dev/null "$URL/" -o /dev/null "$URL/orders.json"
+else
+  # TLS 1.3: three requests on one connection, then a PUT and a large download on another.
+  ip netns exec "$NS_C" "${CURL[@]}" -o /dev/null "$URL/" -o /dev/null "$URL/orders.json" -o /dev/null "$URL/"
+  ip netns exec "$NS_C" "${CURL[@]}" -T "$WORK/www/orders.json" "$URL/upload/orders.json" --next "${CURL[@]:1}" "$URL/orders.json"
+  # TLS 1.2: the client's certificate travels in clear.
+  ip netns exec "$NS_C" "${CURL[@]}" --tls-max 1.2 -o /dev/null "$URL/" -o /dev/null "$URL/orders.json"
+fi
 # Without a client certificate the handshake is refused (verify required): no request gets through.
 ip netns exec "$NS_C" curl -sS -o /dev/null --resolve "orders.default.svc.cluster.local:80:$POD" --cacert "$WORK/ca.pem" --http1.1 "$URL/" 2>/dev/null \
   && die "a client without a certificate got through"

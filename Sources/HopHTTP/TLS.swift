@@ -405,6 +405,10 @@ public struct TLSTurnTracker {
     public private(set) var multiplexedRecords = 0
     /// The client's application-data records so far (past its handshake flight).
     private var clientRecords = 0
+    /// TLS 1.3: the server sent application data after the client's Finished (its session
+    /// tickets, an HTTP/2 server's SETTINGS), and whether the client's next record was looked at.
+    private var serverSpokeAfterFinished = false
+    private var clientAnsweredServer = false
     /// TLS 1.3 client records among its first few whose plaintext is one bare HTTP/2 frame
     /// header (9 bytes: a SETTINGS acknowledgement): no HTTP/1 request is that short.
     static let settingsAckPlaintext = 9
@@ -440,8 +444,13 @@ public struct TLSTurnTracker {
             if let why = http2ByALPN {
                 return markMultiplexed(why, at: r)
             }
-            // TLS 1.3 adds 17 bytes a record (the AEAD tag and the inner content type).
-            if tls13, clientRecords <= Self.settingsAckWithin, r.length - 17 == Self.settingsAckPlaintext {
+            // TLS 1.3 adds 17 bytes a record (the AEAD tag and the inner content type). The
+            // acknowledgement answers the server's SETTINGS: among the client's first records,
+            // or its first record after the server first spoke (a client that opened several
+            // streams at once sends them first).
+            let answersServer = serverSpokeAfterFinished && !clientAnsweredServer
+            if serverSpokeAfterFinished { clientAnsweredServer = true }
+            if tls13, clientRecords <= Self.settingsAckWithin || answersServer, r.length - 17 == Self.settingsAckPlaintext {
                 return markMultiplexed("the client acknowledged HTTP/2 SETTINGS (a record of 9 bytes of plaintext: one frame header, shorter than any HTTP/1 request)", at: r)
             }
             clientSent = true
@@ -463,6 +472,7 @@ public struct TLSTurnTracker {
             request!.add(r)
             return nil
         }
+        if tls13, clientHandshakeDone { serverSpokeAfterFinished = true }
         guard clientSent else { serverHandshakeRecords += 1; return nil }
         guard request != nil else { lateServerRecords += 1; return nil }
         if response == nil {

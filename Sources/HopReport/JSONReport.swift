@@ -252,6 +252,12 @@ public enum JSONReport {
         for role in HopRole.allCases { w.key(role.rawValue); w.int(roles[role] ?? 0) }
         w.endObject()
         w.field("medianProxyAddedNs", r.medianProxyAdded)
+        // Written only where the capture has them (HTTP/2 inside TLS): reports of other
+        // captures stay as they were.
+        if s.encryptedHTTP2Connections > 0 {
+            w.field("encryptedHTTP2Connections", s.encryptedHTTP2Connections)
+            w.field("requestsInEncryptedHTTP2", s.requestsInEncryptedHTTP2)
+        }
         w.endObject()
     }
 

@@ -177,6 +177,10 @@ public struct ReportSummary: Codable, Equatable, Sendable {
     /// Hops by role (every role, zeros included).
     public var roles: [String: Int]
     public var medianProxyAddedNs: Int64?
+    /// TLS connections known to carry HTTP/2 (each a chain of its own), and the plaintext
+    /// copies whose other copy travelled inside one: absent when there are none.
+    public var encryptedHTTP2Connections: Int?
+    public var requestsInEncryptedHTTP2: Int?
 }
 
 /// One logical request and its copies (a line of `analyze --format jsonl`).

@@ -84,19 +84,72 @@ final class MTLSCaptureTests: XCTestCase {
                        "a first turn for every ClientHello tshark sees")
     }
 
-    /// A fresh capture from the same peers, made now (root: namespaces and the pod's rules).
-    func testFreshMTLSCaptureFromHAProxyAndCurl() throws {
+    /// HTTP/2 inside mTLS (`MTLS_HTTP2=1`): every TLS connection HAProxy took requests on is
+    /// one encrypted HTTP/2 connection, paired with nothing, and every request HAProxy logged is
+    /// one complete chain of its plaintext copy alone (the id HAProxy sent upstream), told where
+    /// its encrypted copy went; the refused connection is still explained by its alert.
+    func checkHTTP2(capture: String, log: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let truth = Self.haproxyTruth(log)
+        let logged = truth.requests.values.flatMap { $0 }
+        XCTAssertFalse(logged.isEmpty, "HAProxy logged no request", file: file, line: line)
+        let r = try TestEnv.run(TestEnv.hoptrace, ["analyze", capture, "--format", "json"])
+        XCTAssertEqual(r.status, 0, r.stderr, file: file, line: line)
+        let doc = try XCTUnwrap(JSONSerialization.jsonObject(with: r.stdoutData) as? [String: Any])
+        let chains = try XCTUnwrap(doc["chains"] as? [[String: Any]])
+        var carriers = Set<String>(), refusedSeen = Set<String>(), plaintext: [String] = []
+        for c in chains {
+            let hops = c["hops"] as? [[String: Any]] ?? []
+            XCTAssertEqual(hops.count, 1, "\(c["explanation"] ?? "")", file: file, line: line)
+            guard let hop = hops.first else { continue }
+            XCTAssertEqual(c["complete"] as? Bool, hop["tls"].map { ($0 as? [String: Any])?["answeredByAlert"] as? Bool != true } ?? true,
+                           "\(c["explanation"] ?? "")", file: file, line: line)
+            if let tls = hop["tls"] as? [String: Any] {
+                let client = hop["client"] as? String ?? "?"
+                if tls["answeredByAlert"] as? Bool == true { refusedSeen.insert(client); continue }
+                XCTAssertNotNil(tls["multiplexed"] as? String, "\(client): read as turns", file: file, line: line)
+                XCTAssertEqual(hop["role"] as? String, "inbound-intercepted", file: file, line: line)
+                carriers.insert(client)
+            } else {
+                XCTAssertEqual(hop["role"] as? String, "inbound-forwarded", file: file, line: line)
+                XCTAssertTrue((c["evidence"] as? [String] ?? []).contains { $0.contains("travelled inside") && $0.contains("encrypted HTTP/2 connection") },
+                              "\(c["evidence"] ?? [])", file: file, line: line)
+                plaintext.append(hop["requestId"] as? String ?? "?")
+            }
+        }
+        XCTAssertEqual(carriers, Set(truth.requests.keys), "one encrypted HTTP/2 connection per client connection HAProxy logged", file: file, line: line)
+        XCTAssertEqual(plaintext.sorted(), logged.sorted(), "each logged request once, as its plaintext copy", file: file, line: line)
+        XCTAssertEqual(refusedSeen, truth.refused, "the refused connections", file: file, line: line)
+        let summary = try XCTUnwrap(doc["summary"] as? [String: Any])
+        XCTAssertEqual(summary["encryptedHTTP2Connections"] as? Int, carriers.count, file: file, line: line)
+        XCTAssertEqual(summary["requestsInEncryptedHTTP2"] as? Int, logged.count, file: file, line: line)
+    }
+
+    func testBundledHTTP2InsideMTLSCaptureIsReadAsEncryptedHTTP2Connections() throws {
+        let capture = TestEnv.captures.appendingPathComponent("mtls-h2-haproxy.pcap").path
+        let log = try String(contentsOfFile: capture + ".haproxy.log", encoding: .utf8)
+        XCTAssertTrue(log.contains("HTTP/2.0"), "curl spoke HTTP/2 to HAProxy")
+        try checkHTTP2(capture: capture, log: log)
+    }
+
+    /// A fresh capture from the same peers, made now (root: namespaces and the pod's rules);
+    /// with `http2`, the HTTP/2 variant.
+    func fresh(http2: Bool) throws {
         guard TestEnv.isRoot else { throw XCTSkip("needs root for the capture's network namespaces") }
         for tool in ["haproxy", "nginx", "curl", "openssl", "tcpdump", "iptables"] where TestEnv.which(tool) == nil {
             throw XCTSkip("no \(tool) (scripts/setup.sh installs it)")
         }
-        let file = TestEnv.temporaryFile("mtls.pcap")
+        let file = TestEnv.temporaryFile(http2 ? "mtls-h2.pcap" : "mtls.pcap")
         defer {
             for suffix in ["", ".haproxy.log", ".nginx.log"] { try? FileManager.default.removeItem(atPath: file.path + suffix) }
         }
         let script = TestEnv.repoRoot.appendingPathComponent("Captures/make-mtls-capture.sh").path
-        let made = try TestEnv.run("/usr/bin/env", ["HOPTRACE_BIN=\(TestEnv.hoptrace)", "/bin/bash", script, file.path], timeout: 120)
+        let made = try TestEnv.run("/usr/bin/env", ["HOPTRACE_BIN=\(TestEnv.hoptrace)", "MTLS_HTTP2=\(http2 ? 1 : 0)", "/bin/bash", script, file.path],
+                                   timeout: 120)
         XCTAssertEqual(made.status, 0, made.stderr)
-        try check(capture: file.path, log: try String(contentsOfFile: file.path + ".haproxy.log", encoding: .utf8))
+        let log = try String(contentsOfFile: file.path + ".haproxy.log", encoding: .utf8)
+        if http2 { try checkHTTP2(capture: file.path, log: log) } else { try check(capture: file.path, log: log) }
     }
+
+    func testFreshMTLSCaptureFromHAProxyAndCurl() throws { try fresh(http2: false) }
+    func testFreshHTTP2InsideMTLSCaptureFromHAProxyAndCurl() throws { try fresh(http2: true) }
 }

@@ -344,6 +344,33 @@ final class TLSTests: XCTestCase {
         XCTAssertNil(tracker.responseInProgress, "nothing waits to settle")
     }
 
+    /// A client that opens several streams at once sends their HEADERS before the server has
+    /// spoken, so its acknowledgement comes after its third record: it is still the client's
+    /// first record after the server's first application data (curl --parallel's records
+    /// through HAProxy, Captures/mtls-h2-haproxy.pcap).
+    func testTheAcknowledgementAfterSeveralStreamsStillShowsHTTP2() {
+        let flow: [(Int, Bool, Int64)] = [
+            (69, true, 1),                                  // the client's Finished (SHA-384)
+            (81, true, 2), (77, true, 3), (45, true, 4), (38, true, 5),  // preface + SETTINGS, three HEADERS
+            (1002, false, 6), (1002, false, 7),             // session tickets
+            (47, false, 8),                                 // the server's SETTINGS
+            (26, true, 9),                                  // SETTINGS ACK: 9 bytes, the client's fifth record
+            (182, false, 10), (15347, false, 11), (182, false, 12),
+        ]
+        var tracker = TLSTurnTracker()
+        tracker.negotiated(version: 0x0304, cipherSuite: 0x1302)
+        var pairs: [TLSTurnPair] = []
+        for (length, fromClient, t) in flow {
+            let r = TLSRecord(type: .applicationData, version: 0x0303, length: length, firstTimestamp: t, lastTimestamp: t)
+            if let p = tracker.add(r, fromClient: fromClient) { pairs.append(p) }
+        }
+        XCTAssertNil(tracker.finish())
+        XCTAssertEqual(pairs.count, 1)
+        XCTAssertTrue(pairs[0].multiplexed?.contains("SETTINGS") == true)
+        XCTAssertEqual(pairs[0].request.records, 5)
+        XCTAssertEqual(tracker.multiplexedRecords, 3)
+    }
+
     /// HTTP/1 inside TLS 1.3 never looks like that: its requests are longer than 9 bytes, and a
     /// 9-byte record after the client's third (a chunk of an upload) is not looked at.
     func testHTTP1RecordsStayTurns() {
