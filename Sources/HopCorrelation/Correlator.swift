@@ -416,6 +416,8 @@ public final class Correlator {
         let buffered = sample
         sample = []
         for x in buffered { process(x) }
+        // Those that were carriers have taken their ends.
+        endedBeforeDecided = [:]
     }
 
     // MARK: Pairing
@@ -1078,11 +1080,38 @@ public final class Correlator {
         }
     }
 
-    /// TLS connections carrying HTTP/2 seen so far, by their hop's role (`HopRole.index`): the
-    /// connection and when it began, in that order. Inbound, the client's sidecar's into the
-    /// pod; outbound, the pod sidecar's to the remote (its copy of the app's plaintext requests).
-    @exclusivity(unchecked) private var carriers: [[(connection: String, start: Int64)]] =
-        Array(repeating: [], count: HopRole.allCases.count)
+    /// A TLS connection carrying HTTP/2: when its application data began and, once its
+    /// connection closed (`connectionEnded`), when it ended.
+    final class Carrier {
+        let label: String
+        let start: Int64
+        var end: Int64?
+        init(label: String, start: Int64) { self.label = label; self.start = start }
+    }
+
+    /// TLS connections carrying HTTP/2 seen so far, by their hop's role (`HopRole.index`), in
+    /// order of start. Inbound, the client's sidecar's into the pod; outbound, the pod
+    /// sidecar's to the remote (its copy of the app's plaintext requests).
+    @exclusivity(unchecked) private var carriers: [[Carrier]] = Array(repeating: [], count: HopRole.allCases.count)
+    /// The carriers still open, by connection.
+    @exclusivity(unchecked) private var openCarriers: [ConnectionID: Carrier] = [:]
+    /// How many carriers begun before a copy `carrierNote` looks through, latest first.
+    static let carrierScan = 256
+
+    /// A connection closed at `connection.lastTimestamp`: if it carried HTTP/2 inside TLS, copies
+    /// that come after that did not travel in it. Called in order with `add` (the analyzer's
+    /// connection summaries); other connections are ignored.
+    public func connectionEnded(_ connection: Connection) {
+        if let c = openCarriers.removeValue(forKey: connection.id) {
+            c.end = connection.lastTimestamp
+        } else if !decided && endedBeforeDecided.count < Self.endedBeforeDecidedLimit {
+            // Its exchange may wait in the inference sample: kept for when it is processed.
+            endedBeforeDecided[connection.id] = connection.lastTimestamp
+        }
+    }
+    /// TLS connections that closed while the first exchanges were held to decide the roles.
+    @exclusivity(unchecked) private var endedBeforeDecided: [ConnectionID: Int64] = [:]
+    static let endedBeforeDecidedLimit = 4096
 
     /// A TLS connection carrying HTTP/2: a chain of its own, paired with nothing (one encrypted
     /// exchange stands for all the requests multiplexed inside it). The plaintext copies of
@@ -1090,19 +1119,21 @@ public final class Correlator {
     private func emitCarrier(_ hop: Hop, why: String) {
         let x = hop.exchange
         summary.encryptedHTTP2Connections += 1
-        let start = x.tls?.requestFirstTimestamp ?? 0
+        let c = Carrier(label: "\(x.client) → \(x.server)", start: x.tls?.requestFirstTimestamp ?? 0)
+        if let end = endedBeforeDecided.removeValue(forKey: x.connection.id) { c.end = end } else { openCarriers[x.connection.id] = c }
         let k = hop.role.index
         // Kept in order of start (they come nearly in it): `carrierNote` searches by time.
         var i = carriers[k].count
-        while i > 0 && carriers[k][i - 1].start > start { i -= 1 }
-        carriers[k].insert(("\(x.client) → \(x.server)", start), at: i)
+        while i > 0 && carriers[k][i - 1].start > c.start { i -= 1 }
+        carriers[k].insert(c, at: i)
         let evidence = "an encrypted HTTP/2 connection (\(why)): the requests multiplexed inside it cannot be told apart without the keys, so none is paired with its plaintext copy; those copies are chains of their own"
         emit(RequestChain(id: nextChainID, hops: [hop], completeness: .complete, confidence: 1, evidence: [evidence]),
              isRequest: false)
     }
 
     /// Where a plaintext copy's other copy (of role `missing`) went when it is inside an
-    /// encrypted HTTP/2 connection of that role that began before it (nil: none known).
+    /// encrypted HTTP/2 connection of that role open at `t` (begun before it, not ended before
+    /// it); nil: none known.
     private func carrierNote(missing: HopRole, at t: Int64) -> String? {
         let all = carriers[missing.index]
         // How many began by `t` (binary search: `all` is in order of start).
@@ -1111,11 +1142,21 @@ public final class Correlator {
             let mid = (lo + hi) / 2
             if all[mid].start <= t { lo = mid + 1 } else { hi = mid }
         }
-        guard lo > 0 else { return nil }
-        let recent = all[max(0, lo - 3)..<lo].map(\.connection)
-        let which = lo == 1
-            ? "the encrypted HTTP/2 connection \(recent[0])"
-            : "one of \(lo) encrypted HTTP/2 connections (\(lo > 3 ? "latest " : "")\(recent.joined(separator: ", ")))"
+        // The open ones among them, latest first (the ones that ended before `t` are not).
+        var open: [String] = []
+        var count = 0
+        var i = lo
+        while i > 0 && lo - i < Self.carrierScan {
+            i -= 1
+            if let end = all[i].end, end < t { continue }
+            count += 1
+            if open.count < 3 { open.append(all[i].label) }
+        }
+        guard count > 0 else { return nil }
+        let more = i > 0 ? "at least " : ""
+        let which = count == 1 && i == 0
+            ? "the encrypted HTTP/2 connection \(open[0])"
+            : "one of \(more)\(count) encrypted HTTP/2 connections open then (\(count > 3 ? "latest " : "")\(open.joined(separator: ", ")))"
         return "\(missing.copyPhrase) travelled inside \(which), multiplexed with other requests: it cannot be told apart without the keys, so this chain shows the plaintext copy alone"
     }
 

@@ -40,6 +40,21 @@ public struct AnalysisSettings {
 }
 
 /// Where an analysis's chains go as they are made.
+/// What the pairing thread is handed, in the order the analyzer made it: an exchange, or a TLS
+/// connection that closed (the correlator then knows when an encrypted HTTP/2 connection
+/// ended: copies after it did not travel in it).
+enum PairingInput {
+    case exchange(HTTPExchange)
+    case ended(Connection)
+
+    func feed(_ correlator: Correlator) {
+        switch self {
+        case .exchange(let x): correlator.add(x)
+        case .ended(let c): correlator.connectionEnded(c)
+        }
+    }
+}
+
 public enum ChainOutput {
     /// One JSON document (`analyze --format json`): chains streamed into it, the rest of the
     /// report written at the end.
@@ -149,12 +164,16 @@ public enum Analysis {
         }
         let limit = settings.exchangeLimit ?? .max
         var exchanges = 0
-        let pairing = threaded ? HandOff<HTTPExchange> { correlator.add($0) } : nil
+        let pairing = threaded ? HandOff<PairingInput> { $0.feed(correlator) } : nil
         let http = HTTPAnalyzer(configuration: settings.http) { x in
             // With a limit, the exchanges completed when the read stops are not analyzed.
             guard exchanges < limit else { return }
             exchanges += 1
-            if let pairing { pairing.send(x) } else { correlator.add(x) }
+            if let pairing { pairing.send(.exchange(x)) } else { correlator.add(x) }
+        }
+        http.onConnectionSummary = { s in
+            guard s.kind == .tls else { return }
+            if let pairing { pairing.send(.ended(s.connection)) } else { correlator.connectionEnded(s.connection) }
         }
         // The capture thread notes the addresses packets left the host from; the analysis
         // thread reads them when it decides the pod's addresses.

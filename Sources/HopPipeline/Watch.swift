@@ -61,7 +61,12 @@ public enum WatchPipeline {
             }
             correlator.add(x)
         }
-        let pairing = threaded ? HandOff<HTTPExchange>(batchSize: 128, consume: analyse) : nil
+        let pairing = threaded ? HandOff<PairingInput>(batchSize: 128) { input in
+            switch input {
+            case .exchange(let x): analyse(x)
+            case .ended(let c): correlator.connectionEnded(c)
+            }
+        } : nil
         let local = LocalAddresses()
         if let pairing {
             // Lines are written out on the pairing thread, after each batch it was handed; the
@@ -71,7 +76,11 @@ public enum WatchPipeline {
             correlator.localAddressSource = { local.snapshot() }
         }
         let http = HTTPAnalyzer(configuration: settings.http) { x in
-            if let pairing { pairing.send(x) } else { analyse(x) }
+            if let pairing { pairing.send(.exchange(x)) } else { analyse(x) }
+        }
+        http.onConnectionSummary = { s in
+            guard s.kind == .tls else { return }
+            if let pairing { pairing.send(.ended(s.connection)) } else { correlator.connectionEnded(s.connection) }
         }
         let result = FlowPipeline.run(source: source, consumer: http, raw: raw, observe: { seg in
             guard seg.direction == .outgoing else { return }

@@ -91,6 +91,8 @@ final class MTLSCaptureTests: XCTestCase {
     func checkHTTP2(capture: String, log: String, file: StaticString = #filePath, line: UInt = #line) throws {
         let truth = Self.haproxyTruth(log)
         let logged = truth.requests.values.flatMap { $0 }
+        var clientOf: [String: String] = [:]
+        for (client, ids) in truth.requests { for id in ids { clientOf[id] = client } }
         XCTAssertFalse(logged.isEmpty, "HAProxy logged no request", file: file, line: line)
         let r = try TestEnv.run(TestEnv.hoptrace, ["analyze", capture, "--format", "json"])
         XCTAssertEqual(r.status, 0, r.stderr, file: file, line: line)
@@ -111,9 +113,12 @@ final class MTLSCaptureTests: XCTestCase {
                 carriers.insert(client)
             } else {
                 XCTAssertEqual(hop["role"] as? String, "inbound-forwarded", file: file, line: line)
-                XCTAssertTrue((c["evidence"] as? [String] ?? []).contains { $0.contains("travelled inside") && $0.contains("encrypted HTTP/2 connection") },
-                              "\(c["evidence"] ?? [])", file: file, line: line)
-                plaintext.append(hop["requestId"] as? String ?? "?")
+                // It names the connection HAProxy logged the request on (the others had closed,
+                // or were not open yet).
+                let id = hop["requestId"] as? String ?? "?"
+                XCTAssertTrue((c["evidence"] as? [String] ?? []).contains { $0.contains("travelled inside the encrypted HTTP/2 connection \(clientOf[id] ?? "?") → ") },
+                              "\(id): \(c["evidence"] ?? [])", file: file, line: line)
+                plaintext.append(id)
             }
         }
         XCTAssertEqual(carriers, Set(truth.requests.keys), "one encrypted HTTP/2 connection per client connection HAProxy logged", file: file, line: line)

@@ -269,6 +269,56 @@ final class EncryptedChainTests: XCTestCase {
         XCTAssertEqual(summary.multiHopChains, 0)
     }
 
+    /// A connection that ended carried nothing after it: a plaintext copy later than its end
+    /// names only the connections still open then, and with none open it is an orphan again.
+    /// Told the ends both while the first exchanges wait to decide the roles and after.
+    func testAnEncryptedHTTP2ConnectionThatEndedCarriesNothingAfterIt() {
+        let up = Connection(id: ConnectionID(9), client: Endpoint(lo, 50000), server: Endpoint(lo, 80), firstTimestamp: 0, sawHandshake: true)
+        func carrier(_ id: Int, port: UInt16, at start: Int64) -> (HTTPExchange, Connection) {
+            var c = Connection(id: ConnectionID(id), client: Endpoint(peer, port), server: Endpoint(pod, 80), firstTimestamp: start, sawHandshake: true)
+            var t = TLSTurnInfo(requestRecords: 2, requestBytes: 94, requestFirstTimestamp: start, requestLastTimestamp: start + us)
+            t.version = "TLS 1.3"
+            t.multiplexed = "the client offered only HTTP/2 in ALPN (istio-h2, istio)"
+            var x = HTTPExchange(c, sequence: 1, request: nil, response: nil)
+            x.tls = t
+            c.lastTimestamp = start + 900 * us
+            return (x, c)
+        }
+        func copy(_ i: Int, at start: Int64) -> HTTPExchange {
+            let q = HTTPRequest(method: "GET", target: "/orders/\(i)", version: .http11, headers: [("Host", "orders")],
+                                firstTimestamp: start, lastTimestamp: start + 10 * us)
+            let r = HTTPResponse(status: 200, reason: "OK", version: .http11, headers: [("Content-Length", "0")],
+                                 firstTimestamp: start + 100 * us, lastTimestamp: start + 110 * us)
+            return HTTPExchange(up, sequence: i + 1, request: q, response: r)
+        }
+        for sample in [64, 1] {
+            var cfg = CorrelatorConfiguration()
+            cfg.podAddresses = [pod]
+            cfg.rules = .fixed(NetfilterOracle.preset("istio-2018")!)
+            cfg.inferenceSample = sample
+            var chains: [RequestChain] = []
+            let c = Correlator(configuration: cfg) { chains.append($0) }
+            let (a, aEnd) = carrier(1, port: 41000, at: 1_000 * us)
+            let (b, bEnd) = carrier(2, port: 41002, at: 1_500 * us)
+            c.add(a)
+            c.add(copy(1, at: 1_200 * us))           // inside a
+            c.connectionEnded(aEnd)                  // a ends at 1.9 ms
+            c.add(b)
+            c.add(copy(2, at: 2_000 * us))           // after a's end: only b was open
+            c.connectionEnded(bEnd)                  // b ends at 2.4 ms
+            c.add(copy(3, at: 3_000 * us))           // after both
+            c.finish()
+            let byTarget = Dictionary(uniqueKeysWithValues: chains.compactMap { ch in ch.target.map { ($0, ch) } })
+            XCTAssertTrue(byTarget["/orders/1"]?.evidence.contains { $0.contains("the encrypted HTTP/2 connection 198.18.0.2:41000 → ") } == true,
+                          "sample \(sample): \(byTarget["/orders/1"]?.evidence ?? [])")
+            XCTAssertTrue(byTarget["/orders/2"]?.evidence.contains { $0.contains("the encrypted HTTP/2 connection 198.18.0.2:41002 → ") } == true,
+                          "sample \(sample): \(byTarget["/orders/2"]?.evidence ?? [])")
+            XCTAssertEqual(byTarget["/orders/3"]?.isIncomplete, true, "sample \(sample): no connection was open")
+            XCTAssertEqual(c.summary.requestsInEncryptedHTTP2, 2)
+            XCTAssertEqual(c.summary.orphanUpstreams, 1)
+        }
+    }
+
     /// Outbound: the pod sidecar's copies to the remote go inside one encrypted HTTP/2
     /// connection; each of the app's plaintext requests (redirected on lo) is complete alone and
     /// says where the proxy's copy went.
