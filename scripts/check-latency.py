@@ -5,7 +5,9 @@
 
 Each complete chain gives its client's time (first hop: request start to response end); a chain
 of two or more hops also the app's (last hop), the proxy's before and after the app, and their
-sum. Percentiles: the sample of rank ceil(p*n/100) (numpy's inverted_cdf), which HdrHistogram
+sum. An encrypted HTTP/2 connection's chain (`tls.multiplexed`) is no request and gives nothing;
+a plaintext copy alone whose client's copy is inside one (`otherCopyInEncryptedHTTP2` naming an
+intercepted role, its one hop the proxy's copy to the app) gives the app's time only. Percentiles: the sample of rank ceil(p*n/100) (numpy's inverted_cdf), which HdrHistogram
 rounds up within its precision; max exactly."""
 import json
 import re
@@ -52,10 +54,15 @@ def main(path):
         if not d.get("complete"):
             continue
         hops = d["hops"]
+        if (hops[0].get("tls") or {}).get("multiplexed"):
+            continue
         ds, de = hops[0]["requestStartNs"], hops[0]["responseEndNs"]
         if ds is None or de is None:
             continue
-        values = {"client": de - ds}
+        if len(hops) == 1 and hops[0]["role"].endswith("-forwarded") and d.get("otherCopyInEncryptedHTTP2"):
+            values = {"app": de - ds}
+        else:
+            values = {"client": de - ds}
         if len(hops) > 1 and hops[-1]["requestStartNs"] is not None and hops[-1]["responseEndNs"] is not None:
             us, ue = hops[-1]["requestStartNs"], hops[-1]["responseEndNs"]
             values.update(app=ue - us, proxyBefore=us - ds, proxyAfter=de - ue, proxyAdded=(de - ds) - (ue - us))

@@ -184,6 +184,9 @@ public enum JSONReport {
             w.field("complete", true)
             w.key("missing"); w.null()
             w.key("advice"); w.null()
+            // Complete alone: its other copy is inside an encrypted HTTP/2 connection (only
+            // then written, so other reports stay as they were).
+            if let other = c.otherCopyInEncryptedHTTP2 { w.field("otherCopyInEncryptedHTTP2", other.rawValue) }
         case .incomplete(let missing, let advice):
             w.field("complete", false)
             w.field("missing", missing.rawValue)

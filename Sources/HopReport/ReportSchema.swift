@@ -196,6 +196,9 @@ public struct ReportChain: Codable, Equatable, Sendable {
     /// The role of the hop the rules imply but the capture lacks (incomplete chains).
     public var missing: String?
     public var advice: String?
+    /// A complete chain of one plaintext copy whose other copy (this role) travelled inside an
+    /// encrypted HTTP/2 connection; absent otherwise.
+    public var otherCopyInEncryptedHTTP2: String?
     public var retries: Int
     public var proxyAddedNs: Int64?
     public var explanation: String

@@ -281,9 +281,10 @@ final class TLSTests: XCTestCase {
     /// A TLS 1.3 tracker (TLS_AES_128_GCM_SHA256: the client's Finished is 53 bytes) fed
     /// application-data records (length, from the client, time); the pairs it gave out, and
     /// with `finish` the one left at the end.
-    private func tls13Pairs(_ flow: [(Int, Bool, Int64)], finish: Bool = true) -> (pairs: [TLSTurnPair], tracker: TLSTurnTracker) {
+    private func tls13Pairs(_ flow: [(Int, Bool, Int64)], finish: Bool = true,
+                            cipherSuite: UInt16 = 0x1301) -> (pairs: [TLSTurnPair], tracker: TLSTurnTracker) {
         var tracker = TLSTurnTracker()
-        tracker.negotiated(version: 0x0304, cipherSuite: 0x1301)
+        tracker.negotiated(version: 0x0304, cipherSuite: cipherSuite)
         var pairs: [TLSTurnPair] = []
         for (length, fromClient, t) in flow {
             let r = TLSRecord(type: .applicationData, version: 0x0303, length: length, firstTimestamp: t, lastTimestamp: t)
@@ -357,13 +358,9 @@ final class TLSTests: XCTestCase {
             (26, true, 9),                                  // SETTINGS ACK: 9 bytes, the client's fifth record
             (182, false, 10), (15347, false, 11), (182, false, 12),
         ]
-        var tracker = TLSTurnTracker()
-        tracker.negotiated(version: 0x0304, cipherSuite: 0x1302)
-        var pairs: [TLSTurnPair] = []
-        for (length, fromClient, t) in flow {
-            let r = TLSRecord(type: .applicationData, version: 0x0303, length: length, firstTimestamp: t, lastTimestamp: t)
-            if let p = tracker.add(r, fromClient: fromClient) { pairs.append(p) }
-        }
+        let fed = tls13Pairs(flow, finish: false, cipherSuite: 0x1302)
+        let pairs = fed.pairs
+        var tracker = fed.tracker
         XCTAssertNil(tracker.finish())
         XCTAssertEqual(pairs.count, 1)
         XCTAssertTrue(pairs[0].multiplexed?.contains("SETTINGS") == true)
