@@ -199,9 +199,12 @@ public final class Correlator {
             if let t = x.tls {
                 // An encrypted turn: its head is whole once its record is (one record), else the
                 // proxy may forward from the first; no status, Host or keys can be read.
+                // A first turn whose server's session tickets are known: the proxy read the
+                // request no earlier than it completed the handshake.
+                let arrived = t.requestRecords <= 1 ? t.requestLastTimestamp : t.requestFirstTimestamp
                 times = CopyTimes(
                     requestStart: t.requestFirstTimestamp,
-                    headEnd: t.requestRecords <= 1 ? t.requestLastTimestamp : t.requestFirstTimestamp,
+                    headEnd: max(arrived, t.sessionTicketsAt ?? arrived),
                     responseStart: t.responseSurelyBegun, responseEnd: t.responseLastTimestamp,
                     last: t.responseLastTimestamp ?? t.requestLastTimestamp, status: nil, encrypted: true)
                 return

@@ -436,6 +436,12 @@ extension Explain {
                 s.duration(a &- b)
                 s.text(" before the downstream one")
             }
+            if down.isEncrypted, let k = t.sessionTicketsAt, k > t.requestLastTimestamp {
+                // The wait a proxy busy with handshakes adds, and why the pairing counts from it.
+                s.text("; the server's session tickets came ")
+                s.duration(k &- t.requestLastTimestamp)
+                s.text(" after the request turn: it completed the handshake, and read the request, no earlier")
+            }
             s.endItem()
         }
         poolEvidence(note, alternatives: " copies in flight fit this turn's time and size: ", into: &s)

@@ -354,6 +354,10 @@ public struct TLSTurnPair: Sendable, Hashable {
     /// TLS, so its records are not cut into turns. This pair stands for the connection (its
     /// records up to the moment it was recognised), not for a request.
     public var multiplexed: String?
+    /// TLS 1.3, the first pair: when the server's session tickets began, where they are known
+    /// (two records of one size opening the response turn, as OpenSSL writes its two tickets).
+    /// The server sends them as it completes the handshake, so it read the request no earlier.
+    public var sessionTicketsAt: Int64?
 }
 
 /// Cuts a TLS connection's application data into turns, from its records in capture order.
@@ -478,10 +482,26 @@ public struct TLSTurnTracker {
         if response == nil {
             response = TLSTurn(bytes: r.length, firstTimestamp: r.firstTimestamp, lastTimestamp: r.lastTimestamp)
         } else {
+            // The first turn's response opening with two small records of one size: OpenSSL's
+            // two session tickets (a response is not cut that way; a large one's records are
+            // all of the largest size). Looked at once, on the turn's first two records.
+            if tls13, !firstDone, !ticketsLooked, response!.records == 1 {
+                ticketsLooked = true
+                if r.length == response!.bytes, r.length <= Self.ticketRecordLimit {
+                    sessionTicketsAt = response!.firstTimestamp
+                }
+            }
             response!.add(r)
         }
         return nil
     }
+    /// The first pair's session tickets, when known (`TLSTurnPair.sessionTicketsAt`), and
+    /// whether its response's first records were looked at.
+    private var sessionTicketsAt: Int64?
+    private var ticketsLooked = false
+    /// The largest record taken for a session ticket (a ticket holds the session, under mTLS
+    /// the client's certificate: about 1 KB; a full record is 16 KB).
+    static let ticketRecordLimit = 8_192
 
     /// An alert; one from the server while no response has begun is the answer the next
     /// (or current) request turn gets (it refused the connection: a failed certificate check, say).
@@ -535,6 +555,8 @@ public struct TLSTurnTracker {
 
     private mutating func pair(_ q: TLSTurn, _ a: TLSTurn?) -> TLSTurnPair {
         var p = TLSTurnPair(request: q, response: a, includesHandshake: tls13 && !firstDone)
+        p.sessionTicketsAt = sessionTicketsAt
+        sessionTicketsAt = nil
         p.interimResponse = interimTaken
         p.answeredByAlert = refused && a == nil
         refused = false

@@ -215,6 +215,7 @@ final class TLSConnection {
             t.responseLastRecordFirstTimestamp = r.lastRecordFirstTimestamp
         }
         t.includesHandshake = p.includesHandshake
+        t.sessionTicketsAt = p.sessionTicketsAt
         t.answeredByAlert = p.answeredByAlert
         t.interimResponse = p.interimResponse
         t.multiplexed = p.multiplexed

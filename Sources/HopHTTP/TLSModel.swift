@@ -37,6 +37,12 @@ public struct TLSTurnInfo: Sendable, Hashable {
     /// The connection's first turn under TLS 1.3: it also carries the client's Finished (and
     /// under mTLS its certificate) and the server's session tickets, so its sizes say less.
     public var includesHandshake = false
+    /// TLS 1.3, the connection's first turn: when the server's session tickets began, where
+    /// they could be told from the response (two records of one size, as OpenSSL writes its
+    /// two). The server sends them as it completes the handshake: it read the request no
+    /// earlier, so the proxy's copy of it began after (a proxy busy with handshakes reads a
+    /// connection's first request long after it arrived).
+    public var sessionTicketsAt: Int64?
     /// A gap cut this turn (records were skipped): its sizes are lower bounds.
     public var cutByGap = false
     /// No response turn, and the server sent an alert instead: it refused the request or the

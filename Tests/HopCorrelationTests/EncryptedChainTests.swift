@@ -269,6 +269,45 @@ final class EncryptedChainTests: XCTestCase {
         XCTAssertEqual(summary.multiHopChains, 0)
     }
 
+    /// A proxy busy with TLS handshakes reads a connection's first request only once it has
+    /// completed that connection's handshake (its session tickets): a plaintext copy it sent
+    /// before then is not that turn's, though it fits its time and size, and the evidence
+    /// says how long the handshake kept the request waiting.
+    func testAFirstTurnsCopyComesAfterTheServersSessionTickets() {
+        let a = Connection(id: ConnectionID(1), client: Endpoint(peer, 41000), server: Endpoint(pod, 80), firstTimestamp: 0, sawHandshake: true)
+        let b = Connection(id: ConnectionID(2), client: Endpoint(peer, 41002), server: Endpoint(pod, 80), firstTimestamp: 0, sawHandshake: true)
+        let up = Connection(id: ConnectionID(3), client: Endpoint(lo, 50000), server: Endpoint(lo, 80), firstTimestamp: 0, sawHandshake: true)
+        // Both first turns arrive together; the proxy completes b's handshake first (tickets
+        // at 2 ms), then a's (at 4 ms), and forwards each request just after.
+        var (da, ua) = pair(1, body: 0, response: 20, start: 0, app: 100 * us, tls: a, turn: 1, up: up, upSequence: 2)
+        var (db, ub) = pair(2, body: 0, response: 20, start: 10 * us, app: 100 * us, tls: b, turn: 1, up: up, upSequence: 1)
+        func shift(_ x: inout HTTPExchange, by d: Int64) {
+            x.request!.firstTimestamp += d; x.request!.lastTimestamp += d
+            x.response!.firstTimestamp += d; x.response!.lastTimestamp += d
+        }
+        shift(&ub, by: 2_000 * us)
+        shift(&ua, by: 4_000 * us)
+        // Still busy, it writes both responses back late, a's first: return order and
+        // forwarding order alike give a the copy sent at 2 ms, which was b's.
+        for (x, tickets, written) in [(0, 4_000 * us - 100 * us, 4_500 * us), (1, 2_000 * us - 100 * us, 4_600 * us)] {
+            var d = x == 0 ? da : db
+            var t = d.tls!
+            t.includesHandshake = true
+            t.sessionTicketsAt = tickets
+            t.responseFirstTimestamp = tickets
+            t.responseLastRecordFirstTimestamp = written
+            t.responseLastTimestamp = written + 10 * us
+            d.tls = t
+            if x == 0 { da = d } else { db = d }
+        }
+        let chains = run([da, db, ua, ub])
+        let byClient = Dictionary(uniqueKeysWithValues: chains.map { ($0.hops[0].exchange.client, $0) })
+        XCTAssertEqual(byClient[Endpoint(peer, 41000)]?.hops.last?.exchange.request?.target, "/orders/1")
+        XCTAssertEqual(byClient[Endpoint(peer, 41002)]?.hops.last?.exchange.request?.target, "/orders/2")
+        XCTAssertTrue(byClient[Endpoint(peer, 41000)]?.evidence.contains { $0.contains("the server's session tickets came 3.88 ms after the request turn") } == true,
+                      "\(byClient[Endpoint(peer, 41000)]?.evidence ?? [])")
+    }
+
     /// A connection that ended carried nothing after it: a plaintext copy later than its end
     /// names only the connections still open then, and with none open it is an orphan again.
     /// Told the ends both while the first exchanges wait to decide the roles and after.

@@ -294,6 +294,27 @@ final class TLSTests: XCTestCase {
         return (pairs, tracker)
     }
 
+    /// TLS 1.3's first response turn opening with two small records of one size is OpenSSL's
+    /// two session tickets: when they began is kept (the server completed the handshake then).
+    /// Not when the two differ, when they are full-size records of a large response, or on
+    /// a later turn.
+    func testSessionTicketsOpeningTheFirstResponseAreTimed() {
+        let tickets = tls13Pairs([
+            (53, true, 1), (66, true, 2),               // the client's Finished, a GET
+            (874, false, 3_000), (874, false, 3_400),   // two session tickets, 3 ms later
+            (139, false, 5_000),                        // the response
+            (66, true, 6_000), (874, false, 7_000), (874, false, 7_100),
+        ]).pairs
+        XCTAssertEqual(tickets.count, 2)
+        XCTAssertEqual(tickets[0].sessionTicketsAt, 3_000)
+        XCTAssertTrue(tickets[0].includesHandshake)
+        XCTAssertNil(tickets[1].sessionTicketsAt, "a later turn's response is a response")
+        let differ = tls13Pairs([(53, true, 1), (66, true, 2), (874, false, 3_000), (139, false, 5_000)]).pairs
+        XCTAssertNil(differ[0].sessionTicketsAt)
+        let large = tls13Pairs([(53, true, 1), (66, true, 2), (16_401, false, 3_000), (16_401, false, 3_100), (500, false, 3_200)]).pairs
+        XCTAssertNil(large[0].sessionTicketsAt, "a large response's full records are not tickets")
+    }
+
     /// `Expect: 100-continue` inside TLS: the server's short record between the head and the
     /// body is an interim response, and the body stays in the request turn.
     func testAHundredContinueInsideTLSKeepsTheBodyInItsTurn() {
