@@ -39,7 +39,6 @@ public struct AnalysisSettings {
     }
 }
 
-/// Where an analysis's chains go as they are made.
 /// What the pairing thread is handed, in the order the analyzer made it: an exchange, or a TLS
 /// connection that closed (the correlator then knows when an encrypted HTTP/2 connection
 /// ended: copies after it did not travel in it).
@@ -55,6 +54,7 @@ enum PairingInput {
     }
 }
 
+/// Where an analysis's chains go as they are made.
 public enum ChainOutput {
     /// One JSON document (`analyze --format json`): chains streamed into it, the rest of the
     /// report written at the end.
