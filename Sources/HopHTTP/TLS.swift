@@ -409,10 +409,12 @@ public struct TLSTurnTracker {
     public private(set) var multiplexedRecords = 0
     /// The client's application-data records so far (past its handshake flight).
     private var clientRecords = 0
-    /// TLS 1.3: the server sent application data after the client's Finished (its session
-    /// tickets, an HTTP/2 server's SETTINGS), and whether the client's next record was looked at.
-    private var serverSpokeAfterFinished = false
-    private var clientAnsweredServer = false
+    /// TLS 1.3: the last application-data record after the client's Finished was the
+    /// server's (its session tickets, an HTTP/2 server's SETTINGS, a response).
+    private var serverSpokeLast = false
+    /// How far into the client's records an acknowledgement right after the server's records
+    /// is looked for (a client may open many streams before the server's SETTINGS reach it).
+    static let settingsAckAfterServerWithin = 32
     /// TLS 1.3 client records among its first few whose plaintext is one bare HTTP/2 frame
     /// header (9 bytes: a SETTINGS acknowledgement): no HTTP/1 request is that short.
     static let settingsAckPlaintext = 9
@@ -450,10 +452,12 @@ public struct TLSTurnTracker {
             }
             // TLS 1.3 adds 17 bytes a record (the AEAD tag and the inner content type). The
             // acknowledgement answers the server's SETTINGS: among the client's first records,
-            // or its first record after the server first spoke (a client that opened several
-            // streams at once sends them first).
-            let answersServer = serverSpokeAfterFinished && !clientAnsweredServer
-            if serverSpokeAfterFinished { clientAnsweredServer = true }
+            // or right after server records (a client that opened several streams at once
+            // sends them first; the server's tickets may come before them or between). After
+            // the server's records an HTTP/1 client sends a request, never 9 bytes (but for a
+            // body of 9 bytes after a 100 Continue, which no client we know sends).
+            let answersServer = serverSpokeLast && clientRecords <= Self.settingsAckAfterServerWithin
+            serverSpokeLast = false
             if tls13, clientRecords <= Self.settingsAckWithin || answersServer, r.length - 17 == Self.settingsAckPlaintext {
                 return markMultiplexed("the client acknowledged HTTP/2 SETTINGS (a record of 9 bytes of plaintext: one frame header, shorter than any HTTP/1 request)", at: r)
             }
@@ -476,7 +480,7 @@ public struct TLSTurnTracker {
             request!.add(r)
             return nil
         }
-        if tls13, clientHandshakeDone { serverSpokeAfterFinished = true }
+        if tls13, clientHandshakeDone { serverSpokeLast = true }
         guard clientSent else { serverHandshakeRecords += 1; return nil }
         guard request != nil else { lateServerRecords += 1; return nil }
         if response == nil {
