@@ -170,7 +170,13 @@ public enum TextReport {
     /// target cut to fit the width.
     static func chainLine(_ c: RequestChain, style st: TextStyle) -> String {
         var tail = "  → \(c.status.map(String.init) ?? "-")  \(plural(c.hops.count, "hop"))"
-        if let t = ProblemModel.clientTime(c) { tail += "  \(Timestamp.duration(t))" }
+        if let t = ProblemModel.clientTime(c) {
+            tail += "  \(Timestamp.duration(t))"
+        } else if c.hops.count == 1, c.hops[0].role.isUpstream, c.otherCopyInEncryptedHTTP2 != nil,
+                  let s = c.hops[0].exchange.requestFirstTimestamp, let e = c.hops[0].exchange.responseLastTimestamp {
+            // The client's copy is inside an encrypted HTTP/2 connection: the app's time only.
+            tail += "  app \(Timestamp.duration(e &- s))"
+        }
         if let p = c.proxyAddedNs { tail += "  proxy +\(Timestamp.duration(p))" }
         if c.retries > 0 { tail += "  \(plural(c.retries, "retry"))" }
         if c.isIncomplete { tail += "  [incomplete]" }
