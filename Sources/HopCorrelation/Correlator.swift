@@ -1101,15 +1101,15 @@ public final class Correlator {
     /// How many carriers begun before a copy `carrierNote` looks through, latest first.
     static let carrierScan = 256
 
-    /// A connection closed at `connection.lastTimestamp`: if it carried HTTP/2 inside TLS, copies
+    /// Connection `id` closed at `end` (its last packet): if it carried HTTP/2 inside TLS, copies
     /// that come after that did not travel in it. Called in order with `add` (the analyzer's
     /// connection summaries); other connections are ignored.
-    public func connectionEnded(_ connection: Connection) {
-        if let c = openCarriers.removeValue(forKey: connection.id) {
-            c.end = connection.lastTimestamp
+    public func connectionEnded(_ id: ConnectionID, at end: Int64) {
+        if let c = openCarriers.removeValue(forKey: id) {
+            c.end = end
         } else if !decided && endedBeforeDecided.count < Self.endedBeforeDecidedLimit {
             // Its exchange may wait in the inference sample: kept for when it is processed.
-            endedBeforeDecided[connection.id] = connection.lastTimestamp
+            endedBeforeDecided[id] = end
         }
     }
     /// TLS connections that closed while the first exchanges were held to decide the roles.

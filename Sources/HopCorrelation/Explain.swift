@@ -122,7 +122,7 @@ public enum Explain {
             s.text(".")
             return
         }
-        if c.hops.count == 1, c.hops[0].exchange.tls?.multiplexed != nil {
+        if c.hops.count == 1, c.isEncryptedHTTP2Connection {
             // A connection carrying HTTP/2 (`Correlator.emitCarrier`), not a request.
             s.text("This encrypted HTTP/2 connection (")
             s.tuple(c.hops[0])

@@ -283,6 +283,11 @@ public struct RequestChain: Sendable, Hashable {
     /// A chain of one plaintext copy, complete: its other copy (this role) is inside an
     /// encrypted HTTP/2 connection, multiplexed with other requests (`TLSTurnInfo.multiplexed`).
     public internal(set) var otherCopyInEncryptedHTTP2: HopRole?
+    /// The chain of a TLS connection carrying HTTP/2 (`Correlator.emitCarrier`): not a request.
+    public var isEncryptedHTTP2Connection: Bool { !hops.isEmpty && hops[0].exchange.tls?.multiplexed != nil }
+    /// A plaintext copy alone whose client's copy is inside an encrypted HTTP/2 connection: its
+    /// one hop is the proxy's copy to the app, so its time is the app's, not the client's.
+    public var timedByTheAppOnly: Bool { hops.count == 1 && hops[0].role.isUpstream && otherCopyInEncryptedHTTP2 != nil }
 
     init(id: Int, hops: [Hop], completeness: ChainCompleteness, confidence: Double, evidence: [String],
          pairing: PairingNote? = nil) {
@@ -325,7 +330,7 @@ public struct RequestChain: Sendable, Hashable {
     public var shownTarget: String {
         if let t = target { return t }
         guard !hops.isEmpty, hops[0].exchange.isEncrypted else { return "?" }
-        return hops[0].exchange.tls?.multiplexed != nil ? "HTTP/2 connection" : "request"
+        return isEncryptedHTTP2Connection ? "HTTP/2 connection" : "request"
     }
     /// The status the client saw (downstream hop), else the last hop's.
     public var status: Int? {

@@ -44,12 +44,19 @@ public struct AnalysisSettings {
 /// ended: copies after it did not travel in it).
 enum PairingInput {
     case exchange(HTTPExchange)
-    case ended(Connection)
+    /// The connection and its last packet's time.
+    case ended(ConnectionID, Int64)
+
+    /// A TLS connection's end, from the analyzer's summary of it (nil for other kinds).
+    init?(_ s: HTTPConnectionSummary) {
+        guard s.kind == .tls else { return nil }
+        self = .ended(s.connection.id, s.connection.lastTimestamp)
+    }
 
     func feed(_ correlator: Correlator) {
         switch self {
         case .exchange(let x): correlator.add(x)
-        case .ended(let c): correlator.connectionEnded(c)
+        case .ended(let id, let end): correlator.connectionEnded(id, at: end)
         }
     }
 }
@@ -172,8 +179,8 @@ public enum Analysis {
             if let pairing { pairing.send(.exchange(x)) } else { correlator.add(x) }
         }
         http.onConnectionSummary = { s in
-            guard s.kind == .tls else { return }
-            if let pairing { pairing.send(.ended(s.connection)) } else { correlator.connectionEnded(s.connection) }
+            guard let end = PairingInput(s) else { return }
+            if let pairing { pairing.send(end) } else { end.feed(correlator) }
         }
         // The capture thread notes the addresses packets left the host from; the analysis
         // thread reads them when it decides the pod's addresses.

@@ -62,10 +62,7 @@ public enum WatchPipeline {
             correlator.add(x)
         }
         let pairing = threaded ? HandOff<PairingInput>(batchSize: 128) { input in
-            switch input {
-            case .exchange(let x): analyse(x)
-            case .ended(let c): correlator.connectionEnded(c)
-            }
+            if case .exchange(let x) = input { analyse(x) } else { input.feed(correlator) }
         } : nil
         let local = LocalAddresses()
         if let pairing {
@@ -79,8 +76,8 @@ public enum WatchPipeline {
             if let pairing { pairing.send(.exchange(x)) } else { analyse(x) }
         }
         http.onConnectionSummary = { s in
-            guard s.kind == .tls else { return }
-            if let pairing { pairing.send(.ended(s.connection)) } else { correlator.connectionEnded(s.connection) }
+            guard let end = PairingInput(s) else { return }
+            if let pairing { pairing.send(end) } else { end.feed(correlator) }
         }
         let result = FlowPipeline.run(source: source, consumer: http, raw: raw, observe: { seg in
             guard seg.direction == .outgoing else { return }

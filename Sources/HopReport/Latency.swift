@@ -117,10 +117,10 @@ public struct LatencyModel: Sendable {
     public mutating func add(_ c: RequestChain) {
         guard !c.isIncomplete, !c.hops.isEmpty else { return }
         // An encrypted HTTP/2 connection stands for its requests, it is none of them.
-        if c.hops[0].exchange.tls?.multiplexed != nil { return }
+        if c.isEncryptedHTTP2Connection { return }
         let last = c.hops.count - 1
         guard let ds = c.hops[0].exchange.requestFirstTimestamp, let de = c.hops[0].exchange.responseLastTimestamp else { return }
-        if last == 0, c.hops[0].role.isUpstream, c.otherCopyInEncryptedHTTP2 != nil {
+        if c.timedByTheAppOnly {
             // A plaintext copy whose client's copy is inside an encrypted HTTP/2 connection:
             // the app's time only.
             record(.app, de &- ds, route: routeSlot(method: c.method, target: c.target), ambiguous: false)

@@ -219,8 +219,7 @@ public struct ProblemModel: Sendable {
         // (not a request: first data to the moment it was recognised), and a plaintext copy
         // alone whose client's copy is inside one (its time is the app's, as `LatencyModel`
         // counts it).
-        if c.hops[0].exchange.tls?.multiplexed != nil { return nil }
-        if c.hops.count == 1, c.hops[0].role.isUpstream, c.otherCopyInEncryptedHTTP2 != nil { return nil }
+        if c.isEncryptedHTTP2Connection || c.timedByTheAppOnly { return nil }
         guard let s = c.hops[0].exchange.requestFirstTimestamp, let e = c.hops[0].exchange.responseLastTimestamp else { return nil }
         return e &- s
     }

@@ -172,8 +172,7 @@ public enum TextReport {
         var tail = "  → \(c.status.map(String.init) ?? "-")  \(plural(c.hops.count, "hop"))"
         if let t = ProblemModel.clientTime(c) {
             tail += "  \(Timestamp.duration(t))"
-        } else if c.hops.count == 1, c.hops[0].role.isUpstream, c.otherCopyInEncryptedHTTP2 != nil,
-                  let s = c.hops[0].exchange.requestFirstTimestamp, let e = c.hops[0].exchange.responseLastTimestamp {
+        } else if c.timedByTheAppOnly, let s = c.hops[0].exchange.requestFirstTimestamp, let e = c.hops[0].exchange.responseLastTimestamp {
             // The client's copy is inside an encrypted HTTP/2 connection: the app's time only.
             tail += "  app \(Timestamp.duration(e &- s))"
         }

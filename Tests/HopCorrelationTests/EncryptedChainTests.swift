@@ -341,10 +341,10 @@ final class EncryptedChainTests: XCTestCase {
             let (b, bEnd) = carrier(2, port: 41002, at: 1_500 * us)
             c.add(a)
             c.add(copy(1, at: 1_200 * us))           // inside a
-            c.connectionEnded(aEnd)                  // a ends at 1.9 ms
+            c.connectionEnded(aEnd.id, at: aEnd.lastTimestamp)                  // a ends at 1.9 ms
             c.add(b)
             c.add(copy(2, at: 2_000 * us))           // after a's end: only b was open
-            c.connectionEnded(bEnd)                  // b ends at 2.4 ms
+            c.connectionEnded(bEnd.id, at: bEnd.lastTimestamp)                  // b ends at 2.4 ms
             c.add(copy(3, at: 3_000 * us))           // after both
             c.finish()
             let byTarget = Dictionary(uniqueKeysWithValues: chains.compactMap { ch in ch.target.map { ($0, ch) } })

@@ -223,20 +223,26 @@ final class MultiplexedTruthTests: XCTestCase {
 }
 
 extension LabScenarioTests {
+    /// `lab load` of an mTLS scene (8 connections, 1 s of wrk; root and its tools, else
+    /// skipped): the run and its one scenario's JSON.
+    func mtlsLoad(_ arguments: [String]) throws -> (LabEnv.Result, [String: Any]?) {
+        try LabEnv.requireLab()
+        for tool in ["haproxy", "wrk", "nginx", "setpriv", "openssl"] where LabEnv.which(tool) == nil {
+            throw XCTSkip("\(tool) is missing (scripts/setup.sh installs it)")
+        }
+        let r = try LabEnv.hoptrace(["lab", "load"] + arguments + ["--connections", "8", "--duration", "1",
+                                     "--namespace-prefix", LabEnv.prefix, "--format", "json"], timeout: 300)
+        let doc = (try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8))) as? [String: Any]
+        return (r, (doc?["scenarios"] as? [[String: Any]])?.first)
+    }
+
     /// The mTLS scene with HTTP/2 between the sidecars (`haproxy-mtls-h2`, issue 20): the client
     /// sidecar offers istio-h2 and istio-http/1.1, so the analysis must see HTTP/2 in the records
     /// (the client's SETTINGS acknowledgement). Each TLS connection is one encrypted HTTP/2
     /// chain, every request the pod sidecar logged is one complete chain of its plaintext copy,
     /// nothing is paired, and nothing is left incomplete or unexplained.
     func testLoadWithHTTP2InsideMutualTLSBetweenSidecars() throws {
-        try LabEnv.requireLab()
-        for tool in ["haproxy", "wrk", "nginx", "setpriv", "openssl"] where LabEnv.which(tool) == nil {
-            throw XCTSkip("\(tool) is missing (scripts/setup.sh installs it)")
-        }
-        let r = try LabEnv.hoptrace(["lab", "load", "--sidecar", "haproxy-mtls-h2", "--connections", "8", "--duration", "1",
-                                     "--namespace-prefix", LabEnv.prefix, "--format", "json"], timeout: 300)
-        let doc = (try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8))) as? [String: Any]
-        let s = (doc?["scenarios"] as? [[String: Any]])?.first
+        let (r, s) = try mtlsLoad(["--sidecar", "haproxy-mtls-h2"])
         XCTAssertEqual(s?["sidecar"] as? String, "haproxy-mtls-h2")
         XCTAssertNil(s?["skipped"], r.stdout)
         XCTAssertNil(s?["error"], r.stdout)
@@ -254,14 +260,7 @@ extension LabScenarioTests {
     /// roles: no encrypted turn left without its plaintext copy), and every encrypted turn of the
     /// truth is paired (right or wrong is the pairing report's figure, not a failure here).
     func testLoadWithMutualTLSBetweenSidecars() throws {
-        try LabEnv.requireLab()
-        for tool in ["haproxy", "wrk", "nginx", "setpriv", "openssl"] where LabEnv.which(tool) == nil {
-            throw XCTSkip("\(tool) is missing (scripts/setup.sh installs it)")
-        }
-        let r = try LabEnv.hoptrace(["lab", "load", "--sidecar", "haproxy-mtls", "--identical-targets", "--connections", "8", "--duration", "1",
-                                     "--namespace-prefix", LabEnv.prefix, "--format", "json"], timeout: 300)
-        let doc = (try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8))) as? [String: Any]
-        let s = (doc?["scenarios"] as? [[String: Any]])?.first
+        let (r, s) = try mtlsLoad(["--sidecar", "haproxy-mtls", "--identical-targets"])
         XCTAssertEqual(s?["sidecar"] as? String, "haproxy-mtls")
         XCTAssertNil(s?["skipped"], r.stdout)
         XCTAssertNil(s?["error"], r.stdout)
